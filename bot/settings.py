@@ -1,0 +1,239 @@
+"""The one typed settings object: read from the environment and `.env`, validated once.
+
+Nothing else in callagent reads configuration. Every setting is declared once
+below with its default and a one-line description; ``.env.example`` is
+generated from these declarations (``callagent config example``) so the two
+never drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from dotenv import dotenv_values
+
+TransportName = Literal["webrtc", "daily", "livekit"]
+STTName = Literal["moonshine", "cartesia"]
+TTSName = Literal["piper", "cartesia"]
+LLMName = Literal["none", "groq", "openai"]
+
+REFERENCE_AGENT = Path(__file__).parent / "agents" / "dental_front_desk.yaml"
+
+
+class SettingsError(ValueError):
+    """Start-up configuration is wrong; the message names each setting and its fix."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"callagent cannot start; fix these settings (.env or environment):\n{lines}")
+
+
+def _setting(env: str, default: Any, doc: str, *, secret: bool = False) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc, "secret": secret})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting callagent reads. Build it with :meth:`Settings.load`."""
+
+    # Server
+    host: str = _setting("CALLAGENT_HOST", "127.0.0.1", "Address the server listens on (0.0.0.0 on a PaaS).")
+    port: int = _setting("PORT", 7860, "Port the server listens on (PaaS platforms set PORT).")
+    public_url: str = _setting(
+        "CALLAGENT_PUBLIC_URL",
+        "",
+        "Public https base URL (e.g. https://agent.example.com) used in TwiML stream URLs and "
+        "signature checks; empty = derived from each request's Host header.",
+    )
+    log_level: str = _setting("CALLAGENT_LOG_LEVEL", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR.")
+    data_dir: Path = _setting("CALLAGENT_DATA_DIR", Path("data"), "Folder for the call database and other state.")
+    cache_dir: Path = _setting(
+        "CALLAGENT_CACHE_DIR",
+        Path.home() / ".cache" / "callagent",
+        "Folder for derived model files (optimised ASR graphs, trained NLU heads).",
+    )
+
+    # Agent and dialogue
+    agent_file: Path = _setting("CALLAGENT_AGENT_FILE", REFERENCE_AGENT, "The agent definition (YAML).")
+    transport: TransportName = _setting(
+        "CALLAGENT_TRANSPORT",
+        "webrtc",
+        "Where browser-side calls run: webrtc (built-in page, no cloud), daily or livekit. "
+        "Twilio phone calls are always served at /twilio/voice.",
+    )
+    stt: STTName = _setting("CALLAGENT_STT", "moonshine", "Speech-to-text: moonshine (embedded) or cartesia.")
+    tts: TTSName = _setting(
+        "CALLAGENT_TTS", "piper", "Text-to-speech: piper (embedded) or cartesia (needs CARTESIA_API_KEY)."
+    )
+    llm: LLMName = _setting(
+        "CALLAGENT_LLM",
+        "none",
+        "Dialogue LLM for turns the deterministic agent cannot answer: none, groq "
+        "(needs GROQ_API_KEY) or openai (any OpenAI-compatible URL in LLM_BASE_URL).",
+    )
+    vad_stop_secs: float = _setting("CALLAGENT_VAD_STOP_SECS", 0.2, "Silence (s) before a pause is checked as end of turn.")
+    asr_threads: int = _setting("CALLAGENT_ASR_THREADS", 1, "onnxruntime threads per ASR inference.")
+
+    # Cloud services (all optional)
+    groq_api_key: str = _setting("GROQ_API_KEY", "", "Groq API key (console.groq.com).", secret=True)
+    groq_model: str = _setting("GROQ_MODEL", "llama-3.3-70b-versatile", "Groq chat model.")
+    llm_base_url: str = _setting("LLM_BASE_URL", "", "OpenAI-compatible base URL (e.g. http://localhost:8000/v1).")
+    llm_api_key: str = _setting("LLM_API_KEY", "", "API key for LLM_BASE_URL (if it needs one).", secret=True)
+    llm_model: str = _setting("LLM_MODEL", "", "Model name at LLM_BASE_URL.")
+    llm_timeout_secs: float = _setting("LLM_TIMEOUT_SECS", 3.0, "Seconds before an LLM reply is abandoned for an apology.")
+    cartesia_api_key: str = _setting("CARTESIA_API_KEY", "", "Cartesia API key.", secret=True)
+    cartesia_voice_id: str = _setting(
+        "CARTESIA_VOICE_ID", "71a7ad14-091c-4e8e-a314-022ece01c121", "Cartesia voice id."
+    )
+    daily_api_key: str = _setting("DAILY_API_KEY", "", "Daily API key (creates rooms).", secret=True)
+    daily_room_url: str = _setting("DAILY_ROOM_URL", "", "An existing Daily room URL to join.")
+    daily_api_url: str = _setting("DAILY_API_URL", "https://api.daily.co/v1", "Daily REST API base URL.")
+    livekit_url: str = _setting("LIVEKIT_URL", "", "LiveKit server URL (wss://...).")
+    livekit_api_key: str = _setting("LIVEKIT_API_KEY", "", "LiveKit API key.", secret=True)
+    livekit_api_secret: str = _setting("LIVEKIT_API_SECRET", "", "LiveKit API secret.", secret=True)
+    livekit_room: str = _setting("LIVEKIT_ROOM", "callagent", "LiveKit room the bot joins.")
+
+    # Twilio
+    twilio_account_sid: str = _setting("TWILIO_ACCOUNT_SID", "", "Twilio account SID (AC...).")
+    twilio_auth_token: str = _setting(
+        "TWILIO_AUTH_TOKEN", "", "Twilio auth token: signs webhooks and hangs calls up.", secret=True
+    )
+    twilio_api_base_url: str = _setting(
+        "TWILIO_API_BASE_URL", "https://api.twilio.com", "Twilio REST API root (a local fake in tests)."
+    )
+    twilio_validate_signatures: bool = _setting(
+        "TWILIO_VALIDATE_SIGNATURES",
+        True,
+        "Reject Twilio webhooks/streams without a valid X-Twilio-Signature (needs TWILIO_AUTH_TOKEN).",
+    )
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, dotenv_path: Path | None = None) -> Settings:
+        """Read settings from ``.env`` then the environment (which wins), and validate them.
+
+        Args:
+            env: Variables to use instead of ``os.environ`` (tests).
+            dotenv_path: The ``.env`` file; defaults to ``./.env`` when ``env`` is not given.
+
+        Raises:
+            SettingsError: naming every bad or missing setting and how to fix it.
+        """
+        values: dict[str, str] = {}
+        path = dotenv_path if dotenv_path is not None else (Path(".env") if env is None else None)
+        if path is not None and path.exists():
+            values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+        values.update(os.environ if env is None else env)
+
+        kwargs: dict[str, Any] = {}
+        problems: list[str] = []
+        for f in fields(cls):
+            name = f.metadata["env"]
+            raw = values.get(name)
+            if raw is None or raw == "":
+                continue
+            try:
+                kwargs[f.name] = _convert(str(f.type), raw.strip())
+            except ValueError as e:
+                shown = "***" if f.metadata["secret"] else raw
+                problems.append(f"{name}={shown}: {e}")
+        if problems:
+            raise SettingsError(problems)
+        settings = cls(**kwargs)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Check that the chosen services have what they need.
+
+        Raises:
+            SettingsError: naming every bad or missing setting and how to fix it.
+        """
+        p: list[str] = []
+        if not 0 < self.port < 65536:
+            p.append(f"PORT={self.port}: must be 1-65535.")
+        if not self.agent_file.is_file():
+            p.append(f"CALLAGENT_AGENT_FILE={self.agent_file}: no such file; point it at an agent YAML.")
+        if self.transport == "daily" and not (self.daily_api_key or self.daily_room_url):
+            p.append("CALLAGENT_TRANSPORT=daily needs DAILY_API_KEY or DAILY_ROOM_URL; set one in .env.")
+        if self.transport == "livekit":
+            for env, value in (
+                ("LIVEKIT_URL", self.livekit_url),
+                ("LIVEKIT_API_KEY", self.livekit_api_key),
+                ("LIVEKIT_API_SECRET", self.livekit_api_secret),
+            ):
+                if not value:
+                    p.append(f"CALLAGENT_TRANSPORT=livekit needs {env}; set it in .env.")
+        if (self.stt == "cartesia" or self.tts == "cartesia") and not self.cartesia_api_key:
+            p.append("CALLAGENT_STT/CALLAGENT_TTS=cartesia needs CARTESIA_API_KEY; set it in .env.")
+        if self.llm == "groq" and not self.groq_api_key:
+            p.append("CALLAGENT_LLM=groq needs GROQ_API_KEY; set it in .env (or CALLAGENT_LLM=none).")
+        if self.llm == "openai" and not (self.llm_base_url and self.llm_model):
+            p.append("CALLAGENT_LLM=openai needs LLM_BASE_URL and LLM_MODEL; set both in .env.")
+        if self.twilio_account_sid and not self.twilio_account_sid.startswith("AC"):
+            p.append("TWILIO_ACCOUNT_SID must start with 'AC' (copy it from the Twilio console).")
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            p.append("CALLAGENT_PUBLIC_URL must start with https:// (or http:// for local tests).")
+        if self.log_level.upper() not in {"TRACE", "DEBUG", "INFO", "WARNING", "ERROR"}:
+            p.append(f"CALLAGENT_LOG_LEVEL={self.log_level}: use DEBUG, INFO, WARNING or ERROR.")
+        if p:
+            raise SettingsError(p)
+
+    @property
+    def twilio_hang_up_enabled(self) -> bool:
+        """Whether calls can be hung up through Twilio's REST API."""
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @classmethod
+    def example_env(cls) -> str:
+        """Render ``.env.example``: every setting, its default and what it does."""
+        lines = [
+            "# callagent settings. Copy to .env; every line is optional (defaults shown).",
+            "# With none set, the agent runs fully offline on the embedded speech stack.",
+            "# Generated by `callagent config example`; do not edit by hand.",
+        ]
+        for f in fields(cls):
+            default = _EXAMPLE_DEFAULTS.get(f.name, f.default)
+            if isinstance(default, bool):
+                default = "true" if default else "false"
+            lines += ["", f"# {f.metadata['doc']}", f"# {f.metadata['env']}={default}"]
+        return "\n".join(lines) + "\n"
+
+
+_EXAMPLE_DEFAULTS = {
+    "cache_dir": "~/.cache/callagent",
+    "agent_file": "(the bundled dental front desk agent)",
+}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _convert(annotation: str, raw: str) -> Any:
+    converters: dict[str, Callable[[str], Any]] = {
+        "str": str,
+        "int": int,
+        "float": float,
+        "Path": lambda s: Path(s).expanduser(),
+        "bool": _bool,
+    }
+    if annotation in converters:
+        try:
+            return converters[annotation](raw)
+        except ValueError:
+            raise ValueError(f"expected a {annotation}") from None
+    choices: tuple[str, ...] = get_args(globals()[annotation])
+    if raw.lower() not in choices:
+        raise ValueError(f"must be one of {', '.join(choices)}")
+    return raw.lower()
+
+
+def _bool(raw: str) -> bool:
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ValueError("expected true or false")
