@@ -1,0 +1,82 @@
+"""The ``callagent`` command: serve the agent, plus NLU and benchmark tools.
+
+Each command group lives in ``bot/commands/<group>.py`` and registers itself
+with ``add_parser(subparsers)``; its handlers take the parsed arguments and
+return an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from loguru import logger
+
+from bot.settings import Settings, SettingsError
+
+COMMAND_GROUPS = ("nlu", "bench")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``callagent`` console script."""
+    parser = argparse.ArgumentParser(prog="callagent", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="start the agent server (browser page, Twilio, rooms)")
+    serve.add_argument("--host", help="listen address (default CALLAGENT_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default PORT or 7860)")
+    serve.set_defaults(func=_serve)
+
+    config = sub.add_parser("config", help="show or check the settings")
+    config.add_argument("action", choices=["example", "check"], help="print .env.example, or validate")
+    config.set_defaults(func=_config)
+
+    for group in COMMAND_GROUPS:
+        module = importlib.import_module(f"bot.commands.{group}")
+        module.add_parser(sub)
+
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SettingsError as e:
+        print(e, file=sys.stderr)
+        return 2
+
+
+def configure_logging(settings: Settings) -> None:
+    """Log to stderr at the configured level (message bodies never carry caller data)."""
+    logger.remove()
+    logger.add(sys.stderr, level=settings.log_level.upper())
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bot.server import create_app
+
+    settings = Settings.load()
+    configure_logging(settings)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_level=settings.log_level.lower(),
+        ws_max_size=256 * 1024,
+    )
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    if args.action == "example":
+        sys.stdout.write(Settings.example_env())
+        return 0
+    settings = Settings.load()
+    print(f"settings OK: transport={settings.transport} stt={settings.stt} tts={settings.tts} llm={settings.llm}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

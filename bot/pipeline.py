@@ -1,0 +1,159 @@
+"""Assembles and runs one call's pipeline on any transport.
+
+transport.input → STT → user aggregator (Silero VAD + Smart Turn; barge-in)
+→ NLU router → dialogue → [LLM] → TTS → transport.output → assistant aggregator,
+with the latency observer beside it. Every call gets its own processors and
+state on top of the runtime's shared models, and is torn down at hang-up.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from loguru import logger
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.frames.frames import EndWorkerFrame, TTSSpeakFrame
+from pipecat.observers.user_bot_latency_observer import LatencyBreakdown, UserBotLatencyObserver
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
+from pipecat.transports.base_transport import BaseTransport
+from pipecat.turns.user_start import VADUserTurnStartStrategy
+from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+from pipecat.workers.runner import WorkerRunner
+
+from bot.nlu import make_nlu_router
+from bot.runtime import Runtime
+from bot.services import make_llm, make_stt, make_tts, optional
+from processors.dialogue import DialoguePolicy, DialogueProcessor
+from processors.turn_latency import stages_from_breakdown
+
+IDLE_PROMPT = "Are you still there?"
+IDLE_PROMPTS_BEFORE_HANG_UP = 2
+
+
+@dataclass
+class CallSpec:
+    """What one call is: where it came from and at which audio rates it runs.
+
+    Parameters:
+        transport_kind: ``twilio``, ``webrtc``, ``daily`` or ``livekit``.
+        sample_rate_in: Pipeline input rate (8000 on phone calls).
+        sample_rate_out: Pipeline output rate (TTS renders at this rate).
+        caller: The caller's identity (phone number or client id). Never logged.
+        call_id: Our id for the call (logs carry this).
+    """
+
+    transport_kind: str
+    sample_rate_in: int
+    sample_rate_out: int
+    caller: str | None = None
+    call_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+
+def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> PipelineWorker:
+    """Build the pipeline worker for one call (nothing runs until it is started)."""
+    agent = runtime.agent
+    llm = make_llm(runtime)
+    context = LLMContext(messages=[{"role": "system", "content": agent.persona}])
+    user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
+        context,
+        user_params=LLMUserAggregatorParams(
+            vad_analyzer=SileroVADAnalyzer(
+                params=VADParams(stop_secs=runtime.settings.vad_stop_secs)
+            ),
+            user_turn_strategies=UserTurnStrategies(
+                start=[VADUserTurnStartStrategy(enable_interruptions=True)],
+                stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=LocalSmartTurnAnalyzerV3())],
+            ),
+            user_idle_timeout=10,
+        ),
+    )
+    policy = DialoguePolicy(agent, llm_available=llm is not None)
+    pipeline = Pipeline(
+        optional(
+            transport.input(),
+            make_stt(runtime),
+            user_aggregator,
+            make_nlu_router(runtime),
+            DialogueProcessor(policy),
+            llm,
+            make_tts(runtime),
+            transport.output(),
+            assistant_aggregator,
+        )
+    )
+    latency = UserBotLatencyObserver()
+    worker = PipelineWorker(
+        pipeline,
+        params=PipelineParams(
+            audio_in_sample_rate=spec.sample_rate_in,
+            audio_out_sample_rate=spec.sample_rate_out,
+            enable_metrics=True,
+            enable_usage_metrics=True,
+        ),
+        observers=[latency],
+        idle_timeout_secs=600,
+    )
+
+    @latency.event_handler("on_latency_breakdown")
+    async def on_latency_breakdown(_observer: UserBotLatencyObserver, breakdown: LatencyBreakdown):
+        stages = stages_from_breakdown(breakdown)
+        total_ms = round(breakdown.total_secs * 1000, 1)
+        kind = "greeting" if breakdown.user_turn_start_time is None else "turn"
+        logger.info(f"call {spec.call_id}: {kind} latency {total_ms} ms {stages}")
+        await worker.rtvi.send_server_message(
+            {"type": "latency", "kind": kind, "total_ms": total_ms, "stages_ms": stages}
+        )
+
+    idle_prompts = 0
+
+    @user_aggregator.event_handler("on_user_turn_idle")
+    async def on_user_turn_idle(_aggregator: object) -> None:
+        nonlocal idle_prompts
+        idle_prompts += 1
+        if idle_prompts > IDLE_PROMPTS_BEFORE_HANG_UP:
+            logger.info(f"call {spec.call_id}: caller silent, ending the call")
+            await worker.queue_frames(
+                [TTSSpeakFrame("I'll hang up now. Feel free to call back any time. Goodbye!"),
+                 EndWorkerFrame(reason="caller silent")]
+            )
+        else:
+            await worker.queue_frame(TTSSpeakFrame(IDLE_PROMPT))
+
+    @user_aggregator.event_handler("on_user_turn_started")
+    async def on_user_turn_started(_aggregator: object, _strategy: object) -> None:
+        nonlocal idle_prompts
+        idle_prompts = 0
+
+    @transport.event_handler("on_client_connected")
+    async def on_client_connected(_transport: BaseTransport, _client: object) -> None:
+        logger.info(f"call {spec.call_id}: {spec.transport_kind} client connected")
+        await worker.queue_frame(TTSSpeakFrame(agent.greeting))
+
+    @transport.event_handler("on_client_disconnected")
+    async def on_client_disconnected(_transport: BaseTransport, _client: object) -> None:
+        logger.info(f"call {spec.call_id}: client disconnected")
+        await worker.cancel()
+
+    return worker
+
+
+async def run_call(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> None:
+    """Run one call until it ends (hang-up, goodbye, or the caller leaving)."""
+    worker = build_worker(transport, spec, runtime)
+    runner = WorkerRunner(handle_sigint=False, check_dangling_tasks=False)
+    await runner.add_workers(worker)
+    logger.info(f"call {spec.call_id}: started ({spec.transport_kind}, {spec.sample_rate_in} Hz)")
+    try:
+        await runner.run()
+    finally:
+        logger.info(f"call {spec.call_id}: ended")

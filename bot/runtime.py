@@ -1,0 +1,73 @@
+"""Process-wide resources: settings, the agent and the models every call shares.
+
+Models load once per process (at server start-up) and are shared by all calls;
+each call builds its own pipeline state on top of them (see ``bot/pipeline.py``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from loguru import logger
+
+from bot.agent import load_agent
+from bot.settings import Settings
+from processors.agent_definition import AgentDefinition
+
+if TYPE_CHECKING:
+    from integrations.nlu.base import IntentClassifier
+    from integrations.speech.base import SpeechRecognizer, SpeechSynthesizer
+
+
+@dataclass
+class Runtime:
+    """Everything a call needs that outlives the call."""
+
+    settings: Settings
+    agent: AgentDefinition
+    recognizer: SpeechRecognizer | None
+    synthesizer: SpeechSynthesizer | None
+    classifier: IntentClassifier
+
+    @classmethod
+    def load(cls, settings: Settings) -> Runtime:
+        """Load the agent and the embedded models the settings ask for."""
+        started = time.perf_counter()
+        agent = load_agent(settings.agent_file)
+        recognizer = _load_recognizer(settings) if settings.stt == "moonshine" else None
+        synthesizer = _load_synthesizer() if settings.tts == "piper" else None
+        classifier = _load_classifier(settings, agent)
+        logger.info(
+            f"Runtime ready in {time.perf_counter() - started:.1f}s "
+            f"(agent={agent.name!r}, stt={settings.stt}, tts={settings.tts}, llm={settings.llm})"
+        )
+        return cls(settings, agent, recognizer, synthesizer, classifier)
+
+
+def _load_recognizer(settings: Settings) -> SpeechRecognizer:
+    from integrations.speech.moonshine import MoonshineRecognizer
+
+    recognizer = MoonshineRecognizer(
+        cache_dir=settings.cache_dir / "moonshine", num_threads=settings.asr_threads
+    )
+    recognizer.transcribe(b"\x00\x00" * 1600, 16000)  # warm up: builds the cache, first-run cost
+    return recognizer
+
+
+def _load_synthesizer() -> SpeechSynthesizer:
+    from integrations.speech.piper import PiperSynthesizer
+
+    synthesizer = PiperSynthesizer()
+    for _ in synthesizer.synthesize("Hello."):
+        pass  # warm up
+    return synthesizer
+
+
+def _load_classifier(settings: Settings, agent: AgentDefinition) -> IntentClassifier:
+    from integrations.nlu.embedding import EmbeddingIntentClassifier
+
+    return EmbeddingIntentClassifier.for_examples(
+        agent.training_examples(), cache_dir=settings.cache_dir / "nlu"
+    )

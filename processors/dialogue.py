@@ -1,0 +1,180 @@
+"""Deterministic dialogue policy: NLU decisions in, what the agent says out.
+
+The policy answers intents and knowledge-base questions from the agent
+definition, fills slots, asks a clarifying question for medium-confidence
+decisions and repairs low-confidence ones. When an LLM is configured, turns the
+policy cannot answer are passed on to it as the turn's ``LLMContextFrame``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from loguru import logger
+from pipecat.frames.frames import EndWorkerFrame, Frame, LLMContextFrame, TTSSpeakFrame
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from processors.agent_definition import AgentDefinition, Intent, IntentAction, Slot
+from processors.frames import OUT_OF_SCOPE, Band, BotReplyFrame, NLUResultFrame
+
+AFFIRM = "affirm"
+DENY = "deny"
+
+
+@dataclass
+class Reply:
+    """What the policy decided for one turn."""
+
+    text: str
+    intent: str | None = None
+    action: IntentAction = IntentAction.ANSWER
+
+
+@dataclass
+class _State:
+    """What the conversation is waiting for."""
+
+    pending_slot: tuple[Intent, Slot, dict[str, str]] | None = None
+    pending_confirmation: Intent | None = None
+    failures: int = 0
+    repairs_said: int = 0
+    filled: dict[str, str] = field(default_factory=dict)
+
+
+class DialoguePolicy:
+    """Turns one NLU decision into a reply; holds the per-call conversation state."""
+
+    def __init__(self, agent: AgentDefinition, *, llm_available: bool = False):
+        self._agent = agent
+        self._llm_available = llm_available
+        self._state = _State()
+
+    @property
+    def consecutive_failures(self) -> int:
+        """How many turns in a row were not understood."""
+        return self._state.failures
+
+    def decide(self, nlu: NLUResultFrame) -> Reply | None:
+        """Decide the reply for a turn.
+
+        Returns:
+            The reply, or None when the turn should go to the LLM.
+        """
+        state = self._state
+        intent = self._agent.intent(nlu.intent)
+
+        if state.pending_confirmation is not None:
+            pending, state.pending_confirmation = state.pending_confirmation, None
+            if nlu.intent == AFFIRM:
+                return self._act(pending, nlu.entities)
+            if nlu.intent == DENY:
+                return Reply("Okay. " + self._agent.fallback)
+
+        if state.pending_slot is not None:
+            waiting_intent, slot, values = state.pending_slot
+            value = _entity_text(nlu.entities, slot.entity)
+            if value is not None:
+                state.pending_slot = None
+                values[slot.name] = value
+                return self._act(waiting_intent, nlu.entities, values)
+            if nlu.band is not Band.ACT or intent is None or intent.name in (AFFIRM, DENY):
+                return self._repair(slot.prompt)
+            state.pending_slot = None  # the caller moved on to something else
+
+        if nlu.band is Band.ACT and intent is not None and intent.name not in (AFFIRM, DENY):
+            return self._act(intent, nlu.entities)
+        if nlu.band is Band.CLARIFY and intent is not None and intent.name not in (AFFIRM, DENY):
+            state.pending_confirmation = intent
+            return Reply(self._agent.clarify.format(description=intent.description), intent.name)
+        if nlu.intent == OUT_OF_SCOPE and self._llm_available and nlu.text.strip():
+            return None
+        if intent is not None and intent.name in (AFFIRM, DENY) and nlu.band is Band.ACT:
+            return Reply(self._agent.fallback)
+        return self._repair()
+
+    def _act(
+        self, intent: Intent, entities: dict[str, Any], values: dict[str, str] | None = None
+    ) -> Reply:
+        self._state.failures = 0
+        values = dict(values or {})
+        for slot in intent.slots:
+            if slot.name in values:
+                continue
+            value = _entity_text(entities, slot.entity)
+            if value is None:
+                self._state.pending_slot = (intent, slot, values)
+                return Reply(slot.prompt, intent.name)
+            values[slot.name] = value
+        text = intent.response.format(**values) if intent.response else ""
+        if intent.action is IntentAction.TRANSFER and not text:
+            text = self._agent.transfer.handoff_line
+        return Reply(text, intent.name, intent.action)
+
+    def _repair(self, prompt: str | None = None) -> Reply:
+        state = self._state
+        state.failures += 1
+        line = self._agent.repair[state.repairs_said % len(self._agent.repair)]
+        state.repairs_said += 1
+        return Reply(f"{line} {prompt}" if prompt else line)
+
+
+class DialogueProcessor(FrameProcessor):
+    """Speaks the dialogue policy's reply for each NLU decision.
+
+    Each ``NLUResultFrame`` is passed on (records and escalation read it) and
+    answered: a ``BotReplyFrame`` then a ``TTSSpeakFrame`` (added to the
+    conversation context). The turn's ``LLMContextFrame`` that follows it is
+    forwarded to the LLM only when the policy handed the turn over; otherwise
+    it is consumed. An ``end_call`` intent ends the call once its reply has
+    been spoken.
+    """
+
+    def __init__(self, policy: DialoguePolicy, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._policy = policy
+        self._forward_next_context = False
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Answer each classified turn."""
+        await super().process_frame(frame, direction)
+        if direction is not FrameDirection.DOWNSTREAM:
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, NLUResultFrame):
+            await self.push_frame(frame, direction)
+            await self._answer(frame)
+        elif isinstance(frame, LLMContextFrame):
+            if self._forward_next_context:
+                self._forward_next_context = False
+                await self.push_frame(frame, direction)
+        else:
+            await self.push_frame(frame, direction)
+
+    async def _answer(self, nlu: NLUResultFrame) -> None:
+        reply = self._policy.decide(nlu)
+        if reply is None:
+            logger.debug(f"{self}: turn handed to the LLM")
+            self._forward_next_context = True
+            return
+        ends_call = reply.action is IntentAction.END_CALL
+        await self.push_frame(BotReplyFrame(text=reply.text, intent=reply.intent, ends_call=ends_call))
+        if reply.text:
+            await self.push_frame(TTSSpeakFrame(reply.text, append_to_context=True))
+        if ends_call:
+            logger.info(f"{self}: ending the call at the caller's request")
+            await self.push_frame(EndWorkerFrame(reason="caller said goodbye"))
+
+
+def _entity_text(entities: dict[str, Any], kind: str) -> str | None:
+    """The spoken form of an entity, if the turn has one of that kind."""
+    value = entities.get(kind)
+    if value is None or value == "":
+        return None
+    if isinstance(value, dict):
+        for key in ("spoken", "text", "value"):
+            if value.get(key):
+                return str(value[key])
+        return None
+    if isinstance(value, list):
+        return _entity_text({kind: value[0]}, kind) if value else None
+    return str(value)
