@@ -34,6 +34,7 @@ from bot.nlu import make_nlu_router
 from bot.runtime import Runtime
 from bot.services import make_llm, make_stt, make_tts, optional
 from processors.dialogue import DialoguePolicy, DialogueProcessor
+from processors.llm_fallback import LLMFailureApology
 from processors.turn_latency import stages_from_breakdown
 
 IDLE_PROMPT = "Are you still there?"
@@ -85,6 +86,7 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
             user_aggregator,
             make_nlu_router(runtime),
             DialogueProcessor(policy),
+            LLMFailureApology() if llm else None,
             llm,
             make_tts(runtime),
             transport.output(),

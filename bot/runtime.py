@@ -36,8 +36,10 @@ class Runtime:
         """Load the agent and the embedded models the settings ask for."""
         started = time.perf_counter()
         agent = load_agent(settings.agent_file)
-        recognizer = _load_recognizer(settings) if settings.stt == "moonshine" else None
-        synthesizer = _load_synthesizer() if settings.tts == "piper" else None
+        # The embedded engines load even when a cloud service is chosen: they are
+        # the fallback a failing cloud service degrades to.
+        recognizer = _load_recognizer(settings)
+        synthesizer = _load_synthesizer(required=settings.tts == "piper")
         classifier = _load_classifier(settings, agent)
         logger.info(
             f"Runtime ready in {time.perf_counter() - started:.1f}s "
@@ -56,10 +58,16 @@ def _load_recognizer(settings: Settings) -> SpeechRecognizer:
     return recognizer
 
 
-def _load_synthesizer() -> SpeechSynthesizer:
+def _load_synthesizer(*, required: bool) -> SpeechSynthesizer | None:
     from integrations.speech.piper import PiperSynthesizer
 
-    synthesizer = PiperSynthesizer()
+    try:
+        synthesizer = PiperSynthesizer()
+    except ImportError:
+        if required:
+            raise
+        logger.warning("Piper is not installed: no embedded TTS fallback for the cloud TTS")
+        return None
     for _ in synthesizer.synthesize("Hello."):
         pass  # warm up
     return synthesizer

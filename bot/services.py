@@ -7,6 +7,7 @@ settings.
 
 from __future__ import annotations
 
+from pipecat.pipeline.service_switcher import ServiceSwitcher, ServiceSwitcherStrategyFailover
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.services.llm_service import LLMService
 from pipecat.services.stt_service import STTService
@@ -15,32 +16,46 @@ from pipecat.services.tts_service import TTSService
 from bot.runtime import Runtime
 
 
-def make_stt(runtime: Runtime) -> STTService:
-    """The speech-to-text service for one call."""
+def make_stt(runtime: Runtime) -> FrameProcessor:
+    """The speech-to-text service for one call (a cloud STT fails over to the embedded one)."""
+    from integrations.speech.stt import LocalSTTService
+
     settings = runtime.settings
+    local = LocalSTTService(recognizer=runtime.recognizer) if runtime.recognizer else None
     if settings.stt == "cartesia":
         from pipecat.services.cartesia.stt import CartesiaSTTService
 
-        return CartesiaSTTService(api_key=settings.cartesia_api_key)
-    from integrations.speech.stt import LocalSTTService
-
-    assert runtime.recognizer is not None
-    return LocalSTTService(recognizer=runtime.recognizer)
+        return _with_fallback(CartesiaSTTService(api_key=settings.cartesia_api_key), local)
+    assert local is not None
+    return local
 
 
-def make_tts(runtime: Runtime) -> TTSService:
-    """The text-to-speech service for one call (it outputs at the pipeline's rate)."""
+def make_tts(runtime: Runtime) -> FrameProcessor:
+    """The text-to-speech service for one call, rendering at the pipeline's output rate.
+
+    A cloud TTS fails over to the embedded one when that is installed.
+    """
+    from integrations.speech.tts import LocalTTSService
+
     settings = runtime.settings
+    local = LocalTTSService(synthesizer=runtime.synthesizer) if runtime.synthesizer else None
     if settings.tts == "cartesia":
         from pipecat.services.cartesia.tts import CartesiaTTSService
 
-        return CartesiaTTSService(
+        cloud = CartesiaTTSService(
             api_key=settings.cartesia_api_key, voice_id=settings.cartesia_voice_id
         )
-    from integrations.speech.tts import LocalTTSService
+        return _with_fallback(cloud, local)
+    assert local is not None
+    return local
 
-    assert runtime.synthesizer is not None
-    return LocalTTSService(synthesizer=runtime.synthesizer)
+
+def _with_fallback(
+    cloud: STTService | TTSService, local: STTService | TTSService | None
+) -> FrameProcessor:
+    if local is None:
+        return cloud
+    return ServiceSwitcher(services=[cloud, local], strategy_type=ServiceSwitcherStrategyFailover)
 
 
 def make_llm(runtime: Runtime) -> LLMService | None:
