@@ -53,7 +53,6 @@ async def bot(runner_args: RunnerArguments) -> None:
             call_sid=call.call_id or "",
             account_sid=settings.twilio_account_sid,
             custom_parameters=dict(call.body or {}),
-            media_format={"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
         )
         spec = CallSpec("twilio", 8000, 8000, caller=call.from_number)
         transport = twilio.create_twilio_transport(

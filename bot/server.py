@@ -125,7 +125,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         form = {k: str(v) for k, v in (await request.form()).items()}
         public_url = _public_url(settings, request)
         if settings.twilio_validate_signatures and settings.twilio_auth_token:
-            url = public_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            url = twilio.public_request_url(public_url, request.url.path, request.url.query)
             if not twilio.validate_webhook_signature(
                 settings.twilio_auth_token, url, form, request.headers.get("X-Twilio-Signature", "")
             ):
@@ -140,8 +140,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     @app.websocket("/twilio/stream")
     async def twilio_stream(websocket: WebSocket) -> None:
         if settings.twilio_validate_signatures and settings.twilio_auth_token:
-            public = _public_url(settings, websocket)
-            url = public.replace("http", "ws", 1) + websocket.url.path
+            url = twilio.public_request_url(
+                _public_url(settings, websocket), websocket.url.path, websocket.url.query, websocket=True
+            )
             signature = websocket.headers.get("X-Twilio-Signature", "")
             if not twilio.validate_stream_signature(settings.twilio_auth_token, url, signature):
                 logger.warning("Twilio stream rejected: bad signature")

@@ -1,0 +1,125 @@
+"""Pipecat speech-to-text service around any embedded :class:`SpeechRecognizer`.
+
+One utterance per VAD segment (:class:`SegmentedSTTService`): the base class
+buffers the caller's audio between ``VADUserStartedSpeakingFrame`` and
+``VADUserStoppedSpeakingFrame``, and hands the segment, as raw 16-bit PCM, to
+:meth:`LocalSTTService.run_stt` on a background task. Recognition runs in a
+worker thread so the event loop (and the call's audio) keeps flowing.
+
+Privacy: transcripts never appear in log messages; logs carry ids and sizes only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator
+
+from loguru import logger
+from pipecat.frames.frames import ErrorFrame, Frame, TranscriptionFrame
+from pipecat.services.settings import STTSettings
+from pipecat.services.stt_service import SegmentedSTTService
+from pipecat.transcriptions.language import Language
+from pipecat.utils.time import time_now_iso8601
+
+from integrations.speech.base import SpeechRecognizer
+
+DEFAULT_TTFS_P99_SECS = 0.8
+"""Speech end to final transcript, p99, for Moonshine on 2 cores.
+
+VAD ``stop_secs`` (0.2 s) plus transcription (p95 about 0.3 s measured by the
+speech bench) plus headroom for concurrent calls. Turn-stop strategies use it
+only as a fallback wait: every transcript from this service is final, so a
+turn is released as soon as it arrives.
+"""
+
+
+class LocalSTTService(SegmentedSTTService):
+    """Segment-at-a-time transcription with an embedded recognizer (e.g. Moonshine).
+
+    The recognizer is shared by every call in the process; this service is per
+    call. Reports TTFB (speech end to transcript, measured by the base class)
+    and processing time (the recognizer call), so ``UserBotLatencyObserver``'s
+    breakdown shows the transcription time.
+    """
+
+    def __init__(
+        self,
+        *,
+        recognizer: SpeechRecognizer,
+        model_name: str = "moonshine-base-en",
+        language: Language = Language.EN,
+        trailing_silence_secs: float = 0.2,
+        ttfs_p99_latency: float = DEFAULT_TTFS_P99_SECS,
+        settings: STTSettings | None = None,
+        **kwargs,
+    ):
+        """Create the service.
+
+        Args:
+            recognizer: The shared, thread-safe speech recognizer.
+            model_name: Model name reported in settings and metrics.
+            language: The language the recognizer transcribes (informational).
+            trailing_silence_secs: Silence appended to each segment before
+                recognition. The segment already ends with the VAD's ``stop_secs``
+                of silence, so a short pad suffices.
+            ttfs_p99_latency: p99 seconds from end of speech to transcript,
+                broadcast to turn-stop strategies.
+            settings: Settings overrides (merged over the defaults).
+            **kwargs: Passed to :class:`SegmentedSTTService` (e.g. ``sample_rate``).
+
+        """
+        default_settings = STTSettings(model=model_name, language=language)
+        if settings is not None:
+            default_settings.apply_update(settings)
+        super().__init__(
+            settings=default_settings,
+            trailing_silence_secs=trailing_silence_secs,
+            ttfs_p99_latency=ttfs_p99_latency,
+            **kwargs,
+        )
+        self._recognizer = recognizer
+        self._language = language
+
+    @property
+    def wants_wav_segments(self) -> bool:
+        """Segments arrive as raw 16-bit PCM (the recognizer reads samples, not WAV)."""
+        return False
+
+    def can_generate_metrics(self) -> bool:
+        """Report TTFB and processing metrics (Pipecat asks each service)."""
+        return True
+
+    async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame | None, None]:
+        """Transcribe one segment in a worker thread.
+
+        Args:
+            audio: The segment, raw 16-bit mono PCM at :attr:`sample_rate`.
+
+        Yields:
+            One ``TranscriptionFrame`` if any words were recognised, else nothing
+            (or an ``ErrorFrame`` if the recognizer failed).
+
+        """
+        sample_rate = self.sample_rate
+        seconds = len(audio) / 2 / sample_rate if sample_rate else 0.0
+        started = time.perf_counter()
+        await self.start_processing_metrics()
+        try:
+            text = await asyncio.to_thread(self._recognizer.transcribe, audio, sample_rate)
+        except Exception as e:  # a failed segment must not end the call
+            await self.stop_processing_metrics()
+            logger.error(f"{self}: transcription of a {seconds:.2f}s segment failed: {e!r}")
+            yield ErrorFrame(f"{self}: transcription failed: {type(e).__name__}")
+            return
+        await self.stop_processing_metrics()
+        elapsed = time.perf_counter() - started
+        text = text.strip()
+        if not text:
+            logger.debug(f"{self}: no speech in a {seconds:.2f}s segment ({elapsed:.3f}s)")
+            return
+        logger.debug(
+            f"{self}: transcribed a {seconds:.2f}s segment in {elapsed:.3f}s "
+            f"(user={self._user_id or '-'}, {len(text.split())} words)"
+        )
+        yield TranscriptionFrame(text, self._user_id, time_now_iso8601(), self._language)
