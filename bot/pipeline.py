@@ -19,6 +19,7 @@ from pipecat.frames.frames import EndWorkerFrame, TTSSpeakFrame
 from pipecat.observers.user_bot_latency_observer import LatencyBreakdown, UserBotLatencyObserver
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.dtmf_aggregator import DTMFAggregator
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
@@ -37,6 +38,7 @@ from processors.dialogue import DialoguePolicy, DialogueProcessor
 from processors.llm_fallback import LLMFailureApology
 from processors.turn_latency import stages_from_breakdown
 
+DTMF_TIMEOUT_SECS = 2.0
 IDLE_PROMPT = "Are you still there?"
 IDLE_PROMPTS_BEFORE_HANG_UP = 2
 
@@ -84,6 +86,7 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
             transport.input(),
             make_stt(runtime),
             user_aggregator,
+            DTMFAggregator(timeout=DTMF_TIMEOUT_SECS),  # keyed digits → "DTMF: ..." turns
             make_nlu_router(runtime),
             DialogueProcessor(policy),
             LLMFailureApology() if llm else None,

@@ -17,7 +17,8 @@ from bot.settings import Settings
 from processors.agent_definition import AgentDefinition
 
 if TYPE_CHECKING:
-    from integrations.nlu.base import IntentClassifier
+    from integrations.nlu.base import IntentClassifier, LLMIntentClassifier
+    from integrations.nlu.entities import EntityExtractor
     from integrations.speech.base import SpeechRecognizer, SpeechSynthesizer
 
 
@@ -30,6 +31,8 @@ class Runtime:
     recognizer: SpeechRecognizer | None
     synthesizer: SpeechSynthesizer | None
     classifier: IntentClassifier
+    entities: EntityExtractor
+    llm_classifier: LLMIntentClassifier | None
 
     @classmethod
     def load(cls, settings: Settings) -> Runtime:
@@ -41,11 +44,16 @@ class Runtime:
         recognizer = _load_recognizer(settings)
         synthesizer = _load_synthesizer(required=settings.tts == "piper")
         classifier = _load_classifier(settings, agent)
+        from bot.nlu import make_llm_classifier
+        from integrations.nlu.entities import EntityExtractor
+
+        entities = EntityExtractor()
+        llm_classifier = make_llm_classifier(settings, agent)
         logger.info(
             f"Runtime ready in {time.perf_counter() - started:.1f}s "
             f"(agent={agent.name!r}, stt={settings.stt}, tts={settings.tts}, llm={settings.llm})"
         )
-        return cls(settings, agent, recognizer, synthesizer, classifier)
+        return cls(settings, agent, recognizer, synthesizer, classifier, entities, llm_classifier)
 
 
 def _load_recognizer(settings: Settings) -> SpeechRecognizer:
@@ -54,7 +62,6 @@ def _load_recognizer(settings: Settings) -> SpeechRecognizer:
     recognizer = MoonshineRecognizer(
         cache_dir=settings.cache_dir / "moonshine", num_threads=settings.asr_threads
     )
-    recognizer.transcribe(b"\x00\x00" * 1600, 16000)  # warm up: builds the cache, first-run cost
     return recognizer
 
 

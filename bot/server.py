@@ -84,7 +84,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI):
         yield
         await calls.stop_all()
-        await webrtc_router.close()  # type: ignore[attr-defined]
+        await webrtc_router.close()
 
     app = FastAPI(title="callagent", lifespan=lifespan)
     app.state.runtime = runtime

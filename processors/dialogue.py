@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loguru import logger
-from pipecat.frames.frames import EndWorkerFrame, Frame, LLMContextFrame, TTSSpeakFrame
+from pipecat.frames.frames import (
+    EndWorkerFrame,
+    Frame,
+    LLMContextFrame,
+    TranscriptionFrame,
+    TTSSpeakFrame,
+)
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from processors.agent_definition import AgentDefinition, Intent, IntentAction, Slot
@@ -143,6 +149,8 @@ class DialogueProcessor(FrameProcessor):
         elif isinstance(frame, NLUResultFrame):
             await self.push_frame(frame, direction)
             await self._answer(frame)
+        elif isinstance(frame, TranscriptionFrame):
+            pass  # a keyed-digit turn, already answered from its NLU result; never spoken
         elif isinstance(frame, LLMContextFrame):
             if self._forward_next_context:
                 self._forward_next_context = False

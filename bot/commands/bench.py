@@ -1,0 +1,441 @@
+"""``callagent bench``: measure the agent the way a caller experiences it.
+
+``bench latency`` places phone calls over the real Twilio Media Streams protocol with
+the phone emulator (:mod:`transports.twilio_client`), asks the agent's own FAQ
+questions in a synthetic caller voice, and measures, at the phone, the time from the
+caller's end of speech to the first bot audio heard. Against an in-process server it
+also collects the server's own per-stage breakdown from its log lines. It prints
+numbers and never fails on slow ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import asyncio
+import dataclasses
+import hashlib
+import json
+import math
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import wave
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+QUESTIONS_PER_CALL = 5
+_SKIP_INTENTS = {"affirm", "deny", "goodbye"}
+_SERVER_LATENCY = re.compile(r"call (\w+): turn latency ([\d.]+) ms (\{.*\})")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``callagent bench <kind>``."""
+    bench = subparsers.add_parser("bench", help="measure the agent over real protocols")
+    kinds = bench.add_subparsers(dest="bench_kind", required=True)
+
+    latency = kinds.add_parser(
+        "latency",
+        help="caller end of speech -> first bot audio at the phone, over Twilio Media Streams",
+    )
+    latency.add_argument(
+        "--url",
+        help="stream URL of a running server (ws://HOST:PORT/twilio/stream); "
+        "default: start the server in-process on a free port",
+    )
+    latency.add_argument("--turns", type=int, default=20, help="caller turns to measure (20)")
+    latency.add_argument(
+        "--questions-per-call",
+        type=int,
+        default=QUESTIONS_PER_CALL,
+        help=f"questions asked in each call ({QUESTIONS_PER_CALL})",
+    )
+    latency.add_argument(
+        "--auth-token",
+        default=None,
+        help="sign the stream request with this Twilio auth token (for --url servers "
+        "that validate signatures)",
+    )
+    latency.add_argument(
+        "--reply-timeout", type=float, default=30.0, help="seconds to wait for each reply (30)"
+    )
+    latency.add_argument("--json", type=Path, help="also save the results as JSON here")
+    latency.add_argument(
+        "--verbose", action="store_true", help="show the in-process server's log lines"
+    )
+    latency.set_defaults(func=run_latency)
+
+
+# Results
+
+
+@dataclass
+class TurnResult:
+    """One measured caller turn."""
+
+    call: int
+    question: str
+    latency_ms: float | None
+    caller_speech_ms: float
+
+
+@dataclass
+class LatencyReport:
+    """Everything ``bench latency`` measured."""
+
+    url: str
+    turns: list[TurnResult] = field(default_factory=list)
+    greeting_ms: list[float] = field(default_factory=list)
+    server_turns: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """Percentiles of the phone-side latency, and medians of the server stages."""
+        values = [t.latency_ms for t in self.turns if t.latency_ms is not None]
+        out: dict[str, Any] = {
+            "turns": len(self.turns),
+            "answered": len(values),
+            "unanswered": len(self.turns) - len(values),
+        }
+        out.update(_stats(values))
+        if self.server_turns:
+            totals = [t["total_ms"] for t in self.server_turns]
+            stages: dict[str, list[float]] = {}
+            for t in self.server_turns:
+                for name, value in t["stages_ms"].items():
+                    if isinstance(value, int | float):
+                        stages.setdefault(name, []).append(float(value))
+            out["server"] = {
+                "turns": len(totals),
+                **_stats(totals),
+                "stages_p50_ms": {k: round(float(np.median(v)), 1) for k, v in stages.items()},
+            }
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        return {
+            "bench": "latency",
+            "url": self.url,
+            "summary": self.summary(),
+            "turns": [dataclasses.asdict(t) for t in self.turns],
+            "greeting_ms": self.greeting_ms,
+            "server_turns": self.server_turns,
+        }
+
+
+def _stats(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50_ms": None, "p95_ms": None, "max_ms": None, "mean_ms": None}
+    arr = np.asarray(values, dtype=float)
+    return {
+        "p50_ms": round(float(np.percentile(arr, 50)), 1),
+        "p95_ms": round(float(np.percentile(arr, 95)), 1),
+        "max_ms": round(float(arr.max()), 1),
+        "mean_ms": round(float(arr.mean()), 1),
+    }
+
+
+# The in-process server
+
+
+class ThreadedServer:
+    """Serve an ASGI app with uvicorn on a loopback port, in a thread with its own event loop.
+
+    The app is built by ``make_app`` inside that loop (so it may start other servers there
+    and load models without blocking the caller's loop).
+    """
+
+    def __init__(
+        self,
+        make_app: Callable[[], Awaitable[Any]],
+        *,
+        host: str = "127.0.0.1",
+        ready_timeout_s: float = 900.0,
+    ):
+        """Prepare the server (call :meth:`start`)."""
+        self._make_app = make_app
+        self.host = host
+        self.port = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._ready_timeout_s = ready_timeout_s
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._server: Any = None
+        self._thread = threading.Thread(target=self._run, name="callagent-server", daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port``."""
+        return f"http://{self.host}:{self.port}"
+
+    def ws_url(self, path: str) -> str:
+        """``ws://host:port`` + ``path``."""
+        return f"ws://{self.host}:{self.port}{path}"
+
+    def start(self) -> ThreadedServer:
+        """Start and wait until it listens.
+
+        Raises:
+            RuntimeError: the app failed to build or the server did not start in time.
+        """
+        self._thread.start()
+        if not self._ready.wait(self._ready_timeout_s):
+            raise RuntimeError("the server did not start in time")
+        if self._error is not None:
+            raise RuntimeError(f"the server failed to start: {self._error}") from self._error
+        return self
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Shut down (graceful, then forced) and wait for the thread."""
+        if self._server is not None:
+            self._server.should_exit = True
+        self._thread.join(timeout_s)
+        if self._thread.is_alive() and self._server is not None:
+            self._server.force_exit = True
+            self._thread.join(5)
+
+    def __enter__(self) -> ThreadedServer:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as e:  # surfaced to start()
+            self._error = self._error or e
+            self._ready.set()
+
+    async def _main(self) -> None:
+        import uvicorn
+
+        self.loop = asyncio.get_running_loop()
+        app = await self._make_app()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            ws_max_size=256 * 1024,
+            timeout_graceful_shutdown=5,
+            lifespan="on",
+        )
+        self._server = uvicorn.Server(config)
+        serving = asyncio.create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started and not serving.done():
+            await asyncio.sleep(0.05)
+        self._ready.set()
+        await serving
+
+
+# Caller speech
+
+
+def synthesize_caller(text: str, cache: Path) -> bytes:
+    """The caller's question as 16-bit 8 kHz PCM, in flite's "slt" voice (not the bot's).
+
+    Raises:
+        RuntimeError: flite is not installed.
+    """
+    import soxr
+
+    if not shutil.which("flite"):
+        raise RuntimeError(
+            "bench latency needs Debian's flite for the caller voice (apt-get install flite)"
+        )
+    target = cache / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.wav"
+    subprocess.run(["flite", "-voice", "slt", "-t", text, "-o", str(target)], check=True)
+    with wave.open(str(target), "rb") as f:
+        rate = f.getframerate()
+        samples = np.frombuffer(f.readframes(f.getnframes()), dtype="<i2").astype(np.float32)
+    if rate != 8000:
+        samples = soxr.resample(samples, rate, 8000)
+    peak = float(np.max(np.abs(samples))) or 1.0
+    samples = samples * (0.7 * 32767 / peak)
+    return np.clip(np.round(samples), -32768, 32767).astype("<i2").tobytes()
+
+
+def scripted_questions(agent: Any) -> list[list[str]]:
+    """Per intent the agent answers directly (no transfer, no hang-up), its example phrasings."""
+    from processors.agent_definition import IntentAction
+
+    out = []
+    for intent in agent.intents:
+        if intent.name in _SKIP_INTENTS or intent.action is not IntentAction.ANSWER:
+            continue
+        if intent.response and not intent.slots and intent.examples:
+            out.append(list(intent.examples))
+    return out
+
+
+def plan_calls(questions: list[list[str]], turns: int, per_call: int) -> list[list[str]]:
+    """Spread ``turns`` questions over calls, rotating intents and phrasings."""
+    flat = []
+    for round_ in range(max(len(q) for q in questions)):
+        for phrasings in questions:
+            flat.append(phrasings[round_ % len(phrasings)])
+    picked = [flat[i % len(flat)] for i in range(turns)]
+    return [picked[i : i + per_call] for i in range(0, len(picked), per_call)]
+
+
+# The bench
+
+
+async def measure_latency(
+    ws_url: str,
+    calls: list[list[str]],
+    clips: dict[str, bytes],
+    *,
+    auth_token: str | None,
+    reply_timeout_s: float,
+    report: LatencyReport,
+    progress: Callable[[str], None] = print,
+) -> None:
+    """Place the calls one after another and record each turn's latency at the phone."""
+    from transports.twilio_client import CallEndedError, TwilioCallEmulator
+
+    for n, questions in enumerate(calls, 1):
+        call = TwilioCallEmulator(ws_url, auth_token=auth_token)
+        await call.connect()
+        try:
+            greeting = await call.wait_for_bot_speech_start(timeout=reply_timeout_s)
+            report.greeting_ms.append(round(greeting * 1000, 1))
+            await call.wait_for_bot_silence(1.0, timeout=reply_timeout_s)
+            for question in questions:
+                turn = await call.say(clips[question])
+                try:
+                    await call.wait_for_bot_speech_start(
+                        timeout=reply_timeout_s, after=turn.caller_end_s
+                    )
+                except TimeoutError:
+                    pass
+                latency = None if turn.latency_s is None else round(turn.latency_s * 1000, 1)
+                speech_ms = round((turn.caller_end_s - turn.caller_onset_s) * 1000, 1)
+                report.turns.append(TurnResult(n, question, latency, speech_ms))
+                shown = "no reply" if latency is None else f"{latency:.0f} ms"
+                progress(f"  call {n} turn {len(report.turns)}: {shown}")
+                await call.wait_for_bot_silence(1.0, timeout=reply_timeout_s * 2)
+        except (CallEndedError, TimeoutError) as e:
+            progress(f"  call {n} ended early: {e}")
+        finally:
+            await call.hang_up()
+
+
+def run_latency(args: argparse.Namespace) -> int:
+    """``callagent bench latency``."""
+    from loguru import logger
+
+    from bot.agent import load_agent
+    from bot.settings import Settings
+
+    settings = Settings.load()
+    agent = load_agent(settings.agent_file)
+    questions = scripted_questions(agent)
+    if not questions:
+        print("the agent has no directly answered intents to ask about", file=sys.stderr)
+        return 2
+    per_call = max(1, args.questions_per_call)
+    calls = plan_calls(questions, max(1, args.turns), per_call)
+    with tempfile.TemporaryDirectory(prefix="callagent-bench-") as tmp:
+        try:
+            clips = {q: synthesize_caller(q, Path(tmp)) for c in calls for q in c}
+        except RuntimeError as e:
+            print(e, file=sys.stderr)
+            return 2
+
+    report = LatencyReport(url=args.url or "in-process")
+    logger.remove()
+    logger.add(sys.stderr, level="INFO" if args.verbose else "WARNING")
+    logger.add(lambda m: _collect_server_turn(str(m), report), level="INFO", format="{message}")
+
+    server: ThreadedServer | None = None
+    url = args.url
+    auth_token = args.auth_token
+    if url is None:
+        # In-process: no Twilio account, so no signature checks and no REST hang-ups.
+        local = dataclasses.replace(settings, twilio_account_sid="", twilio_auth_token="")
+
+        async def make_app() -> Any:
+            from bot.server import create_app
+
+            return create_app(local)
+
+        print("starting the server in-process (loading models)...", flush=True)
+        server = ThreadedServer(make_app).start()
+        url = server.ws_url("/twilio/stream")
+        report.url = url
+    print(f"bench latency: {sum(map(len, calls))} turns in {len(calls)} calls -> {url}")
+    try:
+        asyncio.run(
+            measure_latency(
+                url,
+                calls,
+                clips,
+                auth_token=auth_token,
+                reply_timeout_s=args.reply_timeout,
+                report=report,
+            )
+        )
+    finally:
+        if server is not None:
+            server.stop()
+    _print_report(report)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report.to_json(), indent=2))
+        print(f"saved {args.json}")
+    return 0
+
+
+def _collect_server_turn(line: str, report: LatencyReport) -> None:
+    match = _SERVER_LATENCY.search(line)
+    if not match:
+        return
+    try:
+        stages = ast.literal_eval(match.group(3))
+    except (ValueError, SyntaxError):
+        stages = {}
+    report.server_turns.append(
+        {
+            "call_id": match.group(1),
+            "total_ms": float(match.group(2)),
+            "stages_ms": stages if isinstance(stages, dict) else {},
+        }
+    )
+
+
+def _print_report(report: LatencyReport) -> None:
+    s = report.summary()
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None or math.isnan(value) else f"{value:.0f} ms"
+
+    print()
+    print("caller end of speech -> first bot audio at the phone (Twilio Media Streams)")
+    print(f"  turns answered: {s['answered']}/{s['turns']}")
+    print(
+        f"  p50 {ms(s['p50_ms'])}   p95 {ms(s['p95_ms'])}   max {ms(s['max_ms'])}   "
+        f"mean {ms(s['mean_ms'])}"
+    )
+    if report.greeting_ms:
+        print(f"  greeting heard after connect: p50 {ms(float(np.median(report.greeting_ms)))}")
+    server = s.get("server")
+    if server:
+        print(f"server-side (UserBotLatencyObserver, {server['turns']} turns)")
+        print(
+            f"  p50 {ms(server['p50_ms'])}   p95 {ms(server['p95_ms'])}   "
+            f"max {ms(server['max_ms'])}"
+        )
+        for name, value in server["stages_p50_ms"].items():
+            print(f"  {name:<24} p50 {ms(value)}")

@@ -1,0 +1,35 @@
+"""Builds each call's NLU router from the runtime's shared classifier and the agent's thresholds."""
+
+from __future__ import annotations
+
+from integrations.nlu.base import LLMIntentClassifier, NLUThresholds
+from integrations.nlu.llm import LLMEndpoint, OpenAICompatibleIntentClassifier
+from processors.agent_definition import AgentDefinition
+from processors.nlu_router import NLURouter
+
+from bot.runtime import Runtime
+from bot.settings import Settings
+
+
+def make_llm_classifier(settings: Settings, agent: AgentDefinition) -> LLMIntentClassifier | None:
+    """The LLM intent classifier asked when the embedded one is unsure, if an LLM is configured."""
+    if settings.llm == "groq":
+        endpoint = LLMEndpoint.groq(settings.groq_api_key, settings.groq_model)
+    elif settings.llm == "openai":
+        endpoint = LLMEndpoint(settings.llm_base_url, settings.llm_model, settings.llm_api_key)
+    else:
+        return None
+    intents = {intent.name: intent.description for intent in agent.intents}
+    return OpenAICompatibleIntentClassifier(endpoint, intents)
+
+
+def make_nlu_router(runtime: Runtime) -> NLURouter:
+    """The NLU router for one call."""
+    nlu = runtime.agent.nlu
+    return NLURouter(
+        classifier=runtime.classifier,
+        llm=runtime.llm_classifier,
+        thresholds=NLUThresholds(act=nlu.act_threshold, clarify=nlu.clarify_threshold),
+        entity_extractor=runtime.entities,
+        llm_timeout_s=nlu.llm_timeout_secs,
+    )

@@ -1,0 +1,298 @@
+"""Browser calls over WebRTC: the call page, its signalling routes and the transport.
+
+The page (``transports/static``) is a plain ``RTCPeerConnection`` client that works
+offline. It posts its SDP offer to ``POST /api/offer``, trickles late ICE candidates
+with ``PATCH /api/offer`` and speaks RTVI over a data channel. Pipecat's
+``SmallWebRTCRequestHandler`` answers the offers; each new peer connection is handed
+to the ``on_connection`` callback together with the caller's parameters.
+
+Takes plain values (the server passes them from settings); reads no configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse
+from loguru import logger
+from pipecat.transports.base_transport import TransportParams
+from pipecat.transports.smallwebrtc.connection import IceServer, SmallWebRTCConnection
+from pipecat.transports.smallwebrtc.request_handler import (
+    IceCandidate,
+    SmallWebRTCPatchRequest,
+    SmallWebRTCRequest,
+    SmallWebRTCRequestHandler,
+)
+from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
+
+STATIC_DIR = Path(__file__).parent / "static"
+PAGE = "index.html"
+
+MEDIA_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+
+MAX_BODY_BYTES = 256 * 1024
+MAX_SDP_CHARS = 100_000
+MAX_CANDIDATES = 64
+MAX_PARAMS = 16
+MAX_PARAM_KEY_CHARS = 64
+MAX_PARAM_VALUE_CHARS = 256
+
+OnConnection = Callable[[SmallWebRTCConnection, dict[str, str]], Awaitable[None]]
+"""Called once per new peer connection with the caller's parameters (e.g. ``caller``)."""
+
+
+class WebRTCRouter(APIRouter):
+    """The call page and its signalling routes; ``close()`` ends every peer connection."""
+
+    def __init__(self, handler: SmallWebRTCRequestHandler, ice_servers: list[IceServer]) -> None:
+        super().__init__()
+        self.handler = handler
+        self.ice_servers = ice_servers
+
+    async def close(self) -> None:
+        """Disconnect every open peer connection (call at app shutdown)."""
+        await self.handler.close()
+
+
+def create_webrtc_router(
+    on_connection: OnConnection, *, ice_servers: list[str | IceServer] | None = None
+) -> WebRTCRouter:
+    """Build the routes of the browser call page.
+
+    Routes:
+        ``GET /``: the call page (``?caller=ID`` is passed on to ``on_connection``;
+        ``?raw=1`` turns off the browser's echo cancellation, noise suppression and
+        gain control, for tests that feed a file as the microphone).
+        ``GET /static/{name}``: the page's script and style sheet.
+        ``GET /api/webrtc-config``: the ICE servers the page should use.
+        ``POST /api/offer``: an SDP offer in, the SDP answer and ``pc_id`` out.
+        ``PATCH /api/offer``: trickled ICE candidates for a ``pc_id``.
+
+    Args:
+        on_connection: Awaited once per new peer connection with the connection and
+            the caller's parameters: the offer request's query parameters merged with
+            its ``request_data`` object (string values only).
+        ice_servers: STUN/TURN servers for the server side and the page: URLs or
+            ``IceServer`` objects. None or empty for host candidates only.
+
+    Returns:
+        The router; include it in the app and await its ``close()`` at shutdown.
+
+    """
+    servers = [IceServer(urls=s) if isinstance(s, str) else s for s in ice_servers or []]
+    handler = SmallWebRTCRequestHandler(ice_servers=servers or None)
+    router = WebRTCRouter(handler, servers)
+    static_files = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
+
+    @router.get("/", include_in_schema=False)
+    async def call_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / PAGE, headers={"Cache-Control": "no-cache"})
+
+    @router.get("/static/{name}", include_in_schema=False)
+    async def static_file(name: str) -> FileResponse:
+        path = static_files.get(name)
+        if path is None:
+            raise HTTPException(404, "no such file")
+        suffix = path.suffix.lower()
+        media_type = MEDIA_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "text/plain"
+        return FileResponse(path, media_type=media_type, headers={"Cache-Control": "no-cache"})
+
+    @router.get("/api/webrtc-config")
+    async def webrtc_config() -> dict[str, Any]:
+        return {"iceServers": [_ice_server_json(s) for s in servers]}
+
+    @router.post("/api/offer")
+    async def offer(request: Request) -> JSONResponse:
+        body = await _json_object(request)
+        offer_request, params = parse_offer(body, request.query_params)
+
+        async def connected(connection: SmallWebRTCConnection) -> None:
+            await on_connection(connection, params)
+
+        try:
+            answer = await handler.handle_web_request(offer_request, connected)
+        except HTTPException:
+            raise
+        except (ValueError, AssertionError, TypeError) as e:
+            logger.warning(f"WebRTC offer rejected: {type(e).__name__}")
+            raise HTTPException(400, "the SDP offer could not be accepted") from None
+        except Exception:
+            logger.exception("WebRTC offer failed")
+            return JSONResponse({"detail": "the call could not be set up"}, status_code=500)
+        return JSONResponse(answer)
+
+    @router.patch("/api/offer")
+    async def ice_candidates(request: Request) -> dict[str, str]:
+        patch = parse_patch(await _json_object(request))
+        try:
+            await handler.handle_patch_request(patch)
+        except HTTPException:
+            raise
+        except (ValueError, AssertionError, TypeError, IndexError):
+            raise HTTPException(400, "an ICE candidate could not be parsed") from None
+        return {"status": "ok"}
+
+    return router
+
+
+def create_webrtc_transport(
+    connection: SmallWebRTCConnection,
+    *,
+    audio_in_sample_rate: int = 16000,
+    audio_out_sample_rate: int = 24000,
+) -> SmallWebRTCTransport:
+    """Build the transport of one browser call: audio both ways, no video.
+
+    Args:
+        connection: The peer connection ``on_connection`` was given.
+        audio_in_sample_rate: Rate the caller's audio is resampled to.
+        audio_out_sample_rate: Rate of the bot's audio sent to the browser.
+
+    Returns:
+        The transport; put its ``input()`` and ``output()`` in the pipeline.
+
+    """
+    params = TransportParams(
+        audio_in_enabled=True,
+        audio_in_sample_rate=audio_in_sample_rate,
+        audio_out_enabled=True,
+        audio_out_sample_rate=audio_out_sample_rate,
+        video_in_enabled=False,
+        video_out_enabled=False,
+    )
+    return SmallWebRTCTransport(webrtc_connection=connection, params=params)
+
+
+def parse_offer(
+    body: Mapping[str, Any], query: Mapping[str, str]
+) -> tuple[SmallWebRTCRequest, dict[str, str]]:
+    """Validate an offer request body.
+
+    Args:
+        body: The decoded JSON body: ``sdp``, ``type`` (``"offer"``), optional
+            ``pc_id``, ``restart_pc`` and ``request_data`` (or ``requestData``).
+        query: The request's query parameters.
+
+    Returns:
+        The request for Pipecat's handler (without the caller's data, which its
+        error logs would print) and the caller's parameters.
+
+    Raises:
+        HTTPException: 400 naming what is wrong.
+
+    """
+    sdp = body.get("sdp")
+    if not isinstance(sdp, str) or not sdp.strip():
+        raise HTTPException(400, "'sdp' is required: a non-empty string with the SDP offer")
+    if len(sdp) > MAX_SDP_CHARS:
+        raise HTTPException(400, f"'sdp' is longer than {MAX_SDP_CHARS} characters")
+    if not sdp.lstrip().startswith("v=0"):
+        raise HTTPException(400, "'sdp' is not an SDP description (it must start with v=0)")
+    if "m=audio " not in sdp:
+        raise HTTPException(
+            400, "the SDP offer has no audio section (m=audio): send the microphone"
+        )
+    sdp_type = body.get("type", "offer")
+    if sdp_type != "offer":
+        raise HTTPException(400, "'type' must be \"offer\"")
+    pc_id = body.get("pc_id", body.get("pcId"))
+    if pc_id is not None and (not isinstance(pc_id, str) or not pc_id):
+        raise HTTPException(400, "'pc_id' must be a non-empty string when given")
+    restart_pc = body.get("restart_pc", body.get("restartPc"))
+    if restart_pc is not None and not isinstance(restart_pc, bool):
+        raise HTTPException(400, "'restart_pc' must be true or false when given")
+    data = body.get("request_data", body.get("requestData"))
+    if data is not None and not isinstance(data, dict):
+        raise HTTPException(400, "'request_data' must be a JSON object when given")
+    params = _caller_params({**dict(query), **(data or {})})
+    request = SmallWebRTCRequest(sdp=sdp, type=sdp_type, pc_id=pc_id, restart_pc=restart_pc)
+    return request, params
+
+
+def parse_patch(body: Mapping[str, Any]) -> SmallWebRTCPatchRequest:
+    """Validate a trickle-ICE request body.
+
+    Args:
+        body: ``{"pc_id": str, "candidates": [{"candidate": str, "sdp_mid": str,
+            "sdp_mline_index": int}, ...]}``; the browser's ``sdpMid`` and
+            ``sdpMLineIndex`` spellings are accepted too.
+
+    Returns:
+        The request for Pipecat's handler.
+
+    Raises:
+        HTTPException: 400 naming what is wrong.
+
+    """
+    pc_id = body.get("pc_id", body.get("pcId"))
+    if not isinstance(pc_id, str) or not pc_id:
+        raise HTTPException(400, "'pc_id' is required: the id the offer's answer returned")
+    raw = body.get("candidates")
+    if not isinstance(raw, list) or not raw:
+        raise HTTPException(400, "'candidates' is required: a non-empty list of ICE candidates")
+    if len(raw) > MAX_CANDIDATES:
+        raise HTTPException(400, f"at most {MAX_CANDIDATES} candidates per request")
+    candidates = []
+    for i, c in enumerate(raw):
+        if not isinstance(c, dict):
+            raise HTTPException(400, f"candidates[{i}] must be an object")
+        text = c.get("candidate")
+        mid = c.get("sdp_mid", c.get("sdpMid"))
+        index = c.get("sdp_mline_index", c.get("sdpMLineIndex"))
+        if not isinstance(text, str):
+            raise HTTPException(400, f"candidates[{i}].candidate must be a string")
+        if text.startswith("candidate:"):
+            text = text[len("candidate:") :]
+        if text and len(text.split()) < 8:
+            raise HTTPException(400, f"candidates[{i}].candidate is not an ICE candidate")
+        if not isinstance(mid, str):
+            raise HTTPException(400, f"candidates[{i}].sdp_mid must be a string")
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise HTTPException(400, f"candidates[{i}].sdp_mline_index must be an integer >= 0")
+        candidates.append(IceCandidate(candidate=text, sdp_mid=mid, sdp_mline_index=index))
+    return SmallWebRTCPatchRequest(pc_id=pc_id, candidates=candidates)
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    """Read the request's JSON body, which must be an object."""
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise HTTPException(413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise HTTPException(400, "the request body must be JSON") from None
+    if not isinstance(body, dict):
+        raise HTTPException(400, "the request body must be a JSON object")
+    return body
+
+
+def _caller_params(raw: Mapping[str, Any]) -> dict[str, str]:
+    """Keep the scalar parameters a caller may pass (e.g. ``caller``), bounded in size."""
+    params: dict[str, str] = {}
+    for key, value in raw.items():
+        if len(params) >= MAX_PARAMS:
+            break
+        if not isinstance(key, str) or not 0 < len(key) <= MAX_PARAM_KEY_CHARS:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            continue
+        text = str(value)
+        if len(text) <= MAX_PARAM_VALUE_CHARS:
+            params[key] = text
+    return params
+
+
+def _ice_server_json(server: IceServer) -> dict[str, Any]:
+    """Render an ICE server as the browser's ``RTCIceServer`` dictionary."""
+    entry: dict[str, Any] = {"urls": server.urls}
+    if server.username:
+        entry["username"] = server.username
+    if server.credential:
+        entry["credential"] = server.credential
+    return entry
