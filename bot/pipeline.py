@@ -12,7 +12,6 @@ import uuid
 from dataclasses import dataclass, field
 
 from loguru import logger
-from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import EndWorkerFrame, TTSSpeakFrame
@@ -33,7 +32,7 @@ from pipecat.workers.runner import WorkerRunner
 
 from bot.nlu import make_nlu_router
 from bot.runtime import Runtime
-from bot.services import make_llm, make_stt, make_tts, optional
+from bot.services import make_llm, make_stt, make_tts, make_turn_analyzer, optional
 from processors.dialogue import DialoguePolicy, DialogueProcessor
 from processors.llm_fallback import LLMFailureApology
 from processors.turn_latency import stages_from_breakdown
@@ -75,7 +74,7 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
             ),
             user_turn_strategies=UserTurnStrategies(
                 start=[VADUserTurnStartStrategy(enable_interruptions=True)],
-                stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=LocalSmartTurnAnalyzerV3())],
+                stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=make_turn_analyzer(runtime))],
             ),
             user_idle_timeout=10,
         ),

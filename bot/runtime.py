@@ -42,7 +42,7 @@ class Runtime:
         # The embedded engines load even when a cloud service is chosen: they are
         # the fallback a failing cloud service degrades to.
         recognizer = _load_recognizer(settings)
-        synthesizer = _load_synthesizer(required=settings.tts == "piper")
+        synthesizer = _load_synthesizer(agent, required=settings.tts == "piper")
         classifier = _load_classifier(settings, agent)
         from bot.nlu import make_llm_classifier
         from integrations.nlu.entities import EntityExtractor
@@ -65,8 +65,10 @@ def _load_recognizer(settings: Settings) -> SpeechRecognizer:
     return recognizer
 
 
-def _load_synthesizer(*, required: bool) -> SpeechSynthesizer | None:
+def _load_synthesizer(agent: AgentDefinition, *, required: bool) -> SpeechSynthesizer | None:
+    from integrations.speech.cache import CachingSynthesizer, warm_in_background
     from integrations.speech.piper import PiperSynthesizer
+    from integrations.speech.tts import split_clauses
 
     try:
         synthesizer = PiperSynthesizer()
@@ -75,9 +77,10 @@ def _load_synthesizer(*, required: bool) -> SpeechSynthesizer | None:
             raise
         logger.warning("Piper is not installed: no embedded TTS fallback for the cloud TTS")
         return None
-    for _ in synthesizer.synthesize("Hello."):
-        pass  # warm up
-    return synthesizer
+    cache = CachingSynthesizer(synthesizer)
+    clauses = [clause for line in agent.fixed_lines() for clause in split_clauses(line)]
+    warm_in_background(cache, clauses)
+    return cache
 
 
 def _load_classifier(settings: Settings, agent: AgentDefinition) -> IntentClassifier:

@@ -7,6 +7,8 @@ settings.
 
 from __future__ import annotations
 
+from pipecat.audio.turn.base_turn_analyzer import BaseTurnAnalyzer
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.pipeline.service_switcher import ServiceSwitcher, ServiceSwitcherStrategyFailover
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.services.llm_service import LLMService
@@ -14,6 +16,7 @@ from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
 
 from bot.runtime import Runtime
+from integrations.speech.early_transcription import EarlyTranscriptionPolicy
 
 
 def make_stt(runtime: Runtime) -> FrameProcessor:
@@ -21,7 +24,10 @@ def make_stt(runtime: Runtime) -> FrameProcessor:
     from integrations.speech.stt import LocalSTTService
 
     settings = runtime.settings
-    local = LocalSTTService(recognizer=runtime.recognizer) if runtime.recognizer else None
+    early = _early_policy(runtime)
+    local = (
+        LocalSTTService(recognizer=runtime.recognizer, early=early) if runtime.recognizer else None
+    )
     if settings.stt == "cartesia":
         from pipecat.services.cartesia.stt import CartesiaSTTService
 
@@ -48,6 +54,19 @@ def make_tts(runtime: Runtime) -> FrameProcessor:
         return _with_fallback(cloud, local)
     assert local is not None
     return local
+
+
+def make_turn_analyzer(runtime: Runtime) -> BaseTurnAnalyzer:
+    """The end-of-turn model for one call: Smart Turn v3, started early when configured."""
+    from integrations.speech.early_turn import EarlySmartTurnAnalyzer
+
+    early = _early_policy(runtime)
+    return EarlySmartTurnAnalyzer(early=early) if early else LocalSmartTurnAnalyzerV3()
+
+
+def _early_policy(runtime: Runtime) -> EarlyTranscriptionPolicy | None:
+    secs = runtime.settings.early_turn_secs
+    return EarlyTranscriptionPolicy(quiet_secs=secs) if secs > 0 else None
 
 
 def _with_fallback(

@@ -77,6 +77,12 @@ class Settings:
         "(needs GROQ_API_KEY) or openai (any OpenAI-compatible URL in LLM_BASE_URL).",
     )
     vad_stop_secs: float = _setting("CALLAGENT_VAD_STOP_SECS", 0.2, "Silence (s) before a pause is checked as end of turn.")
+    early_turn_secs: float = _setting(
+        "CALLAGENT_EARLY_TURN_SECS",
+        0.1,
+        "After this much quiet (s) the embedded STT and the end-of-turn model start work, "
+        "before the VAD confirms the pause (0 = wait for the VAD).",
+    )
     asr_threads: int = _setting("CALLAGENT_ASR_THREADS", 1, "onnxruntime threads per ASR inference.")
 
     # Cloud services (all optional)
@@ -178,6 +184,8 @@ class Settings:
             p.append("TWILIO_ACCOUNT_SID must start with 'AC' (copy it from the Twilio console).")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             p.append("CALLAGENT_PUBLIC_URL must start with https:// (or http:// for local tests).")
+        if not 0 <= self.early_turn_secs < self.vad_stop_secs and self.early_turn_secs != 0:
+            p.append("CALLAGENT_EARLY_TURN_SECS must be 0 or less than CALLAGENT_VAD_STOP_SECS.")
         if self.log_level.upper() not in {"TRACE", "DEBUG", "INFO", "WARNING", "ERROR"}:
             p.append(f"CALLAGENT_LOG_LEVEL={self.log_level}: use DEBUG, INFO, WARNING or ERROR.")
         if p:

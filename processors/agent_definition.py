@@ -86,3 +86,12 @@ class AgentDefinition:
     def training_examples(self) -> list[tuple[str, str]]:
         """Every (phrasing, intent name) pair, knowledge-base questions included."""
         return [(example, intent.name) for intent in self.intents for example in intent.examples]
+
+    def fixed_lines(self) -> list[str]:
+        """Every line the agent says word for word (templates with slots give their fixed part)."""
+        lines = [self.greeting, self.fallback, self.transfer.handoff_line, *self.repair]
+        for intent in self.intents:
+            lines.append(intent.response.split("{")[0] if "{" in intent.response else intent.response)
+            lines.extend(slot.prompt for slot in intent.slots)
+            lines.append(self.clarify.format(description=intent.description))
+        return [line for line in lines if line.strip()]

@@ -13,16 +13,26 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncGenerator
 
 from loguru import logger
-from pipecat.frames.frames import ErrorFrame, Frame, TranscriptionFrame
+from pipecat.frames.frames import (
+    ErrorFrame,
+    Frame,
+    InputAudioRawFrame,
+    TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.settings import STTSettings
 from pipecat.services.stt_service import SegmentedSTTService
 from pipecat.transcriptions.language import Language
 from pipecat.utils.time import time_now_iso8601
 
 from integrations.speech.base import SpeechRecognizer
+from integrations.speech.early_transcription import EarlyTranscriptionPolicy, QuietTracker
 
 DEFAULT_TTFS_P99_SECS = 0.8
 """Speech end to final transcript, p99, for Moonshine on 2 cores.
@@ -51,6 +61,7 @@ class LocalSTTService(SegmentedSTTService):
         language: Language = Language.EN,
         trailing_silence_secs: float = 0.2,
         ttfs_p99_latency: float = DEFAULT_TTFS_P99_SECS,
+        early: EarlyTranscriptionPolicy | None = None,
         settings: STTSettings | None = None,
         **kwargs,
     ):
@@ -80,6 +91,12 @@ class LocalSTTService(SegmentedSTTService):
         )
         self._recognizer = recognizer
         self._language = language
+        self._early_policy = early
+        self._quiet: QuietTracker | None = None
+        self._early: tuple[int, asyncio.Task[str]] | None = None
+        self._segment_early: deque[asyncio.Task[str] | None] = deque()
+        self.early_used = 0
+        self.early_discarded = 0
 
     @property
     def wants_wav_segments(self) -> bool:
@@ -89,6 +106,57 @@ class LocalSTTService(SegmentedSTTService):
     def can_generate_metrics(self) -> bool:
         """Report TTFB and processing metrics (Pipecat asks each service)."""
         return True
+
+    async def process_audio_frame(self, frame: InputAudioRawFrame, direction: FrameDirection):
+        """Buffer audio (base class) and start an early transcription once it goes quiet."""
+        await super().process_audio_frame(frame, direction)
+        if self._early_policy is None or not self._user_speaking or not self.sample_rate:
+            return
+        if self._quiet is None:
+            self._quiet = QuietTracker(self._early_policy, self.sample_rate)
+        start_len = self._quiet.observe(frame.audio, len(self._audio_buffer))
+        if start_len is None:
+            return
+        self._discard_early()
+        pcm = bytes(self._audio_buffer[:start_len]) + self._trailing_silence()
+        task = asyncio.get_running_loop().create_task(
+            asyncio.to_thread(self._recognizer.transcribe, pcm, self.sample_rate)
+        )
+        self._early = (start_len, task)
+
+    async def _handle_user_started_speaking(self, frame: VADUserStartedSpeakingFrame):
+        await super()._handle_user_started_speaking(frame)
+        self._discard_early()
+        if self._quiet is not None:
+            self._quiet.reset()
+
+    async def _handle_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame):
+        early, self._early = self._early, None
+        valid = early is not None and self._quiet is not None and self._quiet.last_loud_end <= early[0]
+        if early is not None and not valid:
+            early[1].cancel()
+            self.early_discarded += 1
+        if self._quiet is not None:
+            self._quiet.reset()
+        if self.is_usable:
+            # One entry per queued segment: its early transcription, if still valid.
+            self._segment_early.append(early[1] if valid and early is not None else None)
+        await super()._handle_user_stopped_speaking(frame)
+
+    async def cleanup(self) -> None:
+        """Drop any transcription started early (the call is over)."""
+        await super().cleanup()
+        self._discard_early()
+        for task in self._segment_early:
+            if task is not None:
+                task.cancel()
+        self._segment_early.clear()
+
+    def _discard_early(self) -> None:
+        if self._early is not None:
+            self._early[1].cancel()
+            self._early = None
+            self.early_discarded += 1
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame | None, None]:
         """Transcribe one segment in a worker thread.
@@ -105,8 +173,15 @@ class LocalSTTService(SegmentedSTTService):
         seconds = len(audio) / 2 / sample_rate if sample_rate else 0.0
         started = time.perf_counter()
         await self.start_processing_metrics()
+        early = self._segment_early.popleft() if self._segment_early else None
         try:
-            text = await asyncio.to_thread(self._recognizer.transcribe, audio, sample_rate)
+            if early is not None:
+                text = await early  # started before the VAD confirmed the pause
+                self.early_used += 1
+            else:
+                text = await asyncio.to_thread(self._recognizer.transcribe, audio, sample_rate)
+        except asyncio.CancelledError:
+            raise
         except Exception as e:  # a failed segment must not end the call
             await self.stop_processing_metrics()
             logger.error(f"{self}: transcription of a {seconds:.2f}s segment failed: {e!r}")

@@ -20,6 +20,8 @@ import asyncio
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 
+import numpy as np
+
 from pipecat.frames.frames import ErrorFrame, Frame
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
@@ -41,6 +43,10 @@ _ABBREVIATION = re.compile(
     re.IGNORECASE,
 )
 _HAS_WORD = re.compile(r"\w")
+
+
+LEADING_SILENCE_LEVEL = 300
+"""Samples below this magnitude (16-bit scale) at the start of a reply count as silence."""
 
 
 def split_clauses(text: str) -> list[str]:
@@ -161,14 +167,29 @@ class LocalTTSService(TTSService):
         """
         in_rate = self._synthesizer.sample_rate
         out_rate = self.sample_rate
+        first = True
         for clause in clauses:
             chunks = self._synthesizer.synthesize(clause)
             while True:
                 chunk = await asyncio.to_thread(_next_chunk, chunks, in_rate, out_rate)
                 if chunk is None:
                     break
+                if first:
+                    # The caller waits through any silence the voice starts with.
+                    chunk = trim_leading_silence(chunk, out_rate)
+                    first = not chunk
                 if chunk:
                     yield chunk
+
+
+def trim_leading_silence(pcm16: bytes, sample_rate: int, *, keep_secs: float = 0.01) -> bytes:
+    """Drop the silence a clip starts with, keeping ``keep_secs`` of it."""
+    samples = np.frombuffer(pcm16[: len(pcm16) - len(pcm16) % 2], dtype=np.int16)
+    loud = np.flatnonzero(np.abs(samples) > LEADING_SILENCE_LEVEL)
+    if loud.size == 0:
+        return b""
+    start = max(0, int(loud[0]) - int(keep_secs * sample_rate))
+    return samples[start:].tobytes()
 
 
 def _next_chunk(chunks: Iterator[bytes], in_rate: int, out_rate: int) -> bytes | None:

@@ -1,0 +1,77 @@
+"""Smart Turn v3 that starts its end-of-turn inference while the VAD confirms the pause.
+
+Pipecat runs the Smart Turn model once the VAD has seen ``stop_secs`` of
+silence. Here the inference also starts as soon as the audio has gone quiet
+(see :class:`~integrations.speech.early_transcription.QuietTracker`); when the
+VAD then confirms the pause with nothing loud in between, an early *complete*
+verdict is used at once. An early *incomplete* verdict is not trusted: the
+model runs again on the full pause, exactly as without this class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Future
+from typing import Any
+
+from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+from pipecat.metrics.metrics import MetricsData
+
+from integrations.speech.early_transcription import EarlyTranscriptionPolicy, QuietTracker
+
+
+class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
+    """Local Smart Turn v3 with an early inference at the start of each pause."""
+
+    def __init__(self, *, early: EarlyTranscriptionPolicy | None = None, **kwargs: Any):
+        """Create the analyzer.
+
+        Args:
+            early: When the early inference starts (default policy if None).
+            **kwargs: Passed to ``LocalSmartTurnAnalyzerV3``.
+        """
+        super().__init__(**kwargs)
+        self._early_policy = early or EarlyTranscriptionPolicy()
+        self._quiet: QuietTracker | None = None
+        self._segment_bytes = 0
+        self._early: tuple[int, Future[tuple[EndOfTurnState, MetricsData | None]]] | None = None
+        self.early_used = 0
+
+    def append_audio(self, buffer: bytes, is_speech: bool) -> EndOfTurnState:
+        """Buffer audio (base class) and start the early inference once it goes quiet."""
+        state = super().append_audio(buffer, is_speech)
+        if not is_speech or state is EndOfTurnState.COMPLETE:
+            return state
+        if self._quiet is None:
+            self._quiet = QuietTracker(self._early_policy, self.sample_rate)
+        self._segment_bytes += len(buffer)
+        if self._quiet.observe(buffer, self._segment_bytes) is not None:
+            snapshot = list(self._audio_buffer)
+            future = self._model_executor.submit(self._process_speech_segment, snapshot)
+            self._early = (self._segment_bytes, future)
+        return state
+
+    async def analyze_end_of_turn(self) -> tuple[EndOfTurnState, MetricsData | None]:
+        """Use the early verdict when it says complete and nothing loud came after it."""
+        early, self._early = self._early, None
+        quiet = self._quiet
+        self._reset_tracking()
+        if early is not None and quiet is not None and quiet.last_loud_end <= early[0]:
+            state, metrics = await asyncio.wrap_future(early[1])
+            if state is EndOfTurnState.COMPLETE:
+                self.early_used += 1
+                self._clear(state)
+                return state, metrics
+        return await super().analyze_end_of_turn()
+
+    def clear(self) -> None:
+        """Reset the analyzer and forget any early inference."""
+        super().clear()
+        self._early = None
+        self._reset_tracking()
+
+    def _reset_tracking(self) -> None:
+        self._segment_bytes = 0
+        if self._quiet is not None:
+            self._quiet.reset()

@@ -1,0 +1,199 @@
+"""NLU router: a fast classifier first, an LLM only when unsure, then act / clarify / repair.
+
+Consumes each caller turn and pushes an :class:`~processors.frames.NLUResultFrame`
+downstream ahead of the turn's own frame:
+
+- ``LLMContextFrame`` (from the user aggregator, at the end of each user turn):
+  the last ``user`` message is classified; the result is pushed, then the
+  context frame itself (the dialogue hands it to the LLM when configured).
+  Speculative context frames are passed on unclassified.
+- ``TranscriptionFrame`` (final transcripts, when no user aggregator sits in
+  front, which otherwise consumes them): classified, then passed on.
+- Keyed digits: pipecat's ``DTMFAggregator`` (placed before the user aggregator)
+  turns key presses into a ``"DTMF: 1234#"`` transcription; such turns are
+  decided without classification (path ``dtmf``, entities ``{"digits": "1234"}``),
+  and the key ``0`` alone asks for a human (intent ``talk_to_human``). Raw
+  ``InputDTMFFrame`` frames are passed on untouched.
+
+Policy: the classifier answers when confident (``confidence >= thresholds.act``)
+with no extra wait. Otherwise, if an LLM classifier is configured, it decides
+within ``llm_timeout_s``; on timeout or failure the classifier's answer is used
+with the clarify band. The band follows :meth:`NLUThresholds.band`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any
+
+from loguru import logger
+from pipecat.frames.frames import Frame, LLMContextFrame, TranscriptionFrame
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from integrations.nlu.base import (
+    IntentClassifier,
+    IntentPrediction,
+    LLMClassificationError,
+    LLMIntentClassifier,
+    NLUThresholds,
+)
+from integrations.nlu.entities import EntityExtractor
+from processors.frames import OUT_OF_SCOPE, Band, DecisionPath, NLUResultFrame
+
+DTMF_PATTERN = re.compile(r"^\s*DTMF:\s*([0-9*#A-Da-d]+)\s*$")
+"""A transcription made by pipecat's ``DTMFAggregator`` (default prefix ``"DTMF: "``)."""
+HUMAN_KEY = "0"
+TALK_TO_HUMAN = "talk_to_human"
+MAX_TEXT_CHARS = 2000
+"""Longer turns are cut before classification (keeps the time bounded)."""
+
+
+def user_text(frame: LLMContextFrame) -> str:
+    """The text of the last ``user`` message in a context frame ("" if none)."""
+    for message in reversed(list(frame.context.get_messages())):
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content: Any = message.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            parts = [
+                str(part.get("text", ""))
+                for part in content
+                if isinstance(part, dict) and part.get("type") == "text"
+            ]
+            return " ".join(p for p in parts if p)
+        return ""
+    return ""
+
+
+class NLURouter(FrameProcessor):
+    """Classifies each caller turn and pushes the decision as an ``NLUResultFrame``."""
+
+    def __init__(
+        self,
+        classifier: IntentClassifier,
+        llm: LLMIntentClassifier | None,
+        thresholds: NLUThresholds,
+        entity_extractor: EntityExtractor,
+        llm_timeout_s: float = 1.5,
+        **kwargs: Any,
+    ):
+        """Create the router from already-built adapters.
+
+        Args:
+            classifier: The fast embedded classifier.
+            llm: The LLM classifier asked when the classifier is unsure, or None.
+            thresholds: Band thresholds (per agent).
+            entity_extractor: Finds dates, digits, money, phone numbers, yes/no.
+            llm_timeout_s: Time budget of the LLM path.
+            **kwargs: Passed to ``FrameProcessor``.
+        """
+        super().__init__(**kwargs)
+        self._classifier = classifier
+        self._llm = llm
+        self._thresholds = thresholds
+        self._entities = entity_extractor
+        self._llm_timeout_s = llm_timeout_s
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Classify turns; pass every frame on."""
+        await super().process_frame(frame, direction)
+        if direction is FrameDirection.DOWNSTREAM:
+            if isinstance(frame, LLMContextFrame) and not getattr(frame, "speculation", False):
+                await self.push_frame(await self.decide(user_text(frame)))
+            elif isinstance(frame, TranscriptionFrame):
+                await self.push_frame(await self.decide(frame.text))
+        await self.push_frame(frame, direction)
+
+    async def decide(self, text: str) -> NLUResultFrame:
+        """Decide one turn (never raises: failures become a repair decision)."""
+        started = time.perf_counter()
+        text = text if isinstance(text, str) else ""
+        try:
+            result = await self._decide(text.strip()[:MAX_TEXT_CHARS])
+        except Exception as e:  # noqa: BLE001 - a turn must never break the pipeline
+            logger.exception(f"{self}: NLU failed ({type(e).__name__}); repairing the turn")
+            result = NLUResultFrame(path=DecisionPath.CLASSIFIER, band=Band.REPAIR)
+        result.text = text
+        result.elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+        logger.debug(
+            f"{self}: {result.intent} conf={result.confidence:.2f} band={result.band} "
+            f"path={result.path} in {result.elapsed_ms} ms"
+        )
+        return result
+
+    async def _decide(self, text: str) -> NLUResultFrame:
+        if not text:
+            return NLUResultFrame(intent=OUT_OF_SCOPE, path=DecisionPath.EMPTY, band=Band.REPAIR)
+        dtmf = DTMF_PATTERN.match(text)
+        if dtmf:
+            return self._keyed(dtmf.group(1))
+        prediction, entities = await asyncio.to_thread(self._classify_and_extract, text)
+        if self._is_confident(prediction) or self._llm is None:
+            return self._result(prediction, entities, DecisionPath.CLASSIFIER)
+        try:
+            answer = await asyncio.wait_for(self._llm.classify(text), self._llm_timeout_s)
+        except (TimeoutError, LLMClassificationError) as e:
+            logger.warning(f"{self}: LLM classifier unavailable ({type(e).__name__}); clarifying")
+            return self._result(prediction, entities, DecisionPath.CLASSIFIER, Band.CLARIFY)
+        return self._result(_with_runner_up(answer, prediction), entities, DecisionPath.LLM)
+
+    def _classify_and_extract(self, text: str) -> tuple[IntentPrediction, dict[str, Any]]:
+        return self._classifier.classify(text), self._entities.extract(text)
+
+    def _is_confident(self, prediction: IntentPrediction) -> bool:
+        return prediction.intent != OUT_OF_SCOPE and prediction.confidence >= self._thresholds.act
+
+    def _result(
+        self,
+        prediction: IntentPrediction,
+        entities: dict[str, Any],
+        path: DecisionPath,
+        band: Band | None = None,
+    ) -> NLUResultFrame:
+        if band is not None and prediction.intent == OUT_OF_SCOPE:
+            band = Band.REPAIR
+        runner_up = prediction.runner_up
+        return NLUResultFrame(
+            intent=prediction.intent,
+            confidence=round(prediction.confidence, 4),
+            runner_up=runner_up[0] if runner_up else None,
+            margin=round(prediction.margin, 4),
+            entities=entities,
+            path=path,
+            band=band or Band(self._thresholds.band(prediction.intent, prediction.confidence)),
+        )
+
+    def _keyed(self, keys: str) -> NLUResultFrame:
+        digits = keys.rstrip("#")
+        if digits == HUMAN_KEY:
+            return NLUResultFrame(
+                intent=TALK_TO_HUMAN,
+                confidence=1.0,
+                margin=1.0,
+                entities={"digits": digits},
+                path=DecisionPath.DTMF,
+                band=Band.ACT,
+            )
+        return NLUResultFrame(
+            intent="dtmf_entry",
+            confidence=1.0,
+            margin=1.0,
+            entities=self._entities.digits(digits),
+            path=DecisionPath.DTMF,
+            band=Band.ACT if digits else Band.REPAIR,
+        )
+
+
+def _with_runner_up(answer: IntentPrediction, fallback: IntentPrediction) -> IntentPrediction:
+    """The LLM's answer, with the classifier's ranking filling in a missing runner-up."""
+    if answer.runner_up is not None:
+        return answer
+    ranking = (answer.intent, answer.confidence)
+    for name, score in fallback.ranking:
+        if name != answer.intent:
+            return IntentPrediction(answer.intent, answer.confidence, (ranking, (name, score)))
+    return answer
