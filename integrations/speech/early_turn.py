@@ -55,9 +55,9 @@ class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
     async def analyze_end_of_turn(self) -> tuple[EndOfTurnState, MetricsData | None]:
         """Use the early verdict when it says complete and nothing loud came after it."""
         early, self._early = self._early, None
-        quiet = self._quiet
+        last_loud_end = self._quiet.last_loud_end if self._quiet is not None else None
         self._reset_tracking()
-        if early is not None and quiet is not None and quiet.last_loud_end <= early[0]:
+        if early is not None and last_loud_end is not None and last_loud_end <= early[0]:
             state, metrics = await asyncio.wrap_future(early[1])
             if state is EndOfTurnState.COMPLETE:
                 self.early_used += 1
