@@ -62,6 +62,11 @@ def _parse(data: dict[str, Any], path: Path) -> AgentDefinition:
     if not 0 <= nlu.clarify_threshold <= nlu.act_threshold <= 1:
         raise ValueError("nlu: need 0 <= clarify_threshold <= act_threshold <= 1")
     repair = data.get("repair") or ["Sorry, could you say that again?"]
+    names = {intent.name for intent in intents}
+    keypad = {str(key): str(name) for key, name in (data.get("keypad") or {}).items()}
+    for key, name in keypad.items():
+        if name not in names:
+            raise ValueError(f"keypad '{key}': no intent named '{name}'")
     return AgentDefinition(
         name=str(data["name"]),
         persona=str(data.get("persona", "")).strip(),
@@ -71,6 +76,7 @@ def _parse(data: dict[str, Any], path: Path) -> AgentDefinition:
         fallback=str(data.get("fallback", "How can I help you?")).strip(),
         clarify=str(data.get("clarify", "Did you want to {description}?")),
         not_understood_limit=int(data.get("not_understood_limit", 3)),
+        keypad=keypad,
         nlu=nlu,
         transfer=TransferConfig(**(data.get("transfer") or {})),
         source=path,

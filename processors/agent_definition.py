@@ -75,6 +75,7 @@ class AgentDefinition:
     fallback: str = "How can I help you?"
     clarify: str = "Did you want to {description}?"
     not_understood_limit: int = 3
+    keypad: dict[str, str] = field(default_factory=dict)
     nlu: NLUConfig = field(default_factory=NLUConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
     source: Path | None = None

@@ -26,6 +26,8 @@ from processors.frames import OUT_OF_SCOPE, Band, BotReplyFrame, NLUResultFrame
 
 AFFIRM = "affirm"
 DENY = "deny"
+DTMF_ENTRY = "dtmf_entry"
+"""The NLU router's intent for keyed digits (entities carry ``digits``)."""
 
 
 @dataclass
@@ -68,6 +70,8 @@ class DialoguePolicy:
             The reply, or None when the turn should go to the LLM.
         """
         state = self._state
+        if nlu.intent == DTMF_ENTRY:
+            return self._keyed(nlu)
         intent = self._agent.intent(nlu.intent)
 
         if state.pending_confirmation is not None:
@@ -98,6 +102,22 @@ class DialoguePolicy:
         if intent is not None and intent.name in (AFFIRM, DENY) and nlu.band is Band.ACT:
             return Reply(self._agent.fallback)
         return self._repair()
+
+    def _keyed(self, nlu: NLUResultFrame) -> Reply:
+        """Keyed digits fill a slot waiting for digits, else pick from the agent's keypad menu."""
+        state = self._state
+        digits = str(nlu.entities.get("digits", ""))
+        if state.pending_slot is not None and state.pending_slot[1].entity == "digits" and digits:
+            waiting_intent, slot, values = state.pending_slot
+            state.pending_slot = None
+            values[slot.name] = " ".join(digits)
+            return self._act(waiting_intent, nlu.entities, values)
+        chosen = self._agent.intent(self._agent.keypad.get(digits, ""))
+        if chosen is None:
+            return self._repair(self._agent.fallback)
+        state.pending_slot = None
+        state.pending_confirmation = None
+        return self._act(chosen, {})
 
     def _act(
         self, intent: Intent, entities: dict[str, Any], values: dict[str, str] | None = None
@@ -152,7 +172,7 @@ class DialogueProcessor(FrameProcessor):
         elif isinstance(frame, TranscriptionFrame):
             pass  # a keyed-digit turn, already answered from its NLU result; never spoken
         elif isinstance(frame, LLMContextFrame):
-            if self._forward_next_context:
+            if self._forward_next_context and not getattr(frame, "speculation", False):
                 self._forward_next_context = False
                 await self.push_frame(frame, direction)
         else:

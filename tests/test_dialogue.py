@@ -102,3 +102,14 @@ async def test_goodbye_ends_the_call_after_speaking(agent):
         frames_to_send=[nlu("goodbye")],
         expected_down_frames=[NLUResultFrame, BotReplyFrame, TTSSpeakFrame, EndWorkerFrame],
     )
+
+
+def test_keyed_menu_choice_acts(agent):
+    reply = DialoguePolicy(agent).decide(nlu("dtmf_entry", digits="1"))
+    assert "Monday to Friday" in reply.text
+
+
+def test_unknown_key_repairs_with_the_menu(agent):
+    policy = DialoguePolicy(agent)
+    reply = policy.decide(nlu("dtmf_entry", digits="9"))
+    assert "press 1" in reply.text and policy.consecutive_failures == 1

@@ -1,0 +1,302 @@
+"""The embedded intent classifier: MiniLM sentence embeddings + a trained head + OOS detection.
+
+Built from ``(text, intent)`` pairs (an agent definition's example phrasings).
+Training takes seconds; the trained head is cached in ``cache_dir`` under a hash
+of the examples and settings, so a process restart loads it and a changed intent
+list retrains it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from loguru import logger
+
+from integrations.nlu.base import OUT_OF_SCOPE, IntentPrediction
+from integrations.nlu.datasets import stratified_holdout
+from integrations.nlu.encoder import SentenceEncoder
+from integrations.nlu.head import HeadTraining, LinearIntentHead
+from integrations.nlu.neighbours import KnnVote, NearestExamples
+from integrations.nlu.oos import OOSThresholdStrategy, RecallTargetOOSThreshold, SimilarityGate
+
+OOS_LABELS = frozenset({OUT_OF_SCOPE, "oos"})
+"""Training labels that mark out-of-scope examples (used for the threshold, not as a class)."""
+
+HEAD_FORMAT = 3
+RANKING_SIZE = 5
+
+
+@dataclass(frozen=True)
+class ClassifierSettings:
+    """How the embedded classifier is trained.
+
+    Parameters:
+        head: Hyper-parameters of the trained head.
+        oos: How the out-of-scope threshold is chosen.
+        gate: Lowers confidence for utterances unlike any training example.
+        knn: How the nearest training examples vote.
+        knn_weights: Candidate weights of the kNN vote blended into the head's
+            probabilities; the best is picked on a held-out tenth of the training
+            set (when it has at least ``selection_min_examples`` examples; else the first).
+        selection_min_examples: Smallest training set that selects the blend weight.
+    """
+
+    head: HeadTraining = field(default_factory=HeadTraining)
+    oos: OOSThresholdStrategy = field(default_factory=RecallTargetOOSThreshold)
+    gate: SimilarityGate = field(default_factory=SimilarityGate)
+    knn: KnnVote = field(default_factory=KnnVote)
+    knn_weights: tuple[float, ...] = (0.0, 0.2, 0.35)
+    selection_min_examples: int = 1000
+
+    def fingerprint(self) -> str:
+        """A stable description (part of the cache key)."""
+        return json.dumps(
+            {
+                "head": asdict(self.head),
+                "oos": [type(self.oos).__name__, asdict(self.oos)],
+                "gate": asdict(self.gate),
+                "knn": asdict(self.knn),
+                "knn_weights": self.knn_weights,
+                "selection_min_examples": self.selection_min_examples,
+            },
+            sort_keys=True,
+        )
+
+
+class EmbeddingIntentClassifier:
+    """Classifies an utterance in a few milliseconds on one core.
+
+    Scores are the head's probabilities, blended with a kNN vote of the nearest
+    training examples, times the similarity gate. Satisfies
+    :class:`integrations.nlu.base.IntentClassifier`.
+    """
+
+    def __init__(
+        self,
+        encoder: SentenceEncoder,
+        head: LinearIntentHead,
+        neighbours: NearestExamples,
+        *,
+        oos_threshold: float,
+        knn_weight: float,
+        settings: ClassifierSettings,
+    ):
+        """Wrap a trained head (use :meth:`for_examples` or :meth:`train`).
+
+        Args:
+            encoder: The sentence encoder.
+            head: The trained head.
+            neighbours: The training examples' embeddings.
+            oos_threshold: Out of scope below this (gated) score.
+            knn_weight: Weight of the kNN vote (0 = head only).
+            settings: Gate and kNN settings.
+        """
+        self._encoder = encoder
+        self._head = head
+        self._neighbours = neighbours
+        self.oos_threshold = oos_threshold
+        self.knn_weight = knn_weight
+        self._settings = settings
+
+    def with_encoder(self, encoder: SentenceEncoder) -> EmbeddingIntentClassifier:
+        """The same trained head on another encoder (e.g. a single-threaded one)."""
+        return EmbeddingIntentClassifier(
+            encoder,
+            self._head,
+            self._neighbours,
+            oos_threshold=self.oos_threshold,
+            knn_weight=self.knn_weight,
+            settings=self._settings,
+        )
+
+    @property
+    def intents(self) -> tuple[str, ...]:
+        """The in-scope intents."""
+        return self._head.classes
+
+    @classmethod
+    def train(
+        cls,
+        examples: Sequence[tuple[str, str]],
+        *,
+        encoder: SentenceEncoder | None = None,
+        settings: ClassifierSettings | None = None,
+    ) -> EmbeddingIntentClassifier:
+        """Train from ``(text, intent)`` pairs, without caching.
+
+        Examples labelled ``out_of_scope`` (or ``oos``) are not a class: they fit
+        the out-of-scope threshold.
+        """
+        encoder = encoder or SentenceEncoder.shared()
+        settings = settings or ClassifierSettings()
+        in_scope = [(t, i) for t, i in examples if i not in OOS_LABELS]
+        oos_texts = [t for t, i in examples if i in OOS_LABELS]
+        if len({i for _, i in in_scope}) < 2:
+            raise ValueError("the classifier needs at least two intents with examples")
+        started = time.perf_counter()
+        texts = [t for t, _ in in_scope]
+        labels = [i for _, i in in_scope]
+        embeddings = encoder.encode(texts)
+        knn_weight = _select_knn_weight(embeddings, texts, labels, settings)
+        head = LinearIntentHead.train(embeddings, texts, labels, settings.head)
+        index = {c: k for k, c in enumerate(head.classes)}
+        neighbours = NearestExamples(
+            embeddings, np.array([index[i] for i in labels]), len(head.classes)
+        )
+        classifier = cls(
+            encoder, head, neighbours, oos_threshold=0.0, knn_weight=knn_weight, settings=settings
+        )
+        oos_scores = (
+            classifier.scores(encoder.encode(oos_texts), oos_texts).max(axis=1)
+            if oos_texts
+            else np.zeros(0, np.float32)
+        )
+        classifier.oos_threshold = threshold = settings.oos.fit(oos_scores)
+        logger.info(
+            f"NLU classifier trained on {len(in_scope)} examples, {len(head.classes)} intents, "
+            f"{len(oos_texts)} out-of-scope examples, threshold {threshold:.3f}, "
+            f"kNN weight {knn_weight}, in {time.perf_counter() - started:.1f}s"
+        )
+        return classifier
+
+    @classmethod
+    def for_examples(
+        cls,
+        examples: Sequence[tuple[str, str]],
+        cache_dir: Path,
+        *,
+        encoder: SentenceEncoder | None = None,
+        settings: ClassifierSettings | None = None,
+    ) -> EmbeddingIntentClassifier:
+        """Load the cached head for these examples, or train and cache it.
+
+        Args:
+            examples: ``(text, intent)`` pairs, e.g. ``AgentDefinition.training_examples()``.
+            cache_dir: Folder for trained heads (one file per distinct example set).
+            encoder: The sentence encoder (default: the process-wide one).
+            settings: Training settings (part of the cache key).
+        """
+        encoder = encoder or SentenceEncoder.shared()
+        settings = settings or ClassifierSettings()
+        path = cache_dir / f"head-{cache_key(examples, settings, encoder)}.npz"
+        if path.exists():
+            try:
+                head, extra = LinearIntentHead.load(path)
+                logger.info(f"NLU classifier loaded from cache ({len(head.classes)} intents)")
+                neighbours = NearestExamples(
+                    extra["examples"].astype(np.float32),
+                    extra["example_labels"],
+                    len(head.classes),
+                )
+                return cls(
+                    encoder,
+                    head,
+                    neighbours,
+                    oos_threshold=float(extra["oos_threshold"]),
+                    knn_weight=float(extra["knn_weight"]),
+                    settings=settings,
+                )
+            except (OSError, KeyError, ValueError) as e:
+                logger.warning(f"NLU head cache unreadable ({type(e).__name__}); retraining")
+        classifier = cls.train(examples, encoder=encoder, settings=settings)
+        classifier._head.save(
+            path,
+            oos_threshold=np.float32(classifier.oos_threshold),
+            knn_weight=np.float32(classifier.knn_weight),
+            examples=classifier._neighbours.embeddings.astype(np.float16),
+            example_labels=classifier._neighbours.labels,
+        )
+        return classifier
+
+    def classify(self, text: str) -> IntentPrediction:
+        """Classify one utterance (an empty one is out of scope with confidence 1)."""
+        if not text.strip():
+            return IntentPrediction(OUT_OF_SCOPE, 1.0)
+        return self.classify_batch([text])[0]
+
+    def classify_batch(self, texts: Sequence[str]) -> list[IntentPrediction]:
+        """Classify several utterances at once (benchmarks)."""
+        scores = self.scores(self._encoder.encode(texts), list(texts))
+        return [self._prediction(row) for row in scores]
+
+    def scores(self, embeddings: np.ndarray, texts: list[str]) -> np.ndarray:
+        """Gated intent scores, ``(n, n_intents)``."""
+        return _blend(
+            self._head.predict_proba(embeddings, texts),
+            self._neighbours,
+            embeddings,
+            self.knn_weight,
+            self._settings,
+        )
+
+    def _prediction(self, probs: np.ndarray) -> IntentPrediction:
+        top = np.argsort(-probs)[:RANKING_SIZE]
+        ranking = tuple((self._head.classes[i], float(probs[i])) for i in top)
+        best_intent, best = ranking[0]
+        if best < self.oos_threshold:
+            return IntentPrediction(OUT_OF_SCOPE, 1.0 - best, ranking)
+        return IntentPrediction(best_intent, best, ranking)
+
+
+def cache_key(
+    examples: Sequence[tuple[str, str]], settings: ClassifierSettings, encoder: SentenceEncoder
+) -> str:
+    """A hash of everything the trained head depends on."""
+    digest = hashlib.sha256()
+    digest.update(f"format={HEAD_FORMAT};model={encoder.model_path.name};".encode())
+    digest.update(f"{encoder.model_path.stat().st_size};".encode())
+    digest.update(settings.fingerprint().encode())
+    digest.update(json.dumps(sorted(examples)).encode())
+    return digest.hexdigest()[:20]
+
+
+def _blend(
+    probs: np.ndarray,
+    neighbours: NearestExamples,
+    embeddings: np.ndarray,
+    knn_weight: float,
+    settings: ClassifierSettings,
+) -> np.ndarray:
+    nearest, votes = neighbours.nearest_and_vote(embeddings, settings.knn if knn_weight else None)
+    if votes is not None:
+        probs = (1.0 - knn_weight) * probs + knn_weight * votes
+    return probs * settings.gate.factor(nearest)[:, None]
+
+
+def _select_knn_weight(
+    embeddings: np.ndarray, texts: list[str], labels: list[str], settings: ClassifierSettings
+) -> float:
+    """The kNN blend weight that scores best on a held-out tenth of the training set."""
+    candidates = settings.knn_weights or (0.0,)
+    if len(candidates) == 1 or len(texts) < settings.selection_min_examples:
+        return candidates[0]
+    rows = list(range(len(texts)))
+    kept, held = stratified_holdout([(str(r), labels[r]) for r in rows], 0.1, seed=1)
+    fit = np.array([int(r) for r, _ in kept])
+    check = np.array([int(r) for r, _ in held])
+    head = LinearIntentHead.train(
+        embeddings[fit], [texts[r] for r in fit], [labels[r] for r in fit], settings.head
+    )
+    index = {c: k for k, c in enumerate(head.classes)}
+    neighbours = NearestExamples(
+        embeddings[fit], np.array([index[labels[r]] for r in fit]), len(head.classes)
+    )
+    probs = head.predict_proba(embeddings[check], [texts[r] for r in check])
+    gold = np.array([index.get(labels[r], -1) for r in check])
+    accuracy = {
+        w: float(
+            (
+                _blend(probs, neighbours, embeddings[check], w, settings).argmax(axis=1) == gold
+            ).mean()
+        )
+        for w in candidates
+    }
+    best = max(candidates, key=lambda w: (accuracy[w], -w))
+    logger.debug(f"kNN blend weights on held-out training data: {accuracy} -> {best}")
+    return best

@@ -1,0 +1,168 @@
+import threading
+
+import numpy as np
+import pytest
+
+from bot.agent import load_agent
+from bot.settings import REFERENCE_AGENT
+from integrations.nlu.base import OUT_OF_SCOPE, IntentClassifier, NLUThresholds
+from integrations.nlu.embedding import EmbeddingIntentClassifier
+from integrations.nlu.encoder import SentenceEncoder
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return SentenceEncoder.shared()
+
+
+@pytest.fixture(scope="module")
+def examples():
+    return load_agent(REFERENCE_AGENT).training_examples()
+
+
+@pytest.fixture(scope="module")
+def classifier(examples, encoder, tmp_path_factory):
+    return EmbeddingIntentClassifier.for_examples(
+        examples, tmp_path_factory.mktemp("nlu"), encoder=encoder
+    )
+
+
+def test_encoder_vectors_are_unit_length_and_ordered(encoder):
+    texts = ["a much longer sentence about the dentist and my teeth", "hi", ""]
+    batch = encoder.encode(texts)
+    assert batch.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-4)
+    assert np.allclose(batch[1], encoder.encode_one("hi"), atol=1e-4)
+    assert encoder.encode([]).shape == (0, 384)
+
+
+def test_shared_encoder_is_one_per_process(encoder):
+    assert SentenceEncoder.shared() is encoder
+
+
+def test_encoder_is_thread_safe(encoder):
+    expected = encoder.encode_one("when are you open")
+    results = []
+
+    def work():
+        results.append(encoder.encode_one("when are you open"))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(np.allclose(r, expected, atol=1e-5) for r in results)
+
+
+def test_satisfies_the_protocol(classifier):
+    assert isinstance(classifier, IntentClassifier)
+    assert "book_appointment" in classifier.intents
+    assert OUT_OF_SCOPE not in classifier.intents
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("when do you guys open on weekdays", "opening_hours"),
+        ("I would like to come in for a cleaning next week", "book_appointment"),
+        ("my tooth hurts really bad", "emergency"),
+        ("I need to cancel tomorrow", "cancel_appointment"),
+        ("can I bring my son", "kb:children"),
+        ("bye", "goodbye"),
+    ],
+)
+def test_paraphrases_are_acted_on(classifier, text, intent):
+    prediction = classifier.classify(text)
+    assert prediction.intent == intent
+    assert NLUThresholds().band(prediction.intent, prediction.confidence) == "act"
+    assert prediction.margin > 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "what is the capital of france",
+        "play some music",
+        "asdf qwer zxcv",
+        "日本語のテキスト",
+        "the the the",
+        "¿Dónde está la clínica?",
+    ],
+)
+def test_out_of_scope_without_oos_examples(classifier, text):
+    prediction = classifier.classify(text)
+    assert NLUThresholds().band(prediction.intent, prediction.confidence) == "repair"
+    assert prediction.intent == OUT_OF_SCOPE
+
+
+@pytest.mark.parametrize("text", ["", "   ", "open " * 3000, "\x00\x01\x02"])
+def test_odd_input_gives_a_prediction(classifier, text):
+    prediction = classifier.classify(text)
+    assert 0.0 <= prediction.confidence <= 1.0
+
+
+def test_ranking_lists_the_nearest_in_scope_intents(classifier):
+    prediction = classifier.classify("what is the capital of france")
+    assert len(prediction.ranking) == 5
+    assert all(name != OUT_OF_SCOPE for name, _ in prediction.ranking)
+
+
+def test_cache_is_reused_and_keyed_by_the_examples(examples, encoder, tmp_path):
+    first = EmbeddingIntentClassifier.for_examples(examples, tmp_path, encoder=encoder)
+    files = list(tmp_path.glob("head-*.npz"))
+    assert len(files) == 1
+    again = EmbeddingIntentClassifier.for_examples(examples, tmp_path, encoder=encoder)
+    assert list(tmp_path.glob("head-*.npz")) == files
+    text = "can you move my visit to friday"
+    assert again.classify(text).intent == first.classify(text).intent
+    assert again.classify(text).confidence == pytest.approx(
+        first.classify(text).confidence, abs=1e-3
+    )
+    changed = [*examples, ("do you sell toothbrushes", "shop"), ("can I buy floss", "shop")]
+    retrained = EmbeddingIntentClassifier.for_examples(changed, tmp_path, encoder=encoder)
+    assert len(list(tmp_path.glob("head-*.npz"))) == 2
+    assert "shop" in retrained.intents
+
+
+def test_corrupt_cache_is_retrained(examples, encoder, tmp_path):
+    EmbeddingIntentClassifier.for_examples(examples, tmp_path, encoder=encoder)
+    (path,) = tmp_path.glob("head-*.npz")
+    path.write_bytes(b"not a zip file")
+    classifier = EmbeddingIntentClassifier.for_examples(examples, tmp_path, encoder=encoder)
+    assert classifier.classify("what are your hours").intent == "opening_hours"
+
+
+def test_out_of_scope_examples_set_the_threshold(encoder):
+    examples = [
+        *[
+            (t, "hours")
+            for t in [
+                "when are you open",
+                "what are your hours",
+                "are you open today",
+                "what time do you close",
+            ]
+        ],
+        *[
+            (t, "address")
+            for t in [
+                "where are you",
+                "what is your address",
+                "how do I get there",
+                "which street are you on",
+            ]
+        ],
+        *[
+            (t, OUT_OF_SCOPE)
+            for t in ["tell me a joke", "who won the game", "what's the weather", "play a song"]
+        ],
+    ]
+    classifier = EmbeddingIntentClassifier.train(examples, encoder=encoder)
+    assert classifier.intents == ("address", "hours")
+    assert classifier.classify("tell me a joke").intent == OUT_OF_SCOPE
+
+
+def test_needs_two_intents(encoder):
+    with pytest.raises(ValueError, match="two intents"):
+        EmbeddingIntentClassifier.train([("hi", "greet"), ("hello", "greet")], encoder=encoder)
