@@ -1,0 +1,44 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("CALLAGENT_", "DAILY_", "LIVEKIT_", "GROQ_", "CARTESIA_", "TWILIO_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        cwd=ROOT, env={**base, **(env or {})}, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_serve_with_a_bad_setting_stops_with_the_setting_named():
+    result = run_cli("serve", env={"CALLAGENT_TRANSPORT": "livekit"})
+    assert result.returncode == 2
+    assert "LIVEKIT_URL" in result.stderr and "set it in .env" in result.stderr
+
+
+def test_config_check_reports_ok_on_defaults():
+    result = run_cli("config", "check")
+    assert result.returncode == 0, result.stderr
+    assert "transport=webrtc" in result.stdout
+
+
+def test_config_example_is_the_committed_env_example():
+    result = run_cli("config", "example")
+    assert result.stdout == (ROOT / ".env.example").read_text()
+
+
+def test_procfile_starts_the_same_server_on_port():
+    assert (ROOT / "Procfile").read_text().strip() == "web: callagent serve --host 0.0.0.0 --port $PORT"
+
+
+def test_pipecat_runner_entry_point_exists():
+    import inspect
+
+    from bot import bot
+
+    assert inspect.iscoroutinefunction(bot.bot)
+    assert list(inspect.signature(bot.bot).parameters) == ["runner_args"]
