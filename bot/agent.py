@@ -6,19 +6,38 @@ of ``processors/agent_definition.py``; errors name the file, the key and the fix
 
 from __future__ import annotations
 
+import re
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from processors.agent_definition import (
     AgentDefinition,
+    EscalationConfig,
+    ExplicitRequestTrigger,
+    FailedTurnsTrigger,
     Intent,
     IntentAction,
+    MaxDurationTrigger,
     NLUConfig,
+    OutOfScopeTrigger,
+    SentimentTrigger,
     Slot,
     TransferConfig,
+    VerificationConfig,
 )
+
+CRM_UPDATES = ("move_appointment", "cancel_appointment")
+_TRIGGERS: dict[str, type] = {
+    "explicit_request": ExplicitRequestTrigger,
+    "failed_turns": FailedTurnsTrigger,
+    "negative_sentiment": SentimentTrigger,
+    "out_of_scope": OutOfScopeTrigger,
+    "max_duration": MaxDurationTrigger,
+}
+T = TypeVar("T")
 
 
 class AgentFileError(ValueError):
@@ -78,9 +97,94 @@ def _parse(data: dict[str, Any], path: Path) -> AgentDefinition:
         not_understood_limit=int(data.get("not_understood_limit", 3)),
         keypad=keypad,
         nlu=nlu,
-        transfer=TransferConfig(**(data.get("transfer") or {})),
+        transfer=_section(TransferConfig, data.get("transfer"), "transfer"),
         source=path,
+        greeting_known_caller=str(data.get("greeting_known_caller", "")).strip(),
+        escalation=_escalation(data.get("escalation"), names, data),
+        verification=_verification(data.get("verification"), names),
     )
+
+
+def _section(cls: type[T], raw: Any, where: str) -> T:
+    """Build a config dataclass from a mapping, naming unknown keys and bad values."""
+    if raw is None:
+        return cls()
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: must be a mapping of settings")
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ValueError(f"{where}: unknown key '{key}' (known: {', '.join(known)})")
+        default = getattr(cls(), key)
+        try:
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise TypeError
+                values[key] = value
+            elif isinstance(default, int | float):
+                values[key] = type(default)(value)
+            elif isinstance(default, tuple):
+                if isinstance(value, str) or not isinstance(value, list | tuple):
+                    raise TypeError
+                values[key] = tuple(str(v) for v in value)
+            else:
+                values[key] = str(value).strip()
+        except (TypeError, ValueError):
+            kind = type(default).__name__.replace("tuple", "list")
+            raise ValueError(f"{where}.{key}: expected a {kind}") from None
+    return cls(**values)
+
+
+def _escalation(raw: Any, intents: set[str], data: dict[str, Any]) -> EscalationConfig:
+    """Parse ``escalation``: each trigger is a mapping, or ``false`` to switch it off."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ValueError("escalation: must be a mapping of triggers")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        where = f"escalation.{key}"
+        if key == "unavailable_line":
+            values[key] = str(value).strip()
+            continue
+        if key not in _TRIGGERS:
+            raise ValueError(
+                f"escalation: unknown key '{key}' (known: {', '.join(_TRIGGERS)}, unavailable_line)"
+            )
+        if value is False or value is True:
+            value = {"enabled": value}
+        values[key] = _section(_TRIGGERS[key], value, where)
+    if "failed_turns" not in values:
+        limit = int(data.get("not_understood_limit", FailedTurnsTrigger.limit))
+        values["failed_turns"] = FailedTurnsTrigger(limit=limit)
+    config = EscalationConfig(**values)
+    for key in ("explicit_request", "out_of_scope"):
+        for name in getattr(config, key).intents:
+            if name not in intents:
+                raise ValueError(f"escalation.{key}.intents: no intent named '{name}'")
+    for phrase in config.explicit_request.phrases:
+        try:
+            re.compile(phrase)
+        except re.error as e:
+            raise ValueError(f"escalation.explicit_request.phrases: bad pattern: {e}") from None
+    if config.failed_turns.limit < 1:
+        raise ValueError("escalation.failed_turns.limit: must be 1 or more")
+    if not -1 <= config.negative_sentiment.threshold <= 1:
+        raise ValueError("escalation.negative_sentiment.threshold: must be between -1 and 1")
+    if config.max_duration.seconds <= 0:
+        raise ValueError("escalation.max_duration.seconds: must be more than 0")
+    return config
+
+
+def _verification(raw: Any, intents: set[str]) -> VerificationConfig:
+    config = _section(VerificationConfig, raw, "verification")
+    for name in config.required_for:
+        if name not in intents:
+            raise ValueError(f"verification.required_for: no intent named '{name}'")
+    if config.max_attempts < 1:
+        raise ValueError("verification.max_attempts: must be 1 or more")
+    return config
 
 
 def _parse_intent(name: str, spec: dict[str, Any]) -> Intent:
@@ -98,6 +202,7 @@ def _parse_intent(name: str, spec: dict[str, Any]) -> Intent:
             name=slot_name,
             entity=str(_required(slot, "entity", f"slot '{name}.{slot_name}'")),
             prompt=str(_required(slot, "prompt", f"slot '{name}.{slot_name}'")),
+            known_from=str(slot.get("known_from", "")),
         )
         for slot_name, slot in (spec.get("slots") or {}).items()
     )
@@ -105,6 +210,9 @@ def _parse_intent(name: str, spec: dict[str, Any]) -> Intent:
     for slot in slots:
         if f"{{{slot.name}}}" not in response:
             raise ValueError(f"intent '{name}': response must use the slot as {{{slot.name}}}")
+    crm_update = str(spec.get("crm_update", ""))
+    if crm_update and crm_update not in CRM_UPDATES:
+        raise ValueError(f"intent '{name}': crm_update must be one of {', '.join(CRM_UPDATES)}")
     return Intent(
         name=name,
         description=str(spec.get("description", name.replace("_", " "))),
@@ -112,6 +220,8 @@ def _parse_intent(name: str, spec: dict[str, Any]) -> Intent:
         response=response,
         action=action,
         slots=slots,
+        response_known_caller=str(spec.get("response_known_caller", "")).strip(),
+        crm_update=crm_update,
     )
 
 

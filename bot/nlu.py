@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from integrations.nlu.base import LLMIntentClassifier, NLUThresholds
+from integrations.nlu.base import OUT_OF_SCOPE, LLMIntentClassifier, NLUThresholds
 from integrations.nlu.llm import LLMEndpoint, OpenAICompatibleIntentClassifier
 from processors.agent_definition import AgentDefinition
 from processors.nlu_router import NLURouter
+from processors.semantic_turn import CompletenessCheck
 
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -33,3 +34,15 @@ def make_nlu_router(runtime: Runtime) -> NLURouter:
         entity_extractor=runtime.entities,
         llm_timeout_s=nlu.llm_timeout_secs,
     )
+
+
+def make_completeness_check(runtime: Runtime) -> CompletenessCheck:
+    """A transcript is a complete request when the classifier would act on it outright."""
+    classifier = runtime.classifier
+    act = runtime.agent.nlu.act_threshold
+
+    def is_complete(text: str) -> bool:
+        prediction = classifier.classify(text)
+        return prediction.intent != OUT_OF_SCOPE and prediction.confidence >= act
+
+    return is_complete

@@ -30,11 +30,12 @@ from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
-from bot.nlu import make_nlu_router
+from bot.nlu import make_completeness_check, make_nlu_router
 from bot.runtime import Runtime
 from bot.services import make_llm, make_stt, make_tts, make_turn_analyzer, optional
 from processors.dialogue import DialoguePolicy, DialogueProcessor
 from processors.llm_fallback import LLMFailureApology
+from processors.semantic_turn import SemanticCompletionStopStrategy
 from processors.turn_latency import stages_from_breakdown
 
 DTMF_TIMEOUT_SECS = 2.0
@@ -52,6 +53,7 @@ class CallSpec:
         sample_rate_out: Pipeline output rate (TTS renders at this rate).
         caller: The caller's identity (phone number or client id). Never logged.
         call_id: Our id for the call (logs carry this).
+        direction: ``inbound`` or ``outbound`` (for the call record).
     """
 
     transport_kind: str
@@ -59,6 +61,7 @@ class CallSpec:
     sample_rate_out: int
     caller: str | None = None
     call_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    direction: str = "inbound"
 
 
 def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> PipelineWorker:
@@ -74,7 +77,10 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
             ),
             user_turn_strategies=UserTurnStrategies(
                 start=[VADUserTurnStartStrategy(enable_interruptions=True)],
-                stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=make_turn_analyzer(runtime))],
+                stop=[
+                    TurnAnalyzerUserTurnStopStrategy(turn_analyzer=make_turn_analyzer(runtime)),
+                    SemanticCompletionStopStrategy(make_completeness_check(runtime)),
+                ],
             ),
             user_idle_timeout=10,
         ),
@@ -96,6 +102,17 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
         )
     )
     latency = UserBotLatencyObserver()
+    recorder = (
+        runtime.records.recorder(
+            call_id=spec.call_id,
+            transport=spec.transport_kind,
+            caller=spec.caller,
+            direction=spec.direction,
+            agent=agent.name,
+        )
+        if runtime.records is not None
+        else None
+    )
     worker = PipelineWorker(
         pipeline,
         params=PipelineParams(
@@ -104,7 +121,7 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
             enable_metrics=True,
             enable_usage_metrics=True,
         ),
-        observers=[latency],
+        observers=[latency] if recorder is None else [latency, recorder],
         idle_timeout_secs=600,
     )
 
@@ -114,6 +131,8 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
         total_ms = round(breakdown.total_secs * 1000, 1)
         kind = "greeting" if breakdown.user_turn_start_time is None else "turn"
         logger.info(f"call {spec.call_id}: {kind} latency {total_ms} ms {stages}")
+        if recorder is not None:
+            recorder.add_latency(total_ms, stages, kind)
         await worker.rtvi.send_server_message(
             {"type": "latency", "kind": kind, "total_ms": total_ms, "stages_ms": stages}
         )

@@ -17,6 +17,7 @@ from bot.settings import Settings
 from processors.agent_definition import AgentDefinition
 
 if TYPE_CHECKING:
+    from bot.records import CallRecords
     from integrations.nlu.base import IntentClassifier, LLMIntentClassifier
     from integrations.nlu.entities import EntityExtractor
     from integrations.speech.base import SpeechRecognizer, SpeechSynthesizer
@@ -33,6 +34,8 @@ class Runtime:
     classifier: IntentClassifier
     entities: EntityExtractor
     llm_classifier: LLMIntentClassifier | None
+    records: CallRecords | None = None
+    """The process-wide call store (None: calls are not recorded)."""
 
     @classmethod
     def load(cls, settings: Settings) -> Runtime:
@@ -49,11 +52,16 @@ class Runtime:
 
         entities = EntityExtractor()
         llm_classifier = make_llm_classifier(settings, agent)
+        from bot.records import open_call_records
+
+        records = open_call_records(settings)
         logger.info(
             f"Runtime ready in {time.perf_counter() - started:.1f}s "
             f"(agent={agent.name!r}, stt={settings.stt}, tts={settings.tts}, llm={settings.llm})"
         )
-        return cls(settings, agent, recognizer, synthesizer, classifier, entities, llm_classifier)
+        return cls(
+            settings, agent, recognizer, synthesizer, classifier, entities, llm_classifier, records
+        )
 
 
 def _load_recognizer(settings: Settings) -> SpeechRecognizer:

@@ -8,6 +8,7 @@ settings.
 from __future__ import annotations
 
 from pipecat.audio.turn.base_turn_analyzer import BaseTurnAnalyzer
+from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.pipeline.service_switcher import ServiceSwitcher, ServiceSwitcherStrategyFailover
 from pipecat.processors.frame_processor import FrameProcessor
@@ -61,7 +62,10 @@ def make_turn_analyzer(runtime: Runtime) -> BaseTurnAnalyzer:
     from integrations.speech.early_turn import EarlySmartTurnAnalyzer
 
     early = _early_policy(runtime)
-    return EarlySmartTurnAnalyzer(early=early) if early else LocalSmartTurnAnalyzerV3()
+    params = SmartTurnParams(stop_secs=runtime.settings.turn_max_pause_secs)
+    if early:
+        return EarlySmartTurnAnalyzer(early=early, params=params)
+    return LocalSmartTurnAnalyzerV3(params=params)
 
 
 def _early_policy(runtime: Runtime) -> EarlyTranscriptionPolicy | None:

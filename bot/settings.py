@@ -20,6 +20,7 @@ TransportName = Literal["webrtc", "daily", "livekit"]
 STTName = Literal["moonshine", "cartesia"]
 TTSName = Literal["piper", "cartesia"]
 LLMName = Literal["none", "groq", "openai"]
+CallerIdStorage = Literal["hash", "redact", "plain"]
 
 REFERENCE_AGENT = Path(__file__).parent / "agents" / "dental_front_desk.yaml"
 
@@ -83,6 +84,12 @@ class Settings:
         "After this much quiet (s) the embedded STT and the end-of-turn model start work, "
         "before the VAD confirms the pause (0 = wait for the VAD).",
     )
+    turn_max_pause_secs: float = _setting(
+        "CALLAGENT_TURN_MAX_PAUSE_SECS",
+        1.2,
+        "Longest pause (s) after which a turn ends even when the end-of-turn model "
+        "judges the caller unfinished.",
+    )
     asr_threads: int = _setting("CALLAGENT_ASR_THREADS", 1, "onnxruntime threads per ASR inference.")
 
     # Cloud services (all optional)
@@ -116,6 +123,34 @@ class Settings:
         "TWILIO_VALIDATE_SIGNATURES",
         True,
         "Reject Twilio webhooks/streams without a valid X-Twilio-Signature (needs TWILIO_AUTH_TOKEN).",
+    )
+
+    # Call records and the operator dashboard
+    database_url: str = _setting(
+        "DATABASE_URL",
+        "",
+        "Call-record database (postgresql://user:password@host/db); "
+        "empty = SQLite at <CALLAGENT_DATA_DIR>/calls.db.",
+        secret=True,
+    )
+    caller_id_storage: CallerIdStorage = _setting(
+        "CALLAGENT_CALLER_ID_STORAGE",
+        "hash",
+        "How call records keep the caller's number: hash (salted SHA-256), "
+        "redact (last 2 digits) or plain.",
+    )
+    caller_id_salt: str = _setting(
+        "CALLAGENT_CALLER_ID_SALT",
+        "",
+        "Salt of hashed caller ids; empty = a random one generated once into "
+        "<CALLAGENT_DATA_DIR>/caller-id-salt (set the same value on servers sharing a database).",
+        secret=True,
+    )
+    operator_token: str = _setting(
+        "CALLAGENT_OPERATOR_TOKEN",
+        "",
+        "Bearer token for /api/calls and /dashboard (16+ characters); empty = both answer 403.",
+        secret=True,
     )
 
     @classmethod
@@ -186,10 +221,26 @@ class Settings:
             p.append("CALLAGENT_PUBLIC_URL must start with https:// (or http:// for local tests).")
         if not 0 <= self.early_turn_secs < self.vad_stop_secs and self.early_turn_secs != 0:
             p.append("CALLAGENT_EARLY_TURN_SECS must be 0 or less than CALLAGENT_VAD_STOP_SECS.")
+        if self.database_url and not self.database_url.startswith(
+            ("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")
+        ):
+            p.append("DATABASE_URL must be a postgresql://... (or sqlite:///...) URL.")
+        if self.operator_token and len(self.operator_token) < 16:
+            p.append(
+                "CALLAGENT_OPERATOR_TOKEN is too short: use 16+ characters, e.g. "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'."
+            )
         if self.log_level.upper() not in {"TRACE", "DEBUG", "INFO", "WARNING", "ERROR"}:
             p.append(f"CALLAGENT_LOG_LEVEL={self.log_level}: use DEBUG, INFO, WARNING or ERROR.")
         if p:
             raise SettingsError(p)
+
+    @property
+    def records_database_url(self) -> str:
+        """The call-record database: ``DATABASE_URL``, else SQLite in the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'calls.db').expanduser().resolve()}"
 
     @property
     def twilio_hang_up_enabled(self) -> bool:

@@ -1,0 +1,106 @@
+"""Call records for this process: the store and the caller-id policy, built from settings.
+
+The store is process-wide (one writer thread, one connection pool); each call
+gets its own :class:`~processors.call_recorder.CallRecorder` from
+:meth:`CallRecords.recorder`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from loguru import logger
+
+from bot.settings import Settings
+from integrations.storage import CallStore
+from integrations.storage.caller_id import (
+    CallerIdPolicy,
+    HashedCallerId,
+    PlainCallerId,
+    RedactedCallerId,
+)
+from integrations.storage.engine import describe_url
+from processors.call_recorder import CallRecorder
+
+SALT_FILE = "caller-id-salt"
+
+
+@dataclass
+class CallRecords:
+    """The process's call store and how caller identities are stored."""
+
+    store: CallStore
+    caller_ids: CallerIdPolicy
+
+    def recorder(
+        self,
+        *,
+        call_id: str,
+        transport: str,
+        caller: str | None,
+        direction: str = "inbound",
+        agent: str | None = None,
+    ) -> CallRecorder:
+        """A recorder for one call (the caller is stored in the configured form)."""
+        return CallRecorder(
+            self.store,
+            call_id=call_id,
+            transport=transport,
+            caller=self.caller_ids.store(caller),
+            direction=direction,
+            agent=agent,
+        )
+
+
+def open_call_records(settings: Settings, *, close_stale: bool = True) -> CallRecords:
+    """Open the call store (migrating its schema) and build the caller-id policy."""
+    store = open_store(settings)
+    if close_stale:
+        try:
+            closed = store.close_stale()
+            if closed:
+                logger.info(f"call records: {closed} call(s) left open by a stopped process closed")
+        except Exception as e:  # noqa: BLE001 - the database may be down; calls still run
+            logger.warning(f"call records: could not close stale calls ({type(e).__name__})")
+    return CallRecords(store, caller_id_policy(settings))
+
+
+def open_store(settings: Settings, *, migrate_schema: bool = True) -> CallStore:
+    """The call store at ``DATABASE_URL`` (default SQLite ``<data dir>/calls.db``)."""
+    url = settings.records_database_url
+    store = CallStore.open(url, spool_dir=settings.data_dir, migrate_schema=migrate_schema)
+    logger.info(f"call records: {describe_url(url)}")
+    return store
+
+
+def caller_id_policy(settings: Settings) -> CallerIdPolicy:
+    """The strategy ``CALLAGENT_CALLER_ID_STORAGE`` names."""
+    if settings.caller_id_storage == "plain":
+        return PlainCallerId()
+    if settings.caller_id_storage == "redact":
+        return RedactedCallerId()
+    return HashedCallerId(caller_id_salt(settings))
+
+
+def caller_id_salt(settings: Settings) -> str:
+    """``CALLAGENT_CALLER_ID_SALT``, else a random salt generated once per data dir.
+
+    The generated salt is kept in ``<CALLAGENT_DATA_DIR>/caller-id-salt`` (mode 600)
+    so hashes stay comparable across restarts; servers that share one database
+    should set the same ``CALLAGENT_CALLER_ID_SALT``.
+    """
+    if settings.caller_id_salt:
+        return settings.caller_id_salt
+    path = Path(settings.data_dir) / SALT_FILE
+    if path.is_file():
+        salt = path.read_text(encoding="utf-8").strip()
+        if salt:
+            return salt
+    path.parent.mkdir(parents=True, exist_ok=True)
+    salt = secrets.token_hex(32)
+    path.write_text(salt + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    logger.info(f"call records: generated a caller-id salt in {path}")
+    return salt

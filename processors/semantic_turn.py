@@ -1,0 +1,93 @@
+"""End the caller's turn when what they said is already a complete, recognised request.
+
+Smart Turn judges completeness from the audio alone; on flat or hesitant
+speech it may call a finished question incomplete and wait for its silence
+fallback. This stop strategy sits beside it in the user aggregator: once the
+VAD has seen the pause and the transcript so far is something the agent
+confidently understands, the turn ends after a short grace period. Whichever
+strategy decides first ends the turn; speech in the grace period cancels it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from pipecat.frames.frames import (
+    Frame,
+    TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.turns.types import ProcessFrameResult
+from pipecat.turns.user_stop.base_user_turn_stop_strategy import BaseUserTurnStopStrategy
+
+CompletenessCheck = Callable[[str], bool]
+"""Says whether a transcript is a complete request on its own (must be fast and thread-safe)."""
+
+
+class SemanticCompletionStopStrategy(BaseUserTurnStopStrategy):
+    """Stops the turn after a pause once the transcript is a complete request."""
+
+    def __init__(self, is_complete: CompletenessCheck, *, grace_secs: float = 0.3, **kwargs):
+        """Create the strategy.
+
+        Args:
+            is_complete: Decides whether the turn's text is a complete request.
+            grace_secs: Wait after the VAD's pause before ending the turn.
+            **kwargs: Passed to ``BaseUserTurnStopStrategy``.
+        """
+        super().__init__(**kwargs)
+        self._is_complete = is_complete
+        self._grace_secs = grace_secs
+        self._text: list[str] = []
+        self._paused = False
+        self._timer: asyncio.Task[None] | None = None
+
+    async def process_frame(self, frame: Frame) -> ProcessFrameResult | None:
+        """Follow the pause and the transcript; arm the timer when both say done."""
+        if isinstance(frame, VADUserStartedSpeakingFrame):
+            self._paused = False
+            await self._disarm()
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._paused = True
+            await self._maybe_arm()
+        elif isinstance(frame, TranscriptionFrame) and frame.text.strip():
+            self._text.append(frame.text.strip())
+            await self._maybe_arm()
+        return ProcessFrameResult.CONTINUE
+
+    async def handle_user_turn_started(self) -> None:
+        """A new turn: forget the previous one's text."""
+        await self._clear()
+
+    async def handle_user_turn_stopped(self) -> None:
+        """The turn ended (by any strategy): stop waiting."""
+        await self._clear()
+
+    async def cleanup(self) -> None:
+        """Stop any pending timer."""
+        await self._disarm()
+        await super().cleanup()
+
+    async def _maybe_arm(self) -> None:
+        if not self._paused or not self._text or self._timer is not None:
+            return
+        text = " ".join(self._text)
+        if await asyncio.to_thread(self._is_complete, text):
+            self._timer = self.task_manager.create_task(self._end_after_grace(), "semantic_turn_end")
+
+    async def _end_after_grace(self) -> None:
+        await asyncio.sleep(self._grace_secs)
+        self._timer = None
+        await self.trigger_user_turn_stopped()
+
+    async def _disarm(self) -> None:
+        if self._timer is not None:
+            timer, self._timer = self._timer, None
+            await self.task_manager.cancel_task(timer)
+
+    async def _clear(self) -> None:
+        await self._disarm()
+        self._text.clear()
+        self._paused = False

@@ -1,0 +1,64 @@
+"""The semantic end-of-turn strategy: a complete, recognised request ends the turn after a short grace."""
+
+import asyncio
+
+from pipecat.clocks.system_clock import SystemClock
+from pipecat.frames.frames import TranscriptionFrame, VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame
+from pipecat.processors.frame_processor import FrameProcessorSetup
+from pipecat.utils.asyncio.task_manager import TaskManager
+
+from processors.semantic_turn import SemanticCompletionStopStrategy
+
+
+async def make_strategy(grace=0.05):
+    seen: list[str] = []
+    strategy = SemanticCompletionStopStrategy(lambda text: text.endswith("hours?"), grace_secs=grace)
+    setup = FrameProcessorSetup(clock=SystemClock(), task_manager=TaskManager(loop=asyncio.get_running_loop()), pipeline_worker=None)
+    await strategy.setup(setup)
+    stopped: list[bool] = []
+
+    @strategy.event_handler("on_user_turn_stopped")
+    async def on_stopped(_strategy, *_args, **_kwargs):
+        stopped.append(True)
+
+    await strategy.handle_user_turn_started()
+    return strategy, stopped, seen
+
+
+def transcript(text):
+    return TranscriptionFrame(text, "caller", "2026-11-21T00:00:00Z")
+
+
+async def test_complete_request_after_the_pause_ends_the_turn():
+    strategy, stopped, _ = await make_strategy()
+    await strategy.process_frame(VADUserStoppedSpeakingFrame())
+    await strategy.process_frame(transcript("What are your opening hours?"))
+    await asyncio.sleep(0.15)
+    assert stopped == [True]
+
+
+async def test_incomplete_text_does_not_end_the_turn():
+    strategy, stopped, _ = await make_strategy()
+    await strategy.process_frame(transcript("I would like to"))
+    await strategy.process_frame(VADUserStoppedSpeakingFrame())
+    await asyncio.sleep(0.15)
+    assert stopped == []
+
+
+async def test_speech_in_the_grace_period_cancels():
+    strategy, stopped, _ = await make_strategy(grace=0.1)
+    await strategy.process_frame(VADUserStoppedSpeakingFrame())
+    await strategy.process_frame(transcript("What are your opening hours?"))
+    await strategy.process_frame(VADUserStartedSpeakingFrame())
+    await asyncio.sleep(0.2)
+    assert stopped == []
+
+
+async def test_text_without_a_pause_waits_for_the_pause():
+    strategy, stopped, _ = await make_strategy()
+    await strategy.process_frame(transcript("What are your opening hours?"))
+    await asyncio.sleep(0.1)
+    assert stopped == []
+    await strategy.process_frame(VADUserStoppedSpeakingFrame())
+    await asyncio.sleep(0.1)
+    assert stopped == [True]

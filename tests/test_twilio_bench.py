@@ -1,0 +1,51 @@
+"""``callagent bench latency``: planning, parsing and reporting (the run itself is in
+test_twilio_transport.py against a scripted bot)."""
+
+from __future__ import annotations
+
+import argparse
+
+from bot.commands import bench
+
+
+def test_bench_registers_latency_with_a_handler():
+    parser = argparse.ArgumentParser()
+    bench.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench", "latency", "--turns", "7", "--json", "out.json"])
+    assert args.func is bench.run_latency
+    assert args.turns == 7 and str(args.json) == "out.json" and args.url is None
+
+
+def test_calls_rotate_intents_and_phrasings():
+    questions = [["hours 1", "hours 2"], ["where 1"], ["price 1", "price 2", "price 3"]]
+    calls = bench.plan_calls(questions, turns=8, per_call=3)
+    assert [len(c) for c in calls] == [3, 3, 2]
+    flat = [q for c in calls for q in c]
+    assert flat[:6] == ["hours 1", "where 1", "price 1", "hours 2", "where 1", "price 2"]
+
+
+def test_reference_agent_questions_skip_transfers_goodbyes_and_slots():
+    from bot.agent import load_agent
+    from bot.settings import REFERENCE_AGENT
+
+    questions = bench.scripted_questions(load_agent(REFERENCE_AGENT))
+    flat = {q for qs in questions for q in qs}
+    assert "what are your opening hours" in flat
+    assert "goodbye" not in flat and "operator" not in flat
+    assert "I'd like to book an appointment" not in flat
+
+
+def test_server_latency_lines_are_collected_and_summarised():
+    report = bench.LatencyReport(url="x")
+    for total in (400.0, 500.0, 900.0):
+        bench._collect_server_turn(
+            f"call abc123: turn latency {total} ms {{'vad_stop': 200.0, 'tts_ttfb': 80.5}}", report
+        )
+    bench._collect_server_turn("call abc123: greeting latency 10 ms {}", report)
+    report.turns = [bench.TurnResult(1, "q", v, 1000.0) for v in (450.0, 550.0, None)]
+    s = report.summary()
+    assert (s["turns"], s["answered"], s["unanswered"]) == (3, 2, 1)
+    assert s["p50_ms"] == 500.0 and s["max_ms"] == 550.0
+    assert s["server"]["turns"] == 3 and s["server"]["p50_ms"] == 500.0
+    assert s["server"]["stages_p50_ms"] == {"vad_stop": 200.0, "tts_ttfb": 80.5}
+    assert report.to_json()["summary"] == s
