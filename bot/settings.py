@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from dotenv import dotenv_values
 
-TransportName = Literal["webrtc", "daily", "livekit"]
+TransportName = Literal["auto", "webrtc", "daily", "livekit"]
 STTName = Literal["moonshine", "cartesia"]
-TTSName = Literal["piper", "cartesia"]
-LLMName = Literal["none", "groq", "openai"]
+TTSName = Literal["auto", "piper", "cartesia"]
+LLMName = Literal["auto", "none", "groq", "openai"]
 CallerIdStorage = Literal["hash", "redact", "plain"]
+CRMName = Literal["none", "sqlite", "rest", "hubspot"]
 
 REFERENCE_AGENT = Path(__file__).parent / "agents" / "dental_front_desk.yaml"
 
@@ -63,19 +64,23 @@ class Settings:
     agent_file: Path = _setting("CALLAGENT_AGENT_FILE", REFERENCE_AGENT, "The agent definition (YAML).")
     transport: TransportName = _setting(
         "CALLAGENT_TRANSPORT",
-        "webrtc",
-        "Where browser-side calls run: webrtc (built-in page, no cloud), daily or livekit. "
+        "auto",
+        "Where browser-side calls run: webrtc (built-in page, no cloud), daily or livekit; "
+        "auto = daily with DAILY_API_KEY/DAILY_ROOM_URL, livekit with LIVEKIT_URL, else webrtc. "
         "Twilio phone calls are always served at /twilio/voice.",
     )
     stt: STTName = _setting("CALLAGENT_STT", "moonshine", "Speech-to-text: moonshine (embedded) or cartesia.")
     tts: TTSName = _setting(
-        "CALLAGENT_TTS", "piper", "Text-to-speech: piper (embedded) or cartesia (needs CARTESIA_API_KEY)."
+        "CALLAGENT_TTS",
+        "auto",
+        "Text-to-speech: piper (embedded) or cartesia; auto = cartesia with CARTESIA_API_KEY, else piper.",
     )
     llm: LLMName = _setting(
         "CALLAGENT_LLM",
-        "none",
+        "auto",
         "Dialogue LLM for turns the deterministic agent cannot answer: none, groq "
-        "(needs GROQ_API_KEY) or openai (any OpenAI-compatible URL in LLM_BASE_URL).",
+        "(needs GROQ_API_KEY) or openai (any OpenAI-compatible URL in LLM_BASE_URL); "
+        "auto = groq with GROQ_API_KEY, openai with LLM_BASE_URL, else none.",
     )
     vad_stop_secs: float = _setting("CALLAGENT_VAD_STOP_SECS", 0.2, "Silence (s) before a pause is checked as end of turn.")
     early_turn_secs: float = _setting(
@@ -153,6 +158,83 @@ class Settings:
         secret=True,
     )
 
+    # CRM (caller record prefetch and write-back)
+    crm: CRMName = _setting(
+        "CALLAGENT_CRM",
+        "sqlite",
+        "Caller CRM: sqlite (embedded, CALLAGENT_CRM_DB), rest (any HTTP CRM, CRM_REST_*), "
+        "hubspot (HUBSPOT_ACCESS_TOKEN) or none.",
+    )
+    crm_db: str = _setting(
+        "CALLAGENT_CRM_DB", "", "Embedded CRM file; empty = <CALLAGENT_DATA_DIR>/crm.db."
+    )
+    crm_seed_demo: bool = _setting(
+        "CALLAGENT_CRM_SEED_DEMO",
+        True,
+        "Seed the embedded CRM with the reference agent's demo customers when it is empty "
+        "(set false in production).",
+    )
+    crm_prefetch_budget_ms: int = _setting(
+        "CALLAGENT_CRM_PREFETCH_BUDGET_MS",
+        500,
+        "The call goes on without the caller's record after this long (a late one is still used).",
+    )
+    crm_timeout_secs: float = _setting(
+        "CRM_TIMEOUT_SECS", 2.0, "Per-request timeout of the REST and HubSpot CRMs."
+    )
+    crm_retries: int = _setting(
+        "CRM_RETRIES", 2, "Retries of a failed REST/HubSpot CRM request (429, 5xx, network)."
+    )
+    crm_rest_lookup_url: str = _setting(
+        "CRM_REST_LOOKUP_URL",
+        "",
+        "REST CRM lookup URL template, e.g. https://crm.example.com/api/customers?phone={phone}.",
+    )
+    crm_rest_write_url: str = _setting(
+        "CRM_REST_WRITE_URL",
+        "",
+        "REST CRM write-back webhook (POST JSON), e.g. https://crm.example.com/api/"
+        "customers/{customer_id}/events; empty = no write-back.",
+    )
+    crm_rest_auth_header: str = _setting(
+        "CRM_REST_AUTH_HEADER",
+        "",
+        "Header sent to the REST CRM, e.g. 'Authorization: Bearer abc123'.",
+        secret=True,
+    )
+    crm_rest_field_map: str = _setting(
+        "CRM_REST_FIELD_MAP",
+        "",
+        "REST CRM JSON -> record fields, e.g. 'record=data,first_name=firstName,"
+        "appointments=upcoming,appointments[].starts_at=start' (see integrations/crm/rest_crm.py).",
+    )
+    hubspot_access_token: str = _setting(
+        "HUBSPOT_ACCESS_TOKEN", "", "HubSpot private app token (CRM scopes).", secret=True
+    )
+    hubspot_api_base_url: str = _setting(
+        "HUBSPOT_API_BASE_URL", "https://api.hubapi.com", "HubSpot API root (a local fake in tests)."
+    )
+
+    # Escalation to a person
+    screen_pop_url: str = _setting(
+        "CALLAGENT_SCREEN_POP_URL",
+        "",
+        "Agent-desktop webhook that receives the hand-off summary (signed JSON POST) before a "
+        "transfer; empty = none.",
+    )
+    screen_pop_secret: str = _setting(
+        "CALLAGENT_SCREEN_POP_SECRET",
+        "",
+        "HMAC-SHA256 key signing screen-pop POSTs (X-Callagent-Signature).",
+        secret=True,
+    )
+    screen_pop_attempts: int = _setting(
+        "CALLAGENT_SCREEN_POP_ATTEMPTS", 3, "Screen-pop delivery attempts (retries included)."
+    )
+    screen_pop_timeout_secs: float = _setting(
+        "CALLAGENT_SCREEN_POP_TIMEOUT_SECS", 2.0, "Per-attempt timeout of a screen-pop POST."
+    )
+
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, dotenv_path: Path | None = None) -> Settings:
         """Read settings from ``.env`` then the environment (which wins), and validate them.
@@ -184,9 +266,24 @@ class Settings:
                 problems.append(f"{name}={shown}: {e}")
         if problems:
             raise SettingsError(problems)
-        settings = cls(**kwargs)
+        settings = cls(**kwargs)._resolved()
         settings.validate()
         return settings
+
+    def _resolved(self) -> Settings:
+        """Turn every ``auto`` choice into the service the configured keys select."""
+        transport = self.transport
+        if transport == "auto":
+            transport = (
+                "daily"
+                if self.daily_api_key or self.daily_room_url
+                else "livekit" if self.livekit_url else "webrtc"
+            )
+        tts = self.tts if self.tts != "auto" else ("cartesia" if self.cartesia_api_key else "piper")
+        llm = self.llm
+        if llm == "auto":
+            llm = "groq" if self.groq_api_key else "openai" if self.llm_base_url else "none"
+        return replace(self, transport=transport, tts=tts, llm=llm)
 
     def validate(self) -> None:
         """Check that the chosen services have what they need.
@@ -230,6 +327,18 @@ class Settings:
                 "CALLAGENT_OPERATOR_TOKEN is too short: use 16+ characters, e.g. "
                 "python -c 'import secrets; print(secrets.token_urlsafe(32))'."
             )
+        if self.crm == "rest" and not self.crm_rest_lookup_url:
+            p.append("CALLAGENT_CRM=rest needs CRM_REST_LOOKUP_URL; set it in .env.")
+        if self.crm == "hubspot" and not self.hubspot_access_token:
+            p.append("CALLAGENT_CRM=hubspot needs HUBSPOT_ACCESS_TOKEN; set it in .env.")
+        if self.crm_rest_auth_header and ":" not in self.crm_rest_auth_header:
+            p.append("CRM_REST_AUTH_HEADER must look like 'Header-Name: value'.")
+        if self.screen_pop_url and not self.screen_pop_secret:
+            p.append("CALLAGENT_SCREEN_POP_URL needs CALLAGENT_SCREEN_POP_SECRET to sign the POSTs.")
+        if self.screen_pop_url and not self.screen_pop_url.startswith(("http://", "https://")):
+            p.append("CALLAGENT_SCREEN_POP_URL must start with https:// (or http:// for tests).")
+        if self.crm_prefetch_budget_ms < 0:
+            p.append("CALLAGENT_CRM_PREFETCH_BUDGET_MS must be 0 or more.")
         if self.log_level.upper() not in {"TRACE", "DEBUG", "INFO", "WARNING", "ERROR"}:
             p.append(f"CALLAGENT_LOG_LEVEL={self.log_level}: use DEBUG, INFO, WARNING or ERROR.")
         if p:
