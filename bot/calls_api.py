@@ -56,9 +56,7 @@ def call_filter(
     )
 
 
-def create_calls_router(
-    records: Callable[[], CallRecords | None], auth: OperatorAuth
-) -> APIRouter:
+def create_calls_router(records: Callable[[], CallRecords | None], auth: OperatorAuth) -> APIRouter:
     """The ``/api/calls`` routes.
 
     Args:

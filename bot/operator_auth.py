@@ -35,7 +35,9 @@ class OperatorAuth:
 
     def session_value(self) -> str:
         """The cookie value a logged-in dashboard carries."""
-        return hmac.new(self._token.encode(), b"callagent-dashboard-session", hashlib.sha256).hexdigest()
+        return hmac.new(
+            self._token.encode(), b"callagent-dashboard-session", hashlib.sha256
+        ).hexdigest()
 
     def check_token(self, presented: str) -> bool:
         """Whether ``presented`` is the operator token (constant time)."""

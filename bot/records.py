@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
@@ -22,7 +23,9 @@ from integrations.storage.caller_id import (
     RedactedCallerId,
 )
 from integrations.storage.engine import describe_url
-from processors.call_recorder import CallRecorder
+
+if TYPE_CHECKING:
+    from processors.call_recorder import CallRecorder
 
 SALT_FILE = "caller-id-salt"
 
@@ -44,6 +47,8 @@ class CallRecords:
         agent: str | None = None,
     ) -> CallRecorder:
         """A recorder for one call (the caller is stored in the configured form)."""
+        from processors.call_recorder import CallRecorder
+
         return CallRecorder(
             self.store,
             call_id=call_id,

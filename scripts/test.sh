@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install callagent with test dependencies into .venv (and, as root, the Debian
-# packages the end-to-end tests drive: chromium, flite, sox), then run the tests.
+# packages the end-to-end tests drive: chromium, flite, sox; postgresql for the call-record
+# tests), then run the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -21,6 +22,12 @@ fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[speech-gpl,test]'
+# A throw-away PostgreSQL on loopback for the call-record tests (Debian's package, as root).
+if [ -z "${CALLAGENT_TEST_DATABASE_URL:-}" ]; then
+  pg_env="$(bash scripts/postgres.sh start)" || pg_env=""
+  eval "$pg_env"
+  trap 'bash scripts/postgres.sh stop "${PG_TEST_DIR:-}"' EXIT
+fi
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?

@@ -75,6 +75,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     calibrate_parser.add_argument(
         "--png", type=Path, default=Path("nlu-reliability.png"), help="reliability diagram path"
     )
+    calibrate_parser.add_argument(
+        "--from-calls",
+        action="store_true",
+        help="calibrate on recorded calls (labels inferred from what callers did next)",
+    )
+    calibrate_parser.add_argument(
+        "--since", default="30d", help="with --from-calls: calls since (30d, 2026-11-01, ...)"
+    )
     calibrate_parser.set_defaults(func=run_calibrate)
 
 
@@ -174,6 +182,10 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def run_calibrate(args: argparse.Namespace) -> int:
     """``callagent nlu calibrate``."""
+    if args.from_calls:
+        from bot.commands.nlu_from_calls import run_calibrate_from_calls
+
+        return run_calibrate_from_calls(args)
     split = _split(args)
     classifier, _single, _train_seconds, _load = _train(split, _cache(args))
     texts = [t for t, _ in split.test]

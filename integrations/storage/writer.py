@@ -1,0 +1,307 @@
+"""The record writer: applies record operations on one background thread.
+
+Callers (the recorder, on the event loop) only put an operation on a queue, so a
+slow or failing database never delays a call. The thread applies queued
+operations in batches, one transaction per batch. When the database cannot be
+reached, operations go, in order, to a local spool file (JSON lines) and are
+replayed once it can; an operation the database rejects outright (bad data) is
+moved to a "rejected" file beside it rather than dropped. Either way no record is
+lost and nothing is raised to the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+
+from integrations.storage.records import CallEnd, CallStart, CallUpdate, TurnRecord
+
+Record = CallStart | TurnRecord | CallUpdate | CallEnd
+Op = tuple[str, Record]
+"""An operation: its kind (``start``, ``turn``, ``update``, ``end``) and its record."""
+
+OP_TYPES: dict[str, type[Any]] = {
+    "start": CallStart,
+    "turn": TurnRecord,
+    "update": CallUpdate,
+    "end": CallEnd,
+}
+BATCH_MAX = 200
+RETRY_SECS = 5.0
+SPOOL_FILE = "records-spool.jsonl"
+REJECTED_FILE = "records-rejected.jsonl"
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether an error means "database unreachable / not ready" (retry later)."""
+    if isinstance(error, OperationalError | InterfaceError | DisconnectionError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+@dataclass
+class WriterStats:
+    """What the writer has done so far."""
+
+    ops: int = 0
+    batches: int = 0
+    busy_secs: float = 0.0
+    spooled: int = 0
+    replayed: int = 0
+    rejected: int = 0
+    batch_ms: list[float] = field(default_factory=list)
+
+    @property
+    def ms_per_op(self) -> float:
+        """Mean database time per applied operation."""
+        return 1000 * self.busy_secs / self.ops if self.ops else 0.0
+
+
+class Spool:
+    """Operations waiting for the database, in order, in a JSON-lines file."""
+
+    def __init__(self, directory: Path):
+        self.path = Path(directory) / SPOOL_FILE
+        self.rejected_path = Path(directory) / REJECTED_FILE
+
+    def __bool__(self) -> bool:
+        return self.path.exists() and self.path.stat().st_size > 0
+
+    def append(self, ops: Sequence[Op]) -> None:
+        """Add operations at the end."""
+        self._write(self.path, ops)
+
+    def reject(self, op: Op, error: BaseException) -> None:
+        """Keep an operation the database refused, with the reason."""
+        self._write(self.rejected_path, [op], error=type(error).__name__)
+
+    def read(self) -> list[Op]:
+        """Every spooled operation, oldest first (unreadable lines are kept aside)."""
+        if not self:
+            return []
+        ops: list[Op] = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                item = json.loads(line)
+                ops.append((item["op"], OP_TYPES[item["op"]].from_dict(item["record"])))
+            except Exception:  # noqa: BLE001 - a torn last line after a crash
+                with self.rejected_path.open("a", encoding="utf-8") as f:
+                    f.write(line + "\n")
+        return ops
+
+    def clear(self) -> None:
+        """Forget the spooled operations (after they were written)."""
+        self.path.unlink(missing_ok=True)
+
+    def _write(self, path: Path, ops: Sequence[Op], **extra: Any) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as f:
+            for kind, record in ops:
+                f.write(json.dumps({"op": kind, "record": record.to_dict(), **extra}) + "\n")
+            f.flush()
+
+
+class RecordWriter:
+    """A background thread applying record operations in order."""
+
+    def __init__(
+        self,
+        apply: Callable[[Sequence[Op]], None],
+        *,
+        spool: Spool | None = None,
+        prepare: Callable[[], None] | None = None,
+        retry_secs: float = RETRY_SECS,
+        name: str = "call-records",
+    ):
+        """Start the writer thread.
+
+        Args:
+            apply: Writes a batch of operations in one transaction (raises on failure).
+            spool: Where operations wait while the database is unavailable (None: they
+                are retried in memory).
+            prepare: Called before replaying spooled operations (e.g. run migrations).
+            retry_secs: How often a waiting spool is retried.
+            name: Thread name.
+        """
+        self._apply = apply
+        self._spool = spool
+        self._prepare = prepare
+        self._retry_secs = retry_secs
+        self._queue: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
+        self._pending = 0
+        self._memory_backlog: list[Op] = []
+        self._lock = threading.Condition()
+        self._closed = False
+        self.stats = WriterStats()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, kind: str, record: Record) -> None:
+        """Queue one operation (never blocks, never raises)."""
+        if self._closed:
+            logger.warning(f"record writer closed; {kind} for call {_call_id(record)} applied now")
+            self._write([(kind, record)])
+            return
+        with self._lock:
+            self._pending += 1
+        self._queue.put((kind, record))
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued operation was written or spooled."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._lock.wait(left)
+        return True
+
+    @property
+    def backlog(self) -> int:
+        """Operations waiting in the spool or in memory for the database."""
+        return len(self._memory_backlog) + (len(self._spool.read()) if self._spool else 0)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the thread."""
+        if self._closed:
+            return
+        self.flush(timeout)
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            waiting = bool(self._memory_backlog) or bool(self._spool)
+            try:
+                first = self._queue.get(timeout=self._retry_secs if waiting else None)
+            except queue.Empty:
+                self._replay()
+                continue
+            if first is None:
+                self._replay()
+                return
+            batch = [first]
+            while len(batch) < BATCH_MAX:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+            try:
+                if self._memory_backlog or self._spool:
+                    self._replay()
+                if self._memory_backlog or self._spool:
+                    self._hold(batch)  # keep order: older operations are still waiting
+                else:
+                    self._write(batch)
+            except Exception:  # noqa: BLE001 - the writer thread must survive anything
+                logger.exception("record writer: unexpected error")
+            finally:
+                with self._lock:
+                    self._pending -= len(batch)
+                    self._lock.notify_all()
+
+    def _write(self, batch: Sequence[Op]) -> None:
+        """Apply a batch; on failure apply one by one, holding or rejecting failures."""
+        if self._timed_apply(batch) is None:
+            return
+        for i, op in enumerate(batch):
+            error = self._timed_apply([op])
+            if error is None:
+                continue
+            if is_unavailable(error):
+                logger.warning(
+                    f"record writer: database unavailable ({type(error).__name__}); "
+                    f"holding {len(batch) - i} operation(s) for later"
+                )
+                self._hold(batch[i:])
+                return
+            self._reject(op, error)
+
+    def _timed_apply(self, batch: Sequence[Op]) -> BaseException | None:
+        started = time.perf_counter()
+        try:
+            self._apply(batch)
+        except Exception as e:  # noqa: BLE001 - reported to the caller as a value
+            return e
+        elapsed = time.perf_counter() - started
+        self.stats.ops += len(batch)
+        self.stats.batches += 1
+        self.stats.busy_secs += elapsed
+        if len(self.stats.batch_ms) < 100_000:
+            self.stats.batch_ms.append(1000 * elapsed / len(batch))
+        return None
+
+    def _hold(self, ops: Sequence[Op]) -> None:
+        if self._spool is not None:
+            try:
+                self._spool.append(ops)
+                self.stats.spooled += len(ops)
+                return
+            except OSError:
+                logger.exception("record writer: cannot spool; keeping records in memory")
+        self._memory_backlog.extend(ops)
+
+    def _reject(self, op: Op, error: BaseException) -> None:
+        self.stats.rejected += 1
+        logger.error(
+            f"record writer: {op[0]} for call {_call_id(op[1])} refused by the database "
+            f"({type(error).__name__})"
+        )
+        if self._spool is not None:
+            try:
+                self._spool.reject(op, error)
+            except OSError:
+                logger.exception("record writer: cannot keep the refused record")
+
+    def _replay(self) -> None:
+        """Write held operations, oldest first, if the database is back."""
+        held = list(self._memory_backlog) + (self._spool.read() if self._spool else [])
+        if not held:
+            return
+        if self._prepare is not None:
+            try:
+                self._prepare()
+            except Exception as e:  # noqa: BLE001
+                if is_unavailable(e):
+                    return
+                logger.warning(f"record writer: preparing the database failed ({type(e).__name__})")
+        if self._timed_apply(held) is not None:
+            for i, op in enumerate(held):
+                error = self._timed_apply([op])
+                if error is None:
+                    continue
+                if is_unavailable(error):
+                    self._replace_held(held[i:])
+                    return
+                else:
+                    self._reject(op, error)
+        self._replace_held([])
+        self.stats.replayed += len(held)
+        logger.info(f"record writer: {len(held)} held operation(s) written")
+
+    def _replace_held(self, ops: Sequence[Op]) -> None:
+        self._memory_backlog = []
+        if self._spool is not None:
+            self._spool.clear()
+        if ops:
+            self._hold(ops)
+            self.stats.spooled -= len(ops)
+
+
+def _call_id(record: Record) -> str:
+    return getattr(record, "call_id", "?")

@@ -1,0 +1,515 @@
+"""The call recorder: a Pipecat observer that writes one structured record per call.
+
+It watches the frames of one call and saves, turn by turn, what the caller said,
+what the NLU decided, what the bot said, whether the caller barged in and how
+long the turn took; at the end it saves the outcome and why the call ended.
+
+Turns are saved when they close (the next turn starts, the bot stops speaking,
+or the call ends); saving only queues a write for the store's writer thread, so
+nothing here waits for a database. A crash or a killed process loses at most
+the turn in flight. A frame the recorder cannot make sense of is skipped and
+logged (by call id and frame type only), never raised into the pipeline.
+
+Frames read (each once: the observer asks for first pushes only):
+
+- ``StartFrame``: the call started.
+- ``TranscriptionFrame``: the caller's final words (opens a caller turn).
+- ``NLUResultFrame``: the NLU decision (caller text, intent, confidence, band...).
+- ``BotReplyFrame``: which intent the reply answered; whether it ends the call.
+- ``TTSSpeakFrame``, ``LLMTextFrame``: what the bot said.
+- ``BotStartedSpeakingFrame`` / ``BotStoppedSpeakingFrame`` / ``InterruptionFrame``:
+  speaking, and barge-in while speaking.
+- ``EndWorkerFrame``, ``EndFrame``, ``CancelFrame``, ``CancelWorkerFrame``: the end
+  and its reason; a fatal ``ErrorFrame``: a failed call.
+- ``EscalationFrame`` / ``TransferResultFrame``: the escalation (trigger, reason,
+  summary) and the transfer's result; ``CallerRecordFrame``: the CRM prefetch time.
+
+The turn's latency breakdown comes from the pipeline's latency observer through
+:meth:`CallRecorder.add_latency`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from loguru import logger
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    CancelFrame,
+    CancelWorkerFrame,
+    EndFrame,
+    EndWorkerFrame,
+    ErrorFrame,
+    Frame,
+    InterruptionFrame,
+    LLMTextFrame,
+    StartFrame,
+    TranscriptionFrame,
+    TTSSpeakFrame,
+)
+from pipecat.observers.base_observer import BaseObserver, FramePushed
+
+from integrations.storage.records import (
+    CallEnd,
+    CallStart,
+    CallUpdate,
+    Escalation,
+    Outcome,
+    TurnKind,
+    TurnRecord,
+    clean_number,
+    clean_text,
+    json_safe,
+    utcnow,
+)
+from processors.frames import (
+    BotReplyFrame,
+    CallerRecordFrame,
+    EscalationFrame,
+    NLUResultFrame,
+    TransferResultFrame,
+)
+
+HUNG_UP = "caller hung up"
+ENDED = "call ended"
+PIPELINE_ERROR = "pipeline error"
+_FAILURE_MARKERS = ("fatal error", "can no longer do its job")
+"""Reasons Pipecat's worker gives when it cancels a call because of an error."""
+
+
+class RecordSink(Protocol):
+    """Where records go (a :class:`~integrations.storage.store.CallStore`)."""
+
+    def start_call(self, record: CallStart) -> None:
+        """Record a call start."""
+
+    def save_turn(self, record: TurnRecord) -> None:
+        """Record (or re-record) a turn."""
+
+    def update_call(self, record: CallUpdate) -> None:
+        """Record call-level facts."""
+
+    def end_call(self, record: CallEnd) -> None:
+        """Record the end of a call."""
+
+
+@dataclass
+class CallFacts:
+    """What the outcome of a call is decided from."""
+
+    caller_turns: int = 0
+    acted: bool = False
+    last_band: str | None = None
+    goodbye: bool = False
+    escalated: bool = False
+    failed: bool = False
+
+
+class OutcomePolicy:
+    """Decides a call's outcome.
+
+    failed (pipeline error) > escalated > resolved (the dialogue ended the call on
+    a goodbye) > abandoned (no caller turn, or the caller left while the agent was
+    clarifying or repairing) > resolved (the agent acted on at least one turn).
+    """
+
+    def decide(self, facts: CallFacts) -> Outcome:
+        """The outcome for ``facts``."""
+        if facts.failed:
+            return Outcome.FAILED
+        if facts.escalated:
+            return Outcome.ESCALATED
+        if facts.goodbye:
+            return Outcome.RESOLVED
+        if facts.caller_turns == 0 or facts.last_band in ("clarify", "repair"):
+            return Outcome.ABANDONED
+        return Outcome.RESOLVED if facts.acted else Outcome.ABANDONED
+
+
+@dataclass
+class _Turn:
+    record: TurnRecord
+    bot_speaking: bool = False
+    bot_finished: bool = False
+    dirty: bool = True
+    bot_parts: list[str] = field(default_factory=list)
+    caller_parts: list[str] = field(default_factory=list)
+
+
+class CallRecorder(BaseObserver):
+    """Builds and saves one call's record from the frames it observes."""
+
+    def __init__(
+        self,
+        sink: RecordSink,
+        *,
+        call_id: str,
+        transport: str,
+        caller: str | None = None,
+        direction: str = "inbound",
+        agent: str | None = None,
+        outcome_policy: OutcomePolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        **kwargs: Any,
+    ):
+        """Record one call.
+
+        Args:
+            sink: Where records go (queued writes; must not block).
+            call_id: Our id for the call.
+            transport: ``twilio``, ``webrtc``, ``daily`` or ``livekit``.
+            caller: The caller's identity, already in its stored form (hashed or
+                redacted by the caller-id policy).
+            direction: ``inbound`` or ``outbound``.
+            agent: The agent's name.
+            outcome_policy: Decides the outcome (default :class:`OutcomePolicy`).
+            clock: UTC clock (tests).
+            **kwargs: Passed to ``BaseObserver``.
+        """
+        super().__init__(observe_every_push=False, **kwargs)
+        self._sink = sink
+        self._start = CallStart(
+            call_id=call_id, transport=transport, direction=direction, caller=caller, agent=agent
+        )
+        self._policy = outcome_policy or OutcomePolicy()
+        self._clock = clock
+        self._started = False
+        self._ended = False
+        self._turns: list[_Turn] = []
+        self._facts = CallFacts()
+        self._end_reason: str | None = None
+        self._ended_at: datetime | None = None
+        self._escalation: Escalation | None = None
+        self._primary_intent: str | None = None
+        self._crm_recorded = False
+        self._handlers: list[tuple[type[Frame], Callable[[Any], None]]] = [
+            (StartFrame, lambda _f: self.start()),
+            (TranscriptionFrame, self._on_transcription),
+            (NLUResultFrame, self._on_nlu),
+            (BotReplyFrame, self._on_reply),
+            (TTSSpeakFrame, self._on_speak),
+            (LLMTextFrame, self._on_llm_text),
+            (BotStartedSpeakingFrame, self._on_bot_started),
+            (BotStoppedSpeakingFrame, self._on_bot_stopped),
+            (InterruptionFrame, self._on_interruption),
+            (EndWorkerFrame, self._on_end_request),
+            (CancelWorkerFrame, self._on_end_request),
+            (EndFrame, lambda f: self.end(_reason(f, ENDED))),
+            (CancelFrame, self._on_cancel),
+            (ErrorFrame, self._on_error),
+            (EscalationFrame, self._on_escalation_frame),  # TransferResultFrame too
+            (CallerRecordFrame, self._on_caller_record_frame),
+        ]
+
+    @property
+    def call_id(self) -> str:
+        """The recorded call's id."""
+        return self._start.call_id
+
+    # Observer
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        """Fold one frame into the record (never raises)."""
+        self.observe(data.frame)
+
+    async def cleanup(self) -> None:
+        """Close the record when the pipeline is torn down."""
+        await super().cleanup()
+        self.finish()
+
+    def observe(self, frame: Frame) -> None:
+        """Fold one frame into the record (never raises)."""
+        try:
+            for frame_type, handler in self._handlers:
+                if isinstance(frame, frame_type):
+                    handler(frame)
+                    return
+        except Exception as e:  # noqa: BLE001 - a bad frame must never break the call
+            logger.warning(
+                f"call {self.call_id}: recorder skipped a {type(frame).__name__} "
+                f"({type(e).__name__})"
+            )
+
+    # Call-level facts (methods for processors and the pipeline)
+
+    def start(self) -> None:
+        """Record the call start (once)."""
+        if self._started:
+            return
+        self._started = True
+        self._start.started_at = self._clock()
+        self._sink.start_call(self._start)
+
+    def add_latency(self, total_ms: float, stages_ms: dict[str, float], kind: str = "turn") -> None:
+        """Attach a latency measurement (caller stop → first bot audio) to its turn.
+
+        Args:
+            total_ms: The turn's total latency.
+            stages_ms: Its breakdown by stage (``processors.turn_latency`` names).
+            kind: ``greeting`` for the bot's first line, ``turn`` otherwise.
+        """
+        try:
+            turn = self._latency_turn(kind)
+            if turn is None:
+                return
+            turn.record.latency_ms = clean_number(total_ms)
+            turn.record.stages_ms = {
+                str(k): v
+                for k, v in json_safe(stages_ms or {}).items()
+                if clean_number(v) is not None
+            }
+            turn.dirty = True
+            if self._ended:
+                self._save(turn)
+        except Exception as e:  # noqa: BLE001
+            logger.warning(f"call {self.call_id}: recorder skipped a latency ({type(e).__name__})")
+
+    def record_crm_prefetch(self, elapsed_ms: float) -> None:
+        """Record how long the CRM caller-record prefetch took."""
+        self.start()
+        self._sink.update_call(
+            CallUpdate(call_id=self.call_id, crm_prefetch_ms=clean_number(elapsed_ms))
+        )
+
+    def record_escalation(
+        self,
+        *,
+        trigger: str | None = None,
+        reason: str | None = None,
+        summary: dict[str, Any] | None = None,
+        transfer_result: str | None = None,
+    ) -> None:
+        """Record an escalation; fields given again later (e.g. the transfer result) update it."""
+        self.start()
+        current = self._escalation or Escalation(at=self._clock())
+        self._escalation = Escalation(
+            trigger=clean_text(trigger) if trigger else current.trigger,
+            reason=clean_text(reason) if reason else current.reason,
+            summary=json_safe(summary) if summary else current.summary,
+            transfer_result=clean_text(transfer_result)
+            if transfer_result
+            else current.transfer_result,
+            at=current.at,
+        )
+        self._facts.escalated = True
+        self._sink.update_call(CallUpdate(call_id=self.call_id, escalation=self._escalation))
+        if self._ended:
+            self._save_end()
+
+    def fail(self, reason: str) -> None:
+        """Mark the call failed (a pipeline error)."""
+        self._facts.failed = True
+        self._end_reason = reason
+        if self._ended:
+            self._save_end()
+
+    def end(self, reason: str) -> None:
+        """Close the record: save open turns and the outcome (later calls only update turns)."""
+        if self._ended:
+            return
+        self.start()
+        self._ended = True
+        self._end_reason = self._end_reason or reason
+        self._ended_at = self._clock()
+        for turn in self._turns:
+            self._save(turn)
+        self._save_end()
+
+    def finish(self) -> None:
+        """End the record if no end frame was seen, and save anything still unsaved."""
+        try:
+            if not self._ended:
+                self.end(self._end_reason or ENDED)
+            for turn in self._turns:
+                self._save(turn)
+        except Exception as e:  # noqa: BLE001
+            logger.warning(f"call {self.call_id}: recorder could not finish ({type(e).__name__})")
+
+    # Frame handlers
+
+    def _on_transcription(self, frame: TranscriptionFrame) -> None:
+        text = frame.text if isinstance(frame.text, str) else ""
+        if not text.strip():
+            return
+        turn = self._current()
+        if turn is None or turn.record.kind != TurnKind.CALLER or _answered(turn):
+            if turn is not None and turn.bot_speaking:
+                turn.record.interrupted = True
+            turn = self._open(TurnKind.CALLER)
+        turn.caller_parts.append(text.strip())
+        turn.record.caller_text = clean_text(" ".join(turn.caller_parts))
+        turn.dirty = True
+
+    def _on_nlu(self, frame: NLUResultFrame) -> None:
+        turn = self._current()
+        if (
+            turn is None
+            or turn.record.kind != TurnKind.CALLER
+            or turn.record.intent is not None
+            or _answered(turn)
+        ):
+            turn = self._open(TurnKind.CALLER)
+        r = turn.record
+        if isinstance(frame.text, str) and frame.text.strip():
+            r.caller_text = clean_text(frame.text)
+        r.intent = clean_text(frame.intent)
+        r.confidence = clean_number(frame.confidence)
+        r.runner_up = clean_text(frame.runner_up)
+        r.margin = clean_number(frame.margin)
+        r.band = clean_text(getattr(frame.band, "value", frame.band))
+        r.path = clean_text(getattr(frame.path, "value", frame.path))
+        r.entities = json_safe(frame.entities) if isinstance(frame.entities, dict) else {}
+        r.nlu_ms = clean_number(frame.elapsed_ms)
+        turn.dirty = True
+        self._facts.caller_turns += 1
+        self._facts.last_band = r.band
+        if r.band == "act":
+            self._facts.acted = True
+            if self._primary_intent is None and r.intent not in ("affirm", "deny"):
+                self._primary_intent = r.intent
+
+    def _on_reply(self, frame: BotReplyFrame) -> None:
+        turn = self._current() or self._open(self._bot_turn_kind())
+        turn.record.reply_intent = clean_text(frame.intent)
+        turn.dirty = True
+        if frame.ends_call:
+            self._facts.goodbye = True
+
+    def _on_speak(self, frame: TTSSpeakFrame) -> None:
+        self._add_bot_text(frame.text, separator=" ", new_turn_after_speech=True)
+
+    def _on_llm_text(self, frame: LLMTextFrame) -> None:
+        self._add_bot_text(frame.text, separator="", new_turn_after_speech=False)
+
+    def _on_bot_started(self, _frame: Frame) -> None:
+        turn = self._current()
+        if turn is not None:
+            turn.bot_speaking = True
+
+    def _on_bot_stopped(self, _frame: Frame) -> None:
+        turn = self._current()
+        if turn is not None and turn.bot_speaking:
+            turn.bot_speaking = False
+            turn.bot_finished = True
+            self._save(turn)  # checkpoint: a completed exchange survives a crash
+
+    def _on_interruption(self, _frame: Frame) -> None:
+        turn = self._current()
+        if turn is not None and turn.bot_speaking:
+            turn.record.interrupted = True
+            turn.dirty = True
+
+    def _on_end_request(self, frame: Frame) -> None:
+        reason = getattr(frame, "reason", None)
+        if reason and self._end_reason is None:
+            self._end_reason = clean_text(reason)
+
+    def _on_cancel(self, frame: CancelFrame) -> None:
+        reason = str(getattr(frame, "reason", "") or "")
+        if any(marker in reason for marker in _FAILURE_MARKERS):
+            self.fail(PIPELINE_ERROR)  # the error text itself is not recorded: it may quote callers
+        self.end(_reason(frame, HUNG_UP))
+
+    def _on_error(self, frame: ErrorFrame) -> None:
+        if getattr(frame, "fatal", False):
+            self.fail(PIPELINE_ERROR)
+
+    def _on_escalation_frame(self, frame: EscalationFrame) -> None:
+        result = _text_attr(frame, "transfer_result")
+        if isinstance(frame, TransferResultFrame) and not result:
+            result = "completed" if frame.ok else "failed"
+        self.record_escalation(
+            trigger=_text_attr(frame, "trigger"),
+            reason=_text_attr(frame, "reason"),
+            summary=frame.summary if isinstance(frame.summary, dict) else None,
+            transfer_result=result,
+        )
+
+    def _on_caller_record_frame(self, frame: CallerRecordFrame) -> None:
+        if frame.update or self._crm_recorded:
+            return  # only the prefetch's own answer carries the prefetch time
+        value = clean_number(frame.elapsed_ms)
+        if value is not None:
+            self._crm_recorded = True
+            self.record_crm_prefetch(value)
+
+    # Turns
+
+    def _current(self) -> _Turn | None:
+        return self._turns[-1] if self._turns else None
+
+    def _open(self, kind: TurnKind) -> _Turn:
+        self.start()
+        previous = self._current()
+        if previous is not None:
+            self._save(previous)
+        turn = _Turn(
+            TurnRecord(
+                call_id=self.call_id, seq=len(self._turns), kind=kind, started_at=self._clock()
+            )
+        )
+        self._turns.append(turn)
+        return turn
+
+    def _bot_turn_kind(self) -> TurnKind:
+        return TurnKind.GREETING if not self._turns else TurnKind.PROMPT
+
+    def _add_bot_text(self, text: Any, *, separator: str, new_turn_after_speech: bool) -> None:
+        if not isinstance(text, str) or not text.strip():
+            return
+        turn = self._current()
+        if turn is None or (new_turn_after_speech and turn.bot_finished):
+            turn = self._open(self._bot_turn_kind())
+        turn.bot_parts.append(text.strip() if separator else text)
+        turn.record.bot_text = clean_text(separator.join(turn.bot_parts).strip())
+        turn.dirty = True
+
+    def _latency_turn(self, kind: str) -> _Turn | None:
+        if kind == "greeting":
+            for turn in self._turns:
+                if turn.record.kind == TurnKind.GREETING and turn.record.latency_ms is None:
+                    return turn
+        for turn in reversed(self._turns):
+            if turn.record.latency_ms is None and turn.record.bot_text:
+                return turn
+        return None
+
+    def _save(self, turn: _Turn) -> None:
+        if turn.dirty:
+            turn.dirty = False
+            self._sink.save_turn(turn.record)
+
+    def _save_end(self) -> None:
+        started = self._start.started_at
+        ended_at = self._ended_at or self._clock()
+        self._sink.end_call(
+            CallEnd(
+                call_id=self.call_id,
+                ended_at=ended_at,
+                duration_secs=round(max((ended_at - started).total_seconds(), 0.0), 3),
+                outcome=self._policy.decide(self._facts).value,
+                end_reason=clean_text(self._end_reason or ENDED) or ENDED,
+                turn_count=self._facts.caller_turns
+                or sum(1 for t in self._turns if t.record.kind == TurnKind.CALLER),
+                primary_intent=self._primary_intent,
+            )
+        )
+
+
+def _answered(turn: _Turn) -> bool:
+    """Whether the bot already answered this turn (a new caller utterance starts a new turn)."""
+    return bool(turn.record.bot_text) or turn.bot_finished
+
+
+def _reason(frame: Frame, default: str) -> str:
+    reason = getattr(frame, "reason", None)
+    return clean_text(reason) or default if reason else default
+
+
+def _text_attr(frame: Frame, name: str) -> str | None:
+    value = getattr(frame, name, None)
+    return None if value is None else str(getattr(value, "value", value))
