@@ -7,7 +7,7 @@ of ``processors/agent_definition.py``; errors name the file, the key and the fix
 from __future__ import annotations
 
 import re
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -158,6 +158,12 @@ def _escalation(raw: Any, intents: set[str], data: dict[str, Any]) -> Escalation
     if "failed_turns" not in values:
         limit = int(data.get("not_understood_limit", FailedTurnsTrigger.limit))
         values["failed_turns"] = FailedTurnsTrigger(limit=limit)
+    given = raw.get("explicit_request")
+    if not isinstance(given, dict) or "intents" not in given:
+        default = values.get("explicit_request", ExplicitRequestTrigger())
+        values["explicit_request"] = replace(  # the default intent only where the agent has it
+            default, intents=tuple(i for i in default.intents if i in intents)
+        )
     config = EscalationConfig(**values)
     for key in ("explicit_request", "out_of_scope"):
         for name in getattr(config, key).intents:

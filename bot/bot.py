@@ -39,7 +39,7 @@ async def bot(runner_args: RunnerArguments) -> None:
         spec = CallSpec("webrtc", 16000, 24000)
         transport = webrtc.create_webrtc_transport(runner_args.webrtc_connection)
     elif isinstance(runner_args, DailyRunnerArguments):
-        spec = CallSpec("daily", 16000, 16000)
+        spec = CallSpec("daily", 16000, 16000, caller=_dialin_caller(runner_args.body))
         join = rooms.RoomJoin(runner_args.room_url, None, "", runner_args.token)
         transport = rooms.create_daily_transport(join)
     elif isinstance(runner_args, LiveKitRunnerArguments):
@@ -54,7 +54,10 @@ async def bot(runner_args: RunnerArguments) -> None:
             account_sid=settings.twilio_account_sid,
             custom_parameters=dict(call.body or {}),
         )
-        spec = CallSpec("twilio", 8000, 8000, caller=call.from_number)
+        spec = CallSpec(
+            "twilio", 8000, 8000, caller=call.from_number, provider_call_id=call.call_id,
+            public_url=settings.public_url,
+        )
         transport = twilio.create_twilio_transport(
             runner_args.websocket,
             start,
@@ -66,6 +69,14 @@ async def bot(runner_args: RunnerArguments) -> None:
     else:
         raise ValueError(f"unsupported runner arguments: {type(runner_args).__name__}")
     await run_call(transport, spec, runtime)
+
+
+
+def _dialin_caller(body: object) -> str | None:
+    """The caller id of a Daily dial-in call (Pipecat Cloud's ``dialin_settings.From``)."""
+    settings = body.get("dialin_settings") if isinstance(body, dict) else None
+    caller = settings.get("From") or settings.get("from") if isinstance(settings, dict) else None
+    return str(caller) if caller else None
 
 
 if __name__ == "__main__":

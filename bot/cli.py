@@ -16,7 +16,7 @@ from loguru import logger
 
 from bot.settings import Settings, SettingsError
 
-COMMAND_GROUPS = ("nlu", "bench")
+COMMAND_GROUPS = ("nlu", "bench", "calls", "db", "crm", "escalation", "simulate")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

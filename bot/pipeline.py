@@ -12,8 +12,6 @@ import uuid
 from dataclasses import dataclass, field
 
 from loguru import logger
-from pipecat.audio.vad.silero import SileroVADAnalyzer
-from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import EndWorkerFrame, TTSSpeakFrame
 from pipecat.observers.user_bot_latency_observer import LatencyBreakdown, UserBotLatencyObserver
 from pipecat.pipeline.pipeline import Pipeline
@@ -26,15 +24,25 @@ from pipecat.processors.aggregators.llm_response_universal import (
 )
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.turns.user_start import VADUserTurnStartStrategy
-from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
+from bot.handoff import make_handoff_processors
 from bot.nlu import make_completeness_check, make_nlu_router
 from bot.runtime import Runtime
-from bot.services import make_llm, make_stt, make_tts, make_turn_analyzer, optional
+from bot.services import (
+    make_llm,
+    make_stt,
+    make_tts,
+    make_turn_analyzer,
+    make_vad_analyzer,
+    optional,
+)
+from processors.barge_in import BackchannelFilter, ReplyProgressTracker
 from processors.dialogue import DialoguePolicy, DialogueProcessor
+from processors.frames import GreetingFrame
 from processors.llm_fallback import LLMFailureApology
+from processors.segment_turn_stop import SegmentTranscriptTurnStopStrategy
 from processors.semantic_turn import SemanticCompletionStopStrategy
 from processors.turn_latency import stages_from_breakdown
 
@@ -54,6 +62,9 @@ class CallSpec:
         caller: The caller's identity (phone number or client id). Never logged.
         call_id: Our id for the call (logs carry this).
         direction: ``inbound`` or ``outbound`` (for the call record).
+        provider_call_id: The provider's id of the live call (Twilio ``CallSid``); transfers
+            address it.
+        public_url: The public base URL this call reached us at (transfer callbacks).
     """
 
     transport_kind: str
@@ -62,6 +73,8 @@ class CallSpec:
     caller: str | None = None
     call_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     direction: str = "inbound"
+    provider_call_id: str | None = None
+    public_url: str = ""
 
 
 def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> PipelineWorker:
@@ -72,13 +85,11 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
     user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
         context,
         user_params=LLMUserAggregatorParams(
-            vad_analyzer=SileroVADAnalyzer(
-                params=VADParams(stop_secs=runtime.settings.vad_stop_secs)
-            ),
+            vad_analyzer=make_vad_analyzer(runtime),
             user_turn_strategies=UserTurnStrategies(
                 start=[VADUserTurnStartStrategy(enable_interruptions=True)],
                 stop=[
-                    TurnAnalyzerUserTurnStopStrategy(turn_analyzer=make_turn_analyzer(runtime)),
+                    SegmentTranscriptTurnStopStrategy(turn_analyzer=make_turn_analyzer(runtime)),
                     SemanticCompletionStopStrategy(make_completeness_check(runtime)),
                 ],
             ),
@@ -86,18 +97,32 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
         ),
     )
     policy = DialoguePolicy(agent, llm_available=llm is not None)
+    handoff = make_handoff_processors(
+        runtime,
+        call_id=spec.call_id,
+        transport_kind=spec.transport_kind,
+        caller=spec.caller,
+        transport=transport,
+        context=context,
+        provider_call_id=spec.provider_call_id,
+        public_url=spec.public_url,
+    )
     pipeline = Pipeline(
         optional(
             transport.input(),
             make_stt(runtime),
             user_aggregator,
             DTMFAggregator(timeout=DTMF_TIMEOUT_SECS),  # keyed digits → "DTMF: ..." turns
+            BackchannelFilter(call_id=spec.call_id),  # "mhm" while the bot talks: it goes on
             make_nlu_router(runtime),
+            *handoff.before_dialogue(),  # CRM prefetch, caller verification, callback offer
             DialogueProcessor(policy),
             LLMFailureApology() if llm else None,
             llm,
+            *handoff.after_dialogue(),  # escalation, transfer (hold music, screen pop)
             make_tts(runtime),
             transport.output(),
+            ReplyProgressTracker(call_id=spec.call_id),  # which clause a barge-in cut
             assistant_aggregator,
         )
     )
@@ -113,6 +138,11 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
         if runtime.records is not None
         else None
     )
+    events = (
+        runtime.call_events.observer(spec.call_id, spec.provider_call_id)
+        if runtime.call_events is not None
+        else None
+    )
     worker = PipelineWorker(
         pipeline,
         params=PipelineParams(
@@ -121,7 +151,7 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
             enable_metrics=True,
             enable_usage_metrics=True,
         ),
-        observers=[latency] if recorder is None else [latency, recorder],
+        observers=[o for o in (latency, recorder, events) if o is not None],
         idle_timeout_secs=600,
     )
 
@@ -133,6 +163,8 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
         logger.info(f"call {spec.call_id}: {kind} latency {total_ms} ms {stages}")
         if recorder is not None:
             recorder.add_latency(total_ms, stages, kind)
+        if events is not None:
+            events.publish("latency", {"kind": kind, "total_ms": total_ms, "stages_ms": stages})
         await worker.rtvi.send_server_message(
             {"type": "latency", "kind": kind, "total_ms": total_ms, "stages_ms": stages}
         )
@@ -160,7 +192,7 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
     @transport.event_handler("on_client_connected")
     async def on_client_connected(_transport: BaseTransport, _client: object) -> None:
         logger.info(f"call {spec.call_id}: {spec.transport_kind} client connected")
-        await worker.queue_frame(TTSSpeakFrame(agent.greeting))
+        await worker.queue_frame(GreetingFrame())  # by name if the CRM already answered
 
     @transport.event_handler("on_client_disconnected")
     async def on_client_disconnected(_transport: BaseTransport, _client: object) -> None:

@@ -17,9 +17,13 @@ from bot.settings import Settings
 from processors.agent_definition import AgentDefinition
 
 if TYPE_CHECKING:
+    from bot.call_events import CallEventBus
+    from bot.handoff import HandoffDesk
     from bot.records import CallRecords
+    from integrations.crm.base import CRM
     from integrations.nlu.base import IntentClassifier, LLMIntentClassifier
     from integrations.nlu.entities import EntityExtractor
+    from integrations.sentiment import SentimentAnalyzer
     from integrations.speech.base import SpeechRecognizer, SpeechSynthesizer
 
 
@@ -36,6 +40,14 @@ class Runtime:
     llm_classifier: LLMIntentClassifier | None
     records: CallRecords | None = None
     """The process-wide call store (None: calls are not recorded)."""
+    crm: CRM | None = None
+    """The caller CRM (None: ``CALLAGENT_CRM=none``)."""
+    sentiment: SentimentAnalyzer | None = None
+    """Scores caller turns for the escalation trigger."""
+    handoffs: HandoffDesk | None = None
+    call_events: CallEventBus | None = None
+    """Live calls' turn events for operators and simulators (None: not published)."""
+    """Hand-offs in flight (whisper and transfer-status callbacks find them here)."""
 
     @classmethod
     def load(cls, settings: Settings) -> Runtime:
@@ -59,8 +71,13 @@ class Runtime:
             f"Runtime ready in {time.perf_counter() - started:.1f}s "
             f"(agent={agent.name!r}, stt={settings.stt}, tts={settings.tts}, llm={settings.llm})"
         )
+        from bot.crm import make_crm
+        from bot.handoff import HandoffDesk
+        from integrations.sentiment import VaderSentiment
+
         return cls(
-            settings, agent, recognizer, synthesizer, classifier, entities, llm_classifier, records
+            settings, agent, recognizer, synthesizer, classifier, entities, llm_classifier, records,
+            crm=make_crm(settings), sentiment=VaderSentiment(), handoffs=HandoffDesk(),
         )
 
 

@@ -6,7 +6,11 @@ Routes:
     POST /api/rooms      Daily / LiveKit: put the bot in a room and return how to join it
     POST /twilio/voice   Twilio voice webhook, answers TwiML <Connect><Stream>
     WS   /twilio/stream  Twilio Media Streams
+    POST /twilio/whisper, /twilio/transfer-status, /twilio/callback; GET /twilio/hold(.wav)
+                         warm-transfer callbacks and hold music (see bot/handoff_routes.py)
     GET  /healthz        liveness and active call count
+    GET  /api/calls...   call records JSON (operator token; see bot/calls_api.py)
+    GET  /dashboard      operator dashboard (operator token; see bot/dashboard.py)
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ from fastapi import FastAPI, HTTPException, Request, Response, WebSocket
 from loguru import logger
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
+from bot.call_events import CallEventBus, create_call_events_router
+from bot.calls_api import create_calls_router
+from bot.dashboard import create_dashboard_router
+from bot.diagnostics import create_diagnostics_router
+from bot.handoff_routes import create_handoff_router
+from bot.operator_auth import OperatorAuth
 from bot.pipeline import CallSpec, run_call
+from bot.records import open_call_records
 from bot.runtime import Runtime
 from bot.settings import Settings
 from transports import rooms, twilio, webrtc
@@ -69,6 +80,8 @@ class CallManager:
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     """Build the server app; models load once here and are shared by every call."""
     runtime = runtime or Runtime.load(settings)
+    if runtime.records is None:
+        runtime.records = open_call_records(settings)  # migrates the schema at start-up
     calls = CallManager()
 
     async def on_webrtc_connection(connection: SmallWebRTCConnection, params: dict[str, str]) -> None:
@@ -82,8 +95,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        if runtime.records is not None:
+            runtime.records.store.warm_stats_in_background()  # first dashboard view is fast
         yield
         await calls.stop_all()
+        if runtime.records is not None:
+            await asyncio.to_thread(runtime.records.store.flush)
         await webrtc_router.close()
 
     app = FastAPI(title="callagent", lifespan=lifespan)
@@ -156,7 +173,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             await websocket.close(code=1003)
             return
         spec = CallSpec(
-            "twilio", TWILIO_RATE, TWILIO_RATE, caller=start.custom_parameters.get("From")
+            "twilio",
+            TWILIO_RATE,
+            TWILIO_RATE,
+            caller=start.custom_parameters.get("From"),
+            provider_call_id=start.call_sid,
+            public_url=_public_url(settings, websocket),
         )
         logger.info(f"call {spec.call_id}: Twilio call {start.call_sid} stream connected")
         transport = twilio.create_twilio_transport(
@@ -170,6 +192,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         await calls.start(run_call(transport, spec, runtime), spec)  # lives as long as the socket
 
     app.include_router(webrtc_router)
+    app.include_router(create_handoff_router(runtime, lambda r: _public_url(settings, r)))
+    operator = OperatorAuth(settings.operator_token)
+    app.include_router(create_calls_router(lambda: runtime.records, operator))
+    app.include_router(create_dashboard_router(lambda: runtime.records, operator))
+    if runtime.call_events is None:
+        runtime.call_events = CallEventBus()
+    app.include_router(create_call_events_router(runtime.call_events, operator))
+    app.include_router(create_diagnostics_router(lambda: calls.active, operator))
     return app
 
 

@@ -83,6 +83,16 @@ class Settings:
         "auto = groq with GROQ_API_KEY, openai with LLM_BASE_URL, else none.",
     )
     vad_stop_secs: float = _setting("CALLAGENT_VAD_STOP_SECS", 0.2, "Silence (s) before a pause is checked as end of turn.")
+    vad_start_secs: float = _setting(
+        "CALLAGENT_VAD_START_SECS",
+        0.1,
+        "Speech (s) before the caller counts as talking (and a barge-in stops the bot).",
+    )
+    vad_noise_gate: bool = _setting(
+        "CALLAGENT_VAD_NOISE_GATE",
+        True,
+        "Only count speech that stands out of the caller's background noise (babble, TV).",
+    )
     early_turn_secs: float = _setting(
         "CALLAGENT_EARLY_TURN_SECS",
         0.1,

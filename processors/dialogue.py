@@ -21,8 +21,19 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from integrations.crm.base import CallerRecord
 from processors.agent_definition import AgentDefinition, Intent, IntentAction, Slot
-from processors.frames import OUT_OF_SCOPE, Band, BotReplyFrame, NLUResultFrame
+from processors.caller_context import caller_fields, render
+from processors.frames import (
+    OUT_OF_SCOPE,
+    Band,
+    BotReplyFrame,
+    CallerRecordFrame,
+    CrmAction,
+    CrmUpdateFrame,
+    GreetingFrame,
+    NLUResultFrame,
+)
 
 AFFIRM = "affirm"
 DENY = "deny"
@@ -37,6 +48,8 @@ class Reply:
     text: str
     intent: str | None = None
     action: IntentAction = IntentAction.ANSWER
+    crm_update: CrmUpdateFrame | None = None
+    """A write-back to the caller's CRM record that this reply announces."""
 
 
 @dataclass
@@ -57,6 +70,21 @@ class DialoguePolicy:
         self._agent = agent
         self._llm_available = llm_available
         self._state = _State()
+        self._caller: CallerRecord | None = None
+
+    @property
+    def caller(self) -> CallerRecord | None:
+        """The caller's CRM record, once known."""
+        return self._caller
+
+    def set_caller(self, record: CallerRecord | None) -> None:
+        """Use the caller's CRM record from now on (greeting, slots, answers)."""
+        self._caller = record
+
+    def greeting(self) -> str:
+        """The greeting: by name when the caller's record is already known."""
+        known = render(self._agent.greeting_known_caller, caller_fields(self._caller))
+        return known or self._agent.greeting
 
     @property
     def consecutive_failures(self) -> int:
@@ -124,18 +152,41 @@ class DialoguePolicy:
     ) -> Reply:
         self._state.failures = 0
         values = dict(values or {})
+        known = caller_fields(self._caller)
         for slot in intent.slots:
             if slot.name in values:
+                continue
+            if slot.known_from and slot.known_from in known:
+                values[slot.name] = known[slot.known_from]  # never ask what the CRM knows
                 continue
             value = _entity_text(entities, slot.entity)
             if value is None:
                 self._state.pending_slot = (intent, slot, values)
                 return Reply(slot.prompt, intent.name)
             values[slot.name] = value
-        text = intent.response.format(**values) if intent.response else ""
+        text = render(intent.response_known_caller, {**known, **values}) or (
+            intent.response.format(**values) if intent.response else ""
+        )
         if intent.action is IntentAction.TRANSFER and not text:
             text = self._agent.transfer.handoff_line
-        return Reply(text, intent.name, intent.action)
+        return Reply(text, intent.name, intent.action, self._crm_update(intent, entities, known))
+
+    def _crm_update(
+        self, intent: Intent, entities: dict[str, Any], known: dict[str, str]
+    ) -> CrmUpdateFrame | None:
+        """The write-back an intent asks for, when the caller's record has what it needs."""
+        if not intent.crm_update or self._caller is None or "appointment_id" not in known:
+            return None
+        params: dict[str, Any] = {"appointment_id": known["appointment_id"]}
+        if intent.crm_update == CrmAction.MOVE_APPOINTMENT:
+            when = entities.get("datetime")
+            value = when.get("value") if isinstance(when, dict) else None
+            if not value:
+                return None
+            params["starts_at"] = str(value)
+        return CrmUpdateFrame(
+            action=CrmAction(intent.crm_update), customer_id=self._caller.customer_id, params=params
+        )
 
     def _repair(self, prompt: str | None = None) -> Reply:
         state = self._state
@@ -169,6 +220,12 @@ class DialogueProcessor(FrameProcessor):
         elif isinstance(frame, NLUResultFrame):
             await self.push_frame(frame, direction)
             await self._answer(frame)
+        elif isinstance(frame, CallerRecordFrame):
+            if frame.record is not None:
+                self._policy.set_caller(frame.record)
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, GreetingFrame):
+            await self.push_frame(TTSSpeakFrame(self._policy.greeting()))
         elif isinstance(frame, TranscriptionFrame):
             pass  # a keyed-digit turn, already answered from its NLU result; never spoken
         elif isinstance(frame, LLMContextFrame):
@@ -185,7 +242,14 @@ class DialogueProcessor(FrameProcessor):
             self._forward_next_context = True
             return
         ends_call = reply.action is IntentAction.END_CALL
-        await self.push_frame(BotReplyFrame(text=reply.text, intent=reply.intent, ends_call=ends_call))
+        hands_off = reply.action is IntentAction.TRANSFER
+        if reply.crm_update is not None:
+            await self.push_frame(reply.crm_update, FrameDirection.UPSTREAM)
+        await self.push_frame(
+            BotReplyFrame(
+                text=reply.text, intent=reply.intent, ends_call=ends_call, hands_off=hands_off
+            )
+        )
         if reply.text:
             await self.push_frame(TTSSpeakFrame(reply.text, append_to_context=True))
         if ends_call:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipecat.frames.frames import DataFrame, SystemFrame
+
+if TYPE_CHECKING:
+    from integrations.crm.base import CallerRecord
 
 
 class Band(StrEnum):
@@ -71,11 +74,13 @@ class BotReplyFrame(DataFrame):
         text: The reply text handed to TTS.
         intent: The intent the reply answers, if any.
         ends_call: Whether the dialogue ends the call after this reply.
+        hands_off: Whether the reply announces a transfer to a person.
     """
 
     text: str = ""
     intent: str | None = None
     ends_call: bool = False
+    hands_off: bool = False
 
 
 @dataclass
@@ -89,3 +94,114 @@ class TurnLatencyFrame(SystemFrame):
 
     total_ms: float = 0.0
     stages_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class GreetingFrame(DataFrame):
+    """Asks the dialogue to greet the caller (by name when the caller's record is known)."""
+
+    interruptible: bool = field(default=False, init=False)
+
+
+@dataclass
+class CallerIdentityFrame(SystemFrame):
+    """Who is calling, learnt after the call started (a client message, a dial-in event).
+
+    Parameters:
+        caller: Phone number, customer id or email. Caller data: never log it.
+    """
+
+    caller: str = field(default="", repr=False)
+
+
+class PrefetchStatus(StrEnum):
+    """How the CRM prefetch ended."""
+
+    FOUND = "found"
+    NOT_FOUND = "not_found"
+    ERROR = "error"
+    NO_IDENTITY = "no_identity"
+
+
+@dataclass
+class CallerRecordFrame(SystemFrame):
+    """The caller's CRM record (or why there is none), and how long the lookup took.
+
+    Pushed again whenever the record changes during the call (e.g. the caller verified
+    their identity), so the latest one wins.
+
+    Parameters:
+        record: The record (caller data: never log it), or None.
+        status: How the lookup ended.
+        elapsed_ms: Call start to the CRM's answer.
+        late: The answer came after the prefetch budget (it is used all the same).
+        update: This is a change to an earlier record (not the prefetch answer).
+    """
+
+    record: CallerRecord | None = field(default=None, repr=False)
+    status: PrefetchStatus = PrefetchStatus.NOT_FOUND
+    elapsed_ms: float = 0.0
+    late: bool = False
+    update: bool = False
+
+
+class CrmAction(StrEnum):
+    """Write-backs the dialogue may ask of the CRM."""
+
+    MOVE_APPOINTMENT = "move_appointment"
+    CANCEL_APPOINTMENT = "cancel_appointment"
+    REQUEST_CALLBACK = "request_callback"
+
+
+@dataclass
+class CrmUpdateFrame(SystemFrame):
+    """A write-back to the CRM, pushed upstream to the CRM processor.
+
+    Parameters:
+        action: What to change.
+        customer_id: Whose record.
+        params: Action arguments (``appointment_id``, ``starts_at`` ISO text, ``note``).
+    """
+
+    action: CrmAction = CrmAction.REQUEST_CALLBACK
+    customer_id: str = ""
+    params: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class EscalationFrame(DataFrame):
+    """The call is being handed to a person (or the hand-off's result, see below).
+
+    Parameters:
+        trigger: What triggered it: ``explicit_request``, ``failed_turns``,
+            ``negative_sentiment``, ``out_of_scope``, ``max_duration``.
+        reason: A human-readable reason (no caller data).
+        summary: The structured hand-off summary (caller data: never log it).
+        transfer_result: None while the transfer is pending; set on
+            :class:`TransferResultFrame`.
+    """
+
+    trigger: str = ""
+    reason: str = ""
+    summary: dict[str, Any] = field(default_factory=dict, repr=False)
+    transfer_result: str | None = None
+    interruptible: bool = field(default=False, init=False)
+
+
+@dataclass
+class TransferResultFrame(EscalationFrame):
+    """How the transfer went (an escalation update: ``transfer_result`` is set).
+
+    Parameters:
+        ok: The transfer request was accepted.
+        method: ``twilio_redirect``, ``webrtc_handoff``, ``daily_sip_refer``, ``none``.
+        error: Why it failed (no caller data).
+        trigger_to_request_ms: Trigger to the transfer request being accepted (or failing).
+        screen_pop_delivered: The summary reached the agent desktop (None: no webhook).
+    """
+
+    ok: bool = False
+    method: str = ""
+    error: str = ""
+    trigger_to_request_ms: float = 0.0
+    screen_pop_delivered: bool | None = None

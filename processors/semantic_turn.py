@@ -42,18 +42,22 @@ class SemanticCompletionStopStrategy(BaseUserTurnStopStrategy):
         self._grace_secs = grace_secs
         self._text: list[str] = []
         self._paused = False
+        self._segment_transcribed = False
+        """The latest speech segment's transcript has arrived (older text may be stale)."""
         self._timer: asyncio.Task[None] | None = None
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult | None:
         """Follow the pause and the transcript; arm the timer when both say done."""
         if isinstance(frame, VADUserStartedSpeakingFrame):
             self._paused = False
+            self._segment_transcribed = False
             await self._disarm()
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._paused = True
             await self._maybe_arm()
         elif isinstance(frame, TranscriptionFrame) and frame.text.strip():
             self._text.append(frame.text.strip())
+            self._segment_transcribed = True
             await self._maybe_arm()
         return ProcessFrameResult.CONTINUE
 
@@ -71,11 +75,13 @@ class SemanticCompletionStopStrategy(BaseUserTurnStopStrategy):
         await super().cleanup()
 
     async def _maybe_arm(self) -> None:
-        if not self._paused or not self._text or self._timer is not None:
+        if not self._paused or not self._segment_transcribed or self._timer is not None:
             return
         text = " ".join(self._text)
         if await asyncio.to_thread(self._is_complete, text):
-            self._timer = self.task_manager.create_task(self._end_after_grace(), "semantic_turn_end")
+            self._timer = self.task_manager.create_task(
+                self._end_after_grace(), "semantic_turn_end"
+            )
 
     async def _end_after_grace(self) -> None:
         await asyncio.sleep(self._grace_secs)
@@ -91,3 +97,4 @@ class SemanticCompletionStopStrategy(BaseUserTurnStopStrategy):
         await self._disarm()
         self._text.clear()
         self._paused = False
+        self._segment_transcribed = False

@@ -46,7 +46,9 @@ def test_medium_confidence_clarifies_and_yes_acts(agent):
     policy = DialoguePolicy(agent)
     question = policy.decide(nlu("cancel_appointment", Band.CLARIFY, 0.6))
     assert question.text == "Did you want to cancel your appointment?"
-    assert "cancelled" in policy.decide(nlu("affirm")).text
+    ask = policy.decide(nlu("affirm"))  # unknown caller: which appointment?
+    assert ask.text == agent.intent("cancel_appointment").slots[0].prompt
+    assert "cancelled" in policy.decide(nlu(OUT_OF_SCOPE, Band.REPAIR, 0.2, datetime="Friday at 10 AM")).text
 
 
 def test_medium_confidence_clarifies_and_no_offers_help(agent):

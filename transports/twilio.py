@@ -351,6 +351,10 @@ class HardenedTwilioSerializer(TwilioFrameSerializer):
         if any(frame.audio):
             self._speech_playout_end = self._playout_end
 
+    def speech_playout_remaining_s(self) -> float:
+        """Seconds of bot speech sent but not yet played at the phone (Twilio buffers it)."""
+        return max(0.0, self._speech_playout_end - time.monotonic())
+
     async def _wait_for_playout(self) -> None:
         remaining = self._speech_playout_end - time.monotonic()
         if remaining > 0:

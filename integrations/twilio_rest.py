@@ -1,0 +1,132 @@
+"""Twilio's REST API for live calls, through the official ``twilio`` package.
+
+Redirects a live call to new TwiML (the warm transfer), with the API root configurable so
+tests can point it at a local fake. Uses the package's asyncio HTTP client; errors become
+:class:`TwilioRestError` carrying Twilio's status and error code, never call data.
+"""
+
+from __future__ import annotations
+
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
+DEFAULT_BASE_URL = "https://api.twilio.com"
+
+
+class TwilioRestError(Exception):
+    """A Twilio REST request failed.
+
+    Parameters:
+        status: The HTTP status (None for network errors).
+        code: Twilio's error code, if it sent one.
+    """
+
+    def __init__(self, message: str, status: int | None = None, code: int | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class TwilioCallControl:
+    """Live-call operations on one Twilio account."""
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout_s: float = 5.0,
+    ):
+        """Create the REST client.
+
+        Args:
+            account_sid: The account (``AC...``).
+            auth_token: Its auth token.
+            base_url: API root (``https://api.twilio.com`` or a local fake).
+            timeout_s: Request timeout.
+        """
+        self._account_sid = account_sid
+        self._auth_token = auth_token
+        self._base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self._timeout_s = timeout_s
+
+    async def redirect(self, call_sid: str, twiml: str) -> str:
+        """Replace the live call's instructions with ``twiml`` (ends its media stream).
+
+        Returns:
+            The call's status as Twilio reports it after the update.
+
+        Raises:
+            TwilioRestError: Twilio refused (e.g. 21220 call not in progress) or was unreachable.
+        """
+        http = AsyncTwilioHttpClient(timeout=self._timeout_s)
+        client = Client(self._account_sid, self._auth_token, http_client=http)
+        client.api.base_url = self._base_url
+        try:
+            call = (
+                await client.api.v2010.accounts(self._account_sid)
+                .calls(call_sid)
+                .update_async(twiml=twiml)
+            )
+        except TwilioRestException as e:
+            raise TwilioRestError(f"call update refused: HTTP {e.status}", e.status, e.code) from e
+        except Exception as e:  # aiohttp, socket and twilio client errors alike
+            raise TwilioRestError(f"call update failed: {type(e).__name__}") from e
+        finally:
+            await http.close()
+        return str(call.status)
+
+
+def transfer_twiml(
+    target: str,
+    *,
+    hold_line: str,
+    whisper_url: str | None,
+    action_url: str | None,
+    hold_music_url: str | None,
+    dial_timeout_s: int = 25,
+) -> str:
+    """TwiML that hands a live call to a person: the hold line, then dial (or queue).
+
+    ``target`` is a phone number (``<Dial><Number>``), a SIP URI (``<Dial><Sip>``) or
+    ``queue:NAME`` (``<Enqueue>`` with hold music as its wait URL). ``whisper_url`` is
+    fetched when the person answers and played to them alone before the call is bridged;
+    the caller hears ringback meanwhile. ``action_url`` gets Twilio's Dial outcome (no
+    answer, busy, failed) and decides what the caller hears next.
+    """
+    from twilio.twiml.voice_response import Dial, Enqueue, VoiceResponse
+
+    response = VoiceResponse()
+    if hold_line:
+        response.say(hold_line)
+    if target.startswith("queue:"):
+        enqueue = Enqueue(
+            target.removeprefix("queue:"),
+            wait_url=hold_music_url,
+            wait_url_method="GET",
+            action=action_url,
+        )
+        response.append(enqueue)
+        return str(response.to_xml())
+    dial = Dial(timeout=dial_timeout_s, action=action_url, ring_tone="us")
+    if target.startswith("sip:"):
+        dial.sip(target, url=whisper_url)
+    else:
+        dial.number(target, url=whisper_url)
+    response.append(dial)
+    return str(response.to_xml())
+
+
+def say_twiml(*lines: str, hang_up: bool = False) -> str:
+    """TwiML that says each line (then hangs up)."""
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    for line in lines:
+        if line:
+            response.say(line)
+    if hang_up:
+        response.hangup()
+    return str(response.to_xml())

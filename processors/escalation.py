@@ -1,0 +1,326 @@
+"""Escalation: watch the call and decide when it must go to a person, and why.
+
+Sits after the dialogue (and the LLM), before the transfer processor and TTS. Triggers,
+each configured per agent (``escalation`` in the agent file) and each able to be switched
+off:
+
+- ``explicit_request``: an intent listed for it (``talk_to_human``; the keypad's 0 maps to
+  it) at act confidence, or a phrasing that asks for a person (built-in patterns plus the
+  agent's own);
+- ``out_of_scope``: an intent the agent must not handle alone (e.g. ``emergency``);
+- ``negative_sentiment``: a caller turn scoring at or below the calibrated threshold;
+- ``failed_turns``: N not-understood (repair band) turns in a row;
+- ``max_duration``: the call running past the agent's autonomous limit.
+
+On a trigger it says the hand-off line (or lets the dialogue's own transfer reply be it),
+silences the rest of that turn, builds the structured summary and pushes an
+:class:`~processors.frames.EscalationFrame` for the transfer processor and the call record.
+A transfer reply from the dialogue that no trigger backs (its trigger switched off, or a
+transfer already failed) is replaced with the agent's ``unavailable_line``. Log lines carry
+the call id and the trigger only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+from typing import Any
+
+from loguru import logger
+from pipecat.frames.frames import (
+    CancelFrame,
+    EndFrame,
+    Frame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+    StartFrame,
+    TTSSpeakFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from integrations.sentiment import SentimentAnalyzer
+from processors.agent_definition import EscalationConfig
+from processors.frames import (
+    Band,
+    BotReplyFrame,
+    CallerRecordFrame,
+    DecisionPath,
+    EscalationFrame,
+    NLUResultFrame,
+    TransferResultFrame,
+)
+from processors.handoff_summary import CallObservations, build_summary
+
+_PERSON = (
+    r"(human|person|people|someone|somebody|operator|representative|rep|agent|receptionist|"
+    r"staff|member of staff|real (person|human)|live (person|agent)|the front desk|a manager)"
+)
+HUMAN_REQUEST_PATTERNS: tuple[str, ...] = (
+    rf"\b(talk|speak|chat)\b.{{0,25}}\b(to|with)\b.{{0,12}}\b{_PERSON}\b",
+    rf"\b(transfer|connect|put)\b.{{0,20}}\b(me|through)\b.{{0,20}}\b{_PERSON}\b",
+    rf"\b(get|give|find) me\b.{{0,12}}\b{_PERSON}\b",
+    r"\b(want|need|like)\b.{0,6}\b(a |an )?(real |live )?(human|person|operator|"
+    r"representative)\b(?! (who|that|to))",
+    r"^\s*(operator|representative|agent|human|a human|a person)\W*$",
+)
+
+
+class Trigger(StrEnum):
+    """Why the call is escalated."""
+
+    EXPLICIT_REQUEST = "explicit_request"
+    OUT_OF_SCOPE = "out_of_scope"
+    NEGATIVE_SENTIMENT = "negative_sentiment"
+    FAILED_TURNS = "failed_turns"
+    MAX_DURATION = "max_duration"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A trigger that fired, with a short reason (no caller data)."""
+
+    trigger: Trigger
+    detail: str
+
+
+class _Phase(Enum):
+    WATCHING = "watching"
+    AWAITING_DIALOGUE_LINE = "awaiting_dialogue_line"
+    ESCALATED = "escalated"
+    BLOCKED = "blocked"
+    """A transfer failed: no more transfers on this call."""
+
+
+class EscalationProcessor(FrameProcessor):
+    """Triggers the hand-off to a person and builds its summary."""
+
+    def __init__(
+        self,
+        config: EscalationConfig,
+        *,
+        handoff_line: str,
+        transfer_intents: frozenset[str],
+        sentiment: SentimentAnalyzer | None,
+        call_id: str,
+        transport: str = "",
+        clock: Callable[[], float] = time.monotonic,
+        **kwargs: Any,
+    ):
+        """Configure the triggers.
+
+        Args:
+            config: The agent's escalation policy.
+            handoff_line: What the bot says when it triggers a transfer itself.
+            transfer_intents: Intents whose dialogue reply announces a transfer.
+            sentiment: Scores caller turns (None switches the sentiment trigger off).
+            call_id: For the summary and log lines.
+            transport: ``twilio``, ``webrtc``... (for the summary).
+            clock: Monotonic clock (tests).
+            **kwargs: Passed to ``FrameProcessor``.
+        """
+        super().__init__(**kwargs)
+        self._config = config
+        self._handoff_line = handoff_line
+        self._transfer_intents = transfer_intents
+        self._sentiment = sentiment
+        self._call_id = call_id
+        self._clock = clock
+        self._patterns = [
+            re.compile(p, re.IGNORECASE)
+            for p in (*HUMAN_REQUEST_PATTERNS, *config.explicit_request.phrases)
+        ]
+        self._seen = CallObservations(call_id=call_id, transport=transport)
+        self._phase = _Phase.WATCHING
+        self._pending: Decision | None = None
+        self._failures = 0
+        self._drop_texts: list[str] = []
+        self._escalate_after_text: str | None = None
+        self._llm_text: list[str] = []
+        self._timer: asyncio.Task[None] | None = None
+        self.decision: Decision | None = None
+        """The trigger that fired (None until one does)."""
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Watch turns and replies; trigger and silence as needed."""
+        await super().process_frame(frame, direction)
+        if isinstance(frame, StartFrame):
+            await self.push_frame(frame, direction)
+            self._start_timer()
+            return
+        if isinstance(frame, EndFrame | CancelFrame):
+            self._stop_timer()
+            await self.push_frame(frame, direction)
+            return
+        if direction is FrameDirection.UPSTREAM:
+            if isinstance(frame, TransferResultFrame):
+                self._phase = _Phase.ESCALATED if frame.ok else _Phase.BLOCKED
+            await self.push_frame(frame, direction)
+            return
+        if isinstance(frame, CallerRecordFrame):
+            if frame.record is not None:
+                self._seen.record = frame.record
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, NLUResultFrame):
+            await self.push_frame(frame, direction)
+            await self._on_turn(frame)
+        elif isinstance(frame, BotReplyFrame):
+            await self._on_reply(frame)
+        elif isinstance(frame, TTSSpeakFrame):
+            await self._on_speak(frame)
+        elif isinstance(frame, LLMFullResponseStartFrame | LLMTextFrame | LLMFullResponseEndFrame):
+            await self._on_llm(frame)
+        else:
+            await self.push_frame(frame, direction)
+
+    # Turns
+
+    async def _on_turn(self, nlu: NLUResultFrame) -> None:
+        keyed = nlu.path is DecisionPath.DTMF
+        text = "[keypad entry]" if keyed else nlu.text
+        score = 0.0
+        if not keyed and nlu.text.strip() and self._sentiment is not None:
+            score = round(self._sentiment.score(nlu.text), 3)
+            self._seen.sentiment.append(score)
+        if text.strip():
+            self._seen.transcript.append({"role": "caller", "text": text})
+        self._seen.intents.append(
+            {
+                "intent": nlu.intent,
+                "confidence": nlu.confidence,
+                "band": str(nlu.band),
+                "path": str(nlu.path),
+            }
+        )
+        for kind, value in nlu.entities.items():
+            if kind != "digits":  # keyed digits may be a PIN or an account number
+                self._seen.entities[kind] = value
+        self._failures = self._failures + 1 if nlu.band is Band.REPAIR else 0
+        if self._phase is not _Phase.WATCHING:
+            return
+        decision = self.check(nlu, score)
+        if decision is None:
+            return
+        if nlu.intent in self._transfer_intents and nlu.band is Band.ACT:
+            # The dialogue's own transfer reply (e.g. the emergency line) is the hand-off line.
+            self._pending = decision
+            self._phase = _Phase.AWAITING_DIALOGUE_LINE
+        else:
+            await self._escalate(decision, speak=True)
+
+    def check(self, nlu: NLUResultFrame, score: float) -> Decision | None:
+        """The first trigger this turn fires, if any (call order = priority)."""
+        c = self._config
+        acted = nlu.band is Band.ACT
+        if c.explicit_request.enabled:
+            if acted and nlu.intent in c.explicit_request.intents:
+                how = "keypad 0" if nlu.path is DecisionPath.DTMF else f"intent {nlu.intent}"
+                return Decision(Trigger.EXPLICIT_REQUEST, how)
+            if nlu.path is not DecisionPath.DTMF and any(
+                p.search(nlu.text) for p in self._patterns
+            ):
+                return Decision(Trigger.EXPLICIT_REQUEST, "asked for a person")
+        if c.out_of_scope.enabled and acted and nlu.intent in c.out_of_scope.intents:
+            return Decision(Trigger.OUT_OF_SCOPE, f"intent {nlu.intent}")
+        if (
+            c.negative_sentiment.enabled
+            and self._sentiment is not None
+            and nlu.text.strip()
+            and score <= c.negative_sentiment.threshold
+        ):
+            return Decision(
+                Trigger.NEGATIVE_SENTIMENT,
+                f"sentiment {score:+.2f} <= {c.negative_sentiment.threshold:+.2f}",
+            )
+        if c.failed_turns.enabled and self._failures >= c.failed_turns.limit:
+            return Decision(Trigger.FAILED_TURNS, f"{self._failures} turns not understood")
+        return None
+
+    # Replies
+
+    async def _on_reply(self, reply: BotReplyFrame) -> None:
+        if self._phase is _Phase.AWAITING_DIALOGUE_LINE:
+            assert self._pending is not None
+            if reply.hands_off and reply.text:
+                await self.push_frame(reply)
+                self._escalate_after_text = reply.text
+            else:
+                self._drop_texts.append(reply.text)
+                await self._escalate(self._pending, speak=True)
+            return
+        if self._phase is _Phase.ESCALATED:
+            self._drop_texts.append(reply.text)
+            return
+        if reply.hands_off:
+            # A transfer announced by the dialogue that no trigger backs.
+            self._drop_texts.append(reply.text)
+            await self._say(self._config.unavailable_line)
+            return
+        await self.push_frame(reply)
+
+    async def _on_speak(self, frame: TTSSpeakFrame) -> None:
+        if frame.text in self._drop_texts:
+            self._drop_texts.remove(frame.text)
+            return
+        if self._phase is _Phase.ESCALATED:
+            return  # the call is being handed off: no more bot lines
+        await self.push_frame(frame)
+        self._seen.transcript.append({"role": "agent", "text": frame.text})
+        if self._escalate_after_text is not None and frame.text == self._escalate_after_text:
+            self._escalate_after_text = None
+            assert self._pending is not None
+            await self._escalate(self._pending, speak=False)
+
+    async def _on_llm(self, frame: Frame) -> None:
+        if self._phase is _Phase.ESCALATED:
+            return
+        if isinstance(frame, LLMFullResponseStartFrame):
+            self._llm_text = []
+        elif isinstance(frame, LLMTextFrame):
+            self._llm_text.append(frame.text)
+        elif self._llm_text:
+            self._seen.transcript.append({"role": "agent", "text": "".join(self._llm_text)})
+            self._llm_text = []
+        await self.push_frame(frame)
+
+    async def _say(self, text: str, *, hands_off: bool = False) -> None:
+        await self.push_frame(BotReplyFrame(text=text, hands_off=hands_off))
+        await self.push_frame(TTSSpeakFrame(text, append_to_context=True))
+        self._seen.transcript.append({"role": "agent", "text": text})
+
+    # Escalating
+
+    async def _escalate(self, decision: Decision, *, speak: bool) -> None:
+        self._phase = _Phase.ESCALATED
+        self._pending = None
+        self.decision = decision
+        self._stop_timer()
+        logger.info(f"call {self._call_id}: escalating ({decision.trigger.value})")
+        if speak:
+            await self._say(self._handoff_line, hands_off=True)
+        summary = build_summary(self._seen, trigger=decision.trigger.value, detail=decision.detail)
+        await self.push_frame(
+            EscalationFrame(trigger=decision.trigger.value, reason=decision.detail, summary=summary)
+        )
+
+    def _start_timer(self) -> None:
+        limit = self._config.max_duration
+        if limit.enabled and self._timer is None:
+            self._timer = self.create_task(self._expire(limit.seconds), name="max-duration")
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None and not self._timer.done():
+            self._timer.cancel()
+        self._timer = None
+
+    async def _expire(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self._timer = None
+        if self._phase is _Phase.WATCHING:
+            await self._escalate(
+                Decision(Trigger.MAX_DURATION, f"call longer than {seconds:g} s"), speak=True
+            )

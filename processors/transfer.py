@@ -1,0 +1,427 @@
+"""The warm transfer: hold audio, the summary to the agent's desktop, then the hand-off.
+
+On an :class:`~processors.frames.EscalationFrame` the transfer processor
+
+1. waits until the hand-off line has been spoken (and, on the phone, played out at the
+   caller's end, so the redirect never cuts it);
+2. plays hold music in-stream, so the caller never hears silence while the transfer
+   connects;
+3. delivers the summary to the agent's desktop first (signed screen-pop webhook, with
+   retries and an idempotency key), when one is configured;
+4. performs the transfer with the call's :class:`TransferMethod` (Twilio redirect to Dial
+   TwiML with a whisper, an RTVI hand-off message to the browser, a Daily SIP REFER);
+5. on failure stops the hold music, says so, offers a callback, and records the failure.
+
+The result goes out as a :class:`~processors.frames.TransferResultFrame` (downstream for the
+call record, upstream for the escalation, callback-offer and CRM processors). While the
+transfer is under way, bot lines from upstream are dropped. Log lines carry ids, the
+method, the outcome and timings only.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from loguru import logger
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    Frame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+    OutputAudioRawFrame,
+    TTSSpeakFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor, FrameProcessorSetup
+from pipecat.processors.frameworks.rtvi import RTVIServerMessageFrame
+
+from integrations.hold_audio import hold_music_chunk
+from integrations.screen_pop import DeliveryResult, ScreenPopClient
+from processors.agent_definition import TransferConfig
+from processors.frames import BotReplyFrame, EscalationFrame, TransferResultFrame
+
+HOLD_CHUNK_S = 0.1
+HOLD_LEAD_S = 0.3
+"""Hold audio queued ahead of real time (keeps the stream fed without a big backlog)."""
+LINE_TIMEOUT_S = 20.0
+"""Longest wait for the hand-off line to be spoken."""
+RESUME_GRACE_S = 0.25
+"""A bot that starts speaking again this soon after stopping is still saying the line."""
+
+PushFrame = Callable[[Frame], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """What a transfer method gets."""
+
+    call_id: str
+    trigger: str
+    summary: dict[str, Any]
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class TransferOutcome:
+    """How a transfer request went.
+
+    Parameters:
+        ok: The transport/provider accepted the transfer.
+        error: Why not (no caller data).
+        keep_holding: The caller stays on our stream until a person takes over (WebRTC).
+    """
+
+    ok: bool
+    error: str = ""
+    keep_holding: bool = False
+
+
+class TransferMethod(abc.ABC):
+    """How one transport hands a call to a person."""
+
+    name = "none"
+
+    @abc.abstractmethod
+    async def transfer(self, handoff: Handoff, push: PushFrame) -> TransferOutcome:
+        """Request the transfer (``push`` sends a frame down the call's pipeline)."""
+
+
+class CallRedirector(Protocol):
+    """Redirects a live phone call to new TwiML (``integrations.twilio_rest``)."""
+
+    async def redirect(self, call_sid: str, twiml: str) -> str:
+        """Redirect the call; raises on failure."""
+        ...
+
+
+class TwilioRedirect(TransferMethod):
+    """Twilio: redirect the live call (REST) to TwiML that says the hold line and dials."""
+
+    name = "twilio_redirect"
+
+    def __init__(self, control: CallRedirector, call_sid: str, twiml_for: Callable[[Handoff], str]):
+        """Configure the redirect.
+
+        Args:
+            control: The Twilio REST client.
+            call_sid: The live call (``CA...``).
+            twiml_for: Builds the transfer TwiML for a hand-off (Dial or Enqueue, whisper URL).
+        """
+        self._control = control
+        self._call_sid = call_sid
+        self._twiml_for = twiml_for
+
+    async def transfer(self, handoff: Handoff, push: PushFrame) -> TransferOutcome:
+        """Redirect; Twilio then ends our media stream and runs the TwiML."""
+        try:
+            await self._control.redirect(self._call_sid, self._twiml_for(handoff))
+        except Exception as e:  # noqa: BLE001 - any failure is a failed transfer
+            return TransferOutcome(False, str(e) or type(e).__name__)
+        return TransferOutcome(True)
+
+
+class WebRTCHandoffMessage(TransferMethod):
+    """Browser calls: an RTVI server message carrying the summary; the page shows the hand-off."""
+
+    name = "webrtc_handoff"
+
+    async def transfer(self, handoff: Handoff, push: PushFrame) -> TransferOutcome:
+        """Send ``{"type": "handoff", "summary": ...}`` to the client."""
+        await push(RTVIServerMessageFrame(data={"type": "handoff", "summary": handoff.summary}))
+        return TransferOutcome(True, keep_holding=True)
+
+
+class DailySipRefer(TransferMethod):
+    """Daily dial-in calls: a SIP REFER of the caller to the human's number or SIP URI."""
+
+    name = "daily_sip_refer"
+
+    def __init__(self, refer: Callable[[dict[str, Any]], Awaitable[Any]], target: str):
+        """Configure the REFER.
+
+        Args:
+            refer: ``DailyTransport.sip_refer`` (returns an error or None).
+            target: Where to send the caller (``sip:...`` or ``+1...``).
+        """
+        self._refer = refer
+        self._target = target
+
+    async def transfer(self, handoff: Handoff, push: PushFrame) -> TransferOutcome:
+        """REFER the caller; Daily's answer says whether it was accepted."""
+        try:
+            error = await self._refer({"toEndPoint": self._target})
+        except Exception as e:  # noqa: BLE001
+            return TransferOutcome(False, type(e).__name__)
+        return TransferOutcome(error is None, "" if error is None else "SIP REFER refused")
+
+
+class NoTransfer(TransferMethod):
+    """A transport (or a configuration) that cannot transfer: always fails, with the reason."""
+
+    name = "none"
+
+    def __init__(self, reason: str):
+        """Say why transfers are impossible here."""
+        self._reason = reason
+
+    async def transfer(self, handoff: Handoff, push: PushFrame) -> TransferOutcome:
+        """Fail at once."""
+        return TransferOutcome(False, self._reason)
+
+
+class TransferProcessor(FrameProcessor):
+    """Carries out the hand-off the escalation processor decided on."""
+
+    def __init__(
+        self,
+        method: TransferMethod,
+        config: TransferConfig,
+        *,
+        call_id: str,
+        screen_pop: ScreenPopClient | None = None,
+        playout_remaining: Callable[[], float] | None = None,
+        **kwargs: Any,
+    ):
+        """Configure the transfer.
+
+        Args:
+            method: How this call's transport transfers.
+            config: The agent's transfer settings (lines, hold limit).
+            call_id: For the idempotency key and log lines.
+            screen_pop: The agent-desktop webhook (None: not configured).
+            playout_remaining: Seconds of bot speech still playing at the far end (phone
+                streams buffer ahead); None when what is sent is what is heard.
+            **kwargs: Passed to ``FrameProcessor``.
+        """
+        super().__init__(**kwargs)
+        self._method = method
+        self._config = config
+        self._call_id = call_id
+        self._screen_pop = screen_pop
+        self._playout_remaining = playout_remaining
+        self._sample_rate = 16000
+        self._speaking = False
+        self._stops = 0
+        self._starts = 0
+        self._speech = asyncio.Event()
+        self._busy = False
+        self._task: asyncio.Task[None] | None = None
+        self._hold: asyncio.Task[None] | None = None
+        self._attempts = 0
+        self._line_heard_at: float | None = None
+        self.result: TransferResultFrame | None = None
+        """The last transfer's result (None until one finishes)."""
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Start transfers; track the bot's speech; silence bot lines while transferring."""
+        await super().process_frame(frame, direction)
+        if isinstance(frame, BotStartedSpeakingFrame):
+            self._speaking = True
+            self._starts += 1
+            self._speech.set()
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            self._speaking = False
+            self._stops += 1
+            self._speech.set()
+        if (
+            direction is FrameDirection.DOWNSTREAM
+            and self._busy
+            and isinstance(
+                frame,
+                TTSSpeakFrame
+                | BotReplyFrame
+                | LLMTextFrame
+                | LLMFullResponseStartFrame
+                | LLMFullResponseEndFrame,
+            )
+        ):
+            return
+        await self.push_frame(frame, direction)
+        if (
+            direction is FrameDirection.DOWNSTREAM
+            and isinstance(frame, EscalationFrame)
+            and not isinstance(frame, TransferResultFrame)
+            and not self._busy
+        ):
+            self._busy = True
+            self._task = self.create_task(self._run(frame), name="transfer")
+
+    async def setup(self, setup: FrameProcessorSetup) -> None:
+        """Learn the call's output rate (hold music is rendered at it)."""
+        await super().setup(setup)
+        self._sample_rate = setup.audio_out_sample_rate or self._sample_rate
+
+    async def cleanup(self) -> None:
+        """Stop hold music and any transfer in flight."""
+        await super().cleanup()
+        for task in (self._hold, self._task):
+            if task is not None and not task.done():
+                task.cancel()
+
+    async def _run(self, escalation: EscalationFrame) -> None:
+        triggered = time.perf_counter()
+        self._attempts += 1
+        handoff = Handoff(
+            call_id=self._call_id,
+            trigger=escalation.trigger,
+            summary=escalation.summary,
+            idempotency_key=hashlib.sha256(
+                f"{self._call_id}:handoff:{self._attempts}".encode()
+            ).hexdigest()[:32],
+        )
+        self._line_heard_at = None
+        await self._wait_for_line()
+        line_heard_at = self._line_heard_at or self._playout_deadline()
+        self._start_hold()  # (already playing unless the line was never heard)
+        delivered: bool | None = None
+        if self._screen_pop is not None:
+            result = await self._deliver_screen_pop(handoff)
+            delivered = result.delivered
+        wait = line_heard_at - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        ready = time.perf_counter()
+        outcome = await self._method.transfer(handoff, self.push_frame)
+        done = time.perf_counter()
+        elapsed = round((done - triggered) * 1000, 1)
+        logger.info(
+            f"call {self._call_id}: transfer via {self._method.name} "
+            f"{'requested' if outcome.ok else 'failed'} {elapsed} ms after the trigger "
+            f"(hand-off line heard {round((line_heard_at - triggered) * 1000)} ms, "
+            f"request {round((done - ready) * 1000, 1)} ms)"
+            + (f" ({outcome.error})" if outcome.error else "")
+        )
+        if outcome.ok and outcome.keep_holding:
+            # The caller stays with us (hold music) until a person takes over or time runs out.
+            await self._finish(escalation, outcome, elapsed, delivered)
+            await asyncio.sleep(self._config.max_hold_secs)
+            outcome = TransferOutcome(
+                False, f"nobody took the call within {self._config.max_hold_secs:g} s"
+            )
+            logger.info(f"call {self._call_id}: transfer failed ({outcome.error})")
+        await self._stop_hold()
+        await self._finish(escalation, outcome, elapsed, delivered)
+
+    async def _finish(
+        self,
+        escalation: EscalationFrame,
+        outcome: TransferOutcome,
+        elapsed: float,
+        delivered: bool | None,
+    ) -> None:
+        result = TransferResultFrame(
+            trigger=escalation.trigger,
+            reason=escalation.reason,
+            transfer_result="transferred" if outcome.ok else f"failed: {outcome.error}",
+            ok=outcome.ok,
+            method=self._method.name,
+            error=outcome.error,
+            trigger_to_request_ms=elapsed,
+            screen_pop_delivered=delivered,
+        )
+        self.result = result
+        if not outcome.ok:
+            self._busy = False
+            line = " ".join(
+                p for p in (self._config.failure_line, self._config.callback_offer) if p
+            )
+            await self.push_frame(BotReplyFrame(text=line, intent="transfer_failed"))
+            await self.push_frame(TTSSpeakFrame(line, append_to_context=True))
+        await self.push_frame(result)
+        await self.push_frame(
+            TransferResultFrame(**{k: getattr(result, k) for k in _RESULT_FIELDS}),
+            FrameDirection.UPSTREAM,
+        )
+
+    async def _deliver_screen_pop(self, handoff: Handoff) -> DeliveryResult:
+        assert self._screen_pop is not None
+        payload = {
+            "event": "callagent.handoff",
+            "idempotency_key": handoff.idempotency_key,
+            "summary": handoff.summary,
+        }
+        result = await self._screen_pop.deliver(payload, handoff.idempotency_key)
+        logger.info(
+            f"call {self._call_id}: screen pop {'delivered' if result.delivered else 'failed'} "
+            f"after {result.attempts} attempt(s) in {result.elapsed_ms} ms"
+            + (f" ({result.error})" if result.error else "")
+        )
+        return result
+
+    def _playout_deadline(self) -> float:
+        """When the speech sent so far will have been heard at the far end."""
+        playout = self._playout_remaining() if self._playout_remaining else 0.0
+        return time.perf_counter() + playout
+
+    async def _wait_for_line(self) -> None:
+        """Until the bot stops speaking (the hand-off line) and does not resume at once."""
+        deadline = time.perf_counter() + LINE_TIMEOUT_S
+        target = self._stops + 1
+        while time.perf_counter() < deadline:
+            while self._stops < target:
+                self._speech.clear()
+                try:
+                    await asyncio.wait_for(self._speech.wait(), deadline - time.perf_counter())
+                except TimeoutError:
+                    logger.warning(f"call {self._call_id}: hand-off line not heard; going on")
+                    return
+            # Hold music starts at once (the phone still plays the line from its buffer);
+            # if the bot resumes (the line had a pause), it waits for the line to end.
+            self._line_heard_at = self._playout_deadline()
+            self._start_hold()
+            starts = self._starts
+            self._speech.clear()
+            try:
+                await asyncio.wait_for(self._speech.wait(), RESUME_GRACE_S)
+            except TimeoutError:
+                return
+            if self._starts == starts:
+                return
+            await self._stop_hold()
+            target = self._stops + 1
+
+    def _start_hold(self) -> None:
+        if self._hold is None:
+            self._hold = self.create_task(self._play_hold(), name="hold-music")
+
+    async def _stop_hold(self) -> None:
+        task, self._hold = self._hold, None
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    async def _play_hold(self) -> None:
+        position = 0
+        started = time.perf_counter()
+        sent_s = 0.0
+        while True:
+            chunk, position = hold_music_chunk(self._sample_rate, position, HOLD_CHUNK_S)
+            await self.push_frame(
+                OutputAudioRawFrame(audio=chunk, sample_rate=self._sample_rate, num_channels=1)
+            )
+            sent_s += HOLD_CHUNK_S
+            ahead = sent_s - (time.perf_counter() - started)
+            if ahead > HOLD_LEAD_S:
+                await asyncio.sleep(ahead - HOLD_LEAD_S)
+
+
+_RESULT_FIELDS = (
+    "trigger",
+    "reason",
+    "transfer_result",
+    "ok",
+    "method",
+    "error",
+    "trigger_to_request_ms",
+    "screen_pop_delivered",
+)
