@@ -30,6 +30,7 @@ The turn's latency breakdown comes from the pipeline's latency observer through
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -340,7 +341,7 @@ class CallRecorder(BaseObserver):
             if turn is not None and turn.bot_speaking:
                 turn.record.interrupted = True
             turn = self._open(TurnKind.CALLER)
-        turn.caller_parts.append(text.strip())
+        turn.caller_parts.append(mask_keyed_digits(text.strip()))
         turn.record.caller_text = clean_text(" ".join(turn.caller_parts))
         turn.dirty = True
 
@@ -355,14 +356,18 @@ class CallRecorder(BaseObserver):
             turn = self._open(TurnKind.CALLER)
         r = turn.record
         if isinstance(frame.text, str) and frame.text.strip():
-            r.caller_text = clean_text(frame.text)
+            r.caller_text = clean_text(mask_keyed_digits(frame.text))
         r.intent = clean_text(frame.intent)
         r.confidence = clean_number(frame.confidence)
         r.runner_up = clean_text(frame.runner_up)
         r.margin = clean_number(frame.margin)
         r.band = clean_text(getattr(frame.band, "value", frame.band))
         r.path = clean_text(getattr(frame.path, "value", frame.path))
-        r.entities = json_safe(frame.entities) if isinstance(frame.entities, dict) else {}
+        entities = frame.entities if isinstance(frame.entities, dict) else {}
+        if r.path == "dtmf" and "digits" in entities:
+            # Keyed digits may be a PIN or an account number: keep only how many there were.
+            entities = {**entities, "digits": "#" * len(str(entities["digits"]))}
+        r.entities = json_safe(entities)
         r.nlu_ms = clean_number(frame.elapsed_ms)
         turn.dirty = True
         self._facts.caller_turns += 1
@@ -513,3 +518,12 @@ def _reason(frame: Frame, default: str) -> str:
 def _text_attr(frame: Frame, name: str) -> str | None:
     value = getattr(frame, name, None)
     return None if value is None else str(getattr(value, "value", value))
+
+
+_KEYED = re.compile(r"^\s*DTMF:\s*([0-9*#A-Da-d]+)\s*$")
+
+
+def mask_keyed_digits(text: str) -> str:
+    """Keyed entries (``DTMF: 4729#``) are stored as their length only: they may be PINs."""
+    match = _KEYED.match(text)
+    return f"DTMF: {'#' * len(match.group(1))}" if match else text

@@ -251,3 +251,10 @@ async def test_hang_up_mid_flow_is_abandoned_and_fatal_error_is_failed(store):
 )
 def test_outcome_policy(facts, outcome):
     assert OutcomePolicy().decide(facts) == outcome
+
+
+def test_keyed_digits_are_stored_masked():
+    from processors.call_recorder import mask_keyed_digits
+
+    assert mask_keyed_digits("DTMF: 4729#") == "DTMF: #####"
+    assert mask_keyed_digits("what are your hours") == "what are your hours"
