@@ -5,6 +5,7 @@ from __future__ import annotations
 from integrations.nlu.base import OUT_OF_SCOPE, LLMIntentClassifier, NLUThresholds
 from integrations.nlu.llm import LLMEndpoint, OpenAICompatibleIntentClassifier
 from processors.agent_definition import AgentDefinition
+from processors.barge_in import is_backchannel
 from processors.nlu_router import NLURouter
 from processors.semantic_turn import CompletenessCheck
 
@@ -42,6 +43,8 @@ def make_completeness_check(runtime: Runtime) -> CompletenessCheck:
     act = runtime.agent.nlu.act_threshold
 
     def is_complete(text: str) -> bool:
+        if text.strip() and is_backchannel(text):
+            return True  # "okay", "mhm", "yes": a whole turn, nothing more is coming
         prediction = classifier.classify(text)
         return prediction.intent != OUT_OF_SCOPE and prediction.confidence >= act
 

@@ -113,7 +113,8 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
             make_stt(runtime),
             user_aggregator,
             DTMFAggregator(timeout=DTMF_TIMEOUT_SECS),  # keyed digits → "DTMF: ..." turns
-            BackchannelFilter(call_id=spec.call_id),  # "mhm" while the bot talks: it goes on
+            # "mhm" while the bot talks: it goes on
+            BackchannelFilter(call_id=spec.call_id, understood=make_completeness_check(runtime)),
             make_nlu_router(runtime),
             *handoff.before_dialogue(),  # CRM prefetch, caller verification, callback offer
             DialogueProcessor(policy),

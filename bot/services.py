@@ -10,6 +10,7 @@ from __future__ import annotations
 from pipecat.audio.turn.base_turn_analyzer import BaseTurnAnalyzer
 from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer
 from pipecat.pipeline.service_switcher import ServiceSwitcher, ServiceSwitcherStrategyFailover
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.services.llm_service import LLMService
@@ -27,7 +28,9 @@ def make_stt(runtime: Runtime) -> FrameProcessor:
     settings = runtime.settings
     early = _early_policy(runtime)
     local = (
-        LocalSTTService(recognizer=runtime.recognizer, early=early) if runtime.recognizer else None
+        LocalSTTService(recognizer=runtime.recognizer, early=early)
+        if runtime.recognizer is not None
+        else None
     )
     if settings.stt == "cartesia":
         from pipecat.services.cartesia.stt import CartesiaSTTService
@@ -45,7 +48,11 @@ def make_tts(runtime: Runtime) -> FrameProcessor:
     from integrations.speech.tts import LocalTTSService
 
     settings = runtime.settings
-    local = LocalTTSService(synthesizer=runtime.synthesizer) if runtime.synthesizer else None
+    local = (
+        LocalTTSService(synthesizer=runtime.synthesizer)
+        if runtime.synthesizer is not None
+        else None
+    )
     if settings.tts == "cartesia":
         from pipecat.services.cartesia.tts import CartesiaTTSService
 
@@ -57,14 +64,29 @@ def make_tts(runtime: Runtime) -> FrameProcessor:
     return local
 
 
+def make_vad_analyzer(runtime: Runtime) -> VADAnalyzer:
+    """The caller's voice activity detector for one call (Silero, phone-tuned, shared model)."""
+    from pipecat.audio.vad.vad_analyzer import VADParams
+
+    from integrations.speech.vad import PhoneVADAnalyzer
+
+    settings = runtime.settings
+    return PhoneVADAnalyzer(
+        params=VADParams(start_secs=settings.vad_start_secs, stop_secs=settings.vad_stop_secs),
+        noise_gate=settings.vad_noise_gate,
+    )
+
+
 def make_turn_analyzer(runtime: Runtime) -> BaseTurnAnalyzer:
     """The end-of-turn model for one call: Smart Turn v3, started early when configured."""
-    from integrations.speech.early_turn import EarlySmartTurnAnalyzer
+    from integrations.speech.early_turn import EarlySmartTurnAnalyzer, shared_smart_turn_session
 
     early = _early_policy(runtime)
     params = SmartTurnParams(stop_secs=runtime.settings.turn_max_pause_secs)
     if early:
-        return EarlySmartTurnAnalyzer(early=early, params=params)
+        return EarlySmartTurnAnalyzer(
+            early=early, params=params, session=shared_smart_turn_session()
+        )
     return LocalSmartTurnAnalyzerV3(params=params)
 
 

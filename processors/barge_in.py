@@ -14,7 +14,10 @@ caller said is known only when their turn ends. Two processors then decide:
   start of the clause it was cut in. Anything else is a real turn and goes on as usual.
 
 A yes/no word ("yes", "no", "sure") counts as a backchannel only while the part of the
-reply already heard asked no question. Log lines carry the call id only.
+reply already heard asked no question. A short turn (up to three words) that the agent
+does not understand counts too (an "mhm" the speech recogniser spells "M. H. M."),
+except words that do ask for the floor ("stop", "wait", "sorry"...). Log lines carry
+the call id only.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,15 +48,59 @@ from integrations.speech.tts import SpokenClauseFrame
 
 BACKCHANNELS = frozenset(
     {
-        "mhm", "mm", "mmm", "hm", "hmm", "mm hmm", "mm hm", "mhmm", "uh huh", "uh hu", "uhhuh",
-        "okay", "ok", "oh okay", "ah okay", "all right", "alright", "right", "i see", "oh",
-        "ah", "uh", "um", "got it", "gotcha", "cool", "great", "nice", "perfect", "fine",
-        "good", "oh i see", "okay okay", "right right", "huh", "mhm mhm",
+        "mhm",
+        "mm",
+        "mmm",
+        "hm",
+        "hmm",
+        "mm hmm",
+        "mm hm",
+        "mhmm",
+        "uh huh",
+        "uh hu",
+        "uhhuh",
+        "okay",
+        "ok",
+        "oh okay",
+        "ah okay",
+        "all right",
+        "alright",
+        "right",
+        "i see",
+        "oh",
+        "ah",
+        "uh",
+        "um",
+        "got it",
+        "gotcha",
+        "cool",
+        "great",
+        "nice",
+        "perfect",
+        "fine",
+        "good",
+        "oh i see",
+        "okay okay",
+        "right right",
+        "huh",
+        "mhm mhm",
+        "of course",
+        "sure thing",
+        "thanks",
+        "thank you",
+        "i heard",
+        "uh okay",
+        "ok ok",
     }
 )
 """Acknowledgements that do not ask for the floor."""
 AFFIRMATIONS = frozenset({"yes", "yeah", "yep", "yup", "sure", "no", "nope", "yes yes"})
 """Backchannels too, unless the bot has just asked a question."""
+INTERRUPTIONS = frozenset(
+    {"stop", "wait", "hold on", "hang on", "sorry", "excuse me", "hello", "one moment", "pardon"}
+)
+"""Short turns that do ask for the floor."""
+MAX_ASIDE_WORDS = 3
 RESUME_WINDOW_S = 15.0
 """A remainder older than this is not resumed."""
 EMPTY_TURN_WAIT_S = 1.5
@@ -143,10 +191,27 @@ class ReplyProgressTracker(FrameProcessor):
 class BackchannelFilter(FrameProcessor):
     """Before the NLU router: drops a backchannel turn that cut a reply, and resumes the reply."""
 
-    def __init__(self, *, call_id: str = "", resume_window_s: float = RESUME_WINDOW_S, **kwargs):
-        """Filter one call's turns (``call_id`` labels log lines)."""
+    def __init__(
+        self,
+        *,
+        call_id: str = "",
+        understood: Callable[[str], bool] | None = None,
+        resume_window_s: float = RESUME_WINDOW_S,
+        **kwargs: Any,
+    ):
+        """Filter one call's turns.
+
+        Args:
+            call_id: Labels log lines.
+            understood: Whether the agent understands a text as a request (fast,
+                thread-safe); short turns it does not understand are asides. None: only
+                the backchannel words count.
+            resume_window_s: A cut reply older than this is not resumed.
+            **kwargs: Passed to ``FrameProcessor``.
+        """
         super().__init__(**kwargs)
         self._call_id = call_id
+        self._understood = understood
         self._window_s = resume_window_s
         self._pending: ReplyInterruptedFrame | None = None
         self._pending_at = 0.0
@@ -174,7 +239,7 @@ class BackchannelFilter(FrameProcessor):
             pending, self._pending = self._pending, None
             fresh = time.monotonic() - self._pending_at <= self._window_s
             text = _last_user_text(frame)
-            if fresh and is_backchannel(text, question_pending="?" in pending.heard):
+            if fresh and await self._is_aside(text, question_pending="?" in pending.heard):
                 await self._resume(pending)
                 return
         await self.push_frame(frame, direction)
@@ -183,6 +248,17 @@ class BackchannelFilter(FrameProcessor):
         """Stop the empty-turn timer."""
         await super().cleanup()
         await self._stop_timer()
+
+    async def _is_aside(self, text: str, *, question_pending: bool) -> bool:
+        """Whether a turn that cut the bot leaves it the floor (backchannel, noise)."""
+        if is_backchannel(text, question_pending=question_pending):
+            return True
+        words = normalize_words(text)
+        if self._understood is None or words in INTERRUPTIONS:
+            return False
+        if len(words.split()) > MAX_ASIDE_WORDS or (question_pending and words in AFFIRMATIONS):
+            return False
+        return not await asyncio.to_thread(self._understood, text)
 
     async def _resume(self, pending: ReplyInterruptedFrame) -> None:
         self.resumed += 1

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from loguru import logger
 
-from tests.support import caller_voice
+from integrations.speech import caller_voice
 from tests.support.fake_twilio_rest import FakeTwilioRest
 from transports.audio_codec import rms
 from transports.twilio_client import TwilioCallEmulator, place_call

@@ -11,27 +11,62 @@ model runs again on the full pause, exactly as without this class.
 from __future__ import annotations
 
 import asyncio
+import threading
 from concurrent.futures import Future
 from typing import Any
 
+import onnxruntime as ort
 from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
+from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.metrics.metrics import MetricsData
+from pipecat.utils.env import env_truthy
 
 from integrations.speech.early_transcription import EarlyTranscriptionPolicy, QuietTracker
+
+_session_lock = threading.Lock()
+_session: ort.InferenceSession | None = None
+
+
+def shared_smart_turn_session() -> ort.InferenceSession:
+    """The process-wide Smart Turn v3 ONNX session (loaded once; safe to run from threads).
+
+    Each call's analyzer keeps its own audio buffer and state; only the model is shared,
+    so a new call costs no model load (about 60-100 ms and some MB each).
+    """
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = LocalSmartTurnAnalyzerV3()._session
+        return _session
 
 
 class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
     """Local Smart Turn v3 with an early inference at the start of each pause."""
 
-    def __init__(self, *, early: EarlyTranscriptionPolicy | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        early: EarlyTranscriptionPolicy | None = None,
+        session: ort.InferenceSession | None = None,
+        **kwargs: Any,
+    ):
         """Create the analyzer.
 
         Args:
             early: When the early inference starts (default policy if None).
+            session: A Smart Turn ONNX session to use (e.g. :func:`shared_smart_turn_session`);
+                None loads the bundled model for this analyzer alone.
             **kwargs: Passed to ``LocalSmartTurnAnalyzerV3``.
         """
-        super().__init__(**kwargs)
+        if session is None:
+            super().__init__(**kwargs)
+        else:
+            kwargs.pop("smart_turn_model_path", None)
+            kwargs.pop("cpu_count", None)
+            BaseSmartTurn.__init__(self, **kwargs)
+            self._log_data = env_truthy("PIPECAT_SMART_TURN_LOG_DATA", default=False)
+            self._session = session
         self._early_policy = early or EarlyTranscriptionPolicy()
         self._quiet: QuietTracker | None = None
         self._segment_bytes = 0

@@ -15,9 +15,12 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 
+import numpy as np
 from loguru import logger
 from pipecat.frames.frames import (
+    DataFrame,
     ErrorFrame,
     Frame,
     InputAudioRawFrame,
@@ -44,6 +47,48 @@ turn is released as soon as it arrives.
 """
 
 
+@dataclass
+class SegmentTranscribedFrame(DataFrame):
+    """A speech segment has been transcribed (follows its ``TranscriptionFrame``, if any).
+
+    Turn-stop strategies count these against the VAD's stops to know that the
+    transcript of the caller's latest words is in (``processors/segment_turn_stop.py``).
+
+    Parameters:
+        has_text: Whether the segment had words.
+    """
+
+    has_text: bool = False
+
+
+LEAD_IN_KEEP_SECS = 0.15
+"""Audio kept before the first loud frame of a segment."""
+
+
+def trim_lead_in(pcm16: bytes, sample_rate: int, keep_secs: float = LEAD_IN_KEEP_SECS) -> bytes:
+    """Drop a segment's quiet lead-in (the STT keeps up to 1 s before the VAD fired).
+
+    Moonshine returns nothing for a short word ("yes", "okay") preceded by half a
+    second or more of silence or background noise; ``keep_secs`` before the first loud
+    20 ms frame (within 8 dB of the segment's loud frames) are kept.
+    """
+    if sample_rate <= 0:
+        return pcm16
+    frame = sample_rate // 50
+    samples = np.frombuffer(pcm16[: len(pcm16) - len(pcm16) % 2], dtype=np.int16)
+    n = samples.size // frame
+    if n < 2:
+        return pcm16
+    frames = samples[: n * frame].astype(np.float32).reshape(n, frame)
+    levels = np.sqrt(np.mean(frames * frames, axis=1))
+    loud_level = float(np.percentile(levels, 90))
+    if loud_level <= 0:
+        return pcm16
+    loud = np.flatnonzero(levels >= loud_level * 0.4)
+    start = max(0, int(loud[0]) * frame - int(keep_secs * sample_rate))
+    return samples[start:].tobytes()
+
+
 class LocalSTTService(SegmentedSTTService):
     """Segment-at-a-time transcription with an embedded recognizer (e.g. Moonshine).
 
@@ -60,6 +105,7 @@ class LocalSTTService(SegmentedSTTService):
         model_name: str = "moonshine-base-en",
         language: Language = Language.EN,
         trailing_silence_secs: float = 0.2,
+        leading_silence_secs: float = 0.1,
         ttfs_p99_latency: float = DEFAULT_TTFS_P99_SECS,
         early: EarlyTranscriptionPolicy | None = None,
         settings: STTSettings | None = None,
@@ -74,8 +120,14 @@ class LocalSTTService(SegmentedSTTService):
             trailing_silence_secs: Silence appended to each segment before
                 recognition. The segment already ends with the VAD's ``stop_secs``
                 of silence, so a short pad suffices.
+            leading_silence_secs: Silence put before each segment. A segment that
+                follows another closely (a comma's pause split a turn) starts right
+                at the first word, which the model then often garbles ("Sorry, ..."
+                heard as "Safari, ...").
             ttfs_p99_latency: p99 seconds from end of speech to transcript,
                 broadcast to turn-stop strategies.
+            early: When to start transcribing before the VAD confirms the pause (None:
+                never).
             settings: Settings overrides (merged over the defaults).
             **kwargs: Passed to :class:`SegmentedSTTService` (e.g. ``sample_rate``).
 
@@ -90,6 +142,7 @@ class LocalSTTService(SegmentedSTTService):
             **kwargs,
         )
         self._recognizer = recognizer
+        self._leading_silence_secs = leading_silence_secs
         self._language = language
         self._early_policy = early
         self._quiet: QuietTracker | None = None
@@ -118,7 +171,7 @@ class LocalSTTService(SegmentedSTTService):
         if start_len is None:
             return
         self._discard_early()
-        pcm = bytes(self._audio_buffer[:start_len]) + self._trailing_silence()
+        pcm = self._prepare(bytes(self._audio_buffer[:start_len])) + self._trailing_silence()
         task = asyncio.get_running_loop().create_task(
             asyncio.to_thread(self._recognizer.transcribe, pcm, self.sample_rate)
         )
@@ -132,7 +185,8 @@ class LocalSTTService(SegmentedSTTService):
 
     async def _handle_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame):
         early, self._early = self._early, None
-        valid = early is not None and self._quiet is not None and self._quiet.last_loud_end <= early[0]
+        quiet = self._quiet
+        valid = early is not None and quiet is not None and quiet.last_loud_end <= early[0]
         if early is not None and not valid:
             early[1].cancel()
             self.early_discarded += 1
@@ -151,6 +205,12 @@ class LocalSTTService(SegmentedSTTService):
             if task is not None:
                 task.cancel()
         self._segment_early.clear()
+
+    def _prepare(self, pcm: bytes) -> bytes:
+        """A segment as the model hears it best: short lead-in (trimmed, then padded)."""
+        rate = self.sample_rate or 0
+        lead = bytes(int(rate * self._leading_silence_secs) * 2)
+        return lead + trim_lead_in(pcm, rate)
 
     def _discard_early(self) -> None:
         if self._early is not None:
@@ -175,26 +235,37 @@ class LocalSTTService(SegmentedSTTService):
         await self.start_processing_metrics()
         early = self._segment_early.popleft() if self._segment_early else None
         try:
+            text = ""
             if early is not None:
                 text = await early  # started before the VAD confirmed the pause
-                self.early_used += 1
-            else:
-                text = await asyncio.to_thread(self._recognizer.transcribe, audio, sample_rate)
+                if text.strip():
+                    self.early_used += 1
+                else:
+                    # Nothing heard in the early cut (e.g. a short "yes" whose soft ending
+                    # looked like quiet): the whole segment decides.
+                    self.early_discarded += 1
+            if not text.strip():
+                text = await asyncio.to_thread(
+                    self._recognizer.transcribe, self._prepare(audio), sample_rate
+                )
         except asyncio.CancelledError:
             raise
         except Exception as e:  # a failed segment must not end the call
             await self.stop_processing_metrics()
             logger.error(f"{self}: transcription of a {seconds:.2f}s segment failed: {e!r}")
             yield ErrorFrame(f"{self}: transcription failed: {type(e).__name__}")
+            yield SegmentTranscribedFrame(has_text=False)
             return
         await self.stop_processing_metrics()
         elapsed = time.perf_counter() - started
         text = text.strip()
         if not text:
             logger.debug(f"{self}: no speech in a {seconds:.2f}s segment ({elapsed:.3f}s)")
+            yield SegmentTranscribedFrame(has_text=False)
             return
         logger.debug(
             f"{self}: transcribed a {seconds:.2f}s segment in {elapsed:.3f}s "
             f"(user={self._user_id or '-'}, {len(text.split())} words)"
         )
         yield TranscriptionFrame(text, self._user_id, time_now_iso8601(), self._language)
+        yield SegmentTranscribedFrame(has_text=True)

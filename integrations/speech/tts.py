@@ -12,6 +12,11 @@ ready after the first clause rather than the whole text (about 80 ms instead of
 An ``InterruptionFrame`` cancels the task running ``run_tts``; no further clause
 is requested after that, so at most the clause in progress finishes in the
 background and is discarded.
+
+Ahead of each clause's audio goes a :class:`SpokenClauseFrame` (the clause and the
+rest of the text). The output transport passes it on when that audio starts to
+play, so a processor after the transport knows which clause a barge-in cut
+(``processors/barge_in.py`` resumes it after a mere "mhm").
 """
 
 from __future__ import annotations
@@ -19,10 +24,10 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from dataclasses import dataclass
 
 import numpy as np
-
-from pipecat.frames.frames import ErrorFrame, Frame
+from pipecat.frames.frames import DataFrame, ErrorFrame, Frame
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 from pipecat.transcriptions.language import Language
@@ -47,6 +52,21 @@ _HAS_WORD = re.compile(r"\w")
 
 LEADING_SILENCE_LEVEL = 300
 """Samples below this magnitude (16-bit scale) at the start of a reply count as silence."""
+
+
+@dataclass
+class SpokenClauseFrame(DataFrame):
+    """Marks where a clause's audio starts in the TTS output.
+
+    Parameters:
+        text: The clause.
+        remaining: The clause and every clause after it in the same text.
+        index: The clause's position in the text (0 = first).
+    """
+
+    text: str = ""
+    remaining: str = ""
+    index: int = 0
 
 
 def split_clauses(text: str) -> list[str]:
@@ -144,19 +164,24 @@ class LocalTTSService(TTSService):
 
         """
         await self.start_tts_usage_metrics(text)
+        clauses = split_clauses(text)
         try:
-            # Chunks arrive already at the output rate (see _synthesize_clauses).
-            async for frame in self._stream_audio_frames_from_iterator(
-                self._synthesize_clauses(split_clauses(text)),
-                in_sample_rate=self.sample_rate,
-                context_id=context_id,
-            ):
-                await self.stop_ttfb_metrics()
-                yield frame
+            for index, clause in enumerate(clauses):
+                yield SpokenClauseFrame(clause, " ".join(clauses[index:]), index)
+                # Chunks arrive already at the output rate (see _synthesize_clauses).
+                async for frame in self._stream_audio_frames_from_iterator(
+                    self._synthesize_clauses([clause], trim=index == 0),
+                    in_sample_rate=self.sample_rate,
+                    context_id=context_id,
+                ):
+                    await self.stop_ttfb_metrics()
+                    yield frame
         except Exception as e:  # a failed sentence must not end the call
             yield ErrorFrame(f"{self}: synthesis failed: {type(e).__name__}: {e}")
 
-    async def _synthesize_clauses(self, clauses: list[str]) -> AsyncIterator[bytes]:
+    async def _synthesize_clauses(
+        self, clauses: list[str], *, trim: bool = True
+    ) -> AsyncIterator[bytes]:
         """Run the blocking synthesizer in a worker thread, one chunk at a time.
 
         Pulling chunk by chunk (rather than handing the whole text to a thread)
@@ -167,7 +192,7 @@ class LocalTTSService(TTSService):
         """
         in_rate = self._synthesizer.sample_rate
         out_rate = self.sample_rate
-        first = True
+        first = trim
         for clause in clauses:
             chunks = self._synthesizer.synthesize(clause)
             while True:
