@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Install callagent with test dependencies into .venv (and, as root, the Debian
-# packages the end-to-end tests drive: chromium, flite, sox; postgresql for the call-record
+# packages the end-to-end tests drive: chromium, flite, espeak-ng, sox; postgresql for the call-record
 # tests), then run the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
-APT_PACKAGES=(chromium flite sox iproute2)
+APT_PACKAGES=(chromium flite espeak-ng sox iproute2)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import random
 import secrets
 import time
 import xml.etree.ElementTree as ET
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import numpy as np
 from loguru import logger
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
@@ -130,6 +132,77 @@ def voiced_span(pcm16: bytes, threshold: float = SPEECH_RMS) -> tuple[float, flo
     return voiced[0] * FRAME_S, (voiced[-1] + 1) * FRAME_S
 
 
+@dataclass(frozen=True)
+class LineConditions:
+    """Impairments of the caller's line, applied to the media the phone sends.
+
+    Parameters:
+        packet_loss: Fraction of 20 ms frames lost (0-1). A lost frame's audio is
+            replaced by silence (the stream keeps its timing, as behind a jitter buffer).
+        loss_burst: Mean length of a loss burst in frames (1 = independent losses).
+        jitter_ms: Each media message leaves up to this much later than its 20 ms slot
+            (uniform); order is kept, as over TCP, so late messages arrive in bursts.
+        seed: Random seed (the same seed gives the same losses and delays).
+    """
+
+    packet_loss: float = 0.0
+    loss_burst: float = 1.0
+    jitter_ms: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.packet_loss < 1.0:
+            raise ValueError("packet_loss must be at least 0 and below 1")
+        if self.loss_burst < 1.0:
+            raise ValueError("loss_burst must be at least 1 frame")
+        if self.jitter_ms < 0:
+            raise ValueError("jitter_ms must not be negative")
+
+    @property
+    def impaired(self) -> bool:
+        """Whether anything is impaired at all."""
+        return self.packet_loss > 0 or self.jitter_ms > 0
+
+
+class _Line:
+    """Draws losses (a two-state Gilbert model) and delays for each frame."""
+
+    def __init__(self, conditions: LineConditions):
+        self.conditions = conditions
+        self._rng = random.Random(conditions.seed)
+        self._losing = False
+        p = conditions.packet_loss
+        # Stationary loss rate p with mean burst length b: leave a burst with 1/b,
+        # enter one with p / (b (1 - p)).
+        self._leave = 1.0 / conditions.loss_burst
+        self._enter = p / (conditions.loss_burst * (1.0 - p)) if p > 0 else 0.0
+        self._last_due = 0.0
+        self.lost = 0
+
+    @property
+    def packet_loss_enabled(self) -> bool:
+        return self.conditions.packet_loss > 0
+
+    def frame_lost(self) -> bool:
+        if self._losing:
+            self._losing = self._rng.random() >= self._leave
+        else:
+            self._losing = self._rng.random() < self._enter
+        self.lost += self._losing
+        return self._losing
+
+    def send_time(self, slot_s: float) -> float:
+        delay = self._rng.uniform(0.0, self.conditions.jitter_ms / 1000.0)
+        self._last_due = max(self._last_due, slot_s + delay)
+        return self._last_due
+
+
+def mix_pcm16(a: bytes, b: bytes) -> bytes:
+    """Sum two equally long 16-bit PCM chunks, clipping at full scale."""
+    x = np.frombuffer(a, dtype="<i2").astype(np.int32) + np.frombuffer(b, dtype="<i2")
+    return np.clip(x, -32768, 32767).astype("<i2").tobytes()
+
+
 @dataclass
 class EmulatorStats:
     """Counters of what went over the wire."""
@@ -141,6 +214,7 @@ class EmulatorStats:
     marks_echoed: int = 0
     clears_received: int = 0
     dtmf_sent: int = 0
+    frames_lost: int = 0
     other_events: list[str] = field(default_factory=list)
 
 
@@ -173,6 +247,8 @@ class TwilioCallEmulator:
         segment_gap_s: float = 0.3,
         barge_in_silence_s: float = 0.3,
         jitter_buffer_ms: int = 0,
+        background: Callable[[int], bytes] | None = None,
+        line: LineConditions | None = None,
     ):
         """Prepare a call (nothing connects until :meth:`connect`).
 
@@ -191,6 +267,9 @@ class TwilioCallEmulator:
             segment_gap_s: Bot audio pauses shorter than this do not end a bot utterance.
             barge_in_silence_s: Silence after a barge-in that counts as the bot stopping.
             jitter_buffer_ms: Bot audio buffered before playout starts (after an underrun).
+            background: Background sound at the caller's end: ``background(tick)`` gives the
+                20 ms (320-byte PCM) chunk mixed under the caller's voice at that tick.
+            line: Impairments (packet loss, jitter) of the media the phone sends.
         """
         self.ws_url = ws_url
         self.call_sid = call_sid or new_sid("CA")
@@ -207,6 +286,9 @@ class TwilioCallEmulator:
         self._segment_gap_s = segment_gap_s
         self._barge_in_silence_s = barge_in_silence_s
         self._jitter_bytes = int(jitter_buffer_ms / 1000 * SAMPLE_RATE) * 2
+        self._background = background
+        self._line = _Line(line) if line is not None and line.impaired else None
+        self._outbox: asyncio.Queue[tuple[float, dict[str, object]]] | None = None
 
         self.stats = EmulatorStats()
         self.turns: list[TurnMeasurement] = []
@@ -282,6 +364,11 @@ class TwilioCallEmulator:
             asyncio.create_task(self._clock(), name=f"twilio-emulator-clock-{self.call_sid}"),
             asyncio.create_task(self._receive(), name=f"twilio-emulator-rx-{self.call_sid}"),
         ]
+        if self._line is not None and self._line.conditions.jitter_ms > 0:
+            self._outbox = asyncio.Queue()
+            self._tasks.append(
+                asyncio.create_task(self._late_sender(), name=f"twilio-emulator-tx-{self.call_sid}")
+            )
         logger.debug(f"emulated Twilio call {self.call_sid}: stream {self.stream_sid} started")
 
     async def hang_up(self) -> None:
@@ -560,26 +647,43 @@ class TwilioCallEmulator:
         """One 20 ms tick: send the caller's frame for it, play the next bot frame."""
         frame_start = self._tick_time()
         frame = self._next_caller_frame(frame_start)
+        if self._background is not None:
+            frame = mix_pcm16(frame, self._background(self._tick))
+        if self._line is not None and self._line.packet_loss_enabled and self._line.frame_lost():
+            frame = b"\x00" * FRAME_BYTES
+            self.stats.frames_lost += 1
         self._sent += frame
         payload = base64.b64encode(ulaw_encode(frame)).decode("ascii")
         self._chunk += 1
-        await self._send(
-            {
-                "event": "media",
-                "sequenceNumber": self._next_seq(),
-                "streamSid": self.stream_sid,
-                "media": {
-                    "track": "inbound",
-                    "chunk": str(self._chunk),
-                    "timestamp": str(int(frame_start * 1000)),
-                    "payload": payload,
-                },
+        message: dict[str, object] = {
+            "event": "media",
+            "sequenceNumber": self._next_seq(),
+            "streamSid": self.stream_sid,
+            "media": {
+                "track": "inbound",
+                "chunk": str(self._chunk),
+                "timestamp": str(int(frame_start * 1000)),
+                "payload": payload,
             },
-            stream_data=True,
-        )
+        }
+        if self._outbox is not None and self._line is not None:
+            self._outbox.put_nowait((self._line.send_time(self._t0 + frame_start), message))
+        else:
+            await self._send(message, stream_data=True)
         self.stats.media_sent += 1
         self._tick += 1
         self._play_frame()
+
+    async def _late_sender(self) -> None:
+        """Send media messages at their jittered times (in order)."""
+        assert self._outbox is not None
+        try:
+            while True:
+                due, message = await self._outbox.get()
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                await self._send(message, stream_data=True)
+        except ConnectionClosed:
+            pass
 
     def _next_caller_frame(self, frame_start: float) -> bytes:
         if not self._utterances:
