@@ -55,7 +55,11 @@ async def bot(runner_args: RunnerArguments) -> None:
             custom_parameters=dict(call.body or {}),
         )
         spec = CallSpec(
-            "twilio", 8000, 8000, caller=call.from_number, provider_call_id=call.call_id,
+            "twilio",
+            8000,
+            8000,
+            caller=call.from_number,
+            provider_call_id=call.call_id,
             public_url=settings.public_url,
         )
         transport = twilio.create_twilio_transport(
@@ -69,7 +73,6 @@ async def bot(runner_args: RunnerArguments) -> None:
     else:
         raise ValueError(f"unsupported runner arguments: {type(runner_args).__name__}")
     await run_call(transport, spec, runtime)
-
 
 
 def _dialin_caller(body: object) -> str | None:

@@ -30,7 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.set_defaults(func=_serve)
 
     config = sub.add_parser("config", help="show or check the settings")
-    config.add_argument("action", choices=["example", "check"], help="print .env.example, or validate")
+    config.add_argument(
+        "action", choices=["example", "check"], help="print .env.example, or validate"
+    )
     config.set_defaults(func=_config)
 
     for group in COMMAND_GROUPS:
@@ -74,7 +76,10 @@ def _config(args: argparse.Namespace) -> int:
         sys.stdout.write(Settings.example_env())
         return 0
     settings = Settings.load()
-    print(f"settings OK: transport={settings.transport} stt={settings.stt} tts={settings.tts} llm={settings.llm}")
+    print(
+        f"settings OK: transport={settings.transport} stt={settings.stt} "
+        f"tts={settings.tts} llm={settings.llm}"
+    )
     return 0
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from bot.runtime import Runtime
+from bot.settings import Settings
 from integrations.nlu.base import OUT_OF_SCOPE, LLMIntentClassifier, NLUThresholds
 from integrations.nlu.llm import LLMEndpoint, OpenAICompatibleIntentClassifier
 from processors.agent_definition import AgentDefinition
 from processors.barge_in import is_backchannel
 from processors.nlu_router import NLURouter
 from processors.semantic_turn import CompletenessCheck
-
-from bot.runtime import Runtime
-from bot.settings import Settings
 
 
 def make_llm_classifier(settings: Settings, agent: AgentDefinition) -> LLMIntentClassifier | None:

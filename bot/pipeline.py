@@ -179,8 +179,10 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
         if idle_prompts > IDLE_PROMPTS_BEFORE_HANG_UP:
             logger.info(f"call {spec.call_id}: caller silent, ending the call")
             await worker.queue_frames(
-                [TTSSpeakFrame("I'll hang up now. Feel free to call back any time. Goodbye!"),
-                 EndWorkerFrame(reason="caller silent")]
+                [
+                    TTSSpeakFrame("I'll hang up now. Feel free to call back any time. Goodbye!"),
+                    EndWorkerFrame(reason="caller silent"),
+                ]
             )
         else:
             await worker.queue_frame(TTSSpeakFrame(IDLE_PROMPT))

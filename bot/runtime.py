@@ -76,8 +76,17 @@ class Runtime:
         from integrations.sentiment import VaderSentiment
 
         return cls(
-            settings, agent, recognizer, synthesizer, classifier, entities, llm_classifier, records,
-            crm=make_crm(settings), sentiment=VaderSentiment(), handoffs=HandoffDesk(),
+            settings,
+            agent,
+            recognizer,
+            synthesizer,
+            classifier,
+            entities,
+            llm_classifier,
+            records,
+            crm=make_crm(settings),
+            sentiment=VaderSentiment(),
+            handoffs=HandoffDesk(),
         )
 
 

@@ -84,7 +84,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         runtime.records = open_call_records(settings)  # migrates the schema at start-up
     calls = CallManager()
 
-    async def on_webrtc_connection(connection: SmallWebRTCConnection, params: dict[str, str]) -> None:
+    async def on_webrtc_connection(
+        connection: SmallWebRTCConnection, params: dict[str, str]
+    ) -> None:
         spec = CallSpec("webrtc", WEBRTC_IN_RATE, WEBRTC_OUT_RATE, caller=params.get("caller"))
         transport = webrtc.create_webrtc_transport(
             connection, audio_in_sample_rate=WEBRTC_IN_RATE, audio_out_sample_rate=WEBRTC_OUT_RATE
@@ -135,7 +137,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             raise HTTPException(409, "CALLAGENT_TRANSPORT is webrtc: use the page at / instead.")
         spec = CallSpec(settings.transport, ROOM_RATE, ROOM_RATE)
         calls.start(run_call(transport, spec, runtime), spec)
-        return {"url": join.url, "room": join.room, "token": join.user_token, "call_id": spec.call_id}
+        return {
+            "url": join.url,
+            "room": join.room,
+            "token": join.user_token,
+            "call_id": spec.call_id,
+        }
 
     @app.post("/twilio/voice")
     async def twilio_voice(request: Request) -> Response:
@@ -158,7 +165,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def twilio_stream(websocket: WebSocket) -> None:
         if settings.twilio_validate_signatures and settings.twilio_auth_token:
             url = twilio.public_request_url(
-                _public_url(settings, websocket), websocket.url.path, websocket.url.query, websocket=True
+                _public_url(settings, websocket),
+                websocket.url.path,
+                websocket.url.query,
+                websocket=True,
             )
             signature = websocket.headers.get("X-Twilio-Signature", "")
             if not twilio.validate_stream_signature(settings.twilio_auth_token, url, signature):

@@ -32,7 +32,9 @@ class SettingsError(ValueError):
     def __init__(self, problems: list[str]):
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"callagent cannot start; fix these settings (.env or environment):\n{lines}")
+        super().__init__(
+            f"callagent cannot start; fix these settings (.env or environment):\n{lines}"
+        )
 
 
 def _setting(env: str, default: Any, doc: str, *, secret: bool = False) -> Any:
@@ -44,7 +46,9 @@ class Settings:
     """Every setting callagent reads. Build it with :meth:`Settings.load`."""
 
     # Server
-    host: str = _setting("CALLAGENT_HOST", "127.0.0.1", "Address the server listens on (0.0.0.0 on a PaaS).")
+    host: str = _setting(
+        "CALLAGENT_HOST", "127.0.0.1", "Address the server listens on (0.0.0.0 on a PaaS)."
+    )
     port: int = _setting("PORT", 7860, "Port the server listens on (PaaS platforms set PORT).")
     public_url: str = _setting(
         "CALLAGENT_PUBLIC_URL",
@@ -52,8 +56,12 @@ class Settings:
         "Public https base URL (e.g. https://agent.example.com) used in TwiML stream URLs and "
         "signature checks; empty = derived from each request's Host header.",
     )
-    log_level: str = _setting("CALLAGENT_LOG_LEVEL", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR.")
-    data_dir: Path = _setting("CALLAGENT_DATA_DIR", Path("data"), "Folder for the call database and other state.")
+    log_level: str = _setting(
+        "CALLAGENT_LOG_LEVEL", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."
+    )
+    data_dir: Path = _setting(
+        "CALLAGENT_DATA_DIR", Path("data"), "Folder for the call database and other state."
+    )
     cache_dir: Path = _setting(
         "CALLAGENT_CACHE_DIR",
         Path.home() / ".cache" / "callagent",
@@ -61,7 +69,9 @@ class Settings:
     )
 
     # Agent and dialogue
-    agent_file: Path = _setting("CALLAGENT_AGENT_FILE", REFERENCE_AGENT, "The agent definition (YAML).")
+    agent_file: Path = _setting(
+        "CALLAGENT_AGENT_FILE", REFERENCE_AGENT, "The agent definition (YAML)."
+    )
     transport: TransportName = _setting(
         "CALLAGENT_TRANSPORT",
         "auto",
@@ -69,11 +79,14 @@ class Settings:
         "auto = daily with DAILY_API_KEY/DAILY_ROOM_URL, livekit with LIVEKIT_URL, else webrtc. "
         "Twilio phone calls are always served at /twilio/voice.",
     )
-    stt: STTName = _setting("CALLAGENT_STT", "moonshine", "Speech-to-text: moonshine (embedded) or cartesia.")
+    stt: STTName = _setting(
+        "CALLAGENT_STT", "moonshine", "Speech-to-text: moonshine (embedded) or cartesia."
+    )
     tts: TTSName = _setting(
         "CALLAGENT_TTS",
         "auto",
-        "Text-to-speech: piper (embedded) or cartesia; auto = cartesia with CARTESIA_API_KEY, else piper.",
+        "Text-to-speech: piper (embedded) or cartesia; "
+        "auto = cartesia with CARTESIA_API_KEY, else piper.",
     )
     llm: LLMName = _setting(
         "CALLAGENT_LLM",
@@ -82,7 +95,9 @@ class Settings:
         "(needs GROQ_API_KEY) or openai (any OpenAI-compatible URL in LLM_BASE_URL); "
         "auto = groq with GROQ_API_KEY, openai with LLM_BASE_URL, else none.",
     )
-    vad_stop_secs: float = _setting("CALLAGENT_VAD_STOP_SECS", 0.2, "Silence (s) before a pause is checked as end of turn.")
+    vad_stop_secs: float = _setting(
+        "CALLAGENT_VAD_STOP_SECS", 0.2, "Silence (s) before a pause is checked as end of turn."
+    )
     vad_start_secs: float = _setting(
         "CALLAGENT_VAD_START_SECS",
         0.1,
@@ -105,22 +120,36 @@ class Settings:
         "Longest pause (s) after which a turn ends even when the end-of-turn model "
         "judges the caller unfinished.",
     )
-    asr_threads: int = _setting("CALLAGENT_ASR_THREADS", 1, "onnxruntime threads per ASR inference.")
+    asr_threads: int = _setting(
+        "CALLAGENT_ASR_THREADS", 1, "onnxruntime threads per ASR inference."
+    )
 
     # Cloud services (all optional)
-    groq_api_key: str = _setting("GROQ_API_KEY", "", "Groq API key (console.groq.com).", secret=True)
+    groq_api_key: str = _setting(
+        "GROQ_API_KEY", "", "Groq API key (console.groq.com).", secret=True
+    )
     groq_model: str = _setting("GROQ_MODEL", "llama-3.3-70b-versatile", "Groq chat model.")
-    llm_base_url: str = _setting("LLM_BASE_URL", "", "OpenAI-compatible base URL (e.g. http://localhost:8000/v1).")
-    llm_api_key: str = _setting("LLM_API_KEY", "", "API key for LLM_BASE_URL (if it needs one).", secret=True)
+    llm_base_url: str = _setting(
+        "LLM_BASE_URL", "", "OpenAI-compatible base URL (e.g. http://localhost:8000/v1)."
+    )
+    llm_api_key: str = _setting(
+        "LLM_API_KEY", "", "API key for LLM_BASE_URL (if it needs one).", secret=True
+    )
     llm_model: str = _setting("LLM_MODEL", "", "Model name at LLM_BASE_URL.")
-    llm_timeout_secs: float = _setting("LLM_TIMEOUT_SECS", 3.0, "Seconds before an LLM reply is abandoned for an apology.")
+    llm_timeout_secs: float = _setting(
+        "LLM_TIMEOUT_SECS", 3.0, "Seconds before an LLM reply is abandoned for an apology."
+    )
     cartesia_api_key: str = _setting("CARTESIA_API_KEY", "", "Cartesia API key.", secret=True)
     cartesia_voice_id: str = _setting(
         "CARTESIA_VOICE_ID", "71a7ad14-091c-4e8e-a314-022ece01c121", "Cartesia voice id."
     )
-    daily_api_key: str = _setting("DAILY_API_KEY", "", "Daily API key (creates rooms).", secret=True)
+    daily_api_key: str = _setting(
+        "DAILY_API_KEY", "", "Daily API key (creates rooms).", secret=True
+    )
     daily_room_url: str = _setting("DAILY_ROOM_URL", "", "An existing Daily room URL to join.")
-    daily_api_url: str = _setting("DAILY_API_URL", "https://api.daily.co/v1", "Daily REST API base URL.")
+    daily_api_url: str = _setting(
+        "DAILY_API_URL", "https://api.daily.co/v1", "Daily REST API base URL."
+    )
     livekit_url: str = _setting("LIVEKIT_URL", "", "LiveKit server URL (wss://...).")
     livekit_api_key: str = _setting("LIVEKIT_API_KEY", "", "LiveKit API key.", secret=True)
     livekit_api_secret: str = _setting("LIVEKIT_API_SECRET", "", "LiveKit API secret.", secret=True)
@@ -129,15 +158,21 @@ class Settings:
     # Twilio
     twilio_account_sid: str = _setting("TWILIO_ACCOUNT_SID", "", "Twilio account SID (AC...).")
     twilio_auth_token: str = _setting(
-        "TWILIO_AUTH_TOKEN", "", "Twilio auth token: signs webhooks and hangs calls up.", secret=True
+        "TWILIO_AUTH_TOKEN",
+        "",
+        "Twilio auth token: signs webhooks and hangs calls up.",
+        secret=True,
     )
     twilio_api_base_url: str = _setting(
-        "TWILIO_API_BASE_URL", "https://api.twilio.com", "Twilio REST API root (a local fake in tests)."
+        "TWILIO_API_BASE_URL",
+        "https://api.twilio.com",
+        "Twilio REST API root (a local fake in tests).",
     )
     twilio_validate_signatures: bool = _setting(
         "TWILIO_VALIDATE_SIGNATURES",
         True,
-        "Reject Twilio webhooks/streams without a valid X-Twilio-Signature (needs TWILIO_AUTH_TOKEN).",
+        "Reject Twilio webhooks/streams without a valid X-Twilio-Signature "
+        "(needs TWILIO_AUTH_TOKEN).",
     )
 
     # Call records and the operator dashboard
@@ -222,7 +257,9 @@ class Settings:
         "HUBSPOT_ACCESS_TOKEN", "", "HubSpot private app token (CRM scopes).", secret=True
     )
     hubspot_api_base_url: str = _setting(
-        "HUBSPOT_API_BASE_URL", "https://api.hubapi.com", "HubSpot API root (a local fake in tests)."
+        "HUBSPOT_API_BASE_URL",
+        "https://api.hubapi.com",
+        "HubSpot API root (a local fake in tests).",
     )
 
     # Escalation to a person
@@ -246,7 +283,9 @@ class Settings:
     )
 
     @classmethod
-    def load(cls, env: Mapping[str, str] | None = None, dotenv_path: Path | None = None) -> Settings:
+    def load(
+        cls, env: Mapping[str, str] | None = None, dotenv_path: Path | None = None
+    ) -> Settings:
         """Read settings from ``.env`` then the environment (which wins), and validate them.
 
         Args:
@@ -287,7 +326,9 @@ class Settings:
             transport = (
                 "daily"
                 if self.daily_api_key or self.daily_room_url
-                else "livekit" if self.livekit_url else "webrtc"
+                else "livekit"
+                if self.livekit_url
+                else "webrtc"
             )
         tts = self.tts if self.tts != "auto" else ("cartesia" if self.cartesia_api_key else "piper")
         llm = self.llm
@@ -305,9 +346,13 @@ class Settings:
         if not 0 < self.port < 65536:
             p.append(f"PORT={self.port}: must be 1-65535.")
         if not self.agent_file.is_file():
-            p.append(f"CALLAGENT_AGENT_FILE={self.agent_file}: no such file; point it at an agent YAML.")
+            p.append(
+                f"CALLAGENT_AGENT_FILE={self.agent_file}: no such file; point it at an agent YAML."
+            )
         if self.transport == "daily" and not (self.daily_api_key or self.daily_room_url):
-            p.append("CALLAGENT_TRANSPORT=daily needs DAILY_API_KEY or DAILY_ROOM_URL; set one in .env.")
+            p.append(
+                "CALLAGENT_TRANSPORT=daily needs DAILY_API_KEY or DAILY_ROOM_URL; set one in .env."
+            )
         if self.transport == "livekit":
             for env, value in (
                 ("LIVEKIT_URL", self.livekit_url),
@@ -319,7 +364,9 @@ class Settings:
         if (self.stt == "cartesia" or self.tts == "cartesia") and not self.cartesia_api_key:
             p.append("CALLAGENT_STT/CALLAGENT_TTS=cartesia needs CARTESIA_API_KEY; set it in .env.")
         if self.llm == "groq" and not self.groq_api_key:
-            p.append("CALLAGENT_LLM=groq needs GROQ_API_KEY; set it in .env (or CALLAGENT_LLM=none).")
+            p.append(
+                "CALLAGENT_LLM=groq needs GROQ_API_KEY; set it in .env (or CALLAGENT_LLM=none)."
+            )
         if self.llm == "openai" and not (self.llm_base_url and self.llm_model):
             p.append("CALLAGENT_LLM=openai needs LLM_BASE_URL and LLM_MODEL; set both in .env.")
         if self.twilio_account_sid and not self.twilio_account_sid.startswith("AC"):
@@ -344,7 +391,9 @@ class Settings:
         if self.crm_rest_auth_header and ":" not in self.crm_rest_auth_header:
             p.append("CRM_REST_AUTH_HEADER must look like 'Header-Name: value'.")
         if self.screen_pop_url and not self.screen_pop_secret:
-            p.append("CALLAGENT_SCREEN_POP_URL needs CALLAGENT_SCREEN_POP_SECRET to sign the POSTs.")
+            p.append(
+                "CALLAGENT_SCREEN_POP_URL needs CALLAGENT_SCREEN_POP_SECRET to sign the POSTs."
+            )
         if self.screen_pop_url and not self.screen_pop_url.startswith(("http://", "https://")):
             p.append("CALLAGENT_SCREEN_POP_URL must start with https:// (or http:// for tests).")
         if self.crm_prefetch_budget_ms < 0:

@@ -187,11 +187,20 @@ class AgentDefinition:
 
     def fixed_lines(self) -> list[str]:
         """Every line the agent says word for word (templates with slots give their fixed part)."""
-        lines = [self.greeting, self.fallback, self.transfer.handoff_line, *self.repair,
-                 self.escalation.unavailable_line, self.transfer.failure_line,
-                 self.transfer.callback_offer, self.transfer.callback_confirmed]
+        lines = [
+            self.greeting,
+            self.fallback,
+            self.transfer.handoff_line,
+            *self.repair,
+            self.escalation.unavailable_line,
+            self.transfer.failure_line,
+            self.transfer.callback_offer,
+            self.transfer.callback_confirmed,
+        ]
         for intent in self.intents:
-            lines.append(intent.response.split("{")[0] if "{" in intent.response else intent.response)
+            lines.append(
+                intent.response.split("{")[0] if "{" in intent.response else intent.response
+            )
             lines.extend(slot.prompt for slot in intent.slots)
             lines.append(self.clarify.format(description=intent.description))
         return [line for line in lines if line.strip()]

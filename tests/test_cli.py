@@ -7,10 +7,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("CALLAGENT_", "DAILY_", "LIVEKIT_", "GROQ_", "CARTESIA_", "TWILIO_"))}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CALLAGENT_", "DAILY_", "LIVEKIT_", "GROQ_", "CARTESIA_", "TWILIO_"))
+    }
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args],
-        cwd=ROOT, env={**base, **(env or {})}, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -32,7 +40,9 @@ def test_config_example_is_the_committed_env_example():
 
 
 def test_procfile_starts_the_same_server_on_port():
-    assert (ROOT / "Procfile").read_text().strip() == "web: callagent serve --host 0.0.0.0 --port $PORT"
+    assert (
+        ROOT / "Procfile"
+    ).read_text().strip() == "web: callagent serve --host 0.0.0.0 --port $PORT"
 
 
 def test_pipecat_runner_entry_point_exists():

@@ -33,7 +33,9 @@ def test_slot_is_asked_for_then_filled(agent):
     policy = DialoguePolicy(agent)
     ask = policy.decide(nlu("book_appointment"))
     assert ask.text == agent.intent("book_appointment").slots[0].prompt
-    done = policy.decide(nlu(OUT_OF_SCOPE, Band.REPAIR, 0.2, datetime={"spoken": "Tuesday at 3 PM"}))
+    done = policy.decide(
+        nlu(OUT_OF_SCOPE, Band.REPAIR, 0.2, datetime={"spoken": "Tuesday at 3 PM"})
+    )
     assert "Tuesday at 3 PM" in done.text
 
 
@@ -48,7 +50,10 @@ def test_medium_confidence_clarifies_and_yes_acts(agent):
     assert question.text == "Did you want to cancel your appointment?"
     ask = policy.decide(nlu("affirm"))  # unknown caller: which appointment?
     assert ask.text == agent.intent("cancel_appointment").slots[0].prompt
-    assert "cancelled" in policy.decide(nlu(OUT_OF_SCOPE, Band.REPAIR, 0.2, datetime="Friday at 10 AM")).text
+    assert (
+        "cancelled"
+        in policy.decide(nlu(OUT_OF_SCOPE, Band.REPAIR, 0.2, datetime="Friday at 10 AM")).text
+    )
 
 
 def test_medium_confidence_clarifies_and_no_offers_help(agent):
@@ -68,7 +73,10 @@ def test_low_confidence_repairs_and_counts_failures(agent):
 
 
 def test_out_of_scope_goes_to_the_llm_only_when_there_is_one(agent):
-    assert DialoguePolicy(agent, llm_available=True).decide(nlu(OUT_OF_SCOPE, Band.REPAIR, 0.1)) is None
+    assert (
+        DialoguePolicy(agent, llm_available=True).decide(nlu(OUT_OF_SCOPE, Band.REPAIR, 0.1))
+        is None
+    )
     assert DialoguePolicy(agent).decide(nlu(OUT_OF_SCOPE, Band.REPAIR, 0.1)) is not None
 
 

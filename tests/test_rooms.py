@@ -5,11 +5,18 @@ import pytest
 from pipecat.transports.daily.transport import DailyTransport
 from pipecat.transports.livekit.transport import LiveKitTransport
 
-from transports.rooms import RoomJoin, create_daily_transport, create_livekit_transport, livekit_room
+from transports.rooms import (
+    RoomJoin,
+    create_daily_transport,
+    create_livekit_transport,
+    livekit_room,
+)
 
 
 def test_livekit_tokens_grant_the_room_and_mark_the_bot_as_agent():
-    join = livekit_room(url="wss://lk.example.com", api_key="APIkey", api_secret="s" * 40, room="front-desk")
+    join = livekit_room(
+        url="wss://lk.example.com", api_key="APIkey", api_secret="s" * 40, room="front-desk"
+    )
     bot = jwt.decode(join.bot_token, "s" * 40, algorithms=["HS256"])
     user = jwt.decode(join.user_token, "s" * 40, algorithms=["HS256"])
     assert bot["video"]["room"] == user["video"]["room"] == "front-desk"
@@ -28,7 +35,9 @@ def test_livekit_transport_is_built_for_audio_at_the_pipeline_rate():
 
 
 def test_daily_transport_is_built_for_the_room():
-    join = RoomJoin(url="https://acme.daily.co/front-desk", user_token=None, room="front-desk", bot_token="tok")
+    join = RoomJoin(
+        url="https://acme.daily.co/front-desk", user_token=None, room="front-desk", bot_token="tok"
+    )
     transport = create_daily_transport(join, sample_rate=16000)
     assert isinstance(transport, DailyTransport)
     assert transport._params.audio_in_enabled and transport._params.audio_out_enabled
@@ -54,11 +63,17 @@ async def fake_daily_api():
         seen.append(("rooms", request.headers.get("Authorization", ""), body))
         if request.headers.get("Authorization") != "Bearer daily-key":
             return web.json_response({"error": "authorization-header-error"}, status=401)
-        return web.json_response({
-            "id": "5e3cf703-5547-47d6-a371-37b1f0b4427f", "name": "cA3kq", "api_created": True,
-            "privacy": "public", "url": "https://acme.daily.co/cA3kq",
-            "created_at": "2026-11-21T12:00:00.000Z", "config": {},
-        })
+        return web.json_response(
+            {
+                "id": "5e3cf703-5547-47d6-a371-37b1f0b4427f",
+                "name": "cA3kq",
+                "api_created": True,
+                "privacy": "public",
+                "url": "https://acme.daily.co/cA3kq",
+                "created_at": "2026-11-21T12:00:00.000Z",
+                "config": {},
+            }
+        )
 
     async def tokens(request: web.Request) -> web.Response:
         body = await request.json()
@@ -84,7 +99,9 @@ async def test_daily_room_is_created_with_owner_and_guest_tokens(fake_daily_api)
 
     url, seen = fake_daily_api
     async with aiohttp.ClientSession() as session:
-        join = await create_daily_room(api_key="daily-key", api_url=url, room_url="", session=session)
+        join = await create_daily_room(
+            api_key="daily-key", api_url=url, room_url="", session=session
+        )
     assert join.url == "https://acme.daily.co/cA3kq" and join.room == "cA3kq"
     assert join.bot_token == "tok-True" and join.user_token == "tok-False"
     assert [s[0] for s in seen] == ["rooms", "meeting-tokens", "meeting-tokens"]

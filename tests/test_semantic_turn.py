@@ -1,9 +1,16 @@
-"""The semantic end-of-turn strategy: a complete, recognised request ends the turn after a short grace."""
+"""The semantic end-of-turn strategy.
+
+A complete, recognised request ends the turn after a short grace.
+"""
 
 import asyncio
 
 from pipecat.clocks.system_clock import SystemClock
-from pipecat.frames.frames import TranscriptionFrame, VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame
+from pipecat.frames.frames import (
+    TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
 from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.utils.asyncio.task_manager import TaskManager
 
@@ -12,8 +19,14 @@ from processors.semantic_turn import SemanticCompletionStopStrategy
 
 async def make_strategy(grace=0.05):
     seen: list[str] = []
-    strategy = SemanticCompletionStopStrategy(lambda text: text.endswith("hours?"), grace_secs=grace)
-    setup = FrameProcessorSetup(clock=SystemClock(), task_manager=TaskManager(loop=asyncio.get_running_loop()), pipeline_worker=None)
+    strategy = SemanticCompletionStopStrategy(
+        lambda text: text.endswith("hours?"), grace_secs=grace
+    )
+    setup = FrameProcessorSetup(
+        clock=SystemClock(),
+        task_manager=TaskManager(loop=asyncio.get_running_loop()),
+        pipeline_worker=None,
+    )
     await strategy.setup(setup)
     stopped: list[bool] = []
 

@@ -52,8 +52,14 @@ def test_secrets_are_not_echoed_in_errors():
 
 def test_cloud_settings_switch_services():
     s = Settings.load(
-        {"CALLAGENT_LLM": "groq", "GROQ_API_KEY": "gsk_x", "CALLAGENT_TTS": "cartesia",
-         "CARTESIA_API_KEY": "sk", "CALLAGENT_TRANSPORT": "daily", "DAILY_ROOM_URL": "https://x.daily.co/r"}
+        {
+            "CALLAGENT_LLM": "groq",
+            "GROQ_API_KEY": "gsk_x",
+            "CALLAGENT_TTS": "cartesia",
+            "CARTESIA_API_KEY": "sk",
+            "CALLAGENT_TRANSPORT": "daily",
+            "DAILY_ROOM_URL": "https://x.daily.co/r",
+        }
     )
     assert (s.llm, s.tts, s.transport) == ("groq", "cartesia", "daily")
 
@@ -63,13 +69,29 @@ def test_env_example_documents_every_setting():
 
 
 def test_keys_in_the_environment_switch_services_on_auto():
-    s = Settings.load({"GROQ_API_KEY": "gsk", "CARTESIA_API_KEY": "sk", "DAILY_ROOM_URL": "https://a.daily.co/r"})
+    s = Settings.load(
+        {"GROQ_API_KEY": "gsk", "CARTESIA_API_KEY": "sk", "DAILY_ROOM_URL": "https://a.daily.co/r"}
+    )
     assert (s.llm, s.tts, s.stt, s.transport) == ("groq", "cartesia", "moonshine", "daily")
-    s = Settings.load({"LIVEKIT_URL": "wss://lk", "LIVEKIT_API_KEY": "k", "LIVEKIT_API_SECRET": "s",
-                       "LLM_BASE_URL": "http://127.0.0.1:8000/v1", "LLM_MODEL": "m"})
+    s = Settings.load(
+        {
+            "LIVEKIT_URL": "wss://lk",
+            "LIVEKIT_API_KEY": "k",
+            "LIVEKIT_API_SECRET": "s",
+            "LLM_BASE_URL": "http://127.0.0.1:8000/v1",
+            "LLM_MODEL": "m",
+        }
+    )
     assert (s.transport, s.llm) == ("livekit", "openai")
 
 
 def test_explicit_choice_wins_over_keys():
-    s = Settings.load({"GROQ_API_KEY": "gsk", "CALLAGENT_LLM": "none", "CARTESIA_API_KEY": "k", "CALLAGENT_TTS": "piper"})
+    s = Settings.load(
+        {
+            "GROQ_API_KEY": "gsk",
+            "CALLAGENT_LLM": "none",
+            "CARTESIA_API_KEY": "k",
+            "CALLAGENT_TTS": "piper",
+        }
+    )
     assert (s.llm, s.tts) == ("none", "piper")

@@ -78,7 +78,10 @@ def livekit_room(*, url: str, api_key: str, api_secret: str, room: str) -> RoomJ
         )
 
     return RoomJoin(
-        url=url, user_token=token("caller", agent=False), room=room, bot_token=token(BOT_NAME, agent=True)
+        url=url,
+        user_token=token("caller", agent=False),
+        room=room,
+        bot_token=token(BOT_NAME, agent=True),
     )
 
 
