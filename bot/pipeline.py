@@ -90,7 +90,10 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
                 start=[VADUserTurnStartStrategy(enable_interruptions=True)],
                 stop=[
                     SegmentTranscriptTurnStopStrategy(turn_analyzer=make_turn_analyzer(runtime)),
-                    SemanticCompletionStopStrategy(make_completeness_check(runtime)),
+                    SemanticCompletionStopStrategy(
+                        make_completeness_check(runtime),
+                        grace_secs=runtime.settings.semantic_turn_grace_secs,
+                    ),
                 ],
             ),
             user_idle_timeout=10,

@@ -114,6 +114,12 @@ class Settings:
         "After this much quiet (s) the embedded STT and the end-of-turn model start work, "
         "before the VAD confirms the pause (0 = wait for the VAD).",
     )
+    semantic_turn_grace_secs: float = _setting(
+        "CALLAGENT_SEMANTIC_TURN_GRACE_SECS",
+        0.2,
+        "After the VAD's pause, how long (s) before a turn that the agent already "
+        "understands as a complete request ends, without waiting on the end-of-turn model.",
+    )
     turn_max_pause_secs: float = _setting(
         "CALLAGENT_TURN_MAX_PAUSE_SECS",
         1.2,
@@ -375,6 +381,11 @@ class Settings:
             p.append("CALLAGENT_PUBLIC_URL must start with https:// (or http:// for local tests).")
         if not 0 <= self.early_turn_secs < self.vad_stop_secs and self.early_turn_secs != 0:
             p.append("CALLAGENT_EARLY_TURN_SECS must be 0 or less than CALLAGENT_VAD_STOP_SECS.")
+        if not 0 <= self.semantic_turn_grace_secs <= self.turn_max_pause_secs:
+            p.append(
+                "CALLAGENT_SEMANTIC_TURN_GRACE_SECS must be between 0 and "
+                "CALLAGENT_TURN_MAX_PAUSE_SECS (default 0.2)."
+            )
         if self.database_url and not self.database_url.startswith(
             ("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")
         ):

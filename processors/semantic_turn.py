@@ -4,13 +4,16 @@ Smart Turn judges completeness from the audio alone; on flat or hesitant
 speech it may call a finished question incomplete and wait for its silence
 fallback. This stop strategy sits beside it in the user aggregator: once the
 VAD has seen the pause and the transcript so far is something the agent
-confidently understands, the turn ends after a short grace period. Whichever
-strategy decides first ends the turn; speech in the grace period cancels it.
+confidently understands, the turn ends once the pause has lasted a short grace
+period (counted from the start of the pause, so a transcript that arrives late does
+not add its own wait on top). Whichever strategy decides first ends the turn; speech
+in the grace period cancels it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 from pipecat.frames.frames import (
@@ -22,6 +25,9 @@ from pipecat.frames.frames import (
 from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_stop.base_user_turn_stop_strategy import BaseUserTurnStopStrategy
 
+DEFAULT_GRACE_SECS = 0.2
+"""On top of the VAD's own stop time (about 0.2 s): 0.4 s of quiet in all."""
+
 CompletenessCheck = Callable[[str], bool]
 """Says whether a transcript is a complete request on its own (must be fast and thread-safe)."""
 
@@ -29,12 +35,14 @@ CompletenessCheck = Callable[[str], bool]
 class SemanticCompletionStopStrategy(BaseUserTurnStopStrategy):
     """Stops the turn after a pause once the transcript is a complete request."""
 
-    def __init__(self, is_complete: CompletenessCheck, *, grace_secs: float = 0.3, **kwargs):
+    def __init__(
+        self, is_complete: CompletenessCheck, *, grace_secs: float = DEFAULT_GRACE_SECS, **kwargs
+    ):
         """Create the strategy.
 
         Args:
             is_complete: Decides whether the turn's text is a complete request.
-            grace_secs: Wait after the VAD's pause before ending the turn.
+            grace_secs: How long after the VAD reports the pause the turn may end.
             **kwargs: Passed to ``BaseUserTurnStopStrategy``.
         """
         super().__init__(**kwargs)
@@ -42,6 +50,7 @@ class SemanticCompletionStopStrategy(BaseUserTurnStopStrategy):
         self._grace_secs = grace_secs
         self._text: list[str] = []
         self._paused = False
+        self._paused_at = 0.0
         self._segment_transcribed = False
         """The latest speech segment's transcript has arrived (older text may be stale)."""
         self._timer: asyncio.Task[None] | None = None
@@ -54,6 +63,7 @@ class SemanticCompletionStopStrategy(BaseUserTurnStopStrategy):
             await self._disarm()
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._paused = True
+            self._paused_at = time.monotonic()
             await self._maybe_arm()
         elif isinstance(frame, TranscriptionFrame) and frame.text.strip():
             self._text.append(frame.text.strip())
@@ -84,7 +94,7 @@ class SemanticCompletionStopStrategy(BaseUserTurnStopStrategy):
             )
 
     async def _end_after_grace(self) -> None:
-        await asyncio.sleep(self._grace_secs)
+        await asyncio.sleep(max(0.0, self._paused_at + self._grace_secs - time.monotonic()))
         self._timer = None
         await self.trigger_user_turn_stopped()
 

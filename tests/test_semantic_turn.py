@@ -75,3 +75,13 @@ async def test_text_without_a_pause_waits_for_the_pause():
     await strategy.process_frame(VADUserStoppedSpeakingFrame())
     await asyncio.sleep(0.1)
     assert stopped == [True]
+
+
+async def test_the_grace_counts_from_the_pause_not_from_a_late_transcript():
+    strategy, stopped, _ = await make_strategy(grace=0.2)
+    await strategy.process_frame(VADUserStartedSpeakingFrame())
+    await strategy.process_frame(VADUserStoppedSpeakingFrame())
+    await asyncio.sleep(0.15)  # the transcript arrives late in the pause
+    await strategy.process_frame(transcript("What are your hours?"))
+    await asyncio.sleep(0.1)  # 0.25 s after the pause began: the grace is over
+    assert stopped
