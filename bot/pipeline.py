@@ -23,6 +23,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMUserAggregatorParams,
 )
 from pipecat.transports.base_transport import BaseTransport
+from pipecat.turns.empty_user_turn import EmptyUserTurnConfig
 from pipecat.turns.user_start import VADUserTurnStartStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
@@ -77,6 +78,11 @@ class CallSpec:
     public_url: str = ""
 
 
+UNHEARD_TURN_NOTE = "The caller spoke, but nothing they said was recognised."
+EMPTY_TURN_REPAIRS = 3
+"""Empty turns in a row that get a repair (then the failed-turn escalation has fired)."""
+
+
 def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> PipelineWorker:
     """Build the pipeline worker for one call (nothing runs until it is started)."""
     agent = runtime.agent
@@ -97,6 +103,11 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
                 ],
             ),
             user_idle_timeout=10,
+            # A turn with voice but no transcript reaches the NLU router as a context
+            # frame ending in this note; the router repairs it if the voice was long.
+            empty_user_turn=EmptyUserTurnConfig(
+                idle_prompt=UNHEARD_TURN_NOTE, max_consecutive_recoveries=EMPTY_TURN_REPAIRS
+            ),
         ),
     )
     policy = DialoguePolicy(agent, llm_available=llm is not None)

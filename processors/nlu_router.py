@@ -15,6 +15,11 @@ downstream ahead of the turn's own frame:
   and the key ``0`` alone asks for a human (intent ``talk_to_human``). Raw
   ``InputDTMFFrame`` frames are passed on untouched.
 
+An empty turn (the caller spoke, nothing was recognised: noise, or speech too
+garbled to transcribe) is answered with a repair ("Sorry, could you say that
+again?") only when the caller's voice lasted at least ``min_unheard_speech_s``
+(timed from the VAD's speech frames); a cough or a click is let pass silently.
+
 Policy: the classifier answers when confident (``confidence >= thresholds.act``)
 with no extra wait. Otherwise, if an LLM classifier is configured, it decides
 within ``llm_timeout_s``; on timeout or failure the classifier's answer is used
@@ -29,7 +34,14 @@ import time
 from typing import Any
 
 from loguru import logger
-from pipecat.frames.frames import Frame, LLMContextFrame, TranscriptionFrame
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    Frame,
+    LLMContextFrame,
+    TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from integrations.nlu.base import (
@@ -46,13 +58,19 @@ DTMF_PATTERN = re.compile(r"^\s*DTMF:\s*([0-9*#A-Da-d]+)\s*$")
 """A transcription made by pipecat's ``DTMFAggregator`` (default prefix ``"DTMF: "``)."""
 HUMAN_KEY = "0"
 TALK_TO_HUMAN = "talk_to_human"
+MIN_UNHEARD_SPEECH_S = 0.5
+"""An empty turn with this much caller voice was speech that was not understood."""
 MAX_TEXT_CHARS = 2000
 """Longer turns are cut before classification (keeps the time bounded)."""
 
 
 def user_text(frame: LLMContextFrame) -> str:
-    """The text of the last ``user`` message in a context frame ("" if none)."""
-    for message in reversed(list(frame.context.get_messages())):
+    """The text of the turn that just ended: the context's last message, if the caller's.
+
+    "" when the last message is not a ``user`` one, e.g. the note the user aggregator
+    adds for a turn that ended with no transcript (an empty turn).
+    """
+    for message in reversed(list(frame.context.get_messages())[-1:]):
         if not isinstance(message, dict) or message.get("role") != "user":
             continue
         content: Any = message.get("content")
@@ -79,6 +97,7 @@ class NLURouter(FrameProcessor):
         thresholds: NLUThresholds,
         entity_extractor: EntityExtractor,
         llm_timeout_s: float = 1.5,
+        min_unheard_speech_s: float = MIN_UNHEARD_SPEECH_S,
         **kwargs: Any,
     ):
         """Create the router from already-built adapters.
@@ -89,6 +108,8 @@ class NLURouter(FrameProcessor):
             thresholds: Band thresholds (per agent).
             entity_extractor: Finds dates, digits, money, phone numbers, yes/no.
             llm_timeout_s: Time budget of the LLM path.
+            min_unheard_speech_s: An empty turn with at least this much caller voice
+                is repaired; a shorter one (a cough, a click) gets no answer.
             **kwargs: Passed to ``FrameProcessor``.
         """
         super().__init__(**kwargs)
@@ -97,14 +118,32 @@ class NLURouter(FrameProcessor):
         self._thresholds = thresholds
         self._entities = entity_extractor
         self._llm_timeout_s = llm_timeout_s
+        self._min_unheard_s = min_unheard_speech_s
+        self._voice_started: float | None = None
+        self._voice_s = 0.0
+        """Caller voice (VAD speech time) since the last decided turn."""
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Classify turns; pass every frame on."""
         await super().process_frame(frame, direction)
-        if direction is FrameDirection.DOWNSTREAM:
+        if isinstance(frame, VADUserStartedSpeakingFrame):
+            self._voice_started = time.monotonic() - frame.start_secs
+        elif isinstance(frame, VADUserStoppedSpeakingFrame) and self._voice_started is not None:
+            stopped = time.monotonic() - frame.stop_secs
+            self._voice_s += max(0.0, stopped - self._voice_started)
+            self._voice_started = None
+        elif isinstance(frame, BotStartedSpeakingFrame):
+            self._voice_s = 0.0  # voice before the bot's reply was not a request
+        elif direction is FrameDirection.DOWNSTREAM:
             if isinstance(frame, LLMContextFrame) and not getattr(frame, "speculation", False):
-                await self.push_frame(await self.decide(user_text(frame)))
+                text = user_text(frame)
+                if text.strip() or self._voice_s >= self._min_unheard_s:
+                    self._voice_s = 0.0
+                    await self.push_frame(await self.decide(text))
+                else:  # its voice still counts if the next turn is empty too
+                    logger.debug(f"{self}: empty turn, {self._voice_s:.2f}s voice, not answered")
             elif isinstance(frame, TranscriptionFrame):
+                self._voice_s = 0.0
                 await self.push_frame(await self.decide(frame.text))
         await self.push_frame(frame, direction)
 

@@ -6,9 +6,11 @@ from pipecat.frames.frames import (
     InputDTMFFrame,
     LLMContextFrame,
     TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
 )
 from pipecat.processors.aggregators.llm_context import LLMContext
-from pipecat.tests.utils import run_test
+from pipecat.tests.utils import SleepFrame, run_test
 
 from integrations.nlu.base import IntentPrediction, NLUThresholds
 from integrations.nlu.entities import EntityExtractor, default_parsers
@@ -312,3 +314,54 @@ async def test_llm_fenced_json_is_accepted(extractor):
         DecisionPath.LLM,
         Band.ACT,
     )
+
+
+EMPTY_TURN_NOTE = {"role": "developer", "content": "The caller spoke, but nothing was recognised."}
+
+
+def empty_turn_frames(voice_s):
+    return [
+        VADUserStartedSpeakingFrame(),
+        SleepFrame(voice_s),
+        VADUserStoppedSpeakingFrame(stop_secs=0.0),
+        SleepFrame(0.05),
+        context_frame(
+            {"role": "user", "content": "What are your opening hours?"},
+            {"role": "assistant", "content": "We open at eight."},
+            EMPTY_TURN_NOTE,
+        ),
+    ]
+
+
+async def test_a_long_empty_turn_is_repaired_not_taken_for_the_last_request(extractor):
+    classifier = ScriptedClassifier(default=prediction("opening_hours", 0.99))
+    down, _ = await run_test(
+        router(classifier, extractor),
+        frames_to_send=empty_turn_frames(0.8),
+        expected_down_frames=[
+            VADUserStartedSpeakingFrame,
+            VADUserStoppedSpeakingFrame,
+            NLUResultFrame,
+            LLMContextFrame,
+        ],
+    )
+    result = down[2]
+    assert (result.path, result.band, result.text) == (DecisionPath.EMPTY, Band.REPAIR, "")
+
+
+async def test_a_short_empty_turn_gets_no_answer(extractor):
+    classifier = ScriptedClassifier(default=prediction("opening_hours", 0.99))
+    await run_test(
+        router(classifier, extractor),
+        frames_to_send=empty_turn_frames(0.1),
+        expected_down_frames=[
+            VADUserStartedSpeakingFrame,
+            VADUserStoppedSpeakingFrame,
+            LLMContextFrame,
+        ],
+    )
+
+
+def test_user_text_is_the_last_message_only():
+    frame = context_frame({"role": "user", "content": "hello"}, EMPTY_TURN_NOTE)
+    assert user_text(frame) == ""
