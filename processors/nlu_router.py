@@ -58,7 +58,7 @@ DTMF_PATTERN = re.compile(r"^\s*DTMF:\s*([0-9*#A-Da-d]+)\s*$")
 """A transcription made by pipecat's ``DTMFAggregator`` (default prefix ``"DTMF: "``)."""
 HUMAN_KEY = "0"
 TALK_TO_HUMAN = "talk_to_human"
-MIN_UNHEARD_SPEECH_S = 0.5
+MIN_UNHEARD_SPEECH_S = 0.25
 """An empty turn with this much caller voice was speech that was not understood."""
 MAX_TEXT_CHARS = 2000
 """Longer turns are cut before classification (keeps the time bounded)."""
