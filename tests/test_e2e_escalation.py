@@ -21,9 +21,9 @@ import pytest
 from loguru import logger
 
 from bot.handoff import HandoffTicket
+from bot.simulation.fake_twilio import FakeTwilioRest
 from integrations.screen_pop import verify_signature
 from integrations.speech import caller_voice
-from tests.support.fake_twilio_rest import FakeTwilioRest
 from tests.support.webhook_receiver import WebhookReceiver
 from transports.audio_codec import rms
 from transports.twilio import compute_signature

@@ -17,8 +17,8 @@ import httpx
 import pytest
 from loguru import logger
 
+from bot.simulation.fake_twilio import FakeTwilioRest
 from integrations.speech import caller_voice
-from tests.support.fake_twilio_rest import FakeTwilioRest
 from transports.audio_codec import rms
 from transports.twilio_client import TwilioCallEmulator, place_call
 

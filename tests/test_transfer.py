@@ -15,6 +15,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 
 from bot.agent import load_agent
 from bot.settings import REFERENCE_AGENT
+from bot.simulation.fake_twilio import FakeTwilioRest
 from integrations.screen_pop import ScreenPopClient, verify_signature
 from integrations.twilio_rest import TwilioCallControl, transfer_twiml
 from processors.frames import EscalationFrame, TransferResultFrame
@@ -27,7 +28,6 @@ from processors.transfer import (
     TwilioRedirect,
     WebRTCHandoffMessage,
 )
-from tests.support.fake_twilio_rest import FakeTwilioRest
 from tests.support.webhook_receiver import WebhookReceiver
 
 SUMMARY = {"reason": "explicit_request", "caller": {"name": "Maria Garcia"}}

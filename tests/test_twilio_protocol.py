@@ -28,7 +28,7 @@ from pipecat.serializers.twilio import TwilioFrameSerializer
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketTransport
 from websockets.asyncio.server import ServerConnection, serve
 
-from tests.support.fake_twilio_rest import FakeTwilioRest
+from bot.simulation.fake_twilio import FakeTwilioRest
 from transports import twilio
 from transports.audio_codec import rms, ulaw_decode, ulaw_encode
 from transports.twilio_client import TwilioCallEmulator, new_sid, parse_stream_twiml

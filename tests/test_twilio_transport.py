@@ -29,7 +29,7 @@ from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
-from tests.support.fake_twilio_rest import FakeTwilioRest
+from bot.simulation.fake_twilio import FakeTwilioRest
 from transports import twilio
 from transports.audio_codec import rms
 from transports.twilio_client import TwilioCallEmulator, new_sid, place_call

@@ -1,19 +1,21 @@
-"""A local stand-in for Twilio's Calls REST resource, so simulated calls see hang-ups and transfers.
+"""A local stand-in for Twilio's REST API (the Calls resource): simulated calls, tests, benches.
 
-The agent ends calls (``Status=completed``) and transfers them (``Twiml`` redirect to
-``<Dial>``) through Twilio's REST API. Pointed at this server (``TWILIO_API_BASE_URL``),
-those requests are answered like Twilio answers them (HTTP Basic auth, Twilio-shaped
-JSON) and reported to the simulator, which then ends the emulated media stream as
-Twilio would. Runs on 127.0.0.1 on a free port in the event loop that starts it.
-(A fuller fake with error injection lives in ``tests/support/fake_twilio_rest.py``.)
+Answers ``POST``/``GET /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`` like
+Twilio: HTTP Basic auth (account SID + auth token, or an API key pair), form fields
+``Status``, ``Twiml`` and ``Url``, Twilio-shaped JSON answers and error bodies. Every
+request is recorded; hooks hear each accepted update (a hang-up, or a redirect such as a
+transfer's ``<Dial>``), so ``callagent simulate`` can end the emulated media stream as
+Twilio would. Pointed at by ``TWILIO_API_BASE_URL``; runs on 127.0.0.1 on a free port
+inside the event loop that starts it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -21,6 +23,33 @@ from email.utils import format_datetime
 from aiohttp import web
 
 API_VERSION = "2010-04-01"
+
+
+@dataclass
+class RestRequest:
+    """One request the fake received."""
+
+    method: str
+    path: str
+    account_sid: str
+    call_sid: str
+    form: dict[str, str]
+    authorized: bool
+    status: int
+
+
+@dataclass
+class FakeCall:
+    """The fake's view of one call."""
+
+    sid: str
+    account_sid: str
+    status: str = "in-progress"
+    twiml: list[str] = field(default_factory=list)
+    urls: list[str] = field(default_factory=list)
+
+
+StatusHook = Callable[[FakeCall], Awaitable[None] | None]
 
 
 @dataclass
@@ -67,33 +96,75 @@ class CallUpdate:
 UpdateHook = Callable[[CallUpdate], None]
 
 
-@dataclass
 class FakeTwilioRest:
-    """Twilio's Calls REST resource on a loopback port."""
+    """Twilio's Calls REST resource on a loopback port.
 
-    account_sid: str
-    auth_token: str
-    updates: list[CallUpdate] = field(default_factory=list)
-    port: int = 0
-    _hooks: list[UpdateHook] = field(default_factory=list)
-    _runner: web.AppRunner | None = None
-    _status: dict[str, str] = field(default_factory=dict)
+    Example::
+
+        async with FakeTwilioRest("AC...", "token") as rest:
+            ...  # point TWILIO_API_BASE_URL at rest.base_url
+            await rest.wait_for_hang_up("CA...", timeout=10)
+    """
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        *,
+        known_calls: set[str] | None = None,
+        api_keys: dict[str, str] | None = None,
+    ):
+        """Configure the fake.
+
+        Args:
+            account_sid: The only account it knows.
+            auth_token: That account's auth token (Basic auth password).
+            known_calls: If given, other call SIDs get Twilio's 404 (error 20404).
+            api_keys: API key SID -> secret pairs also accepted for Basic auth.
+        """
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.known_calls = known_calls
+        self.api_keys = dict(api_keys or {})
+        self.requests: list[RestRequest] = []
+        self.calls: dict[str, FakeCall] = {}
+        self._hooks: list[StatusHook] = []
+        self._update_hooks: list[UpdateHook] = []
+        self.updates: list[CallUpdate] = []
+        """Accepted updates, in order."""
+        self._changed = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
 
     @property
     def base_url(self) -> str:
-        """The API root to configure as ``TWILIO_API_BASE_URL``."""
+        """The API root to configure (like ``https://api.twilio.com``)."""
         return f"http://127.0.0.1:{self.port}"
 
-    def on_update(self, hook: UpdateHook) -> None:
-        """Call ``hook(update)`` for every authorised update (in the server's loop)."""
+    def on_status_change(self, hook: StatusHook) -> None:
+        """Call ``hook(call)`` whenever a call's status changes (e.g. to ``completed``)."""
         self._hooks.append(hook)
+
+    def on_update(self, hook: UpdateHook) -> None:
+        """Call ``hook(update)`` for every accepted update (hang-up or redirect)."""
+        self._update_hooks.append(hook)
+
+    async def __aenter__(self) -> FakeTwilioRest:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()
 
     async def start(self) -> None:
         """Listen on 127.0.0.1 on a free port."""
         app = web.Application()
-        path = f"/{API_VERSION}/Accounts/{{account_sid}}/Calls/{{call_sid}}.json"
-        app.router.add_post(path, self._update)
-        app.router.add_get(path, self._fetch)
+        app.router.add_post(
+            "/2010-04-01/Accounts/{account_sid}/Calls/{call_sid}.json", self._update_call
+        )
+        app.router.add_get(
+            "/2010-04-01/Accounts/{account_sid}/Calls/{call_sid}.json", self._fetch_call
+        )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -106,52 +177,114 @@ class FakeTwilioRest:
             await self._runner.cleanup()
             self._runner = None
 
-    def _authorized(self, request: web.Request) -> bool:
+    def hang_ups(self, call_sid: str | None = None) -> list[RestRequest]:
+        """Authorised ``Status=completed`` requests (for one call, or all)."""
+        return [
+            r
+            for r in self.requests
+            if r.authorized
+            and r.form.get("Status") == "completed"
+            and (call_sid is None or r.call_sid == call_sid)
+        ]
+
+    async def wait_for_hang_up(
+        self, call_sid: str | None = None, timeout: float = 10.0
+    ) -> RestRequest:
+        """Wait for an authorised hang-up request; raises ``TimeoutError``."""
+        async with asyncio.timeout(timeout):
+            while True:
+                found = self.hang_ups(call_sid)
+                if found:
+                    return found[0]
+                self._changed.clear()
+                await self._changed.wait()
+
+    # Handlers
+
+    def _authorized(self, request: web.Request, account_sid: str) -> bool:
         header = request.headers.get("Authorization", "")
-        if not header.startswith("Basic ") or request.match_info["account_sid"] != self.account_sid:
+        if not header.startswith("Basic "):
             return False
         try:
             user, _, password = base64.b64decode(header[6:]).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return False
-        return user == self.account_sid and password == self.auth_token
+        if user == self.account_sid == account_sid and password == self.auth_token:
+            return True
+        return account_sid == self.account_sid and self.api_keys.get(user) == password
 
-    async def _fetch(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
-            return _error(401, 20003, "Authenticate")
-        return web.json_response(self._call_json(request.match_info["call_sid"]))
+    def _record(
+        self, request: web.Request, form: dict[str, str], authorized: bool, status: int
+    ) -> None:
+        self.requests.append(
+            RestRequest(
+                request.method,
+                request.path,
+                request.match_info["account_sid"],
+                request.match_info["call_sid"],
+                form,
+                authorized,
+                status,
+            )
+        )
+        self._changed.set()
 
-    async def _update(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
+    async def _check(self, request: web.Request, form: dict[str, str]) -> web.Response | None:
+        account_sid = request.match_info["account_sid"]
+        call_sid = request.match_info["call_sid"]
+        if not self._authorized(request, account_sid):
+            self._record(request, form, False, 401)
             return _error(401, 20003, "Authenticate")
-        sid = request.match_info["call_sid"]
+        if self.known_calls is not None and call_sid not in self.known_calls:
+            self._record(request, form, True, 404)
+            return _error(404, 20404, f"The requested resource {request.path} was not found")
+        return None
+
+    async def _fetch_call(self, request: web.Request) -> web.Response:
+        failed = await self._check(request, {})
+        if failed is not None:
+            return failed
+        call = self._call(request)
+        self._record(request, {}, True, 200)
+        return web.json_response(_call_json(call))
+
+    async def _update_call(self, request: web.Request) -> web.Response:
         form = {k: str(v) for k, v in (await request.post()).items()}
+        failed = await self._check(request, form)
+        if failed is not None:
+            return failed
+        call = self._call(request)
         status = form.get("Status")
         if status is not None and status not in ("completed", "canceled"):
+            self._record(request, form, True, 400)
             return _error(400, 21218, f"Invalid Status: {status}")
-        if (form.get("Twiml") or form.get("Url")) and self._status.get(sid) == "completed":
+        if (form.get("Twiml") or form.get("Url")) and call.status == "completed":
+            self._record(request, form, True, 400)
             return _error(400, 21220, "Call is not in-progress. Cannot redirect.")
-        update = CallUpdate(sid, status, form.get("Twiml"), form.get("Url"))
-        if status:
-            self._status[sid] = "completed"
+        if form.get("Twiml"):
+            call.twiml.append(form["Twiml"])
+        if form.get("Url"):
+            call.urls.append(form["Url"])
+        changed = status is not None and call.status != "completed"
+        if changed:
+            call.status = "completed"
+        self._record(request, form, True, 200)
+        update = CallUpdate(call.sid, status, form.get("Twiml"), form.get("Url"))
         self.updates.append(update)
-        for hook in self._hooks:
-            hook(update)
-        return web.json_response(self._call_json(sid))
+        for update_hook in self._update_hooks:
+            update_hook(update)
+        if changed:
+            for hook in self._hooks:
+                result = hook(call)
+                if asyncio.iscoroutine(result):
+                    asyncio.ensure_future(result)
+        return web.json_response(_call_json(call))
 
-    def _call_json(self, sid: str) -> dict[str, object]:
-        now = format_datetime(datetime.now(UTC))
-        status = self._status.get(sid, "in-progress")
-        return {
-            "sid": sid,
-            "account_sid": self.account_sid,
-            "api_version": API_VERSION,
-            "status": status,
-            "direction": "inbound",
-            "date_created": now,
-            "date_updated": now,
-            "uri": f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{sid}.json",
-        }
+    def _call(self, request: web.Request) -> FakeCall:
+        call_sid = request.match_info["call_sid"]
+        if call_sid not in self.calls:
+            self.calls[call_sid] = FakeCall(call_sid, request.match_info["account_sid"])
+        return self.calls[call_sid]
 
 
 def _error(status: int, code: int, message: str) -> web.Response:
@@ -164,3 +297,27 @@ def _error(status: int, code: int, message: str) -> web.Response:
         },
         status=status,
     )
+
+
+def _call_json(call: FakeCall) -> dict[str, object]:
+    now = format_datetime(datetime.now(UTC))
+    base = f"/{API_VERSION}/Accounts/{call.account_sid}/Calls/{call.sid}"
+    return {
+        "sid": call.sid,
+        "account_sid": call.account_sid,
+        "api_version": API_VERSION,
+        "status": call.status,
+        "direction": "inbound",
+        "from": "+15555550123",
+        "to": "+15555550100",
+        "date_created": now,
+        "date_updated": now,
+        "start_time": now,
+        "end_time": now if call.status == "completed" else None,
+        "duration": "0" if call.status == "completed" else None,
+        "price": None,
+        "price_unit": "USD",
+        "parent_call_sid": None,
+        "uri": f"{base}.json",
+        "subresource_uris": {"recordings": f"{base}/Recordings.json"},
+    }
