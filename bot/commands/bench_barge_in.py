@@ -22,8 +22,9 @@ import argparse
 import asyncio
 import random
 import sys
-from pathlib import Path
 from typing import Any
+
+from bot.commands import bench_args
 
 PER_CALL = 4
 KEYED_QUESTIONS = ("1#", "2#")
@@ -35,29 +36,21 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
     p = kinds.add_parser(
         "barge-in", help="caller onset -> bot silent at the phone; false barge-ins from noise"
     )
-    p.add_argument("--url", help="a running agent (http(s)://HOST); default: start one here")
-    p.add_argument("--auth-token", help="Twilio auth token of the --url agent")
-    p.add_argument("--operator-token", help="its CALLAGENT_OPERATOR_TOKEN (to see resumed answers)")
+    bench_args.add_agent_arguments(p, operator_token_for="to see resumed answers")
     p.add_argument("--trials", type=int, default=30, help="barge-ins to measure (30)")
     p.add_argument("--noise-trials", type=int, default=16, help="answers under babble (16)")
     p.add_argument(
         "--backchannel-trials", type=int, default=16, help="backchannels during answers (16)"
     )
     p.add_argument("--snr", type=float, default=10.0, help="babble SNR in dB (10)")
-    p.add_argument("--server", choices=["thread", "process"], default="process")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--json", type=Path, help="also save the results as JSON here")
-    p.add_argument("--verbose", action="store_true")
+    bench_args.add_output_arguments(p)
     p.set_defaults(func=run_barge_in)
 
 
 def run_barge_in(args: argparse.Namespace) -> int:
     """``callagent bench barge-in``."""
-    from loguru import logger
-
-    logger.remove()
-    logger.add(sys.stderr, level="INFO" if args.verbose else "WARNING")
-    return asyncio.run(_main(args))
+    return bench_args.run(args, _main)
 
 
 async def _main(args: argparse.Namespace) -> int:

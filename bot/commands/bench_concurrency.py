@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bot.commands import bench_args
+
 DEFAULT_STEPS = "1,2,4,8,12,16,20,24,28"
 
 
@@ -28,28 +30,22 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
     p = kinds.add_parser(
         "concurrency", help="simultaneous calls stepped up: p95 turn latency and CPU per N"
     )
-    p.add_argument("--url", help="a running agent (http(s)://HOST); default: start one here")
-    p.add_argument("--auth-token", help="Twilio auth token of the --url agent")
+    bench_args.add_agent_arguments(p)
     p.add_argument("--steps", default=DEFAULT_STEPS, help=f"call counts ({DEFAULT_STEPS})")
     p.add_argument("--questions", type=int, default=3, help="questions per call (3)")
     p.add_argument("--limit-ms", type=float, default=1000.0, help="p95 budget (1000)")
     p.add_argument(
         "--stop-after-misses", type=int, default=2, help="stop after this many N over budget"
     )
-    p.add_argument("--server", choices=["thread", "process"], default="process")
     p.add_argument("--seed", type=int, default=11)
-    p.add_argument("--json", type=Path, help="also save the results as JSON here")
     p.add_argument("--plot", type=Path, help="save the plot (SVG) here")
-    p.add_argument("--verbose", action="store_true")
+    bench_args.add_output_arguments(p)
     p.set_defaults(func=run_concurrency)
 
 
 def run_concurrency(args: argparse.Namespace) -> int:
     """``callagent bench concurrency``."""
-    from loguru import logger
-
-    logger.remove()
-    logger.add(sys.stderr, level="INFO" if args.verbose else "WARNING")
+    bench_args.quiet_logs(args.verbose)
     try:
         steps = sorted({int(x) for x in args.steps.split(",") if x.strip()})
     except ValueError:

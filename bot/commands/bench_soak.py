@@ -15,8 +15,9 @@ import argparse
 import asyncio
 import sys
 import time
-from pathlib import Path
 from typing import Any
+
+from bot.commands import bench_args
 
 MB = 1024 * 1024
 
@@ -24,24 +25,16 @@ MB = 1024 * 1024
 def add_parser(kinds: argparse._SubParsersAction) -> None:
     """Register ``callagent bench soak``."""
     p = kinds.add_parser("soak", help="many short calls in a row: memory, descriptors, tasks")
-    p.add_argument("--url", help="a running agent (http(s)://HOST); default: start one here")
-    p.add_argument("--auth-token", help="Twilio auth token of the --url agent")
-    p.add_argument("--operator-token", help="its CALLAGENT_OPERATOR_TOKEN (diagnostics)")
+    bench_args.add_agent_arguments(p, operator_token_for="diagnostics")
     p.add_argument("--calls", type=int, default=500, help="calls to place (500)")
     p.add_argument("--every", type=int, default=50, help="sample after this many calls (50)")
-    p.add_argument("--server", choices=["thread", "process"], default="process")
-    p.add_argument("--json", type=Path, help="also save the results as JSON here")
-    p.add_argument("--verbose", action="store_true")
+    bench_args.add_output_arguments(p)
     p.set_defaults(func=run_soak)
 
 
 def run_soak(args: argparse.Namespace) -> int:
     """``callagent bench soak``."""
-    from loguru import logger
-
-    logger.remove()
-    logger.add(sys.stderr, level="INFO" if args.verbose else "WARNING")
-    return asyncio.run(_main(args))
+    return bench_args.run(args, _main)
 
 
 async def _main(args: argparse.Namespace) -> int:
