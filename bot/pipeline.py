@@ -8,6 +8,7 @@ state on top of the runtime's shared models, and is torn down at hang-up.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from dataclasses import dataclass, field
 
@@ -79,8 +80,6 @@ class CallSpec:
 
 
 UNHEARD_TURN_NOTE = "The caller spoke, but nothing they said was recognised."
-EMPTY_TURN_REPAIRS = 3
-"""Empty turns in a row that get a repair (then the failed-turn escalation has fired)."""
 
 
 def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> PipelineWorker:
@@ -105,8 +104,9 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
             user_idle_timeout=10,
             # A turn with voice but no transcript reaches the NLU router as a context
             # frame ending in this note; the router repairs it if the voice was long.
+            # (the router decides which empty turns to answer and how many in a row).
             empty_user_turn=EmptyUserTurnConfig(
-                idle_prompt=UNHEARD_TURN_NOTE, max_consecutive_recoveries=EMPTY_TURN_REPAIRS
+                idle_prompt=UNHEARD_TURN_NOTE, max_consecutive_recoveries=sys.maxsize
             ),
         ),
     )

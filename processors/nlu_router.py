@@ -18,7 +18,9 @@ downstream ahead of the turn's own frame:
 An empty turn (the caller spoke, nothing was recognised: noise, or speech too
 garbled to transcribe) is answered with a repair ("Sorry, could you say that
 again?") only when the caller's voice lasted at least ``min_unheard_speech_s``
-(timed from the VAD's speech frames); a cough or a click is let pass silently.
+(timed from the VAD's speech frames); a cough or a click is let pass silently, and
+so are empty turns after ``max_empty_repairs`` in a row (the failed-turn escalation
+has had its chance by then).
 
 Policy: the classifier answers when confident (``confidence >= thresholds.act``)
 with no extra wait. Otherwise, if an LLM classifier is configured, it decides
@@ -60,6 +62,7 @@ HUMAN_KEY = "0"
 TALK_TO_HUMAN = "talk_to_human"
 MIN_UNHEARD_SPEECH_S = 0.25
 """An empty turn with this much caller voice was speech that was not understood."""
+MAX_EMPTY_REPAIRS = 3
 MAX_TEXT_CHARS = 2000
 """Longer turns are cut before classification (keeps the time bounded)."""
 
@@ -98,6 +101,7 @@ class NLURouter(FrameProcessor):
         entity_extractor: EntityExtractor,
         llm_timeout_s: float = 1.5,
         min_unheard_speech_s: float = MIN_UNHEARD_SPEECH_S,
+        max_empty_repairs: int = MAX_EMPTY_REPAIRS,
         **kwargs: Any,
     ):
         """Create the router from already-built adapters.
@@ -110,6 +114,7 @@ class NLURouter(FrameProcessor):
             llm_timeout_s: Time budget of the LLM path.
             min_unheard_speech_s: An empty turn with at least this much caller voice
                 is repaired; a shorter one (a cough, a click) gets no answer.
+            max_empty_repairs: Empty turns in a row that get a repair.
             **kwargs: Passed to ``FrameProcessor``.
         """
         super().__init__(**kwargs)
@@ -119,6 +124,8 @@ class NLURouter(FrameProcessor):
         self._entities = entity_extractor
         self._llm_timeout_s = llm_timeout_s
         self._min_unheard_s = min_unheard_speech_s
+        self._max_empty_repairs = max_empty_repairs
+        self._empty_repairs = 0
         self._voice_started: float | None = None
         self._voice_s = 0.0
         """Caller voice (VAD speech time) since the last decided turn."""
@@ -136,16 +143,24 @@ class NLURouter(FrameProcessor):
             self._voice_s = 0.0  # voice before the bot's reply was not a request
         elif direction is FrameDirection.DOWNSTREAM:
             if isinstance(frame, LLMContextFrame) and not getattr(frame, "speculation", False):
-                text = user_text(frame)
-                if text.strip() or self._voice_s >= self._min_unheard_s:
-                    self._voice_s = 0.0
-                    await self.push_frame(await self.decide(text))
-                else:  # its voice still counts if the next turn is empty too
-                    logger.debug(f"{self}: empty turn, {self._voice_s:.2f}s voice, not answered")
+                await self._turn_ended(user_text(frame))
             elif isinstance(frame, TranscriptionFrame):
                 self._voice_s = 0.0
                 await self.push_frame(await self.decide(frame.text))
         await self.push_frame(frame, direction)
+
+    async def _turn_ended(self, text: str) -> None:
+        if text.strip():
+            self._voice_s, self._empty_repairs = 0.0, 0
+            await self.push_frame(await self.decide(text))
+        elif self._voice_s < self._min_unheard_s:  # its voice counts if the next one is empty
+            logger.debug(f"{self}: empty turn, {self._voice_s:.2f}s voice, not answered")
+        elif self._empty_repairs >= self._max_empty_repairs:
+            self._voice_s = 0.0
+            logger.debug(f"{self}: empty turn, {self._empty_repairs} repaired in a row already")
+        else:
+            self._voice_s, self._empty_repairs = 0.0, self._empty_repairs + 1
+            await self.push_frame(await self.decide(text))
 
     async def decide(self, text: str) -> NLUResultFrame:
         """Decide one turn (never raises: failures become a repair decision)."""

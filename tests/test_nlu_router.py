@@ -330,6 +330,7 @@ def empty_turn_frames(voice_s):
             {"role": "assistant", "content": "We open at eight."},
             EMPTY_TURN_NOTE,
         ),
+        SleepFrame(0.05),  # the next turn's VAD frames (system frames) must not overtake it
     ]
 
 
@@ -365,3 +366,18 @@ async def test_a_short_empty_turn_gets_no_answer(extractor):
 def test_user_text_is_the_last_message_only():
     frame = context_frame({"role": "user", "content": "hello"}, EMPTY_TURN_NOTE)
     assert user_text(frame) == ""
+
+
+async def test_empty_turns_are_repaired_a_few_times_in_a_row_then_let_pass(extractor):
+    classifier = ScriptedClassifier(default=prediction("opening_hours", 0.99))
+    proc = NLURouter(
+        classifier, None, NLUThresholds(), extractor, llm_timeout_s=1.0, max_empty_repairs=2
+    )
+    vad = [VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame]
+    await run_test(
+        proc,
+        frames_to_send=[f for _ in range(3) for f in empty_turn_frames(0.4)],
+        expected_down_frames=(vad + [NLUResultFrame, LLMContextFrame]) * 2
+        + vad
+        + [LLMContextFrame],
+    )
