@@ -424,3 +424,17 @@ def test_the_phone_vad_hears_a_short_yes_and_ignores_babble():
     assert speaking_windows(b"\x00\x00" * 8000 + yes + b"\x00\x00" * 8000) > 0
     babble = BackgroundNoise.for_speech(NoiseSpec("babble", 10.0, seed=3))
     assert speaking_windows(b"".join(babble.chunk(i) for i in range(1500))) == 0
+
+
+@pytest.mark.parametrize("percentile", [50.0, 20.0, 90.0])
+def test_the_noise_floor_is_numpys_percentile_of_the_recent_windows(percentile):
+    from integrations.speech.vad import MIN_FLOOR_DB, NoiseFloor
+
+    rng = np.random.default_rng(5)
+    floor = NoiseFloor(window_s=1.0, percentile=percentile)
+    seen: list[float] = []
+    for level in rng.uniform(-90, -5, 400):
+        floor.update(float(level), 0.032)
+        seen.append(max(float(level), MIN_FLOOR_DB))
+        window = seen[-round(1.0 / 0.032) :]  # 1 s of 32 ms windows
+        assert floor.db == pytest.approx(float(np.percentile(window, percentile)))

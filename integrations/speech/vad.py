@@ -18,8 +18,10 @@ caller, so babble interrupts the bot. :class:`PhoneVADAnalyzer`
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -54,18 +56,32 @@ class NoiseFloor:
         """Track over ``window_s`` seconds at the ``percentile``-th percentile."""
         self.window_s = window_s
         self.percentile = percentile
-        self._levels: list[float] = []
+        self._levels: deque[float] = deque()
+        self._sorted: list[float] = []
+        """The same levels kept in order: the percentile is a lookup, not a sort per window."""
         self._max = 0
         self.db = MIN_FLOOR_DB
 
     def update(self, level: float, seconds: float) -> float:
-        """Account for a window of ``seconds`` at ``level`` dBFS; returns the floor."""
+        """Account for a window of ``seconds`` at ``level`` dBFS; returns the floor.
+
+        Runs on the event loop for every 32 ms window of every call, so it costs a
+        binary search and a short list move (``np.percentile`` here took a quarter of
+        the loop's time with eight calls).
+        """
         if not self._max:
             self._max = max(1, round(self.window_s / seconds))
-        self._levels.append(max(level, MIN_FLOOR_DB))
+        level = max(level, MIN_FLOOR_DB)
+        self._levels.append(level)
+        bisect.insort(self._sorted, level)
         if len(self._levels) > self._max:
-            del self._levels[0]
-        self.db = float(np.percentile(self._levels, self.percentile))
+            del self._sorted[bisect.bisect_left(self._sorted, self._levels.popleft())]
+        # numpy's default ("linear") percentile
+        position = (len(self._sorted) - 1) * self.percentile / 100.0
+        low = math.floor(position)
+        high = min(low + 1, len(self._sorted) - 1)
+        fraction = position - low
+        self.db = self._sorted[low] + (self._sorted[high] - self._sorted[low]) * fraction
         return self.db
 
 
