@@ -87,6 +87,7 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
     agent = runtime.agent
     llm = make_llm(runtime)
     context = LLMContext(messages=[{"role": "system", "content": agent.persona}])
+    is_complete = make_completeness_check(runtime)  # shared by turn-taking and barge-in
     user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
         context,
         user_params=LLMUserAggregatorParams(
@@ -96,15 +97,15 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
                 stop=[
                     SegmentTranscriptTurnStopStrategy(turn_analyzer=make_turn_analyzer(runtime)),
                     SemanticCompletionStopStrategy(
-                        make_completeness_check(runtime),
+                        is_complete,
                         grace_secs=runtime.settings.semantic_turn_grace_secs,
                     ),
                 ],
             ),
             user_idle_timeout=10,
             # A turn with voice but no transcript reaches the NLU router as a context
-            # frame ending in this note; the router repairs it if the voice was long.
-            # (the router decides which empty turns to answer and how many in a row).
+            # frame ending in this note; the router decides which empty turns to answer
+            # (long enough voice) and how many in a row.
             empty_user_turn=EmptyUserTurnConfig(
                 idle_prompt=UNHEARD_TURN_NOTE, max_consecutive_recoveries=sys.maxsize
             ),
@@ -128,7 +129,7 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
             user_aggregator,
             DTMFAggregator(timeout=DTMF_TIMEOUT_SECS),  # keyed digits → "DTMF: ..." turns
             # "mhm" while the bot talks: it goes on
-            BackchannelFilter(call_id=spec.call_id, understood=make_completeness_check(runtime)),
+            BackchannelFilter(call_id=spec.call_id, understood=is_complete),
             make_nlu_router(runtime),
             *handoff.before_dialogue(),  # CRM prefetch, caller verification, callback offer
             DialogueProcessor(policy),

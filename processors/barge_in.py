@@ -45,6 +45,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from integrations.speech.tts import SpokenClauseFrame
+from processors.nlu_router import user_text
 
 BACKCHANNELS = frozenset(
     {
@@ -238,7 +239,7 @@ class BackchannelFilter(FrameProcessor):
             await self._stop_timer()
             pending, self._pending = self._pending, None
             fresh = time.monotonic() - self._pending_at <= self._window_s
-            text = _last_user_text(frame)
+            text = user_text(frame)
             if fresh and await self._is_aside(text, question_pending="?" in pending.heard):
                 await self._resume(pending)
                 return
@@ -278,20 +279,3 @@ class BackchannelFilter(FrameProcessor):
         timer, self._empty_timer = self._empty_timer, None
         if timer is not None and timer is not asyncio.current_task():
             await self.cancel_task(timer)
-
-
-def _last_user_text(frame: LLMContextFrame) -> str:
-    """The text of the turn that just ended ("" when it had none, e.g. an empty turn)."""
-    messages = list(frame.context.get_messages())
-    if not messages:
-        return ""
-    last = messages[-1]
-    if not isinstance(last, dict) or last.get("role") != "user":
-        return ""  # e.g. the aggregator's note about an empty turn
-    content = last.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [p for p in content if isinstance(p, dict) and p.get("type") == "text"]
-        return " ".join(str(p.get("text", "")) for p in parts)
-    return ""

@@ -73,20 +73,20 @@ def user_text(frame: LLMContextFrame) -> str:
     "" when the last message is not a ``user`` one, e.g. the note the user aggregator
     adds for a turn that ended with no transcript (an empty turn).
     """
-    for message in reversed(list(frame.context.get_messages())[-1:]):
-        if not isinstance(message, dict) or message.get("role") != "user":
-            continue
-        content: Any = message.get("content")
-        if isinstance(content, str):
-            return content
-        if isinstance(content, list):
-            parts = [
-                str(part.get("text", ""))
-                for part in content
-                if isinstance(part, dict) and part.get("type") == "text"
-            ]
-            return " ".join(p for p in parts if p)
+    messages = list(frame.context.get_messages())
+    last = messages[-1] if messages else None
+    if not isinstance(last, dict) or last.get("role") != "user":
         return ""
+    content: Any = last.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [
+            str(part.get("text", ""))
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text"
+        ]
+        return " ".join(p for p in parts if p)
     return ""
 
 

@@ -252,21 +252,7 @@ class ThreadedServer:
         await serving
 
 
-# Caller speech
-
-
-def synthesize_caller(text: str, cache: Path | None = None) -> bytes:
-    """The caller's line as 16-bit 8 kHz PCM in a flite voice (not the bot's).
-
-    Kept for callers of the old helper; see :mod:`integrations.speech.caller_voice`
-    (``cache`` is ignored: clips are cached there).
-
-    Raises:
-        RuntimeError: no caller voice synthesiser is installed.
-    """
-    from integrations.speech import caller_voice
-
-    return caller_voice.synthesize(text)
+# Questions
 
 
 def scripted_questions(agent: Any) -> list[list[str]]:
@@ -356,10 +342,11 @@ def run_latency(args: argparse.Namespace) -> int:
     per_call = max(1, args.questions_per_call)
     calls = plan_calls(questions, max(1, args.turns), per_call)
     from bot.simulation.noise import BackgroundNoise, NoiseSpec, normalize_active
+    from integrations.speech import caller_voice
 
     try:
         # one speech level for every clip, so noise sits exactly --snr dB below it
-        clips = {q: normalize_active(synthesize_caller(q)) for c in calls for q in c}
+        clips = {q: normalize_active(caller_voice.synthesize(q)) for c in calls for q in c}
         background = None
         if args.noise:
             spec = NoiseSpec(args.noise, args.snr)

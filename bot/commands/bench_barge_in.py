@@ -59,13 +59,7 @@ async def _main(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     texts = (*benchkit.LONG_ANSWERS, *benchkit.INTERRUPTIONS, *benchkit.BACKCHANNELS)
     clips = await asyncio.to_thread(benchkit.clips, texts)
-    agent = await benchkit.start_agent(
-        args.url,
-        mode=args.server,
-        auth_token=args.auth_token,
-        operator_token=args.operator_token,
-        verbose=args.verbose,
-    )
+    agent = await benchkit.start_agent_for(args)
     try:
         barge = await _barge_ins(agent, clips, args.trials, rng)
         noise = await _under_babble(agent, clips, args.noise_trials, args.snr, args.seed)

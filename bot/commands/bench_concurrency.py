@@ -60,9 +60,7 @@ async def _main(args: argparse.Namespace, steps: list[int]) -> int:
 
     rng = random.Random(args.seed)
     clips = await asyncio.to_thread(benchkit.clips, benchkit.QUESTIONS)
-    agent = await benchkit.start_agent(
-        args.url, mode=args.server, auth_token=args.auth_token, verbose=args.verbose
-    )
+    agent = await benchkit.start_agent_for(args)
     cores = os.cpu_count() or 1
     rows: list[dict[str, Any]] = []
     misses = 0

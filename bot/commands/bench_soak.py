@@ -41,13 +41,7 @@ async def _main(args: argparse.Namespace) -> int:
     from bot.simulation import benchkit
 
     clips = await asyncio.to_thread(benchkit.clips, benchkit.QUESTIONS)
-    agent = await benchkit.start_agent(
-        args.url,
-        mode=args.server,
-        auth_token=args.auth_token,
-        operator_token=args.operator_token,
-        verbose=args.verbose,
-    )
+    agent = await benchkit.start_agent_for(args)
     samples: list[dict[str, Any]] = []
     failures = 0
     started = time.monotonic()

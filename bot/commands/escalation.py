@@ -73,8 +73,9 @@ def run_bench(args: argparse.Namespace) -> int:
     """``callagent escalation bench``."""
     from loguru import logger
 
-    from bot.commands.bench import ThreadedServer, synthesize_caller
+    from bot.commands.bench import ThreadedServer
     from bot.settings import Settings
+    from integrations.speech import caller_voice
 
     lines: list[str] = []
     logger.remove()
@@ -82,7 +83,7 @@ def run_bench(args: argparse.Namespace) -> int:
     logger.add(lambda m: lines.append(str(m)), level="INFO", format="{message}")
     with tempfile.TemporaryDirectory(prefix="callagent-esc-bench-") as tmp:
         try:
-            clip = synthesize_caller("Let me talk to a person, please.", Path(tmp))
+            clip = caller_voice.synthesize("Let me talk to a person, please.")
         except RuntimeError as e:
             print(e, file=sys.stderr)
             return 2

@@ -113,6 +113,17 @@ async def start_agent(
     return Agent(target, local, local.pid)
 
 
+async def start_agent_for(args: Any) -> Agent:
+    """:func:`start_agent` from a bench's parsed arguments (``bot.commands.bench_args``)."""
+    return await start_agent(
+        args.url,
+        mode=args.server,
+        auth_token=args.auth_token,
+        operator_token=getattr(args, "operator_token", None),
+        verbose=args.verbose,
+    )
+
+
 def summary(values: Sequence[float | None]) -> dict[str, Any]:
     """Percentiles of the values that exist."""
     return percentiles([float(v) for v in values if v is not None])

@@ -352,7 +352,10 @@ class ScenarioCall:
             try:
                 step.heard = await asyncio.to_thread(transcriber.transcribe, pcm, 8000)
             except Exception as e:  # noqa: BLE001
-                logger.warning(f"transcription failed ({type(e).__name__})")
+                logger.warning(
+                    f"scenario {self.scenario.id} step {step.index}: transcription of the "
+                    f"reply failed ({type(e).__name__})"
+                )
 
     def _check(self) -> None:
         facts = self._state.facts

@@ -252,7 +252,9 @@ class LocalSTTService(SegmentedSTTService):
             raise
         except Exception as e:  # a failed segment must not end the call
             await self.stop_processing_metrics()
-            logger.error(f"{self}: transcription of a {seconds:.2f}s segment failed: {e!r}")
+            logger.error(
+                f"{self}: transcription of a {seconds:.2f}s segment failed: {type(e).__name__}"
+            )
             yield ErrorFrame(f"{self}: transcription failed: {type(e).__name__}")
             yield SegmentTranscribedFrame(has_text=False)
             return
