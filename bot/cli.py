@@ -56,7 +56,7 @@ def configure_logging(settings: Settings) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bot.server import create_app
+    from bot.server import WEBSOCKET_OPTIONS, create_app
 
     settings = Settings.load()
     configure_logging(settings)
@@ -66,7 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_level=settings.log_level.lower(),
-        ws_max_size=256 * 1024,
+        **WEBSOCKET_OPTIONS,
     )
     return 0
 

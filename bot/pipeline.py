@@ -41,6 +41,7 @@ from bot.services import (
     optional,
 )
 from processors.barge_in import BackchannelFilter, ReplyProgressTracker
+from processors.caller_audio_stop import CallerAudioStop
 from processors.dialogue import DialoguePolicy, DialogueProcessor
 from processors.frames import GreetingFrame
 from processors.llm_fallback import LLMFailureApology
@@ -127,6 +128,7 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
             transport.input(),
             make_stt(runtime),
             user_aggregator,
+            CallerAudioStop(),  # nothing below listens to the caller's audio
             DTMFAggregator(timeout=DTMF_TIMEOUT_SECS),  # keyed digits → "DTMF: ..." turns
             # "mhm" while the bot talks: it goes on
             BackchannelFilter(call_id=spec.call_id, understood=is_complete),
@@ -143,6 +145,9 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
         )
     )
     latency = UserBotLatencyObserver()
+    # RTVI speaks to the browser page; a phone has no use for it (its processor and
+    # observer would look at every frame of the call)
+    rtvi = spec.transport_kind != "twilio"
     recorder = (
         runtime.records.recorder(
             call_id=spec.call_id,
@@ -168,6 +173,7 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
             enable_usage_metrics=True,
         ),
         observers=[o for o in (latency, recorder, events) if o is not None],
+        enable_rtvi=rtvi,
         idle_timeout_secs=600,
     )
 
@@ -181,9 +187,10 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
             recorder.add_latency(total_ms, stages, kind)
         if events is not None:
             events.publish("latency", {"kind": kind, "total_ms": total_ms, "stages_ms": stages})
-        await worker.rtvi.send_server_message(
-            {"type": "latency", "kind": kind, "total_ms": total_ms, "stages_ms": stages}
-        )
+        if rtvi:
+            await worker.rtvi.send_server_message(
+                {"type": "latency", "kind": kind, "total_ms": total_ms, "stages_ms": stages}
+            )
 
     idle_prompts = 0
 

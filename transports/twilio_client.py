@@ -336,7 +336,13 @@ class TwilioCallEmulator:
             validator = RequestValidator(self._auth_token)
             headers["X-Twilio-Signature"] = validator.compute_signature(self._signature_url, {})
         self._ws = await asyncio.wait_for(
-            connect(self.ws_url, additional_headers=headers, max_size=2**20, open_timeout=None),
+            connect(
+                self.ws_url,
+                additional_headers=headers,
+                max_size=2**20,
+                open_timeout=None,
+                compression=None,  # Twilio's side does not offer permessage-deflate
+            ),
             timeout_s,
         )
         await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
