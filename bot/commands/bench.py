@@ -78,11 +78,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     bench_records.add_parser(kinds)
 
-    from bot.commands import bench_barge_in, bench_concurrency, bench_soak
+    from bot.commands import bench_barge_in, bench_concurrency, bench_soak, bench_speech
 
     bench_barge_in.add_parser(kinds)
     bench_concurrency.add_parser(kinds)
     bench_soak.add_parser(kinds)
+    bench_speech.add_parser(kinds)
 
 
 # Results
@@ -231,6 +232,8 @@ class ThreadedServer:
     async def _main(self) -> None:
         import uvicorn
 
+        from bot.server import WEBSOCKET_OPTIONS
+
         self.loop = asyncio.get_running_loop()
         app = await self._make_app()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -240,7 +243,7 @@ class ThreadedServer:
         config = uvicorn.Config(
             app,
             log_level="warning",
-            ws_max_size=256 * 1024,
+            **WEBSOCKET_OPTIONS,
             timeout_graceful_shutdown=5,
             lifespan="on",
         )

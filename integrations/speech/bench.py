@@ -157,7 +157,7 @@ def run_speech_bench(
         num_threads: onnxruntime threads per Moonshine inference.
         repeats: Passes over the utterances for the latency figures.
         cold: Also time a cold Moonshine load (optimising into a temporary
-            folder: several seconds and ~355 MB of temporary disk).
+            folder: several seconds and ~270 MB of temporary disk).
         concurrency: Simultaneous transcriptions for the contention figure
             (as with that many callers finishing a turn at once); 0 or 1 skips it.
         utterances: Caller sentences (spoken by Piper, sent through a phone line).
