@@ -45,6 +45,7 @@ from processors.caller_audio_stop import CallerAudioStop
 from processors.dialogue import DialoguePolicy, DialogueProcessor
 from processors.frames import GreetingFrame
 from processors.llm_fallback import LLMFailureApology
+from processors.observer_group import ObserverGroup
 from processors.segment_turn_stop import SegmentTranscriptTurnStopStrategy
 from processors.semantic_turn import SemanticCompletionStopStrategy
 from processors.turn_latency import stages_from_breakdown
@@ -172,7 +173,9 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
             enable_metrics=True,
             enable_usage_metrics=True,
         ),
-        observers=[o for o in (latency, recorder, events) if o is not None],
+        # one queue hop per frame event for all three (see processors/observer_group.py)
+        observers=[ObserverGroup([o for o in (latency, recorder, events) if o is not None])],
+        enable_turn_tracking=False,  # feeds tracing only, which is off
         enable_rtvi=rtvi,
         idle_timeout_secs=600,
     )
