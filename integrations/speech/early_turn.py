@@ -23,6 +23,7 @@ from pipecat.metrics.metrics import MetricsData
 from pipecat.utils.env import env_truthy
 
 from integrations.speech.early_transcription import EarlyTranscriptionPolicy, QuietTracker
+from integrations.speech.speculation import SpeculationBudget, shared_speculation_budget
 
 _session_lock = threading.Lock()
 _session: ort.InferenceSession | None = None
@@ -49,6 +50,7 @@ class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
         *,
         early: EarlyTranscriptionPolicy | None = None,
         session: ort.InferenceSession | None = None,
+        speculation: SpeculationBudget | None = None,
         **kwargs: Any,
     ):
         """Create the analyzer.
@@ -57,6 +59,7 @@ class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
             early: When the early inference starts (default policy if None).
             session: A Smart Turn ONNX session to use (e.g. :func:`shared_smart_turn_session`);
                 None loads the bundled model for this analyzer alone.
+            speculation: Bounds early inferences in flight (default: the process's).
             **kwargs: Passed to ``LocalSmartTurnAnalyzerV3``.
         """
         if session is None:
@@ -68,6 +71,7 @@ class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
             self._log_data = env_truthy("PIPECAT_SMART_TURN_LOG_DATA", default=False)
             self._session = session
         self._early_policy = early or EarlyTranscriptionPolicy()
+        self._speculation = speculation or shared_speculation_budget()
         self._quiet: QuietTracker | None = None
         self._segment_bytes = 0
         self._early: tuple[int, Future[tuple[EndOfTurnState, MetricsData | None]]] | None = None
@@ -83,8 +87,10 @@ class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
         self._segment_bytes += len(buffer)
         if self._quiet.observe(buffer, self._segment_bytes) is not None:
             snapshot = list(self._audio_buffer)
-            future = self._model_executor.submit(self._process_speech_segment, snapshot)
-            self._early = (self._segment_bytes, future)
+            if self._speculation.claim():  # else the cores are busy: verdict at the pause
+                future = self._model_executor.submit(self._process_speech_segment, snapshot)
+                future.add_done_callback(self._speculation.release)
+                self._early = (self._segment_bytes, future)
         return state
 
     async def analyze_end_of_turn(self) -> tuple[EndOfTurnState, MetricsData | None]:

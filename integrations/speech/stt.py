@@ -36,6 +36,7 @@ from pipecat.utils.time import time_now_iso8601
 
 from integrations.speech.base import SpeechRecognizer
 from integrations.speech.early_transcription import EarlyTranscriptionPolicy, QuietTracker
+from integrations.speech.speculation import SpeculationBudget, shared_speculation_budget
 
 DEFAULT_TTFS_P99_SECS = 0.8
 """Speech end to final transcript, p99, for Moonshine on 2 cores.
@@ -108,6 +109,7 @@ class LocalSTTService(SegmentedSTTService):
         leading_silence_secs: float = 0.1,
         ttfs_p99_latency: float = DEFAULT_TTFS_P99_SECS,
         early: EarlyTranscriptionPolicy | None = None,
+        speculation: SpeculationBudget | None = None,
         settings: STTSettings | None = None,
         **kwargs,
     ):
@@ -128,6 +130,7 @@ class LocalSTTService(SegmentedSTTService):
                 broadcast to turn-stop strategies.
             early: When to start transcribing before the VAD confirms the pause (None:
                 never).
+            speculation: Bounds early transcriptions in flight (default: the process's).
             settings: Settings overrides (merged over the defaults).
             **kwargs: Passed to :class:`SegmentedSTTService` (e.g. ``sample_rate``).
 
@@ -145,9 +148,10 @@ class LocalSTTService(SegmentedSTTService):
         self._leading_silence_secs = leading_silence_secs
         self._language = language
         self._early_policy = early
+        self._speculation = speculation or shared_speculation_budget()
         self._quiet: QuietTracker | None = None
-        self._early: tuple[int, asyncio.Task[str]] | None = None
-        self._segment_early: deque[asyncio.Task[str] | None] = deque()
+        self._early: tuple[int, asyncio.Future[str]] | None = None
+        self._segment_early: deque[asyncio.Future[str] | None] = deque()
         self.early_used = 0
         self.early_discarded = 0
 
@@ -172,10 +176,13 @@ class LocalSTTService(SegmentedSTTService):
             return
         self._discard_early()
         pcm = self._prepare(bytes(self._audio_buffer[:start_len])) + self._trailing_silence()
-        task = asyncio.get_running_loop().create_task(
-            asyncio.to_thread(self._recognizer.transcribe, pcm, self.sample_rate)
+        if not self._speculation.claim():  # the cores are busy: wait for the VAD
+            return
+        future = asyncio.get_running_loop().run_in_executor(
+            None, self._recognizer.transcribe, pcm, self.sample_rate
         )
-        self._early = (start_len, task)
+        future.add_done_callback(self._speculation.release)
+        self._early = (start_len, future)
 
     async def _handle_user_started_speaking(self, frame: VADUserStartedSpeakingFrame):
         await super()._handle_user_started_speaking(frame)

@@ -1,0 +1,64 @@
+"""Speculative model runs only on spare cores.
+
+Early transcription and the early end-of-turn verdict start as soon as the caller's audio
+goes quiet, before the VAD confirms the pause; a caller who goes on talking makes the run
+wasted. With one call that costs nothing but otherwise idle CPU. With many calls the
+wasted runs (several per turn: every gap between words can start one) take the cores
+other callers' confirmed turns are waiting for. A :class:`SpeculationBudget` bounds the
+speculative runs in flight across the process; when it is spent, a speculative run is
+simply not started and the turn takes the ordinary path when the VAD confirms the pause.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+
+class SpeculationBudget:
+    """At most ``slots`` speculative runs at once (thread-safe)."""
+
+    def __init__(self, slots: int):
+        """Allow ``slots`` (>= 1) runs in flight."""
+        self.slots = max(1, slots)
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self.started = 0
+        self.skipped = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Speculative runs submitted and not finished."""
+        return self._in_flight
+
+    def claim(self) -> bool:
+        """Take a slot for a run about to be submitted; False when every slot is taken.
+
+        Give it back with :meth:`release` when the run is over (a done callback on its
+        future, which also fires when the run is cancelled before it starts).
+        """
+        with self._lock:
+            if self._in_flight >= self.slots:
+                self.skipped += 1
+                return False
+            self._in_flight += 1
+            self.started += 1
+            return True
+
+    def release(self, *_done: object) -> None:
+        """Give back a slot (usable as a future's done callback)."""
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
+
+
+_shared: SpeculationBudget | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_speculation_budget() -> SpeculationBudget:
+    """The process-wide budget: one speculative run per core."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = SpeculationBudget(os.cpu_count() or 1)
+        return _shared
