@@ -9,7 +9,8 @@ figures (and saves them as JSON); nothing is asserted.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from bot.commands import bench_args
 
 
 def add_parser(kinds: argparse._SubParsersAction) -> None:
@@ -27,7 +28,7 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also time a cold ASR load (re-optimises the model into a temporary folder)",
     )
-    p.add_argument("--json", type=Path, help="also save the results as JSON here")
+    bench_args.add_output_arguments(p)
     p.set_defaults(func=run_speech)
 
 
@@ -36,6 +37,7 @@ def run_speech(args: argparse.Namespace) -> int:
     from bot.simulation import benchkit
     from integrations.speech.bench import run_speech_bench
 
+    bench_args.quiet_logs(args.verbose)
     results = run_speech_bench(
         num_threads=args.threads,
         repeats=args.repeats,

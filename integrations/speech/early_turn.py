@@ -23,7 +23,7 @@ from pipecat.metrics.metrics import MetricsData
 from pipecat.utils.env import env_truthy
 
 from integrations.speech.early_transcription import EarlyTranscriptionPolicy, QuietTracker
-from integrations.speech.speculation import SpeculationBudget, shared_speculation_budget
+from integrations.speech.speculation import PROCESS_BUDGET, SpeculationBudget
 
 _session_lock = threading.Lock()
 _session: ort.InferenceSession | None = None
@@ -71,7 +71,7 @@ class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
             self._log_data = env_truthy("PIPECAT_SMART_TURN_LOG_DATA", default=False)
             self._session = session
         self._early_policy = early or EarlyTranscriptionPolicy()
-        self._speculation = speculation or shared_speculation_budget()
+        self._speculation = speculation or PROCESS_BUDGET
         self._quiet: QuietTracker | None = None
         self._segment_bytes = 0
         self._early: tuple[int, Future[tuple[EndOfTurnState, MetricsData | None]]] | None = None
@@ -86,8 +86,8 @@ class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
             self._quiet = QuietTracker(self._early_policy, self.sample_rate)
         self._segment_bytes += len(buffer)
         if self._quiet.observe(buffer, self._segment_bytes) is not None:
-            snapshot = list(self._audio_buffer)
             if self._speculation.claim():  # else the cores are busy: verdict at the pause
+                snapshot = list(self._audio_buffer)
                 future = self._model_executor.submit(self._process_speech_segment, snapshot)
                 future.add_done_callback(self._speculation.release)
                 self._early = (self._segment_bytes, future)

@@ -23,7 +23,6 @@ class SpeculationBudget:
         self.slots = max(1, slots)
         self._in_flight = 0
         self._lock = threading.Lock()
-        self.started = 0
         self.skipped = 0
 
     @property
@@ -42,7 +41,6 @@ class SpeculationBudget:
                 self.skipped += 1
                 return False
             self._in_flight += 1
-            self.started += 1
             return True
 
     def release(self, *_done: object) -> None:
@@ -51,14 +49,5 @@ class SpeculationBudget:
             self._in_flight = max(0, self._in_flight - 1)
 
 
-_shared: SpeculationBudget | None = None
-_shared_lock = threading.Lock()
-
-
-def shared_speculation_budget() -> SpeculationBudget:
-    """The process-wide budget: one speculative run per core."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = SpeculationBudget(os.cpu_count() or 1)
-        return _shared
+PROCESS_BUDGET = SpeculationBudget(os.cpu_count() or 1)
+"""The budget every call shares: one speculative run per core."""

@@ -36,7 +36,7 @@ from pipecat.utils.time import time_now_iso8601
 
 from integrations.speech.base import SpeechRecognizer
 from integrations.speech.early_transcription import EarlyTranscriptionPolicy, QuietTracker
-from integrations.speech.speculation import SpeculationBudget, shared_speculation_budget
+from integrations.speech.speculation import PROCESS_BUDGET, SpeculationBudget
 
 DEFAULT_TTFS_P99_SECS = 0.8
 """Speech end to final transcript, p99, for Moonshine on 2 cores.
@@ -148,7 +148,7 @@ class LocalSTTService(SegmentedSTTService):
         self._leading_silence_secs = leading_silence_secs
         self._language = language
         self._early_policy = early
-        self._speculation = speculation or shared_speculation_budget()
+        self._speculation = speculation or PROCESS_BUDGET
         self._quiet: QuietTracker | None = None
         self._early: tuple[int, asyncio.Future[str]] | None = None
         self._segment_early: deque[asyncio.Future[str] | None] = deque()
@@ -175,9 +175,9 @@ class LocalSTTService(SegmentedSTTService):
         if start_len is None:
             return
         self._discard_early()
-        pcm = self._prepare(bytes(self._audio_buffer[:start_len])) + self._trailing_silence()
         if not self._speculation.claim():  # the cores are busy: wait for the VAD
             return
+        pcm = self._prepare(bytes(self._audio_buffer[:start_len])) + self._trailing_silence()
         future = asyncio.get_running_loop().run_in_executor(
             None, self._recognizer.transcribe, pcm, self.sample_rate
         )
