@@ -97,7 +97,10 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
             user_turn_strategies=UserTurnStrategies(
                 start=[VADUserTurnStartStrategy(enable_interruptions=True)],
                 stop=[
-                    SegmentTranscriptTurnStopStrategy(turn_analyzer=make_turn_analyzer(runtime)),
+                    SegmentTranscriptTurnStopStrategy(
+                        turn_analyzer=make_turn_analyzer(runtime),
+                        second_look_s=runtime.settings.turn_second_look_secs,
+                    ),
                     SemanticCompletionStopStrategy(
                         is_complete,
                         grace_secs=runtime.settings.semantic_turn_grace_secs,

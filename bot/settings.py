@@ -100,8 +100,9 @@ class Settings:
     )
     vad_start_secs: float = _setting(
         "CALLAGENT_VAD_START_SECS",
-        0.1,
-        "Speech (s) before the caller counts as talking (and a barge-in stops the bot).",
+        0.064,
+        "Speech (s) before the caller counts as talking (and a barge-in stops the bot): "
+        "two 32 ms VAD windows.",
     )
     vad_noise_gate: bool = _setting(
         "CALLAGENT_VAD_NOISE_GATE",
@@ -125,6 +126,12 @@ class Settings:
         1.2,
         "Longest pause (s) after which a turn ends even when the end-of-turn model "
         "judges the caller unfinished.",
+    )
+    turn_second_look_secs: float = _setting(
+        "CALLAGENT_TURN_SECOND_LOOK_SECS",
+        0.2,
+        "When the end-of-turn model calls a pause unfinished, ask it again after this much "
+        "more silence (s) instead of waiting for the longest pause (0 = never).",
     )
     asr_threads: int = _setting(
         "CALLAGENT_ASR_THREADS", 1, "onnxruntime threads per ASR inference."
@@ -384,6 +391,11 @@ class Settings:
         if not 0 <= self.semantic_turn_grace_secs <= self.turn_max_pause_secs:
             p.append(
                 "CALLAGENT_SEMANTIC_TURN_GRACE_SECS must be between 0 and "
+                "CALLAGENT_TURN_MAX_PAUSE_SECS (default 0.2)."
+            )
+        if not 0 <= self.turn_second_look_secs < self.turn_max_pause_secs:
+            p.append(
+                "CALLAGENT_TURN_SECOND_LOOK_SECS must be 0 (off) or less than "
                 "CALLAGENT_TURN_MAX_PAUSE_SECS (default 0.2)."
             )
         if self.database_url and not self.database_url.startswith(

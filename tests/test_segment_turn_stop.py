@@ -1,0 +1,116 @@
+"""Smart Turn end of turn: the second look at a pause the model first called unfinished.
+
+The real Smart Turn analyzer (its buffering, clearing and executor) with the ONNX
+prediction replaced by scripted verdicts, driven through the stop strategy the pipeline
+uses.
+"""
+
+import asyncio
+
+import numpy as np
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+from pipecat.clocks.system_clock import SystemClock
+from pipecat.frames.frames import (
+    InputAudioRawFrame,
+    TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameProcessorSetup
+from pipecat.utils.asyncio.task_manager import TaskManager
+
+from integrations.speech.stt import SegmentTranscribedFrame
+from processors.segment_turn_stop import SegmentTranscriptTurnStopStrategy
+
+RATE = 8000
+SECOND_LOOK = 0.1
+
+
+class ScriptedSmartTurn(LocalSmartTurnAnalyzerV3):
+    """Smart Turn whose verdicts are scripted; records how much audio each one saw."""
+
+    def __init__(self, verdicts: list[int]):
+        super().__init__(smart_turn_model_path=None)
+        self.verdicts = verdicts
+        self.seen_secs: list[float] = []
+
+    def _predict_endpoint(self, audio_array):
+        self.seen_secs.append(len(audio_array) / RATE)
+        return {"prediction": self.verdicts.pop(0), "probability": 0.5}
+
+
+def audio(seconds: float, level: int = 0) -> InputAudioRawFrame:
+    t = np.arange(int(seconds * RATE)) / RATE
+    pcm = (level * np.sin(2 * np.pi * 220 * t)).astype(np.int16).tobytes()
+    return InputAudioRawFrame(audio=pcm, sample_rate=RATE, num_channels=1)
+
+
+async def make_strategy(verdicts: list[int], second_look: float = SECOND_LOOK):
+    analyzer = ScriptedSmartTurn(verdicts)
+    strategy = SegmentTranscriptTurnStopStrategy(turn_analyzer=analyzer, second_look_s=second_look)
+    await strategy.setup(
+        FrameProcessorSetup(
+            clock=SystemClock(),
+            task_manager=TaskManager(loop=asyncio.get_running_loop()),
+            pipeline_worker=None,
+            audio_in_sample_rate=RATE,
+        )
+    )
+    stopped: list[bool] = []
+
+    @strategy.event_handler("on_user_turn_stopped")
+    async def on_stopped(_strategy, *_args, **_kwargs):
+        stopped.append(True)
+
+    await strategy.handle_user_turn_started()
+    return strategy, analyzer, stopped
+
+
+async def speak_and_pause(strategy, text: str = "Which insurance do you accept?") -> None:
+    await strategy.process_frame(VADUserStartedSpeakingFrame())
+    for _ in range(50):  # one second of speech in 20 ms frames
+        await strategy.process_frame(audio(0.02, level=8000))
+    await strategy.process_frame(VADUserStoppedSpeakingFrame())
+    await strategy.process_frame(TranscriptionFrame(text, "caller", "t", finalized=True))
+    await strategy.process_frame(SegmentTranscribedFrame(has_text=True))
+
+
+async def keep_quiet(strategy, seconds: float) -> None:
+    for _ in range(int(seconds / 0.02)):
+        await strategy.process_frame(audio(0.02))
+        await asyncio.sleep(0.02)
+
+
+async def test_unfinished_at_the_pause_finished_at_the_second_look_ends_the_turn():
+    strategy, analyzer, stopped = await make_strategy([0, 1])
+    await speak_and_pause(strategy)
+    assert stopped == []  # the pause's verdict: unfinished
+    await keep_quiet(strategy, SECOND_LOOK + 0.15)
+    assert stopped == [True]
+    assert strategy.second_looks_complete == 1
+    assert analyzer.seen_secs[1] > analyzer.seen_secs[0]  # it saw the longer pause
+
+
+async def test_unfinished_twice_waits_on():
+    strategy, analyzer, stopped = await make_strategy([0, 0])
+    await speak_and_pause(strategy)
+    await keep_quiet(strategy, SECOND_LOOK + 0.15)
+    assert stopped == []
+    assert len(analyzer.seen_secs) == 2  # one second look, not one per frame
+
+
+async def test_speech_before_the_second_look_cancels_it():
+    strategy, analyzer, stopped = await make_strategy([0, 1])
+    await speak_and_pause(strategy)
+    await strategy.process_frame(VADUserStartedSpeakingFrame())
+    await keep_quiet(strategy, SECOND_LOOK + 0.1)
+    assert stopped == []
+    assert len(analyzer.seen_secs) == 1
+
+
+async def test_second_look_off():
+    strategy, analyzer, stopped = await make_strategy([0], second_look=0)
+    await speak_and_pause(strategy)
+    await keep_quiet(strategy, 0.25)
+    assert stopped == []
+    assert len(analyzer.seen_secs) == 1
