@@ -37,6 +37,7 @@ from bot.records import open_call_records
 from bot.runtime import Runtime
 from bot.settings import Settings
 from transports import rooms, twilio, webrtc
+from transports.input_batching import BatchingPolicy, LoadAdaptiveBatching, NoBatching
 
 TWILIO_RATE = 8000
 WEBRTC_IN_RATE = 16000
@@ -91,6 +92,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     if runtime.records is None:
         runtime.records = open_call_records(settings)  # migrates the schema at start-up
     calls = CallManager()
+    batching: BatchingPolicy = (
+        LoadAdaptiveBatching(lambda: calls.active, settings.audio_batch_from_calls)
+        if settings.audio_batch_from_calls > 0
+        else NoBatching()
+    )
 
     async def on_webrtc_connection(
         connection: SmallWebRTCConnection, params: dict[str, str]
@@ -206,6 +212,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             auth_token=settings.twilio_auth_token,
             rest_base_url=settings.twilio_api_base_url,
             hang_up=settings.twilio_hang_up_enabled,
+            batching=batching,
         )
         await calls.start(run_call(transport, spec, runtime), spec)  # lives as long as the socket
 

@@ -31,6 +31,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from bot.simulation.fake_twilio import FakeTwilioRest
 from transports import twilio
 from transports.audio_codec import rms, ulaw_decode, ulaw_encode
+from transports.input_batching import LoadAdaptiveBatching, NoBatching
 from transports.twilio_client import TwilioCallEmulator, new_sid, parse_stream_twiml
 
 SECRET = "SECRET-CALLER-4242"
@@ -241,6 +242,34 @@ async def test_media_becomes_8khz_input_audio(logs):
     assert len(frame.audio) == 320
     assert np.corrcoef(np.frombuffer(frame.audio, "<i2"), np.frombuffer(pcm, "<i2"))[0, 1] > 0.99
     assert not s.drops and not logs
+
+
+async def test_busy_server_joins_two_chunks_per_frame_and_loses_none():
+    calls = [1]
+    s = await make_serializer(batching=LoadAdaptiveBatching(lambda: calls[0], busy_from=4))
+    chunks = [tone(0.02, freq=300 + 100 * i) for i in range(6)]
+    wire = [media(base64.b64encode(ulaw_encode(c)).decode()) for c in chunks]
+
+    quiet = [await s.deserialize(m) for m in wire[:2]]  # one call: every chunk is a frame
+    assert [len(f.audio) for f in quiet if isinstance(f, InputAudioRawFrame)] == [320, 320]
+
+    calls[0] = 4  # busy: two chunks per frame
+    busy = [await s.deserialize(m) for m in wire[2:]]
+    assert busy[0] is None and busy[2] is None
+    joined = b"".join(f.audio for f in busy if isinstance(f, InputAudioRawFrame))
+    assert len(joined) == 4 * 320  # nothing dropped, in order
+    expected = np.frombuffer(b"".join(chunks[2:]), "<i2")
+    assert np.corrcoef(np.frombuffer(joined, "<i2"), expected)[0, 1] > 0.99
+    assert not s.drops
+
+
+def test_batching_policies():
+    assert NoBatching().chunks_per_frame() == 1
+    active = [3]
+    policy = LoadAdaptiveBatching(lambda: active[0], busy_from=4)
+    assert policy.chunks_per_frame() == 1
+    active[0] = 9
+    assert policy.chunks_per_frame() == 2
 
 
 async def test_dtmf_marks_and_stop(logs):

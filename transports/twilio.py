@@ -37,6 +37,8 @@ from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPI
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
+from transports.input_batching import AudioChunkJoiner, BatchingPolicy, NoBatching
+
 TWILIO_SAMPLE_RATE = 8000
 MEDIA_ENCODING = "audio/x-mulaw"
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -300,6 +302,7 @@ class HardenedTwilioSerializer(TwilioFrameSerializer):
         params: TwilioFrameSerializer.InputParams | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         max_hang_up_wait_s: float = MAX_HANG_UP_WAIT_S,
+        batching: BatchingPolicy | None = None,
     ):
         """Initialise the serializer.
 
@@ -312,6 +315,7 @@ class HardenedTwilioSerializer(TwilioFrameSerializer):
             params: Base serializer parameters (``auto_hang_up`` etc.).
             max_message_bytes: Larger messages are dropped unread.
             max_hang_up_wait_s: Cap on waiting for buffered bot audio before hanging up.
+            batching: How many 20 ms media chunks make one audio frame (default: one).
         """
         super().__init__(
             stream_sid, call_sid, account_sid, auth_token, base_url=base_url, params=params
@@ -320,6 +324,7 @@ class HardenedTwilioSerializer(TwilioFrameSerializer):
         self._max_hang_up_wait_s = max_hang_up_wait_s
         self._log_id = call_sid or stream_sid
         self._drops: Counter[str] = Counter()
+        self._joiner = AudioChunkJoiner(batching or NoBatching())
         self._playout_end = 0.0
         self._speech_playout_end = 0.0
         self.marks_received = 0
@@ -424,7 +429,10 @@ class HardenedTwilioSerializer(TwilioFrameSerializer):
         )
         if not pcm:
             return None
-        return InputAudioRawFrame(audio=pcm, num_channels=1, sample_rate=self._sample_rate)
+        audio = self._joiner.add(pcm)
+        if audio is None:
+            return None  # held for the next chunk (see transports/input_batching.py)
+        return InputAudioRawFrame(audio=audio, num_channels=1, sample_rate=self._sample_rate)
 
     def _dtmf(self, dtmf: object) -> Frame | None:
         digit = dtmf.get("digit") if isinstance(dtmf, dict) else None
@@ -468,6 +476,7 @@ def create_twilio_transport(
     rest_base_url: str | None,
     hang_up: bool,
     session_timeout_s: int = DEFAULT_SESSION_TIMEOUT_S,
+    batching: BatchingPolicy | None = None,
 ) -> FastAPIWebsocketTransport:
     """The transport for one Twilio call on an accepted stream WebSocket.
 
@@ -483,6 +492,7 @@ def create_twilio_transport(
         rest_base_url: Twilio REST API root; ``None`` for Twilio's own.
         hang_up: Hang the call up over REST when the pipeline ends.
         session_timeout_s: The call is ended (with hang-up) after this many seconds.
+        batching: How many 20 ms media chunks make one audio frame (default: one).
     """
     if hang_up and not (auth_token and (account_sid or start.account_sid)):
         raise ValueError("hang_up needs the Twilio account SID and auth token")
@@ -495,6 +505,7 @@ def create_twilio_transport(
         params=TwilioFrameSerializer.InputParams(
             twilio_sample_rate=TWILIO_SAMPLE_RATE, auto_hang_up=hang_up
         ),
+        batching=batching,
     )
     transport = FastAPIWebsocketTransport(
         websocket,
