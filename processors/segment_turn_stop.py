@@ -109,14 +109,17 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
     async def _discard_pending_end_of_turn(self) -> None:
         """Also drop a pending second look (the caller spoke again, or the turn ended)."""
         await super()._discard_pending_end_of_turn()
-        if self._second_look is not None:
-            task, self._second_look = self._second_look, None
-            await self.task_manager.cancel_task(task)
+        await self._cancel_second_look()
 
     async def cleanup(self) -> None:
         """Stop a pending second look."""
-        await self._discard_pending_end_of_turn()
+        await self._cancel_second_look()
         await super().cleanup()
+
+    async def _cancel_second_look(self) -> None:
+        if self._second_look is not None:
+            task, self._second_look = self._second_look, None
+            await self.task_manager.cancel_task(task)
 
     async def _reset(self) -> None:
         await super()._reset()

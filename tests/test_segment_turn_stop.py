@@ -9,18 +9,16 @@ import asyncio
 
 import numpy as np
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
-from pipecat.clocks.system_clock import SystemClock
 from pipecat.frames.frames import (
     InputAudioRawFrame,
     TranscriptionFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from pipecat.processors.frame_processor import FrameProcessorSetup
-from pipecat.utils.asyncio.task_manager import TaskManager
 
 from integrations.speech.stt import SegmentTranscribedFrame
 from processors.segment_turn_stop import SegmentTranscriptTurnStopStrategy
+from tests.support.turn_strategies import start_strategy
 
 RATE = 8000
 SECOND_LOOK = 0.1
@@ -48,21 +46,7 @@ def audio(seconds: float, level: int = 0) -> InputAudioRawFrame:
 async def make_strategy(verdicts: list[int], second_look: float = SECOND_LOOK):
     analyzer = ScriptedSmartTurn(verdicts)
     strategy = SegmentTranscriptTurnStopStrategy(turn_analyzer=analyzer, second_look_s=second_look)
-    await strategy.setup(
-        FrameProcessorSetup(
-            clock=SystemClock(),
-            task_manager=TaskManager(loop=asyncio.get_running_loop()),
-            pipeline_worker=None,
-            audio_in_sample_rate=RATE,
-        )
-    )
-    stopped: list[bool] = []
-
-    @strategy.event_handler("on_user_turn_stopped")
-    async def on_stopped(_strategy, *_args, **_kwargs):
-        stopped.append(True)
-
-    await strategy.handle_user_turn_started()
+    stopped = await start_strategy(strategy, audio_in_sample_rate=RATE)
     return strategy, analyzer, stopped
 
 

@@ -5,16 +5,14 @@ A complete, recognised request ends the turn after a short grace.
 
 import asyncio
 
-from pipecat.clocks.system_clock import SystemClock
 from pipecat.frames.frames import (
     TranscriptionFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from pipecat.processors.frame_processor import FrameProcessorSetup
-from pipecat.utils.asyncio.task_manager import TaskManager
 
 from processors.semantic_turn import SemanticCompletionStopStrategy
+from tests.support.turn_strategies import start_strategy
 
 
 async def make_strategy(grace=0.05):
@@ -22,19 +20,7 @@ async def make_strategy(grace=0.05):
     strategy = SemanticCompletionStopStrategy(
         lambda text: text.endswith("hours?"), grace_secs=grace
     )
-    setup = FrameProcessorSetup(
-        clock=SystemClock(),
-        task_manager=TaskManager(loop=asyncio.get_running_loop()),
-        pipeline_worker=None,
-    )
-    await strategy.setup(setup)
-    stopped: list[bool] = []
-
-    @strategy.event_handler("on_user_turn_stopped")
-    async def on_stopped(_strategy, *_args, **_kwargs):
-        stopped.append(True)
-
-    await strategy.handle_user_turn_started()
+    stopped = await start_strategy(strategy)
     return strategy, stopped, seen
 
 

@@ -66,8 +66,11 @@ class AudioChunkJoiner:
 
     def add(self, pcm: bytes) -> bytes | None:
         """Take one chunk; return a frame's audio when one is complete, else None."""
+        wanted = min(MAX_CHUNKS, self._policy.chunks_per_frame())
+        if not self._pending and wanted <= 1:
+            return pcm  # the common case on a quiet server: nothing to join
         self._pending.append(pcm)
-        if len(self._pending) < min(MAX_CHUNKS, max(1, self._policy.chunks_per_frame())):
+        if len(self._pending) < wanted:
             return None
         audio = b"".join(self._pending)
         self._pending.clear()
