@@ -17,6 +17,12 @@ finished questions it first called unfinished come out finished (callagent's lat
 bench at 8 kHz; see the README). Without the second look such a turn waits for the
 analyzer's maximum pause (about 1.2 s). Speech before the second look cancels it.
 
+The model runs in the background: the verdict at the pause is a task of its own, so the
+user aggregator goes on taking the caller's audio and transcripts while it runs. (Pipecat's
+strategy awaits it inside the aggregator's frame handling; with many calls on the cores
+an inference takes 0.3-0.7 s, the call's audio backs up behind it, and the transcript of
+the words just spoken arrives a second late -- the turn then ended on the STT safety net.)
+
 A turn whose every segment was transcribed without a single word (a cough, a noise,
 a "mhm" the model cannot spell) ends as soon as that is known, rather than after the
 user aggregator's 5 s stop timeout: the bot then goes on (see ``processors/barge_in.py``).
@@ -25,6 +31,7 @@ user aggregator's 5 s stop timeout: the bot then goes on (see ``processors/barge
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
@@ -60,6 +67,7 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         self._min_stt_wait_s = min_stt_wait_s
         self._second_look_s = second_look_s
         self._second_look: asyncio.Task[None] | None = None
+        self._verdict: asyncio.Task[None] | None = None
         self._untranscribed = 0
         self._words = False
         self.second_looks_complete = 0
@@ -86,11 +94,32 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         return await super().process_frame(frame)
 
     async def _handle_vad_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame) -> None:
-        await super()._handle_vad_user_stopped_speaking(frame)
+        """Start the model on the pause and return: frames keep flowing while it runs."""
+        self._vad_user_speaking = False
+        self._stop_secs = frame.stop_secs
+        self._vad_stopped = True
+        # The STT safety net counts from when the caller stopped, not from the verdict.
+        stt_deadline = frame.timestamp - frame.stop_secs + self._stt_timeout
+        await self._cancel_verdict()
+        self._verdict = self.task_manager.create_task(
+            self._await_verdict(stt_deadline), f"{self}::verdict"
+        )
+
+    async def _await_verdict(self, stt_deadline: float) -> None:
+        # Still cancellable here (by speech or the turn ending); not once it decides.
+        state, prediction = await self._turn_analyzer.analyze_end_of_turn()
+        self._verdict = None
+        await self._handle_prediction_result(prediction)
+        self._turn_complete = state is EndOfTurnState.COMPLETE
+        self._timeout_task = self.task_manager.create_task(
+            self._timeout_handler(max(0.0, stt_deadline - time.time())),
+            f"{self}::_timeout_handler",
+        )
         if not self._turn_complete and self._second_look_s > 0 and self._second_look is None:
             self._second_look = self.task_manager.create_task(
                 self._look_again(), f"{self}::second_look"
             )
+        await self._maybe_trigger_user_turn_stopped()
 
     async def _look_again(self) -> None:
         await asyncio.sleep(self._second_look_s)
@@ -107,14 +136,21 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
             await self._maybe_trigger_user_turn_stopped()
 
     async def _discard_pending_end_of_turn(self) -> None:
-        """Also drop a pending second look (the caller spoke again, or the turn ended)."""
+        """Also drop a pending verdict or second look (the caller spoke again; the turn ended)."""
         await super()._discard_pending_end_of_turn()
+        await self._cancel_verdict()
         await self._cancel_second_look()
 
     async def cleanup(self) -> None:
-        """Stop a pending second look."""
+        """Stop a pending verdict or second look."""
+        await self._cancel_verdict()
         await self._cancel_second_look()
         await super().cleanup()
+
+    async def _cancel_verdict(self) -> None:
+        if self._verdict is not None:
+            task, self._verdict = self._verdict, None
+            await self.task_manager.cancel_task(task)
 
     async def _cancel_second_look(self) -> None:
         if self._second_look is not None:

@@ -7,7 +7,8 @@ VAD has seen the pause and the transcript so far is something the agent
 confidently understands, the turn ends once the pause has lasted a short grace
 period (counted from the start of the pause, so a transcript that arrives late does
 not add its own wait on top). Whichever strategy decides first ends the turn; speech
-in the grace period cancels it.
+in the grace period cancels it. The check runs in a task of its own, so the user
+aggregator goes on taking the caller's audio meanwhile.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class SemanticCompletionStopStrategy(BaseUserTurnStopStrategy):
         elif isinstance(frame, TranscriptionFrame) and frame.text.strip():
             self._text.append(frame.text.strip())
             self._segment_transcribed = True
+            await self._disarm()  # the text grew: decide on all of it
             await self._maybe_arm()
         return ProcessFrameResult.CONTINUE
 
@@ -88,12 +90,14 @@ class SemanticCompletionStopStrategy(BaseUserTurnStopStrategy):
         if not self._paused or not self._segment_transcribed or self._timer is not None:
             return
         text = " ".join(self._text)
-        if await asyncio.to_thread(self._is_complete, text):
-            self._timer = self.task_manager.create_task(
-                self._end_after_grace(), "semantic_turn_end"
-            )
+        self._timer = self.task_manager.create_task(
+            self._end_if_complete(text), "semantic_turn_end"
+        )
 
-    async def _end_after_grace(self) -> None:
+    async def _end_if_complete(self, text: str) -> None:
+        if not await asyncio.to_thread(self._is_complete, text):
+            self._timer = None
+            return
         await asyncio.sleep(max(0.0, self._paused_at + self._grace_secs - time.monotonic()))
         self._timer = None
         await self.trigger_user_turn_stopped()

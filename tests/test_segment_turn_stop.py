@@ -6,6 +6,7 @@ uses.
 """
 
 import asyncio
+import threading
 
 import numpy as np
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
@@ -86,6 +87,7 @@ async def test_unfinished_twice_waits_on():
 async def test_speech_before_the_second_look_cancels_it():
     strategy, analyzer, stopped = await make_strategy([0, 1])
     await speak_and_pause(strategy)
+    await keep_quiet(strategy, 0.04)  # the pause's verdict (unfinished) is in
     await strategy.process_frame(VADUserStartedSpeakingFrame())
     await keep_quiet(strategy, SECOND_LOOK + 0.1)
     assert stopped == []
@@ -98,3 +100,61 @@ async def test_second_look_off():
     await keep_quiet(strategy, 0.25)
     assert stopped == []
     assert len(analyzer.seen_secs) == 1
+
+
+class HeldSmartTurn(ScriptedSmartTurn):
+    """A scripted Smart Turn whose inference waits until the test lets it finish."""
+
+    def __init__(self, verdicts: list[int]):
+        super().__init__(verdicts)
+        self.running = threading.Event()
+        self.release = threading.Event()
+
+    def _predict_endpoint(self, audio_array):
+        self.running.set()
+        self.release.wait(5)
+        return super()._predict_endpoint(audio_array)
+
+
+async def make_held_strategy(verdicts: list[int]):
+    analyzer = HeldSmartTurn(verdicts)
+    strategy = SegmentTranscriptTurnStopStrategy(turn_analyzer=analyzer, second_look_s=0)
+    stopped = await start_strategy(strategy, audio_in_sample_rate=RATE)
+    return strategy, analyzer, stopped
+
+
+async def test_frames_keep_flowing_while_the_model_decides():
+    strategy, analyzer, stopped = await make_held_strategy([1])
+    await strategy.process_frame(VADUserStartedSpeakingFrame())
+    for _ in range(50):
+        await strategy.process_frame(audio(0.02, level=8000))
+    # Returns while the inference is still running (it would hang here if awaited inline).
+    await asyncio.wait_for(strategy.process_frame(VADUserStoppedSpeakingFrame()), 2)
+    assert await asyncio.to_thread(analyzer.running.wait, 2)
+    await asyncio.wait_for(
+        strategy.process_frame(
+            TranscriptionFrame("When are you open?", "caller", "t", finalized=True)
+        ),
+        2,
+    )
+    await asyncio.wait_for(strategy.process_frame(SegmentTranscribedFrame(has_text=True)), 2)
+    assert strategy.untranscribed_segments == 0  # the transcript was taken meanwhile
+    assert stopped == []  # no verdict yet
+    analyzer.release.set()
+    await keep_quiet(strategy, 0.1)
+    assert stopped == [True]
+
+
+async def test_speech_while_the_model_decides_discards_its_verdict():
+    strategy, analyzer, stopped = await make_held_strategy([1])
+    await strategy.process_frame(VADUserStartedSpeakingFrame())
+    for _ in range(50):
+        await strategy.process_frame(audio(0.02, level=8000))
+    await strategy.process_frame(VADUserStoppedSpeakingFrame())
+    assert await asyncio.to_thread(analyzer.running.wait, 2)
+    await strategy.process_frame(TranscriptionFrame("Do you", "caller", "t", finalized=True))
+    await strategy.process_frame(SegmentTranscribedFrame(has_text=True))
+    await strategy.process_frame(VADUserStartedSpeakingFrame())  # the caller goes on
+    analyzer.release.set()
+    await keep_quiet(strategy, 0.1)
+    assert stopped == []  # "finished" was about a pause that is over

@@ -4,6 +4,7 @@ A complete, recognised request ends the turn after a short grace.
 """
 
 import asyncio
+import threading
 
 from pipecat.frames.frames import (
     TranscriptionFrame,
@@ -71,3 +72,24 @@ async def test_the_grace_counts_from_the_pause_not_from_a_late_transcript():
     await strategy.process_frame(transcript("What are your hours?"))
     await asyncio.sleep(0.1)  # 0.25 s after the pause began: the grace is over
     assert stopped
+
+
+async def test_the_check_runs_beside_the_frames_and_sees_all_the_text():
+    release = threading.Event()
+    checked: list[str] = []
+
+    def slow_check(text: str) -> bool:
+        release.wait(5)
+        checked.append(text)
+        return text.endswith("hours?")
+
+    strategy = SemanticCompletionStopStrategy(slow_check, grace_secs=0.05)
+    stopped = await start_strategy(strategy)
+    await strategy.process_frame(VADUserStoppedSpeakingFrame())
+    # Returns while the check is still running (it would hang here if awaited inline).
+    await asyncio.wait_for(strategy.process_frame(transcript("What are your")), 2)
+    await asyncio.wait_for(strategy.process_frame(transcript("opening hours?")), 2)
+    release.set()
+    await asyncio.sleep(0.2)
+    assert "What are your opening hours?" in checked
+    assert stopped == [True]
