@@ -13,11 +13,21 @@ caller, so babble interrupts the bot. :class:`PhoneVADAnalyzer`
   started, so soft syllables do not end a turn), the background being the median level of
   the last six seconds;
 - shares one Silero ONNX session between all calls (each call keeps its own recurrent
-  state), so a call no longer loads the model (about 60-100 ms and a few MB each).
+  state), so a call no longer loads the model (about 60-100 ms and a few MB each);
+- runs Silero only on audio that stands out of the background. Pipecat hands every
+  frame to the VAD's thread and waits for it; with many calls on busy cores each of those
+  hops waits its turn for a core (p95 38 ms, up to 230 ms, for 1 ms of work with twelve
+  calls), the caller's audio backs up in the user aggregator, and the transcript of the
+  words just spoken -- a data frame, which waits behind queued audio -- arrives late. While
+  the caller is quiet, audio the noise gate refuses anyway (the caller listening, the
+  pause after a question) is now scored on the event loop without the model; the model's
+  recurrent state starts afresh after such a stretch, as Pipecat's own reset after a quiet
+  spell does. Once the caller speaks, every window goes to the model as before.
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import math
 import threading
@@ -152,25 +162,68 @@ class PhoneVADAnalyzer(SileroVADAnalyzer):
         self._floor = NoiseFloor(window_s=floor_window_s, percentile=floor_percentile)
         self.gated_windows = 0
         """Windows Silero took for speech that the noise gate refused."""
+        self.unscored_windows = 0
+        """Windows the gate refused before the model ran (so it never did)."""
+        self._scored: deque[float] = deque()
+        self._model_idle = False
 
     @property
     def noise_floor_db(self) -> float:
         """The current background level estimate (dBFS)."""
         return self._floor.db
 
-    def voice_confidence(self, buffer: Any) -> float:
-        """Silero's confidence, or 0 for a window that does not stand out of the background."""
-        confidence = float(np.asarray(super().voice_confidence(buffer)).reshape(-1)[0])
+    async def analyze_audio(self, buffer: bytes) -> VADState:
+        """Score the windows that stand out in Silero's thread and everything else here."""
         if not self._noise_gate:
-            return confidence
-        level = level_db(bytes(buffer))
+            return await super().analyze_audio(buffer)
+        size = self._vad_frames_num_bytes
+        pending = self._vad_buffer + buffer
+        windows = [pending[i : i + size] for i in range(0, len(pending) - size + 1, size)]
+        loud = [self._stands_out(window) for window in windows]
+        # Only while the caller is quiet: mid-utterance the model keeps its running state.
+        if any(loud) or self._vad_state is not VADState.QUIET:
+            loop = asyncio.get_running_loop()
+            scores = await loop.run_in_executor(self._executor, self._score, windows, loud)
+        else:
+            scores = [0.0] * len(windows)
+            self.unscored_windows += len(windows)
+            self._model_idle = self._model_idle or bool(windows)
+        self._scored.extend(scores)
+        return self._run_analyzer(buffer)
+
+    def voice_confidence(self, buffer: Any) -> float:
+        """The window's confidence: worked out by :meth:`analyze_audio`, else here."""
+        if self._scored:
+            return self._scored.popleft()
+        return self._score([bytes(buffer)], [self._stands_out(bytes(buffer))])[0]
+
+    def _stands_out(self, window: bytes) -> bool:
+        """Whether a window is far enough above the background to be the caller's speech.
+
+        Feeds the background estimate (unless the caller is speaking), so call it once per
+        window, in order. Within one buffer the caller's speaking state cannot change
+        between windows (Pipecat's analyzer moves to or from speaking after the last one).
+        """
+        level = level_db(window)
         seconds = self.num_frames_required() / (self.sample_rate or 8000)
         speaking = self._vad_state in (VADState.SPEAKING, VADState.STOPPING)
         # The caller's own speech must not raise the background estimate.
         floor = self._floor.db if speaking else self._floor.update(level, seconds)
         margin = self._hold_margin_db if speaking else self._start_margin_db
-        if level < floor + margin:
+        return level >= floor + margin
+
+    def _score(self, windows: list[bytes], loud: list[bool]) -> list[float]:
+        """Silero's confidence per window, 0 for the windows that do not stand out."""
+        if self._model_idle:
+            self._model.reset_states()  # it skipped the quiet stretch: start afresh
+            self._model_idle = False
+        scores: list[float] = []
+        for window, stands_out in zip(windows, loud, strict=True):
+            confidence = float(np.asarray(super().voice_confidence(window)).reshape(-1)[0])
+            if not self._noise_gate or stands_out:
+                scores.append(confidence)
+                continue
             if confidence >= self._params.confidence:
                 self.gated_windows += 1
-            return 0.0
-        return confidence
+            scores.append(0.0)
+        return scores
