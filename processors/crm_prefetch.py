@@ -3,7 +3,10 @@
 The lookup starts when the pipeline is set up (before the first frame), from the caller
 identity the transport gave (Twilio ``From``, WebRTC ``?caller=``, Daily dial-in caller id)
 or later from a :class:`~processors.frames.CallerIdentityFrame` or an RTVI client message
-``caller-identity`` (browser clients). Nothing waits for it: the
+``caller-identity`` (browser clients). Only the greeting waits for it, and briefly: a
+greeting that comes while the lookup is in flight is held up to ``greeting_wait_ms``
+(150 ms by default; a local CRM answers in 10-30 ms) so the caller is greeted by name
+rather than by whichever task the event loop happened to run first. Otherwise the
 record is pushed downstream as a :class:`~processors.frames.CallerRecordFrame` the moment
 it arrives (and added to the LLM context). Past the budget (500 ms by default) the call
 goes on without it, and a late answer is still used when it comes. The latency is logged
@@ -35,12 +38,14 @@ from processors.frames import (
     CallerRecordFrame,
     CrmAction,
     CrmUpdateFrame,
+    GreetingFrame,
     NLUResultFrame,
     PrefetchStatus,
     TransferResultFrame,
 )
 
 DEFAULT_BUDGET_MS = 500.0
+GREETING_WAIT_MS = 150.0
 IDENTITY_MESSAGE = "caller-identity"
 """RTVI client message (``{"t": "caller-identity", "d": {"caller": ...}}``) naming the caller."""
 MAX_LOOKUP_S = 10.0
@@ -61,6 +66,7 @@ class CrmPrefetchProcessor(FrameProcessor):
         *,
         call_id: str,
         budget_ms: float = DEFAULT_BUDGET_MS,
+        greeting_wait_ms: float = GREETING_WAIT_MS,
         context: LLMContext | None = None,
         **kwargs: Any,
     ):
@@ -71,6 +77,7 @@ class CrmPrefetchProcessor(FrameProcessor):
             caller: The caller's identity, if known at call start. Never logged.
             call_id: For log lines.
             budget_ms: How long the call is willing to wait before going on without.
+            greeting_wait_ms: How long a greeting waits for a lookup in flight.
             context: The call's LLM context; the record is added to it as a system note.
             **kwargs: Passed to ``FrameProcessor``.
         """
@@ -79,6 +86,9 @@ class CrmPrefetchProcessor(FrameProcessor):
         self._caller = caller
         self._call_id = call_id
         self._budget_ms = budget_ms
+        self._greeting_wait_ms = greeting_wait_ms
+        self._held_greeting: GreetingFrame | None = None
+        self._greeting_timer: asyncio.Task[None] | None = None
         self._context = context
         self._lookup: asyncio.Task[None] | None = None
         self._budget_timer: asyncio.Task[None] | None = None
@@ -107,7 +117,7 @@ class CrmPrefetchProcessor(FrameProcessor):
     async def cleanup(self) -> None:
         """Stop a lookup still in flight."""
         await super().cleanup()
-        for task in (self._lookup, self._budget_timer):
+        for task in (self._lookup, self._budget_timer, self._greeting_timer):
             if task is not None and not task.done():
                 task.cancel()
 
@@ -119,6 +129,12 @@ class CrmPrefetchProcessor(FrameProcessor):
             self._started = True
             if self._ready is not None:
                 await self._deliver(self._ready)
+            return
+        if isinstance(frame, GreetingFrame) and self._lookup_in_flight():
+            self._held_greeting = frame
+            self._greeting_timer = asyncio.get_running_loop().create_task(
+                self._release_greeting_after(self._greeting_wait_ms / 1000)
+            )
             return
         if isinstance(frame, CallerIdentityFrame):
             if frame.caller and self._lookup is None:
@@ -194,6 +210,24 @@ class CrmPrefetchProcessor(FrameProcessor):
         if frame.record is not None and self._context is not None:
             self._context.add_message({"role": "system", "content": context_note(frame.record)})
         await self.push_frame(frame)
+        await self._release_greeting()
+
+    def _lookup_in_flight(self) -> bool:
+        return self._lookup is not None and self.latency_ms is None
+
+    async def _release_greeting_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self._greeting_timer = None
+        await self._release_greeting()
+
+    async def _release_greeting(self) -> None:
+        greeting, self._held_greeting = self._held_greeting, None
+        if greeting is None:
+            return
+        if self._greeting_timer is not None:
+            timer, self._greeting_timer = self._greeting_timer, None
+            timer.cancel()
+        await self.push_frame(greeting)
 
     # Write-backs
 

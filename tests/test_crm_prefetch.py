@@ -88,6 +88,14 @@ async def test_fast_crm_greets_by_name(agent):
     assert prefetch.latency_ms is not None and prefetch.latency_ms < 500
 
 
+async def test_a_greeting_that_comes_first_waits_briefly_for_the_record(agent):
+    _, pipeline = call(agent, FakeCRM(delay_s=0.06))
+    down, _ = await run_test(pipeline, frames_to_send=[GreetingFrame(), SleepFrame(0.3)])
+    kinds = [type(f).__name__ for f in down if isinstance(f, TTSSpeakFrame | CallerRecordFrame)]
+    assert kinds == ["CallerRecordFrame", "TTSSpeakFrame"]
+    assert spoken(down)[0].startswith("Hi Maria,")
+
+
 async def test_slow_crm_does_not_delay_the_greeting_and_a_late_record_is_still_used(agent):
     prefetch, pipeline = call(agent, FakeCRM(delay_s=0.8), budget_ms=300)
     down, _ = await run_test(
