@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from loguru import logger
@@ -84,6 +85,11 @@ class CallSpec:
 UNHEARD_TURN_NOTE = "The caller spoke, but nothing they said was recognised."
 
 
+def _busy_from(runtime: Runtime, calls: int) -> Callable[[], bool] | None:
+    """True while ``calls`` or more calls run on the runtime (None when ``calls`` is 0: never)."""
+    return (lambda: runtime.active_calls >= calls) if calls > 0 else None
+
+
 def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> PipelineWorker:
     """Build the pipeline worker for one call (nothing runs until it is started)."""
     agent = runtime.agent
@@ -100,6 +106,9 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
                     SegmentTranscriptTurnStopStrategy(
                         turn_analyzer=make_turn_analyzer(runtime),
                         second_look_s=runtime.settings.turn_second_look_secs,
+                        model_after_transcript=_busy_from(
+                            runtime, runtime.settings.turn_model_after_transcript_from_calls
+                        ),
                     ),
                     SemanticCompletionStopStrategy(
                         is_complete,
@@ -239,7 +248,9 @@ async def run_call(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -
     runner = WorkerRunner(handle_sigint=False, check_dangling_tasks=False)
     await runner.add_workers(worker)
     logger.info(f"call {spec.call_id}: started ({spec.transport_kind}, {spec.sample_rate_in} Hz)")
+    runtime.active_calls += 1
     try:
         await runner.run()
     finally:
+        runtime.active_calls -= 1
         logger.info(f"call {spec.call_id}: ended")

@@ -48,6 +48,8 @@ class Runtime:
     call_events: CallEventBus | None = None
     """Live calls' turn events for operators and simulators (None: not published)."""
     """Hand-offs in flight (whisper and transfer-status callbacks find them here)."""
+    active_calls: int = 0
+    """Calls running on this runtime now (kept by :func:`bot.pipeline.run_call`)."""
 
     @classmethod
     def load(cls, settings: Settings) -> Runtime:

@@ -133,6 +133,13 @@ class Settings:
         "When the end-of-turn model calls a pause unfinished, ask it again after this much "
         "more silence (s) instead of waiting for the longest pause (0 = never).",
     )
+    turn_model_after_transcript_from_calls: int = _setting(
+        "CALLAGENT_TURN_MODEL_AFTER_TRANSCRIPT_FROM_CALLS",
+        6,
+        "From this many simultaneous calls on, Smart Turn waits for the pause's transcript "
+        "and runs only if the transcript is not already a request the agent understands "
+        "(saves an inference per understood turn when the cores are busy); 0 = never.",
+    )
     audio_batch_from_calls: int = _setting(
         "CALLAGENT_AUDIO_BATCH_FROM_CALLS",
         4,
@@ -399,6 +406,11 @@ class Settings:
             p.append(
                 "CALLAGENT_SEMANTIC_TURN_GRACE_SECS must be between 0 and "
                 "CALLAGENT_TURN_MAX_PAUSE_SECS (default 0.2)."
+            )
+        if self.turn_model_after_transcript_from_calls < 0:
+            p.append(
+                "CALLAGENT_TURN_MODEL_AFTER_TRANSCRIPT_FROM_CALLS must be 0 (never) or a "
+                "number of calls."
             )
         if self.audio_batch_from_calls < 0:
             p.append("CALLAGENT_AUDIO_BATCH_FROM_CALLS must be 0 (never) or a number of calls.")

@@ -23,6 +23,12 @@ strategy awaits it inside the aggregator's frame handling; with many calls on th
 an inference takes 0.3-0.7 s, the call's audio backs up behind it, and the transcript of
 the words just spoken arrives a second late -- the turn then ended on the STT safety net.)
 
+When the cores are busy (``model_after_transcript`` says so: from a number of calls on),
+the model waits for the pause's transcript instead of running at once: the semantic stop
+strategy beside it ends a turn whose transcript is a request the agent understands, and
+then the inference is never needed. Only if the turn is still open ``transcript_grace_s``
+after the last transcript does the model run. On a quiet server nothing changes.
+
 A turn whose every segment was transcribed without a single word (a cough, a noise,
 a "mhm" the model cannot spell) ends as soon as that is known, rather than after the
 user aggregator's 5 s stop timeout: the bot then goes on (see ``processors/barge_in.py``).
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
@@ -43,6 +50,7 @@ from integrations.speech.stt import SegmentTranscribedFrame
 
 MIN_STT_WAIT_S = 1.0
 SECOND_LOOK_S = 0.2
+TRANSCRIPT_GRACE_S = 0.1
 
 
 class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
@@ -53,6 +61,8 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         *,
         min_stt_wait_s: float = MIN_STT_WAIT_S,
         second_look_s: float = SECOND_LOOK_S,
+        model_after_transcript: Callable[[], bool] | None = None,
+        transcript_grace_s: float = TRANSCRIPT_GRACE_S,
         **kwargs: Any,
     ):
         """Create the strategy.
@@ -61,6 +71,10 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
             min_stt_wait_s: Least time the safety net waits for a missing transcript.
             second_look_s: After an "unfinished" verdict at the pause, run the model again
                 once the pause has lasted this much longer (0: never).
+            model_after_transcript: Asked at each pause; True: the model waits for the
+                transcript (None: it never does).
+            transcript_grace_s: How long after the last transcript a waiting model starts
+                (the time the semantic check has to end an understood turn first).
             **kwargs: As for ``TurnAnalyzerUserTurnStopStrategy``.
         """
         super().__init__(**kwargs)
@@ -68,6 +82,12 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         self._second_look_s = second_look_s
         self._second_look: asyncio.Task[None] | None = None
         self._verdict: asyncio.Task[None] | None = None
+        self._model_after_transcript = model_after_transcript
+        self._transcript_grace_s = transcript_grace_s
+        self._deferred_deadline: float | None = None
+        """The STT deadline of a pause whose verdict waits for the transcript."""
+        self.models_skipped = 0
+        """Pauses whose verdict waited for the transcript and was never needed."""
         self._untranscribed = 0
         self._words = False
         self.second_looks_complete = 0
@@ -89,6 +109,7 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
             if not self._untranscribed and not self._words and not self._vad_user_speaking:
                 await self.trigger_user_turn_stopped()  # nothing but noise: an empty turn
             else:
+                await self._maybe_start_deferred_verdict()
                 await self._maybe_trigger_user_turn_stopped()
             return result
         return await super().process_frame(frame)
@@ -101,9 +122,29 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         # The STT safety net counts from when the caller stopped, not from the verdict.
         stt_deadline = frame.timestamp - frame.stop_secs + self._stt_timeout
         await self._cancel_verdict()
+        if self._model_after_transcript is not None and self._model_after_transcript():
+            self._deferred_deadline = stt_deadline
+            self.models_skipped += 1  # until the model does run (see below)
+            return
         self._verdict = self.task_manager.create_task(
             self._await_verdict(stt_deadline), f"{self}::verdict"
         )
+
+    async def _maybe_start_deferred_verdict(self) -> None:
+        deadline = self._deferred_deadline
+        if deadline is None or self._untranscribed or self._vad_user_speaking:
+            return
+        self._deferred_deadline = None
+        if self._turn_complete:
+            return  # the longest pause has passed meanwhile: no verdict needed
+        self._verdict = self.task_manager.create_task(
+            self._verdict_after_grace(deadline), f"{self}::verdict"
+        )
+
+    async def _verdict_after_grace(self, stt_deadline: float) -> None:
+        await asyncio.sleep(self._transcript_grace_s)
+        self.models_skipped -= 1  # the turn is still open: the model is needed after all
+        await self._await_verdict(stt_deadline)
 
     async def _await_verdict(self, stt_deadline: float) -> None:
         # Still cancellable here (by speech or the turn ending); not once it decides.
@@ -138,6 +179,7 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
     async def _discard_pending_end_of_turn(self) -> None:
         """Also drop a pending verdict or second look (the caller spoke again; the turn ended)."""
         await super()._discard_pending_end_of_turn()
+        self._deferred_deadline = None
         await self._cancel_verdict()
         await self._cancel_second_look()
 

@@ -158,3 +158,64 @@ async def test_speech_while_the_model_decides_discards_its_verdict():
     analyzer.release.set()
     await keep_quiet(strategy, 0.1)
     assert stopped == []  # "finished" was about a pause that is over
+
+
+async def make_busy_strategy(verdicts: list[int], busy: bool = True):
+    analyzer = ScriptedSmartTurn(verdicts)
+    strategy = SegmentTranscriptTurnStopStrategy(
+        turn_analyzer=analyzer,
+        second_look_s=0,
+        model_after_transcript=lambda: busy,
+        transcript_grace_s=0.05,
+    )
+    stopped = await start_strategy(strategy, audio_in_sample_rate=RATE)
+    return strategy, analyzer, stopped
+
+
+async def pause_without_transcript(strategy) -> None:
+    await strategy.process_frame(VADUserStartedSpeakingFrame())
+    for _ in range(50):
+        await strategy.process_frame(audio(0.02, level=8000))
+    await strategy.process_frame(VADUserStoppedSpeakingFrame())
+
+
+async def test_when_busy_the_model_waits_for_the_transcript_then_decides():
+    strategy, analyzer, stopped = await make_busy_strategy([1])
+    await pause_without_transcript(strategy)
+    await keep_quiet(strategy, 0.1)
+    assert analyzer.seen_secs == []  # no inference before the transcript
+    await strategy.process_frame(TranscriptionFrame("Do you", "caller", "t", finalized=True))
+    await strategy.process_frame(SegmentTranscribedFrame(has_text=True))
+    await keep_quiet(strategy, 0.15)
+    assert len(analyzer.seen_secs) == 1 and stopped == [True]
+    assert strategy.models_skipped == 0
+
+
+async def test_when_busy_a_turn_ended_by_the_transcript_never_runs_the_model():
+    strategy, analyzer, stopped = await make_busy_strategy([1])
+    await pause_without_transcript(strategy)
+    await strategy.process_frame(
+        TranscriptionFrame("When are you open?", "caller", "t", finalized=True)
+    )
+    await strategy.process_frame(SegmentTranscribedFrame(has_text=True))
+    await strategy.handle_user_turn_stopped()  # the semantic strategy ended the turn
+    await keep_quiet(strategy, 0.15)
+    assert analyzer.seen_secs == []
+    assert strategy.models_skipped == 1
+
+
+async def test_when_busy_speech_before_the_transcript_drops_the_waiting_verdict():
+    strategy, analyzer, stopped = await make_busy_strategy([1])
+    await pause_without_transcript(strategy)
+    await strategy.process_frame(VADUserStartedSpeakingFrame())
+    await strategy.process_frame(TranscriptionFrame("Do you", "caller", "t", finalized=True))
+    await strategy.process_frame(SegmentTranscribedFrame(has_text=True))
+    await keep_quiet(strategy, 0.15)
+    assert analyzer.seen_secs == [] and stopped == []
+
+
+async def test_when_not_busy_the_model_runs_at_the_pause():
+    strategy, analyzer, stopped = await make_busy_strategy([1], busy=False)
+    await pause_without_transcript(strategy)
+    await keep_quiet(strategy, 0.1)
+    assert len(analyzer.seen_secs) == 1  # before any transcript
