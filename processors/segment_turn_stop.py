@@ -125,6 +125,7 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         if self._model_after_transcript is not None and self._model_after_transcript():
             self._deferred_deadline = stt_deadline
             self.models_skipped += 1  # until the model does run (see below)
+            self._start_safety_net(stt_deadline)  # for a transcript that never comes
             return
         self._verdict = self.task_manager.create_task(
             self._await_verdict(stt_deadline), f"{self}::verdict"
@@ -152,15 +153,19 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         self._verdict = None
         await self._handle_prediction_result(prediction)
         self._turn_complete = state is EndOfTurnState.COMPLETE
-        self._timeout_task = self.task_manager.create_task(
-            self._timeout_handler(max(0.0, stt_deadline - time.time())),
-            f"{self}::_timeout_handler",
-        )
+        self._start_safety_net(stt_deadline)
         if not self._turn_complete and self._second_look_s > 0 and self._second_look is None:
             self._second_look = self.task_manager.create_task(
                 self._look_again(), f"{self}::second_look"
             )
         await self._maybe_trigger_user_turn_stopped()
+
+    def _start_safety_net(self, stt_deadline: float) -> None:
+        if self._timeout_task is None:
+            self._timeout_task = self.task_manager.create_task(
+                self._timeout_handler(max(0.0, stt_deadline - time.time())),
+                f"{self}::_timeout_handler",
+            )
 
     async def _look_again(self) -> None:
         await asyncio.sleep(self._second_look_s)
