@@ -44,20 +44,36 @@ def audio(seconds: float, level: int = 0) -> InputAudioRawFrame:
     return InputAudioRawFrame(audio=pcm, sample_rate=RATE, num_channels=1)
 
 
-async def make_strategy(verdicts: list[int], second_look: float = SECOND_LOOK):
-    analyzer = ScriptedSmartTurn(verdicts)
-    strategy = SegmentTranscriptTurnStopStrategy(turn_analyzer=analyzer, second_look_s=second_look)
+async def make_strategy(
+    verdicts: list[int], second_look: float = SECOND_LOOK, *, analyzer_type=None, **kwargs
+):
+    analyzer = (analyzer_type or ScriptedSmartTurn)(verdicts)
+    strategy = SegmentTranscriptTurnStopStrategy(
+        turn_analyzer=analyzer, second_look_s=second_look, **kwargs
+    )
     stopped = await start_strategy(strategy, audio_in_sample_rate=RATE)
     return strategy, analyzer, stopped
 
 
-async def speak_and_pause(strategy, text: str = "Which insurance do you accept?") -> None:
+async def speak(strategy) -> None:
     await strategy.process_frame(VADUserStartedSpeakingFrame())
     for _ in range(50):  # one second of speech in 20 ms frames
         await strategy.process_frame(audio(0.02, level=8000))
-    await strategy.process_frame(VADUserStoppedSpeakingFrame())
+
+
+async def transcribed(strategy, text: str) -> None:
     await strategy.process_frame(TranscriptionFrame(text, "caller", "t", finalized=True))
     await strategy.process_frame(SegmentTranscribedFrame(has_text=True))
+
+
+async def pause_without_transcript(strategy) -> None:
+    await speak(strategy)
+    await strategy.process_frame(VADUserStoppedSpeakingFrame())
+
+
+async def speak_and_pause(strategy, text: str = "Which insurance do you accept?") -> None:
+    await pause_without_transcript(strategy)
+    await transcribed(strategy, text)
 
 
 async def keep_quiet(strategy, seconds: float) -> None:
@@ -117,17 +133,12 @@ class HeldSmartTurn(ScriptedSmartTurn):
 
 
 async def make_held_strategy(verdicts: list[int]):
-    analyzer = HeldSmartTurn(verdicts)
-    strategy = SegmentTranscriptTurnStopStrategy(turn_analyzer=analyzer, second_look_s=0)
-    stopped = await start_strategy(strategy, audio_in_sample_rate=RATE)
-    return strategy, analyzer, stopped
+    return await make_strategy(verdicts, 0, analyzer_type=HeldSmartTurn)
 
 
 async def test_frames_keep_flowing_while_the_model_decides():
     strategy, analyzer, stopped = await make_held_strategy([1])
-    await strategy.process_frame(VADUserStartedSpeakingFrame())
-    for _ in range(50):
-        await strategy.process_frame(audio(0.02, level=8000))
+    await speak(strategy)
     # Returns while the inference is still running (it would hang here if awaited inline).
     await asyncio.wait_for(strategy.process_frame(VADUserStoppedSpeakingFrame()), 2)
     assert await asyncio.to_thread(analyzer.running.wait, 2)
@@ -147,13 +158,9 @@ async def test_frames_keep_flowing_while_the_model_decides():
 
 async def test_speech_while_the_model_decides_discards_its_verdict():
     strategy, analyzer, stopped = await make_held_strategy([1])
-    await strategy.process_frame(VADUserStartedSpeakingFrame())
-    for _ in range(50):
-        await strategy.process_frame(audio(0.02, level=8000))
-    await strategy.process_frame(VADUserStoppedSpeakingFrame())
+    await pause_without_transcript(strategy)
     assert await asyncio.to_thread(analyzer.running.wait, 2)
-    await strategy.process_frame(TranscriptionFrame("Do you", "caller", "t", finalized=True))
-    await strategy.process_frame(SegmentTranscribedFrame(has_text=True))
+    await transcribed(strategy, "Do you")
     await strategy.process_frame(VADUserStartedSpeakingFrame())  # the caller goes on
     analyzer.release.set()
     await keep_quiet(strategy, 0.1)
@@ -161,22 +168,9 @@ async def test_speech_while_the_model_decides_discards_its_verdict():
 
 
 async def make_busy_strategy(verdicts: list[int], busy: bool = True):
-    analyzer = ScriptedSmartTurn(verdicts)
-    strategy = SegmentTranscriptTurnStopStrategy(
-        turn_analyzer=analyzer,
-        second_look_s=0,
-        model_after_transcript=lambda: busy,
-        transcript_grace_s=0.05,
+    return await make_strategy(
+        verdicts, 0, model_after_transcript=lambda: busy, transcript_grace_s=0.05
     )
-    stopped = await start_strategy(strategy, audio_in_sample_rate=RATE)
-    return strategy, analyzer, stopped
-
-
-async def pause_without_transcript(strategy) -> None:
-    await strategy.process_frame(VADUserStartedSpeakingFrame())
-    for _ in range(50):
-        await strategy.process_frame(audio(0.02, level=8000))
-    await strategy.process_frame(VADUserStoppedSpeakingFrame())
 
 
 async def test_when_busy_the_model_waits_for_the_transcript_then_decides():
@@ -184,8 +178,7 @@ async def test_when_busy_the_model_waits_for_the_transcript_then_decides():
     await pause_without_transcript(strategy)
     await keep_quiet(strategy, 0.1)
     assert analyzer.seen_secs == []  # no inference before the transcript
-    await strategy.process_frame(TranscriptionFrame("Do you", "caller", "t", finalized=True))
-    await strategy.process_frame(SegmentTranscribedFrame(has_text=True))
+    await transcribed(strategy, "Do you")
     await keep_quiet(strategy, 0.15)
     assert len(analyzer.seen_secs) == 1 and stopped == [True]
     assert strategy.models_skipped == 0
@@ -194,10 +187,7 @@ async def test_when_busy_the_model_waits_for_the_transcript_then_decides():
 async def test_when_busy_a_turn_ended_by_the_transcript_never_runs_the_model():
     strategy, analyzer, stopped = await make_busy_strategy([1])
     await pause_without_transcript(strategy)
-    await strategy.process_frame(
-        TranscriptionFrame("When are you open?", "caller", "t", finalized=True)
-    )
-    await strategy.process_frame(SegmentTranscribedFrame(has_text=True))
+    await transcribed(strategy, "When are you open?")
     await strategy.handle_user_turn_stopped()  # the semantic strategy ended the turn
     await keep_quiet(strategy, 0.15)
     assert analyzer.seen_secs == []
@@ -208,8 +198,7 @@ async def test_when_busy_speech_before_the_transcript_drops_the_waiting_verdict(
     strategy, analyzer, stopped = await make_busy_strategy([1])
     await pause_without_transcript(strategy)
     await strategy.process_frame(VADUserStartedSpeakingFrame())
-    await strategy.process_frame(TranscriptionFrame("Do you", "caller", "t", finalized=True))
-    await strategy.process_frame(SegmentTranscribedFrame(has_text=True))
+    await transcribed(strategy, "Do you")
     await keep_quiet(strategy, 0.15)
     assert analyzer.seen_secs == [] and stopped == []
 
