@@ -426,6 +426,50 @@ def test_the_phone_vad_hears_a_short_yes_and_ignores_babble():
     assert speaking_windows(b"".join(babble.chunk(i) for i in range(1500))) == 0
 
 
+@pytest.mark.parametrize(
+    ("seed", "question"),
+    [
+        (4, "Can I register as a new patient?"),
+        (4, "Do you treat kids?"),
+        (10, "What are your hours?"),
+    ],
+)
+def test_the_phone_vad_hears_a_question_in_babble_after_a_quiet_stretch(seed, question):
+    """The call path (``analyze_audio``) skips Silero on quiet audio; it must still hear
+    a question that follows seconds of babble (these three went unheard when the model
+    resumed without context)."""
+    from pipecat.audio.vad.vad_analyzer import VADParams, VADState
+
+    from integrations.speech import caller_voice
+    from integrations.speech.vad import PhoneVADAnalyzer
+
+    if caller_voice.engine() is None:
+        pytest.skip("needs flite or espeak-ng")
+    babble = BackgroundNoise.for_speech(NoiseSpec("babble", 10.0, seed=seed))
+    speech = normalize_active(caller_voice.synthesize(question))
+    speech += b"\x00" * (-len(speech) % 320)
+    lead_in = 300  # 6 s of babble: the greeting and the pause after it
+    chunks = [babble.chunk(i) for i in range(lead_in)]
+    for n, i in enumerate(range(0, len(speech), 320)):
+        mixed = np.frombuffer(speech[i : i + 320], "<i2").astype(np.int32)
+        mixed += np.frombuffer(babble.chunk(lead_in + n), "<i2")
+        chunks.append(np.clip(mixed, -32768, 32767).astype("<i2").tobytes())
+    speech_end = len(chunks)
+    chunks += [babble.chunk(speech_end + i) for i in range(100)]
+
+    async def speaking_chunks() -> list[int]:
+        vad = PhoneVADAnalyzer(
+            params=VADParams(confidence=0.7, start_secs=0.064, stop_secs=0.2, min_volume=0.6)
+        )
+        vad.set_sample_rate(8000)
+        states = [await vad.analyze_audio(chunk) for chunk in chunks]
+        return [i for i, state in enumerate(states) if state == VADState.SPEAKING]
+
+    speaking = asyncio.run(speaking_chunks())
+    assert any(lead_in <= i <= speech_end for i in speaking)
+    assert not any(i < lead_in for i in speaking)
+
+
 @pytest.mark.parametrize("percentile", [50.0, 20.0, 90.0])
 def test_the_noise_floor_is_numpys_percentile_of_the_recent_windows(percentile):
     from integrations.speech.vad import MIN_FLOOR_DB, NoiseFloor

@@ -20,9 +20,13 @@ caller, so babble interrupts the bot. :class:`PhoneVADAnalyzer`
   calls), the caller's audio backs up in the user aggregator, and the transcript of the
   words just spoken -- a data frame, which waits behind queued audio -- arrives late. While
   the caller is quiet, audio the noise gate refuses anyway (the caller listening, the
-  pause after a question) is now scored on the event loop without the model; the model's
-  recurrent state starts afresh after such a stretch, as Pipecat's own reset after a quiet
-  spell does. Once the caller speaks, every window goes to the model as before.
+  pause after a question) is now scored on the event loop without the model, once nothing
+  has stood out for half a second (between the peaks of a noisy background the model keeps
+  running). When audio stands out again the model starts afresh, as Pipecat's own reset
+  after a quiet spell does, and first hears the last 256 ms it skipped: a recurrent model
+  needs that context, and without it questions asked into 10 dB babble went unheard (3 of
+  60, each answered only by the "are you still there?" prompt 8 s later). Once the caller
+  speaks, every window goes to the model as before.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
 
 DEFAULT_VOLUME_SMOOTHING = 0.5
+DEFAULT_PREROLL_WINDOWS = 8
+"""256 ms of context replayed to Silero when it resumes after skipped audio."""
+DEFAULT_HANGOVER_WINDOWS = 16
+"""Silero keeps scoring for 512 ms after the last window that stood out."""
 MIN_FLOOR_DB = -60.0
 """The floor never goes below this (dBFS): digital silence is not a background level."""
 
@@ -133,6 +141,8 @@ class PhoneVADAnalyzer(SileroVADAnalyzer):
         floor_window_s: float = 6.0,
         floor_percentile: float = 50.0,
         share_session: bool = True,
+        preroll_windows: int = DEFAULT_PREROLL_WINDOWS,
+        hangover_windows: int = DEFAULT_HANGOVER_WINDOWS,
     ):
         """Create the analyzer for one call.
 
@@ -147,6 +157,10 @@ class PhoneVADAnalyzer(SileroVADAnalyzer):
             floor_window_s: How much recent audio the background level is taken over.
             floor_percentile: Which percentile of its window levels the background is.
             share_session: Use the process-wide Silero session (else load one).
+            preroll_windows: How many of the latest skipped windows the model hears
+                (unscored) before it scores again after a quiet stretch.
+            hangover_windows: How many windows after the last one that stood out the
+                model still scores (a quiet stretch is only skipped after these).
         """
         if share_session:
             VADAnalyzer.__init__(self, sample_rate=sample_rate, params=params)
@@ -166,6 +180,10 @@ class PhoneVADAnalyzer(SileroVADAnalyzer):
         """Windows the gate refused before the model ran (so it never did)."""
         self._scored: deque[float] = deque()
         self._model_idle = False
+        self._hangover = hangover_windows
+        self._windows_since_loud = 0
+        self._preroll: deque[bytes] = deque(maxlen=preroll_windows)
+        """The latest windows the model skipped: replayed to it before it scores again."""
 
     @property
     def noise_floor_db(self) -> float:
@@ -180,14 +198,22 @@ class PhoneVADAnalyzer(SileroVADAnalyzer):
         pending = self._vad_buffer + buffer
         windows = [pending[i : i + size] for i in range(0, len(pending) - size + 1, size)]
         loud = [self._stands_out(window) for window in windows]
-        # Only while the caller is quiet: mid-utterance the model keeps its running state.
-        if any(loud) or self._vad_state is not VADState.QUIET:
+        if any(loud):
+            self._windows_since_loud = 0
+        else:
+            self._windows_since_loud += len(windows)
+        # Only while the caller is quiet, and has been for a moment: mid-utterance, and
+        # between the peaks of a noisy background, the model keeps its running state.
+        if self._windows_since_loud <= self._hangover or self._vad_state is not VADState.QUIET:
             loop = asyncio.get_running_loop()
-            scores = await loop.run_in_executor(self._executor, self._score, windows, loud)
+            preroll = list(self._preroll) if self._model_idle else []
+            self._preroll.clear()
+            scores = await loop.run_in_executor(self._executor, self._score, windows, loud, preroll)
         else:
             scores = [0.0] * len(windows)
             self.unscored_windows += len(windows)
             self._model_idle = self._model_idle or bool(windows)
+            self._preroll.extend(windows)
         self._scored.extend(scores)
         return self._run_analyzer(buffer)
 
@@ -212,11 +238,20 @@ class PhoneVADAnalyzer(SileroVADAnalyzer):
         margin = self._hold_margin_db if speaking else self._start_margin_db
         return level >= floor + margin
 
-    def _score(self, windows: list[bytes], loud: list[bool]) -> list[float]:
-        """Silero's confidence per window, 0 for the windows that do not stand out."""
+    def _score(
+        self, windows: list[bytes], loud: list[bool], preroll: list[bytes] | None = None
+    ) -> list[float]:
+        """Silero's confidence per window, 0 for the windows that do not stand out.
+
+        After a quiet stretch the model starts afresh and first hears ``preroll``, the
+        audio just before (unscored): a recurrent model needs a few windows of context,
+        and without them the onset of speech in babble scored too low to count.
+        """
         if self._model_idle:
             self._model.reset_states()  # it skipped the quiet stretch: start afresh
             self._model_idle = False
+            for window in preroll or ():
+                super().voice_confidence(window)
         scores: list[float] = []
         for window, stands_out in zip(windows, loud, strict=True):
             confidence = float(np.asarray(super().voice_confidence(window)).reshape(-1)[0])
