@@ -14,8 +14,9 @@ conversion into float weights (about 4x faster decoding); the decoder's matrix
 weights are then stored as 8-bit blocks again (``MatMulNBits``), because a
 decoding step reads every weight once and streaming 165 MB of float weights per
 token made it memory-bound: 19 -> 11 ms per token, same transcripts on the bench
-sentences (~190 MB on disk). Later loads read the cache. See
-:func:`optimized_models`.
+sentences. The encoder's matrix products run in int8 with activations quantised
+on the fly (``MatMulInteger``): 53 -> 32 ms for 2 s of audio (~140 MB on disk in
+all). Later loads read the cache. See :func:`optimized_models`.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ _SILENCE_PEAK = 64 / 32768
 DECODER_WEIGHT_BITS = 8
 DECODER_WEIGHT_BLOCK = 32
 """The decoder's matrix weights are cached as symmetric 8-bit blocks of 32 values."""
+
+ENCODER_RECIPE = "dyn8"
+"""The encoder's matrix products run in int8 with dynamic activation scales."""
 
 _MAX_WINDOW_SAMPLES = 30 * MODEL_SAMPLE_RATE
 """Longer clips are transcribed in windows of this size (Moonshine is trained on short clips)."""
@@ -168,6 +172,8 @@ def _optimize(source: Path, target: Path, work_dir: Path) -> None:
     ort.InferenceSession(str(plain), options, providers=["CPUExecutionProvider"])
     if source.stem == _DECODER:
         _quantize_matrices(target)
+    else:
+        _quantize_activations(target, work_dir)
 
 
 def _quantize_matrices(path: Path) -> None:
@@ -196,6 +202,38 @@ def _quantize_matrices(path: Path) -> None:
     quantizer.model.save_model_to_file(str(path), use_external_data_format=False)
 
 
+def _quantize_activations(path: Path, work_dir: Path) -> None:
+    """Run a graph's matrix products in 8-bit integers (dynamic quantisation).
+
+    The encoder multiplies whole clips at once (tens of frames per matrix product), so
+    unlike the decoder it is bound by arithmetic: int8 weights with activations quantised
+    on the fly (``MatMulInteger``, one scale per tensor) make it about 40 % faster.
+    Per-channel weight scales were slower and no more accurate here. Word error rate on
+    112 call-centre clips in four voices after the phone channel: 11.1 % -> 11.4 %, no
+    empty transcripts (see ``callagent bench speech`` for the packaged set).
+    """
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantized = work_dir / f"{path.stem}.int8.onnx"
+    quantizer_logger = logging.getLogger()
+    level = quantizer_logger.level
+    quantizer_logger.setLevel(logging.ERROR)  # it warns about every tensor it cannot type
+    try:
+        quantize_dynamic(
+            str(path),
+            str(quantized),
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul"],
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+    finally:
+        quantizer_logger.setLevel(level)
+    os.replace(quantized, path)
+
+
 @contextlib.contextmanager
 def _exclusive(lock_path: Path) -> Iterator[None]:
     """Hold an advisory lock on ``lock_path`` (so one process builds the cache)."""
@@ -214,7 +252,10 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
 
 def cache_key(*sources: Path) -> str:
     """The cache folder's name: onnxruntime version, source digest and build recipe."""
-    return f"base-en-ort{ort.__version__}-{_file_digest(*sources)}-q{DECODER_WEIGHT_BITS}"
+    return (
+        f"base-en-ort{ort.__version__}-{_file_digest(*sources)}"
+        f"-q{DECODER_WEIGHT_BITS}-e{ENCODER_RECIPE}"
+    )
 
 
 def optimized_models(model_dir: Path, cache_dir: Path) -> tuple[Path, Path]:
@@ -256,7 +297,7 @@ def optimized_models(model_dir: Path, cache_dir: Path) -> tuple[Path, Path]:
                 f"Moonshine: optimised {source.name} into the cache "
                 f"in {time.perf_counter() - started:.1f}s"
             )
-    # Builds for an older onnxruntime, model or recipe are dead weight (~350 MB each).
+    # Builds for an older onnxruntime, model or recipe are dead weight (~150 MB each).
     for stale in cache_dir.glob("base-en-*"):
         if stale != folder and stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
