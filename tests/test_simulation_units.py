@@ -470,6 +470,40 @@ def test_the_phone_vad_hears_a_question_in_babble_after_a_quiet_stretch(seed, qu
     assert not any(i < lead_in for i in speaking)
 
 
+def test_the_phone_vad_measures_loudness_only_for_windows_that_could_be_speech(monkeypatch):
+    """Loudness decides nothing for a window whose confidence failed: it is not measured
+    there (on the event loop it was a seventh of the work with sixteen calls)."""
+    from pipecat.audio import volume as pipecat_volume
+    from pipecat.audio.vad.vad_analyzer import VADParams, VADState
+
+    from integrations.speech import caller_voice
+    from integrations.speech.vad import PhoneVADAnalyzer
+
+    if caller_voice.engine() is None:
+        pytest.skip("needs flite or espeak-ng")
+    measured = 0
+    measure = pipecat_volume.calculate_audio_volume
+
+    def counting(audio, sample_rate):
+        nonlocal measured
+        measured += 1
+        return measure(audio, sample_rate)
+
+    monkeypatch.setattr(pipecat_volume, "calculate_audio_volume", counting)
+    speech = normalize_active(caller_voice.synthesize("I'd like to book a cleaning."))
+    pcm = b"\x00\x00" * 16000 + speech + b"\x00\x00" * 16000
+    vad = PhoneVADAnalyzer(params=VADParams(start_secs=0.064, stop_secs=0.2))
+    vad.set_sample_rate(8000)
+
+    async def feed() -> list[VADState]:
+        return [await vad.analyze_audio(pcm[i : i + 320]) for i in range(0, len(pcm), 320)]
+
+    states = asyncio.run(feed())
+    windows = len(pcm) // vad._vad_frames_num_bytes
+    assert VADState.SPEAKING in states and states[-1] == VADState.QUIET
+    assert 0 < measured < len(speech) // vad._vad_frames_num_bytes < windows
+
+
 @pytest.mark.parametrize("percentile", [50.0, 20.0, 90.0])
 def test_the_noise_floor_is_numpys_percentile_of_the_recent_windows(percentile):
     from integrations.speech.vad import MIN_FLOOR_DB, NoiseFloor
