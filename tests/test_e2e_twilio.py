@@ -207,3 +207,32 @@ async def test_goodbye_ends_the_call_with_a_rest_hang_up_after_the_farewell(live
     farewell = await live.transcribe(call.heard_audio(start - 0.1))
     assert has_any(farewell, "goodbye", "good bye", "great day"), farewell
     await live.wait_for_no_calls()
+
+
+async def test_latency_bench_tells_answers_from_other_replies(live):
+    """``bench latency`` checks what each reply said: the FAQ's answer counts as an
+    answer, the reply to a request the agent cannot serve does not."""
+    from bot.commands.bench import LatencyReport, ReplyCheck, measure_latency
+    from bot.simulation.replies import expected_replies
+
+    questions = ["what are your opening hours", "can you sing me a song"]
+    report = LatencyReport(url="live")
+    await measure_latency(
+        live.server.ws_url("/twilio/stream"),
+        [questions],
+        {q: voice(q) for q in questions},
+        auth_token=TOKEN,
+        reply_timeout_s=REPLY_TIMEOUT,
+        report=report,
+        progress=lambda _line: None,
+        replies=ReplyCheck(
+            expected_replies(live.runtime.agent),
+            lambda pcm: live.runtime.recognizer.transcribe(pcm, 8000),
+        ),
+    )
+    hours, song = report.turns
+    assert hours.answered is True and "monday" in (hours.reply or "").lower(), hours.reply
+    assert song.reply and song.answered is False
+    summary = report.summary()
+    assert (summary["replies_answering"], summary["replies_checked"]) == (1, 2)
+    await live.wait_for_no_calls()

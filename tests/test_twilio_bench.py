@@ -49,3 +49,24 @@ def test_server_latency_lines_are_collected_and_summarised():
     assert s["server"]["turns"] == 3 and s["server"]["p50_ms"] == 500.0
     assert s["server"]["stages_p50_ms"] == {"vad_stop": 200.0, "tts_ttfb": 80.5}
     assert report.to_json()["summary"] == s
+
+
+def test_a_reply_is_an_answer_when_it_starts_like_the_intents_response():
+    from bot.agent import load_agent
+    from bot.settings import REFERENCE_AGENT
+    from bot.simulation.replies import expected_replies, reply_answers
+
+    expected = expected_replies(load_agent(REFERENCE_AGENT))
+    hours = expected["what are your opening hours"]
+    heard = "We're open Monday to Friday from 8 in the morning to 6 in the evening"
+    assert reply_answers(heard, hours)
+    assert reply_answers(heard.replace("Friday", "fried egg"), hours)  # a word misheard
+    assert not reply_answers("Sorry, could you say that again?", hours)
+    assert not reply_answers("Did you mean our opening hours?", hours)
+    assert not reply_answers("", hours)
+    # a known caller's variant counts too, its {placeholders} left out
+    appointment = expected["when is my next appointment"]
+    assert len(appointment) == 2
+    assert reply_answers("I can't see an upcoming appointment for this number", appointment)
+    known = "Your next appointment is your cleaning on Friday with Dr Lee"
+    assert reply_answers(known, appointment)

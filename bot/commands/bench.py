@@ -27,6 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from bot.simulation.replies import (
+    REPLY_WINDOW_S,
+    answered_share,
+    expected_replies,
+    reply_answers,
+)
+
 QUESTIONS_PER_CALL = 5
 _SKIP_INTENTS = {"affirm", "deny", "goodbye"}
 _SERVER_LATENCY = re.compile(r"call (\w+): turn latency ([\d.]+) ms (\{.*\})")
@@ -97,6 +104,10 @@ class TurnResult:
     question: str
     latency_ms: float | None
     caller_speech_ms: float
+    reply: str | None = None
+    """The start of the bot's reply as heard at the phone (transcribed after the calls)."""
+    answered: bool | None = None
+    """Whether the reply was the answer the agent's file gives for the question's intent."""
 
 
 @dataclass
@@ -118,6 +129,10 @@ class LatencyReport:
             "unanswered": len(self.turns) - len(values),
         }
         out.update(_stats(values))
+        answering, checked = answered_share([t.answered for t in self.turns])
+        if checked:
+            out["replies_answering"] = answering
+            out["replies_checked"] = checked
         if self.server_turns:
             totals = [t["total_ms"] for t in self.server_turns]
             stages: dict[str, list[float]] = {}
@@ -294,13 +309,17 @@ async def measure_latency(
     report: LatencyReport,
     progress: Callable[[str], None] = print,
     background: Callable[[int], Any] | None = None,
+    replies: ReplyCheck | None = None,
 ) -> None:
     """Place the calls one after another and record each turn's latency at the phone.
 
     ``background(n)`` gives call ``n``'s background noise (see ``bot.simulation.noise``).
+    With ``replies``, the start of every reply is kept and, once the last call is over,
+    transcribed and checked against the answer expected for its question.
     """
     from transports.twilio_client import CallEndedError, TwilioCallEmulator
 
+    heard: list[tuple[TurnResult, bytes]] = []
     for n, questions in enumerate(calls, 1):
         noise = background(n) if background is not None else None
         call = TwilioCallEmulator(ws_url, auth_token=auth_token, background=noise)
@@ -319,14 +338,37 @@ async def measure_latency(
                     pass
                 latency = None if turn.latency_s is None else round(turn.latency_s * 1000, 1)
                 speech_ms = round((turn.caller_end_s - turn.caller_onset_s) * 1000, 1)
-                report.turns.append(TurnResult(n, question, latency, speech_ms))
+                result = TurnResult(n, question, latency, speech_ms)
+                report.turns.append(result)
                 shown = "no reply" if latency is None else f"{latency:.0f} ms"
                 progress(f"  call {n} turn {len(report.turns)}: {shown}")
                 await call.wait_for_bot_silence(1.0, timeout=reply_timeout_s * 2)
+                if turn.bot_audio_s is not None:
+                    start = turn.bot_audio_s
+                    heard.append((result, call.heard_audio(start, start + REPLY_WINDOW_S)))
         except (CallEndedError, TimeoutError) as e:
             progress(f"  call {n} ended early: {e}")
         finally:
             await call.hang_up()
+    if replies is not None and heard:
+        progress(f"checking {len(heard)} replies against the expected answers...")
+        await asyncio.to_thread(replies.check, heard)
+
+
+@dataclass
+class ReplyCheck:
+    """Transcribes heard replies and checks them against the expected answers."""
+
+    expected: dict[str, list[str]]
+    """Question -> the response(s) that answer it (:func:`expected_replies`)."""
+    transcribe: Callable[[bytes], str]
+    """16-bit 8 kHz mono PCM -> text."""
+
+    def check(self, heard: list[tuple[TurnResult, bytes]]) -> None:
+        """Fill in each turn's ``reply`` and ``answered``."""
+        for result, pcm in heard:
+            result.reply = self.transcribe(pcm)
+            result.answered = reply_answers(result.reply, self.expected.get(result.question, []))
 
 
 def run_latency(args: argparse.Namespace) -> int:
@@ -396,6 +438,7 @@ def run_latency(args: argparse.Namespace) -> int:
                 reply_timeout_s=args.reply_timeout,
                 report=report,
                 background=background,
+                replies=ReplyCheck(expected_replies(agent), _phone_transcriber()),
             )
         )
     finally:
@@ -407,6 +450,17 @@ def run_latency(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps(report.to_json(), indent=2))
         print(f"saved {args.json}")
     return 0
+
+
+def _phone_transcriber() -> Callable[[bytes], str]:
+    """Moonshine (the embedded recognizer), loaded on first use, for 8 kHz phone audio."""
+    from integrations.speech.audio import PHONE_SAMPLE_RATE
+    from integrations.speech.moonshine import MoonshineRecognizer
+
+    def transcribe(pcm: bytes) -> str:
+        return MoonshineRecognizer.shared().transcribe(pcm, PHONE_SAMPLE_RATE)
+
+    return transcribe
 
 
 def _collect_server_turn(line: str, report: LatencyReport) -> None:
@@ -439,6 +493,12 @@ def _print_report(report: LatencyReport) -> None:
         f"  p50 {ms(s['p50_ms'])}   p95 {ms(s['p95_ms'])}   max {ms(s['max_ms'])}   "
         f"mean {ms(s['mean_ms'])}"
     )
+    if "replies_checked" in s:
+        print(
+            f"  replies that answered the question: {s['replies_answering']}/"
+            f"{s['replies_checked']} (the others: clarifying questions, repair prompts, "
+            "hand-offs)"
+        )
     if report.greeting_ms:
         print(f"  greeting heard after connect: p50 {ms(float(np.median(report.greeting_ms)))}")
     server = s.get("server")
