@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -33,6 +34,7 @@ from pipecat.pipeline.worker import PipelineParams
 from pipecat.tests.utils import SleepFrame, run_test
 
 from integrations.speech.audio import PHONE_SAMPLE_RATE, phone_channel, resample_pcm16
+from integrations.speech.cache import CachingSynthesizer
 from integrations.speech.moonshine import MoonshineRecognizer
 from integrations.speech.stt import LocalSTTService
 from integrations.speech.tts import LocalTTSService, split_clauses
@@ -132,6 +134,36 @@ async def test_tts_speaks_at_the_pipeline_rate(synthesizer: PiperSynthesizer, ra
     assert of_type(down, TTSTextFrame)[0].text == "Hello, thanks for calling. How can I help?"
     ttfb = metrics_of(down, TTFBMetricsData, "LocalTTSService")
     assert ttfb and ttfb[0].value < 1.0  # first clause only
+
+
+async def test_a_cached_line_is_replayed_while_every_worker_thread_is_busy(
+    synthesizer: PiperSynthesizer,
+) -> None:
+    """Under load the worker threads are busy transcribing other calls; a line the clause
+    cache holds is replayed without waiting for one."""
+    line = "Thanks for calling. How can I help?"
+    cache = CachingSynthesizer(synthesizer)
+    cache.warm(split_clauses(line))
+    loop = asyncio.get_running_loop()
+    release = threading.Event()
+    busy = [loop.run_in_executor(None, release.wait) for _ in range(64)]
+    try:
+        down, _ = await asyncio.wait_for(
+            run_test(
+                LocalTTSService(synthesizer=cache),
+                frames_to_send=[TTSSpeakFrame(line)],
+                pipeline_params=PipelineParams(audio_out_sample_rate=PHONE_SAMPLE_RATE),
+            ),
+            timeout=20,
+        )
+    finally:
+        release.set()
+        await asyncio.gather(*busy)
+    audio = b"".join(f.audio for f in of_type(down, TTSAudioRawFrame))
+    clauses = [cache.cached(c, PHONE_SAMPLE_RATE) for c in split_clauses(line)]
+    assert all(clauses) and 1.0 < len(audio) / 2 / PHONE_SAMPLE_RATE < 4.0
+    assert audio.endswith(clauses[-1] or b"")  # the cached bytes, resampled once
+    assert cache.misses == 0
 
 
 async def test_tts_speaks_streamed_text(synthesizer: PiperSynthesizer) -> None:

@@ -59,3 +59,16 @@ class SpeechSynthesizer(Protocol):
 
         """
         ...
+
+
+@runtime_checkable
+class ReplayableSynthesizer(SpeechSynthesizer, Protocol):
+    """A synthesizer that can hand back audio it already holds, without blocking."""
+
+    def cached(self, text: str, sample_rate: int) -> bytes | None:
+        """The whole audio of ``text`` at ``sample_rate`` if it is at hand, else None.
+
+        Cheap enough to call on the event loop (no synthesis, at most one resampling of
+        a clause per rate).
+        """
+        ...

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 
 from loguru import logger
 
+from integrations.speech.audio import resample_pcm16
 from integrations.speech.base import SpeechSynthesizer
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -34,7 +35,8 @@ class CachingSynthesizer:
         """
         self._inner = synthesizer
         self._max_bytes = max_bytes
-        self._entries: OrderedDict[str, bytes] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        """(Clause, sample rate) -> audio: the engine's rate, and any rate it was replayed at."""
         self._size = 0
         self._lock = threading.Lock()
         self.hits = 0
@@ -45,9 +47,29 @@ class CachingSynthesizer:
         """The wrapped engine's output rate."""
         return self._inner.sample_rate
 
+    def cached(self, text: str, sample_rate: int) -> bytes | None:
+        """The cached clause at ``sample_rate`` (no synthesis, no thread), or None.
+
+        A replay at another rate than the engine's is resampled once and kept, so the
+        calls of a phone line (8 kHz) replay the same bytes without converting them.
+        """
+        key = _key(text)
+        with self._lock:
+            audio = self._entries.get((key, sample_rate))
+            source = None if audio is not None else self._entries.get((key, self.sample_rate))
+            if audio is not None:
+                self._entries.move_to_end((key, sample_rate))
+            elif source is None:
+                return None
+            self.hits += 1
+        if audio is None and source is not None:
+            audio = resample_pcm16(source, self.sample_rate, sample_rate)
+            self._store((key, sample_rate), audio)
+        return audio
+
     def synthesize(self, text: str) -> Iterator[bytes]:
         """Replay the clause if cached, else render it (streaming) and remember it."""
-        key = _key(text)
+        key = (_key(text), self.sample_rate)
         with self._lock:
             audio = self._entries.get(key)
             if audio is not None:
@@ -68,7 +90,7 @@ class CachingSynthesizer:
         """Render and cache each text that is not cached yet; returns how many were rendered."""
         rendered = 0
         for text in texts:
-            key = _key(text)
+            key = (_key(text), self.sample_rate)
             with self._lock:
                 if key in self._entries:
                     continue
@@ -76,7 +98,7 @@ class CachingSynthesizer:
             rendered += 1
         return rendered
 
-    def _store(self, key: str, audio: bytes) -> None:
+    def _store(self, key: tuple[str, int], audio: bytes) -> None:
         if not audio or len(audio) > self._max_bytes:
             return
         with self._lock:
@@ -89,7 +111,7 @@ class CachingSynthesizer:
                 self._size -= len(old)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return sum(rate == self.sample_rate for _, rate in self._entries)
 
 
 def _key(text: str) -> str:

@@ -33,7 +33,7 @@ from pipecat.services.tts_service import TTSService
 from pipecat.transcriptions.language import Language
 
 from integrations.speech.audio import resample_pcm16
-from integrations.speech.base import SpeechSynthesizer
+from integrations.speech.base import ReplayableSynthesizer, SpeechSynthesizer
 
 _CLAUSE_END = re.compile(
     r"""
@@ -193,7 +193,18 @@ class LocalTTSService(TTSService):
         in_rate = self._synthesizer.sample_rate
         out_rate = self.sample_rate
         first = trim
+        replay = self._synthesizer if isinstance(self._synthesizer, ReplayableSynthesizer) else None
         for clause in clauses:
+            audio = replay.cached(clause, out_rate) if replay is not None else None
+            if audio is not None:
+                # A fixed line already rendered: no worker thread, which under load
+                # would queue this reply behind other calls' transcriptions.
+                if first:
+                    audio = trim_leading_silence(audio, out_rate)
+                    first = not audio
+                if audio:
+                    yield audio
+                continue
             chunks = self._synthesizer.synthesize(clause)
             while True:
                 chunk = await asyncio.to_thread(_next_chunk, chunks, in_rate, out_rate)
