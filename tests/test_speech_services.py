@@ -268,6 +268,33 @@ async def test_stt_transcribes_a_vad_segment(
     assert not [line for line in log_lines if SECRET in line.lower()]
 
 
+async def test_stt_does_not_wait_for_the_event_loops_worker_threads(
+    recognizer: MoonshineRecognizer, caller_audio: bytes
+) -> None:
+    """Transcriptions run on threads of their own: a default executor full of other
+    work (as under load) does not hold up the transcript."""
+    loop = asyncio.get_running_loop()
+    release = threading.Event()
+    busy = [loop.run_in_executor(None, release.wait) for _ in range(64)]
+    try:
+        down, _ = await asyncio.wait_for(
+            run_test(
+                LocalSTTService(recognizer=recognizer),
+                frames_to_send=[
+                    *utterance_frames(caller_audio, PHONE_SAMPLE_RATE),
+                    SleepFrame(1.0),
+                ],
+                pipeline_params=PipelineParams(audio_in_sample_rate=PHONE_SAMPLE_RATE),
+            ),
+            timeout=30,
+        )
+    finally:
+        release.set()
+        await asyncio.gather(*busy)
+    transcripts = of_type(down, TranscriptionFrame)
+    assert len(transcripts) == 1 and "friday" in transcripts[0].text.lower()
+
+
 async def test_stt_yields_nothing_for_silence(recognizer: MoonshineRecognizer) -> None:
     stt = LocalSTTService(recognizer=recognizer)
     down, _ = await run_test(

@@ -12,9 +12,11 @@ Privacy: transcripts never appear in log messages; logs carry ids and sizes only
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import deque
 from collections.abc import AsyncGenerator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +39,18 @@ from pipecat.utils.time import time_now_iso8601
 from integrations.speech.base import SpeechRecognizer
 from integrations.speech.early_transcription import EarlyTranscriptionPolicy, QuietTracker
 from integrations.speech.speculation import PROCESS_BUDGET, SpeculationBudget
+
+RECOGNIZER_POOL = ThreadPoolExecutor(
+    max_workers=os.cpu_count() or 1, thread_name_prefix="speech-recognition"
+)
+"""The threads every call's transcriptions run on: one per core, first come first served.
+
+Not the event loop's default executor: that one also runs the short jobs a reply waits
+for (the intent classifier, the completeness check, database reads), which queued behind
+other calls' transcriptions when a dozen callers finished speaking at once. One thread per
+core also keeps a burst of transcriptions from time-slicing the cores among themselves,
+where every one of them finished late; in order, the first finish first.
+"""
 
 DEFAULT_TTFS_P99_SECS = 0.8
 """Speech end to final transcript, p99, for Moonshine on 2 cores.
@@ -110,6 +124,7 @@ class LocalSTTService(SegmentedSTTService):
         ttfs_p99_latency: float = DEFAULT_TTFS_P99_SECS,
         early: EarlyTranscriptionPolicy | None = None,
         speculation: SpeculationBudget | None = None,
+        executor: Executor | None = None,
         settings: STTSettings | None = None,
         **kwargs,
     ):
@@ -131,6 +146,8 @@ class LocalSTTService(SegmentedSTTService):
             early: When to start transcribing before the VAD confirms the pause (None:
                 never).
             speculation: Bounds early transcriptions in flight (default: the process's).
+            executor: Where the recognizer runs (default: the process's recognition
+                threads, :data:`RECOGNIZER_POOL`).
             settings: Settings overrides (merged over the defaults).
             **kwargs: Passed to :class:`SegmentedSTTService` (e.g. ``sample_rate``).
 
@@ -149,6 +166,7 @@ class LocalSTTService(SegmentedSTTService):
         self._language = language
         self._early_policy = early
         self._speculation = speculation or PROCESS_BUDGET
+        self._executor = executor or RECOGNIZER_POOL
         self._quiet: QuietTracker | None = None
         self._early: tuple[int, asyncio.Future[str]] | None = None
         self._segment_early: deque[asyncio.Future[str] | None] = deque()
@@ -179,7 +197,7 @@ class LocalSTTService(SegmentedSTTService):
             return
         pcm = self._prepare(bytes(self._audio_buffer[:start_len])) + self._trailing_silence()
         future = asyncio.get_running_loop().run_in_executor(
-            None, self._recognizer.transcribe, pcm, self.sample_rate
+            self._executor, self._recognizer.transcribe, pcm, self.sample_rate
         )
         future.add_done_callback(self._speculation.release)
         self._early = (start_len, future)
@@ -252,8 +270,8 @@ class LocalSTTService(SegmentedSTTService):
                     # looked like quiet): the whole segment decides.
                     self.early_discarded += 1
             if not text.strip():
-                text = await asyncio.to_thread(
-                    self._recognizer.transcribe, self._prepare(audio), sample_rate
+                text = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._recognizer.transcribe, self._prepare(audio), sample_rate
                 )
         except asyncio.CancelledError:
             raise
