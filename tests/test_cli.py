@@ -52,3 +52,9 @@ def test_pipecat_runner_entry_point_exists():
 
     assert inspect.iscoroutinefunction(bot.bot)
     assert list(inspect.signature(bot.bot).parameters) == ["runner_args"]
+
+
+def test_bench_concurrency_rejects_a_negative_start_spread():
+    result = run_cli("bench", "concurrency", "--spread", "-1", "--url", "http://127.0.0.1:9")
+    assert result.returncode == 2
+    assert "--spread" in result.stderr
