@@ -6,7 +6,7 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,6 +46,7 @@ from integrations.speech.piper import PiperSynthesizer  # noqa: E402
 
 SENTENCE = "Can I move my appointment to Friday afternoon?"
 F = TypeVar("F", bound=Frame)
+R = TypeVar("R")
 SECRET = "appointment"  # a transcript word that must never reach the logs
 
 
@@ -109,6 +110,18 @@ def utterance_frames(pcm: bytes, rate: int, chunk_ms: int = 20) -> list[Frame]:
     return frames
 
 
+async def while_worker_threads_are_busy(work: Awaitable[R], timeout: float) -> R:
+    """Run ``work`` while 64 jobs hold the event loop's default executor (as under load)."""
+    loop = asyncio.get_running_loop()
+    release = threading.Event()
+    busy = [loop.run_in_executor(None, release.wait) for _ in range(64)]
+    try:
+        return await asyncio.wait_for(work, timeout=timeout)
+    finally:
+        release.set()
+        await asyncio.gather(*busy)
+
+
 # --- text to speech -------------------------------------------------------------------
 
 
@@ -144,21 +157,14 @@ async def test_a_cached_line_is_replayed_while_every_worker_thread_is_busy(
     line = "Thanks for calling. How can I help?"
     cache = CachingSynthesizer(synthesizer)
     cache.warm(split_clauses(line))
-    loop = asyncio.get_running_loop()
-    release = threading.Event()
-    busy = [loop.run_in_executor(None, release.wait) for _ in range(64)]
-    try:
-        down, _ = await asyncio.wait_for(
-            run_test(
-                LocalTTSService(synthesizer=cache),
-                frames_to_send=[TTSSpeakFrame(line)],
-                pipeline_params=PipelineParams(audio_out_sample_rate=PHONE_SAMPLE_RATE),
-            ),
-            timeout=20,
-        )
-    finally:
-        release.set()
-        await asyncio.gather(*busy)
+    down, _ = await while_worker_threads_are_busy(
+        run_test(
+            LocalTTSService(synthesizer=cache),
+            frames_to_send=[TTSSpeakFrame(line)],
+            pipeline_params=PipelineParams(audio_out_sample_rate=PHONE_SAMPLE_RATE),
+        ),
+        timeout=20,
+    )
     audio = b"".join(f.audio for f in of_type(down, TTSAudioRawFrame))
     clauses = [cache.cached(c, PHONE_SAMPLE_RATE) for c in split_clauses(line)]
     assert all(clauses) and 1.0 < len(audio) / 2 / PHONE_SAMPLE_RATE < 4.0
@@ -273,24 +279,14 @@ async def test_stt_does_not_wait_for_the_event_loops_worker_threads(
 ) -> None:
     """Transcriptions run on threads of their own: a default executor full of other
     work (as under load) does not hold up the transcript."""
-    loop = asyncio.get_running_loop()
-    release = threading.Event()
-    busy = [loop.run_in_executor(None, release.wait) for _ in range(64)]
-    try:
-        down, _ = await asyncio.wait_for(
-            run_test(
-                LocalSTTService(recognizer=recognizer),
-                frames_to_send=[
-                    *utterance_frames(caller_audio, PHONE_SAMPLE_RATE),
-                    SleepFrame(1.0),
-                ],
-                pipeline_params=PipelineParams(audio_in_sample_rate=PHONE_SAMPLE_RATE),
-            ),
-            timeout=30,
-        )
-    finally:
-        release.set()
-        await asyncio.gather(*busy)
+    down, _ = await while_worker_threads_are_busy(
+        run_test(
+            LocalSTTService(recognizer=recognizer),
+            frames_to_send=[*utterance_frames(caller_audio, PHONE_SAMPLE_RATE), SleepFrame(1.0)],
+            pipeline_params=PipelineParams(audio_in_sample_rate=PHONE_SAMPLE_RATE),
+        ),
+        timeout=30,
+    )
     transcripts = of_type(down, TranscriptionFrame)
     assert len(transcripts) == 1 and "friday" in transcripts[0].text.lower()
 

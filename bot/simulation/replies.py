@@ -36,11 +36,7 @@ def expected_replies(agent: Any) -> dict[str, list[str]]:
     """
     out: dict[str, list[str]] = {}
     for intent in agent.intents:
-        texts = [
-            text
-            for text in (intent.response, getattr(intent, "response_known_caller", None))
-            if text
-        ]
+        texts = [text for text in (intent.response, intent.response_known_caller) if text]
         if not texts:
             continue
         for example in intent.examples:

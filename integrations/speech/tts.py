@@ -190,32 +190,34 @@ class LocalTTSService(TTSService):
         a one-shot resampler adds no delay and, unlike a stream resampler, holds
         back no tail to leak into the next utterance.
         """
-        in_rate = self._synthesizer.sample_rate
-        out_rate = self.sample_rate
         first = trim
-        replay = self._synthesizer if isinstance(self._synthesizer, ReplayableSynthesizer) else None
         for clause in clauses:
-            audio = replay.cached(clause, out_rate) if replay is not None else None
-            if audio is not None:
-                # A fixed line already rendered: no worker thread, which under load
-                # would queue this reply behind other calls' transcriptions.
-                if first:
-                    audio = trim_leading_silence(audio, out_rate)
-                    first = not audio
-                if audio:
-                    yield audio
-                continue
-            chunks = self._synthesizer.synthesize(clause)
-            while True:
-                chunk = await asyncio.to_thread(_next_chunk, chunks, in_rate, out_rate)
-                if chunk is None:
-                    break
+            async for chunk in self._clause_audio(clause):
                 if first:
                     # The caller waits through any silence the voice starts with.
-                    chunk = trim_leading_silence(chunk, out_rate)
+                    chunk = trim_leading_silence(chunk, self.sample_rate)
                     first = not chunk
                 if chunk:
                     yield chunk
+
+    async def _clause_audio(self, clause: str) -> AsyncIterator[bytes]:
+        """One clause at the output rate: replayed if the engine holds it, else rendered.
+
+        A fixed line already rendered needs no worker thread, which under load would
+        queue the reply behind other calls' transcriptions.
+        """
+        out_rate = self.sample_rate
+        if isinstance(self._synthesizer, ReplayableSynthesizer):
+            audio = self._synthesizer.cached(clause, out_rate)
+            if audio is not None:
+                yield audio
+                return
+        chunks = self._synthesizer.synthesize(clause)
+        in_rate = self._synthesizer.sample_rate
+        while (
+            chunk := await asyncio.to_thread(_next_chunk, chunks, in_rate, out_rate)
+        ) is not None:
+            yield chunk
 
 
 def trim_leading_silence(pcm16: bytes, sample_rate: int, *, keep_secs: float = 0.01) -> bytes:
