@@ -12,6 +12,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from loguru import logger
 from pipecat.frames.frames import EndWorkerFrame, TTSSpeakFrame
@@ -41,12 +42,12 @@ from bot.services import (
     make_vad_analyzer,
     optional,
 )
+from processors.audio_stop import BotAudioStop, CallerAudioStop
 from processors.barge_in import BackchannelFilter, ReplyProgressTracker
-from processors.caller_audio_stop import CallerAudioStop
 from processors.dialogue import DialoguePolicy, DialogueProcessor
 from processors.frames import GreetingFrame
 from processors.llm_fallback import LLMFailureApology
-from processors.observer_group import ObserverGroup
+from processors.observer_group import AudioBlindWorkerObserver, ObserverGroup
 from processors.segment_turn_stop import SegmentTranscriptTurnStopStrategy
 from processors.semantic_turn import SemanticCompletionStopStrategy
 from processors.turn_latency import stages_from_breakdown
@@ -83,6 +84,23 @@ class CallSpec:
 
 
 UNHEARD_TURN_NOTE = "The caller spoke, but nothing they said was recognised."
+
+
+class AudioBlindPipelineWorker(PipelineWorker):
+    """A pipeline worker whose observers are never handed audio or processing events.
+
+    For calls whose observers are all first-push observers that read neither (the phone
+    path: no RTVI observer, which watches audio levels). See
+    :class:`processors.observer_group.AudioBlindWorkerObserver`.
+    """
+
+    def __init__(self, pipeline: Pipeline, **kwargs: Any):
+        """As :class:`PipelineWorker`; then its observer hub is swapped for an audio-blind one."""
+        super().__init__(pipeline, **kwargs)
+        # Pipecat's hub holds the observers given plus its own (the idle monitor's); the
+        # same observers move to the new hub before anything is set up.
+        observers = self._observer._observers  # pyright: ignore[reportPrivateUsage]
+        self._observer = AudioBlindWorkerObserver(observers=list(observers))
 
 
 def _busy_from(runtime: Runtime, calls: int) -> Callable[[], bool] | None:
@@ -153,6 +171,7 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
             *handoff.after_dialogue(),  # escalation, transfer (hold music, screen pop)
             make_tts(runtime),
             transport.output(),
+            BotAudioStop(),  # nothing below listens to the bot's audio
             ReplyProgressTracker(call_id=spec.call_id),  # which clause a barge-in cut
             assistant_aggregator,
         )
@@ -177,7 +196,8 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
         if runtime.call_events is not None
         else None
     )
-    worker = PipelineWorker(
+    worker_class = PipelineWorker if rtvi else AudioBlindPipelineWorker
+    worker = worker_class(
         pipeline,
         params=PipelineParams(
             audio_in_sample_rate=spec.sample_rate_in,

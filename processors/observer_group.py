@@ -6,14 +6,28 @@ audio alone is 50 frames a second, so with the latency observer, the call record
 event stream each on their own queue the observers cost a quarter of an idle call's CPU
 (eight silent calls: 92 % of a core with them, 69 % without). Grouped, the events cross
 one queue, and the caller's audio frames, which none of them reads, stop there.
+
+The worker's own hub still paid for every event before the group saw it: a record of each
+processor's processing of each frame (which none of these observers reads), a weak
+reference per pushed frame to tell first pushes, a queue hop for the idle monitor. With
+twenty calls the loop thread was 96 % busy and these were a tenth of it.
+:class:`AudioBlindWorkerObserver` is the hub for such observers: it drops processing
+events and audio pushes before any of that work.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pipecat.frames.frames import InputAudioRawFrame
-from pipecat.observers.base_observer import BaseObserver, FramePushed, ProcessorSetUp
+from pipecat.frames.frames import InputAudioRawFrame, OutputAudioRawFrame, TTSAudioRawFrame
+from pipecat.observers.base_observer import (
+    BaseObserver,
+    FrameProcessed,
+    FramePushed,
+    ProcessorSetUp,
+)
+from pipecat.pipeline.worker_observer import WorkerObserver
+from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.utils.asyncio.task_manager import BaseTaskManager
 
 
@@ -60,3 +74,54 @@ class ObserverGroup(BaseObserver):
             return
         for observer in self._observers:
             await observer.on_push_frame(data)
+
+
+def _reads_processing(observer: BaseObserver) -> bool:
+    return type(observer).on_process_frame is not BaseObserver.on_process_frame
+
+
+def _is_audio_nobody_reads(data: FramePushed) -> bool:
+    """Caller audio, and bot audio but the TTS's own pushes (the latency observer's first audio)."""
+    frame = data.frame
+    if isinstance(frame, InputAudioRawFrame):
+        return True
+    if isinstance(frame, OutputAudioRawFrame):
+        return not isinstance(frame, TTSAudioRawFrame) or isinstance(
+            data.source, BaseOutputTransport
+        )
+    return False
+
+
+class AudioBlindWorkerObserver(WorkerObserver):
+    """A worker's observer hub for observers that read no audio and no processing events.
+
+    Pipecat's hub queues a record of every processor's processing of every frame and of
+    every push for every observer. This one drops, before any queueing:
+
+    - processing events (no observer it carries implements ``on_process_frame``);
+    - pushes of audio frames: the caller's, and the bot's once the TTS has pushed them
+      (the output transport re-chunks and pushes them again every 40 ms).
+
+    Everything else is handed on as by Pipecat's hub (first pushes to first-push
+    observers, every push to the others).
+    """
+
+    def __init__(self, *, observers: list[BaseObserver]):
+        """Carry ``observers``.
+
+        Raises:
+            ValueError: An observer reads processing events (it would miss them here).
+        """
+        readers = [type(o).__name__ for o in observers if _reads_processing(o)]
+        if readers:
+            raise ValueError(f"observers that read processing events need every event: {readers}")
+        super().__init__(observers=observers)
+
+    async def on_process_frame(self, data: FrameProcessed) -> None:
+        """Nobody here reads these."""
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        """Hand on a push, unless it is audio."""
+        if _is_audio_nobody_reads(data):
+            return
+        await super().on_push_frame(data)

@@ -3,14 +3,15 @@
 import pytest
 from pipecat.frames.frames import (
     InputAudioRawFrame,
+    OutputAudioRawFrame,
     TranscriptionFrame,
     TTSAudioRawFrame,
 )
-from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.observers.base_observer import BaseObserver, FrameProcessed, FramePushed
 from pipecat.processors.filters.identity_filter import IdentityFilter
 from pipecat.tests.utils import run_test
 
-from processors.observer_group import ObserverGroup
+from processors.observer_group import AudioBlindWorkerObserver, ObserverGroup
 
 SILENCE_20MS = b"\x00\x00" * 160
 
@@ -50,3 +51,45 @@ async def test_group_forwards_first_pushes_but_not_caller_audio() -> None:
 def test_observers_of_every_push_are_refused() -> None:
     with pytest.raises(ValueError, match="every push"):
         ObserverGroup([BaseObserver()])
+
+
+class SeenWithSources(Seen):
+    async def on_push_frame(self, data: FramePushed) -> None:
+        self.frames.append(f"{type(data.frame).__name__} from {type(data.source).__name__}")
+
+
+class ReadsProcessing(Seen):
+    async def on_process_frame(self, data: FrameProcessed) -> None:
+        pass
+
+
+async def test_audio_blind_worker_observer_hands_on_all_but_audio() -> None:
+    seen = SeenWithSources()
+    hub = AudioBlindWorkerObserver(observers=[ObserverGroup([seen])])
+    await run_test(
+        IdentityFilter(),
+        frames_to_send=[
+            InputAudioRawFrame(audio=SILENCE_20MS, sample_rate=8000, num_channels=1),
+            TranscriptionFrame(text="hello", user_id="caller", timestamp="now"),
+            TTSAudioRawFrame(audio=SILENCE_20MS, sample_rate=8000, num_channels=1),
+            OutputAudioRawFrame(audio=SILENCE_20MS, sample_rate=8000, num_channels=1),
+        ],
+        expected_down_frames=[
+            InputAudioRawFrame,
+            TranscriptionFrame,
+            TTSAudioRawFrame,
+            OutputAudioRawFrame,
+        ],
+        observers=[hub],
+    )
+    assert seen.started
+    kinds = [entry.split(" from ")[0] for entry in seen.frames]
+    assert "InputAudioRawFrame" not in kinds
+    assert "OutputAudioRawFrame" not in kinds
+    assert kinds.count("TranscriptionFrame") == 1
+    assert kinds.count("TTSAudioRawFrame") == 1  # the first bot audio, for the latency observer
+
+
+def test_observers_of_processing_events_are_refused_by_the_audio_blind_hub() -> None:
+    with pytest.raises(ValueError, match="processing events"):
+        AudioBlindWorkerObserver(observers=[ReadsProcessing()])
