@@ -93,8 +93,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         runtime.records = open_call_records(settings)  # migrates the schema at start-up
     calls = CallManager()
     batching: BatchingPolicy = (
-        LoadAdaptiveBatching(lambda: calls.active, settings.audio_batch_from_calls)
-        if settings.audio_batch_from_calls > 0
+        LoadAdaptiveBatching(
+            lambda: calls.active,
+            settings.audio_batch_from_calls,
+            settings.audio_batch_60ms_from_calls,
+        )
+        if settings.audio_batch_from_calls > 0 or settings.audio_batch_60ms_from_calls > 0
         else NoBatching()
     )
 

@@ -262,6 +262,15 @@ async def test_busy_server_joins_two_chunks_per_frame_and_loses_none():
     assert np.corrcoef(np.frombuffer(joined, "<i2"), expected)[0, 1] > 0.99
     assert not s.drops
 
+    calls[0] = 20  # very busy (from 12): three chunks per frame
+    s = await make_serializer(
+        batching=LoadAdaptiveBatching(lambda: calls[0], busy_from=4, very_busy_from=12)
+    )
+    frames = [await s.deserialize(m) for m in wire]
+    assert [f is None for f in frames] == [True, True, False, True, True, False]
+    joined = b"".join(f.audio for f in frames if isinstance(f, InputAudioRawFrame))
+    assert joined == b"".join(f.audio for f in quiet + busy if isinstance(f, InputAudioRawFrame))
+
 
 def test_batching_policies():
     assert NoBatching().chunks_per_frame() == 1
@@ -270,6 +279,12 @@ def test_batching_policies():
     assert policy.chunks_per_frame() == 1
     active[0] = 9
     assert policy.chunks_per_frame() == 2
+    stepped = LoadAdaptiveBatching(lambda: active[0], busy_from=4, very_busy_from=12)
+    assert stepped.chunks_per_frame() == 2
+    active[0] = 12
+    assert stepped.chunks_per_frame() == 3
+    only_60ms = LoadAdaptiveBatching(lambda: active[0], busy_from=0, very_busy_from=10)
+    assert only_60ms.chunks_per_frame() == 2  # one threshold reached: one step up
 
 
 async def test_dtmf_marks_and_stop(logs):
