@@ -114,6 +114,10 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
     llm = make_llm(runtime)
     context = LLMContext(messages=[{"role": "system", "content": agent.persona}])
     is_complete = make_completeness_check(runtime)  # shared by turn-taking and barge-in
+    settings = runtime.settings
+    # Speculative runs (transcript and end-of-turn verdict before the VAD confirms a
+    # pause) only while the cores have room for them.
+    no_early_runs = _busy_from(runtime, settings.no_early_runs_from_calls)
     user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
         context,
         user_params=LLMUserAggregatorParams(
@@ -122,15 +126,15 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
                 start=[VADUserTurnStartStrategy(enable_interruptions=True)],
                 stop=[
                     SegmentTranscriptTurnStopStrategy(
-                        turn_analyzer=make_turn_analyzer(runtime),
-                        second_look_s=runtime.settings.turn_second_look_secs,
+                        turn_analyzer=make_turn_analyzer(runtime, busy=no_early_runs),
+                        second_look_s=settings.turn_second_look_secs,
                         model_after_transcript=_busy_from(
-                            runtime, runtime.settings.turn_model_after_transcript_from_calls
+                            runtime, settings.turn_model_after_transcript_from_calls
                         ),
                     ),
                     SemanticCompletionStopStrategy(
                         is_complete,
-                        grace_secs=runtime.settings.semantic_turn_grace_secs,
+                        grace_secs=settings.semantic_turn_grace_secs,
                     ),
                 ],
             ),
@@ -157,7 +161,7 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
     pipeline = Pipeline(
         optional(
             transport.input(),
-            make_stt(runtime),
+            make_stt(runtime, busy=no_early_runs),
             user_aggregator,
             CallerAudioStop(),  # nothing below listens to the caller's audio
             DTMFAggregator(timeout=DTMF_TIMEOUT_SECS),  # keyed digits → "DTMF: ..." turns

@@ -140,6 +140,13 @@ class Settings:
         "and runs only if the transcript is not already a request the agent understands "
         "(saves an inference per understood turn when the cores are busy); 0 = never.",
     )
+    no_early_runs_from_calls: int = _setting(
+        "CALLAGENT_NO_EARLY_RUNS_FROM_CALLS",
+        6,
+        "From this many simultaneous calls on, nothing is transcribed or judged for end of "
+        "turn before the VAD confirms a pause (early runs that a caller who goes on talking "
+        "wastes take the cores confirmed turns wait for); 0 = never.",
+    )
     audio_batch_from_calls: int = _setting(
         "CALLAGENT_AUDIO_BATCH_FROM_CALLS",
         4,
@@ -419,6 +426,8 @@ class Settings:
                 "CALLAGENT_TURN_MODEL_AFTER_TRANSCRIPT_FROM_CALLS must be 0 (never) or a "
                 "number of calls."
             )
+        if self.no_early_runs_from_calls < 0:
+            p.append("CALLAGENT_NO_EARLY_RUNS_FROM_CALLS must be 0 (never) or a number of calls.")
         if self.audio_batch_from_calls < 0:
             p.append("CALLAGENT_AUDIO_BATCH_FROM_CALLS must be 0 (never) or a number of calls.")
         if self.audio_batch_60ms_from_calls < 0:

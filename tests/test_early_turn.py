@@ -105,6 +105,22 @@ async def test_speech_after_the_early_start_discards_it():
     assert analyzer.early_used == 0
 
 
+async def test_no_early_inference_while_the_server_is_busy():
+    busy = [True]
+    analyzer = FakeSmartTurn([1, 1], busy=lambda: busy[0])
+    run_turn(analyzer, tone(1.0), quiet(0.2))
+    assert analyzer.calls == 0  # nothing ran while the caller's audio went quiet
+    state, _ = await analyzer.analyze_end_of_turn()  # asked for: runs on the pause
+    assert state is EndOfTurnState.COMPLETE
+    assert analyzer.calls == 1 and analyzer.early_used == 0
+
+    busy[0] = False  # quiet again: early inference as before
+    run_turn(analyzer, tone(1.0), quiet(0.2))
+    state, _ = await analyzer.analyze_end_of_turn()
+    assert state is EndOfTurnState.COMPLETE
+    assert analyzer.calls == 2 and analyzer.early_used == 1
+
+
 class CountingSynth:
     sample_rate = 16000
 

@@ -35,6 +35,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 
 from integrations.speech.audio import PHONE_SAMPLE_RATE, phone_channel, resample_pcm16
 from integrations.speech.cache import CachingSynthesizer
+from integrations.speech.early_transcription import EarlyTranscriptionPolicy
 from integrations.speech.moonshine import MoonshineRecognizer
 from integrations.speech.stt import LocalSTTService
 from integrations.speech.tts import LocalTTSService, split_clauses
@@ -330,6 +331,23 @@ async def test_stt_hands_raw_pcm_at_the_pipeline_rate(log_lines: list[str]) -> N
     assert len(pcm) >= len(speech)
     assert [f.text for f in of_type(down, TranscriptionFrame)] == [recognizer.answer]
     assert not [line for line in log_lines if "4111" in line or "secret" in line]
+
+
+@pytest.mark.parametrize("busy", [False, True])
+async def test_stt_transcribes_early_only_while_the_server_is_not_busy(busy: bool) -> None:
+    recognizer = RecordingRecognizer("what time do you open")
+    stt = LocalSTTService(
+        recognizer=recognizer, early=EarlyTranscriptionPolicy(), busy=lambda: busy
+    )
+    speech = b"\x00\x20\x00\xe0" * 4000  # 1 s, loud; the VAD's 0.2 s of quiet follow
+    down, _ = await run_test(
+        stt,
+        frames_to_send=[*utterance_frames(speech, 16000), SleepFrame(0.2)],
+        pipeline_params=PipelineParams(audio_in_sample_rate=16000),
+    )
+    assert [f.text for f in of_type(down, TranscriptionFrame)] == [recognizer.answer]
+    assert len(recognizer.calls) == 1
+    assert stt.early_used == (0 if busy else 1)  # busy: transcribed once the VAD confirmed
 
 
 async def test_stt_empty_result_is_logged_without_content(log_lines: list[str]) -> None:
