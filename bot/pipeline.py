@@ -42,7 +42,7 @@ from bot.services import (
     make_vad_analyzer,
     optional,
 )
-from processors.audio_stop import BotAudioStop, CallerAudioStop
+from processors.audio_stop import BotAudioStop, BotSpeakingStop, CallerAudioStop
 from processors.barge_in import BackchannelFilter, ReplyProgressTracker
 from processors.dialogue import DialoguePolicy, DialogueProcessor
 from processors.frames import GreetingFrame
@@ -163,7 +163,7 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
             transport.input(),
             make_stt(runtime, busy=no_early_runs),
             user_aggregator,
-            CallerAudioStop(),  # nothing below listens to the caller's audio
+            CallerAudioStop(),  # nothing below listens to the caller's audio (see the module)
             DTMFAggregator(timeout=DTMF_TIMEOUT_SECS),  # keyed digits → "DTMF: ..." turns
             # "mhm" while the bot talks: it goes on
             BackchannelFilter(call_id=spec.call_id, understood=is_complete),
@@ -174,6 +174,7 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
             llm,
             *handoff.after_dialogue(),  # escalation, transfer (hold music, screen pop)
             make_tts(runtime),
+            BotSpeakingStop(),  # the output's heartbeats go no further up
             transport.output(),
             BotAudioStop(),  # nothing below listens to the bot's audio
             ReplyProgressTracker(call_id=spec.call_id),  # which clause a barge-in cut

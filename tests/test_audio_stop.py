@@ -1,17 +1,20 @@
-"""Caller audio stops after the user aggregator, bot audio after the output; the rest goes on."""
+"""Audio and speaking heartbeats stop after their last reader; every other frame goes on."""
 
 from pipecat.frames.frames import (
+    BotSpeakingFrame,
+    BotStartedSpeakingFrame,
     InputAudioRawFrame,
     OutputAudioRawFrame,
     TranscriptionFrame,
     TTSAudioRawFrame,
     TTSTextFrame,
+    UserSpeakingFrame,
     VADUserStartedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.tests.utils import run_test
 
-from processors.audio_stop import BotAudioStop, CallerAudioStop
+from processors.audio_stop import BotAudioStop, BotSpeakingStop, CallerAudioStop
 
 SILENCE_20MS = b"\x00\x00" * 160
 
@@ -22,6 +25,7 @@ async def test_caller_audio_is_dropped_and_the_rest_passes() -> None:
         frames_to_send=[
             InputAudioRawFrame(audio=SILENCE_20MS, sample_rate=8000, num_channels=1),
             VADUserStartedSpeakingFrame(),
+            UserSpeakingFrame(),
             TranscriptionFrame(text="hello", user_id="caller", timestamp="now"),
             OutputAudioRawFrame(audio=SILENCE_20MS, sample_rate=8000, num_channels=1),
             InputAudioRawFrame(audio=SILENCE_20MS, sample_rate=8000, num_channels=1),
@@ -50,8 +54,24 @@ async def test_bot_audio_is_dropped_and_the_rest_passes() -> None:
         frames_to_send=[
             TTSAudioRawFrame(audio=SILENCE_20MS, sample_rate=8000, num_channels=1),
             OutputAudioRawFrame(audio=SILENCE_20MS, sample_rate=8000, num_channels=1),
+            BotSpeakingFrame(),
             TTSTextFrame(text="Hello", aggregated_by="sentence"),
             TranscriptionFrame(text="hello", user_id="caller", timestamp="now"),
         ],
         expected_down_frames=[TTSTextFrame, TranscriptionFrame],
+    )
+
+
+async def test_the_bots_speaking_heartbeat_goes_no_further_upstream() -> None:
+    await run_test(
+        BotSpeakingStop(),
+        frames_to_send=[BotSpeakingFrame(), BotStartedSpeakingFrame()],
+        frames_to_send_direction=FrameDirection.UPSTREAM,
+        expected_down_frames=[],
+        expected_up_frames=[BotStartedSpeakingFrame],
+    )
+    await run_test(  # downstream it passes (the output transport and the rest below)
+        BotSpeakingStop(),
+        frames_to_send=[BotSpeakingFrame()],
+        expected_down_frames=[BotSpeakingFrame],
     )
