@@ -78,14 +78,18 @@ async def _main(args: argparse.Namespace, steps: list[int]) -> int:
     misses = 0
     try:
         # Warm up (the agent synthesises its fixed lines in the background at start-up).
-        await _one_call(agent, clips, 1, 0.0)
+        await _one_call(agent, clips, 1, 0.0, 0)
         await asyncio.sleep(5)
         for n in steps:
             pid = agent.pid if agent.local is not None and args.server == "process" else None
             cpu0, client0, t0 = (cpu_seconds(pid) if pid else None), cpu_seconds(), time.monotonic()
             delays = [rng.uniform(0, args.spread) for _ in range(n)]
+            offsets = [rng.randrange(len(clips)) for _ in range(n)]
             results = await asyncio.gather(
-                *(_one_call(agent, clips, args.questions, delay) for delay in delays)
+                *(
+                    _one_call(agent, clips, args.questions, delay, offset)
+                    for delay, offset in zip(delays, offsets, strict=True)
+                )
             )
             wall = time.monotonic() - t0
             latencies = [v for r in results for v in r["latencies"]]
@@ -157,8 +161,9 @@ async def _main(args: argparse.Namespace, steps: list[int]) -> int:
 
 
 async def _one_call(
-    agent: Any, clips: dict[str, bytes], questions: int, delay_s: float
+    agent: Any, clips: dict[str, bytes], questions: int, delay_s: float, offset: int
 ) -> dict[str, Any]:
+    """One call asking ``questions`` questions from the ``offset``-th on, after ``delay_s``."""
     from bot.simulation.target import SIM_ACCOUNT_SID
     from transports.twilio_client import CallEndedError, place_call
 
@@ -176,7 +181,6 @@ async def _one_call(
         await call.wait_for_bot_speech_start(timeout=60)
         await call.wait_for_bot_silence(1.0, timeout=60)
         texts = list(clips)
-        offset = random.randrange(len(texts))
         for i in range(questions):
             turn = await call.say(clips[texts[(offset + i) % len(texts)]])
             try:
