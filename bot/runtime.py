@@ -121,7 +121,11 @@ def _load_synthesizer(agent: AgentDefinition, *, required: bool) -> SpeechSynthe
 
 def _load_classifier(settings: Settings, agent: AgentDefinition) -> IntentClassifier:
     from integrations.nlu.embedding import EmbeddingIntentClassifier
+    from integrations.nlu.memo import MemoizedClassifier
 
-    return EmbeddingIntentClassifier.for_examples(
-        agent.training_examples(), cache_dir=settings.cache_dir / "nlu"
+    # memoized: the end-of-turn check and the router classify each turn's same text
+    return MemoizedClassifier(
+        EmbeddingIntentClassifier.for_examples(
+            agent.training_examples(), cache_dir=settings.cache_dir / "nlu"
+        )
     )

@@ -1,0 +1,62 @@
+"""An intent classifier that classifies a transcript once, however many ask.
+
+A caller's turn is classified twice with the same text: the semantic end-of-turn check
+asks whether it is a request the agent would act on (to end the turn without waiting for
+the pause), and the NLU router then classifies it to act. Each is a sentence-encoder run
+in a worker thread on the reply's critical path; with many calls ending turns at once
+the second run queued behind other calls' work for nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from integrations.nlu.base import IntentClassifier, IntentPrediction
+
+DEFAULT_ENTRIES = 512
+"""Recent transcripts remembered across all calls (a few hundred bytes each)."""
+
+
+class MemoizedClassifier:
+    """Wraps an :class:`IntentClassifier`, remembering its latest answers (thread-safe).
+
+    Predictions are frozen dataclasses, so one answer can be handed to every asker.
+    """
+
+    def __init__(self, inner: IntentClassifier, *, entries: int = DEFAULT_ENTRIES):
+        """Remember up to ``entries`` answers of ``inner`` (least recently asked go first)."""
+        self._inner = inner
+        self._entries = max(1, entries)
+        self._answers: OrderedDict[str, IntentPrediction] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def intents(self) -> tuple[str, ...]:
+        """The wrapped classifier's intents."""
+        return self._inner.intents
+
+    @property
+    def inner(self) -> IntentClassifier:
+        """The wrapped classifier."""
+        return self._inner
+
+    def classify(self, text: str) -> IntentPrediction:
+        """The wrapped classifier's answer for ``text`` (stripped), worked out once."""
+        key = text.strip()
+        with self._lock:
+            answer = self._answers.get(key)
+            if answer is not None:
+                self._answers.move_to_end(key)
+                self.hits += 1
+                return answer
+        answer = self._inner.classify(key)  # outside the lock: other calls go on meanwhile
+        with self._lock:
+            self.misses += 1
+            self._answers[key] = answer
+            self._answers.move_to_end(key)
+            while len(self._answers) > self._entries:
+                self._answers.popitem(last=False)
+        return answer
