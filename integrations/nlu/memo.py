@@ -38,11 +38,6 @@ class MemoizedClassifier:
         """The wrapped classifier's intents."""
         return self._inner.intents
 
-    @property
-    def inner(self) -> IntentClassifier:
-        """The wrapped classifier."""
-        return self._inner
-
     def classify(self, text: str) -> IntentPrediction:
         """The wrapped classifier's answer for ``text`` (stripped), worked out once."""
         key = text.strip()
