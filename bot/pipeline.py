@@ -115,9 +115,6 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
     context = LLMContext(messages=[{"role": "system", "content": agent.persona}])
     is_complete = make_completeness_check(runtime)  # shared by turn-taking and barge-in
     settings = runtime.settings
-    # Speculative runs (transcript and end-of-turn verdict before the VAD confirms a
-    # pause) only while the cores have room for them.
-    no_early_runs = _busy_from(runtime, settings.no_early_runs_from_calls)
     user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
         context,
         user_params=LLMUserAggregatorParams(
@@ -126,7 +123,7 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
                 start=[VADUserTurnStartStrategy(enable_interruptions=True)],
                 stop=[
                     SegmentTranscriptTurnStopStrategy(
-                        turn_analyzer=make_turn_analyzer(runtime, busy=no_early_runs),
+                        turn_analyzer=make_turn_analyzer(runtime),
                         second_look_s=settings.turn_second_look_secs,
                         model_after_transcript=_busy_from(
                             runtime, settings.turn_model_after_transcript_from_calls
@@ -161,7 +158,7 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
     pipeline = Pipeline(
         optional(
             transport.input(),
-            make_stt(runtime, busy=no_early_runs),
+            make_stt(runtime),
             user_aggregator,
             CallerAudioStop(),  # nothing below listens to the caller's audio (see the module)
             DTMFAggregator(timeout=DTMF_TIMEOUT_SECS),  # keyed digits → "DTMF: ..." turns

@@ -6,14 +6,16 @@ each call builds its own pipeline state on top of them (see ``bot/pipeline.py``)
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from loguru import logger
 
 from bot.agent import load_agent
 from bot.settings import Settings
+from integrations.speech.speculation import SpeculationBudget
 from processors.agent_definition import AgentDefinition
 
 if TYPE_CHECKING:
@@ -50,6 +52,17 @@ class Runtime:
     """Hand-offs in flight (whisper and transfer-status callbacks find them here)."""
     active_calls: int = 0
     """Calls running on this runtime now (kept by :func:`bot.pipeline.run_call`)."""
+    speculation: SpeculationBudget = field(init=False)
+    """Early (speculative) model runs every call shares: one per core, none from
+    ``CALLAGENT_NO_EARLY_RUNS_FROM_CALLS`` simultaneous calls on."""
+
+    def __post_init__(self) -> None:
+        """Set up the speculation budget (it reads the live call count)."""
+        busy_from = self.settings.no_early_runs_from_calls
+        self.speculation = SpeculationBudget(
+            os.cpu_count() or 1,
+            busy=(lambda: self.active_calls >= busy_from) if busy_from > 0 else None,
+        )
 
     @classmethod
     def load(cls, settings: Settings) -> Runtime:

@@ -7,8 +7,6 @@ settings.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pipecat.audio.turn.base_turn_analyzer import BaseTurnAnalyzer
 from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
@@ -23,19 +21,14 @@ from bot.runtime import Runtime
 from integrations.speech.early_transcription import EarlyTranscriptionPolicy
 
 
-def make_stt(runtime: Runtime, busy: Callable[[], bool] | None = None) -> FrameProcessor:
-    """The speech-to-text service for one call (a cloud STT fails over to the embedded one).
-
-    Args:
-        runtime: The process's shared models and settings.
-        busy: While this says True, no early transcription starts (None: never busy).
-    """
+def make_stt(runtime: Runtime) -> FrameProcessor:
+    """The speech-to-text service for one call (a cloud STT fails over to the embedded one)."""
     from integrations.speech.stt import LocalSTTService
 
     settings = runtime.settings
     early = _early_policy(runtime)
     local = (
-        LocalSTTService(recognizer=runtime.recognizer, early=early, busy=busy)
+        LocalSTTService(recognizer=runtime.recognizer, early=early, speculation=runtime.speculation)
         if runtime.recognizer is not None
         else None
     )
@@ -84,22 +77,18 @@ def make_vad_analyzer(runtime: Runtime) -> VADAnalyzer:
     )
 
 
-def make_turn_analyzer(
-    runtime: Runtime, busy: Callable[[], bool] | None = None
-) -> BaseTurnAnalyzer:
-    """The end-of-turn model for one call: Smart Turn v3, started early when configured.
-
-    Args:
-        runtime: The process's shared models and settings.
-        busy: While this says True, no early inference starts (None: never busy).
-    """
+def make_turn_analyzer(runtime: Runtime) -> BaseTurnAnalyzer:
+    """The end-of-turn model for one call: Smart Turn v3, started early when configured."""
     from integrations.speech.early_turn import EarlySmartTurnAnalyzer, shared_smart_turn_session
 
     early = _early_policy(runtime)
     params = SmartTurnParams(stop_secs=runtime.settings.turn_max_pause_secs)
     if early:
         return EarlySmartTurnAnalyzer(
-            early=early, params=params, session=shared_smart_turn_session(), busy=busy
+            early=early,
+            params=params,
+            session=shared_smart_turn_session(),
+            speculation=runtime.speculation,
         )
     return LocalSmartTurnAnalyzerV3(params=params)
 

@@ -15,20 +15,19 @@ from pipecat.processors.frame_processor import FrameDirection
 from pipecat.tests.utils import run_test
 
 from processors.audio_stop import BotAudioStop, BotSpeakingStop, CallerAudioStop
-
-SILENCE_20MS = b"\x00\x00" * 160
+from tests.support.frames import audio, transcript
 
 
 async def test_caller_audio_is_dropped_and_the_rest_passes() -> None:
     await run_test(
         CallerAudioStop(),
         frames_to_send=[
-            InputAudioRawFrame(audio=SILENCE_20MS, sample_rate=8000, num_channels=1),
+            audio(InputAudioRawFrame),
             VADUserStartedSpeakingFrame(),
             UserSpeakingFrame(),
-            TranscriptionFrame(text="hello", user_id="caller", timestamp="now"),
-            OutputAudioRawFrame(audio=SILENCE_20MS, sample_rate=8000, num_channels=1),
-            InputAudioRawFrame(audio=SILENCE_20MS, sample_rate=8000, num_channels=1),
+            transcript(),
+            audio(OutputAudioRawFrame),
+            audio(InputAudioRawFrame),
         ],
         expected_down_frames=[
             VADUserStartedSpeakingFrame,
@@ -41,7 +40,7 @@ async def test_caller_audio_is_dropped_and_the_rest_passes() -> None:
 async def test_frames_going_upstream_pass() -> None:
     await run_test(
         CallerAudioStop(),
-        frames_to_send=[InputAudioRawFrame(audio=SILENCE_20MS, sample_rate=8000, num_channels=1)],
+        frames_to_send=[audio(InputAudioRawFrame)],
         frames_to_send_direction=FrameDirection.UPSTREAM,
         expected_down_frames=[],
         expected_up_frames=[InputAudioRawFrame],
@@ -52,11 +51,11 @@ async def test_bot_audio_is_dropped_and_the_rest_passes() -> None:
     await run_test(
         BotAudioStop(),
         frames_to_send=[
-            TTSAudioRawFrame(audio=SILENCE_20MS, sample_rate=8000, num_channels=1),
-            OutputAudioRawFrame(audio=SILENCE_20MS, sample_rate=8000, num_channels=1),
+            audio(TTSAudioRawFrame),
+            audio(OutputAudioRawFrame),
             BotSpeakingFrame(),
             TTSTextFrame(text="Hello", aggregated_by="sentence"),
-            TranscriptionFrame(text="hello", user_id="caller", timestamp="now"),
+            transcript(),
         ],
         expected_down_frames=[TTSTextFrame, TranscriptionFrame],
     )

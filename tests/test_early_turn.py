@@ -9,6 +9,7 @@ from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
 from integrations.speech.cache import CachingSynthesizer
 from integrations.speech.early_transcription import EarlyTranscriptionPolicy, QuietTracker
 from integrations.speech.early_turn import EarlySmartTurnAnalyzer
+from integrations.speech.speculation import SpeculationBudget
 from integrations.speech.tts import trim_leading_silence
 
 RATE = 8000
@@ -107,7 +108,7 @@ async def test_speech_after_the_early_start_discards_it():
 
 async def test_no_early_inference_while_the_server_is_busy():
     busy = [True]
-    analyzer = FakeSmartTurn([1, 1], busy=lambda: busy[0])
+    analyzer = FakeSmartTurn([1, 1], speculation=SpeculationBudget(2, busy=lambda: busy[0]))
     run_turn(analyzer, tone(1.0), quiet(0.2))
     assert analyzer.calls == 0  # nothing ran while the caller's audio went quiet
     state, _ = await analyzer.analyze_end_of_turn()  # asked for: runs on the pause

@@ -12,8 +12,7 @@ from pipecat.processors.filters.identity_filter import IdentityFilter
 from pipecat.tests.utils import run_test
 
 from processors.observer_group import AudioBlindWorkerObserver, ObserverGroup
-
-SILENCE_20MS = b"\x00\x00" * 160
+from tests.support.frames import audio, transcript
 
 
 class Seen(BaseObserver):
@@ -34,9 +33,9 @@ async def test_group_forwards_first_pushes_but_not_caller_audio() -> None:
     await run_test(
         IdentityFilter(),
         frames_to_send=[
-            InputAudioRawFrame(audio=SILENCE_20MS, sample_rate=8000, num_channels=1),
-            TranscriptionFrame(text="hello", user_id="caller", timestamp="now"),
-            TTSAudioRawFrame(audio=SILENCE_20MS, sample_rate=8000, num_channels=1),
+            audio(InputAudioRawFrame),
+            transcript(),
+            audio(TTSAudioRawFrame),
         ],
         expected_down_frames=[InputAudioRawFrame, TranscriptionFrame, TTSAudioRawFrame],
         observers=[ObserverGroup([first, second])],
@@ -53,26 +52,21 @@ def test_observers_of_every_push_are_refused() -> None:
         ObserverGroup([BaseObserver()])
 
 
-class SeenWithSources(Seen):
-    async def on_push_frame(self, data: FramePushed) -> None:
-        self.frames.append(f"{type(data.frame).__name__} from {type(data.source).__name__}")
-
-
 class ReadsProcessing(Seen):
     async def on_process_frame(self, data: FrameProcessed) -> None:
         pass
 
 
 async def test_audio_blind_worker_observer_hands_on_all_but_audio() -> None:
-    seen = SeenWithSources()
+    seen = Seen()
     hub = AudioBlindWorkerObserver(observers=[ObserverGroup([seen])])
     await run_test(
         IdentityFilter(),
         frames_to_send=[
-            InputAudioRawFrame(audio=SILENCE_20MS, sample_rate=8000, num_channels=1),
-            TranscriptionFrame(text="hello", user_id="caller", timestamp="now"),
-            TTSAudioRawFrame(audio=SILENCE_20MS, sample_rate=8000, num_channels=1),
-            OutputAudioRawFrame(audio=SILENCE_20MS, sample_rate=8000, num_channels=1),
+            audio(InputAudioRawFrame),
+            transcript(),
+            audio(TTSAudioRawFrame),
+            audio(OutputAudioRawFrame),
         ],
         expected_down_frames=[
             InputAudioRawFrame,
@@ -83,11 +77,12 @@ async def test_audio_blind_worker_observer_hands_on_all_but_audio() -> None:
         observers=[hub],
     )
     assert seen.started
-    kinds = [entry.split(" from ")[0] for entry in seen.frames]
-    assert "InputAudioRawFrame" not in kinds
-    assert "OutputAudioRawFrame" not in kinds
-    assert kinds.count("TranscriptionFrame") == 1
-    assert kinds.count("TTSAudioRawFrame") == 1  # the first bot audio, for the latency observer
+    assert "InputAudioRawFrame" not in seen.frames
+    assert "OutputAudioRawFrame" not in seen.frames
+    assert seen.frames.count("TranscriptionFrame") == 1
+    assert (
+        seen.frames.count("TTSAudioRawFrame") == 1
+    )  # the first bot audio, for the latency observer
 
 
 def test_observers_of_processing_events_are_refused_by_the_audio_blind_hub() -> None:

@@ -31,3 +31,45 @@ def test_a_cancelled_run_gives_its_slot_back() -> None:
 
 def test_at_least_one_slot() -> None:
     assert SpeculationBudget(0).slots == 1
+
+
+def test_no_slot_while_busy() -> None:
+    busy = [True]
+    budget = SpeculationBudget(2, busy=lambda: busy[0])
+    assert not budget.claim() and budget.in_flight == 0
+    busy[0] = False
+    assert budget.claim()
+
+
+def test_the_runtime_budget_is_spent_from_the_configured_call_count_on() -> None:
+    from typing import Any, cast
+
+    from bot.runtime import Runtime
+    from bot.settings import Settings
+
+    unused = cast(Any, None)  # the budget reads only the settings and the call count
+    runtime = Runtime(
+        Settings.load({"CALLAGENT_NO_EARLY_RUNS_FROM_CALLS": "6"}),
+        unused,
+        None,
+        None,
+        unused,
+        unused,
+        None,
+    )
+    runtime.active_calls = 5
+    assert runtime.speculation.claim()
+    runtime.speculation.release()
+    runtime.active_calls = 6
+    assert not runtime.speculation.claim()
+    never = Runtime(
+        Settings.load({"CALLAGENT_NO_EARLY_RUNS_FROM_CALLS": "0"}),
+        unused,
+        None,
+        None,
+        unused,
+        unused,
+        None,
+    )
+    never.active_calls = 100
+    assert never.speculation.claim()

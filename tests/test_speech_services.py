@@ -37,6 +37,7 @@ from integrations.speech.audio import PHONE_SAMPLE_RATE, phone_channel, resample
 from integrations.speech.cache import CachingSynthesizer
 from integrations.speech.early_transcription import EarlyTranscriptionPolicy
 from integrations.speech.moonshine import MoonshineRecognizer
+from integrations.speech.speculation import SpeculationBudget
 from integrations.speech.stt import LocalSTTService
 from integrations.speech.tts import LocalTTSService, split_clauses
 
@@ -337,7 +338,9 @@ async def test_stt_hands_raw_pcm_at_the_pipeline_rate(log_lines: list[str]) -> N
 async def test_stt_transcribes_early_only_while_the_server_is_not_busy(busy: bool) -> None:
     recognizer = RecordingRecognizer("what time do you open")
     stt = LocalSTTService(
-        recognizer=recognizer, early=EarlyTranscriptionPolicy(), busy=lambda: busy
+        recognizer=recognizer,
+        early=EarlyTranscriptionPolicy(),
+        speculation=SpeculationBudget(2, busy=lambda: busy),
     )
     speech = b"\x00\x20\x00\xe0" * 4000  # 1 s, loud; the VAD's 0.2 s of quiet follow
     down, _ = await run_test(

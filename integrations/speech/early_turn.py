@@ -6,16 +6,12 @@ silence. Here the inference also starts as soon as the audio has gone quiet
 VAD then confirms the pause with nothing loud in between, an early *complete*
 verdict is used at once. An early *incomplete* verdict is not trusted: the
 model runs again on the full pause, exactly as without this class.
-
-While the server is busy (``busy`` says so) no early inference starts: see
-:mod:`integrations.speech.speculation`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -55,7 +51,6 @@ class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
         early: EarlyTranscriptionPolicy | None = None,
         session: ort.InferenceSession | None = None,
         speculation: SpeculationBudget | None = None,
-        busy: Callable[[], bool] | None = None,
         **kwargs: Any,
     ):
         """Create the analyzer.
@@ -65,7 +60,6 @@ class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
             session: A Smart Turn ONNX session to use (e.g. :func:`shared_smart_turn_session`);
                 None loads the bundled model for this analyzer alone.
             speculation: Bounds early inferences in flight (default: the process's).
-            busy: While this says True, no early inference starts (None: never busy).
             **kwargs: Passed to ``LocalSmartTurnAnalyzerV3``.
         """
         if session is None:
@@ -78,7 +72,6 @@ class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
             self._session = session
         self._early_policy = early or EarlyTranscriptionPolicy()
         self._speculation = speculation or PROCESS_BUDGET
-        self._busy = busy
         self._quiet: QuietTracker | None = None
         self._segment_bytes = 0
         self._early: tuple[int, Future[tuple[EndOfTurnState, MetricsData | None]]] | None = None
@@ -93,8 +86,6 @@ class EarlySmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
             self._quiet = QuietTracker(self._early_policy, self.sample_rate)
         self._segment_bytes += len(buffer)
         if self._quiet.observe(buffer, self._segment_bytes) is not None:
-            if self._busy is not None and self._busy():
-                return state  # the verdict, if wanted at all, comes after the transcript
             if self._speculation.claim():  # else the cores are busy: verdict at the pause
                 snapshot = list(self._audio_buffer)
                 future = self._model_executor.submit(self._process_speech_segment, snapshot)

@@ -13,22 +13,24 @@ cores, exactly when a burst of callers finishing their questions needs them. Mea
 twenty calls (60 questions): 73 early end-of-turn inferences for 7 verdicts used (busy, the
 turn strategy asks for a verdict only after the transcript, and rarely), 67 early
 transcriptions of which 30 were thrown away, together about a fifth of the server's CPU.
-So from a number of simultaneous calls on (``CALLAGENT_NO_EARLY_RUNS_FROM_CALLS``), the
-services start no speculative run at all (their ``busy`` predicate).
+So a budget can also be told when the server is busy (the runtime's says so from
+``CALLAGENT_NO_EARLY_RUNS_FROM_CALLS`` simultaneous calls on): then it grants no run at all.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 
 
 class SpeculationBudget:
-    """At most ``slots`` speculative runs at once (thread-safe)."""
+    """At most ``slots`` speculative runs at once, none while busy (thread-safe)."""
 
-    def __init__(self, slots: int):
-        """Allow ``slots`` (>= 1) runs in flight."""
+    def __init__(self, slots: int, busy: Callable[[], bool] | None = None):
+        """Allow ``slots`` (>= 1) runs in flight, none while ``busy`` says True (None: never)."""
         self.slots = max(1, slots)
+        self._busy = busy
         self._in_flight = 0
         self._lock = threading.Lock()
         self.skipped = 0
@@ -39,13 +41,14 @@ class SpeculationBudget:
         return self._in_flight
 
     def claim(self) -> bool:
-        """Take a slot for a run about to be submitted; False when every slot is taken.
+        """Take a slot for a run about to be submitted; False when every slot is taken or busy.
 
         Give it back with :meth:`release` when the run is over (a done callback on its
         future, which also fires when the run is cancelled before it starts).
         """
+        busy = self._busy is not None and self._busy()
         with self._lock:
-            if self._in_flight >= self.slots:
+            if busy or self._in_flight >= self.slots:
                 self.skipped += 1
                 return False
             self._in_flight += 1
@@ -58,4 +61,4 @@ class SpeculationBudget:
 
 
 PROCESS_BUDGET = SpeculationBudget(os.cpu_count() or 1)
-"""The budget every call shares: one speculative run per core."""
+"""The default budget of services built alone: one speculative run per core, never busy."""

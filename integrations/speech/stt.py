@@ -15,7 +15,7 @@ import asyncio
 import os
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -124,7 +124,6 @@ class LocalSTTService(SegmentedSTTService):
         ttfs_p99_latency: float = DEFAULT_TTFS_P99_SECS,
         early: EarlyTranscriptionPolicy | None = None,
         speculation: SpeculationBudget | None = None,
-        busy: Callable[[], bool] | None = None,
         executor: Executor | None = None,
         settings: STTSettings | None = None,
         **kwargs,
@@ -147,8 +146,6 @@ class LocalSTTService(SegmentedSTTService):
             early: When to start transcribing before the VAD confirms the pause (None:
                 never).
             speculation: Bounds early transcriptions in flight (default: the process's).
-            busy: While this says True, no early transcription starts (None: never busy):
-                on a busy server a speculative run takes a core from a confirmed one.
             executor: Where the recognizer runs (default: the process's recognition
                 threads, :data:`RECOGNIZER_POOL`).
             settings: Settings overrides (merged over the defaults).
@@ -169,7 +166,6 @@ class LocalSTTService(SegmentedSTTService):
         self._language = language
         self._early_policy = early
         self._speculation = speculation or PROCESS_BUDGET
-        self._busy = busy
         self._executor = executor or RECOGNIZER_POOL
         self._quiet: QuietTracker | None = None
         self._early: tuple[int, asyncio.Future[str]] | None = None
@@ -190,8 +186,6 @@ class LocalSTTService(SegmentedSTTService):
         """Buffer audio (base class) and start an early transcription once it goes quiet."""
         await super().process_audio_frame(frame, direction)
         if self._early_policy is None or not self._user_speaking or not self.sample_rate:
-            return
-        if self._busy is not None and self._busy():
             return
         if self._quiet is None:
             self._quiet = QuietTracker(self._early_policy, self.sample_rate)
