@@ -18,8 +18,8 @@ from pipecat.runner.types import (
 from pipecat.runner.utils import parse_telephony_websocket
 from pipecat.transports.base_transport import BaseTransport
 
-from bot.pipeline import CallSpec, run_call
-from bot.runtime import Runtime
+from bot.call.pipeline import CallSpec, run_call
+from bot.call.runtime import Runtime
 from bot.settings import Settings
 from transports import rooms, twilio, webrtc
 

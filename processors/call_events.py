@@ -2,7 +2,7 @@
 
 :class:`CallEventObserver` watches one call's frames and hands each event to a
 ``publish(type, data)`` callable (the server's per-call event bus,
-``bot/call_events.py``). Events carry decisions and measurements only, never caller
+``bot/operator/events.py``). Events carry decisions and measurements only, never caller
 data: no transcripts, no digits, no numbers, no reply text.
 
 Event types and their data:

@@ -1,7 +1,7 @@
 """A real browser call: headless Chromium calls the real server over WebRTC.
 
 The caller is a synthetic voice (flite "slt", not the bot's Piper voice) fed to
-Chromium as its microphone. The server (``bot.server.create_app``, embedded speech stack)
+Chromium as its microphone. The server (``bot.web.app.create_app``, embedded speech stack)
 and Chromium share a private network namespace so ICE runs over loopback; see
 ``tests/support/browser.py``.
 """

@@ -7,10 +7,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from bot.calls_api import create_calls_router
-from bot.dashboard import create_dashboard_router
-from bot.operator_auth import COOKIE, OperatorAuth
-from bot.records import CallRecords
+from bot.call.records import CallRecords
+from bot.operator.auth import COOKIE, OperatorAuth
+from bot.operator.calls_api import create_calls_router
+from bot.operator.dashboard import create_dashboard_router
 from integrations.storage import CallStore
 from integrations.storage.caller_id import RedactedCallerId
 from integrations.storage.engine import sqlite_url

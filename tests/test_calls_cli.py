@@ -10,7 +10,7 @@ from bot.cli import main
 from integrations.storage import CallStore
 from integrations.storage.engine import sqlite_url
 from integrations.storage.records import utcnow
-from integrations.storage.synthetic import synthetic_calls
+from simulator.synthetic_records import synthetic_calls
 from tests.support.records import call_row, turn_row
 
 
@@ -107,7 +107,7 @@ def test_nlu_calibrate_from_calls(data_dir, tmp_path, capsys):
 
 
 def test_weak_labels_follow_what_the_caller_did_next():
-    from integrations.nlu.call_labels import REJECTED, RecordedTurn, weak_labels
+    from simulator.nlu.call_labels import REJECTED, RecordedTurn, weak_labels
 
     def t(intent, confidence, band, path="classifier"):
         return RecordedTurn(intent, confidence, band, path)

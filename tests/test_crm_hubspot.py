@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.crm import make_crm
+from bot.call.crm import make_crm
 from bot.settings import Settings, SettingsError
 from integrations.crm.base import CallOutcome, CRMError
 from integrations.crm.hubspot_crm import HubSpotCRM

@@ -4,7 +4,7 @@ import json
 import pytest
 from aiohttp import web
 
-from bot.crm import make_crm
+from bot.call.crm import make_crm
 from bot.settings import Settings, SettingsError
 from integrations.crm.base import CallOutcome, CRMError
 from integrations.crm.rest_crm import RestCRM, parse_field_map

@@ -20,14 +20,14 @@ import httpx
 import pytest
 from loguru import logger
 
-from bot.handoff import HandoffTicket
-from bot.simulation.fake_twilio import FakeTwilioRest
+from bot.call.handoff import HandoffTicket
 from integrations.screen_pop import verify_signature
-from integrations.speech import caller_voice
+from simulator.audio_codec import rms
+from simulator.fake_twilio import FakeTwilioRest
+from simulator.phone import TwilioCallEmulator, place_call
+from simulator.voices import caller_voice
 from tests.support.webhook_receiver import WebhookReceiver
-from transports.audio_codec import rms
 from transports.twilio import compute_signature
-from transports.twilio_client import TwilioCallEmulator, place_call
 
 pytestmark = pytest.mark.e2e
 
@@ -43,9 +43,9 @@ SCREEN_POP_DELAY_S = 1.5
 def live():
     if caller_voice.engine() is None:
         pytest.skip("needs Debian's flite for the caller voice (apt-get install flite)")
-    from bot.commands.bench import ThreadedServer
-    from bot.server import create_app
     from bot.settings import Settings
+    from bot.web.app import create_app
+    from simulator.server_thread import ThreadedServer
 
     state: dict[str, object] = {}
     data_dir = tempfile.mkdtemp(prefix="callagent-e2e-esc-")

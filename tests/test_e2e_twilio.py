@@ -1,6 +1,6 @@
 """End to end over Twilio Media Streams: the real server, the real models, an emulated phone.
 
-The server (``bot.server.create_app``) runs with uvicorn on a loopback port in its own
+The server (``bot.web.app.create_app``) runs with uvicorn on a loopback port in its own
 thread; a fake Twilio REST API takes its hang-ups. Each test places a call exactly like
 Twilio (signed voice webhook -> TwiML -> signed stream WebSocket), speaks with a flite
 voice (not the bot's), and checks what the phone heard by transcribing it with the
@@ -17,10 +17,10 @@ import httpx
 import pytest
 from loguru import logger
 
-from bot.simulation.fake_twilio import FakeTwilioRest
-from integrations.speech import caller_voice
-from transports.audio_codec import rms
-from transports.twilio_client import TwilioCallEmulator, place_call
+from simulator.audio_codec import rms
+from simulator.fake_twilio import FakeTwilioRest
+from simulator.phone import TwilioCallEmulator, place_call
+from simulator.voices import caller_voice
 
 pytestmark = pytest.mark.e2e
 
@@ -36,9 +36,9 @@ def live():
     """The real server (models loaded once for the module) and the fake REST API."""
     if caller_voice.engine() is None:
         pytest.skip("needs Debian's flite for the caller voice (apt-get install flite)")
-    from bot.commands.bench import ThreadedServer
-    from bot.server import create_app
     from bot.settings import Settings
+    from bot.web.app import create_app
+    from simulator.server_thread import ThreadedServer
 
     state: dict[str, object] = {}
     data_dir = tempfile.mkdtemp(prefix="callagent-e2e-")
@@ -212,8 +212,8 @@ async def test_goodbye_ends_the_call_with_a_rest_hang_up_after_the_farewell(live
 async def test_latency_bench_tells_answers_from_other_replies(live):
     """``bench latency`` checks what each reply said: the FAQ's answer counts as an
     answer, the reply to a request the agent cannot serve does not."""
-    from bot.commands.bench import LatencyReport, ReplyCheck, measure_latency
-    from bot.simulation.replies import expected_replies
+    from simulator.bench.latency import LatencyReport, ReplyCheck, measure_latency
+    from simulator.replies import expected_replies
 
     questions = ["what are your opening hours", "can you sing me a song"]
     report = LatencyReport(url="live")

@@ -5,11 +5,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot.commands import nlu
 from integrations.nlu.base import OUT_OF_SCOPE, IntentPrediction
-from integrations.nlu.calibration import sweep
-from integrations.nlu.datasets import load_split, read_banking, read_clinc, stratified_holdout
-from integrations.nlu.evaluation import macro_f1
+from integrations.nlu.holdout import stratified_holdout
+from simulator.nlu import cli as nlu
+from simulator.nlu.calibration import sweep
+from simulator.nlu.datasets import load_split, read_banking, read_clinc
+from simulator.nlu.evaluation import macro_f1
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nlu"
 CLINC = FIXTURES / "clinc150_slice.json"

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.simulation import report
-from bot.simulation.scenario import parse_scenario
-from bot.simulation.suite import SuiteOptions, run_suite
-from bot.simulation.target import LocalAgent
-from integrations.speech import caller_voice
+from simulator.scenarios import report
+from simulator.scenarios.scenario import parse_scenario
+from simulator.scenarios.suite import SuiteOptions, run_suite
+from simulator.target import LocalAgent
+from simulator.voices import caller_voice
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).parents[1]

@@ -12,11 +12,16 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from bot.call_events import CallEventBus, create_call_events_router
-from bot.operator_auth import OperatorAuth
-from bot.simulation import report
-from bot.simulation.checks import CallFacts, check_step
-from bot.simulation.noise import (
+from bot.operator.auth import OperatorAuth
+from bot.operator.events import CallEventBus, create_call_events_router
+from integrations.speech.stt import trim_lead_in
+from processors.barge_in import is_backchannel
+from simulator.phone import LineConditions, _Line
+from simulator.scenarios import report
+from simulator.scenarios.checks import CallFacts, check_step
+from simulator.scenarios.results import BargeIn, CallResult, StepResult, summarize
+from simulator.scenarios.scenario import ScenarioError, check_against_agent, parse_scenario
+from simulator.voices.noise import (
     BackgroundNoise,
     NoiseSpec,
     active_rms,
@@ -24,11 +29,6 @@ from bot.simulation.noise import (
     normalize_active,
     snr_db,
 )
-from bot.simulation.results import BargeIn, CallResult, StepResult, summarize
-from bot.simulation.scenario import ScenarioError, check_against_agent, parse_scenario
-from integrations.speech.stt import trim_lead_in
-from processors.barge_in import is_backchannel
-from transports.twilio_client import LineConditions, _Line
 
 TOKEN = "operator-token-0123456789"
 
@@ -108,7 +108,7 @@ def test_the_shipped_dental_scenarios_are_valid_and_cover_the_agent():
 
     from bot.agent import load_agent
     from bot.settings import REFERENCE_AGENT
-    from bot.simulation.scenario import load_scenarios
+    from simulator.scenarios.scenario import load_scenarios
 
     scenarios, errors = load_scenarios([Path(__file__).parents[1] / "scenarios" / "dental"])
     assert not errors
@@ -239,7 +239,7 @@ def test_reports_summarise_and_render(tmp_path):
 
 
 def test_stereo_recording(tmp_path):
-    from bot.simulation.runner import write_recording
+    from simulator.scenarios.runner import write_recording
 
     class Call:
         def sent_audio(self):
@@ -416,7 +416,7 @@ def test_the_phone_vad_hears_a_short_yes_and_ignores_babble():
         states = [vad._run_analyzer(pcm[i : i + 320]) for i in range(0, len(pcm) - 320, 320)]
         return sum(s == VADState.SPEAKING for s in states)
 
-    from integrations.speech import caller_voice
+    from simulator.voices import caller_voice
 
     if caller_voice.engine() is None:
         pytest.skip("needs flite or espeak-ng")
@@ -440,8 +440,8 @@ def test_the_phone_vad_hears_a_question_in_babble_after_a_quiet_stretch(seed, qu
     resumed without context)."""
     from pipecat.audio.vad.vad_analyzer import VADParams, VADState
 
-    from integrations.speech import caller_voice
     from integrations.speech.vad import PhoneVADAnalyzer
+    from simulator.voices import caller_voice
 
     if caller_voice.engine() is None:
         pytest.skip("needs flite or espeak-ng")
@@ -476,8 +476,8 @@ def test_the_phone_vad_measures_loudness_only_for_windows_that_could_be_speech(m
     from pipecat.audio import volume as pipecat_volume
     from pipecat.audio.vad.vad_analyzer import VADParams, VADState
 
-    from integrations.speech import caller_voice
     from integrations.speech.vad import PhoneVADAnalyzer
+    from simulator.voices import caller_voice
 
     if caller_voice.engine() is None:
         pytest.skip("needs flite or espeak-ng")

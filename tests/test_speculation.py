@@ -44,7 +44,7 @@ def test_no_slot_while_busy() -> None:
 def test_the_runtime_budget_is_spent_from_the_configured_call_count_on() -> None:
     from typing import Any, cast
 
-    from bot.runtime import Runtime
+    from bot.call.runtime import Runtime
     from bot.settings import Settings
 
     unused = cast(Any, None)  # the budget reads only the settings and the call count

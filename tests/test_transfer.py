@@ -15,7 +15,6 @@ from pipecat.tests.utils import SleepFrame, run_test
 
 from bot.agent import load_agent
 from bot.settings import REFERENCE_AGENT
-from bot.simulation.fake_twilio import FakeTwilioRest
 from integrations.screen_pop import ScreenPopClient, verify_signature
 from integrations.twilio_rest import TwilioCallControl, transfer_twiml
 from processors.frames import EscalationFrame, TransferResultFrame
@@ -28,6 +27,7 @@ from processors.transfer import (
     TwilioRedirect,
     WebRTCHandoffMessage,
 )
+from simulator.fake_twilio import FakeTwilioRest
 from tests.support.webhook_receiver import WebhookReceiver
 
 SUMMARY = {"reason": "explicit_request", "caller": {"name": "Maria Garcia"}}

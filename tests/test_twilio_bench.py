@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from bot.commands import bench
+from simulator.bench import latency as bench
 
 
 def test_bench_registers_latency_with_a_handler():
@@ -54,7 +54,7 @@ def test_server_latency_lines_are_collected_and_summarised():
 def test_a_reply_is_an_answer_when_it_starts_like_the_intents_response():
     from bot.agent import load_agent
     from bot.settings import REFERENCE_AGENT
-    from bot.simulation.replies import expected_replies, reply_answers
+    from simulator.replies import expected_replies, reply_answers
 
     expected = expected_replies(load_agent(REFERENCE_AGENT))
     hours = expected["what are your opening hours"]

@@ -28,11 +28,11 @@ from pipecat.serializers.twilio import TwilioFrameSerializer
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketTransport
 from websockets.asyncio.server import ServerConnection, serve
 
-from bot.simulation.fake_twilio import FakeTwilioRest
+from simulator.audio_codec import rms, ulaw_decode, ulaw_encode
+from simulator.fake_twilio import FakeTwilioRest
+from simulator.phone import TwilioCallEmulator, new_sid, parse_stream_twiml
 from transports import twilio
-from transports.audio_codec import rms, ulaw_decode, ulaw_encode
 from transports.input_batching import LoadAdaptiveBatching, NoBatching
-from transports.twilio_client import TwilioCallEmulator, new_sid, parse_stream_twiml
 
 SECRET = "SECRET-CALLER-4242"
 TOKEN = "0123456789abcdef0123456789abcdef"

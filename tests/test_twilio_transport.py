@@ -29,10 +29,10 @@ from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
-from bot.simulation.fake_twilio import FakeTwilioRest
+from simulator.audio_codec import rms
+from simulator.fake_twilio import FakeTwilioRest
+from simulator.phone import TwilioCallEmulator, new_sid, place_call
 from transports import twilio
-from transports.audio_codec import rms
-from transports.twilio_client import TwilioCallEmulator, new_sid, place_call
 
 TOKEN = "f" * 32
 ACCOUNT = "AC" + "1" * 32
@@ -241,7 +241,7 @@ async def test_unsigned_requests_are_rejected(harness):
 
 
 async def test_latency_bench_measures_every_turn(harness):
-    from bot.commands.bench import LatencyReport, measure_latency
+    from simulator.bench.latency import LatencyReport, measure_latency
 
     harness.reply_to_voice = True
     clips = {"a": b"\x00" * 800 + tone(0.6, 200), "b": tone(0.9, 250) + b"\x00" * 2400}

@@ -19,9 +19,9 @@ import numpy as np
 from loguru import logger
 
 from integrations.nlu.base import OUT_OF_SCOPE, IntentPrediction
-from integrations.nlu.datasets import stratified_holdout
 from integrations.nlu.encoder import SentenceEncoder
 from integrations.nlu.head import HeadTraining, LinearIntentHead
+from integrations.nlu.holdout import stratified_holdout
 from integrations.nlu.neighbours import KnnVote, NearestExamples
 from integrations.nlu.oos import OOSThresholdStrategy, RecallTargetOOSThreshold, SimilarityGate
 

@@ -149,7 +149,7 @@ class NetNamespace:
 
 SERVE = """
 import os, uvicorn
-from bot.server import create_app
+from bot.web.app import create_app
 from bot.settings import Settings
 settings = Settings.load()
 uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
@@ -157,7 +157,7 @@ uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_le
 
 
 class AppServer:
-    """The real app (``bot.server.create_app``) served inside a namespace, logging to a file."""
+    """The real app (``bot.web.app.create_app``) served inside a namespace, logging to a file."""
 
     def __init__(
         self, netns: NetNamespace, env: Mapping[str, str], log_path: Path, *, port: int = 7860

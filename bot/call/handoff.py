@@ -1,0 +1,244 @@
+"""Wires the CRM prefetch, verification, escalation and transfer into each call.
+
+Per call: the CRM prefetch (the runtime's CRM adapter, the caller's identity from the call
+spec), caller verification, the callback offer, the escalation processor (the agent's
+policy, the runtime's sentiment analyser) and the transfer processor with the call's
+transport's :class:`~processors.transfer.TransferMethod`:
+
+- Twilio: a REST redirect of the live call to TwiML that says the hold line and dials the
+  agent's ``transfer.target`` (whisper URL and Dial action URL on this server);
+- WebRTC: an RTVI ``handoff`` server message carrying the summary;
+- Daily: a SIP REFER of the dial-in caller;
+- anything else, or no target: no transfer (the bot apologises and offers a callback).
+
+:class:`HandoffDesk` keeps each Twilio hand-off (whisper text, customer id) for the
+callbacks Twilio makes after the redirect, under an unguessable token.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.transports.base_transport import BaseTransport
+
+from bot.call.runtime import Runtime
+from integrations.screen_pop import ScreenPopClient
+from integrations.twilio_rest import TwilioCallControl, transfer_twiml
+from processors.agent_definition import IntentAction
+from processors.callback_offer import CallbackOfferProcessor
+from processors.caller_verification import CallerVerificationProcessor
+from processors.crm_prefetch import CrmPrefetchProcessor
+from processors.escalation import EscalationProcessor
+from processors.handoff_summary import whisper_text
+from processors.transfer import (
+    DailySipRefer,
+    Handoff,
+    NoTransfer,
+    TransferMethod,
+    TransferProcessor,
+    TwilioRedirect,
+    WebRTCHandoffMessage,
+)
+
+TICKET_TTL_S = 3600.0
+MAX_TICKETS = 2000
+
+
+@dataclass
+class HandoffTicket:
+    """One Twilio hand-off, kept for Twilio's callbacks after the redirect.
+
+    Parameters:
+        call_id: Our call id.
+        trigger: Why the call was escalated.
+        whisper: What the person answering hears (caller data: never log it).
+        customer_id: The caller's CRM id ("" when unknown).
+        created: Monotonic creation time.
+        dial_status: Twilio's ``DialCallStatus`` once the dial ended.
+        callback_requested: The caller asked for a callback after a failed dial.
+    """
+
+    call_id: str
+    trigger: str
+    whisper: str
+    customer_id: str = ""
+    created: float = 0.0
+    dial_status: str | None = None
+    callback_requested: bool = False
+
+
+class HandoffDesk:
+    """Hand-offs in flight, by token (bounded; old ones expire)."""
+
+    def __init__(self, ttl_s: float = TICKET_TTL_S, max_tickets: int = MAX_TICKETS):
+        """Create an empty desk."""
+        self._ttl_s = ttl_s
+        self._max = max_tickets
+        self._tickets: OrderedDict[str, HandoffTicket] = OrderedDict()
+
+    def register(self, ticket: HandoffTicket) -> str:
+        """Keep ``ticket``; returns its token."""
+        now = time.monotonic()
+        ticket.created = now
+        while self._tickets:
+            token, oldest = next(iter(self._tickets.items()))
+            if now - oldest.created < self._ttl_s and len(self._tickets) < self._max:
+                break
+            del self._tickets[token]
+        token = secrets.token_urlsafe(18)
+        self._tickets[token] = ticket
+        return token
+
+    def get(self, token: str) -> HandoffTicket | None:
+        """The ticket for ``token``, if it exists and has not expired."""
+        ticket = self._tickets.get(token)
+        if ticket is None or time.monotonic() - ticket.created > self._ttl_s:
+            return None
+        return ticket
+
+
+@dataclass
+class CallHandoffProcessors:
+    """The per-call processors, in pipeline order (before and after the dialogue)."""
+
+    crm: CrmPrefetchProcessor
+    verification: CallerVerificationProcessor
+    callback_offer: CallbackOfferProcessor
+    escalation: EscalationProcessor
+    transfer: TransferProcessor
+
+    def before_dialogue(self) -> list[Any]:
+        """Between the NLU router and the dialogue."""
+        return [self.crm, self.verification, self.callback_offer]
+
+    def after_dialogue(self) -> list[Any]:
+        """Between the dialogue (and LLM) and TTS."""
+        return [self.escalation, self.transfer]
+
+
+def make_handoff_processors(
+    runtime: Runtime,
+    *,
+    call_id: str,
+    transport_kind: str,
+    caller: str | None,
+    transport: BaseTransport | None,
+    context: LLMContext | None,
+    provider_call_id: str | None = None,
+    public_url: str = "",
+) -> CallHandoffProcessors:
+    """Build one call's CRM, verification, escalation and transfer processors."""
+    agent = runtime.agent
+    settings = runtime.settings
+    screen_pop = (
+        ScreenPopClient(
+            settings.screen_pop_url,
+            settings.screen_pop_secret,
+            timeout_s=settings.screen_pop_timeout_secs,
+            attempts=settings.screen_pop_attempts,
+        )
+        if settings.screen_pop_url
+        else None
+    )
+    method = make_transfer_method(
+        runtime,
+        transport_kind=transport_kind,
+        transport=transport,
+        provider_call_id=provider_call_id,
+        public_url=public_url,
+        call_id=call_id,
+    )
+    transfer_intents = frozenset(i.name for i in agent.intents if i.action is IntentAction.TRANSFER)
+    return CallHandoffProcessors(
+        crm=CrmPrefetchProcessor(
+            runtime.crm,
+            caller,
+            call_id=call_id,
+            budget_ms=settings.crm_prefetch_budget_ms,
+            context=context,
+        ),
+        verification=CallerVerificationProcessor(agent.verification, call_id=call_id),
+        callback_offer=CallbackOfferProcessor(agent.transfer, call_id=call_id),
+        escalation=EscalationProcessor(
+            agent.escalation,
+            handoff_line=agent.transfer.handoff_line,
+            transfer_intents=transfer_intents,
+            sentiment=runtime.sentiment,
+            call_id=call_id,
+            transport=transport_kind,
+        ),
+        transfer=TransferProcessor(
+            method,
+            agent.transfer,
+            call_id=call_id,
+            screen_pop=screen_pop,
+            playout_remaining=_playout_clock(transport),
+        ),
+    )
+
+
+def make_transfer_method(
+    runtime: Runtime,
+    *,
+    transport_kind: str,
+    transport: BaseTransport | None,
+    provider_call_id: str | None,
+    public_url: str,
+    call_id: str,
+) -> TransferMethod:
+    """The transfer strategy for this call's transport."""
+    agent = runtime.agent
+    settings = runtime.settings
+    target = agent.transfer.target
+    if transport_kind == "webrtc":
+        return WebRTCHandoffMessage()
+    if not target:
+        return NoTransfer("the agent has no transfer.target")
+    if transport_kind == "twilio":
+        if not (settings.twilio_account_sid and settings.twilio_auth_token and provider_call_id):
+            return NoTransfer("Twilio credentials are not configured")
+        control = TwilioCallControl(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            base_url=settings.twilio_api_base_url,
+        )
+        desk = runtime.handoffs or HandoffDesk()
+
+        def twiml_for(handoff: Handoff) -> str:
+            caller = handoff.summary.get("caller") or {}
+            token = desk.register(
+                HandoffTicket(
+                    call_id=call_id,
+                    trigger=handoff.trigger,
+                    whisper=whisper_text(handoff.summary, agent.name),
+                    customer_id=str(caller.get("customer_id") or ""),
+                )
+            )
+            base = public_url.rstrip("/")
+            query = urlencode({"h": token})
+            return transfer_twiml(
+                target,
+                hold_line=agent.transfer.hold_line,
+                whisper_url=f"{base}/twilio/whisper?{query}" if agent.transfer.whisper else None,
+                action_url=f"{base}/twilio/transfer-status?{query}",
+                hold_music_url=f"{base}/twilio/hold",
+                dial_timeout_s=agent.transfer.dial_timeout_secs,
+            )
+
+        return TwilioRedirect(control, provider_call_id, twiml_for)
+    if transport_kind == "daily" and transport is not None and hasattr(transport, "sip_refer"):
+        return DailySipRefer(transport.sip_refer, target)
+    return NoTransfer(f"transfers are not supported on {transport_kind}")
+
+
+def _playout_clock(transport: BaseTransport | None) -> Any:
+    """Seconds of speech still playing at the phone (Twilio), else None."""
+    params = getattr(transport, "_params", None)
+    serializer = getattr(params, "serializer", None)
+    return getattr(serializer, "speech_playout_remaining_s", None)

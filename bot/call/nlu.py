@@ -1,0 +1,50 @@
+"""Builds each call's NLU router from the runtime's shared classifier and the agent's thresholds."""
+
+from __future__ import annotations
+
+from bot.call.runtime import Runtime
+from bot.settings import Settings
+from integrations.nlu.base import OUT_OF_SCOPE, LLMIntentClassifier, NLUThresholds
+from integrations.nlu.llm import LLMEndpoint, OpenAICompatibleIntentClassifier
+from processors.agent_definition import AgentDefinition
+from processors.barge_in import is_backchannel
+from processors.nlu_router import NLURouter
+from processors.semantic_turn import CompletenessCheck
+
+
+def make_llm_classifier(settings: Settings, agent: AgentDefinition) -> LLMIntentClassifier | None:
+    """The LLM intent classifier asked when the embedded one is unsure, if an LLM is configured."""
+    if settings.llm == "groq":
+        endpoint = LLMEndpoint.groq(settings.groq_api_key, settings.groq_model)
+    elif settings.llm == "openai":
+        endpoint = LLMEndpoint(settings.llm_base_url, settings.llm_model, settings.llm_api_key)
+    else:
+        return None
+    intents = {intent.name: intent.description for intent in agent.intents}
+    return OpenAICompatibleIntentClassifier(endpoint, intents)
+
+
+def make_nlu_router(runtime: Runtime) -> NLURouter:
+    """The NLU router for one call."""
+    nlu = runtime.agent.nlu
+    return NLURouter(
+        classifier=runtime.classifier,
+        llm=runtime.llm_classifier,
+        thresholds=NLUThresholds(act=nlu.act_threshold, clarify=nlu.clarify_threshold),
+        entity_extractor=runtime.entities,
+        llm_timeout_s=nlu.llm_timeout_secs,
+    )
+
+
+def make_completeness_check(runtime: Runtime) -> CompletenessCheck:
+    """A transcript is a complete request when the classifier would act on it outright."""
+    classifier = runtime.classifier
+    act = runtime.agent.nlu.act_threshold
+
+    def is_complete(text: str) -> bool:
+        if text.strip() and is_backchannel(text):
+            return True  # "okay", "mhm", "yes": a whole turn, nothing more is coming
+        prediction = classifier.classify(text)
+        return prediction.intent != OUT_OF_SCOPE and prediction.confidence >= act
+
+    return is_complete

@@ -1,0 +1,114 @@
+"""The ``callagent`` command: serve the agent, plus operator and simulator tools.
+
+Each shipped command group lives in ``bot/cli/<group>.py`` and registers itself
+with ``add_parser(subparsers)``; its handlers take the parsed arguments and
+return an exit code. Groups from optional extras (the simulator's ``simulate``,
+``bench``, ``nlu`` and ``escalation``) register through the ``callagent.commands``
+entry-point group, so nothing shipped imports them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+
+from loguru import logger
+
+from bot.settings import Settings, SettingsError
+
+COMMAND_GROUPS = ("calls", "db", "crm")
+PLUGIN_GROUP = "callagent.commands"
+SIM_EXTRA_HINT = "install the simulator extra: pip install 'callagent[sim]'"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``callagent`` console script."""
+    parser = argparse.ArgumentParser(prog="callagent", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="start the agent server (browser page, Twilio, rooms)")
+    serve.add_argument("--host", help="listen address (default CALLAGENT_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default PORT or 7860)")
+    serve.set_defaults(func=_serve)
+
+    config = sub.add_parser("config", help="show or check the settings")
+    config.add_argument(
+        "action", choices=["example", "check"], help="print .env.example, or validate"
+    )
+    config.set_defaults(func=_config)
+
+    for group in COMMAND_GROUPS:
+        module = importlib.import_module(f"bot.cli.{group}")
+        module.add_parser(sub)
+    _add_plugin_commands(sub)
+
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SettingsError as e:
+        print(e, file=sys.stderr)
+        return 2
+
+
+def _add_plugin_commands(sub: argparse._SubParsersAction) -> None:
+    """Register the command groups that optional extras declare as entry points.
+
+    A group whose extra is not installed (its module fails to import) still appears,
+    and says how to install it instead of failing with a traceback.
+    """
+    for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        try:
+            add_parser = entry.load()
+        except ImportError as e:
+            missing = sub.add_parser(entry.name, help=f"(not installed: {SIM_EXTRA_HINT})")
+            missing.set_defaults(func=_missing_extra(entry.name, e))
+            continue
+        add_parser(sub)
+
+
+def _missing_extra(name: str, error: ImportError):
+    def run(_args: argparse.Namespace) -> int:
+        print(f"callagent {name}: {error}; {SIM_EXTRA_HINT}", file=sys.stderr)
+        return 2
+
+    return run
+
+
+def configure_logging(settings: Settings) -> None:
+    """Log to stderr at the configured level (message bodies never carry caller data)."""
+    logger.remove()
+    logger.add(sys.stderr, level=settings.log_level.upper())
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bot.web.app import WEBSOCKET_OPTIONS, create_app
+
+    settings = Settings.load()
+    configure_logging(settings)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_level=settings.log_level.lower(),
+        **WEBSOCKET_OPTIONS,
+    )
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    if args.action == "example":
+        sys.stdout.write(Settings.example_env())
+        return 0
+    settings = Settings.load()
+    print(
+        f"settings OK: transport={settings.transport} stt={settings.stt} "
+        f"tts={settings.tts} llm={settings.llm}"
+    )
+    return 0
+

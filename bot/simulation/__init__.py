@@ -1,5 +1,0 @@
-"""Simulated callers: scenario files, caller audio (voice, noise, line), the runner, reports.
-
-``callagent simulate`` (``bot/commands/simulate.py``) and ``callagent bench`` use it to
-place scripted calls on an agent over the real Twilio Media Streams protocol.
-"""

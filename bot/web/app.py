@@ -1,0 +1,242 @@
+"""The agent server: one FastAPI app for browser calls, Twilio calls and health checks.
+
+Routes:
+    GET  /               the offline browser call page (WebRTC transport)
+    POST /api/offer      WebRTC signalling for that page
+    POST /api/rooms      Daily / LiveKit: put the bot in a room and return how to join it
+    POST /twilio/voice   Twilio voice webhook, answers TwiML <Connect><Stream>
+    WS   /twilio/stream  Twilio Media Streams
+    POST /twilio/whisper, /twilio/transfer-status, /twilio/callback; GET /twilio/hold(.wav)
+                         warm-transfer callbacks and hold music (see bot/web/handoff_routes.py)
+    GET  /healthz        liveness and active call count
+    GET  /api/calls...   call records JSON (operator token; see bot/operator/calls_api.py)
+    GET  /dashboard      operator dashboard (operator token; see bot/operator/dashboard.py)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from fastapi import FastAPI, HTTPException, Request, Response, WebSocket
+from loguru import logger
+from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
+
+from bot.call.pipeline import CallSpec, run_call
+from bot.call.records import open_call_records
+from bot.call.runtime import Runtime
+from bot.operator.auth import OperatorAuth
+from bot.operator.calls_api import create_calls_router
+from bot.operator.dashboard import create_dashboard_router
+from bot.operator.diagnostics import create_diagnostics_router
+from bot.operator.events import CallEventBus, create_call_events_router
+from bot.settings import Settings
+from bot.web.handoff_routes import create_handoff_router
+from transports import rooms, twilio, webrtc
+from transports.input_batching import BatchingPolicy, LoadAdaptiveBatching, NoBatching
+
+TWILIO_RATE = 8000
+WEBRTC_IN_RATE = 16000
+WEBRTC_OUT_RATE = 24000
+ROOM_RATE = 16000
+WEBSOCKET_OPTIONS: dict[str, object] = {
+    # a Media Streams message is about 300 bytes; anything near this is malformed
+    "ws_max_size": 256 * 1024,
+    # Twilio does not compress; offered by other clients, deflating every 20 ms frame
+    # cost the event loop about 4 % of its time with eight calls (py-spy)
+    "ws_per_message_deflate": False,
+}
+"""uvicorn's WebSocket settings for the agent's server."""
+
+
+class CallManager:
+    """Tracks running calls so they can be counted and stopped at shutdown."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def active(self) -> int:
+        """Calls in progress."""
+        return len(self._tasks)
+
+    def start(self, call: Coroutine[Any, Any, None], spec: CallSpec) -> asyncio.Task[None]:
+        """Run a call in the background."""
+        task = asyncio.create_task(self._guard(call, spec), name=f"call-{spec.call_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _guard(self, call: Coroutine[Any, Any, None], spec: CallSpec) -> None:
+        try:
+            await call
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception(f"call {spec.call_id}: failed")
+
+    async def stop_all(self) -> None:
+        """Cancel every running call and wait for them to finish."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """Build the server app; models load once here and are shared by every call."""
+    runtime = runtime or Runtime.load(settings)
+    if runtime.records is None:
+        runtime.records = open_call_records(settings)  # migrates the schema at start-up
+    calls = CallManager()
+    batching: BatchingPolicy = (
+        LoadAdaptiveBatching(
+            lambda: calls.active,
+            settings.audio_batch_from_calls,
+            settings.audio_batch_60ms_from_calls,
+        )
+        if settings.audio_batch_from_calls > 0 or settings.audio_batch_60ms_from_calls > 0
+        else NoBatching()
+    )
+
+    async def on_webrtc_connection(
+        connection: SmallWebRTCConnection, params: dict[str, str]
+    ) -> None:
+        spec = CallSpec("webrtc", WEBRTC_IN_RATE, WEBRTC_OUT_RATE, caller=params.get("caller"))
+        transport = webrtc.create_webrtc_transport(
+            connection, audio_in_sample_rate=WEBRTC_IN_RATE, audio_out_sample_rate=WEBRTC_OUT_RATE
+        )
+        calls.start(run_call(transport, spec, runtime), spec)
+
+    webrtc_router = webrtc.create_webrtc_router(on_webrtc_connection)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        if runtime.records is not None:
+            runtime.records.store.warm_stats_in_background()  # first dashboard view is fast
+        yield
+        await calls.stop_all()
+        if runtime.records is not None:
+            await asyncio.to_thread(runtime.records.store.flush)
+        await webrtc_router.close()
+
+    app = FastAPI(title="callagent", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.state.calls = calls
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "agent": runtime.agent.name, "active_calls": calls.active}
+
+    @app.post("/api/rooms")
+    async def start_room_call() -> dict[str, Any]:
+        """Put the bot in a Daily or LiveKit room and return how a person joins it."""
+        if settings.transport == "daily":
+            async with aiohttp.ClientSession() as session:
+                join = await rooms.create_daily_room(
+                    api_key=settings.daily_api_key,
+                    api_url=settings.daily_api_url,
+                    room_url=settings.daily_room_url,
+                    session=session,
+                )
+            transport: Any = rooms.create_daily_transport(join, sample_rate=ROOM_RATE)
+        elif settings.transport == "livekit":
+            join = rooms.livekit_room(
+                url=settings.livekit_url,
+                api_key=settings.livekit_api_key,
+                api_secret=settings.livekit_api_secret,
+                room=settings.livekit_room,
+            )
+            transport = rooms.create_livekit_transport(join, sample_rate=ROOM_RATE)
+        else:
+            raise HTTPException(409, "CALLAGENT_TRANSPORT is webrtc: use the page at / instead.")
+        spec = CallSpec(settings.transport, ROOM_RATE, ROOM_RATE)
+        calls.start(run_call(transport, spec, runtime), spec)
+        return {
+            "url": join.url,
+            "room": join.room,
+            "token": join.user_token,
+            "call_id": spec.call_id,
+        }
+
+    @app.post("/twilio/voice")
+    async def twilio_voice(request: Request) -> Response:
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        public_url = _public_url(settings, request)
+        if settings.twilio_validate_signatures and settings.twilio_auth_token:
+            url = twilio.public_request_url(public_url, request.url.path, request.url.query)
+            if not twilio.validate_webhook_signature(
+                settings.twilio_auth_token, url, form, request.headers.get("X-Twilio-Signature", "")
+            ):
+                logger.warning("Twilio webhook rejected: bad signature")
+                raise HTTPException(403, "invalid Twilio signature")
+        ws_base = "wss://" if public_url.startswith("https://") else "ws://"
+        stream_url = ws_base + urlsplit(public_url).netloc + "/twilio/stream"
+        parameters = {k: form[k] for k in ("From", "To", "CallSid") if k in form}
+        xml = twilio.build_stream_twiml(stream_url, parameters)
+        return Response(content=xml, media_type="application/xml")
+
+    @app.websocket("/twilio/stream")
+    async def twilio_stream(websocket: WebSocket) -> None:
+        if settings.twilio_validate_signatures and settings.twilio_auth_token:
+            url = twilio.public_request_url(
+                _public_url(settings, websocket),
+                websocket.url.path,
+                websocket.url.query,
+                websocket=True,
+            )
+            signature = websocket.headers.get("X-Twilio-Signature", "")
+            if not twilio.validate_stream_signature(settings.twilio_auth_token, url, signature):
+                logger.warning("Twilio stream rejected: bad signature")
+                await websocket.close(code=1008)
+                return
+        await websocket.accept()
+        try:
+            start = await twilio.read_stream_start(websocket, timeout_s=10)
+        except twilio.StreamStartError as e:
+            logger.warning(f"Twilio stream rejected: {e}")
+            await websocket.close(code=1003)
+            return
+        spec = CallSpec(
+            "twilio",
+            TWILIO_RATE,
+            TWILIO_RATE,
+            caller=start.custom_parameters.get("From"),
+            provider_call_id=start.call_sid,
+            public_url=_public_url(settings, websocket),
+        )
+        logger.info(f"call {spec.call_id}: Twilio call {start.call_sid} stream connected")
+        transport = twilio.create_twilio_transport(
+            websocket,
+            start,
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token,
+            rest_base_url=settings.twilio_api_base_url,
+            hang_up=settings.twilio_hang_up_enabled,
+            batching=batching,
+        )
+        await calls.start(run_call(transport, spec, runtime), spec)  # lives as long as the socket
+
+    app.include_router(webrtc_router)
+    app.include_router(create_handoff_router(runtime, lambda r: _public_url(settings, r)))
+    operator = OperatorAuth(settings.operator_token)
+    app.include_router(create_calls_router(lambda: runtime.records, operator))
+    app.include_router(create_dashboard_router(lambda: runtime.records, operator))
+    if runtime.call_events is None:
+        runtime.call_events = CallEventBus()
+    app.include_router(create_call_events_router(runtime.call_events, operator))
+    app.include_router(create_diagnostics_router(lambda: calls.active, operator))
+    return app
+
+
+def _public_url(settings: Settings, request: Request | WebSocket) -> str:
+    """The public base URL callers reach us at (setting, else the request's own host)."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    scheme = request.headers.get("x-forwarded-proto", request.url.scheme)
+    scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
+    host = request.headers.get("x-forwarded-host", request.headers.get("host", request.url.netloc))
+    return f"{scheme}://{host}"

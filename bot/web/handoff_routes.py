@@ -1,0 +1,133 @@
+"""Twilio's callbacks during a warm transfer, and the hold music.
+
+Routes:
+    POST /twilio/whisper?h=TOKEN          TwiML read to the person answering (the summary)
+    POST /twilio/transfer-status?h=TOKEN  Dial's action: on no answer, apologise and offer a
+                                          callback (keypad 1 or "yes")
+    POST /twilio/callback?h=TOKEN         the caller's answer to that offer
+    GET|POST /twilio/hold                 TwiML looping the hold music (Enqueue wait URL)
+    GET  /twilio/hold.wav                 the hold music
+
+Twilio's POSTs are signature-checked like the voice webhook. Log lines carry the call id
+and Twilio's statuses only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from loguru import logger
+
+from bot.call.handoff import HandoffDesk, HandoffTicket
+from bot.call.runtime import Runtime
+from integrations.crm.base import CRMError
+from integrations.hold_audio import hold_music_wav
+from integrations.twilio_rest import say_twiml
+from transports import twilio
+
+ANSWERED = frozenset({"completed", "answered", "in-progress"})
+YES_WORDS = ("yes", "yeah", "yep", "sure", "please", "okay", "ok")
+
+
+def create_handoff_router(runtime: Runtime, public_url: Callable[[Request], str]) -> APIRouter:
+    """The transfer callbacks and hold music routes."""
+    settings = runtime.settings
+    agent = runtime.agent
+    desk = runtime.handoffs or HandoffDesk()
+    router = APIRouter()
+
+    async def checked_form(request: Request) -> dict[str, str]:
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        if settings.twilio_validate_signatures and settings.twilio_auth_token:
+            url = twilio.public_request_url(
+                public_url(request), request.url.path, request.url.query
+            )
+            if not twilio.validate_webhook_signature(
+                settings.twilio_auth_token, url, form, request.headers.get("X-Twilio-Signature", "")
+            ):
+                logger.warning(f"Twilio {request.url.path} rejected: bad signature")
+                raise HTTPException(403, "invalid Twilio signature")
+        return form
+
+    def ticket_for(request: Request) -> HandoffTicket:
+        ticket = desk.get(request.query_params.get("h", ""))
+        if ticket is None:
+            raise HTTPException(404, "unknown or expired hand-off")
+        return ticket
+
+    def twiml(xml: str) -> Response:
+        return Response(content=xml, media_type="application/xml")
+
+    @router.post("/twilio/whisper")
+    async def whisper(request: Request) -> Response:
+        await checked_form(request)
+        ticket = ticket_for(request)
+        logger.info(f"call {ticket.call_id}: whisper played to the person answering")
+        return twiml(say_twiml(ticket.whisper))
+
+    @router.post("/twilio/transfer-status")
+    async def transfer_status(request: Request) -> Response:
+        form = await checked_form(request)
+        ticket = ticket_for(request)
+        status = form.get("DialCallStatus") or form.get("QueueResult") or "unknown"
+        ticket.dial_status = status
+        if status in ANSWERED or status == "hangup":
+            logger.info(f"call {ticket.call_id}: transfer ended ({status})")
+            return twiml(say_twiml(hang_up=True))
+        logger.warning(f"call {ticket.call_id}: transfer failed after the redirect ({status})")
+        from twilio.twiml.voice_response import Gather, VoiceResponse
+
+        response = VoiceResponse()
+        gather = Gather(
+            input="dtmf speech",
+            num_digits=1,
+            timeout=6,
+            hints="yes, no",
+            action=f"/twilio/callback?h={request.query_params.get('h', '')}",
+        )
+        gather.say(
+            f"{agent.transfer.failure_line} {agent.transfer.callback_offer} "
+            "Press 1 or say yes for a callback."
+        )
+        response.append(gather)
+        response.say("Thanks for calling. Goodbye.")
+        response.hangup()
+        return twiml(str(response.to_xml()))
+
+    @router.post("/twilio/callback")
+    async def callback(request: Request) -> Response:
+        form = await checked_form(request)
+        ticket = ticket_for(request)
+        speech = form.get("SpeechResult", "").lower()
+        accepted = form.get("Digits") == "1" or any(w in speech.split() for w in YES_WORDS)
+        if not accepted:
+            return twiml(say_twiml("No problem. Thanks for calling. Goodbye.", hang_up=True))
+        ticket.callback_requested = True
+        logger.info(f"call {ticket.call_id}: caller accepted a callback after a failed transfer")
+        if runtime.crm is not None and ticket.customer_id:
+            try:
+                await runtime.crm.add_pending_action(
+                    ticket.customer_id, "callback", "Transfer failed; caller asked for a callback"
+                )
+            except CRMError as e:
+                logger.warning(f"call {ticket.call_id}: CRM callback not recorded ({e})")
+        return twiml(say_twiml(agent.transfer.callback_confirmed, "Goodbye.", hang_up=True))
+
+    @router.api_route("/twilio/hold", methods=["GET", "POST"])
+    async def hold(request: Request) -> Response:
+        from twilio.twiml.voice_response import VoiceResponse
+
+        response = VoiceResponse()
+        response.play(f"{public_url(request)}/twilio/hold.wav", loop=0)
+        return twiml(str(response.to_xml()))
+
+    @router.get("/twilio/hold.wav")
+    async def hold_wav() -> Response:
+        return Response(
+            content=hold_music_wav(),
+            media_type="audio/wav",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    return router

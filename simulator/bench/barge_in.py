@@ -1,0 +1,264 @@
+"""``callagent bench barge-in``: how fast the bot goes quiet for the caller, and when it must not.
+
+Three measurements, all at the phone over Twilio Media Streams:
+
+- **barge-in**: the caller asks a question with a long answer, then talks over the
+  answer (0.6-1.6 s into it) with a new question; caller voice onset -> the bot's
+  audio stops at the phone (what Twilio's ``clear`` achieves), and onset -> ``clear``;
+- **babble**: with babble noise 10 dB below the caller's level throughout the call, the
+  caller asks by key press (so the answer is a long one whatever the noise does to
+  speech recognition) and says nothing while the bot answers; any ``clear`` during an
+  answer is a false barge-in;
+- **backchannel**: the caller says "mhm", "okay", "uh huh"... 1.2 s into an answer; a
+  false barge-in is an answer the bot abandons (it does not resume it, or replies to the
+  backchannel). How long the bot pauses before resuming is reported too.
+
+Figures are printed and saved; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+from typing import Any
+
+from simulator.bench import args as bench_args
+
+PER_CALL = 4
+KEYED_QUESTIONS = ("1#", "2#")
+"""Keypad menu entries with long answers (the reference agent: 1 hours, 2 address)."""
+
+
+def add_parser(kinds: argparse._SubParsersAction) -> None:
+    """Register ``callagent bench barge-in``."""
+    p = kinds.add_parser(
+        "barge-in", help="caller onset -> bot silent at the phone; false barge-ins from noise"
+    )
+    bench_args.add_agent_arguments(p, operator_token_for="to see resumed answers")
+    p.add_argument("--trials", type=int, default=30, help="barge-ins to measure (30)")
+    p.add_argument("--noise-trials", type=int, default=16, help="answers under babble (16)")
+    p.add_argument(
+        "--backchannel-trials", type=int, default=16, help="backchannels during answers (16)"
+    )
+    p.add_argument("--snr", type=float, default=10.0, help="babble SNR in dB (10)")
+    p.add_argument("--seed", type=int, default=7)
+    bench_args.add_output_arguments(p)
+    p.set_defaults(func=run_barge_in)
+
+
+def run_barge_in(args: argparse.Namespace) -> int:
+    """``callagent bench barge-in``."""
+    return bench_args.run(args, _main)
+
+
+async def _main(args: argparse.Namespace) -> int:
+    from simulator.bench import kit as benchkit
+
+    rng = random.Random(args.seed)
+    texts = (*benchkit.LONG_ANSWERS, *benchkit.INTERRUPTIONS, *benchkit.BACKCHANNELS)
+    clips = await asyncio.to_thread(benchkit.clips, texts)
+    agent = await benchkit.start_agent_for(args)
+    try:
+        barge = await _barge_ins(agent, clips, args.trials, rng)
+        noise = await _under_babble(agent, clips, args.noise_trials, args.snr, args.seed)
+        back = await _backchannels(agent, clips, args.backchannel_trials, rng)
+    finally:
+        await agent.stop()
+    stop = benchkit.summary([t["stop_ms"] for t in barge])
+    clear = benchkit.summary([t["clear_ms"] for t in barge])
+    result: dict[str, Any] = {
+        "bench": "barge-in",
+        "target": agent.target.label,
+        "barge_in": {
+            "trials": len(barge),
+            "bot_was_speaking": sum(t["bot_was_speaking"] for t in barge),
+            "onset_to_silent_at_phone": stop,
+            "onset_to_clear": clear,
+            "trial_data": barge,
+        },
+        "babble": noise,
+        "backchannel": back,
+    }
+    print()
+    print("barge-in: caller onset -> bot silent at the phone")
+    print(f"  {benchkit.fmt(stop)}")
+    print(f"  onset -> Twilio clear: {benchkit.fmt(clear)}")
+    print(
+        f"babble at {args.snr:g} dB SNR, caller silent: {noise['false_barge_ins']} false "
+        f"barge-in(s) in {noise['answers']} answers ({noise['clears']} clear(s))"
+    )
+    print(
+        f"backchannels during answers: {back['abandoned']} answer(s) abandoned of "
+        f"{back['trials']}; {back['resumed']} resumed after a pause of "
+        f"{benchkit.fmt(back['pause'])}; {back['kept_talking']} not even paused"
+    )
+    benchkit.save_json(args.json, result)
+    return 0
+
+
+async def _call(agent: Any, **kwargs: Any) -> Any:
+    from simulator.phone import place_call
+
+    t = agent.target
+    from simulator.target import SIM_ACCOUNT_SID
+
+    return await place_call(
+        t.base_url,
+        auth_token=t.auth_token,
+        account_sid=SIM_ACCOUNT_SID if t.rest else None,
+        **kwargs,
+    )
+
+
+async def _greeted(call: Any) -> None:
+    await call.wait_for_bot_speech_start(timeout=30)
+    await call.wait_for_bot_silence(1.0, timeout=30)
+
+
+async def _barge_ins(agent: Any, clips: dict[str, bytes], trials: int, rng: random.Random) -> list:
+    from simulator.bench import kit as benchkit
+    from simulator.phone import CallEndedError
+
+    out: list[dict[str, Any]] = []
+    while len(out) < trials:
+        call = await _call(agent)
+        try:
+            await _greeted(call)
+            for _ in range(min(PER_CALL, trials - len(out))):
+                question = rng.choice(benchkit.LONG_ANSWERS)
+                turn = await call.say(clips[question])
+                start = await call.wait_for_bot_speech_start(timeout=30, after=turn.caller_end_s)
+                await asyncio.sleep(max(0.0, start + rng.uniform(0.6, 1.6) - call.now()))
+                before = len(call.barge_ins)
+                interruption = await call.say(clips[rng.choice(benchkit.INTERRUPTIONS)])
+                measured = call.barge_ins[before] if len(call.barge_ins) > before else None
+                if measured is not None:
+                    for _ in range(40):
+                        if measured.bot_stopped_s is not None:
+                            break
+                        await asyncio.sleep(0.05)
+                onset = interruption.caller_onset_s
+                out.append(
+                    {
+                        "bot_was_speaking": measured is not None,
+                        "stop_ms": _ms(measured.bot_stopped_s - onset)
+                        if measured and measured.bot_stopped_s is not None
+                        else None,
+                        "clear_ms": _ms(measured.clear_s - onset)
+                        if measured and measured.clear_s is not None
+                        else None,
+                    }
+                )
+                print(f"  barge-in {len(out)}: {out[-1]['stop_ms']} ms", flush=True)
+                await call.wait_for_bot_silence(1.2, timeout=40)
+        except (CallEndedError, TimeoutError) as e:
+            print(f"  call ended early: {type(e).__name__}", file=sys.stderr)
+        finally:
+            await call.hang_up()
+    return out
+
+
+async def _under_babble(
+    agent: Any, clips: dict[str, bytes], answers: int, snr: float, seed: int
+) -> dict[str, Any]:
+    from simulator.phone import CallEndedError
+    from simulator.voices.noise import BackgroundNoise, NoiseSpec
+
+    done = clears = false = 0
+    n = 0
+    while done < answers:
+        n += 1
+        noise = BackgroundNoise.for_speech(NoiseSpec("babble", snr, seed=seed + n))
+        call = await _call(agent, background=noise)
+        try:
+            await _greeted(call)
+            for _ in range(min(PER_CALL, answers - done)):
+                pressed = call.now()
+                await call.press(KEYED_QUESTIONS[done % len(KEYED_QUESTIONS)])
+                start = await call.wait_for_bot_speech_start(timeout=30, after=pressed)
+                before = call.clears_received
+                end = await call.wait_for_bot_silence(1.5, timeout=40)
+                cut = call.clears_received - before
+                clears += cut
+                false += cut > 0
+                done += 1
+                print(f"  babble answer {done}: {end - start:.1f} s, {cut} clear(s)", flush=True)
+        except (CallEndedError, TimeoutError) as e:
+            print(f"  call ended early: {type(e).__name__}", file=sys.stderr)
+        finally:
+            await call.hang_up()
+    return {"snr_db": snr, "answers": done, "false_barge_ins": false, "clears": clears}
+
+
+async def _backchannels(
+    agent: Any, clips: dict[str, bytes], trials: int, rng: random.Random
+) -> dict[str, Any]:
+    import httpx
+
+    from simulator.bench import kit as benchkit
+    from simulator.phone import CallEndedError
+    from simulator.target import EventsClient
+
+    rows: list[dict[str, Any]] = []
+    async with httpx.AsyncClient() as http:
+        while len(rows) < trials:
+            call = await _call(agent)
+            events = EventsClient(agent.target, call.call_sid, http)
+            try:
+                await _greeted(call)
+                await events.fetch()
+                for _ in range(min(PER_CALL, trials - len(rows))):
+                    question = rng.choice(benchkit.LONG_ANSWERS)
+                    turn = await call.say(clips[question])
+                    start = await call.wait_for_bot_speech_start(
+                        timeout=30, after=turn.caller_end_s
+                    )
+                    await events.fetch()  # the question's own events
+                    await asyncio.sleep(max(0.0, start + 1.2 - call.now()))
+                    word = benchkit.BACKCHANNELS[len(rows) % len(benchkit.BACKCHANNELS)]
+                    clears = call.clears_received
+                    said = await call.say(clips[word])
+                    await call.wait_for_bot_silence(1.5, timeout=40)
+                    new = await events.fetch()
+                    kinds = [e["type"] for e in new]
+                    paused = call.clears_received > clears
+                    resumed = "resumed" in kinds
+                    replied = "nlu" in kinds  # the backchannel was taken as a question
+                    pause_ms = None
+                    if paused:
+                        gaps = [
+                            (s, e) for s, e in call.bot_utterances() if s >= said.caller_onset_s
+                        ]
+                        if gaps:
+                            pause_ms = _ms(gaps[0][0] - said.caller_onset_s)
+                    rows.append(
+                        {
+                            "word": word,
+                            "paused": paused,
+                            "resumed": resumed,
+                            "replied_to": replied,
+                            "pause_ms": pause_ms,
+                        }
+                    )
+                    print(f"  backchannel {len(rows)} {word!r}: {rows[-1]}", flush=True)
+            except (CallEndedError, TimeoutError) as e:
+                print(f"  call ended early: {type(e).__name__}", file=sys.stderr)
+            finally:
+                await call.hang_up()
+    return {
+        "trials": len(rows),
+        "paused": sum(r["paused"] for r in rows),
+        "resumed": sum(r["resumed"] for r in rows),
+        "kept_talking": sum(not r["paused"] for r in rows),
+        "abandoned": sum(r["paused"] and not r["resumed"] for r in rows),
+        "replied_to": sum(r["replied_to"] for r in rows),
+        "pause": benchkit.summary([r["pause_ms"] for r in rows]),
+        "events_visible": bool(agent.target.operator_token),
+        "trial_data": rows,
+    }
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)

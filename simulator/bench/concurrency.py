@@ -1,0 +1,197 @@
+"""``callagent bench concurrency``: p95 turn latency and CPU as simultaneous calls step up.
+
+For each N (``--steps``, e.g. 1,2,4,8,12,16,20,24) N calls are placed at once over
+Twilio Media Streams; each hears the greeting and asks ``--questions`` FAQ questions
+(their start spread over ``--spread`` seconds: 2.5 by default, so the first questions
+of all N calls come within a few seconds of each other, the hardest case; a spread of
+about one question-and-answer cycle, 8-10 s, gives the turns the random phases of calls
+that did not all start together). Turn latency
+is taken at the phone (caller end of speech -> first bot audio); the agent's CPU time
+(its own process when started here, ``--server process``) is sampled over the step.
+Prints a table and the largest N whose p95 stays within ``--limit-ms``, saves JSON and an
+SVG plot. Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from simulator.bench import args as bench_args
+
+DEFAULT_STEPS = "1,2,4,8,12,16,20,24,28"
+
+
+def add_parser(kinds: argparse._SubParsersAction) -> None:
+    """Register ``callagent bench concurrency``."""
+    p = kinds.add_parser(
+        "concurrency", help="simultaneous calls stepped up: p95 turn latency and CPU per N"
+    )
+    bench_args.add_agent_arguments(p)
+    p.add_argument("--steps", default=DEFAULT_STEPS, help=f"call counts ({DEFAULT_STEPS})")
+    p.add_argument("--questions", type=int, default=3, help="questions per call (3)")
+    p.add_argument("--limit-ms", type=float, default=1000.0, help="p95 budget (1000)")
+    p.add_argument(
+        "--stop-after-misses", type=int, default=2, help="stop after this many N over budget"
+    )
+    p.add_argument(
+        "--spread",
+        type=float,
+        default=2.5,
+        help="seconds over which each step's calls start (2.5: first questions nearly together)",
+    )
+    p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--plot", type=Path, help="save the plot (SVG) here")
+    bench_args.add_output_arguments(p)
+    p.set_defaults(func=run_concurrency)
+
+
+def run_concurrency(args: argparse.Namespace) -> int:
+    """``callagent bench concurrency``."""
+    bench_args.quiet_logs(args.verbose)
+    try:
+        steps = sorted({int(x) for x in args.steps.split(",") if x.strip()})
+    except ValueError:
+        print("--steps takes call counts like 1,2,4,8", file=sys.stderr)
+        return 2
+    if args.spread < 0:
+        print("--spread takes a number of seconds (0 or more)", file=sys.stderr)
+        return 2
+    return asyncio.run(_main(args, steps))
+
+
+async def _main(args: argparse.Namespace, steps: list[int]) -> int:
+    from bot.operator.diagnostics import cpu_seconds
+    from simulator.bench import kit as benchkit
+
+    rng = random.Random(args.seed)
+    clips = await asyncio.to_thread(benchkit.clips, benchkit.QUESTIONS)
+    agent = await benchkit.start_agent_for(args)
+    cores = os.cpu_count() or 1
+    rows: list[dict[str, Any]] = []
+    misses = 0
+    try:
+        # Warm up (the agent synthesises its fixed lines in the background at start-up).
+        await _one_call(agent, clips, 1, 0.0, 0)
+        await asyncio.sleep(5)
+        for n in steps:
+            pid = agent.pid if agent.local is not None and args.server == "process" else None
+            cpu0, client0, t0 = (cpu_seconds(pid) if pid else None), cpu_seconds(), time.monotonic()
+            delays = [rng.uniform(0, args.spread) for _ in range(n)]
+            offsets = [rng.randrange(len(clips)) for _ in range(n)]
+            results = await asyncio.gather(
+                *(
+                    _one_call(agent, clips, args.questions, delay, offset)
+                    for delay, offset in zip(delays, offsets, strict=True)
+                )
+            )
+            wall = time.monotonic() - t0
+            latencies = [v for r in results for v in r["latencies"]]
+            unanswered = sum(r["unanswered"] for r in results)
+            stats = benchkit.summary(latencies)
+            row = {
+                "calls": n,
+                "turns": len(latencies) + unanswered,
+                "unanswered": unanswered,
+                "failed_calls": sum(r["error"] is not None for r in results),
+                **{k: stats[k] for k in ("p50_ms", "p95_ms", "max_ms")},
+                "server_cpu_pct": round(100 * (cpu_seconds(pid) - cpu0) / wall, 1) if pid else None,
+                "client_cpu_pct": round(100 * (cpu_seconds() - client0) / wall, 1),
+                "wall_s": round(wall, 1),
+            }
+            rows.append(row)
+            cpu = "-" if row["server_cpu_pct"] is None else f"{row['server_cpu_pct']:.0f}%"
+            print(
+                f"N={n:>3}  p50 {row['p50_ms']} ms  p95 {row['p95_ms']} ms  max {row['max_ms']}"
+                f" ms  unanswered {unanswered}  server CPU {cpu} of {cores * 100}%  "
+                f"client CPU {row['client_cpu_pct']:.0f}%",
+                flush=True,
+            )
+            over = row["p95_ms"] is None or row["p95_ms"] > args.limit_ms or unanswered
+            misses = misses + 1 if over else 0
+            if misses >= args.stop_after_misses:
+                break
+            while (await agent.active_calls() or 0) > 0:
+                await asyncio.sleep(0.5)
+    finally:
+        await agent.stop()
+    within = [
+        r["calls"]
+        for r in rows
+        if r["p95_ms"] is not None and r["p95_ms"] <= args.limit_ms and not r["unanswered"]
+    ]
+    best = max(within) if within else 0
+    print(
+        f"largest N with p95 <= {args.limit_ms:g} ms: {best} (on {cores} cores, calls started "
+        f"within {args.spread:g} s)"
+    )
+    result = {
+        "bench": "concurrency",
+        "target": agent.target.label,
+        "cores": cores,
+        "limit_ms": args.limit_ms,
+        "start_spread_s": args.spread,
+        "largest_n_within_limit": best,
+        "steps": rows,
+    }
+    benchkit.save_json(args.json, result)
+    if args.plot:
+        svg = benchkit.line_plot_svg(
+            [r["calls"] for r in rows],
+            {
+                "p95 turn latency (ms)": [r["p95_ms"] for r in rows],
+                "p50 (ms)": [r["p50_ms"] for r in rows],
+                "server CPU (% of a core)": [r["server_cpu_pct"] for r in rows],
+            },
+            title=f"Concurrent calls on {cores} cores",
+            x_label="simultaneous calls",
+            y_label="ms  /  % CPU",
+            limit=args.limit_ms,
+        )
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        args.plot.write_text(svg)
+        print(f"saved {args.plot}")
+    return 0
+
+
+async def _one_call(
+    agent: Any, clips: dict[str, bytes], questions: int, delay_s: float, offset: int
+) -> dict[str, Any]:
+    """One call asking ``questions`` questions from the ``offset``-th on, after ``delay_s``."""
+    from simulator.phone import CallEndedError, place_call
+    from simulator.target import SIM_ACCOUNT_SID
+
+    await asyncio.sleep(delay_s)
+    t = agent.target
+    out: dict[str, Any] = {"latencies": [], "unanswered": 0, "error": None}
+    call = None
+    try:
+        call = await place_call(
+            t.base_url,
+            auth_token=t.auth_token,
+            account_sid=SIM_ACCOUNT_SID if t.rest else None,
+            timeout_s=30,
+        )
+        await call.wait_for_bot_speech_start(timeout=60)
+        await call.wait_for_bot_silence(1.0, timeout=60)
+        texts = list(clips)
+        for i in range(questions):
+            turn = await call.say(clips[texts[(offset + i) % len(texts)]])
+            try:
+                await call.wait_for_bot_speech_start(timeout=30, after=turn.caller_end_s)
+                out["latencies"].append(round(turn.latency_s * 1000, 1))
+            except TimeoutError:
+                out["unanswered"] += 1
+            await call.wait_for_bot_silence(1.0, timeout=60)
+    except (CallEndedError, TimeoutError, OSError) as e:
+        out["error"] = type(e).__name__
+    finally:
+        if call is not None:
+            await call.hang_up()
+    return out

@@ -1,0 +1,229 @@
+"""Shared pieces of the phone benchmarks (``callagent bench barge-in|concurrency|soak``).
+
+Caller clips, the agent under test (started here, or a running one), process CPU and
+memory sampling, percentile summaries, a line plot as SVG, and saving results. Every
+benchmark prints figures and saves them; none asserts on them.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from simulator.scenarios.results import percentiles
+from simulator.target import LocalAgent, Target
+from simulator.voices import caller_voice
+from simulator.voices.noise import normalize_active
+
+QUESTIONS = (
+    "What are your opening hours?",
+    "Where are you located?",
+    "How much does a cleaning cost?",
+    "Do you take my insurance?",
+    "Are you taking new patients?",
+    "Do you offer payment plans?",
+    "Do you see children?",
+    "Are you open on Saturday?",
+)
+"""Questions the reference agent answers directly (any agent with FAQ intents works)."""
+LONG_ANSWERS = (
+    "What are your opening hours?",
+    "How much does a cleaning cost?",
+    "Do you take my insurance?",
+    "Where are you located?",
+)
+"""Questions whose answers last several seconds (room to barge in)."""
+INTERRUPTIONS = (
+    "Sorry, where exactly are you located?",
+    "Wait, do you take my insurance?",
+    "Actually, how much is a checkup?",
+    "Hold on, are you open on Saturday?",
+)
+BACKCHANNELS = ("Okay.", "Mhm.", "Uh huh.", "Right.", "Okay, okay.", "I see.")
+
+
+def clips(texts: Sequence[str], voice: str = "slt") -> dict[str, bytes]:
+    """Each text as the caller says it, normalised to the simulation's speech level."""
+    return {t: normalize_active(caller_voice.synthesize(t, voice=voice)) for t in texts}
+
+
+@dataclass
+class Agent:
+    """The agent under test and how to reach it."""
+
+    target: Target
+    local: LocalAgent | None
+    pid: int | None
+
+    async def stop(self) -> None:
+        """Stop it if it was started here."""
+        if self.local is not None:
+            await self.local.stop()
+
+    async def diagnostics(self, *, collect: bool = False) -> dict[str, Any] | None:
+        """``/api/diagnostics`` (needs the operator token), or None."""
+        t = self.target
+        if not (t.base_url and t.operator_token):
+            return None
+        async with httpx.AsyncClient() as client:
+            r = await client.get(
+                f"{t.base_url}/api/diagnostics",
+                params={"collect": str(collect).lower()},
+                headers={"Authorization": f"Bearer {t.operator_token}"},
+                timeout=30,
+            )
+        return r.json() if r.status_code == 200 else None
+
+    async def active_calls(self) -> int | None:
+        """Calls in progress, from ``/healthz``."""
+        if not self.target.base_url:
+            return None
+        async with httpx.AsyncClient() as client:
+            r = await client.get(f"{self.target.base_url}/healthz", timeout=10)
+        return int(r.json().get("active_calls", 0))
+
+
+async def start_agent(
+    url: str | None,
+    *,
+    mode: str,
+    auth_token: str | None = None,
+    operator_token: str | None = None,
+    env: dict[str, str] | None = None,
+    verbose: bool = False,
+) -> Agent:
+    """A running agent (``url``), or one started here in ``mode`` (thread or process)."""
+    if url:
+        return Agent(
+            Target.from_url(url, auth_token=auth_token, operator_token=operator_token), None, None
+        )
+    print(
+        f"starting the agent on loopback ({mode}, loading models)...", file=sys.stderr, flush=True
+    )
+    local = LocalAgent(mode=mode, env=env, verbose=verbose)
+    target = await local.start()
+    return Agent(target, local, local.pid)
+
+
+async def start_agent_for(args: Any) -> Agent:
+    """:func:`start_agent` from a bench's parsed arguments (``simulator.bench.args``)."""
+    return await start_agent(
+        args.url,
+        mode=args.server,
+        auth_token=args.auth_token,
+        operator_token=getattr(args, "operator_token", None),
+        verbose=args.verbose,
+    )
+
+
+def summary(values: Sequence[float | None]) -> dict[str, Any]:
+    """Percentiles of the values that exist."""
+    return percentiles([float(v) for v in values if v is not None])
+
+
+def fmt(stats: dict[str, Any]) -> str:
+    """``p50 412 ms  p95 655 ms  max 801 ms  (n=60)``."""
+
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:.0f} ms"
+
+    return (
+        f"p50 {ms(stats['p50_ms'])}  p95 {ms(stats['p95_ms'])}  max {ms(stats['max_ms'])}  "
+        f"(n={stats['n']})"
+    )
+
+
+def save_json(path: Path | None, data: dict[str, Any]) -> None:
+    """Write the results (and say where)."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str))
+    print(f"saved {path}")
+
+
+def jitter(rng: random.Random, low: float, high: float) -> float:
+    """A random delay in [low, high) seconds."""
+    return rng.uniform(low, high)
+
+
+def line_plot_svg(
+    xs: Sequence[float],
+    series: dict[str, Sequence[float | None]],
+    *,
+    title: str,
+    x_label: str,
+    y_label: str,
+    limit: float | None = None,
+    width: int = 640,
+    height: int = 300,
+) -> str:
+    """A small multi-series line plot as a standalone SVG document."""
+    colours = ("#2563eb", "#dc2626", "#16a34a", "#d97706")
+    left, right, top, bottom = 56, 16, 30, 40
+    pw, ph = width - left - right, height - top - bottom
+    values = [v for s in series.values() for v in s if v is not None]
+    y_max = max([*values, limit or 0, 1.0]) * 1.1
+    x_min, x_max = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+
+    def px(x: float) -> float:
+        return left + pw * (x - x_min) / (x_max - x_min)
+
+    def py(y: float) -> float:
+        return top + ph - ph * y / y_max
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'font-family="sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{left}" y="18" font-weight="bold">{escape(title)}</text>',
+        f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="#999"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" stroke="#999"/>',
+        f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">{escape(x_label)}</text>',
+        f'<text x="12" y="{top + ph / 2}" transform="rotate(-90 12 {top + ph / 2})" '
+        f'text-anchor="middle">{escape(y_label)}</text>',
+    ]
+    for i in range(5):
+        y = y_max * i / 4
+        parts.append(
+            f'<text x="{left - 4}" y="{py(y) + 4:.1f}" text-anchor="end">{y:.0f}</text>'
+            f'<line x1="{left}" y1="{py(y):.1f}" x2="{left + pw}" y2="{py(y):.1f}" '
+            f'stroke="#eee"/>'
+        )
+    for x in xs:
+        parts.append(f'<text x="{px(x):.1f}" y="{top + ph + 14}" text-anchor="middle">{x:g}</text>')
+    if limit is not None:
+        parts.append(
+            f'<line x1="{left}" y1="{py(limit):.1f}" x2="{left + pw}" y2="{py(limit):.1f}" '
+            f'stroke="#dc2626" stroke-dasharray="5 4"/>'
+            f'<text x="{left + pw - 4}" y="{py(limit) - 4:.1f}" text-anchor="end" '
+            f'fill="#dc2626">{limit:g}</text>'
+        )
+    for (_name, ys), colour in zip(series.items(), colours, strict=False):
+        points = [(px(x), py(y)) for x, y in zip(xs, ys, strict=False) if y is not None]
+        if points:
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+            parts.append(
+                f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>'
+            )
+            parts += [
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>' for x, y in points
+            ]
+    legend_x = left + 8
+    for (name, _), colour in zip(series.items(), colours, strict=False):
+        parts.append(
+            f'<rect x="{legend_x}" y="{top + 4}" width="10" height="10" '
+            f'fill="{colour}"/><text x="{legend_x + 14}" y="{top + 13}">'
+            f"{escape(name)}</text>"
+        )
+        legend_x += 24 + 7 * len(name)
+    parts.append("</svg>")
+    return "".join(parts)

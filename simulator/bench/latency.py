@@ -1,0 +1,416 @@
+"""``callagent bench``: measure the agent the way a caller experiences it.
+
+``bench latency`` places phone calls over the real Twilio Media Streams protocol with
+the phone emulator (:mod:`simulator.phone`), asks the agent's own FAQ
+questions in a synthetic caller voice, and measures, at the phone, the time from the
+caller's end of speech to the first bot audio heard. Against an in-process server it
+also collects the server's own per-stage breakdown from its log lines. It prints
+numbers and never fails on slow ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import asyncio
+import dataclasses
+import json
+import math
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simulator.replies import (
+    REPLY_WINDOW_S,
+    answered_share,
+    expected_replies,
+    reply_answers,
+)
+from simulator.server_thread import ThreadedServer
+
+QUESTIONS_PER_CALL = 5
+_SKIP_INTENTS = {"affirm", "deny", "goodbye"}
+_SERVER_LATENCY = re.compile(r"call (\w+): turn latency ([\d.]+) ms (\{.*\})")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``callagent bench <kind>``."""
+    bench = subparsers.add_parser("bench", help="measure the agent over real protocols")
+    kinds = bench.add_subparsers(dest="bench_kind", required=True)
+
+    latency = kinds.add_parser(
+        "latency",
+        help="caller end of speech -> first bot audio at the phone, over Twilio Media Streams",
+    )
+    latency.add_argument(
+        "--url",
+        help="stream URL of a running server (ws://HOST:PORT/twilio/stream); "
+        "default: start the server in-process on a free port",
+    )
+    latency.add_argument("--turns", type=int, default=50, help="caller turns to measure (50)")
+    latency.add_argument(
+        "--noise",
+        choices=["white", "pink", "babble"],
+        help="background noise at the caller's end (babble: 7 espeak-ng talkers)",
+    )
+    latency.add_argument("--snr", type=float, default=10.0, help="noise SNR in dB (10)")
+    latency.add_argument(
+        "--questions-per-call",
+        type=int,
+        default=QUESTIONS_PER_CALL,
+        help=f"questions asked in each call ({QUESTIONS_PER_CALL})",
+    )
+    latency.add_argument(
+        "--auth-token",
+        default=None,
+        help="sign the stream request with this Twilio auth token (for --url servers "
+        "that validate signatures)",
+    )
+    latency.add_argument(
+        "--reply-timeout", type=float, default=30.0, help="seconds to wait for each reply (30)"
+    )
+    latency.add_argument("--json", type=Path, help="also save the results as JSON here")
+    latency.add_argument(
+        "--verbose", action="store_true", help="show the in-process server's log lines"
+    )
+    latency.set_defaults(func=run_latency)
+
+    from simulator.bench import records as bench_records
+
+    bench_records.add_parser(kinds)
+
+    from simulator.bench import barge_in as bench_barge_in
+    from simulator.bench import concurrency as bench_concurrency
+    from simulator.bench import soak as bench_soak
+    from simulator.bench import speech as bench_speech
+
+    bench_barge_in.add_parser(kinds)
+    bench_concurrency.add_parser(kinds)
+    bench_soak.add_parser(kinds)
+    bench_speech.add_parser(kinds)
+
+
+# Results
+
+
+@dataclass
+class TurnResult:
+    """One measured caller turn."""
+
+    call: int
+    question: str
+    latency_ms: float | None
+    caller_speech_ms: float
+    reply: str | None = None
+    """The start of the bot's reply as heard at the phone (transcribed after the calls)."""
+    answered: bool | None = None
+    """Whether the reply was the answer the agent's file gives for the question's intent."""
+
+
+@dataclass
+class LatencyReport:
+    """Everything ``bench latency`` measured."""
+
+    url: str
+    turns: list[TurnResult] = field(default_factory=list)
+    conditions: dict[str, Any] = field(default_factory=dict)
+    greeting_ms: list[float] = field(default_factory=list)
+    server_turns: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """Percentiles of the phone-side latency, and medians of the server stages."""
+        values = [t.latency_ms for t in self.turns if t.latency_ms is not None]
+        out: dict[str, Any] = {
+            "turns": len(self.turns),
+            "answered": len(values),
+            "unanswered": len(self.turns) - len(values),
+        }
+        out.update(_stats(values))
+        answering, checked = answered_share([t.answered for t in self.turns])
+        if checked:
+            out["replies_answering"] = answering
+            out["replies_checked"] = checked
+        if self.server_turns:
+            totals = [t["total_ms"] for t in self.server_turns]
+            stages: dict[str, list[float]] = {}
+            for t in self.server_turns:
+                for name, value in t["stages_ms"].items():
+                    if isinstance(value, int | float):
+                        stages.setdefault(name, []).append(float(value))
+            out["server"] = {
+                "turns": len(totals),
+                **_stats(totals),
+                "stages_p50_ms": {k: round(float(np.median(v)), 1) for k, v in stages.items()},
+            }
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        return {
+            "bench": "latency",
+            "url": self.url,
+            "conditions": self.conditions,
+            "summary": self.summary(),
+            "turns": [dataclasses.asdict(t) for t in self.turns],
+            "greeting_ms": self.greeting_ms,
+            "server_turns": self.server_turns,
+        }
+
+
+def _stats(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50_ms": None, "p95_ms": None, "max_ms": None, "mean_ms": None}
+    arr = np.asarray(values, dtype=float)
+    return {
+        "p50_ms": round(float(np.percentile(arr, 50)), 1),
+        "p95_ms": round(float(np.percentile(arr, 95)), 1),
+        "max_ms": round(float(arr.max()), 1),
+        "mean_ms": round(float(arr.mean()), 1),
+    }
+
+
+# Questions
+
+
+def scripted_questions(agent: Any) -> list[list[str]]:
+    """Per intent the agent answers directly (no transfer, no hang-up), its example phrasings."""
+    from processors.agent_definition import IntentAction
+
+    out = []
+    for intent in agent.intents:
+        if intent.name in _SKIP_INTENTS or intent.action is not IntentAction.ANSWER:
+            continue
+        if intent.response and not intent.slots and intent.examples:
+            out.append(list(intent.examples))
+    return out
+
+
+def plan_calls(questions: list[list[str]], turns: int, per_call: int) -> list[list[str]]:
+    """Spread ``turns`` questions over calls, rotating intents and phrasings."""
+    flat = []
+    for round_ in range(max(len(q) for q in questions)):
+        for phrasings in questions:
+            flat.append(phrasings[round_ % len(phrasings)])
+    picked = [flat[i % len(flat)] for i in range(turns)]
+    return [picked[i : i + per_call] for i in range(0, len(picked), per_call)]
+
+
+# The bench
+
+
+async def measure_latency(
+    ws_url: str,
+    calls: list[list[str]],
+    clips: dict[str, bytes],
+    *,
+    auth_token: str | None,
+    reply_timeout_s: float,
+    report: LatencyReport,
+    progress: Callable[[str], None] = print,
+    background: Callable[[int], Any] | None = None,
+    replies: ReplyCheck | None = None,
+) -> None:
+    """Place the calls one after another and record each turn's latency at the phone.
+
+    ``background(n)`` gives call ``n``'s background noise (see ``simulator.voices.noise``).
+    With ``replies``, the start of every reply is kept and, once the last call is over,
+    transcribed and checked against the answer expected for its question.
+    """
+    from simulator.phone import CallEndedError, TwilioCallEmulator
+
+    heard: list[tuple[TurnResult, bytes]] = []
+    for n, questions in enumerate(calls, 1):
+        noise = background(n) if background is not None else None
+        call = TwilioCallEmulator(ws_url, auth_token=auth_token, background=noise)
+        await call.connect()
+        try:
+            greeting = await call.wait_for_bot_speech_start(timeout=reply_timeout_s)
+            report.greeting_ms.append(round(greeting * 1000, 1))
+            await call.wait_for_bot_silence(1.0, timeout=reply_timeout_s)
+            for question in questions:
+                turn = await call.say(clips[question])
+                try:
+                    await call.wait_for_bot_speech_start(
+                        timeout=reply_timeout_s, after=turn.caller_end_s
+                    )
+                except TimeoutError:
+                    pass
+                latency = None if turn.latency_s is None else round(turn.latency_s * 1000, 1)
+                speech_ms = round((turn.caller_end_s - turn.caller_onset_s) * 1000, 1)
+                result = TurnResult(n, question, latency, speech_ms)
+                report.turns.append(result)
+                shown = "no reply" if latency is None else f"{latency:.0f} ms"
+                progress(f"  call {n} turn {len(report.turns)}: {shown}")
+                await call.wait_for_bot_silence(1.0, timeout=reply_timeout_s * 2)
+                if turn.bot_audio_s is not None:
+                    start = turn.bot_audio_s
+                    heard.append((result, call.heard_audio(start, start + REPLY_WINDOW_S)))
+        except (CallEndedError, TimeoutError) as e:
+            progress(f"  call {n} ended early: {e}")
+        finally:
+            await call.hang_up()
+    if replies is not None and heard:
+        progress(f"checking {len(heard)} replies against the expected answers...")
+        await asyncio.to_thread(replies.check, heard)
+
+
+@dataclass
+class ReplyCheck:
+    """Transcribes heard replies and checks them against the expected answers."""
+
+    expected: dict[str, list[str]]
+    """Question -> the response(s) that answer it (:func:`expected_replies`)."""
+    transcribe: Callable[[bytes], str]
+    """16-bit 8 kHz mono PCM -> text."""
+
+    def check(self, heard: list[tuple[TurnResult, bytes]]) -> None:
+        """Fill in each turn's ``reply`` and ``answered``."""
+        for result, pcm in heard:
+            result.reply = self.transcribe(pcm)
+            result.answered = reply_answers(result.reply, self.expected.get(result.question, []))
+
+
+def run_latency(args: argparse.Namespace) -> int:
+    """``callagent bench latency``."""
+    from loguru import logger
+
+    from bot.agent import load_agent
+    from bot.settings import Settings
+
+    settings = Settings.load()
+    agent = load_agent(settings.agent_file)
+    questions = scripted_questions(agent)
+    if not questions:
+        print("the agent has no directly answered intents to ask about", file=sys.stderr)
+        return 2
+    per_call = max(1, args.questions_per_call)
+    calls = plan_calls(questions, max(1, args.turns), per_call)
+    from simulator.voices import caller_voice
+    from simulator.voices.noise import BackgroundNoise, NoiseSpec, normalize_active
+
+    try:
+        # one speech level for every clip, so noise sits exactly --snr dB below it
+        clips = {q: normalize_active(caller_voice.synthesize(q)) for c in calls for q in c}
+        background = None
+        if args.noise:
+            spec = NoiseSpec(args.noise, args.snr)
+            BackgroundNoise.for_speech(spec)  # synthesise the noise once, up front
+
+            def background(n: int) -> Any:
+                return BackgroundNoise.for_speech(NoiseSpec(args.noise, args.snr, seed=n))
+
+    except RuntimeError as e:
+        print(e, file=sys.stderr)
+        return 2
+
+    report = LatencyReport(url=args.url or "in-process")
+    report.conditions = {"noise": args.noise, "snr_db": args.snr if args.noise else None}
+    logger.remove()
+    logger.add(sys.stderr, level="INFO" if args.verbose else "WARNING")
+    logger.add(lambda m: _collect_server_turn(str(m), report), level="INFO", format="{message}")
+
+    server: ThreadedServer | None = None
+    url = args.url
+    auth_token = args.auth_token
+    if url is None:
+        # In-process: no Twilio account, so no signature checks and no REST hang-ups.
+        local = dataclasses.replace(settings, twilio_account_sid="", twilio_auth_token="")
+
+        async def make_app() -> Any:
+            from bot.web.app import create_app
+
+            return create_app(local)
+
+        print("starting the server in-process (loading models)...", flush=True)
+        server = ThreadedServer(make_app).start()
+        url = server.ws_url("/twilio/stream")
+        report.url = url
+    noise = f", {args.noise} noise at {args.snr:g} dB SNR" if args.noise else ", no noise"
+    print(f"bench latency: {sum(map(len, calls))} turns in {len(calls)} calls -> {url}{noise}")
+    try:
+        asyncio.run(
+            measure_latency(
+                url,
+                calls,
+                clips,
+                auth_token=auth_token,
+                reply_timeout_s=args.reply_timeout,
+                report=report,
+                background=background,
+                replies=ReplyCheck(expected_replies(agent), _phone_transcriber()),
+            )
+        )
+    finally:
+        if server is not None:
+            server.stop()
+    _print_report(report)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report.to_json(), indent=2))
+        print(f"saved {args.json}")
+    return 0
+
+
+def _phone_transcriber() -> Callable[[bytes], str]:
+    """Moonshine (the embedded recognizer), loaded on first use, for 8 kHz phone audio."""
+    from integrations.speech.audio import PHONE_SAMPLE_RATE
+    from integrations.speech.moonshine import MoonshineRecognizer
+
+    def transcribe(pcm: bytes) -> str:
+        return MoonshineRecognizer.shared().transcribe(pcm, PHONE_SAMPLE_RATE)
+
+    return transcribe
+
+
+def _collect_server_turn(line: str, report: LatencyReport) -> None:
+    match = _SERVER_LATENCY.search(line)
+    if not match:
+        return
+    try:
+        stages = ast.literal_eval(match.group(3))
+    except (ValueError, SyntaxError):
+        stages = {}
+    report.server_turns.append(
+        {
+            "call_id": match.group(1),
+            "total_ms": float(match.group(2)),
+            "stages_ms": stages if isinstance(stages, dict) else {},
+        }
+    )
+
+
+def _print_report(report: LatencyReport) -> None:
+    s = report.summary()
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None or math.isnan(value) else f"{value:.0f} ms"
+
+    print()
+    print("caller end of speech -> first bot audio at the phone (Twilio Media Streams)")
+    print(f"  turns answered: {s['answered']}/{s['turns']}")
+    print(
+        f"  p50 {ms(s['p50_ms'])}   p95 {ms(s['p95_ms'])}   max {ms(s['max_ms'])}   "
+        f"mean {ms(s['mean_ms'])}"
+    )
+    if "replies_checked" in s:
+        print(
+            f"  replies that answered the question: {s['replies_answering']}/"
+            f"{s['replies_checked']} (the others: clarifying questions, repair prompts, "
+            "hand-offs)"
+        )
+    if report.greeting_ms:
+        print(f"  greeting heard after connect: p50 {ms(float(np.median(report.greeting_ms)))}")
+    server = s.get("server")
+    if server:
+        print(f"server-side (UserBotLatencyObserver, {server['turns']} turns)")
+        print(
+            f"  p50 {ms(server['p50_ms'])}   p95 {ms(server['p95_ms'])}   "
+            f"max {ms(server['max_ms'])}"
+        )
+        for name, value in server["stages_p50_ms"].items():
+            print(f"  {name:<24} p50 {ms(value)}")

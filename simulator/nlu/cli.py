@@ -1,0 +1,246 @@
+"""``callagent nlu``: benchmark and calibrate the embedded intent classifier.
+
+``callagent nlu eval --dataset clinc150|banking77 [--train PATH] [--test PATH]
+[--holdout FRACTION] [--json]`` trains on ``--train`` and prints in-scope
+accuracy, OOS recall (CLINC150), macro-F1, how many test items each band and
+path took, and classification latency p50/p95 (one utterance at a time, one core).
+
+``callagent nlu calibrate`` sweeps the act threshold on a validation set
+(default CLINC150 ``val`` + ``oos_val``) and prints, per threshold, the share
+acted on, the wrong-action rate, the clarify and escalate rates; it writes a
+reliability diagram PNG and recommends thresholds for a target wrong-action rate.
+
+Data defaults to ``../shared/datasets/`` beside the repository. CLINC150 files
+are JSON (train: ``train`` + ``oos_train``; test: ``val`` + ``oos_val``).
+BANKING77 files are CSV (``text,category``); without ``--test`` a stratified
+``--holdout`` (default 0.2) of ``--train`` is the test set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from loguru import logger
+
+from integrations.nlu.base import OUT_OF_SCOPE, NLUThresholds
+from integrations.nlu.embedding import ClassifierSettings, EmbeddingIntentClassifier
+from integrations.nlu.encoder import SentenceEncoder
+from integrations.nlu.oos import FixedOOSThreshold
+from simulator.nlu.calibration import sweep
+from simulator.nlu.datasets import Split, load_split
+from simulator.nlu.evaluation import evaluate
+from simulator.nlu.reliability_plot import write_reliability_png
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+DEFAULT_TRAIN = {
+    "clinc150": DATASETS / "clinc150" / "train_val.json",
+    "banking77": DATASETS / "banking77" / "train.csv",
+}
+DEFAULT_BANKING_HOLDOUT = 0.2
+DEFAULT_CACHE = Path("~/.cache/callagent/nlu-bench")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``nlu eval`` and ``nlu calibrate``."""
+    nlu = subparsers.add_parser("nlu", help="benchmark and calibrate the intent classifier")
+    commands = nlu.add_subparsers(dest="nlu_command", required=True)
+
+    evaluate_parser = commands.add_parser("eval", help="train on --train, score on --test")
+    _add_data_arguments(evaluate_parser)
+    evaluate_parser.add_argument(
+        "--act", type=float, default=NLUThresholds.act, help="act threshold"
+    )
+    evaluate_parser.add_argument(
+        "--clarify", type=float, default=NLUThresholds.clarify, help="clarify threshold"
+    )
+    evaluate_parser.set_defaults(func=run_eval)
+
+    calibrate_parser = commands.add_parser("calibrate", help="sweep thresholds on a validation set")
+    _add_data_arguments(calibrate_parser)
+    calibrate_parser.add_argument(
+        "--clarify", type=float, default=NLUThresholds.clarify, help="clarify threshold held fixed"
+    )
+    calibrate_parser.add_argument(
+        "--target-wrong-rate",
+        type=float,
+        default=0.02,
+        help="highest acceptable share of wrong actions among acted-on turns (default 0.02)",
+    )
+    calibrate_parser.add_argument(
+        "--png", type=Path, default=Path("nlu-reliability.png"), help="reliability diagram path"
+    )
+    calibrate_parser.add_argument(
+        "--from-calls",
+        action="store_true",
+        help="calibrate on recorded calls (labels inferred from what callers did next)",
+    )
+    calibrate_parser.add_argument(
+        "--since", default="30d", help="with --from-calls: calls since (30d, 2026-11-01, ...)"
+    )
+    calibrate_parser.set_defaults(func=run_calibrate)
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", choices=sorted(DEFAULT_TRAIN), default="clinc150")
+    parser.add_argument("--train", type=Path, help="training file (default: shared/datasets)")
+    parser.add_argument("--test", type=Path, help="test file (CLINC150 default: the --train file)")
+    parser.add_argument(
+        "--holdout",
+        type=float,
+        help="hold out this fraction of --train per intent as the test set "
+        f"(BANKING77 default {DEFAULT_BANKING_HOLDOUT} when --test is not given)",
+    )
+    parser.add_argument(
+        "--limit-per-intent", type=int, help="use at most N examples per intent (quick runs)"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        default=str(DEFAULT_CACHE),
+        help=f"trained heads are cached here (default {DEFAULT_CACHE}); '' disables",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _split(args: argparse.Namespace) -> Split:
+    holdout = args.holdout
+    if args.dataset == "banking77" and args.test is None and holdout is None:
+        holdout = DEFAULT_BANKING_HOLDOUT
+    return load_split(
+        args.dataset,
+        args.train or DEFAULT_TRAIN[args.dataset],
+        args.test,
+        holdout=holdout,
+        limit_per_intent=args.limit_per_intent,
+    )
+
+
+def _train(
+    split: Split, cache_dir: Path | None
+) -> tuple[EmbeddingIntentClassifier, EmbeddingIntentClassifier, float, float]:
+    """Train (or load) the classifier.
+
+    Returns:
+        The batch classifier, the same head on a one-core encoder, the training
+        seconds, and the one-core model load seconds (encoder + cached head).
+    """
+    has_oos = any(i == OUT_OF_SCOPE for _, i in split.train + split.test)
+    # Without any out-of-scope item in the benchmark, rejecting is pure loss: turn it off.
+    settings = ClassifierSettings() if has_oos else ClassifierSettings(oos=FixedOOSThreshold(0.0))
+    encoder = SentenceEncoder(num_threads=os.cpu_count() or 1)
+    started = time.perf_counter()
+    if cache_dir is not None:
+        classifier = EmbeddingIntentClassifier.for_examples(
+            split.train, cache_dir, encoder=encoder, settings=settings
+        )
+    else:
+        classifier = EmbeddingIntentClassifier.train(
+            split.train, encoder=encoder, settings=settings
+        )
+    train_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    single = SentenceEncoder(num_threads=1)
+    if cache_dir is not None:
+        single_classifier = EmbeddingIntentClassifier.for_examples(
+            split.train, cache_dir, encoder=single, settings=settings
+        )
+    else:
+        single_classifier = classifier.with_encoder(single)
+    load_seconds = time.perf_counter() - started
+    return classifier, single_classifier, train_seconds, load_seconds
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """``callagent nlu eval``."""
+    split = _split(args)
+    classifier, single, train_seconds, load_seconds = _train(split, _cache(args))
+    report, predictions = evaluate(
+        classifier,
+        split.test,
+        NLUThresholds(act=args.act, clarify=args.clarify),
+        n_train=len(split.train),
+        train_seconds=train_seconds,
+        latency_classifier=single,
+    )
+    gold = [g for _, g in split.test]
+    in_scope = [(p, g) for p, g in zip(predictions, gold, strict=True) if g != OUT_OF_SCOPE]
+    top1 = sum(1 for p, g in in_scope if p.ranking and p.ranking[0][0] == g)
+    report.extra["top1_accuracy_without_oos_rejection"] = top1 / max(len(in_scope), 1)
+    report.extra["model_load_seconds"] = load_seconds
+    if args.json:
+        print(json.dumps({"dataset": args.dataset, **asdict(report)}, indent=2))
+    else:
+        print(f"dataset: {args.dataset}")
+        print("\n".join(report.lines()))
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    """``callagent nlu calibrate``."""
+    if args.from_calls:
+        from simulator.nlu.from_calls import run_calibrate_from_calls
+
+        return run_calibrate_from_calls(args)
+    split = _split(args)
+    classifier, _single, _train_seconds, _load = _train(split, _cache(args))
+    texts = [t for t, _ in split.test]
+    predictions = classifier.classify_batch(texts) if texts else []
+    result = sweep(
+        predictions,
+        [g for _, g in split.test],
+        clarify=args.clarify,
+        target_wrong_rate=args.target_wrong_rate,
+    )
+    png = write_reliability_png(
+        result.bins,
+        args.png,
+        title=f"{args.dataset}: reliability (ECE {result.expected_calibration_error:.3f})",
+        act=result.recommended_act,
+        clarify=result.recommended_clarify,
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "dataset": args.dataset,
+                    "rows": [r.as_dict() for r in result.rows],
+                    "bins": [asdict(b) for b in result.bins],
+                    "expected_calibration_error": result.expected_calibration_error,
+                    "target_wrong_rate": result.target_wrong_rate,
+                    "recommended_act": result.recommended_act,
+                    "recommended_clarify": result.recommended_clarify,
+                    "png": str(png),
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(f"dataset: {args.dataset}, {len(texts)} validation items, clarify {args.clarify}")
+    print(f"{'act':>5} {'acted':>7} {'wrong':>7} {'clarify':>8} {'escalate':>9}")
+    for r in result.rows:
+        print(
+            f"{r.act:5.2f} {100 * r.acted:6.1f}% {100 * r.wrong_action_rate:6.2f}% "
+            f"{100 * r.clarify_rate:7.1f}% {100 * r.escalate_rate:8.1f}%"
+        )
+    print("wrong = share of acted-on turns whose intent was wrong")
+    print(f"expected calibration error: {result.expected_calibration_error:.3f}")
+    if result.recommended_act is None:
+        print(f"no act threshold keeps wrong actions <= {100 * args.target_wrong_rate:.1f} %")
+    else:
+        print(
+            f"recommended for wrong actions <= {100 * args.target_wrong_rate:.1f} %: "
+            f"act_threshold {result.recommended_act:.2f}, "
+            f"clarify_threshold {result.recommended_clarify:.2f}"
+        )
+    print(f"reliability diagram: {png}")
+    logger.debug(f"nlu calibrate wrote {png}")
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> Path | None:
+    return Path(args.cache_dir).expanduser() if args.cache_dir else None

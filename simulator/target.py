@@ -1,0 +1,320 @@
+"""Where simulated calls go: a running agent (by URL), or one started here on loopback.
+
+A :class:`Target` says how to reach the agent's Twilio endpoints, how to read its
+per-call events (operator token), and, when the agent was started here, gives the
+fake Twilio REST API its hang-ups and transfers go to. :class:`LocalAgent` starts the
+agent in this process (a server thread) or as a child process (``callagent serve``),
+with Twilio credentials pointing at that fake so transfers and REST hang-ups are seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from integrations.speech.base import SpeechRecognizer
+from simulator.fake_twilio import CallUpdate, FakeTwilioRest
+
+SIM_ACCOUNT_SID = "AC" + "5" * 32
+STREAM_PATH = "/twilio/stream"
+
+
+@dataclass
+class RestRoutes:
+    """Sends the fake REST API's call updates to the simulated call they concern."""
+
+    _routes: dict[str, Callable[[CallUpdate], None]] = field(default_factory=dict)
+
+    def register(self, call_sid: str, handler: Callable[[CallUpdate], None]) -> None:
+        """Deliver ``call_sid``'s updates to ``handler`` (in the loop that registered it)."""
+        loop = asyncio.get_running_loop()
+        self._routes[call_sid] = lambda u: loop.call_soon_threadsafe(handler, u)
+
+    def unregister(self, call_sid: str) -> None:
+        """Stop delivering ``call_sid``'s updates."""
+        self._routes.pop(call_sid, None)
+
+    def __call__(self, update: CallUpdate) -> None:
+        """The fake's update hook."""
+        route = self._routes.get(update.call_sid)
+        if route is not None:
+            route(update)
+
+
+@dataclass
+class Target:
+    """How to reach the agent under test.
+
+    Parameters:
+        stream_url: The Twilio Media Streams WebSocket (``ws://host/twilio/stream``).
+        base_url: The server's HTTP base URL (webhook, events, diagnostics), if known.
+        auth_token: Twilio auth token to sign requests with (servers that check).
+        operator_token: Reads ``/api/calls/{id}/events`` (intent and escalation checks).
+        via_webhook: Place calls through ``/twilio/voice`` (TwiML) instead of the stream.
+        rest: Routes of the fake Twilio REST API the agent talks to (agent started here).
+        transcriber: ASR for what the caller heard.
+        label: Where it is, for reports.
+    """
+
+    stream_url: str
+    base_url: str | None = None
+    auth_token: str | None = None
+    operator_token: str | None = None
+    via_webhook: bool = False
+    rest: RestRoutes | None = None
+    transcriber: SpeechRecognizer | None = None
+    label: str = ""
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        auth_token: str | None = None,
+        operator_token: str | None = None,
+    ) -> Target:
+        """A running agent: ``ws(s)://host/twilio/stream``, or its base ``http(s)://host``.
+
+        With an ``http(s)`` URL calls are placed like Twilio does (voice webhook, then the
+        stream its TwiML names).
+        """
+        parts = urlsplit(url)
+        if parts.scheme in ("ws", "wss"):
+            http = "https" if parts.scheme == "wss" else "http"
+            base = urlunsplit((http, parts.netloc, "", "", ""))
+            return cls(url, base, auth_token, operator_token, label=url)
+        if parts.scheme in ("http", "https"):
+            ws = "wss" if parts.scheme == "https" else "ws"
+            stream = urlunsplit((ws, parts.netloc, STREAM_PATH, "", ""))
+            base = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+            return cls(stream, base, auth_token, operator_token, via_webhook=True, label=url)
+        raise ValueError("the URL must be ws(s)://HOST/twilio/stream or http(s)://HOST")
+
+
+class EventsClient:
+    """Reads one call's events from ``/api/calls/{id}/events``."""
+
+    def __init__(self, target: Target, call_id: str, client: httpx.AsyncClient):
+        """Read ``call_id``'s events (its Twilio CallSid works)."""
+        self._url = f"{(target.base_url or '').rstrip('/')}/api/calls/{call_id}/events"
+        self._headers = {"Authorization": f"Bearer {target.operator_token}"}
+        self._client = client
+        self._after = 0
+        self.available = bool(target.base_url and target.operator_token)
+        self.answered = False
+        """Whether the endpoint answered at least once."""
+        self.problem: str | None = None if self.available else "no operator token"
+
+    async def fetch(self, wait_s: float = 0.0) -> list[dict[str, Any]]:
+        """Events since the last fetch (waiting up to ``wait_s`` for one)."""
+        if not self.available:
+            return []
+        try:
+            response = await self._client.get(
+                self._url,
+                params={"after": self._after, "wait": wait_s},
+                headers=self._headers,
+                timeout=wait_s + 10,
+            )
+        except httpx.HTTPError as e:
+            self.problem = f"events request failed ({type(e).__name__})"
+            return []
+        if response.status_code == 404:
+            return []  # the call's log is not open yet
+        if response.status_code != 200:
+            self.available = False
+            self.problem = f"events endpoint answered HTTP {response.status_code}"
+            return []
+        data = response.json()
+        self.answered = True
+        self._after = int(data.get("next", self._after))
+        return list(data.get("events", []))
+
+
+# Starting the agent here
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalAgent:
+    """The agent on loopback with a fake Twilio REST API, for simulations and benchmarks.
+
+    ``mode="thread"`` serves it in this process (its models are reused to transcribe);
+    ``mode="process"`` runs ``callagent serve`` as a child process (its CPU time and
+    memory are then its own, see :attr:`pid`).
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: str = "thread",
+        env: dict[str, str] | None = None,
+        data_dir: Path | None = None,
+        verbose: bool = False,
+        ready_timeout_s: float = 600.0,
+    ):
+        """Prepare (nothing starts until :meth:`start`).
+
+        Args:
+            mode: ``thread`` or ``process``.
+            env: Extra settings (environment variables) for the agent.
+            data_dir: The agent's data folder (default: a fresh temporary one, so
+                simulated calls never land in the real call records).
+            verbose: Let the agent's log through (process mode: to stderr).
+            ready_timeout_s: Longest wait for the agent to load its models.
+        """
+        if mode not in ("thread", "process"):
+            raise ValueError("mode must be thread or process")
+        self.mode = mode
+        self._env = dict(env or {})
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._data_dir = data_dir
+        self._verbose = verbose
+        self._ready_timeout_s = ready_timeout_s
+        self.auth_token = secrets.token_hex(16)
+        self.operator_token = secrets.token_urlsafe(24)
+        self.routes = RestRoutes()
+        self.rest = FakeTwilioRest(SIM_ACCOUNT_SID, self.auth_token)
+        self.rest.on_update(self.routes)
+        self.pid: int | None = None
+        self.runtime: Any = None
+        self._server: Any = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self.base_url = ""
+
+    def settings_env(self) -> dict[str, str]:
+        """The environment the agent is configured with."""
+        if self._data_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="callagent-sim-")
+            self._data_dir = Path(self._tmp.name)
+        return {
+            "TWILIO_ACCOUNT_SID": SIM_ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": self.auth_token,
+            "TWILIO_API_BASE_URL": self.rest.base_url,
+            "TWILIO_VALIDATE_SIGNATURES": "true",
+            "CALLAGENT_OPERATOR_TOKEN": self.operator_token,
+            "CALLAGENT_DATA_DIR": str(self._data_dir),
+            "CALLAGENT_PUBLIC_URL": "",
+            "DATABASE_URL": "",
+            **self._env,
+        }
+
+    async def start(self) -> Target:
+        """Start the fake REST API and the agent; returns the target to call.
+
+        In thread mode the fake REST API runs in the server's own event loop (so it
+        keeps answering whatever loop the caller uses); in process mode, in this one.
+        """
+        if self.mode == "thread":
+            await asyncio.to_thread(self._start_thread)
+        else:
+            await self.rest.start()
+            await self._start_process(self.settings_env())
+        return Target(
+            stream_url=self.base_url.replace("http://", "ws://") + STREAM_PATH,
+            base_url=self.base_url,
+            auth_token=self.auth_token,
+            operator_token=self.operator_token,
+            via_webhook=True,
+            rest=self.routes,
+            transcriber=getattr(self.runtime, "recognizer", None),
+            label=f"in-process agent ({self.mode})",
+        )
+
+    async def stop(self) -> None:
+        """Stop the agent and the fake REST API."""
+        if self._server is not None:
+            server, self._server = self._server, None
+            if server.loop is not None and server.loop.is_running():
+                done = asyncio.run_coroutine_threadsafe(self.rest.stop(), server.loop)
+                await asyncio.wrap_future(done)
+            await asyncio.to_thread(server.stop)
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                await asyncio.to_thread(self._process.wait, 30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                await asyncio.to_thread(self._process.wait, 10)
+            self._process = None
+            await self.rest.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    async def __aenter__(self) -> LocalAgent:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()
+
+    def _start_thread(self) -> None:
+        from bot.settings import Settings
+        from simulator.server_thread import ThreadedServer
+
+        holder: dict[str, Any] = {}
+
+        async def make_app() -> Any:
+            from bot.web.app import create_app
+
+            await self.rest.start()
+            # .env first, then the environment, then the simulation's own settings
+            env = {**os.environ, **self.settings_env()}
+            settings = Settings.load(env, dotenv_path=Path(".env"))
+            app = create_app(settings)
+            holder["runtime"] = app.state.runtime
+            return app
+
+        self._server = ThreadedServer(make_app, ready_timeout_s=self._ready_timeout_s).start()
+        self.runtime = holder.get("runtime")
+        self.base_url = self._server.base_url
+        self.pid = os.getpid()
+
+    async def _start_process(self, env: dict[str, str]) -> None:
+        port = free_port()
+        child_env = {**os.environ, **env, "PORT": str(port), "CALLAGENT_HOST": "127.0.0.1"}
+        if not self._verbose:
+            child_env.setdefault("CALLAGENT_LOG_LEVEL", "WARNING")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=child_env,
+            stdout=None if self._verbose else subprocess.DEVNULL,
+            stderr=None if self._verbose else subprocess.DEVNULL,
+        )
+        self.pid = self._process.pid
+        self.base_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + self._ready_timeout_s
+        async with httpx.AsyncClient() as client:
+            while True:
+                if self._process.poll() is not None:
+                    raise RuntimeError(
+                        f"the agent exited during start-up (code {self._process.returncode}); "
+                        "run with --verbose to see why"
+                    )
+                try:
+                    r = await client.get(f"{self.base_url}/healthz", timeout=2)
+                    if r.status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the agent did not start in time")
+                await asyncio.sleep(0.5)
