@@ -88,8 +88,8 @@ class CallUpdate:
         if dial is None:
             return None
         for child in dial:
-            if (child.text or "").strip():
-                return f"{child.tag.lower()}:{child.text.strip()}"
+            if text := (child.text or "").strip():
+                return f"{child.tag.lower()}:{text}"
         return (dial.text or "").strip() or "dial"
 
 

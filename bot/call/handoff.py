@@ -232,8 +232,9 @@ def make_transfer_method(
             )
 
         return TwilioRedirect(control, provider_call_id, twiml_for)
-    if transport_kind == "daily" and transport is not None and hasattr(transport, "sip_refer"):
-        return DailySipRefer(transport.sip_refer, target)
+    sip_refer = getattr(transport, "sip_refer", None)  # DailyTransport's, when it is one
+    if transport_kind == "daily" and sip_refer is not None:
+        return DailySipRefer(sip_refer, target)
     return NoTransfer(f"transfers are not supported on {transport_kind}")
 
 

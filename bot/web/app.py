@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -43,7 +43,16 @@ TWILIO_RATE = 8000
 WEBRTC_IN_RATE = 16000
 WEBRTC_OUT_RATE = 24000
 ROOM_RATE = 16000
-WEBSOCKET_OPTIONS: dict[str, object] = {
+
+
+class WebSocketOptions(TypedDict):
+    """uvicorn's WebSocket keyword arguments, typed so they can be splatted into ``uvicorn.run``."""
+
+    ws_max_size: int
+    ws_per_message_deflate: bool
+
+
+WEBSOCKET_OPTIONS: WebSocketOptions = {
     # a Media Streams message is about 300 bytes; anything near this is malformed
     "ws_max_size": 256 * 1024,
     # Twilio does not compress; offered by other clients, deflating every 20 ms frame

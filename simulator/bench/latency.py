@@ -296,13 +296,15 @@ def run_latency(args: argparse.Namespace) -> int:
     try:
         # one speech level for every clip, so noise sits exactly --snr dB below it
         clips = {q: normalize_active(caller_voice.synthesize(q)) for c in calls for q in c}
-        background = None
+        background: Callable[[int], Any] | None = None
         if args.noise:
             spec = NoiseSpec(args.noise, args.snr)
             BackgroundNoise.for_speech(spec)  # synthesise the noise once, up front
 
-            def background(n: int) -> Any:
+            def noise_for_call(n: int) -> Any:
                 return BackgroundNoise.for_speech(NoiseSpec(args.noise, args.snr, seed=n))
+
+            background = noise_for_call
 
     except RuntimeError as e:
         print(e, file=sys.stderr)
