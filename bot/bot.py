@@ -20,6 +20,7 @@ from pipecat.transports.base_transport import BaseTransport
 
 from bot.call.pipeline import CallSpec, run_call
 from bot.call.runtime import Runtime
+from bot.call.startup import load_runtime
 from bot.settings import Settings
 from transports import rooms, twilio, webrtc
 
@@ -27,7 +28,7 @@ from transports import rooms, twilio, webrtc
 @cache
 def shared_runtime() -> Runtime:
     """The process's runtime (models load on the first call and are reused)."""
-    return Runtime.load(Settings.load())
+    return load_runtime(Settings.load())
 
 
 async def bot(runner_args: RunnerArguments) -> None:

@@ -29,6 +29,7 @@ from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 from bot.call.pipeline import CallSpec, run_call
 from bot.call.records import open_call_records
 from bot.call.runtime import Runtime
+from bot.call.startup import load_runtime
 from bot.operator.auth import OperatorAuth
 from bot.operator.calls_api import create_calls_router
 from bot.operator.dashboard import create_dashboard_router
@@ -97,7 +98,7 @@ class CallManager:
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     """Build the server app; models load once here and are shared by every call."""
-    runtime = runtime or Runtime.load(settings)
+    runtime = runtime or load_runtime(settings)
     if runtime.records is None:
         runtime.records = open_call_records(settings)  # migrates the schema at start-up
     calls = CallManager()
@@ -234,9 +235,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     operator = OperatorAuth(settings.operator_token)
     app.include_router(create_calls_router(lambda: runtime.records, operator))
     app.include_router(create_dashboard_router(lambda: runtime.records, operator))
-    if runtime.call_events is None:
-        runtime.call_events = CallEventBus()
-    app.include_router(create_call_events_router(runtime.call_events, operator))
+    call_events = runtime.call_events
+    if not isinstance(call_events, CallEventBus):  # the operator API reads the bus it serves
+        call_events = runtime.call_events = CallEventBus()
+    app.include_router(create_call_events_router(call_events, operator))
     app.include_router(create_diagnostics_router(lambda: calls.active, operator))
     return app
 
