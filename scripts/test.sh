@@ -36,7 +36,7 @@ run_check() {
 run_check "ruff check" .venv/bin/ruff check .
 run_check "ruff format" .venv/bin/ruff format --check .
 run_check "pyright" .venv/bin/pyright
-run_check "import contracts" .venv/bin/lint-imports
+run_check "import contracts" .venv/bin/lint-imports --no-logo
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "checks failed: ${failed[*]}" >&2
   exit 1
