@@ -48,6 +48,43 @@ def test_secrets_are_not_echoed_in_errors():
     assert "soon" in str(info.value)  # not secret
     with pytest.raises(SettingsError):
         Settings.load({"GROQ_API_KEY": "", "CALLAGENT_LLM": "groq"})
+    with pytest.raises(SettingsError) as info:
+        Settings.load({"GROQ_API_KEY": "gsk_very_secret", "CALLAGENT_LLM": "llama"})
+    assert "gsk_very_secret" not in str(info.value)
+
+
+def test_an_unknown_choice_names_the_setting_and_the_allowed_values():
+    with pytest.raises(SettingsError) as info:
+        Settings.load({"CALLAGENT_STT": "whisper"})
+    message = str(info.value)
+    assert "CALLAGENT_STT=whisper" in message
+    assert "'moonshine'" in message and "'cartesia'" in message
+
+
+def test_a_bad_number_names_the_setting():
+    with pytest.raises(SettingsError) as info:
+        Settings.load({"CALLAGENT_VAD_STOP_SECS": "a while", "CRM_RETRIES": "2.5"})
+    message = str(info.value)
+    assert "CALLAGENT_VAD_STOP_SECS=a while" in message
+    assert "CRM_RETRIES=2.5" in message
+
+
+def test_choices_ignore_case_and_empty_values_count_as_unset():
+    s = Settings.load({"CALLAGENT_TRANSPORT": "WebRTC", "CALLAGENT_LLM": " None ", "PORT": ""})
+    assert (s.transport, s.llm, s.port) == ("webrtc", "none", 7860)
+
+
+def test_the_dotenv_file_in_the_working_folder_is_read(tmp_path, monkeypatch):
+    for name in ("PORT", "CALLAGENT_LOG_LEVEL", "CALLAGENT_CRM"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / ".env").write_text(
+        "PORT=9001\nCALLAGENT_LOG_LEVEL=DEBUG\nCALLAGENT_CRM=none\nNOT_A_SETTING=1\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    s = Settings.load()
+    assert (s.port, s.log_level, s.crm) == (9001, "DEBUG", "none")
+    monkeypatch.setenv("PORT", "9002")
+    assert Settings.load().port == 9002
 
 
 def test_cloud_settings_switch_services():
