@@ -281,11 +281,6 @@ class Settings(BaseSettings):
         validation_alias="LLM_MODEL",
         description="Model name at LLM_BASE_URL.",
     )
-    llm_timeout_secs: float = Field(
-        default=3.0,
-        validation_alias="LLM_TIMEOUT_SECS",
-        description="Seconds before an LLM reply is abandoned for an apology.",
-    )
     cartesia_api_key: Secret = Field(
         default="",
         validation_alias="CARTESIA_API_KEY",

@@ -44,7 +44,7 @@ def test_bad_settings_name_the_setting_and_the_fix(env, named):
 
 def test_secrets_are_not_echoed_in_errors():
     with pytest.raises(SettingsError) as info:
-        Settings.load({"CALLAGENT_LLM": "groq", "LLM_TIMEOUT_SECS": "soon"})
+        Settings.load({"CALLAGENT_LLM": "groq", "CRM_TIMEOUT_SECS": "soon"})
     assert "soon" in str(info.value)  # not secret
     with pytest.raises(SettingsError):
         Settings.load({"GROQ_API_KEY": "", "CALLAGENT_LLM": "groq"})
@@ -85,6 +85,10 @@ def test_the_dotenv_file_in_the_working_folder_is_read(tmp_path, monkeypatch):
     assert (s.port, s.log_level, s.crm) == (9001, "DEBUG", "none")
     monkeypatch.setenv("PORT", "9002")
     assert Settings.load().port == 9002
+
+
+def test_the_unused_llm_timeout_setting_is_gone():
+    assert "LLM_TIMEOUT_SECS" not in Settings.example_env()
 
 
 def test_cloud_settings_switch_services():
