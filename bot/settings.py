@@ -63,6 +63,7 @@ TTSChoice = Annotated[Literal["auto", "piper", "cartesia"], BeforeValidator(_low
 LLMChoice = Annotated[Literal["auto", "none", "groq", "openai"], BeforeValidator(_lowercase)]
 CallerIdStorage = Annotated[Literal["hash", "redact", "plain"], BeforeValidator(_lowercase)]
 CRMName = Annotated[Literal["none", "sqlite", "rest", "hubspot"], BeforeValidator(_lowercase)]
+LogFormat = Annotated[Literal["text", "json"], BeforeValidator(_lowercase)]
 
 # What an ``auto`` choice resolves to (see Settings.transport, .tts and .llm).
 TransportName = Literal["webrtc", "daily", "livekit"]
@@ -111,6 +112,14 @@ class Settings(BaseSettings):
         default="INFO",
         validation_alias="CALLAGENT_LOG_LEVEL",
         description="Log level: DEBUG, INFO, WARNING or ERROR.",
+    )
+    log_format: LogFormat = Field(
+        default="text",
+        validation_alias="CALLAGENT_LOG_FORMAT",
+        description=(
+            "Log line format: text for people, json (one object per line, with the call "
+            "id) for log collectors."
+        ),
     )
     data_dir: UserPath = Field(
         default=Path("data"),

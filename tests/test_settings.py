@@ -75,16 +75,24 @@ def test_choices_ignore_case_and_empty_values_count_as_unset():
 
 
 def test_the_dotenv_file_in_the_working_folder_is_read(tmp_path, monkeypatch):
-    for name in ("PORT", "CALLAGENT_LOG_LEVEL", "CALLAGENT_CRM"):
+    for name in ("PORT", "CALLAGENT_LOG_FORMAT", "CALLAGENT_CRM"):
         monkeypatch.delenv(name, raising=False)
     (tmp_path / ".env").write_text(
-        "PORT=9001\nCALLAGENT_LOG_LEVEL=DEBUG\nCALLAGENT_CRM=none\nNOT_A_SETTING=1\n"
+        "PORT=9001\nCALLAGENT_LOG_FORMAT=json\nCALLAGENT_CRM=none\nNOT_A_SETTING=1\n"
     )
     monkeypatch.chdir(tmp_path)
     s = Settings.load()
-    assert (s.port, s.log_level, s.crm) == (9001, "DEBUG", "none")
+    assert (s.port, s.log_format, s.crm) == (9001, "json", "none")
     monkeypatch.setenv("PORT", "9002")
     assert Settings.load().port == 9002
+
+
+def test_log_format_is_text_or_json():
+    assert Settings.load({}).log_format == "text"
+    assert Settings.load({"CALLAGENT_LOG_FORMAT": "JSON"}).log_format == "json"
+    with pytest.raises(SettingsError) as info:
+        Settings.load({"CALLAGENT_LOG_FORMAT": "yaml"})
+    assert "CALLAGENT_LOG_FORMAT" in str(info.value) and "'json'" in str(info.value)
 
 
 def test_the_unused_llm_timeout_setting_is_gone():
