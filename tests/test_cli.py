@@ -34,6 +34,12 @@ def test_config_check_reports_ok_on_defaults():
     assert "transport=webrtc" in result.stdout
 
 
+def test_config_check_names_a_bad_setting_and_its_allowed_values():
+    result = run_cli("config", "check", env={"CALLAGENT_CRM": "salesforce"})
+    assert result.returncode == 2
+    assert "CALLAGENT_CRM=salesforce" in result.stderr and "'hubspot'" in result.stderr
+
+
 def test_config_example_is_the_committed_env_example():
     result = run_cli("config", "example")
     assert result.stdout == (ROOT / ".env.example").read_text()

@@ -44,10 +44,59 @@ def test_bad_settings_name_the_setting_and_the_fix(env, named):
 
 def test_secrets_are_not_echoed_in_errors():
     with pytest.raises(SettingsError) as info:
-        Settings.load({"CALLAGENT_LLM": "groq", "LLM_TIMEOUT_SECS": "soon"})
+        Settings.load({"CALLAGENT_LLM": "groq", "CRM_TIMEOUT_SECS": "soon"})
     assert "soon" in str(info.value)  # not secret
     with pytest.raises(SettingsError):
         Settings.load({"GROQ_API_KEY": "", "CALLAGENT_LLM": "groq"})
+    with pytest.raises(SettingsError) as info:
+        Settings.load({"GROQ_API_KEY": "gsk_very_secret", "CALLAGENT_LLM": "llama"})
+    assert "gsk_very_secret" not in str(info.value)
+
+
+def test_an_unknown_choice_names_the_setting_and_the_allowed_values():
+    with pytest.raises(SettingsError) as info:
+        Settings.load({"CALLAGENT_STT": "whisper"})
+    message = str(info.value)
+    assert "CALLAGENT_STT=whisper" in message
+    assert "'moonshine'" in message and "'cartesia'" in message
+
+
+def test_a_bad_number_names_the_setting():
+    with pytest.raises(SettingsError) as info:
+        Settings.load({"CALLAGENT_VAD_STOP_SECS": "a while", "CRM_RETRIES": "2.5"})
+    message = str(info.value)
+    assert "CALLAGENT_VAD_STOP_SECS=a while" in message
+    assert "CRM_RETRIES=2.5" in message
+
+
+def test_choices_ignore_case_and_empty_values_count_as_unset():
+    s = Settings.load({"CALLAGENT_TRANSPORT": "WebRTC", "CALLAGENT_LLM": " None ", "PORT": ""})
+    assert (s.transport, s.llm, s.port) == ("webrtc", "none", 7860)
+
+
+def test_the_dotenv_file_in_the_working_folder_is_read(tmp_path, monkeypatch):
+    for name in ("PORT", "CALLAGENT_LOG_FORMAT", "CALLAGENT_CRM"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / ".env").write_text(
+        "PORT=9001\nCALLAGENT_LOG_FORMAT=json\nCALLAGENT_CRM=none\nNOT_A_SETTING=1\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    s = Settings.load()
+    assert (s.port, s.log_format, s.crm) == (9001, "json", "none")
+    monkeypatch.setenv("PORT", "9002")
+    assert Settings.load().port == 9002
+
+
+def test_log_format_is_text_or_json():
+    assert Settings.load({}).log_format == "text"
+    assert Settings.load({"CALLAGENT_LOG_FORMAT": "JSON"}).log_format == "json"
+    with pytest.raises(SettingsError) as info:
+        Settings.load({"CALLAGENT_LOG_FORMAT": "yaml"})
+    assert "CALLAGENT_LOG_FORMAT" in str(info.value) and "'json'" in str(info.value)
+
+
+def test_the_unused_llm_timeout_setting_is_gone():
+    assert "LLM_TIMEOUT_SECS" not in Settings.example_env()
 
 
 def test_cloud_settings_switch_services():
