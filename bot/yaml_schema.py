@@ -148,16 +148,17 @@ def problems(
     out = []
     for e in error.errors(include_url=False):
         loc: Loc = tuple(e["loc"])
+        last = loc[-1] if loc else ""
         kind = e["type"]
         if kind == "missing":
             where = locate(data, loc[:-1], "")
-            out.append(where._replace(message=f"has no '{loc[-1]}' (add it: it is required)"))
+            out.append(where._replace(message=f"has no '{last}' (add it: it is required)"))
             continue
         if kind in ("extra_forbidden", "unexpected_keyword_argument"):
             keyed = len(loc) > 1 and isinstance(loc[-2], int) and _keyed(data, loc[:-2])
             skip = {*hidden, "name"} if keyed else set(hidden)  # a keyed item's name is its key
             allowed = [k for k in _allowed_keys(root, loc[:-1]) if k not in skip]
-            message = f"unknown key '{loc[-1]}' (allowed: {', '.join(allowed)})"
+            message = f"unknown key '{last}' (allowed: {', '.join(allowed)})"
         else:
             message = _wording(e)
         out.append(locate(data, loc, message))
