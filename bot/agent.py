@@ -18,7 +18,6 @@ from pydantic.dataclasses import dataclass
 from bot.yaml_schema import Loc, Problem, check, load_yaml, problems, yaml_problem
 from processors.agent_definition import VALUE_CONFIG, AgentDefinition, Intent, Line, Text
 
-CRM_UPDATES = ("move_appointment", "cancel_appointment")
 _SECTIONS = ("nlu", "transfer", "escalation", "verification", "keypad", "knowledge_base", "repair")
 """Top-level keys where an empty value means the defaults."""
 

@@ -19,8 +19,9 @@ A scenario is one call::
         expect: {escalation: explicit_request, call_ends: true}
       - hang_up
 
-Errors name the file, line and column of the offending node (the loader keeps PyYAML's
-marks), e.g. ``calls.yaml:7:9: steps[1]: unknown step 'sya'``.
+The file is validated by pydantic; errors name the file, the line (the loader keeps each
+key's line), the field path and the fix, e.g.
+``calls.yaml:7: steps[2].sya: unknown key 'sya' (allowed: say, silence, ...)``.
 """
 
 from __future__ import annotations
