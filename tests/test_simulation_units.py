@@ -79,11 +79,11 @@ def test_a_valid_scenario_is_read_with_every_field():
         ("steps:\n  - say: hi\n    expect:\n      intnet: x\n", 4, "unknown key 'intnet'"),
         ("steps:\n  - press: '12x'\n", 2, "'x' are not keys"),
         ("steps:\n  - say: hi\n    expect: {interrupted: true}\n", 3, "only applies to barge_in"),
-        ("noise: {type: rain, snr_db: 3}\nsteps: [hang_up]\n", 1, "noise.type must be one of"),
+        ("noise: {type: rain, snr_db: 3}\nsteps: [hang_up]\n", 1, "noise.type: must be one of"),
         ("steps:\n  - hang_up\n  - say: more\n", 3, "comes after hang_up"),
         ("steps: [\n", 2, "invalid YAML"),
         ("name: nothing to do\n", 1, "has no 'steps'"),
-        ("steps:\n  - silence: -1\n", 2, "silence must be between"),
+        ("steps:\n  - silence: -1\n", 2, "silence: must be between"),
         ("caller: {voice: joe}\nsteps: [hang_up]\n", 1, "unknown voice"),
     ],
 )
@@ -93,6 +93,21 @@ def test_malformed_scenarios_are_rejected_naming_the_line(text, line, words):
     assert e.value.line == line
     assert str(e.value).startswith(f"bad.yaml:{line}")
     assert words in str(e.value)
+
+
+def test_an_unknown_scenario_key_names_the_file_the_line_and_the_allowed_keys():
+    with pytest.raises(ScenarioError) as e:
+        parse_scenario("name: x\ncaller:\n  voice: slt\n  speed: 2\nsteps: [hang_up]\n", "k.yaml")
+    assert e.value.line == 4
+    assert str(e.value).startswith("k.yaml:4: caller.speed: unknown key 'speed'")
+    assert "(allowed: voice, rate, number)" in str(e.value)
+
+
+def test_a_wrong_scenario_type_names_the_field_path_and_the_line():
+    text = "steps:\n  - say: hi\n  - say: again\n    expect:\n      call_ends: maybe\n"
+    with pytest.raises(ScenarioError) as e:
+        parse_scenario(text, "t.yaml")
+    assert str(e.value) == "t.yaml:5: steps[2].expect.call_ends: must be true or false"
 
 
 def test_unknown_intents_are_reported_against_the_agent():

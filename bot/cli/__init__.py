@@ -111,4 +111,3 @@ def _config(args: argparse.Namespace) -> int:
         f"tts={settings.tts} llm={settings.llm}"
     )
     return 0
-
