@@ -94,9 +94,9 @@ def _svg(width: int, height: int, body: str, label: str) -> Markup:
 
 def svg_file(chart: str) -> str:
     """A chart as a standalone ``.svg`` document (inline SVG in HTML needs no namespace)."""
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + chart.replace(
-        "<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1
-    )
+    text = str.__str__(chart)  # plain text: Markup's operators would escape what they join
+    namespaced = text.replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + namespaced
 
 
 def empty_chart(label: str, width: int = 640, height: int = 120) -> Markup:
