@@ -96,14 +96,14 @@ def test_nlu_calibrate_from_calls(data_dir, tmp_path, capsys):
         turns += call_turns
     store.bulk_insert(calls, turns)
     store.close()
-    png = tmp_path / "rel.png"
+    svg = tmp_path / "rel.svg"
     assert (
-        main(["nlu", "calibrate", "--from-calls", "--since", "7d", "--png", str(png), "--json"])
+        main(["nlu", "calibrate", "--from-calls", "--since", "7d", "--svg", str(svg), "--json"])
         == 0
     )
     result = json.loads(capsys.readouterr().out)
     assert result["labelled"] > 100 and "act accepted" in result["rules"]
-    assert 0 < result["recommended_clarify"] <= 1 and png.exists()
+    assert 0 < result["recommended_clarify"] <= 1 and svg.exists()
 
 
 def test_weak_labels_follow_what_the_caller_did_next():

@@ -1,9 +1,9 @@
 import argparse
 import json
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
-from PIL import Image
 
 from integrations.nlu.base import OUT_OF_SCOPE, IntentPrediction
 from integrations.nlu.holdout import stratified_holdout
@@ -96,8 +96,8 @@ def test_banking_needs_a_test_set_or_holdout():
         load_split("banking77", BANKING, None)
 
 
-def test_calibrate_slice_writes_png_and_recommends(capsys, tmp_path):
-    png = tmp_path / "rel.png"
+def test_calibrate_slice_writes_svg_and_recommends(capsys, tmp_path):
+    svg = tmp_path / "rel.svg"
     assert (
         cli(
             "calibrate",
@@ -107,8 +107,8 @@ def test_calibrate_slice_writes_png_and_recommends(capsys, tmp_path):
             str(CLINC),
             "--cache-dir",
             "",
-            "--png",
-            str(png),
+            "--svg",
+            str(svg),
             "--target-wrong-rate",
             "0.05",
         )
@@ -117,8 +117,10 @@ def test_calibrate_slice_writes_png_and_recommends(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "acted" in out and "escalate" in out and "reliability diagram" in out
     assert "act_threshold" in out or "no act threshold" in out
-    with Image.open(png) as image:
-        assert image.format == "PNG" and image.size[0] > 100
+    root = ElementTree.parse(svg).getroot()
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert float(root.attrib["viewBox"].split()[2]) > 100
+    assert root.find("{http://www.w3.org/2000/svg}rect") is not None
 
 
 def test_sweep_recommends_the_lowest_safe_threshold():
