@@ -33,7 +33,7 @@ from integrations.storage.records import utcnow
 from integrations.storage.writer import RecordWriter, Spool
 from tests.support.records import call_row, open_store, turn_row
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = ["sqlite", "postgresql"]
 
 

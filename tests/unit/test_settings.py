@@ -4,7 +4,7 @@ import pytest
 
 from bot.settings import Settings, SettingsError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_are_the_embedded_stack():

@@ -12,7 +12,7 @@ from simulator.nlu.calibration import sweep
 from simulator.nlu.datasets import load_split, read_banking, read_clinc
 from simulator.nlu.evaluation import macro_f1
 
-FIXTURES = Path(__file__).parent / "fixtures" / "nlu"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "nlu"
 CLINC = FIXTURES / "clinc150_slice.json"
 BANKING = FIXTURES / "banking77_slice.csv"
 

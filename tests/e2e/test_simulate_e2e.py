@@ -25,7 +25,7 @@ from simulator.target import LocalAgent
 from simulator.voices import caller_voice
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 
 PASSING = """\
 name: hours by voice, address by key

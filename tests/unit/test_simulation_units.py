@@ -110,7 +110,7 @@ def test_the_shipped_dental_scenarios_are_valid_and_cover_the_agent():
     from bot.settings import REFERENCE_AGENT
     from simulator.scenarios.scenario import load_scenarios
 
-    scenarios, errors = load_scenarios([Path(__file__).parents[1] / "scenarios" / "dental"])
+    scenarios, errors = load_scenarios([Path(__file__).parents[2] / "scenarios" / "dental"])
     assert not errors
     agent = load_agent(REFERENCE_AGENT)
     for s in scenarios:
