@@ -23,10 +23,10 @@ from loguru import logger
 from bot.call.handoff import HandoffTicket
 from integrations.screen_pop import verify_signature
 from simulator.audio_codec import rms
-from simulator.fake_twilio import FakeTwilioRest
 from simulator.phone import TwilioCallEmulator, place_call
 from simulator.voices import caller_voice
-from tests.support.webhook_receiver import WebhookReceiver
+from tests.fakes.agent_desktop import WebhookReceiver
+from tests.fakes.twilio import FakeTwilioRest
 from transports.twilio import compute_signature
 
 pytestmark = pytest.mark.e2e

@@ -18,9 +18,9 @@ import pytest
 from loguru import logger
 
 from simulator.audio_codec import rms
-from simulator.fake_twilio import FakeTwilioRest
 from simulator.phone import TwilioCallEmulator, place_call
 from simulator.voices import caller_voice
+from tests.fakes.twilio import FakeTwilioRest
 
 pytestmark = pytest.mark.e2e
 

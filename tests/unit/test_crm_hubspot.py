@@ -6,7 +6,7 @@ from bot.call.crm import make_crm
 from bot.settings import Settings, SettingsError
 from integrations.crm.base import CallOutcome, CRMError
 from integrations.crm.hubspot_crm import HubSpotCRM
-from tests.support.fake_hubspot import FakeHubSpot
+from tests.fakes.hubspot import FakeHubSpot
 
 TOKEN = "pat-na1-test"
 

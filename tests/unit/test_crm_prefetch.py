@@ -12,7 +12,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 
 from bot.agent import load_agent
 from bot.settings import REFERENCE_AGENT
-from integrations.crm.base import CRM, Appointment, CallerRecord, CRMError
+from integrations.crm.base import Appointment, CallerRecord
 from processors.crm_prefetch import CrmPrefetchProcessor
 from processors.dialogue import DialoguePolicy, DialogueProcessor
 from processors.frames import (
@@ -25,6 +25,7 @@ from processors.frames import (
     PrefetchStatus,
     TransferResultFrame,
 )
+from tests.fakes.crm import FakeCRM
 
 MARIA = CallerRecord(
     customer_id="cus_1",
@@ -33,34 +34,6 @@ MARIA = CallerRecord(
         Appointment("apt_1", datetime.now() + timedelta(days=3), "cleaning", "Dr. Patel"),
     ),
 )
-
-
-class FakeCRM(CRM):
-    name = "fake"
-
-    def __init__(self, *, delay_s=0.0, fail=False, record=MARIA):
-        self.delay_s = delay_s
-        self.fail = fail
-        self.record = record
-        self.writes: list[tuple] = []
-
-    async def lookup(self, identity):
-        await asyncio.sleep(self.delay_s)
-        if self.fail:
-            raise CRMError("boom")
-        return self.record if identity == "+15555550123" else None
-
-    async def log_call(self, customer_id, outcome):
-        self.writes.append(("log_call", customer_id, outcome.outcome))
-
-    async def move_appointment(self, customer_id, appointment_id, starts_at):
-        self.writes.append(("move", customer_id, appointment_id, starts_at.isoformat()))
-
-    async def cancel_appointment(self, customer_id, appointment_id):
-        self.writes.append(("cancel", customer_id, appointment_id))
-
-    async def add_pending_action(self, customer_id, kind, note=""):
-        self.writes.append(("action", customer_id, kind))
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +51,7 @@ def spoken(frames):
 
 
 async def test_fast_crm_greets_by_name(agent):
-    prefetch, pipeline = call(agent, FakeCRM())
+    prefetch, pipeline = call(agent, FakeCRM(MARIA))
     down, _ = await run_test(pipeline, frames_to_send=[SleepFrame(0.05), GreetingFrame()])
     records = [f for f in down if isinstance(f, CallerRecordFrame)]
     assert records[0].status is PrefetchStatus.FOUND and not records[0].late
@@ -89,7 +62,7 @@ async def test_fast_crm_greets_by_name(agent):
 
 
 async def test_a_greeting_that_comes_first_waits_briefly_for_the_record(agent):
-    _, pipeline = call(agent, FakeCRM(delay_s=0.06))
+    _, pipeline = call(agent, FakeCRM(MARIA, delay_s=0.06))
     down, _ = await run_test(pipeline, frames_to_send=[GreetingFrame(), SleepFrame(0.3)])
     kinds = [type(f).__name__ for f in down if isinstance(f, TTSSpeakFrame | CallerRecordFrame)]
     assert kinds == ["CallerRecordFrame", "TTSSpeakFrame"]
@@ -97,7 +70,7 @@ async def test_a_greeting_that_comes_first_waits_briefly_for_the_record(agent):
 
 
 async def test_slow_crm_does_not_delay_the_greeting_and_a_late_record_is_still_used(agent):
-    prefetch, pipeline = call(agent, FakeCRM(delay_s=0.8), budget_ms=300)
+    prefetch, pipeline = call(agent, FakeCRM(MARIA, delay_s=0.8), budget_ms=300)
     down, _ = await run_test(
         pipeline,
         frames_to_send=[
@@ -120,7 +93,7 @@ async def test_slow_crm_does_not_delay_the_greeting_and_a_late_record_is_still_u
 
 
 async def test_failing_crm_greets_generically_and_the_call_goes_on(agent):
-    prefetch, pipeline = call(agent, FakeCRM(fail=True))
+    prefetch, pipeline = call(agent, FakeCRM(MARIA, fail=True))
     down, _ = await run_test(
         pipeline,
         frames_to_send=[
@@ -134,19 +107,19 @@ async def test_failing_crm_greets_generically_and_the_call_goes_on(agent):
 
 
 async def test_unknown_caller_and_no_identity(agent):
-    _, pipeline = call(agent, FakeCRM(), caller="+15555550999")
+    _, pipeline = call(agent, FakeCRM(MARIA), caller="+15555550999")
     down, _ = await run_test(pipeline, frames_to_send=[SleepFrame(0.05), GreetingFrame()])
     assert (
         next(f for f in down if isinstance(f, CallerRecordFrame)).status is PrefetchStatus.NOT_FOUND
     )
-    prefetch, pipeline = call(agent, FakeCRM(), caller=None)
+    prefetch, pipeline = call(agent, FakeCRM(MARIA), caller=None)
     down, _ = await run_test(pipeline, frames_to_send=[GreetingFrame()])
     assert not any(isinstance(f, CallerRecordFrame) for f in down)
     assert prefetch.latency_ms is None
 
 
 async def test_identity_from_a_client_message_starts_the_lookup(agent):
-    prefetch, pipeline = call(agent, FakeCRM(), caller=None)
+    prefetch, pipeline = call(agent, FakeCRM(MARIA), caller=None)
     down, _ = await run_test(
         pipeline,
         frames_to_send=[
@@ -160,7 +133,7 @@ async def test_identity_from_a_client_message_starts_the_lookup(agent):
 
 
 async def test_write_backs_and_outcome_log():
-    crm = FakeCRM()
+    crm = FakeCRM(MARIA)
     await run_test(
         CrmPrefetchProcessor(crm, "+15555550123", call_id="t1"),
         frames_to_send=[

@@ -1,13 +1,12 @@
-import asyncio
 import json
 
 import pytest
-from aiohttp import web
 
 from bot.call.crm import make_crm
 from bot.settings import Settings, SettingsError
 from integrations.crm.base import CallOutcome, CRMError
 from integrations.crm.rest_crm import RestCRM, parse_field_map
+from tests.fakes.crm import FakeRestCRMServer
 
 CUSTOMER = {
     "data": {
@@ -29,50 +28,10 @@ FIELD_MAP = (
 )
 
 
-class FakeCRMServer:
-    def __init__(self, *, fail_first=0, delay_s=0.0):
-        self.fail_first = fail_first
-        self.delay_s = delay_s
-        self.requests: list[tuple[str, str, dict, bytes]] = []
-
-    async def __aenter__(self):
-        async def lookup(request):
-            self.requests.append(("GET", str(request.rel_url), dict(request.headers), b""))
-            if self.delay_s:
-                await asyncio.sleep(self.delay_s)
-            if self.fail_first > 0:
-                self.fail_first -= 1
-                return web.json_response({"error": "busy"}, status=503)
-            if request.query.get("phone") != "+15555550123":
-                return web.json_response({"error": "not found"}, status=404)
-            return web.json_response(CUSTOMER)
-
-        async def events(request):
-            body = await request.read()
-            self.requests.append(("POST", str(request.rel_url), dict(request.headers), body))
-            if self.fail_first > 0:
-                self.fail_first -= 1
-                return web.json_response({}, status=502)
-            return web.json_response({"ok": True})
-
-        app = web.Application()
-        app.router.add_get("/customers", lookup)
-        app.router.add_post("/customers/{id}/events", events)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.base = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-        return self
-
-    async def __aexit__(self, *exc):
-        await self._runner.cleanup()
-
-
 def crm_for(server, **kw):
     return RestCRM(
-        f"{server.base}/customers?phone={{phone}}",
-        write_url=f"{server.base}/customers/{{customer_id}}/events",
+        f"{server.origin}/customers?phone={{phone}}",
+        write_url=f"{server.origin}/customers/{{customer_id}}/events",
         headers={"Authorization": "Bearer s3cret"},
         field_map=parse_field_map(FIELD_MAP),
         backoff_s=0.01,
@@ -81,7 +40,7 @@ def crm_for(server, **kw):
 
 
 async def test_lookup_maps_fields_and_sends_auth():
-    async with FakeCRMServer() as server:
+    async with FakeRestCRMServer(CUSTOMER) as server:
         crm = crm_for(server)
         record = await crm.lookup("(555) 555-0123")
         await crm.close()
@@ -94,14 +53,14 @@ async def test_lookup_maps_fields_and_sends_auth():
 
 
 async def test_not_found_is_none():
-    async with FakeCRMServer() as server:
+    async with FakeRestCRMServer(CUSTOMER) as server:
         crm = crm_for(server)
         assert await crm.lookup("+15555550999") is None
         await crm.close()
 
 
 async def test_retries_then_succeeds():
-    async with FakeCRMServer(fail_first=2) as server:
+    async with FakeRestCRMServer(CUSTOMER, fail_first=2) as server:
         crm = crm_for(server, retries=2)
         record = await crm.lookup("+15555550123")
         await crm.close()
@@ -109,12 +68,12 @@ async def test_retries_then_succeeds():
 
 
 async def test_gives_up_after_retries_and_on_timeout():
-    async with FakeCRMServer(fail_first=5) as server:
+    async with FakeRestCRMServer(CUSTOMER, fail_first=5) as server:
         crm = crm_for(server, retries=1)
         with pytest.raises(CRMError, match="HTTP 503"):
             await crm.lookup("+15555550123")
         await crm.close()
-    async with FakeCRMServer(delay_s=1.0) as server:
+    async with FakeRestCRMServer(CUSTOMER, delay_s=1.0) as server:
         crm = crm_for(server, retries=1, timeout_s=0.1)
         with pytest.raises(CRMError, match="after 2 attempts"):
             await crm.lookup("+15555550123")
@@ -122,7 +81,7 @@ async def test_gives_up_after_retries_and_on_timeout():
 
 
 async def test_write_back_is_idempotent_across_retries():
-    async with FakeCRMServer(fail_first=1) as server:
+    async with FakeRestCRMServer(CUSTOMER, fail_first=1) as server:
         crm = crm_for(server, retries=2)
         await crm.log_call("X-77", CallOutcome("call1", "transferred", ("talk_to_human",)))
         await crm.close()

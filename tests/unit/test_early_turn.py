@@ -11,6 +11,8 @@ from integrations.speech.early_transcription import EarlyTranscriptionPolicy, Qu
 from integrations.speech.early_turn import EarlySmartTurnAnalyzer
 from integrations.speech.speculation import SpeculationBudget
 from integrations.speech.tts import trim_leading_silence
+from tests.fakes.smart_turn import ScriptedEarlySmartTurn
+from tests.fakes.speech import ScriptedSynthesizer
 
 RATE = 8000
 FRAME = 160  # 20 ms
@@ -63,19 +65,6 @@ def test_quiet_tracker_needs_speech_first():
     assert feed(tracker, quiet(1.0)) == []
 
 
-class FakeSmartTurn(EarlySmartTurnAnalyzer):
-    """The real analyzer with the ONNX prediction replaced by a scripted verdict."""
-
-    def __init__(self, verdicts: list[int], **kwargs):
-        super().__init__(**kwargs)
-        self.verdicts = verdicts
-        self.calls = 0
-
-    def _predict_endpoint(self, audio_array):
-        self.calls += 1
-        return {"prediction": self.verdicts.pop(0), "probability": 0.9}
-
-
 def run_turn(analyzer: EarlySmartTurnAnalyzer, pcm_speech: bytes, pcm_pause: bytes) -> None:
     analyzer.set_sample_rate(RATE)
     for chunk in frames(pcm_speech + pcm_pause):
@@ -83,7 +72,7 @@ def run_turn(analyzer: EarlySmartTurnAnalyzer, pcm_speech: bytes, pcm_pause: byt
 
 
 async def test_early_complete_verdict_is_used_without_a_second_inference():
-    analyzer = FakeSmartTurn([1])
+    analyzer = ScriptedEarlySmartTurn([1])
     run_turn(analyzer, tone(1.0), quiet(0.2))
     state, _ = await analyzer.analyze_end_of_turn()
     assert state is EndOfTurnState.COMPLETE
@@ -91,7 +80,7 @@ async def test_early_complete_verdict_is_used_without_a_second_inference():
 
 
 async def test_early_incomplete_verdict_is_checked_again_on_the_full_pause():
-    analyzer = FakeSmartTurn([0, 1])
+    analyzer = ScriptedEarlySmartTurn([0, 1])
     run_turn(analyzer, tone(1.0), quiet(0.2))
     state, _ = await analyzer.analyze_end_of_turn()
     assert state is EndOfTurnState.COMPLETE
@@ -99,7 +88,7 @@ async def test_early_incomplete_verdict_is_checked_again_on_the_full_pause():
 
 
 async def test_speech_after_the_early_start_discards_it():
-    analyzer = FakeSmartTurn([1, 0])
+    analyzer = ScriptedEarlySmartTurn([1, 0])
     run_turn(analyzer, tone(1.0) + quiet(0.15) + tone(0.5), quiet(0.05))
     state, _ = await analyzer.analyze_end_of_turn()
     assert state is EndOfTurnState.INCOMPLETE  # the second (real) inference decided
@@ -108,7 +97,9 @@ async def test_speech_after_the_early_start_discards_it():
 
 async def test_no_early_inference_while_the_server_is_busy():
     busy = [True]
-    analyzer = FakeSmartTurn([1, 1], speculation=SpeculationBudget(2, busy=lambda: busy[0]))
+    analyzer = ScriptedEarlySmartTurn(
+        [1, 1], speculation=SpeculationBudget(2, busy=lambda: busy[0])
+    )
     run_turn(analyzer, tone(1.0), quiet(0.2))
     assert analyzer.calls == 0  # nothing ran while the caller's audio went quiet
     state, _ = await analyzer.analyze_end_of_turn()  # asked for: runs on the pause
@@ -122,39 +113,31 @@ async def test_no_early_inference_while_the_server_is_busy():
     assert analyzer.calls == 2 and analyzer.early_used == 1
 
 
-class CountingSynth:
-    sample_rate = 16000
-
-    def __init__(self):
-        self.rendered: list[str] = []
-
-    def synthesize(self, text: str) -> Iterator[bytes]:
-        self.rendered.append(text)
-        yield b"\x01\x00" * 100
-        yield b"\x02\x00" * 100
+def counting_synth() -> ScriptedSynthesizer:
+    return ScriptedSynthesizer((b"\x01\x00" * 100, b"\x02\x00" * 100))
 
 
 def test_cache_replays_a_clause_rendered_before():
-    inner = CountingSynth()
+    inner = counting_synth()
     cache = CachingSynthesizer(inner)
     first = b"".join(cache.synthesize("Hello there."))
     again = b"".join(cache.synthesize("Hello   there."))
-    assert first == again and inner.rendered == ["Hello there."]
+    assert first == again and inner.texts == ["Hello there."]
     assert (cache.hits, cache.misses) == (1, 1)
 
 
 def test_cache_does_not_keep_an_interrupted_synthesis():
-    inner = CountingSynth()
+    inner = counting_synth()
     cache = CachingSynthesizer(inner)
     stream = cache.synthesize("Cut short")
     next(stream)
     stream.close()
     b"".join(cache.synthesize("Cut short"))
-    assert inner.rendered == ["Cut short", "Cut short"]
+    assert inner.texts == ["Cut short", "Cut short"]
 
 
 def test_cache_is_bounded_and_warm_renders_only_missing_lines():
-    inner = CountingSynth()
+    inner = counting_synth()
     cache = CachingSynthesizer(inner, max_bytes=800)
     assert cache.warm(["a", "b", "a"]) == 2
     cache.warm(["c"])

@@ -17,7 +17,8 @@ from integrations.nlu.entities import EntityExtractor, default_parsers
 from integrations.nlu.llm import LLMEndpoint, OpenAICompatibleIntentClassifier, StructuredOutput
 from processors.frames import OUT_OF_SCOPE, Band, DecisionPath, NLUResultFrame
 from processors.nlu_router import NLURouter, user_text
-from tests.fixtures.nlu.fakes import FakeChatServer, ScriptedClassifier, prediction
+from tests.fakes.classifier import ScriptedClassifier, prediction
+from tests.fakes.llm_server import FakeChatServer
 
 INTENTS = {
     "opening_hours": "know our opening hours",
@@ -163,11 +164,8 @@ async def test_empty_turn_is_repaired(extractor, text):
 
 
 async def test_classifier_crash_becomes_repair(extractor):
-    class Broken(ScriptedClassifier):
-        def classify(self, text):
-            raise RuntimeError("boom")
-
-    result = await decide_one(router(Broken(), extractor), "hello")
+    broken = ScriptedClassifier(error=RuntimeError("boom"))
+    result = await decide_one(router(broken, extractor), "hello")
     assert result.band is Band.REPAIR
 
 

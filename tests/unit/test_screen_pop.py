@@ -1,7 +1,7 @@
 import time
 
 from integrations.screen_pop import ScreenPopClient, sign, verify_signature
-from tests.support.webhook_receiver import WebhookReceiver
+from tests.fakes.agent_desktop import WebhookReceiver
 
 SECRET = "desk-secret"
 

