@@ -1,12 +1,9 @@
 """Caller verification (PIN / date of birth) and the callback offer after a failed transfer."""
 
-import pytest
 from pipecat.frames.frames import TTSSpeakFrame
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.tests.utils import run_test
 
-from bot.agent import load_agent
-from bot.settings import REFERENCE_AGENT
 from integrations.crm.base import AuthMethod, AuthStatus, CallerRecord
 from processors.callback_offer import CallbackOfferProcessor
 from processors.caller_verification import CallerVerificationProcessor, match
@@ -22,11 +19,6 @@ from processors.frames import (
 )
 
 RECORD = CallerRecord("cus_1", "Maria", secrets={"pin": "4729", "date_of_birth": "1985-03-04"})
-
-
-@pytest.fixture(scope="module")
-def agent():
-    return load_agent(REFERENCE_AGENT)
 
 
 def nlu(intent, band=Band.ACT, path=DecisionPath.CLASSIFIER, **entities):

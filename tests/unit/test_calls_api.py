@@ -11,9 +11,7 @@ from bot.call.records import CallRecords
 from bot.operator.auth import COOKIE, OperatorAuth
 from bot.operator.calls_api import create_calls_router
 from bot.operator.dashboard import create_dashboard_router
-from integrations.storage import CallStore
 from integrations.storage.caller_id import RedactedCallerId
-from integrations.storage.engine import sqlite_url
 from integrations.storage.records import utcnow
 from tests.support.records import call_row, turn_row
 
@@ -22,8 +20,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = CallStore.open(sqlite_url(tmp_path / "calls.db"), spool_dir=tmp_path)
+def store(call_store):
     now = utcnow()
     calls, turns = [], []
     for i in range(12):
@@ -48,9 +45,8 @@ def store(tmp_path):
                 latency_ms=300.0 + i,
             )
         )
-    s.bulk_insert(calls, turns)
-    yield s
-    s.close()
+    call_store.bulk_insert(calls, turns)
+    return call_store
 
 
 def client_for(store, token=TOKEN):

@@ -4,22 +4,12 @@ import csv
 import json
 from datetime import timedelta
 
-import pytest
-
 from bot.cli import main
 from integrations.storage import CallStore
 from integrations.storage.engine import sqlite_url
 from integrations.storage.records import utcnow
 from simulator.synthetic_records import synthetic_calls
 from tests.support.records import call_row, turn_row
-
-
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CALLAGENT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    return tmp_path / "data"
 
 
 def seed(data_dir, n=25):

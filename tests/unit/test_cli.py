@@ -1,17 +1,14 @@
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.support.env import scrubbed_environ
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CALLAGENT_", "DAILY_", "LIVEKIT_", "GROQ_", "CARTESIA_", "TWILIO_"))
-    }
+    base = scrubbed_environ()
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args],
         cwd=ROOT,

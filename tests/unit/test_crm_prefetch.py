@@ -3,15 +3,12 @@
 import asyncio
 from datetime import datetime, timedelta
 
-import pytest
 from pipecat.frames.frames import TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.processors.frameworks.rtvi import RTVIClientMessageFrame
 from pipecat.tests.utils import SleepFrame, run_test
 
-from bot.agent import load_agent
-from bot.settings import REFERENCE_AGENT
 from integrations.crm.base import Appointment, CallerRecord
 from processors.crm_prefetch import CrmPrefetchProcessor
 from processors.dialogue import DialoguePolicy, DialogueProcessor
@@ -34,11 +31,6 @@ MARIA = CallerRecord(
         Appointment("apt_1", datetime.now() + timedelta(days=3), "cleaning", "Dr. Patel"),
     ),
 )
-
-
-@pytest.fixture(scope="module")
-def agent():
-    return load_agent(REFERENCE_AGENT)
 
 
 def call(agent, crm, caller="+15555550123", budget_ms=500):

@@ -1,18 +1,10 @@
-import pytest
 from pipecat.frames.frames import EndWorkerFrame, LLMContextFrame, TTSSpeakFrame
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.tests.utils import run_test
 
-from bot.agent import load_agent
-from bot.settings import REFERENCE_AGENT
 from processors.agent_definition import IntentAction
 from processors.dialogue import DialoguePolicy, DialogueProcessor
 from processors.frames import OUT_OF_SCOPE, Band, BotReplyFrame, NLUResultFrame
-
-
-@pytest.fixture(scope="module")
-def agent():
-    return load_agent(REFERENCE_AGENT)
 
 
 def nlu(intent, band=Band.ACT, conf=0.95, **entities):

@@ -7,7 +7,6 @@ from pipecat.frames.frames import TTSSpeakFrame
 from pipecat.tests.utils import SleepFrame, run_test
 
 from bot.agent import AgentFileError, load_agent
-from bot.settings import REFERENCE_AGENT
 from integrations.crm.base import Authentication, AuthMethod, AuthStatus, CallerRecord
 from integrations.sentiment import VaderSentiment
 from processors.escalation import EscalationProcessor
@@ -21,11 +20,6 @@ from processors.frames import (
     NLUResultFrame,
     PrefetchStatus,
 )
-
-
-@pytest.fixture(scope="module")
-def agent():
-    return load_agent(REFERENCE_AGENT)
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,6 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.tests.utils import SleepFrame, run_test
 
-from integrations.storage import CallStore
-from integrations.storage.engine import sqlite_url
 from processors.call_recorder import CallFacts, CallRecorder, OutcomePolicy
 from processors.frames import (
     Band,
@@ -31,13 +29,6 @@ class Pass(FrameProcessor):
     async def process_frame(self, frame, direction: FrameDirection):
         await super().process_frame(frame, direction)
         await self.push_frame(frame, direction)
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = CallStore.open(sqlite_url(tmp_path / "calls.db"), spool_dir=tmp_path)
-    yield s
-    s.close()
 
 
 def speak(text):
@@ -61,8 +52,10 @@ def nlu(text, intent, confidence=0.92, band=Band.ACT, **kw):
     )
 
 
-async def test_a_call_through_a_pipeline_leaves_a_complete_record(store):
-    recorder = CallRecorder(store, call_id="c1", transport="twilio", caller="sha256:ab", agent="A")
+async def test_a_call_through_a_pipeline_leaves_a_complete_record(call_store):
+    recorder = CallRecorder(
+        call_store, call_id="c1", transport="twilio", caller="sha256:ab", agent="A"
+    )
     frames = [
         *speak("Hello, dental office."),
         TranscriptionFrame("when are you open", "caller", "t"),
@@ -87,9 +80,9 @@ async def test_a_call_through_a_pipeline_leaves_a_complete_record(store):
     ]
     await run_test(Pass(), frames_to_send=frames, expected_down_frames=None, observers=[recorder])
     recorder.add_latency(420.0, {"endpointing": 200.0, "stt": 60.0, "tts": 40.0})  # late: updates
-    assert store.flush()
+    assert call_store.flush()
 
-    call = store.get_call("c1")
+    call = call_store.get_call("c1")
     assert call["transport"] == "twilio" and call["caller"] == "sha256:ab" and call["agent"] == "A"
     assert call["outcome"] == "resolved" and call["turn_count"] == 2
     assert call["primary_intent"] == "opening_hours"
@@ -108,8 +101,8 @@ async def test_a_call_through_a_pipeline_leaves_a_complete_record(store):
     assert bye["interrupted"] is False and bye["reply_intent"] == "goodbye"
 
 
-async def test_latency_breakdown_is_attached_to_its_turn(store):
-    recorder = CallRecorder(store, call_id="c2", transport="webrtc")
+async def test_latency_breakdown_is_attached_to_its_turn(call_store):
+    recorder = CallRecorder(call_store, call_id="c2", transport="webrtc")
     for frame in [TTSSpeakFrame("Hi"), BotStartedSpeakingFrame()]:
         recorder.observe(frame)
     recorder.add_latency(350.0, {"tts": 40.0, "transport": 10.0}, "greeting")
@@ -135,8 +128,8 @@ async def test_latency_breakdown_is_attached_to_its_turn(store):
     )
     recorder.observe(BotStoppedSpeakingFrame())
     recorder.finish()
-    store.flush()
-    greeting, turn = store.get_call("c2")["turns"]
+    call_store.flush()
+    greeting, turn = call_store.get_call("c2")["turns"]
     assert greeting["latency_ms"] == 350.0
     assert turn["latency_ms"] == 512.5
     assert turn["stages_ms"] == {
@@ -150,8 +143,8 @@ async def test_latency_breakdown_is_attached_to_its_turn(store):
     }
 
 
-async def test_escalation_transfer_and_crm_prefetch_are_recorded(store):
-    recorder = CallRecorder(store, call_id="c3", transport="twilio")
+async def test_escalation_transfer_and_crm_prefetch_are_recorded(call_store):
+    recorder = CallRecorder(call_store, call_id="c3", transport="twilio")
     frames = [
         CallerRecordFrame(elapsed_ms=132.0),
         CallerRecordFrame(elapsed_ms=9000.0, update=True),  # a later change, not the prefetch
@@ -167,8 +160,8 @@ async def test_escalation_transfer_and_crm_prefetch_are_recorded(store):
         SleepFrame(0.02),
     ]
     await run_test(Pass(), frames_to_send=frames, expected_down_frames=None, observers=[recorder])
-    store.flush()
-    call = store.get_call("c3")
+    call_store.flush()
+    call = call_store.get_call("c3")
     assert call["outcome"] == "escalated"
     assert call["crm_prefetch_ms"] == 132.0
     assert call["escalation"] == {
@@ -180,7 +173,7 @@ async def test_escalation_transfer_and_crm_prefetch_are_recorded(store):
     }
 
 
-async def test_bad_frames_and_a_failing_store_never_reach_the_pipeline(store):
+async def test_bad_frames_and_a_failing_store_never_reach_the_pipeline(call_store):
     class BrokenStore:
         def start_call(self, record):
             raise RuntimeError("database on fire")
@@ -192,7 +185,7 @@ async def test_bad_frames_and_a_failing_store_never_reach_the_pipeline(store):
     weird = LLMTextFrame(text=None)
     recorders = [
         CallRecorder(BrokenStore(), call_id="b1", transport="twilio"),
-        CallRecorder(store, call_id="b2", transport="twilio"),
+        CallRecorder(call_store, call_id="b2", transport="twilio"),
     ]
     frames = [bad, weird, TranscriptionFrame("still fine", "u", "t"), nlu("still fine", "prices")]
     await run_test(
@@ -201,16 +194,16 @@ async def test_bad_frames_and_a_failing_store_never_reach_the_pipeline(store):
         expected_down_frames=[NLUResultFrame, LLMTextFrame, TranscriptionFrame, NLUResultFrame],
         observers=recorders,
     )
-    store.flush()
-    turns = store.get_call("b2")["turns"]
+    call_store.flush()
+    turns = call_store.get_call("b2")["turns"]
     assert len(turns) == 2
     assert turns[0]["intent"] == "weird" and turns[0]["confidence"] is None
     assert turns[0]["band"] is None and turns[0]["entities"]["x"].startswith("<object")
     assert turns[1]["caller_text"] == "still fine" and turns[1]["intent"] == "prices"
 
 
-async def test_hang_up_mid_flow_is_abandoned_and_fatal_error_is_failed(store):
-    hung_up = CallRecorder(store, call_id="h1", transport="twilio")
+async def test_hang_up_mid_flow_is_abandoned_and_fatal_error_is_failed(call_store):
+    hung_up = CallRecorder(call_store, call_id="h1", transport="twilio")
     for frame in [
         TranscriptionFrame("cancel", "u", "t"),
         nlu("cancel", "cancel_appointment", 0.6, Band.CLARIFY),
@@ -218,24 +211,24 @@ async def test_hang_up_mid_flow_is_abandoned_and_fatal_error_is_failed(store):
         CancelFrame(),
     ]:
         hung_up.observe(frame)
-    failed = CallRecorder(store, call_id="f1", transport="twilio")
+    failed = CallRecorder(call_store, call_id="f1", transport="twilio")
     for frame in [
         TranscriptionFrame("hello", "u", "t"),
         nlu("hello", "greet"),
         CancelFrame(reason="fatal error: boom"),
     ]:  # how the worker cancels on one
         failed.observe(frame)
-    silent = CallRecorder(store, call_id="s1", transport="webrtc")
+    silent = CallRecorder(call_store, call_id="s1", transport="webrtc")
     silent.observe(TTSSpeakFrame("Hello?"))
     silent.finish()
-    store.flush()
-    assert store.get_call("h1")["outcome"] == "abandoned"
-    assert store.get_call("h1")["end_reason"] == "caller hung up"
-    assert (store.get_call("f1")["outcome"], store.get_call("f1")["end_reason"]) == (
+    call_store.flush()
+    assert call_store.get_call("h1")["outcome"] == "abandoned"
+    assert call_store.get_call("h1")["end_reason"] == "caller hung up"
+    assert (call_store.get_call("f1")["outcome"], call_store.get_call("f1")["end_reason"]) == (
         "failed",
         "pipeline error",
     )
-    assert store.get_call("s1")["outcome"] == "abandoned"
+    assert call_store.get_call("s1")["outcome"] == "abandoned"
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@
 import json
 import xml.etree.ElementTree as ET
 
-import pytest
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -13,8 +12,6 @@ from pipecat.frames.frames import (
 from pipecat.processors.frameworks.rtvi import RTVIServerMessageFrame
 from pipecat.tests.utils import SleepFrame, run_test
 
-from bot.agent import load_agent
-from bot.settings import REFERENCE_AGENT
 from integrations.screen_pop import ScreenPopClient, verify_signature
 from integrations.twilio_rest import TwilioCallControl, transfer_twiml
 from processors.frames import EscalationFrame, TransferResultFrame
@@ -31,11 +28,6 @@ from tests.fakes.agent_desktop import WebhookReceiver
 from tests.fakes.twilio import FakeTwilioRest
 
 SUMMARY = {"reason": "explicit_request", "caller": {"name": "Maria Garcia"}}
-
-
-@pytest.fixture(scope="module")
-def agent():
-    return load_agent(REFERENCE_AGENT)
 
 
 class Recording(TransferMethod):
