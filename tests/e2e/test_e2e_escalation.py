@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from loguru import logger
 
 from bot.call.handoff import HandoffTicket
 from integrations.screen_pop import verify_signature
@@ -27,6 +25,7 @@ from simulator.phone import TwilioCallEmulator, place_call
 from simulator.voices import caller_voice
 from tests.fakes.agent_desktop import WebhookReceiver
 from tests.fakes.twilio import FakeTwilioRest
+from tests.support.live_server import live_server
 from transports.twilio import compute_signature
 
 pytestmark = pytest.mark.e2e
@@ -41,41 +40,17 @@ SCREEN_POP_DELAY_S = 1.5
 
 @pytest.fixture(scope="module")
 def live():
-    if caller_voice.engine() is None:
-        pytest.skip("needs Debian's flite for the caller voice (apt-get install flite)")
-    from bot.settings import Settings
-    from bot.web.app import create_app
-    from simulator.server_thread import ThreadedServer
+    desks: list[WebhookReceiver] = []
 
-    state: dict[str, object] = {}
-    data_dir = tempfile.mkdtemp(prefix="callagent-e2e-esc-")
-
-    async def make_app():
-        rest = FakeTwilioRest(ACCOUNT, TOKEN)
-        await rest.start()
+    async def agent_desktop() -> dict[str, str]:
         desk = await WebhookReceiver(delay_s=SCREEN_POP_DELAY_S).start()
-        state.update(rest=rest, desk=desk)
-        settings = Settings.load(
-            {
-                "TWILIO_ACCOUNT_SID": ACCOUNT,
-                "TWILIO_AUTH_TOKEN": TOKEN,
-                "TWILIO_API_BASE_URL": rest.base_url,
-                "TWILIO_VALIDATE_SIGNATURES": "true",
-                "CALLAGENT_DATA_DIR": data_dir,
-                "CALLAGENT_SCREEN_POP_URL": desk.url,
-                "CALLAGENT_SCREEN_POP_SECRET": SECRET,
-            }
-        )
-        app = create_app(settings)
-        state["app"] = app
-        return app
+        desks.append(desk)
+        return {"CALLAGENT_SCREEN_POP_URL": desk.url, "CALLAGENT_SCREEN_POP_SECRET": SECRET}
 
-    lines: list[str] = []
-    sink = logger.add(lambda m: lines.append(str(m)), level="INFO", format="{message}")
-    server = ThreadedServer(make_app).start()
-    yield server, state["rest"], state["desk"], state["app"].state.runtime, lines
-    server.stop()
-    logger.remove(sink)
+    with live_server(
+        ACCOUNT, TOKEN, data_prefix="callagent-e2e-esc-", extra=agent_desktop
+    ) as running:
+        yield running.server, running.rest, desks[0], running.runtime, running.log_lines
 
 
 async def transcribe(runtime, pcm: bytes) -> str:

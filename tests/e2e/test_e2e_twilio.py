@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-import tempfile
 
 import httpx
 import pytest
-from loguru import logger
 
 from simulator.audio_codec import rms
 from simulator.phone import TwilioCallEmulator, place_call
 from simulator.voices import caller_voice
 from tests.fakes.twilio import FakeTwilioRest
+from tests.support.live_server import live_server
 
 pytestmark = pytest.mark.e2e
 
@@ -34,37 +33,6 @@ END_OF_REPLY_SILENCE = 1.5
 @pytest.fixture(scope="module")
 def live():
     """The real server (models loaded once for the module) and the fake REST API."""
-    if caller_voice.engine() is None:
-        pytest.skip("needs Debian's flite for the caller voice (apt-get install flite)")
-    from bot.settings import Settings
-    from bot.web.app import create_app
-    from simulator.server_thread import ThreadedServer
-
-    state: dict[str, object] = {}
-    data_dir = tempfile.mkdtemp(prefix="callagent-e2e-")
-
-    async def make_app():
-        rest = FakeTwilioRest(ACCOUNT, TOKEN)
-        await rest.start()
-        state["rest"] = rest
-        settings = Settings.load(
-            {
-                "TWILIO_ACCOUNT_SID": ACCOUNT,
-                "TWILIO_AUTH_TOKEN": TOKEN,
-                "TWILIO_API_BASE_URL": rest.base_url,
-                "TWILIO_VALIDATE_SIGNATURES": "true",
-                "CALLAGENT_DATA_DIR": data_dir,
-            }
-        )
-        app = create_app(settings)
-        state["app"] = app
-        return app
-
-    lines: list[str] = []
-    sink = logger.add(lambda m: lines.append(str(m)), level="INFO", format="{message}")
-    server = ThreadedServer(make_app).start()
-    rest = state["rest"]
-    assert isinstance(rest, FakeTwilioRest)
     emulators: dict[str, tuple[asyncio.AbstractEventLoop, TwilioCallEmulator]] = {}
 
     def twilio_ends_stream(call) -> None:
@@ -74,10 +42,9 @@ def live():
             loop, emulator = found
             loop.call_soon_threadsafe(lambda: asyncio.ensure_future(emulator.remote_hang_up()))
 
-    rest.on_status_change(twilio_ends_stream)
-    yield Live(server, rest, state["app"].state.runtime, emulators, lines)
-    server.stop()
-    logger.remove(sink)
+    with live_server(ACCOUNT, TOKEN, data_prefix="callagent-e2e-") as running:
+        running.rest.on_status_change(twilio_ends_stream)
+        yield Live(running.server, running.rest, running.runtime, emulators, running.log_lines)
 
 
 class Live:
