@@ -1,6 +1,5 @@
 """Caller verification (PIN / date of birth) and the callback offer after a failed transfer."""
 
-from pipecat.frames.frames import TTSSpeakFrame
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.tests.utils import run_test
 
@@ -17,6 +16,7 @@ from processors.frames import (
     PrefetchStatus,
     TransferResultFrame,
 )
+from tests.support.frames import spoken
 
 RECORD = CallerRecord("cus_1", "Maria", secrets={"pin": "4729", "date_of_birth": "1985-03-04"})
 
@@ -33,10 +33,6 @@ def cancel():
 
 def records(frames):
     return [f.record for f in frames if isinstance(f, CallerRecordFrame) and f.update]
-
-
-def spoken(frames):
-    return [f.text for f in frames if isinstance(f, TTSSpeakFrame)]
 
 
 async def test_keyed_pin_verifies_and_releases_the_request(agent):

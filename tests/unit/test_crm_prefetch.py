@@ -23,6 +23,7 @@ from processors.frames import (
     TransferResultFrame,
 )
 from tests.fakes.crm import FakeCRM
+from tests.support.frames import spoken
 
 MARIA = CallerRecord(
     customer_id="cus_1",
@@ -36,10 +37,6 @@ MARIA = CallerRecord(
 def call(agent, crm, caller="+15555550123", budget_ms=500):
     prefetch = CrmPrefetchProcessor(crm, caller, call_id="t1", budget_ms=budget_ms)
     return prefetch, Pipeline([prefetch, DialogueProcessor(DialoguePolicy(agent))])
-
-
-def spoken(frames):
-    return [f.text for f in frames if isinstance(f, TTSSpeakFrame)]
 
 
 async def test_fast_crm_greets_by_name(agent):

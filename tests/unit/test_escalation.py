@@ -20,6 +20,7 @@ from processors.frames import (
     NLUResultFrame,
     PrefetchStatus,
 )
+from tests.support.frames import spoken
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +58,6 @@ def reply(text, intent=None, hands_off=False):
 
 def escalations(frames):
     return [f for f in frames if isinstance(f, EscalationFrame)]
-
-
-def spoken(frames):
-    return [f.text for f in frames if isinstance(f, TTSSpeakFrame)]
 
 
 async def test_explicit_request_uses_the_dialogue_handoff_line(agent, vader):
