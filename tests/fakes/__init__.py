@@ -8,6 +8,7 @@
 - :mod:`.crm`: the CRM interface (``FakeCRM``) and a customer's REST CRM server.
 - :mod:`.hubspot`: HubSpot's CRM objects API.
 - :mod:`.twilio`: Twilio's REST API (the simulator's) and the Media Streams start.
+- :mod:`.daily`: Daily's REST API (rooms and meeting tokens).
 - :mod:`.agent_desktop`: the agent desktop's screen-pop webhook.
 
 The HTTP fakes serve on loopback through :class:`.loopback.LoopbackServer`.

@@ -5,6 +5,7 @@ import pytest
 from pipecat.transports.daily.transport import DailyTransport
 from pipecat.transports.livekit.transport import LiveKitTransport
 
+from tests.fakes.daily import FakeDailyApi
 from transports.rooms import (
     RoomJoin,
     create_daily_transport,
@@ -53,43 +54,9 @@ def test_room_transports_need_their_settings(transport):
 
 @pytest.fixture
 async def fake_daily_api():
-    """A local HTTP server answering like Daily's REST API (rooms and meeting tokens)."""
-    from aiohttp import web
-
-    seen: list[tuple[str, str, dict]] = []
-
-    async def rooms(request: web.Request) -> web.Response:
-        body = await request.json()
-        seen.append(("rooms", request.headers.get("Authorization", ""), body))
-        if request.headers.get("Authorization") != "Bearer daily-key":
-            return web.json_response({"error": "authorization-header-error"}, status=401)
-        return web.json_response(
-            {
-                "id": "5e3cf703-5547-47d6-a371-37b1f0b4427f",
-                "name": "cA3kq",
-                "api_created": True,
-                "privacy": "public",
-                "url": "https://acme.daily.co/cA3kq",
-                "created_at": "2026-11-21T12:00:00.000Z",
-                "config": {},
-            }
-        )
-
-    async def tokens(request: web.Request) -> web.Response:
-        body = await request.json()
-        seen.append(("meeting-tokens", request.headers.get("Authorization", ""), body))
-        return web.json_response({"token": f"tok-{body['properties']['is_owner']}"})
-
-    app = web.Application()
-    app.router.add_post("/v1/rooms", rooms)
-    app.router.add_post("/v1/meeting-tokens", tokens)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}/v1", seen
-    await runner.cleanup()
+    """Daily's REST API (rooms and meeting tokens) on loopback."""
+    async with FakeDailyApi("daily-key") as api:
+        yield api.base_url, api.seen
 
 
 async def test_daily_room_is_created_with_owner_and_guest_tokens(fake_daily_api):
