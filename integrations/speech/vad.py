@@ -46,6 +46,8 @@ from pipecat.audio.utils import exp_smoothing
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
 
+from integrations.percentile import sorted_percentile
+
 DEFAULT_VOLUME_SMOOTHING = 0.5
 DEFAULT_PREROLL_WINDOWS = 4
 """128 ms of context replayed to Silero when it resumes after skipped audio."""
@@ -100,12 +102,7 @@ class NoiseFloor:
         bisect.insort(self._sorted, level)
         if len(self._levels) > self._max:
             del self._sorted[bisect.bisect_left(self._sorted, self._levels.popleft())]
-        # numpy's default ("linear") percentile
-        position = (len(self._sorted) - 1) * self.percentile / 100.0
-        low = math.floor(position)
-        high = min(low + 1, len(self._sorted) - 1)
-        fraction = position - low
-        self.db = self._sorted[low] + (self._sorted[high] - self._sorted[low]) * fraction
+        self.db = sorted_percentile(self._sorted, self.percentile)
         return self.db
 
 

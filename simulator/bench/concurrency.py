@@ -69,6 +69,7 @@ def run_concurrency(args: argparse.Namespace) -> int:
 
 async def _main(args: argparse.Namespace, steps: list[int]) -> int:
     from bot.operator.diagnostics import cpu_seconds
+    from integrations.percentile import latency_summary
     from simulator.bench import kit as benchkit
 
     rng = random.Random(args.seed)
@@ -95,7 +96,7 @@ async def _main(args: argparse.Namespace, steps: list[int]) -> int:
             wall = time.monotonic() - t0
             latencies = [v for r in results for v in r["latencies"]]
             unanswered = sum(r["unanswered"] for r in results)
-            stats = benchkit.summary(latencies)
+            stats = latency_summary(latencies)
             row = {
                 "calls": n,
                 "turns": len(latencies) + unanswered,

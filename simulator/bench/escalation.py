@@ -19,12 +19,13 @@ import argparse
 import asyncio
 import json
 import re
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from integrations.percentile import latency_summary
 
 _SERVER_TRANSFER = re.compile(
     r"call (\w+): transfer via (\w+) requested ([\d.]+) ms after the trigger"
@@ -217,12 +218,5 @@ class TwilioAndDesktopStub:
 
 
 def _stats(values: list[float]) -> dict[str, Any]:
-    if not values:
-        return {"n": 0, "p50_ms": None, "p95_ms": None}
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return {
-        "n": len(values),
-        "p50_ms": round(statistics.median(ordered), 1),
-        "p95_ms": round(p95, 1),
-    }
+    summary = latency_summary(values)
+    return {k: summary[k] for k in ("n", "p50_ms", "p95_ms")}

@@ -1,7 +1,7 @@
 """Shared pieces of the phone benchmarks (``callagent bench barge-in|concurrency|soak``).
 
 Caller clips, the agent under test (started here, or a running one), process CPU and
-memory sampling, percentile summaries, a line plot as SVG, and saving results. Every
+memory sampling, a line plot as SVG, and saving results. Every
 benchmark prints figures and saves them; none asserts on them.
 """
 
@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 
-from simulator.scenarios.results import percentiles
 from simulator.target import LocalAgent, Target
 from simulator.voices import caller_voice
 from simulator.voices.noise import normalize_active
@@ -121,11 +120,6 @@ async def start_agent_for(args: Any) -> Agent:
         operator_token=getattr(args, "operator_token", None),
         verbose=args.verbose,
     )
-
-
-def summary(values: Sequence[float | None]) -> dict[str, Any]:
-    """Percentiles of the values that exist."""
-    return percentiles([float(v) for v in values if v is not None])
 
 
 def fmt(stats: dict[str, Any]) -> str:

@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from integrations.percentile import latency_summary, percentile
 from simulator.replies import (
     REPLY_WINDOW_S,
     answered_share,
@@ -145,7 +144,7 @@ class LatencyReport:
             out["server"] = {
                 "turns": len(totals),
                 **_stats(totals),
-                "stages_p50_ms": {k: round(float(np.median(v)), 1) for k, v in stages.items()},
+                "stages_p50_ms": {k: round(percentile(v, 50), 1) for k, v in stages.items()},
             }
         return out
 
@@ -162,16 +161,9 @@ class LatencyReport:
         }
 
 
-def _stats(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50_ms": None, "p95_ms": None, "max_ms": None, "mean_ms": None}
-    arr = np.asarray(values, dtype=float)
-    return {
-        "p50_ms": round(float(np.percentile(arr, 50)), 1),
-        "p95_ms": round(float(np.percentile(arr, 95)), 1),
-        "max_ms": round(float(arr.max()), 1),
-        "mean_ms": round(float(arr.mean()), 1),
-    }
+def _stats(values: list[float]) -> dict[str, float | int | None]:
+    summary = latency_summary(values)
+    return {k: summary[k] for k in ("p50_ms", "p95_ms", "max_ms", "mean_ms")}
 
 
 # Questions
@@ -404,7 +396,7 @@ def _print_report(report: LatencyReport) -> None:
             "hand-offs)"
         )
     if report.greeting_ms:
-        print(f"  greeting heard after connect: p50 {ms(float(np.median(report.greeting_ms)))}")
+        print(f"  greeting heard after connect: p50 {ms(percentile(report.greeting_ms, 50))}")
     server = s.get("server")
     if server:
         print(f"server-side (UserBotLatencyObserver, {server['turns']} turns)")
