@@ -32,7 +32,8 @@ from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from simulator.audio_codec import rms, ulaw_decode, ulaw_encode
+from integrations.speech.audio import mulaw_decode, mulaw_encode
+from simulator.audio_codec import rms
 
 SAMPLE_RATE = 8000
 FRAME_S = 0.02
@@ -593,7 +594,7 @@ class TwilioCallEmulator:
             payload = base64.b64decode(message.get("media", {}).get("payload", ""))
             self.stats.media_received += 1
             self.stats.bytes_received += len(payload)
-            self._buffer += ulaw_decode(payload)
+            self._buffer += mulaw_decode(payload)
         elif event == "mark":
             self.stats.marks_received += 1
             name = str(message.get("mark", {}).get("name", ""))
@@ -659,7 +660,7 @@ class TwilioCallEmulator:
             frame = b"\x00" * FRAME_BYTES
             self.stats.frames_lost += 1
         self._sent += frame
-        payload = base64.b64encode(ulaw_encode(frame)).decode("ascii")
+        payload = base64.b64encode(mulaw_encode(frame)).decode("ascii")
         self._chunk += 1
         message: dict[str, object] = {
             "event": "media",

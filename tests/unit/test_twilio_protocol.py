@@ -28,7 +28,8 @@ from pipecat.serializers.twilio import TwilioFrameSerializer
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketTransport
 from websockets.asyncio.server import ServerConnection, serve
 
-from simulator.audio_codec import rms, ulaw_decode, ulaw_encode
+from integrations.speech.audio import mulaw_decode, mulaw_encode
+from simulator.audio_codec import rms
 from simulator.phone import TwilioCallEmulator, new_sid, parse_stream_twiml
 from tests.fakes.twilio import FakeSocket, FakeTwilioRest
 from transports import twilio
@@ -217,7 +218,9 @@ async def test_bad_messages_are_dropped_without_logging_content(message, logs):
 async def test_media_becomes_8khz_input_audio(logs):
     s = await make_serializer()
     pcm = tone(0.02)
-    frame = await s.deserialize(media(base64.b64encode(ulaw_encode(pcm)).decode(), track="inbound"))
+    frame = await s.deserialize(
+        media(base64.b64encode(mulaw_encode(pcm)).decode(), track="inbound")
+    )
     assert isinstance(frame, InputAudioRawFrame)
     assert frame.sample_rate == 8000 and frame.num_channels == 1
     assert len(frame.audio) == 320
@@ -229,7 +232,7 @@ async def test_busy_server_joins_two_chunks_per_frame_and_loses_none():
     calls = [1]
     s = await make_serializer(batching=LoadAdaptiveBatching(lambda: calls[0], busy_from=4))
     chunks = [tone(0.02, freq=300 + 100 * i) for i in range(6)]
-    wire = [media(base64.b64encode(ulaw_encode(c)).decode()) for c in chunks]
+    wire = [media(base64.b64encode(mulaw_encode(c)).decode()) for c in chunks]
 
     quiet = [await s.deserialize(m) for m in wire[:2]]  # one call: every chunk is a frame
     assert [len(f.audio) for f in quiet if isinstance(f, InputAudioRawFrame)] == [320, 320]
@@ -352,10 +355,24 @@ def test_ulaw_codec_matches_the_g711_reference():
         warnings.simplefilter("ignore", DeprecationWarning)
         import audioop
     pcm = np.arange(-32768, 32768, dtype="<i2").tobytes()
-    assert ulaw_encode(pcm) == audioop.lin2ulaw(pcm, 2)
+    assert mulaw_encode(pcm) == audioop.lin2ulaw(pcm, 2)
     codes = bytes(range(256))
-    assert ulaw_decode(codes) == audioop.ulaw2lin(codes, 2)
-    assert ulaw_encode(b"\x00\x00") == b"\xff"
+    assert mulaw_decode(codes) == audioop.ulaw2lin(codes, 2)
+    assert mulaw_encode(b"\x00\x00") == b"\xff"
+
+
+def test_ulaw_known_bytes_and_round_trip():
+    def samples(*values: int) -> bytes:
+        return np.array(values, dtype="<i2").tobytes()
+
+    # G.711 table values: silence, the loudest positive and negative codes, one step up.
+    assert mulaw_encode(samples(0, 32767, -32768, 8)) == b"\xff\x80\x00\xfe"
+    assert mulaw_decode(b"\xff\x7f\x80\x00\xfe") == samples(0, 0, 32124, -32124, 8)
+    assert mulaw_encode(samples(1000) + b"\x01") == mulaw_encode(samples(1000))  # odd byte
+    # Every code decodes to a value that encodes back to it (0x7f is "-0", i.e. silence).
+    codes = bytes(c for c in range(256) if c != 0x7F)
+    assert mulaw_encode(mulaw_decode(codes)) == codes
+    assert mulaw_encode(mulaw_decode(b"\x7f")) == b"\xff"
 
 
 # Fake REST API
@@ -407,7 +424,7 @@ class ParrotBot:
                 self.messages.append(msg)
                 event = msg["event"]
                 if event == "media":
-                    pcm = ulaw_decode(base64.b64decode(msg["media"]["payload"]))
+                    pcm = mulaw_decode(base64.b64decode(msg["media"]["payload"]))
                     loud = rms(pcm) > 300
                     if loud and self._barge_in_armed:
                         self._barge_in_armed = False
@@ -435,7 +452,7 @@ class ParrotBot:
             self.closed.set()
 
     async def play(self, ws: ServerConnection, pcm: bytes, mark: str) -> None:
-        ulaw = ulaw_encode(pcm)
+        ulaw = mulaw_encode(pcm)
         for i in range(0, len(ulaw), 320):  # 40 ms messages, sent at once (faster than real time)
             payload = base64.b64encode(ulaw[i : i + 320]).decode()
             await ws.send(
