@@ -37,13 +37,13 @@ from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPI
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
+from integrations.speech.audio import PHONE_SAMPLE_RATE
 from transports.input_batching import AudioChunkJoiner, BatchingPolicy, NoBatching
 
-TWILIO_SAMPLE_RATE = 8000
 MEDIA_ENCODING = "audio/x-mulaw"
 MAX_MESSAGE_BYTES = 64 * 1024
 """Largest Twilio message accepted; a 20 ms media message is about 300 bytes."""
-MAX_MEDIA_PAYLOAD_BYTES = TWILIO_SAMPLE_RATE
+MAX_MEDIA_PAYLOAD_BYTES = PHONE_SAMPLE_RATE
 """Largest decoded media payload accepted (1 s of μ-law; Twilio sends 160 bytes)."""
 DEFAULT_SESSION_TIMEOUT_S = 60 * 60
 """A call is ended (politely, with hang-up) after this long."""
@@ -87,7 +87,7 @@ class TwilioStreamStart:
     call_sid: str
     account_sid: str
     custom_parameters: dict[str, str] = field(default_factory=dict, repr=False)
-    media_format: MediaFormat = MediaFormat(MEDIA_ENCODING, TWILIO_SAMPLE_RATE, 1)
+    media_format: MediaFormat = MediaFormat(MEDIA_ENCODING, PHONE_SAMPLE_RATE, 1)
     tracks: tuple[str, ...] = ("inbound",)
 
 
@@ -257,11 +257,11 @@ def _parse_media_format(fmt: dict[str, Any]) -> MediaFormat:
         channels = int(fmt.get("channels", 0))
     except (TypeError, ValueError):
         raise StreamStartError("the mediaFormat's sampleRate/channels are not numbers") from None
-    if encoding != MEDIA_ENCODING or rate != TWILIO_SAMPLE_RATE or channels != 1:
+    if encoding != MEDIA_ENCODING or rate != PHONE_SAMPLE_RATE or channels != 1:
         shown = str(encoding)[:40] if isinstance(encoding, str) else type(encoding).__name__
         raise StreamStartError(
             f"unsupported media format {shown!r} {rate} Hz {channels} ch; "
-            f"need {MEDIA_ENCODING} {TWILIO_SAMPLE_RATE} Hz mono"
+            f"need {MEDIA_ENCODING} {PHONE_SAMPLE_RATE} Hz mono"
         )
     return MediaFormat(encoding, rate, channels)
 
@@ -502,7 +502,7 @@ def create_twilio_transport(
         auth_token or None,
         base_url=rest_base_url or None,
         params=TwilioFrameSerializer.InputParams(
-            twilio_sample_rate=TWILIO_SAMPLE_RATE, auto_hang_up=hang_up
+            twilio_sample_rate=PHONE_SAMPLE_RATE, auto_hang_up=hang_up
         ),
         batching=batching,
     )

@@ -16,6 +16,7 @@ from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
 from bot.call.pipeline import CallSpec
 from bot.settings import Settings
+from integrations.speech.audio import PHONE_SAMPLE_RATE
 from transports import rooms, twilio, webrtc
 from transports.input_batching import BatchingPolicy
 
@@ -97,8 +98,8 @@ def twilio_call(
     """
     spec = CallSpec(
         "twilio",
-        twilio.TWILIO_SAMPLE_RATE,
-        twilio.TWILIO_SAMPLE_RATE,
+        PHONE_SAMPLE_RATE,
+        PHONE_SAMPLE_RATE,
         caller=start.custom_parameters.get("From"),
         provider_call_id=start.call_sid,
         public_url=public_url,

@@ -47,6 +47,7 @@ from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
 
 from integrations.percentile import sorted_percentile
+from integrations.speech.audio import PHONE_SAMPLE_RATE
 
 DEFAULT_VOLUME_SMOOTHING = 0.5
 DEFAULT_PREROLL_WINDOWS = 4
@@ -244,7 +245,7 @@ class PhoneVADAnalyzer(SileroVADAnalyzer):
         between windows (Pipecat's analyzer moves to or from speaking after the last one).
         """
         level = level_db(window)
-        seconds = self.num_frames_required() / (self.sample_rate or 8000)
+        seconds = self.num_frames_required() / (self.sample_rate or PHONE_SAMPLE_RATE)
         speaking = self._vad_state in (VADState.SPEAKING, VADState.STOPPING)
         # The caller's own speech must not raise the background estimate.
         floor = self._floor.db if speaking else self._floor.update(level, seconds)
