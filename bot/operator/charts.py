@@ -16,6 +16,8 @@ from typing import Protocol
 
 from markupsafe import Markup
 
+from integrations.percentile import percentile
+
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563")
 OUTCOME_COLOURS = {
     "resolved": "#16a34a",
@@ -280,14 +282,6 @@ def stage_bar(stages: dict[str, float | None], *, width: int = 240, height: int 
         )
         x += w
     return _svg(width, height, "".join(parts), "latency by stage")
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile of ``values`` (linear interpolation between ranks)."""
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q / 100
-    f, c = math.floor(k), math.ceil(k)
-    return ordered[f] + (ordered[c] - ordered[f]) * (k - f)
 
 
 def histogram(
