@@ -145,8 +145,8 @@ async def test_dashboard_login_then_charts_render_offline(store):
 MARKUP = "<script>alert('x\"&')</script>"
 
 
-async def test_stored_markup_is_escaped_on_every_page(tmp_path):
-    s = CallStore.open(sqlite_url(tmp_path / "markup.db"), spool_dir=tmp_path)
+async def test_stored_markup_is_escaped_on_every_page(call_store):
+    s = call_store
     started = utcnow() - timedelta(minutes=5)
     call = call_row(
         "m1",
@@ -172,27 +172,24 @@ async def test_stored_markup_is_escaped_on_every_page(tmp_path):
         path=MARKUP,
     )
     s.bulk_insert([call], [turn])
-    try:
-        async with client_for(s) as client:
-            pages = {
-                "/dashboard": 200,
-                "/dashboard/calls/m1": 200,
-                f"/dashboard?intent={MARKUP}": 200,
-                f"/dashboard/login?next=/dashboard/{MARKUP}": 200,
-            }
-            for path, status in pages.items():
-                response = await client.get(path, headers=AUTH)
-                assert response.status_code == status, path
-                assert "<script" not in response.text, path
-                assert "&lt;script&gt;" in response.text, path
-            refused = await client.post("/dashboard/login", data={"token": "x", "next": MARKUP})
-            assert refused.status_code == 401 and "<script" not in refused.text
-            call_page = (await client.get("/dashboard/calls/m1", headers=AUTH)).text
-            # every stored field shows up escaped: caller, bot, intent, runner-up, entities,
-            # path, end reason, agent, escalation trigger/reason/transfer and summary
-            assert call_page.count("&lt;script&gt;") >= 12
-    finally:
-        s.close()
+    async with client_for(s) as client:
+        pages = {
+            "/dashboard": 200,
+            "/dashboard/calls/m1": 200,
+            f"/dashboard?intent={MARKUP}": 200,
+            f"/dashboard/login?next=/dashboard/{MARKUP}": 200,
+        }
+        for path, status in pages.items():
+            response = await client.get(path, headers=AUTH)
+            assert response.status_code == status, path
+            assert "<script" not in response.text, path
+            assert "&lt;script&gt;" in response.text, path
+        refused = await client.post("/dashboard/login", data={"token": "x", "next": MARKUP})
+        assert refused.status_code == 401 and "<script" not in refused.text
+        call_page = (await client.get("/dashboard/calls/m1", headers=AUTH)).text
+        # every stored field shows up escaped: caller, bot, intent, runner-up, entities,
+        # path, end reason, agent, escalation trigger/reason/transfer and summary
+        assert call_page.count("&lt;script&gt;") >= 12
 
 
 async def test_a_failing_database_gives_an_error_page_not_a_crash(store):
