@@ -30,8 +30,9 @@ FIELD_MAP = (
 
 
 class FakeCRMServer:
-    def __init__(self, *, fail_first=0, delay_s=0.0):
+    def __init__(self, *, fail_first=0, delay_s=0.0, fail_status=503):
         self.fail_first = fail_first
+        self.fail_status = fail_status
         self.delay_s = delay_s
         self.requests: list[tuple[str, str, dict, bytes]] = []
 
@@ -42,7 +43,7 @@ class FakeCRMServer:
                 await asyncio.sleep(self.delay_s)
             if self.fail_first > 0:
                 self.fail_first -= 1
-                return web.json_response({"error": "busy"}, status=503)
+                return web.json_response({"error": "busy"}, status=self.fail_status)
             if request.query.get("phone") != "+15555550123":
                 return web.json_response({"error": "not found"}, status=404)
             return web.json_response(CUSTOMER)
@@ -119,6 +120,21 @@ async def test_gives_up_after_retries_and_on_timeout():
         with pytest.raises(CRMError, match="after 2 attempts"):
             await crm.lookup("+15555550123")
         await crm.close()
+
+
+async def test_timeouts_are_retried_and_client_errors_are_final():
+    async with FakeCRMServer(delay_s=1.0) as server:
+        crm = crm_for(server, retries=2, timeout_s=0.1)
+        with pytest.raises(CRMError, match="after 3 attempts: ReadTimeout"):
+            await crm.lookup("+15555550123")
+        await crm.close()
+    assert len(server.requests) == 3
+    async with FakeCRMServer(fail_first=1, fail_status=400) as server:
+        crm = crm_for(server, retries=2)
+        with pytest.raises(CRMError, match="HTTP 400"):
+            await crm.lookup("+15555550123")
+        await crm.close()
+    assert len(server.requests) == 1
 
 
 async def test_write_back_is_idempotent_across_retries():
