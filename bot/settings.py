@@ -22,6 +22,7 @@ TTSName = Literal["auto", "piper", "cartesia"]
 LLMName = Literal["auto", "none", "groq", "openai"]
 CallerIdStorage = Literal["hash", "redact", "plain"]
 CRMName = Literal["none", "sqlite", "rest", "hubspot"]
+LogFormat = Literal["text", "json"]
 
 REFERENCE_AGENT = Path(__file__).parent / "agents" / "dental_front_desk.yaml"
 
@@ -58,6 +59,9 @@ class Settings:
     )
     log_level: str = _setting(
         "CALLAGENT_LOG_LEVEL", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."
+    )
+    log_format: LogFormat = _setting(
+        "CALLAGENT_LOG_FORMAT", "text", "Log lines as text, or as JSON (one object a line)."
     )
     data_dir: Path = _setting(
         "CALLAGENT_DATA_DIR", Path("data"), "Folder for the call database and other state."
