@@ -77,7 +77,7 @@ class CallManager:
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception(f"call {spec.call_id}: failed")
+            logger.bind(call_id=spec.call_id).exception("call failed")
 
     async def stop_all(self) -> None:
         """Cancel every running call and wait for them to finish."""
@@ -208,17 +208,18 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             provider_call_id=start.call_sid,
             public_url=_public_url(settings, websocket),
         )
-        logger.info(f"call {spec.call_id}: Twilio call {start.call_sid} stream connected")
-        transport = twilio.create_twilio_transport(
-            websocket,
-            start,
-            account_sid=settings.twilio_account_sid,
-            auth_token=settings.twilio_auth_token,
-            rest_base_url=settings.twilio_api_base_url,
-            hang_up=settings.twilio_hang_up_enabled,
-            batching=batching,
-        )
-        await calls.start(run_call(transport, spec, runtime), spec)  # lives as long as the socket
+        with logger.contextualize(call_id=spec.call_id):  # copied into the call's task
+            logger.info(f"Twilio call {start.call_sid} stream connected")
+            transport = twilio.create_twilio_transport(
+                websocket,
+                start,
+                account_sid=settings.twilio_account_sid,
+                auth_token=settings.twilio_auth_token,
+                rest_base_url=settings.twilio_api_base_url,
+                hang_up=settings.twilio_hang_up_enabled,
+                batching=batching,
+            )
+            await calls.start(run_call(transport, spec, runtime), spec)  # lives with the socket
 
     app.include_router(webrtc_router)
     app.include_router(create_handoff_router(runtime, lambda r: _public_url(settings, r)))
