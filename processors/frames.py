@@ -84,19 +84,6 @@ class BotReplyFrame(DataFrame):
 
 
 @dataclass
-class TurnLatencyFrame(SystemFrame):
-    """One turn's caller-stop to bot-audio latency and its per-stage breakdown.
-
-    Parameters:
-        total_ms: Caller stopped speaking to the first bot audio.
-        stages_ms: Named stages (endpointing, transcription, TTS, ...) in order.
-    """
-
-    total_ms: float = 0.0
-    stages_ms: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
 class GreetingFrame(DataFrame):
     """Asks the dialogue to greet the caller (by name when the caller's record is known)."""
 

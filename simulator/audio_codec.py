@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-ULAW_SILENCE = 0xFF
-"""The μ-law byte for digital silence (decodes to 0)."""
-
 _BIAS = 0x84
 _CLIP = 32636  # 8159 in the 14-bit domain
 
@@ -59,8 +56,3 @@ def rms(pcm16: bytes) -> float:
         return 0.0
     samples = np.frombuffer(pcm16[:usable], dtype="<i2").astype(np.float64)
     return float(np.sqrt(np.mean(samples * samples)))
-
-
-def silence_pcm16(samples: int) -> bytes:
-    """``samples`` zero samples of 16-bit PCM."""
-    return b"\x00\x00" * samples

@@ -52,7 +52,6 @@ MAX_HANG_UP_WAIT_S = 15.0
 
 _SID = re.compile(r"^[A-Za-z]{2}[A-Za-z0-9]{1,62}$")
 _EVENT_NAME = re.compile(r"^[a-z_]{1,32}$")
-_KNOWN_EVENTS = frozenset({"connected", "start", "media", "dtmf", "mark", "stop"})
 _INBOUND_TRACKS = frozenset({"inbound", "inbound_track"})
 _LOGGED_DROPS_PER_KIND = 5
 

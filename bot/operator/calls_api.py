@@ -41,7 +41,8 @@ def call_filter(
         HTTPException: 422 naming the bad parameter.
     """
     try:
-        since_at = parse_time(since or default_since) if (since or default_since) else None
+        start = since or default_since
+        since_at = parse_time(start) if start else None
         until_at = parse_time(until) if until else None
     except ValueError as e:
         raise HTTPException(422, f"since/until: {e}") from None

@@ -188,11 +188,6 @@ class PhoneVADAnalyzer(SileroVADAnalyzer):
         self._preroll: deque[bytes] = deque(maxlen=preroll_windows)
         """The latest windows the model skipped: replayed to it before it scores again."""
 
-    @property
-    def noise_floor_db(self) -> float:
-        """The current background level estimate (dBFS)."""
-        return self._floor.db
-
     async def analyze_audio(self, buffer: bytes) -> VADState:
         """Score the windows that stand out in Silero's thread and everything else here."""
         if not self._noise_gate:

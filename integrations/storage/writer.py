@@ -60,11 +60,6 @@ class WriterStats:
     rejected: int = 0
     batch_ms: list[float] = field(default_factory=list)
 
-    @property
-    def ms_per_op(self) -> float:
-        """Mean database time per applied operation."""
-        return 1000 * self.busy_secs / self.ops if self.ops else 0.0
-
 
 class Spool:
     """Operations waiting for the database, in order, in a JSON-lines file."""

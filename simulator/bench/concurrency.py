@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bot.operator import charts
 from simulator.bench import args as bench_args
 
 DEFAULT_STEPS = "1,2,4,8,12,16,20,24,28"
@@ -142,20 +143,22 @@ async def _main(args: argparse.Namespace, steps: list[int]) -> int:
     }
     benchkit.save_json(args.json, result)
     if args.plot:
-        svg = benchkit.line_plot_svg(
-            [r["calls"] for r in rows],
+        title = f"Concurrent calls on {cores} cores"
+        chart = charts.line_chart(
+            [f"{r['calls']:g}" for r in rows],
             {
                 "p95 turn latency (ms)": [r["p95_ms"] for r in rows],
                 "p50 (ms)": [r["p50_ms"] for r in rows],
                 "server CPU (% of a core)": [r["server_cpu_pct"] for r in rows],
             },
-            title=f"Concurrent calls on {cores} cores",
+            label=title,
+            heading=f"{title}: ms / % CPU",
             x_label="simultaneous calls",
-            y_label="ms  /  % CPU",
             limit=args.limit_ms,
+            height=300,
         )
         args.plot.parent.mkdir(parents=True, exist_ok=True)
-        args.plot.write_text(svg)
+        args.plot.write_text(charts.svg_file(chart))
         print(f"saved {args.plot}")
     return 0
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import re
 import statistics
@@ -96,16 +95,17 @@ def run_bench(args: argparse.Namespace) -> int:
             stub = TwilioAndDesktopStub(account, token)
             await stub.start()
             state["stub"] = stub
-            settings = dataclasses.replace(
-                Settings.load(),
-                twilio_account_sid=account,
-                twilio_auth_token=token,
-                twilio_api_base_url=stub.base_url,
-                twilio_validate_signatures=False,
-                screen_pop_url=f"{stub.base_url}/screen-pop",
-                screen_pop_secret="bench-secret",
-                data_dir=Path(tmp),
-                crm_db="",
+            settings = Settings.load().model_copy(
+                update={
+                    "twilio_account_sid": account,
+                    "twilio_auth_token": token,
+                    "twilio_api_base_url": stub.base_url,
+                    "twilio_validate_signatures": False,
+                    "screen_pop_url": f"{stub.base_url}/screen-pop",
+                    "screen_pop_secret": "bench-secret",
+                    "data_dir": Path(tmp),
+                    "crm_db": "",
+                }
             )
             return create_app(settings)
 

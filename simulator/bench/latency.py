@@ -319,7 +319,7 @@ def run_latency(args: argparse.Namespace) -> int:
     auth_token = args.auth_token
     if url is None:
         # In-process: no Twilio account, so no signature checks and no REST hang-ups.
-        local = dataclasses.replace(settings, twilio_account_sid="", twilio_auth_token="")
+        local = settings.model_copy(update={"twilio_account_sid": "", "twilio_auth_token": ""})
 
         async def make_app() -> Any:
             from bot.web.app import create_app
