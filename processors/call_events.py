@@ -66,7 +66,7 @@ class CallEventObserver(BaseObserver):
         try:
             self._publish(kind, data or {})
         except Exception as e:  # noqa: BLE001 - diagnostics must never break a call
-            logger.warning(f"call {self._call_id}: event {kind} not published ({type(e).__name__})")
+            logger.warning(f"event {kind} not published ({type(e).__name__})")
 
     async def on_push_frame(self, data: FramePushed) -> None:
         """Turn a frame into an event, if it is one of interest."""

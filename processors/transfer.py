@@ -291,6 +291,7 @@ class TransferProcessor(FrameProcessor):
         outcome = await self._method.transfer(handoff, self.push_frame)
         done = time.perf_counter()
         elapsed = round((done - triggered) * 1000, 1)
+        # (text kept: simulator/bench/escalation.py parses it until it reads the event stream)
         logger.info(
             f"call {self._call_id}: transfer via {self._method.name} "
             f"{'requested' if outcome.ok else 'failed'} {elapsed} ms after the trigger "
@@ -305,7 +306,7 @@ class TransferProcessor(FrameProcessor):
             outcome = TransferOutcome(
                 False, f"nobody took the call within {self._config.max_hold_secs:g} s"
             )
-            logger.info(f"call {self._call_id}: transfer failed ({outcome.error})")
+            logger.info(f"transfer failed ({outcome.error})")
         await self._stop_hold()
         await self._finish(escalation, outcome, elapsed, delivered)
 
@@ -348,6 +349,7 @@ class TransferProcessor(FrameProcessor):
             "summary": handoff.summary,
         }
         result = await self._screen_pop.deliver(payload, handoff.idempotency_key)
+        # (text kept: simulator/bench/escalation.py parses it until it reads the event stream)
         logger.info(
             f"call {self._call_id}: screen pop {'delivered' if result.delivered else 'failed'} "
             f"after {result.attempts} attempt(s) in {result.elapsed_ms} ms"
@@ -370,7 +372,7 @@ class TransferProcessor(FrameProcessor):
                 try:
                     await asyncio.wait_for(self._speech.wait(), deadline - time.perf_counter())
                 except TimeoutError:
-                    logger.warning(f"call {self._call_id}: hand-off line not heard; going on")
+                    logger.warning("hand-off line not heard; going on")
                     return
             # Hold music starts at once (the phone still plays the line from its buffer);
             # if the bot resumes (the line had a pause), it waits for the line to end.

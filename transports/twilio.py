@@ -321,7 +321,8 @@ class HardenedTwilioSerializer(TwilioFrameSerializer):
         )
         self._max_message_bytes = max_message_bytes
         self._max_hang_up_wait_s = max_hang_up_wait_s
-        self._log_id = call_sid or stream_sid
+        # Logged lines carry Twilio's id of the call (ours comes from the call's log context).
+        self._log = logger.bind(provider_call_id=call_sid or stream_sid)
         self._drops: Counter[str] = Counter()
         self._joiner = AudioChunkJoiner(batching or NoBatching())
         self._playout_end = 0.0
@@ -447,22 +448,22 @@ class HardenedTwilioSerializer(TwilioFrameSerializer):
         self.stopped = True
         # Twilio ended the call (e.g. the caller hung up): nothing left to hang up over REST.
         self._hangup_attempted = True
-        logger.info(f"Twilio call {self._log_id}: stream stopped by Twilio (call over)")
+        self._log.info("Twilio stream stopped by Twilio (call over)")
         return None
 
     def _after_stop(self) -> Frame | None:
         if self._cancel_sent:
             return None
         self._cancel_sent = True
-        logger.warning(f"Twilio call {self._log_id}: messages after 'stop'; ending the call")
+        self._log.warning("Twilio stream: messages after 'stop'; ending the call")
         return CancelWorkerFrame(reason="twilio stream stopped")
 
     def _drop(self, kind: str, detail: str) -> None:
         self._drops[kind] += 1
         count = self._drops[kind]
         if count <= _LOGGED_DROPS_PER_KIND or count % 1000 == 0:
-            logger.warning(
-                f"Twilio call {self._log_id}: dropped a message ({kind}: {detail}; {count} so far)"
+            self._log.warning(
+                f"Twilio stream: dropped a message ({kind}: {detail}; {count} so far)"
             )
 
 
@@ -521,7 +522,9 @@ def create_twilio_transport(
 
     @transport.event_handler("on_session_timeout")
     async def on_session_timeout(_transport: FastAPIWebsocketTransport, _ws: object) -> None:
-        logger.info(f"Twilio call {start.call_sid}: session time limit reached, ending the call")
+        logger.bind(provider_call_id=start.call_sid).info(
+            "Twilio session time limit reached, ending the call"
+        )
         await transport.input().push_frame(EndWorkerFrame(reason="session timeout"))
 
     return transport

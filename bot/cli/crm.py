@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``callagent crm <action>``."""
@@ -176,7 +178,8 @@ async def bench_prefetch(
 
     async def guarded(n: int) -> None:
         async with semaphore:
-            await one_call(n)
+            with logger.contextualize(call_id=f"bench{n}"):  # as run_call does for a call
+                await one_call(n)
 
     await asyncio.gather(*(guarded(n) for n in range(calls)))
     stats = latency_summary(latencies, digits=2)

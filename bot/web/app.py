@@ -81,7 +81,7 @@ class CallManager:
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception(f"call {spec.call_id}: failed")
+            logger.bind(call_id=spec.call_id).exception("call failed")
 
     async def stop_all(self) -> None:
         """Cancel every running call and wait for them to finish."""
@@ -193,9 +193,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             await websocket.close(code=1003)
             return
         call = twilio_call(websocket, start, settings, public_url=public_url, batching=batching)
-        logger.info(f"call {call.spec.call_id}: Twilio call {start.call_sid} stream connected")
-        # lives as long as the socket
-        await calls.start(run_call(call.transport, call.spec, runtime), call.spec)
+        with logger.contextualize(call_id=call.spec.call_id):  # copied into the call's task
+            logger.info(f"Twilio call {start.call_sid} stream connected")
+            # lives as long as the socket
+            await calls.start(run_call(call.transport, call.spec, runtime), call.spec)
 
     app.include_router(webrtc_router)
     app.include_router(create_handoff_router(runtime, lambda r: public_base_url(settings, r)))

@@ -71,7 +71,7 @@ class FakeRestCRMServer(LoopbackServer):
     /customers/{id}/events``.
 
     The lookup answers ``customer`` (a JSON body) for ``number`` and 404 otherwise; the
-    first ``fail_first`` requests fail (503 on lookup, 502 on write); ``delay_s`` delays
+    first ``fail_first`` requests fail (``fail_status`` on lookup, 502 on write); ``delay_s`` delays
     each lookup. Every request is kept in ``requests`` as (method, path and query,
     headers, body).
     """
@@ -83,10 +83,12 @@ class FakeRestCRMServer(LoopbackServer):
         number: str = KNOWN_NUMBER,
         fail_first: int = 0,
         delay_s: float = 0.0,
+        fail_status: int = 503,
     ) -> None:
         self.customer = customer
         self.number = number
         self.fail_first = fail_first
+        self.fail_status = fail_status
         self.delay_s = delay_s
         self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
 
@@ -101,7 +103,7 @@ class FakeRestCRMServer(LoopbackServer):
             await asyncio.sleep(self.delay_s)
         if self.fail_first > 0:
             self.fail_first -= 1
-            return web.json_response({"error": "busy"}, status=503)
+            return web.json_response({"error": "busy"}, status=self.fail_status)
         if request.query.get("phone") != self.number:
             return web.json_response({"error": "not found"}, status=404)
         return web.json_response(self.customer)

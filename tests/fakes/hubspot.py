@@ -8,6 +8,7 @@ HubSpot-shaped error bodies. Objects live in memory; every request is recorded.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
 from dataclasses import dataclass, field
@@ -47,12 +48,22 @@ class Recorded:
 class FakeHubSpot(LoopbackServer):
     """HubSpot's CRM objects API on a loopback port."""
 
-    def __init__(self, token: str, *, fail_next: int = 0, fail_status: int = 503):
+    def __init__(
+        self,
+        token: str,
+        *,
+        fail_next: int = 0,
+        fail_status: int = 503,
+        stall_next: int = 0,
+        stall_s: float = 0.5,
+    ):
         self.token = token
         self.objects: dict[str, dict[str, HubSpotObject]] = {t: {} for t in OBJECT_TYPES}
         self.requests: list[Recorded] = []
         self.fail_next = fail_next
         self.fail_status = fail_status
+        self.stall_next = stall_next
+        self.stall_s = stall_s
         self._ids = itertools.count(1001)
 
     @property
@@ -82,6 +93,10 @@ class FakeHubSpot(LoopbackServer):
             self.fail_next -= 1
             self.requests.append(Recorded(request.method, request.path, body, self.fail_status))
             return _error(self.fail_status, "INTERNAL_ERROR", "Temporarily unavailable")
+        if self.stall_next > 0:  # answered late: the client's timeout fires first
+            self.stall_next -= 1
+            self.requests.append(Recorded(request.method, request.path, body, 0))
+            await asyncio.sleep(self.stall_s)
         object_type = _type(request)
         if object_type not in OBJECT_TYPES:
             return _error(404, "OBJECT_NOT_FOUND", "Unknown object type")

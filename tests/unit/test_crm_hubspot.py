@@ -108,6 +108,20 @@ async def test_retries_server_errors():
     assert [r.status for r in hub.requests[:2]] == [503, 200]
 
 
+async def test_retries_timeouts_but_not_client_errors():
+    async with FakeHubSpot(TOKEN, stall_next=1, stall_s=1.0) as hub:
+        contact, _ = seed(hub)
+        crm = HubSpotCRM(TOKEN, base_url=hub.base_url, timeout_s=0.3, retries=1)
+        record = await crm.lookup("+15555550123")
+    assert record.customer_id == contact
+    assert [r.status for r in hub.requests[:2]] == [0, 200]  # timed out, then answered
+    async with FakeHubSpot(TOKEN, fail_next=1, fail_status=400) as hub:
+        seed(hub)
+        with pytest.raises(CRMError, match="HTTP 400"):
+            await HubSpotCRM(TOKEN, base_url=hub.base_url, retries=2).lookup("+15555550123")
+    assert [r.status for r in hub.requests] == [400]
+
+
 async def test_write_backs():
     async with FakeHubSpot(TOKEN) as hub:
         contact, meeting = seed(hub)

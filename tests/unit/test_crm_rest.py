@@ -80,6 +80,21 @@ async def test_gives_up_after_retries_and_on_timeout():
         await crm.close()
 
 
+async def test_timeouts_are_retried_and_client_errors_are_final():
+    async with FakeRestCRMServer(CUSTOMER, delay_s=1.0) as server:
+        crm = crm_for(server, retries=2, timeout_s=0.1)
+        with pytest.raises(CRMError, match="after 3 attempts: ReadTimeout"):
+            await crm.lookup("+15555550123")
+        await crm.close()
+    assert len(server.requests) == 3
+    async with FakeRestCRMServer(CUSTOMER, fail_first=1, fail_status=400) as server:
+        crm = crm_for(server, retries=2)
+        with pytest.raises(CRMError, match="HTTP 400"):
+            await crm.lookup("+15555550123")
+        await crm.close()
+    assert len(server.requests) == 1
+
+
 async def test_write_back_is_idempotent_across_retries():
     async with FakeRestCRMServer(CUSTOMER, fail_first=1) as server:
         crm = crm_for(server, retries=2)

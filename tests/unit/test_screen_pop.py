@@ -43,6 +43,13 @@ async def test_timeouts_are_retried():
             desk.url, SECRET, attempts=2, timeout_s=0.1, backoff_s=0.01
         ).deliver({}, "k")
     assert not result.delivered and result.error == "ReadTimeout"
+    assert result.attempts == 2 and len(desk.received) == 2
+
+
+async def test_rate_limits_are_retried():
+    async with WebhookReceiver(statuses=[429]) as desk:
+        result = await ScreenPopClient(desk.url, SECRET, backoff_s=0.01).deliver({}, "k")
+    assert result.delivered and result.attempts == 2
 
 
 def test_stale_signatures_are_rejected():
