@@ -12,7 +12,9 @@ Event types and their data:
   ``entity_kinds`` (names only).
 - ``reply``: ``intent``, ``ends_call``, ``hands_off`` (the dialogue's decision).
 - ``escalation``: ``trigger``, ``reason``.
-- ``transfer``: ``ok``, ``method``, ``error``, ``trigger_to_request_ms``.
+- ``transfer``: ``ok``, ``method``, ``error``, ``trigger_to_request_ms``, and its phases
+  ``line_heard_ms`` (trigger to the hand-off line heard), ``request_ms`` (the transfer
+  request itself), ``screen_pop_ms`` (summary delivered to the desktop; None if not).
 - ``interruption``: the caller barged in while the bot was speaking.
 - ``resumed``: that was only a backchannel ("mhm"): the bot picks its reply up again.
 - ``bot_started`` / ``bot_stopped``: bot speech at the transport.
@@ -47,6 +49,10 @@ Publish = Callable[[str, dict[str, Any]], None]
 
 def _value(x: Any) -> Any:
     return getattr(x, "value", x)
+
+
+def _ms(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 1)
 
 
 class CallEventObserver(BaseObserver):
@@ -98,6 +104,9 @@ class CallEventObserver(BaseObserver):
                 "method": frame.method,
                 "error": frame.error,
                 "trigger_to_request_ms": round(float(frame.trigger_to_request_ms), 1),
+                "line_heard_ms": _ms(frame.line_heard_ms),
+                "request_ms": _ms(frame.request_ms),
+                "screen_pop_ms": _ms(frame.screen_pop_ms),
             }
         if isinstance(frame, EscalationFrame):
             return "escalation", {"trigger": frame.trigger, "reason": frame.reason}

@@ -185,6 +185,9 @@ class TransferResultFrame(EscalationFrame):
         error: Why it failed (no caller data).
         trigger_to_request_ms: Trigger to the transfer request being accepted (or failing).
         screen_pop_delivered: The summary reached the agent desktop (None: no webhook).
+        line_heard_ms: Trigger to the hand-off line heard at the far end (None: unknown).
+        request_ms: The transfer request itself (None: unknown).
+        screen_pop_ms: Screen-pop delivery time, when delivered (None: not delivered).
     """
 
     ok: bool = False
@@ -192,3 +195,6 @@ class TransferResultFrame(EscalationFrame):
     error: str = ""
     trigger_to_request_ms: float = 0.0
     screen_pop_delivered: bool | None = None
+    line_heard_ms: float | None = None
+    request_ms: float | None = None
+    screen_pop_ms: float | None = None

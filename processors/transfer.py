@@ -281,9 +281,11 @@ class TransferProcessor(FrameProcessor):
         line_heard_at = self._line_heard_at or self._playout_deadline()
         self._start_hold()  # (already playing unless the line was never heard)
         delivered: bool | None = None
+        pop_ms: float | None = None
         if self._screen_pop is not None:
             result = await self._deliver_screen_pop(handoff)
             delivered = result.delivered
+            pop_ms = float(result.elapsed_ms) if result.delivered else None
         wait = line_heard_at - time.perf_counter()
         if wait > 0:
             await asyncio.sleep(wait)
@@ -299,16 +301,21 @@ class TransferProcessor(FrameProcessor):
             f"request {round((done - ready) * 1000, 1)} ms)"
             + (f" ({outcome.error})" if outcome.error else "")
         )
+        timings = {
+            "line_heard_ms": float(round((line_heard_at - triggered) * 1000)),
+            "request_ms": round((done - ready) * 1000, 1),
+            "screen_pop_ms": pop_ms,
+        }
         if outcome.ok and outcome.keep_holding:
             # The caller stays with us (hold music) until a person takes over or time runs out.
-            await self._finish(escalation, outcome, elapsed, delivered)
+            await self._finish(escalation, outcome, elapsed, delivered, timings)
             await asyncio.sleep(self._config.max_hold_secs)
             outcome = TransferOutcome(
                 False, f"nobody took the call within {self._config.max_hold_secs:g} s"
             )
             logger.info(f"transfer failed ({outcome.error})")
         await self._stop_hold()
-        await self._finish(escalation, outcome, elapsed, delivered)
+        await self._finish(escalation, outcome, elapsed, delivered, timings)
 
     async def _finish(
         self,
@@ -316,7 +323,9 @@ class TransferProcessor(FrameProcessor):
         outcome: TransferOutcome,
         elapsed: float,
         delivered: bool | None,
+        timings: dict[str, float | None] | None = None,
     ) -> None:
+        timings = timings or {}
         result = TransferResultFrame(
             trigger=escalation.trigger,
             reason=escalation.reason,
@@ -326,6 +335,9 @@ class TransferProcessor(FrameProcessor):
             error=outcome.error,
             trigger_to_request_ms=elapsed,
             screen_pop_delivered=delivered,
+            line_heard_ms=timings.get("line_heard_ms"),
+            request_ms=timings.get("request_ms"),
+            screen_pop_ms=timings.get("screen_pop_ms"),
         )
         self.result = result
         if not outcome.ok:
@@ -426,4 +438,7 @@ _RESULT_FIELDS = (
     "error",
     "trigger_to_request_ms",
     "screen_pop_delivered",
+    "line_heard_ms",
+    "request_ms",
+    "screen_pop_ms",
 )

@@ -1,11 +1,12 @@
 """End to end: a phone caller asks for a person and is warm-transferred.
 
-The real server (models and all) runs on a loopback port with a local fake of Twilio's REST
-API and a local agent-desktop webhook. A call is placed over the Twilio Media Streams
-protocol; the caller (a known demo customer) says "let me talk to a person". The bot must
-greet them by name, say the hand-off line, play hold music (never silence) while the
-signed summary reaches the desktop, then redirect the live call through the REST API to
-TwiML that dials the agent's transfer target with a whisper. Behaviour, not timing.
+The real agent (models and all) runs on a loopback port (``simulator.target.LocalAgent``)
+with its fake of Twilio's REST API and a local agent-desktop webhook. A call is placed over
+the Twilio Media Streams protocol; the caller (a known demo customer) says "let me talk to
+a person". The bot must greet them by name, say the hand-off line, play hold music (never
+silence) while the signed summary reaches the desktop, then redirect the live call through
+the REST API to TwiML that dials the agent's transfer target with a whisper. Behaviour, not
+timing.
 """
 
 from __future__ import annotations
@@ -17,21 +18,20 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from loguru import logger
 
 from bot.call.handoff import HandoffTicket
 from integrations.screen_pop import verify_signature
 from simulator.audio_codec import rms
+from simulator.fake_twilio import FakeTwilioRest
 from simulator.phone import TwilioCallEmulator, place_call
+from simulator.target import LocalAgent
 from simulator.voices import caller_voice
 from tests.fakes.agent_desktop import WebhookReceiver
-from tests.fakes.twilio import FakeTwilioRest
-from tests.support.live_server import live_server
 from transports.twilio import compute_signature
 
 pytestmark = pytest.mark.e2e
 
-TOKEN = "e2e1" + "7" * 28
-ACCOUNT = "AC" + "d" * 32
 CALLER = "+15555550142"  # James Okafor in the embedded CRM's demo data
 SECRET = "desk-hmac-secret"
 REPLY_TIMEOUT = 45.0
@@ -40,17 +40,22 @@ SCREEN_POP_DELAY_S = 1.5
 
 @pytest.fixture(scope="module")
 def live():
-    desks: list[WebhookReceiver] = []
+    if caller_voice.engine() is None:
+        pytest.skip("needs Debian's flite for the caller voice (apt-get install flite)")
+    state: dict[str, WebhookReceiver] = {}
 
-    async def agent_desktop() -> dict[str, str]:
-        desk = await WebhookReceiver(delay_s=SCREEN_POP_DELAY_S).start()
-        desks.append(desk)
-        return {"CALLAGENT_SCREEN_POP_URL": desk.url, "CALLAGENT_SCREEN_POP_SECRET": SECRET}
+    async def desk(stack):
+        receiver = await stack.enter_async_context(WebhookReceiver(delay_s=SCREEN_POP_DELAY_S))
+        state["desk"] = receiver
+        return {"CALLAGENT_SCREEN_POP_URL": receiver.url, "CALLAGENT_SCREEN_POP_SECRET": SECRET}
 
-    with live_server(
-        ACCOUNT, TOKEN, data_prefix="callagent-e2e-esc-", extra=agent_desktop
-    ) as running:
-        yield running.server, running.rest, desks[0], running.runtime, running.log_lines
+    local = LocalAgent(mode="thread", use_environment=False, companions=desk)
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level="INFO", format="{message}")
+    asyncio.run(local.start())
+    yield local, local.rest, state["desk"], local.runtime, lines
+    asyncio.run(local.stop())
+    logger.remove(sink)
 
 
 async def transcribe(runtime, pcm: bytes) -> str:
@@ -77,9 +82,12 @@ def longest_silence_s(pcm: bytes) -> float:
 
 
 async def test_let_me_talk_to_a_person_is_warm_transferred(live):
-    server, rest, desk, runtime, log_lines = live
+    local, rest, desk, runtime, log_lines = live
     call = await place_call(
-        server.base_url, auth_token=TOKEN, account_sid=ACCOUNT, from_number=CALLER
+        local.base_url,
+        auth_token=local.auth_token,
+        account_sid=local.account_sid,
+        from_number=CALLER,
     )
     start = await call.wait_for_bot_speech_start(timeout=REPLY_TIMEOUT)
     end = await call.wait_for_bot_silence(1.5, timeout=REPLY_TIMEOUT)
@@ -123,10 +131,10 @@ async def test_let_me_talk_to_a_person_is_warm_transferred(live):
 
     # The whisper the human hears before being connected.
     async with httpx.AsyncClient() as client:
-        form = {"CallSid": "CA" + "9" * 32, "AccountSid": ACCOUNT}
-        signature = compute_signature(TOKEN, whisper_url, form)
+        form = {"CallSid": "CA" + "9" * 32, "AccountSid": local.account_sid}
+        signature = compute_signature(local.auth_token, whisper_url, form)
         r = await client.post(
-            whisper_url.replace(urlsplit(whisper_url).netloc, urlsplit(server.base_url).netloc),
+            whisper_url.replace(urlsplit(whisper_url).netloc, urlsplit(local.base_url).netloc),
             data=form,
             headers={"X-Twilio-Signature": signature},
         )
@@ -140,23 +148,27 @@ async def test_let_me_talk_to_a_person_is_warm_transferred(live):
 
 
 async def test_failed_dial_offers_a_callback_recorded_in_the_crm(live):
-    server, rest, desk, runtime, _ = live
+    local, rest, desk, runtime, _ = live
     ticket_token = runtime.handoffs.register(
         HandoffTicket(
             call_id="x1", trigger="explicit_request", whisper="hi", customer_id="cus_1002"
         )
     )
-    async with httpx.AsyncClient(base_url=server.base_url) as client:
-        url = f"{server.base_url}/twilio/transfer-status?h={ticket_token}"
+    async with httpx.AsyncClient(base_url=local.base_url) as client:
+        url = f"{local.base_url}/twilio/transfer-status?h={ticket_token}"
         form = {"DialCallStatus": "no-answer", "CallSid": "CA" + "8" * 32}
         r = await client.post(
-            url, data=form, headers={"X-Twilio-Signature": compute_signature(TOKEN, url, form)}
+            url,
+            data=form,
+            headers={"X-Twilio-Signature": compute_signature(local.auth_token, url, form)},
         )
         assert r.status_code == 200 and "<Gather" in r.text and "call you back" in r.text
-        url = f"{server.base_url}/twilio/callback?h={ticket_token}"
+        url = f"{local.base_url}/twilio/callback?h={ticket_token}"
         form = {"Digits": "1"}
         r = await client.post(
-            url, data=form, headers={"X-Twilio-Signature": compute_signature(TOKEN, url, form)}
+            url,
+            data=form,
+            headers={"X-Twilio-Signature": compute_signature(local.auth_token, url, form)},
         )
         assert r.status_code == 200 and "<Hangup" in r.text
         bad = await client.post(url, data=form, headers={"X-Twilio-Signature": "nope"})

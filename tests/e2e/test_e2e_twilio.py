@@ -1,9 +1,9 @@
 """End to end over Twilio Media Streams: the real server, the real models, an emulated phone.
 
-The server (``bot.web.app.create_app``) runs with uvicorn on a loopback port in its own
-thread; a fake Twilio REST API takes its hang-ups. Each test places a call exactly like
-Twilio (signed voice webhook -> TwiML -> signed stream WebSocket), speaks with a flite
-voice (not the bot's), and checks what the phone heard by transcribing it with the
+The agent runs in-process on a loopback port (``simulator.target.LocalAgent``: uvicorn in
+its own thread); its fake Twilio REST API takes the hang-ups. Each test places a call
+exactly like Twilio (signed voice webhook -> TwiML -> signed stream WebSocket), speaks with
+a flite voice (not the bot's), and checks what the phone heard by transcribing it with the
 embedded ASR. Assertions are about behaviour, never about timing.
 """
 
@@ -14,17 +14,16 @@ import re
 
 import httpx
 import pytest
+from loguru import logger
 
 from simulator.audio_codec import rms
+from simulator.fake_twilio import CallUpdate, FakeTwilioRest
 from simulator.phone import TwilioCallEmulator, place_call
+from simulator.target import LocalAgent
 from simulator.voices import caller_voice
-from tests.fakes.twilio import FakeTwilioRest
-from tests.support.live_server import live_server
 
 pytestmark = pytest.mark.e2e
 
-TOKEN = "e2e0" + "9" * 28
-ACCOUNT = "AC" + "e" * 32
 CALLER = "+15555550142"
 REPLY_TIMEOUT = 45.0
 END_OF_REPLY_SILENCE = 1.5
@@ -32,34 +31,39 @@ END_OF_REPLY_SILENCE = 1.5
 
 @pytest.fixture(scope="module")
 def live():
-    """The real server (models loaded once for the module) and the fake REST API."""
-    emulators: dict[str, tuple[asyncio.AbstractEventLoop, TwilioCallEmulator]] = {}
-
-    def twilio_ends_stream(call) -> None:
-        # Like Twilio: a REST hang-up ends the call, which stops and closes the stream.
-        found = emulators.get(call.sid)
-        if found:
-            loop, emulator = found
-            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(emulator.remote_hang_up()))
-
-    with live_server(ACCOUNT, TOKEN, data_prefix="callagent-e2e-") as running:
-        running.rest.on_status_change(twilio_ends_stream)
-        yield Live(running.server, running.rest, running.runtime, emulators, running.log_lines)
+    """The real agent (models loaded once for the module) and its fake REST API."""
+    if caller_voice.engine() is None:
+        pytest.skip("needs Debian's flite for the caller voice (apt-get install flite)")
+    local = LocalAgent(mode="thread", use_environment=False)
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level="INFO", format="{message}")
+    asyncio.run(local.start())
+    yield Live(local, lines)
+    asyncio.run(local.stop())
+    logger.remove(sink)
 
 
 class Live:
-    def __init__(self, server, rest, runtime, emulators, log_lines) -> None:
-        self.server = server
-        self.rest: FakeTwilioRest = rest
-        self.runtime = runtime
-        self.emulators = emulators
+    def __init__(self, local: LocalAgent, log_lines: list[str]) -> None:
+        self.local = local
+        self.rest: FakeTwilioRest = local.rest
+        self.runtime = local.runtime
         self.log_lines: list[str] = log_lines
 
     async def call(self) -> TwilioCallEmulator:
         emulator = await place_call(
-            self.server.base_url, auth_token=TOKEN, account_sid=ACCOUNT, from_number=CALLER
+            self.local.base_url,
+            auth_token=self.local.auth_token,
+            account_sid=self.local.account_sid,
+            from_number=CALLER,
         )
-        self.emulators[emulator.call_sid] = (asyncio.get_running_loop(), emulator)
+
+        def twilio_ends_stream(update: CallUpdate) -> None:
+            # Like Twilio: a REST hang-up ends the call, which stops and closes the stream.
+            if update.status:
+                asyncio.ensure_future(emulator.remote_hang_up())
+
+        self.local.routes.register(emulator.call_sid, twilio_ends_stream)
         return emulator
 
     async def transcribe(self, pcm: bytes) -> str:
@@ -68,7 +72,7 @@ class Live:
 
     async def active_calls(self) -> int:
         async with httpx.AsyncClient() as client:
-            r = await client.get(f"{self.server.base_url}/healthz")
+            r = await client.get(f"{self.local.base_url}/healthz")
         return int(r.json()["active_calls"])
 
     async def wait_for_no_calls(self, timeout: float = 15.0) -> None:
@@ -185,10 +189,10 @@ async def test_latency_bench_tells_answers_from_other_replies(live):
     questions = ["what are your opening hours", "can you sing me a song"]
     report = LatencyReport(url="live")
     await measure_latency(
-        live.server.ws_url("/twilio/stream"),
+        live.local.stream_url,
         [questions],
         {q: voice(q) for q in questions},
-        auth_token=TOKEN,
+        auth_token=live.local.auth_token,
         reply_timeout_s=REPLY_TIMEOUT,
         report=report,
         progress=lambda _line: None,

@@ -35,13 +35,20 @@ def test_reference_agent_questions_skip_transfers_goodbyes_and_slots():
     assert "I'd like to book an appointment" not in flat
 
 
-def test_server_latency_lines_are_collected_and_summarised():
+def test_server_latency_events_are_collected_and_summarised():
     report = bench.LatencyReport(url="x")
     for total in (400.0, 500.0, 900.0):
-        bench._collect_server_turn(
-            f"call abc123: turn latency {total} ms {{'vad_stop': 200.0, 'tts_ttfb': 80.5}}", report
-        )
-    bench._collect_server_turn("call abc123: greeting latency 10 ms {}", report)
+        event = {
+            "seq": 3,
+            "type": "latency",
+            "kind": "turn",
+            "total_ms": total,
+            "stages_ms": {"vad_stop": 200.0, "tts_ttfb": 80.5},
+        }
+        bench._collect_server_turn(event, report, "abc123")
+    greeting = {"type": "latency", "kind": "greeting", "total_ms": 10.0, "stages_ms": {}}
+    bench._collect_server_turn(greeting, report, "abc123")
+    bench._collect_server_turn({"type": "nlu", "intent": "opening_hours"}, report, "abc123")
     report.turns = [bench.TurnResult(1, "q", v, 1000.0) for v in (450.0, 550.0, None)]
     s = report.summary()
     assert (s["turns"], s["answered"], s["unanswered"]) == (3, 2, 1)
@@ -49,6 +56,11 @@ def test_server_latency_lines_are_collected_and_summarised():
     assert s["server"]["turns"] == 3 and s["server"]["p50_ms"] == 500.0
     assert s["server"]["stages_p50_ms"] == {"vad_stop": 200.0, "tts_ttfb": 80.5}
     assert report.to_json()["summary"] == s
+    assert report.server_turns[0] == {
+        "call_id": "abc123",
+        "total_ms": 400.0,
+        "stages_ms": {"vad_stop": 200.0, "tts_ttfb": 80.5},
+    }
 
 
 def test_a_reply_is_an_answer_when_it_starts_like_the_intents_response():
