@@ -1,237 +1,136 @@
 """Loads an agent definition: one YAML file describing what an agent says and knows.
 
-An agent is data, not code. This module validates the file into the typed model
-of ``processors/agent_definition.py``; errors name the file, the key and the fix.
+An agent is data, not code. The file is validated straight into the pydantic types of
+``processors/agent_definition.py``; every error names the file, the line, the field path
+and the fix, e.g. ``agent.yaml:12: transfer.wisper: unknown key 'wisper' (allowed: ...)``.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
+from pydantic import TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
 
-from processors.agent_definition import (
-    AgentDefinition,
-    EscalationConfig,
-    ExplicitRequestTrigger,
-    FailedTurnsTrigger,
-    Intent,
-    IntentAction,
-    MaxDurationTrigger,
-    NLUConfig,
-    OutOfScopeTrigger,
-    SentimentTrigger,
-    Slot,
-    TransferConfig,
-    VerificationConfig,
-)
+from bot.yaml_schema import Loc, Problem, check, load_yaml, problems, yaml_problem
+from processors.agent_definition import VALUE_CONFIG, AgentDefinition, Intent, Line, Text
 
-CRM_UPDATES = ("move_appointment", "cancel_appointment")
-_TRIGGERS: dict[str, type] = {
-    "explicit_request": ExplicitRequestTrigger,
-    "failed_turns": FailedTurnsTrigger,
-    "negative_sentiment": SentimentTrigger,
-    "out_of_scope": OutOfScopeTrigger,
-    "max_duration": MaxDurationTrigger,
-}
-T = TypeVar("T")
+_SECTIONS = ("nlu", "transfer", "escalation", "verification", "keypad", "knowledge_base", "repair")
+"""Top-level keys where an empty value means the defaults."""
 
 
 class AgentFileError(ValueError):
-    """The agent file is malformed; the message names the key and the fix."""
+    """The agent file is malformed; the message names the file, line, key and fix."""
+
+
+@dataclass(frozen=True, config=VALUE_CONFIG)
+class KnowledgeEntry:
+    """A short fact the agent answers directly; its questions train like an intent."""
+
+    id: Text
+    questions: tuple[Text, ...]
+    answer: Line
+
+
+@dataclass(frozen=True, config=VALUE_CONFIG)
+class AgentFile(AgentDefinition):
+    """The agent file: the definition, plus the knowledge base that becomes ``kb:`` intents."""
+
+    knowledge_base: tuple[KnowledgeEntry, ...] = ()
+
+
+_FILE = TypeAdapter(AgentFile)
 
 
 def load_agent(path: Path) -> AgentDefinition:
     """Load and validate an agent file.
 
     Raises:
-        AgentFileError: naming the file, the key and the fix.
+        AgentFileError: naming the file, the line, the key and the fix.
     """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
+        data = load_yaml(path.read_text(encoding="utf-8"))
+    except OSError as e:
         raise AgentFileError(f"{path}: cannot read agent file: {e}") from e
+    except yaml.YAMLError as e:
+        raise _error(path, [yaml_problem(e)], "cannot read agent file: ") from e
     if not isinstance(data, dict):
         raise AgentFileError(f"{path}: the agent file must be a YAML mapping")
+    if "source" in data:
+        raise _error(path, check(data, [(("source",), "unknown key 'source' (remove it)")]))
+    _fill_defaults(data)
     try:
-        return _parse(data, path)
-    except (KeyError, TypeError, ValueError) as e:
-        raise AgentFileError(f"{path}: {e}") from e
+        agent_file = _FILE.validate_python(data)
+    except ValidationError as e:
+        raise _error(path, problems(e, data, AgentFile, hidden=("source",))) from None
+    agent = _definition(agent_file, data, path)
+    found = check(data, _references(agent))
+    if found:
+        raise _error(path, found)
+    return agent
 
 
-def _parse(data: dict[str, Any], path: Path) -> AgentDefinition:
-    for key in ("name", "greeting", "intents"):
-        if key not in data:
-            raise ValueError(f"missing required key '{key}'")
-    intents = [_parse_intent(name, spec) for name, spec in dict(data["intents"]).items()]
-    for entry in data.get("knowledge_base") or []:
-        entry_id = _required(entry, "id", "knowledge_base entry")
-        intents.append(
-            Intent(
-                name=f"kb:{entry_id}",
-                description=f"ask about {str(entry_id).replace('_', ' ')}",
-                examples=tuple(_required(entry, "questions", f"knowledge_base '{entry_id}'")),
-                response=str(_required(entry, "answer", f"knowledge_base '{entry_id}'")).strip(),
-            )
+def _fill_defaults(data: dict[str, Any]) -> None:
+    """Defaults that depend on the rest of the file (the file is ours to change)."""
+    for key in _SECTIONS:
+        if key in data and not data[key]:
+            del data[key]
+    escalation = data.setdefault("escalation", {})
+    if isinstance(escalation, dict) and "not_understood_limit" in data:
+        escalation.setdefault("failed_turns", {"limit": data["not_understood_limit"]})
+
+
+def _definition(agent_file: AgentFile, data: dict[str, Any], path: Path) -> AgentDefinition:
+    """The definition the processors use: knowledge base as intents, the file's path."""
+    kb = tuple(
+        Intent(
+            name=f"kb:{entry.id}",
+            description=f"ask about {entry.id.replace('_', ' ')}",
+            examples=entry.questions,
+            response=entry.answer,
         )
-    nlu = NLUConfig(**(data.get("nlu") or {}))
-    if not 0 <= nlu.clarify_threshold <= nlu.act_threshold <= 1:
-        raise ValueError("nlu: need 0 <= clarify_threshold <= act_threshold <= 1")
-    repair = data.get("repair") or ["Sorry, could you say that again?"]
-    names = {intent.name for intent in intents}
-    keypad = {str(key): str(name) for key, name in (data.get("keypad") or {}).items()}
-    for key, name in keypad.items():
-        if name not in names:
-            raise ValueError(f"keypad '{key}': no intent named '{name}'")
-    return AgentDefinition(
-        name=str(data["name"]),
-        persona=str(data.get("persona", "")).strip(),
-        greeting=str(data["greeting"]).strip(),
-        intents=tuple(intents),
-        repair=tuple(str(r) for r in repair),
-        fallback=str(data.get("fallback", "How can I help you?")).strip(),
-        clarify=str(data.get("clarify", "Did you want to {description}?")),
-        not_understood_limit=int(data.get("not_understood_limit", 3)),
-        keypad=keypad,
-        nlu=nlu,
-        transfer=_section(TransferConfig, data.get("transfer"), "transfer"),
-        source=path,
-        greeting_known_caller=str(data.get("greeting_known_caller", "")).strip(),
-        escalation=_escalation(data.get("escalation"), names, data),
-        verification=_verification(data.get("verification"), names),
+        for entry in agent_file.knowledge_base
     )
-
-
-def _section(cls: type[T], raw: Any, where: str) -> T:
-    """Build a config dataclass from a mapping, naming unknown keys and bad values."""
-    if raw is None:
-        return cls()
-    if not isinstance(raw, dict):
-        raise ValueError(f"{where}: must be a mapping of settings")
-    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in known:
-            raise ValueError(f"{where}: unknown key '{key}' (known: {', '.join(known)})")
-        default = getattr(cls(), key)
-        try:
-            if isinstance(default, bool):
-                if not isinstance(value, bool):
-                    raise TypeError
-                values[key] = value
-            elif isinstance(default, int | float):
-                values[key] = type(default)(value)
-            elif isinstance(default, tuple):
-                if isinstance(value, str) or not isinstance(value, list | tuple):
-                    raise TypeError
-                values[key] = tuple(str(v) for v in value)
-            else:
-                values[key] = str(value).strip()
-        except (TypeError, ValueError):
-            kind = type(default).__name__.replace("tuple", "list")
-            raise ValueError(f"{where}.{key}: expected a {kind}") from None
-    return cls(**values)
-
-
-def _escalation(raw: Any, intents: set[str], data: dict[str, Any]) -> EscalationConfig:
-    """Parse ``escalation``: each trigger is a mapping, or ``false`` to switch it off."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ValueError("escalation: must be a mapping of triggers")
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        where = f"escalation.{key}"
-        if key == "unavailable_line":
-            values[key] = str(value).strip()
-            continue
-        if key not in _TRIGGERS:
-            raise ValueError(
-                f"escalation: unknown key '{key}' (known: {', '.join(_TRIGGERS)}, unavailable_line)"
-            )
-        if value is False or value is True:
-            value = {"enabled": value}
-        values[key] = _section(_TRIGGERS[key], value, where)
-    if "failed_turns" not in values:
-        limit = int(data.get("not_understood_limit", FailedTurnsTrigger.limit))
-        values["failed_turns"] = FailedTurnsTrigger(limit=limit)
-    given = raw.get("explicit_request")
+    intents = agent_file.intents + kb
+    escalation = agent_file.escalation
+    given = data["escalation"].get("explicit_request")
     if not isinstance(given, dict) or "intents" not in given:
-        default = values.get("explicit_request", ExplicitRequestTrigger())
-        values["explicit_request"] = replace(  # the default intent only where the agent has it
-            default, intents=tuple(i for i in default.intents if i in intents)
-        )
-    config = EscalationConfig(**values)
-    for key in ("explicit_request", "out_of_scope"):
-        for name in getattr(config, key).intents:
-            if name not in intents:
-                raise ValueError(f"escalation.{key}.intents: no intent named '{name}'")
-    for phrase in config.explicit_request.phrases:
-        try:
-            re.compile(phrase)
-        except re.error as e:
-            raise ValueError(f"escalation.explicit_request.phrases: bad pattern: {e}") from None
-    if config.failed_turns.limit < 1:
-        raise ValueError("escalation.failed_turns.limit: must be 1 or more")
-    if not -1 <= config.negative_sentiment.threshold <= 1:
-        raise ValueError("escalation.negative_sentiment.threshold: must be between -1 and 1")
-    if config.max_duration.seconds <= 0:
-        raise ValueError("escalation.max_duration.seconds: must be more than 0")
-    return config
-
-
-def _verification(raw: Any, intents: set[str]) -> VerificationConfig:
-    config = _section(VerificationConfig, raw, "verification")
-    for name in config.required_for:
-        if name not in intents:
-            raise ValueError(f"verification.required_for: no intent named '{name}'")
-    if config.max_attempts < 1:
-        raise ValueError("verification.max_attempts: must be 1 or more")
-    return config
-
-
-def _parse_intent(name: str, spec: dict[str, Any]) -> Intent:
-    examples = _required(spec, "examples", f"intent '{name}'")
-    if not isinstance(examples, list) or len(examples) < 2:
-        raise ValueError(f"intent '{name}': 'examples' needs at least two phrasings")
-    try:
-        action = IntentAction(spec.get("action", "answer"))
-    except ValueError:
-        raise ValueError(
-            f"intent '{name}': action must be one of {', '.join(a.value for a in IntentAction)}"
-        ) from None
-    slots = tuple(
-        Slot(
-            name=slot_name,
-            entity=str(_required(slot, "entity", f"slot '{name}.{slot_name}'")),
-            prompt=str(_required(slot, "prompt", f"slot '{name}.{slot_name}'")),
-            known_from=str(slot.get("known_from", "")),
-        )
-        for slot_name, slot in (spec.get("slots") or {}).items()
-    )
-    response = str(spec.get("response", "")).strip()
-    for slot in slots:
-        if f"{{{slot.name}}}" not in response:
-            raise ValueError(f"intent '{name}': response must use the slot as {{{slot.name}}}")
-    crm_update = str(spec.get("crm_update", ""))
-    if crm_update and crm_update not in CRM_UPDATES:
-        raise ValueError(f"intent '{name}': crm_update must be one of {', '.join(CRM_UPDATES)}")
-    return Intent(
-        name=name,
-        description=str(spec.get("description", name.replace("_", " "))),
-        examples=tuple(str(e) for e in examples),
-        response=response,
-        action=action,
-        slots=slots,
-        response_known_caller=str(spec.get("response_known_caller", "")).strip(),
-        crm_update=crm_update,
+        default = escalation.explicit_request  # the default intent only where the agent has it
+        names = {intent.name for intent in intents}
+        kept = tuple(name for name in default.intents if name in names)
+        escalation = replace(escalation, explicit_request=replace(default, intents=kept))
+    values = {f.name: getattr(agent_file, f.name) for f in fields(AgentDefinition)}
+    return AgentDefinition(
+        **values | {"intents": intents, "escalation": escalation, "source": path}
     )
 
 
-def _required(mapping: dict[str, Any], key: str, where: str) -> Any:
-    if key not in mapping:
-        raise ValueError(f"{where}: missing '{key}'")
-    return mapping[key]
+def _references(agent: AgentDefinition) -> list[tuple[Loc, str]]:
+    """Names of intents (keypad, escalation, verification) the agent does not have."""
+    names = {intent.name for intent in agent.intents}
+    fix = f"(intents: {', '.join(sorted(names))})"
+    found: list[tuple[Loc, str]] = [
+        (("keypad", key), f"no intent named '{name}' {fix}")
+        for key, name in agent.keypad.items()
+        if name not in names
+    ]
+    lists: dict[Loc, tuple[str, ...]] = {
+        ("escalation", "explicit_request", "intents"): agent.escalation.explicit_request.intents,
+        ("escalation", "out_of_scope", "intents"): agent.escalation.out_of_scope.intents,
+        ("verification", "required_for"): agent.verification.required_for,
+    }
+    for loc, listed in lists.items():
+        found += [
+            ((*loc, i), f"no intent named '{name}' {fix}")
+            for i, name in enumerate(listed)
+            if name not in names
+        ]
+    return found
+
+
+def _error(path: Path, found: list[Problem], prefix: str = "") -> AgentFileError:
+    lines = [f"{path}" + (f":{p.line}" if p.line else "") + f": {prefix}{p}" for p in found]
+    return AgentFileError("\n".join(lines))

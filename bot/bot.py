@@ -16,13 +16,20 @@ from pipecat.runner.types import (
     WebSocketRunnerArguments,
 )
 from pipecat.runner.utils import parse_telephony_websocket
-from pipecat.transports.base_transport import BaseTransport
 
-from bot.call.pipeline import CallSpec, run_call
+from bot.call.pipeline import run_call
 from bot.call.runtime import Runtime
 from bot.call.startup import load_runtime
+from bot.call.transport import (
+    daily_call,
+    livekit_call,
+    public_base_url,
+    twilio_call,
+    twilio_stream_allowed,
+    webrtc_call,
+)
 from bot.settings import Settings
-from transports import rooms, twilio, webrtc
+from transports import rooms, twilio
 
 
 @cache
@@ -35,45 +42,34 @@ async def bot(runner_args: RunnerArguments) -> None:
     """Run one call on whichever transport the runner connected."""
     runtime = shared_runtime()
     settings = runtime.settings
-    transport: BaseTransport
     if isinstance(runner_args, SmallWebRTCRunnerArguments):
-        spec = CallSpec("webrtc", 16000, 24000)
-        transport = webrtc.create_webrtc_transport(runner_args.webrtc_connection)
+        call = webrtc_call(runner_args.webrtc_connection)
     elif isinstance(runner_args, DailyRunnerArguments):
-        spec = CallSpec("daily", 16000, 16000, caller=_dialin_caller(runner_args.body))
         join = rooms.RoomJoin(runner_args.room_url, None, "", runner_args.token)
-        transport = rooms.create_daily_transport(join)
+        call = daily_call(join, caller=_dialin_caller(runner_args.body))
     elif isinstance(runner_args, LiveKitRunnerArguments):
-        spec = CallSpec("livekit", 16000, 16000)
         join = rooms.RoomJoin(runner_args.url, None, runner_args.room_name, runner_args.token)
-        transport = rooms.create_livekit_transport(join)
+        call = livekit_call(join)
     elif isinstance(runner_args, WebSocketRunnerArguments):
-        _, call = await parse_telephony_websocket(runner_args.websocket)
+        websocket = runner_args.websocket
+        public_url = public_base_url(settings, websocket)
+        if not twilio_stream_allowed(settings, websocket, public_url):
+            await websocket.close(code=1008)
+            return
+        _, telephony = await parse_telephony_websocket(websocket)
+        parameters = {str(k): str(v) for k, v in dict(telephony.body or {}).items()}
+        if telephony.from_number:
+            parameters.setdefault("From", telephony.from_number)
         start = twilio.TwilioStreamStart(
-            stream_sid=call.stream_id or "",
-            call_sid=call.call_id or "",
+            stream_sid=telephony.stream_id or "",
+            call_sid=telephony.call_id or "",
             account_sid=settings.twilio_account_sid,
-            custom_parameters=dict(call.body or {}),
+            custom_parameters=parameters,
         )
-        spec = CallSpec(
-            "twilio",
-            8000,
-            8000,
-            caller=call.from_number,
-            provider_call_id=call.call_id,
-            public_url=settings.public_url,
-        )
-        transport = twilio.create_twilio_transport(
-            runner_args.websocket,
-            start,
-            account_sid=settings.twilio_account_sid,
-            auth_token=settings.twilio_auth_token,
-            rest_base_url=settings.twilio_api_base_url,
-            hang_up=settings.twilio_hang_up_enabled,
-        )
+        call = twilio_call(websocket, start, settings, public_url=public_url)
     else:
         raise ValueError(f"unsupported runner arguments: {type(runner_args).__name__}")
-    await run_call(transport, spec, runtime)
+    await run_call(call.transport, call.spec, runtime)
 
 
 def _dialin_caller(body: object) -> str | None:

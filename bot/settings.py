@@ -1,27 +1,21 @@
 """The one typed settings object: read from the environment and `.env`, validated once.
 
 Nothing else in callagent reads configuration. Every setting is declared once
-below with its default and a one-line description; ``.env.example`` is
-generated from these declarations (``callagent config example``) so the two
-never drift apart.
+below (a pydantic-settings field: its environment variable, default and a
+one-line description); ``.env.example`` is generated from these declarations
+(``callagent config example``) so the two never drift apart.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
-
-TransportName = Literal["auto", "webrtc", "daily", "livekit"]
-STTName = Literal["moonshine", "cartesia"]
-TTSName = Literal["auto", "piper", "cartesia"]
-LLMName = Literal["auto", "none", "groq", "openai"]
-CallerIdStorage = Literal["hash", "redact", "plain"]
-CRMName = Literal["none", "sqlite", "rest", "hubspot"]
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REFERENCE_AGENT = Path(__file__).parent / "agents" / "dental_front_desk.yaml"
 
@@ -37,290 +31,473 @@ class SettingsError(ValueError):
         )
 
 
-def _setting(env: str, default: Any, doc: str, *, secret: bool = False) -> Any:
-    return field(default=default, metadata={"env": env, "doc": doc, "secret": secret})
+def _lowercase(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Every setting callagent reads. Build it with :meth:`Settings.load`."""
+def _flag(value: object) -> object:
+    """Read a yes/no setting: 1/true/yes/on or 0/false/no/off, in any case."""
+    if not isinstance(value, str):
+        return value
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+class _SecretMarker:
+    """Marks a setting whose value never appears in an error message."""
+
+
+Secret = Annotated[str, _SecretMarker()]
+Flag = Annotated[bool, BeforeValidator(_flag)]
+UserPath = Annotated[Path, AfterValidator(Path.expanduser)]
+
+# Enum-like settings accept any case ("WebRTC") and hold the lower-case value.
+TransportChoice = Annotated[
+    Literal["auto", "webrtc", "daily", "livekit"], BeforeValidator(_lowercase)
+]
+STTName = Annotated[Literal["moonshine", "cartesia"], BeforeValidator(_lowercase)]
+TTSChoice = Annotated[Literal["auto", "piper", "cartesia"], BeforeValidator(_lowercase)]
+LLMChoice = Annotated[Literal["auto", "none", "groq", "openai"], BeforeValidator(_lowercase)]
+CallerIdStorage = Annotated[Literal["hash", "redact", "plain"], BeforeValidator(_lowercase)]
+CRMName = Annotated[Literal["none", "sqlite", "rest", "hubspot"], BeforeValidator(_lowercase)]
+LogFormat = Annotated[Literal["text", "json"], BeforeValidator(_lowercase)]
+
+# What an ``auto`` choice resolves to (see Settings.transport, .tts and .llm).
+TransportName = Literal["webrtc", "daily", "livekit"]
+TTSName = Literal["piper", "cartesia"]
+LLMName = Literal["none", "groq", "openai"]
+
+
+class Settings(BaseSettings):
+    """Every setting callagent reads. Build it with :meth:`Settings.load`.
+
+    Each field reads the environment variable named by its ``validation_alias``
+    (exact case); the environment wins over ``.env``, and an empty value counts as
+    unset. The ``auto`` service choices are kept as ``transport_choice``,
+    ``tts_choice`` and ``llm_choice``; ``transport``, ``tts`` and ``llm`` give the
+    service they select.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        case_sensitive=True,
+        extra="ignore",
+        frozen=True,
+    )
 
     # Server
-    host: str = _setting(
-        "CALLAGENT_HOST", "127.0.0.1", "Address the server listens on (0.0.0.0 on a PaaS)."
+    host: str = Field(
+        default="127.0.0.1",
+        validation_alias="CALLAGENT_HOST",
+        description="Address the server listens on (0.0.0.0 on a PaaS).",
     )
-    port: int = _setting("PORT", 7860, "Port the server listens on (PaaS platforms set PORT).")
-    public_url: str = _setting(
-        "CALLAGENT_PUBLIC_URL",
-        "",
-        "Public https base URL (e.g. https://agent.example.com) used in TwiML stream URLs and "
-        "signature checks; empty = derived from each request's Host header.",
+    port: int = Field(
+        default=7860,
+        validation_alias="PORT",
+        description="Port the server listens on (PaaS platforms set PORT).",
     )
-    log_level: str = _setting(
-        "CALLAGENT_LOG_LEVEL", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."
+    public_url: str = Field(
+        default="",
+        validation_alias="CALLAGENT_PUBLIC_URL",
+        description=(
+            "Public https base URL (e.g. https://agent.example.com) used in TwiML stream URLs and "
+            "signature checks; empty = derived from each request's Host header."
+        ),
     )
-    data_dir: Path = _setting(
-        "CALLAGENT_DATA_DIR", Path("data"), "Folder for the call database and other state."
+    log_level: str = Field(
+        default="INFO",
+        validation_alias="CALLAGENT_LOG_LEVEL",
+        description="Log level: DEBUG, INFO, WARNING or ERROR.",
     )
-    cache_dir: Path = _setting(
-        "CALLAGENT_CACHE_DIR",
-        Path.home() / ".cache" / "callagent",
-        "Folder for derived model files (optimised ASR graphs, trained NLU heads).",
+    log_format: LogFormat = Field(
+        default="text",
+        validation_alias="CALLAGENT_LOG_FORMAT",
+        description=(
+            "Log line format: text for people, json (one object per line, with the call "
+            "id) for log collectors."
+        ),
+    )
+    data_dir: UserPath = Field(
+        default=Path("data"),
+        validation_alias="CALLAGENT_DATA_DIR",
+        description="Folder for the call database and other state.",
+    )
+    cache_dir: UserPath = Field(
+        default=Path.home() / ".cache" / "callagent",
+        validation_alias="CALLAGENT_CACHE_DIR",
+        description="Folder for derived model files (optimised ASR graphs, trained NLU heads).",
     )
 
     # Agent and dialogue
-    agent_file: Path = _setting(
-        "CALLAGENT_AGENT_FILE", REFERENCE_AGENT, "The agent definition (YAML)."
+    agent_file: UserPath = Field(
+        default=REFERENCE_AGENT,
+        validation_alias="CALLAGENT_AGENT_FILE",
+        description="The agent definition (YAML).",
     )
-    transport: TransportName = _setting(
-        "CALLAGENT_TRANSPORT",
-        "auto",
-        "Where browser-side calls run: webrtc (built-in page, no cloud), daily or livekit; "
-        "auto = daily with DAILY_API_KEY/DAILY_ROOM_URL, livekit with LIVEKIT_URL, else webrtc. "
-        "Twilio phone calls are always served at /twilio/voice.",
+    transport_choice: TransportChoice = Field(
+        default="auto",
+        validation_alias="CALLAGENT_TRANSPORT",
+        description=(
+            "Where browser-side calls run: webrtc (built-in page, no cloud), daily or livekit; "
+            "auto = daily with DAILY_API_KEY/DAILY_ROOM_URL, livekit with LIVEKIT_URL, "
+            "else webrtc. "
+            "Twilio phone calls are always served at /twilio/voice."
+        ),
     )
-    stt: STTName = _setting(
-        "CALLAGENT_STT", "moonshine", "Speech-to-text: moonshine (embedded) or cartesia."
+    stt: STTName = Field(
+        default="moonshine",
+        validation_alias="CALLAGENT_STT",
+        description="Speech-to-text: moonshine (embedded) or cartesia.",
     )
-    tts: TTSName = _setting(
-        "CALLAGENT_TTS",
-        "auto",
-        "Text-to-speech: piper (embedded) or cartesia; "
-        "auto = cartesia with CARTESIA_API_KEY, else piper.",
+    tts_choice: TTSChoice = Field(
+        default="auto",
+        validation_alias="CALLAGENT_TTS",
+        description=(
+            "Text-to-speech: piper (embedded) or cartesia; "
+            "auto = cartesia with CARTESIA_API_KEY, else piper."
+        ),
     )
-    llm: LLMName = _setting(
-        "CALLAGENT_LLM",
-        "auto",
-        "Dialogue LLM for turns the deterministic agent cannot answer: none, groq "
-        "(needs GROQ_API_KEY) or openai (any OpenAI-compatible URL in LLM_BASE_URL); "
-        "auto = groq with GROQ_API_KEY, openai with LLM_BASE_URL, else none.",
+    llm_choice: LLMChoice = Field(
+        default="auto",
+        validation_alias="CALLAGENT_LLM",
+        description=(
+            "Dialogue LLM for turns the deterministic agent cannot answer: none, groq "
+            "(needs GROQ_API_KEY) or openai (any OpenAI-compatible URL in LLM_BASE_URL); "
+            "auto = groq with GROQ_API_KEY, openai with LLM_BASE_URL, else none."
+        ),
     )
-    vad_stop_secs: float = _setting(
-        "CALLAGENT_VAD_STOP_SECS", 0.2, "Silence (s) before a pause is checked as end of turn."
+    vad_stop_secs: float = Field(
+        default=0.2,
+        validation_alias="CALLAGENT_VAD_STOP_SECS",
+        description="Silence (s) before a pause is checked as end of turn.",
     )
-    vad_start_secs: float = _setting(
-        "CALLAGENT_VAD_START_SECS",
-        0.064,
-        "Speech (s) before the caller counts as talking (and a barge-in stops the bot): "
-        "two 32 ms VAD windows.",
+    vad_start_secs: float = Field(
+        default=0.064,
+        validation_alias="CALLAGENT_VAD_START_SECS",
+        description=(
+            "Speech (s) before the caller counts as talking (and a barge-in stops the bot): "
+            "two 32 ms VAD windows."
+        ),
     )
-    vad_noise_gate: bool = _setting(
-        "CALLAGENT_VAD_NOISE_GATE",
-        True,
-        "Only count speech that stands out of the caller's background noise (babble, TV).",
+    vad_noise_gate: Flag = Field(
+        default=True,
+        validation_alias="CALLAGENT_VAD_NOISE_GATE",
+        description=(
+            "Only count speech that stands out of the caller's background noise (babble, TV)."
+        ),
     )
-    early_turn_secs: float = _setting(
-        "CALLAGENT_EARLY_TURN_SECS",
-        0.1,
-        "After this much quiet (s) the embedded STT and the end-of-turn model start work, "
-        "before the VAD confirms the pause (0 = wait for the VAD).",
+    early_turn_secs: float = Field(
+        default=0.1,
+        validation_alias="CALLAGENT_EARLY_TURN_SECS",
+        description=(
+            "After this much quiet (s) the embedded STT and the end-of-turn model start work, "
+            "before the VAD confirms the pause (0 = wait for the VAD)."
+        ),
     )
-    semantic_turn_grace_secs: float = _setting(
-        "CALLAGENT_SEMANTIC_TURN_GRACE_SECS",
-        0.2,
-        "After the VAD's pause, how long (s) before a turn that the agent already "
-        "understands as a complete request ends, without waiting on the end-of-turn model.",
+    semantic_turn_grace_secs: float = Field(
+        default=0.2,
+        validation_alias="CALLAGENT_SEMANTIC_TURN_GRACE_SECS",
+        description=(
+            "After the VAD's pause, how long (s) before a turn that the agent already "
+            "understands as a complete request ends, without waiting on the end-of-turn model."
+        ),
     )
-    turn_max_pause_secs: float = _setting(
-        "CALLAGENT_TURN_MAX_PAUSE_SECS",
-        1.2,
-        "Longest pause (s) after which a turn ends even when the end-of-turn model "
-        "judges the caller unfinished.",
+    turn_max_pause_secs: float = Field(
+        default=1.2,
+        validation_alias="CALLAGENT_TURN_MAX_PAUSE_SECS",
+        description=(
+            "Longest pause (s) after which a turn ends even when the end-of-turn model "
+            "judges the caller unfinished."
+        ),
     )
-    turn_second_look_secs: float = _setting(
-        "CALLAGENT_TURN_SECOND_LOOK_SECS",
-        0.2,
-        "When the end-of-turn model calls a pause unfinished, ask it again after this much "
-        "more silence (s) instead of waiting for the longest pause (0 = never).",
+    turn_second_look_secs: float = Field(
+        default=0.2,
+        validation_alias="CALLAGENT_TURN_SECOND_LOOK_SECS",
+        description=(
+            "When the end-of-turn model calls a pause unfinished, ask it again after this much "
+            "more silence (s) instead of waiting for the longest pause (0 = never)."
+        ),
     )
-    turn_model_after_transcript_from_calls: int = _setting(
-        "CALLAGENT_TURN_MODEL_AFTER_TRANSCRIPT_FROM_CALLS",
-        6,
-        "From this many simultaneous calls on, Smart Turn waits for the pause's transcript "
-        "and runs only if the transcript is not already a request the agent understands "
-        "(saves an inference per understood turn when the cores are busy); 0 = never.",
+    turn_model_after_transcript_from_calls: int = Field(
+        default=6,
+        validation_alias="CALLAGENT_TURN_MODEL_AFTER_TRANSCRIPT_FROM_CALLS",
+        description=(
+            "From this many simultaneous calls on, Smart Turn waits for the pause's transcript "
+            "and runs only if the transcript is not already a request the agent understands "
+            "(saves an inference per understood turn when the cores are busy); 0 = never."
+        ),
     )
-    no_early_runs_from_calls: int = _setting(
-        "CALLAGENT_NO_EARLY_RUNS_FROM_CALLS",
-        6,
-        "From this many simultaneous calls on, nothing is transcribed or judged for end of "
-        "turn before the VAD confirms a pause (early runs that a caller who goes on talking "
-        "wastes take the cores confirmed turns wait for); 0 = never.",
+    no_early_runs_from_calls: int = Field(
+        default=6,
+        validation_alias="CALLAGENT_NO_EARLY_RUNS_FROM_CALLS",
+        description=(
+            "From this many simultaneous calls on, nothing is transcribed or judged for end of "
+            "turn before the VAD confirms a pause (early runs that a caller who goes on talking "
+            "wastes take the cores confirmed turns wait for); 0 = never."
+        ),
     )
-    audio_batch_from_calls: int = _setting(
-        "CALLAGENT_AUDIO_BATCH_FROM_CALLS",
-        4,
-        "From this many simultaneous calls on, phone audio enters the pipeline in 40 ms "
-        "frames instead of 20 ms (a quarter less event-loop work per call; VAD decisions "
-        "up to 20 ms later); 0 = never.",
+    audio_batch_from_calls: int = Field(
+        default=4,
+        validation_alias="CALLAGENT_AUDIO_BATCH_FROM_CALLS",
+        description=(
+            "From this many simultaneous calls on, phone audio enters the pipeline in 40 ms "
+            "frames instead of 20 ms (a quarter less event-loop work per call; VAD decisions "
+            "up to 20 ms later); 0 = never."
+        ),
     )
-    audio_batch_60ms_from_calls: int = _setting(
-        "CALLAGENT_AUDIO_BATCH_60MS_FROM_CALLS",
-        12,
-        "From this many simultaneous calls on, phone audio enters the pipeline in 60 ms "
-        "frames (a further 8 % less event-loop work; VAD decisions up to 40 ms later); "
-        "0 = never.",
+    audio_batch_60ms_from_calls: int = Field(
+        default=12,
+        validation_alias="CALLAGENT_AUDIO_BATCH_60MS_FROM_CALLS",
+        description=(
+            "From this many simultaneous calls on, phone audio enters the pipeline in 60 ms "
+            "frames (a further 8 % less event-loop work; VAD decisions up to 40 ms later); "
+            "0 = never."
+        ),
     )
-    asr_threads: int = _setting(
-        "CALLAGENT_ASR_THREADS", 1, "onnxruntime threads per ASR inference."
+    asr_threads: int = Field(
+        default=1,
+        validation_alias="CALLAGENT_ASR_THREADS",
+        description="onnxruntime threads per ASR inference.",
     )
 
     # Cloud services (all optional)
-    groq_api_key: str = _setting(
-        "GROQ_API_KEY", "", "Groq API key (console.groq.com).", secret=True
+    groq_api_key: Secret = Field(
+        default="",
+        validation_alias="GROQ_API_KEY",
+        description="Groq API key (console.groq.com).",
     )
-    groq_model: str = _setting("GROQ_MODEL", "llama-3.3-70b-versatile", "Groq chat model.")
-    llm_base_url: str = _setting(
-        "LLM_BASE_URL", "", "OpenAI-compatible base URL (e.g. http://localhost:8000/v1)."
+    groq_model: str = Field(
+        default="llama-3.3-70b-versatile",
+        validation_alias="GROQ_MODEL",
+        description="Groq chat model.",
     )
-    llm_api_key: str = _setting(
-        "LLM_API_KEY", "", "API key for LLM_BASE_URL (if it needs one).", secret=True
+    llm_base_url: str = Field(
+        default="",
+        validation_alias="LLM_BASE_URL",
+        description="OpenAI-compatible base URL (e.g. http://localhost:8000/v1).",
     )
-    llm_model: str = _setting("LLM_MODEL", "", "Model name at LLM_BASE_URL.")
-    llm_timeout_secs: float = _setting(
-        "LLM_TIMEOUT_SECS", 3.0, "Seconds before an LLM reply is abandoned for an apology."
+    llm_api_key: Secret = Field(
+        default="",
+        validation_alias="LLM_API_KEY",
+        description="API key for LLM_BASE_URL (if it needs one).",
     )
-    cartesia_api_key: str = _setting("CARTESIA_API_KEY", "", "Cartesia API key.", secret=True)
-    cartesia_voice_id: str = _setting(
-        "CARTESIA_VOICE_ID", "71a7ad14-091c-4e8e-a314-022ece01c121", "Cartesia voice id."
+    llm_model: str = Field(
+        default="",
+        validation_alias="LLM_MODEL",
+        description="Model name at LLM_BASE_URL.",
     )
-    daily_api_key: str = _setting(
-        "DAILY_API_KEY", "", "Daily API key (creates rooms).", secret=True
+    cartesia_api_key: Secret = Field(
+        default="",
+        validation_alias="CARTESIA_API_KEY",
+        description="Cartesia API key.",
     )
-    daily_room_url: str = _setting("DAILY_ROOM_URL", "", "An existing Daily room URL to join.")
-    daily_api_url: str = _setting(
-        "DAILY_API_URL", "https://api.daily.co/v1", "Daily REST API base URL."
+    cartesia_voice_id: str = Field(
+        default="71a7ad14-091c-4e8e-a314-022ece01c121",
+        validation_alias="CARTESIA_VOICE_ID",
+        description="Cartesia voice id.",
     )
-    livekit_url: str = _setting("LIVEKIT_URL", "", "LiveKit server URL (wss://...).")
-    livekit_api_key: str = _setting("LIVEKIT_API_KEY", "", "LiveKit API key.", secret=True)
-    livekit_api_secret: str = _setting("LIVEKIT_API_SECRET", "", "LiveKit API secret.", secret=True)
-    livekit_room: str = _setting("LIVEKIT_ROOM", "callagent", "LiveKit room the bot joins.")
+    daily_api_key: Secret = Field(
+        default="",
+        validation_alias="DAILY_API_KEY",
+        description="Daily API key (creates rooms).",
+    )
+    daily_room_url: str = Field(
+        default="",
+        validation_alias="DAILY_ROOM_URL",
+        description="An existing Daily room URL to join.",
+    )
+    daily_api_url: str = Field(
+        default="https://api.daily.co/v1",
+        validation_alias="DAILY_API_URL",
+        description="Daily REST API base URL.",
+    )
+    livekit_url: str = Field(
+        default="",
+        validation_alias="LIVEKIT_URL",
+        description="LiveKit server URL (wss://...).",
+    )
+    livekit_api_key: Secret = Field(
+        default="",
+        validation_alias="LIVEKIT_API_KEY",
+        description="LiveKit API key.",
+    )
+    livekit_api_secret: Secret = Field(
+        default="",
+        validation_alias="LIVEKIT_API_SECRET",
+        description="LiveKit API secret.",
+    )
+    livekit_room: str = Field(
+        default="callagent",
+        validation_alias="LIVEKIT_ROOM",
+        description="LiveKit room the bot joins.",
+    )
 
     # Twilio
-    twilio_account_sid: str = _setting("TWILIO_ACCOUNT_SID", "", "Twilio account SID (AC...).")
-    twilio_auth_token: str = _setting(
-        "TWILIO_AUTH_TOKEN",
-        "",
-        "Twilio auth token: signs webhooks and hangs calls up.",
-        secret=True,
+    twilio_account_sid: str = Field(
+        default="",
+        validation_alias="TWILIO_ACCOUNT_SID",
+        description="Twilio account SID (AC...).",
     )
-    twilio_api_base_url: str = _setting(
-        "TWILIO_API_BASE_URL",
-        "https://api.twilio.com",
-        "Twilio REST API root (a local fake in tests).",
+    twilio_auth_token: Secret = Field(
+        default="",
+        validation_alias="TWILIO_AUTH_TOKEN",
+        description="Twilio auth token: signs webhooks and hangs calls up.",
     )
-    twilio_validate_signatures: bool = _setting(
-        "TWILIO_VALIDATE_SIGNATURES",
-        True,
-        "Reject Twilio webhooks/streams without a valid X-Twilio-Signature "
-        "(needs TWILIO_AUTH_TOKEN).",
+    twilio_api_base_url: str = Field(
+        default="https://api.twilio.com",
+        validation_alias="TWILIO_API_BASE_URL",
+        description="Twilio REST API root (a local fake in tests).",
+    )
+    twilio_validate_signatures: Flag = Field(
+        default=True,
+        validation_alias="TWILIO_VALIDATE_SIGNATURES",
+        description=(
+            "Reject Twilio webhooks/streams without a valid X-Twilio-Signature "
+            "(needs TWILIO_AUTH_TOKEN)."
+        ),
     )
 
     # Call records and the operator dashboard
-    database_url: str = _setting(
-        "DATABASE_URL",
-        "",
-        "Call-record database (postgresql://user:password@host/db); "
-        "empty = SQLite at <CALLAGENT_DATA_DIR>/calls.db.",
-        secret=True,
+    database_url: Secret = Field(
+        default="",
+        validation_alias="DATABASE_URL",
+        description=(
+            "Call-record database (postgresql://user:password@host/db); "
+            "empty = SQLite at <CALLAGENT_DATA_DIR>/calls.db."
+        ),
     )
-    caller_id_storage: CallerIdStorage = _setting(
-        "CALLAGENT_CALLER_ID_STORAGE",
-        "hash",
-        "How call records keep the caller's number: hash (salted SHA-256), "
-        "redact (last 2 digits) or plain.",
+    caller_id_storage: CallerIdStorage = Field(
+        default="hash",
+        validation_alias="CALLAGENT_CALLER_ID_STORAGE",
+        description=(
+            "How call records keep the caller's number: hash (salted SHA-256), "
+            "redact (last 2 digits) or plain."
+        ),
     )
-    caller_id_salt: str = _setting(
-        "CALLAGENT_CALLER_ID_SALT",
-        "",
-        "Salt of hashed caller ids; empty = a random one generated once into "
-        "<CALLAGENT_DATA_DIR>/caller-id-salt (set the same value on servers sharing a database).",
-        secret=True,
+    caller_id_salt: Secret = Field(
+        default="",
+        validation_alias="CALLAGENT_CALLER_ID_SALT",
+        description=(
+            "Salt of hashed caller ids; empty = a random one generated once into "
+            "<CALLAGENT_DATA_DIR>/caller-id-salt (set the same value on servers sharing a "
+            "database)."
+        ),
     )
-    operator_token: str = _setting(
-        "CALLAGENT_OPERATOR_TOKEN",
-        "",
-        "Bearer token for /api/calls and /dashboard (16+ characters); empty = both answer 403.",
-        secret=True,
+    operator_token: Secret = Field(
+        default="",
+        validation_alias="CALLAGENT_OPERATOR_TOKEN",
+        description=(
+            "Bearer token for /api/calls and /dashboard (16+ characters); empty = both answer 403."
+        ),
     )
 
     # CRM (caller record prefetch and write-back)
-    crm: CRMName = _setting(
-        "CALLAGENT_CRM",
-        "sqlite",
-        "Caller CRM: sqlite (embedded, CALLAGENT_CRM_DB), rest (any HTTP CRM, CRM_REST_*), "
-        "hubspot (HUBSPOT_ACCESS_TOKEN) or none.",
+    crm: CRMName = Field(
+        default="sqlite",
+        validation_alias="CALLAGENT_CRM",
+        description=(
+            "Caller CRM: sqlite (embedded, CALLAGENT_CRM_DB), rest (any HTTP CRM, CRM_REST_*), "
+            "hubspot (HUBSPOT_ACCESS_TOKEN) or none."
+        ),
     )
-    crm_db: str = _setting(
-        "CALLAGENT_CRM_DB", "", "Embedded CRM file; empty = <CALLAGENT_DATA_DIR>/crm.db."
+    crm_db: str = Field(
+        default="",
+        validation_alias="CALLAGENT_CRM_DB",
+        description="Embedded CRM file; empty = <CALLAGENT_DATA_DIR>/crm.db.",
     )
-    crm_seed_demo: bool = _setting(
-        "CALLAGENT_CRM_SEED_DEMO",
-        True,
-        "Seed the embedded CRM with the reference agent's demo customers when it is empty "
-        "(set false in production).",
+    crm_seed_demo: Flag = Field(
+        default=True,
+        validation_alias="CALLAGENT_CRM_SEED_DEMO",
+        description=(
+            "Seed the embedded CRM with the reference agent's demo customers when it is empty "
+            "(set false in production)."
+        ),
     )
-    crm_prefetch_budget_ms: int = _setting(
-        "CALLAGENT_CRM_PREFETCH_BUDGET_MS",
-        500,
-        "The call goes on without the caller's record after this long (a late one is still used).",
+    crm_prefetch_budget_ms: int = Field(
+        default=500,
+        validation_alias="CALLAGENT_CRM_PREFETCH_BUDGET_MS",
+        description=(
+            "The call goes on without the caller's record after this long "
+            "(a late one is still used)."
+        ),
     )
-    crm_timeout_secs: float = _setting(
-        "CRM_TIMEOUT_SECS", 2.0, "Per-request timeout of the REST and HubSpot CRMs."
+    crm_timeout_secs: float = Field(
+        default=2.0,
+        validation_alias="CRM_TIMEOUT_SECS",
+        description="Per-request timeout of the REST and HubSpot CRMs.",
     )
-    crm_retries: int = _setting(
-        "CRM_RETRIES", 2, "Retries of a failed REST/HubSpot CRM request (429, 5xx, network)."
+    crm_retries: int = Field(
+        default=2,
+        validation_alias="CRM_RETRIES",
+        description="Retries of a failed REST/HubSpot CRM request (429, 5xx, network).",
     )
-    crm_rest_lookup_url: str = _setting(
-        "CRM_REST_LOOKUP_URL",
-        "",
-        "REST CRM lookup URL template, e.g. https://crm.example.com/api/customers?phone={phone}.",
+    crm_rest_lookup_url: str = Field(
+        default="",
+        validation_alias="CRM_REST_LOOKUP_URL",
+        description=(
+            "REST CRM lookup URL template, e.g. https://crm.example.com/api/customers?phone={phone}."
+        ),
     )
-    crm_rest_write_url: str = _setting(
-        "CRM_REST_WRITE_URL",
-        "",
-        "REST CRM write-back webhook (POST JSON), e.g. https://crm.example.com/api/"
-        "customers/{customer_id}/events; empty = no write-back.",
+    crm_rest_write_url: str = Field(
+        default="",
+        validation_alias="CRM_REST_WRITE_URL",
+        description=(
+            "REST CRM write-back webhook (POST JSON), e.g. https://crm.example.com/api/"
+            "customers/{customer_id}/events; empty = no write-back."
+        ),
     )
-    crm_rest_auth_header: str = _setting(
-        "CRM_REST_AUTH_HEADER",
-        "",
-        "Header sent to the REST CRM, e.g. 'Authorization: Bearer abc123'.",
-        secret=True,
+    crm_rest_auth_header: Secret = Field(
+        default="",
+        validation_alias="CRM_REST_AUTH_HEADER",
+        description="Header sent to the REST CRM, e.g. 'Authorization: Bearer abc123'.",
     )
-    crm_rest_field_map: str = _setting(
-        "CRM_REST_FIELD_MAP",
-        "",
-        "REST CRM JSON -> record fields, e.g. 'record=data,first_name=firstName,"
-        "appointments=upcoming,appointments[].starts_at=start' (see integrations/crm/rest_crm.py).",
+    crm_rest_field_map: str = Field(
+        default="",
+        validation_alias="CRM_REST_FIELD_MAP",
+        description=(
+            "REST CRM JSON -> record fields, e.g. 'record=data,first_name=firstName,"
+            "appointments=upcoming,appointments[].starts_at=start' "
+            "(see integrations/crm/rest_crm.py)."
+        ),
     )
-    hubspot_access_token: str = _setting(
-        "HUBSPOT_ACCESS_TOKEN", "", "HubSpot private app token (CRM scopes).", secret=True
+    hubspot_access_token: Secret = Field(
+        default="",
+        validation_alias="HUBSPOT_ACCESS_TOKEN",
+        description="HubSpot private app token (CRM scopes).",
     )
-    hubspot_api_base_url: str = _setting(
-        "HUBSPOT_API_BASE_URL",
-        "https://api.hubapi.com",
-        "HubSpot API root (a local fake in tests).",
+    hubspot_api_base_url: str = Field(
+        default="https://api.hubapi.com",
+        validation_alias="HUBSPOT_API_BASE_URL",
+        description="HubSpot API root (a local fake in tests).",
     )
 
     # Escalation to a person
-    screen_pop_url: str = _setting(
-        "CALLAGENT_SCREEN_POP_URL",
-        "",
-        "Agent-desktop webhook that receives the hand-off summary (signed JSON POST) before a "
-        "transfer; empty = none.",
+    screen_pop_url: str = Field(
+        default="",
+        validation_alias="CALLAGENT_SCREEN_POP_URL",
+        description=(
+            "Agent-desktop webhook that receives the hand-off summary (signed JSON POST) before a "
+            "transfer; empty = none."
+        ),
     )
-    screen_pop_secret: str = _setting(
-        "CALLAGENT_SCREEN_POP_SECRET",
-        "",
-        "HMAC-SHA256 key signing screen-pop POSTs (X-Callagent-Signature).",
-        secret=True,
+    screen_pop_secret: Secret = Field(
+        default="",
+        validation_alias="CALLAGENT_SCREEN_POP_SECRET",
+        description="HMAC-SHA256 key signing screen-pop POSTs (X-Callagent-Signature).",
     )
-    screen_pop_attempts: int = _setting(
-        "CALLAGENT_SCREEN_POP_ATTEMPTS", 3, "Screen-pop delivery attempts (retries included)."
+    screen_pop_attempts: int = Field(
+        default=3,
+        validation_alias="CALLAGENT_SCREEN_POP_ATTEMPTS",
+        description="Screen-pop delivery attempts (retries included).",
     )
-    screen_pop_timeout_secs: float = _setting(
-        "CALLAGENT_SCREEN_POP_TIMEOUT_SECS", 2.0, "Per-attempt timeout of a screen-pop POST."
+    screen_pop_timeout_secs: float = Field(
+        default=2.0,
+        validation_alias="CALLAGENT_SCREEN_POP_TIMEOUT_SECS",
+        description="Per-attempt timeout of a screen-pop POST.",
     )
 
     @classmethod
@@ -336,48 +513,54 @@ class Settings:
         Raises:
             SettingsError: naming every bad or missing setting and how to fix it.
         """
-        values: dict[str, str] = {}
-        path = dotenv_path if dotenv_path is not None else (Path(".env") if env is None else None)
-        if path is not None and path.exists():
-            values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
-        values.update(os.environ if env is None else env)
+        try:
+            if env is None and dotenv_path is None:
+                return cls()  # pydantic-settings reads the environment and ./.env
+            values: dict[str, str | None] = {}
+            if dotenv_path is not None and dotenv_path.exists():
+                values.update(dotenv_values(dotenv_path))
+            values.update(os.environ if env is None else env)
+            return cls.model_validate(values)
+        except ValidationError as e:
+            raise SettingsError(_problems(e)) from None
 
-        kwargs: dict[str, Any] = {}
-        problems: list[str] = []
-        for f in fields(cls):
-            name = f.metadata["env"]
-            raw = values.get(name)
-            if raw is None or raw == "":
-                continue
-            try:
-                kwargs[f.name] = _convert(str(f.type), raw.strip())
-            except ValueError as e:
-                shown = "***" if f.metadata["secret"] else raw
-                problems.append(f"{name}={shown}: {e}")
-        if problems:
-            raise SettingsError(problems)
-        settings = cls(**kwargs)._resolved()
-        settings.validate()
-        return settings
+    @model_validator(mode="before")
+    @classmethod
+    def _unset_empty_values(cls, data: Any) -> Any:
+        """An empty variable counts as unset; values are read without surrounding blanks."""
+        if not isinstance(data, dict):
+            return data
+        return {
+            key: value.strip() if isinstance(value, str) else value
+            for key, value in data.items()
+            if value is not None and value != ""
+        }
 
-    def _resolved(self) -> Settings:
-        """Turn every ``auto`` choice into the service the configured keys select."""
-        transport = self.transport
-        if transport == "auto":
-            transport = (
-                "daily"
-                if self.daily_api_key or self.daily_room_url
-                else "livekit"
-                if self.livekit_url
-                else "webrtc"
-            )
-        tts = self.tts if self.tts != "auto" else ("cartesia" if self.cartesia_api_key else "piper")
-        llm = self.llm
-        if llm == "auto":
-            llm = "groq" if self.groq_api_key else "openai" if self.llm_base_url else "none"
-        return replace(self, transport=transport, tts=tts, llm=llm)
+    @property
+    def transport(self) -> TransportName:
+        """Where browser-side calls run; ``auto`` picks daily, then livekit, by their keys."""
+        if self.transport_choice != "auto":
+            return self.transport_choice
+        if self.daily_api_key or self.daily_room_url:
+            return "daily"
+        return "livekit" if self.livekit_url else "webrtc"
 
-    def validate(self) -> None:
+    @property
+    def tts(self) -> TTSName:
+        """The text-to-speech engine; ``auto`` is cartesia with its key, else piper."""
+        if self.tts_choice != "auto":
+            return self.tts_choice
+        return "cartesia" if self.cartesia_api_key else "piper"
+
+    @property
+    def llm(self) -> LLMName:
+        """The dialogue LLM; ``auto`` is groq with its key, openai with a URL, else none."""
+        if self.llm_choice != "auto":
+            return self.llm_choice
+        return "groq" if self.groq_api_key else "openai" if self.llm_base_url else "none"
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Settings:
         """Check that the chosen services have what they need.
 
         Raises:
@@ -466,6 +649,7 @@ class Settings:
             p.append(f"CALLAGENT_LOG_LEVEL={self.log_level}: use DEBUG, INFO, WARNING or ERROR.")
         if p:
             raise SettingsError(p)
+        return self
 
     @property
     def records_database_url(self) -> str:
@@ -487,11 +671,11 @@ class Settings:
             "# With none set, the agent runs fully offline on the embedded speech stack.",
             "# Generated by `callagent config example`; do not edit by hand.",
         ]
-        for f in fields(cls):
-            default = _EXAMPLE_DEFAULTS.get(f.name, f.default)
+        for name, info in cls.model_fields.items():
+            default = _EXAMPLE_DEFAULTS.get(name, info.default)
             if isinstance(default, bool):
                 default = "true" if default else "false"
-            lines += ["", f"# {f.metadata['doc']}", f"# {f.metadata['env']}={default}"]
+            lines += ["", f"# {info.description}", f"# {info.validation_alias}={default}"]
         return "\n".join(lines) + "\n"
 
 
@@ -499,32 +683,23 @@ _EXAMPLE_DEFAULTS = {
     "cache_dir": "~/.cache/callagent",
     "agent_file": "(the bundled dental front desk agent)",
 }
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
-def _convert(annotation: str, raw: str) -> Any:
-    converters: dict[str, Callable[[str], Any]] = {
-        "str": str,
-        "int": int,
-        "float": float,
-        "Path": lambda s: Path(s).expanduser(),
-        "bool": _bool,
+def _problems(error: ValidationError) -> list[str]:
+    """Turn pydantic's report into one line per setting: its variable, value and fix."""
+    secrets = {
+        str(info.validation_alias)
+        for info in Settings.model_fields.values()
+        if any(isinstance(m, _SecretMarker) for m in info.metadata)
     }
-    if annotation in converters:
-        try:
-            return converters[annotation](raw)
-        except ValueError:
-            raise ValueError(f"expected a {annotation}") from None
-    choices: tuple[str, ...] = get_args(globals()[annotation])
-    if raw.lower() not in choices:
-        raise ValueError(f"must be one of {', '.join(choices)}")
-    return raw.lower()
-
-
-def _bool(raw: str) -> bool:
-    if raw.lower() in _TRUE:
-        return True
-    if raw.lower() in _FALSE:
-        return False
-    raise ValueError("expected true or false")
+    problems: list[str] = []
+    for item in error.errors():
+        cause = item.get("ctx", {}).get("error")
+        if isinstance(cause, SettingsError):  # the cross-setting checks, already worded
+            problems += cause.problems
+            continue
+        env = str(item["loc"][0]) if item["loc"] else "settings"
+        shown = "***" if env in secrets else item["input"]
+        message = str(cause) if isinstance(cause, ValueError) else item["msg"]
+        problems.append(f"{env}={shown}: {message}")
+    return problems

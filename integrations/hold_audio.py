@@ -13,6 +13,8 @@ from functools import cache
 
 import numpy as np
 
+from integrations.speech.audio import PHONE_SAMPLE_RATE
+
 NOTE_S = 0.45
 # A gentle I-vi-IV-V arpeggio in C major (Hz).
 MELODY = (
@@ -66,7 +68,7 @@ def hold_music_chunk(sample_rate: int, position: int, duration_s: float) -> tupl
 
 
 @cache
-def hold_music_wav(sample_rate: int = 8000, loops: int = 4) -> bytes:
+def hold_music_wav(sample_rate: int = PHONE_SAMPLE_RATE, loops: int = 4) -> bytes:
     """A WAV file of the melody looped ``loops`` times (for Twilio's ``<Play>``)."""
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as f:

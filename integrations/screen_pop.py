@@ -7,13 +7,13 @@ Each delivery is a JSON POST with:
 - ``Idempotency-Key``: the same on every retry of one hand-off, so the desktop shows it once;
 - ``X-Callagent-Attempt``: 1, 2, ...
 
-Connection errors, timeouts, 408/425/429 and 5xx are retried with exponential back-off
-(``Retry-After`` honoured up to the back-off cap); other 4xx answers are final.
+Connection errors, timeouts, 429 and 5xx are retried by :class:`integrations.retry.RetryPolicy`
+(exponential back-off with jitter, ``Retry-After`` honoured up to the 2 s cap); other 4xx
+answers are final.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from loguru import logger
+
+from integrations.retry import RetryPolicy
 
 SIGNATURE_HEADER = "X-Callagent-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 ATTEMPT_HEADER = "X-Callagent-Attempt"
-RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 2.0
 
 
@@ -92,16 +92,20 @@ class ScreenPopClient:
             secret: The HMAC key shared with the receiver.
             timeout_s: Per-attempt timeout.
             attempts: Total attempts (first try included).
-            backoff_s: First back-off; doubles each retry (capped at 2 s).
+            backoff_s: First back-off; doubles each retry (with jitter, capped at 2 s).
             client: An httpx client to reuse (tests); one is made per delivery otherwise.
         """
         if not secret:
             raise ValueError("a screen-pop webhook needs an HMAC secret")
         self.url = url
         self._secret = secret
-        self._timeout_s = timeout_s
-        self._attempts = max(1, attempts)
-        self._backoff_s = backoff_s
+        self._retry = RetryPolicy(
+            attempts=max(1, attempts),
+            timeout_s=timeout_s,
+            backoff_s=backoff_s,
+            max_backoff_s=MAX_BACKOFF_S,
+            honour_retry_after=True,
+        )
         self._client = client
 
     async def deliver(self, payload: Mapping[str, Any], idempotency_key: str) -> DeliveryResult:
@@ -116,44 +120,29 @@ class ScreenPopClient:
     async def _deliver(
         self, client: httpx.AsyncClient, body: bytes, key: str, started: float
     ) -> DeliveryResult:
-        status: int | None = None
-        error = ""
-        for attempt in range(1, self._attempts + 1):
+        attempts = 0
+
+        async def attempt(number: int) -> httpx.Response:
+            nonlocal attempts
+            attempts = number
             headers = {
                 "Content-Type": "application/json",
                 SIGNATURE_HEADER: sign(self._secret, body, int(time.time())),
                 IDEMPOTENCY_HEADER: key,
-                ATTEMPT_HEADER: str(attempt),
+                ATTEMPT_HEADER: str(number),
             }
-            retry_after: float | None = None
-            try:
-                response = await client.post(
-                    self.url, content=body, headers=headers, timeout=self._timeout_s
-                )
-                status = response.status_code
-                if 200 <= status < 300:
-                    return DeliveryResult(True, attempt, status, _ms(started))
-                error = f"HTTP {status}"
-                if status not in RETRY_STATUSES:
-                    break
-                retry_after = _retry_after(response.headers.get("Retry-After"))
-            except httpx.HTTPError as e:
-                status = None
-                error = type(e).__name__
-            if attempt < self._attempts:
-                delay = min(self._backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S)
-                if retry_after is not None:
-                    delay = min(max(delay, retry_after), MAX_BACKOFF_S)
-                logger.info(f"screen pop {key[:12]}: attempt {attempt} failed ({error}); retrying")
-                await asyncio.sleep(delay)
-        return DeliveryResult(False, attempt, status, _ms(started), error)
+            return await client.post(
+                self.url, content=body, headers=headers, timeout=self._retry.timeout_s
+            )
 
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
+        try:
+            response = await self._retry.call(attempt, what=f"screen pop {key[:12]}")
+        except httpx.HTTPError as e:
+            return DeliveryResult(False, attempts, None, _ms(started), type(e).__name__)
+        status = response.status_code
+        if 200 <= status < 300:
+            return DeliveryResult(True, attempts, status, _ms(started))
+        return DeliveryResult(False, attempts, status, _ms(started), f"HTTP {status}")
 
 
 def _ms(started: float) -> float:

@@ -1,14 +1,76 @@
 """The agent definition model: persona, greeting, intents, knowledge base and policies.
 
 These are the typed objects the dialogue and escalation processors are configured
-with. ``bot/agent.py`` loads them from an agent YAML file.
+with. They are pydantic dataclasses: each checks its own values (ranges, patterns,
+slot placeholders) and rejects unknown keys, so ``bot/agent.py`` validates an agent
+YAML file straight into them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import field
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.dataclasses import dataclass
+
+VALUE_CONFIG = ConfigDict(extra="forbid")
+"""Values read from a file: unknown keys are errors."""
+
+
+def _scalar_text(value: Any) -> Any:
+    """A YAML scalar as the text it was written as (``yes`` reads as true: ``"True"``)."""
+    return str(value) if isinstance(value, bool | int | float | date) else value
+
+
+Text = Annotated[str, BeforeValidator(_scalar_text)]
+"""Text; other YAML scalars (numbers, yes/no, dates) as ``str()`` gives them."""
+Line = Annotated[Text, StringConstraints(strip_whitespace=True)]
+"""Text the agent says, trimmed (YAML folded blocks may end in a newline)."""
+
+
+def _named(value: Any) -> Any:
+    """An agent file's ``{name: fields}`` mapping as a list of named items, in file order."""
+    if isinstance(value, dict):
+        return [
+            {**spec, "name": name} if isinstance(spec, dict) else spec
+            for name, spec in value.items()
+        ]
+    return value
+
+
+def _intents(value: Any) -> Any:
+    """Intents keyed by name; the description defaults to the name in words."""
+    if isinstance(value, dict):
+        value = {
+            name: {"description": str(name).replace("_", " "), **spec}
+            if isinstance(spec, dict)
+            else spec
+            for name, spec in value.items()
+        }
+    return _named(value)
+
+
+def _switch(value: Any) -> Any:
+    """An escalation trigger: a mapping, ``true``/``false`` (on/off) or empty (defaults)."""
+    if value is None:
+        return {}
+    if isinstance(value, bool):
+        return {"enabled": value}
+    return value
 
 
 class IntentAction(StrEnum):
@@ -19,7 +81,7 @@ class IntentAction(StrEnum):
     END_CALL = "end_call"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=VALUE_CONFIG)
 class Slot:
     """A value an intent needs before it can be answered.
 
@@ -29,30 +91,45 @@ class Slot:
         prompt: What the agent asks when the value is missing.
     """
 
-    name: str
-    entity: str
-    prompt: str
-    known_from: str = ""
+    name: Text
+    entity: Text
+    prompt: Text
+    known_from: Text = ""
     """A caller-record field that fills the slot without asking (e.g. ``appointment``)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=VALUE_CONFIG)
 class Intent:
     """Something callers ask for, with example phrasings and the agent's answer."""
 
-    name: str
-    description: str
-    examples: tuple[str, ...]
-    response: str = ""
+    name: Text
+    description: Text
+    examples: tuple[Text, ...]
+    response: Line = ""
     action: IntentAction = IntentAction.ANSWER
-    slots: tuple[Slot, ...] = ()
-    response_known_caller: str = ""
+    slots: Annotated[tuple[Slot, ...], BeforeValidator(_named)] = ()
+    response_known_caller: Line = ""
     """The answer when the caller's CRM record is known (may use ``{first_name}``...)."""
-    crm_update: str = ""
+    crm_update: Literal["", "move_appointment", "cancel_appointment"] = ""
     """A CRM write-back after answering: ``move_appointment`` or ``cancel_appointment``."""
 
+    @field_validator("examples")
+    @classmethod
+    def _two_phrasings(cls, examples: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        """An intent needs two phrasings to train on (a knowledge-base answer may have one)."""
+        if len(examples) < 2 and not str(info.data.get("name", "")).startswith("kb:"):
+            raise ValueError("needs at least two phrasings (add another example)")
+        return examples
 
-@dataclass(frozen=True)
+    @model_validator(mode="after")
+    def _slots_in_response(self) -> Self:
+        for slot in self.slots:
+            if f"{{{slot.name}}}" not in self.response:
+                raise ValueError(f"response must use the slot as {{{slot.name}}}")
+        return self
+
+
+@dataclass(frozen=True, config=VALUE_CONFIG)
 class NLUConfig:
     """Per-agent NLU thresholds (defaults documented in the reference agent)."""
 
@@ -60,8 +137,14 @@ class NLUConfig:
     clarify_threshold: float = 0.5
     llm_timeout_secs: float = 1.5
 
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if not 0 <= self.clarify_threshold <= self.act_threshold <= 1:
+            raise ValueError("need 0 <= clarify_threshold <= act_threshold <= 1")
+        return self
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, config=VALUE_CONFIG)
 class TransferConfig:
     """Where and how a call is handed to a human.
 
@@ -69,110 +152,130 @@ class TransferConfig:
     or a Twilio queue (``queue:front-desk``).
     """
 
-    target: str = ""
-    handoff_line: str = "Let me put you through to one of our team. Please hold."
-    hold_line: str = "Please hold while I connect you."
-    whisper: bool = True
+    target: Line = ""
+    handoff_line: Line = "Let me put you through to one of our team. Please hold."
+    hold_line: Line = "Please hold while I connect you."
+    whisper: StrictBool = True
     """Read the summary to the person answering before connecting the caller."""
     dial_timeout_secs: int = 25
     max_hold_secs: float = 120.0
-    failure_line: str = "I'm sorry, I couldn't reach anyone on our team right now."
-    callback_offer: str = "Would you like us to call you back as soon as someone is free?"
-    callback_confirmed: str = "Okay, someone from our team will call you back shortly."
-    callback_declined: str = "No problem. Is there anything else I can help you with?"
+    failure_line: Line = "I'm sorry, I couldn't reach anyone on our team right now."
+    callback_offer: Line = "Would you like us to call you back as soon as someone is free?"
+    callback_confirmed: Line = "Okay, someone from our team will call you back shortly."
+    callback_declined: Line = "No problem. Is there anything else I can help you with?"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=VALUE_CONFIG)
 class ExplicitRequestTrigger:
     """The caller asks for a person (intent, phrasing, or the keypad's 0)."""
 
-    enabled: bool = True
-    intents: tuple[str, ...] = ("talk_to_human",)
-    phrases: tuple[str, ...] = ()
+    enabled: StrictBool = True
+    intents: tuple[Text, ...] = ("talk_to_human",)
+    phrases: tuple[Text, ...] = ()
     """Extra regular expressions that count as asking for a person."""
 
+    @field_validator("phrases")
+    @classmethod
+    def _patterns(cls, phrases: tuple[str, ...]) -> tuple[str, ...]:
+        for phrase in phrases:
+            try:
+                re.compile(phrase)
+            except re.error as e:
+                raise ValueError(f"bad pattern: {e} (write a Python regular expression)") from None
+        return phrases
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, config=VALUE_CONFIG)
 class FailedTurnsTrigger:
     """N turns in a row that were not understood (repair band)."""
 
-    enabled: bool = True
-    limit: int = 3
+    enabled: StrictBool = True
+    limit: Annotated[int, Field(ge=1)] = 3
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=VALUE_CONFIG)
 class SentimentTrigger:
     """A caller turn more negative than ``threshold`` (VADER compound, -1..1)."""
 
-    enabled: bool = True
-    threshold: float = -0.53
+    enabled: StrictBool = True
+    threshold: Annotated[float, Field(ge=-1, le=1)] = -0.53
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=VALUE_CONFIG)
 class OutOfScopeTrigger:
     """Intents the agent must not handle on its own (e.g. emergencies)."""
 
-    enabled: bool = True
-    intents: tuple[str, ...] = ()
+    enabled: StrictBool = True
+    intents: tuple[Text, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=VALUE_CONFIG)
 class MaxDurationTrigger:
     """The call has run longer than the agent may handle it alone."""
 
-    enabled: bool = True
-    seconds: float = 600.0
+    enabled: StrictBool = True
+    seconds: Annotated[float, Field(gt=0)] = 600.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=VALUE_CONFIG)
 class EscalationConfig:
     """When the agent hands a call to a person. Each trigger can be switched off."""
 
-    explicit_request: ExplicitRequestTrigger = field(default_factory=ExplicitRequestTrigger)
-    failed_turns: FailedTurnsTrigger = field(default_factory=FailedTurnsTrigger)
-    negative_sentiment: SentimentTrigger = field(default_factory=SentimentTrigger)
-    out_of_scope: OutOfScopeTrigger = field(default_factory=OutOfScopeTrigger)
-    max_duration: MaxDurationTrigger = field(default_factory=MaxDurationTrigger)
-    unavailable_line: str = (
+    explicit_request: Annotated[ExplicitRequestTrigger, BeforeValidator(_switch)] = field(
+        default_factory=ExplicitRequestTrigger
+    )
+    failed_turns: Annotated[FailedTurnsTrigger, BeforeValidator(_switch)] = field(
+        default_factory=FailedTurnsTrigger
+    )
+    negative_sentiment: Annotated[SentimentTrigger, BeforeValidator(_switch)] = field(
+        default_factory=SentimentTrigger
+    )
+    out_of_scope: Annotated[OutOfScopeTrigger, BeforeValidator(_switch)] = field(
+        default_factory=OutOfScopeTrigger
+    )
+    max_duration: Annotated[MaxDurationTrigger, BeforeValidator(_switch)] = field(
+        default_factory=MaxDurationTrigger
+    )
+    unavailable_line: Line = (
         "I'm sorry, I can't transfer you right now, but I'm happy to help. What do you need?"
     )
     """Said instead of the hand-off line when the request cannot lead to a transfer."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=VALUE_CONFIG)
 class VerificationConfig:
     """Caller verification (PIN or date of birth) before sensitive intents."""
 
-    required_for: tuple[str, ...] = ()
-    prompt: str = (
+    required_for: tuple[Text, ...] = ()
+    prompt: Line = (
         "For your security, please key in your PIN followed by the pound key, or tell me "
         "your date of birth."
     )
-    retry: str = "Sorry, that didn't match. Please try once more."
-    failed: str = (
+    retry: Line = "Sorry, that didn't match. Please try once more."
+    failed: Line = (
         "I'm sorry, I couldn't verify your identity, so I can't make that change by phone."
     )
-    verified: str = "Thank you, you're verified."
-    max_attempts: int = 2
+    verified: Line = "Thank you, you're verified."
+    max_attempts: Annotated[int, Field(ge=1)] = 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=VALUE_CONFIG)
 class AgentDefinition:
     """A whole agent: persona, greeting, intents, knowledge base and policies."""
 
-    name: str
-    persona: str
-    greeting: str
-    intents: tuple[Intent, ...]
-    repair: tuple[str, ...] = ("Sorry, could you say that again?",)
-    fallback: str = "How can I help you?"
-    clarify: str = "Did you want to {description}?"
+    name: Text
+    greeting: Line
+    intents: Annotated[tuple[Intent, ...], BeforeValidator(_intents)]
+    persona: Line = ""
+    repair: tuple[Text, ...] = ("Sorry, could you say that again?",)
+    fallback: Line = "How can I help you?"
+    clarify: Text = "Did you want to {description}?"
     not_understood_limit: int = 3
-    keypad: dict[str, str] = field(default_factory=dict)
+    keypad: dict[Text, Text] = field(default_factory=dict)
     nlu: NLUConfig = field(default_factory=NLUConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
     source: Path | None = None
-    greeting_known_caller: str = ""
+    greeting_known_caller: Line = ""
     """The greeting when the caller's record is already known (may use ``{first_name}``)."""
     escalation: EscalationConfig = field(default_factory=EscalationConfig)
     verification: VerificationConfig = field(default_factory=VerificationConfig)

@@ -185,7 +185,7 @@ class ReplyProgressTracker(FrameProcessor):
                 ReplyInterruptedFrame(remaining=clause.remaining, heard=" ".join(self._heard)),
                 FrameDirection.UPSTREAM,
             )
-            logger.debug(f"call {self._call_id}: reply interrupted at clause {clause.index}")
+            logger.debug(f"reply interrupted at clause {clause.index}")
         await self.push_frame(frame, direction)
 
 
@@ -263,7 +263,7 @@ class BackchannelFilter(FrameProcessor):
 
     async def _resume(self, pending: ReplyInterruptedFrame) -> None:
         self.resumed += 1
-        logger.info(f"call {self._call_id}: backchannel while speaking, reply resumed")
+        logger.info("backchannel while speaking, reply resumed")
         await self.push_frame(ReplyResumedFrame())
         await self.push_frame(TTSSpeakFrame(pending.remaining, append_to_context=True))
 

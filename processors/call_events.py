@@ -12,7 +12,9 @@ Event types and their data:
   ``entity_kinds`` (names only).
 - ``reply``: ``intent``, ``ends_call``, ``hands_off`` (the dialogue's decision).
 - ``escalation``: ``trigger``, ``reason``.
-- ``transfer``: ``ok``, ``method``, ``error``, ``trigger_to_request_ms``.
+- ``transfer``: ``ok``, ``method``, ``error``, ``trigger_to_request_ms``, and its phases
+  ``line_heard_ms`` (trigger to the hand-off line heard), ``request_ms`` (the transfer
+  request itself), ``screen_pop_ms`` (summary delivered to the desktop; None if not).
 - ``interruption``: the caller barged in while the bot was speaking.
 - ``resumed``: that was only a backchannel ("mhm"): the bot picks its reply up again.
 - ``bot_started`` / ``bot_stopped``: bot speech at the transport.
@@ -49,6 +51,10 @@ def _value(x: Any) -> Any:
     return getattr(x, "value", x)
 
 
+def _ms(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 1)
+
+
 class CallEventObserver(BaseObserver):
     """Publishes one call's turn events (first push of each frame only)."""
 
@@ -66,7 +72,7 @@ class CallEventObserver(BaseObserver):
         try:
             self._publish(kind, data or {})
         except Exception as e:  # noqa: BLE001 - diagnostics must never break a call
-            logger.warning(f"call {self._call_id}: event {kind} not published ({type(e).__name__})")
+            logger.warning(f"event {kind} not published ({type(e).__name__})")
 
     async def on_push_frame(self, data: FramePushed) -> None:
         """Turn a frame into an event, if it is one of interest."""
@@ -98,6 +104,9 @@ class CallEventObserver(BaseObserver):
                 "method": frame.method,
                 "error": frame.error,
                 "trigger_to_request_ms": round(float(frame.trigger_to_request_ms), 1),
+                "line_heard_ms": _ms(frame.line_heard_ms),
+                "request_ms": _ms(frame.request_ms),
+                "screen_pop_ms": _ms(frame.screen_pop_ms),
             }
         if isinstance(frame, EscalationFrame):
             return "escalation", {"trigger": frame.trigger, "reason": frame.reason}

@@ -230,10 +230,7 @@ class CallRecorder(BaseObserver):
                     handler(frame)
                     return
         except Exception as e:  # noqa: BLE001 - a bad frame must never break the call
-            logger.warning(
-                f"call {self.call_id}: recorder skipped a {type(frame).__name__} "
-                f"({type(e).__name__})"
-            )
+            logger.warning(f"recorder skipped a {type(frame).__name__} ({type(e).__name__})")
 
     # Call-level facts (methods for processors and the pipeline)
 
@@ -267,7 +264,7 @@ class CallRecorder(BaseObserver):
             if self._ended:
                 self._save(turn)
         except Exception as e:  # noqa: BLE001
-            logger.warning(f"call {self.call_id}: recorder skipped a latency ({type(e).__name__})")
+            logger.warning(f"recorder skipped a latency ({type(e).__name__})")
 
     def record_crm_prefetch(self, elapsed_ms: float) -> None:
         """Record how long the CRM caller-record prefetch took."""
@@ -328,7 +325,7 @@ class CallRecorder(BaseObserver):
             for turn in self._turns:
                 self._save(turn)
         except Exception as e:  # noqa: BLE001
-            logger.warning(f"call {self.call_id}: recorder could not finish ({type(e).__name__})")
+            logger.warning(f"recorder could not finish ({type(e).__name__})")
 
     # Frame handlers
 

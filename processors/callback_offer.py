@@ -66,7 +66,7 @@ class CallbackOfferProcessor(FrameProcessor):
 
     async def _accept(self) -> None:
         self.callback_requested = True
-        logger.info(f"call {self._call_id}: caller accepted a callback")
+        logger.info("caller accepted a callback")
         await self.push_frame(
             CrmUpdateFrame(
                 action=CrmAction.REQUEST_CALLBACK,

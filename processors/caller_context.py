@@ -15,16 +15,6 @@ from typing import Any
 
 from integrations.crm.base import CallerRecord
 
-FIELDS = (
-    "first_name",
-    "last_name",
-    "appointment",
-    "appointment_kind",
-    "appointment_provider",
-    "account_status",
-    "open_cases",
-)
-
 
 def caller_fields(record: CallerRecord | None, now: datetime | None = None) -> dict[str, str]:
     """The template fields the record can fill (missing ones are absent, never empty)."""

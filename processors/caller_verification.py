@@ -94,7 +94,7 @@ class CallerVerificationProcessor(FrameProcessor):
             await self.push_frame(nlu)  # nothing to verify against
             return
         self._held = nlu
-        logger.info(f"call {self._call_id}: asking customer {record.customer_id} to verify")
+        logger.bind(customer_id=record.customer_id).info("asking the customer to verify")
         await self._say(self._config.prompt)
 
     async def _check(self, nlu: NLUResultFrame, record: CallerRecord) -> None:
@@ -103,9 +103,7 @@ class CallerVerificationProcessor(FrameProcessor):
         if method is not AuthMethod.NONE:
             auth = Authentication(AuthStatus.VERIFIED, method, attempts)
             await self._update(record.with_auth(auth))
-            logger.info(
-                f"call {self._call_id}: customer {record.customer_id} verified ({method.value})"
-            )
+            logger.bind(customer_id=record.customer_id).info(f"customer verified ({method.value})")
             held, self._held = self._held, None
             await self._say(self._config.verified)
             if held is not None:
@@ -121,7 +119,7 @@ class CallerVerificationProcessor(FrameProcessor):
         await self._update(
             record.with_auth(Authentication(AuthStatus.FAILED, AuthMethod.NONE, attempts))
         )
-        logger.info(f"call {self._call_id}: customer {record.customer_id} failed verification")
+        logger.bind(customer_id=record.customer_id).info("customer failed verification")
         await self._say(self._config.failed)
 
     async def _update(self, record: CallerRecord) -> None:

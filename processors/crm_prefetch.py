@@ -173,7 +173,7 @@ class CrmPrefetchProcessor(FrameProcessor):
         await asyncio.sleep(self._budget_ms / 1000)
         if self.latency_ms is None:
             logger.info(
-                f"call {self._call_id}: CRM prefetch over its {self._budget_ms:.0f} ms budget; "
+                f"CRM prefetch over its {self._budget_ms:.0f} ms budget; "
                 "going on without it (a late answer will still be used)"
             )
 
@@ -193,9 +193,9 @@ class CrmPrefetchProcessor(FrameProcessor):
         elapsed = round((time.perf_counter() - self._lookup_started) * 1000, 1)
         self.latency_ms = elapsed
         late = elapsed > self._budget_ms
-        who = f" customer {record.customer_id}" if record else ""
-        logger.info(
-            f"call {self._call_id}: CRM prefetch {status.value}{who} in {elapsed} ms via "
+        log = logger.bind(customer_id=record.customer_id) if record else logger
+        log.info(
+            f"CRM prefetch {status.value} in {elapsed} ms via "
             f"{self._crm.name}{' (late, used anyway)' if late and record else ''}{detail}"
         )
         frame = CallerRecordFrame(record=record, status=status, elapsed_ms=elapsed, late=late)
@@ -233,9 +233,10 @@ class CrmPrefetchProcessor(FrameProcessor):
 
     async def _update(self, frame: CrmUpdateFrame) -> None:
         if self._crm is None or not frame.customer_id:
-            logger.info(f"call {self._call_id}: CRM {frame.action.value} skipped (no record)")
+            logger.info(f"CRM {frame.action.value} skipped (no record)")
             return
         params = frame.params
+        log = logger.bind(customer_id=frame.customer_id)
         try:
             if frame.action is CrmAction.MOVE_APPOINTMENT:
                 starts_at = datetime.fromisoformat(str(params["starts_at"]))
@@ -248,14 +249,9 @@ class CrmPrefetchProcessor(FrameProcessor):
                 note = str(params.get("note", "Caller asked for a callback"))
                 await self._crm.add_pending_action(frame.customer_id, "callback", note)
         except (CRMError, KeyError, ValueError, TimeoutError) as e:
-            logger.warning(
-                f"call {self._call_id}: CRM {frame.action.value} for customer "
-                f"{frame.customer_id} failed ({type(e).__name__})"
-            )
+            log.warning(f"CRM {frame.action.value} failed ({type(e).__name__})")
             return
-        logger.info(
-            f"call {self._call_id}: CRM {frame.action.value} done for customer {frame.customer_id}"
-        )
+        log.info(f"CRM {frame.action.value} done")
 
     def _log_outcome(self, frame: Frame) -> None:
         if self._outcome_logged or self._crm is None or self._record is None:
@@ -287,9 +283,11 @@ class CrmPrefetchProcessor(FrameProcessor):
         try:
             await asyncio.wait_for(self._crm.log_call(customer_id, outcome), WRITE_TIMEOUT_S)
         except (CRMError, TimeoutError) as e:
-            logger.warning(f"call {self._call_id}: CRM call log failed ({type(e).__name__})")
+            logger.bind(customer_id=customer_id).warning(
+                f"CRM call log failed ({type(e).__name__})"
+            )
             return
-        logger.info(f"call {self._call_id}: CRM call logged ({outcome.outcome}) for {customer_id}")
+        logger.bind(customer_id=customer_id).info(f"CRM call logged ({outcome.outcome})")
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

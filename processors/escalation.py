@@ -299,7 +299,7 @@ class EscalationProcessor(FrameProcessor):
         self._pending = None
         self.decision = decision
         self._stop_timer()
-        logger.info(f"call {self._call_id}: escalating ({decision.trigger.value})")
+        logger.info(f"escalating ({decision.trigger.value})")
         if speak:
             await self._say(self._handoff_line, hands_off=True)
         summary = build_summary(self._seen, trigger=decision.trigger.value, detail=decision.detail)

@@ -84,19 +84,6 @@ class BotReplyFrame(DataFrame):
 
 
 @dataclass
-class TurnLatencyFrame(SystemFrame):
-    """One turn's caller-stop to bot-audio latency and its per-stage breakdown.
-
-    Parameters:
-        total_ms: Caller stopped speaking to the first bot audio.
-        stages_ms: Named stages (endpointing, transcription, TTS, ...) in order.
-    """
-
-    total_ms: float = 0.0
-    stages_ms: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
 class GreetingFrame(DataFrame):
     """Asks the dialogue to greet the caller (by name when the caller's record is known)."""
 
@@ -198,6 +185,9 @@ class TransferResultFrame(EscalationFrame):
         error: Why it failed (no caller data).
         trigger_to_request_ms: Trigger to the transfer request being accepted (or failing).
         screen_pop_delivered: The summary reached the agent desktop (None: no webhook).
+        line_heard_ms: Trigger to the hand-off line heard at the far end (None: unknown).
+        request_ms: The transfer request itself (None: unknown).
+        screen_pop_ms: Screen-pop delivery time, when delivered (None: not delivered).
     """
 
     ok: bool = False
@@ -205,3 +195,6 @@ class TransferResultFrame(EscalationFrame):
     error: str = ""
     trigger_to_request_ms: float = 0.0
     screen_pop_delivered: bool | None = None
+    line_heard_ms: float | None = None
+    request_ms: float | None = None
+    screen_pop_ms: float | None = None

@@ -281,9 +281,11 @@ class TransferProcessor(FrameProcessor):
         line_heard_at = self._line_heard_at or self._playout_deadline()
         self._start_hold()  # (already playing unless the line was never heard)
         delivered: bool | None = None
+        pop_ms: float | None = None
         if self._screen_pop is not None:
             result = await self._deliver_screen_pop(handoff)
             delivered = result.delivered
+            pop_ms = float(result.elapsed_ms) if result.delivered else None
         wait = line_heard_at - time.perf_counter()
         if wait > 0:
             await asyncio.sleep(wait)
@@ -291,6 +293,7 @@ class TransferProcessor(FrameProcessor):
         outcome = await self._method.transfer(handoff, self.push_frame)
         done = time.perf_counter()
         elapsed = round((done - triggered) * 1000, 1)
+        # (text kept: simulator/bench/escalation.py parses it until it reads the event stream)
         logger.info(
             f"call {self._call_id}: transfer via {self._method.name} "
             f"{'requested' if outcome.ok else 'failed'} {elapsed} ms after the trigger "
@@ -298,16 +301,21 @@ class TransferProcessor(FrameProcessor):
             f"request {round((done - ready) * 1000, 1)} ms)"
             + (f" ({outcome.error})" if outcome.error else "")
         )
+        timings = {
+            "line_heard_ms": float(round((line_heard_at - triggered) * 1000)),
+            "request_ms": round((done - ready) * 1000, 1),
+            "screen_pop_ms": pop_ms,
+        }
         if outcome.ok and outcome.keep_holding:
             # The caller stays with us (hold music) until a person takes over or time runs out.
-            await self._finish(escalation, outcome, elapsed, delivered)
+            await self._finish(escalation, outcome, elapsed, delivered, timings)
             await asyncio.sleep(self._config.max_hold_secs)
             outcome = TransferOutcome(
                 False, f"nobody took the call within {self._config.max_hold_secs:g} s"
             )
-            logger.info(f"call {self._call_id}: transfer failed ({outcome.error})")
+            logger.info(f"transfer failed ({outcome.error})")
         await self._stop_hold()
-        await self._finish(escalation, outcome, elapsed, delivered)
+        await self._finish(escalation, outcome, elapsed, delivered, timings)
 
     async def _finish(
         self,
@@ -315,7 +323,9 @@ class TransferProcessor(FrameProcessor):
         outcome: TransferOutcome,
         elapsed: float,
         delivered: bool | None,
+        timings: dict[str, float | None] | None = None,
     ) -> None:
+        timings = timings or {}
         result = TransferResultFrame(
             trigger=escalation.trigger,
             reason=escalation.reason,
@@ -325,6 +335,9 @@ class TransferProcessor(FrameProcessor):
             error=outcome.error,
             trigger_to_request_ms=elapsed,
             screen_pop_delivered=delivered,
+            line_heard_ms=timings.get("line_heard_ms"),
+            request_ms=timings.get("request_ms"),
+            screen_pop_ms=timings.get("screen_pop_ms"),
         )
         self.result = result
         if not outcome.ok:
@@ -348,6 +361,7 @@ class TransferProcessor(FrameProcessor):
             "summary": handoff.summary,
         }
         result = await self._screen_pop.deliver(payload, handoff.idempotency_key)
+        # (text kept: simulator/bench/escalation.py parses it until it reads the event stream)
         logger.info(
             f"call {self._call_id}: screen pop {'delivered' if result.delivered else 'failed'} "
             f"after {result.attempts} attempt(s) in {result.elapsed_ms} ms"
@@ -370,7 +384,7 @@ class TransferProcessor(FrameProcessor):
                 try:
                     await asyncio.wait_for(self._speech.wait(), deadline - time.perf_counter())
                 except TimeoutError:
-                    logger.warning(f"call {self._call_id}: hand-off line not heard; going on")
+                    logger.warning("hand-off line not heard; going on")
                     return
             # Hold music starts at once (the phone still plays the line from its buffer);
             # if the bot resumes (the line had a pause), it waits for the line to end.
@@ -424,4 +438,7 @@ _RESULT_FIELDS = (
     "error",
     "trigger_to_request_ms",
     "screen_pop_delivered",
+    "line_heard_ms",
+    "request_ms",
+    "screen_pop_ms",
 )

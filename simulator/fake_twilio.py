@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -61,12 +62,14 @@ class CallUpdate:
         status: ``completed`` (a hang-up), else None.
         twiml: New TwiML for the call (a redirect, e.g. a transfer), else None.
         url: New TwiML URL for the call, else None.
+        at: When the request arrived (``time.monotonic()``).
     """
 
     call_sid: str
     status: str | None = None
     twiml: str | None = None
     url: str | None = None
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def ends_stream(self) -> bool:
@@ -88,7 +91,8 @@ class CallUpdate:
         if dial is None:
             return None
         for child in dial:
-            if text := (child.text or "").strip():
+            text = (child.text or "").strip()
+            if text:
                 return f"{child.tag.lower()}:{text}"
         return (dial.text or "").strip() or "dial"
 
@@ -198,6 +202,27 @@ class FakeTwilioRest:
                     return found[0]
                 self._changed.clear()
                 await self._changed.wait()
+
+    def redirects(self, call_sid: str | None = None) -> list[CallUpdate]:
+        """Accepted redirects (new ``Twiml`` or ``Url``), for one call or all."""
+        return [
+            u
+            for u in self.updates
+            if (u.twiml or u.url) and (call_sid is None or u.call_sid == call_sid)
+        ]
+
+    async def wait_for_redirect(self, call_sid: str, timeout: float = 10.0) -> CallUpdate:
+        """Wait for the call's first accepted redirect; raises ``TimeoutError``.
+
+        Polls, so it may be awaited from any event loop (the fake may serve in another
+        thread's loop, beside an in-process agent).
+        """
+        async with asyncio.timeout(timeout):
+            while True:
+                found = self.redirects(call_sid)
+                if found:
+                    return found[0]
+                await asyncio.sleep(0.01)
 
     # Handlers
 

@@ -32,11 +32,11 @@ from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from simulator.audio_codec import rms, ulaw_decode, ulaw_encode
+from integrations.speech.audio import PHONE_SAMPLE_RATE, mulaw_decode, mulaw_encode
+from simulator.audio_codec import rms
 
-SAMPLE_RATE = 8000
 FRAME_S = 0.02
-FRAME_SAMPLES = 160
+FRAME_SAMPLES = round(PHONE_SAMPLE_RATE * FRAME_S)  # 160
 FRAME_BYTES = FRAME_SAMPLES * 2
 DEFAULT_FROM = "+15555550123"
 DEFAULT_TO = "+15555550100"
@@ -285,7 +285,7 @@ class TwilioCallEmulator:
         self._speech_rms = speech_rms
         self._segment_gap_s = segment_gap_s
         self._barge_in_silence_s = barge_in_silence_s
-        self._jitter_bytes = int(jitter_buffer_ms / 1000 * SAMPLE_RATE) * 2
+        self._jitter_bytes = int(jitter_buffer_ms / 1000 * PHONE_SAMPLE_RATE) * 2
         self._background = background
         self._line = _Line(line) if line is not None and line.impaired else None
         self._outbox: asyncio.Queue[tuple[float, dict[str, object]]] | None = None
@@ -359,7 +359,7 @@ class TwilioCallEmulator:
                     "customParameters": self.custom_parameters,
                     "mediaFormat": {
                         "encoding": "audio/x-mulaw",
-                        "sampleRate": SAMPLE_RATE,
+                        "sampleRate": PHONE_SAMPLE_RATE,
                         "channels": 1,
                     },
                 },
@@ -444,7 +444,7 @@ class TwilioCallEmulator:
         """
         self._require_open()
         pcm = pcm16_8k[: len(pcm16_8k) - len(pcm16_8k) % 2]
-        span = voiced_span(pcm, self._speech_rms) or (0.0, len(pcm) / 2 / SAMPLE_RATE)
+        span = voiced_span(pcm, self._speech_rms) or (0.0, len(pcm) / 2 / PHONE_SAMPLE_RATE)
         done: asyncio.Future[TurnMeasurement] = asyncio.get_running_loop().create_future()
         self._utterances.append(_Utterance(pcm, span[0], span[1], done))
         closed: asyncio.Future[Any] = asyncio.ensure_future(self._closed.wait())
@@ -593,7 +593,7 @@ class TwilioCallEmulator:
             payload = base64.b64decode(message.get("media", {}).get("payload", ""))
             self.stats.media_received += 1
             self.stats.bytes_received += len(payload)
-            self._buffer += ulaw_decode(payload)
+            self._buffer += mulaw_decode(payload)
         elif event == "mark":
             self.stats.marks_received += 1
             name = str(message.get("mark", {}).get("name", ""))
@@ -659,7 +659,7 @@ class TwilioCallEmulator:
             frame = b"\x00" * FRAME_BYTES
             self.stats.frames_lost += 1
         self._sent += frame
-        payload = base64.b64encode(ulaw_encode(frame)).decode("ascii")
+        payload = base64.b64encode(mulaw_encode(frame)).decode("ascii")
         self._chunk += 1
         message: dict[str, object] = {
             "event": "media",

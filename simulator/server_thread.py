@@ -1,4 +1,8 @@
-"""Serve the agent's app in-process: uvicorn on a loopback port, in a thread of its own."""
+"""Serve the agent's app in-process: uvicorn on a loopback port, in a thread of its own.
+
+The machinery behind :class:`simulator.target.LocalAgent` (thread mode), which is how
+the simulator, the benches and the tests start the agent; use that instead.
+"""
 
 from __future__ import annotations
 

@@ -2,9 +2,11 @@
 
 A :class:`Target` says how to reach the agent's Twilio endpoints, how to read its
 per-call events (operator token), and, when the agent was started here, gives the
-fake Twilio REST API its hang-ups and transfers go to. :class:`LocalAgent` starts the
-agent in this process (a server thread) or as a child process (``callagent serve``),
-with Twilio credentials pointing at that fake so transfers and REST hang-ups are seen.
+fake Twilio REST API its hang-ups and transfers go to. :class:`LocalAgent` is the one
+way the simulator, the benches and the tests start the agent: in this process (a server
+thread, through the product's one factory ``bot.web.app.create_app``) or as a child
+process (``callagent serve``), with Twilio credentials pointing at its
+:class:`~simulator.fake_twilio.FakeTwilioRest` so transfers and REST hang-ups are seen.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +44,11 @@ class RestRoutes:
     def register(self, call_sid: str, handler: Callable[[CallUpdate], None]) -> None:
         """Deliver ``call_sid``'s updates to ``handler`` (in the loop that registered it)."""
         loop = asyncio.get_running_loop()
-        self._routes[call_sid] = lambda u: loop.call_soon_threadsafe(handler, u)
+
+        def deliver(update: CallUpdate) -> None:
+            loop.call_soon_threadsafe(handler, update)
+
+        self._routes[call_sid] = deliver
 
     def unregister(self, call_sid: str) -> None:
         """Stop delivering ``call_sid``'s updates."""
@@ -116,6 +123,10 @@ class EventsClient:
         self.available = bool(target.base_url and target.operator_token)
         self.answered = False
         """Whether the endpoint answered at least once."""
+        self.call_id: str | None = None
+        """The agent's own id of the call (once the endpoint answered)."""
+        self.active = True
+        """Whether the call was still running at the last answer."""
         self.problem: str | None = None if self.available else "no operator token"
 
     async def fetch(self, wait_s: float = 0.0) -> list[dict[str, Any]]:
@@ -140,8 +151,26 @@ class EventsClient:
             return []
         data = response.json()
         self.answered = True
+        self.call_id = data.get("call_id", self.call_id)
+        self.active = bool(data.get("active", True))
         self._after = int(data.get("next", self._after))
         return list(data.get("events", []))
+
+    async def drain(self, timeout_s: float = 10.0) -> list[dict[str, Any]]:
+        """Events since the last fetch, up to the call's end (at most ``timeout_s``)."""
+        out: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout_s
+        while self.available:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            out += await self.fetch(wait_s=min(1.0, left))
+            if self.answered and not self.active:
+                out += await self.fetch()
+                break
+            if not self.answered:
+                await asyncio.sleep(0.2)  # the call's log is not open (yet)
+        return out
 
 
 # Starting the agent here
@@ -154,22 +183,37 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class LocalAgent:
-    """The agent on loopback with a fake Twilio REST API, for simulations and benchmarks.
+Companions = Callable[[AsyncExitStack], Awaitable[Mapping[str, str]]]
+"""Starts services the agent talks to (e.g. an agent-desktop webhook) and returns the
+settings (environment variables) that point the agent at them; their clean-up goes on
+the stack. Runs before the agent, in the event loop that serves it."""
 
-    ``mode="thread"`` serves it in this process (its models are reused to transcribe);
-    ``mode="process"`` runs ``callagent serve`` as a child process (its CPU time and
-    memory are then its own, see :attr:`pid`).
+
+class LocalAgent:
+    """The agent on loopback with a fake Twilio REST API, for simulations, benches and tests.
+
+    ``mode="thread"`` serves it in this process (its models are reused to transcribe,
+    see :attr:`runtime`); ``mode="process"`` runs ``callagent serve`` as a child process
+    (its CPU time and memory are then its own, see :attr:`pid`).
+
+    Example::
+
+        local = LocalAgent(env={"CALLAGENT_SCREEN_POP_SECRET": "s"})
+        target = await local.start()
+        ...  # place calls at target.base_url; local.rest holds the REST requests
+        await local.stop()
     """
 
     def __init__(
         self,
         *,
         mode: str = "thread",
-        env: dict[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
         data_dir: Path | None = None,
         verbose: bool = False,
         ready_timeout_s: float = 600.0,
+        use_environment: bool = True,
+        companions: Companions | None = None,
     ):
         """Prepare (nothing starts until :meth:`start`).
 
@@ -180,11 +224,18 @@ class LocalAgent:
                 simulated calls never land in the real call records).
             verbose: Let the agent's log through (process mode: to stderr).
             ready_timeout_s: Longest wait for the agent to load its models.
+            use_environment: Thread mode: configure the agent from ``.env`` and this
+                process's environment too (False: from the simulation's settings and
+                ``env`` only, as tests want).
+            companions: Services started beside the agent (see :data:`Companions`).
         """
         if mode not in ("thread", "process"):
             raise ValueError("mode must be thread or process")
         self.mode = mode
         self._env = dict(env or {})
+        self._use_environment = use_environment
+        self._companions = companions
+        self._stack = AsyncExitStack()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._data_dir = data_dir
         self._verbose = verbose
@@ -192,16 +243,23 @@ class LocalAgent:
         self.auth_token = secrets.token_hex(16)
         self.operator_token = secrets.token_urlsafe(24)
         self.routes = RestRoutes()
+        self.account_sid = SIM_ACCOUNT_SID
         self.rest = FakeTwilioRest(SIM_ACCOUNT_SID, self.auth_token)
         self.rest.on_update(self.routes)
         self.pid: int | None = None
         self.runtime: Any = None
+        """The agent's shared models and services (thread mode), else None."""
         self._server: Any = None
         self._process: subprocess.Popen[bytes] | None = None
         self.base_url = ""
 
-    def settings_env(self) -> dict[str, str]:
-        """The environment the agent is configured with."""
+    @property
+    def stream_url(self) -> str:
+        """The agent's Twilio Media Streams WebSocket (``ws://host:port/twilio/stream``)."""
+        return self.base_url.replace("http://", "ws://") + STREAM_PATH
+
+    def settings_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The settings (environment variables) the agent is configured with."""
         if self._data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="callagent-sim-")
             self._data_dir = Path(self._tmp.name)
@@ -214,6 +272,7 @@ class LocalAgent:
             "CALLAGENT_DATA_DIR": str(self._data_dir),
             "CALLAGENT_PUBLIC_URL": "",
             "DATABASE_URL": "",
+            **(extra or {}),
             **self._env,
         }
 
@@ -227,9 +286,10 @@ class LocalAgent:
             await asyncio.to_thread(self._start_thread)
         else:
             await self.rest.start()
-            await self._start_process(self.settings_env())
+            extra = await self._start_companions()
+            await self._start_process(self.settings_env(extra))
         return Target(
-            stream_url=self.base_url.replace("http://", "ws://") + STREAM_PATH,
+            stream_url=self.stream_url,
             base_url=self.base_url,
             auth_token=self.auth_token,
             operator_token=self.operator_token,
@@ -244,7 +304,7 @@ class LocalAgent:
         if self._server is not None:
             server, self._server = self._server, None
             if server.loop is not None and server.loop.is_running():
-                done = asyncio.run_coroutine_threadsafe(self.rest.stop(), server.loop)
+                done = asyncio.run_coroutine_threadsafe(self._stop_services(), server.loop)
                 await asyncio.wrap_future(done)
             await asyncio.to_thread(server.stop)
         if self._process is not None:
@@ -255,13 +315,24 @@ class LocalAgent:
                 self._process.kill()
                 await asyncio.to_thread(self._process.wait, 10)
             self._process = None
-            await self.rest.stop()
+            await self._stop_services()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
 
     async def __aenter__(self) -> LocalAgent:
         return self
+
+    async def _start_companions(self) -> dict[str, str]:
+        if self._companions is None:
+            return {}
+        return dict(await self._companions(self._stack))
+
+    async def _stop_services(self) -> None:
+        try:
+            await self._stack.aclose()
+        finally:
+            await self.rest.stop()
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.stop()
@@ -276,9 +347,12 @@ class LocalAgent:
             from bot.web.app import create_app
 
             await self.rest.start()
-            # .env first, then the environment, then the simulation's own settings
-            env = {**os.environ, **self.settings_env()}
-            settings = Settings.load(env, dotenv_path=Path(".env"))
+            env = self.settings_env(await self._start_companions())
+            if self._use_environment:
+                # .env first, then the environment, then the simulation's own settings
+                settings = Settings.load({**os.environ, **env}, dotenv_path=Path(".env"))
+            else:
+                settings = Settings.load(env)
             app = create_app(settings)
             holder["runtime"] = app.state.runtime
             return app

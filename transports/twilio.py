@@ -37,13 +37,13 @@ from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPI
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
 
+from integrations.speech.audio import PHONE_SAMPLE_RATE
 from transports.input_batching import AudioChunkJoiner, BatchingPolicy, NoBatching
 
-TWILIO_SAMPLE_RATE = 8000
 MEDIA_ENCODING = "audio/x-mulaw"
 MAX_MESSAGE_BYTES = 64 * 1024
 """Largest Twilio message accepted; a 20 ms media message is about 300 bytes."""
-MAX_MEDIA_PAYLOAD_BYTES = TWILIO_SAMPLE_RATE
+MAX_MEDIA_PAYLOAD_BYTES = PHONE_SAMPLE_RATE
 """Largest decoded media payload accepted (1 s of μ-law; Twilio sends 160 bytes)."""
 DEFAULT_SESSION_TIMEOUT_S = 60 * 60
 """A call is ended (politely, with hang-up) after this long."""
@@ -52,7 +52,6 @@ MAX_HANG_UP_WAIT_S = 15.0
 
 _SID = re.compile(r"^[A-Za-z]{2}[A-Za-z0-9]{1,62}$")
 _EVENT_NAME = re.compile(r"^[a-z_]{1,32}$")
-_KNOWN_EVENTS = frozenset({"connected", "start", "media", "dtmf", "mark", "stop"})
 _INBOUND_TRACKS = frozenset({"inbound", "inbound_track"})
 _LOGGED_DROPS_PER_KIND = 5
 
@@ -88,7 +87,7 @@ class TwilioStreamStart:
     call_sid: str
     account_sid: str
     custom_parameters: dict[str, str] = field(default_factory=dict, repr=False)
-    media_format: MediaFormat = MediaFormat(MEDIA_ENCODING, TWILIO_SAMPLE_RATE, 1)
+    media_format: MediaFormat = MediaFormat(MEDIA_ENCODING, PHONE_SAMPLE_RATE, 1)
     tracks: tuple[str, ...] = ("inbound",)
 
 
@@ -259,11 +258,11 @@ def _parse_media_format(fmt: dict[str, Any]) -> MediaFormat:
         channels = int(fmt.get("channels", 0))
     except (TypeError, ValueError):
         raise StreamStartError("the mediaFormat's sampleRate/channels are not numbers") from None
-    if encoding != MEDIA_ENCODING or rate != TWILIO_SAMPLE_RATE or channels != 1:
+    if encoding != MEDIA_ENCODING or rate != PHONE_SAMPLE_RATE or channels != 1:
         shown = str(encoding)[:40] if isinstance(encoding, str) else type(encoding).__name__
         raise StreamStartError(
             f"unsupported media format {shown!r} {rate} Hz {channels} ch; "
-            f"need {MEDIA_ENCODING} {TWILIO_SAMPLE_RATE} Hz mono"
+            f"need {MEDIA_ENCODING} {PHONE_SAMPLE_RATE} Hz mono"
         )
     return MediaFormat(encoding, rate, channels)
 
@@ -323,7 +322,8 @@ class HardenedTwilioSerializer(TwilioFrameSerializer):
         )
         self._max_message_bytes = max_message_bytes
         self._max_hang_up_wait_s = max_hang_up_wait_s
-        self._log_id = call_sid or stream_sid
+        # Logged lines carry Twilio's id of the call (ours comes from the call's log context).
+        self._log = logger.bind(provider_call_id=call_sid or stream_sid)
         self._drops: Counter[str] = Counter()
         self._joiner = AudioChunkJoiner(batching or NoBatching())
         self._playout_end = 0.0
@@ -449,22 +449,22 @@ class HardenedTwilioSerializer(TwilioFrameSerializer):
         self.stopped = True
         # Twilio ended the call (e.g. the caller hung up): nothing left to hang up over REST.
         self._hangup_attempted = True
-        logger.info(f"Twilio call {self._log_id}: stream stopped by Twilio (call over)")
+        self._log.info("Twilio stream stopped by Twilio (call over)")
         return None
 
     def _after_stop(self) -> Frame | None:
         if self._cancel_sent:
             return None
         self._cancel_sent = True
-        logger.warning(f"Twilio call {self._log_id}: messages after 'stop'; ending the call")
+        self._log.warning("Twilio stream: messages after 'stop'; ending the call")
         return CancelWorkerFrame(reason="twilio stream stopped")
 
     def _drop(self, kind: str, detail: str) -> None:
         self._drops[kind] += 1
         count = self._drops[kind]
         if count <= _LOGGED_DROPS_PER_KIND or count % 1000 == 0:
-            logger.warning(
-                f"Twilio call {self._log_id}: dropped a message ({kind}: {detail}; {count} so far)"
+            self._log.warning(
+                f"Twilio stream: dropped a message ({kind}: {detail}; {count} so far)"
             )
 
 
@@ -504,7 +504,7 @@ def create_twilio_transport(
         auth_token or None,
         base_url=rest_base_url or None,
         params=TwilioFrameSerializer.InputParams(
-            twilio_sample_rate=TWILIO_SAMPLE_RATE, auto_hang_up=hang_up
+            twilio_sample_rate=PHONE_SAMPLE_RATE, auto_hang_up=hang_up
         ),
         batching=batching,
     )
@@ -523,7 +523,9 @@ def create_twilio_transport(
 
     @transport.event_handler("on_session_timeout")
     async def on_session_timeout(_transport: FastAPIWebsocketTransport, _ws: object) -> None:
-        logger.info(f"Twilio call {start.call_sid}: session time limit reached, ending the call")
+        logger.bind(provider_call_id=start.call_sid).info(
+            "Twilio session time limit reached, ending the call"
+        )
         await transport.input().push_frame(EndWorkerFrame(reason="session timeout"))
 
     return transport

@@ -219,6 +219,7 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
         stages = stages_from_breakdown(breakdown)
         total_ms = round(breakdown.total_secs * 1000, 1)
         kind = "greeting" if breakdown.user_turn_start_time is None else "turn"
+        # (text kept: simulator/bench/latency.py parses it until it reads the event stream)
         logger.info(f"call {spec.call_id}: {kind} latency {total_ms} ms {stages}")
         if recorder is not None:
             recorder.add_latency(total_ms, stages, kind)
@@ -236,7 +237,7 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
         nonlocal idle_prompts
         idle_prompts += 1
         if idle_prompts > IDLE_PROMPTS_BEFORE_HANG_UP:
-            logger.info(f"call {spec.call_id}: caller silent, ending the call")
+            logger.info("caller silent, ending the call")
             await worker.queue_frames(
                 [
                     TTSSpeakFrame("I'll hang up now. Feel free to call back any time. Goodbye!"),
@@ -253,26 +254,32 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
 
     @transport.event_handler("on_client_connected")
     async def on_client_connected(_transport: BaseTransport, _client: object) -> None:
-        logger.info(f"call {spec.call_id}: {spec.transport_kind} client connected")
+        logger.info(f"{spec.transport_kind} client connected")
         await worker.queue_frame(GreetingFrame())  # by name if the CRM already answered
 
     @transport.event_handler("on_client_disconnected")
     async def on_client_disconnected(_transport: BaseTransport, _client: object) -> None:
-        logger.info(f"call {spec.call_id}: client disconnected")
+        logger.info("client disconnected")
         await worker.cancel()
 
     return worker
 
 
 async def run_call(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> None:
-    """Run one call until it ends (hang-up, goodbye, or the caller leaving)."""
-    worker = build_worker(transport, spec, runtime)
-    runner = WorkerRunner(handle_sigint=False, check_dangling_tasks=False)
-    await runner.add_workers(worker)
-    logger.info(f"call {spec.call_id}: started ({spec.transport_kind}, {spec.sample_rate_in} Hz)")
-    runtime.active_calls += 1
-    try:
-        await runner.run()
-    finally:
-        runtime.active_calls -= 1
-        logger.info(f"call {spec.call_id}: ended")
+    """Run one call until it ends (hang-up, goodbye, or the caller leaving).
+
+    Everything logged while the call runs carries its id (``extra["call_id"]``): the
+    context is entered before the worker's tasks exist, and asyncio copies it into every
+    task created inside it (Pipecat's task manager included).
+    """
+    with logger.contextualize(call_id=spec.call_id):
+        worker = build_worker(transport, spec, runtime)
+        runner = WorkerRunner(handle_sigint=False, check_dangling_tasks=False)
+        await runner.add_workers(worker)
+        logger.info(f"call started ({spec.transport_kind}, {spec.sample_rate_in} Hz)")
+        runtime.active_calls += 1
+        try:
+            await runner.run()
+        finally:
+            runtime.active_calls -= 1
+            logger.info("call ended")

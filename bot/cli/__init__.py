@@ -14,10 +14,14 @@ import importlib
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
 from bot.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from loguru import Record
 
 COMMAND_GROUPS = ("calls", "db", "crm")
 PLUGIN_GROUP = "callagent.commands"
@@ -79,10 +83,34 @@ def _missing_extra(name: str, error: ImportError):
     return run
 
 
-def configure_logging(settings: Settings) -> None:
-    """Log to stderr at the configured level (message bodies never carry caller data)."""
+TEXT_FORMAT = (
+    "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <8}</level> | "
+    "<cyan>{name}</cyan>:<cyan>{function}</cyan>:<cyan>{line}</cyan> - "
+)
+"""loguru's default line up to the message; the call id (when bound) goes before the message."""
+
+
+def _text_format(record: Record) -> str:
+    call = "call {extra[call_id]} | " if "call_id" in record["extra"] else ""
+    return TEXT_FORMAT + call + "<level>{message}</level>\n{exception}"
+
+
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """Log to stderr at ``level``, as text or JSON (message bodies never carry caller data).
+
+    Lines logged inside a call (``logger.contextualize(call_id=...)``) carry its id: text
+    lines show ``call <id> |`` before the message; JSON lines (loguru's ``serialize``, one
+    object a line) have it in ``record.extra.call_id``.
+
+    Args:
+        level: ``TRACE``, ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR`` (any case).
+        fmt: ``text`` or ``json``.
+    """
     logger.remove()
-    logger.add(sys.stderr, level=settings.log_level.upper())
+    if fmt == "json":
+        logger.add(sys.stderr, level=level.upper(), format="{message}", serialize=True)
+    else:
+        logger.add(sys.stderr, level=level.upper(), format=_text_format)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -91,7 +119,7 @@ def _serve(args: argparse.Namespace) -> int:
     from bot.web.app import WEBSOCKET_OPTIONS, create_app
 
     settings = Settings.load()
-    configure_logging(settings)
+    configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
     uvicorn.run(
         app,

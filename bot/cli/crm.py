@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from loguru import logger
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -147,6 +148,7 @@ async def bench_prefetch(
     from pipecat.pipeline.worker import PipelineWorker
     from pipecat.workers.runner import WorkerRunner
 
+    from integrations.percentile import latency_summary
     from processors.crm_prefetch import CrmPrefetchProcessor
 
     phones = crm.customer_phones() if hasattr(crm, "customer_phones") else []
@@ -176,25 +178,17 @@ async def bench_prefetch(
 
     async def guarded(n: int) -> None:
         async with semaphore:
-            await one_call(n)
+            with logger.contextualize(call_id=f"bench{n}"):  # as run_call does for a call
+                await one_call(n)
 
     await asyncio.gather(*(guarded(n) for n in range(calls)))
-    ordered = sorted(latencies)
-
-    def pct(p: float) -> float | None:
-        if not ordered:
-            return None
-        return round(ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))], 2)
-
+    stats = latency_summary(latencies, digits=2)
     return {
         "backend": getattr(crm, "name", "crm"),
         "calls": calls,
         "concurrency": concurrency,
         "found": found,
-        "p50_ms": pct(50),
-        "p95_ms": pct(95),
-        "max_ms": round(max(ordered), 2) if ordered else None,
-        "mean_ms": round(statistics.fmean(ordered), 2) if ordered else None,
+        **{k: stats[k] for k in ("p50_ms", "p95_ms", "max_ms", "mean_ms")},
         "budget_ms": budget_ms,
-        "over_budget": sum(1 for v in ordered if v > budget_ms),
+        "over_budget": sum(1 for v in latencies if v > budget_ms),
     }

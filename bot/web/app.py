@@ -30,6 +30,14 @@ from bot.call.pipeline import CallSpec, run_call
 from bot.call.records import open_call_records
 from bot.call.runtime import Runtime
 from bot.call.startup import load_runtime
+from bot.call.transport import (
+    daily_call,
+    livekit_call,
+    public_base_url,
+    twilio_call,
+    twilio_stream_allowed,
+    webrtc_call,
+)
 from bot.operator.auth import OperatorAuth
 from bot.operator.calls_api import create_calls_router
 from bot.operator.dashboard import create_dashboard_router
@@ -39,11 +47,6 @@ from bot.settings import Settings
 from bot.web.handoff_routes import create_handoff_router
 from transports import rooms, twilio, webrtc
 from transports.input_batching import BatchingPolicy, LoadAdaptiveBatching, NoBatching
-
-TWILIO_RATE = 8000
-WEBRTC_IN_RATE = 16000
-WEBRTC_OUT_RATE = 24000
-ROOM_RATE = 16000
 
 
 class WebSocketOptions(TypedDict):
@@ -87,7 +90,7 @@ class CallManager:
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception(f"call {spec.call_id}: failed")
+            logger.bind(call_id=spec.call_id).exception("call failed")
 
     async def stop_all(self) -> None:
         """Cancel every running call and wait for them to finish."""
@@ -115,11 +118,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def on_webrtc_connection(
         connection: SmallWebRTCConnection, params: dict[str, str]
     ) -> None:
-        spec = CallSpec("webrtc", WEBRTC_IN_RATE, WEBRTC_OUT_RATE, caller=params.get("caller"))
-        transport = webrtc.create_webrtc_transport(
-            connection, audio_in_sample_rate=WEBRTC_IN_RATE, audio_out_sample_rate=WEBRTC_OUT_RATE
-        )
-        calls.start(run_call(transport, spec, runtime), spec)
+        call = webrtc_call(connection, caller=params.get("caller"))
+        calls.start(run_call(call.transport, call.spec, runtime), call.spec)
 
     webrtc_router = webrtc.create_webrtc_router(on_webrtc_connection)
 
@@ -152,7 +152,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                     room_url=settings.daily_room_url,
                     session=session,
                 )
-            transport: Any = rooms.create_daily_transport(join, sample_rate=ROOM_RATE)
+            call = daily_call(join)
         elif settings.transport == "livekit":
             join = rooms.livekit_room(
                 url=settings.livekit_url,
@@ -160,22 +160,21 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 api_secret=settings.livekit_api_secret,
                 room=settings.livekit_room,
             )
-            transport = rooms.create_livekit_transport(join, sample_rate=ROOM_RATE)
+            call = livekit_call(join)
         else:
             raise HTTPException(409, "CALLAGENT_TRANSPORT is webrtc: use the page at / instead.")
-        spec = CallSpec(settings.transport, ROOM_RATE, ROOM_RATE)
-        calls.start(run_call(transport, spec, runtime), spec)
+        calls.start(run_call(call.transport, call.spec, runtime), call.spec)
         return {
             "url": join.url,
             "room": join.room,
             "token": join.user_token,
-            "call_id": spec.call_id,
+            "call_id": call.spec.call_id,
         }
 
     @app.post("/twilio/voice")
     async def twilio_voice(request: Request) -> Response:
         form = {k: str(v) for k, v in (await request.form()).items()}
-        public_url = _public_url(settings, request)
+        public_url = public_base_url(settings, request)
         if settings.twilio_validate_signatures and settings.twilio_auth_token:
             url = twilio.public_request_url(public_url, request.url.path, request.url.query)
             if not twilio.validate_webhook_signature(
@@ -191,18 +190,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     @app.websocket("/twilio/stream")
     async def twilio_stream(websocket: WebSocket) -> None:
-        if settings.twilio_validate_signatures and settings.twilio_auth_token:
-            url = twilio.public_request_url(
-                _public_url(settings, websocket),
-                websocket.url.path,
-                websocket.url.query,
-                websocket=True,
-            )
-            signature = websocket.headers.get("X-Twilio-Signature", "")
-            if not twilio.validate_stream_signature(settings.twilio_auth_token, url, signature):
-                logger.warning("Twilio stream rejected: bad signature")
-                await websocket.close(code=1008)
-                return
+        public_url = public_base_url(settings, websocket)
+        if not twilio_stream_allowed(settings, websocket, public_url):
+            await websocket.close(code=1008)
+            return
         await websocket.accept()
         try:
             start = await twilio.read_stream_start(websocket, timeout_s=10)
@@ -210,28 +201,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             logger.warning(f"Twilio stream rejected: {e}")
             await websocket.close(code=1003)
             return
-        spec = CallSpec(
-            "twilio",
-            TWILIO_RATE,
-            TWILIO_RATE,
-            caller=start.custom_parameters.get("From"),
-            provider_call_id=start.call_sid,
-            public_url=_public_url(settings, websocket),
-        )
-        logger.info(f"call {spec.call_id}: Twilio call {start.call_sid} stream connected")
-        transport = twilio.create_twilio_transport(
-            websocket,
-            start,
-            account_sid=settings.twilio_account_sid,
-            auth_token=settings.twilio_auth_token,
-            rest_base_url=settings.twilio_api_base_url,
-            hang_up=settings.twilio_hang_up_enabled,
-            batching=batching,
-        )
-        await calls.start(run_call(transport, spec, runtime), spec)  # lives as long as the socket
+        call = twilio_call(websocket, start, settings, public_url=public_url, batching=batching)
+        with logger.contextualize(call_id=call.spec.call_id):  # copied into the call's task
+            logger.info(f"Twilio call {start.call_sid} stream connected")
+            # lives as long as the socket
+            await calls.start(run_call(call.transport, call.spec, runtime), call.spec)
 
     app.include_router(webrtc_router)
-    app.include_router(create_handoff_router(runtime, lambda r: _public_url(settings, r)))
+    app.include_router(create_handoff_router(runtime, lambda r: public_base_url(settings, r)))
     operator = OperatorAuth(settings.operator_token)
     app.include_router(create_calls_router(lambda: runtime.records, operator))
     app.include_router(create_dashboard_router(lambda: runtime.records, operator))
@@ -241,13 +218,3 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(create_call_events_router(call_events, operator))
     app.include_router(create_diagnostics_router(lambda: calls.active, operator))
     return app
-
-
-def _public_url(settings: Settings, request: Request | WebSocket) -> str:
-    """The public base URL callers reach us at (setting, else the request's own host)."""
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    scheme = request.headers.get("x-forwarded-proto", request.url.scheme)
-    scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
-    host = request.headers.get("x-forwarded-host", request.headers.get("host", request.url.netloc))
-    return f"{scheme}://{host}"

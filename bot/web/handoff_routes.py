@@ -63,7 +63,7 @@ def create_handoff_router(runtime: Runtime, public_url: Callable[[Request], str]
     async def whisper(request: Request) -> Response:
         await checked_form(request)
         ticket = ticket_for(request)
-        logger.info(f"call {ticket.call_id}: whisper played to the person answering")
+        logger.bind(call_id=ticket.call_id).info("whisper played to the person answering")
         return twiml(say_twiml(ticket.whisper))
 
     @router.post("/twilio/transfer-status")
@@ -72,10 +72,11 @@ def create_handoff_router(runtime: Runtime, public_url: Callable[[Request], str]
         ticket = ticket_for(request)
         status = form.get("DialCallStatus") or form.get("QueueResult") or "unknown"
         ticket.dial_status = status
+        log = logger.bind(call_id=ticket.call_id)
         if status in ANSWERED or status == "hangup":
-            logger.info(f"call {ticket.call_id}: transfer ended ({status})")
+            log.info(f"transfer ended ({status})")
             return twiml(say_twiml(hang_up=True))
-        logger.warning(f"call {ticket.call_id}: transfer failed after the redirect ({status})")
+        log.warning(f"transfer failed after the redirect ({status})")
         from twilio.twiml.voice_response import Gather, VoiceResponse
 
         response = VoiceResponse()
@@ -104,14 +105,15 @@ def create_handoff_router(runtime: Runtime, public_url: Callable[[Request], str]
         if not accepted:
             return twiml(say_twiml("No problem. Thanks for calling. Goodbye.", hang_up=True))
         ticket.callback_requested = True
-        logger.info(f"call {ticket.call_id}: caller accepted a callback after a failed transfer")
+        log = logger.bind(call_id=ticket.call_id)
+        log.info("caller accepted a callback after a failed transfer")
         if runtime.crm is not None and ticket.customer_id:
             try:
                 await runtime.crm.add_pending_action(
                     ticket.customer_id, "callback", "Transfer failed; caller asked for a callback"
                 )
             except CRMError as e:
-                logger.warning(f"call {ticket.call_id}: CRM callback not recorded ({e})")
+                log.warning(f"CRM callback not recorded ({e})")
         return twiml(say_twiml(agent.transfer.callback_confirmed, "Goodbye.", hang_up=True))
 
     @router.api_route("/twilio/hold", methods=["GET", "POST"])

@@ -9,8 +9,9 @@ callback request becomes a task.
 
 Custom contact properties read when present: ``date_of_birth`` and ``callagent_pin``
 (verification), ``callagent_account_status`` (else ``hs_lead_status``). The SDK is
-synchronous: calls run in worker threads, with the SDK's own urllib3 retry policy
-(429/5xx, back-off) and a per-request timeout.
+synchronous: each request runs in a worker thread with a per-request timeout, and is retried
+by :class:`integrations.retry.RetryPolicy` (connection errors, timeouts, 429 and 5xx;
+``Retry-After`` honoured up to the back-off cap); the SDK's own urllib3 retries are off.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from integrations.crm.base import (
     normalize_phone,
     parse_datetime,
 )
+from integrations.retry import RetryPolicy
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 CONTACT_PROPERTIES = [
@@ -85,15 +87,16 @@ class HubSpotCRM(CRM):
             timeout_s: Per-request timeout.
             retries: Retries on 429/5xx and connection errors.
         """
-        retry = Retry(
-            total=retries,
-            backoff_factor=0.1,
-            status_forcelist=(429, 500, 502, 503, 504),
-            allowed_methods=None,
-            raise_on_status=False,
+        # One HTTP request per SDK call (a 4xx/5xx answer raises); the policy retries.
+        single = Retry(total=0, raise_on_status=False)
+        client = HubSpot(access_token=access_token, host=base_url.rstrip("/"), retry=single)
+        self._retry = RetryPolicy(
+            attempts=1 + max(0, retries),
+            timeout_s=timeout_s,
+            backoff_s=0.1,
+            honour_retry_after=True,
         )
-        client = HubSpot(access_token=access_token, host=base_url.rstrip("/"), retry=retry)
-        self._timeout = timeout_s
+        self._timeout = self._retry.timeout_s
         self._contacts = client.crm.contacts.search_api
         self._tickets = client.crm.tickets.search_api
         self._meetings = client.crm.objects.meetings.search_api
@@ -340,8 +343,12 @@ class HubSpotCRM(CRM):
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         started = time.perf_counter()
-        try:
+
+        async def attempt(_number: int) -> T:
             return await asyncio.to_thread(fn, *args, **kwargs)
+
+        try:
+            return await self._retry.call(attempt, what="HubSpot request")
         except Exception as e:  # the SDK raises ApiException, urllib3 and socket errors
             status = getattr(e, "status", None)
             detail = f"HTTP {status}" if status else type(e).__name__

@@ -2,8 +2,9 @@
 
 Configured with a URL template (``https://crm.example.com/api/customers?phone={phone}``),
 an auth header, and a field mapping from the CRM's JSON to :class:`CallerRecord` fields.
-Requests time out and are retried (connection errors, timeouts, 429 and 5xx only) with
-exponential back-off; writes carry an ``Idempotency-Key`` so a retried write is applied once.
+Requests time out and are retried by :class:`integrations.retry.RetryPolicy` (connection
+errors, timeouts, 429 and 5xx only; exponential back-off with jitter); writes carry an
+``Idempotency-Key`` so a retried write is applied once.
 
 Field mapping (``CRM_REST_FIELD_MAP``): comma-separated ``field=json.path`` pairs. Record
 fields: ``customer_id first_name last_name phone email account_status date_of_birth pin
@@ -15,7 +16,6 @@ a path of ``$`` on ``record`` (``record=data.customer``) says where the customer
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections.abc import Mapping
@@ -24,7 +24,6 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from loguru import logger
 
 from integrations.crm.base import (
     CRM,
@@ -38,6 +37,7 @@ from integrations.crm.base import (
     normalize_phone,
     parse_datetime,
 )
+from integrations.retry import RetryPolicy
 
 SCALARS = (
     "customer_id",
@@ -56,7 +56,6 @@ DEFAULT_PATHS = {
     **{name: name for name in SCALARS if name != "customer_id"},
     **{name: name for name in LISTS},
 }
-RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 class FieldMapError(ValueError):
@@ -120,16 +119,16 @@ class RestCRM(CRM):
             field_map: From :func:`parse_field_map` (defaults when None).
             timeout_s: Per-attempt timeout.
             retries: Extra attempts after the first on retryable failures.
-            backoff_s: First back-off; doubles each retry.
+            backoff_s: First back-off; doubles each retry (with jitter).
             client: An httpx client to use (tests); one is made otherwise.
         """
         self._lookup_url = lookup_url
         self._write_url = write_url
         self._headers = {"Accept": "application/json", **dict(headers or {})}
         self._map = dict(field_map or DEFAULT_PATHS)
-        self._timeout_s = timeout_s
-        self._retries = max(0, retries)
-        self._backoff_s = backoff_s
+        self._retry = RetryPolicy(
+            attempts=1 + max(0, retries), timeout_s=timeout_s, backoff_s=backoff_s
+        )
         self._client = client or httpx.AsyncClient(timeout=timeout_s)
         self._owns_client = client is None
 
@@ -226,29 +225,23 @@ class RestCRM(CRM):
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = await self._client.request(
-                    method,
-                    url,
-                    content=content,
-                    headers={**self._headers, **dict(headers or {})},
-                    timeout=self._timeout_s,
-                )
-                if response.status_code not in RETRY_STATUSES or attempt > self._retries:
-                    return response
-                problem = f"HTTP {response.status_code}"
-            except httpx.HTTPError as e:
-                if attempt > self._retries:
-                    raise CRMError(
-                        f"{method} failed after {attempt} attempts: {type(e).__name__}"
-                    ) from e
-                problem = type(e).__name__
-            delay = self._backoff_s * 2 ** (attempt - 1)
-            logger.debug(f"REST CRM: {method} attempt {attempt} failed ({problem}); retrying")
-            await asyncio.sleep(delay)
+        attempts = 0
+
+        async def attempt(number: int) -> httpx.Response:
+            nonlocal attempts
+            attempts = number
+            return await self._client.request(
+                method,
+                url,
+                content=content,
+                headers={**self._headers, **dict(headers or {})},
+                timeout=self._retry.timeout_s,
+            )
+
+        try:
+            return await self._retry.call(attempt, what=f"REST CRM {method}")
+        except httpx.HTTPError as e:
+            raise CRMError(f"{method} failed after {attempts} attempts: {type(e).__name__}") from e
 
     def _record(self, body: Mapping[str, Any]) -> CallerRecord:
         def scalar(name: str) -> str:

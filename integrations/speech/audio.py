@@ -1,18 +1,21 @@
-"""Small PCM helpers for the speech engines, their tests and the speech bench.
+"""Small PCM helpers for the speech engines, the phone emulator, their tests and benches.
 
-Pure numpy and soxr: no ``audioop`` (deprecated in Python 3.11, removed in 3.13).
+The G.711 mu-law codec is the one Pipecat's ``ulaw_to_pcm``/``pcm_to_ulaw`` are built
+on, ``audioop`` (the standard library's up to Python 3.12; from 3.13 the
+``audioop-lts`` backport, which Pipecat requires there). Those two Pipecat helpers are
+async and resample; the synchronous code here (the phone emulator, the simulated phone
+line) calls the codec directly through :func:`mulaw_encode` and :func:`mulaw_decode`.
 """
 
 from __future__ import annotations
+
+import audioop
 
 import numpy as np
 import soxr
 
 PHONE_SAMPLE_RATE = 8000
-
-_MULAW_BIAS = 0x84
-_MULAW_CLIP = 8159
-_MULAW_SEGMENT_ENDS = np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF])
+"""The telephone network's audio rate in Hz (G.711, Twilio Media Streams): the one constant."""
 
 
 def pcm16_to_float(pcm16: bytes) -> np.ndarray:
@@ -33,23 +36,13 @@ def resample_pcm16(pcm16: bytes, in_rate: int, out_rate: int) -> bytes:
 
 
 def mulaw_encode(pcm16: bytes) -> bytes:
-    """G.711 mu-law encode 16-bit PCM (one byte per sample), bit-exact with CCITT/audioop."""
-    x = np.frombuffer(pcm16[: len(pcm16) // 2 * 2], dtype="<i2").astype(np.int32) >> 2
-    mask = np.where(x < 0, 0x7F, 0xFF)
-    magnitude = np.minimum(np.abs(x), _MULAW_CLIP) + (_MULAW_BIAS >> 2)
-    segment = np.searchsorted(_MULAW_SEGMENT_ENDS, magnitude)
-    value = (segment << 4) | ((magnitude >> (segment + 1)) & 0x0F)
-    value = np.where(segment >= 8, 0x7F, value)  # beyond the last segment: full scale
-    return (value ^ mask).astype(np.uint8).tobytes()
+    """G.711 mu-law encode 16-bit mono PCM, one byte per sample (a trailing odd byte is ignored)."""
+    return audioop.lin2ulaw(pcm16[: len(pcm16) // 2 * 2], 2)
 
 
 def mulaw_decode(ulaw: bytes) -> bytes:
-    """G.711 mu-law decode to 16-bit PCM."""
-    b = ~np.frombuffer(ulaw, dtype=np.uint8).astype(np.int32) & 0xFF
-    exponent = (b >> 4) & 0x07
-    magnitude = (((b & 0x0F) << 3) + _MULAW_BIAS) << exponent
-    x = np.where(b & 0x80, _MULAW_BIAS - magnitude, magnitude - _MULAW_BIAS)
-    return x.astype("<i2").tobytes()
+    """G.711 mu-law decode to 16-bit mono PCM (same rate)."""
+    return audioop.ulaw2lin(ulaw, 2)
 
 
 def phone_channel(pcm16: bytes, sample_rate: int) -> bytes:

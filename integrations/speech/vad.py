@@ -46,6 +46,9 @@ from pipecat.audio.utils import exp_smoothing
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
 
+from integrations.percentile import sorted_percentile
+from integrations.speech.audio import PHONE_SAMPLE_RATE
+
 DEFAULT_VOLUME_SMOOTHING = 0.5
 DEFAULT_PREROLL_WINDOWS = 4
 """128 ms of context replayed to Silero when it resumes after skipped audio."""
@@ -100,12 +103,7 @@ class NoiseFloor:
         bisect.insort(self._sorted, level)
         if len(self._levels) > self._max:
             del self._sorted[bisect.bisect_left(self._sorted, self._levels.popleft())]
-        # numpy's default ("linear") percentile
-        position = (len(self._sorted) - 1) * self.percentile / 100.0
-        low = math.floor(position)
-        high = min(low + 1, len(self._sorted) - 1)
-        fraction = position - low
-        self.db = self._sorted[low] + (self._sorted[high] - self._sorted[low]) * fraction
+        self.db = sorted_percentile(self._sorted, self.percentile)
         return self.db
 
 
@@ -188,11 +186,6 @@ class PhoneVADAnalyzer(SileroVADAnalyzer):
         self._preroll: deque[bytes] = deque(maxlen=preroll_windows)
         """The latest windows the model skipped: replayed to it before it scores again."""
 
-    @property
-    def noise_floor_db(self) -> float:
-        """The current background level estimate (dBFS)."""
-        return self._floor.db
-
     async def analyze_audio(self, buffer: bytes) -> VADState:
         """Score the windows that stand out in Silero's thread and everything else here."""
         if not self._noise_gate:
@@ -252,7 +245,7 @@ class PhoneVADAnalyzer(SileroVADAnalyzer):
         between windows (Pipecat's analyzer moves to or from speaking after the last one).
         """
         level = level_db(window)
-        seconds = self.num_frames_required() / (self.sample_rate or 8000)
+        seconds = self.num_frames_required() / (self.sample_rate or PHONE_SAMPLE_RATE)
         speaking = self._vad_state in (VADState.SPEAKING, VADState.STOPPING)
         # The caller's own speech must not raise the background estimate.
         floor = self._floor.db if speaking else self._floor.update(level, seconds)

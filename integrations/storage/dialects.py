@@ -33,10 +33,6 @@ class DialectSupport(ABC):
     ) -> Any:
         """An INSERT that updates ``update`` columns when ``key`` already exists."""
 
-    def insert_ignore(self, table: Table, values: dict[str, Any], key: Sequence[str]) -> Any:
-        """An INSERT that does nothing when ``key`` already exists."""
-        return self._insert(table).values(**values).on_conflict_do_nothing(index_elements=key)
-
     @abstractmethod
     def _insert(self, table: Table) -> Any: ...
 

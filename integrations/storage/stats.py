@@ -417,7 +417,15 @@ def _merge(partials: Sequence[DayPartial]) -> dict[str, Any]:
 
 
 def _quantiles(histogram: dict[int, int]) -> dict[str, float | None]:
-    """p50 and p95 from ``{bucket: count}``, interpolated inside the bucket."""
+    """p50 and p95 from ``{bucket: count}``, interpolated inside the bucket.
+
+    Differs from :func:`integrations.percentile.percentile` (the project's definition):
+    only these :data:`BUCKET_MS` counts leave SQL, not the raw latencies, so this is the
+    histogram estimate (rank ``q * n``, a bucket's turns taken as spread evenly across
+    it). On a few hundred turns or more it lies within about one bucket of the linear
+    percentile of the raw values (measured: within 5 ms from 200 lognormal turns on);
+    on a few dozen turns the two can be 100 ms or more apart, the tail being sparse.
+    """
     items = sorted(histogram.items())
     total = sum(n for _, n in items)
     out: dict[str, float | None] = {}

@@ -14,12 +14,12 @@ import atexit
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, insert, update
 
 from integrations.storage import migrate, queries, stats
 from integrations.storage.dialects import DialectSupport, dialect_support
@@ -240,13 +240,6 @@ class CallStore:
         thread = threading.Thread(target=warm, name="call-stats-warm", daemon=True)
         thread.start()
         return thread
-
-    def latest_started_at(self) -> datetime | None:
-        """When the newest recorded call started."""
-        with self.engine.connect() as conn:
-            return conn.execute(
-                select(Call.started_at).order_by(Call.started_at.desc()).limit(1)
-            ).scalar()
 
     async def alist_calls(
         self, where: CallFilter | None = None, *, limit: int = 50, offset: int = 0

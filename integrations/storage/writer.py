@@ -60,11 +60,6 @@ class WriterStats:
     rejected: int = 0
     batch_ms: list[float] = field(default_factory=list)
 
-    @property
-    def ms_per_op(self) -> float:
-        """Mean database time per applied operation."""
-        return 1000 * self.busy_secs / self.ops if self.ops else 0.0
-
 
 class Spool:
     """Operations waiting for the database, in order, in a JSON-lines file."""
@@ -148,7 +143,9 @@ class RecordWriter:
     def submit(self, kind: str, record: Record) -> None:
         """Queue one operation (never blocks, never raises)."""
         if self._closed:
-            logger.warning(f"record writer closed; {kind} for call {_call_id(record)} applied now")
+            logger.bind(call_id=_call_id(record)).warning(
+                f"record writer closed; {kind} applied now"
+            )
             self._write([(kind, record)])
             return
         with self._lock:
@@ -258,9 +255,8 @@ class RecordWriter:
 
     def _reject(self, op: Op, error: BaseException) -> None:
         self.stats.rejected += 1
-        logger.error(
-            f"record writer: {op[0]} for call {_call_id(op[1])} refused by the database "
-            f"({type(error).__name__})"
+        logger.bind(call_id=_call_id(op[1])).error(
+            f"record writer: {op[0]} refused by the database ({type(error).__name__})"
         )
         if self._spool is not None:
             try:

@@ -54,6 +54,7 @@ def run_barge_in(args: argparse.Namespace) -> int:
 
 
 async def _main(args: argparse.Namespace) -> int:
+    from integrations.percentile import latency_summary
     from simulator.bench import kit as benchkit
 
     rng = random.Random(args.seed)
@@ -66,8 +67,8 @@ async def _main(args: argparse.Namespace) -> int:
         back = await _backchannels(agent, clips, args.backchannel_trials, rng)
     finally:
         await agent.stop()
-    stop = benchkit.summary([t["stop_ms"] for t in barge])
-    clear = benchkit.summary([t["clear_ms"] for t in barge])
+    stop = latency_summary([t["stop_ms"] for t in barge])
+    clear = latency_summary([t["clear_ms"] for t in barge])
     result: dict[str, Any] = {
         "bench": "barge-in",
         "target": agent.target.label,
@@ -197,6 +198,7 @@ async def _backchannels(
 ) -> dict[str, Any]:
     import httpx
 
+    from integrations.percentile import latency_summary
     from simulator.bench import kit as benchkit
     from simulator.phone import CallEndedError
     from simulator.target import EventsClient
@@ -254,7 +256,7 @@ async def _backchannels(
         "kept_talking": sum(not r["paused"] for r in rows),
         "abandoned": sum(r["paused"] and not r["resumed"] for r in rows),
         "replied_to": sum(r["replied_to"] for r in rows),
-        "pause": benchkit.summary([r["pause_ms"] for r in rows]),
+        "pause": latency_summary([r["pause_ms"] for r in rows]),
         "events_visible": bool(agent.target.operator_token),
         "trial_data": rows,
     }

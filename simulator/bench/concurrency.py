@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bot.operator import charts
 from simulator.bench import args as bench_args
 
 DEFAULT_STEPS = "1,2,4,8,12,16,20,24,28"
@@ -68,6 +69,7 @@ def run_concurrency(args: argparse.Namespace) -> int:
 
 async def _main(args: argparse.Namespace, steps: list[int]) -> int:
     from bot.operator.diagnostics import cpu_seconds
+    from integrations.percentile import latency_summary
     from simulator.bench import kit as benchkit
 
     rng = random.Random(args.seed)
@@ -94,7 +96,7 @@ async def _main(args: argparse.Namespace, steps: list[int]) -> int:
             wall = time.monotonic() - t0
             latencies = [v for r in results for v in r["latencies"]]
             unanswered = sum(r["unanswered"] for r in results)
-            stats = benchkit.summary(latencies)
+            stats = latency_summary(latencies)
             row = {
                 "calls": n,
                 "turns": len(latencies) + unanswered,
@@ -146,20 +148,22 @@ async def _main(args: argparse.Namespace, steps: list[int]) -> int:
     }
     benchkit.save_json(args.json, result)
     if args.plot:
-        svg = benchkit.line_plot_svg(
-            [r["calls"] for r in rows],
+        title = f"Concurrent calls on {cores} cores"
+        chart = charts.line_chart(
+            [f"{r['calls']:g}" for r in rows],
             {
                 "p95 turn latency (ms)": [r["p95_ms"] for r in rows],
                 "p50 (ms)": [r["p50_ms"] for r in rows],
                 "server CPU (% of a core)": [r["server_cpu_pct"] for r in rows],
             },
-            title=f"Concurrent calls on {cores} cores",
+            label=title,
+            heading=f"{title}: ms / % CPU",
             x_label="simultaneous calls",
-            y_label="ms  /  % CPU",
             limit=args.limit_ms,
+            height=300,
         )
         args.plot.parent.mkdir(parents=True, exist_ok=True)
-        args.plot.write_text(svg)
+        args.plot.write_text(charts.svg_file(chart))
         print(f"saved {args.plot}")
     return 0
 

@@ -5,33 +5,30 @@ callers who merely describe pain) with the shipped VADER lexicon and prints the 
 with the best recall at no false positives (the agent file's
 ``escalation.negative_sentiment.threshold``).
 
-``escalation bench`` starts the real server in-process with a local stand-in for Twilio's
-REST API and a screen-pop receiver, places phone calls over the Twilio Media Streams
-protocol, says "let me talk to a person", and reports the server's trigger -> transfer
-request time (hand-off line spoken and played, summary delivered, REST redirect accepted)
-and, at the phone, the caller's end of speech -> redirect. Numbers only; it never fails
-on slow ones.
+``escalation bench`` starts the real agent in-process (:class:`simulator.target.LocalAgent`,
+with its fake of Twilio's REST API) and a screen-pop receiver, places phone calls over the
+Twilio Media Streams protocol, says "let me talk to a person", and reports the server's
+trigger -> transfer request time (hand-off line spoken and played, summary delivered, REST
+redirect accepted), read from each call's ``transfer`` event, and, at the phone, the
+caller's end of speech -> redirect (when the fake REST API received it). Numbers only; it
+never fails on slow ones.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
-import re
-import statistics
 import sys
-import tempfile
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-_SERVER_TRANSFER = re.compile(
-    r"call (\w+): transfer via (\w+) requested ([\d.]+) ms after the trigger"
-)
-_PHASES = re.compile(r"hand-off line heard (\d+) ms, request ([\d.]+) ms")
-_SCREEN_POP = re.compile(r"call (\w+): screen pop delivered after \d+ attempt\(s\) in ([\d.]+) ms")
+from integrations.percentile import latency_summary
+from simulator.target import EventsClient, LocalAgent
+
+SCREEN_POP_SECRET = "bench-secret"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -73,59 +70,26 @@ def run_bench(args: argparse.Namespace) -> int:
     """``callagent escalation bench``."""
     from loguru import logger
 
-    from bot.settings import Settings
-    from simulator.server_thread import ThreadedServer
     from simulator.voices import caller_voice
 
-    lines: list[str] = []
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
-    logger.add(lambda m: lines.append(str(m)), level="INFO", format="{message}")
-    with tempfile.TemporaryDirectory(prefix="callagent-esc-bench-") as tmp:
-        try:
-            clip = caller_voice.synthesize("Let me talk to a person, please.")
-        except RuntimeError as e:
-            print(e, file=sys.stderr)
-            return 2
-        account, token = "AC" + "b" * 32, "bench" + "0" * 27
-        state: dict[str, Any] = {}
-
-        async def make_app() -> Any:
-            from bot.web.app import create_app
-
-            stub = TwilioAndDesktopStub(account, token)
-            await stub.start()
-            state["stub"] = stub
-            settings = dataclasses.replace(
-                Settings.load(),
-                twilio_account_sid=account,
-                twilio_auth_token=token,
-                twilio_api_base_url=stub.base_url,
-                twilio_validate_signatures=False,
-                screen_pop_url=f"{stub.base_url}/screen-pop",
-                screen_pop_secret="bench-secret",
-                data_dir=Path(tmp),
-                crm_db="",
-            )
-            return create_app(settings)
-
-        print("starting the server in-process (loading models)...", flush=True)
-        server = ThreadedServer(make_app).start()
-        try:
-            phone = asyncio.run(
-                _place_calls(server, state["stub"], clip, args.calls, token, account)
-            )
-        finally:
-            server.stop()
-    server_ms = [float(m.group(3)) for line in lines if (m := _SERVER_TRANSFER.search(line))]
-    pops = [float(m.group(2)) for line in lines if (m := _SCREEN_POP.search(line))]
-    phases = [m for line in lines if (m := _PHASES.search(line))]
+    try:
+        clip = caller_voice.synthesize("Let me talk to a person, please.")
+    except RuntimeError as e:
+        print(e, file=sys.stderr)
+        return 2
+    print("starting the server in-process (loading models)...", flush=True)
+    transfers, phone = asyncio.run(_bench(clip, args.calls))
+    requested = [t for t in transfers if t.get("ok")]
     result = {
         "calls": args.calls,
-        "server_trigger_to_request_ms": _stats(server_ms),
-        "handoff_line_heard_ms": _stats([float(m.group(1)) for m in phases]),
-        "screen_pop_ms": _stats(pops),
-        "rest_redirect_ms": _stats([float(m.group(2)) for m in phases]),
+        "server_trigger_to_request_ms": _stats(
+            [float(t["trigger_to_request_ms"]) for t in requested]
+        ),
+        "handoff_line_heard_ms": _stats(_present(transfers, "line_heard_ms")),
+        "screen_pop_ms": _stats(_present(transfers, "screen_pop_ms")),
+        "rest_redirect_ms": _stats(_present(transfers, "request_ms")),
         "phone_caller_end_to_redirect_ms": _stats(phone),
     }
     print(f"escalation bench: {args.calls} calls, 'let me talk to a person' over Twilio")
@@ -144,85 +108,105 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _present(events: list[dict[str, Any]], key: str) -> list[float]:
+    return [float(e[key]) for e in events if e.get(key) is not None]
+
+
+async def _desk(stack: AsyncExitStack) -> dict[str, str]:
+    """An agent-desktop webhook that takes every screen pop (started beside the agent)."""
+    desk = await stack.enter_async_context(DeskWebhook())
+    return {
+        "CALLAGENT_SCREEN_POP_URL": desk.url,
+        "CALLAGENT_SCREEN_POP_SECRET": SCREEN_POP_SECRET,
+    }
+
+
+async def _bench(clip: bytes, calls: int) -> tuple[list[dict[str, Any]], list[float]]:
+    """Each call's first ``transfer`` event, and the phone's caller end -> redirect times."""
+    local = LocalAgent(mode="thread", env={"TWILIO_VALIDATE_SIGNATURES": "false"}, companions=_desk)
+    target = await local.start()
+    try:
+        return await _place_calls(local, target, clip, calls)
+    finally:
+        await local.stop()
+
+
 async def _place_calls(
-    server: Any, stub: TwilioAndDesktopStub, clip: bytes, calls: int, token: str, account: str
-) -> list[float]:
+    local: LocalAgent, target: Any, clip: bytes, calls: int
+) -> tuple[list[dict[str, Any]], list[float]]:
+    import httpx
+
     from simulator.phone import place_call
 
+    transfers: list[dict[str, Any]] = []
     measured: list[float] = []
-    for _ in range(calls):
-        call = await place_call(server.base_url, auth_token=token, account_sid=account)
-        try:
-            await call.wait_for_bot_speech_start(timeout=60)
-            await call.wait_for_bot_silence(1.0, timeout=60)
-            turn = await call.say(clip)
-            redirected = await stub.wait_for_redirect(call.call_sid, timeout=60)
-            stream_start = time.monotonic() - call.now()
-            measured.append(round((redirected - stream_start - turn.caller_end_s) * 1000, 1))
-        except (TimeoutError, RuntimeError) as e:
-            print(f"  call {call.call_sid[:10]}: no redirect ({type(e).__name__})")
-        finally:
-            await call.hang_up()
-    return measured
+    async with httpx.AsyncClient() as http:
+        for _ in range(calls):
+            call = await place_call(
+                local.base_url, auth_token=local.auth_token, account_sid=local.account_sid
+            )
+            events = EventsClient(target, call.call_sid, http)
+            try:
+                await call.wait_for_bot_speech_start(timeout=60)
+                await call.wait_for_bot_silence(1.0, timeout=60)
+                turn = await call.say(clip)
+                redirect = await local.rest.wait_for_redirect(call.call_sid, timeout=60)
+                stream_start = time.monotonic() - call.now()
+                measured.append(round((redirect.at - stream_start - turn.caller_end_s) * 1000, 1))
+            except (TimeoutError, RuntimeError) as e:
+                print(f"  call {call.call_sid[:10]}: no redirect ({type(e).__name__})")
+            finally:
+                await call.hang_up()
+            transfer = await _first_transfer(events)
+            if transfer is not None:
+                transfers.append(transfer)
+    return transfers, measured
 
 
-class TwilioAndDesktopStub:
-    """The minimum of Twilio's Calls REST resource and an agent-desktop webhook, for the bench."""
+async def _first_transfer(events: EventsClient, timeout_s: float = 10.0) -> dict[str, Any] | None:
+    """The call's first ``transfer`` event (its result is also sent upstream: one per call)."""
+    for event in await events.drain(timeout_s):
+        if event.get("type") == "transfer":
+            return event
+    return None
 
-    def __init__(self, account_sid: str, auth_token: str):
-        """Configure the stub (credentials are not checked)."""
-        self.account_sid = account_sid
-        self.redirects: dict[str, float] = {}
+
+class DeskWebhook:
+    """An agent-desktop webhook for the bench: ``POST /screen-pop`` answers 200."""
+
+    def __init__(self) -> None:
+        """Configure (listens on :meth:`start`)."""
         self._runner: Any = None
         self.port = 0
 
     @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://127.0.0.1:{self.port}"
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT/screen-pop``."""
+        return f"http://127.0.0.1:{self.port}/screen-pop"
 
-    async def start(self) -> None:
+    async def __aenter__(self) -> DeskWebhook:
         """Listen on a free loopback port."""
         from aiohttp import web
-
-        async def update_call(request: web.Request) -> web.Response:
-            form = await request.post()
-            sid = request.match_info["sid"]
-            if form.get("Twiml"):
-                self.redirects.setdefault(sid, time.monotonic())
-            return web.json_response(
-                {"sid": sid, "account_sid": self.account_sid, "status": "in-progress"}
-            )
 
         async def screen_pop(_request: web.Request) -> web.Response:
             return web.json_response({"ok": True})
 
         app = web.Application()
-        app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{sid}.json", update_call)
         app.router.add_post("/screen-pop", screen_pop)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
+        return self
 
-    async def wait_for_redirect(self, call_sid: str, timeout: float) -> float:
-        """The monotonic time the call was redirected."""
-        deadline = time.monotonic() + timeout
-        while call_sid not in self.redirects:
-            if time.monotonic() > deadline:
-                raise TimeoutError
-            await asyncio.sleep(0.01)
-        return self.redirects[call_sid]
+    async def __aexit__(self, *_exc: object) -> None:
+        """Stop listening."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
 
 
 def _stats(values: list[float]) -> dict[str, Any]:
-    if not values:
-        return {"n": 0, "p50_ms": None, "p95_ms": None}
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return {
-        "n": len(values),
-        "p50_ms": round(statistics.median(ordered), 1),
-        "p95_ms": round(p95, 1),
-    }
+    summary = latency_summary(values)
+    return {k: summary[k] for k in ("n", "p50_ms", "p95_ms")}

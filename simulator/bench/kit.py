@@ -1,7 +1,7 @@
 """Shared pieces of the phone benchmarks (``callagent bench barge-in|concurrency|soak``).
 
 Caller clips, the agent under test (started here, or a running one), process CPU and
-memory sampling, percentile summaries, a line plot as SVG, and saving results. Every
+memory sampling, a line plot as SVG, and saving results. Every
 benchmark prints figures and saves them; none asserts on them.
 """
 
@@ -12,13 +12,11 @@ import random
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from html import escape
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from simulator.scenarios.results import percentiles
 from simulator.target import LocalAgent, Target
 from simulator.voices import caller_voice
 from simulator.voices.noise import normalize_active
@@ -124,11 +122,6 @@ async def start_agent_for(args: Any) -> Agent:
     )
 
 
-def summary(values: Sequence[float | None]) -> dict[str, Any]:
-    """Percentiles of the values that exist."""
-    return percentiles([float(v) for v in values if v is not None])
-
-
 def fmt(stats: dict[str, Any]) -> str:
     """``p50 412 ms  p95 655 ms  max 801 ms  (n=60)``."""
 
@@ -153,77 +146,3 @@ def save_json(path: Path | None, data: dict[str, Any]) -> None:
 def jitter(rng: random.Random, low: float, high: float) -> float:
     """A random delay in [low, high) seconds."""
     return rng.uniform(low, high)
-
-
-def line_plot_svg(
-    xs: Sequence[float],
-    series: dict[str, Sequence[float | None]],
-    *,
-    title: str,
-    x_label: str,
-    y_label: str,
-    limit: float | None = None,
-    width: int = 640,
-    height: int = 300,
-) -> str:
-    """A small multi-series line plot as a standalone SVG document."""
-    colours = ("#2563eb", "#dc2626", "#16a34a", "#d97706")
-    left, right, top, bottom = 56, 16, 30, 40
-    pw, ph = width - left - right, height - top - bottom
-    values = [v for s in series.values() for v in s if v is not None]
-    y_max = max([*values, limit or 0, 1.0]) * 1.1
-    x_min, x_max = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
-
-    def px(x: float) -> float:
-        return left + pw * (x - x_min) / (x_max - x_min)
-
-    def py(y: float) -> float:
-        return top + ph - ph * y / y_max
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'font-family="sans-serif" font-size="11">',
-        f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="{left}" y="18" font-weight="bold">{escape(title)}</text>',
-        f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="#999"/>',
-        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" stroke="#999"/>',
-        f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">{escape(x_label)}</text>',
-        f'<text x="12" y="{top + ph / 2}" transform="rotate(-90 12 {top + ph / 2})" '
-        f'text-anchor="middle">{escape(y_label)}</text>',
-    ]
-    for i in range(5):
-        y = y_max * i / 4
-        parts.append(
-            f'<text x="{left - 4}" y="{py(y) + 4:.1f}" text-anchor="end">{y:.0f}</text>'
-            f'<line x1="{left}" y1="{py(y):.1f}" x2="{left + pw}" y2="{py(y):.1f}" '
-            f'stroke="#eee"/>'
-        )
-    for x in xs:
-        parts.append(f'<text x="{px(x):.1f}" y="{top + ph + 14}" text-anchor="middle">{x:g}</text>')
-    if limit is not None:
-        parts.append(
-            f'<line x1="{left}" y1="{py(limit):.1f}" x2="{left + pw}" y2="{py(limit):.1f}" '
-            f'stroke="#dc2626" stroke-dasharray="5 4"/>'
-            f'<text x="{left + pw - 4}" y="{py(limit) - 4:.1f}" text-anchor="end" '
-            f'fill="#dc2626">{limit:g}</text>'
-        )
-    for (_name, ys), colour in zip(series.items(), colours, strict=False):
-        points = [(px(x), py(y)) for x, y in zip(xs, ys, strict=False) if y is not None]
-        if points:
-            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-            parts.append(
-                f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>'
-            )
-            parts += [
-                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>' for x, y in points
-            ]
-    legend_x = left + 8
-    for (name, _), colour in zip(series.items(), colours, strict=False):
-        parts.append(
-            f'<rect x="{legend_x}" y="{top + 4}" width="10" height="10" '
-            f'fill="{colour}"/><text x="{legend_x + 14}" y="{top + 13}">'
-            f"{escape(name)}</text>"
-        )
-        legend_x += 24 + 7 * len(name)
-    parts.append("</svg>")
-    return "".join(parts)

@@ -3,39 +3,36 @@
 ``bench latency`` places phone calls over the real Twilio Media Streams protocol with
 the phone emulator (:mod:`simulator.phone`), asks the agent's own FAQ
 questions in a synthetic caller voice, and measures, at the phone, the time from the
-caller's end of speech to the first bot audio heard. Against an in-process server it
-also collects the server's own per-stage breakdown from its log lines. It prints
-numbers and never fails on slow ones.
+caller's end of speech to the first bot audio heard. It also collects the server's own
+per-stage breakdown from each call's ``latency`` events (``/api/calls/{id}/events``:
+always for the agent started here, with ``--operator-token`` for a running one). It
+prints numbers and never fails on slow ones.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import asyncio
 import dataclasses
 import json
 import math
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from integrations.percentile import latency_summary, percentile
 from simulator.replies import (
     REPLY_WINDOW_S,
     answered_share,
     expected_replies,
     reply_answers,
 )
-from simulator.server_thread import ThreadedServer
+from simulator.target import EventsClient, LocalAgent, Target
 
 QUESTIONS_PER_CALL = 5
 _SKIP_INTENTS = {"affirm", "deny", "goodbye"}
-_SERVER_LATENCY = re.compile(r"call (\w+): turn latency ([\d.]+) ms (\{.*\})")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -70,6 +67,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="sign the stream request with this Twilio auth token (for --url servers "
         "that validate signatures)",
+    )
+    latency.add_argument(
+        "--operator-token",
+        default=None,
+        help="the --url server's CALLAGENT_OPERATOR_TOKEN: read its per-stage breakdown "
+        "from the calls' events",
     )
     latency.add_argument(
         "--reply-timeout", type=float, default=30.0, help="seconds to wait for each reply (30)"
@@ -145,7 +148,7 @@ class LatencyReport:
             out["server"] = {
                 "turns": len(totals),
                 **_stats(totals),
-                "stages_p50_ms": {k: round(float(np.median(v)), 1) for k, v in stages.items()},
+                "stages_p50_ms": {k: round(percentile(v, 50), 1) for k, v in stages.items()},
             }
         return out
 
@@ -162,16 +165,9 @@ class LatencyReport:
         }
 
 
-def _stats(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50_ms": None, "p95_ms": None, "max_ms": None, "mean_ms": None}
-    arr = np.asarray(values, dtype=float)
-    return {
-        "p50_ms": round(float(np.percentile(arr, 50)), 1),
-        "p95_ms": round(float(np.percentile(arr, 95)), 1),
-        "max_ms": round(float(arr.max()), 1),
-        "mean_ms": round(float(arr.mean()), 1),
-    }
+def _stats(values: list[float]) -> dict[str, float | int | None]:
+    summary = latency_summary(values)
+    return {k: summary[k] for k in ("p50_ms", "p95_ms", "max_ms", "mean_ms")}
 
 
 # Questions
@@ -214,19 +210,53 @@ async def measure_latency(
     progress: Callable[[str], None] = print,
     background: Callable[[int], Any] | None = None,
     replies: ReplyCheck | None = None,
+    events_from: Target | None = None,
 ) -> None:
     """Place the calls one after another and record each turn's latency at the phone.
 
     ``background(n)`` gives call ``n``'s background noise (see ``simulator.voices.noise``).
     With ``replies``, the start of every reply is kept and, once the last call is over,
-    transcribed and checked against the answer expected for its question.
+    transcribed and checked against the answer expected for its question. With
+    ``events_from`` (a target with an operator token), each call's server-side turn
+    latencies are read from its events into ``report.server_turns``.
     """
+    import httpx
+
+    async with httpx.AsyncClient() as http:
+        await _measure_calls(
+            ws_url,
+            calls,
+            clips,
+            auth_token=auth_token,
+            reply_timeout_s=reply_timeout_s,
+            report=report,
+            progress=progress,
+            background=background,
+            replies=replies,
+            events=(lambda sid: EventsClient(events_from, sid, http)) if events_from else None,
+        )
+
+
+async def _measure_calls(
+    ws_url: str,
+    calls: list[list[str]],
+    clips: dict[str, bytes],
+    *,
+    auth_token: str | None,
+    reply_timeout_s: float,
+    report: LatencyReport,
+    progress: Callable[[str], None],
+    background: Callable[[int], Any] | None,
+    replies: ReplyCheck | None,
+    events: Callable[[str], EventsClient] | None,
+) -> None:
     from simulator.phone import CallEndedError, TwilioCallEmulator
 
     heard: list[tuple[TurnResult, bytes]] = []
     for n, questions in enumerate(calls, 1):
         noise = background(n) if background is not None else None
         call = TwilioCallEmulator(ws_url, auth_token=auth_token, background=noise)
+        call_events = events(call.call_sid) if events is not None else None
         await call.connect()
         try:
             greeting = await call.wait_for_bot_speech_start(timeout=reply_timeout_s)
@@ -254,6 +284,9 @@ async def measure_latency(
             progress(f"  call {n} ended early: {e}")
         finally:
             await call.hang_up()
+        if call_events is not None:
+            for event in await call_events.drain():
+                _collect_server_turn(event, report, call_events.call_id or call.call_sid)
     if replies is not None and heard:
         progress(f"checking {len(heard)} replies against the expected answers...")
         await asyncio.to_thread(replies.check, heard)
@@ -301,10 +334,10 @@ def run_latency(args: argparse.Namespace) -> int:
             spec = NoiseSpec(args.noise, args.snr)
             BackgroundNoise.for_speech(spec)  # synthesise the noise once, up front
 
-            def noise_for_call(n: int) -> Any:
+            def noise_for(n: int) -> Any:
                 return BackgroundNoise.for_speech(NoiseSpec(args.noise, args.snr, seed=n))
 
-            background = noise_for_call
+            background = noise_for
 
     except RuntimeError as e:
         print(e, file=sys.stderr)
@@ -314,48 +347,66 @@ def run_latency(args: argparse.Namespace) -> int:
     report.conditions = {"noise": args.noise, "snr_db": args.snr if args.noise else None}
     logger.remove()
     logger.add(sys.stderr, level="INFO" if args.verbose else "WARNING")
-    logger.add(lambda m: _collect_server_turn(str(m), report), level="INFO", format="{message}")
-
-    server: ThreadedServer | None = None
-    url = args.url
-    auth_token = args.auth_token
-    if url is None:
-        # In-process: no Twilio account, so no signature checks and no REST hang-ups.
-        local = dataclasses.replace(settings, twilio_account_sid="", twilio_auth_token="")
-
-        async def make_app() -> Any:
-            from bot.web.app import create_app
-
-            return create_app(local)
-
-        print("starting the server in-process (loading models)...", flush=True)
-        server = ThreadedServer(make_app).start()
-        url = server.ws_url("/twilio/stream")
-        report.url = url
     noise = f", {args.noise} noise at {args.snr:g} dB SNR" if args.noise else ", no noise"
-    print(f"bench latency: {sum(map(len, calls))} turns in {len(calls)} calls -> {url}{noise}")
-    try:
-        asyncio.run(
-            measure_latency(
-                url,
-                calls,
-                clips,
-                auth_token=auth_token,
-                reply_timeout_s=args.reply_timeout,
-                report=report,
-                background=background,
-                replies=ReplyCheck(expected_replies(agent), _phone_transcriber()),
-            )
+    asyncio.run(
+        _run(
+            args,
+            report,
+            noise,
+            calls=calls,
+            clips=clips,
+            background=background,
+            replies=ReplyCheck(expected_replies(agent), _phone_transcriber()),
         )
-    finally:
-        if server is not None:
-            server.stop()
+    )
     _print_report(report)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report.to_json(), indent=2))
         print(f"saved {args.json}")
     return 0
+
+
+async def _run(
+    args: argparse.Namespace,
+    report: LatencyReport,
+    noise: str,
+    *,
+    calls: list[list[str]],
+    clips: dict[str, bytes],
+    background: Callable[[int], Any] | None,
+    replies: ReplyCheck,
+) -> None:
+    """Start the agent here unless ``--url`` names one, and measure the calls."""
+    local: LocalAgent | None = None
+    if args.url is None:
+        print("starting the server in-process (loading models)...", flush=True)
+        local = LocalAgent(mode="thread")
+        target = await local.start()
+        report.url = target.stream_url
+    else:
+        target = Target.from_url(
+            args.url, auth_token=args.auth_token, operator_token=args.operator_token
+        )
+    print(
+        f"bench latency: {sum(map(len, calls))} turns in {len(calls)} calls -> "
+        f"{target.stream_url}{noise}"
+    )
+    try:
+        await measure_latency(
+            target.stream_url,
+            calls,
+            clips,
+            auth_token=target.auth_token,
+            reply_timeout_s=args.reply_timeout,
+            report=report,
+            background=background,
+            replies=replies,
+            events_from=target if target.operator_token else None,
+        )
+    finally:
+        if local is not None:
+            await local.stop()
 
 
 def _phone_transcriber() -> Callable[[bytes], str]:
@@ -369,18 +420,15 @@ def _phone_transcriber() -> Callable[[bytes], str]:
     return transcribe
 
 
-def _collect_server_turn(line: str, report: LatencyReport) -> None:
-    match = _SERVER_LATENCY.search(line)
-    if not match:
+def _collect_server_turn(event: dict[str, Any], report: LatencyReport, call_id: str) -> None:
+    """Keep a caller turn's ``latency`` event (the greeting's is not a turn)."""
+    if event.get("type") != "latency" or event.get("kind") != "turn":
         return
-    try:
-        stages = ast.literal_eval(match.group(3))
-    except (ValueError, SyntaxError):
-        stages = {}
+    stages = event.get("stages_ms")
     report.server_turns.append(
         {
-            "call_id": match.group(1),
-            "total_ms": float(match.group(2)),
+            "call_id": call_id,
+            "total_ms": float(event["total_ms"]),
             "stages_ms": stages if isinstance(stages, dict) else {},
         }
     )
@@ -406,7 +454,7 @@ def _print_report(report: LatencyReport) -> None:
             "hand-offs)"
         )
     if report.greeting_ms:
-        print(f"  greeting heard after connect: p50 {ms(float(np.median(report.greeting_ms)))}")
+        print(f"  greeting heard after connect: p50 {ms(percentile(report.greeting_ms, 50))}")
     server = s.get("server")
     if server:
         print(f"server-side (UserBotLatencyObserver, {server['turns']} turns)")

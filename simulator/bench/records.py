@@ -29,6 +29,8 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from integrations.percentile import percentile
+
 SEED_CHUNK = 5000
 TOKEN = "bench-operator-token-0123456789"
 
@@ -181,11 +183,10 @@ def _write_cost(store: Any, turns: int) -> dict[str, float]:
             db_ms.append(1000 * (store.writer.stats.busy_secs - before_busy))
     recorder.end("bench")
     store.flush()
-    db_ms.sort()
     return {
         "recorder_us_per_turn": 1e6 * statistics.fmean(on_loop),
         "db_ms_per_turn_mean": statistics.fmean(db_ms) if db_ms else 0.0,
-        "db_ms_per_turn_p95": db_ms[int(0.95 * (len(db_ms) - 1))] if db_ms else 0.0,
+        "db_ms_per_turn_p95": percentile(db_ms, 95) if db_ms else 0.0,
         "writes_per_turn": 1.0,
     }
 
@@ -262,11 +263,10 @@ async def _added_latency(turns: int, tmp: Path) -> dict[str, Any]:
                 expected_down_frames=None,
                 observers=make_observers(),
             )
-            transits.sort()
             out[label] = {
                 "turns": len(transits),
-                "p50_ms": 1000 * transits[len(transits) // 2],
-                "p95_ms": 1000 * transits[int(0.95 * (len(transits) - 1))],
+                "p50_ms": 1000 * percentile(transits, 50),
+                "p95_ms": 1000 * percentile(transits, 95),
             }
         store.flush()
     finally:

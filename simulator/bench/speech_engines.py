@@ -10,7 +10,6 @@ figures and never asserts: timings on a shared 2-core machine vary by about
 from __future__ import annotations
 
 import gc
-import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from integrations.percentile import latency_summary
 from integrations.speech.audio import PHONE_SAMPLE_RATE, phone_channel
 from integrations.speech.moonshine import (
     DEFAULT_CACHE_DIR,
@@ -49,19 +49,9 @@ PROMPTS: tuple[str, ...] = (
 """Bot turns, for first-audio latency (whole sentence vs first clause)."""
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def _summary(values: Sequence[float]) -> dict[str, float]:
-    return {
-        "mean_ms": round(1000 * statistics.fmean(values), 1),
-        "p50_ms": round(1000 * _percentile(values, 50), 1),
-        "p95_ms": round(1000 * _percentile(values, 95), 1),
-        "max_ms": round(1000 * max(values), 1),
-    }
+def _summary(seconds: Sequence[float]) -> dict[str, float | int | None]:
+    summary = latency_summary(seconds, scale=1000)
+    return {k: summary[k] for k in ("mean_ms", "p50_ms", "p95_ms", "max_ms")}
 
 
 def _word_errors(reference: str, hypothesis: str) -> tuple[int, int]:

@@ -67,11 +67,6 @@ class Calibration:
     target_wrong_rate: float
 
 
-def _top(prediction: IntentPrediction) -> tuple[str, float]:
-    """The decided intent and its confidence (out of scope: never acted on)."""
-    return prediction.intent, prediction.confidence
-
-
 def sweep(
     predictions: Sequence[IntentPrediction],
     gold: Sequence[str],

@@ -8,7 +8,7 @@ path took, and classification latency p50/p95 (one utterance at a time, one core
 ``callagent nlu calibrate`` sweeps the act threshold on a validation set
 (default CLINC150 ``val`` + ``oos_val``) and prints, per threshold, the share
 acted on, the wrong-action rate, the clarify and escalate rates; it writes a
-reliability diagram PNG and recommends thresholds for a target wrong-action rate.
+reliability diagram (SVG) and recommends thresholds for a target wrong-action rate.
 
 Data defaults to ``../shared/datasets/`` beside the repository. CLINC150 files
 are JSON (train: ``train`` + ``oos_train``; test: ``val`` + ``oos_val``).
@@ -34,7 +34,7 @@ from integrations.nlu.oos import FixedOOSThreshold
 from simulator.nlu.calibration import sweep
 from simulator.nlu.datasets import Split, load_split
 from simulator.nlu.evaluation import evaluate
-from simulator.nlu.reliability_plot import write_reliability_png
+from simulator.nlu.reliability_plot import write_reliability_svg
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATASETS = REPO_ROOT.parent / "shared" / "datasets"
@@ -73,7 +73,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="highest acceptable share of wrong actions among acted-on turns (default 0.02)",
     )
     calibrate_parser.add_argument(
-        "--png", type=Path, default=Path("nlu-reliability.png"), help="reliability diagram path"
+        "--svg", type=Path, default=Path("nlu-reliability.svg"), help="reliability diagram path"
     )
     calibrate_parser.add_argument(
         "--from-calls",
@@ -196,9 +196,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
         clarify=args.clarify,
         target_wrong_rate=args.target_wrong_rate,
     )
-    png = write_reliability_png(
+    svg = write_reliability_svg(
         result.bins,
-        args.png,
+        args.svg,
         title=f"{args.dataset}: reliability (ECE {result.expected_calibration_error:.3f})",
         act=result.recommended_act,
         clarify=result.recommended_clarify,
@@ -214,7 +214,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
                     "target_wrong_rate": result.target_wrong_rate,
                     "recommended_act": result.recommended_act,
                     "recommended_clarify": result.recommended_clarify,
-                    "png": str(png),
+                    "svg": str(svg),
                 },
                 indent=2,
             )
@@ -237,8 +237,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
             f"act_threshold {result.recommended_act:.2f}, "
             f"clarify_threshold {result.recommended_clarify:.2f}"
         )
-    print(f"reliability diagram: {png}")
-    logger.debug(f"nlu calibrate wrote {png}")
+    print(f"reliability diagram: {svg}")
+    logger.debug(f"nlu calibrate wrote {svg}")
     return 0
 
 

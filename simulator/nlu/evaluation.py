@@ -16,6 +16,7 @@ import numpy as np
 
 from integrations.nlu.base import OUT_OF_SCOPE, IntentPrediction, NLUThresholds
 from integrations.nlu.embedding import EmbeddingIntentClassifier
+from integrations.percentile import percentile
 from simulator.nlu.datasets import Example
 
 LATENCY_SAMPLE = 300
@@ -93,7 +94,7 @@ def latency_ms(classifier: EmbeddingIntentClassifier, texts: Sequence[str]) -> t
         times.append((time.perf_counter() - started) * 1000)
     if not times:
         return 0.0, 0.0
-    return float(np.percentile(times, 50)), float(np.percentile(times, 95))
+    return percentile(times, 50), percentile(times, 95)
 
 
 def evaluate(

@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 from simulator.nlu.calibration import sweep
 from simulator.nlu.call_labels import RecordedTurn, weak_labels
-from simulator.nlu.reliability_plot import write_reliability_png
+from simulator.nlu.reliability_plot import write_reliability_svg
 
 MIN_LABELLED = 20
 
@@ -59,9 +59,9 @@ def run_calibrate_from_calls(args: argparse.Namespace) -> int:
         clarify=args.clarify,
         target_wrong_rate=args.target_wrong_rate,
     )
-    png = write_reliability_png(
+    svg = write_reliability_svg(
         result.bins,
-        args.png,
+        args.svg,
         title=f"recorded calls: reliability (ECE {result.expected_calibration_error:.3f})",
         act=result.recommended_act,
         clarify=result.recommended_clarify,
@@ -80,7 +80,7 @@ def run_calibrate_from_calls(args: argparse.Namespace) -> int:
                     "expected_calibration_error": result.expected_calibration_error,
                     "recommended_act": result.recommended_act,
                     "recommended_clarify": result.recommended_clarify,
-                    "png": str(png),
+                    "svg": str(svg),
                 },
                 indent=2,
             )
@@ -105,5 +105,5 @@ def run_calibrate_from_calls(args: argparse.Namespace) -> int:
             f"clarify_threshold {result.recommended_clarify:.2f}"
         )
     print("labels are inferred from what callers did next; see simulator/nlu/call_labels.py")
-    print(f"reliability diagram: {png}")
+    print(f"reliability diagram: {svg}")
     return 0

@@ -7,12 +7,12 @@ drawn as inline SVG (with p50/p95 markers). Recordings are linked by relative pa
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
 
+from bot.operator import charts
 from simulator.scenarios.results import CallResult, Check, StepResult, summarize
 
 _MARK = {"pass": "PASS", "fail": "FAIL", "unverified": "SKIP"}
@@ -122,70 +122,11 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 # HTML
 
 
-def histogram_svg(
-    values: Sequence[float],
-    *,
-    title: str,
-    unit: str = "ms",
-    bins: int = 20,
-    width: int = 640,
-    height: int = 220,
-) -> str:
-    """A histogram as an inline ``<svg>``, with p50 and p95 marked."""
+def histogram(values: Sequence[float], *, title: str, bins: int = 20) -> str:
+    """A latency histogram (p50 and p95 marked), or a line saying there is no data."""
     if not values:
         return f'<p class="muted">{escape(title)}: no data</p>'
-    lo, hi = 0.0, max(values)
-    step = _nice_step(hi / bins) if hi > 0 else 1.0
-    n = max(1, math.ceil(hi / step + 1e-9))
-    counts = [0] * n
-    for v in values:
-        counts[min(n - 1, int(v // step))] += 1
-    top = max(counts)
-    left, bottom, right, header = 40, 30, 10, 24
-    plot_w, plot_h = width - left - right, height - bottom - header
-    bar_w = plot_w / n
-    parts = [
-        f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" '
-        f'aria-label="{escape(title)}" font-family="system-ui, sans-serif" font-size="11">',
-        f'<text x="{left}" y="14" font-weight="600">{escape(title)} (n={len(values)})</text>',
-    ]
-    for i, count in enumerate(counts):
-        h = plot_h * count / top
-        x = left + i * bar_w
-        y = header + plot_h - h
-        label = f"{lo + i * step:.0f}-{lo + (i + 1) * step:.0f} {unit}: {count}"
-        parts.append(
-            f'<rect x="{x + 1:.1f}" y="{y:.1f}" width="{max(bar_w - 2, 1):.1f}" '
-            f'height="{h:.1f}" fill="#2563eb"><title>{escape(label)}</title></rect>'
-        )
-    every = max(1, math.ceil(n / 8))
-    for i in range(0, n + 1, every):
-        x = left + i * bar_w
-        parts.append(
-            f'<text x="{x:.1f}" y="{height - 12}" text-anchor="middle" fill="#6b7280">'
-            f"{lo + i * step:.0f}</text>"
-        )
-    parts.append(
-        f'<text x="{width - right}" y="{height - 1}" text-anchor="end" fill="#6b7280">'
-        f"{escape(unit)}</text>"
-    )
-    for q, colour in ((50, "#16a34a"), (95, "#dc2626")):
-        v = _percentile(values, q)
-        x = left + plot_w * v / (n * step)
-        parts.append(
-            f'<line x1="{x:.1f}" y1="{header}" x2="{x:.1f}" y2="{header + plot_h}" '
-            f'stroke="{colour}" stroke-dasharray="4 3"/>'
-            f'<text x="{x + 3:.1f}" y="{header + 10}" fill="{colour}">p{q} {v:.0f}</text>'
-        )
-    parts.append(
-        f'<line x1="{left}" y1="{header + plot_h}" x2="{width - right}" '
-        f'y2="{header + plot_h}" stroke="#9ca3af"/>'
-    )
-    parts.append(
-        f'<text x="{left - 4}" y="{header + 8}" text-anchor="end" fill="#6b7280">{top}</text>'
-    )
-    parts.append("</svg>")
-    return "".join(parts)
+    return charts.histogram(values, label=title, bins=bins)
 
 
 def write_html(path: Path, data: dict[str, Any], results: list[CallResult]) -> None:
@@ -250,13 +191,13 @@ body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #111827; max-wi
 table {{ border-collapse: collapse; margin: .5rem 0 1.5rem; width: 100%; font-size: 13px; }}
 td, th {{ border-bottom: 1px solid #e5e7eb; padding: 4px 6px; text-align: left; }}
 tr.fail td {{ color: #b91c1c; }} tr.unverified td {{ color: #92400e; }}
-.muted {{ color: #6b7280; }} .fail {{ color: #b91c1c; }}
+.muted {{ color: #6b7280; }} .fail {{ color: #b91c1c; }} .chart {{ width: 100%; height: auto; }}
 </style></head><body>
 <h1>callagent simulation</h1>
 <p class="muted">{escape(str(meta.get("target", "")))} &middot; {escape(started)}</p>
 <p>{"<br>".join(escape(line) for line in summary_lines(summary))}</p>
-{histogram_svg(speech, title="caller end of speech -> first bot audio at the phone")}
-{histogram_svg(barge, title="barge-in: caller onset -> bot silent at the phone", bins=10)}
+{histogram(speech, title="caller end of speech -> first bot audio at the phone")}
+{histogram(barge, title="barge-in: caller onset -> bot silent at the phone", bins=10)}
 <h2>Calls</h2>
 <table><tr><th>scenario</th><th>name</th><th>result</th><th>duration</th><th>failed checks</th>
 <th>recording</th></tr>{"".join(rows)}</table>
@@ -284,18 +225,3 @@ def _relative(path: str, base: Path) -> str:
         return str(Path(path).resolve().relative_to(base.resolve()))
     except ValueError:
         return Path(path).resolve().as_uri()
-
-
-def _nice_step(raw: float) -> float:
-    exponent = math.floor(math.log10(raw)) if raw > 0 else 0
-    for m in (1, 2, 2.5, 5, 10):
-        if m * 10**exponent >= raw:
-            return float(m * 10**exponent)
-    return float(10 ** (exponent + 1))
-
-
-def _percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q / 100
-    f, c = math.floor(k), math.ceil(k)
-    return ordered[f] + (ordered[c] - ordered[f]) * (k - f)

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
+from integrations.percentile import latency_summary, percentile
 
 Status = Literal["pass", "fail", "unverified"]
 
@@ -155,20 +155,6 @@ class CallResult:
         return out
 
 
-def percentiles(values: list[float]) -> dict[str, float | None]:
-    """p50, p95, max and mean (None when empty)."""
-    if not values:
-        return {"n": 0, "p50_ms": None, "p95_ms": None, "max_ms": None, "mean_ms": None}
-    arr = np.asarray(values, dtype=float)
-    return {
-        "n": len(values),
-        "p50_ms": round(float(np.percentile(arr, 50)), 1),
-        "p95_ms": round(float(np.percentile(arr, 95)), 1),
-        "max_ms": round(float(arr.max()), 1),
-        "mean_ms": round(float(arr.mean()), 1),
-    }
-
-
 def summarize(calls: list[CallResult]) -> dict[str, Any]:
     """Totals over calls: checks by status, latency and barge-in percentiles, server stages."""
     checks = [c for call in calls for c in call.checks]
@@ -189,8 +175,8 @@ def summarize(calls: list[CallResult]) -> dict[str, Any]:
             status: sum(c.status == status for c in checks)
             for status in ("pass", "fail", "unverified")
         },
-        "turn_latency": percentiles([v for v in speech if v is not None]),
-        "dtmf_latency": percentiles([v for v in dtmf if v is not None]),
-        "barge_in_stop": percentiles([v for v in barge if v is not None]),
-        "server_stages_p50_ms": {k: round(float(np.median(v)), 1) for k, v in stages.items() if v},
+        "turn_latency": latency_summary(speech),
+        "dtmf_latency": latency_summary(dtmf),
+        "barge_in_stop": latency_summary(barge),
+        "server_stages_p50_ms": {k: round(percentile(v, 50), 1) for k, v in stages.items() if v},
     }

@@ -25,6 +25,7 @@ import httpx
 import numpy as np
 from loguru import logger
 
+from integrations.speech.audio import PHONE_SAMPLE_RATE
 from simulator.fake_twilio import CallUpdate
 from simulator.phone import (
     CallEndedError,
@@ -348,7 +349,7 @@ class ScenarioCall:
             end = step.reply_end_s if step.reply_end_s is not None else call.now()
             pcm = call.heard_audio(max(0.0, step.reply_start_s - 0.1), end + 0.1)
             try:
-                step.heard = await asyncio.to_thread(transcriber.transcribe, pcm, 8000)
+                step.heard = await asyncio.to_thread(transcriber.transcribe, pcm, PHONE_SAMPLE_RATE)
             except Exception as e:  # noqa: BLE001
                 logger.warning(
                     f"scenario {self.scenario.id} step {step.index}: transcription of the "
@@ -386,5 +387,5 @@ def write_recording(call: TwilioCallEmulator, path: Path) -> None:
     with wave.open(str(path), "wb") as f:
         f.setnchannels(2)
         f.setsampwidth(2)
-        f.setframerate(8000)
+        f.setframerate(PHONE_SAMPLE_RATE)
         f.writeframes(stereo.tobytes())

@@ -19,20 +19,33 @@ A scenario is one call::
         expect: {escalation: explicit_request, call_ends: true}
       - hang_up
 
-Errors name the file, line and column of the offending node (the loader keeps PyYAML's
-marks), e.g. ``calls.yaml:7:9: steps[1]: unknown step 'sya'``.
+The file is validated by pydantic; errors name the file, the line (the loader keeps each
+key's line), the field path and the fix, e.g.
+``calls.yaml:7: steps[2].sya: unknown key 'sya' (allowed: say, silence, ...)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Self
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic import dataclasses as pydantic_dataclasses
 
+from bot.yaml_schema import Loc, Problem, check, load_yaml, problems, yaml_problem
 from simulator.phone import DTMF_DIGITS, LineConditions
 from simulator.voices.caller_voice import DEFAULT_VOICE, check_voice
 from simulator.voices.noise import NOISE_KINDS, NoiseSpec
@@ -41,6 +54,8 @@ ACTIONS = ("say", "silence", "press", "barge_in", "hang_up")
 BANDS = ("act", "clarify", "repair")
 DEFAULT_REPLY_TIMEOUT_S = 20.0
 MAX_SILENCE_S = 120.0
+_VALUE = ConfigDict(extra="forbid")
+_FILE = ConfigDict(extra="forbid", frozen=True)
 
 
 class ScenarioError(ValueError):
@@ -55,9 +70,63 @@ class ScenarioError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
-@dataclass(frozen=True)
+# Values as written: checks shared by the file's fields
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError("must be text")
+    text = str(value).strip()
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _text_or_empty(value: Any) -> str:
+    return "" if isinstance(value, str) and not value.strip() else _text(value)
+
+
+def _listed(value: Any) -> Any:
+    """One item or a list of them."""
+    return value if isinstance(value, list | tuple) else [value]
+
+
+def _lower(words: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(w.lower() for w in words)
+
+
+def _between(low: float, high: float) -> BeforeValidator:
+    def check_number(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError("must be a number")
+        if not low <= float(value) <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}")
+        return float(value)
+
+    return BeforeValidator(check_number)
+
+
+def _word_groups(value: Any) -> tuple[tuple[str, ...], ...]:
+    """``[monday, [saturday, sunday]]``: each group, one of its words must be in the reply."""
+    groups = []
+    for item in _listed(value):
+        words = [_text(w) for w in item] if isinstance(item, list) else [_text(item)]
+        if not words:
+            raise ValueError("an empty group")
+        groups.append(_lower(tuple(words)))
+    return tuple(groups)
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+Texts = Annotated[tuple[Text, ...], BeforeValidator(_listed)]
+Words = Annotated[tuple[Text, ...], BeforeValidator(_listed), AfterValidator(_lower)]
+
+
+@pydantic_dataclasses.dataclass(frozen=True, config=_VALUE)
 class EscalationExpectation:
     """An escalation (or none) the step must cause.
+
+    Written as ``true``/``false``, a trigger name, or ``{trigger: ..., reason: ...}``.
 
     Parameters:
         expected: Whether the call must escalate.
@@ -65,12 +134,21 @@ class EscalationExpectation:
         reason: Text the escalation's reason must contain.
     """
 
-    expected: bool = True
-    trigger: str | None = None
-    reason: str | None = None
+    expected: StrictBool = True
+    trigger: Text | None = None
+    reason: Annotated[Text, AfterValidator(str.lower)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return {"expected": value}
+        if isinstance(value, str | int | float):
+            return {"trigger": value}
+        return value
 
 
-@dataclass(frozen=True)
+@pydantic_dataclasses.dataclass(frozen=True, config=_VALUE)
 class Expectations:
     """What must hold after a step (every field optional).
 
@@ -86,20 +164,36 @@ class Expectations:
         escalation: An escalation the step must (or must not) cause.
         call_ends: The call must (or must not) end after the step.
         max_latency_ms: The reply must start within this long of the caller's end of speech.
-        line: Where the expectations are written (for messages).
+        line: Where the expectations are written (for messages; from the loader, not the file).
     """
 
-    intent: tuple[str, ...] = ()
-    band: str | None = None
-    reply_contains: tuple[tuple[str, ...], ...] = ()
-    reply_excludes: tuple[str, ...] = ()
-    no_reply: bool | None = None
-    interrupted: bool | None = None
-    resumes: bool | None = None
+    intent: Texts = ()
+    band: Literal["act", "clarify", "repair"] | None = None
+    reply_contains: Annotated[tuple[tuple[str, ...], ...], BeforeValidator(_word_groups)] = ()
+    reply_excludes: Words = ()
+    no_reply: StrictBool | None = None
+    interrupted: StrictBool | None = None
+    resumes: StrictBool | None = None
     escalation: EscalationExpectation | None = None
-    call_ends: bool | None = None
-    max_latency_ms: float | None = None
+    call_ends: StrictBool | None = None
+    max_latency_ms: Annotated[float, _between(1, 60000)] | None = None
     line: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _line(cls, value: Any) -> Any:
+        """The line the loader kept; ``line`` is not a key of the file."""
+        if isinstance(value, dict):
+            if "line" in value:
+                raise ValueError("unknown key 'line'")
+            return {**value, "line": getattr(value, "line", None)}
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.no_reply and (self.reply_contains or self.intent):
+            raise ValueError("no_reply contradicts reply_contains/intent")
+        return self
 
     @property
     def empty(self) -> bool:
@@ -157,13 +251,21 @@ class Step:
         return self.action
 
 
-@dataclass(frozen=True)
+@pydantic_dataclasses.dataclass(frozen=True, config=_VALUE)
 class CallerSpec:
     """The simulated caller's voice and number."""
 
-    voice: str = DEFAULT_VOICE
-    rate: float = 1.0
-    number: str = "+15555550198"
+    voice: Text = DEFAULT_VOICE
+    rate: Annotated[float, _between(0.5, 2.0)] = 1.0
+    number: Text = "+15555550198"
+
+    @field_validator("voice")
+    @classmethod
+    def _known_voice(cls, voice: str) -> str:
+        problem = check_voice(voice)
+        if problem:
+            raise ValueError(problem)
+        return voice
 
 
 @dataclass(frozen=True)
@@ -237,289 +339,183 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     """Parse a scenario from YAML text.
 
     Raises:
-        ScenarioError: naming the line of the first problem.
+        ScenarioError: naming the line of the first problem (the message lists them all).
     """
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        problem = " ".join(x for x in (e.context, e.problem) if x) or "invalid YAML"
-        raise ScenarioError(
-            path,
-            mark.line + 1 if mark else None,
-            mark.column + 1 if mark else None,
-            f"invalid YAML: {problem}",
-        ) from None
+        data = load_yaml(text)
     except yaml.YAMLError as e:
-        raise ScenarioError(path, None, None, f"invalid YAML: {e}") from None
-    if root is None:
+        raise _error(path, [yaml_problem(e)]) from None
+    if data is None:
         raise ScenarioError(path, 1, None, "the file is empty: a scenario needs 'steps'")
-    return _Parser(path).scenario(root)
+    try:
+        scenario_file = ScenarioFile.model_validate(data)
+    except ValidationError as e:
+        raise _error(path, problems(e, data, ScenarioFile)) from None
+    steps = tuple(
+        step.build(i, getattr(data["steps"], "item_lines", [None] * i)[i - 1])
+        for i, step in enumerate(scenario_file.steps, 1)
+    )
+    after_hang_up: list[tuple[Loc, str]] = [
+        (("steps", step.index - 1), "comes after hang_up")
+        for prev, step in zip(steps, steps[1:], strict=False)
+        if prev.action == "hang_up"
+    ]
+    if after_hang_up:
+        raise _error(path, check(data, after_hang_up))
+    noise, line = scenario_file.noise, scenario_file.line
+    return Scenario(
+        name=scenario_file.name or Path(path).stem,
+        path=path,
+        steps=steps,
+        description=scenario_file.description,
+        caller=scenario_file.caller,
+        noise=NoiseSpec(noise.type, noise.snr_db, noise.seed) if noise else None,
+        line=LineConditions(**line.model_dump()) if line else None,
+        greeting=scenario_file.greeting,
+        tags=scenario_file.tags,
+    )
 
 
-class _Parser:
-    def __init__(self, path: str):
-        self.path = path
+def _error(path: str, found: list[Problem]) -> ScenarioError:
+    """The first problem (by line) as the error; the message lists every one."""
+    first = found[0]
+    more = [f"{path}" + (f":{p.line}" if p.line else "") + f": {p}" for p in found[1:]]
+    return ScenarioError(path, first.line, first.column, "\n".join([str(first), *more]))
 
-    # Node helpers
 
-    def fail(self, node: Node | None, message: str) -> ScenarioError:
-        if node is None:
-            return ScenarioError(self.path, None, None, message)
-        return ScenarioError(
-            self.path, node.start_mark.line + 1, node.start_mark.column + 1, message
-        )
+# The file's shape where it differs from the scenario's types
 
-    def mapping(self, node: Node, what: str, allowed: Sequence[str]) -> dict[str, Node]:
-        if not isinstance(node, MappingNode):
-            raise self.fail(node, f"{what} must be a mapping (key: value lines)")
-        out: dict[str, Node] = {}
-        keys: dict[str, Node] = {}
-        for key_node, value_node in node.value:
-            key = self.scalar(key_node)
-            if not isinstance(key, str):
-                raise self.fail(key_node, f"{what}: keys must be words, not {key!r}")
-            if key in out:
-                raise self.fail(key_node, f"{what}: {key!r} is given twice")
-            if key not in allowed:
-                raise self.fail(
-                    key_node, f"{what}: unknown key {key!r} (expected one of {', '.join(allowed)})"
-                )
-            out[key] = value_node
-            keys[key] = key_node
-        return out
 
-    def scalar(self, node: Node) -> Any:
-        if not isinstance(node, ScalarNode):
-            return node
-        return yaml.SafeLoader("").construct_object(node)  # type: ignore[no-untyped-call]
+class NoiseFile(BaseModel):
+    """``noise: {type: babble, snr_db: 10, seed: 0}``."""
 
-    def string(self, node: Node, what: str, *, allow_empty: bool = False) -> str:
-        value = self.scalar(node) if isinstance(node, ScalarNode) else None
-        if isinstance(value, bool) or value is None and not allow_empty:
-            raise self.fail(node, f"{what} must be text")
-        if not isinstance(value, str | int | float):
-            raise self.fail(node, f"{what} must be text")
-        text = str(value).strip()
-        if not text and not allow_empty:
-            raise self.fail(node, f"{what} must not be empty")
-        return text
+    model_config = _FILE
 
-    def number(self, node: Node, what: str, low: float, high: float) -> float:
-        value = self.scalar(node) if isinstance(node, ScalarNode) else None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(node, f"{what} must be a number")
-        if not low <= float(value) <= high:
-            raise self.fail(node, f"{what} must be between {low:g} and {high:g}")
-        return float(value)
+    type: Text
+    snr_db: Annotated[float, _between(-20, 60)]
+    seed: Annotated[int, _between(0, 2**31)] = 0
 
-    def boolean(self, node: Node, what: str) -> bool:
-        value = self.scalar(node) if isinstance(node, ScalarNode) else None
-        if not isinstance(value, bool):
-            raise self.fail(node, f"{what} must be true or false")
+    @field_validator("type")
+    @classmethod
+    def _kind(cls, kind: str) -> str:
+        if kind not in NOISE_KINDS:
+            raise ValueError(f"must be one of {', '.join(NOISE_KINDS)}")
+        return kind
+
+
+class LineFile(BaseModel):
+    """``line: {packet_loss: 0.02, loss_burst: 3, jitter_ms: 40, seed: 0}``."""
+
+    model_config = _FILE
+
+    packet_loss: Annotated[float, _between(0, 0.5)] = 0.0
+    loss_burst: Annotated[float, _between(1, 50)] = 1.0
+    jitter_ms: Annotated[float, _between(0, 1000)] = 0.0
+    seed: Annotated[int, _between(0, 2**31)] = 0
+
+
+def _no_value(value: Any) -> bool:
+    if value not in (None, True):
+        raise ValueError("takes no value (write just 'hang_up')")
+    return True
+
+
+class StepFile(BaseModel):
+    """One step as written: exactly one action, with what to expect."""
+
+    model_config = _FILE
+
+    say: Text | None = None
+    silence: Annotated[float, _between(0.02, MAX_SILENCE_S)] | None = None
+    press: Text | None = None
+    barge_in: Text | None = None
+    hang_up: Annotated[bool, BeforeValidator(_no_value)] = False
+    expect: Expectations | None = None
+    after_ms: Annotated[int, _between(0, 30000)] | None = None
+    timeout: Annotated[float, _between(1, 300)] = DEFAULT_REPLY_TIMEOUT_S
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip() == "hang_up":
+            return {"hang_up": True}
+        if isinstance(value, str):
+            raise ValueError(f"unknown step {value!r} (a bare step can only be hang_up)")
+        if not isinstance(value, dict):
+            raise ValueError("must be a mapping like 'say: Hello'")
         return value
 
-    def strings(self, node: Node, what: str) -> list[str]:
-        if isinstance(node, SequenceNode):
-            return [self.string(n, f"{what} item") for n in node.value]
-        return [self.string(node, what)]
+    @field_validator("press")
+    @classmethod
+    def _keys(cls, digits: str) -> str:
+        bad = "".join(sorted({d for d in digits if d not in DTMF_DIGITS}))
+        if bad:
+            raise ValueError(f"{bad!r} are not keys (0-9 * # A-D)")
+        return digits
 
-    # Sections
+    @field_validator("expect")
+    @classmethod
+    def _expectable(cls, expect: Expectations | None, info: ValidationInfo) -> Expectations | None:
+        if expect is None:
+            return None
+        if info.data.get("hang_up"):
+            raise ValueError("hang_up has nothing to expect")
+        barge_only = [k for k in ("interrupted", "resumes") if getattr(expect, k) is not None]
+        if barge_only and info.data.get("barge_in") is None:
+            raise ValueError(f"'{barge_only[0]}' only applies to barge_in steps")
+        return expect
 
-    def scenario(self, root: Node) -> Scenario:
-        top = self.mapping(
-            root,
-            "the scenario",
-            ("name", "description", "caller", "noise", "line", "greeting", "steps", "tags"),
-        )
-        if "steps" not in top:
-            raise self.fail(root, "the scenario has no 'steps'")
-        steps_node = top["steps"]
-        if not isinstance(steps_node, SequenceNode) or not steps_node.value:
-            raise self.fail(steps_node, "'steps' must be a non-empty list of steps")
-        steps = tuple(self.step(n, i) for i, n in enumerate(steps_node.value, 1))
-        for prev, step in zip(steps, steps[1:], strict=False):
-            if prev.action == "hang_up":
-                raise self.fail(
-                    steps_node.value[step.index - 1], f"steps[{step.index}]: comes after hang_up"
-                )
-        name = self.string(top["name"], "name") if "name" in top else Path(self.path).stem
-        return Scenario(
-            name=name,
-            path=self.path,
-            steps=steps,
-            description=(
-                self.string(top["description"], "description", allow_empty=True)
-                if "description" in top
-                else ""
-            ),
-            caller=self.caller(top["caller"]) if "caller" in top else CallerSpec(),
-            noise=self.noise(top["noise"]) if "noise" in top else None,
-            line=self.line(top["line"]) if "line" in top else None,
-            greeting=self.expect(top["greeting"], "greeting") if "greeting" in top else None,
-            tags=tuple(self.strings(top["tags"], "tags")) if "tags" in top else (),
-        )
+    @field_validator("after_ms")
+    @classmethod
+    def _barge_in_only(cls, after_ms: int | None, info: ValidationInfo) -> int | None:
+        if after_ms is not None and info.data.get("barge_in") is None:
+            raise ValueError("only applies to barge_in")
+        return after_ms
 
-    def caller(self, node: Node) -> CallerSpec:
-        m = self.mapping(node, "caller", ("voice", "rate", "number"))
-        voice = self.string(m["voice"], "caller.voice") if "voice" in m else DEFAULT_VOICE
-        problem = check_voice(voice)
-        if problem:
-            raise self.fail(m["voice"], f"caller.voice: {problem}")
-        rate = self.number(m["rate"], "caller.rate", 0.5, 2.0) if "rate" in m else 1.0
-        number = self.string(m["number"], "caller.number") if "number" in m else CallerSpec.number
-        return CallerSpec(voice, rate, number)
-
-    def noise(self, node: Node) -> NoiseSpec:
-        m = self.mapping(node, "noise", ("type", "snr_db", "seed"))
-        if "type" not in m:
-            raise self.fail(node, f"noise needs a type ({', '.join(NOISE_KINDS)})")
-        kind = self.string(m["type"], "noise.type")
-        if kind not in NOISE_KINDS:
-            raise self.fail(m["type"], f"noise.type must be one of {', '.join(NOISE_KINDS)}")
-        if "snr_db" not in m:
-            raise self.fail(node, "noise needs snr_db (speech over noise, in dB)")
-        snr = self.number(m["snr_db"], "noise.snr_db", -20, 60)
-        seed = int(self.number(m["seed"], "noise.seed", 0, 2**31)) if "seed" in m else 0
-        return NoiseSpec(kind, snr, seed)
-
-    def line(self, node: Node) -> LineConditions:
-        m = self.mapping(node, "line", ("packet_loss", "loss_burst", "jitter_ms", "seed"))
-        return LineConditions(
-            packet_loss=self.number(m["packet_loss"], "line.packet_loss", 0, 0.5)
-            if "packet_loss" in m
-            else 0.0,
-            loss_burst=self.number(m["loss_burst"], "line.loss_burst", 1, 50)
-            if "loss_burst" in m
-            else 1.0,
-            jitter_ms=self.number(m["jitter_ms"], "line.jitter_ms", 0, 1000)
-            if "jitter_ms" in m
-            else 0.0,
-            seed=int(self.number(m["seed"], "line.seed", 0, 2**31)) if "seed" in m else 0,
-        )
-
-    def step(self, node: Node, index: int) -> Step:
-        where = f"steps[{index}]"
-        line = node.start_mark.line + 1
-        if isinstance(node, ScalarNode):
-            action = self.string(node, where)
-            if action != "hang_up":
-                raise self.fail(
-                    node, f"{where}: unknown step {action!r} (a bare step can only be hang_up)"
-                )
-            return Step(index, "hang_up", line=line)
-        if not isinstance(node, MappingNode):
-            raise self.fail(node, f"{where} must be a mapping like 'say: Hello'")
-        m = self.mapping(node, where, (*ACTIONS, "expect", "after_ms", "timeout"))
-        actions = [a for a in ACTIONS if a in m]
-        if len(actions) != 1:
-            found = f"{', '.join(actions)}" if actions else "none"
-            raise self.fail(
-                node, f"{where}: needs exactly one of {', '.join(ACTIONS)} (found {found})"
+    @model_validator(mode="after")
+    def _one_action(self) -> Self:
+        found = [a for a in ACTIONS if getattr(self, a) not in (None, False)]
+        if len(found) != 1:
+            raise ValueError(
+                f"needs exactly one of {', '.join(ACTIONS)} (found {', '.join(found) or 'none'})"
             )
-        action = actions[0]
-        value = m[action]
-        kwargs: dict[str, Any] = {}
-        if action in ("say", "barge_in"):
-            kwargs["text"] = self.string(value, f"{where}.{action}")
-        elif action == "silence":
-            kwargs["seconds"] = self.number(value, f"{where}.silence", 0.02, MAX_SILENCE_S)
-        elif action == "press":
-            digits = self.string(value, f"{where}.press")
-            bad = sorted({d for d in digits if d not in DTMF_DIGITS})
-            if bad:
-                keys = "".join(bad)
-                raise self.fail(value, f"{where}.press: {keys!r} are not keys (0-9 * # A-D)")
-            kwargs["digits"] = digits
-        elif action == "hang_up" and self.scalar(value) not in (None, True):
-            raise self.fail(value, f"{where}.hang_up takes no value")
-        if "after_ms" in m:
-            if action != "barge_in":
-                raise self.fail(m["after_ms"], f"{where}: after_ms only applies to barge_in")
-            kwargs["after_ms"] = int(self.number(m["after_ms"], f"{where}.after_ms", 0, 30000))
-        elif action == "barge_in":
-            kwargs["after_ms"] = 800
-        if "timeout" in m:
-            kwargs["timeout_s"] = self.number(m["timeout"], f"{where}.timeout", 1, 300)
-        if "expect" in m:
-            if action == "hang_up":
-                raise self.fail(m["expect"], f"{where}: hang_up has nothing to expect")
-            kwargs["expect"] = self.expect(m["expect"], f"{where}.expect")
-            barge_only = [
-                k for k in ("interrupted", "resumes") if getattr(kwargs["expect"], k) is not None
-            ]
-            if barge_only and action != "barge_in":
-                raise self.fail(
-                    m["expect"], f"{where}.expect: '{barge_only[0]}' only applies to barge_in steps"
-                )
-        return Step(index, action, line=line, **kwargs)
+        return self
 
-    def expect(self, node: Node, where: str) -> Expectations:
-        allowed = (
-            "intent",
-            "band",
-            "reply_contains",
-            "reply_excludes",
-            "no_reply",
-            "interrupted",
-            "resumes",
-            "escalation",
-            "call_ends",
-            "max_latency_ms",
+    def build(self, index: int, line: int | None) -> Step:
+        """The :class:`Step` the runner plays."""
+        action = next(a for a in ACTIONS if getattr(self, a) not in (None, False))
+        return Step(
+            index,
+            action,
+            text=self.say or self.barge_in or "",
+            seconds=self.silence or 0.0,
+            digits=self.press or "",
+            after_ms=(800 if self.after_ms is None else self.after_ms) if self.barge_in else 0,
+            timeout_s=self.timeout,
+            expect=self.expect or Expectations(),
+            line=line,
         )
-        m = self.mapping(node, where, allowed)
-        kwargs: dict[str, Any] = {"line": node.start_mark.line + 1}
-        if "intent" in m:
-            kwargs["intent"] = tuple(self.strings(m["intent"], f"{where}.intent"))
-        if "band" in m:
-            band = self.string(m["band"], f"{where}.band")
-            if band not in BANDS:
-                raise self.fail(m["band"], f"{where}.band must be one of {', '.join(BANDS)}")
-            kwargs["band"] = band
-        if "reply_contains" in m:
-            kwargs["reply_contains"] = self.word_groups(m["reply_contains"], where)
-        if "reply_excludes" in m:
-            kwargs["reply_excludes"] = tuple(
-                w.lower() for w in self.strings(m["reply_excludes"], f"{where}.reply_excludes")
-            )
-        for key in ("no_reply", "interrupted", "resumes", "call_ends"):
-            if key in m:
-                kwargs[key] = self.boolean(m[key], f"{where}.{key}")
-        if "escalation" in m:
-            kwargs["escalation"] = self.escalation(m["escalation"], f"{where}.escalation")
-        if "max_latency_ms" in m:
-            kwargs["max_latency_ms"] = self.number(
-                m["max_latency_ms"], f"{where}.max_latency_ms", 1, 60000
-            )
-        expectations = Expectations(**kwargs)
-        if expectations.no_reply and (expectations.reply_contains or expectations.intent):
-            raise self.fail(node, f"{where}: no_reply contradicts reply_contains/intent")
-        return expectations
 
-    def word_groups(self, node: Node, where: str) -> tuple[tuple[str, ...], ...]:
-        groups: list[tuple[str, ...]] = []
-        items = node.value if isinstance(node, SequenceNode) else [node]
-        for item in items:
-            if isinstance(item, SequenceNode):
-                words = [self.string(n, f"{where}.reply_contains item") for n in item.value]
-                if not words:
-                    raise self.fail(item, f"{where}.reply_contains: an empty group")
-            else:
-                words = [self.string(item, f"{where}.reply_contains item")]
-            groups.append(tuple(w.lower() for w in words))
-        return tuple(groups)
 
-    def escalation(self, node: Node, where: str) -> EscalationExpectation:
-        if isinstance(node, ScalarNode):
-            value = self.scalar(node)
-            if isinstance(value, bool):
-                return EscalationExpectation(expected=value)
-            return EscalationExpectation(trigger=self.string(node, where))
-        m = self.mapping(node, where, ("trigger", "reason"))
-        return EscalationExpectation(
-            trigger=self.string(m["trigger"], f"{where}.trigger") if "trigger" in m else None,
-            reason=self.string(m["reason"], f"{where}.reason").lower() if "reason" in m else None,
-        )
+def _non_empty(steps: tuple[StepFile, ...]) -> tuple[StepFile, ...]:
+    if not steps:
+        raise ValueError("must be a non-empty list of steps")
+    return steps
+
+
+class ScenarioFile(BaseModel):
+    """A scenario file as written."""
+
+    model_config = _FILE
+
+    name: Text | None = None
+    description: Annotated[str, BeforeValidator(_text_or_empty)] = ""
+    caller: CallerSpec = CallerSpec()
+    noise: NoiseFile | None = None
+    line: LineFile | None = None
+    greeting: Expectations | None = None
+    steps: Annotated[tuple[StepFile, ...], AfterValidator(_non_empty)]
+    tags: Texts = ()
 
 
 def check_against_agent(scenario: Scenario, intents: Iterable[str]) -> list[ScenarioError]:

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-SAMPLE_RATE = 8000
+from integrations.speech.audio import PHONE_SAMPLE_RATE
+
 DEFAULT_VOICE = "slt"
 FLITE_VOICES = ("slt", "rms", "awb", "kal", "kal16", "awb_time")
 ESPEAK_PREFIX = "espeak:"
@@ -69,7 +70,7 @@ def synthesize(
     *,
     voice: str = DEFAULT_VOICE,
     rate: float = 1.0,
-    sample_rate: int = SAMPLE_RATE,
+    sample_rate: int = PHONE_SAMPLE_RATE,
 ) -> bytes:
     """Speak ``text`` as the caller: 16-bit mono PCM at ``sample_rate`` (cached).
 
@@ -103,7 +104,7 @@ def synthesize(
     return pcm
 
 
-def silence(seconds: float, sample_rate: int = SAMPLE_RATE) -> bytes:
+def silence(seconds: float, sample_rate: int = PHONE_SAMPLE_RATE) -> bytes:
     """``seconds`` of 16-bit PCM silence."""
     return b"\x00\x00" * int(seconds * sample_rate)
 

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from integrations.speech.audio import PHONE_SAMPLE_RATE
 from simulator.voices.caller_voice import cache_dir
 
-SAMPLE_RATE = 8000
-FRAME_SAMPLES = 160
+FRAME_SAMPLES = PHONE_SAMPLE_RATE // 50  # 20 ms
 NOISE_KINDS = ("white", "pink", "babble")
 SPEECH_LEVEL_RMS = 2600.0
 """Active speech level caller clips are normalised to (about -22 dBFS)."""
@@ -182,7 +182,7 @@ def noise_bed(kind: str, seed: int = 0, seconds: float = BED_SECONDS) -> np.ndar
     path = cache_dir() / f"noise-{kind}-{key}.npy"
     if path.exists():
         return np.load(path)
-    n = int(seconds * SAMPLE_RATE)
+    n = int(seconds * PHONE_SAMPLE_RATE)
     rng = np.random.default_rng(seed)
     if kind == "white":
         bed = rng.standard_normal(n)
@@ -236,7 +236,7 @@ def _samples(pcm: bytes | np.ndarray) -> np.ndarray:
 def _pink(n: int, rng: np.random.Generator) -> np.ndarray:
     """1/f noise: white noise shaped in the frequency domain."""
     spectrum = np.fft.rfft(rng.standard_normal(n))
-    f = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
+    f = np.fft.rfftfreq(n, 1.0 / PHONE_SAMPLE_RATE)
     f[0] = f[1]
     return np.fft.irfft(spectrum / np.sqrt(f), n)
 
@@ -265,7 +265,7 @@ def _babble(n: int, seed: int) -> np.ndarray:
             with wave.open(str(wav), "rb") as f:
                 rate = f.getframerate()
                 talker = np.frombuffer(f.readframes(f.getnframes()), dtype="<i2").astype(np.float32)
-            talker = soxr.resample(talker, rate, SAMPLE_RATE).astype(np.float64)
+            talker = soxr.resample(talker, rate, PHONE_SAMPLE_RATE).astype(np.float64)
             level = active_rms(talker) or 1.0
             talker = np.resize(talker / level, n)  # loops the talker if short
             out += np.roll(talker, rng.randrange(n))

@@ -1,0 +1,1 @@
+"""How well an agent understands callers it has never heard: request sets, the bench, reports."""

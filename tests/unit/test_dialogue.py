@@ -1,0 +1,117 @@
+from pipecat.frames.frames import EndWorkerFrame, LLMContextFrame, TTSSpeakFrame
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.tests.utils import run_test
+
+from processors.agent_definition import IntentAction
+from processors.dialogue import DialoguePolicy, DialogueProcessor
+from processors.frames import OUT_OF_SCOPE, Band, BotReplyFrame, NLUResultFrame
+
+
+def nlu(intent, band=Band.ACT, conf=0.95, **entities):
+    return NLUResultFrame(text="...", intent=intent, confidence=conf, band=band, entities=entities)
+
+
+def test_faq_intent_answers_from_the_agent_file(agent):
+    reply = DialoguePolicy(agent).decide(nlu("opening_hours"))
+    assert "Monday to Friday" in reply.text
+
+
+def test_knowledge_base_entry_answers(agent):
+    reply = DialoguePolicy(agent).decide(nlu("kb:children"))
+    assert "children" in reply.text
+
+
+def test_slot_is_asked_for_then_filled(agent):
+    policy = DialoguePolicy(agent)
+    ask = policy.decide(nlu("book_appointment"))
+    assert ask.text == agent.intent("book_appointment").slots[0].prompt
+    done = policy.decide(
+        nlu(OUT_OF_SCOPE, Band.REPAIR, 0.2, datetime={"spoken": "Tuesday at 3 PM"})
+    )
+    assert "Tuesday at 3 PM" in done.text
+
+
+def test_slot_filled_in_the_same_turn(agent):
+    reply = DialoguePolicy(agent).decide(nlu("reschedule_appointment", datetime="Friday at 10 AM"))
+    assert "Friday at 10 AM" in reply.text
+
+
+def test_medium_confidence_clarifies_and_yes_acts(agent):
+    policy = DialoguePolicy(agent)
+    question = policy.decide(nlu("cancel_appointment", Band.CLARIFY, 0.6))
+    assert question.text == "Did you want to cancel your appointment?"
+    ask = policy.decide(nlu("affirm"))  # unknown caller: which appointment?
+    assert ask.text == agent.intent("cancel_appointment").slots[0].prompt
+    assert (
+        "cancelled"
+        in policy.decide(nlu(OUT_OF_SCOPE, Band.REPAIR, 0.2, datetime="Friday at 10 AM")).text
+    )
+
+
+def test_medium_confidence_clarifies_and_no_offers_help(agent):
+    policy = DialoguePolicy(agent)
+    policy.decide(nlu("cancel_appointment", Band.CLARIFY, 0.6))
+    assert agent.fallback in policy.decide(nlu("deny")).text
+
+
+def test_low_confidence_repairs_and_counts_failures(agent):
+    policy = DialoguePolicy(agent)
+    first = policy.decide(nlu(OUT_OF_SCOPE, Band.REPAIR, 0.1))
+    second = policy.decide(nlu("insurance", Band.REPAIR, 0.3))
+    assert first.text in agent.repair and second.text in agent.repair and first.text != second.text
+    assert policy.consecutive_failures == 2
+    policy.decide(nlu("location"))
+    assert policy.consecutive_failures == 0
+
+
+def test_out_of_scope_goes_to_the_llm_only_when_there_is_one(agent):
+    assert (
+        DialoguePolicy(agent, llm_available=True).decide(nlu(OUT_OF_SCOPE, Band.REPAIR, 0.1))
+        is None
+    )
+    assert DialoguePolicy(agent).decide(nlu(OUT_OF_SCOPE, Band.REPAIR, 0.1)) is not None
+
+
+def test_goodbye_and_transfer_actions(agent):
+    assert DialoguePolicy(agent).decide(nlu("goodbye")).action is IntentAction.END_CALL
+    transfer = DialoguePolicy(agent).decide(nlu("talk_to_human"))
+    assert transfer.action is IntentAction.TRANSFER
+    assert transfer.text == agent.transfer.handoff_line
+
+
+async def test_processor_speaks_the_reply_and_consumes_the_context(agent):
+    context = LLMContextFrame(LLMContext(messages=[{"role": "user", "content": "hours?"}]))
+    down, _ = await run_test(
+        DialogueProcessor(DialoguePolicy(agent)),
+        frames_to_send=[nlu("opening_hours"), context],
+        expected_down_frames=[NLUResultFrame, BotReplyFrame, TTSSpeakFrame],
+    )
+    assert "Monday" in down[2].text
+
+
+async def test_processor_forwards_the_context_to_the_llm(agent):
+    context = LLMContextFrame(LLMContext(messages=[{"role": "user", "content": "weather?"}]))
+    await run_test(
+        DialogueProcessor(DialoguePolicy(agent, llm_available=True)),
+        frames_to_send=[nlu(OUT_OF_SCOPE, Band.REPAIR, 0.1), context],
+        expected_down_frames=[NLUResultFrame, LLMContextFrame],
+    )
+
+
+async def test_goodbye_ends_the_call_after_speaking(agent):
+    await run_test(
+        DialogueProcessor(DialoguePolicy(agent)),
+        frames_to_send=[nlu("goodbye")],
+        expected_down_frames=[NLUResultFrame, BotReplyFrame, TTSSpeakFrame, EndWorkerFrame],
+    )
+
+
+def test_keyed_menu_choice_acts(agent):
+    reply = DialoguePolicy(agent).decide(nlu("dtmf_entry", digits="1"))
+    assert "Monday to Friday" in reply.text
+
+
+def test_unknown_key_repairs_with_the_menu(agent):
+    policy = DialoguePolicy(agent)
+    reply = policy.decide(nlu("dtmf_entry", digits="9"))
+    assert "press 1" in reply.text and policy.consecutive_failures == 1

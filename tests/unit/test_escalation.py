@@ -1,0 +1,295 @@
+"""Each escalation trigger fires, carries its reason, and can be switched off."""
+
+import dataclasses
+
+import pytest
+from pipecat.frames.frames import TTSSpeakFrame
+from pipecat.tests.utils import SleepFrame, run_test
+
+from bot.agent import AgentFileError, load_agent
+from integrations.crm.base import Authentication, AuthMethod, AuthStatus, CallerRecord
+from integrations.sentiment import VaderSentiment
+from processors.escalation import EscalationProcessor
+from processors.frames import (
+    OUT_OF_SCOPE,
+    Band,
+    BotReplyFrame,
+    CallerRecordFrame,
+    DecisionPath,
+    EscalationFrame,
+    NLUResultFrame,
+    PrefetchStatus,
+)
+from tests.support.frames import spoken
+
+
+@pytest.fixture(scope="module")
+def vader():
+    return VaderSentiment()
+
+
+def processor(agent, vader, **switches):
+    config = agent.escalation
+    for name, value in switches.items():
+        config = dataclasses.replace(
+            config, **{name: dataclasses.replace(getattr(config, name), **value)}
+        )
+    return EscalationProcessor(
+        config,
+        handoff_line=agent.transfer.handoff_line,
+        transfer_intents=frozenset({"talk_to_human", "emergency"}),
+        sentiment=vader,
+        call_id="t1",
+        transport="test",
+    )
+
+
+def turn(
+    text, intent=OUT_OF_SCOPE, band=Band.REPAIR, conf=0.2, path=DecisionPath.CLASSIFIER, **entities
+):
+    return NLUResultFrame(
+        text=text, intent=intent, confidence=conf, band=band, path=path, entities=entities
+    )
+
+
+def reply(text, intent=None, hands_off=False):
+    return [BotReplyFrame(text=text, intent=intent, hands_off=hands_off), TTSSpeakFrame(text)]
+
+
+def escalations(frames):
+    return [f for f in frames if isinstance(f, EscalationFrame)]
+
+
+async def test_explicit_request_uses_the_dialogue_handoff_line(agent, vader):
+    line = agent.transfer.handoff_line
+    down, _ = await run_test(
+        processor(agent, vader),
+        frames_to_send=[
+            turn("let me talk to a person", "talk_to_human", Band.ACT, 0.97),
+            *reply(line, "talk_to_human", hands_off=True),
+        ],
+        expected_down_frames=[NLUResultFrame, BotReplyFrame, TTSSpeakFrame, EscalationFrame],
+    )
+    escalation = escalations(down)[0]
+    assert escalation.trigger == "explicit_request"
+    assert spoken(down) == [line]
+    summary = escalation.summary
+    assert summary["reason"] == "explicit_request"
+    assert summary["transcript"][0] == {"role": "caller", "text": "let me talk to a person"}
+    assert summary["intents"][0]["intent"] == "talk_to_human"
+
+
+async def test_explicit_request_in_other_phrasings_and_keypad_zero(agent, vader):
+    # The classifier missed it, the phrasing still counts; the bot says its own hand-off line.
+    down, _ = await run_test(
+        processor(agent, vader),
+        frames_to_send=[turn("could you connect me with a real human"), *reply("Sorry?")],
+    )
+    assert escalations(down)[0].trigger == "explicit_request"
+    assert spoken(down) == [agent.transfer.handoff_line]  # the repair line was silenced
+    down, _ = await run_test(
+        processor(agent, vader),
+        frames_to_send=[
+            turn("DTMF: 0", "talk_to_human", Band.ACT, 1.0, DecisionPath.DTMF),
+            *reply(agent.transfer.handoff_line, "talk_to_human", True),
+        ],
+    )
+    assert escalations(down)[0].reason == "keypad 0"
+
+
+async def test_explicit_request_switched_off_declines_the_transfer(agent, vader):
+    down, _ = await run_test(
+        processor(agent, vader, explicit_request={"enabled": False}),
+        frames_to_send=[
+            turn("let me talk to a person", "talk_to_human", Band.ACT, 0.97),
+            *reply(agent.transfer.handoff_line, "talk_to_human", hands_off=True),
+        ],
+    )
+    assert not escalations(down)
+    assert spoken(down) == [agent.escalation.unavailable_line]
+
+
+async def test_consecutive_failed_turns(agent, vader):
+    frames = []
+    for text in ("blorp", "mmm the thing", "uh what"):
+        frames += [turn(text), *reply("Sorry, could you say that again?")]
+    down, _ = await run_test(processor(agent, vader), frames_to_send=frames)
+    escalation = escalations(down)[0]
+    assert escalation.trigger == "failed_turns" and "3 turns" in escalation.reason
+    assert spoken(down)[-1] == agent.transfer.handoff_line
+    assert spoken(down).count("Sorry, could you say that again?") == 2  # third one silenced
+
+
+async def test_failed_turns_reset_on_understanding_and_can_be_switched_off(agent, vader):
+    frames = [
+        turn("blorp"),
+        turn("mmm"),
+        turn("hours", "opening_hours", Band.ACT, 0.95),
+        turn("uh"),
+        turn("what"),
+    ]
+    down, _ = await run_test(processor(agent, vader), frames_to_send=frames)
+    assert not escalations(down)
+    frames = [turn("blorp"), turn("mmm"), turn("uh"), turn("what")]
+    down, _ = await run_test(
+        processor(agent, vader, failed_turns={"enabled": False}), frames_to_send=frames
+    )
+    assert not escalations(down)
+    down, _ = await run_test(
+        processor(agent, vader, failed_turns={"limit": 2}), frames_to_send=frames[:2]
+    )
+    assert escalations(down)[0].trigger == "failed_turns"
+
+
+async def test_negative_sentiment(agent, vader):
+    angry = turn(
+        "this is ridiculous, you people are useless and I am furious", "insurance", Band.ACT, 0.9
+    )
+    down, _ = await run_test(
+        processor(agent, vader),
+        frames_to_send=[angry, *reply("We accept most plans.", "insurance")],
+    )
+    escalation = escalations(down)[0]
+    assert escalation.trigger == "negative_sentiment"
+    assert escalation.summary["sentiment"]["last"] <= -0.53
+    assert spoken(down) == [agent.transfer.handoff_line]
+    down, _ = await run_test(
+        processor(agent, vader, negative_sentiment={"enabled": False}),
+        frames_to_send=[angry, *reply("We accept most plans.", "insurance")],
+    )
+    assert not escalations(down) and spoken(down) == ["We accept most plans."]
+
+
+async def test_pain_is_not_anger(agent, vader):
+    calm = [
+        turn("I have a terrible toothache", "book_appointment", Band.ACT, 0.9),
+        turn("my tooth is broken", "book_appointment", Band.ACT, 0.9),
+    ]
+    down, _ = await run_test(
+        processor(agent, vader, out_of_scope={"enabled": False}), frames_to_send=calm
+    )
+    assert not escalations(down)
+
+
+async def test_out_of_scope_intent(agent, vader):
+    emergency = agent.intent("emergency").response
+    frames = [
+        turn("I knocked out a tooth", "emergency", Band.ACT, 0.93),
+        *reply(emergency, "emergency", hands_off=True),
+    ]
+    down, _ = await run_test(
+        processor(agent, vader, negative_sentiment={"enabled": False}), frames_to_send=frames
+    )
+    assert escalations(down)[0].trigger == "out_of_scope"
+    assert spoken(down) == [emergency]  # the dialogue's own line is the hand-off line
+    down, _ = await run_test(
+        processor(
+            agent, vader, out_of_scope={"enabled": False}, negative_sentiment={"enabled": False}
+        ),
+        frames_to_send=frames,
+    )
+    assert not escalations(down) and spoken(down) == [agent.escalation.unavailable_line]
+
+
+async def test_max_duration(agent, vader):
+    down, _ = await run_test(
+        processor(agent, vader, max_duration={"seconds": 0.2}), frames_to_send=[SleepFrame(0.4)]
+    )
+    escalation = escalations(down)[0]
+    assert escalation.trigger == "max_duration"
+    assert spoken(down) == [agent.transfer.handoff_line]
+    down, _ = await run_test(
+        processor(agent, vader, max_duration={"seconds": 0.2, "enabled": False}),
+        frames_to_send=[SleepFrame(0.4)],
+    )
+    assert not escalations(down)
+
+
+async def test_summary_carries_the_caller_record_and_authentication(agent, vader):
+    record = CallerRecord(
+        "cus_1",
+        "Maria",
+        "Garcia",
+        "+15555550123",
+        auth=Authentication(AuthStatus.VERIFIED, AuthMethod.PIN, 1),
+        secrets={"pin": "4729"},
+    )
+    down, _ = await run_test(
+        processor(agent, vader),
+        frames_to_send=[
+            CallerRecordFrame(record=record, status=PrefetchStatus.FOUND),
+            turn("DTMF: 4729#", "dtmf_entry", Band.ACT, 1.0, DecisionPath.DTMF, digits="4729"),
+            turn(
+                "I want to move my appointment",
+                "reschedule_appointment",
+                Band.ACT,
+                0.9,
+                datetime={"spoken": "Friday at 3 PM"},
+            ),
+            turn("get me a real person", "talk_to_human", Band.ACT, 0.95),
+            *reply(agent.transfer.handoff_line, "talk_to_human", True),
+        ],
+    )
+    summary = escalations(down)[0].summary
+    assert summary["authentication"] == {"status": "verified", "method": "pin", "attempts": 1}
+    assert summary["caller"]["name"] == "Maria Garcia"
+    assert "4729" not in str(summary)  # keyed digits and PINs never reach the summary
+    assert summary["entities"]["datetime"]["spoken"] == "Friday at 3 PM"
+    assert [i["intent"] for i in summary["intents"]] == [
+        "dtmf_entry",
+        "reschedule_appointment",
+        "talk_to_human",
+    ]
+
+
+async def test_no_second_escalation_and_bot_lines_silenced_after_it(agent, vader):
+    down, _ = await run_test(
+        processor(agent, vader),
+        frames_to_send=[
+            turn("let me talk to a person"),
+            *reply("Sorry?"),
+            turn("hello?"),
+            *reply("How can I help?"),
+            TTSSpeakFrame("Are you still there?"),
+        ],
+    )
+    assert len(escalations(down)) == 1
+    assert spoken(down) == [agent.transfer.handoff_line]
+
+
+@pytest.mark.parametrize(
+    ("yaml", "message"),
+    [
+        (
+            "escalation:\n  explicit_request:\n    intents: [nope]\n",
+            "escalation.explicit_request.intents",
+        ),
+        ("escalation:\n  failed_turns:\n    limit: 0\n", "escalation.failed_turns.limit"),
+        ("escalation:\n  negative_sentiment:\n    threshold: -3\n", "threshold"),
+        ("escalation:\n  moon_phase: {}\n", "unknown key 'moon_phase'"),
+        ("escalation:\n  max_duration:\n    seconds: soon\n", "escalation.max_duration.seconds"),
+        ("escalation:\n  failed_turns:\n    enabled: maybe\n", "escalation.failed_turns.enabled"),
+        ("transfer:\n  whisper: 3\n", "transfer.whisper"),
+        ("verification:\n  required_for: [nope]\n", "verification.required_for"),
+    ],
+)
+def test_bad_escalation_policy_names_the_key(tmp_path, yaml, message):
+    path = tmp_path / "agent.yaml"
+    path.write_text(
+        "name: x\ngreeting: hi\nintents:\n  talk_to_human:\n    examples: [a, b]\n"
+        "    action: transfer\n" + yaml
+    )
+    with pytest.raises(AgentFileError) as info:
+        load_agent(path)
+    assert message in str(info.value)
+
+
+def test_triggers_switch_off_with_false(tmp_path):
+    path = tmp_path / "agent.yaml"
+    path.write_text(
+        "name: x\ngreeting: hi\nintents:\n  a:\n    examples: [a, b]\n"
+        "escalation:\n  negative_sentiment: false\n  max_duration:\n    seconds: 90\n"
+    )
+    config = load_agent(path).escalation
+    assert not config.negative_sentiment.enabled and config.max_duration.seconds == 90
+    assert config.explicit_request.enabled

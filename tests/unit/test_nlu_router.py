@@ -1,0 +1,381 @@
+from datetime import datetime
+
+import pytest
+from pipecat.audio.dtmf.types import KeypadEntry
+from pipecat.frames.frames import (
+    InputDTMFFrame,
+    LLMContextFrame,
+    TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.tests.utils import SleepFrame, run_test
+
+from integrations.nlu.base import IntentPrediction, NLUThresholds
+from integrations.nlu.entities import EntityExtractor, default_parsers
+from integrations.nlu.llm import LLMEndpoint, OpenAICompatibleIntentClassifier, StructuredOutput
+from processors.frames import OUT_OF_SCOPE, Band, DecisionPath, NLUResultFrame
+from processors.nlu_router import NLURouter, user_text
+from tests.fakes.classifier import ScriptedClassifier, prediction
+from tests.fakes.llm_server import FakeChatServer
+
+INTENTS = {
+    "opening_hours": "know our opening hours",
+    "book_appointment": "book an appointment",
+    "talk_to_human": "speak to a person",
+}
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    return EntityExtractor(default_parsers(clock=lambda: datetime(2026, 11, 21, 10, 0)))
+
+
+def router(classifier, extractor, llm=None, timeout=1.0):
+    return NLURouter(classifier, llm, NLUThresholds(), extractor, llm_timeout_s=timeout)
+
+
+def transcript(text):
+    return TranscriptionFrame(text, "caller", "2026-11-21T10:00:00")
+
+
+def context_frame(*messages):
+    return LLMContextFrame(context=LLMContext(messages=list(messages)))
+
+
+async def decide_one(proc, text):
+    down, _ = await run_test(
+        proc,
+        frames_to_send=[transcript(text)],
+        expected_down_frames=[NLUResultFrame, TranscriptionFrame],
+    )
+    return down[0]
+
+
+@pytest.mark.parametrize(
+    ("confidence", "band"),
+    [
+        (0.95, Band.ACT),
+        (0.85, Band.ACT),
+        (0.7, Band.CLARIFY),
+        (0.5, Band.CLARIFY),
+        (0.3, Band.REPAIR),
+    ],
+)
+async def test_classifier_bands_without_llm(extractor, confidence, band):
+    classifier = ScriptedClassifier(default=prediction("opening_hours", confidence))
+    result = await decide_one(router(classifier, extractor), "when are you open")
+    assert result.band is band
+    assert result.path is DecisionPath.CLASSIFIER
+    assert result.intent == "opening_hours"
+    assert result.runner_up == "location"
+    assert result.margin == pytest.approx(confidence - (1 - confidence) * 0.8, abs=1e-3)
+    assert result.text == "when are you open"
+    assert result.elapsed_ms >= 0
+
+
+async def test_out_of_scope_is_repaired_even_when_sure(extractor):
+    classifier = ScriptedClassifier(default=IntentPrediction(OUT_OF_SCOPE, 0.99))
+    result = await decide_one(router(classifier, extractor), "what is the capital of peru")
+    assert (result.intent, result.band) == (OUT_OF_SCOPE, Band.REPAIR)
+
+
+async def test_context_frame_is_classified_then_passed_on(extractor):
+    classifier = ScriptedClassifier()
+    frame = context_frame(
+        {"role": "system", "content": "persona"},
+        {"role": "user", "content": "old turn"},
+        {"role": "assistant", "content": "hi"},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "when do you"}, {"type": "text", "text": "open"}],
+        },
+    )
+    down, _ = await run_test(
+        router(classifier, extractor),
+        frames_to_send=[frame],
+        expected_down_frames=[NLUResultFrame, LLMContextFrame],
+    )
+    assert down[0].text == "when do you open"
+    assert down[1] is frame
+    assert classifier.calls == ["when do you open"]
+
+
+async def test_speculative_context_is_not_classified(extractor):
+    classifier = ScriptedClassifier()
+    frame = context_frame({"role": "user", "content": "hello"})
+    frame.speculation = True
+    await run_test(
+        router(classifier, extractor),
+        frames_to_send=[frame],
+        expected_down_frames=[LLMContextFrame],
+    )
+    assert classifier.calls == []
+
+
+def test_user_text_without_user_message():
+    assert user_text(context_frame({"role": "system", "content": "persona"})) == ""
+
+
+async def test_entities_ride_along(extractor):
+    classifier = ScriptedClassifier(default=prediction("book_appointment", 0.97))
+    result = await decide_one(router(classifier, extractor), "book me next Tuesday at three")
+    assert result.entities["datetime"]["value"] == "2026-11-24T15:00"
+
+
+async def test_dtmf_digits(extractor):
+    classifier = ScriptedClassifier()
+    result = await decide_one(router(classifier, extractor), "DTMF: 4729#")
+    assert result.path is DecisionPath.DTMF
+    assert result.entities == {"digits": "4729"}
+    assert result.band is Band.ACT
+    assert classifier.calls == []
+
+
+async def test_dtmf_zero_asks_for_a_human(extractor):
+    result = await decide_one(router(ScriptedClassifier(), extractor), "DTMF: 0")
+    assert (result.intent, result.path, result.band) == (
+        "talk_to_human",
+        DecisionPath.DTMF,
+        Band.ACT,
+    )
+    assert result.entities == {"digits": "0"}
+
+
+async def test_raw_dtmf_frames_pass_through(extractor):
+    await run_test(
+        router(ScriptedClassifier(), extractor),
+        frames_to_send=[InputDTMFFrame(button=KeypadEntry.ONE)],
+        expected_down_frames=[InputDTMFFrame],
+    )
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n"])
+async def test_empty_turn_is_repaired(extractor, text):
+    classifier = ScriptedClassifier()
+    result = await decide_one(router(classifier, extractor), text)
+    assert (result.intent, result.path, result.band) == (
+        OUT_OF_SCOPE,
+        DecisionPath.EMPTY,
+        Band.REPAIR,
+    )
+    assert classifier.calls == []
+
+
+async def test_classifier_crash_becomes_repair(extractor):
+    broken = ScriptedClassifier(error=RuntimeError("boom"))
+    result = await decide_one(router(broken, extractor), "hello")
+    assert result.band is Band.REPAIR
+
+
+async def test_very_long_turn_is_cut(extractor):
+    classifier = ScriptedClassifier()
+    result = await decide_one(router(classifier, extractor), "open " * 5000)
+    assert len(classifier.calls[0]) <= 2000
+    assert result.band is Band.ACT
+
+
+# --- the LLM path, over real HTTP on loopback ---------------------------------------------
+
+
+def llm_for(server, structured=StructuredOutput.JSON_OBJECT):
+    endpoint = LLMEndpoint(server.base_url, "fake-model", "key", structured)
+    return OpenAICompatibleIntentClassifier(endpoint, INTENTS)
+
+
+async def test_confident_classifier_never_calls_the_llm(extractor):
+    async with FakeChatServer() as server:
+        llm = llm_for(server)
+        result = await decide_one(
+            router(ScriptedClassifier(default=prediction("opening_hours", 0.9)), extractor, llm),
+            "when are you open",
+        )
+        await llm.aclose()
+    assert result.path is DecisionPath.CLASSIFIER
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("llm_confidence", "band"), [(0.95, Band.ACT), (0.6, Band.CLARIFY), (0.2, Band.REPAIR)]
+)
+async def test_unsure_classifier_asks_the_llm(extractor, llm_confidence, band):
+    async with FakeChatServer() as server:
+        server.content = {
+            "reasoning": "wants a visit",
+            "intent": "book_appointment",
+            "alternative": "opening_hours",
+            "confidence": llm_confidence,
+        }
+        llm = llm_for(server, StructuredOutput.JSON_SCHEMA)
+        result = await decide_one(
+            router(ScriptedClassifier(default=prediction("opening_hours", 0.6)), extractor, llm),
+            "could I maybe come by",
+        )
+        await llm.aclose()
+    assert (result.intent, result.path, result.band) == ("book_appointment", DecisionPath.LLM, band)
+    assert result.runner_up == "opening_hours"
+    request = server.requests[0]
+    assert request["model"] == "fake-model"
+    assert request["response_format"]["type"] == "json_schema"
+    enum = request["response_format"]["json_schema"]["schema"]["properties"]["intent"]["enum"]
+    assert set(enum) == {*INTENTS, OUT_OF_SCOPE}
+    assert "could I maybe come by" in request["messages"][-1]["content"]
+
+
+async def test_llm_out_of_scope_and_unknown_intents(extractor):
+    async with FakeChatServer() as server:
+        llm = llm_for(server)
+        server.content = {"intent": "order_pizza", "confidence": 0.99}
+        result = await decide_one(
+            router(ScriptedClassifier(default=prediction("opening_hours", 0.4)), extractor, llm),
+            "one large pepperoni",
+        )
+        await llm.aclose()
+    assert (result.intent, result.path, result.band) == (
+        OUT_OF_SCOPE,
+        DecisionPath.LLM,
+        Band.REPAIR,
+    )
+    assert server.requests[0]["response_format"] == {"type": "json_object"}
+
+
+async def test_llm_timeout_falls_back_to_classifier_with_clarify(extractor):
+    async with FakeChatServer() as server:
+        server.delay_s = 2.0
+        llm = llm_for(server)
+        result = await decide_one(
+            router(
+                ScriptedClassifier(default=prediction("opening_hours", 0.3)), extractor, llm, 0.2
+            ),
+            "hmm when are you",
+        )
+        await llm.aclose()
+    assert (result.intent, result.path, result.band) == (
+        "opening_hours",
+        DecisionPath.CLASSIFIER,
+        Band.CLARIFY,
+    )
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["this is not json", "```json\n[1, 2]\n```", '{"confidence": 0.9}', '{"intent": 7}'],
+)
+async def test_malformed_llm_answer_falls_back(extractor, content):
+    async with FakeChatServer() as server:
+        server.content = content
+        llm = llm_for(server)
+        result = await decide_one(
+            router(ScriptedClassifier(default=prediction("opening_hours", 0.6)), extractor, llm),
+            "eh",
+        )
+        await llm.aclose()
+    assert (result.path, result.band) == (DecisionPath.CLASSIFIER, Band.CLARIFY)
+
+
+async def test_llm_http_error_falls_back(extractor):
+    async with FakeChatServer() as server:
+        server.status = 500
+        llm = llm_for(server)
+        result = await decide_one(
+            router(ScriptedClassifier(default=prediction("opening_hours", 0.6)), extractor, llm),
+            "eh",
+        )
+        await llm.aclose()
+    assert (result.path, result.band) == (DecisionPath.CLASSIFIER, Band.CLARIFY)
+
+
+async def test_llm_fallback_keeps_out_of_scope_repaired(extractor):
+    async with FakeChatServer() as server:
+        server.status = 503
+        llm = llm_for(server)
+        result = await decide_one(
+            router(ScriptedClassifier(default=IntentPrediction(OUT_OF_SCOPE, 0.8)), extractor, llm),
+            "tell me a joke",
+        )
+        await llm.aclose()
+    assert (result.intent, result.band) == (OUT_OF_SCOPE, Band.REPAIR)
+
+
+async def test_llm_fenced_json_is_accepted(extractor):
+    async with FakeChatServer() as server:
+        server.content = '```json\n{"intent": "talk_to_human", "confidence": 0.93}\n```'
+        llm = llm_for(server)
+        result = await decide_one(
+            router(ScriptedClassifier(default=prediction("opening_hours", 0.5)), extractor, llm),
+            "a person please",
+        )
+        await llm.aclose()
+    assert (result.intent, result.path, result.band) == (
+        "talk_to_human",
+        DecisionPath.LLM,
+        Band.ACT,
+    )
+
+
+EMPTY_TURN_NOTE = {"role": "developer", "content": "The caller spoke, but nothing was recognised."}
+
+
+def empty_turn_frames(voice_s):
+    return [
+        VADUserStartedSpeakingFrame(),
+        SleepFrame(voice_s),
+        VADUserStoppedSpeakingFrame(stop_secs=0.0),
+        SleepFrame(0.05),
+        context_frame(
+            {"role": "user", "content": "What are your opening hours?"},
+            {"role": "assistant", "content": "We open at eight."},
+            EMPTY_TURN_NOTE,
+        ),
+        SleepFrame(0.05),  # the next turn's VAD frames (system frames) must not overtake it
+    ]
+
+
+async def test_a_long_empty_turn_is_repaired_not_taken_for_the_last_request(extractor):
+    classifier = ScriptedClassifier(default=prediction("opening_hours", 0.99))
+    down, _ = await run_test(
+        router(classifier, extractor),
+        frames_to_send=empty_turn_frames(0.8),
+        expected_down_frames=[
+            VADUserStartedSpeakingFrame,
+            VADUserStoppedSpeakingFrame,
+            NLUResultFrame,
+            LLMContextFrame,
+        ],
+    )
+    result = down[2]
+    assert (result.path, result.band, result.text) == (DecisionPath.EMPTY, Band.REPAIR, "")
+
+
+async def test_a_short_empty_turn_gets_no_answer(extractor):
+    classifier = ScriptedClassifier(default=prediction("opening_hours", 0.99))
+    await run_test(
+        router(classifier, extractor),
+        frames_to_send=empty_turn_frames(0.1),
+        expected_down_frames=[
+            VADUserStartedSpeakingFrame,
+            VADUserStoppedSpeakingFrame,
+            LLMContextFrame,
+        ],
+    )
+
+
+def test_user_text_is_the_last_message_only():
+    frame = context_frame({"role": "user", "content": "hello"}, EMPTY_TURN_NOTE)
+    assert user_text(frame) == ""
+
+
+async def test_empty_turns_are_repaired_a_few_times_in_a_row_then_let_pass(extractor):
+    classifier = ScriptedClassifier(default=prediction("opening_hours", 0.99))
+    proc = NLURouter(
+        classifier, None, NLUThresholds(), extractor, llm_timeout_s=1.0, max_empty_repairs=2
+    )
+    vad = [VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame]
+    await run_test(
+        proc,
+        frames_to_send=[f for _ in range(3) for f in empty_turn_frames(0.4)],
+        expected_down_frames=(vad + [NLUResultFrame, LLMContextFrame]) * 2
+        + vad
+        + [LLMContextFrame],
+    )
