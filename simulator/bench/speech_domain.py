@@ -10,6 +10,14 @@ compare on exactly the same audio; the time per utterance includes the encoder.
 The agent's examples are also the language model's training text, so their figures
 flatter the biased decoders: the caller phrasings are the honest measure. They come in
 two halves, ``tune`` (to pick weights on) and ``test`` (to report).
+
+Measured on the dental agent (every 12th example plus all phrasings; kal, espeak en-us
+and rms; 10 dB babble; a 2-core machine under load, so times are relative), WER of the
+caller phrasings clean / babble, and mean time per utterance:
+greedy 16.2 / 52.7 % (330 ms), beam 2 14.6 / 48.3 % (439 ms), beam 4 14.4 / 46.8 %
+(623 ms), beam 4 with the language model at weight 0.1, bonus 0.3: 13.4 / 44.7 %
+(633 ms). A second run (slt, kal, espeak; every 6th example): greedy 20.2 / 67.4 %,
+beam 4 19.2 / 58.0 %, LM weight 0.2: 17.7 / 65.0 %, LM 0.4: 27.2 / 79.4 %.
 """
 
 from __future__ import annotations
