@@ -22,6 +22,13 @@ again?") only when the caller's voice lasted at least ``min_unheard_speech_s``
 so are empty turns after ``max_empty_repairs`` in a row (the failed-turn escalation
 has had its chance by then).
 
+N-best: when a turn comes with the recogniser's other readings (a
+``TranscriptionFrame`` whose ``result`` is a :class:`~integrations.speech.nbest.Recognition`,
+or ``decide(text, alternatives)``) and the classifier is not confident on the best
+reading, the other readings are classified too and the one the classifier is most
+confident on is kept (:func:`pick_reading`); a reading other than the recogniser's best
+is never acted on without asking: its band is at most ``clarify``.
+
 Policy: the classifier answers when confident (``confidence >= thresholds.act``)
 with no extra wait. Otherwise, if an LLM classifier is configured, it decides
 within ``llm_timeout_s``; on timeout or failure the classifier's answer is used
@@ -33,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from loguru import logger
@@ -54,6 +62,7 @@ from integrations.nlu.base import (
     NLUThresholds,
 )
 from integrations.nlu.entities import EntityExtractor
+from integrations.speech.nbest import Recognition
 from processors.frames import OUT_OF_SCOPE, Band, DecisionPath, NLUResultFrame
 
 DTMF_PATTERN = re.compile(r"^\s*DTMF:\s*([0-9*#A-Da-d]+)\s*$")
@@ -146,7 +155,9 @@ class NLURouter(FrameProcessor):
                 await self._turn_ended(user_text(frame))
             elif isinstance(frame, TranscriptionFrame):
                 self._voice_s = 0.0
-                await self.push_frame(await self.decide(frame.text))
+                heard = frame.result if isinstance(frame.result, Recognition) else None
+                alternatives = heard.alternatives if heard else ()
+                await self.push_frame(await self.decide(frame.text, alternatives))
         await self.push_frame(frame, direction)
 
     async def _turn_ended(self, text: str) -> None:
@@ -162,16 +173,22 @@ class NLURouter(FrameProcessor):
             self._voice_s, self._empty_repairs = 0.0, self._empty_repairs + 1
             await self.push_frame(await self.decide(text))
 
-    async def decide(self, text: str) -> NLUResultFrame:
-        """Decide one turn (never raises: failures become a repair decision)."""
+    async def decide(self, text: str, alternatives: Sequence[str] = ()) -> NLUResultFrame:
+        """Decide one turn (never raises: failures become a repair decision).
+
+        Args:
+            text: The turn's text (the recogniser's best reading).
+            alternatives: The recogniser's other readings of the same words, best first;
+                consulted only when the classifier is not confident on ``text``.
+        """
         started = time.perf_counter()
         text = text if isinstance(text, str) else ""
         try:
-            result = await self._decide(text.strip()[:MAX_TEXT_CHARS])
+            result = await self._decide(text.strip()[:MAX_TEXT_CHARS], alternatives)
         except Exception as e:  # noqa: BLE001 - a turn must never break the pipeline
             logger.exception(f"{self}: NLU failed ({type(e).__name__}); repairing the turn")
             result = NLUResultFrame(path=DecisionPath.CLASSIFIER, band=Band.REPAIR)
-        result.text = text
+        result.text = result.text or text
         result.elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
         logger.debug(
             f"{self}: {result.intent} conf={result.confidence:.2f} band={result.band} "
@@ -179,13 +196,18 @@ class NLURouter(FrameProcessor):
         )
         return result
 
-    async def _decide(self, text: str) -> NLUResultFrame:
+    async def _decide(self, text: str, alternatives: Sequence[str] = ()) -> NLUResultFrame:
         if not text:
             return NLUResultFrame(intent=OUT_OF_SCOPE, path=DecisionPath.EMPTY, band=Band.REPAIR)
         dtmf = DTMF_PATTERN.match(text)
         if dtmf:
             return self._keyed(dtmf.group(1))
         prediction, entities = await asyncio.to_thread(self._classify_and_extract, text)
+        others = [a.strip()[:MAX_TEXT_CHARS] for a in alternatives if a and a.strip()]
+        if others and not self._is_confident(prediction):
+            other = await asyncio.to_thread(self._other_reading, prediction, others)
+            if other is not None:
+                return other
         if self._is_confident(prediction) or self._llm is None:
             return self._result(prediction, entities, DecisionPath.CLASSIFIER)
         try:
@@ -197,6 +219,24 @@ class NLURouter(FrameProcessor):
 
     def _classify_and_extract(self, text: str) -> tuple[IntentPrediction, dict[str, Any]]:
         return self._classifier.classify(text), self._entities.extract(text)
+
+    def _other_reading(
+        self, prediction: IntentPrediction, others: list[str]
+    ) -> NLUResultFrame | None:
+        """The decision on another reading the classifier is surer of (None: keep the best)."""
+        predictions = [prediction, *(self._classifier.classify(o) for o in others)]
+        chosen = pick_reading(predictions)
+        if chosen == 0:
+            return None
+        picked, reading = predictions[chosen], others[chosen - 1]
+        band = Band(self._thresholds.band(picked.intent, picked.confidence))
+        if band is Band.ACT:
+            band = Band.CLARIFY  # a second reading of the words is confirmed, not acted on
+        result = self._result(
+            picked, self._entities.extract(reading), DecisionPath.CLASSIFIER, band
+        )
+        result.text = reading
+        return result
 
     def _is_confident(self, prediction: IntentPrediction) -> bool:
         return prediction.intent != OUT_OF_SCOPE and prediction.confidence >= self._thresholds.act
@@ -240,6 +280,23 @@ class NLURouter(FrameProcessor):
             path=DecisionPath.DTMF,
             band=Band.ACT if digits else Band.REPAIR,
         )
+
+
+def pick_reading(predictions: Sequence[IntentPrediction]) -> int:
+    """Which of the recogniser's readings to go with: the index into ``predictions``.
+
+    The reading the classifier is most confident on, among those it finds in scope;
+    the earliest (the recogniser's preference) on a tie, and the best reading (0) when
+    none is in scope.
+
+    Args:
+        predictions: The classifier's answer for each reading, the recogniser's best first.
+    """
+    best, best_confidence = 0, -1.0
+    for index, prediction in enumerate(predictions):
+        if prediction.intent != OUT_OF_SCOPE and prediction.confidence > best_confidence:
+            best, best_confidence = index, prediction.confidence
+    return best
 
 
 def _with_runner_up(answer: IntentPrediction, fallback: IntentPrediction) -> IntentPrediction:

@@ -29,7 +29,7 @@ def load_runtime(settings: Settings) -> Runtime:
     agent = load_agent(settings.agent_file)
     # The embedded engines load even when a cloud service is chosen: they are
     # the fallback a failing cloud service degrades to.
-    recognizer = _load_recognizer(settings)
+    recognizer = _load_recognizer(settings, agent)
     synthesizer = _load_synthesizer(agent, required=settings.tts == "piper")
     classifier = _load_classifier(settings, agent)
     from integrations.nlu.entities import EntityExtractor
@@ -58,13 +58,23 @@ def load_runtime(settings: Settings) -> Runtime:
     )
 
 
-def _load_recognizer(settings: Settings) -> SpeechRecognizer:
+def _load_recognizer(settings: Settings, agent: AgentDefinition) -> SpeechRecognizer:
     from integrations.speech.moonshine import MoonshineRecognizer
 
-    recognizer = MoonshineRecognizer(
-        cache_dir=settings.cache_dir / "moonshine", num_threads=settings.asr_threads
+    language_model = None
+    if settings.asr_lm_weight > 0:
+        from bot.call.speech_lm import DEFAULT_GENERAL_CORPUS, build_agent_lm
+
+        corpus = settings.asr_lm_corpus_dir or DEFAULT_GENERAL_CORPUS
+        language_model = build_agent_lm(agent, corpus, domain_weight=0.5)
+    return MoonshineRecognizer(
+        cache_dir=settings.cache_dir / "moonshine",
+        num_threads=settings.asr_threads,
+        beam_width=settings.asr_beam_width,
+        language_model=language_model,
+        lm_weight=settings.asr_lm_weight,
+        lm_word_bonus=settings.asr_lm_word_bonus,
     )
-    return recognizer
 
 
 def _load_synthesizer(agent: AgentDefinition, *, required: bool) -> SpeechSynthesizer | None:

@@ -30,13 +30,18 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import onnxruntime as ort
 from loguru import logger
+
+from integrations.speech.domain_lm import EOS, WordLanguageModel
+from integrations.speech.domain_lm import words as lm_words
+from integrations.speech.nbest import Hypothesis, Recognition
 
 MODEL_SAMPLE_RATE = 16000
 """Moonshine's input rate (Hz)."""
@@ -319,6 +324,160 @@ def _to_model_rate(pcm16: bytes, sample_rate: int) -> np.ndarray:
     return audio
 
 
+StepFunction = Callable[[list[int], list[int]], np.ndarray]
+"""One decoder step: (last token per beam, parent index per beam) -> next-token logits."""
+
+_SPACE_BYTES = _SPACE.encode()
+
+
+def _repeat_batch(value: np.ndarray, batch: int) -> np.ndarray:
+    """A batch-1 array repeated ``batch`` times along the batch axis."""
+    return value if batch == 1 else np.repeat(value, batch, axis=0)
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - np.max(logits, axis=-1, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
+@dataclass(frozen=True)
+class Beam:
+    """One partial (or finished) reading in the beam search.
+
+    Parameters:
+        tokens: Token ids so far (no start or end token).
+        am_logprob: Sum of the tokens' log-probabilities under the model.
+        lm_score: Weighted language-model log-probabilities plus word bonuses so far.
+        words: The completed words, as the language model sees them.
+        partial: Bytes of the word being spelled (not yet scored by the language model).
+        steps: Tokens scored, including the end token once finished.
+    """
+
+    tokens: tuple[int, ...] = ()
+    am_logprob: float = 0.0
+    lm_score: float = 0.0
+    words: tuple[str, ...] = ()
+    partial: bytes = b""
+    steps: int = 0
+
+    @property
+    def score(self) -> float:
+        """The ranking score: model log-probability plus the language-model bias."""
+        return self.am_logprob + self.lm_score
+
+
+class BeamSearch:
+    """Beam search over SentencePiece tokens with word-level shallow fusion.
+
+    The language model scores whole words, so it is consulted only when a word is
+    complete: when the next token starts a new word (its piece begins with "\u2581")
+    or the end token arrives (which also scores the end of the sentence). Each
+    completed word adds ``weight * log P(word | previous words) + word_bonus`` (the
+    bonus offsets the cost every extra word pays, which would otherwise favour
+    dropping words). The search ends when ``width`` readings have ended (or at
+    ``max_tokens``); they are ranked by score per token. With width 1 and no language
+    model this is greedy decoding.
+    """
+
+    def __init__(
+        self,
+        vocabulary: list[bytes],
+        width: int,
+        language_model: WordLanguageModel | None = None,
+        weight: float = 0.0,
+        word_bonus: float = 0.0,
+    ):
+        """Set up a search.
+
+        Args:
+            vocabulary: Token pieces by id (see :func:`load_vocabulary`).
+            width: Readings kept per step (1: greedy).
+            language_model: Word model for shallow fusion (None: none).
+            weight: Its weight.
+            word_bonus: Added per completed word when a language model is used.
+        """
+        self._vocabulary = vocabulary
+        self._width = max(1, width)
+        self._lm = language_model if weight > 0 else None
+        self._weight = weight
+        self._bonus = word_bonus if self._lm is not None else 0.0
+
+    def run(self, step: StepFunction, max_tokens: int) -> list[Beam]:
+        """Decode up to ``max_tokens`` tokens; return the finished readings, best first."""
+        width = self._width
+        alive = [Beam()]
+        last, parents = [_START_TOKEN], [0]
+        finished: list[Beam] = []
+        for _ in range(max_tokens):
+            logprobs = _log_softmax(step(last, parents).astype(np.float64))
+            candidates: list[tuple[Beam, bool, int]] = []
+            for index, beam in enumerate(alive):
+                row = logprobs[index]
+                if width == 1:
+                    top = [int(np.argmax(row))]
+                else:
+                    top = [int(t) for t in np.argpartition(-row, width)[: width + 1]]
+                for token in top:
+                    extended, ended = self._extend(beam, token, beam.am_logprob + float(row[token]))
+                    candidates.append((extended, ended, index))
+            candidates.sort(key=lambda candidate: candidate[0].score, reverse=True)
+            next_alive: list[Beam] = []
+            next_parents: list[int] = []
+            for rank, (beam, ended, parent) in enumerate(candidates):
+                if ended:
+                    if rank < width:
+                        finished.append(beam)
+                elif len(next_alive) < width:
+                    next_alive.append(beam)
+                    next_parents.append(parent)
+            if len(finished) >= width or not next_alive:
+                break
+            alive, parents = next_alive, next_parents
+            last = [b.tokens[-1] for b in alive]
+        else:
+            finished.extend(alive)
+        if not finished:
+            finished = alive
+        # Ranked per token: summed scores would favour readings that stop early.
+        return sorted(finished, key=lambda b: b.score / max(1, b.steps), reverse=True)[:width]
+
+    def _extend(self, beam: Beam, token: int, am_logprob: float) -> tuple[Beam, bool]:
+        """``beam`` followed by ``token``: (the new beam, whether it ended)."""
+        if token == _END_TOKEN:
+            words, delta = self._complete(beam.words, beam.partial, end=True)
+            ended = Beam(beam.tokens, am_logprob, beam.lm_score + delta, words, b"", beam.steps + 1)
+            return ended, True
+        piece = self._vocabulary[token] if token < len(self._vocabulary) else b""
+        if token <= _END_TOKEN:
+            piece = b""
+        words, lm_score, partial = beam.words, beam.lm_score, beam.partial
+        if piece.startswith(_SPACE_BYTES) and partial and self._lm is not None:
+            words, delta = self._complete(words, partial, end=False)
+            lm_score += delta
+            partial = piece[len(_SPACE_BYTES) :]
+        elif piece.startswith(_SPACE_BYTES):
+            partial = piece[len(_SPACE_BYTES) :]
+        else:
+            partial += piece
+        return Beam(
+            (*beam.tokens, token), am_logprob, lm_score, words, partial, beam.steps + 1
+        ), False
+
+    def _complete(
+        self, history: tuple[str, ...], partial: bytes, *, end: bool
+    ) -> tuple[tuple[str, ...], float]:
+        """Score the word in ``partial`` (and the sentence end): (new history, bias)."""
+        if self._lm is None:
+            return history, 0.0
+        delta = 0.0
+        for word in lm_words(partial.decode("utf-8", errors="ignore")):
+            delta += self._weight * self._lm.logprob(word, history) + self._bonus
+            history = (*history, word)
+        if end:
+            delta += self._weight * self._lm.logprob(EOS, history)
+        return history, delta
+
+
 class MoonshineRecognizer:
     """Moonshine base-en speech recognition (English), implementing ``SpeechRecognizer``.
 
@@ -342,6 +501,10 @@ class MoonshineRecognizer:
         optimize: bool = True,
         max_tokens_per_second: float = 6.0,
         warm_up: bool = True,
+        beam_width: int = 1,
+        language_model: WordLanguageModel | None = None,
+        lm_weight: float = 0.0,
+        lm_word_bonus: float = 0.0,
     ):
         """Load the models (optimising them into ``cache_dir`` on first use).
 
@@ -359,6 +522,12 @@ class MoonshineRecognizer:
                 second of audio (plus a few), which bounds runaway repetition.
             warm_up: Run the models once on a short noise clip so the first call
                 does not pay for allocations.
+            beam_width: Readings kept while decoding (1: greedy); also the most
+                readings :meth:`recognize` returns.
+            language_model: A word model of the agent's domain that biases decoding
+                (shallow fusion, see :class:`BeamSearch`), or None.
+            lm_weight: Weight of its log-probabilities (0: not used).
+            lm_word_bonus: Score added per word when the language model is used.
 
         """
         started = time.perf_counter()
@@ -366,6 +535,10 @@ class MoonshineRecognizer:
         self.cache_dir = (cache_dir or DEFAULT_CACHE_DIR).expanduser()
         self.num_threads = num_threads
         self._max_tokens_per_second = max_tokens_per_second
+        self.beam_width = max(1, beam_width)
+        self.language_model = language_model
+        self.lm_weight = lm_weight
+        self.lm_word_bonus = lm_word_bonus
         self._vocabulary = load_vocabulary(self.model_dir / "tokenizer.bin")
 
         encoder_path = self.model_dir / f"{_ENCODER}.ort"
@@ -406,11 +579,12 @@ class MoonshineRecognizer:
 
         if warm_up:
             noise = np.random.default_rng(0).normal(0, 0.05, MODEL_SAMPLE_RATE // 2)
-            self._transcribe_16k(noise.astype(np.float32), max_tokens=2)
+            self._recognize_16k(noise.astype(np.float32), max_tokens=2)
         self.load_seconds = time.perf_counter() - started
         logger.info(
             f"Moonshine base-en ready in {self.load_seconds:.2f}s "
-            f"(threads={num_threads}, optimised={encoder_path.suffix == '.onnx'})"
+            f"(threads={num_threads}, optimised={encoder_path.suffix == '.onnx'}, "
+            f"beam={self.beam_width}, lm={'on' if language_model and lm_weight > 0 else 'off'})"
         )
 
     @classmethod
@@ -443,56 +617,143 @@ class MoonshineRecognizer:
             model hears no words.
 
         """
+        return self.recognize(pcm16, sample_rate).text
+
+    def recognize(self, pcm16: bytes, sample_rate: int) -> Recognition:
+        """Transcribe one utterance into its best readings (see :attr:`beam_width`).
+
+        Args:
+            pcm16: 16-bit signed little-endian mono PCM.
+            sample_rate: Rate of ``pcm16`` in Hz (8 kHz phone audio is resampled).
+
+        Returns:
+            Up to ``beam_width`` readings, best first (none for silence, very short
+            clips, or when the model hears no words). A clip longer than 30 s is read
+            in windows: its one reading joins the windows' best ones.
+
+        """
         audio = _to_model_rate(pcm16, sample_rate)
         if audio.size < _MIN_SAMPLES or float(np.max(np.abs(audio))) < _SILENCE_PEAK:
-            return ""
-        texts = [
-            self._transcribe_16k(audio[start : start + _MAX_WINDOW_SAMPLES])
+            return Recognition()
+        windows = [
+            self._recognize_16k(audio[start : start + _MAX_WINDOW_SAMPLES])
             for start in range(0, audio.size, _MAX_WINDOW_SAMPLES)
             if audio.size - start >= _MIN_SAMPLES
         ]
-        return " ".join(text for text in texts if text)
+        if len(windows) == 1:
+            return windows[0]
+        heard = [w.hypotheses[0] for w in windows if w.hypotheses]
+        if not heard:
+            return Recognition()
+        return Recognition(
+            (
+                Hypothesis(
+                    " ".join(h.text for h in heard),
+                    sum(h.score for h in heard),
+                    min(h.token_logprob for h in heard),
+                ),
+            )
+        )
 
-    def _transcribe_16k(self, audio: np.ndarray, max_tokens: int | None = None) -> str:
-        """Encode 16 kHz float audio and greedily decode it."""
+    def encode(self, audio: np.ndarray) -> np.ndarray:
+        """Run the encoder on 16 kHz float audio (for benches that decode one clip many ways)."""
+        return cast(np.ndarray, self._encoder.run(None, {"input_values": audio[np.newaxis, :]})[0])
+
+    def _recognize_16k(self, audio: np.ndarray, max_tokens: int | None = None) -> Recognition:
+        """Encode 16 kHz float audio and decode it."""
         if max_tokens is None:
             seconds = audio.size / MODEL_SAMPLE_RATE
             max_tokens = math.ceil(seconds * self._max_tokens_per_second) + 4
-        hidden = cast(
-            np.ndarray, self._encoder.run(None, {"input_values": audio[np.newaxis, :]})[0]
-        )
-        tokens = self._decode(hidden, max_tokens)
-        return self._detokenize(tokens)
+        return self.decode(self.encode(audio), max_tokens)
 
-    def _decode(self, hidden: np.ndarray, max_tokens: int) -> list[int]:
-        """Greedy decoding with the key/value cache, from the start token to the end token."""
+    def decode(
+        self,
+        hidden: np.ndarray,
+        max_tokens: int,
+        *,
+        beam_width: int | None = None,
+        lm_weight: float | None = None,
+        word_bonus: float | None = None,
+    ) -> Recognition:
+        """Beam-search the decoder over encoder states, biased by the language model if set.
+
+        Args:
+            hidden: The encoder's output for one clip (see :meth:`encode`).
+            max_tokens: Decoding stops after this many tokens.
+            beam_width: Overrides :attr:`beam_width` (benches).
+            lm_weight: Overrides :attr:`lm_weight` (benches).
+            word_bonus: Overrides :attr:`lm_word_bonus` (benches).
+
+        Returns:
+            The readings, best first.
+
+        """
+        width = max(1, beam_width if beam_width is not None else self.beam_width)
+        weight = self.lm_weight if lm_weight is None else lm_weight
+        lm = self.language_model if weight > 0 else None
+        bonus = self.lm_word_bonus if word_bonus is None else word_bonus
+        finished = BeamSearch(self._vocabulary, width, lm, weight, bonus).run(
+            self._step_function(hidden), max_tokens
+        )
+        hypotheses: dict[str, Hypothesis] = {}
+        for beam in finished:
+            text = self._detokenize(beam.tokens)
+            if not text or text in hypotheses:
+                continue
+            steps = max(1, beam.steps)
+            hypotheses[text] = Hypothesis(
+                text, round(beam.score / steps, 4), round(beam.am_logprob / steps, 4)
+            )
+        return Recognition(tuple(hypotheses.values()))
+
+    def _step_function(self, hidden: np.ndarray) -> StepFunction:
+        """A decoder step over a batch of beams, keeping the key/value cache per beam.
+
+        Each call gets the last token of every live beam and the index of the beam
+        (in the previous call's batch) it extends; the self-attention ("decoder")
+        cache is gathered along the batch axis in that order. The first call
+        computes the cross-attention ("encoder") keys and values once; they are the
+        same for every beam and are only repeated to the batch size.
+        """
         empty = np.zeros((1, self._num_heads, 0, self._head_dim), dtype=np.float32)
         cache: dict[str, np.ndarray] = dict.fromkeys(self._cache_names, empty)
-        feed: dict[str, Any] = {
-            "input_ids": np.array([[_START_TOKEN]], dtype=np.int64),
-            "encoder_hidden_states": hidden,
-            "use_cache_branch": np.array([False]),
-        }
-        tokens: list[int] = []
-        for step in range(max_tokens):
-            outputs = cast(
-                list[np.ndarray], self._decoder.run(self._decoder_outputs, {**feed, **cache})
-            )
-            token = int(np.argmax(outputs[0][0, -1]))
-            if token == _END_TOKEN:
-                break
-            tokens.append(token)
-            # The first step computes the cross-attention ("encoder") keys and
-            # values once; later steps reuse them and only grow the self-attention
-            # ("decoder") ones.
-            for name, value in zip(self._cache_names, outputs[1:], strict=True):
-                if step == 0 or ".decoder." in name:
-                    cache[name] = value
-            feed["input_ids"] = np.array([[token]], dtype=np.int64)
-            feed["use_cache_branch"] = np.array([True])
-        return tokens
+        encoder_cache: dict[str, np.ndarray] = {}
+        first = True
 
-    def _detokenize(self, tokens: list[int]) -> str:
+        def step(tokens: list[int], parents: list[int]) -> np.ndarray:
+            nonlocal first, cache
+            batch = len(tokens)
+            feed: dict[str, Any] = {
+                "input_ids": np.array(tokens, dtype=np.int64)[:, np.newaxis],
+                "encoder_hidden_states": np.repeat(hidden, batch, axis=0) if batch > 1 else hidden,
+                "use_cache_branch": np.array([not first]),
+            }
+            if first:
+                feed.update(cache)
+            else:
+                order = np.asarray(parents, dtype=np.int64)
+                for name in self._cache_names:
+                    if ".decoder." in name:
+                        value = cache[name]
+                        same = order.size == value.shape[0] and bool(
+                            np.all(order == np.arange(order.size))
+                        )
+                        feed[name] = value if same else value[order]
+                    else:
+                        feed[name] = _repeat_batch(encoder_cache[name], batch)
+            outputs = cast(list[np.ndarray], self._decoder.run(self._decoder_outputs, feed))
+            cache = {}
+            for name, value in zip(self._cache_names, outputs[1:], strict=True):
+                if ".decoder." in name:
+                    cache[name] = value
+                elif first:
+                    encoder_cache[name] = value[:1]
+            first = False
+            return outputs[0][:, -1, :]
+
+        return step
+
+    def _detokenize(self, tokens: Sequence[int]) -> str:
         """Token ids to text (SentencePiece pieces with byte fallback)."""
         vocabulary = self._vocabulary
         data = b"".join(

@@ -38,6 +38,7 @@ from pipecat.utils.time import time_now_iso8601
 
 from integrations.speech.base import SpeechRecognizer
 from integrations.speech.early_transcription import EarlyTranscriptionPolicy, QuietTracker
+from integrations.speech.nbest import NBestRecognizer, Recognition
 from integrations.speech.speculation import PROCESS_BUDGET, SpeculationBudget
 
 RECOGNIZER_POOL = ThreadPoolExecutor(
@@ -168,8 +169,8 @@ class LocalSTTService(SegmentedSTTService):
         self._speculation = speculation or PROCESS_BUDGET
         self._executor = executor or RECOGNIZER_POOL
         self._quiet: QuietTracker | None = None
-        self._early: tuple[int, asyncio.Future[str]] | None = None
-        self._segment_early: deque[asyncio.Future[str] | None] = deque()
+        self._early: tuple[int, asyncio.Future[Recognition]] | None = None
+        self._segment_early: deque[asyncio.Future[Recognition] | None] = deque()
         self.early_used = 0
         self.early_discarded = 0
 
@@ -197,7 +198,7 @@ class LocalSTTService(SegmentedSTTService):
             return
         pcm = self._prepare(bytes(self._audio_buffer[:start_len])) + self._trailing_silence()
         future = asyncio.get_running_loop().run_in_executor(
-            self._executor, self._recognizer.transcribe, pcm, self.sample_rate
+            self._executor, self._recognize, pcm, self.sample_rate
         )
         future.add_done_callback(self._speculation.release)
         self._early = (start_len, future)
@@ -237,6 +238,12 @@ class LocalSTTService(SegmentedSTTService):
         lead = bytes(int(rate * self._leading_silence_secs) * 2)
         return lead + trim_lead_in(pcm, rate)
 
+    def _recognize(self, pcm: bytes, sample_rate: int) -> Recognition:
+        """The recognizer's readings (a text-only recognizer gives one, with no scores)."""
+        if isinstance(self._recognizer, NBestRecognizer):
+            return self._recognizer.recognize(pcm, sample_rate)
+        return Recognition.of_text(self._recognizer.transcribe(pcm, sample_rate))
+
     def _discard_early(self) -> None:
         if self._early is not None:
             self._early[1].cancel()
@@ -251,7 +258,10 @@ class LocalSTTService(SegmentedSTTService):
 
         Yields:
             One ``TranscriptionFrame`` if any words were recognised, else nothing
-            (or an ``ErrorFrame`` if the recognizer failed).
+            (or an ``ErrorFrame`` if the recognizer failed). Its ``result`` is the
+            :class:`~integrations.speech.nbest.Recognition`: the N best readings and the
+            recognizer's confidence in the first (for the NLU and for triggers that
+            should ignore transcripts the recognizer is unsure of).
 
         """
         sample_rate = self.sample_rate
@@ -260,18 +270,18 @@ class LocalSTTService(SegmentedSTTService):
         await self.start_processing_metrics()
         early = self._segment_early.popleft() if self._segment_early else None
         try:
-            text = ""
+            recognition = Recognition()
             if early is not None:
-                text = await early  # started before the VAD confirmed the pause
-                if text.strip():
+                recognition = await early  # started before the VAD confirmed the pause
+                if recognition.text.strip():
                     self.early_used += 1
                 else:
                     # Nothing heard in the early cut (e.g. a short "yes" whose soft ending
                     # looked like quiet): the whole segment decides.
                     self.early_discarded += 1
-            if not text.strip():
-                text = await asyncio.get_running_loop().run_in_executor(
-                    self._executor, self._recognizer.transcribe, self._prepare(audio), sample_rate
+            if not recognition.text.strip():
+                recognition = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._recognize, self._prepare(audio), sample_rate
                 )
         except asyncio.CancelledError:
             raise
@@ -285,14 +295,17 @@ class LocalSTTService(SegmentedSTTService):
             return
         await self.stop_processing_metrics()
         elapsed = time.perf_counter() - started
-        text = text.strip()
+        text = recognition.text.strip()
         if not text:
             logger.debug(f"{self}: no speech in a {seconds:.2f}s segment ({elapsed:.3f}s)")
             yield SegmentTranscribedFrame(has_text=False)
             return
         logger.debug(
             f"{self}: transcribed a {seconds:.2f}s segment in {elapsed:.3f}s "
-            f"(user={self._user_id or '-'}, {len(text.split())} words)"
+            f"(user={self._user_id or '-'}, {len(text.split())} words, "
+            f"{len(recognition.hypotheses)} readings, confidence {recognition.confidence:.2f})"
         )
-        yield TranscriptionFrame(text, self._user_id, time_now_iso8601(), self._language)
+        yield TranscriptionFrame(
+            text, self._user_id, time_now_iso8601(), self._language, result=recognition
+        )
         yield SegmentTranscribedFrame(has_text=True)
