@@ -18,7 +18,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from simulator.understanding.results import CLEAN, RequestCall
 DEFAULT_SET = Path("scenarios/dental/understanding.yaml")
 GREETING_TIMEOUT_S = 30.0
 REPLY_TIMEOUT_S = 15.0
-LISTEN_S = 4.0
+LISTEN_S = 3.0
 """The caller listens to at most this much of the reply (the decision is made by then)."""
 RECORD_WAIT_S = 5.0
 
@@ -292,10 +292,10 @@ async def run_calls(
     async with httpx.AsyncClient() as http:
 
         async def one(i: int, job: Job) -> RequestCall:
-            async with gate:
+            async with gate:  # only the calls themselves load the agent
                 if i < calls_at_once:
                     await asyncio.sleep(i * 0.7)  # stagger the first calls' greetings
-                row = await place_request_call(
+                heard = await talk(
                     target,
                     job,
                     clips[(job.request.text, job.voice)],
@@ -303,6 +303,7 @@ async def run_calls(
                     reply_timeout_s=reply_timeout_s,
                     listen_s=listen_s,
                 )
+            row = await read_back(target, job, heard, http)
             tally["right"] += row.outcome == "acted_right"
             tally["wrong"] += row.outcome == "acted_wrong"
             tally["cut"] += row.cut_off
@@ -325,40 +326,64 @@ async def place_request_call(
     reply_timeout_s: float = REPLY_TIMEOUT_S,
     listen_s: float = LISTEN_S,
 ) -> RequestCall:
-    """One call: greeting, the request, the start of the reply; never raises."""
+    """One call: greeting, the request, the start of the reply, then its reading."""
+    heard = await talk(target, job, clip, http, reply_timeout_s=reply_timeout_s, listen_s=listen_s)
+    return await read_back(target, job, heard, http)
+
+
+@dataclass
+class Heard:
+    """What a call gave at the phone, before its events and record are read."""
+
+    row: RequestCall
+    events: EventsClient | None = None
+    log: list[dict[str, Any]] = field(default_factory=list)
+    greeting_s: float | None = None
+    onset_s: float = 0.0
+    end_s: float = 0.0
+
+
+async def talk(
+    target: Any,
+    job: Job,
+    clip: bytes,
+    http: httpx.AsyncClient,
+    *,
+    reply_timeout_s: float = REPLY_TIMEOUT_S,
+    listen_s: float = LISTEN_S,
+) -> Heard:
+    """The call itself: wait for the greeting, say the request, listen; never raises."""
     from integrations.speech.audio import PHONE_SAMPLE_RATE
-    from simulator.bench.speech_engines import word_errors
     from simulator.phone import CallEndedError, voiced_span
 
     request = job.request
-    row = RequestCall(request.text, request.intent, request.style, job.voice, job.condition.name)
+    heard = Heard(
+        RequestCall(request.text, request.intent, request.style, job.voice, job.condition.name)
+    )
+    row = heard.row
     span = voiced_span(clip) or (0.0, len(clip) / 2 / PHONE_SAMPLE_RATE)
     row.speech_ms = round((span[1] - span[0]) * 1000, 1)
     call = None
-    events: EventsClient | None = None
-    log: list[dict[str, Any]] = []
-    greeting_s: float | None = None
-    onset_s = end_s = 0.0
     try:
         call = await _dial(target, job)
-        events = EventsClient(target, call.call_sid, http)
-        greeting_s = await call.wait_for_bot_speech_start(timeout=GREETING_TIMEOUT_S)
-        await wait_for_greeting_end(call, events, log)
+        heard.events = EventsClient(target, call.call_sid, http)
+        heard.greeting_s = await call.wait_for_bot_speech_start(timeout=GREETING_TIMEOUT_S)
+        await wait_for_greeting_end(call, heard.events, heard.log)
         # where the request will sit on the call's timeline (if the agent hangs up on
         # the caller mid-request, say() never returns a measurement)
         start = call.now()
-        onset_s, end_s = start + span[0], start + span[1]
+        heard.onset_s, heard.end_s = start + span[0], start + span[1]
         turn = await call.say(clip)
-        onset_s, end_s = turn.caller_onset_s, turn.caller_end_s
+        heard.onset_s, heard.end_s = turn.caller_onset_s, turn.caller_end_s
         try:
-            await call.wait_for_bot_speech_start(timeout=reply_timeout_s, after=end_s)
+            await call.wait_for_bot_speech_start(timeout=reply_timeout_s, after=heard.end_s)
             await call.wait_for_bot_silence(0.8, timeout=listen_s)
         except TimeoutError:
             pass
         if turn.latency_s is not None:
             row.latency_ms = round(turn.latency_s * 1000, 1)
     except (CallEndedError, TimeoutError) as e:
-        if greeting_s is None or not isinstance(e, CallEndedError):
+        if heard.greeting_s is None or not isinstance(e, CallEndedError):
             row.error = f"{type(e).__name__}: {e}"
     except (OSError, httpx.HTTPError) as e:
         row.error = f"{type(e).__name__}: {e}"
@@ -367,21 +392,33 @@ async def place_request_call(
             await call.hang_up()
             if target.rest is not None:
                 target.rest.unregister(call.call_sid)
-    if call is None or events is None or greeting_s is None:
+    return heard
+
+
+async def read_back(target: Any, job: Job, heard: Heard, http: httpx.AsyncClient) -> RequestCall:
+    """Read the call's outcome from its events, and the transcript from its record."""
+    from simulator.bench.speech_engines import word_errors
+
+    row, events = heard.row, heard.events
+    if events is None or heard.greeting_s is None:
         return row
-    log += await events.drain(timeout_s=10.0)
+    log = heard.log + await events.drain(timeout_s=10.0)
     if not events.answered:
         row.error = row.error or f"no events ({events.problem or 'the call was not found'})"
         return row
     row.call_id = events.call_id
     row.events = log
     reading = read_call(
-        request.intent, log, greeting_heard_s=greeting_s, caller_onset_s=onset_s, caller_end_s=end_s
+        job.request.intent,
+        log,
+        greeting_heard_s=heard.greeting_s,
+        caller_onset_s=heard.onset_s,
+        caller_end_s=heard.end_s,
     )
     row.outcome = reading.outcome.value
     row.cut_off = reading.cut_off
     if reading.cut_at_s is not None:
-        row.cut_after_ms = round((reading.cut_at_s - onset_s) * 1000, 1)
+        row.cut_after_ms = round((reading.cut_at_s - heard.onset_s) * 1000, 1)
     if reading.decision is not None:
         row.decided_intent = reading.decision.intent
         row.band = reading.decision.band
@@ -390,7 +427,7 @@ async def place_request_call(
     if turns is not None:
         row.transcript = request_transcript(turns, reading.request_decisions)
         if row.transcript is not None:
-            row.word_errors, row.words = word_errors(request.text, row.transcript)
+            row.word_errors, row.words = word_errors(job.request.text, row.transcript)
     return row
 
 
