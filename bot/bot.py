@@ -19,6 +19,7 @@ from pipecat.runner.utils import parse_telephony_websocket
 
 from bot.call.pipeline import run_call
 from bot.call.runtime import Runtime
+from bot.call.startup import load_runtime
 from bot.call.transport import (
     daily_call,
     livekit_call,
@@ -34,7 +35,7 @@ from transports import rooms, twilio
 @cache
 def shared_runtime() -> Runtime:
     """The process's runtime (models load on the first call and are reused)."""
-    return Runtime.load(Settings.load())
+    return load_runtime(Settings.load())
 
 
 async def bot(runner_args: RunnerArguments) -> None:

@@ -1,4 +1,4 @@
-"""The one retry policy for requests to the outside world (CRMs, the screen-pop webhook).
+"""The one retry policy for requests to the outside world (CRMs, screen pop, Twilio REST).
 
 Built on ``tenacity``. A request is tried up to ``attempts`` times; between attempts the
 policy waits an exponential back-off (``backoff_s``, doubling) with random jitter, capped at
@@ -59,7 +59,14 @@ def status_of(outcome: object) -> int | None:
 
 
 def is_transient_error(error: BaseException) -> bool:
-    """Whether an error is worth another attempt (timeout, connection, 429/5xx)."""
+    """Whether an error is worth another attempt (timeout, connection, 429/5xx).
+
+    An error that says so itself (a ``retryable`` attribute, as our adapters' errors carry)
+    is believed.
+    """
+    retryable = getattr(error, "retryable", None)
+    if isinstance(retryable, bool):
+        return retryable
     return isinstance(error, TRANSIENT_ERRORS) or status_of(error) in RETRY_STATUSES
 
 

@@ -11,6 +11,8 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
+from integrations.retry import RETRY_STATUSES, RetryPolicy
+
 DEFAULT_BASE_URL = "https://api.twilio.com"
 
 
@@ -20,12 +22,14 @@ class TwilioRestError(Exception):
     Parameters:
         status: The HTTP status (None for network errors).
         code: Twilio's error code, if it sent one.
+        retryable: Whether another attempt may succeed (no answer, 429 or 5xx).
     """
 
     def __init__(self, message: str, status: int | None = None, code: int | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
+        self.retryable = status is None or status in RETRY_STATUSES
 
 
 class TwilioCallControl:
@@ -38,6 +42,7 @@ class TwilioCallControl:
         *,
         base_url: str = DEFAULT_BASE_URL,
         timeout_s: float = 5.0,
+        attempts: int = 3,
     ):
         """Create the REST client.
 
@@ -45,12 +50,14 @@ class TwilioCallControl:
             account_sid: The account (``AC...``).
             auth_token: Its auth token.
             base_url: API root (``https://api.twilio.com`` or a local fake).
-            timeout_s: Request timeout.
+            timeout_s: Request timeout, per attempt.
+            attempts: Tries of each request, the first included (network errors, 429, 5xx).
         """
         self._account_sid = account_sid
         self._auth_token = auth_token
         self._base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
-        self._timeout_s = timeout_s
+        # A redirect to the same TwiML is idempotent, so a lost or failed request is retried.
+        self._retry = RetryPolicy(attempts=attempts, timeout_s=timeout_s, backoff_s=0.2)
 
     async def redirect(self, call_sid: str, twiml: str) -> str:
         """Replace the live call's instructions with ``twiml`` (ends its media stream).
@@ -59,9 +66,15 @@ class TwilioCallControl:
             The call's status as Twilio reports it after the update.
 
         Raises:
-            TwilioRestError: Twilio refused (e.g. 21220 call not in progress) or was unreachable.
+            TwilioRestError: Twilio refused (e.g. 21220 call not in progress) or was unreachable
+                on every attempt.
         """
-        http = AsyncTwilioHttpClient(timeout=self._timeout_s)
+        return await self._retry.call(
+            lambda _attempt: self._redirect_once(call_sid, twiml), what="Twilio call update"
+        )
+
+    async def _redirect_once(self, call_sid: str, twiml: str) -> str:
+        http = AsyncTwilioHttpClient(timeout=self._retry.timeout_s)
         client = Client(self._account_sid, self._auth_token, http_client=http)
         client.api.base_url = self._base_url
         try:

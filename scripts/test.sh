@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install callagent with test dependencies into .venv (and, as root, the Debian
 # packages the end-to-end tests drive: chromium, flite, espeak-ng, sox; postgresql for the call-record
-# tests), then run the tests.
+# tests), run the checks (ruff, ruff format, pyright, import contracts), then the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -22,6 +22,25 @@ fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[speech-gpl,test]'
+# The checks, before any test: lint, formatting, types (pyright, basic mode, over the packages
+# [tool.pyright] includes) and the import contracts of the architecture guide
+# ([tool.importlinter] in pyproject.toml).
+# Each runs and reports; any violation fails the run before the tests start.
+failed=()
+run_check() {
+  local name="$1"
+  shift
+  echo "check: $name" >&2
+  "$@" || failed+=("$name")
+}
+run_check "ruff check" .venv/bin/ruff check .
+run_check "ruff format" .venv/bin/ruff format --check .
+run_check "pyright" .venv/bin/pyright
+run_check "import contracts" .venv/bin/lint-imports --no-logo
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "checks failed: ${failed[*]}" >&2
+  exit 1
+fi
 # A throw-away PostgreSQL on loopback for the call-record tests (Debian's package, as root).
 if [ -z "${CALLAGENT_TEST_DATABASE_URL:-}" ]; then
   pg_env="$(bash scripts/postgres.sh start)" || pg_env=""

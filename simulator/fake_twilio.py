@@ -138,7 +138,16 @@ class FakeTwilioRest:
         """Accepted updates, in order."""
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._failures: list[int] = []
         self.port = 0
+
+    def fail_next(self, status: int, times: int = 1) -> None:
+        """Answer the next ``times`` authorised requests with HTTP ``status`` (fault injection).
+
+        Twilio answers 429 when an account sends too fast and 5xx when it is in trouble;
+        the request is recorded with that status and changes nothing.
+        """
+        self._failures.extend([status] * times)
 
     @property
     def base_url(self) -> str:
@@ -260,6 +269,10 @@ class FakeTwilioRest:
         if not self._authorized(request, account_sid):
             self._record(request, form, False, 401)
             return _error(401, 20003, "Authenticate")
+        if self._failures:
+            status = self._failures.pop(0)
+            self._record(request, form, True, status)
+            return _error(status, 20500 if status >= 500 else 20429, "Injected failure")
         if self.known_calls is not None and call_sid not in self.known_calls:
             self._record(request, form, True, 404)
             return _error(404, 20404, f"The requested resource {request.path} was not found")

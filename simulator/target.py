@@ -39,7 +39,7 @@ STREAM_PATH = "/twilio/stream"
 class RestRoutes:
     """Sends the fake REST API's call updates to the simulated call they concern."""
 
-    _routes: dict[str, Callable[[CallUpdate], None]] = field(default_factory=dict)
+    _routes: dict[str, Callable[[CallUpdate], object]] = field(default_factory=dict)
 
     def register(self, call_sid: str, handler: Callable[[CallUpdate], None]) -> None:
         """Deliver ``call_sid``'s updates to ``handler`` (in the loop that registered it)."""

@@ -35,7 +35,7 @@ from pipecat.frames.frames import (
 from pipecat.serializers.twilio import TwilioFrameSerializer
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from twilio.request_validator import RequestValidator
-from twilio.twiml.voice_response import Connect, VoiceResponse
+from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
 
 from integrations.speech.audio import PHONE_SAMPLE_RATE
 from transports.input_batching import AudioChunkJoiner, BatchingPolicy, NoBatching
@@ -103,7 +103,8 @@ def build_stream_twiml(stream_url: str, parameters: dict[str, str]) -> str:
     """
     response = VoiceResponse()
     connect = Connect()
-    stream = connect.stream(url=stream_url)
+    stream = Stream(url=stream_url)
+    connect.append(stream)
     for name, value in parameters.items():
         stream.parameter(name=name, value=value)
     response.append(connect)

@@ -11,15 +11,11 @@ transport's :class:`~processors.transfer.TransferMethod`:
 - Daily: a SIP REFER of the dial-in caller;
 - anything else, or no target: no transfer (the bot apologises and offers a callback).
 
-:class:`HandoffDesk` keeps each Twilio hand-off (whisper text, customer id) for the
-callbacks Twilio makes after the redirect, under an unguessable token.
+The hand-offs in flight are kept on the runtime's :class:`~bot.call.handoff_desk.HandoffDesk`.
 """
 
 from __future__ import annotations
 
-import secrets
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -27,6 +23,7 @@ from urllib.parse import urlencode
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.transports.base_transport import BaseTransport
 
+from bot.call.handoff_desk import HandoffDesk, HandoffTicket
 from bot.call.runtime import Runtime
 from integrations.screen_pop import ScreenPopClient
 from integrations.twilio_rest import TwilioCallControl, transfer_twiml
@@ -45,62 +42,6 @@ from processors.transfer import (
     TwilioRedirect,
     WebRTCHandoffMessage,
 )
-
-TICKET_TTL_S = 3600.0
-MAX_TICKETS = 2000
-
-
-@dataclass
-class HandoffTicket:
-    """One Twilio hand-off, kept for Twilio's callbacks after the redirect.
-
-    Parameters:
-        call_id: Our call id.
-        trigger: Why the call was escalated.
-        whisper: What the person answering hears (caller data: never log it).
-        customer_id: The caller's CRM id ("" when unknown).
-        created: Monotonic creation time.
-        dial_status: Twilio's ``DialCallStatus`` once the dial ended.
-        callback_requested: The caller asked for a callback after a failed dial.
-    """
-
-    call_id: str
-    trigger: str
-    whisper: str
-    customer_id: str = ""
-    created: float = 0.0
-    dial_status: str | None = None
-    callback_requested: bool = False
-
-
-class HandoffDesk:
-    """Hand-offs in flight, by token (bounded; old ones expire)."""
-
-    def __init__(self, ttl_s: float = TICKET_TTL_S, max_tickets: int = MAX_TICKETS):
-        """Create an empty desk."""
-        self._ttl_s = ttl_s
-        self._max = max_tickets
-        self._tickets: OrderedDict[str, HandoffTicket] = OrderedDict()
-
-    def register(self, ticket: HandoffTicket) -> str:
-        """Keep ``ticket``; returns its token."""
-        now = time.monotonic()
-        ticket.created = now
-        while self._tickets:
-            token, oldest = next(iter(self._tickets.items()))
-            if now - oldest.created < self._ttl_s and len(self._tickets) < self._max:
-                break
-            del self._tickets[token]
-        token = secrets.token_urlsafe(18)
-        self._tickets[token] = ticket
-        return token
-
-    def get(self, token: str) -> HandoffTicket | None:
-        """The ticket for ``token``, if it exists and has not expired."""
-        ticket = self._tickets.get(token)
-        if ticket is None or time.monotonic() - ticket.created > self._ttl_s:
-            return None
-        return ticket
 
 
 @dataclass
@@ -232,8 +173,9 @@ def make_transfer_method(
             )
 
         return TwilioRedirect(control, provider_call_id, twiml_for)
-    if transport_kind == "daily" and transport is not None and hasattr(transport, "sip_refer"):
-        return DailySipRefer(transport.sip_refer, target)
+    sip_refer = getattr(transport, "sip_refer", None)  # DailyTransport's, when it is one
+    if transport_kind == "daily" and sip_refer is not None:
+        return DailySipRefer(sip_refer, target)
     return NoTransfer(f"transfers are not supported on {transport_kind}")
 
 

@@ -2,31 +2,36 @@
 
 Models load once per process (at server start-up) and are shared by all calls;
 each call builds its own pipeline state on top of them (see ``bot/call/pipeline.py``).
+:func:`bot.call.startup.load_runtime` builds the runtime from its pieces.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from loguru import logger
-
-from bot.agent import load_agent
 from bot.settings import Settings
 from integrations.speech.speculation import SpeculationBudget
 from processors.agent_definition import AgentDefinition
 
 if TYPE_CHECKING:
-    from bot.call.handoff import HandoffDesk
+    from bot.call.handoff_desk import HandoffDesk
     from bot.call.records import CallRecords
-    from bot.operator.events import CallEventBus
     from integrations.crm.base import CRM
     from integrations.nlu.base import IntentClassifier, LLMIntentClassifier
     from integrations.nlu.entities import EntityExtractor
     from integrations.sentiment import SentimentAnalyzer
     from integrations.speech.base import SpeechRecognizer, SpeechSynthesizer
+    from processors.call_events import CallEventObserver
+
+
+class CallEventSink(Protocol):
+    """Where each call publishes its turn events (:class:`bot.operator.events.CallEventBus`)."""
+
+    def observer(self, call_id: str, provider_call_id: str | None = None) -> CallEventObserver:
+        """The observer that publishes one call's events."""
+        ...
 
 
 @dataclass
@@ -47,9 +52,9 @@ class Runtime:
     sentiment: SentimentAnalyzer | None = None
     """Scores caller turns for the escalation trigger."""
     handoffs: HandoffDesk | None = None
-    call_events: CallEventBus | None = None
-    """Live calls' turn events for operators and simulators (None: not published)."""
     """Hand-offs in flight (whisper and transfer-status callbacks find them here)."""
+    call_events: CallEventSink | None = None
+    """Live calls' turn events for operators and simulators (None: not published)."""
     active_calls: int = 0
     """Calls running on this runtime now (kept by :func:`bot.call.pipeline.run_call`)."""
     speculation: SpeculationBudget = field(init=False)
@@ -63,82 +68,3 @@ class Runtime:
             os.cpu_count() or 1,
             busy=(lambda: self.active_calls >= busy_from) if busy_from > 0 else None,
         )
-
-    @classmethod
-    def load(cls, settings: Settings) -> Runtime:
-        """Load the agent and the embedded models the settings ask for."""
-        started = time.perf_counter()
-        agent = load_agent(settings.agent_file)
-        # The embedded engines load even when a cloud service is chosen: they are
-        # the fallback a failing cloud service degrades to.
-        recognizer = _load_recognizer(settings)
-        synthesizer = _load_synthesizer(agent, required=settings.tts == "piper")
-        classifier = _load_classifier(settings, agent)
-        from bot.call.nlu import make_llm_classifier
-        from integrations.nlu.entities import EntityExtractor
-
-        entities = EntityExtractor()
-        llm_classifier = make_llm_classifier(settings, agent)
-        from bot.call.records import open_call_records
-
-        records = open_call_records(settings)
-        logger.info(
-            f"Runtime ready in {time.perf_counter() - started:.1f}s "
-            f"(agent={agent.name!r}, stt={settings.stt}, tts={settings.tts}, llm={settings.llm})"
-        )
-        from bot.call.crm import make_crm
-        from bot.call.handoff import HandoffDesk
-        from integrations.sentiment import VaderSentiment
-
-        return cls(
-            settings,
-            agent,
-            recognizer,
-            synthesizer,
-            classifier,
-            entities,
-            llm_classifier,
-            records,
-            crm=make_crm(settings),
-            sentiment=VaderSentiment(),
-            handoffs=HandoffDesk(),
-        )
-
-
-def _load_recognizer(settings: Settings) -> SpeechRecognizer:
-    from integrations.speech.moonshine import MoonshineRecognizer
-
-    recognizer = MoonshineRecognizer(
-        cache_dir=settings.cache_dir / "moonshine", num_threads=settings.asr_threads
-    )
-    return recognizer
-
-
-def _load_synthesizer(agent: AgentDefinition, *, required: bool) -> SpeechSynthesizer | None:
-    from integrations.speech.cache import CachingSynthesizer, warm_in_background
-    from integrations.speech.piper import PiperSynthesizer
-    from integrations.speech.tts import split_clauses
-
-    try:
-        synthesizer = PiperSynthesizer()
-    except ImportError:
-        if required:
-            raise
-        logger.warning("Piper is not installed: no embedded TTS fallback for the cloud TTS")
-        return None
-    cache = CachingSynthesizer(synthesizer)
-    clauses = [clause for line in agent.fixed_lines() for clause in split_clauses(line)]
-    warm_in_background(cache, clauses)
-    return cache
-
-
-def _load_classifier(settings: Settings, agent: AgentDefinition) -> IntentClassifier:
-    from integrations.nlu.embedding import EmbeddingIntentClassifier
-    from integrations.nlu.memo import MemoizedClassifier
-
-    # memoized: the end-of-turn check and the router classify each turn's same text
-    return MemoizedClassifier(
-        EmbeddingIntentClassifier.for_examples(
-            agent.training_examples(), cache_dir=settings.cache_dir / "nlu"
-        )
-    )

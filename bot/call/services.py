@@ -7,6 +7,8 @@ settings.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pipecat.audio.turn.base_turn_analyzer import BaseTurnAnalyzer
 from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
@@ -106,7 +108,7 @@ def _with_fallback(
     return ServiceSwitcher(services=[cloud, local], strategy_type=ServiceSwitcherStrategyFailover)
 
 
-def make_llm(runtime: Runtime) -> LLMService | None:
+def make_llm(runtime: Runtime) -> LLMService[Any] | None:
     """The dialogue LLM for turns the deterministic agent cannot answer, if configured."""
     settings = runtime.settings
     if settings.llm == "groq":

@@ -30,7 +30,9 @@ SIM_EXTRA_HINT = "install the simulator extra: pip install 'callagent[sim]'"
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``callagent`` console script."""
-    parser = argparse.ArgumentParser(prog="callagent", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="callagent", description=(__doc__ or "").partition("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="start the agent server (browser page, Twilio, rooms)")

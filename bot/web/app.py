@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -29,6 +29,7 @@ from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 from bot.call.pipeline import CallSpec, run_call
 from bot.call.records import open_call_records
 from bot.call.runtime import Runtime
+from bot.call.startup import load_runtime
 from bot.call.transport import (
     daily_call,
     livekit_call,
@@ -47,7 +48,15 @@ from bot.web.handoff_routes import create_handoff_router
 from transports import rooms, twilio, webrtc
 from transports.input_batching import BatchingPolicy, LoadAdaptiveBatching, NoBatching
 
-WEBSOCKET_OPTIONS: dict[str, object] = {
+
+class WebSocketOptions(TypedDict):
+    """uvicorn's WebSocket keyword arguments, typed so they can be splatted into ``uvicorn.run``."""
+
+    ws_max_size: int
+    ws_per_message_deflate: bool
+
+
+WEBSOCKET_OPTIONS: WebSocketOptions = {
     # a Media Streams message is about 300 bytes; anything near this is malformed
     "ws_max_size": 256 * 1024,
     # Twilio does not compress; offered by other clients, deflating every 20 ms frame
@@ -92,7 +101,7 @@ class CallManager:
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     """Build the server app; models load once here and are shared by every call."""
-    runtime = runtime or Runtime.load(settings)
+    runtime = runtime or load_runtime(settings)
     if runtime.records is None:
         runtime.records = open_call_records(settings)  # migrates the schema at start-up
     calls = CallManager()
@@ -203,8 +212,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     operator = OperatorAuth(settings.operator_token)
     app.include_router(create_calls_router(lambda: runtime.records, operator))
     app.include_router(create_dashboard_router(lambda: runtime.records, operator))
-    if runtime.call_events is None:
-        runtime.call_events = CallEventBus()
-    app.include_router(create_call_events_router(runtime.call_events, operator))
+    call_events = runtime.call_events
+    if not isinstance(call_events, CallEventBus):  # the operator API reads the bus it serves
+        call_events = runtime.call_events = CallEventBus()
+    app.include_router(create_call_events_router(call_events, operator))
     app.include_router(create_diagnostics_router(lambda: calls.active, operator))
     return app

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from fastapi import APIRouter, HTTPException, Request, Response
 from loguru import logger
 
-from bot.call.handoff import HandoffDesk, HandoffTicket
+from bot.call.handoff_desk import HandoffDesk, HandoffTicket
 from bot.call.runtime import Runtime
 from integrations.crm.base import CRMError
 from integrations.hold_audio import hold_music_wav

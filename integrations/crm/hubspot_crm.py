@@ -20,10 +20,15 @@ import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from hubspot import HubSpot
-from hubspot.crm.contacts import Filter, FilterGroup, PublicObjectSearchRequest
+from hubspot.crm.contacts import (
+    CollectionResponseWithTotalSimplePublicObjectForwardPaging,
+    Filter,
+    FilterGroup,
+    PublicObjectSearchRequest,
+)
 from hubspot.crm.objects.calls import SimplePublicObjectInputForCreate
 from hubspot.crm.objects.meetings import SimplePublicObjectInput
 from urllib3.util.retry import Retry
@@ -299,11 +304,15 @@ class HubSpotCRM(CRM):
                     filters=[Filter(property_name="hs_object_id", operator="EQ", value=identity)]
                 )
             ]
-        page = self._contacts.do_search(
-            public_object_search_request=PublicObjectSearchRequest(
-                filter_groups=groups, properties=CONTACT_PROPERTIES, limit=1
+        # The generated SDK is unannotated; its docstring names this return type.
+        page = cast(
+            CollectionResponseWithTotalSimplePublicObjectForwardPaging,
+            self._contacts.do_search(
+                public_object_search_request=PublicObjectSearchRequest(
+                    filter_groups=groups, properties=CONTACT_PROPERTIES, limit=1
+                ),
+                _request_timeout=self._timeout,
             ),
-            _request_timeout=self._timeout,
         )
         return page.results[0] if page.results else None
 

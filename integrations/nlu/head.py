@@ -133,7 +133,7 @@ class LinearIntentHead:
         logits = embeddings @ self._w + self._b + self._lexical_weight * sparse.matmul(self._ws)
         return softmax(logits)
 
-    def save(self, path: Path, **extra: np.ndarray) -> None:
+    def save(self, path: Path, **extra: np.ndarray | np.generic) -> None:
         """Write the head (and any extra arrays) to an ``.npz`` file atomically."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
@@ -146,6 +146,7 @@ class LinearIntentHead:
             b=self._b,
             ws=self._ws,
             lexical_weight=np.float32(self._lexical_weight),
+            allow_pickle=True,  # numpy's default, named so ``extra`` cannot be taken for it
             **extra,
         )
         tmp.replace(path)

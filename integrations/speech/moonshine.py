@@ -190,6 +190,7 @@ def _quantize_matrices(path: Path) -> None:
         DefaultWeightOnlyQuantConfig,
         MatMulNBitsQuantizer,
     )
+    from onnxruntime.quantization.onnx_model import ONNXModel
 
     config = DefaultWeightOnlyQuantConfig(
         block_size=DECODER_WEIGHT_BLOCK,
@@ -199,7 +200,10 @@ def _quantize_matrices(path: Path) -> None:
     )
     quantizer = MatMulNBitsQuantizer(onnx.load(str(path)), algo_config=config)
     quantizer.process()
-    quantizer.model.save_model_to_file(str(path), use_external_data_format=False)
+    quantized = quantizer.model
+    if not isinstance(quantized, ONNXModel):  # only the RTN and GPTQ algorithms leave a bare graph
+        raise TypeError(f"unexpected quantizer output {type(quantized).__name__}")
+    quantized.save_model_to_file(str(path), use_external_data_format=False)
 
 
 def _quantize_activations(path: Path, work_dir: Path) -> None:

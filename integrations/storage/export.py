@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from integrations.storage.records import STAGES
 
-CALL_FIELDS = (
+CALL_FIELDS: tuple[str, ...] = (
     "id",
     "started_at",
     "ended_at",
@@ -58,7 +58,7 @@ class Exporter(ABC):
 
     @abstractmethod
     def write(
-        self, calls: Iterable[dict[str, Any]], out: TextIO, progress: Callable[[], None]
+        self, calls: Iterable[dict[str, Any]], out: TextIO, progress: Callable[[], object]
     ) -> int:
         """Write every call; call ``progress()`` after each. Returns the number of calls."""
 
@@ -67,7 +67,7 @@ class JsonlExporter(Exporter):
     """One JSON object per line per call, with its turns."""
 
     def write(
-        self, calls: Iterable[dict[str, Any]], out: TextIO, progress: Callable[[], None]
+        self, calls: Iterable[dict[str, Any]], out: TextIO, progress: Callable[[], object]
     ) -> int:
         """Write JSON lines."""
         n = 0
@@ -91,7 +91,7 @@ class CsvCallsExporter(Exporter):
     """One CSV row per call."""
 
     def write(
-        self, calls: Iterable[dict[str, Any]], out: TextIO, progress: Callable[[], None]
+        self, calls: Iterable[dict[str, Any]], out: TextIO, progress: Callable[[], object]
     ) -> int:
         """Write CSV with a header row."""
         writer = csv.DictWriter(out, fieldnames=list(CALL_FIELDS))
@@ -108,7 +108,7 @@ class CsvTurnsExporter(Exporter):
     """One CSV row per turn, prefixed by its call's columns."""
 
     def write(
-        self, calls: Iterable[dict[str, Any]], out: TextIO, progress: Callable[[], None]
+        self, calls: Iterable[dict[str, Any]], out: TextIO, progress: Callable[[], object]
     ) -> int:
         """Write CSV with a header row (calls without turns get one row with empty turn fields)."""
         fields = [f"call_{k}" if k == "id" else k for k in CALL_FIELDS] + list(TURN_FIELDS)

@@ -6,11 +6,14 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Select, func, select
 
 from integrations.storage.models import STAGE_COLUMNS, Call, Turn
+
+SelectT = TypeVar("SelectT", bound=Select)
+"""A SELECT of any columns; filtering keeps its columns (SQLAlchemy 2.0 and 2.1 alike)."""
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -63,7 +66,7 @@ class CallFilter:
     intent: str | None = None
     transport: str | None = None
 
-    def apply(self, stmt: Select[Any]) -> Select[Any]:
+    def apply(self, stmt: SelectT) -> SelectT:
         """Add this filter's conditions on ``calls`` to a statement."""
         if self.since is not None:
             stmt = stmt.where(Call.started_at >= self.since)
@@ -79,7 +82,7 @@ class CallFilter:
             stmt = stmt.where(Call.id.in_(self._calls_with_intent()))
         return stmt
 
-    def apply_to_turns(self, stmt: Select[Any]) -> Select[Any]:
+    def apply_to_turns(self, stmt: SelectT) -> SelectT:
         """Conditions on ``turns`` (joining ``calls`` only when a call field is filtered)."""
         if self.since is not None:
             stmt = stmt.where(Turn.started_at >= self.since)

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, insert, update
 from integrations.storage import migrate, queries, stats
 from integrations.storage.dialects import DialectSupport, dialect_support
 from integrations.storage.engine import describe_url, make_engine
-from integrations.storage.models import Call, Turn
+from integrations.storage.models import Base, Call, Turn
 from integrations.storage.queries import CallFilter, parse_time
 from integrations.storage.records import (
     CallEnd,
@@ -40,7 +40,9 @@ from integrations.storage.writer import Op, RecordWriter, Spool
 STALE_CALL_HOURS = 6.0
 """A call with no end this long after it started is closed as failed at start-up."""
 
-_TURN_UPDATE = [c.name for c in Turn.__table__.columns if c.name not in ("id", "call_id", "seq")]
+CALLS = Base.metadata.tables[Call.__tablename__]
+TURNS = Base.metadata.tables[Turn.__tablename__]
+_TURN_UPDATE = [c.name for c in TURNS.columns if c.name not in ("id", "call_id", "seq")]
 _START_UPDATE = ["transport", "direction", "caller", "agent", "started_at"]
 
 
@@ -147,11 +149,9 @@ class CallStore:
                 "started_at": record.started_at,
                 "turn_count": 0,
             }
-            return self.dialect.upsert(Call.__table__, values, ["id"], _START_UPDATE)
+            return self.dialect.upsert(CALLS, values, ["id"], _START_UPDATE)
         if kind == "turn":
-            return self.dialect.upsert(
-                Turn.__table__, turn_row(record), ["call_id", "seq"], _TURN_UPDATE
-            )
+            return self.dialect.upsert(TURNS, turn_row(record), ["call_id", "seq"], _TURN_UPDATE)
         if kind == "update":
             return update(Call).where(Call.id == record.call_id).values(**update_values(record))
         if kind == "end":
@@ -173,9 +173,9 @@ class CallStore:
         """Insert ready-made rows directly (synthetic data, imports)."""
         with self.engine.begin() as conn:
             if calls:
-                conn.execute(insert(Call.__table__), calls)
+                conn.execute(insert(CALLS), calls)
             if turns:
-                conn.execute(insert(Turn.__table__), turns)
+                conn.execute(insert(TURNS), turns)
         self.stats_cache.clear()
 
     def close_stale(self, older_than: timedelta = timedelta(hours=STALE_CALL_HOURS)) -> int:
@@ -307,14 +307,14 @@ def _past_days(ops: Sequence[Op]) -> set[str]:
     knows when it happened, so the day before is included as well.
     """
     days: set[str] = set()
-    for kind, record in ops:
-        if kind in ("start", "turn"):
+    for _kind, record in ops:
+        if isinstance(record, CallStart | TurnRecord):
             days.add(stats.day_of(record.started_at))
-        elif kind == "end":
+        elif isinstance(record, CallEnd):
             days.add(stats.day_of(record.ended_at))
             started = record.ended_at - timedelta(seconds=record.duration_secs or 0)
             days.add(stats.day_of(started))
-        elif kind == "update" and record.escalation is not None:
+        elif record.escalation is not None:
             days.add(stats.day_of(record.escalation.at))
             days.add(stats.day_of(record.escalation.at - timedelta(days=1)))
     days.discard(stats.day_of(utcnow()))  # today is never cached

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 
 def add_agent_arguments(p: argparse.ArgumentParser, *, operator_token_for: str = "") -> None:
@@ -34,7 +35,9 @@ def quiet_logs(verbose: bool) -> None:
     logger.add(sys.stderr, level="INFO" if verbose else "WARNING")
 
 
-def run(args: argparse.Namespace, main: Callable[[argparse.Namespace], Awaitable[int]]) -> int:
+def run(
+    args: argparse.Namespace, main: Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+) -> int:
     """Run a bench's ``main(args)`` with the agent's logs quietened."""
     quiet_logs(args.verbose)
     return asyncio.run(main(args))

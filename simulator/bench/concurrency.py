@@ -103,7 +103,11 @@ async def _main(args: argparse.Namespace, steps: list[int]) -> int:
                 "unanswered": unanswered,
                 "failed_calls": sum(r["error"] is not None for r in results),
                 **{k: stats[k] for k in ("p50_ms", "p95_ms", "max_ms")},
-                "server_cpu_pct": round(100 * (cpu_seconds(pid) - cpu0) / wall, 1) if pid else None,
+                "server_cpu_pct": (
+                    round(100 * (cpu_seconds(pid) - cpu0) / wall, 1)
+                    if pid and cpu0 is not None
+                    else None
+                ),
                 "client_cpu_pct": round(100 * (cpu_seconds() - client0) / wall, 1),
                 "wall_s": round(wall, 1),
             }
@@ -189,7 +193,9 @@ async def _one_call(
             turn = await call.say(clips[texts[(offset + i) % len(texts)]])
             try:
                 await call.wait_for_bot_speech_start(timeout=30, after=turn.caller_end_s)
-                out["latencies"].append(round(turn.latency_s * 1000, 1))
+                latency_s = turn.latency_s
+                assert latency_s is not None  # the phone stamps the turn as it hears the reply
+                out["latencies"].append(round(latency_s * 1000, 1))
             except TimeoutError:
                 out["unanswered"] += 1
             await call.wait_for_bot_silence(1.0, timeout=60)

@@ -196,6 +196,7 @@ def _write_cost(store: Any, turns: int) -> dict[str, float]:
 
 async def _added_latency(turns: int, tmp: Path) -> dict[str, Any]:
     from pipecat.frames.frames import Frame
+    from pipecat.observers.base_observer import BaseObserver
     from pipecat.pipeline.pipeline import Pipeline
     from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
     from pipecat.tests.utils import SleepFrame, run_test
@@ -236,12 +237,16 @@ async def _added_latency(turns: int, tmp: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     n = min(turns, 200)
     try:
+
+        def no_observers() -> list[BaseObserver]:
+            return []
+
+        def with_recorder() -> list[BaseObserver]:
+            return [CallRecorder(store, call_id="bench-latency", transport="twilio")]
+
         for label, make_observers in (
-            ("without recorder", lambda: []),
-            (
-                "with recorder",
-                lambda: [CallRecorder(store, call_id="bench-latency", transport="twilio")],
-            ),
+            ("without recorder", no_observers),
+            ("with recorder", with_recorder),
         ):
             starts: dict[int, float] = {}
             transits: list[float] = []

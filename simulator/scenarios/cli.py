@@ -27,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "simulate",
         help="place scripted calls (scenario YAML files) and check the agent's behaviour",
-        description=__doc__.splitlines()[0],
+        description=(__doc__ or "").partition("\n")[0],
     )
     p.add_argument("scenarios", nargs="+", type=Path, help="scenario files or folders of them")
     p.add_argument(
@@ -148,6 +148,9 @@ async def _simulate(args: argparse.Namespace, scenarios: list[Any]) -> int:
         for line in report.call_lines(result):
             bar.write(line)
 
+    def on_step(_step: Any) -> None:
+        bar.update(1)
+
     try:
         results = await run_suite(
             scenarios,
@@ -157,7 +160,7 @@ async def _simulate(args: argparse.Namespace, scenarios: list[Any]) -> int:
                 repeat=args.repeat,
                 recordings_dir=None if args.no_recordings else out / "recordings",
             ),
-            on_step=lambda _s: bar.update(1),
+            on_step=on_step,
             on_call=on_call,
         )
     finally:

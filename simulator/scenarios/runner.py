@@ -158,10 +158,6 @@ class ScenarioCall:
 
     async def _dial(self) -> TwilioCallEmulator:
         target = self.target
-        kwargs: dict[str, object] = {
-            "background": self.audio.background,
-            "line": self.scenario.line,
-        }
         if target.via_webhook and target.base_url:
             call = await place_call(
                 target.base_url,
@@ -169,7 +165,8 @@ class ScenarioCall:
                 account_sid=SIM_ACCOUNT_SID if target.rest is not None else None,
                 from_number=self.scenario.caller.number,
                 to_number=TO_NUMBER,
-                **kwargs,
+                background=self.audio.background,
+                line=self.scenario.line,
             )
         else:
             call = TwilioCallEmulator(
@@ -177,7 +174,8 @@ class ScenarioCall:
                 from_number=self.scenario.caller.number,
                 to_number=TO_NUMBER,
                 auth_token=target.auth_token,
-                **kwargs,  # type: ignore[arg-type]
+                background=self.audio.background,
+                line=self.scenario.line,
             )
             await call.connect()
         if target.rest is not None:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from loguru import logger
 
-from bot.call.handoff import HandoffTicket
+from bot.call.handoff_desk import HandoffTicket
 from integrations.screen_pop import verify_signature
 from simulator.audio_codec import rms
 from simulator.fake_twilio import FakeTwilioRest

@@ -3,6 +3,7 @@
 import json
 import xml.etree.ElementTree as ET
 
+import pytest
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -13,7 +14,7 @@ from pipecat.processors.frameworks.rtvi import RTVIServerMessageFrame
 from pipecat.tests.utils import SleepFrame, run_test
 
 from integrations.screen_pop import ScreenPopClient, verify_signature
-from integrations.twilio_rest import TwilioCallControl, transfer_twiml
+from integrations.twilio_rest import TwilioCallControl, TwilioRestError, say_twiml, transfer_twiml
 from processors.frames import EscalationFrame, TransferResultFrame
 from processors.transfer import (
     DailySipRefer,
@@ -183,6 +184,27 @@ async def test_twilio_redirect_through_the_rest_api():
         )
         outcome = await bad.transfer(None, None)
         assert not outcome.ok and "401" in outcome.error
+
+
+async def test_twilio_redirect_retries_a_failing_api_but_not_a_refusal():
+    call_sid = "CA" + "3" * 32
+    async with FakeTwilioRest("AC" + "1" * 32, "tok") as rest:
+        control = TwilioCallControl("AC" + "1" * 32, "tok", base_url=rest.base_url)
+        rest.fail_next(503)
+        rest.fail_next(429)
+        assert await control.redirect(call_sid, say_twiml("Hold on.")) == "in-progress"
+        assert [r.status for r in rest.requests] == [503, 429, 200]
+        assert len(rest.calls[call_sid].twiml) == 1
+        rest.requests.clear()
+        refused = TwilioCallControl("AC" + "1" * 32, "wrong", base_url=rest.base_url)
+        with pytest.raises(TwilioRestError) as raised:
+            await refused.redirect(call_sid, say_twiml("Hold on."))
+        assert raised.value.status == 401 and not raised.value.retryable
+        assert [r.status for r in rest.requests] == [401]
+        rest.fail_next(503, times=3)
+        with pytest.raises(TwilioRestError) as raised:
+            await control.redirect(call_sid, say_twiml("Hold on."))
+        assert raised.value.status == 503 and raised.value.retryable
 
 
 def test_queue_and_sip_targets():
