@@ -417,6 +417,12 @@ async def read_back(target: Any, job: Job, heard: Heard, http: httpx.AsyncClient
     )
     row.outcome = reading.outcome.value
     row.cut_off = reading.cut_off
+    row.fragmented = reading.fragmented
+    row.timeline_s = {
+        "greeting": round(heard.greeting_s, 3),
+        "onset": round(heard.onset_s, 3),
+        "end": round(heard.end_s, 3),
+    }
     if reading.cut_at_s is not None:
         row.cut_after_ms = round((reading.cut_at_s - heard.onset_s) * 1000, 1)
     if reading.decision is not None:

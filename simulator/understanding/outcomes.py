@@ -10,7 +10,11 @@ from the agent's event stream (``/api/calls/{id}/events``, see
   **repaired** (asked to repeat) or **acted wrong** (the act band on another intent);
   no decision at all is ``no_decision``;
 - the caller was **cut off** when the agent's turn ended (it took a decision or started
-  its reply) while the caller was still speaking the request.
+  its reply) while the caller was still speaking the request;
+- the request was **answered in fragments** when the agent made more than one decision
+  on the request's speech (a decision whose caller turn began before the request
+  ended): it answered part of what the caller said, during the request or after it
+  (the rest of the words arriving from the recogniser after the first decision).
 
 Event times count from the call's start on the agent's clock; the phone measures from
 the stream's start. The two are aligned on the greeting: the agent's first
@@ -77,8 +81,8 @@ class Reading:
         decision: That decision (None without one).
         cut_off: The agent's turn ended while the caller was still speaking.
         cut_at_s: When (phone timeline), if it was cut off.
-        request_decisions: Indexes of the decisions made on the request's speech (the
-            ones during it, and the first after its end).
+        request_decisions: Indexes of the decisions made on the request's speech:
+            after its onset, in a caller turn that began before its end.
     """
 
     outcome: Outcome
@@ -86,6 +90,11 @@ class Reading:
     cut_off: bool
     cut_at_s: float | None
     request_decisions: tuple[int, ...]
+
+    @property
+    def fragmented(self) -> bool:
+        """More than one decision was made on the request's speech."""
+        return len(self.request_decisions) > 1
 
 
 def clock_offset(events: Sequence[dict[str, Any]], greeting_heard_s: float) -> float | None:
@@ -155,15 +164,19 @@ def read_call(
         return Reading(Outcome.NO_DECISION, None, False, None, ())
     made = [d for d in decisions(events, offset) if d.at_s >= caller_onset_s]
     first = made[0] if made else None
-    during = [d.index for d in made if d.at_s < caller_end_s]
-    after = [d.index for d in made if d.at_s >= caller_end_s][:1]
+    starts = [float(e["at_s"]) + offset for e in events if e.get("type") == "user_started"]
+    on_request = [
+        d.index
+        for d in made
+        if max((t for t in starts if t <= d.at_s), default=caller_onset_s) < caller_end_s
+    ]
     cut_at = _turn_ended_during(events, offset, caller_onset_s, caller_end_s)
     return Reading(
         outcome=classify(intended, first),
         decision=first,
         cut_off=cut_at is not None,
         cut_at_s=cut_at,
-        request_decisions=tuple(during + after),
+        request_decisions=tuple(on_request),
     )
 
 

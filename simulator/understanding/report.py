@@ -73,7 +73,7 @@ def _headline(stats: dict[str, Any]) -> str:
         f"{stats['calls']} calls: acted right {r['acted_right']:.1f} %, clarified "
         f"{r['clarified_right'] + r['clarified_wrong']:.1f} %, repaired {r['repaired']:.1f} %, "
         f"ACTED WRONG {r['acted_wrong']:.1f} %, caller cut off {stats['cut_off_pct']:.1f} %, "
-        f"WER {wer}"
+        f"answered in fragments {stats['fragmented_pct']:.1f} %, WER {wer}"
     )
 
 
@@ -89,14 +89,14 @@ def _latency_line(stats: dict[str, Any]) -> str:
 
 def _table(title: str, groups: dict[str, Any]) -> list[str]:
     head = f"  {title:<26}{'n':>4}" + "".join(f"{COLUMNS[o]:>18}" for o in COLUMNS)
-    head += f"{'cut off':>9}{'WER':>7}{'p50 ms':>8}"
+    head += f"{'cut off':>9}{'split':>7}{'WER':>7}{'p50 ms':>8}"
     out = [head]
     for name, s in groups.items():
         cells = "".join(f"{s['counts'][o]:>18}" for o in COLUMNS)
         wer = "-" if s["wer_pct"] is None else f"{s['wer_pct']:.0f}%"
         p50 = s["latency_complete_ms"]["p50"]
         out.append(
-            f"  {name[:26]:<26}{s['calls']:>4}{cells}{s['cut_off']:>9}{wer:>7}"
+            f"  {name[:26]:<26}{s['calls']:>4}{cells}{s['cut_off']:>9}{s['fragmented']:>7}{wer:>7}"
             f"{'-' if p50 is None else f'{p50:.0f}':>8}"
         )
     return out
@@ -128,12 +128,13 @@ Target: {{ meta.target }}.</p>
 <h3>By {{ title|lower }}</h3>
 <table><tr><th>{{ title }}</th><th>calls</th>
 {% for o in columns %}<th>{{ columns[o] }}</th>{% endfor %}
-<th>cut off</th><th>WER</th><th>latency p50</th></tr>
+<th>cut off</th><th>answered in fragments</th><th>WER</th><th>latency p50</th></tr>
 {% for name, s in block[key].items() %}
 <tr><td>{{ name }}</td><td>{{ s.calls }}</td>
 {% for o in columns %}<td{% if o == "acted_wrong" and s.counts[o] %} class="wrong"{% endif %}>
 {{ s.counts[o] }}</td>{% endfor %}
 <td{% if s.cut_off %} class="wrong"{% endif %}>{{ s.cut_off }}</td>
+<td{% if s.fragmented %} class="wrong"{% endif %}>{{ s.fragmented }}</td>
 <td>{{ "-" if s.wer_pct is none else s.wer_pct ~ " %" }}</td>
 <td>{{ "-" if s.latency_complete_ms.p50 is none else s.latency_complete_ms.p50|round|int ~ " ms" }}
 </td></tr>
@@ -150,13 +151,15 @@ Target: {{ meta.target }}.</p>
 {% endfor %}
 <h2>Calls</h2>
 <table><tr><th>request</th><th>intent</th><th>voice</th><th>condition</th><th>outcome</th>
-<th>decided</th><th>band</th><th>cut off</th><th>heard</th><th>latency</th></tr>
+<th>decided</th><th>band</th><th>cut off</th><th>fragments</th><th>heard</th>
+<th>latency</th></tr>
 {% for c in calls %}
 <tr><td>{{ c.request }}</td><td>{{ c.intent }}</td><td>{{ c.voice }}</td>
 <td>{{ c.condition }}</td>
 <td{% if c.outcome == "acted_wrong" %} class="wrong"{% endif %}>{{ c.outcome }}</td>
 <td>{{ c.decided_intent or "-" }}</td><td>{{ c.band or "-" }}</td>
 <td>{{ "after " ~ c.cut_after_ms|round|int ~ " ms" if c.cut_off else "" }}</td>
+<td>{{ "yes" if c.fragmented else "" }}</td>
 <td style="text-align:left">{{ c.transcript or "" }}{% if c.error %} ({{ c.error }}){% endif %}</td>
 <td>{{ "-" if c.latency_ms is none else c.latency_ms|round|int ~ " ms" }}</td></tr>
 {% endfor %}</table>
@@ -205,7 +208,9 @@ def _charts(condition: str, block: dict[str, Any], calls: list[dict[str, Any]]) 
     latencies = [
         c["latency_ms"]
         for c in calls
-        if c["condition"] == condition and c["latency_ms"] is not None and not c["cut_off"]
+        if c["condition"] == condition
+        and c["latency_ms"] is not None
+        and not (c["cut_off"] or c["fragmented"])
     ]
     parts.append(
         charts.histogram(latencies, label=f"{condition}: turn latency of complete requests")

@@ -2,10 +2,11 @@
 
 Figures are grouped by condition (clean, babble at 10 dB...) and within it by intent,
 voice and request style: the outcome counts and rates, how often the caller was cut
-off, the recogniser's word error rate, and the turn latency of complete requests (at the
-phone, caller end of speech to the first bot audio; calls where the caller was cut off
-are left out). The confusion table counts, per intended intent, what the agent acted
-on: an intent, or ``(clarified)``, ``(repaired)``, ``(none)``.
+off or the request answered in fragments, the recogniser's word error rate, and the turn
+latency of complete requests (at the phone, caller end of speech to the first bot audio;
+calls cut off or answered in fragments are left out). The confusion table counts, per
+intended intent, what the agent acted on: an intent, or ``(clarified)``, ``(repaired)``,
+``(none)``.
 """
 
 from __future__ import annotations
@@ -38,12 +39,15 @@ class RequestCall:
         confidence: The first decision's confidence.
         cut_off: The agent's turn ended while the caller was still speaking.
         cut_after_ms: How far into the caller's speech that happened.
+        fragmented: More than one decision was made on the request's speech.
         transcript: What the recogniser heard of the request (from the call record).
         word_errors: Word edit distance between the request and the transcript.
         words: Words in the request.
         latency_ms: Caller end of speech to the first bot audio at the phone.
         speech_ms: How long the caller spoke (first to last voiced frame).
         call_id: The agent's id of the call.
+        timeline_s: Phone-side times (s since the stream started): ``greeting`` heard,
+            caller ``onset`` and ``end`` (with ``events``, the reading can be redone).
         error: Why the call could not be measured, if it could not.
         events: The call's events as the agent published them (no caller data), to
             audit the reading.
@@ -60,14 +64,21 @@ class RequestCall:
     confidence: float | None = None
     cut_off: bool = False
     cut_after_ms: float | None = None
+    fragmented: bool = False
     transcript: str | None = None
     word_errors: int | None = None
     words: int | None = None
     latency_ms: float | None = None
     speech_ms: float | None = None
     call_id: str | None = None
+    timeline_s: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """The request was heard out: not cut off, and answered as a whole."""
+        return not (self.cut_off or self.fragmented)
 
     @property
     def acted_on(self) -> str:
@@ -90,16 +101,19 @@ def group_stats(rows: Sequence[RequestCall]) -> dict[str, Any]:
     n = len(rows)
     counts = Counter(r.outcome for r in rows)
     cut = sum(r.cut_off for r in rows)
+    fragmented = sum(r.fragmented for r in rows)
     scored = [r for r in rows if r.word_errors is not None and r.words]
     errors = sum(r.word_errors or 0 for r in scored)
     words = sum(r.words or 0 for r in scored)
-    latencies = [r.latency_ms for r in rows if r.latency_ms is not None and not r.cut_off]
+    latencies = [r.latency_ms for r in rows if r.latency_ms is not None and r.complete]
     return {
         "calls": n,
         "counts": {o.value: counts.get(o.value, 0) for o in OUTCOMES},
         "rates_pct": {o.value: _pct(counts.get(o.value, 0), n) for o in OUTCOMES},
         "cut_off": cut,
         "cut_off_pct": _pct(cut, n),
+        "fragmented": fragmented,
+        "fragmented_pct": _pct(fragmented, n),
         "wer_pct": round(100 * errors / words, 1) if words else None,
         "wer_calls": len(scored),
         "latency_complete_ms": {

@@ -108,6 +108,38 @@ def test_a_decision_on_a_leading_filler_cuts_the_caller_off_and_is_the_outcome()
     assert reading.request_decisions == (0, 1)
 
 
+def test_a_fragment_decided_after_the_caller_stopped_is_answered_in_fragments():
+    # "Hi, um, half my molar is gone..." heard as "Bye." at first; the rest came later
+    events = [
+        *greeting(),
+        ev("user_started", 6.2),
+        ev("user_stopped", 10.2),
+        nlu(10.3, "goodbye", "act"),
+        ev("bot_started", 10.5),
+        ev("ended", 13.0, how="end"),
+        nlu(13.1, "emergency", "act"),
+    ]
+    reading = read("emergency", events)
+    assert not reading.cut_off
+    assert reading.fragmented
+    assert reading.outcome is Outcome.ACTED_WRONG
+    assert reading.request_decisions == (0, 1)
+
+
+def test_a_decision_on_speech_after_the_request_is_not_part_of_it():
+    # babble makes a turn of its own after the request was answered
+    events = [
+        *greeting(),
+        ev("user_started", 6.2),
+        nlu(10.3, "insurance", "act"),
+        ev("user_started", 12.0),
+        nlu(13.0, "out_of_scope", "repair"),
+    ]
+    reading = read("insurance", events)
+    assert not reading.fragmented
+    assert reading.request_decisions == (0,)
+
+
 def test_the_reply_starting_inside_the_request_is_a_cut_off_too():
     # the decision came from noise before the caller spoke; its reply talks over them
     events = [*greeting(), nlu(5.8, "affirm", "repair"), ev("bot_started", 6.5)]
@@ -226,20 +258,22 @@ def row(intent: str, outcome: Outcome, **kw: Any) -> RequestCall:
 def test_group_stats_counts_outcomes_cut_offs_wer_and_latency_of_complete_requests():
     rows = [
         row("location", Outcome.ACTED_RIGHT, word_errors=1, words=10, latency_ms=400.0),
+        row("location", Outcome.ACTED_WRONG, fragmented=True, latency_ms=50.0),
         row("location", Outcome.ACTED_WRONG, decided_intent="affirm", cut_off=True,
             word_errors=5, words=10, latency_ms=100.0),
         row("pricing", Outcome.REPAIRED, latency_ms=600.0),
         row("pricing", Outcome.NO_DECISION, error="TimeoutError: no bot speech"),
     ]  # fmt: skip
     stats = group_stats(rows)
-    assert stats["calls"] == 4
+    assert stats["calls"] == 5
     assert stats["counts"]["acted_right"] == 1
-    assert stats["counts"]["acted_wrong"] == 1
-    assert stats["rates_pct"]["repaired"] == 25.0
+    assert stats["counts"]["acted_wrong"] == 2
+    assert stats["rates_pct"]["repaired"] == 20.0
     assert stats["cut_off"] == 1
+    assert stats["fragmented"] == 1
     assert stats["wer_pct"] == 30.0
     assert stats["wer_calls"] == 2
-    assert stats["latency_complete_ms"]["n"] == 2  # the cut-off call is left out
+    assert stats["latency_complete_ms"]["n"] == 2  # cut off and fragmented calls left out
     assert stats["latency_complete_ms"]["p50"] == 500.0
     assert stats["errors"] == 1
 
