@@ -63,6 +63,7 @@ class Decision:
         band: ``act``, ``clarify`` or ``repair``.
         confidence: The classifier's confidence.
         index: Its position among the call's decisions (0 first).
+        path: Which NLU component decided (``empty``: nothing was recognised).
     """
 
     at_s: float
@@ -70,6 +71,7 @@ class Decision:
     band: str
     confidence: float | None = None
     index: int = 0
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ def decisions(events: Sequence[dict[str, Any]], offset: float) -> list[Decision]
                 band=str(event.get("band") or "repair"),
                 confidence=None if confidence is None else float(confidence),
                 index=len(out),
+                path=event.get("path"),
             )
         )
     return out
@@ -128,10 +131,13 @@ def classify(intended: str, decision: Decision | None) -> Outcome:
     """The outcome of one decision on a request meant as ``intended``.
 
     An out-of-scope request is handled right when the agent recognises it as out of
-    scope (whatever it then says); acting on any intent is acting wrong.
+    scope (whatever it then says); acting on any intent is acting wrong. A turn in
+    which nothing was recognised (path ``empty``) is a repair, whatever was meant.
     """
     if decision is None:
         return Outcome.NO_DECISION
+    if decision.path == "empty":
+        return Outcome.REPAIRED
     right = decision.intent == intended
     if intended == OUT_OF_SCOPE and right:
         return Outcome.ACTED_RIGHT

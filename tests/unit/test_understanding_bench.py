@@ -214,6 +214,13 @@ def test_classify(intended: str, intent: str, band: str, outcome: Outcome):
     assert classify(intended, Decision(1.0, intent, band)) is outcome
 
 
+def test_nothing_recognised_is_a_repair_even_for_an_out_of_scope_request():
+    empty = Decision(1.0, "out_of_scope", "repair", path="empty")
+    assert classify("out_of_scope", empty) is Outcome.REPAIRED
+    heard = Decision(1.0, "out_of_scope", "repair", path="classifier")
+    assert classify("out_of_scope", heard) is Outcome.ACTED_RIGHT
+
+
 def test_classify_without_a_decision():
     assert classify("location", None) is Outcome.NO_DECISION
 
