@@ -25,6 +25,7 @@ class LinedDict(dict[Any, Any]):
 
     line: int | None = None
     key_lines: dict[Any, int]
+    key_columns: dict[Any, int]
 
 
 class LinedList(list[Any]):
@@ -32,6 +33,7 @@ class LinedList(list[Any]):
 
     line: int | None = None
     item_lines: list[int]
+    item_columns: list[int]
 
 
 class Problem(NamedTuple):
@@ -55,6 +57,7 @@ def _mapping(loader: _Loader, node: MappingNode) -> Iterable[LinedDict]:
     data = LinedDict()
     data.line = node.start_mark.line + 1
     data.key_lines = {}
+    data.key_columns = {}
     yield data
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
@@ -64,12 +67,14 @@ def _mapping(loader: _Loader, node: MappingNode) -> Iterable[LinedDict]:
             )
         data[key] = loader.construct_object(value_node, deep=True)  # type: ignore[no-untyped-call]
         data.key_lines[key] = key_node.start_mark.line + 1
+        data.key_columns[key] = key_node.start_mark.column + 1
 
 
 def _sequence(loader: _Loader, node: SequenceNode) -> Iterable[LinedList]:
     data = LinedList()
     data.line = node.start_mark.line + 1
     data.item_lines = [item.start_mark.line + 1 for item in node.value]
+    data.item_columns = [item.start_mark.column + 1 for item in node.value]
     yield data
     data.extend(loader.construct_object(item, deep=True) for item in node.value)  # type: ignore[no-untyped-call]
 
@@ -102,12 +107,13 @@ def yaml_problem(error: yaml.YAMLError) -> Problem:
 
 
 def locate(data: Any, loc: Loc, message: str) -> Problem:
-    """A :class:`Problem` at ``loc`` of ``data``: its line and its field path.
+    """A :class:`Problem` at ``loc`` of ``data``: its line, column and field path.
 
     An index into a mapping is the n-th key (types that read ``{name: fields}`` mappings
     as lists of named items keep the file's order); the path then names the key.
     """
     line: int | None = getattr(data, "line", None)
+    column: int | None = None
     path = ""
     node = data
     for part in loc:
@@ -118,12 +124,14 @@ def locate(data: Any, loc: Loc, message: str) -> Problem:
             else:
                 key = next((k for k in keys if str(k) == str(part)), part)
             path += f".{key}" if path else str(key)
-            line = getattr(node, "key_lines", {}).get(key, line)
+            if isinstance(node, LinedDict) and key in node.key_lines:
+                line, column = node.key_lines[key], node.key_columns[key]
             node = node.get(key)
         elif isinstance(node, list) and isinstance(part, int):
             path += f"[{part + 1}]"
             lines: Sequence[int] = getattr(node, "item_lines", ())
-            line = lines[part] if part < len(lines) else line
+            if isinstance(node, LinedList) and part < len(lines):
+                line, column = lines[part], node.item_columns[part]
             node = node[part] if part < len(node) else None
         elif isinstance(part, int):
             path += f"[{part + 1}]"
@@ -131,7 +139,7 @@ def locate(data: Any, loc: Loc, message: str) -> Problem:
         else:
             path += f".{part}" if path else str(part)
             node = None
-    return Problem(line, None, path, message)
+    return Problem(line, column, path, message)
 
 
 def problems(

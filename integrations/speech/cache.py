@@ -7,6 +7,7 @@ out of the caller-stop → bot-audio path for those lines. Shared by every call.
 
 from __future__ import annotations
 
+import atexit
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -86,10 +87,17 @@ class CachingSynthesizer:
             yield chunk
         self._store(key, b"".join(chunks))
 
-    def warm(self, texts: Iterable[str]) -> int:
-        """Render and cache each text that is not cached yet; returns how many were rendered."""
+    def warm(self, texts: Iterable[str], stop: threading.Event | None = None) -> int:
+        """Render and cache each text that is not cached yet; returns how many were rendered.
+
+        Args:
+            texts: What to render.
+            stop: Set it to end the warm-up after the text being rendered.
+        """
         rendered = 0
         for text in texts:
+            if stop is not None and stop.is_set():
+                break
             key = (_key(text), self.sample_rate)
             with self._lock:
                 if key in self._entries:
@@ -119,15 +127,28 @@ def _key(text: str) -> str:
 
 
 def warm_in_background(cache: CachingSynthesizer, texts: list[str]) -> threading.Thread:
-    """Fill the cache on a daemon thread so start-up does not wait for it."""
+    """Fill the cache on a daemon thread so start-up does not wait for it.
+
+    At interpreter exit the warm-up is stopped and waited for (one clause at most): a
+    daemon thread still inside onnxruntime when the interpreter finalises aborts the whole
+    process ("terminate called without an active exception", exit status 134), which a
+    one-off command or a test run that loads the models and ends quickly used to hit.
+    """
+    stop = threading.Event()
 
     def run() -> None:
         try:
-            count = cache.warm(texts)
+            count = cache.warm(texts, stop)
             logger.info(f"TTS cache warmed: {count} clauses rendered, {len(cache)} cached")
         except Exception as e:  # a failed warm-up only costs latency later
             logger.warning(f"TTS cache warm-up stopped: {type(e).__name__}")
 
     thread = threading.Thread(target=run, name="tts-cache-warm", daemon=True)
     thread.start()
+
+    def finish() -> None:
+        stop.set()
+        thread.join()
+
+    atexit.register(finish)
     return thread

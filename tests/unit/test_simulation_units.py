@@ -99,7 +99,7 @@ def test_an_unknown_scenario_key_names_the_file_the_line_and_the_allowed_keys():
     with pytest.raises(ScenarioError) as e:
         parse_scenario("name: x\ncaller:\n  voice: slt\n  speed: 2\nsteps: [hang_up]\n", "k.yaml")
     assert e.value.line == 4
-    assert str(e.value).startswith("k.yaml:4: caller.speed: unknown key 'speed'")
+    assert str(e.value).startswith("k.yaml:4:3: caller.speed: unknown key 'speed'")
     assert "(allowed: voice, rate, number)" in str(e.value)
 
 
@@ -107,7 +107,7 @@ def test_a_wrong_scenario_type_names_the_field_path_and_the_line():
     text = "steps:\n  - say: hi\n  - say: again\n    expect:\n      call_ends: maybe\n"
     with pytest.raises(ScenarioError) as e:
         parse_scenario(text, "t.yaml")
-    assert str(e.value) == "t.yaml:5: steps[2].expect.call_ends: must be true or false"
+    assert str(e.value) == "t.yaml:5:7: steps[2].expect.call_ends: must be true or false"
 
 
 def test_unknown_intents_are_reported_against_the_agent():
