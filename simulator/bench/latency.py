@@ -91,11 +91,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from simulator.bench import concurrency as bench_concurrency
     from simulator.bench import soak as bench_soak
     from simulator.bench import speech as bench_speech
+    from simulator.understanding import bench as understanding
 
     bench_barge_in.add_parser(kinds)
     bench_concurrency.add_parser(kinds)
     bench_soak.add_parser(kinds)
     bench_speech.add_parser(kinds)
+    understanding.add_parser(kinds)
 
 
 # Results

@@ -54,7 +54,7 @@ def _summary(seconds: Sequence[float]) -> dict[str, float | int | None]:
     return {k: summary[k] for k in ("mean_ms", "p50_ms", "p95_ms", "max_ms")}
 
 
-def _word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
     """(Edit distance in words, reference length), ignoring case and punctuation."""
 
     def norm(text: str) -> list[str]:
@@ -184,7 +184,7 @@ def run_speech_bench(
         for text, pcm in calls:
             hypothesis, seconds = _timed(lambda p=pcm: recognizer.transcribe(p, PHONE_SAMPLE_RATE))
             latencies.append(seconds)
-            e, n = _word_errors(text, hypothesis)
+            e, n = word_errors(text, hypothesis)
             errors, words, empty = errors + e, words + n, empty + (not hypothesis)
     total_audio = repeats * sum(len(p) / 2 / PHONE_SAMPLE_RATE for _, p in calls)
     results["moonshine_latency"] = _summary(latencies)

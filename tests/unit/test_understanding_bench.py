@@ -1,0 +1,418 @@
+"""``callagent bench understanding``: reading calls from events, figures, set and options.
+
+The outcome of a call is read from synthetic event sequences shaped like the agent's
+``/api/calls/{id}/events`` answers (agent clock), with the caller's speech on the
+phone's clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator.understanding import report
+from simulator.understanding.bench import (
+    Condition,
+    add_parser,
+    parse_conditions,
+    pick_requests,
+    plan_jobs,
+)
+from simulator.understanding.outcomes import (
+    Decision,
+    Outcome,
+    classify,
+    read_call,
+    request_transcript,
+)
+from simulator.understanding.requests import CallerRequest, load_request_set
+from simulator.understanding.results import RequestCall, confusion, group_stats, summarize
+from simulator.understanding.voices import parse_voice, sentences, voice_list
+
+ROOT = Path(__file__).parents[2]
+HELD_OUT = ROOT / "scenarios" / "dental" / "understanding.yaml"
+
+# The phone heard the greeting 0.4 s after the agent's clock says it started, so agent
+# time t is phone time t + 0.4. The caller speaks from 6.0 to 10.0 (phone).
+OFFSET = 0.4
+ONSET, END = 6.0, 10.0
+
+
+def ev(type_: str, phone_s: float, **data: Any) -> dict[str, Any]:
+    """An event at ``phone_s`` on the phone's clock, stamped on the agent's."""
+    return {"type": type_, "at_s": round(phone_s - OFFSET, 3), **data}
+
+
+def nlu(phone_s: float, intent: str, band: str, confidence: float = 0.9) -> dict[str, Any]:
+    """An NLU decision event."""
+    return ev("nlu", phone_s, intent=intent, band=band, confidence=confidence)
+
+
+def greeting() -> list[dict[str, Any]]:
+    """The greeting's events (the clock anchor is its first bot_started)."""
+    return [
+        ev("bot_started", 0.5),
+        ev("bot_started", 0.5),
+        ev("latency", 0.5, kind="greeting"),
+        ev("bot_stopped", 4.9),
+    ]
+
+
+def read(intended: str, events: list[dict[str, Any]]):
+    """Read a call whose greeting the phone heard at 0.5 s."""
+    return read_call(intended, events, greeting_heard_s=0.5, caller_onset_s=ONSET, caller_end_s=END)
+
+
+# Outcomes and cut-offs
+
+
+def test_a_complete_request_acted_on_its_intent_is_acted_right_and_not_cut_off():
+    events = [
+        *greeting(),
+        ev("user_started", 6.2),
+        ev("user_stopped", 10.3),
+        nlu(10.4, "reschedule_appointment", "act"),
+        ev("reply", 10.4, intent="reschedule_appointment"),
+        ev("bot_started", 10.6),
+    ]
+    reading = read("reschedule_appointment", events)
+    assert reading.outcome is Outcome.ACTED_RIGHT
+    assert not reading.cut_off
+    assert reading.cut_at_s is None
+    assert reading.decision is not None and reading.decision.at_s == pytest.approx(10.4)
+    assert reading.request_decisions == (0,)
+
+
+def test_a_decision_on_a_leading_filler_cuts_the_caller_off_and_is_the_outcome():
+    # "Um, yeah." -> acted on as yes while the caller goes on with the request
+    events = [
+        *greeting(),
+        ev("user_started", 6.2),
+        ev("user_stopped", 7.1),
+        nlu(7.2, "affirm", "act"),
+        ev("bot_started", 7.4),
+        ev("user_started", 7.5),
+        ev("interruption", 7.5),
+        ev("user_stopped", 10.3),
+        nlu(10.4, "book_appointment", "act"),
+    ]
+    reading = read("book_appointment", events)
+    assert reading.cut_off
+    assert reading.cut_at_s == pytest.approx(7.2)
+    assert reading.outcome is Outcome.ACTED_WRONG
+    assert reading.decision is not None and reading.decision.intent == "affirm"
+    assert reading.request_decisions == (0, 1)
+
+
+def test_a_fragment_decided_after_the_caller_stopped_is_answered_in_fragments():
+    # "Hi, um, half my molar is gone..." heard as "Bye." at first; the rest came later
+    events = [
+        *greeting(),
+        ev("user_started", 6.2),
+        ev("user_stopped", 10.2),
+        nlu(10.3, "goodbye", "act"),
+        ev("bot_started", 10.5),
+        ev("ended", 13.0, how="end"),
+        nlu(13.1, "emergency", "act"),
+    ]
+    reading = read("emergency", events)
+    assert not reading.cut_off
+    assert reading.fragmented
+    assert reading.outcome is Outcome.ACTED_WRONG
+    assert reading.request_decisions == (0, 1)
+
+
+def test_a_decision_on_speech_after_the_request_is_not_part_of_it():
+    # babble makes a turn of its own after the request was answered
+    events = [
+        *greeting(),
+        ev("user_started", 6.2),
+        nlu(10.3, "insurance", "act"),
+        ev("user_started", 12.0),
+        nlu(13.0, "out_of_scope", "repair"),
+    ]
+    reading = read("insurance", events)
+    assert not reading.fragmented
+    assert reading.request_decisions == (0,)
+
+
+def test_the_reply_starting_inside_the_request_is_a_cut_off_too():
+    # the decision came from noise before the caller spoke; its reply talks over them
+    events = [*greeting(), nlu(5.8, "affirm", "repair"), ev("bot_started", 6.5)]
+    reading = read("opening_hours", events)
+    assert reading.cut_off
+    assert reading.cut_at_s == pytest.approx(6.5)
+
+
+def test_decisions_before_the_caller_spoke_do_not_count_as_the_request_outcome():
+    events = [
+        *greeting(),
+        nlu(5.5, "goodbye", "act"),  # background noise before the request
+        nlu(10.5, "insurance", "act"),
+    ]
+    reading = read("insurance", events)
+    assert reading.outcome is Outcome.ACTED_RIGHT
+    assert not reading.cut_off
+    assert reading.request_decisions == (1,)
+
+
+def test_a_decision_just_after_the_caller_stopped_is_not_a_cut_off():
+    reading = read("pricing", [*greeting(), nlu(END, "pricing", "clarify")])
+    assert not reading.cut_off
+    assert reading.outcome is Outcome.CLARIFIED_RIGHT
+
+
+def test_a_hang_up_on_a_fragment_is_acted_wrong_and_cut_off():
+    # "Hi, um, I was hoping to stop by..." heard as "Bye." -> the agent ends the call
+    events = [
+        *greeting(),
+        nlu(7.0, "goodbye", "act"),
+        ev("reply", 7.0, intent="goodbye", ends_call=True),
+        ev("bot_started", 7.2),
+        ev("ended", 9.0, how="end"),
+    ]
+    reading = read("book_appointment", events)
+    assert reading.outcome is Outcome.ACTED_WRONG
+    assert reading.cut_off
+
+
+def test_no_decision_after_the_request_is_no_decision():
+    events = [*greeting(), ev("user_started", 6.2), ev("resumed", 10.2)]
+    reading = read("location", events)
+    assert reading.outcome is Outcome.NO_DECISION
+    assert reading.decision is None
+    assert not reading.cut_off
+
+
+def test_without_the_greeting_anchor_nothing_is_read():
+    reading = read("location", [nlu(10.5, "location", "act")])
+    assert reading.outcome is Outcome.NO_DECISION
+    assert not reading.cut_off
+
+
+@pytest.mark.parametrize(
+    ("intended", "intent", "band", "outcome"),
+    [
+        ("opening_hours", "opening_hours", "act", Outcome.ACTED_RIGHT),
+        ("opening_hours", "location", "act", Outcome.ACTED_WRONG),
+        ("opening_hours", "opening_hours", "clarify", Outcome.CLARIFIED_RIGHT),
+        ("opening_hours", "location", "clarify", Outcome.CLARIFIED_WRONG),
+        ("opening_hours", "opening_hours", "repair", Outcome.REPAIRED),
+        ("opening_hours", "out_of_scope", "repair", Outcome.REPAIRED),
+        ("kb:whitening", "kb:whitening", "act", Outcome.ACTED_RIGHT),
+        ("out_of_scope", "out_of_scope", "repair", Outcome.ACTED_RIGHT),
+        ("out_of_scope", "pricing", "act", Outcome.ACTED_WRONG),
+        ("out_of_scope", "pricing", "clarify", Outcome.CLARIFIED_WRONG),
+        ("out_of_scope", "pricing", "repair", Outcome.REPAIRED),
+    ],
+)
+def test_classify(intended: str, intent: str, band: str, outcome: Outcome):
+    assert classify(intended, Decision(1.0, intent, band)) is outcome
+
+
+def test_nothing_recognised_is_a_repair_even_for_an_out_of_scope_request():
+    empty = Decision(1.0, "out_of_scope", "repair", path="empty")
+    assert classify("out_of_scope", empty) is Outcome.REPAIRED
+    heard = Decision(1.0, "out_of_scope", "repair", path="classifier")
+    assert classify("out_of_scope", heard) is Outcome.ACTED_RIGHT
+
+
+def test_classify_without_a_decision():
+    assert classify("location", None) is Outcome.NO_DECISION
+
+
+# The request's transcript from the call record
+
+
+def turn(seq: int, kind: str, text: str | None = None, intent: str | None = None):
+    """A call-record turn as ``/api/calls/{id}`` returns it."""
+    return {"seq": seq, "kind": kind, "caller_text": text, "intent": intent}
+
+
+def test_the_transcript_joins_the_caller_turns_of_the_request_decisions():
+    turns = [
+        turn(0, "greeting"),
+        turn(1, "caller", "okay", "affirm"),  # decision 0: noise before the request
+        turn(2, "caller", "Um, yeah.", "affirm"),  # decision 1
+        turn(3, "caller", "I'd like to book", None),  # transcribed, never decided
+        turn(4, "caller", "a cleaning next week", "book_appointment"),  # decision 2
+        turn(5, "caller", "later", "goodbye"),  # decision 3: after the request
+    ]
+    assert request_transcript(turns, (1, 2)) == "Um, yeah. I'd like to book a cleaning next week"
+
+
+def test_an_empty_decision_adds_no_words_and_a_mismatch_gives_none():
+    turns = [turn(0, "greeting"), turn(1, "caller", None, "out_of_scope")]
+    assert request_transcript(turns, (0,)) == ""
+    assert request_transcript(turns, (1,)) is None
+    assert request_transcript(turns, ()) is None
+
+
+# Figures
+
+
+def row(intent: str, outcome: Outcome, **kw: Any) -> RequestCall:
+    """A measured call."""
+    base: dict[str, Any] = {"voice": "slt", "condition": "clean", "style": "plain"}
+    base.update(kw)
+    return RequestCall(request=f"a {intent} request", intent=intent, outcome=outcome.value, **base)
+
+
+def test_group_stats_counts_outcomes_cut_offs_wer_and_latency_of_complete_requests():
+    rows = [
+        row("location", Outcome.ACTED_RIGHT, word_errors=1, words=10, latency_ms=400.0),
+        row("location", Outcome.ACTED_WRONG, fragmented=True, latency_ms=50.0),
+        row("location", Outcome.ACTED_WRONG, decided_intent="affirm", cut_off=True,
+            word_errors=5, words=10, latency_ms=100.0),
+        row("pricing", Outcome.REPAIRED, latency_ms=600.0),
+        row("pricing", Outcome.NO_DECISION, error="TimeoutError: no bot speech"),
+    ]  # fmt: skip
+    stats = group_stats(rows)
+    assert stats["calls"] == 5
+    assert stats["counts"]["acted_right"] == 1
+    assert stats["counts"]["acted_wrong"] == 2
+    assert stats["rates_pct"]["repaired"] == 20.0
+    assert stats["cut_off"] == 1
+    assert stats["fragmented"] == 1
+    assert stats["wer_pct"] == 30.0
+    assert stats["wer_calls"] == 2
+    assert stats["latency_complete_ms"]["n"] == 2  # cut off and fragmented calls left out
+    assert stats["latency_complete_ms"]["p50"] == 500.0
+    assert stats["errors"] == 1
+
+
+def test_confusion_names_what_the_agent_acted_on():
+    rows = [
+        row("book_appointment", Outcome.ACTED_RIGHT, decided_intent="book_appointment"),
+        row("book_appointment", Outcome.ACTED_WRONG, decided_intent="affirm"),
+        row("book_appointment", Outcome.CLARIFIED_WRONG, decided_intent="reschedule"),
+        row("book_appointment", Outcome.REPAIRED, decided_intent="out_of_scope"),
+        row("out_of_scope", Outcome.ACTED_RIGHT, decided_intent="out_of_scope"),
+        row("out_of_scope", Outcome.NO_DECISION),
+    ]
+    assert confusion(rows) == {
+        "book_appointment": {
+            "book_appointment": 1,
+            "affirm": 1,
+            "(clarified)": 1,
+            "(repaired)": 1,
+        },
+        "out_of_scope": {"out_of_scope": 1, "(none)": 1},
+    }
+
+
+def test_summary_is_per_condition_with_intent_voice_and_style_tables():
+    rows = [
+        row("location", Outcome.ACTED_RIGHT),
+        row("location", Outcome.REPAIRED, condition="babble@10dB", voice="awb"),
+    ]
+    summary = summarize(rows)
+    assert summary["overall"]["calls"] == 2
+    assert set(summary["conditions"]) == {"clean", "babble@10dB"}
+    babble = summary["conditions"]["babble@10dB"]
+    assert set(babble["by_voice"]) == {"awb"}
+    assert babble["by_intent"]["location"]["counts"]["repaired"] == 1
+    assert set(babble) >= {"overall", "by_intent", "by_voice", "by_style", "confusion"}
+
+
+def test_report_prints_and_renders_html_with_escaped_text():
+    rows = [
+        row("location", Outcome.ACTED_RIGHT, decided_intent="location", latency_ms=420.0),
+        row("location", Outcome.ACTED_WRONG, decided_intent="goodbye", cut_off=True,
+            cut_after_ms=900.0, transcript="<b>bye</b>"),
+    ]  # fmt: skip
+    data = report.to_json(rows, {"wall_time_s": 12.0, "calls_at_once": 4, "voices": ["slt"]})
+    text = "\n".join(report.console_lines(data))
+    assert "== clean: 2 calls: acted right 50.0 %" in text
+    assert "ACTED WRONG 50.0 %" in text
+    assert "caller cut off 50.0 %" in text
+    assert "location                 location 1, goodbye 1" in text
+    page = report.html(data)
+    assert "&lt;b&gt;bye&lt;/b&gt;" in page and "<b>bye</b>" not in page
+    assert page.count("<svg") == 3
+
+
+# Voices, requests, conditions
+
+
+def test_sentences_split_a_two_sentence_request():
+    assert sentences("Hi, I booked a checkup. But I can't come, can we move it?") == [
+        "Hi, I booked a checkup.",
+        "But I can't come, can we move it?",
+    ]
+    assert sentences("hours?") == ["hours?"]
+
+
+def test_voices_and_rates():
+    assert parse_voice("espeak:en-sc@1.2") == ("espeak:en-sc", 1.2)
+    assert parse_voice("slt") == ("slt", 1.0)
+    for bad in ("nobody", "slt@fast", "slt@3"):
+        with pytest.raises(ValueError):
+            parse_voice(bad)
+    assert voice_list("slt, awb,slt") == ["slt", "awb"]
+    assert len(voice_list("all")) > len(voice_list("default")) >= 4
+
+
+def test_limit_takes_requests_in_turn_from_each_intent():
+    requests = [
+        CallerRequest(text=f"{intent} {i}", intent=intent)
+        for intent in ("a", "b", "c")
+        for i in range(3)
+    ]
+    assert [r.text for r in pick_requests(requests, 4)] == ["a 0", "b 0", "c 0", "a 1"]
+    assert len(pick_requests(requests, None)) == 9
+
+
+def test_conditions_and_jobs():
+    conditions = parse_conditions("none,babble", "10,20")
+    assert [c.name for c in conditions] == ["clean", "babble@10dB", "babble@20dB"]
+    with pytest.raises(ValueError):
+        parse_conditions("traffic", "10")
+    with pytest.raises(ValueError):
+        parse_conditions("babble", "loud")
+    requests = [CallerRequest(text="hours?", intent="opening_hours")]
+    jobs = plan_jobs(requests, ["slt", "awb"], [Condition(), conditions[1]], seed=1)
+    assert len(jobs) == 4
+    assert len({j.seed for j in jobs}) == 4
+
+
+def test_the_command_parses_its_options():
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(
+        ["understanding", "--voices", "slt", "--noise", "none,babble", "--snr", "10",
+         "--calls-at-once", "2", "--limit", "3", "--json", "out.json", "--html", "out.html"]
+    )  # fmt: skip
+    assert args.calls_at_once == 2 and args.limit == 3
+    assert args.html == Path("out.html")
+    assert args.set.name == "understanding.yaml"
+
+
+# The held-out set
+
+
+def _words(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z' ]", " ", text.lower()).split())
+
+
+def test_the_held_out_set_covers_every_intent_and_kb_entry_and_is_not_the_agent_file(agent):
+    held_out = load_request_set(HELD_OUT)
+    assert held_out.agent_file == (ROOT / "bot" / "agents" / "dental_front_desk.yaml").resolve()
+    counts: dict[str, int] = {}
+    for r in held_out.requests:
+        counts[r.intent] = counts.get(r.intent, 0) + 1
+    names = [i.name for i in agent.intents]
+    kb = [i.name for i in agent.intents if i.name.startswith("kb:")]
+    assert kb, "the reference agent's knowledge base trains kb:<id> intents"
+    for name in names:
+        assert counts.get(name, 0) >= 5, name
+    assert counts.get("out_of_scope", 0) >= 10
+    assert set(counts) <= {*names, "out_of_scope"}
+    own = {_words(e) for i in agent.intents for e in i.examples}
+    assert not [r.text for r in held_out.requests if _words(r.text) in own]
+    styles = {r.style for r in held_out.requests}
+    assert styles >= {"filler_first", "two_sentences", "terse", "dates_names"}
