@@ -64,6 +64,7 @@ class CallEventObserver(BaseObserver):
         self._publish = publish
         self._call_id = call_id
         self._bot_speaking = False
+        self._user_speaking = False
         self._interrupted = False
         self._ended = False
 
@@ -117,16 +118,28 @@ class CallEventObserver(BaseObserver):
             return "interruption", {}
         if isinstance(frame, ReplyResumedFrame):
             return "resumed", {}
+        # Pipecat broadcasts the speaking frames both ways (two frames for one change):
+        # an event is published for the change of state, once.
         if isinstance(frame, BotStartedSpeakingFrame):
+            if self._bot_speaking:
+                return None
             self._bot_speaking = True
             self._interrupted = False
             return "bot_started", {}
         if isinstance(frame, BotStoppedSpeakingFrame):
+            if not self._bot_speaking:
+                return None
             self._bot_speaking = False
             return "bot_stopped", {}
         if isinstance(frame, UserStartedSpeakingFrame):
+            if self._user_speaking:
+                return None
+            self._user_speaking = True
             return "user_started", {}
         if isinstance(frame, UserStoppedSpeakingFrame):
+            if not self._user_speaking:
+                return None
+            self._user_speaking = False
             return "user_stopped", {}
         if isinstance(frame, EndFrame | CancelFrame) and not self._ended:
             self._ended = True

@@ -14,5 +14,5 @@ call per request x voice x condition. Modules, one concern each:
   style; confusion table; WER; turn latency of complete requests);
 - :mod:`~simulator.understanding.report`: console tables, JSON and HTML.
 
-The held-out set of the reference agent is ``scenarios/dental/understanding.yaml``.
+The held-out set of the reference agent is ``scenarios/dental/requests/understanding.yaml``.
 """

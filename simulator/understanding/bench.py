@@ -35,7 +35,7 @@ from simulator.understanding.requests import (
 )
 from simulator.understanding.results import CLEAN, RequestCall
 
-DEFAULT_SET = Path("scenarios/dental/understanding.yaml")
+DEFAULT_SET = Path("scenarios/dental/requests/understanding.yaml")
 GREETING_TIMEOUT_S = 30.0
 REPLY_TIMEOUT_S = 15.0
 LISTEN_S = 3.0

@@ -28,7 +28,7 @@ from simulator.understanding.requests import load_request_set
 from simulator.voices import caller_voice
 
 pytestmark = pytest.mark.e2e
-HELD_OUT = Path(__file__).parents[2] / "scenarios" / "dental" / "understanding.yaml"
+HELD_OUT = Path(__file__).parents[2] / "scenarios" / "dental" / "requests" / "understanding.yaml"
 
 
 def test_two_requests_in_one_voice_are_two_measured_calls(tmp_path: Path):

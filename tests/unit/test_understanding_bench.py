@@ -34,7 +34,7 @@ from simulator.understanding.results import RequestCall, confusion, group_stats,
 from simulator.understanding.voices import parse_voice, sentences, voice_list
 
 ROOT = Path(__file__).parents[2]
-HELD_OUT = ROOT / "scenarios" / "dental" / "understanding.yaml"
+HELD_OUT = ROOT / "scenarios" / "dental" / "requests" / "understanding.yaml"
 
 # The phone heard the greeting 0.4 s after the agent's clock says it started, so agent
 # time t is phone time t + 0.4. The caller speaks from 6.0 to 10.0 (phone).
