@@ -45,8 +45,10 @@ FILLERS = frozenset(
 )
 OPENER_WORDS = FILLERS | frozenset(
     {
-        # greetings
+        # greetings ("Hi," is often heard as "I," or "I'm," on the phone)
         "hi",
+        "i",
+        "im",
         "hello",
         "hey",
         "hiya",
@@ -73,6 +75,8 @@ OPENER_WORDS = FILLERS | frozenset(
     }
 )
 """Words that, alone, open a turn without asking anything yet."""
+MISHEARD_HI = frozenset({"i", "im"})
+"""Openers only when alone: before other words they start the sentence ("I booked...")."""
 ANSWER_WORDS = frozenset({"yes", "yeah", "yep", "yup", "no", "nope", "sure", "okay", "ok"})
 """Words that answer a yes/no question (then a turn of openers is an answer)."""
 TRAILING_WORDS = frozenset({"and", "but", "so", "because", "or", "then", "um", "uh", "er", "if"})
@@ -118,7 +122,7 @@ def last_sentence(text: str) -> str:
     """The caller's latest sentence, without the openers it starts with."""
     sentences = [s for s in _SENTENCE_END.split(text.strip()) if normalize_words(s)]
     tokens = normalize_words(sentences[-1] if sentences else "").split()
-    while tokens and tokens[0] in OPENER_WORDS:
+    while tokens and tokens[0] in OPENER_WORDS - MISHEARD_HI:
         tokens.pop(0)
     return " ".join(tokens)
 

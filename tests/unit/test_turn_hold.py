@@ -46,7 +46,21 @@ def policy(*, question: bool = False, **kwargs) -> TurnHoldPolicy:
 
 
 @pytest.mark.parametrize(
-    "text", ["Um.", "Uh", "Yeah.", "Hi,", "Hello?", "So", "Okay.", "Well,", "Hi, um.", "Um, yeah."]
+    "text",
+    [
+        "Um.",
+        "Uh",
+        "Yeah.",
+        "Hi,",
+        "Hello?",
+        "So",
+        "Okay.",
+        "Well,",
+        "Hi, um.",
+        "Um, yeah.",
+        "I,",
+        "I'm.",
+    ],
 )
 def test_a_lone_filler_greeting_or_backchannel_is_an_opener(text):
     assert is_opener(text)
@@ -54,7 +68,13 @@ def test_a_lone_filler_greeting_or_backchannel_is_an_opener(text):
 
 
 @pytest.mark.parametrize(
-    "text", ["Um, yeah, I'd like to set up a cleaning.", "Hi, where are you?", "No thanks, bye."]
+    "text",
+    [
+        "Um, yeah, I'd like to set up a cleaning.",
+        "Hi, where are you?",
+        "No thanks, bye.",
+        "I see.",
+    ],
 )
 def test_openers_followed_by_a_request_are_not(text):
     assert not is_opener(text)
