@@ -37,7 +37,7 @@ OPENER_PAUSE_S = 2.0
 """A turn of openers only ends after this much pause (the caller is still getting going)."""
 CONTEXT_PAUSE_S = 1.5
 """A preamble sentence ends the turn after this much pause (the request usually follows)."""
-UNSURE_PAUSE_S = 1.0
+UNSURE_PAUSE_S = 1.5
 """A statement the agent does not understand ends the turn after this much pause."""
 
 FILLERS = frozenset(
