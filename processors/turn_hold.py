@@ -137,9 +137,19 @@ def reads_as_preamble(text: str) -> bool:
     return bool(_PREAMBLE.search(sentence))
 
 
+QUESTION_STARTS = frozenset(
+    {"what", "when", "where", "which", "who", "why", "how", "do", "does", "did", "can", "could"}
+    | {"would", "will", "is", "are", "am", "may", "should", "shall", "have", "has"}
+)
+"""A sentence starting so is a question even when the recogniser wrote no question mark."""
+
+
 def is_statement(text: str) -> bool:
-    """Whether the words do not end on a question mark."""
-    return not text.rstrip().endswith("?")
+    """Whether the words are not a question (no question mark, no question word first)."""
+    if text.rstrip().endswith("?"):
+        return False
+    words = last_sentence(text).split()
+    return not (words and words[0] in QUESTION_STARTS)
 
 
 def asks_yes_no(line: str) -> bool:

@@ -121,6 +121,7 @@ def test_a_backchannel_over_the_bot_is_whole():
 def test_a_statement_the_agent_does_not_understand_waits_a_question_does_not():
     assert policy().pause("My tooth is sort of weird.") == policy().unsure_pause_s
     assert policy().pause("Is the tooth thing weird?") == 0
+    assert policy().pause("do you do teeth whitening") == 0  # no question mark written
     assert policy().pause("What are your opening hours?") == 0
 
 
