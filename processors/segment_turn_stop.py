@@ -32,6 +32,13 @@ after the last transcript does the model run. On a quiet server nothing changes.
 A turn whose every segment was transcribed without a single word (a cough, a noise,
 a "mhm" the model cannot spell) ends as soon as that is known, rather than after the
 user aggregator's 5 s stop timeout: the bot then goes on (see ``processors/barge_in.py``).
+
+With a :class:`~processors.turn_hold.TurnHoldPolicy`, a turn the model calls finished
+still waits when its words are not yet a request: openers only ("Um, yeah.", "Hi, um."),
+a preamble ("I booked a checkup for next week.") or a statement the agent does not
+understand end the turn only once the pause since the caller's last word has lasted
+what the policy asks (speech meanwhile keeps the turn open, as usual). A request the
+agent understands ends exactly as before.
 """
 
 from __future__ import annotations
@@ -42,11 +49,18 @@ from collections.abc import Callable
 from typing import Any
 
 from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
-from pipecat.frames.frames import Frame, VADUserStoppedSpeakingFrame
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    Frame,
+    TranscriptionFrame,
+    VADUserStoppedSpeakingFrame,
+)
 from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 
 from integrations.speech.stt import SegmentTranscribedFrame
+from processors.turn_hold import TurnHoldPolicy
 
 MIN_STT_WAIT_S = 1.0
 SECOND_LOOK_S = 0.2
@@ -63,6 +77,7 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         second_look_s: float = SECOND_LOOK_S,
         model_after_transcript: Callable[[], bool] | None = None,
         transcript_grace_s: float = TRANSCRIPT_GRACE_S,
+        hold: TurnHoldPolicy | None = None,
         **kwargs: Any,
     ):
         """Create the strategy.
@@ -75,6 +90,7 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
                 transcript (None: it never does).
             transcript_grace_s: How long after the last transcript a waiting model starts
                 (the time the semantic check has to end an understood turn first).
+            hold: How long a turn whose words are not yet a request waits (None: never).
             **kwargs: As for ``TurnAnalyzerUserTurnStopStrategy``.
         """
         super().__init__(**kwargs)
@@ -92,6 +108,15 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         self._words = False
         self.second_looks_complete = 0
         """Turns the second look ended (for tests and diagnostics)."""
+        self._hold = hold
+        self._hold_task: asyncio.Task[None] | None = None
+        self._turn_text: list[str] = []
+        self._speech_end = 0.0
+        """When the caller's latest words ended (wall clock, as the VAD's timestamps)."""
+        self._bot_speaking = False
+        self._over_bot = False
+        self.turns_held = 0
+        """Turns that waited for a longer pause because their words were not yet a request."""
 
     @property
     def untranscribed_segments(self) -> int:
@@ -100,8 +125,15 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult:
         """Count segment ends and transcriptions; the base class does the rest."""
+        if isinstance(frame, BotStartedSpeakingFrame):
+            self._bot_speaking = True
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            self._bot_speaking = False
+        elif isinstance(frame, TranscriptionFrame) and frame.text.strip():
+            self._turn_text.append(frame.text.strip())
         if isinstance(frame, VADUserStoppedSpeakingFrame):
             self._untranscribed += 1
+            self._speech_end = frame.timestamp - frame.stop_secs
         elif isinstance(frame, SegmentTranscribedFrame):
             self._untranscribed = max(0, self._untranscribed - 1)
             self._words = self._words or frame.has_text
@@ -182,17 +214,55 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
             await self._maybe_trigger_user_turn_stopped()
 
     async def _discard_pending_end_of_turn(self) -> None:
-        """Also drop a pending verdict or second look (the caller spoke again; the turn ended)."""
+        """Also drop a pending verdict, second look or hold (the caller spoke; the turn ended)."""
         await super()._discard_pending_end_of_turn()
         self._deferred_deadline = None
         await self._cancel_verdict()
         await self._cancel_second_look()
+        await self._cancel_hold()
+
+    async def handle_user_turn_started(self) -> None:
+        """Note whether the turn began over the bot's reply (a backchannel is then whole)."""
+        await super().handle_user_turn_started()
+        self._over_bot = self._bot_speaking
+
+    async def trigger_user_turn_stopped(self, **kwargs: Any) -> None:
+        """End the turn, unless its words ask for a longer pause first (see the module)."""
+        text = " ".join(self._turn_text)
+        if self._hold is None or not text or self._vad_user_speaking:
+            await super().trigger_user_turn_stopped(**kwargs)
+            return
+        if self._hold_task is not None:
+            return  # already waiting for the pause to last
+        needed = await asyncio.to_thread(self._hold.pause, text, over_bot=self._over_bot)
+        remaining = self._speech_end + needed - time.time()
+        if self._vad_user_speaking or self._hold_task is not None:
+            return  # the caller went on meanwhile (or another path is waiting already)
+        if remaining <= 0:
+            await super().trigger_user_turn_stopped(**kwargs)
+            return
+        self.turns_held += 1
+        self._hold_task = self.task_manager.create_task(
+            self._end_after(remaining, kwargs), f"{self}::hold"
+        )
+
+    async def _end_after(self, seconds: float, kwargs: dict[str, Any]) -> None:
+        await asyncio.sleep(seconds)
+        self._hold_task = None  # ending the turn resets the strategy: not a task to cancel
+        if not self._vad_user_speaking:
+            await super().trigger_user_turn_stopped(**kwargs)
 
     async def cleanup(self) -> None:
-        """Stop a pending verdict or second look."""
+        """Stop a pending verdict, second look or hold."""
         await self._cancel_verdict()
         await self._cancel_second_look()
+        await self._cancel_hold()
         await super().cleanup()
+
+    async def _cancel_hold(self) -> None:
+        if self._hold_task is not None:
+            task, self._hold_task = self._hold_task, None
+            await self.task_manager.cancel_task(task)
 
     async def _cancel_verdict(self) -> None:
         if self._verdict is not None:
@@ -208,6 +278,7 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         await super()._reset()
         self._untranscribed = 0
         self._words = False
+        self._turn_text.clear()
 
     async def _timeout_handler(self, timeout: float) -> None:
         """The safety net (for a transcript that never comes): at least ``min_stt_wait_s``."""

@@ -9,6 +9,11 @@ period (counted from the start of the pause, so a transcript that arrives late d
 not add its own wait on top). Whichever strategy decides first ends the turn; speech
 in the grace period cancels it. The check runs in a task of its own, so the user
 aggregator goes on taking the caller's audio meanwhile.
+
+It never fires on words that are not yet a request by their form (openers only, such as
+"Um, yeah." or "Hi, um.", or a preamble such as "I booked a checkup for next week."; see
+:class:`~processors.turn_hold.TurnHoldPolicy`), even when the classifier would act on them:
+those turns are left to the Smart Turn strategy, which waits for a longer pause.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import time
 from collections.abc import Callable
 
 from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
     Frame,
     TranscriptionFrame,
     VADUserStartedSpeakingFrame,
@@ -25,6 +32,8 @@ from pipecat.frames.frames import (
 )
 from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_stop.base_user_turn_stop_strategy import BaseUserTurnStopStrategy
+
+from processors.turn_hold import TurnHoldPolicy
 
 DEFAULT_GRACE_SECS = 0.2
 """On top of the VAD's own stop time (about 0.2 s): 0.4 s of quiet in all."""
@@ -37,16 +46,26 @@ class SemanticCompletionStopStrategy(BaseUserTurnStopStrategy):
     """Stops the turn after a pause once the transcript is a complete request."""
 
     def __init__(
-        self, is_complete: CompletenessCheck, *, grace_secs: float = DEFAULT_GRACE_SECS, **kwargs
+        self,
+        is_complete: CompletenessCheck,
+        *,
+        grace_secs: float = DEFAULT_GRACE_SECS,
+        hold: TurnHoldPolicy | None = None,
+        **kwargs,
     ):
         """Create the strategy.
 
         Args:
             is_complete: Decides whether the turn's text is a complete request.
             grace_secs: How long after the VAD reports the pause the turn may end.
+            hold: Words it must not end a turn on (those whose form asks for a longer
+                pause); None: it ends on any complete text.
             **kwargs: Passed to ``BaseUserTurnStopStrategy``.
         """
         super().__init__(**kwargs)
+        self._hold = hold
+        self._bot_speaking = False
+        self._over_bot = False
         self._is_complete = is_complete
         self._grace_secs = grace_secs
         self._text: list[str] = []
@@ -58,7 +77,11 @@ class SemanticCompletionStopStrategy(BaseUserTurnStopStrategy):
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult | None:
         """Follow the pause and the transcript; arm the timer when both say done."""
-        if isinstance(frame, VADUserStartedSpeakingFrame):
+        if isinstance(frame, BotStartedSpeakingFrame):
+            self._bot_speaking = True
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            self._bot_speaking = False
+        elif isinstance(frame, VADUserStartedSpeakingFrame):
             self._paused = False
             self._segment_transcribed = False
             await self._disarm()
@@ -76,6 +99,7 @@ class SemanticCompletionStopStrategy(BaseUserTurnStopStrategy):
     async def handle_user_turn_started(self) -> None:
         """A new turn: forget the previous one's text."""
         await self._clear()
+        self._over_bot = self._bot_speaking
 
     async def handle_user_turn_stopped(self) -> None:
         """The turn ended (by any strategy): stop waiting."""
@@ -95,6 +119,9 @@ class SemanticCompletionStopStrategy(BaseUserTurnStopStrategy):
         )
 
     async def _end_if_complete(self, text: str) -> None:
+        if self._hold is not None and self._hold.text_pause(text, over_bot=self._over_bot) > 0:
+            self._timer = None
+            return  # not a request yet by its form: the longer pause decides
         if not await asyncio.to_thread(self._is_complete, text):
             self._timer = None
             return

@@ -43,13 +43,14 @@ from bot.call.services import (
     optional,
 )
 from processors.audio_stop import BotAudioStop, BotSpeakingStop, CallerAudioStop
-from processors.barge_in import BackchannelFilter, ReplyProgressTracker
+from processors.barge_in import BackchannelFilter, FragmentJoiner, ReplyProgressTracker
 from processors.dialogue import DialoguePolicy, DialogueProcessor
 from processors.frames import GreetingFrame
 from processors.llm_fallback import LLMFailureApology
 from processors.observer_group import AudioBlindWorkerObserver, ObserverGroup
 from processors.segment_turn_stop import SegmentTranscriptTurnStopStrategy
 from processors.semantic_turn import SemanticCompletionStopStrategy
+from processors.turn_hold import TurnHoldPolicy, asks_yes_no
 from processors.turn_latency import stages_from_breakdown
 
 DTMF_TIMEOUT_SECS = 2.0
@@ -108,6 +109,19 @@ def _busy_from(runtime: Runtime, calls: int) -> Callable[[], bool] | None:
     return (lambda: runtime.active_calls >= calls) if calls > 0 else None
 
 
+def _bot_asked_yes_no(context: LLMContext) -> Callable[[], bool]:
+    """Whether the bot's latest line in the call's context asks a yes/no question."""
+
+    def asked() -> bool:
+        for message in reversed(context.get_messages()):
+            if isinstance(message, dict) and message.get("role") == "assistant":
+                content = message.get("content")
+                return isinstance(content, str) and asks_yes_no(content)
+        return False
+
+    return asked
+
+
 def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> PipelineWorker:
     """Build the pipeline worker for one call (nothing runs until it is started)."""
     agent = runtime.agent
@@ -115,6 +129,8 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
     context = LLMContext(messages=[{"role": "system", "content": agent.persona}])
     is_complete = make_completeness_check(runtime)  # shared by turn-taking and barge-in
     settings = runtime.settings
+    # hear the caller out: openers and preambles wait for a longer pause (issue 15)
+    hold = TurnHoldPolicy(understood=is_complete, question_pending=_bot_asked_yes_no(context))
     user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
         context,
         user_params=LLMUserAggregatorParams(
@@ -128,10 +144,12 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
                         model_after_transcript=_busy_from(
                             runtime, settings.turn_model_after_transcript_from_calls
                         ),
+                        hold=hold,
                     ),
                     SemanticCompletionStopStrategy(
                         is_complete,
                         grace_secs=settings.semantic_turn_grace_secs,
+                        hold=hold,
                     ),
                 ],
             ),
@@ -164,6 +182,8 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
             DTMFAggregator(timeout=DTMF_TIMEOUT_SECS),  # keyed digits → "DTMF: ..." turns
             # "mhm" while the bot talks: it goes on
             BackchannelFilter(call_id=spec.call_id, understood=is_complete),
+            # the caller went on after a fragment the bot began to answer: one turn
+            FragmentJoiner(is_fragment=hold.is_fragment),
             make_nlu_router(runtime),
             *handoff.before_dialogue(),  # CRM prefetch, caller verification, callback offer
             DialogueProcessor(policy),

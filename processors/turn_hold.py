@@ -1,0 +1,220 @@
+"""Hear the caller out: how long a pause must last before a turn that is not yet a request ends.
+
+The turn-end strategies (:mod:`processors.segment_turn_stop`, :mod:`processors.semantic_turn`)
+end a turn a fraction of a second after the caller's last word. That is right when the
+words are a request; it cut callers off when they were not (23 % of clean calls in the
+issue-15 understanding run): a filler or a greeting at the start ("Um, yeah." -> acted
+as *yes*; "Hi, um," -> heard as "Bye." -> the call ended), or a first sentence that only
+sets the scene ("Hi, I booked a checkup for next week." -> a booking, while the caller
+went on "...but I'm not going to be able to come"). :class:`TurnHoldPolicy` says, from
+the words so far, how long the pause after them must be before the turn may end:
+
+- only openers (fillers, greetings, backchannels: "um", "yeah", "hi", "so", "okay",
+  "well", "hi um"): ``opener_pause_s``. Not when the bot has just asked a yes/no
+  question and the words are an answer ("yeah"), nor for a backchannel said over the
+  bot's reply ("mhm": :class:`processors.barge_in.BackchannelFilter` lets it go on);
+- a sentence that reads as a preamble ("I'm calling about my appointment.", "I booked a
+  checkup for next week.", "This is Maria.") or ends on a conjunction ("..., and"):
+  ``context_pause_s``;
+- a statement (not a question) the agent cannot act on with confidence: ``unsure_pause_s``
+  (the check is the caller's, e.g. the classifier's act threshold);
+- anything else: no wait beyond what the strategies already do.
+
+The pause is counted from the caller's last word; speech before it is over keeps the turn
+open as usual. The same rules tell :class:`processors.barge_in.FragmentJoiner` which
+turns were fragments a caller may go on from.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from processors.barge_in import is_backchannel, normalize_words
+
+OPENER_PAUSE_S = 2.0
+"""A turn of openers only ends after this much pause (the caller is still getting going)."""
+CONTEXT_PAUSE_S = 1.5
+"""A preamble sentence ends the turn after this much pause (the request usually follows)."""
+UNSURE_PAUSE_S = 1.5
+"""A statement the agent does not understand ends the turn after this much pause."""
+
+FILLERS = frozenset(
+    {"um", "umm", "uh", "uhh", "er", "erm", "ah", "eh", "hm", "hmm", "mm", "mhm", "oh"}
+)
+OPENER_WORDS = FILLERS | frozenset(
+    {
+        # greetings ("Hi," is often heard as "I," or "I'm," on the phone)
+        "hi",
+        "i",
+        "im",
+        "hello",
+        "hey",
+        "hiya",
+        "there",
+        "good",
+        "morning",
+        "afternoon",
+        "evening",
+        # discourse markers and backchannels
+        "so",
+        "well",
+        "okay",
+        "ok",
+        "alright",
+        "right",
+        "yeah",
+        "yes",
+        "yep",
+        "yup",
+        "like",
+        "and",
+        "now",
+        "anyway",
+    }
+)
+"""Words that, alone, open a turn without asking anything yet."""
+MISHEARD_HI = frozenset({"i", "im"})
+"""Openers only when alone: before other words they start the sentence ("I booked...")."""
+ANSWER_WORDS = frozenset({"yes", "yeah", "yep", "yup", "no", "nope", "sure", "okay", "ok"})
+"""Words that answer a yes/no question (then a turn of openers is an answer)."""
+TRAILING_WORDS = frozenset({"and", "but", "so", "because", "or", "then", "um", "uh", "er", "if"})
+"""A sentence that ends on one of these is not finished."""
+MAX_OPENER_WORDS = 5
+
+_PREAMBLE = re.compile(
+    r"^(?:"
+    r"(?:i m|im|i am|we re|we are) (?:calling|ringing|phoning)"
+    r" (?:about|regarding|in regards? to|because|with a question|for)\b"
+    r"|(?:(?:this|it) is|its|my name is|(?:i m|im|i am) [a-z]+ [a-z]+$)"
+    r"|(?:i|we) (?:have|had|ve got|got) (?:a|one|another|some) (?:quick )?questions?\b"
+    r"|(?:a )?quick question\b"
+    r"|(?:i|we) (?:booked|scheduled|made|set up|have|had|ve got|got)"
+    r" (?:a|an|my|our|the)\b.*\b(?:appointment|checkup|check up|cleaning|visit|booking)\b"
+    r"|(?:my|our) (?:appointment|checkup|check up|cleaning|visit|booking) (?:is|was)\b"
+    r"|(?:i m|im|i am|we re|we are) (?:a |an )?(?:new|existing|current|regular) patients?\b"
+    r"|(?:i|we) (?:was|were|m|am) (?:wondering|hoping|thinking)$"
+    r")"
+)
+"""Sentences that set the scene for a request rather than make it."""
+_SENTENCE_END = re.compile(r"[.!?]+\s+")
+_YES_NO_QUESTION = re.compile(
+    r"\b(?:shall|should|do|does|did|is|are|was|were|can|could|would|will|may|have|has|"
+    r"want|ok|okay|right|correct)\b[^.?!]*\?\s*$",
+    re.IGNORECASE,
+)
+_WH_QUESTION = re.compile(r"^\s*(?:what|when|where|which|who|whom|whose|why|how)\b", re.I)
+
+
+def is_opener(text: str) -> bool:
+    """Whether the words are only fillers, greetings or backchannels ("Hi, um.", "Yeah.")."""
+    tokens = normalize_words(text).split()
+    return 0 < len(tokens) <= MAX_OPENER_WORDS and all(t in OPENER_WORDS for t in tokens)
+
+
+def is_answer(text: str) -> bool:
+    """Whether openers include a yes/no answer word ("Um, yeah." answers "Shall I book it?")."""
+    return is_opener(text) and any(t in ANSWER_WORDS for t in normalize_words(text).split())
+
+
+def last_sentence(text: str) -> str:
+    """The caller's latest sentence, without the openers it starts with."""
+    sentences = [s for s in _SENTENCE_END.split(text.strip()) if normalize_words(s)]
+    tokens = normalize_words(sentences[-1] if sentences else "").split()
+    while tokens and tokens[0] in OPENER_WORDS - MISHEARD_HI:
+        tokens.pop(0)
+    return " ".join(tokens)
+
+
+def reads_as_preamble(text: str) -> bool:
+    """Whether the latest sentence sets the scene ("I booked a checkup...") or trails off."""
+    sentence = last_sentence(text)
+    if not sentence:
+        return False
+    if sentence.split()[-1] in TRAILING_WORDS:
+        return True
+    return bool(_PREAMBLE.search(sentence))
+
+
+QUESTION_STARTS = frozenset(
+    {"what", "when", "where", "which", "who", "why", "how", "do", "does", "did", "can", "could"}
+    | {"would", "will", "is", "are", "am", "may", "should", "shall", "have", "has"}
+)
+"""A sentence starting so is a question even when the recogniser wrote no question mark."""
+
+
+def is_statement(text: str) -> bool:
+    """Whether the words are not a question (no question mark, no question word first)."""
+    if text.rstrip().endswith("?"):
+        return False
+    words = last_sentence(text).split()
+    return not (words and words[0] in QUESTION_STARTS)
+
+
+def asks_yes_no(line: str) -> bool:
+    """Whether a bot line ends with a yes/no question ("Shall I book that for you?")."""
+    last = _SENTENCE_END.split(line.strip())[-1] if line.strip() else ""
+    return bool(_YES_NO_QUESTION.search(last)) and not _WH_QUESTION.match(last)
+
+
+@dataclass
+class TurnHoldPolicy:
+    """How long a pause must last before a turn with given words may end.
+
+    Parameters:
+        understood: Whether the agent would act on the words outright (fast, thread-safe);
+            None: every statement counts as understood (no ``unsure_pause_s`` wait).
+        question_pending: Whether the bot's latest line asked a yes/no question.
+        opener_pause_s: The pause after openers only.
+        context_pause_s: The pause after a preamble sentence.
+        unsure_pause_s: The pause after a statement the agent does not understand.
+    """
+
+    understood: Callable[[str], bool] | None = None
+    question_pending: Callable[[], bool] | None = None
+    opener_pause_s: float = OPENER_PAUSE_S
+    context_pause_s: float = CONTEXT_PAUSE_S
+    unsure_pause_s: float = UNSURE_PAUSE_S
+
+    def text_pause(self, text: str, *, over_bot: bool = False) -> float:
+        """The least pause (s) after ``text`` for reasons of form alone (0: none).
+
+        Args:
+            text: The turn's words so far.
+            over_bot: The turn started while the bot was speaking.
+        """
+        if not normalize_words(text):
+            return 0.0
+        if is_opener(text):
+            if over_bot and is_backchannel(text):
+                return 0.0  # "mhm" over the bot's reply: it goes on at once
+            if is_answer(text) and self.question_pending is not None and self.question_pending():
+                return 0.0  # "yeah" to "Shall I book that?": a whole answer
+            return self.opener_pause_s
+        if reads_as_preamble(text):
+            return self.context_pause_s
+        return 0.0
+
+    def pause(self, text: str, *, over_bot: bool = False) -> float:
+        """The least pause (s) after ``text`` before the turn may end (0: none).
+
+        May run the ``understood`` check: call it off the event loop.
+        """
+        needed = self.text_pause(text, over_bot=over_bot)
+        if needed or not normalize_words(text) or self.understood is None:
+            return needed
+        if is_statement(text) and not self.understood(text):
+            return self.unsure_pause_s
+        return 0.0
+
+    def is_fragment(self, text: str) -> bool:
+        """Whether a finished turn was only the start of a request (openers, a preamble).
+
+        May run the ``understood`` check: call it off the event loop.
+        """
+        if not normalize_words(text):
+            return False
+        if is_opener(text) or reads_as_preamble(text):
+            return not (is_answer(text) and self.question_pending and self.question_pending())
+        return self.understood is not None and not self.understood(text)

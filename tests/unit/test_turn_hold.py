@@ -1,0 +1,367 @@
+"""Hear the caller out (issue 15): openers and preambles do not end a turn as a request.
+
+The policy's text rules; the Smart Turn and semantic stop strategies holding such turns
+open; and the joiner that makes a fragment and the caller's continuation one turn.
+"""
+
+import asyncio
+
+import pytest
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    LLMContextFrame,
+    UserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.tests.utils import SleepFrame, run_test
+
+from processors.barge_in import FragmentJoiner
+from processors.nlu_router import user_text
+from processors.segment_turn_stop import SegmentTranscriptTurnStopStrategy
+from processors.semantic_turn import SemanticCompletionStopStrategy
+from processors.turn_hold import TurnHoldPolicy, asks_yes_no, is_opener, reads_as_preamble
+from tests.fakes.smart_turn import ScriptedSmartTurn
+from tests.support.turn_strategies import start_strategy
+from tests.unit.test_segment_turn_stop import RATE, keep_quiet, speak, speak_and_pause
+from tests.unit.test_semantic_turn import transcript
+
+UNDERSTOOD = {
+    "What are your opening hours?",
+    "I'd like to set up a cleaning.",
+    "I booked a checkup for next week.",  # the classifier acts on it: the form must not
+}
+
+
+def understood(text: str) -> bool:
+    return any(text.strip().endswith(request) for request in UNDERSTOOD)
+
+
+def policy(*, question: bool = False, **kwargs) -> TurnHoldPolicy:
+    return TurnHoldPolicy(understood=understood, question_pending=lambda: question, **kwargs)
+
+
+# The text rules
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Um.",
+        "Uh",
+        "Yeah.",
+        "Hi,",
+        "Hello?",
+        "So",
+        "Okay.",
+        "Well,",
+        "Hi, um.",
+        "Um, yeah.",
+        "I,",
+        "I'm.",
+    ],
+)
+def test_a_lone_filler_greeting_or_backchannel_is_an_opener(text):
+    assert is_opener(text)
+    assert policy().text_pause(text) > 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Um, yeah, I'd like to set up a cleaning.",
+        "Hi, where are you?",
+        "No thanks, bye.",
+        "I see.",
+    ],
+)
+def test_openers_followed_by_a_request_are_not(text):
+    assert not is_opener(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hi, I booked a checkup for next week.",
+        "I'm calling about my appointment.",
+        "Hi, this is Maria.",
+        "I have a quick question.",
+        "My appointment is on Tuesday, and",
+    ],
+)
+def test_a_sentence_that_sets_the_scene_reads_as_a_preamble(text):
+    assert reads_as_preamble(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I booked a checkup for next week. But I can't make it, can I move it?",
+        "I'm calling about my appointment. I need to cancel it.",
+        "I'm calling to cancel my appointment.",
+        "What are your opening hours?",
+    ],
+)
+def test_a_request_does_not(text):
+    assert not reads_as_preamble(text)
+
+
+def test_a_yes_after_a_yes_no_question_is_a_whole_answer():
+    assert policy(question=True).text_pause("Um, yeah.") == 0
+    assert policy(question=False).text_pause("Um, yeah.") > 0
+    assert policy(question=True).text_pause("Hi, um.") > 0  # not an answer
+
+
+def test_a_backchannel_over_the_bot_is_whole():
+    assert policy().text_pause("Mhm.", over_bot=True) == 0
+    assert policy().text_pause("Mhm.") > 0
+
+
+def test_a_statement_the_agent_does_not_understand_waits_a_question_does_not():
+    assert policy().pause("My tooth is sort of weird.") == policy().unsure_pause_s
+    assert policy().pause("Is the tooth thing weird?") == 0
+    assert policy().pause("do you do teeth whitening") == 0  # no question mark written
+    assert policy().pause("What are your opening hours?") == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("Shall I book that for you?", True),
+        ("Great. Did you want to cancel your appointment?", True),
+        ("Hi, thanks for calling. How can I help you today?", False),
+        ("We're open nine to five.", False),
+    ],
+)
+def test_a_yes_no_question_from_the_bot(line, expected):
+    assert asks_yes_no(line) is expected
+
+
+# The Smart Turn strategy (its verdict: finished) holds the turn for the pause
+
+
+async def make_segment_strategy(verdicts, **policy_kwargs):
+    hold = policy(opener_pause_s=0.6, context_pause_s=0.4, unsure_pause_s=0.3, **policy_kwargs)
+    strategy = SegmentTranscriptTurnStopStrategy(
+        turn_analyzer=ScriptedSmartTurn(verdicts), second_look_s=0, hold=hold
+    )
+    stopped = await start_strategy(strategy, audio_in_sample_rate=RATE)
+    return strategy, stopped
+
+
+async def test_a_lone_filler_keeps_the_turn_open_then_ends_it_after_the_longer_pause():
+    strategy, stopped = await make_segment_strategy([1])
+    await speak_and_pause(strategy, "Um, yeah.")
+    await keep_quiet(strategy, 0.3)
+    assert stopped == []  # Smart Turn called it finished; the words say otherwise
+    await keep_quiet(strategy, 0.5)
+    assert stopped == [True]  # the caller said nothing more: the turn ends after all
+    assert strategy.turns_held == 1
+
+
+async def test_the_caller_going_on_after_a_filler_makes_one_turn():
+    strategy, stopped = await make_segment_strategy([1, 1])
+    await speak_and_pause(strategy, "Um, yeah.")
+    await keep_quiet(strategy, 0.2)
+    await speak_and_pause(strategy, "I'd like to set up a cleaning.")
+    await keep_quiet(strategy, 0.2)
+    assert stopped == [True]  # one turn, ended once the request was complete
+
+
+async def test_a_preamble_waits_for_the_rest_of_the_request():
+    strategy, stopped = await make_segment_strategy([1])
+    await speak_and_pause(strategy, "Hi, I booked a checkup for next week.")
+    await keep_quiet(strategy, 0.2)
+    assert stopped == []
+    await keep_quiet(strategy, 0.4)
+    assert stopped == [True]
+
+
+async def test_a_complete_request_ends_at_once():
+    strategy, stopped = await make_segment_strategy([1])
+    await speak_and_pause(strategy, "What are your opening hours?")
+    await asyncio.sleep(0.05)
+    assert stopped == [True]
+    assert strategy.turns_held == 0
+
+
+async def test_speech_during_the_hold_keeps_the_turn_open():
+    strategy, stopped = await make_segment_strategy([1, 0])
+    await speak_and_pause(strategy, "Hi, um.")
+    await keep_quiet(strategy, 0.2)
+    await speak(strategy)
+    await keep_quiet(strategy, 0.6)  # the caller speaks on past the hold
+    assert stopped == []
+
+
+# The semantic strategy never ends a turn on an opener or a preamble
+
+
+async def make_semantic_strategy(*, question: bool = False):
+    strategy = SemanticCompletionStopStrategy(
+        lambda text: True, grace_secs=0.05, hold=policy(question=question)
+    )
+    stopped = await start_strategy(strategy)
+    return strategy, stopped
+
+
+@pytest.mark.parametrize("text", ["Um, yeah.", "Hi, um.", "I'm calling about my appointment."])
+async def test_the_semantic_end_never_fires_on_a_fragment(text):
+    strategy, stopped = await make_semantic_strategy()
+    await strategy.process_frame(VADUserStoppedSpeakingFrame())
+    await strategy.process_frame(transcript(text))
+    await asyncio.sleep(0.2)
+    assert stopped == []
+
+
+async def test_the_semantic_end_fires_on_a_yes_to_a_yes_no_question():
+    strategy, stopped = await make_semantic_strategy(question=True)
+    await strategy.process_frame(VADUserStoppedSpeakingFrame())
+    await strategy.process_frame(transcript("Yeah."))
+    await asyncio.sleep(0.2)
+    assert stopped == [True]
+
+
+async def test_the_semantic_end_fires_on_a_backchannel_over_the_bot():
+    strategy = SemanticCompletionStopStrategy(lambda text: True, grace_secs=0.05, hold=policy())
+    stopped = await start_strategy(strategy)
+    await strategy.process_frame(BotStartedSpeakingFrame())
+    await strategy.handle_user_turn_started()  # the caller's "mhm" cut the bot
+    await strategy.process_frame(VADUserStoppedSpeakingFrame())
+    await strategy.process_frame(transcript("Mhm."))
+    await asyncio.sleep(0.2)
+    assert stopped == [True]
+
+
+# The joiner: a continuation after the bot began to answer a fragment is the same turn
+
+
+def context(*messages: tuple[str, str]) -> LLMContextFrame:
+    ctx = LLMContext(messages=[{"role": "system", "content": "persona"}])
+    for role, content in messages:
+        ctx.add_message({"role": role, "content": content})  # type: ignore[arg-type]
+    return LLMContextFrame(context=ctx)
+
+
+def last_turn(frames) -> str:
+    turn = frames[-1]
+    assert isinstance(turn, LLMContextFrame)
+    return user_text(turn)
+
+
+def joiner() -> FragmentJoiner:
+    return FragmentJoiner(is_fragment=policy().is_fragment, window_s=2.0)
+
+
+async def test_the_caller_going_on_after_a_fragment_is_one_turn_and_the_answer_is_dropped():
+    fragment = context(("user", "Um, yeah."))
+    going_on = context(
+        ("user", "Um, yeah."),
+        ("assistant", "Great, I'll"),
+        ("user", "I'd like to set up a cleaning."),
+    )
+    down, _ = await run_test(
+        joiner(),
+        frames_to_send=[
+            fragment,
+            SleepFrame(sleep=0.1),  # system frames overtake data frames: keep the order
+            BotStartedSpeakingFrame(),
+            UserStartedSpeakingFrame(),  # cuts the answer to the fragment
+            BotStoppedSpeakingFrame(),
+            going_on,
+        ],
+        expected_down_frames=[
+            LLMContextFrame,
+            BotStartedSpeakingFrame,
+            UserStartedSpeakingFrame,
+            BotStoppedSpeakingFrame,
+            LLMContextFrame,
+        ],
+    )
+    turn = down[-1]
+    assert isinstance(turn, LLMContextFrame)
+    assert user_text(turn) == "Um, yeah. I'd like to set up a cleaning."
+    roles = [m["role"] for m in turn.context.get_messages()]  # type: ignore[index]
+    assert roles == ["system", "user"]  # one request, no answer to the fragment
+
+
+async def test_a_continuation_before_the_answer_starts_is_joined_too():
+    down, _ = await run_test(
+        joiner(),
+        frames_to_send=[
+            context(("user", "I'm calling about my appointment.")),
+            SleepFrame(sleep=0.1),
+            UserStartedSpeakingFrame(),
+            context(
+                ("user", "I'm calling about my appointment."),
+                ("user", "I need to cancel it."),
+            ),
+        ],
+        expected_down_frames=[LLMContextFrame, UserStartedSpeakingFrame, LLMContextFrame],
+    )
+    assert last_turn(down) == "I'm calling about my appointment. I need to cancel it."
+
+
+async def test_a_new_question_cutting_the_answer_to_a_complete_request_stays_separate():
+    down, _ = await run_test(
+        joiner(),
+        frames_to_send=[
+            context(("user", "What are your opening hours?")),
+            SleepFrame(sleep=0.1),
+            BotStartedSpeakingFrame(),
+            UserStartedSpeakingFrame(),
+            context(
+                ("user", "What are your opening hours?"),
+                ("assistant", "We're open"),
+                ("user", "Sorry, where exactly are you located?"),
+            ),
+        ],
+        expected_down_frames=[
+            LLMContextFrame,
+            BotStartedSpeakingFrame,
+            UserStartedSpeakingFrame,
+            LLMContextFrame,
+        ],
+    )
+    assert last_turn(down) == "Sorry, where exactly are you located?"
+
+
+async def test_a_turn_after_the_answer_to_a_fragment_was_heard_in_full_stays_separate():
+    down, _ = await run_test(
+        joiner(),
+        frames_to_send=[
+            context(("user", "Hi, um.")),
+            SleepFrame(sleep=0.1),
+            BotStartedSpeakingFrame(),
+            BotStoppedSpeakingFrame(),  # the caller heard the whole answer
+            UserStartedSpeakingFrame(),
+            context(
+                ("user", "Hi, um."),
+                ("assistant", "Hi! How can I help?"),
+                ("user", "What are your opening hours?"),
+            ),
+        ],
+        expected_down_frames=[
+            LLMContextFrame,
+            BotStartedSpeakingFrame,
+            BotStoppedSpeakingFrame,
+            UserStartedSpeakingFrame,
+            LLMContextFrame,
+        ],
+    )
+    assert last_turn(down) == "What are your opening hours?"
+
+
+async def test_a_late_continuation_stays_separate():
+    down, _ = await run_test(
+        FragmentJoiner(is_fragment=policy().is_fragment, window_s=0.1),
+        frames_to_send=[
+            context(("user", "Um.")),
+            SleepFrame(sleep=0.3),
+            UserStartedSpeakingFrame(),
+            context(("user", "Um."), ("user", "What are your opening hours?")),
+        ],
+        expected_down_frames=[LLMContextFrame, UserStartedSpeakingFrame, LLMContextFrame],
+    )
+    assert last_turn(down) == "What are your opening hours?"
