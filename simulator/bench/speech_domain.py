@@ -33,7 +33,7 @@ import numpy as np
 from integrations.speech.audio import PHONE_SAMPLE_RATE, phone_channel
 from integrations.speech.domain_lm import WordLanguageModel
 from integrations.speech.moonshine import MODEL_SAMPLE_RATE, MoonshineRecognizer, _to_model_rate
-from simulator.bench.speech_engines import _word_errors
+from simulator.bench.speech_engines import word_errors
 from simulator.voices.caller_voice import silence, synthesize
 from simulator.voices.noise import BackgroundNoise, NoiseSpec, normalize_active
 
@@ -183,7 +183,7 @@ def evaluate(
                 word_bonus=config.word_bonus,
             )
             times[config.name].append(encode_s + time.perf_counter() - started)
-            e, n = _word_errors(clip.text, result.text)
+            e, n = word_errors(clip.text, result.text)
             for key in (
                 (clip.group, clip.condition, clip.voice),
                 (clip.group, clip.condition, "all"),
