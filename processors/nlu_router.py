@@ -115,8 +115,10 @@ class ActGuard:
             question comes before anything is written: it confirms the request).
         act_threshold: Lowest confidence that acts without asking.
         min_margin: Lowest lead over the runner-up that acts without asking.
-        min_words: Fewer request words than this is a fragment (a lone "Bye." closing a
-            call after a request is the usual goodbye and acts).
+        min_words: Fewer request words than this is a fragment.
+
+    A goodbye (``ends_call``) before the caller has asked for anything is always checked;
+    after a request, the act band alone closes the call (a lone "Bye." is the usual end).
     """
 
     intents: frozenset[str] = frozenset()
@@ -152,16 +154,18 @@ class ActGuard:
         """
         if result.intent not in self.intents:
             return None
-        if result.intent in self.ends_call and not requested:
-            return "goodbye before any request"
+        if result.intent in self.ends_call:
+            # Before any request a goodbye is checked; after one, the act band closes the call
+            # (a closing "Thank you, goodbye." heard at 0.89 was asked "Did you want to end
+            # the call?" in the scenario suite).
+            return None if requested else "goodbye before any request"
         if any(not result.entities.get(kind) for kind in self.follow_ups.get(result.intent, ())):
             return None  # the dialogue asks for the slot first
         if result.confidence < self.act_threshold:
             return "confidence below the confirm threshold"
         if result.margin < self.min_margin:
             return "runner-up too close"
-        closing = result.intent in self.ends_call and requested
-        if request_words(result.text) < self.min_words and not closing:
+        if request_words(result.text) < self.min_words:
             return "a fragment"
         return None
 

@@ -394,6 +394,7 @@ CALLER_TURNS = {
     "Book me in for Friday at ten.": prediction("book_appointment", 0.99),
     "Bye.": prediction("goodbye", 0.99),
     "Thank you, goodbye.": prediction("goodbye", 0.99),
+    "Thanks, bye now.": prediction("goodbye", 0.89),
     "Um, yeah.": prediction("affirm", 0.99),
     "Yes.": prediction("affirm", 0.99),
     "Hours?": prediction("opening_hours", 0.99),
@@ -464,6 +465,10 @@ async def test_goodbye_before_any_request_is_checked_after_one_it_is_obeyed(extr
     ]
     # After a request, a lone "Bye." closing the call is the usual goodbye.
     assert await decide_turns(extractor, "Hours?", "Bye.") == [
+        ("opening_hours", Band.ACT),
+        ("goodbye", Band.ACT),
+    ]
+    assert await decide_turns(extractor, "Hours?", "Thanks, bye now.") == [
         ("opening_hours", Band.ACT),
         ("goodbye", Band.ACT),
     ]
