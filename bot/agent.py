@@ -121,6 +121,7 @@ def _references(agent: AgentDefinition) -> list[tuple[Loc, str]]:
         ("escalation", "explicit_request", "intents"): agent.escalation.explicit_request.intents,
         ("escalation", "out_of_scope", "intents"): agent.escalation.out_of_scope.intents,
         ("verification", "required_for"): agent.verification.required_for,
+        ("nlu", "confirm", "intents"): agent.nlu.confirm.intents or (),
     }
     for loc, listed in lists.items():
         found += [

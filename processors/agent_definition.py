@@ -130,12 +130,37 @@ class Intent:
 
 
 @dataclass(frozen=True, config=VALUE_CONFIG)
+class ConfirmConfig:
+    """When an irreversible intent is confirmed with the caller instead of acted on.
+
+    An intent listed here (booking, moving or cancelling an appointment, ending the call,
+    a transfer) is acted on only on a confident reading of a whole request; otherwise the
+    agent asks ("Did you want to cancel your appointment?"). A slot the agent still has to
+    ask for (e.g. the day) is a confirmation step of its own.
+    """
+
+    enabled: StrictBool = True
+    intents: tuple[Text, ...] | None = None
+    """The irreversible intents; by default those that end the call, transfer, write to the
+    CRM or fill slots, except the escalation's ``out_of_scope`` ones (a person takes those)."""
+    act_threshold: Annotated[float, Field(ge=0, le=1)] = 0.93
+    """Lowest confidence that acts on one of them without asking."""
+    min_margin: Annotated[float, Field(ge=0, le=1)] = 0.5
+    """Lowest lead over the runner-up intent that acts without asking."""
+    min_words: Annotated[int, Field(ge=0)] = 2
+    """Fewer words than this (fillers and greetings not counted) is a fragment: ask."""
+
+
+@dataclass(frozen=True, config=VALUE_CONFIG)
 class NLUConfig:
     """Per-agent NLU thresholds (defaults documented in the reference agent)."""
 
     act_threshold: float = 0.85
     clarify_threshold: float = 0.5
     llm_timeout_secs: float = 1.5
+    confirm: Annotated[ConfirmConfig, BeforeValidator(_switch)] = field(
+        default_factory=ConfirmConfig
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -279,10 +304,48 @@ class AgentDefinition:
     """The greeting when the caller's record is already known (may use ``{first_name}``)."""
     escalation: EscalationConfig = field(default_factory=EscalationConfig)
     verification: VerificationConfig = field(default_factory=VerificationConfig)
+    out_of_scope_reply: Line = ""
+    """The honest answer to a clearly heard request the agent does not handle (default:
+    "I'm sorry, I can't help with that here." and the ``fallback``)."""
+    keypad_offer: Line = ""
+    """Said after a repair in a noisy call (default: made from the ``keypad`` map)."""
 
     def intent(self, name: str) -> Intent | None:
         """The intent called ``name``, if the agent has one."""
         return next((i for i in self.intents if i.name == name), None)
+
+    def irreversible_intents(self) -> frozenset[str]:
+        """Intents acted on only when sure (``nlu.confirm.intents``, or the default set)."""
+        if not self.nlu.confirm.enabled:
+            return frozenset()
+        listed = self.nlu.confirm.intents
+        if listed is not None:
+            return frozenset(listed)
+        escalated = set(self.escalation.out_of_scope.intents)
+        return frozenset(
+            intent.name
+            for intent in self.intents
+            if intent.name not in escalated
+            and (intent.action is not IntentAction.ANSWER or intent.crm_update or intent.slots)
+        )
+
+    def declined_line(self) -> str:
+        """What the agent says to a request it does not handle."""
+        return self.out_of_scope_reply or f"I'm sorry, I can't help with that here. {self.fallback}"
+
+    def keypad_line(self) -> str:
+        """The keypad offer after repairs in noise ("" when the agent has no keypad)."""
+        if self.keypad_offer or not self.keypad:
+            return self.keypad_offer
+        choices = [
+            f"{key} to {intent.description}"
+            for key, name in self.keypad.items()
+            if (intent := self.intent(name)) is not None
+        ]
+        if not choices:
+            return ""
+        listed = ", ".join(choices[:-1]) + (" or " if len(choices) > 1 else "") + choices[-1]
+        return f"You can also use your keypad: press {listed}."
 
     def training_examples(self) -> list[tuple[str, str]]:
         """Every (phrasing, intent name) pair, knowledge-base questions included."""
@@ -299,6 +362,8 @@ class AgentDefinition:
             self.transfer.failure_line,
             self.transfer.callback_offer,
             self.transfer.callback_confirmed,
+            self.declined_line(),
+            self.keypad_line(),
         ]
         for intent in self.intents:
             lines.append(

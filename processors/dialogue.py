@@ -2,7 +2,10 @@
 
 The policy answers intents and knowledge-base questions from the agent
 definition, fills slots, asks a clarifying question for medium-confidence
-decisions and repairs low-confidence ones. When an LLM is configured, turns the
+decisions and repairs low-confidence ones. A clearly heard request the agent does
+not handle gets the agent's honest out-of-scope reply (what it can do, or a person)
+rather than a repair. A second repair in a row, or a repair of a turn whose words
+were not heard at all, offers the keypad. When an LLM is configured, turns the
 policy cannot answer are passed on to it as the turn's ``LLMContextFrame``.
 """
 
@@ -31,6 +34,7 @@ from processors.frames import (
     CallerRecordFrame,
     CrmAction,
     CrmUpdateFrame,
+    DecisionPath,
     GreetingFrame,
     NLUResultFrame,
 )
@@ -129,7 +133,20 @@ class DialoguePolicy:
             return None
         if intent is not None and intent.name in (AFFIRM, DENY) and nlu.band is Band.ACT:
             return Reply(self._agent.fallback)
-        return self._repair()
+        if self._heard_out_of_scope(nlu):
+            state.failures = 0
+            return Reply(self._agent.declined_line())
+        return self._repair(turn=nlu)
+
+    def _heard_out_of_scope(self, nlu: NLUResultFrame) -> bool:
+        """The classifier is sure a clearly heard request is not one the agent handles."""
+        return (
+            nlu.intent == OUT_OF_SCOPE
+            and not nlu.unsure
+            and nlu.path in (DecisionPath.CLASSIFIER, DecisionPath.LLM)
+            and nlu.confidence >= self._agent.nlu.clarify_threshold
+            and bool(nlu.text.strip())
+        )
 
     def _keyed(self, nlu: NLUResultFrame) -> Reply:
         """Keyed digits fill a slot waiting for digits, else pick from the agent's keypad menu."""
@@ -188,11 +205,23 @@ class DialoguePolicy:
             action=CrmAction(intent.crm_update), customer_id=self._caller.customer_id, params=params
         )
 
-    def _repair(self, prompt: str | None = None) -> Reply:
+    def _repair(self, prompt: str | None = None, *, turn: NLUResultFrame | None = None) -> Reply:
+        """Ask again; in noise (doubtful words) the repair offers the keypad.
+
+        Args:
+            prompt: Said after the repair line (a slot's question, the menu).
+            turn: The turn repaired: when its words were doubtful (``unsure``), the keypad
+                is offered from the second repair in a row, or at once when no words were
+                heard at all (an empty turn).
+        """
         state = self._state
         state.failures += 1
         line = self._agent.repair[state.repairs_said % len(self._agent.repair)]
         state.repairs_said += 1
+        noisy = turn is not None and turn.unsure
+        unheard = turn is not None and turn.path is DecisionPath.EMPTY
+        if prompt is None and noisy and (state.failures >= 2 or unheard):
+            prompt = self._agent.keypad_line() or None
         return Reply(f"{line} {prompt}" if prompt else line)
 
 

@@ -8,15 +8,21 @@ off:
   it) at act confidence, or a phrasing that asks for a person (built-in patterns plus the
   agent's own);
 - ``out_of_scope``: an intent the agent must not handle alone (e.g. ``emergency``);
-- ``negative_sentiment``: a caller turn scoring at or below the calibrated threshold;
+- ``negative_sentiment``: a caller turn scoring at or below the calibrated threshold (turns
+  whose words are doubtful, ``NLUResultFrame.unsure``, are not scored: garbled text read as
+  negative sentiment handed 9 of 240 noisy calls to a person);
 - ``failed_turns``: N not-understood (repair band) turns in a row;
 - ``max_duration``: the call running past the agent's autonomous limit.
 
 On a trigger it says the hand-off line (or lets the dialogue's own transfer reply be it),
 silences the rest of that turn, builds the structured summary and pushes an
 :class:`~processors.frames.EscalationFrame` for the transfer processor and the call record.
-A transfer reply from the dialogue that no trigger backs (its trigger switched off, or a
-transfer already failed) is replaced with the agent's ``unavailable_line``. Log lines carry
+A transfer reply from the dialogue for an intent of a trigger (e.g. after the caller confirmed
+"Did you want to speak to a person?") escalates on that trigger with the reply as the
+hand-off line; an ``out_of_scope`` intent (an emergency) does so even after a failed transfer,
+so it is always transferred or offered the callback. A transfer reply that no trigger backs
+(its trigger switched off, or a transfer already failed) is replaced with the agent's
+``unavailable_line``. Log lines carry
 the call id and the trigger only.
 """
 
@@ -183,7 +189,7 @@ class EscalationProcessor(FrameProcessor):
         keyed = nlu.path is DecisionPath.DTMF
         text = "[keypad entry]" if keyed else nlu.text
         score = 0.0
-        if not keyed and nlu.text.strip() and self._sentiment is not None:
+        if not keyed and nlu.text.strip() and not nlu.unsure and self._sentiment is not None:
             score = round(self._sentiment.score(nlu.text), 3)
             self._seen.sentiment.append(score)
         if text.strip():
@@ -230,6 +236,7 @@ class EscalationProcessor(FrameProcessor):
             c.negative_sentiment.enabled
             and self._sentiment is not None
             and nlu.text.strip()
+            and not nlu.unsure
             and score <= c.negative_sentiment.threshold
         ):
             return Decision(
@@ -255,6 +262,13 @@ class EscalationProcessor(FrameProcessor):
         if self._phase is _Phase.ESCALATED:
             self._drop_texts.append(reply.text)
             return
+        backing = self._backing(reply) if reply.hands_off else None
+        if backing is not None and reply.text:
+            # The dialogue acts on a confirmed request: its transfer reply is the hand-off line.
+            self._pending = backing
+            await self.push_frame(reply)
+            self._escalate_after_text = reply.text
+            return
         if reply.hands_off:
             # A transfer announced by the dialogue that no trigger backs.
             self._drop_texts.append(reply.text)
@@ -274,6 +288,19 @@ class EscalationProcessor(FrameProcessor):
             self._escalate_after_text = None
             assert self._pending is not None
             await self._escalate(self._pending, speak=False)
+
+    def _backing(self, reply: BotReplyFrame) -> Decision | None:
+        """The trigger behind a transfer reply for one of its intents, if it may fire."""
+        c = self._config
+        if c.out_of_scope.enabled and reply.intent in c.out_of_scope.intents:
+            return Decision(Trigger.OUT_OF_SCOPE, f"intent {reply.intent}")
+        if (
+            self._phase is _Phase.WATCHING
+            and c.explicit_request.enabled
+            and reply.intent in c.explicit_request.intents
+        ):
+            return Decision(Trigger.EXPLICIT_REQUEST, f"intent {reply.intent}")
+        return None
 
     async def _on_llm(self, frame: Frame) -> None:
         if self._phase is _Phase.ESCALATED:

@@ -53,6 +53,9 @@ class NLUResultFrame(DataFrame):
         path: Which component decided.
         band: What the dialogue should do.
         elapsed_ms: Time the decision took.
+        unsure: The words themselves are doubtful: a turn not understood (neither an intent
+            nor a clearly heard out-of-scope request), an empty turn, or a fragment taken
+            for an answer when nothing was asked. Nothing is read from it (sentiment).
     """
 
     text: str = ""
@@ -64,6 +67,7 @@ class NLUResultFrame(DataFrame):
     path: DecisionPath = DecisionPath.CLASSIFIER
     band: Band = Band.REPAIR
     elapsed_ms: float = 0.0
+    unsure: bool = False
 
 
 @dataclass

@@ -33,6 +33,15 @@ Policy: the classifier answers when confident (``confidence >= thresholds.act``)
 with no extra wait. Otherwise, if an LLM classifier is configured, it decides
 within ``llm_timeout_s``; on timeout or failure the classifier's answer is used
 with the clarify band. The band follows :meth:`NLUThresholds.band`.
+
+Never act irreversibly on doubt (an :class:`ActGuard`, made from the agent file): an
+irreversible intent (booking, moving, cancelling, ending the call, a transfer) in the act
+band is moved to the clarify band ("Did you want to ...?") unless the reading is sure (a
+stricter confidence, a clear lead over the runner-up, more than a fragment), or the
+dialogue will ask for a slot before anything is written. A goodbye before the caller has
+asked for anything is always checked, and a lone yes or no when nothing was asked is
+repaired, not taken as an answer. A turn whose words are doubtful (not understood, empty,
+or such a stray yes) is marked ``unsure``; a clearly worded request out of scope is not.
 """
 
 from __future__ import annotations
@@ -40,7 +49,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from loguru import logger
@@ -63,6 +73,7 @@ from integrations.nlu.base import (
 )
 from integrations.nlu.entities import EntityExtractor
 from integrations.speech.nbest import Recognition
+from processors.agent_definition import AgentDefinition, IntentAction
 from processors.frames import OUT_OF_SCOPE, Band, DecisionPath, NLUResultFrame
 
 DTMF_PATTERN = re.compile(r"^\s*DTMF:\s*([0-9*#A-Da-d]+)\s*$")
@@ -74,6 +85,97 @@ MIN_UNHEARD_SPEECH_S = 0.25
 MAX_EMPTY_REPAIRS = 3
 MAX_TEXT_CHARS = 2000
 """Longer turns are cut before classification (keeps the time bounded)."""
+ANSWERS = frozenset({"affirm", "deny"})
+"""Intents that answer a question (the dialogue's yes and no)."""
+FILLERS = frozenset(
+    "um umm uh uhh er erm ah oh hmm mm mhm hm yeah yes so well like okay ok hi hello hey "
+    "right alright".split()
+)
+"""Words that do not make a request: fillers, greetings, backchannels."""
+FUNCTION_WORDS = frozenset(
+    "a an the and or but of to in on at for by with from is are was were be been am it its "
+    "this that these those i me my we our you your he she they them his her their what "
+    "do does did can could would will should there here not no just".split()
+)
+"""Words that carry no content of their own (a transcript of only these is noise)."""
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def request_words(text: str) -> int:
+    """How many words of ``text`` are more than fillers or greetings."""
+    return sum(1 for word in _WORD.findall(text.lower()) if word not in FILLERS)
+
+
+def clearly_worded(text: str) -> bool:
+    """At least two content words: a request that was heard, not a garbled fragment."""
+    content = [w for w in _WORD.findall(text.lower()) if w not in FILLERS | FUNCTION_WORDS]
+    return len(content) >= 2
+
+
+@dataclass(frozen=True)
+class ActGuard:
+    """Which act-band decisions must be sure before the agent acts, and how sure.
+
+    Parameters:
+        intents: The irreversible intents.
+        ends_call: Those of them that end the call (checked before any request).
+        follow_ups: Per intent, the entity kinds its slots ask for when missing (a slot
+            question comes before anything is written: it confirms the request).
+        act_threshold: Lowest confidence that acts without asking.
+        min_margin: Lowest lead over the runner-up that acts without asking.
+        min_words: Fewer request words than this is a fragment.
+
+    A goodbye (``ends_call``) before the caller has asked for anything is always checked;
+    after a request, the act band alone closes the call (a lone "Bye." is the usual end).
+    """
+
+    intents: frozenset[str] = frozenset()
+    ends_call: frozenset[str] = frozenset()
+    follow_ups: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    act_threshold: float = 0.93
+    min_margin: float = 0.5
+    min_words: int = 2
+
+    @classmethod
+    def for_agent(cls, agent: AgentDefinition) -> ActGuard:
+        """The guard an agent file asks for (``nlu.confirm``)."""
+        intents = agent.irreversible_intents()
+        chosen = [intent for intent in agent.intents if intent.name in intents]
+        confirm = agent.nlu.confirm
+        return cls(
+            intents=intents,
+            ends_call=frozenset(i.name for i in chosen if i.action is IntentAction.END_CALL),
+            follow_ups={
+                i.name: frozenset(s.entity for s in i.slots if not s.known_from) for i in chosen
+            },
+            act_threshold=confirm.act_threshold,
+            min_margin=confirm.min_margin,
+            min_words=confirm.min_words,
+        )
+
+    def doubt(self, result: NLUResultFrame, *, requested: bool) -> str | None:
+        """Why an act-band decision for an irreversible intent must be confirmed, if it must.
+
+        Args:
+            result: The decision (its text set).
+            requested: The caller has already asked for something on this call.
+        """
+        if result.intent not in self.intents:
+            return None
+        if result.intent in self.ends_call:
+            # Before any request a goodbye is checked; after one, the act band closes the call
+            # (a closing "Thank you, goodbye." heard at 0.89 was asked "Did you want to end
+            # the call?" in the scenario suite).
+            return None if requested else "goodbye before any request"
+        if any(not result.entities.get(kind) for kind in self.follow_ups.get(result.intent, ())):
+            return None  # the dialogue asks for the slot first
+        if result.confidence < self.act_threshold:
+            return "confidence below the confirm threshold"
+        if result.margin < self.min_margin:
+            return "runner-up too close"
+        if request_words(result.text) < self.min_words:
+            return "a fragment"
+        return None
 
 
 def user_text(frame: LLMContextFrame) -> str:
@@ -111,6 +213,7 @@ class NLURouter(FrameProcessor):
         llm_timeout_s: float = 1.5,
         min_unheard_speech_s: float = MIN_UNHEARD_SPEECH_S,
         max_empty_repairs: int = MAX_EMPTY_REPAIRS,
+        guard: ActGuard | None = None,
         **kwargs: Any,
     ):
         """Create the router from already-built adapters.
@@ -124,6 +227,7 @@ class NLURouter(FrameProcessor):
             min_unheard_speech_s: An empty turn with at least this much caller voice
                 is repaired; a shorter one (a cough, a click) gets no answer.
             max_empty_repairs: Empty turns in a row that get a repair.
+            guard: Irreversible intents confirmed on doubt (None: act on the band alone).
             **kwargs: Passed to ``FrameProcessor``.
         """
         super().__init__(**kwargs)
@@ -138,6 +242,11 @@ class NLURouter(FrameProcessor):
         self._voice_started: float | None = None
         self._voice_s = 0.0
         """Caller voice (VAD speech time) since the last decided turn."""
+        self._guard = guard
+        self._requested = False
+        """The caller has asked for something on this call."""
+        self._asked = False
+        """The last decision was a clarify: the agent asked a yes/no question."""
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Classify turns; pass every frame on."""
@@ -189,6 +298,7 @@ class NLURouter(FrameProcessor):
             logger.exception(f"{self}: NLU failed ({type(e).__name__}); repairing the turn")
             result = NLUResultFrame(path=DecisionPath.CLASSIFIER, band=Band.REPAIR)
         result.text = result.text or text
+        self._check(result)
         result.elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
         logger.debug(
             f"{self}: {result.intent} conf={result.confidence:.2f} band={result.band} "
@@ -216,6 +326,39 @@ class NLURouter(FrameProcessor):
             logger.warning(f"{self}: LLM classifier unavailable ({type(e).__name__}); clarifying")
             return self._result(prediction, entities, DecisionPath.CLASSIFIER, Band.CLARIFY)
         return self._result(_with_runner_up(answer, prediction), entities, DecisionPath.LLM)
+
+    def _check(self, result: NLUResultFrame) -> None:
+        """Mark doubtful words; keep doubt from acting irreversibly; note what was asked."""
+        keyed = result.path is DecisionPath.DTMF
+        heard_out_of_scope = (
+            result.intent == OUT_OF_SCOPE
+            and result.path in (DecisionPath.CLASSIFIER, DecisionPath.LLM)
+            and result.confidence >= self._thresholds.clarify
+            and clearly_worded(result.text)
+        )
+        result.unsure = result.band is Band.REPAIR and not keyed and not heard_out_of_scope
+        if self._guard is not None and not keyed:
+            if result.intent in ANSWERS:
+                if result.band is not Band.REPAIR and not (self._requested or self._asked):
+                    logger.debug(f"{self}: {result.intent} with nothing asked; repairing")
+                    result.band, result.unsure = Band.REPAIR, True
+            elif result.band is Band.ACT:
+                reason = self._guard.doubt(result, requested=self._requested)
+                if reason is not None:
+                    logger.debug(f"{self}: {result.intent} confirmed first ({reason})")
+                    result.band = Band.CLARIFY
+        self._asked = result.band is Band.CLARIFY
+        ends_call = self._guard.ends_call if self._guard is not None else frozenset()
+        if (
+            keyed
+            or heard_out_of_scope
+            or (
+                result.band is not Band.REPAIR
+                and result.intent not in ANSWERS
+                and result.intent not in ends_call
+            )
+        ):
+            self._requested = True
 
     def _classify_and_extract(self, text: str) -> tuple[IntentPrediction, dict[str, Any]]:
         return self._classifier.classify(text), self._entities.extract(text)

@@ -8,7 +8,7 @@ from integrations.nlu.base import OUT_OF_SCOPE, LLMIntentClassifier, NLUThreshol
 from integrations.nlu.llm import LLMEndpoint, OpenAICompatibleIntentClassifier
 from processors.agent_definition import AgentDefinition
 from processors.barge_in import is_backchannel
-from processors.nlu_router import NLURouter
+from processors.nlu_router import ActGuard, NLURouter
 from processors.semantic_turn import CompletenessCheck
 
 
@@ -33,6 +33,7 @@ def make_nlu_router(runtime: Runtime) -> NLURouter:
         thresholds=NLUThresholds(act=nlu.act_threshold, clarify=nlu.clarify_threshold),
         entity_extractor=runtime.entities,
         llm_timeout_s=nlu.llm_timeout_secs,
+        guard=ActGuard.for_agent(runtime.agent),
     )
 
 

@@ -167,6 +167,9 @@ async def test_dtmf_key_presses_are_answered(live):
 async def test_goodbye_ends_the_call_with_a_rest_hang_up_after_the_farewell(live):
     call = await live.call()
     await greeting(live, call)
+    # A goodbye before the caller has asked for anything is checked first (issue 15);
+    # after a request it ends the call.
+    await ask(live, call, "What are your opening hours?")
     turn = await call.say(voice("Goodbye, that's all."))
     start = await call.wait_for_bot_speech_start(timeout=REPLY_TIMEOUT, after=turn.caller_end_s)
     await call.wait_closed(timeout=REPLY_TIMEOUT)

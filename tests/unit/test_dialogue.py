@@ -1,10 +1,13 @@
+import dataclasses
+
 from pipecat.frames.frames import EndWorkerFrame, LLMContextFrame, TTSSpeakFrame
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.tests.utils import run_test
 
 from processors.agent_definition import IntentAction
 from processors.dialogue import DialoguePolicy, DialogueProcessor
-from processors.frames import OUT_OF_SCOPE, Band, BotReplyFrame, NLUResultFrame
+from processors.frames import OUT_OF_SCOPE, Band, BotReplyFrame, DecisionPath, NLUResultFrame
+from tests.support.frames import spoken
 
 
 def nlu(intent, band=Band.ACT, conf=0.95, **entities):
@@ -115,3 +118,94 @@ def test_unknown_key_repairs_with_the_menu(agent):
     policy = DialoguePolicy(agent)
     reply = policy.decide(nlu("dtmf_entry", digits="9"))
     assert "press 1" in reply.text and policy.consecutive_failures == 1
+
+
+# Issue 15: confirm before acting, honest out-of-scope answers, the keypad in noise
+
+
+def heard(text, intent=OUT_OF_SCOPE, band=Band.REPAIR, conf=0.7, unsure=False, **kw):
+    return NLUResultFrame(
+        text=text, intent=intent, confidence=conf, band=band, unsure=unsure, entities=kw
+    )
+
+
+async def test_a_checked_goodbye_ends_the_call_only_on_yes(agent):
+    down, _ = await run_test(
+        DialogueProcessor(DialoguePolicy(agent)),
+        frames_to_send=[
+            heard("Bye.", "goodbye", Band.CLARIFY, 0.99),
+            heard("Yes.", "affirm", Band.ACT),
+        ],
+        expected_down_frames=[NLUResultFrame, BotReplyFrame, TTSSpeakFrame] * 2 + [EndWorkerFrame],
+    )
+    assert spoken(down)[0] == "Did you want to end the call?"
+    assert "goodbye" in spoken(down)[1]
+    down, _ = await run_test(
+        DialogueProcessor(DialoguePolicy(agent)),
+        frames_to_send=[
+            heard("Bye.", "goodbye", Band.CLARIFY, 0.99),
+            heard("No.", "deny", Band.ACT),
+        ],
+        expected_down_frames=[NLUResultFrame, BotReplyFrame, TTSSpeakFrame] * 2,
+    )
+    assert agent.fallback in spoken(down)[1]
+
+
+def test_a_confirmed_booking_still_asks_for_the_day(agent):
+    policy = DialoguePolicy(agent)
+    assert policy.decide(heard("book", "book_appointment", Band.CLARIFY)).text == (
+        "Did you want to book an appointment?"
+    )
+    assert policy.decide(heard("Yes.", "affirm", Band.ACT)).text == (
+        agent.intent("book_appointment").slots[0].prompt
+    )
+
+
+def test_a_stray_yes_is_repaired(agent):
+    reply = DialoguePolicy(agent).decide(heard("Um, yeah.", "affirm", Band.REPAIR, 0.99, True))
+    assert reply.text in agent.repair and reply.intent is None
+
+
+async def test_out_of_scope_gets_an_honest_answer_not_a_repair(agent):
+    down, _ = await run_test(
+        DialogueProcessor(DialoguePolicy(agent)),
+        frames_to_send=[heard("Is my car ready?")],
+        expected_down_frames=[NLUResultFrame, BotReplyFrame, TTSSpeakFrame],
+    )
+    assert spoken(down) == [agent.out_of_scope_reply]
+    assert "can't help with that" in spoken(down)[0] and "person" in spoken(down)[0]
+    # Words the recogniser garbled are not a request: ask again.
+    policy = DialoguePolicy(agent)
+    assert policy.decide(heard("the of and a the", conf=1.0, unsure=True)).text in agent.repair
+    # With an LLM configured, it still gets the turn first.
+    assert DialoguePolicy(agent, llm_available=True).decide(heard("Is my car ready?")) is None
+
+
+def test_default_out_of_scope_reply_offers_what_the_agent_can_do(agent):
+    plain = dataclasses.replace(agent, out_of_scope_reply="")
+    reply = DialoguePolicy(plain).decide(heard("Is my car ready?"))
+    assert reply.text.startswith("I'm sorry, I can't help with that here.")
+    assert agent.fallback in reply.text
+
+
+async def test_repairs_in_noise_offer_the_keypad(agent):
+    garbled = [heard("uh the", conf=0.3, unsure=True), heard("and of", conf=0.3, unsure=True)]
+    down, _ = await run_test(
+        DialogueProcessor(DialoguePolicy(agent)),
+        frames_to_send=garbled,
+        expected_down_frames=[NLUResultFrame, BotReplyFrame, TTSSpeakFrame] * 2,
+    )
+    first, second = spoken(down)
+    assert first == agent.repair[0]  # one repair: just ask again
+    assert second == f"{agent.repair[1]} {agent.keypad_offer}"
+    assert "press 1" in second and "0 for a person" in second
+    # Voice but no words at all: the keypad at once.
+    empty = NLUResultFrame(path=DecisionPath.EMPTY, band=Band.REPAIR, unsure=True)
+    assert agent.keypad_offer in DialoguePolicy(agent).decide(empty).text
+
+
+def test_default_keypad_offer_is_made_from_the_keypad_map(agent):
+    plain = dataclasses.replace(agent, keypad_offer="")
+    line = plain.keypad_line()
+    assert "press 1 to know our opening hours" in line and "0 to speak to a person" in line
+    assert dataclasses.replace(plain, keypad={}).keypad_line() == ""

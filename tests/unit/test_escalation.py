@@ -4,11 +4,14 @@ import dataclasses
 
 import pytest
 from pipecat.frames.frames import TTSSpeakFrame
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.tests.utils import SleepFrame, run_test
 
 from bot.agent import AgentFileError, load_agent
 from integrations.crm.base import Authentication, AuthMethod, AuthStatus, CallerRecord
 from integrations.sentiment import VaderSentiment
+from processors.call_recorder import CallRecorder
 from processors.escalation import EscalationProcessor
 from processors.frames import (
     OUT_OF_SCOPE,
@@ -19,6 +22,7 @@ from processors.frames import (
     EscalationFrame,
     NLUResultFrame,
     PrefetchStatus,
+    TransferResultFrame,
 )
 from tests.support.frames import spoken
 
@@ -293,3 +297,77 @@ def test_triggers_switch_off_with_false(tmp_path):
     config = load_agent(path).escalation
     assert not config.negative_sentiment.enabled and config.max_duration.seconds == 90
     assert config.explicit_request.enabled
+
+
+# Issue 15: confirmed requests, emergencies, sentiment in noise
+
+
+class FailingTransfer(FrameProcessor):
+    """Stands in for the transfer processor: every transfer fails."""
+
+    async def process_frame(self, frame, direction):
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if isinstance(frame, EscalationFrame) and not isinstance(frame, TransferResultFrame):
+            await self.push_frame(
+                TransferResultFrame(trigger=frame.trigger, ok=False, error="busy"),
+                FrameDirection.UPSTREAM,
+            )
+
+
+async def test_sentiment_ignores_words_the_recogniser_was_unsure_of(agent, vader):
+    garbled = NLUResultFrame(
+        text="terrible awful hate kill", intent=OUT_OF_SCOPE, band=Band.REPAIR, unsure=True
+    )
+    down, _ = await run_test(processor(agent, vader), frames_to_send=[garbled, *reply("Sorry?")])
+    assert not escalations(down) and spoken(down) == ["Sorry?"]
+    # The same words clearly heard (a request out of scope, not a repair) still count.
+    heard = NLUResultFrame(
+        text="terrible awful hate kill", intent=OUT_OF_SCOPE, band=Band.REPAIR, unsure=False
+    )
+    down, _ = await run_test(processor(agent, vader), frames_to_send=[heard])
+    assert escalations(down)[0].trigger == "negative_sentiment"
+
+
+async def test_a_confirmed_request_for_a_person_is_transferred(agent, vader):
+    # "Did you want to speak to a person?" - "Yes.": the dialogue's transfer reply.
+    line = agent.transfer.handoff_line
+    down, _ = await run_test(
+        processor(agent, vader),
+        frames_to_send=[
+            turn("Yes.", "affirm", Band.ACT, 0.99),
+            *reply(line, "talk_to_human", hands_off=True),
+        ],
+    )
+    escalation = escalations(down)[0]
+    assert escalation.trigger == "explicit_request" and escalation.reason == "intent talk_to_human"
+    assert spoken(down) == [line]
+
+
+async def test_an_emergency_is_always_transferred_or_offered_a_callback(agent, vader, call_store):
+    emergency = agent.intent("emergency").response
+    recorder = CallRecorder(call_store, call_id="em1", transport="test")
+    frames = [
+        turn("I knocked out a tooth", "emergency", Band.ACT, 0.93),
+        *reply(emergency, "emergency", hands_off=True),
+        SleepFrame(0.05),
+        # The transfer failed; the caller insists (confirmed after a clarify this time).
+        turn("Yes.", "affirm", Band.ACT, 0.99),
+        *reply(emergency, "emergency", hands_off=True),
+        SleepFrame(0.05),
+        # A transfer to a person for anything else is not retried after a failure.
+        turn("a person", "talk_to_human", Band.ACT, 0.97),
+        *reply(agent.transfer.handoff_line, "talk_to_human", hands_off=True),
+    ]
+    down, _ = await run_test(
+        Pipeline(
+            [processor(agent, vader, negative_sentiment={"enabled": False}), FailingTransfer()]
+        ),
+        frames_to_send=frames,
+        observers=[recorder],
+    )
+    tried = [e for e in escalations(down) if not isinstance(e, TransferResultFrame)]
+    assert [e.trigger for e in tried] == ["out_of_scope", "out_of_scope"]
+    assert spoken(down) == [emergency, emergency, agent.escalation.unavailable_line]
+    call_store.flush()
+    assert call_store.get_call("em1")["outcome"] == "escalated"

@@ -16,7 +16,7 @@ from integrations.nlu.base import IntentPrediction, NLUThresholds
 from integrations.nlu.entities import EntityExtractor, default_parsers
 from integrations.nlu.llm import LLMEndpoint, OpenAICompatibleIntentClassifier, StructuredOutput
 from processors.frames import OUT_OF_SCOPE, Band, DecisionPath, NLUResultFrame
-from processors.nlu_router import NLURouter, user_text
+from processors.nlu_router import ActGuard, NLURouter, user_text
 from tests.fakes.classifier import ScriptedClassifier, prediction
 from tests.fakes.llm_server import FakeChatServer
 
@@ -379,3 +379,148 @@ async def test_empty_turns_are_repaired_a_few_times_in_a_row_then_let_pass(extra
         + vad
         + [LLMContextFrame],
     )
+
+
+# Never act irreversibly on doubt (issue 15)
+
+GUARD = ActGuard(
+    intents=frozenset({"book_appointment", "goodbye", "talk_to_human"}),
+    ends_call=frozenset({"goodbye"}),
+    follow_ups={"book_appointment": frozenset({"datetime"})},
+)
+CALLER_TURNS = {
+    "Hi, I booked a checkup for next week.": prediction("book_appointment", 0.91),
+    "I'd like to book an appointment.": prediction("book_appointment", 0.99),
+    "Book me in for Friday at ten.": prediction("book_appointment", 0.99),
+    "Bye.": prediction("goodbye", 0.99),
+    "Thank you, goodbye.": prediction("goodbye", 0.99),
+    "Thanks, bye now.": prediction("goodbye", 0.89),
+    "Um, yeah.": prediction("affirm", 0.99),
+    "Yes.": prediction("affirm", 0.99),
+    "Hours?": prediction("opening_hours", 0.99),
+    "Talk person.": prediction("talk_to_human", 0.97, runner_up="book_appointment"),
+    "Is my car ready?": IntentPrediction(OUT_OF_SCOPE, 0.7),
+    "the of and a the": IntentPrediction(OUT_OF_SCOPE, 1.0),
+}
+
+
+def guarded_router(extractor):
+    classifier = ScriptedClassifier(answers=CALLER_TURNS)
+    return NLURouter(classifier, None, NLUThresholds(), extractor, guard=GUARD)
+
+
+async def decide_turns(extractor, *texts):
+    down, _ = await run_test(
+        guarded_router(extractor),
+        frames_to_send=[transcript(text) for text in texts],
+        expected_down_frames=[NLUResultFrame, TranscriptionFrame] * len(texts),
+    )
+    return [(f.intent, f.band) for f in down if isinstance(f, NLUResultFrame)]
+
+
+async def test_an_unsure_booking_with_its_date_is_confirmed_first(extractor):
+    # Acted band, but below the confirm threshold, and nothing left to ask: confirm.
+    assert await decide_turns(extractor, "Hi, I booked a checkup for next week.") == [
+        ("book_appointment", Band.CLARIFY)
+    ]
+    # Sure, with the date said: acts. Sure, without a date: acts (the day is asked first).
+    assert await decide_turns(extractor, "Book me in for Friday at ten.") == [
+        ("book_appointment", Band.ACT)
+    ]
+    assert await decide_turns(extractor, "I'd like to book an appointment.") == [
+        ("book_appointment", Band.ACT)
+    ]
+
+
+async def test_a_fragment_does_not_transfer(extractor):
+    assert await decide_turns(extractor, "Talk person.") == [("talk_to_human", Band.ACT)]
+    low = ActGuard(intents=frozenset({"talk_to_human"}), min_words=3)
+    classifier = ScriptedClassifier(answers=CALLER_TURNS)
+    down, _ = await run_test(
+        NLURouter(classifier, None, NLUThresholds(), extractor, guard=low),
+        frames_to_send=[transcript("Talk person.")],
+        expected_down_frames=[NLUResultFrame, TranscriptionFrame],
+    )
+    assert down[0].band is Band.CLARIFY
+
+
+async def test_a_close_runner_up_is_confirmed(extractor):
+    close = IntentPrediction("talk_to_human", 0.95, (("talk_to_human", 0.95), ("emergency", 0.6)))
+    classifier = ScriptedClassifier(default=close)
+    down, _ = await run_test(
+        NLURouter(classifier, None, NLUThresholds(), extractor, guard=GUARD),
+        frames_to_send=[transcript("please transfer me to somebody now")],
+        expected_down_frames=[NLUResultFrame, TranscriptionFrame],
+    )
+    assert down[0].band is Band.CLARIFY
+
+
+async def test_goodbye_before_any_request_is_checked_after_one_it_is_obeyed(extractor):
+    assert await decide_turns(extractor, "Bye.") == [("goodbye", Band.CLARIFY)]
+    assert await decide_turns(extractor, "Thank you, goodbye.") == [("goodbye", Band.CLARIFY)]
+    # Checked, then confirmed: the yes answers the question that was asked.
+    assert await decide_turns(extractor, "Bye.", "Yes.") == [
+        ("goodbye", Band.CLARIFY),
+        ("affirm", Band.ACT),
+    ]
+    # After a request, a lone "Bye." closing the call is the usual goodbye.
+    assert await decide_turns(extractor, "Hours?", "Bye.") == [
+        ("opening_hours", Band.ACT),
+        ("goodbye", Band.ACT),
+    ]
+    assert await decide_turns(extractor, "Hours?", "Thanks, bye now.") == [
+        ("opening_hours", Band.ACT),
+        ("goodbye", Band.ACT),
+    ]
+
+
+async def test_a_lone_yes_when_nothing_was_asked_is_repaired(extractor):
+    down, _ = await run_test(
+        guarded_router(extractor),
+        frames_to_send=[transcript("Um, yeah.")],
+        expected_down_frames=[NLUResultFrame, TranscriptionFrame],
+    )
+    assert (down[0].intent, down[0].band, down[0].unsure) == ("affirm", Band.REPAIR, True)
+    # Once the caller has asked for something, yes and no are answers again.
+    assert await decide_turns(extractor, "Hours?", "Yes.") == [
+        ("opening_hours", Band.ACT),
+        ("affirm", Band.ACT),
+    ]
+
+
+async def test_without_a_guard_the_band_alone_decides(extractor):
+    classifier = ScriptedClassifier(answers=CALLER_TURNS)
+    down, _ = await run_test(
+        NLURouter(classifier, None, NLUThresholds(), extractor),
+        frames_to_send=[transcript("Bye."), transcript("Um, yeah.")],
+        expected_down_frames=[NLUResultFrame, TranscriptionFrame] * 2,
+    )
+    assert [(f.intent, f.band) for f in down if isinstance(f, NLUResultFrame)] == [
+        ("goodbye", Band.ACT),
+        ("affirm", Band.ACT),
+    ]
+
+
+async def test_clearly_heard_out_of_scope_is_not_unsure_garble_is(extractor):
+    down, _ = await run_test(
+        guarded_router(extractor),
+        frames_to_send=[transcript("Is my car ready?"), transcript("the of and a the")],
+        expected_down_frames=[NLUResultFrame, TranscriptionFrame] * 2,
+    )
+    heard, garbled = (f for f in down if isinstance(f, NLUResultFrame))
+    assert (heard.intent, heard.band, heard.unsure) == (OUT_OF_SCOPE, Band.REPAIR, False)
+    assert (garbled.intent, garbled.band, garbled.unsure) == (OUT_OF_SCOPE, Band.REPAIR, True)
+
+
+def test_the_reference_agent_guards_what_cannot_be_undone(agent):
+    guard = ActGuard.for_agent(agent)
+    assert guard.intents == {
+        "book_appointment",
+        "reschedule_appointment",
+        "cancel_appointment",
+        "goodbye",
+        "talk_to_human",
+    }
+    assert guard.ends_call == {"goodbye"}
+    assert guard.follow_ups["book_appointment"] == {"datetime"}
+    assert guard.follow_ups["cancel_appointment"] == frozenset()  # known from the CRM: not asked
