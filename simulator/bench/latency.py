@@ -35,11 +35,8 @@ QUESTIONS_PER_CALL = 5
 _SKIP_INTENTS = {"affirm", "deny", "goodbye"}
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``callagent bench <kind>``."""
-    bench = subparsers.add_parser("bench", help="measure the agent over real protocols")
-    kinds = bench.add_subparsers(dest="bench_kind", required=True)
-
+def add_parser(kinds: argparse._SubParsersAction) -> None:
+    """Register ``callagent bench latency``."""
     latency = kinds.add_parser(
         "latency",
         help="caller end of speech -> first bot audio at the phone, over Twilio Media Streams",
@@ -82,22 +79,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--verbose", action="store_true", help="show the in-process server's log lines"
     )
     latency.set_defaults(func=run_latency)
-
-    from simulator.bench import records as bench_records
-
-    bench_records.add_parser(kinds)
-
-    from simulator.bench import barge_in as bench_barge_in
-    from simulator.bench import concurrency as bench_concurrency
-    from simulator.bench import soak as bench_soak
-    from simulator.bench import speech as bench_speech
-    from simulator.understanding import bench as understanding
-
-    bench_barge_in.add_parser(kinds)
-    bench_concurrency.add_parser(kinds)
-    bench_soak.add_parser(kinds)
-    bench_speech.add_parser(kinds)
-    understanding.add_parser(kinds)
 
 
 # Results

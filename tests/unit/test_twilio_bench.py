@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 
 from simulator.bench import latency as bench
+from simulator.commands import add_bench_parser
 
 
 def test_bench_registers_latency_with_a_handler():
     parser = argparse.ArgumentParser()
-    bench.add_parser(parser.add_subparsers(dest="command"))
+    add_bench_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["bench", "latency", "--turns", "7", "--json", "out.json"])
     assert args.func is bench.run_latency
     assert args.turns == 7 and str(args.json) == "out.json" and args.url is None

@@ -1,0 +1,20 @@
+"""The simulator's ``callagent bench`` command group: one subcommand per bench.
+
+Registered through the ``callagent.commands`` entry points (see pyproject.toml), so the
+shipped CLI finds it without importing the simulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from simulator.bench import barge_in, concurrency, latency, records, soak, speech
+from simulator.understanding import bench as understanding
+
+
+def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``callagent bench <kind>``."""
+    bench = subparsers.add_parser("bench", help="measure the agent over real protocols")
+    kinds = bench.add_subparsers(dest="bench_kind", required=True)
+    for module in (latency, records, barge_in, concurrency, soak, speech, understanding):
+        module.add_parser(kinds)
