@@ -18,17 +18,19 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 
+from integrations.nlu.augment import AUGMENT_VERSION, augment
 from integrations.nlu.base import OUT_OF_SCOPE, IntentPrediction
 from integrations.nlu.encoder import SentenceEncoder
 from integrations.nlu.head import HeadTraining, LinearIntentHead
 from integrations.nlu.holdout import stratified_holdout
 from integrations.nlu.neighbours import KnnVote, NearestExamples
+from integrations.nlu.normalise import NORMALISER_VERSION, normalise
 from integrations.nlu.oos import OOSThresholdStrategy, RecallTargetOOSThreshold, SimilarityGate
 
 OOS_LABELS = frozenset({OUT_OF_SCOPE, "oos"})
 """Training labels that mark out-of-scope examples (used for the threshold, not as a class)."""
 
-HEAD_FORMAT = 3
+HEAD_FORMAT = 4
 RANKING_SIZE = 5
 
 
@@ -45,6 +47,12 @@ class ClassifierSettings:
             probabilities; the best is picked on a held-out tenth of the training
             set (when it has at least ``selection_min_examples`` examples; else the first).
         selection_min_examples: Smallest training set that selects the blend weight.
+        normalise: Lower-case, drop punctuation and leading fillers and greetings
+            (:mod:`integrations.nlu.normalise`) in training and classification.
+        augment_per_example: Wrapped variants per example (:mod:`integrations.nlu.augment`);
+            0 turns augmentation off.
+        augment_below: Only training sets smaller than this are augmented (an agent
+            file, not a benchmark corpus).
     """
 
     head: HeadTraining = field(default_factory=HeadTraining)
@@ -53,6 +61,9 @@ class ClassifierSettings:
     knn: KnnVote = field(default_factory=KnnVote)
     knn_weights: tuple[float, ...] = (0.0, 0.2, 0.35)
     selection_min_examples: int = 1000
+    normalise: bool = True
+    augment_per_example: int = 3
+    augment_below: int = 1000
 
     def fingerprint(self) -> str:
         """A stable description (part of the cache key)."""
@@ -64,6 +75,8 @@ class ClassifierSettings:
                 "knn": asdict(self.knn),
                 "knn_weights": self.knn_weights,
                 "selection_min_examples": self.selection_min_examples,
+                "normalise": NORMALISER_VERSION if self.normalise else 0,
+                "augment": [AUGMENT_VERSION, self.augment_per_example, self.augment_below],
             },
             sort_keys=True,
         )
@@ -135,11 +148,15 @@ class EmbeddingIntentClassifier:
         """
         encoder = encoder or SentenceEncoder.shared()
         settings = settings or ClassifierSettings()
-        in_scope = [(t, i) for t, i in examples if i not in OOS_LABELS]
-        oos_texts = [t for t, i in examples if i in OOS_LABELS]
+        prepare = normalise if settings.normalise else str.strip
+        in_scope = [(prepare(t), i) for t, i in examples if i not in OOS_LABELS]
+        oos_texts = [prepare(t) for t, i in examples if i in OOS_LABELS]
         if len({i for _, i in in_scope}) < 2:
             raise ValueError("the classifier needs at least two intents with examples")
         started = time.perf_counter()
+        given = len(in_scope)
+        if settings.augment_per_example and given < settings.augment_below:
+            in_scope = augment(in_scope, per_example=settings.augment_per_example)
         texts = [t for t, _ in in_scope]
         labels = [i for _, i in in_scope]
         embeddings = encoder.encode(texts)
@@ -159,8 +176,9 @@ class EmbeddingIntentClassifier:
         )
         classifier.oos_threshold = threshold = settings.oos.fit(oos_scores)
         logger.info(
-            f"NLU classifier trained on {len(in_scope)} examples, {len(head.classes)} intents, "
-            f"{len(oos_texts)} out-of-scope examples, threshold {threshold:.3f}, "
+            f"NLU classifier trained on {given} examples ({len(in_scope)} with variants), "
+            f"{len(head.classes)} intents, {len(oos_texts)} out-of-scope examples, "
+            f"threshold {threshold:.3f}, "
             f"kNN weight {knn_weight}, in {time.perf_counter() - started:.1f}s"
         )
         return classifier
@@ -222,11 +240,12 @@ class EmbeddingIntentClassifier:
 
     def classify_batch(self, texts: Sequence[str]) -> list[IntentPrediction]:
         """Classify several utterances at once (benchmarks)."""
-        scores = self.scores(self._encoder.encode(texts), list(texts))
+        prepared = [normalise(t) if self._settings.normalise else t for t in texts]
+        scores = self.scores(self._encoder.encode(prepared), prepared)
         return [self._prediction(row) for row in scores]
 
     def scores(self, embeddings: np.ndarray, texts: list[str]) -> np.ndarray:
-        """Gated intent scores, ``(n, n_intents)``."""
+        """Gated intent scores, ``(n, n_intents)`` (of already normalised texts)."""
         return _blend(
             self._head.predict_proba(embeddings, texts),
             self._neighbours,
