@@ -175,6 +175,6 @@ def near_duplicates(
             examples[c][1],
             round(float(sims[r, c]), 3),
         )
-        for r, c in zip(rows, cols, strict=True)
+        for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
     ]
     return sorted(pairs, key=lambda p: -p[4])
