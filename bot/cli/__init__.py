@@ -23,7 +23,7 @@ from bot.settings import Settings, SettingsError
 if TYPE_CHECKING:
     from loguru import Record
 
-COMMAND_GROUPS = ("calls", "db", "crm")
+COMMAND_GROUPS = ("calls", "db", "crm", "agent")
 PLUGIN_GROUP = "callagent.commands"
 SIM_EXTRA_HINT = "install the simulator extra: pip install 'callagent[sim]'"
 

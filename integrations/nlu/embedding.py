@@ -18,17 +18,19 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 
+from integrations.nlu.augment import AUGMENT_VERSION, augment
 from integrations.nlu.base import OUT_OF_SCOPE, IntentPrediction
 from integrations.nlu.encoder import SentenceEncoder
 from integrations.nlu.head import HeadTraining, LinearIntentHead
 from integrations.nlu.holdout import stratified_holdout
 from integrations.nlu.neighbours import KnnVote, NearestExamples
+from integrations.nlu.normalise import NORMALISER_VERSION, normalise
 from integrations.nlu.oos import OOSThresholdStrategy, RecallTargetOOSThreshold, SimilarityGate
 
 OOS_LABELS = frozenset({OUT_OF_SCOPE, "oos"})
 """Training labels that mark out-of-scope examples (used for the threshold, not as a class)."""
 
-HEAD_FORMAT = 3
+HEAD_FORMAT = 4
 RANKING_SIZE = 5
 
 
@@ -45,6 +47,14 @@ class ClassifierSettings:
             probabilities; the best is picked on a held-out tenth of the training
             set (when it has at least ``selection_min_examples`` examples; else the first).
         selection_min_examples: Smallest training set that selects the blend weight.
+        normalise: Lower-case, drop punctuation and leading fillers and greetings
+            (:mod:`integrations.nlu.normalise`) in training and classification, for
+            training sets smaller than ``augment_below`` (on CLINC150 val it cost 8
+            points of out-of-scope recall: 68 % -> 60 %).
+        augment_per_example: Wrapped variants per example (:mod:`integrations.nlu.augment`);
+            0 turns augmentation off.
+        augment_below: Only training sets smaller than this are augmented (an agent
+            file, not a benchmark corpus).
     """
 
     head: HeadTraining = field(default_factory=HeadTraining)
@@ -53,6 +63,13 @@ class ClassifierSettings:
     knn: KnnVote = field(default_factory=KnnVote)
     knn_weights: tuple[float, ...] = (0.0, 0.2, 0.35)
     selection_min_examples: int = 1000
+    normalise: bool = True
+    augment_per_example: int = 3
+    augment_below: int = 1000
+
+    def normalises(self, n_examples: int) -> bool:
+        """Whether a training set of ``n_examples`` is normalised (agent files are)."""
+        return self.normalise and n_examples < self.augment_below
 
     def fingerprint(self) -> str:
         """A stable description (part of the cache key)."""
@@ -64,6 +81,8 @@ class ClassifierSettings:
                 "knn": asdict(self.knn),
                 "knn_weights": self.knn_weights,
                 "selection_min_examples": self.selection_min_examples,
+                "normalise": NORMALISER_VERSION if self.normalise else 0,
+                "augment": [AUGMENT_VERSION, self.augment_per_example, self.augment_below],
             },
             sort_keys=True,
         )
@@ -86,6 +105,7 @@ class EmbeddingIntentClassifier:
         oos_threshold: float,
         knn_weight: float,
         settings: ClassifierSettings,
+        normalised: bool = False,
     ):
         """Wrap a trained head (use :meth:`for_examples` or :meth:`train`).
 
@@ -96,6 +116,7 @@ class EmbeddingIntentClassifier:
             oos_threshold: Out of scope below this (gated) score.
             knn_weight: Weight of the kNN vote (0 = head only).
             settings: Gate and kNN settings.
+            normalised: The head was trained on normalised texts (classify normalises too).
         """
         self._encoder = encoder
         self._head = head
@@ -103,6 +124,7 @@ class EmbeddingIntentClassifier:
         self.oos_threshold = oos_threshold
         self.knn_weight = knn_weight
         self._settings = settings
+        self._normalised = normalised
 
     def with_encoder(self, encoder: SentenceEncoder) -> EmbeddingIntentClassifier:
         """The same trained head on another encoder (e.g. a single-threaded one)."""
@@ -113,6 +135,7 @@ class EmbeddingIntentClassifier:
             oos_threshold=self.oos_threshold,
             knn_weight=self.knn_weight,
             settings=self._settings,
+            normalised=self._normalised,
         )
 
     @property
@@ -135,11 +158,15 @@ class EmbeddingIntentClassifier:
         """
         encoder = encoder or SentenceEncoder.shared()
         settings = settings or ClassifierSettings()
-        in_scope = [(t, i) for t, i in examples if i not in OOS_LABELS]
-        oos_texts = [t for t, i in examples if i in OOS_LABELS]
+        prepare = normalise if settings.normalises(len(examples)) else _unchanged
+        in_scope = [(prepare(t), i) for t, i in examples if i not in OOS_LABELS]
+        oos_texts = [prepare(t) for t, i in examples if i in OOS_LABELS]
         if len({i for _, i in in_scope}) < 2:
             raise ValueError("the classifier needs at least two intents with examples")
         started = time.perf_counter()
+        given = len(in_scope)
+        if settings.augment_per_example and given < settings.augment_below:
+            in_scope = augment(in_scope, per_example=settings.augment_per_example)
         texts = [t for t, _ in in_scope]
         labels = [i for _, i in in_scope]
         embeddings = encoder.encode(texts)
@@ -150,7 +177,13 @@ class EmbeddingIntentClassifier:
             embeddings, np.array([index[i] for i in labels]), len(head.classes)
         )
         classifier = cls(
-            encoder, head, neighbours, oos_threshold=0.0, knn_weight=knn_weight, settings=settings
+            encoder,
+            head,
+            neighbours,
+            oos_threshold=0.0,
+            knn_weight=knn_weight,
+            settings=settings,
+            normalised=settings.normalises(len(examples)),
         )
         oos_scores = (
             classifier.scores(encoder.encode(oos_texts), oos_texts).max(axis=1)
@@ -159,8 +192,9 @@ class EmbeddingIntentClassifier:
         )
         classifier.oos_threshold = threshold = settings.oos.fit(oos_scores)
         logger.info(
-            f"NLU classifier trained on {len(in_scope)} examples, {len(head.classes)} intents, "
-            f"{len(oos_texts)} out-of-scope examples, threshold {threshold:.3f}, "
+            f"NLU classifier trained on {given} examples ({len(in_scope)} with variants), "
+            f"{len(head.classes)} intents, {len(oos_texts)} out-of-scope examples, "
+            f"threshold {threshold:.3f}, "
             f"kNN weight {knn_weight}, in {time.perf_counter() - started:.1f}s"
         )
         return classifier
@@ -201,6 +235,7 @@ class EmbeddingIntentClassifier:
                     oos_threshold=float(extra["oos_threshold"]),
                     knn_weight=float(extra["knn_weight"]),
                     settings=settings,
+                    normalised=settings.normalises(len(examples)),
                 )
             except (OSError, KeyError, ValueError) as e:
                 logger.warning(f"NLU head cache unreadable ({type(e).__name__}); retraining")
@@ -222,11 +257,12 @@ class EmbeddingIntentClassifier:
 
     def classify_batch(self, texts: Sequence[str]) -> list[IntentPrediction]:
         """Classify several utterances at once (benchmarks)."""
-        scores = self.scores(self._encoder.encode(texts), list(texts))
+        prepared = [normalise(t) if self._normalised else t for t in texts]
+        scores = self.scores(self._encoder.encode(prepared), prepared)
         return [self._prediction(row) for row in scores]
 
     def scores(self, embeddings: np.ndarray, texts: list[str]) -> np.ndarray:
-        """Gated intent scores, ``(n, n_intents)``."""
+        """Gated intent scores, ``(n, n_intents)`` (of already normalised texts)."""
         return _blend(
             self._head.predict_proba(embeddings, texts),
             self._neighbours,
@@ -242,6 +278,10 @@ class EmbeddingIntentClassifier:
         if best < self.oos_threshold:
             return IntentPrediction(OUT_OF_SCOPE, 1.0 - best, ranking)
         return IntentPrediction(best_intent, best, ranking)
+
+
+def _unchanged(text: str) -> str:
+    return text
 
 
 def cache_key(

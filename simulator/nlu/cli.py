@@ -10,6 +10,11 @@ path took, and classification latency p50/p95 (one utterance at a time, one core
 acted on, the wrong-action rate, the clarify and escalate rates; it writes a
 reliability diagram (SVG) and recommends thresholds for a target wrong-action rate.
 
+``callagent nlu understanding --set FILE [--json]`` classifies each request of a
+request set (``simulator/understanding/requests.py``) with the agent's classifier, text
+only, and prints per intent how the router would have answered: acted right, clarified
+right or wrong, repaired, acted wrong; plus the confusions.
+
 Data defaults to ``../shared/datasets/`` beside the repository. CLINC150 files
 are JSON (train: ``train`` + ``oos_train``; test: ``val`` + ``oos_val``).
 BANKING77 files are CSV (``text,category``); without ``--test`` a stratified
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -84,6 +90,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--since", default="30d", help="with --from-calls: calls since (30d, 2026-11-01, ...)"
     )
     calibrate_parser.set_defaults(func=run_calibrate)
+
+    understanding_parser = commands.add_parser(
+        "understanding", help="text-only: how the agent's router answers a request set"
+    )
+    understanding_parser.add_argument(
+        "--set", dest="request_set", type=Path, required=True, help="request set YAML file"
+    )
+    understanding_parser.add_argument(
+        "--act", type=float, help="act threshold (default: the agent file's)"
+    )
+    understanding_parser.add_argument(
+        "--clarify", type=float, help="clarify threshold (default: the agent file's)"
+    )
+    understanding_parser.add_argument(
+        "--cache-dir",
+        default=str(DEFAULT_CACHE),
+        help=f"trained heads are cached here (default {DEFAULT_CACHE}); '' disables",
+    )
+    understanding_parser.add_argument("--json", action="store_true", help="print JSON")
+    understanding_parser.set_defaults(func=run_understanding)
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -240,6 +266,43 @@ def run_calibrate(args: argparse.Namespace) -> int:
     print(f"reliability diagram: {svg}")
     logger.debug(f"nlu calibrate wrote {svg}")
     return 0
+
+
+def run_understanding(args: argparse.Namespace) -> int:
+    """``callagent nlu understanding``."""
+    from bot.agent import AgentFileError, load_agent
+    from simulator.nlu.understanding import understand
+    from simulator.understanding.requests import RequestSetError, load_request_set
+
+    try:
+        request_set = load_request_set(args.request_set)
+        agent = load_agent(request_set.agent_file)
+    except (RequestSetError, AgentFileError) as e:
+        print(e, file=sys.stderr)
+        return 2
+    thresholds = NLUThresholds(
+        act=agent.nlu.act_threshold if args.act is None else args.act,
+        clarify=agent.nlu.clarify_threshold if args.clarify is None else args.clarify,
+    )
+    classifier = agent_classifier(agent.training_examples(), _cache(args))
+    report = understand(
+        classifier, [(r.text, r.intent, r.style) for r in request_set.requests], thresholds
+    )
+    if args.json:
+        print(json.dumps({"set": str(args.request_set), **report.as_dict()}, indent=2))
+    else:
+        print(f"request set: {args.request_set} ({len(request_set.requests)} requests)")
+        print("\n".join(report.lines()))
+    return 0
+
+
+def agent_classifier(
+    examples: list[tuple[str, str]], cache_dir: Path | None
+) -> EmbeddingIntentClassifier:
+    """The classifier the agent runs with (as ``bot/call/runtime.py`` builds it)."""
+    if cache_dir is None:
+        return EmbeddingIntentClassifier.train(examples)
+    return EmbeddingIntentClassifier.for_examples(examples, cache_dir)
 
 
 def _cache(args: argparse.Namespace) -> Path | None:

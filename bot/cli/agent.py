@@ -1,0 +1,74 @@
+"""``callagent agent check FILE``: warn an agent's author before any caller calls.
+
+Loads and validates the agent file (exit 2 with the file's problems when it is
+invalid), then cross-validates its examples, text only (see
+:mod:`integrations.nlu.coverage`), and prints warnings: intents with too few examples,
+intents the classifier confuses, near-duplicate examples across intents, and the
+estimated share of requests acted on at the file's thresholds. Warnings do not fail the
+command (exit 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bot.agent import AgentFileError, load_agent
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``agent check``."""
+    agent = subparsers.add_parser("agent", help="check an agent file")
+    commands = agent.add_subparsers(dest="agent_command", required=True)
+    check = commands.add_parser(
+        "check", help="validate an agent file and warn about confusable or thin intents"
+    )
+    check.add_argument("file", type=Path, help="the agent YAML file")
+    check.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    check.add_argument("--json", action="store_true", help="print JSON")
+    check.set_defaults(func=run_check)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """``callagent agent check``."""
+    from integrations.nlu.base import NLUThresholds
+    from integrations.nlu.coverage import check_examples
+
+    try:
+        agent = load_agent(args.file)
+    except AgentFileError as e:
+        print(e, file=sys.stderr)
+        return 2
+    thresholds = NLUThresholds(act=agent.nlu.act_threshold, clarify=agent.nlu.clarify_threshold)
+    report = check_examples(agent.training_examples(), thresholds, folds=max(2, args.folds))
+    warnings = report.warnings()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "file": str(args.file),
+                    "examples": report.n_examples,
+                    "estimated_act_rate": report.act_rate,
+                    "estimated_wrong_action_rate": report.wrong_action_rate,
+                    "act_rate_by_intent": report.act_rate_by_intent,
+                    "warnings": warnings,
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(f"{args.file}: {len(agent.intents)} intents, {report.n_examples} examples")
+    for line in warnings:
+        print(f"warning: {line}")
+    print(
+        f"estimated on held-out examples ({report.folds}-fold cross-validation, "
+        f"act >= {thresholds.act}): acted right {100 * report.act_rate:.0f} %, "
+        f"acted wrong {100 * report.wrong_action_rate:.1f} %"
+    )
+    low = [f"{i} {100 * r:.0f} %" for i, r in report.act_rate_by_intent.items() if r < 0.5]
+    if low:
+        print("intents acted on for fewer than half their held-out examples: " + ", ".join(low))
+    print(f"{len(warnings)} warning(s)" if warnings else "no warnings")
+    return 0
