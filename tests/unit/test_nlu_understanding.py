@@ -8,7 +8,7 @@ from simulator.nlu import cli as nlu
 from simulator.nlu.understanding import outcome, understand
 from simulator.understanding.requests import load_request_set
 
-DEV_SET = Path(__file__).parents[2] / "scenarios" / "dental" / "understanding-dev.yaml"
+DEV_SET = Path(__file__).parents[2] / "scenarios" / "dental" / "requests" / "understanding-dev.yaml"
 T = NLUThresholds(act=0.85, clarify=0.5)
 
 
