@@ -293,9 +293,8 @@ class TransferProcessor(FrameProcessor):
         outcome = await self._method.transfer(handoff, self.push_frame)
         done = time.perf_counter()
         elapsed = round((done - triggered) * 1000, 1)
-        # (text kept: simulator/bench/escalation.py parses it until it reads the event stream)
         logger.info(
-            f"call {self._call_id}: transfer via {self._method.name} "
+            f"transfer via {self._method.name} "
             f"{'requested' if outcome.ok else 'failed'} {elapsed} ms after the trigger "
             f"(hand-off line heard {round((line_heard_at - triggered) * 1000)} ms, "
             f"request {round((done - ready) * 1000, 1)} ms)"
@@ -361,9 +360,8 @@ class TransferProcessor(FrameProcessor):
             "summary": handoff.summary,
         }
         result = await self._screen_pop.deliver(payload, handoff.idempotency_key)
-        # (text kept: simulator/bench/escalation.py parses it until it reads the event stream)
         logger.info(
-            f"call {self._call_id}: screen pop {'delivered' if result.delivered else 'failed'} "
+            f"screen pop {'delivered' if result.delivered else 'failed'} "
             f"after {result.attempts} attempt(s) in {result.elapsed_ms} ms"
             + (f" ({result.error})" if result.error else "")
         )

@@ -239,8 +239,7 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
         stages = stages_from_breakdown(breakdown)
         total_ms = round(breakdown.total_secs * 1000, 1)
         kind = "greeting" if breakdown.user_turn_start_time is None else "turn"
-        # (text kept: simulator/bench/latency.py parses it until it reads the event stream)
-        logger.info(f"call {spec.call_id}: {kind} latency {total_ms} ms {stages}")
+        logger.info(f"{kind} latency {total_ms} ms {stages}")
         if recorder is not None:
             recorder.add_latency(total_ms, stages, kind)
         if events is not None:
