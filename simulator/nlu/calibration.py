@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -65,6 +66,38 @@ class Calibration:
     recommended_act: float | None
     recommended_clarify: float
     target_wrong_rate: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """The sweep, the reliability bins and the recommendation, as JSON-ready values."""
+        return {
+            "rows": [r.as_dict() for r in self.rows],
+            "bins": [asdict(b) for b in self.bins],
+            "expected_calibration_error": self.expected_calibration_error,
+            "target_wrong_rate": self.target_wrong_rate,
+            "recommended_act": self.recommended_act,
+            "recommended_clarify": self.recommended_clarify,
+        }
+
+    def report_lines(self) -> list[str]:
+        """The sweep as a table, then the calibration error and the recommended thresholds."""
+        lines = [f"{'act':>5} {'acted':>7} {'wrong':>7} {'clarify':>8} {'escalate':>9}"]
+        lines += [
+            f"{r.act:5.2f} {100 * r.acted:6.1f}% {100 * r.wrong_action_rate:6.2f}% "
+            f"{100 * r.clarify_rate:7.1f}% {100 * r.escalate_rate:8.1f}%"
+            for r in self.rows
+        ]
+        lines.append("wrong = share of acted-on turns whose intent was wrong")
+        lines.append(f"expected calibration error: {self.expected_calibration_error:.3f}")
+        target = f"{100 * self.target_wrong_rate:.1f} %"
+        if self.recommended_act is None:
+            lines.append(f"no act threshold keeps wrong actions <= {target}")
+        else:
+            lines.append(
+                f"recommended for wrong actions <= {target}: "
+                f"act_threshold {self.recommended_act:.2f}, "
+                f"clarify_threshold {self.recommended_clarify:.2f}"
+            )
+        return lines
 
 
 def sweep(

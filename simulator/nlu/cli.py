@@ -234,12 +234,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "dataset": args.dataset,
-                    "rows": [r.as_dict() for r in result.rows],
-                    "bins": [asdict(b) for b in result.bins],
-                    "expected_calibration_error": result.expected_calibration_error,
-                    "target_wrong_rate": result.target_wrong_rate,
-                    "recommended_act": result.recommended_act,
-                    "recommended_clarify": result.recommended_clarify,
+                    **result.as_dict(),
                     "svg": str(svg),
                 },
                 indent=2,
@@ -247,22 +242,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
         )
         return 0
     print(f"dataset: {args.dataset}, {len(texts)} validation items, clarify {args.clarify}")
-    print(f"{'act':>5} {'acted':>7} {'wrong':>7} {'clarify':>8} {'escalate':>9}")
-    for r in result.rows:
-        print(
-            f"{r.act:5.2f} {100 * r.acted:6.1f}% {100 * r.wrong_action_rate:6.2f}% "
-            f"{100 * r.clarify_rate:7.1f}% {100 * r.escalate_rate:8.1f}%"
-        )
-    print("wrong = share of acted-on turns whose intent was wrong")
-    print(f"expected calibration error: {result.expected_calibration_error:.3f}")
-    if result.recommended_act is None:
-        print(f"no act threshold keeps wrong actions <= {100 * args.target_wrong_rate:.1f} %")
-    else:
-        print(
-            f"recommended for wrong actions <= {100 * args.target_wrong_rate:.1f} %: "
-            f"act_threshold {result.recommended_act:.2f}, "
-            f"clarify_threshold {result.recommended_clarify:.2f}"
-        )
+    print("\n".join(result.report_lines()))
     print(f"reliability diagram: {svg}")
     logger.debug(f"nlu calibrate wrote {svg}")
     return 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
 
 from simulator.nlu.calibration import sweep
 from simulator.nlu.call_labels import RecordedTurn, weak_labels
@@ -75,11 +74,7 @@ def run_calibrate_from_calls(args: argparse.Namespace) -> int:
                     "turns": labels.turns_seen,
                     "labelled": n,
                     "rules": dict(labels.rules),
-                    "rows": [r.as_dict() for r in result.rows],
-                    "bins": [asdict(b) for b in result.bins],
-                    "expected_calibration_error": result.expected_calibration_error,
-                    "recommended_act": result.recommended_act,
-                    "recommended_clarify": result.recommended_clarify,
+                    **result.as_dict(),
                     "svg": str(svg),
                 },
                 indent=2,
@@ -89,21 +84,7 @@ def run_calibrate_from_calls(args: argparse.Namespace) -> int:
     print(f"recorded calls since {args.since}: {labels.turns_seen} caller turns, {n} labelled")
     for rule, count in labels.rules.most_common():
         print(f"  {rule}: {count}")
-    print(f"{'act':>5} {'acted':>7} {'wrong':>7} {'clarify':>8} {'escalate':>9}")
-    for r in result.rows:
-        print(
-            f"{r.act:5.2f} {100 * r.acted:6.1f}% {100 * r.wrong_action_rate:6.2f}% "
-            f"{100 * r.clarify_rate:7.1f}% {100 * r.escalate_rate:8.1f}%"
-        )
-    print(f"expected calibration error: {result.expected_calibration_error:.3f}")
-    if result.recommended_act is None:
-        print(f"no act threshold keeps wrong actions <= {100 * args.target_wrong_rate:.1f} %")
-    else:
-        print(
-            f"recommended for wrong actions <= {100 * args.target_wrong_rate:.1f} %: "
-            f"act_threshold {result.recommended_act:.2f}, "
-            f"clarify_threshold {result.recommended_clarify:.2f}"
-        )
+    print("\n".join(result.report_lines()))
     print("labels are inferred from what callers did next; see simulator/nlu/call_labels.py")
     print(f"reliability diagram: {svg}")
     return 0
