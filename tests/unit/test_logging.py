@@ -24,8 +24,9 @@ class LogProbe(FrameProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, TextFrame):
-            logger.info(f"probe saw {frame.text}")
-            await self.create_task(self._later(frame.text), "later")
+            call_id = frame.text  # the test sends each call's own id, never caller words
+            logger.info(f"probe saw {call_id}")
+            await self.create_task(self._later(call_id), "later")
         await self.push_frame(frame, direction)
 
     async def _later(self, text: str) -> None:
