@@ -48,6 +48,11 @@ def _pick(text: str, salt: str, options: Sequence[str], k: int) -> list[str]:
     return [options[(start + i * 5) % len(options)] for i in range(k)]
 
 
+def has_content(text: str) -> bool:
+    """Whether a (normalised) text has a word that is not a function word."""
+    return any(w not in STOPWORDS for w in text.split())
+
+
 def terse(text: str) -> str | None:
     """The example's content words when they are one to three ("what are your hours" -> "hours")."""
     words = [w for w in text.split() if w not in STOPWORDS]

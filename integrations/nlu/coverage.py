@@ -67,6 +67,7 @@ class _MemoEncoder(SentenceEncoder):
     def __init__(self, inner: SentenceEncoder):  # noqa: D107 - wraps, loads nothing
         self._inner = inner
         self.model_path = inner.model_path
+        self.models = inner.models
         self._memo: dict[str, np.ndarray] = {}
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:

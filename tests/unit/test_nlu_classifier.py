@@ -8,6 +8,7 @@ from bot.settings import REFERENCE_AGENT
 from integrations.nlu.base import OUT_OF_SCOPE, IntentClassifier, NLUThresholds
 from integrations.nlu.embedding import EmbeddingIntentClassifier
 from integrations.nlu.encoder import SentenceEncoder
+from integrations.nlu.oos import DEFAULT_OOS_THRESHOLD
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +31,24 @@ def classifier(examples, encoder, tmp_path_factory):
 def test_encoder_vectors_are_unit_length_and_ordered(encoder):
     texts = ["a much longer sentence about the dentist and my teeth", "hi", ""]
     batch = encoder.encode(texts)
-    assert batch.shape == (3, 384)
+    assert batch.shape == (3, encoder.dim)
     assert np.allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-4)
     assert np.allclose(batch[1], encoder.encode_one("hi"), atol=1e-4)
-    assert encoder.encode([]).shape == (0, 384)
+    assert encoder.encode([]).shape == (0, encoder.dim)
+
+
+def test_encoder_joins_both_sentence_models(encoder):
+    # paraphrase-MiniLM-L3 beside all-MiniLM-L6: one 384-long unit vector from each
+    assert [m.path.suffix for m in encoder.models] == [".onnx", ".onnx"]
+    assert encoder.dim == 768
+    vector = encoder.encode_one("when are you open")
+    assert np.allclose(np.linalg.norm(vector[:384]), np.linalg.norm(vector[384:]), atol=1e-4)
+
+
+def test_encoder_fingerprint_names_its_models(encoder, tmp_path):
+    single = SentenceEncoder(model_path=encoder.model_path)
+    assert single.dim == 384
+    assert single.fingerprint() != encoder.fingerprint()
 
 
 def test_shared_encoder_is_one_per_process(encoder):
@@ -160,7 +175,10 @@ def test_out_of_scope_examples_set_the_threshold(encoder):
     ]
     classifier = EmbeddingIntentClassifier.train(examples, encoder=encoder)
     assert classifier.intents == ("address", "hours")
-    assert classifier.classify("tell me a joke").intent == OUT_OF_SCOPE
+    assert classifier.oos_threshold != DEFAULT_OOS_THRESHOLD  # fitted on the four
+    for text in ["tell me a joke", "who won the game", "play a song"]:
+        prediction = classifier.classify(text)
+        assert NLUThresholds().band(prediction.intent, prediction.confidence) == "repair"
 
 
 def test_needs_two_intents(encoder):
