@@ -16,7 +16,7 @@ set. A development set, tuned on freely, lives beside it in a file of its own. F
         intent: affirm             # said after the context line for affirm
       - text: No thanks, that's all.
         intent: deny
-        context: Do you take Delta Dental?   # this request's own context line
+        context: Do I have anything booked?   # this request's own context line
       - text: Bye now.
         intent: goodbye
         context: ""                # no context: the request opens the call
@@ -32,8 +32,9 @@ request's outcome is still the agent's first decision after the request starts. 
 answer sets the request up: for a yes or a no, a request answered with a yes/no question
 (the reference agent answers ``next_appointment`` with "... Would you like to book one?"
 for an unknown number and "... Is there anything else?" for a known caller); for a
-goodbye, any answered request. The bench and ``callagent nlu understanding`` say every
-context line in the request's voice and decide it before the request.
+goodbye, any answered request. The bench says the context line in the request's voice;
+``callagent nlu understanding`` decides it first with the same router. A context line is
+not scored; what the agent decided on it is reported beside the request's outcome.
 """
 
 from __future__ import annotations
