@@ -10,10 +10,13 @@ path took, and classification latency p50/p95 (one utterance at a time, one core
 acted on, the wrong-action rate, the clarify and escalate rates; it writes a
 reliability diagram (SVG) and recommends thresholds for a target wrong-action rate.
 
-``callagent nlu understanding --set FILE [--json]`` classifies each request of a
-request set (``simulator/understanding/requests.py``) with the agent's classifier, text
-only, and prints per intent how the router would have answered: acted right, clarified
-right or wrong, repaired, acted wrong; plus the confusions.
+``callagent nlu understanding --set FILE [--no-context] [--no-guard] [--json]`` decides
+each request of a request set (``simulator/understanding/requests.py``) with the agent's
+router (classifier, thresholds and act guard, no LLM), text only, one fresh router per
+request and its context line decided first; it prints per intent how the router
+answered: acted right, clarified right or wrong, repaired, acted wrong; plus the
+confusions. ``--no-context`` judges every request as a call's first words, ``--no-guard``
+applies the thresholds alone (with both: the figures before the router judged them).
 
 Data defaults to ``../shared/datasets/`` beside the repository. CLINC150 files
 are JSON (train: ``train`` + ``oos_train``; test: ``val`` + ``oos_val``).
@@ -107,6 +110,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--cache-dir",
         default=str(DEFAULT_CACHE),
         help=f"trained heads are cached here (default {DEFAULT_CACHE}); '' disables",
+    )
+    understanding_parser.add_argument(
+        "--no-context",
+        action="store_true",
+        help="say no context line first: every request opens the call",
+    )
+    understanding_parser.add_argument(
+        "--no-guard", action="store_true", help="the thresholds alone, without the act guard"
     )
     understanding_parser.add_argument("--json", action="store_true", help="print JSON")
     understanding_parser.set_defaults(func=run_understanding)
@@ -251,6 +262,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
 def run_understanding(args: argparse.Namespace) -> int:
     """``callagent nlu understanding``."""
     from bot.agent import AgentFileError, load_agent
+    from processors.nlu_router import ActGuard
     from simulator.nlu.understanding import understand
     from simulator.understanding.requests import RequestSetError, load_request_set
 
@@ -265,9 +277,11 @@ def run_understanding(args: argparse.Namespace) -> int:
         clarify=agent.nlu.clarify_threshold if args.clarify is None else args.clarify,
     )
     classifier = agent_classifier(agent.training_examples(), _cache(args))
-    report = understand(
-        classifier, [(r.text, r.intent, r.style) for r in request_set.requests], thresholds
-    )
+    requests = request_set.requests
+    if args.no_context:
+        requests = [r.model_copy(update={"context": None}) for r in requests]
+    guard = None if args.no_guard else ActGuard.for_agent(agent)
+    report = understand(classifier, requests, thresholds, guard=guard)
     if args.json:
         print(json.dumps({"set": str(args.request_set), **report.as_dict()}, indent=2))
     else:

@@ -1,9 +1,16 @@
-"""Text-only understanding: what the router would do with each request of a request set.
+"""Text-only understanding: what the router does with each request of a request set.
 
-No audio and no call: each request's exact words go to the agent's classifier, and the
-band follows the router's rule (:meth:`integrations.nlu.base.NLUThresholds.band`: an
-out-of-scope decision is repaired, ``confidence >= act`` acts, ``>= clarify`` clarifies,
-else repair). Each request ends as one of:
+No audio and no call: each request's exact words are decided by the agent's own router
+(:meth:`processors.nlu_router.NLURouter.decide`, built as ``bot/call/nlu.py`` builds it
+for a call, without an LLM): the classifier's band (:meth:`NLUThresholds.band
+<integrations.nlu.base.NLUThresholds.band>`: an out-of-scope decision is repaired,
+``confidence >= act`` acts, ``>= clarify`` clarifies, else repair), then the agent's
+:class:`~processors.nlu_router.ActGuard` (an irreversible intent on doubt is confirmed, a
+goodbye before any request is checked, a lone yes or no when nothing was asked is
+repaired). Each request gets a fresh router, as each call does; a request with a context
+line (:mod:`simulator.understanding.requests`) has that line decided first, so a yes
+answers the question the line's reply asked and a goodbye follows a request, as on the
+call bench. Each request ends as one of:
 
 - ``acted_right``: acted on the intended intent;
 - ``clarified_right`` / ``clarified_wrong``: asked "did you want to ...?" about the
@@ -16,12 +23,17 @@ An out-of-scope request counts as handled right when it is repaired.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from integrations.nlu.base import OUT_OF_SCOPE, IntentClassifier, IntentPrediction, NLUThresholds
+from integrations.nlu.entities import EntityExtractor
+from processors.frames import Band, NLUResultFrame
+from processors.nlu_router import ActGuard, NLURouter
+from simulator.understanding.requests import CallerRequest
 
 Outcome = Literal["acted_right", "clarified_right", "clarified_wrong", "repaired", "acted_wrong"]
 OUTCOMES: tuple[Outcome, ...] = (
@@ -34,12 +46,21 @@ OUTCOMES: tuple[Outcome, ...] = (
 
 
 def outcome(gold: str, prediction: IntentPrediction, thresholds: NLUThresholds) -> Outcome:
-    """How the router's decision on ``prediction`` turns out for a request meaning ``gold``."""
-    band = thresholds.band(prediction.intent, prediction.confidence)
-    if band == "repair":
+    """How the thresholds' band on ``prediction`` turns out for a request meaning ``gold``.
+
+    The band before the router's guard (:func:`decided` judges the router's decision).
+    """
+    return decided(
+        gold, prediction.intent, thresholds.band(prediction.intent, prediction.confidence)
+    )
+
+
+def decided(gold: str, intent: str, band: str) -> Outcome:
+    """How a decision (``intent`` in ``band``) turns out for a request meaning ``gold``."""
+    if band == Band.REPAIR:
         return "repaired"
-    right = prediction.intent == gold
-    if band == "act":
+    right = intent == gold
+    if band == Band.ACT:
         return "acted_right" if right else "acted_wrong"
     return "clarified_right" if right else "clarified_wrong"
 
@@ -55,6 +76,11 @@ class RequestResult:
     confidence: float
     top: str
     outcome: Outcome
+    band: str = ""
+    context: str | None = None
+    """The caller line decided before the request, if any."""
+    context_intent: str | None = None
+    context_band: str | None = None
 
     @property
     def top_right(self) -> bool:
@@ -70,6 +96,7 @@ class UnderstandingReport:
 
     results: list[RequestResult]
     thresholds: NLUThresholds
+    guard: ActGuard | None = None
     by_intent: dict[str, Counter[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -103,10 +130,17 @@ class UnderstandingReport:
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-ready summary."""
+        in_context = [r for r in self.results if r.context]
         return {
             "act_threshold": self.thresholds.act,
             "clarify_threshold": self.thresholds.clarify,
+            "guard": self.guard is not None,
             "n_requests": len(self.results),
+            "in_context": {
+                "requests": len(in_context),
+                "intents": list(dict.fromkeys(r.gold for r in in_context)),
+                "context_acted": sum(r.context_band == Band.ACT for r in in_context),
+            },
             "in_scope": {name: self.share(name) for name in OUTCOMES}
             | {"top_right": self.top_right()},
             "out_of_scope": {
@@ -127,10 +161,17 @@ class UnderstandingReport:
         """A human-readable table."""
         pct = lambda x: f"{100 * x:5.1f}%"  # noqa: E731
         head = f"{'intent':<24} {'n':>3} " + " ".join(f"{o:>15}" for o in OUTCOMES)
-        out = [
-            f"thresholds: act {self.thresholds.act}, clarify {self.thresholds.clarify}",
-            head,
-        ]
+        guard = "the agent's act guard" if self.guard is not None else "no act guard"
+        out = [f"thresholds: act {self.thresholds.act}, clarify {self.thresholds.clarify}; {guard}"]
+        in_context = [r for r in self.results if r.context]
+        if in_context:
+            intents = ", ".join(dict.fromkeys(r.gold for r in in_context))
+            acted = sum(r.context_band == Band.ACT for r in in_context)
+            out.append(
+                f"judged in context ({intents}): {len(in_context)} requests, "
+                f"context line acted on in {acted}"
+            )
+        out.append(head)
         for gold in sorted(self.by_intent):
             counts = self.by_intent[gold]
             n = sum(counts.values())
@@ -155,25 +196,75 @@ class UnderstandingReport:
         return out
 
 
+class _Recording:
+    """The classifier, keeping its last prediction (the router's ``top`` guess is read off it)."""
+
+    def __init__(self, classifier: IntentClassifier) -> None:
+        self._classifier = classifier
+        self.last: IntentPrediction | None = None
+
+    @property
+    def intents(self) -> tuple[str, ...]:
+        return self._classifier.intents
+
+    def classify(self, text: str) -> IntentPrediction:
+        self.last = self._classifier.classify(text)
+        return self.last
+
+
 def understand(
     classifier: IntentClassifier,
-    requests: Sequence[tuple[str, str, str]],
+    requests: Sequence[CallerRequest],
     thresholds: NLUThresholds,
+    *,
+    guard: ActGuard | None = None,
+    entities: EntityExtractor | None = None,
 ) -> UnderstandingReport:
-    """Classify every ``(text, intent, style)`` request and decide its band as the router would."""
+    """Decide every request with a fresh router (its context line first), as a call would.
+
+    Args:
+        classifier: The agent's classifier.
+        requests: The requests; each one's ``context`` (if any) is decided before it.
+        thresholds: The band thresholds.
+        guard: The agent's act guard (``ActGuard.for_agent``); None: the bands alone.
+        entities: The entity extractor (default: a new one, as the agent runs).
+    """
+    return asyncio.run(
+        _understand(classifier, requests, thresholds, guard, entities or EntityExtractor())
+    )
+
+
+async def _understand(
+    classifier: IntentClassifier,
+    requests: Sequence[CallerRequest],
+    thresholds: NLUThresholds,
+    guard: ActGuard | None,
+    entities: EntityExtractor,
+) -> UnderstandingReport:
+    recording = _Recording(classifier)
     results = []
-    for text, gold, style in requests:
-        prediction = classifier.classify(text)
+    for request in requests:
+        router = NLURouter(recording, None, thresholds, entities, guard=guard)
+        context: NLUResultFrame | None = None
+        if request.context:
+            context = await router.decide(request.context)
+        recording.last = None
+        decision = await router.decide(request.text)
+        prediction = recording.last or IntentPrediction(decision.intent, decision.confidence)
         top = prediction.ranking[0][0] if prediction.ranking else prediction.intent
         results.append(
             RequestResult(
-                text=text,
-                gold=gold,
-                style=style,
-                intent=prediction.intent,
-                confidence=round(prediction.confidence, 4),
+                text=request.text,
+                gold=request.intent,
+                style=request.style,
+                intent=decision.intent,
+                confidence=round(decision.confidence, 4),
                 top=top,
-                outcome=outcome(gold, prediction, thresholds),
+                outcome=decided(request.intent, decision.intent, decision.band),
+                band=decision.band.value,
+                context=request.context,
+                context_intent=context.intent if context else None,
+                context_band=context.band.value if context else None,
             )
         )
-    return UnderstandingReport(results, thresholds)
+    return UnderstandingReport(results, thresholds, guard)

@@ -4,10 +4,13 @@ For each request of a request set (:mod:`simulator.understanding.requests`) x vo
 condition (clean, or noise at an SNR), one real call over the Twilio Media Streams
 protocol (:mod:`simulator.phone`) to the agent (started here, or ``--url``): the caller
 waits for the greeting to end, says the request (a request of two sentences with a
-natural pause between them), then listens to the reply. What the agent made of it is
-read from the call's events and record (:mod:`simulator.understanding.outcomes`), never
-from log text. Calls run ``--calls-at-once`` in parallel. Figures are printed and saved
-(JSON, HTML); nothing is asserted.
+natural pause between them), then listens to the reply. A request with a context (a yes
+or a no, a goodbye: see :mod:`simulator.understanding.requests`) is said after its
+context line, in the same voice, once the agent has answered that line in full
+(:func:`phone_script`). What the agent made of the request is read from the call's
+events and record (:mod:`simulator.understanding.outcomes`), never from log text. Calls
+run ``--calls-at-once`` in parallel. Figures are printed and saved (JSON, HTML); nothing
+is asserted.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import asyncio
 import random
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,15 +258,26 @@ async def _main(args: argparse.Namespace, plan: Plan) -> int:
     return 0
 
 
+def phone_script(request: CallerRequest) -> list[str]:
+    """What the caller says on a request's call, in order: its context line, then the request.
+
+    Every line but the last is said and answered in full before the next; the last one is
+    the request, whose outcome the call measures.
+    """
+    return [request.context, request.text] if request.context else [request.text]
+
+
 def render_clips(
     requests: Sequence[CallerRequest], voices: Sequence[str]
 ) -> dict[tuple[str, str], bytes]:
-    """(request text, voice) -> the request as that caller says it."""
+    """(line, voice) -> the line as that caller says it: each request and its context line."""
     from tqdm import tqdm
 
     from simulator.understanding.voices import spoken
 
-    pairs = [(r.text, v) for v in voices for r in requests]
+    pairs = list(
+        dict.fromkeys((line, v) for v in voices for r in requests for line in phone_script(r))
+    )
     out: dict[tuple[str, str], bytes] = {}
     for text, voice in tqdm(pairs, desc="caller voices", unit="clip", file=sys.stderr):
         out[(text, voice)] = spoken(text, voice)
@@ -298,7 +312,7 @@ async def run_calls(
                 heard = await talk(
                     target,
                     job,
-                    clips[(job.request.text, job.voice)],
+                    clips,
                     http,
                     reply_timeout_s=reply_timeout_s,
                     listen_s=listen_s,
@@ -320,14 +334,14 @@ async def run_calls(
 async def place_request_call(
     target: Any,
     job: Job,
-    clip: bytes,
+    clips: Mapping[tuple[str, str], bytes],
     http: httpx.AsyncClient,
     *,
     reply_timeout_s: float = REPLY_TIMEOUT_S,
     listen_s: float = LISTEN_S,
 ) -> RequestCall:
-    """One call: greeting, the request, the start of the reply, then its reading."""
-    heard = await talk(target, job, clip, http, reply_timeout_s=reply_timeout_s, listen_s=listen_s)
+    """One call: greeting, context line and reply (if any), request, reply's start; read."""
+    heard = await talk(target, job, clips, http, reply_timeout_s=reply_timeout_s, listen_s=listen_s)
     return await read_back(target, job, heard, http)
 
 
@@ -339,6 +353,10 @@ class Heard:
     events: EventsClient | None = None
     log: list[dict[str, Any]] = field(default_factory=list)
     greeting_s: float | None = None
+    context_s: tuple[float, float] | None = None
+    """When the context line was said (onset, end), if the request has one."""
+    request_said: bool = False
+    """The request went out (the call had not ended before it)."""
     onset_s: float = 0.0
     end_s: float = 0.0
 
@@ -346,21 +364,34 @@ class Heard:
 async def talk(
     target: Any,
     job: Job,
-    clip: bytes,
+    clips: Mapping[tuple[str, str], bytes],
     http: httpx.AsyncClient,
     *,
     reply_timeout_s: float = REPLY_TIMEOUT_S,
     listen_s: float = LISTEN_S,
 ) -> Heard:
-    """The call itself: wait for the greeting, say the request, listen; never raises."""
+    """The call itself: wait for the greeting, say the script, listen; never raises.
+
+    The script (:func:`phone_script`) is the request, after its context line if it has
+    one: the context line is said, and its reply heard out, before the request.
+    """
     from integrations.speech.audio import PHONE_SAMPLE_RATE
     from simulator.phone import CallEndedError, voiced_span
 
     request = job.request
+    *before, _ = phone_script(request)
     heard = Heard(
-        RequestCall(request.text, request.intent, request.style, job.voice, job.condition.name)
+        RequestCall(
+            request.text,
+            request.intent,
+            request.style,
+            job.voice,
+            job.condition.name,
+            context=request.context,
+        )
     )
     row = heard.row
+    clip = clips[(request.text, job.voice)]
     span = voiced_span(clip) or (0.0, len(clip) / 2 / PHONE_SAMPLE_RATE)
     row.speech_ms = round((span[1] - span[0]) * 1000, 1)
     call = None
@@ -369,10 +400,21 @@ async def talk(
         heard.events = EventsClient(target, call.call_sid, http)
         heard.greeting_s = await call.wait_for_bot_speech_start(timeout=GREETING_TIMEOUT_S)
         await wait_for_greeting_end(call, heard.events, heard.log)
+        for line in before:
+            try:
+                said = await call.say(clips[(line, job.voice)])
+                heard.context_s = (said.caller_onset_s, said.caller_end_s)
+                await wait_for_reply(
+                    call, heard.events, heard.log, after=said.caller_end_s, timeout=reply_timeout_s
+                )
+            except TimeoutError:
+                row.error = "TimeoutError: the agent did not answer the context line in time"
+                raise
         # where the request will sit on the call's timeline (if the agent hangs up on
         # the caller mid-request, say() never returns a measurement)
         start = call.now()
         heard.onset_s, heard.end_s = start + span[0], start + span[1]
+        heard.request_said = True
         turn = await call.say(clip)
         heard.onset_s, heard.end_s = turn.caller_onset_s, turn.caller_end_s
         try:
@@ -384,7 +426,9 @@ async def talk(
             row.latency_ms = round(turn.latency_s * 1000, 1)
     except (CallEndedError, TimeoutError) as e:
         if heard.greeting_s is None or not isinstance(e, CallEndedError):
-            row.error = f"{type(e).__name__}: {e}"
+            row.error = row.error or f"{type(e).__name__}: {e}"
+        elif not heard.request_said:
+            row.error = "CallEndedError: the call ended before the request was said"
     except (OSError, httpx.HTTPError) as e:
         row.error = f"{type(e).__name__}: {e}"
     finally:
@@ -400,7 +444,7 @@ async def read_back(target: Any, job: Job, heard: Heard, http: httpx.AsyncClient
     from simulator.bench.speech_engines import word_errors
 
     row, events = heard.row, heard.events
-    if events is None or heard.greeting_s is None:
+    if events is None or heard.greeting_s is None or not heard.request_said:
         return row
     log = heard.log + await events.drain(timeout_s=10.0)
     if not events.answered:
@@ -423,6 +467,12 @@ async def read_back(target: Any, job: Job, heard: Heard, http: httpx.AsyncClient
         "onset": round(heard.onset_s, 3),
         "end": round(heard.end_s, 3),
     }
+    if heard.context_s is not None:
+        row.timeline_s["context_onset"] = round(heard.context_s[0], 3)
+        row.timeline_s["context_end"] = round(heard.context_s[1], 3)
+        context = reading.before
+        if context is not None and context.at_s >= heard.context_s[0]:
+            row.context_intent, row.context_band = context.intent, context.band
     if reading.cut_at_s is not None:
         row.cut_after_ms = round((reading.cut_at_s - heard.onset_s) * 1000, 1)
     if reading.decision is not None:
@@ -472,15 +522,48 @@ async def wait_for_greeting_end(call: Any, events: EventsClient, log: list[dict[
     Raises:
         TimeoutError: the greeting did not end in time.
     """
+    await _wait_for_bot_turn_end(call, events, log, what="the greeting")
+
+
+async def wait_for_reply(
+    call: Any,
+    events: EventsClient,
+    log: list[dict[str, Any]],
+    *,
+    after: float,
+    timeout: float = REPLY_TIMEOUT_S,
+) -> None:
+    """Wait for the agent's whole reply to a caller line that ended at ``after`` (call time).
+
+    The reply's audio must start (within ``timeout``), then end as the greeting's does
+    (:func:`wait_for_greeting_end`): the caller says nothing over it.
+
+    Raises:
+        TimeoutError: no reply, or it did not end in time.
+    """
+    spoken = sum(e.get("type") == "bot_started" for e in log)
+    await call.wait_for_bot_speech_start(timeout=timeout, after=after)
+    await _wait_for_bot_turn_end(call, events, log, what="the reply", spoken=spoken)
+
+
+async def _wait_for_bot_turn_end(
+    call: Any, events: EventsClient, log: list[dict[str, Any]], *, what: str, spoken: int = 0
+) -> None:
+    """Wait for the agent's turn to end: bot audio quiet for 1 s, its last speaking event.
+
+    The agent's last speaking event in ``log`` must be a ``bot_stopped``, after more than
+    ``spoken`` ``bot_started`` events (the turn waited for has started).
+    """
     deadline = time.monotonic() + GREETING_TIMEOUT_S
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise TimeoutError("the greeting did not end")
+            raise TimeoutError(f"{what} did not end")
         await call.wait_for_bot_silence(1.0, timeout=left)
         log += await events.fetch()
         speaking = [e["type"] for e in log if e.get("type") in ("bot_started", "bot_stopped")]
-        if not events.available or (speaking and speaking[-1] == "bot_stopped") or call.closed:
+        done = speaking.count("bot_started") > spoken and speaking[-1] == "bot_stopped"
+        if not events.available or done or call.closed:
             return
         await asyncio.sleep(0.2)
 

@@ -1,8 +1,8 @@
 """What a call did with the caller's request, read from the agent's per-call events.
 
-Each call of ``callagent bench understanding`` speaks one request. Its outcome comes
-from the agent's event stream (``/api/calls/{id}/events``, see
-:mod:`processors.call_events`), never from log text:
+Each call of ``callagent bench understanding`` speaks one request (after a context line,
+for a request judged in context). Its outcome comes from the agent's event stream
+(``/api/calls/{id}/events``, see :mod:`processors.call_events`), never from log text:
 
 - the **first NLU decision** after the caller started speaking the request gives the
   outcome: **acted right** (the act band on the intended intent; for an out-of-scope
@@ -15,6 +15,10 @@ from the agent's event stream (``/api/calls/{id}/events``, see
   on the request's speech (a decision whose caller turn began before the request
   ended): it answered part of what the caller said, during the request or after it
   (the rest of the words arriving from the recogniser after the first decision).
+
+Only the request is judged: decisions, cut-offs and fragments before its onset (on a
+context line and the agent's reply to it) do not count; the last decision before the
+onset is kept, to show what the context line was taken as.
 
 Event times count from the call's start on the agent's clock; the phone measures from
 the stream's start. The two are aligned on the greeting: the agent's first
@@ -85,6 +89,8 @@ class Reading:
         cut_at_s: When (phone timeline), if it was cut off.
         request_decisions: Indexes of the decisions made on the request's speech:
             after its onset, in a caller turn that began before its end.
+        before: The last decision before the request started (on its context line,
+            if it had one), None without one.
     """
 
     outcome: Outcome
@@ -92,6 +98,7 @@ class Reading:
     cut_off: bool
     cut_at_s: float | None
     request_decisions: tuple[int, ...]
+    before: Decision | None = None
 
     @property
     def fragmented(self) -> bool:
@@ -168,7 +175,9 @@ def read_call(
     offset = clock_offset(events, greeting_heard_s)
     if offset is None:
         return Reading(Outcome.NO_DECISION, None, False, None, ())
-    made = [d for d in decisions(events, offset) if d.at_s >= caller_onset_s]
+    every = decisions(events, offset)
+    made = [d for d in every if d.at_s >= caller_onset_s]
+    earlier = [d for d in every if d.at_s < caller_onset_s]
     first = made[0] if made else None
     starts = [float(e["at_s"]) + offset for e in events if e.get("type") == "user_started"]
     on_request = [
@@ -183,6 +192,7 @@ def read_call(
         cut_off=cut_at is not None,
         cut_at_s=cut_at,
         request_decisions=tuple(on_request),
+        before=earlier[-1] if earlier else None,
     )
 
 

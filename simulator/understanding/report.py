@@ -52,6 +52,8 @@ def console_lines(data: dict[str, Any]) -> list[str]:
     for condition, block in data["summary"]["conditions"].items():
         lines.append(f"== {condition}: {_headline(block['overall'])}")
         lines.append(_latency_line(block["overall"]))
+        if block.get("in_context", {}).get("calls"):
+            lines.append(_context_line(block["in_context"]))
         for title, key in (("intent", "by_intent"), ("voice", "by_voice"), ("style", "by_style")):
             lines.append("")
             lines += _table(title, block[key])
@@ -84,6 +86,14 @@ def _latency_line(stats: dict[str, Any]) -> str:
     return (
         f"  turn latency of complete requests (caller end -> bot audio at the phone): "
         f"p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms (n={lat['n']})"
+    )
+
+
+def _context_line(stats: dict[str, Any]) -> str:
+    decided = ", ".join(f"{name} {n}" for name, n in stats["context_decided"].items())
+    return (
+        f"  judged in context ({', '.join(stats['intents'])}): {stats['calls']} calls, "
+        f"context line acted on in {stats['context_acted']} ({decided})"
     )
 
 

@@ -6,7 +6,9 @@ off or the request answered in fragments, the recogniser's word error rate, and 
 latency of complete requests (at the phone, caller end of speech to the first bot audio;
 calls cut off or answered in fragments are left out). The confusion table counts, per
 intended intent, what the agent acted on: an intent, or ``(clarified)``, ``(repaired)``,
-``(none)``.
+``(none)``. Requests judged in context are counted with the rest; ``in_context`` says how
+many there were and how often the agent acted on their context line (a context line not
+acted on leaves the request judged out of the context meant).
 """
 
 from __future__ import annotations
@@ -33,10 +35,13 @@ class RequestCall:
         style: The request's style (``filler_first``, ``terse``...).
         voice: The caller's voice (``NAME[@RATE]``).
         condition: ``clean`` or ``<noise>@<snr>dB``.
+        context: The caller line said (and answered) before the request, if any.
         outcome: See :class:`~simulator.understanding.outcomes.Outcome`.
         decided_intent: The first decision's intent (None without one).
         band: The first decision's band.
         confidence: The first decision's confidence.
+        context_intent: What the agent decided on the context line (None without one).
+        context_band: That decision's band.
         cut_off: The agent's turn ended while the caller was still speaking.
         cut_after_ms: How far into the caller's speech that happened.
         fragmented: More than one decision was made on the request's speech.
@@ -47,7 +52,9 @@ class RequestCall:
         speech_ms: How long the caller spoke (first to last voiced frame).
         call_id: The agent's id of the call.
         timeline_s: Phone-side times (s since the stream started): ``greeting`` heard,
-            caller ``onset`` and ``end`` (with ``events``, the reading can be redone).
+            caller ``onset`` and ``end`` of the request, ``context_onset`` and
+            ``context_end`` of its context line (with ``events``, the reading can be
+            redone).
         error: Why the call could not be measured, if it could not.
         events: The call's events as the agent published them (no caller data), to
             audit the reading.
@@ -58,10 +65,13 @@ class RequestCall:
     style: str
     voice: str
     condition: str
+    context: str | None = None
     outcome: str = Outcome.NO_DECISION.value
     decided_intent: str | None = None
     band: str | None = None
     confidence: float | None = None
+    context_intent: str | None = None
+    context_band: str | None = None
     cut_off: bool = False
     cut_after_ms: float | None = None
     fragmented: bool = False
@@ -135,8 +145,22 @@ def summarize(rows: Sequence[RequestCall]) -> dict[str, Any]:
             "by_voice": _by(in_condition, lambda r: r.voice),
             "by_style": _by(in_condition, lambda r: r.style),
             "confusion": confusion(in_condition),
+            "in_context": in_context(in_condition),
         }
     return out
+
+
+def in_context(rows: Iterable[RequestCall]) -> dict[str, Any]:
+    """Calls whose request came after a context line, and what became of that line."""
+    judged = [r for r in rows if r.context]
+    return {
+        "calls": len(judged),
+        "intents": list(dict.fromkeys(r.intent for r in judged)),
+        "context_acted": sum(r.context_band == "act" for r in judged),
+        "context_decided": dict(
+            Counter(f"{r.context_intent} ({r.context_band})" for r in judged).most_common()
+        ),
+    }
 
 
 def confusion(rows: Iterable[RequestCall]) -> dict[str, dict[str, int]]:

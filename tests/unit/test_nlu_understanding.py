@@ -2,11 +2,15 @@ import argparse
 import json
 from pathlib import Path
 
+import pytest
+
 from bot.agent import load_agent
 from integrations.nlu.base import OUT_OF_SCOPE, IntentPrediction, NLUThresholds
+from integrations.nlu.entities import EntityExtractor
+from processors.nlu_router import ActGuard
 from simulator.nlu import cli as nlu
 from simulator.nlu.understanding import outcome, understand
-from simulator.understanding.requests import load_request_set
+from simulator.understanding.requests import CallerRequest, load_request_set
 
 DEV_SET = Path(__file__).parents[2] / "scenarios" / "dental" / "requests" / "understanding-dev.yaml"
 T = NLUThresholds(act=0.85, clarify=0.5)
@@ -44,12 +48,13 @@ def test_report_counts_per_intent_and_lists_confusions():
     report = understand(
         classifier,
         [
-            ("one", "a", "plain"),
-            ("two", "a", "terse"),
-            ("three", "a", "plain"),
-            ("four", OUT_OF_SCOPE, "plain"),
+            CallerRequest(text="one", intent="a"),
+            CallerRequest(text="two", intent="a", style="terse"),
+            CallerRequest(text="three", intent="a"),
+            CallerRequest(text="four", intent=OUT_OF_SCOPE),
         ],
         T,
+        entities=EntityExtractor([]),
     )
     assert report.share("acted_right") == 1 / 3
     assert report.share("acted_wrong") == 1 / 3
@@ -59,6 +64,73 @@ def test_report_counts_per_intent_and_lists_confusions():
     assert ("a", "b (repaired)", 1) in report.confusions()
     assert report.by_intent["a"]["acted_wrong"] == 1
     assert any("acted_wrong" in line for line in report.lines())
+
+
+def said(intent: str, confidence: float = 0.97) -> IntentPrediction:
+    return IntentPrediction(intent, confidence, ((intent, confidence), ("other", 0.01)))
+
+
+TURNS = {
+    "When is my next appointment?": said("next_appointment", 0.99),
+    "What time do you open?": said("opening_hours", 0.99),
+    "yup": said("affirm"),
+    "nope": said("deny"),
+    "thanks bye": said("goodbye", 0.9),
+}
+GOODBYE_CHECKED = ActGuard(intents=frozenset({"goodbye"}), ends_call=frozenset({"goodbye"}))
+
+
+def decide(*requests: CallerRequest):
+    """The guarded router's outcome for each request."""
+    report = understand(
+        Fixed(TURNS), requests, T, guard=GOODBYE_CHECKED, entities=EntityExtractor([])
+    )
+    return [r.outcome for r in report.results]
+
+
+@pytest.mark.parametrize("text", ["yup", "nope"])
+def test_a_yes_or_no_after_a_context_question_acts(text: str):
+    intent = TURNS[text].intent
+    context = "When is my next appointment?"
+    assert decide(CallerRequest(text=text, intent=intent, context=context)) == ["acted_right"]
+    # said as the call's first words, nothing was asked: the router repairs it
+    assert decide(CallerRequest(text=text, intent=intent)) == ["repaired"]
+
+
+def test_a_goodbye_after_a_request_acts():
+    context = "What time do you open?"
+    assert decide(CallerRequest(text="thanks bye", intent="goodbye", context=context)) == [
+        "acted_right"
+    ]
+    # before any request, the goodbye is checked
+    assert decide(CallerRequest(text="thanks bye", intent="goodbye")) == ["clarified_right"]
+
+
+def test_each_request_gets_a_fresh_router():
+    # a context request earlier in the set does not count as asked for the next one
+    outcomes = decide(
+        CallerRequest(text="yup", intent="affirm", context="When is my next appointment?"),
+        CallerRequest(text="yup", intent="affirm"),
+    )
+    assert outcomes == ["acted_right", "repaired"]
+
+
+def test_the_context_decision_is_reported():
+    report = understand(
+        Fixed(TURNS),
+        [CallerRequest(text="yup", intent="affirm", context="When is my next appointment?")],
+        T,
+        guard=GOODBYE_CHECKED,
+        entities=EntityExtractor([]),
+    )
+    row = report.results[0]
+    assert (row.context_intent, row.context_band, row.band) == ("next_appointment", "act", "act")
+    assert report.as_dict()["in_context"] == {
+        "requests": 1,
+        "intents": ["affirm"],
+        "context_acted": 1,
+    }
+    assert any("judged in context (affirm): 1 requests" in line for line in report.lines())
 
 
 def test_dev_set_covers_every_intent_and_the_knowledge_base():
@@ -83,8 +155,14 @@ def test_understanding_command_prints_json(capsys, tmp_path):
     )
     assert args.func(args) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["n_requests"] == len(load_request_set(DEV_SET).requests)
+    request_set = load_request_set(DEV_SET)
+    assert out["n_requests"] == len(request_set.requests)
     assert set(out["in_scope"]) >= {"acted_right", "acted_wrong", "repaired", "top_right"}
+    assert out["guard"] is True
+    # every answer and goodbye was judged after its context line, which the agent acted on
+    in_context = [r for r in request_set.requests if r.intent in ("affirm", "deny", "goodbye")]
+    assert out["in_context"]["requests"] == len(in_context)
+    assert out["in_context"]["context_acted"] == len(in_context)
 
 
 def test_understanding_command_rejects_a_bad_set(tmp_path, capsys):

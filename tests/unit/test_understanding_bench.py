@@ -8,19 +8,26 @@ phone's clock.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 
-from simulator.understanding import report
+from simulator.phone import TurnMeasurement
+from simulator.understanding import bench, report
 from simulator.understanding.bench import (
     Condition,
+    Job,
     add_parser,
     parse_conditions,
+    phone_script,
     pick_requests,
     plan_jobs,
+    render_clips,
 )
 from simulator.understanding.outcomes import (
     Decision,
@@ -29,12 +36,13 @@ from simulator.understanding.outcomes import (
     read_call,
     request_transcript,
 )
-from simulator.understanding.requests import CallerRequest, load_request_set
+from simulator.understanding.requests import CallerRequest, RequestSetError, load_request_set
 from simulator.understanding.results import RequestCall, confusion, group_stats, summarize
 from simulator.understanding.voices import parse_voice, sentences, voice_list
 
 ROOT = Path(__file__).parents[2]
 HELD_OUT = ROOT / "scenarios" / "dental" / "requests" / "understanding.yaml"
+DEV_SET = ROOT / "scenarios" / "dental" / "requests" / "understanding-dev.yaml"
 
 # The phone heard the greeting 0.4 s after the agent's clock says it started, so agent
 # time t is phone time t + 0.4. The caller speaks from 6.0 to 10.0 (phone).
@@ -186,6 +194,34 @@ def test_no_decision_after_the_request_is_no_decision():
     assert reading.outcome is Outcome.NO_DECISION
     assert reading.decision is None
     assert not reading.cut_off
+
+
+def test_a_request_in_context_is_judged_alone_and_the_context_decision_is_kept():
+    # context line 5.5-7.0, decided at 7.3, answered 7.5-11.0; the request 12.0-13.0
+    events = [
+        *greeting(),
+        ev("user_started", 5.5),
+        nlu(7.3, "next_appointment", "act"),
+        ev("bot_started", 7.5),
+        ev("bot_stopped", 11.0),
+        ev("user_started", 12.0),
+        nlu(13.4, "affirm", "act"),
+        ev("bot_started", 13.6),
+    ]
+    reading = read_call(
+        "affirm", events, greeting_heard_s=0.5, caller_onset_s=12.0, caller_end_s=13.0
+    )
+    assert reading.outcome is Outcome.ACTED_RIGHT
+    assert reading.decision is not None and reading.decision.intent == "affirm"
+    assert not reading.cut_off and not reading.fragmented
+    assert reading.request_decisions == (1,)
+    assert reading.before is not None and reading.before.intent == "next_appointment"
+    turns = [
+        {"seq": 1, "kind": "caller", "caller_text": "when is my next appointment", "intent": "x"},
+        {"seq": 2, "kind": "agent"},
+        {"seq": 3, "kind": "caller", "caller_text": "yeah", "intent": "affirm"},
+    ]
+    assert request_transcript(turns, reading.request_decisions) == "yeah"
 
 
 def test_without_the_greeting_anchor_nothing_is_read():
@@ -416,3 +452,184 @@ def test_the_held_out_set_covers_every_intent_and_kb_entry_and_is_not_the_agent_
     assert not [r.text for r in held_out.requests if _words(r.text) in own]
     styles = {r.style for r in held_out.requests}
     assert styles >= {"filler_first", "two_sentences", "terse", "dates_names"}
+
+
+# Context: a yes, a no or a goodbye said after a context line
+
+
+def _set(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "set.yaml"
+    path.write_text("agent: agent.yaml\n" + body)
+    return path
+
+
+def test_a_context_line_per_intent_can_be_overridden_or_dropped_per_request(tmp_path: Path):
+    path = _set(
+        tmp_path,
+        "context:\n"
+        "  affirm: When is my next appointment?\n"
+        "  goodbye: What time do you open?\n"
+        "requests:\n"
+        "  - {text: yeah, intent: affirm}\n"
+        "  - {text: sure, intent: affirm, context: 'Do you take Cigna?'}\n"
+        "  - {text: bye, intent: goodbye, context: ''}\n"
+        "  - {text: 'hours?', intent: opening_hours}\n",
+    )
+    loaded = load_request_set(path)
+    assert [r.context for r in loaded.requests] == [
+        "When is my next appointment?",
+        "Do you take Cigna?",
+        None,
+        None,
+    ]
+    assert loaded.context == {
+        "affirm": "When is my next appointment?",
+        "goodbye": "What time do you open?",
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "words"),
+    [
+        (  # a misspelt intent
+            "context:\n  afirm: When is my appointment?\nrequests:\n"
+            "  - {text: yeah, intent: affirm}\n",
+            3,
+            "context.afirm: no request has intent 'afirm' (they have: affirm)",
+        ),
+        (  # a blank line
+            "context:\n  affirm: When is my appointment?\n  deny: '  '\nrequests:\n"
+            "  - {text: yeah, intent: affirm}\n  - {text: nope, intent: deny}\n",
+            4,
+            "context.deny: a context line must say something",
+        ),
+        (  # not text
+            "context:\n  affirm: [a, b]\nrequests:\n  - {text: yeah, intent: affirm}\n",
+            3,
+            "context.affirm: must be text",
+        ),
+        (  # a request's own blank context
+            "requests:\n  - text: yeah\n    intent: affirm\n    context: ' '\n",
+            5,
+            "requests[1].context: a context line must say something",
+        ),
+    ],
+)
+def test_a_bad_context_is_an_error_naming_its_line(tmp_path: Path, body: str, line: int, words):
+    path = _set(tmp_path, body)
+    with pytest.raises(RequestSetError) as caught:
+        load_request_set(path)
+    assert f"{path}:{line}: {words}" in str(caught.value)
+
+
+def test_both_request_sets_say_the_same_context_lines_before_answers_and_goodbyes():
+    dev, held_out = load_request_set(DEV_SET), load_request_set(HELD_OUT)
+    assert dev.context == held_out.context
+    assert set(dev.context) == {"affirm", "deny", "goodbye"}
+    for request_set in (dev, held_out):
+        for r in request_set.requests:
+            assert (r.context is not None) == (r.intent in dev.context), r.intent
+
+
+def test_the_phone_script_is_the_context_line_then_the_request():
+    plain = CallerRequest(text="hours?", intent="opening_hours")
+    answer = CallerRequest(text="yup", intent="affirm", context="When is my appointment?")
+    assert phone_script(plain) == ["hours?"]
+    assert phone_script(answer) == ["When is my appointment?", "yup"]
+
+
+def test_the_context_line_is_rendered_in_the_request_voice(monkeypatch: pytest.MonkeyPatch):
+    rendered: list[tuple[str, str]] = []
+
+    def spoken(text: str, voice: str) -> bytes:
+        rendered.append((text, voice))
+        return text.encode()
+
+    monkeypatch.setattr("simulator.understanding.voices.spoken", spoken)
+    requests = [
+        CallerRequest(text="yup", intent="affirm", context="When is my appointment?"),
+        CallerRequest(text="nope", intent="deny", context="When is my appointment?"),
+    ]
+    clips = render_clips(requests, ["slt", "awb"])
+    assert set(clips) == {
+        (t, v) for t in ("When is my appointment?", "yup", "nope") for v in ("slt", "awb")
+    }
+    assert len(rendered) == len(set(rendered)) == 6  # a shared context line is rendered once
+
+
+class ScriptedCall:
+    """A phone call that logs what the caller does; each wait takes a second of call time."""
+
+    call_sid = "CA0001"
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.closed = False
+        self.actions: list[tuple[str, Any]] = []
+
+    def now(self) -> float:
+        return self.t
+
+    async def wait_for_bot_speech_start(self, timeout: float, *, after: float | None = None):
+        self.actions.append(("bot speaks", after))
+        self.t += 1.0
+        return self.t
+
+    async def wait_for_bot_silence(self, min_silence_s: float, timeout: float) -> float:
+        self.actions.append(("bot quiet", None))
+        self.t += 3.0
+        return self.t
+
+    async def say(self, clip: bytes) -> TurnMeasurement:
+        onset = self.t
+        self.t += 2.0
+        self.actions.append(("say", clip))
+        return TurnMeasurement(onset, self.t)
+
+    async def hang_up(self) -> None:
+        self.closed = True
+
+
+def _talk(monkeypatch: pytest.MonkeyPatch, request: CallerRequest) -> tuple[Any, ScriptedCall]:
+    call = ScriptedCall()
+
+    async def dial(target: Any, job: Job) -> ScriptedCall:
+        return call
+
+    monkeypatch.setattr(bench, "_dial", dial)
+    target = SimpleNamespace(base_url=None, operator_token=None, rest=None)
+    clips = {(line, "slt"): line.encode() for line in phone_script(request)}
+
+    async def run() -> Any:
+        async with httpx.AsyncClient() as http:
+            return await bench.talk(target, Job(request, "slt", Condition(), 0), clips, http)
+
+    return asyncio.run(run()), call
+
+
+def test_the_call_says_the_context_line_hears_the_reply_out_then_says_the_request(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    request = CallerRequest(text="yup", intent="affirm", context="When is my appointment?")
+    heard, call = _talk(monkeypatch, request)
+    assert call.actions == [
+        ("bot speaks", None),  # the greeting
+        ("bot quiet", None),
+        ("say", b"When is my appointment?"),
+        ("bot speaks", 6.0),  # the reply to the context line, after it ended
+        ("bot quiet", None),
+        ("say", b"yup"),
+        ("bot speaks", 12.0),  # the reply to the request
+        ("bot quiet", None),
+    ]
+    assert heard.row.error is None
+    assert heard.row.context == "When is my appointment?"
+    assert heard.context_s == (4.0, 6.0)
+    assert heard.request_said and heard.onset_s == 10.0 and heard.end_s == 12.0
+
+
+def test_a_request_without_context_is_the_call_s_first_words(monkeypatch: pytest.MonkeyPatch):
+    heard, call = _talk(monkeypatch, CallerRequest(text="hours?", intent="opening_hours"))
+    assert [a for a in call.actions if a[0] == "say"] == [("say", b"hours?")]
+    assert heard.context_s is None and heard.row.context is None
+    assert heard.onset_s == 4.0
