@@ -24,10 +24,12 @@ has had its chance by then).
 
 N-best: when a turn comes with the recogniser's other readings (a
 ``TranscriptionFrame`` whose ``result`` is a :class:`~integrations.speech.nbest.Recognition`,
-or ``decide(text, alternatives)``) and the classifier is not confident on the best
-reading, the other readings are classified too and the one the classifier is most
-confident on is kept (:func:`pick_reading`); a reading other than the recogniser's best
-is never acted on without asking: its band is at most ``clarify``.
+a context turn whose segments' readings the call's
+:class:`~integrations.speech.nbest.TurnReadings` holds, or ``decide(text, alternatives)``)
+and the classifier is not confident on the best reading, the other readings are
+classified too and the one the classifier is most confident on is kept
+(:func:`pick_reading`); a reading other than the recogniser's best is never acted on
+without asking: its band is at most ``clarify``.
 
 Policy: the classifier answers when confident (``confidence >= thresholds.act``)
 with no extra wait. Otherwise, if an LLM classifier is configured, it decides
@@ -72,7 +74,7 @@ from integrations.nlu.base import (
     NLUThresholds,
 )
 from integrations.nlu.entities import EntityExtractor
-from integrations.speech.nbest import Recognition
+from integrations.speech.nbest import Recognition, TurnReadings
 from processors.agent_definition import AgentDefinition, IntentAction
 from processors.frames import OUT_OF_SCOPE, Band, DecisionPath, NLUResultFrame
 
@@ -214,6 +216,7 @@ class NLURouter(FrameProcessor):
         min_unheard_speech_s: float = MIN_UNHEARD_SPEECH_S,
         max_empty_repairs: int = MAX_EMPTY_REPAIRS,
         guard: ActGuard | None = None,
+        readings: TurnReadings | None = None,
         **kwargs: Any,
     ):
         """Create the router from already-built adapters.
@@ -228,6 +231,8 @@ class NLURouter(FrameProcessor):
                 is repaired; a shorter one (a cough, a click) gets no answer.
             max_empty_repairs: Empty turns in a row that get a repair.
             guard: Irreversible intents confirmed on doubt (None: act on the band alone).
+            readings: The call's recogniser readings, segment by segment: a turn that ends
+                as context text finds its other readings there (None: text alone).
             **kwargs: Passed to ``FrameProcessor``.
         """
         super().__init__(**kwargs)
@@ -243,6 +248,7 @@ class NLURouter(FrameProcessor):
         self._voice_s = 0.0
         """Caller voice (VAD speech time) since the last decided turn."""
         self._guard = guard
+        self._readings = readings
         self._requested = False
         """The caller has asked for something on this call."""
         self._asked = False
@@ -272,7 +278,8 @@ class NLURouter(FrameProcessor):
     async def _turn_ended(self, text: str) -> None:
         if text.strip():
             self._voice_s, self._empty_repairs = 0.0, 0
-            await self.push_frame(await self.decide(text))
+            heard = self._readings.take(text) if self._readings is not None else None
+            await self.push_frame(await self.decide(text, heard.alternatives if heard else ()))
         elif self._voice_s < self._min_unheard_s:  # its voice counts if the next one is empty
             logger.debug(f"{self}: empty turn, {self._voice_s:.2f}s voice, not answered")
         elif self._empty_repairs >= self._max_empty_repairs:
