@@ -36,6 +36,7 @@ def make_nlu_router(runtime: Runtime, readings: TurnReadings | None = None) -> N
         llm_timeout_s=nlu.llm_timeout_secs,
         guard=ActGuard.for_agent(runtime.agent),
         readings=readings,
+        unsure_below=runtime.settings.asr_unsure_confidence,
     )
 
 

@@ -6,18 +6,21 @@ import math
 from datetime import datetime
 
 import pytest
-from pipecat.frames.frames import LLMContextFrame
+from pipecat.frames.frames import LLMContextFrame, TTSSpeakFrame
+from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.aggregators.llm_context import LLMContext
-from pipecat.tests.utils import run_test
+from pipecat.tests.utils import SleepFrame, run_test
 
 from integrations.nlu.base import NLUThresholds
 from integrations.nlu.entities import EntityExtractor, default_parsers
 from integrations.speech.nbest import Hypothesis, Recognition, TurnReadings, join_recognitions
 from integrations.speech.stt import LocalSTTService
-from processors.frames import Band, NLUResultFrame
+from processors.dialogue import DialoguePolicy, DialogueProcessor
+from processors.frames import OUT_OF_SCOPE, Band, BotReplyFrame, NLUResultFrame
 from processors.nlu_router import NLURouter
 from tests.fakes.classifier import ScriptedClassifier, prediction
 from tests.fakes.speech import ScriptedRecognizer
+from tests.support.frames import spoken
 
 
 def heard(*texts: str, logprob: float = -0.1) -> Recognition:
@@ -109,3 +112,58 @@ async def test_a_context_turn_is_decided_on_its_other_readings() -> None:
     assert (result.intent, result.text) == ("book_appointment", "book a cleaning")
     assert result.band is Band.CLARIFY  # another reading is never acted on without asking
     assert len(log) == 0
+
+
+# The recogniser's doubt: garbled words in noise are repaired (the keypad offered), not
+# answered as a clearly heard out-of-scope request.
+
+GARBLED = "life don't sell on you guys everywhere"
+GARBLED_TOO = "the fairly decoded offender threw a move"
+
+
+def oos_router(log: TurnReadings | None = None, unsure_below: float = 0.5) -> NLURouter:
+    classifier = ScriptedClassifier(
+        answers={
+            GARBLED: prediction(OUT_OF_SCOPE, 0.9),
+            GARBLED_TOO: prediction(OUT_OF_SCOPE, 0.9),
+        }
+    )
+    extractor = EntityExtractor(default_parsers(clock=lambda: datetime(2026, 11, 21, 10, 0)))
+    return NLURouter(
+        classifier, None, NLUThresholds(), extractor, readings=log, unsure_below=unsure_below
+    )
+
+
+async def test_words_the_recogniser_doubts_are_unsure_whatever_the_classifier_says() -> None:
+    router = oos_router()
+    doubted = await router.decide(GARBLED, heard_confidence=0.3)
+    assert doubted.unsure
+    assert doubted.heard_confidence == pytest.approx(0.3)
+    clear = await router.decide(GARBLED, heard_confidence=0.9)
+    assert not clear.unsure  # a clearly heard request out of scope
+    unknown = await router.decide(GARBLED)
+    assert not unknown.unsure and unknown.heard_confidence is None
+
+
+async def test_the_recogniser_doubt_is_off_at_zero() -> None:
+    router = oos_router(unsure_below=0.0)
+    assert not (await router.decide(GARBLED, heard_confidence=0.05)).unsure
+
+
+async def test_doubted_words_in_noise_are_repaired_and_then_offered_the_keypad(agent) -> None:
+    log = TurnReadings()
+    frames = []
+    for text in (GARBLED, GARBLED_TOO):
+        log.add(heard(text, logprob=math.log(0.3)))
+        frames.append(LLMContextFrame(LLMContext(messages=[{"role": "user", "content": text}])))
+        frames.append(SleepFrame(0.05))
+    down, _ = await run_test(
+        Pipeline([oos_router(log), DialogueProcessor(DialoguePolicy(agent))]),
+        frames_to_send=frames,
+        expected_down_frames=[NLUResultFrame, BotReplyFrame, TTSSpeakFrame] * 2,
+    )
+    decisions = [f for f in down if isinstance(f, NLUResultFrame)]
+    assert all(d.unsure and d.heard_confidence == pytest.approx(0.3) for d in decisions)
+    first, second = spoken(down)
+    assert first == agent.repair[0]  # not the out-of-scope reply
+    assert second == f"{agent.repair[1]} {agent.keypad_offer}"
