@@ -287,6 +287,19 @@ class Settings(BaseSettings):
             "0.2 helped clean but hurt babble, 0.4 hurt both."
         ),
     )
+    asr_unsure_confidence: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        validation_alias="CALLAGENT_ASR_UNSURE_CONFIDENCE",
+        description=(
+            "Recogniser confidence (geometric mean of the turn's token probabilities) below "
+            "which the caller's words count as doubtful: never taken for a clear out-of-scope "
+            "request, no sentiment read from them, the keypad offered on repeated repairs "
+            "(0 = off). Dev requests, flite slt voice: clean turns 5th percentile 0.61 (1 of "
+            "131 below 0.5); 10 dB babble median 0.41 (105 of 131 below 0.5)."
+        ),
+    )
     asr_lm_word_bonus: float = Field(
         default=0.3,
         ge=0.0,

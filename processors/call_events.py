@@ -9,7 +9,8 @@ Event types and their data:
 
 - ``user_started`` / ``user_stopped``: the caller's turn began / ended (turn strategies).
 - ``nlu``: ``intent``, ``band``, ``confidence``, ``runner_up``, ``path``, ``elapsed_ms``,
-  ``entity_kinds`` (names only).
+  ``entity_kinds`` (names only), ``unsure`` (the words were doubtful) and
+  ``heard_confidence`` (the recogniser's, None when unknown).
 - ``reply``: ``intent``, ``ends_call``, ``hands_off`` (the dialogue's decision).
 - ``escalation``: ``trigger``, ``reason``.
 - ``transfer``: ``ok``, ``method``, ``error``, ``trigger_to_request_ms``, and its phases
@@ -92,6 +93,10 @@ class CallEventObserver(BaseObserver):
                 "path": _value(frame.path),
                 "elapsed_ms": round(float(frame.elapsed_ms), 1),
                 "entity_kinds": sorted(str(k) for k in (frame.entities or {})),
+                "unsure": frame.unsure,
+                "heard_confidence": (
+                    None if frame.heard_confidence is None else round(frame.heard_confidence, 3)
+                ),
             }
         if isinstance(frame, BotReplyFrame):
             return "reply", {

@@ -54,8 +54,13 @@ class NLUResultFrame(DataFrame):
         band: What the dialogue should do.
         elapsed_ms: Time the decision took.
         unsure: The words themselves are doubtful: a turn not understood (neither an intent
-            nor a clearly heard out-of-scope request), an empty turn, or a fragment taken
-            for an answer when nothing was asked. Nothing is read from it (sentiment).
+            nor a clearly heard out-of-scope request), an empty turn, a fragment taken
+            for an answer when nothing was asked, or words the recogniser itself was
+            unsure of (``heard_confidence`` below the router's bar, e.g. in babble).
+            Nothing is read from it (sentiment), and it is never taken for a clearly
+            heard out-of-scope request.
+        heard_confidence: The recogniser's confidence in the turn's words, 0 to 1 (None:
+            not known, e.g. keyed digits or a recogniser without scores).
     """
 
     text: str = ""
@@ -68,6 +73,7 @@ class NLUResultFrame(DataFrame):
     band: Band = Band.REPAIR
     elapsed_ms: float = 0.0
     unsure: bool = False
+    heard_confidence: float | None = None
 
 
 @dataclass

@@ -24,10 +24,12 @@ has had its chance by then).
 
 N-best: when a turn comes with the recogniser's other readings (a
 ``TranscriptionFrame`` whose ``result`` is a :class:`~integrations.speech.nbest.Recognition`,
-or ``decide(text, alternatives)``) and the classifier is not confident on the best
-reading, the other readings are classified too and the one the classifier is most
-confident on is kept (:func:`pick_reading`); a reading other than the recogniser's best
-is never acted on without asking: its band is at most ``clarify``.
+a context turn whose segments' readings the call's
+:class:`~integrations.speech.nbest.TurnReadings` holds, or ``decide(text, alternatives)``)
+and the classifier is not confident on the best reading, the other readings are
+classified too and the one the classifier is most confident on is kept
+(:func:`pick_reading`); a reading other than the recogniser's best is never acted on
+without asking: its band is at most ``clarify``.
 
 Policy: the classifier answers when confident (``confidence >= thresholds.act``)
 with no extra wait. Otherwise, if an LLM classifier is configured, it decides
@@ -41,7 +43,10 @@ stricter confidence, a clear lead over the runner-up, more than a fragment), or 
 dialogue will ask for a slot before anything is written. A goodbye before the caller has
 asked for anything is always checked, and a lone yes or no when nothing was asked is
 repaired, not taken as an answer. A turn whose words are doubtful (not understood, empty,
-or such a stray yes) is marked ``unsure``; a clearly worded request out of scope is not.
+or such a stray yes) is marked ``unsure``; a clearly worded request out of scope is not,
+unless the recogniser itself was unsure of the words (its confidence below
+``unsure_below``): in 10 dB babble most garbled turns read as clearly worded out-of-scope
+requests and got the out-of-scope reply, never a repair or the keypad.
 """
 
 from __future__ import annotations
@@ -72,7 +77,7 @@ from integrations.nlu.base import (
     NLUThresholds,
 )
 from integrations.nlu.entities import EntityExtractor
-from integrations.speech.nbest import Recognition
+from integrations.speech.nbest import Recognition, TurnReadings
 from processors.agent_definition import AgentDefinition, IntentAction
 from processors.frames import OUT_OF_SCOPE, Band, DecisionPath, NLUResultFrame
 
@@ -214,6 +219,8 @@ class NLURouter(FrameProcessor):
         min_unheard_speech_s: float = MIN_UNHEARD_SPEECH_S,
         max_empty_repairs: int = MAX_EMPTY_REPAIRS,
         guard: ActGuard | None = None,
+        readings: TurnReadings | None = None,
+        unsure_below: float = 0.0,
         **kwargs: Any,
     ):
         """Create the router from already-built adapters.
@@ -228,6 +235,10 @@ class NLURouter(FrameProcessor):
                 is repaired; a shorter one (a cough, a click) gets no answer.
             max_empty_repairs: Empty turns in a row that get a repair.
             guard: Irreversible intents confirmed on doubt (None: act on the band alone).
+            readings: The call's recogniser readings, segment by segment: a turn that ends
+                as context text finds its other readings there (None: text alone).
+            unsure_below: Recogniser confidence under which a turn's words are doubtful
+                (``NLUResultFrame.unsure``) whatever the classifier makes of them (0: never).
             **kwargs: Passed to ``FrameProcessor``.
         """
         super().__init__(**kwargs)
@@ -243,6 +254,8 @@ class NLURouter(FrameProcessor):
         self._voice_s = 0.0
         """Caller voice (VAD speech time) since the last decided turn."""
         self._guard = guard
+        self._readings = readings
+        self._unsure_below = unsure_below
         self._requested = False
         """The caller has asked for something on this call."""
         self._asked = False
@@ -265,14 +278,14 @@ class NLURouter(FrameProcessor):
             elif isinstance(frame, TranscriptionFrame):
                 self._voice_s = 0.0
                 heard = frame.result if isinstance(frame.result, Recognition) else None
-                alternatives = heard.alternatives if heard else ()
-                await self.push_frame(await self.decide(frame.text, alternatives))
+                await self.push_frame(await self._decide_heard(frame.text, heard))
         await self.push_frame(frame, direction)
 
     async def _turn_ended(self, text: str) -> None:
         if text.strip():
             self._voice_s, self._empty_repairs = 0.0, 0
-            await self.push_frame(await self.decide(text))
+            heard = self._readings.take(text) if self._readings is not None else None
+            await self.push_frame(await self._decide_heard(text, heard))
         elif self._voice_s < self._min_unheard_s:  # its voice counts if the next one is empty
             logger.debug(f"{self}: empty turn, {self._voice_s:.2f}s voice, not answered")
         elif self._empty_repairs >= self._max_empty_repairs:
@@ -282,13 +295,26 @@ class NLURouter(FrameProcessor):
             self._voice_s, self._empty_repairs = 0.0, self._empty_repairs + 1
             await self.push_frame(await self.decide(text))
 
-    async def decide(self, text: str, alternatives: Sequence[str] = ()) -> NLUResultFrame:
+    async def _decide_heard(self, text: str, heard: Recognition | None) -> NLUResultFrame:
+        """Decide a turn with what the recogniser heard, when known (its readings, its doubt)."""
+        if heard is None or not heard.hypotheses:
+            return await self.decide(text)
+        return await self.decide(text, heard.alternatives, heard_confidence=heard.confidence)
+
+    async def decide(
+        self,
+        text: str,
+        alternatives: Sequence[str] = (),
+        *,
+        heard_confidence: float | None = None,
+    ) -> NLUResultFrame:
         """Decide one turn (never raises: failures become a repair decision).
 
         Args:
             text: The turn's text (the recogniser's best reading).
             alternatives: The recogniser's other readings of the same words, best first;
                 consulted only when the classifier is not confident on ``text``.
+            heard_confidence: The recogniser's confidence in ``text`` (None: unknown).
         """
         started = time.perf_counter()
         text = text if isinstance(text, str) else ""
@@ -298,6 +324,8 @@ class NLURouter(FrameProcessor):
             logger.exception(f"{self}: NLU failed ({type(e).__name__}); repairing the turn")
             result = NLUResultFrame(path=DecisionPath.CLASSIFIER, band=Band.REPAIR)
         result.text = result.text or text
+        if result.path is not DecisionPath.DTMF:
+            result.heard_confidence = heard_confidence
         self._check(result)
         result.elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
         logger.debug(
@@ -330,13 +358,19 @@ class NLURouter(FrameProcessor):
     def _check(self, result: NLUResultFrame) -> None:
         """Mark doubtful words; keep doubt from acting irreversibly; note what was asked."""
         keyed = result.path is DecisionPath.DTMF
+        misheard = (
+            result.heard_confidence is not None and result.heard_confidence < self._unsure_below
+        )
         heard_out_of_scope = (
             result.intent == OUT_OF_SCOPE
             and result.path in (DecisionPath.CLASSIFIER, DecisionPath.LLM)
             and result.confidence >= self._thresholds.clarify
             and clearly_worded(result.text)
+            and not misheard
         )
-        result.unsure = result.band is Band.REPAIR and not keyed and not heard_out_of_scope
+        result.unsure = not keyed and (
+            misheard or (result.band is Band.REPAIR and not heard_out_of_scope)
+        )
         if self._guard is not None and not keyed:
             if result.intent in ANSWERS:
                 if result.band is not Band.REPAIR and not (self._requested or self._asked):

@@ -10,11 +10,21 @@ import argparse
 
 from simulator.bench import barge_in, concurrency, latency, records, soak, speech
 from simulator.understanding import bench as understanding
+from simulator.understanding import noise_path
 
 
 def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``callagent bench <kind>``."""
     bench = subparsers.add_parser("bench", help="measure the agent over real protocols")
     kinds = bench.add_subparsers(dest="bench_kind", required=True)
-    for module in (latency, records, barge_in, concurrency, soak, speech, understanding):
+    for module in (
+        latency,
+        records,
+        barge_in,
+        concurrency,
+        soak,
+        speech,
+        noise_path,
+        understanding,
+    ):
         module.add_parser(kinds)

@@ -6,6 +6,7 @@ from bot.call.runtime import Runtime
 from bot.settings import Settings
 from integrations.nlu.base import OUT_OF_SCOPE, LLMIntentClassifier, NLUThresholds
 from integrations.nlu.llm import LLMEndpoint, OpenAICompatibleIntentClassifier
+from integrations.speech.nbest import TurnReadings
 from processors.agent_definition import AgentDefinition
 from processors.barge_in import is_backchannel
 from processors.nlu_router import ActGuard, NLURouter
@@ -24,8 +25,8 @@ def make_llm_classifier(settings: Settings, agent: AgentDefinition) -> LLMIntent
     return OpenAICompatibleIntentClassifier(endpoint, intents)
 
 
-def make_nlu_router(runtime: Runtime) -> NLURouter:
-    """The NLU router for one call."""
+def make_nlu_router(runtime: Runtime, readings: TurnReadings | None = None) -> NLURouter:
+    """The NLU router for one call (``readings``: the recogniser's, logged by the STT)."""
     nlu = runtime.agent.nlu
     return NLURouter(
         classifier=runtime.classifier,
@@ -34,6 +35,8 @@ def make_nlu_router(runtime: Runtime) -> NLURouter:
         entity_extractor=runtime.entities,
         llm_timeout_s=nlu.llm_timeout_secs,
         guard=ActGuard.for_agent(runtime.agent),
+        readings=readings,
+        unsure_below=runtime.settings.asr_unsure_confidence,
     )
 
 

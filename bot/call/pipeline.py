@@ -42,6 +42,7 @@ from bot.call.services import (
     make_vad_analyzer,
     optional,
 )
+from integrations.speech.nbest import TurnReadings
 from processors.audio_stop import BotAudioStop, BotSpeakingStop, CallerAudioStop
 from processors.barge_in import BackchannelFilter, FragmentJoiner, ReplyProgressTracker
 from processors.dialogue import DialoguePolicy, DialogueProcessor
@@ -131,6 +132,8 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
     settings = runtime.settings
     # hear the caller out: openers and preambles wait for a longer pause (issue 15)
     hold = TurnHoldPolicy(understood=is_complete, question_pending=_bot_asked_yes_no(context))
+    # the aggregator passes on a turn's text only: the NLU finds its N-best readings here
+    readings = TurnReadings()
     user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
         context,
         user_params=LLMUserAggregatorParams(
@@ -176,7 +179,7 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
     pipeline = Pipeline(
         optional(
             transport.input(),
-            make_stt(runtime),
+            make_stt(runtime, readings),
             user_aggregator,
             CallerAudioStop(),  # nothing below listens to the caller's audio (see the module)
             DTMFAggregator(timeout=DTMF_TIMEOUT_SECS),  # keyed digits → "DTMF: ..." turns
@@ -184,7 +187,7 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
             BackchannelFilter(call_id=spec.call_id, understood=is_complete),
             # the caller went on after a fragment the bot began to answer: one turn
             FragmentJoiner(is_fragment=hold.is_fragment),
-            make_nlu_router(runtime),
+            make_nlu_router(runtime, readings),
             *handoff.before_dialogue(),  # CRM prefetch, caller verification, callback offer
             DialogueProcessor(policy),
             LLMFailureApology() if llm else None,

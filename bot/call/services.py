@@ -21,16 +21,27 @@ from pipecat.services.tts_service import TTSService
 
 from bot.call.runtime import Runtime
 from integrations.speech.early_transcription import EarlyTranscriptionPolicy
+from integrations.speech.nbest import TurnReadings
 
 
-def make_stt(runtime: Runtime) -> FrameProcessor:
-    """The speech-to-text service for one call (a cloud STT fails over to the embedded one)."""
+def make_stt(runtime: Runtime, readings: TurnReadings | None = None) -> FrameProcessor:
+    """The speech-to-text service for one call (a cloud STT fails over to the embedded one).
+
+    Args:
+        runtime: The process's shared models and settings.
+        readings: Where the embedded STT logs each segment's readings for the NLU.
+    """
     from integrations.speech.stt import LocalSTTService
 
     settings = runtime.settings
     early = _early_policy(runtime)
     local = (
-        LocalSTTService(recognizer=runtime.recognizer, early=early, speculation=runtime.speculation)
+        LocalSTTService(
+            recognizer=runtime.recognizer,
+            early=early,
+            speculation=runtime.speculation,
+            readings=readings,
+        )
         if runtime.recognizer is not None
         else None
     )

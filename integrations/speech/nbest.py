@@ -2,12 +2,16 @@
 
 Engine-neutral, so the STT service can hand them downstream (in the
 ``TranscriptionFrame``'s ``result``) and the NLU router can pick among the readings
-without knowing which recogniser made them.
+without knowing which recogniser made them. The user aggregator passes on only the
+turn's joined text, so the STT also adds each segment's readings to the call's
+:class:`TurnReadings`, where the NLU finds them again by the turn's text.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -79,3 +83,90 @@ class NBestRecognizer(Protocol):
             sample_rate: Rate of ``pcm16`` in Hz.
         """
         ...
+
+
+MAX_TURN_READINGS = 4
+"""Most readings a turn of several segments is given (its best, then alternatives)."""
+
+
+def join_recognitions(
+    parts: Sequence[Recognition], max_readings: int = MAX_TURN_READINGS
+) -> Recognition:
+    """One turn's readings from its segments' (a turn may span several VAD segments).
+
+    The best reading joins every segment's best. Each alternative swaps one segment's
+    best for one of its own alternatives, the segments with the least sure best reading
+    first. Its token log-probability is the word-weighted mean of the segments'.
+
+    Args:
+        parts: The segments' recognitions, in order (empty ones are skipped).
+        max_readings: The most readings returned (the best included).
+    """
+    heard = [p for p in parts if p.hypotheses]
+    if not heard:
+        return Recognition()
+    if len(heard) == 1:
+        return Recognition(heard[0].hypotheses[:max_readings])
+    best = [p.hypotheses[0] for p in heard]
+    weights = [max(1, len(h.text.split())) for h in best]
+    logprob = sum(w * h.token_logprob for w, h in zip(weights, best, strict=True)) / sum(weights)
+    readings = [Hypothesis(" ".join(h.text for h in best), token_logprob=logprob)]
+    for i in sorted(range(len(heard)), key=lambda i: best[i].token_logprob):
+        for other in heard[i].hypotheses[1:]:
+            texts = [h.text for h in best]
+            texts[i] = other.text
+            readings.append(Hypothesis(" ".join(texts), token_logprob=logprob))
+    unique = {r.text: r for r in reversed(readings)}  # the first of equal texts wins
+    kept = [r for r in readings if unique.get(r.text) is r]
+    return Recognition(tuple(kept[:max_readings]))
+
+
+def _words(text: str) -> list[str]:
+    return "".join(c if c.isalnum() or c == "'" else " " for c in text.lower()).split()
+
+
+class TurnReadings:
+    """What the recogniser heard in one call, segment by segment, until a turn takes it.
+
+    The STT adds each segment's :class:`Recognition`; the user aggregator joins the
+    segments' best texts into the turn's text, which is all the NLU receives; the NLU
+    then :meth:`take` s the readings whose texts make up that turn, to consult the other
+    readings and the recogniser's confidence. Only the latest ``max_segments`` segments
+    are kept (segments no turn took, e.g. a backchannel, are dropped in time).
+    """
+
+    def __init__(self, max_segments: int = 16):
+        """Keep at most ``max_segments`` segments' recognitions."""
+        self._parts: deque[Recognition] = deque(maxlen=max_segments)
+
+    def __len__(self) -> int:
+        """Segments held."""
+        return len(self._parts)
+
+    def add(self, recognition: Recognition) -> None:
+        """A segment's recognition (in the order the segments were spoken)."""
+        if recognition.hypotheses:
+            self._parts.append(recognition)
+
+    def take(self, text: str) -> Recognition | None:
+        """The readings of the turn whose text is ``text`` (None: no run of segments matches).
+
+        The latest run of held segments whose best texts join to ``text`` (ignoring case,
+        punctuation and spacing) is removed with every segment before it.
+        """
+        wanted = _words(text)
+        if not wanted:
+            return None
+        parts = list(self._parts)
+        words = [_words(p.text) for p in parts]
+        for end in range(len(parts), 0, -1):
+            joined: list[str] = []
+            for start in range(end - 1, -1, -1):
+                joined = words[start] + joined
+                if len(joined) > len(wanted):
+                    break
+                if joined == wanted:
+                    for _ in range(end):
+                        self._parts.popleft()
+                    return join_recognitions(parts[start:end])
+        return None

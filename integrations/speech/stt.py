@@ -38,7 +38,7 @@ from pipecat.utils.time import time_now_iso8601
 
 from integrations.speech.base import SpeechRecognizer
 from integrations.speech.early_transcription import EarlyTranscriptionPolicy, QuietTracker
-from integrations.speech.nbest import NBestRecognizer, Recognition
+from integrations.speech.nbest import NBestRecognizer, Recognition, TurnReadings
 from integrations.speech.speculation import PROCESS_BUDGET, SpeculationBudget
 
 RECOGNIZER_POOL = ThreadPoolExecutor(
@@ -126,6 +126,7 @@ class LocalSTTService(SegmentedSTTService):
         early: EarlyTranscriptionPolicy | None = None,
         speculation: SpeculationBudget | None = None,
         executor: Executor | None = None,
+        readings: TurnReadings | None = None,
         settings: STTSettings | None = None,
         **kwargs,
     ):
@@ -149,6 +150,8 @@ class LocalSTTService(SegmentedSTTService):
             speculation: Bounds early transcriptions in flight (default: the process's).
             executor: Where the recognizer runs (default: the process's recognition
                 threads, :data:`RECOGNIZER_POOL`).
+            readings: The call's log of what was heard, segment by segment (the NLU
+                takes each turn's readings from it: the aggregator passes on text only).
             settings: Settings overrides (merged over the defaults).
             **kwargs: Passed to :class:`SegmentedSTTService` (e.g. ``sample_rate``).
 
@@ -168,6 +171,7 @@ class LocalSTTService(SegmentedSTTService):
         self._early_policy = early
         self._speculation = speculation or PROCESS_BUDGET
         self._executor = executor or RECOGNIZER_POOL
+        self._readings = readings
         self._quiet: QuietTracker | None = None
         self._early: tuple[int, asyncio.Future[Recognition]] | None = None
         self._segment_early: deque[asyncio.Future[Recognition] | None] = deque()
@@ -305,6 +309,8 @@ class LocalSTTService(SegmentedSTTService):
             f"(user={self._user_id or '-'}, {len(text.split())} words, "
             f"{len(recognition.hypotheses)} readings, confidence {recognition.confidence:.2f})"
         )
+        if self._readings is not None:
+            self._readings.add(recognition)
         yield TranscriptionFrame(
             text, self._user_id, time_now_iso8601(), self._language, result=recognition
         )
