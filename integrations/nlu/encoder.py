@@ -162,6 +162,17 @@ class SentenceEncoder:
             f"{self.load_seconds * 1000:.0f} ms"
         )
 
+    def primary(self) -> SentenceEncoder:
+        """This encoder with its first model only (sharing its loaded session)."""
+        if len(self.models) == 1:
+            return self
+        view = object.__new__(SentenceEncoder)
+        view.__dict__.update(self.__dict__)
+        view.models = self.models[:1]
+        view._sessions = self._sessions[:1]
+        view._input_names = self._input_names[:1]
+        return view
+
     def fingerprint(self) -> str:
         """Names and sizes of the models (part of a trained head's cache key)."""
         parts = [f"{m.path.name}:{m.path.stat().st_size}" for m in self.models]

@@ -6,7 +6,7 @@ import pytest
 from bot.agent import load_agent
 from bot.settings import REFERENCE_AGENT
 from integrations.nlu.base import OUT_OF_SCOPE, IntentClassifier, NLUThresholds
-from integrations.nlu.embedding import EmbeddingIntentClassifier
+from integrations.nlu.embedding import ClassifierSettings, EmbeddingIntentClassifier
 from integrations.nlu.encoder import SentenceEncoder
 from integrations.nlu.oos import DEFAULT_OOS_THRESHOLD
 
@@ -43,6 +43,24 @@ def test_encoder_joins_both_sentence_models(encoder):
     assert encoder.dim == 768
     vector = encoder.encode_one("when are you open")
     assert np.allclose(np.linalg.norm(vector[:384]), np.linalg.norm(vector[384:]), atol=1e-4)
+
+
+def test_corpora_train_on_the_first_model_alone(encoder):
+    settings = ClassifierSettings(ensemble_below=10)
+    small = [("when are you open", "hours"), ("where are you", "address")]
+    assert settings.encoder_for(encoder, len(small)).dim == 768
+    primary = settings.encoder_for(encoder, 10)
+    assert primary.dim == 384
+    assert np.allclose(
+        primary.encode_one("hi"),
+        SentenceEncoder(model_path=encoder.model_path).encode_one("hi"),
+        atol=1e-4,
+    )
+    corpus = [(f"{w} are you open", "hours") for w in ("when", "why", "how")] + [
+        (f"where {w} you", "address") for w in ("are", "were", "is")
+    ] * 2
+    classifier = EmbeddingIntentClassifier.train(corpus, encoder=encoder, settings=settings)
+    assert classifier.with_encoder(encoder).classify("when are you open").intent == "hours"
 
 
 def test_encoder_fingerprint_names_its_models(encoder, tmp_path):
