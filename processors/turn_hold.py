@@ -16,9 +16,16 @@ the words so far, how long the pause after them must be before the turn may end:
 - a sentence that reads as a preamble ("I'm calling about my appointment.", "I booked a
   checkup for next week.", "This is Maria.") or ends on a conjunction ("..., and"):
   ``context_pause_s``;
-- a statement (not a question) the agent cannot act on with confidence: ``unsure_pause_s``
-  (the check is the caller's, e.g. the classifier's act threshold);
+- a statement (not a question) the agent cannot act on with confidence, heard clearly:
+  ``unsure_pause_s`` (the check is the caller's, e.g. the classifier's act threshold);
 - anything else: no wait beyond what the strategies already do.
+
+A statement the agent cannot act on because the recogniser misheard it (its confidence
+in the words just said is below ``heard_clearly``: "Junior Brigitte's widening." for "Do
+you do teeth whitening?") is not held: the form of misheard words says nothing about
+whether the caller is done, and waiting does not make them understood. A repair or a
+clarifying question at once is better; if the caller was in fact going on,
+:class:`processors.barge_in.FragmentJoiner` makes both parts one turn.
 
 The pause is counted from the caller's last word; speech before it is over keeps the turn
 open as usual. The same rules tell :class:`processors.barge_in.FragmentJoiner` which
@@ -37,8 +44,20 @@ OPENER_PAUSE_S = 2.0
 """A turn of openers only ends after this much pause (the caller is still getting going)."""
 CONTEXT_PAUSE_S = 1.5
 """A preamble sentence ends the turn after this much pause (the request usually follows)."""
-UNSURE_PAUSE_S = 1.5
-"""A statement the agent does not understand ends the turn after this much pause."""
+UNSURE_PAUSE_S = 1.0
+"""A statement the agent does not understand ends the turn after this much pause.
+
+Above the longest pause between two sentences of one request: 0.66 s in the issue-15
+development set's caller voices (slt, espeak en-gb-x-rp; most are 0.2-0.5 s).
+"""
+HEARD_CLEARLY = 0.75
+"""Recogniser confidence from which the words are taken to be what the caller said.
+
+Issue-15 development run (espeak en-gb-x-rp, clean): whole requests the recogniser
+misheard into statements read 0.35-0.72 ("Owen" for "hours?", "A reptilean." for
+"address please", "Prifam a feeling." for "price of a filling"); the scene-setting
+sentences callers went on from read 0.77-0.93 ("We just moved to Springfield.").
+"""
 
 FILLERS = frozenset(
     {"um", "umm", "uh", "uhh", "er", "erm", "ah", "eh", "hm", "hmm", "mm", "mhm", "oh"}
@@ -169,6 +188,8 @@ class TurnHoldPolicy:
         opener_pause_s: The pause after openers only.
         context_pause_s: The pause after a preamble sentence.
         unsure_pause_s: The pause after a statement the agent does not understand.
+        heard_clearly: The recogniser confidence (0-1) below which a statement the agent
+            does not understand counts as misheard and is not held.
     """
 
     understood: Callable[[str], bool] | None = None
@@ -176,6 +197,7 @@ class TurnHoldPolicy:
     opener_pause_s: float = OPENER_PAUSE_S
     context_pause_s: float = CONTEXT_PAUSE_S
     unsure_pause_s: float = UNSURE_PAUSE_S
+    heard_clearly: float = HEARD_CLEARLY
 
     def text_pause(self, text: str, *, over_bot: bool = False) -> float:
         """The least pause (s) after ``text`` for reasons of form alone (0: none).
@@ -196,14 +218,22 @@ class TurnHoldPolicy:
             return self.context_pause_s
         return 0.0
 
-    def pause(self, text: str, *, over_bot: bool = False) -> float:
+    def pause(self, text: str, *, over_bot: bool = False, confidence: float = 1.0) -> float:
         """The least pause (s) after ``text`` before the turn may end (0: none).
 
         May run the ``understood`` check: call it off the event loop.
+
+        Args:
+            text: The turn's words so far.
+            over_bot: The turn started while the bot was speaking.
+            confidence: How sure the recogniser was of the latest words (0-1; 1 when
+                it does not say).
         """
         needed = self.text_pause(text, over_bot=over_bot)
         if needed or not normalize_words(text) or self.understood is None:
             return needed
+        if confidence < self.heard_clearly:
+            return 0.0  # misheard: answer now (a repair), the joiner takes any rest
         if is_statement(text) and not self.understood(text):
             return self.unsure_pause_s
         return 0.0
