@@ -9,10 +9,11 @@ sets the scene ("Hi, I booked a checkup for next week." -> a booking, while the 
 went on "...but I'm not going to be able to come"). :class:`TurnHoldPolicy` says, from
 the words so far, how long the pause after them must be before the turn may end:
 
-- only openers (fillers, greetings, backchannels: "um", "yeah", "hi", "so", "okay",
-  "well", "hi um"): ``opener_pause_s``. Not when the bot has just asked a yes/no
-  question and the words are an answer ("yeah"), nor for a backchannel said over the
-  bot's reply ("mhm": :class:`processors.barge_in.BackchannelFilter` lets it go on);
+- only openers (fillers, greetings, backchannels, a bare yes, no or bye: "um", "yeah",
+  "no", "hi", "so", "okay", "well", "hi um"): ``opener_pause_s``. Not when the bot has
+  just asked a yes/no question and the words are an answer ("yeah", "bye" to "Anything
+  else?"), nor for a backchannel said over the bot's reply ("mhm":
+  :class:`processors.barge_in.BackchannelFilter` lets it go on);
 - a sentence that reads as a preamble ("I'm calling about my appointment.", "I booked a
   checkup for next week.", "This is Maria.") or ends on a conjunction ("..., and"):
   ``context_pause_s``;
@@ -87,16 +88,22 @@ OPENER_WORDS = FILLERS | frozenset(
         "yes",
         "yep",
         "yup",
+        "no",
+        "nope",
         "like",
         "and",
         "now",
         "anyway",
+        # "Hi," at the start of a call is often heard as "Bye." (4 of 10 cut-offs in the
+        # issue-15 dev run: "Bye. Is my karate yet?..."); a goodbye to the bot's "Anything
+        # else?" is an answer and ends the turn at once (see ANSWER_WORDS)
+        "bye",
     }
 )
 """Words that, alone, open a turn without asking anything yet."""
 MISHEARD_HI = frozenset({"i", "im"})
 """Openers only when alone: before other words they start the sentence ("I booked...")."""
-ANSWER_WORDS = frozenset({"yes", "yeah", "yep", "yup", "no", "nope", "sure", "okay", "ok"})
+ANSWER_WORDS = frozenset({"yes", "yeah", "yep", "yup", "no", "nope", "sure", "okay", "ok", "bye"})
 """Words that answer a yes/no question (then a turn of openers is an answer)."""
 TRAILING_WORDS = frozenset({"and", "but", "so", "because", "or", "then", "um", "uh", "er", "if"})
 """A sentence that ends on one of these is not finished."""

@@ -146,6 +146,14 @@ def test_misheard_openers_and_preambles_are_still_held():
     assert policy().pause("I'm calling about my appointment.", confidence=0.4) > 0
 
 
+@pytest.mark.parametrize("text", ["No.", "Nope,", "Um, no.", "Bye.", "And bye."])
+def test_a_bare_no_or_bye_is_an_opener_unless_it_answers_a_question(text):
+    assert policy(question=False).text_pause(text) == policy().opener_pause_s
+    assert policy(question=True).text_pause(text) == 0
+    assert not is_opener("No, that's not what I meant.")
+    assert not is_opener("Okay, thanks, bye.")
+
+
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
