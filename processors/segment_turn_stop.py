@@ -39,8 +39,8 @@ a preamble ("I booked a checkup for next week.") or a statement the agent does n
 understand end the turn only once the pause since the caller's last word has lasted
 what the policy asks (speech meanwhile keeps the turn open, as usual). The policy is told
 how sure the recogniser was of the latest words (the confidence of the last
-:class:`~integrations.speech.nbest.Recognition` the STT attached): misheard words are
-not held. A request the agent understands ends exactly as before.
+:class:`~integrations.speech.nbest.Recognition` the STT attached): misheard words wait
+less. A request the agent understands ends exactly as before.
 """
 
 from __future__ import annotations

@@ -23,10 +23,9 @@ the words so far, how long the pause after them must be before the turn may end:
 
 A statement the agent cannot act on because the recogniser misheard it (its confidence
 in the words just said is below ``heard_clearly``: "Junior Brigitte's widening." for "Do
-you do teeth whitening?") is not held: the form of misheard words says nothing about
-whether the caller is done, and waiting does not make them understood. A repair or a
-clarifying question at once is better; if the caller was in fact going on,
-:class:`processors.barge_in.FragmentJoiner` makes both parts one turn.
+you do teeth whitening?") waits only ``misheard_pause_s``, enough to hear a caller go on
+after a sentence: the form of misheard words says nothing about whether the caller is
+done, and a longer wait does not make them understood (a repair sooner is better).
 
 The pause is counted from the caller's last word; speech before it is over keeps the turn
 open as usual. The same rules tell :class:`processors.barge_in.FragmentJoiner` which
@@ -50,6 +49,14 @@ UNSURE_PAUSE_S = 1.0
 
 Above the longest pause between two sentences of one request: 0.66 s in the issue-15
 development set's caller voices (slt, espeak en-gb-x-rp; most are 0.2-0.5 s).
+"""
+MISHEARD_PAUSE_S = 0.75
+"""A statement the recogniser misheard ends the turn after this much pause.
+
+Just above the longest pause between two sentences of one dev-set request (0.66 s) plus
+the VAD's 0.064 s to hear the caller again. Ending such turns at once cut off callers whose
+greeting was misheard ("Hey there." -> "Say there.", "Amen.", then the request: 2 of 262
+dev calls), and waiting longer does not make misheard words understood.
 """
 HEARD_CLEARLY = 0.75
 """Recogniser confidence from which the words are taken to be what the caller said.
@@ -195,8 +202,9 @@ class TurnHoldPolicy:
         opener_pause_s: The pause after openers only.
         context_pause_s: The pause after a preamble sentence.
         unsure_pause_s: The pause after a statement the agent does not understand.
+        misheard_pause_s: The pause after a statement the recogniser misheard.
         heard_clearly: The recogniser confidence (0-1) below which a statement the agent
-            does not understand counts as misheard and is not held.
+            does not understand counts as misheard.
     """
 
     understood: Callable[[str], bool] | None = None
@@ -204,6 +212,7 @@ class TurnHoldPolicy:
     opener_pause_s: float = OPENER_PAUSE_S
     context_pause_s: float = CONTEXT_PAUSE_S
     unsure_pause_s: float = UNSURE_PAUSE_S
+    misheard_pause_s: float = MISHEARD_PAUSE_S
     heard_clearly: float = HEARD_CLEARLY
 
     def text_pause(self, text: str, *, over_bot: bool = False) -> float:
@@ -239,11 +248,9 @@ class TurnHoldPolicy:
         needed = self.text_pause(text, over_bot=over_bot)
         if needed or not normalize_words(text) or self.understood is None:
             return needed
-        if confidence < self.heard_clearly:
-            return 0.0  # misheard: answer now (a repair), the joiner takes any rest
-        if is_statement(text) and not self.understood(text):
-            return self.unsure_pause_s
-        return 0.0
+        if not is_statement(text) or self.understood(text):
+            return 0.0
+        return self.unsure_pause_s if confidence >= self.heard_clearly else self.misheard_pause_s
 
     def is_fragment(self, text: str) -> bool:
         """Whether a finished turn was only the start of a request (openers, a preamble).
