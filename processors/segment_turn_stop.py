@@ -37,8 +37,10 @@ With a :class:`~processors.turn_hold.TurnHoldPolicy`, a turn the model calls fin
 still waits when its words are not yet a request: openers only ("Um, yeah.", "Hi, um."),
 a preamble ("I booked a checkup for next week.") or a statement the agent does not
 understand end the turn only once the pause since the caller's last word has lasted
-what the policy asks (speech meanwhile keeps the turn open, as usual). A request the
-agent understands ends exactly as before.
+what the policy asks (speech meanwhile keeps the turn open, as usual). The policy is told
+how sure the recogniser was of the latest words (the confidence of the last
+:class:`~integrations.speech.nbest.Recognition` the STT attached): misheard words wait
+less. A request the agent understands ends exactly as before.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from pipecat.frames.frames import (
 from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 
+from integrations.speech.nbest import Recognition
 from integrations.speech.stt import SegmentTranscribedFrame
 from processors.turn_hold import TurnHoldPolicy
 
@@ -111,6 +114,8 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         self._hold = hold
         self._hold_task: asyncio.Task[None] | None = None
         self._turn_text: list[str] = []
+        self._confidence = 1.0
+        """How sure the recogniser was of the turn's latest words (1 when it does not say)."""
         self._speech_end = 0.0
         """When the caller's latest words ended (wall clock, as the VAD's timestamps)."""
         self._bot_speaking = False
@@ -131,6 +136,8 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
             self._bot_speaking = False
         elif isinstance(frame, TranscriptionFrame) and frame.text.strip():
             self._turn_text.append(frame.text.strip())
+            heard = frame.result
+            self._confidence = heard.confidence if isinstance(heard, Recognition) else 1.0
         if isinstance(frame, VADUserStoppedSpeakingFrame):
             self._untranscribed += 1
             self._speech_end = frame.timestamp - frame.stop_secs
@@ -234,7 +241,9 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
             return
         if self._hold_task is not None:
             return  # already waiting for the pause to last
-        needed = await asyncio.to_thread(self._hold.pause, text, over_bot=self._over_bot)
+        needed = await asyncio.to_thread(
+            self._hold.pause, text, over_bot=self._over_bot, confidence=self._confidence
+        )
         remaining = self._speech_end + needed - time.time()
         if self._vad_user_speaking or self._hold_task is not None:
             return  # the caller went on meanwhile (or another path is waiting already)
@@ -279,6 +288,7 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         self._untranscribed = 0
         self._words = False
         self._turn_text.clear()
+        self._confidence = 1.0
 
     async def _timeout_handler(self, timeout: float) -> None:
         """The safety net (for a transcript that never comes): at least ``min_stt_wait_s``."""

@@ -9,16 +9,23 @@ sets the scene ("Hi, I booked a checkup for next week." -> a booking, while the 
 went on "...but I'm not going to be able to come"). :class:`TurnHoldPolicy` says, from
 the words so far, how long the pause after them must be before the turn may end:
 
-- only openers (fillers, greetings, backchannels: "um", "yeah", "hi", "so", "okay",
-  "well", "hi um"): ``opener_pause_s``. Not when the bot has just asked a yes/no
-  question and the words are an answer ("yeah"), nor for a backchannel said over the
-  bot's reply ("mhm": :class:`processors.barge_in.BackchannelFilter` lets it go on);
+- only openers (fillers, greetings, backchannels, a bare yes, no or bye: "um", "yeah",
+  "no", "hi", "so", "okay", "well", "hi um"): ``opener_pause_s``. Not when the bot has
+  just asked a yes/no question and the words are an answer ("yeah", "bye" to "Anything
+  else?"), nor for a backchannel said over the bot's reply ("mhm":
+  :class:`processors.barge_in.BackchannelFilter` lets it go on);
 - a sentence that reads as a preamble ("I'm calling about my appointment.", "I booked a
   checkup for next week.", "This is Maria.") or ends on a conjunction ("..., and"):
   ``context_pause_s``;
-- a statement (not a question) the agent cannot act on with confidence: ``unsure_pause_s``
-  (the check is the caller's, e.g. the classifier's act threshold);
+- a statement (not a question) the agent cannot act on with confidence, heard clearly:
+  ``unsure_pause_s`` (the check is the caller's, e.g. the classifier's act threshold);
 - anything else: no wait beyond what the strategies already do.
+
+A statement the agent cannot act on because the recogniser misheard it (its confidence
+in the words just said is below ``heard_clearly``: "Junior Brigitte's widening." for "Do
+you do teeth whitening?") waits only ``misheard_pause_s``, enough to hear a caller go on
+after a sentence: the form of misheard words says nothing about whether the caller is
+done, and a longer wait does not make them understood (a repair sooner is better).
 
 The pause is counted from the caller's last word; speech before it is over keeps the turn
 open as usual. The same rules tell :class:`processors.barge_in.FragmentJoiner` which
@@ -37,8 +44,28 @@ OPENER_PAUSE_S = 2.0
 """A turn of openers only ends after this much pause (the caller is still getting going)."""
 CONTEXT_PAUSE_S = 1.5
 """A preamble sentence ends the turn after this much pause (the request usually follows)."""
-UNSURE_PAUSE_S = 1.5
-"""A statement the agent does not understand ends the turn after this much pause."""
+UNSURE_PAUSE_S = 1.0
+"""A statement the agent does not understand ends the turn after this much pause.
+
+Above the longest pause between two sentences of one request: 0.66 s in the issue-15
+development set's caller voices (slt, espeak en-gb-x-rp; most are 0.2-0.5 s).
+"""
+MISHEARD_PAUSE_S = 0.75
+"""A statement the recogniser misheard ends the turn after this much pause.
+
+Just above the longest pause between two sentences of one dev-set request (0.66 s) plus
+the VAD's 0.064 s to hear the caller again. Ending such turns at once cut off callers whose
+greeting was misheard ("Hey there." -> "Say there.", "Amen.", then the request: 2 of 262
+dev calls), and waiting longer does not make misheard words understood.
+"""
+HEARD_CLEARLY = 0.75
+"""Recogniser confidence from which the words are taken to be what the caller said.
+
+Issue-15 development run (espeak en-gb-x-rp, clean): whole requests the recogniser
+misheard into statements read 0.35-0.72 ("Owen" for "hours?", "A reptilean." for
+"address please", "Prifam a feeling." for "price of a filling"); the scene-setting
+sentences callers went on from read 0.77-0.93 ("We just moved to Springfield.").
+"""
 
 FILLERS = frozenset(
     {"um", "umm", "uh", "uhh", "er", "erm", "ah", "eh", "hm", "hmm", "mm", "mhm", "oh"}
@@ -68,16 +95,22 @@ OPENER_WORDS = FILLERS | frozenset(
         "yes",
         "yep",
         "yup",
+        "no",
+        "nope",
         "like",
         "and",
         "now",
         "anyway",
+        # "Hi," at the start of a call is often heard as "Bye." (4 of 10 cut-offs in the
+        # issue-15 dev run: "Bye. Is my karate yet?..."); a goodbye to the bot's "Anything
+        # else?" is an answer and ends the turn at once (see ANSWER_WORDS)
+        "bye",
     }
 )
 """Words that, alone, open a turn without asking anything yet."""
 MISHEARD_HI = frozenset({"i", "im"})
 """Openers only when alone: before other words they start the sentence ("I booked...")."""
-ANSWER_WORDS = frozenset({"yes", "yeah", "yep", "yup", "no", "nope", "sure", "okay", "ok"})
+ANSWER_WORDS = frozenset({"yes", "yeah", "yep", "yup", "no", "nope", "sure", "okay", "ok", "bye"})
 """Words that answer a yes/no question (then a turn of openers is an answer)."""
 TRAILING_WORDS = frozenset({"and", "but", "so", "because", "or", "then", "um", "uh", "er", "if"})
 """A sentence that ends on one of these is not finished."""
@@ -169,6 +202,9 @@ class TurnHoldPolicy:
         opener_pause_s: The pause after openers only.
         context_pause_s: The pause after a preamble sentence.
         unsure_pause_s: The pause after a statement the agent does not understand.
+        misheard_pause_s: The pause after a statement the recogniser misheard.
+        heard_clearly: The recogniser confidence (0-1) below which a statement the agent
+            does not understand counts as misheard.
     """
 
     understood: Callable[[str], bool] | None = None
@@ -176,6 +212,8 @@ class TurnHoldPolicy:
     opener_pause_s: float = OPENER_PAUSE_S
     context_pause_s: float = CONTEXT_PAUSE_S
     unsure_pause_s: float = UNSURE_PAUSE_S
+    misheard_pause_s: float = MISHEARD_PAUSE_S
+    heard_clearly: float = HEARD_CLEARLY
 
     def text_pause(self, text: str, *, over_bot: bool = False) -> float:
         """The least pause (s) after ``text`` for reasons of form alone (0: none).
@@ -196,17 +234,23 @@ class TurnHoldPolicy:
             return self.context_pause_s
         return 0.0
 
-    def pause(self, text: str, *, over_bot: bool = False) -> float:
+    def pause(self, text: str, *, over_bot: bool = False, confidence: float = 1.0) -> float:
         """The least pause (s) after ``text`` before the turn may end (0: none).
 
         May run the ``understood`` check: call it off the event loop.
+
+        Args:
+            text: The turn's words so far.
+            over_bot: The turn started while the bot was speaking.
+            confidence: How sure the recogniser was of the latest words (0-1; 1 when
+                it does not say).
         """
         needed = self.text_pause(text, over_bot=over_bot)
         if needed or not normalize_words(text) or self.understood is None:
             return needed
-        if is_statement(text) and not self.understood(text):
-            return self.unsure_pause_s
-        return 0.0
+        if not is_statement(text) or self.understood(text):
+            return 0.0
+        return self.unsure_pause_s if confidence >= self.heard_clearly else self.misheard_pause_s
 
     def is_fragment(self, text: str) -> bool:
         """Whether a finished turn was only the start of a request (openers, a preamble).

@@ -11,12 +11,15 @@ from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     LLMContextFrame,
+    TranscriptionFrame,
     UserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.tests.utils import SleepFrame, run_test
 
+from integrations.speech.nbest import Hypothesis, Recognition
+from integrations.speech.stt import SegmentTranscribedFrame
 from processors.barge_in import FragmentJoiner
 from processors.nlu_router import user_text
 from processors.segment_turn_stop import SegmentTranscriptTurnStopStrategy
@@ -24,7 +27,13 @@ from processors.semantic_turn import SemanticCompletionStopStrategy
 from processors.turn_hold import TurnHoldPolicy, asks_yes_no, is_opener, reads_as_preamble
 from tests.fakes.smart_turn import ScriptedSmartTurn
 from tests.support.turn_strategies import start_strategy
-from tests.unit.test_segment_turn_stop import RATE, keep_quiet, speak, speak_and_pause
+from tests.unit.test_segment_turn_stop import (
+    RATE,
+    keep_quiet,
+    pause_without_transcript,
+    speak,
+    speak_and_pause,
+)
 from tests.unit.test_semantic_turn import transcript
 
 UNDERSTOOD = {
@@ -125,6 +134,28 @@ def test_a_statement_the_agent_does_not_understand_waits_a_question_does_not():
     assert policy().pause("What are your opening hours?") == 0
 
 
+def test_a_misheard_statement_waits_less_than_one_heard_clearly():
+    misheard = "Junior Brigitte's widening."  # "Do you do teeth whitening?" on a bad line
+    assert policy().pause(misheard, confidence=0.5) == policy().misheard_pause_s
+    assert policy().pause(misheard, confidence=0.9) == policy().unsure_pause_s
+    assert policy().pause(misheard) == policy().unsure_pause_s  # no confidence given
+    assert policy().misheard_pause_s < policy().unsure_pause_s
+    assert policy().pause("Do you do these widening?", confidence=0.5) == 0  # a question
+
+
+def test_misheard_openers_and_preambles_are_still_held():
+    assert policy().pause("Um, yeah.", confidence=0.4) == policy().opener_pause_s
+    assert policy().pause("I'm calling about my appointment.", confidence=0.4) > 0
+
+
+@pytest.mark.parametrize("text", ["No.", "Nope,", "Um, no.", "Bye.", "And bye."])
+def test_a_bare_no_or_bye_is_an_opener_unless_it_answers_a_question(text):
+    assert policy(question=False).text_pause(text) == policy().opener_pause_s
+    assert policy(question=True).text_pause(text) == 0
+    assert not is_opener("No, that's not what I meant.")
+    assert not is_opener("Okay, thanks, bye.")
+
+
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
@@ -176,6 +207,27 @@ async def test_a_preamble_waits_for_the_rest_of_the_request():
     assert stopped == []
     await keep_quiet(strategy, 0.4)
     assert stopped == [True]
+
+
+async def test_a_statement_the_agent_does_not_understand_waits_for_the_pause():
+    strategy, stopped = await make_segment_strategy([1])
+    await speak_and_pause(strategy, "My tooth is sort of weird.")
+    await keep_quiet(strategy, 0.1)
+    assert stopped == []  # heard clearly, not understood: the caller may go on
+    await keep_quiet(strategy, 0.4)
+    assert stopped == [True]
+
+
+async def test_a_statement_the_recogniser_misheard_waits_the_shorter_pause():
+    strategy, stopped = await make_segment_strategy([1], misheard_pause_s=0.1)
+    await pause_without_transcript(strategy)
+    heard = Recognition((Hypothesis("Junior Brigitte's widening.", token_logprob=-0.7),))
+    await strategy.process_frame(
+        TranscriptionFrame(heard.text, "caller", "t", finalized=True, result=heard)
+    )
+    await strategy.process_frame(SegmentTranscribedFrame(has_text=True))
+    await keep_quiet(strategy, 0.2)
+    assert stopped == [True]  # before the 0.3 s a clearly heard statement waits
 
 
 async def test_a_complete_request_ends_at_once():
