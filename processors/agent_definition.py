@@ -158,6 +158,10 @@ class NLUConfig:
     act_threshold: float = 0.85
     clarify_threshold: float = 0.5
     llm_timeout_secs: float = 1.5
+    turn_end_threshold: Annotated[float, Field(ge=0, le=1)] = 0.85
+    """A turn ends early on the words alone (no wait for a pause) only when the classifier
+    is at least this sure of them, however low ``act_threshold`` is: an eager turn end cuts
+    off a caller whose first sentence merely reads like a request."""
     confirm: Annotated[ConfirmConfig, BeforeValidator(_switch)] = field(
         default_factory=ConfirmConfig
     )

@@ -41,9 +41,12 @@ def make_nlu_router(runtime: Runtime, readings: TurnReadings | None = None) -> N
 
 
 def make_completeness_check(runtime: Runtime) -> CompletenessCheck:
-    """A transcript is a complete request when the classifier would act on it outright."""
+    """A transcript is a complete request when the classifier is sure enough to end the turn.
+
+    That is the stricter of the act threshold and ``nlu.turn_end_threshold``.
+    """
     classifier = runtime.classifier
-    act = runtime.agent.nlu.act_threshold
+    act = max(runtime.agent.nlu.act_threshold, runtime.agent.nlu.turn_end_threshold)
 
     def is_complete(text: str) -> bool:
         if text.strip() and is_backchannel(text):

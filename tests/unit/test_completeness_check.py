@@ -1,0 +1,40 @@
+"""The turn-end check: a request ends the turn on its words alone only when read surely."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+
+from bot.agent import load_agent
+from bot.call.nlu import make_completeness_check
+from tests.fakes.classifier import ScriptedClassifier, prediction
+
+AGENT = load_agent(
+    Path(__file__).resolve().parents[2] / "bot" / "agents" / "dental_front_desk.yaml"
+)
+
+
+def check(act: float, turn_end: float, confidence: float) -> bool:
+    nlu = replace(AGENT.nlu, act_threshold=act, turn_end_threshold=turn_end)
+    classifier = ScriptedClassifier(default=prediction("book_appointment", confidence))
+    runtime = SimpleNamespace(classifier=classifier, agent=replace(AGENT, nlu=nlu))
+    return make_completeness_check(runtime)("I booked a checkup for next week")  # type: ignore[arg-type]
+
+
+def test_acting_bar_below_the_turn_end_bar_does_not_end_turns():
+    assert not check(act=0.75, turn_end=0.85, confidence=0.8)
+    assert check(act=0.75, turn_end=0.85, confidence=0.9)
+
+
+def test_a_stricter_acting_bar_still_applies():
+    assert not check(act=0.9, turn_end=0.85, confidence=0.87)
+
+
+def test_backchannels_are_whole_turns():
+    nlu = replace(AGENT.nlu, turn_end_threshold=0.99)
+    runtime = SimpleNamespace(
+        classifier=ScriptedClassifier(default=prediction("affirm", 0.1)),
+        agent=replace(AGENT, nlu=nlu),
+    )
+    assert make_completeness_check(runtime)("mhm")  # type: ignore[arg-type]
