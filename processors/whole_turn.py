@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ from pipecat.frames.frames import (
     Frame,
     InputAudioRawFrame,
     LLMContextFrame,
+    UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
@@ -63,6 +65,13 @@ MAX_TURN_SECS = 120.0
 """A turn still open after this much audio is not transcribed again (its audio is dropped)."""
 
 
+CONTEXT_WAIT_SECS = 5.0
+"""A turn's context follows its end at once: a turn whose context has not come by then had none."""
+
+_Run = tuple[int, "asyncio.Future[Recognition]"]
+"""A transcription of a turn's first N segments."""
+
+
 @dataclass
 class _Turn:
     """The caller's audio since just before a turn's first segment, and its segments.
@@ -73,6 +82,8 @@ class _Turn:
     audio: bytearray = field(default_factory=bytearray)
     segments: list[tuple[int, int]] = field(default_factory=list)
     speaking_since: int | None = None
+    unknown_start: bool = False
+    """The turn began inside a segment the previous turn ended in: its start is not known."""
 
 
 class WholeTurnTranscriber(FrameProcessor):
@@ -114,11 +125,13 @@ class WholeTurnTranscriber(FrameProcessor):
         self._executor = executor or RECOGNIZER_POOL
         self._sample_rate = 0
         self._turn = _Turn()
-        self._ended: _Turn | None = None
-        """A turn whose end (``UserStoppedSpeakingFrame``) came and whose context has not."""
-        self._running: tuple[int, asyncio.Future[Recognition]] | None = None
+        self._ended: deque[tuple[float, _Turn, _Run | None]] = deque()
+        """Turns whose end (``UserStoppedSpeakingFrame``, a system frame) came and whose
+        context (a data frame, which system frames overtake) has not, with when they ended."""
+        self._running: _Run | None = None
         """The run for the turn's first N segments, started at the Nth one's stop."""
-        self._ended_run: tuple[int, asyncio.Future[Recognition]] | None = None
+        self._stop_owed = False
+        """A turn ended before the VAD's stop of its last segment: that stop is not a segment."""
         self.rewritten = 0
         """Turns whose text came from the whole turn's audio."""
         self.waited_s: list[float] = []
@@ -135,6 +148,9 @@ class WholeTurnTranscriber(FrameProcessor):
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             if direction is FrameDirection.DOWNSTREAM:
                 self._segment_ended()
+        elif isinstance(frame, UserStartedSpeakingFrame):
+            if direction is FrameDirection.DOWNSTREAM:
+                self._turn_started()
         elif isinstance(frame, UserStoppedSpeakingFrame):
             if direction is FrameDirection.DOWNSTREAM:
                 self._turn_ended()
@@ -149,10 +165,11 @@ class WholeTurnTranscriber(FrameProcessor):
     async def cleanup(self) -> None:
         """Drop runs still in flight (the call is over)."""
         await super().cleanup()
-        for run in (self._running, self._ended_run):
+        for run in [self._running, *(run for _, _, run in self._ended)]:
             if run is not None:
                 run[1].cancel()
-        self._running = self._ended_run = None
+        self._running = None
+        self._ended.clear()
 
     def _add_audio(self, frame: InputAudioRawFrame) -> None:
         if frame.sample_rate != self._sample_rate:
@@ -169,8 +186,26 @@ class WholeTurnTranscriber(FrameProcessor):
         if len(turn.audio) > 2 * keep:
             del turn.audio[: len(turn.audio) - keep]
 
+    def _turn_started(self) -> None:
+        """A new turn: its segments are those from the one under way (if any) on."""
+        turn = self._turn
+        since = turn.speaking_since
+        start = _even(max(0, (len(turn.audio) if since is None else since) - self._preroll()))
+        self._turn = _Turn(
+            audio=turn.audio[start:],
+            speaking_since=None if since is None else since - start,
+            unknown_start=self._stop_owed,
+        )
+        if self._running is not None:
+            self._running[1].cancel()
+            self._running = None
+
     def _segment_ended(self) -> None:
         turn = self._turn
+        if self._stop_owed:  # the end of a segment a turn already closed
+            self._stop_owed = False
+            turn.speaking_since = None
+            return
         if turn.speaking_since is None:
             return
         turn.segments.append((turn.speaking_since, len(turn.audio)))
@@ -188,21 +223,31 @@ class WholeTurnTranscriber(FrameProcessor):
         self._running = (len(turn.segments), future)
 
     def _turn_ended(self) -> None:
-        """Set the ended turn aside; speech already under way starts the next one."""
-        turn, self._turn = self._turn, _Turn()
-        if turn.speaking_since is not None:  # the caller is talking again: a new turn's segment
-            start = _even(max(0, turn.speaking_since - self._bytes(self._preroll_secs)))
-            self._turn.audio = turn.audio[start:]
-            self._turn.speaking_since = turn.speaking_since - start
+        """Set the ended turn aside and keep listening (the next turn starts at its start).
+
+        The user aggregator's turn end can reach here before the VAD's stop of the turn's
+        last segment (that frame goes through the aggregator's queue): the segment is then
+        the ended turn's, closed here, and its stop when it comes is no new segment.
+        """
+        turn = self._turn
+        if turn.speaking_since is not None:
+            turn.segments.append((turn.speaking_since, len(turn.audio)))
             turn.speaking_since = None
-        if self._ended_run is not None:
-            self._ended_run[1].cancel()
-        self._ended, self._ended_run, self._running = turn, self._running, None
+            self._stop_owed = True
+        self._turn = _Turn(audio=turn.audio[-self._preroll() :] if self._preroll() else bytearray())
+        self._ended.append((time.monotonic(), turn, self._running))
+        self._running = None
 
     async def _rewrite(self, frame: LLMContextFrame) -> None:
-        turn, run = self._ended, self._ended_run
-        self._ended = self._ended_run = None
-        if turn is None or len(turn.segments) < 2:
+        turn: _Turn | None = None
+        run: _Run | None = None
+        while self._ended and turn is None:
+            ended_at, turn, run = self._ended.popleft()
+            if time.monotonic() - ended_at > CONTEXT_WAIT_SECS:  # that turn brought no context
+                if run is not None:
+                    run[1].cancel()
+                turn = run = None
+        if turn is None or len(turn.segments) < 2 or turn.unknown_start:
             if run is not None:
                 run[1].cancel()
             return
@@ -252,6 +297,9 @@ class WholeTurnTranscriber(FrameProcessor):
         return asyncio.get_running_loop().run_in_executor(
             self._executor, recognize_turn, self._recognizer, pcm, self._sample_rate
         )
+
+    def _preroll(self) -> int:
+        return self._bytes(self._preroll_secs)
 
     def _bytes(self, secs: float) -> int:
         return int(secs * self._sample_rate) * 2

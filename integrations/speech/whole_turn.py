@@ -38,7 +38,9 @@ MAX_PAUSE_SECS = 0.4
 A pause already ends in ``vad_stop_secs`` (0.2 s) of quiet after the last word and
 starts ``SPEECH_LEAD_SECS`` before the next segment's start, so 0.4 s more of it is
 enough to mark a sentence break; kept whole, a long pause is seconds of babble the
-recogniser reads words into.
+recogniser reads words into. ``callagent bench noise-path`` (dev set, slt), WER of the turn
+text in 10 dB babble / clean: pauses kept (up to 5 s) 86.7 / -, 0.4 s 86.5 / 18.6 %, 0.2 s
+86.1 / 18.8 % (segments joined: 91.4 / 19.7 %); within a few words of each other.
 """
 
 LEADING_SILENCE_SECS = 0.1

@@ -141,3 +141,32 @@ async def test_an_empty_turn_or_an_unheard_whole_keeps_the_segments_text() -> No
     contexts, recognizer, _ = await _run([*split, *_turn_end("Um. Cleaning.")], answer="")
     assert [user_text(c) for c in contexts] == ["Um. Cleaning."]
     assert len(recognizer.calls) == 1
+
+
+async def test_a_turn_ended_before_its_last_vad_stop_keeps_that_segment() -> None:
+    # the aggregator's turn end can pass the VAD's stop (which goes through its queue)
+    first = [
+        UserStartedSpeakingFrame(),
+        *_audio(0.1, loud=True),
+        VADUserStartedSpeakingFrame(start_secs=0.1),
+        *_audio(0.9, loud=True),
+        *_audio(0.1, loud=False),
+        *_turn_end("Hi, is my car ready yet?"),
+        VADUserStoppedSpeakingFrame(stop_secs=0.2),
+    ]
+    second = [
+        *_audio(1.0, loud=False),
+        UserStartedSpeakingFrame(),
+        *_segment(0.5),
+        *_audio(1.0, loud=False),
+        *_segment(0.7),
+        *_turn_end("I dropped it off. This morning."),
+    ]
+    contexts, recognizer, _ = await _run([*first, *second], answer="I dropped it off this morning")
+    assert [user_text(c) for c in contexts] == [
+        "Hi, is my car ready yet?",
+        "I dropped it off this morning",
+    ]
+    assert len(recognizer.calls) == 1
+    samples = np.frombuffer(recognizer.calls[0][0], dtype="<i2")
+    assert np.count_nonzero(samples) == round(1.2 * RATE)  # the second turn's words only
