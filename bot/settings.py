@@ -275,6 +275,25 @@ class Settings(BaseSettings):
             "14.6/48.3 % beam 2 (decode 1.3x), 14.4/46.8 % beam 4 (1.9x)."
         ),
     )
+    whole_turn_stt: bool = Field(
+        default=True,
+        validation_alias="CALLAGENT_WHOLE_TURN_STT",
+        description=(
+            "A caller turn the VAD split into several segments gets its text from one "
+            "transcription of the turn's whole audio (embedded STT only; single-segment "
+            "turns are unchanged)."
+        ),
+    )
+    whole_turn_max_pause_secs: float = Field(
+        default=0.4,
+        ge=0.0,
+        le=5.0,
+        validation_alias="CALLAGENT_WHOLE_TURN_MAX_PAUSE_SECS",
+        description=(
+            "Longest pause (s) kept between two segments of a turn transcribed whole (the "
+            "middle of a longer pause is cut out)."
+        ),
+    )
     asr_lm_weight: float = Field(
         default=0.0,
         ge=0.0,

@@ -40,6 +40,7 @@ from bot.call.services import (
     make_tts,
     make_turn_analyzer,
     make_vad_analyzer,
+    make_whole_turn,
     optional,
 )
 from integrations.speech.nbest import TurnReadings
@@ -181,6 +182,8 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
             transport.input(),
             make_stt(runtime, readings),
             user_aggregator,
+            # a turn the VAD split: its text from one transcription of all its audio
+            make_whole_turn(runtime, readings),
             CallerAudioStop(),  # nothing below listens to the caller's audio (see the module)
             DTMFAggregator(timeout=DTMF_TIMEOUT_SECS),  # keyed digits → "DTMF: ..." turns
             # "mhm" while the bot talks: it goes on

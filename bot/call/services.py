@@ -53,6 +53,26 @@ def make_stt(runtime: Runtime, readings: TurnReadings | None = None) -> FramePro
     return local
 
 
+def make_whole_turn(
+    runtime: Runtime, readings: TurnReadings | None = None
+) -> FrameProcessor | None:
+    """Transcribes a turn the VAD split into segments again, whole (None: off or a cloud STT).
+
+    Goes right after the user aggregator. Args as for :func:`make_stt`.
+    """
+    from processors.whole_turn import WholeTurnTranscriber
+
+    settings = runtime.settings
+    if not settings.whole_turn_stt or settings.stt != "moonshine" or runtime.recognizer is None:
+        return None
+    return WholeTurnTranscriber(
+        recognizer=runtime.recognizer,
+        readings=readings,
+        max_pause_secs=settings.whole_turn_max_pause_secs,
+        speculation=runtime.speculation,
+    )
+
+
 def make_tts(runtime: Runtime) -> FrameProcessor:
     """The text-to-speech service for one call, rendering at the pipeline's output rate.
 

@@ -13,7 +13,11 @@ by the embedded recogniser. Per request and overall:
 - the word error rate of the segments' transcripts against the same recogniser on the
   caller's speech cut by hand (the speech span, nothing else): the gap is what the call
   path loses, the rest is the recogniser's;
-- the turn's recogniser confidence (``Recognition.confidence`` of the joined readings).
+- the turn's recogniser confidence (``Recognition.confidence`` of the joined readings);
+- for a request split into several segments, the word error rate of the call's turn
+  text: the turn's audio transcribed as one piece, as
+  :class:`~processors.whole_turn.WholeTurnTranscriber` does (single-segment requests
+  keep their segment's transcript).
 
 Prints the figures (and saves them as JSON); nothing is asserted. Transcripts go to the
 JSON only.
@@ -61,6 +65,8 @@ class RequestPath:
     hand_cut_transcript: str = ""
     word_errors: int = 0
     hand_cut_word_errors: int = 0
+    turn_transcript: str = ""
+    turn_word_errors: int = 0
     words: int = 0
     confidence: float | None = None
 
@@ -89,6 +95,11 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
     p.add_argument("--noise", default="babble", help="none, white, pink or babble (babble)")
     p.add_argument("--snr", type=float, default=10.0, help="SNR in dB (10)")
     p.add_argument("--limit", type=int, help="only this many requests (taken in turn per intent)")
+    p.add_argument(
+        "--max-pause",
+        type=float,
+        help="longest pause (s) kept inside a split turn's audio (default: the call's setting)",
+    )
     bench_args.add_output_arguments(p)
     p.set_defaults(func=run_noise_path)
 
@@ -105,10 +116,15 @@ def run_noise_path(args: argparse.Namespace) -> int:
     except RequestSetError as e:
         print(e, file=sys.stderr)
         return 2
+    from bot.settings import Settings
+
     recognizer = _recognizer()
+    max_pause = Settings().whole_turn_max_pause_secs if args.max_pause is None else args.max_pause
     rows: list[RequestPath] = []
     for index, request in enumerate(requests):
-        rows.append(trace(request.text, args.voice, args.noise, args.snr, index, recognizer))
+        rows.append(
+            trace(request.text, args.voice, args.noise, args.snr, index, recognizer, max_pause)
+        )
         print(f"\r{index + 1}/{len(requests)} requests", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     summary = summarize(rows)
@@ -122,6 +138,7 @@ def run_noise_path(args: argparse.Namespace) -> int:
             "voice": args.voice,
             "noise": args.noise,
             "snr_db": args.snr,
+            "max_pause_s": max_pause,
             "summary": summary,
             "requests": [
                 {**asdict(r), "end_delay_s": r.end_delay_s, "audio_to_speech": r.audio_to_speech}
@@ -213,12 +230,24 @@ def stt_cuts(segments: list[Segment], preroll_s: float = PREROLL_S) -> list[tupl
 
 
 def trace(
-    text: str, voice: str, noise: str, snr_db: float, seed: int, recognizer: Any
+    text: str,
+    voice: str,
+    noise: str,
+    snr_db: float,
+    seed: int,
+    recognizer: Any,
+    max_pause_s: float = 0.4,
 ) -> RequestPath:
     """Follow one request from the caller's mouth to the recogniser's words."""
     from integrations.speech.audio import PHONE_SAMPLE_RATE
     from integrations.speech.nbest import join_recognitions
     from integrations.speech.stt import trim_lead_in
+    from integrations.speech.whole_turn import (
+        PREROLL_SECS,
+        SPEECH_LEAD_SECS,
+        recognize_turn,
+        turn_spans,
+    )
     from simulator.bench.speech_engines import word_errors
     from simulator.understanding.voices import spoken
 
@@ -248,7 +277,19 @@ def trace(
     row.confidence = round(turn.confidence, 3) if turn.hypotheses else None
     hand_cut = cut(speech_start - 0.15, speech_end + 0.2)
     row.hand_cut_transcript = recognizer.recognize(lead + hand_cut + trail, rate).text
+    row.turn_transcript = row.transcript
+    if len(near) > 1:  # the call transcribes a split turn's audio again, as one piece
+        spans = turn_spans(
+            [(found[i].start_s, found[i].end_s) for i in near],
+            preroll=PREROLL_SECS,
+            speech_lead=SPEECH_LEAD_SECS,
+            max_pause=max_pause_s,
+            floor=cuts[near[0]][0],
+        )
+        whole = recognize_turn(recognizer, b"".join(cut(*span) for span in spans), rate)
+        row.turn_transcript = whole.text or row.transcript
     row.word_errors, row.words = word_errors(text, row.transcript)
+    row.turn_word_errors, _ = word_errors(text, row.turn_transcript)
     row.hand_cut_word_errors, _ = word_errors(text, row.hand_cut_transcript)
     return row
 
@@ -274,11 +315,24 @@ def summarize(rows: list[RequestPath]) -> dict[str, Any]:
         "end_delay_s": {"p50": pct(delays, 50), "p90": pct(delays, 90), "max": pct(delays, 100)},
         "audio_to_speech": round(heard / speech, 3) if speech else None,
         "wer_pct": round(100 * sum(r.word_errors for r in rows) / words, 1) if words else None,
+        "turn_wer_pct": round(100 * sum(r.turn_word_errors for r in rows) / words, 1)
+        if words
+        else None,
+        "split_wer_pct": _wer([r for r in rows if len(r.segments) > 1], "word_errors"),
+        "split_turn_wer_pct": _wer([r for r in rows if len(r.segments) > 1], "turn_word_errors"),
+        "split_hand_cut_wer_pct": _wer(
+            [r for r in rows if len(r.segments) > 1], "hand_cut_word_errors"
+        ),
         "hand_cut_wer_pct": (
             round(100 * sum(r.hand_cut_word_errors for r in rows) / words, 1) if words else None
         ),
         "confidence": {"p10": pct(confidences, 10), "p50": pct(confidences, 50)},
     }
+
+
+def _wer(rows: list[RequestPath], errors: str) -> float | None:
+    words = sum(r.words for r in rows)
+    return round(100 * sum(getattr(r, errors) for r in rows) / words, 1) if words else None
 
 
 def report_lines(summary: dict[str, Any], noise: str, snr_db: float) -> list[str]:
@@ -293,4 +347,7 @@ def report_lines(summary: dict[str, Any], noise: str, snr_db: float) -> list[str
         f"  WER on the call's segments {summary['wer_pct']} % vs on the speech cut by hand "
         f"{summary['hand_cut_wer_pct']} %; turn confidence p10 {confidence['p10']}, "
         f"p50 {confidence['p50']}",
+        f"  WER of the turn text (split turns transcribed whole) {summary['turn_wer_pct']} %; "
+        f"split requests only: segments {summary['split_wer_pct']} %, whole turn "
+        f"{summary['split_turn_wer_pct']} %, cut by hand {summary['split_hand_cut_wer_pct']} %",
     ]
