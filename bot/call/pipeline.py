@@ -132,7 +132,11 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
     is_complete = make_completeness_check(runtime)  # shared by turn-taking and barge-in
     settings = runtime.settings
     # hear the caller out: openers and preambles wait for a longer pause (issue 15)
-    hold = TurnHoldPolicy(understood=is_complete, question_pending=_bot_asked_yes_no(context))
+    hold = TurnHoldPolicy(
+        understood=is_complete,
+        question_pending=_bot_asked_yes_no(context),
+        garbled_below=settings.asr_unsure_confidence,
+    )
     # the aggregator passes on a turn's text only: the NLU finds its N-best readings here
     readings = TurnReadings()
     user_aggregator, assistant_aggregator = LLMContextAggregatorPair(

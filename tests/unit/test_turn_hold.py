@@ -143,6 +143,14 @@ def test_a_misheard_statement_waits_less_than_one_heard_clearly():
     assert policy().pause("Do you do these widening?", confidence=0.5) == 0  # a question
 
 
+def test_garbled_words_wait_the_long_pause():
+    # babble: the recogniser barely heard anything, and the caller may be going on under it
+    garbled = "And my the cross of it."
+    assert policy().pause(garbled, confidence=0.3) == policy().garbled_pause_s
+    assert policy().garbled_pause_s > policy().misheard_pause_s
+    assert policy(garbled_below=0.2).pause(garbled, confidence=0.3) == (policy().misheard_pause_s)
+
+
 def test_misheard_openers_and_preambles_are_still_held():
     assert policy().pause("Um, yeah.", confidence=0.4) == policy().opener_pause_s
     assert policy().pause("I'm calling about my appointment.", confidence=0.4) > 0
@@ -221,7 +229,7 @@ async def test_a_statement_the_agent_does_not_understand_waits_for_the_pause():
 async def test_a_statement_the_recogniser_misheard_waits_the_shorter_pause():
     strategy, stopped = await make_segment_strategy([1], misheard_pause_s=0.1)
     await pause_without_transcript(strategy)
-    heard = Recognition((Hypothesis("Junior Brigitte's widening.", token_logprob=-0.7),))
+    heard = Recognition((Hypothesis("Junior Brigitte's widening.", token_logprob=-0.5),))
     await strategy.process_frame(
         TranscriptionFrame(heard.text, "caller", "t", finalized=True, result=heard)
     )
