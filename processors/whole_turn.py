@@ -268,7 +268,7 @@ class WholeTurnTranscriber(FrameProcessor):
             future.cancel()
             raise
         except Exception as e:  # the segments' text stands
-            logger.warning(f"{self}: whole-turn transcription failed: {type(e).__name__}")
+            logger.warning(f"{self}: whole-turn STT failed ({type(e).__name__}); segments kept")
             return
         waited = time.perf_counter() - waited
         self.waited_s.append(waited)
