@@ -465,8 +465,19 @@ class Settings(BaseSettings):
         default="",
         validation_alias="CALLAGENT_OPERATOR_TOKEN",
         description=(
-            "Bearer token for /api/calls and /dashboard (16+ characters); empty = both answer 403."
+            "Bearer token for /api/calls, /dashboard and /docs (16+ characters); empty = they "
+            "answer 403, except on a loopback-only server, which prints a one-time login link."
         ),
+    )
+    operator_session_hours: float = Field(
+        default=12.0,
+        validation_alias="CALLAGENT_OPERATOR_SESSION_HOURS",
+        description="A dashboard login lasts at most this long (hours).",
+    )
+    operator_session_idle_minutes: float = Field(
+        default=30.0,
+        validation_alias="CALLAGENT_OPERATOR_SESSION_IDLE_MINUTES",
+        description="A dashboard login ends after this long without a request (minutes).",
     )
 
     # CRM (caller record prefetch and write-back)
@@ -704,6 +715,14 @@ class Settings(BaseSettings):
             p.append(
                 "CALLAGENT_OPERATOR_TOKEN is too short: use 16+ characters, e.g. "
                 "python -c 'import secrets; print(secrets.token_urlsafe(32))'."
+            )
+        if not (
+            0 < self.operator_session_hours <= 24 * 365
+            and 0 < self.operator_session_idle_minutes <= 60 * 24 * 365
+        ):
+            p.append(
+                "CALLAGENT_OPERATOR_SESSION_HOURS and CALLAGENT_OPERATOR_SESSION_IDLE_MINUTES "
+                "must be above 0 and at most a year (defaults 12 and 30)."
             )
         if self.crm == "rest" and not self.crm_rest_lookup_url:
             p.append("CALLAGENT_CRM=rest needs CRM_REST_LOOKUP_URL; set it in .env.")

@@ -119,12 +119,14 @@ def _serve(args: argparse.Namespace) -> int:
     from bot.web.app import WEBSOCKET_OPTIONS, create_app
 
     settings = Settings.load()
+    listen = {"host": args.host or settings.host, "port": args.port or settings.port}
+    settings = settings.model_copy(update=listen)  # the app decides by where it listens
     configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
     uvicorn.run(
         app,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
+        host=settings.host,
+        port=settings.port,
         log_level=settings.log_level.lower(),
         **WEBSOCKET_OPTIONS,
     )

@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 from contextlib import nullcontext
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,16 +70,23 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
 
 
 def _filter(args: argparse.Namespace) -> CallFilter:
+    return CallFilter(
+        since=_time_option("--since", args.since),
+        until=_time_option("--until", args.until),
+        outcome=args.outcome,
+        intent=args.intent,
+        transport=args.transport,
+    )
+
+
+def _time_option(option: str, value: str | None) -> datetime | None:
+    """``parse_time`` for a command-line option; exits naming it when the value is bad."""
+    if not value:
+        return None
     try:
-        return CallFilter(
-            since=parse_time(args.since) if args.since else None,
-            until=parse_time(args.until) if args.until else None,
-            outcome=args.outcome,
-            intent=args.intent,
-            transport=args.transport,
-        )
+        return parse_time(value)
     except ValueError as e:
-        raise SystemExit(f"callagent calls: --since/--until {e}") from None
+        raise SystemExit(f"callagent calls: {option} {e}") from None
 
 
 def quiet_logs() -> None:

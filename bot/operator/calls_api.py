@@ -2,7 +2,7 @@
 
 Routes:
     GET /api/calls            calls, newest first: ?since=&until=&outcome=&intent=&transport=
-                              &limit=(1-500, default 50)&offset=
+                              &limit=(1-500, default 50)&offset=(0-2**31-1)
     GET /api/calls/stats      aggregates for the same filters (default window: the last 30 days)
     GET /api/calls/{call_id}  one call with every turn
 
@@ -13,6 +13,7 @@ ISO datetime (UTC).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -21,7 +22,7 @@ from loguru import logger
 from bot.call.records import CallRecords
 from bot.operator.auth import OperatorAuth
 from integrations.storage import CallFilter, parse_time
-from integrations.storage.queries import MAX_PAGE, OUTCOMES
+from integrations.storage.queries import MAX_OFFSET, MAX_PAGE, OUTCOMES
 
 DEFAULT_STATS_WINDOW = "30d"
 
@@ -40,12 +41,9 @@ def call_filter(
     Raises:
         HTTPException: 422 naming the bad parameter.
     """
-    try:
-        start = since or default_since
-        since_at = parse_time(start) if start else None
-        until_at = parse_time(until) if until else None
-    except ValueError as e:
-        raise HTTPException(422, f"since/until: {e}") from None
+    start = since or default_since
+    since_at = _time_parameter("since", start)
+    until_at = _time_parameter("until", until)
     if outcome and outcome not in OUTCOMES:
         raise HTTPException(422, f"outcome must be one of {', '.join(OUTCOMES)}")
     return CallFilter(
@@ -55,6 +53,16 @@ def call_filter(
         intent=intent or None,
         transport=transport or None,
     )
+
+
+def _time_parameter(name: str, value: str | None) -> datetime | None:
+    """``parse_time`` for a query parameter; 422 naming it when the value is bad."""
+    if not value:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as e:
+        raise HTTPException(422, f"{name}: {e}") from None
 
 
 def create_calls_router(records: Callable[[], CallRecords | None], auth: OperatorAuth) -> APIRouter:
@@ -80,7 +88,7 @@ def create_calls_router(records: Callable[[], CallRecords | None], auth: Operato
         intent: str | None = None,
         transport: str | None = None,
         limit: int = Query(50, ge=1, le=MAX_PAGE),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=MAX_OFFSET),
     ) -> dict[str, Any]:
         """Calls matching the filters, newest first, one page at a time."""
         where = call_filter(since, until, outcome, intent, transport)

@@ -1,7 +1,8 @@
 """The operator dashboard: server-rendered HTML with inline SVG charts.
 
-No JavaScript library, no CDN, no external file: every page is one HTML
-document that renders offline. Pages are Jinja2 templates (``templates/``) with
+No JavaScript, no CDN: every page is one HTML document and the dashboard's
+style sheet, served here, so it renders offline under a strict
+Content-Security-Policy. Pages are Jinja2 templates (``templates/``) with
 autoescaping, so stored text (transcripts, reasons, ids) is always escaped.
 Aggregates are computed in SQL by the store, so the page stays fast with
 100,000+ calls.
@@ -9,24 +10,28 @@ Aggregates are computed in SQL by the store, so the page stays fast with
 Routes:
     GET  /dashboard                 overview (?days=30&transport=&outcome=&intent=)
     GET  /dashboard/calls/{call_id} one call, turn by turn
-    GET  /dashboard/login           token form; POST it to log in (sets a session cookie)
-    POST /dashboard/logout          forget the session
+    GET  /dashboard/login           token form; POST it to log in (sets a session cookie);
+                                    ?token=: a one-time login link (loopback servers, no token)
+    POST /dashboard/logout          end the session (revoked on the server)
+    GET  /dashboard/static/dashboard.css  the pages' styles (no inline style: strict CSP)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from loguru import logger
 
 from bot.call.records import CallRecords
 from bot.operator import charts
-from bot.operator.auth import COOKIE, NOT_CONFIGURED, OperatorAuth
+from bot.operator.auth import NOT_CONFIGURED, OperatorAuth
 from integrations.storage import CallFilter, parse_time
 from integrations.storage.queries import OUTCOMES
 from integrations.storage.records import STAGES
@@ -43,6 +48,7 @@ STAGE_LABELS = {
     "other": "Other pipeline",
 }
 TRANSPORTS = ("twilio", "webrtc", "daily", "livekit")
+STATIC_DIR = Path(__file__).parent / "static"
 
 
 def _pct(value: float | None) -> str:
@@ -80,9 +86,31 @@ def create_dashboard_router(
     def guard(request: Request) -> Response | None:
         if not auth.configured:
             return _message(request, "Call records", NOT_CONFIGURED, 403)
-        if not auth.allowed(request):
-            return _login_page(request, request.url.path, status=401)
-        return None
+        access = auth.check(request)
+        if access.granted:
+            return None
+        if access.retry_after_s:
+            return _locked_out(request, access.retry_after_s)
+        return login_page(request, request.url.path, status=401)
+
+    def login_page(
+        request: Request, next_path: str, *, status: int = 200, error: str = ""
+    ) -> HTMLResponse:
+        auth.offer_login_link()  # a loopback server without a token: print a link if none is out
+        return _page(
+            request,
+            "login.html",
+            "Login",
+            status,
+            next_path=next_path,
+            error=error,
+            link_login=auth.login_links is not None,
+        )
+
+    @router.get("/static/dashboard.css", include_in_schema=False)
+    async def style_sheet() -> FileResponse:
+        """The pages' style sheet (public: the login page uses it)."""
+        return FileResponse(STATIC_DIR / "dashboard.css", media_type="text/css")
 
     @router.get("", response_class=HTMLResponse)
     async def overview(
@@ -139,39 +167,50 @@ def create_dashboard_router(
         return _page(request, "call.html", f"Call {call_id}", **call_context(call))
 
     @router.get("/login", response_class=HTMLResponse)
-    async def login_form(request: Request, next: str = "/dashboard") -> Response:  # noqa: A002
-        """The token form."""
+    async def login_form(
+        request: Request,
+        next: str = "/dashboard",  # noqa: A002
+        token: str = Query("", max_length=256),
+    ) -> Response:
+        """The token form; with ``token``, a one-time login link (loopback servers)."""
         if not auth.configured:
             return _message(request, "Call records", NOT_CONFIGURED, 403)
-        return _login_page(request, next)
+        if not token:
+            return login_page(request, next)
+        access = auth.log_in(request, link=token)
+        if access.retry_after_s:
+            return _locked_out(request, access.retry_after_s)
+        if not access.granted:
+            return login_page(
+                request, next, status=401, error="That login link was used already or has expired."
+            )
+        response = RedirectResponse(local_path(next), status_code=303)  # drops the token
+        auth.start_session(request, response)
+        return response
 
     @router.post("/login")
     async def login(
-        request: Request, token: str = Form(""), next: str = Form("/dashboard")
-    ) -> Response:  # noqa: A002
+        request: Request,
+        token: str = Form("", max_length=1024),
+        next: str = Form("/dashboard"),  # noqa: A002
+    ) -> Response:
         """Exchange the operator token for a session cookie."""
         if not auth.configured:
             return _message(request, "Call records", NOT_CONFIGURED, 403)
-        if not auth.check_token(token.strip()):
-            return _login_page(request, next, status=401, error="That is not the operator token.")
-        target = next if next.startswith("/dashboard") else "/dashboard"
-        response = RedirectResponse(target, status_code=303)
-        response.set_cookie(
-            COOKIE,
-            auth.session_value(),
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https"
-            or request.headers.get("x-forwarded-proto") == "https",
-            path="/",
-        )
+        access = auth.log_in(request, token=token)
+        if access.retry_after_s:
+            return _locked_out(request, access.retry_after_s)
+        if not access.granted:
+            return login_page(request, next, status=401, error="That is not the operator token.")
+        response = RedirectResponse(local_path(next), status_code=303)
+        auth.start_session(request, response)
         return response
 
     @router.post("/logout")
-    async def logout() -> Response:
-        """Forget the session cookie."""
+    async def logout(request: Request) -> Response:
+        """End the session: it is revoked on the server, and its cookie cleared."""
         response = RedirectResponse("/dashboard/login", status_code=303)
-        response.delete_cookie(COOKIE, path="/")
+        auth.end_session(request, response)
         return response
 
     return router
@@ -196,10 +235,29 @@ def _message(request: Request, title: str, message: str, status: int) -> HTMLRes
     return _page(request, "message.html", title, status, message=message)
 
 
-def _login_page(
-    request: Request, next_path: str, *, status: int = 200, error: str = ""
-) -> HTMLResponse:
-    return _page(request, "login.html", "Login", status, next_path=next_path, error=error)
+def _locked_out(request: Request, retry_after_s: int) -> HTMLResponse:
+    page = _message(
+        request,
+        "Login",
+        f"Too many failed logins from this address: try again in {retry_after_s} s.",
+        429,
+    )
+    page.headers["Retry-After"] = str(retry_after_s)
+    return page
+
+
+def local_path(target: str) -> str:
+    """``target`` when it is a path on this server, else ``/dashboard`` (no open redirect)."""
+    parts = urlsplit(target)
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+    ):
+        return "/dashboard"
+    return target
 
 
 def overview_context(

@@ -26,6 +26,8 @@ from bot.operator.auth import OperatorAuth
 from processors.call_events import CallEventObserver
 
 MAX_WAIT_S = 30.0
+MAX_SEQ = 2**63 - 1
+"""The largest ``after`` accepted (beyond any call's event count)."""
 
 
 @dataclass
@@ -181,8 +183,8 @@ def create_call_events_router(bus: CallEventBus, auth: OperatorAuth) -> APIRoute
     @router.get("/{call_id}/events")
     async def call_events(
         call_id: str,
-        after: int = Query(0, ge=0),
-        wait: float = Query(0.0, ge=0.0, le=MAX_WAIT_S),
+        after: int = Query(0, ge=0, le=MAX_SEQ),
+        wait: float = Query(0.0, ge=0.0, le=MAX_WAIT_S, allow_inf_nan=False),
     ) -> dict[str, Any]:
         """The call's events after ``after``, waiting up to ``wait`` s for one."""
         log = bus.get(call_id)

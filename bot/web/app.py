@@ -11,6 +11,9 @@ Routes:
     GET  /healthz        liveness and active call count
     GET  /api/calls...   call records JSON (operator token; see bot/operator/calls_api.py)
     GET  /dashboard      operator dashboard (operator token; see bot/operator/dashboard.py)
+    GET  /docs, /redoc, /openapi.json   API docs (operator token; see bot/operator/api_docs.py)
+
+Every HTTP response carries the security headers of bot/web/security_headers.py.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from bot.call.transport import (
     twilio_stream_allowed,
     webrtc_call,
 )
+from bot.operator.api_docs import create_docs_router
 from bot.operator.auth import OperatorAuth
 from bot.operator.calls_api import create_calls_router
 from bot.operator.dashboard import create_dashboard_router
@@ -45,6 +49,7 @@ from bot.operator.diagnostics import create_diagnostics_router
 from bot.operator.events import CallEventBus, create_call_events_router
 from bot.settings import Settings
 from bot.web.handoff_routes import create_handoff_router
+from bot.web.security_headers import SecurityHeaders
 from transports import rooms, twilio, webrtc
 from transports.input_batching import BatchingPolicy, LoadAdaptiveBatching, NoBatching
 
@@ -122,18 +127,24 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         calls.start(run_call(call.transport, call.spec, runtime), call.spec)
 
     webrtc_router = webrtc.create_webrtc_router(on_webrtc_connection)
+    operator = OperatorAuth.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         if runtime.records is not None:
             runtime.records.store.warm_stats_in_background()  # first dashboard view is fast
+        operator.announce_login_link()  # loopback server without an operator token only
         yield
         await calls.stop_all()
         if runtime.records is not None:
             await asyncio.to_thread(runtime.records.store.flush)
         await webrtc_router.close()
 
-    app = FastAPI(title="callagent", lifespan=lifespan)
+    # the API docs are for operators: served by create_docs_router, not FastAPI's public defaults
+    app = FastAPI(
+        title="callagent", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    app.add_middleware(SecurityHeaders, https=settings.public_url.startswith("https://"))
     app.state.runtime = runtime
     app.state.calls = calls
 
@@ -209,7 +220,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     app.include_router(webrtc_router)
     app.include_router(create_handoff_router(runtime, lambda r: public_base_url(settings, r)))
-    operator = OperatorAuth(settings.operator_token)
+    app.include_router(create_docs_router(app.openapi, operator, title=app.title))
     app.include_router(create_calls_router(lambda: runtime.records, operator))
     app.include_router(create_dashboard_router(lambda: runtime.records, operator))
     call_events = runtime.call_events

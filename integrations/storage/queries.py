@@ -19,6 +19,8 @@ _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 OUTCOMES = ("resolved", "escalated", "abandoned", "failed", "in_progress")
 MAX_PAGE = 500
+MAX_OFFSET = 2**31 - 1
+"""The largest ``offset`` a page read takes (SQLite and PostgreSQL take up to 2**63 - 1)."""
 MAX_CALL_SPAN = timedelta(days=1)
 """No call lasts longer (the pipeline's idle timeout ends calls long before)."""
 
@@ -30,21 +32,27 @@ def parse_time(value: str, *, now: datetime | None = None) -> datetime:
         Naive UTC datetime.
 
     Raises:
-        ValueError: naming the accepted forms.
+        ValueError: naming the accepted forms, or saying the time is too far back (a
+            duration beyond the year 1, which ``datetime`` cannot hold).
     """
     now = now or datetime.now(UTC).replace(tzinfo=None)
     match = _RELATIVE.match(value)
-    if match:
-        return now - timedelta(**{_UNITS[match.group(2).lower()]: float(match.group(1))})
     try:
+        if match:
+            return now - timedelta(**{_UNITS[match.group(2).lower()]: float(match.group(1))})
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        raise ValueError(
+            f"{value!r} is too far from now: use a duration of at most a few thousand years "
+            "(e.g. 3650d) or a date after 0001-01-01"
+        ) from None
     except ValueError:
         raise ValueError(
             f"{value!r}: use a duration ago (30m, 24h, 7d, 2w), a date (2026-11-01) "
             "or an ISO datetime (2026-11-01T09:00:00Z)"
         ) from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed
 
 
@@ -103,7 +111,7 @@ class CallFilter:
         turns = select(Turn.call_id).where(Turn.intent == self.intent)
         if self.since is not None:
             turns = turns.where(Turn.started_at >= self.since)
-        if self.until is not None:
+        if self.until is not None and self.until < datetime.max - MAX_CALL_SPAN:
             turns = turns.where(Turn.started_at < self.until + MAX_CALL_SPAN)
         return turns
 
@@ -179,7 +187,7 @@ def list_calls(
 ) -> dict[str, Any]:
     """One page of calls, newest first, with the total matching count."""
     limit = max(1, min(int(limit), MAX_PAGE))
-    offset = max(0, int(offset))
+    offset = max(0, min(int(offset), MAX_OFFSET))
     total = conn.execute(where.apply(select(func.count()).select_from(Call))).scalar_one()
     rows = conn.execute(
         where.apply(select(Call))

@@ -103,7 +103,10 @@ def call_stats(
     dialect = dialect_support(conn)
     now = utcnow()
     until = min(where.until or now, now)
-    since = where.since or _first_started(conn, where)
+    first = _first_started(conn, where)
+    # days before the first matching call add nothing: a window reaching back centuries
+    # (since=0001-01-02) must not walk every one of its days
+    since = None if first is None else max(where.since or first, first)
     partials: list[DayPartial] = []
     if since is not None and since < until:
         partials = _window_partials(conn, dialect, where, since, until, now, cache)
