@@ -317,3 +317,43 @@ def test_token_bucket_refills_at_the_rate() -> None:
     slot.release()
     slot.release()  # idempotent
     assert admission.in_use == 0
+
+
+def test_serve_host_flag_reaches_the_app(data_dir, monkeypatch) -> None:
+    # the Procfile runs `callagent serve --host 0.0.0.0`: were the flag only uvicorn's, the app
+    # would think it is on loopback and open browser calls to everyone
+    import uvicorn
+
+    import bot.cli
+    import bot.web.app
+    from bot.cli import main
+
+    monkeypatch.setattr(bot.cli, "configure_logging", lambda *_args: None)
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(bot.web.app, "create_app", lambda settings: seen.setdefault("s", settings))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.setdefault("run", kw))
+    assert main(["serve", "--host", "0.0.0.0", "--port", "8000"]) == 0
+    assert seen["s"].host == "0.0.0.0" and seen["run"]["host"] == "0.0.0.0"
+    assert seen["run"]["proxy_headers"] is False  # X-Forwarded-For: CALLAGENT_TRUSTED_PROXIES'
+
+
+async def test_a_call_holds_its_slot_until_it_ends() -> None:
+    from bot.call.pipeline import CallSpec
+    from bot.web.admission import LocalAdmission
+    from bot.web.app import CallManager
+
+    admission = LocalAdmission(1, 0, 1)
+    ended = asyncio.Event()
+
+    async def call() -> None:
+        await ended.wait()
+
+    slot = admission.acquire("webrtc", "client")
+    task = CallManager().start(call(), CallSpec("webrtc", 16000, 24000), slot)
+    await asyncio.sleep(0)
+    assert admission.in_use == 1
+    ended.set()
+    await task
+    await asyncio.sleep(0)
+    assert admission.in_use == 0
