@@ -234,7 +234,9 @@ def create_webrtc_router(
 
         async def connected(connection: SmallWebRTCConnection) -> None:
             nonlocal watching
-            assert admitted is not None
+            if admitted is None:  # the renegotiated connection closed meanwhile: no new call
+                await connection.disconnect()
+                return
             forget_when_closed(connection)
             task = asyncio.create_task(
                 await_peer(connection, params, admitted), name=f"webrtc-{connection.pc_id}"
