@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -44,11 +43,10 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Request
 
-from bot.operator.auth import OperatorAuth
+from bot.operator.auth import OperatorAuth, is_loopback_host
 from bot.web.admission import Admission, CallSlot, ClientAddresses, RefusalReason
 
 ROUTE = "webrtc"
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 PROXY_HEADERS = ("x-forwarded-for", "x-forwarded-host", "forwarded", "x-real-ip")
 TOKEN_VERSION = "v1"
 
@@ -175,16 +173,7 @@ class OpenOnLoopback:
             return True
         peer = request.client.host if request.client else ""
         host = urlsplit(f"//{request.headers.get('host', '')}").hostname or ""
-        return not (_is_loopback(peer) and _is_loopback(host))
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+        return not (is_loopback_host(peer) and is_loopback_host(host))
 
 
 def caller_access(host: str, public_url: str) -> CallerAccess:
@@ -195,7 +184,7 @@ def caller_access(host: str, public_url: str) -> CallerAccess:
         public_url: ``CALLAGENT_PUBLIC_URL`` (empty: unknown).
     """
     public_host = (urlsplit(public_url).hostname or "") if public_url else "localhost"
-    if _is_loopback(host) and _is_loopback(public_host):
+    if is_loopback_host(host) and is_loopback_host(public_host):
         return OpenOnLoopback()
     return CredentialsRequired()
 

@@ -255,8 +255,7 @@ def test_calls_beyond_the_cap_get_503_and_1013(data_dir, agent, offer_sdp) -> No
             "twilio-voice": {"capacity": 1},
             "webrtc": {"capacity": 1},
         }
-        diagnostics = client.get("/api/diagnostics").status_code
-        assert diagnostics == 403  # the figures are the operator's (no token set here)
+        assert client.get("/api/diagnostics").status_code in (401, 403)  # the operator's
 
 
 def test_an_offer_whose_peer_never_connects_frees_its_slot_and_records_nothing(
