@@ -207,6 +207,7 @@ def test_repeated_offers_beyond_the_rate_get_429(data_dir, agent, offer_sdp) -> 
         answers = [offer(client, offer_sdp, origin=LOCAL) for _ in range(24)]
         assert [r.status_code for r in answers] == [200] * 3 + [429] * 21
         assert int(answers[-1].headers["Retry-After"]) >= 1
+        assert answers[-1].headers["X-Content-Type-Options"] == "nosniff"  # security headers
         assert "CALLAGENT_CALL_RATE_PER_MINUTE" in answers[-1].json()["detail"]
         assert refusals(client)["webrtc"] == {"rate": 21}
         assert slots(client) == 3
