@@ -132,6 +132,61 @@ class Settings(BaseSettings):
         description="Folder for derived model files (optimised ASR graphs, trained NLU heads).",
     )
 
+    # Call admission: who may start a call, and how many (bot/web/admission.py)
+    max_calls: int = Field(
+        default=20,
+        validation_alias="CALLAGENT_MAX_CALLS",
+        description=(
+            "Calls (and browser offers waiting to connect) this process carries at once; more "
+            "get 503 / WebSocket close 1013 with Retry-After (about 20 fit a 2-core server)."
+        ),
+    )
+    call_rate_per_minute: float = Field(
+        default=30.0,
+        validation_alias="CALLAGENT_CALL_RATE_PER_MINUTE",
+        description=(
+            "Calls one client address may start per minute on each call-starting route "
+            "(token bucket, CALLAGENT_CALL_RATE_BURST at once); more get 429; 0 = no limit."
+        ),
+    )
+    call_rate_burst: int = Field(
+        default=10,
+        validation_alias="CALLAGENT_CALL_RATE_BURST",
+        description="Calls one client address may start at once before the per-minute rate.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        validation_alias="CALLAGENT_TRUSTED_PROXIES",
+        description=(
+            "Comma-separated proxy addresses/networks (e.g. 10.0.0.0/8,127.0.0.1) whose "
+            "X-Forwarded-For names the client; empty = the connecting address is the client."
+        ),
+    )
+    allowed_origins: str = Field(
+        default="",
+        validation_alias="CALLAGENT_ALLOWED_ORIGINS",
+        description=(
+            "Comma-separated page origins (https://www.example.com) besides the server's own "
+            "that may post browser-call offers to /api/offer."
+        ),
+    )
+    webrtc_connect_timeout_secs: float = Field(
+        default=10.0,
+        validation_alias="CALLAGENT_WEBRTC_CONNECT_TIMEOUT_SECS",
+        description=(
+            "A browser offer whose peer connection is not connected after this long is closed; "
+            "no call starts and nothing is recorded."
+        ),
+    )
+    call_token_ttl_secs: int = Field(
+        default=120,
+        validation_alias="CALLAGENT_CALL_TOKEN_TTL_SECS",
+        description=(
+            "Lifetime of a single-use browser call token minted at POST /api/call-tokens "
+            "(needed for browser calls when the server is not on loopback)."
+        ),
+    )
+
     # Agent and dialogue
     agent_file: UserPath = Field(
         default=REFERENCE_AGENT,
@@ -736,6 +791,17 @@ class Settings(BaseSettings):
             )
         if self.screen_pop_url and not self.screen_pop_url.startswith(("http://", "https://")):
             p.append("CALLAGENT_SCREEN_POP_URL must start with https:// (or http:// for tests).")
+        if self.max_calls < 1:
+            p.append("CALLAGENT_MAX_CALLS must be 1 or more (calls this process carries at once).")
+        if self.call_rate_per_minute < 0:
+            p.append("CALLAGENT_CALL_RATE_PER_MINUTE must be 0 (no limit) or more.")
+        if self.call_rate_burst < 1:
+            p.append("CALLAGENT_CALL_RATE_BURST must be 1 or more.")
+        if self.webrtc_connect_timeout_secs <= 0:
+            p.append("CALLAGENT_WEBRTC_CONNECT_TIMEOUT_SECS must be more than 0 (e.g. 10).")
+        if not 10 <= self.call_token_ttl_secs <= 3600:
+            p.append("CALLAGENT_CALL_TOKEN_TTL_SECS must be between 10 and 3600 seconds.")
+        p += _list_problems(self)
         if self.crm_prefetch_budget_ms < 0:
             p.append("CALLAGENT_CRM_PREFETCH_BUDGET_MS must be 0 or more.")
         if self.log_level.upper() not in {"TRACE", "DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -776,6 +842,29 @@ _EXAMPLE_DEFAULTS = {
     "cache_dir": "~/.cache/callagent",
     "agent_file": "(the bundled dental front desk agent)",
 }
+
+
+def _list_problems(settings: Settings) -> list[str]:
+    """Check the comma-separated admission lists (proxy networks, page origins)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    p: list[str] = []
+    for item in filter(None, (i.strip() for i in settings.trusted_proxies.split(","))):
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            p.append(
+                f"CALLAGENT_TRUSTED_PROXIES: {item!r} is not an address or network "
+                "(e.g. 10.0.0.0/8,127.0.0.1)."
+            )
+    for item in filter(None, (i.strip() for i in settings.allowed_origins.split(","))):
+        parts = urlsplit(item)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+            p.append(
+                f"CALLAGENT_ALLOWED_ORIGINS: {item!r} is not an origin (e.g. https://www.example.com)."
+            )
+    return p
 
 
 def _problems(error: ValidationError) -> list[str]:

@@ -272,6 +272,10 @@ class LocalAgent:
             "CALLAGENT_DATA_DIR": str(self._data_dir),
             "CALLAGENT_PUBLIC_URL": "",
             "DATABASE_URL": "",
+            # simulated callers all come from this machine, and benches place more calls
+            # than one process is admitted to carry: measure the agent, not its admission
+            "CALLAGENT_CALL_RATE_PER_MINUTE": "0",
+            "CALLAGENT_MAX_CALLS": "1000",
             **(extra or {}),
             **self._env,
         }

@@ -3,19 +3,28 @@
 The page (``transports/static``) is a plain ``RTCPeerConnection`` client that works
 offline. It posts its SDP offer to ``POST /api/offer``, trickles late ICE candidates
 with ``PATCH /api/offer`` and speaks RTVI over a data channel. Pipecat's
-``SmallWebRTCRequestHandler`` answers the offers; each new peer connection is handed
-to the ``on_connection`` callback together with the caller's parameters.
+``SmallWebRTCRequestHandler`` answers the offers.
+
+Both signalling requests must be ``application/json`` (anything else: 415, so a
+cross-site form or ``text/plain`` post is refused before it is read). An offer for a new
+connection first passes the router's :class:`OfferGate` (the server's: origin, credentials,
+call cap; see ``bot/web/call_access.py``), which returns the call's slot. A new peer
+connection is handed to ``on_connection`` (with the caller's parameters and the slot) only
+once it is actually connected; one that is not connected within ``connect_timeout_s`` is
+closed and its slot released, so an offer nobody follows up starts no call and leaves no
+record.
 
 Takes plain values (the server passes them from settings); reads no configuration.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import mimetypes
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
@@ -42,8 +51,51 @@ MAX_PARAMS = 16
 MAX_PARAM_KEY_CHARS = 64
 MAX_PARAM_VALUE_CHARS = 256
 
-OnConnection = Callable[[SmallWebRTCConnection, dict[str, str]], Awaitable[None]]
-"""Called once per new peer connection with the caller's parameters (e.g. ``caller``)."""
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+
+
+class Admitted(Protocol):
+    """What an admitted offer holds until its call ends (a place under the call cap)."""
+
+    def release(self) -> None:
+        """Give the place back (idempotent)."""
+        ...
+
+
+class OfferGate(Protocol):
+    """Decides which signalling requests are accepted (the server's policy)."""
+
+    async def admit(self, request: Request, body: Mapping[str, Any]) -> Admitted:
+        """Admit an offer for a new connection (a new call) or raise an ``HTTPException``."""
+        ...
+
+    async def allow(self, request: Request) -> None:
+        """Accept a request about an existing connection or raise an ``HTTPException``.
+
+        Such requests are renegotiations and trickled ICE candidates.
+        """
+        ...
+
+
+class _NothingHeld:
+    def release(self) -> None:
+        pass
+
+
+class OpenGate:
+    """An :class:`OfferGate` that accepts every request (tests of the signalling alone)."""
+
+    async def admit(self, request: Request, body: Mapping[str, Any]) -> Admitted:
+        """Accept."""
+        return _NothingHeld()
+
+    async def allow(self, request: Request) -> None:
+        """Accept."""
+
+
+OnConnection = Callable[[SmallWebRTCConnection, dict[str, str], Admitted], Awaitable[None]]
+"""Called once per new peer connection, when it is connected, with the caller's parameters
+(e.g. ``caller``) and what its offer was admitted with (release it when the call ends)."""
 
 
 class WebRTCRouter(APIRouter):
@@ -53,14 +105,23 @@ class WebRTCRouter(APIRouter):
         super().__init__()
         self.handler = handler
         self.ice_servers = ice_servers
+        self.pending: set[asyncio.Task[None]] = set()
+        """Peer connections waiting to connect (one watcher task each)."""
 
     async def close(self) -> None:
-        """Disconnect every open peer connection (call at app shutdown)."""
+        """Stop waiting for peers and disconnect every open peer connection (app shutdown)."""
+        for task in list(self.pending):
+            task.cancel()
+        await asyncio.gather(*self.pending, return_exceptions=True)
         await self.handler.close()
 
 
 def create_webrtc_router(
-    on_connection: OnConnection, *, ice_servers: list[str | IceServer] | None = None
+    on_connection: OnConnection,
+    *,
+    ice_servers: list[str | IceServer] | None = None,
+    gate: OfferGate | None = None,
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
 ) -> WebRTCRouter:
     """Build the routes of the browser call page.
 
@@ -70,15 +131,20 @@ def create_webrtc_router(
         gain control, for tests that feed a file as the microphone).
         ``GET /static/{name}``: the page's script and style sheet.
         ``GET /api/webrtc-config``: the ICE servers the page should use.
-        ``POST /api/offer``: an SDP offer in, the SDP answer and ``pc_id`` out.
+        ``POST /api/offer``: an SDP offer in (``application/json``), the SDP answer and
+        ``pc_id`` out.
         ``PATCH /api/offer``: trickled ICE candidates for a ``pc_id``.
 
     Args:
-        on_connection: Awaited once per new peer connection with the connection and
-            the caller's parameters: the offer request's query parameters merged with
-            its ``request_data`` object (string values only).
+        on_connection: Awaited once per new peer connection, once it is connected, with
+            the connection, the caller's parameters (the offer request's query parameters
+            merged with its ``request_data`` object, string values only) and what the gate
+            admitted the offer with.
         ice_servers: STUN/TURN servers for the server side and the page: URLs or
             ``IceServer`` objects. None or empty for host candidates only.
+        gate: Which offers are accepted; None accepts all (:class:`OpenGate`).
+        connect_timeout_s: How long a new peer connection may take to connect before it
+            is closed without a call.
 
     Returns:
         The router; include it in the app and await its ``close()`` at shutdown.
@@ -106,13 +172,78 @@ def create_webrtc_router(
     async def webrtc_config() -> dict[str, Any]:
         return {"iceServers": [_ice_server_json(s) for s in servers]}
 
+    offer_gate: OfferGate = gate or OpenGate()
+    live: set[str] = set()  # pc_ids of this router's peer connections that are not closed
+
+    def forget_when_closed(connection: SmallWebRTCConnection) -> None:
+        pc_id = connection.pc_id
+        live.add(pc_id)
+
+        def on_state() -> None:
+            if connection.pc.connectionState in ("closed", "failed"):
+                live.discard(pc_id)
+
+        connection.pc.on("connectionstatechange", on_state)
+
+    async def await_peer(
+        connection: SmallWebRTCConnection, params: dict[str, str], admitted: Admitted
+    ) -> None:
+        """Hand the connection on once connected; close it and release its slot if not."""
+        pc = connection.pc
+        changed = asyncio.Event()
+        pc.on("connectionstatechange", changed.set)
+        try:
+            async with asyncio.timeout(connect_timeout_s):
+                while pc.connectionState not in ("connected", "failed", "closed"):
+                    await changed.wait()
+                    changed.clear()
+        except TimeoutError:
+            pass
+        except asyncio.CancelledError:
+            admitted.release()
+            raise
+        finally:
+            pc.remove_listener("connectionstatechange", changed.set)
+        if pc.connectionState != "connected":
+            logger.info(
+                f"WebRTC peer {connection.pc_id} not connected within {connect_timeout_s:g}s "
+                f"({pc.connectionState}): closed, no call"
+            )
+            admitted.release()
+            live.discard(connection.pc_id)
+            await connection.disconnect()
+            return
+        try:
+            await on_connection(connection, params, admitted)
+        except Exception:
+            logger.exception(f"WebRTC call could not start for peer {connection.pc_id}")
+            admitted.release()
+            await connection.disconnect()
+
     @router.post("/api/offer")
     async def offer(request: Request) -> JSONResponse:
         body = await _json_object(request)
         offer_request, params = parse_offer(body, request.query_params)
+        admitted: Admitted | None = None
+        if offer_request.pc_id is not None and offer_request.pc_id in live:
+            await offer_gate.allow(request)  # renegotiates an existing call: no new slot
+        else:
+            offer_request.pc_id = None  # an unknown id makes a new connection: a new call
+            admitted = await offer_gate.admit(request, body)
+        watching = False
 
         async def connected(connection: SmallWebRTCConnection) -> None:
-            await on_connection(connection, params)
+            nonlocal watching
+            if admitted is None:  # the renegotiated connection closed meanwhile: no new call
+                await connection.disconnect()
+                return
+            forget_when_closed(connection)
+            task = asyncio.create_task(
+                await_peer(connection, params, admitted), name=f"webrtc-{connection.pc_id}"
+            )
+            router.pending.add(task)
+            task.add_done_callback(router.pending.discard)
+            watching = True
 
         try:
             answer = await handler.handle_web_request(offer_request, connected)
@@ -124,11 +255,15 @@ def create_webrtc_router(
         except Exception:
             logger.exception("WebRTC offer failed")
             return JSONResponse({"detail": "the call could not be set up"}, status_code=500)
+        finally:
+            if admitted is not None and not watching:
+                admitted.release()  # no connection was made: nothing will connect
         return JSONResponse(answer)
 
     @router.patch("/api/offer")
     async def ice_candidates(request: Request) -> dict[str, str]:
         patch = parse_patch(await _json_object(request))
+        await offer_gate.allow(request)
         try:
             await handler.handle_patch_request(patch)
         except HTTPException:
@@ -259,7 +394,16 @@ def parse_patch(body: Mapping[str, Any]) -> SmallWebRTCPatchRequest:
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
-    """Read the request's JSON body, which must be an object."""
+    """Read the request's JSON body, which must be an object sent as ``application/json``.
+
+    Raises:
+        HTTPException: 415 for another content type (a cross-site form or ``text/plain``
+            post, which a browser sends without asking the server first), 413 or 400.
+    """
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        logger.warning(f"WebRTC signalling refused: content type {media_type[:40] or 'none'!r}")
+        raise HTTPException(415, "Content-Type must be application/json")
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
         raise HTTPException(413, f"the request body is larger than {MAX_BODY_BYTES} bytes")

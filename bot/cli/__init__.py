@@ -128,6 +128,9 @@ def _serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        # the client address behind a proxy is CALLAGENT_TRUSTED_PROXIES' to decide
+        # (bot/web/admission.py), not uvicorn's default trust of 127.0.0.1
+        proxy_headers=False,
         **WEBSOCKET_OPTIONS,
     )
     return 0

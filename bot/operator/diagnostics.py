@@ -1,7 +1,8 @@
 """Process diagnostics for operators and benchmarks: memory, descriptors, tasks, CPU.
 
 ``GET /api/diagnostics`` (operator token) returns :func:`process_stats` plus the live
-call count; ``callagent bench soak`` reads it between calls to spot leaks.
+call count and the call admission figures; ``callagent bench soak`` reads it between calls
+to spot leaks.
 """
 
 from __future__ import annotations
@@ -66,8 +67,17 @@ def process_stats() -> dict[str, Any]:
     }
 
 
-def create_diagnostics_router(active_calls: Callable[[], int], auth: OperatorAuth) -> APIRouter:
-    """``GET /api/diagnostics`` (operator token)."""
+def create_diagnostics_router(
+    active_calls: Callable[[], int],
+    auth: OperatorAuth,
+    *,
+    admission: Callable[[], dict[str, Any]] | None = None,
+) -> APIRouter:
+    """``GET /api/diagnostics`` (operator token).
+
+    ``admission`` adds the call cap's figures (slots in use, refusals by route and reason)
+    under ``"admission"``.
+    """
     router = APIRouter(dependencies=[Depends(auth.require)])
 
     @router.get("/api/diagnostics")
@@ -77,6 +87,8 @@ def create_diagnostics_router(active_calls: Callable[[], int], auth: OperatorAut
         if collect:
             gc.collect()
             extra["gc_objects"] = len(gc.get_objects())
+        if admission is not None:
+            extra["admission"] = admission()
         return {**process_stats(), **extra, "active_calls": active_calls()}
 
     return router

@@ -2,7 +2,9 @@
 
 Routes:
     GET  /               the offline browser call page (WebRTC transport)
-    POST /api/offer      WebRTC signalling for that page
+    POST /api/offer      WebRTC signalling for that page (origin, credentials off loopback;
+                         see bot/web/call_access.py)
+    POST /api/call-tokens  a single-use browser call token (operator token)
     POST /api/rooms      Daily / LiveKit: put the bot in a room and return how to join it
     POST /twilio/voice   Twilio voice webhook, answers TwiML <Connect><Stream>
     WS   /twilio/stream  Twilio Media Streams
@@ -13,7 +15,9 @@ Routes:
     GET  /dashboard      operator dashboard (operator token; see bot/operator/dashboard.py)
     GET  /docs, /redoc, /openapi.json   API docs (operator token; see bot/operator/api_docs.py)
 
-Every HTTP response carries the security headers of bot/web/security_headers.py.
+Every HTTP response carries the security headers of bot/web/security_headers.py. Every
+call-starting route (offer, rooms, Twilio voice and stream) is admitted by one mechanism,
+``bot/web/admission.py``: a per-client rate and a per-process call cap.
 """
 
 from __future__ import annotations
@@ -48,6 +52,13 @@ from bot.operator.dashboard import create_dashboard_router
 from bot.operator.diagnostics import create_diagnostics_router
 from bot.operator.events import CallEventBus, create_call_events_router
 from bot.settings import Settings
+from bot.web.admission import AdmissionMiddleware, ClientAddresses, LocalAdmission
+from bot.web.call_access import (
+    BrowserCallGate,
+    CallTokens,
+    caller_access,
+    create_call_tokens_router,
+)
 from bot.web.handoff_routes import create_handoff_router
 from bot.web.security_headers import SecurityHeaders
 from transports import rooms, twilio, webrtc
@@ -72,7 +83,10 @@ WEBSOCKET_OPTIONS: WebSocketOptions = {
 
 
 class CallManager:
-    """Tracks running calls so they can be counted and stopped at shutdown."""
+    """Tracks running calls so they can be counted and stopped at shutdown.
+
+    A call started with its admission slot holds it until the call ends.
+    """
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
@@ -82,11 +96,21 @@ class CallManager:
         """Calls in progress."""
         return len(self._tasks)
 
-    def start(self, call: Coroutine[Any, Any, None], spec: CallSpec) -> asyncio.Task[None]:
-        """Run a call in the background."""
+    def start(
+        self,
+        call: Coroutine[Any, Any, None],
+        spec: CallSpec,
+        slot: webrtc.Admitted | None = None,
+    ) -> asyncio.Task[None]:
+        """Run a call in the background.
+
+        ``slot`` (its place under the call cap) is released when the call ends.
+        """
         task = asyncio.create_task(self._guard(call, spec), name=f"call-{spec.call_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if slot is not None:
+            task.add_done_callback(lambda _task: slot.release())
         return task
 
     async def _guard(self, call: Coroutine[Any, Any, None], spec: CallSpec) -> None:
@@ -120,14 +144,32 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         else NoBatching()
     )
 
+    admission = LocalAdmission(
+        settings.max_calls, settings.call_rate_per_minute, settings.call_rate_burst
+    )
+    addresses = ClientAddresses.from_setting(settings.trusted_proxies)
+    operator = OperatorAuth.from_settings(settings)
+    call_tokens = CallTokens(settings.operator_token, settings.call_token_ttl_secs)
+
     async def on_webrtc_connection(
-        connection: SmallWebRTCConnection, params: dict[str, str]
+        connection: SmallWebRTCConnection, params: dict[str, str], slot: webrtc.Admitted
     ) -> None:
         call = webrtc_call(connection, caller=params.get("caller"))
-        calls.start(run_call(call.transport, call.spec, runtime), call.spec)
+        calls.start(run_call(call.transport, call.spec, runtime), call.spec, slot)
 
-    webrtc_router = webrtc.create_webrtc_router(on_webrtc_connection)
-    operator = OperatorAuth.from_settings(settings)
+    webrtc_router = webrtc.create_webrtc_router(
+        on_webrtc_connection,
+        gate=BrowserCallGate(
+            access=caller_access(settings.host, settings.public_url),
+            operator=operator,
+            tokens=call_tokens,
+            admission=admission,
+            addresses=addresses,
+            own_origin=lambda r: public_base_url(settings, r),
+            allowed_origins=settings.allowed_origins.split(","),
+        ),
+        connect_timeout_s=settings.webrtc_connect_timeout_secs,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -144,17 +186,30 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app = FastAPI(
         title="callagent", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
+    app.add_middleware(AdmissionMiddleware, admission=admission, addresses=addresses)
+    # added last, so outermost: refusals of the admission middleware carry the headers too
     app.add_middleware(SecurityHeaders, https=settings.public_url.startswith("https://"))
     app.state.runtime = runtime
     app.state.calls = calls
+    app.state.admission = admission
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "agent": runtime.agent.name, "active_calls": calls.active}
 
     @app.post("/api/rooms")
-    async def start_room_call() -> dict[str, Any]:
+    async def start_room_call(request: Request) -> dict[str, Any]:
         """Put the bot in a Daily or LiveKit room and return how a person joins it."""
+        if settings.transport not in ("daily", "livekit"):
+            raise HTTPException(409, "CALLAGENT_TRANSPORT is webrtc: use the page at / instead.")
+        slot = admission.acquire("rooms", addresses.of(request))
+        try:
+            return await _room_call(slot)
+        except BaseException:
+            slot.release()
+            raise
+
+    async def _room_call(slot: webrtc.Admitted) -> dict[str, Any]:
         if settings.transport == "daily":
             async with aiohttp.ClientSession() as session:
                 join = await rooms.create_daily_room(
@@ -164,7 +219,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                     session=session,
                 )
             call = daily_call(join)
-        elif settings.transport == "livekit":
+        else:
             join = rooms.livekit_room(
                 url=settings.livekit_url,
                 api_key=settings.livekit_api_key,
@@ -172,9 +227,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 room=settings.livekit_room,
             )
             call = livekit_call(join)
-        else:
-            raise HTTPException(409, "CALLAGENT_TRANSPORT is webrtc: use the page at / instead.")
-        calls.start(run_call(call.transport, call.spec, runtime), call.spec)
+        calls.start(run_call(call.transport, call.spec, runtime), call.spec, slot)
         return {
             "url": join.url,
             "room": join.room,
@@ -221,11 +274,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(webrtc_router)
     app.include_router(create_handoff_router(runtime, lambda r: public_base_url(settings, r)))
     app.include_router(create_docs_router(app.openapi, operator, title=app.title))
+    app.include_router(create_call_tokens_router(call_tokens, operator))
     app.include_router(create_calls_router(lambda: runtime.records, operator))
     app.include_router(create_dashboard_router(lambda: runtime.records, operator))
     call_events = runtime.call_events
     if not isinstance(call_events, CallEventBus):  # the operator API reads the bus it serves
         call_events = runtime.call_events = CallEventBus()
     app.include_router(create_call_events_router(call_events, operator))
-    app.include_router(create_diagnostics_router(lambda: calls.active, operator))
+    app.include_router(
+        create_diagnostics_router(lambda: calls.active, operator, admission=admission.stats)
+    )
     return app

@@ -17,7 +17,7 @@ def signalling():
 
     calls: list[dict[str, str]] = []
 
-    async def on_connection(_connection, params: dict[str, str]) -> None:
+    async def on_connection(_connection, params: dict[str, str], _slot) -> None:
         calls.append(params)
 
     app = FastAPI()
@@ -52,7 +52,7 @@ def test_page_and_static_files_are_served(signalling) -> None:
 )
 def test_bad_offers_are_400_with_a_reason(signalling, body: bytes, message: str) -> None:
     client, calls = signalling
-    response = client.post("/api/offer", content=body)
+    response = client.post("/api/offer", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 400
     assert message in response.json()["detail"]
     assert not calls

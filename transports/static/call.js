@@ -1,9 +1,11 @@
 // The browser call page: a plain RTCPeerConnection to the agent (no external
 // scripts, works offline) that speaks RTVI over a data channel.
 //
-// URL flags: ?caller=ID is passed to the server with the offer; ?raw=1 turns off
-// echo cancellation, noise suppression and gain control (tests that feed a file
-// as the microphone). window.callagent exposes the call's state for tests.
+// URL flags: ?caller=ID is passed to the server with the offer; ?call_token=T is the
+// single-use call token a server off loopback needs (minted by the site's backend at
+// POST /api/call-tokens; an operator logged in to the dashboard needs none); ?raw=1
+// turns off echo cancellation, noise suppression and gain control (tests that feed a
+// file as the microphone). window.callagent exposes the call's state for tests.
 "use strict";
 
 (() => {
@@ -17,6 +19,7 @@
   const query = new URLSearchParams(window.location.search);
   const RAW_AUDIO = query.get("raw") === "1";
   const CALLER = query.get("caller");
+  const CALL_TOKEN = query.get("call_token");
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -456,6 +459,7 @@
         sdp: pc.localDescription.sdp,
         type: pc.localDescription.type,
         request_data: CALLER ? { caller: CALLER } : {},
+        ...(CALL_TOKEN ? { call_token: CALL_TOKEN } : {}),
       });
       if (call !== current) return;
       call.pcId = answer.pc_id;

@@ -1,0 +1,389 @@
+"""Call admission: how many calls this process carries, and how fast one client may start them.
+
+One mechanism guards every call-starting endpoint (``POST /api/offer``, ``POST /api/rooms``,
+``POST /twilio/voice`` and the ``/twilio/stream`` WebSocket upgrade):
+
+- **Rate**: a token bucket per (route, client address): ``CALLAGENT_CALL_RATE_BURST`` starts
+  at once, then ``CALLAGENT_CALL_RATE_PER_MINUTE``. Over it: HTTP 429 with ``Retry-After``
+  (WebSocket: close code 1013, "try again later").
+- **Capacity**: at most ``CALLAGENT_MAX_CALLS`` :class:`CallSlot` s held at once. A slot is
+  taken when a call is admitted and held until the call ends: a browser offer holds one while
+  its peer connection is being set up (and gives it back if the peer never connects), a room
+  call or a browser call hands it to the ``CallManager`` (``bot/web/app.py``), which frees it
+  when the call's pipeline ends, and a Twilio stream holds one for as long as its WebSocket
+  lives. Over the cap: HTTP 503 with ``Retry-After`` (WebSocket: close code 1013). The Twilio
+  voice webhook takes no slot (its stream will) but is refused with 503 when none is free.
+
+The client address is the connecting address; behind a reverse proxy, set
+``CALLAGENT_TRUSTED_PROXIES`` and the address the proxies name in ``X-Forwarded-For`` is used
+instead (the right-most one that is not itself a trusted proxy). Every refusal (here, and the
+browser page's origin, content-type and credential checks in ``bot/web/call_access.py``) is
+logged with the route, the reason and a salted hash of the client address, never the address,
+and counted; ``GET /api/diagnostics`` (operator token) shows the counts.
+
+:class:`Admission` is the seam for running several processes: :class:`LocalAdmission` counts
+in this process; a shared implementation (e.g. Redis counters) can take its place without the
+routes changing.
+
+The rate and cap checks of the Twilio routes and the rate checks of the other two routes are
+done by :class:`AdmissionMiddleware` (an ASGI middleware, so the Twilio handlers themselves
+are unchanged); the WebRTC offer and room routes take their slot in code because the slot
+outlives the request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import math
+import secrets
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any, Literal, Protocol
+
+from fastapi import HTTPException
+from loguru import logger
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+RefusalReason = Literal["rate", "capacity", "origin", "content_type", "credentials"]
+
+WS_TRY_AGAIN_LATER = 1013
+"""WebSocket close code for "try again later" (RFC 6455 registry)."""
+
+CAPACITY_RETRY_AFTER_S = 5
+"""What a refusal over the cap tells the client to wait: calls end every few seconds."""
+
+MAX_TRACKED_CLIENTS = 10_000
+"""Rate buckets kept at most (least recently used dropped: a dropped client starts full)."""
+
+CALL_ROUTES: dict[tuple[str, str], str] = {
+    ("POST", "/api/offer"): "webrtc",
+    ("POST", "/api/rooms"): "rooms",
+    ("POST", "/twilio/voice"): "twilio-voice",
+    ("WEBSOCKET", "/twilio/stream"): "twilio-stream",
+}
+"""Every call-starting endpoint (method, path) and the route name refusals are counted by."""
+
+
+class Refused(HTTPException):
+    """A call was not admitted: 429 (rate) or 503 (capacity), with ``Retry-After``.
+
+    Parameters:
+        reason: ``"rate"`` or ``"capacity"``.
+        retry_after_s: Whole seconds the client should wait before trying again.
+    """
+
+    def __init__(self, reason: Literal["rate", "capacity"], retry_after_s: int, detail: str):
+        self.reason: Literal["rate", "capacity"] = reason
+        self.retry_after_s = max(1, retry_after_s)
+        super().__init__(
+            429 if reason == "rate" else 503,
+            detail,
+            headers={"Retry-After": str(self.retry_after_s)},
+        )
+
+
+class CallSlot:
+    """One place under the call cap; :meth:`release` gives it back (once)."""
+
+    def __init__(self, release: Callable[[], None]) -> None:
+        """Hold a slot that ``release`` frees."""
+        self._release: Callable[[], None] | None = release
+
+    @property
+    def held(self) -> bool:
+        """Whether the slot has not been released yet."""
+        return self._release is not None
+
+    def release(self) -> None:
+        """Free the slot (idempotent)."""
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+
+class Admission(Protocol):
+    """Decides whether a call may start: the call cap and per-client rates.
+
+    Implementations: :class:`LocalAdmission` (this process); a shared one (Redis) for
+    several processes behind one load balancer.
+    """
+
+    def check_rate(self, route: str, client: str) -> None:
+        """Take one start from the client's bucket for ``route``.
+
+        Raises:
+            Refused: 429 when the client is over its rate.
+        """
+        ...
+
+    def acquire(self, route: str, client: str) -> CallSlot:
+        """Take a call slot; release it when the call ends (or never starts).
+
+        Raises:
+            Refused: 503 when every slot is held.
+        """
+        ...
+
+    def check_room(self, route: str, client: str) -> None:
+        """Check that a slot is free now, taking none (an endpoint that leads to a call).
+
+        Raises:
+            Refused: 503 when every slot is held.
+        """
+        ...
+
+    def refused(self, route: str, reason: RefusalReason, client: str) -> None:
+        """Count and log one refusal (the client as a salted hash, never its address)."""
+        ...
+
+    def stats(self) -> dict[str, Any]:
+        """The cap, the slots held and the refusals so far by route and reason."""
+        ...
+
+
+class TokenBucket:
+    """A token bucket: ``burst`` tokens, refilled at ``rate_per_s``.
+
+    Args:
+        rate_per_s: Tokens added per second.
+        burst: Most tokens the bucket holds (it starts full).
+        now: The current ``time.monotonic()`` reading.
+    """
+
+    __slots__ = ("_rate", "_burst", "_tokens", "_at")
+
+    def __init__(self, rate_per_s: float, burst: int, now: float) -> None:
+        self._rate = rate_per_s
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._at = now
+
+    def take(self, now: float) -> float:
+        """Take a token: 0 when taken, else the seconds until one is available."""
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return 0.0
+        return (1.0 - self._tokens) / self._rate
+
+
+class LocalAdmission:
+    """:class:`Admission` counted in this process (one server process, or one per replica).
+
+    Args:
+        max_calls: Slots (calls at once).
+        rate_per_minute: Starts per client and route per minute; 0 for no rate limit.
+        burst: Starts per client and route at once.
+        clock: ``time.monotonic`` (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        max_calls: int,
+        rate_per_minute: float,
+        burst: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_calls = max_calls
+        self._rate_per_s = rate_per_minute / 60.0
+        self._burst = burst
+        self._clock = clock
+        self._buckets: OrderedDict[tuple[str, str], TokenBucket] = OrderedDict()
+        self._held = 0
+        self._refusals: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()  # routes run on one loop; the lock keeps it safe anyway
+        self._salt = secrets.token_bytes(16)
+
+    @property
+    def in_use(self) -> int:
+        """Slots held now."""
+        return self._held
+
+    def check_rate(self, route: str, client: str) -> None:
+        """Take one start from the client's bucket for ``route`` (see :class:`Admission`)."""
+        if self._rate_per_s <= 0:
+            return
+        now = self._clock()
+        key = (route, client)
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = TokenBucket(self._rate_per_s, self._burst, now)
+                if len(self._buckets) > MAX_TRACKED_CLIENTS:
+                    self._buckets.popitem(last=False)
+            else:
+                self._buckets.move_to_end(key)
+            wait_s = bucket.take(now)
+        if wait_s > 0:
+            self.refused(route, "rate", client)
+            raise Refused(
+                "rate",
+                math.ceil(wait_s),
+                f"too many calls from this client: at most {self._burst} at once and "
+                f"{self._rate_per_s * 60:g} a minute (CALLAGENT_CALL_RATE_PER_MINUTE)",
+            )
+
+    def acquire(self, route: str, client: str) -> CallSlot:
+        """Take a call slot (see :class:`Admission`)."""
+        with self._lock:
+            taken = self._held < self.max_calls
+            if taken:
+                self._held += 1
+        if not taken:
+            raise self._full(route, client)
+        return CallSlot(self._release)
+
+    def check_room(self, route: str, client: str) -> None:
+        """Check that a slot is free now, taking none (see :class:`Admission`)."""
+        if self._held >= self.max_calls:
+            raise self._full(route, client)
+
+    def _full(self, route: str, client: str) -> Refused:
+        self.refused(route, "capacity", client)
+        return Refused(
+            "capacity",
+            CAPACITY_RETRY_AFTER_S,
+            f"the agent is carrying its maximum of {self.max_calls} calls "
+            "(CALLAGENT_MAX_CALLS); try again shortly",
+        )
+
+    def _release(self) -> None:
+        with self._lock:
+            self._held -= 1
+
+    def refused(self, route: str, reason: RefusalReason, client: str) -> None:
+        """Count and log one refusal (see :class:`Admission`)."""
+        with self._lock:
+            self._refusals[(route, reason)] += 1
+        logger.warning(
+            f"call refused: route={route} reason={reason} client={self.client_hash(client)}"
+        )
+
+    def client_hash(self, client: str) -> str:
+        """A salted hash of a client address (the salt is random per process).
+
+        The same client reads the same in this process's logs; the address cannot be read back.
+        """
+        return hmac.new(self._salt, client.encode(), hashlib.sha256).hexdigest()[:12]
+
+    def stats(self) -> dict[str, Any]:
+        """The cap, the slots held and the refusals so far by route and reason."""
+        with self._lock:
+            refused: dict[str, dict[str, int]] = {}
+            for (route, reason), n in sorted(self._refusals.items()):
+                refused.setdefault(route, {})[reason] = n
+            return {"max_calls": self.max_calls, "slots_in_use": self._held, "refused": refused}
+
+
+class ClientAddresses:
+    """Who the client of a request is.
+
+    Its connecting address, or behind trusted proxies the address they forwarded.
+
+    Args:
+        trusted_proxies: Addresses or networks (``10.0.0.0/8``) of reverse proxies whose
+            ``X-Forwarded-For`` is believed. Empty: the header is ignored.
+    """
+
+    def __init__(self, trusted_proxies: Iterable[str] = ()) -> None:
+        self._trusted = [ipaddress.ip_network(p.strip(), strict=False) for p in trusted_proxies]
+
+    @classmethod
+    def from_setting(cls, value: str) -> ClientAddresses:
+        """From ``CALLAGENT_TRUSTED_PROXIES`` (comma-separated)."""
+        return cls(p for p in value.split(",") if p.strip())
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self._trusted)
+
+    def of(self, connection: HTTPConnection) -> str:
+        """The client address of a request or WebSocket (``"unknown"`` when there is none)."""
+        peer = connection.client.host if connection.client else "unknown"
+        if not self._trusted or not self._is_trusted(peer):
+            return peer
+        forwarded = ",".join(connection.headers.getlist("x-forwarded-for"))
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        for hop in reversed(hops):
+            if not self._is_trusted(hop):
+                return hop
+        return hops[0] if hops else peer
+
+
+class AdmissionMiddleware:
+    """Applies :class:`Admission` to the call-starting routes in :data:`CALL_ROUTES`.
+
+    Every one is rate-checked per client. ``/twilio/voice`` is also refused (503) when no slot
+    is free, and a ``/twilio/stream`` WebSocket holds a slot for as long as it is open (refused
+    with close code 1013 when none is free). ``/api/offer`` and ``/api/rooms`` take their slot
+    in their handlers, where the call is started.
+
+    Args:
+        app: The ASGI app.
+        admission: The admission policy.
+        addresses: How the client address is read.
+    """
+
+    def __init__(self, app: ASGIApp, admission: Admission, addresses: ClientAddresses) -> None:
+        self.app = app
+        self.admission = admission
+        self.addresses = addresses
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Admit or refuse a call-starting request; pass everything else through."""
+        kind = scope["type"]
+        method = "WEBSOCKET" if kind == "websocket" else scope.get("method", "")
+        route = CALL_ROUTES.get((method, scope.get("path", ""))) if kind != "lifespan" else None
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        client = self.addresses.of(HTTPConnection(scope))
+        slot: CallSlot | None = None
+        try:
+            self.admission.check_rate(route, client)
+            if route == "twilio-stream":
+                slot = self.admission.acquire(route, client)
+            elif route == "twilio-voice":
+                self.admission.check_room(route, client)
+        except Refused as refusal:
+            await _refuse(scope, receive, send, refusal)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if slot is not None:
+                slot.release()
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, refusal: Refused) -> None:
+    """Answer a refused request: JSON 429/503 with Retry-After, or a WebSocket closed 1013."""
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        reason = "try again later: " + ("rate" if refusal.reason == "rate" else "at capacity")
+        await send({"type": "websocket.close", "code": WS_TRY_AGAIN_LATER, "reason": reason})
+        return
+    body = json.dumps({"detail": refusal.detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": refusal.status_code,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(refusal.retry_after_s).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,325 @@
+"""Who may start a browser call: origin, credentials and the call cap for ``POST /api/offer``.
+
+A browser call costs the server a pipeline and its models' time, so on a server that others
+can reach, starting one needs a credential. Accepted credentials:
+
+- the operator's: the dashboard session cookie or ``Authorization: Bearer
+  <CALLAGENT_OPERATOR_TOKEN>`` (checked through ``OperatorAuth.allowed``), so an operator can
+  use the test page at ``/``;
+- a **call token**: short-lived (``CALLAGENT_CALL_TOKEN_TTL_SECS``) and single-use. A
+  customer's backend mints one with the operator token (``POST /api/call-tokens`` ->
+  ``{"token", "expires_at", "expires_in"}``) and hands it to its web page, which sends it with
+  the offer as ``"call_token"`` (the built-in page passes ``?call_token=`` from its URL).
+
+Tokens are ``v1.<expiry>.<nonce>.<HMAC-SHA256>`` (stdlib ``hmac``), keyed by a key derived
+from the operator token, so every process sharing the settings accepts them; whether one was
+used is remembered in the process that took it (for several processes, a shared store is the
+scale-out issue's).
+
+Without a credential a call starts only on loopback: the server listens on 127.0.0.1 / ::1 /
+localhost (``CALLAGENT_HOST``), ``CALLAGENT_PUBLIC_URL`` (if set) is a loopback URL, and the
+request itself comes from a loopback address, names a loopback host (no DNS rebinding) and
+carries no proxy headers. That is the README's ``http://127.0.0.1:7860/`` on a developer's
+machine.
+
+Every offer must also come from an allowed page: its ``Origin`` (browsers always send one on
+a POST) must be the server's own (``CALLAGENT_PUBLIC_URL``, else the request's scheme and
+host) or one in ``CALLAGENT_ALLOWED_ORIGINS``. A request without ``Origin`` is not from a
+browser page and needs its credential like any other. Then a slot under the call cap is taken
+(``bot/web/admission.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, HTTPException, Request
+
+from bot.operator.auth import OperatorAuth, is_loopback_host
+from bot.web.admission import Admission, CallSlot, ClientAddresses, RefusalReason
+
+ROUTE = "webrtc"
+PROXY_HEADERS = ("x-forwarded-for", "x-forwarded-host", "forwarded", "x-real-ip")
+TOKEN_VERSION = "v1"
+
+
+class CallTokenError(ValueError):
+    """A call token that cannot be used; the message says why (no token content)."""
+
+
+@dataclass(frozen=True)
+class CallToken:
+    """A minted call token and when it stops being accepted.
+
+    Parameters:
+        token: The opaque string the page sends as ``call_token``.
+        expires_at: Unix time after which it is refused.
+    """
+
+    token: str
+    expires_at: int
+
+
+class CallTokens:
+    """Mints and checks single-use browser call tokens.
+
+    Args:
+        operator_token: ``CALLAGENT_OPERATOR_TOKEN``, the root of the signing key (empty:
+            nothing can be minted or accepted).
+        ttl_s: How long a token is accepted.
+        clock: ``time.time`` (tests pass their own).
+    """
+
+    def __init__(
+        self, operator_token: str, ttl_s: int, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._key = (
+            hmac.new(operator_token.encode(), b"callagent call token v1", hashlib.sha256).digest()
+            if operator_token
+            else b""
+        )
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._used: dict[str, int] = {}  # nonce -> expiry, forgotten once expired
+
+    @property
+    def enabled(self) -> bool:
+        """Whether tokens can be minted (an operator token is set)."""
+        return bool(self._key)
+
+    def _signature(self, expires_at: int, nonce: str) -> str:
+        message = f"{TOKEN_VERSION}.{expires_at}.{nonce}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def mint(self) -> CallToken:
+        """A new token, accepted once within ``ttl_s``."""
+        if not self.enabled:
+            raise CallTokenError("call tokens need CALLAGENT_OPERATOR_TOKEN")
+        expires_at = int(self._clock()) + self.ttl_s
+        nonce = secrets.token_urlsafe(16)
+        token = f"{TOKEN_VERSION}.{expires_at}.{nonce}.{self._signature(expires_at, nonce)}"
+        return CallToken(token, expires_at)
+
+    def check(self, token: str) -> str:
+        """Check a token without using it up.
+
+        Returns:
+            Its nonce, for :meth:`use`.
+
+        Raises:
+            CallTokenError: malformed, forged, expired or already used.
+        """
+        if not self.enabled:
+            raise CallTokenError("call tokens are not enabled (CALLAGENT_OPERATOR_TOKEN)")
+        parts = token.split(".")
+        if len(parts) != 4 or parts[0] != TOKEN_VERSION or not parts[1].isdigit():
+            raise CallTokenError("the call token is malformed")
+        expires_at, nonce, signature = int(parts[1]), parts[2], parts[3]
+        if not hmac.compare_digest(signature, self._signature(expires_at, nonce)):
+            raise CallTokenError("the call token is not valid")
+        if self._clock() >= expires_at:
+            raise CallTokenError("the call token has expired: mint a new one")
+        if nonce in self._used:
+            raise CallTokenError("the call token was already used: mint one per call")
+        return nonce
+
+    def use(self, token: str) -> None:
+        """Use a token up (checking it again first: two offers may race with one token).
+
+        Raises:
+            CallTokenError: as :meth:`check`.
+        """
+        nonce = self.check(token)
+        now = self._clock()
+        for old in [n for n, expiry in self._used.items() if expiry <= now]:
+            del self._used[old]
+        self._used[nonce] = int(token.split(".")[1])
+
+
+class CallerAccess(Protocol):
+    """Whether an offer needs a credential (the server's exposure)."""
+
+    def needs_credentials(self, request: Request) -> bool:
+        """Whether this request must carry an operator credential or a call token."""
+        ...
+
+
+class CredentialsRequired:
+    """Every offer needs a credential (a server others can reach)."""
+
+    def needs_credentials(self, request: Request) -> bool:
+        """Always."""
+        return True
+
+
+class OpenOnLoopback:
+    """A server on loopback: a plain local request needs no credential.
+
+    A request from this machine to a loopback host name needs none; anything else (a
+    proxy's forwarded request, a rebinding DNS name) does.
+    """
+
+    def needs_credentials(self, request: Request) -> bool:
+        """Whether the request is not a plain local one."""
+        if any(h in request.headers for h in PROXY_HEADERS):
+            return True
+        peer = request.client.host if request.client else ""
+        host = urlsplit(f"//{request.headers.get('host', '')}").hostname or ""
+        return not (is_loopback_host(peer) and is_loopback_host(host))
+
+
+def caller_access(host: str, public_url: str) -> CallerAccess:
+    """The access policy for a server listening on ``host`` and reached at ``public_url``.
+
+    Args:
+        host: ``CALLAGENT_HOST`` (what the server binds).
+        public_url: ``CALLAGENT_PUBLIC_URL`` (empty: unknown).
+    """
+    public_host = (urlsplit(public_url).hostname or "") if public_url else "localhost"
+    if is_loopback_host(host) and is_loopback_host(public_host):
+        return OpenOnLoopback()
+    return CredentialsRequired()
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, lower case, default ports dropped ("" if none)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return ""
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        return ""
+    default = 443 if parts.scheme == "https" else 80
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+class BrowserCallGate:
+    """The server's :class:`transports.webrtc.OfferGate`: origin, credentials, call cap.
+
+    Args:
+        access: Whether a request needs a credential (:func:`caller_access`).
+        operator: The operator's credentials (only ``allowed(request)`` is used).
+        tokens: The call tokens.
+        admission: The call cap (and refusal counts).
+        addresses: How the client address is read.
+        own_origin: The server's own public base URL for a request.
+        allowed_origins: Other page origins allowed to post offers.
+    """
+
+    def __init__(
+        self,
+        *,
+        access: CallerAccess,
+        operator: OperatorAuth,
+        tokens: CallTokens,
+        admission: Admission,
+        addresses: ClientAddresses,
+        own_origin: Callable[[Request], str],
+        allowed_origins: Iterable[str] = (),
+    ) -> None:
+        self._access = access
+        self._operator = operator
+        self._tokens = tokens
+        self._admission = admission
+        self._addresses = addresses
+        self._own_origin = own_origin
+        self._allowed = {o for o in (origin_of(a) for a in allowed_origins) if o}
+
+    def _refuse(self, client: str, reason: RefusalReason, status: int, detail: str) -> None:
+        self._admission.refused(ROUTE, reason, client)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        raise HTTPException(status, detail, headers=headers)
+
+    def _check_origin(self, request: Request, client: str) -> None:
+        origin = request.headers.get("origin")
+        if origin is None:
+            return  # not sent by a browser page: no cross-site request to stop
+        allowed = self._allowed | {origin_of(self._own_origin(request))}
+        if origin_of(origin) not in allowed:
+            self._refuse(
+                client,
+                "origin",
+                403,
+                "this page's origin may not start calls: serve it from the agent's own URL "
+                "or list it in CALLAGENT_ALLOWED_ORIGINS",
+            )
+
+    async def allow(self, request: Request) -> None:
+        """Renegotiation and trickled candidates of an existing call: the origin check."""
+        self._check_origin(request, self._addresses.of(request))
+
+    async def admit(self, request: Request, body: Mapping[str, Any]) -> CallSlot:
+        """Admit a new browser call, returning its slot (raises ``HTTPException`` to refuse)."""
+        client = self._addresses.of(request)
+        self._check_origin(request, client)
+        token = body.get("call_token")
+        use_token: str | None = None
+        if self._access.needs_credentials(request) and not self._operator.allowed(request):
+            if not self._tokens.enabled:
+                self._refuse(
+                    client,
+                    "credentials",
+                    403,
+                    "browser calls on a server that is not on loopback need a credential: set "
+                    "CALLAGENT_OPERATOR_TOKEN and mint call tokens at POST /api/call-tokens",
+                )
+            if not isinstance(token, str) or not token:
+                self._refuse(
+                    client,
+                    "credentials",
+                    401,
+                    "a call token is required: send 'call_token' (minted at POST "
+                    "/api/call-tokens) or the operator's credentials",
+                )
+            try:
+                self._tokens.check(str(token))
+            except CallTokenError as e:
+                self._refuse(client, "credentials", 401, str(e))
+            use_token = str(token)
+        slot = self._admission.acquire(ROUTE, client)
+        if use_token is not None:
+            try:
+                self._tokens.use(use_token)
+            except CallTokenError as e:
+                slot.release()
+                self._refuse(client, "credentials", 401, str(e))
+        return slot
+
+
+def create_call_tokens_router(tokens: CallTokens, operator: OperatorAuth) -> APIRouter:
+    """``POST /api/call-tokens`` (operator credentials): a single-use browser call token."""
+    router = APIRouter()
+
+    @router.post("/api/call-tokens")
+    async def mint_call_token(request: Request) -> dict[str, Any]:
+        """Mint a call token for a customer's page: ``{token, expires_at, expires_in}``."""
+        if not tokens.enabled:
+            raise HTTPException(
+                403, "call tokens need CALLAGENT_OPERATOR_TOKEN (16+ characters) in .env"
+            )
+        if not operator.allowed(request):
+            raise HTTPException(
+                401,
+                "Operator token required: send 'Authorization: Bearer <CALLAGENT_OPERATOR_TOKEN>'.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        minted = tokens.mint()
+        return {
+            "token": minted.token,
+            "expires_at": datetime.fromtimestamp(minted.expires_at, UTC).isoformat(),
+            "expires_in": tokens.ttl_s,
+        }
+
+    return router
