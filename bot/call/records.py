@@ -1,4 +1,4 @@
-"""Call records for this process: the store and the caller-id policy, built from settings.
+"""Call records for this process: the store and the personal-data policy, built from settings.
 
 The store is process-wide (one writer thread, one connection pool); each call
 gets its own :class:`~processors.call_recorder.CallRecorder` from
@@ -8,7 +8,7 @@ gets its own :class:`~processors.call_recorder.CallRecorder` from
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from integrations.storage.caller_id import (
     RedactedCallerId,
 )
 from integrations.storage.engine import describe_url
+from integrations.storage.personal_data import PersonalDataPolicy, personal_data_policy
 
 if TYPE_CHECKING:
     from processors.call_recorder import CallRecorder
@@ -32,10 +33,16 @@ SALT_FILE = "caller-id-salt"
 
 @dataclass
 class CallRecords:
-    """The process's call store and how caller identities are stored."""
+    """The process's call store and what it keeps of callers' personal data."""
 
     store: CallStore
     caller_ids: CallerIdPolicy
+    personal_data: PersonalDataPolicy = field(init=False)
+    """Follows ``caller_ids``: ``plain`` keeps personal data, ``hash``/``redact`` mask it."""
+
+    def __post_init__(self) -> None:
+        """Derive the personal-data policy from the caller-id policy."""
+        self.personal_data = personal_data_policy(self.caller_ids)
 
     def recorder(
         self,
@@ -46,16 +53,17 @@ class CallRecords:
         direction: str = "inbound",
         agent: str | None = None,
     ) -> CallRecorder:
-        """A recorder for one call (the caller is stored in the configured form)."""
+        """A recorder for one call (caller id and personal data stored in the configured form)."""
         from processors.call_recorder import CallRecorder
 
         return CallRecorder(
             self.store,
             call_id=call_id,
             transport=transport,
-            caller=self.caller_ids.store(caller),
+            caller=self.personal_data.caller_id(caller),
             direction=direction,
             agent=agent,
+            personal_data=self.personal_data,
         )
 
 
