@@ -1,9 +1,11 @@
 // The browser call page: a plain RTCPeerConnection to the agent (no external
 // scripts, works offline) that speaks RTVI over a data channel.
 //
-// URL flags: ?caller=ID is passed to the server with the offer; ?raw=1 turns off
-// echo cancellation, noise suppression and gain control (tests that feed a file
-// as the microphone). window.callagent exposes the call's state for tests.
+// URL flags: #caller=ID (in the fragment, which the browser never sends, so no
+// server or proxy logs it) is passed to the server in the offer's body; ?caller=ID
+// still works for old links. ?raw=1 turns off echo cancellation, noise suppression
+// and gain control (tests that feed a file as the microphone). window.callagent
+// exposes the call's state for tests.
 "use strict";
 
 (() => {
@@ -16,7 +18,8 @@
 
   const query = new URLSearchParams(window.location.search);
   const RAW_AUDIO = query.get("raw") === "1";
-  const CALLER = query.get("caller");
+  const fragment = new URLSearchParams(window.location.hash.replace(/^#/, ""));
+  const CALLER = fragment.get("caller") || query.get("caller");
 
   const $ = (id) => document.getElementById(id);
   const ui = {
