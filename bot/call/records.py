@@ -24,6 +24,7 @@ from integrations.storage.caller_id import (
 )
 from integrations.storage.engine import describe_url
 from integrations.storage.personal_data import PersonalDataPolicy, personal_data_policy
+from integrations.storage.retention import RetentionJob
 
 if TYPE_CHECKING:
     from processors.call_recorder import CallRecorder
@@ -39,6 +40,8 @@ class CallRecords:
     caller_ids: CallerIdPolicy
     personal_data: PersonalDataPolicy = field(init=False)
     """Follows ``caller_ids``: ``plain`` keeps personal data, ``hash``/``redact`` mask it."""
+    retention: RetentionJob | None = None
+    """Applies ``CALLAGENT_RETENTION_DAYS`` daily (None: records are kept)."""
 
     def __post_init__(self) -> None:
         """Derive the personal-data policy from the caller-id policy."""
@@ -67,8 +70,13 @@ class CallRecords:
         )
 
 
-def open_call_records(settings: Settings, *, close_stale: bool = True) -> CallRecords:
-    """Open the call store (migrating its schema) and build the caller-id policy."""
+def open_call_records(
+    settings: Settings, *, close_stale: bool = True, retention: bool = True
+) -> CallRecords:
+    """Open the call store (migrating its schema) and build the personal-data policy.
+
+    When ``CALLAGENT_RETENTION_DAYS`` is set (and ``retention``), the retention job starts.
+    """
     store = open_store(settings)
     if close_stale:
         try:
@@ -77,7 +85,21 @@ def open_call_records(settings: Settings, *, close_stale: bool = True) -> CallRe
                 logger.info(f"call records: {closed} call(s) left open by a stopped process closed")
         except Exception as e:  # noqa: BLE001 - the database may be down; calls still run
             logger.warning(f"call records: could not close stale calls ({type(e).__name__})")
-    return CallRecords(store, caller_id_policy(settings))
+    records = CallRecords(store, caller_id_policy(settings))
+    if retention and settings.retention_days > 0:
+        records.retention = start_retention(store, settings)
+    return records
+
+
+def start_retention(store: CallStore, settings: Settings) -> RetentionJob:
+    """Apply ``CALLAGENT_RETENTION_DAYS`` now and then daily, in a background thread.
+
+    Calls older than that are deleted or anonymised (``CALLAGENT_RETENTION_ACTION``).
+    """
+    action = settings.retention_action
+    done = "deleted" if action == "delete" else "anonymised"
+    logger.info(f"call records: calls older than {settings.retention_days} days are {done} daily")
+    return RetentionJob(lambda cutoff: store.purge(cutoff, action), settings.retention_days)
 
 
 def open_store(settings: Settings, *, migrate_schema: bool = True) -> CallStore:
