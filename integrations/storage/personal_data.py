@@ -49,11 +49,32 @@ _ISO_DATE = re.compile(
 _DIGIT_RUN = re.compile(r"\+?\d(?:[\s().\-]{0,2}\d){3,}")
 _DIGIT_WORD = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
 _SPOKEN_DIGITS = re.compile(rf"\b{_DIGIT_WORD}(?:[\s,\-]+{_DIGIT_WORD}){{3,}}\b", re.IGNORECASE)
+_NOT_NAMES = (
+    r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January|February|March|"
+    r"April|May|June|July|August|September|October|November|December|The|A|An|Not|Just|So|"
+    r"Calling|Sorry|Very|Really|Still|Here|About)\b"
+)
 _INTRODUCTION = re.compile(
-    r"\b((?i:my name is|my name's|name is|this is|i am|i'm|it's)\s+)"
-    r"[A-Z][\w'\-]+(?:\s+[A-Z][\w'\-]+)?"
+    r"\b((?i:my name is|my name's|name is|this is|i am|i'm)\s+)"
+    rf"(?!{_NOT_NAMES})[A-Z][\w'\-]+(?:\s+(?!{_NOT_NAMES})[A-Z][\w'\-]+)?"
 )
 
+_SYSTEM_KEYS = frozenset(
+    {
+        "call_id",
+        "transport",
+        "reason",
+        "reason_text",
+        "reason_detail",
+        "started_at",
+        "escalated_at",
+        "duration_s",
+        "authentication",
+        "intents",
+        "sentiment",
+    }
+)
+"""Summary fields the agent wrote itself (no caller data): stored as they are."""
 _KEPT_CALLER_FIELDS = ("customer_id", "account_status", "authentication", "source")
 _KEPT_ITEM_FIELDS = {
     "next_appointment": ("id", "status"),
@@ -156,7 +177,9 @@ class MaskPersonalData(PersonalDataPolicy):
         known = [*names, *(_name_parts(caller.get("name")) if isinstance(caller, dict) else [])]
         out: dict[str, Any] = {}
         for key, value in summary.items():
-            if key == "caller":
+            if key in _SYSTEM_KEYS:
+                out[key] = value
+            elif key == "caller":
                 out[key] = self._caller_record(value) if isinstance(value, dict) else None
             elif key == "entities" and isinstance(value, dict):
                 out[key] = self.entities(value)

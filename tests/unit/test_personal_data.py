@@ -165,6 +165,7 @@ async def test_an_escalated_call_stores_no_plain_personal_data(
     summary = stored["escalation"]["summary"]
     # What the record is for stays: why, what was asked, how it went.
     assert summary["reason"] == "explicit_request"
+    assert "[date]" not in (summary["started_at"], summary["escalated_at"])  # the call's own times
     assert [i["intent"] for i in summary["intents"]] == ["update_details", "talk_to_human"]
     assert summary["caller"]["customer_id"] == "cus_1"
     assert summary["caller"]["next_appointment"] == {"id": "apt_9", "status": "booked"}
@@ -208,6 +209,9 @@ def test_masking_rules():
         "can I come at 10:30 on the 5th, two of us"
     )
     assert mask.bot_text("This is Bright Smile Dental.") == "This is Bright Smile Dental."
+    assert mask.caller_text("I'm Calling because this is Friday") == (
+        "I'm Calling because this is Friday"
+    )
     assert (
         mask.bot_text("See you Friday, Garcia.", ["Maria", "Garcia"]) == "See you Friday, [name]."
     )
