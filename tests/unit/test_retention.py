@@ -12,7 +12,7 @@ import pytest
 
 from bot.call.records import open_call_records
 from bot.cli import main
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from integrations.storage import CallFilter, CallStore
 from integrations.storage.engine import sqlite_url
 from integrations.storage.records import utcnow
@@ -160,3 +160,15 @@ def test_no_retention_job_by_default(data_dir):
         assert records.retention is None
     finally:
         records.store.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CALLAGENT_RETENTION_DAYS": "-1"}, "CALLAGENT_RETENTION_DAYS=-1"),
+        ({"CALLAGENT_RETENTION_ACTION": "shred"}, "'delete' or 'anonymise'"),
+    ],
+)
+def test_bad_retention_settings_are_named(data_dir, env, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.load(env)
