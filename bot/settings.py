@@ -63,6 +63,7 @@ TTSChoice = Annotated[Literal["auto", "piper", "cartesia"], BeforeValidator(_low
 LLMChoice = Annotated[Literal["auto", "none", "groq", "openai"], BeforeValidator(_lowercase)]
 CallerIdStorage = Annotated[Literal["hash", "redact", "plain"], BeforeValidator(_lowercase)]
 CRMName = Annotated[Literal["none", "sqlite", "rest", "hubspot"], BeforeValidator(_lowercase)]
+RetentionAction = Annotated[Literal["delete", "anonymise"], BeforeValidator(_lowercase)]
 LogFormat = Annotated[Literal["text", "json"], BeforeValidator(_lowercase)]
 
 # What an ``auto`` choice resolves to (see Settings.transport, .tts and .llm).
@@ -504,7 +505,25 @@ class Settings(BaseSettings):
         validation_alias="CALLAGENT_CALLER_ID_STORAGE",
         description=(
             "How call records keep the caller's number: hash (salted SHA-256), "
-            "redact (last 2 digits) or plain."
+            "redact (last 2 digits) or plain; hash and redact also mask phone numbers, "
+            "e-mails, names, digits and dates in stored transcripts and summaries."
+        ),
+    )
+    retention_days: int = Field(
+        default=0,
+        ge=0,
+        validation_alias="CALLAGENT_RETENTION_DAYS",
+        description=(
+            "Call records older than this many days are deleted or anonymised at start-up "
+            "and daily (CALLAGENT_RETENTION_ACTION); 0 = kept forever."
+        ),
+    )
+    retention_action: RetentionAction = Field(
+        default="delete",
+        validation_alias="CALLAGENT_RETENTION_ACTION",
+        description=(
+            "What happens to records past CALLAGENT_RETENTION_DAYS: delete, or anonymise "
+            "(caller id, summary and turn texts cleared; statistics kept)."
         ),
     )
     caller_id_salt: Secret = Field(

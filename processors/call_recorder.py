@@ -24,6 +24,11 @@ Frames read (each once: the observer asks for first pushes only):
 - ``EscalationFrame`` / ``TransferResultFrame``: the escalation (trigger, reason,
   summary) and the transfer's result; ``CallerRecordFrame``: the CRM prefetch time.
 
+What is stored of the caller's personal data (their words, the bot's, entities, the
+escalation summary) is decided by the personal-data policy given
+(:mod:`integrations.storage.personal_data`; masked by default), before anything reaches
+the store or its spool file.
+
 The turn's latency breakdown comes from the pipeline's latency observer through
 :meth:`CallRecorder.add_latency`.
 """
@@ -32,7 +37,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -54,6 +59,8 @@ from pipecat.frames.frames import (
 )
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 
+from integrations.storage.caller_id import RedactedCallerId
+from integrations.storage.personal_data import MaskPersonalData, PersonalDataPolicy
 from integrations.storage.records import (
     CallEnd,
     CallStart,
@@ -153,6 +160,7 @@ class CallRecorder(BaseObserver):
         caller: str | None = None,
         direction: str = "inbound",
         agent: str | None = None,
+        personal_data: PersonalDataPolicy | None = None,
         outcome_policy: OutcomePolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
         **kwargs: Any,
@@ -167,6 +175,8 @@ class CallRecorder(BaseObserver):
                 redacted by the caller-id policy).
             direction: ``inbound`` or ``outbound``.
             agent: The agent's name.
+            personal_data: What the stored turns and escalation summary keep of the
+                caller's personal data (default: masked, caller ids redacted).
             outcome_policy: Decides the outcome (default :class:`OutcomePolicy`).
             clock: UTC clock (tests).
             **kwargs: Passed to ``BaseObserver``.
@@ -177,6 +187,9 @@ class CallRecorder(BaseObserver):
             call_id=call_id, transport=transport, direction=direction, caller=caller, agent=agent
         )
         self._policy = outcome_policy or OutcomePolicy()
+        self._personal = personal_data or MaskPersonalData(RedactedCallerId())
+        self._names: tuple[str, ...] = ()
+        """The caller's name parts from the CRM record (masked in what is stored)."""
         self._clock = clock
         self._started = False
         self._ended = False
@@ -287,7 +300,9 @@ class CallRecorder(BaseObserver):
         self._escalation = Escalation(
             trigger=clean_text(trigger) if trigger else current.trigger,
             reason=clean_text(reason) if reason else current.reason,
-            summary=json_safe(summary) if summary else current.summary,
+            summary=self._personal.summary(json_safe(summary), self._names)
+            if summary
+            else current.summary,
             transfer_result=clean_text(transfer_result)
             if transfer_result
             else current.transfer_result,
@@ -432,6 +447,13 @@ class CallRecorder(BaseObserver):
         )
 
     def _on_caller_record_frame(self, frame: CallerRecordFrame) -> None:
+        record = frame.record
+        if record is not None:
+            names = tuple(n for n in (record.first_name, record.last_name) if n)
+            if names and names != self._names:
+                self._names = names
+                for turn in self._turns:
+                    turn.dirty = True  # saved again, with the name masked
         if frame.update or self._crm_recorded:
             return  # only the prefetch's own answer carries the prefetch time
         value = clean_number(frame.elapsed_ms)
@@ -483,7 +505,17 @@ class CallRecorder(BaseObserver):
     def _save(self, turn: _Turn) -> None:
         if turn.dirty:
             turn.dirty = False
-            self._sink.save_turn(turn.record)
+            self._sink.save_turn(self._stored(turn.record))
+
+    def _stored(self, record: TurnRecord) -> TurnRecord:
+        """The turn as stored: personal data as the policy keeps it."""
+        personal = self._personal
+        return replace(
+            record,
+            caller_text=personal.caller_text(record.caller_text, self._names),
+            bot_text=personal.bot_text(record.bot_text, self._names),
+            entities=personal.entities(record.entities or {}),
+        )
 
     def _save_end(self) -> None:
         started = self._start.started_at

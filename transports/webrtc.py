@@ -126,7 +126,8 @@ def create_webrtc_router(
     """Build the routes of the browser call page.
 
     Routes:
-        ``GET /``: the call page (``?caller=ID`` is passed on to ``on_connection``;
+        ``GET /``: the call page (``#caller=ID``, or ``?caller=ID``, is sent in the
+        offer's ``request_data`` and passed on to ``on_connection``;
         ``?raw=1`` turns off the browser's echo cancellation, noise suppression and
         gain control, for tests that feed a file as the microphone).
         ``GET /static/{name}``: the page's script and style sheet.

@@ -1,4 +1,4 @@
-"""Call records for this process: the store and the caller-id policy, built from settings.
+"""Call records for this process: the store and the personal-data policy, built from settings.
 
 The store is process-wide (one writer thread, one connection pool); each call
 gets its own :class:`~processors.call_recorder.CallRecorder` from
@@ -8,7 +8,7 @@ gets its own :class:`~processors.call_recorder.CallRecorder` from
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,8 @@ from integrations.storage.caller_id import (
     RedactedCallerId,
 )
 from integrations.storage.engine import describe_url
+from integrations.storage.personal_data import PersonalDataPolicy, personal_data_policy
+from integrations.storage.retention import RetentionJob
 
 if TYPE_CHECKING:
     from processors.call_recorder import CallRecorder
@@ -32,10 +34,18 @@ SALT_FILE = "caller-id-salt"
 
 @dataclass
 class CallRecords:
-    """The process's call store and how caller identities are stored."""
+    """The process's call store and what it keeps of callers' personal data."""
 
     store: CallStore
     caller_ids: CallerIdPolicy
+    personal_data: PersonalDataPolicy = field(init=False)
+    """Follows ``caller_ids``: ``plain`` keeps personal data, ``hash``/``redact`` mask it."""
+    retention: RetentionJob | None = None
+    """Applies ``CALLAGENT_RETENTION_DAYS`` daily (None: records are kept)."""
+
+    def __post_init__(self) -> None:
+        """Derive the personal-data policy from the caller-id policy."""
+        self.personal_data = personal_data_policy(self.caller_ids)
 
     def recorder(
         self,
@@ -46,21 +56,27 @@ class CallRecords:
         direction: str = "inbound",
         agent: str | None = None,
     ) -> CallRecorder:
-        """A recorder for one call (the caller is stored in the configured form)."""
+        """A recorder for one call (caller id and personal data stored in the configured form)."""
         from processors.call_recorder import CallRecorder
 
         return CallRecorder(
             self.store,
             call_id=call_id,
             transport=transport,
-            caller=self.caller_ids.store(caller),
+            caller=self.personal_data.caller_id(caller),
             direction=direction,
             agent=agent,
+            personal_data=self.personal_data,
         )
 
 
-def open_call_records(settings: Settings, *, close_stale: bool = True) -> CallRecords:
-    """Open the call store (migrating its schema) and build the caller-id policy."""
+def open_call_records(
+    settings: Settings, *, close_stale: bool = True, retention: bool = True
+) -> CallRecords:
+    """Open the call store (migrating its schema) and build the personal-data policy.
+
+    When ``CALLAGENT_RETENTION_DAYS`` is set (and ``retention``), the retention job starts.
+    """
     store = open_store(settings)
     if close_stale:
         try:
@@ -69,7 +85,21 @@ def open_call_records(settings: Settings, *, close_stale: bool = True) -> CallRe
                 logger.info(f"call records: {closed} call(s) left open by a stopped process closed")
         except Exception as e:  # noqa: BLE001 - the database may be down; calls still run
             logger.warning(f"call records: could not close stale calls ({type(e).__name__})")
-    return CallRecords(store, caller_id_policy(settings))
+    records = CallRecords(store, caller_id_policy(settings))
+    if retention and settings.retention_days > 0:
+        records.retention = start_retention(store, settings)
+    return records
+
+
+def start_retention(store: CallStore, settings: Settings) -> RetentionJob:
+    """Apply ``CALLAGENT_RETENTION_DAYS`` now and then daily, in a background thread.
+
+    Calls older than that are deleted or anonymised (``CALLAGENT_RETENTION_ACTION``).
+    """
+    action = settings.retention_action
+    done = "deleted" if action == "delete" else "anonymised"
+    logger.info(f"call records: calls older than {settings.retention_days} days are {done} daily")
+    return RetentionJob(lambda cutoff: store.purge(cutoff, action), settings.retention_days)
 
 
 def open_store(settings: Settings, *, migrate_schema: bool = True) -> CallStore:

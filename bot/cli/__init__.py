@@ -14,13 +14,14 @@ import importlib
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from bot.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    import uvicorn
     from loguru import Record
 
 COMMAND_GROUPS = ("calls", "db", "crm", "agent")
@@ -98,6 +99,9 @@ def _text_format(record: Record) -> str:
 def configure_logging(level: str, fmt: str = "text") -> None:
     """Log to stderr at ``level``, as text or JSON (message bodies never carry caller data).
 
+    The server's own lines (uvicorn's start-up, errors, access log) go the same way, with
+    query strings cut off the request paths (:mod:`bot.web.server_logs`).
+
     Lines logged inside a call (``logger.contextualize(call_id=...)``) carry its id: text
     lines show ``call <id> |`` before the message; JSON lines (loguru's ``serialize``, one
     object a line) have it in ``record.extra.call_id``.
@@ -106,34 +110,50 @@ def configure_logging(level: str, fmt: str = "text") -> None:
         level: ``TRACE``, ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR`` (any case).
         fmt: ``text`` or ``json``.
     """
+    from bot.web.server_logs import route_server_logs
+
     logger.remove()
     if fmt == "json":
         logger.add(sys.stderr, level=level.upper(), format="{message}", serialize=True)
     else:
         logger.add(sys.stderr, level=level.upper(), format=_text_format)
+    route_server_logs()
+
+
+def server_config(
+    app: Any, settings: Settings, *, host: str | None = None, port: int | None = None
+) -> uvicorn.Config:
+    """How ``callagent serve`` runs uvicorn: its logs stay on :func:`configure_logging`'s."""
+    import uvicorn
+
+    from bot.web.app import WEBSOCKET_OPTIONS
+
+    return uvicorn.Config(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's own handlers would print query strings
+        # the client address behind a proxy is CALLAGENT_TRUSTED_PROXIES' to decide
+        # (bot/web/admission.py), not uvicorn's default trust of 127.0.0.1
+        proxy_headers=False,
+        **WEBSOCKET_OPTIONS,
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bot.web.app import WEBSOCKET_OPTIONS, create_app
+    from bot.web.app import create_app
 
     settings = Settings.load()
     listen = {"host": args.host or settings.host, "port": args.port or settings.port}
     settings = settings.model_copy(update=listen)  # the app decides by where it listens
     configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        # the client address behind a proxy is CALLAGENT_TRUSTED_PROXIES' to decide
-        # (bot/web/admission.py), not uvicorn's default trust of 127.0.0.1
-        proxy_headers=False,
-        **WEBSOCKET_OPTIONS,
-    )
-    return 0
+    server = uvicorn.Server(server_config(app, settings))
+    server.run()
+    return 0 if server.started else 3  # as uvicorn.run: the server could not start
 
 
 def _config(args: argparse.Namespace) -> int:

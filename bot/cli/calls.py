@@ -10,8 +10,13 @@ streams every matching call (oldest first) with a progress bar on the terminal:
 ``jsonl`` is one call per line with its turns, ``csv`` one row per turn,
 ``csv-calls`` one row per call.
 
-``--since``/``--until`` take a duration ago (``30m``, ``24h``, ``7d``), a date or an
-ISO datetime (UTC).
+``callagent calls purge [--older-than 90d] [--anonymise | --delete] [--dry-run]`` deletes
+(or anonymises: caller id, escalation summary, turn texts and entities cleared, statistics
+kept) the calls started before then; without ``--older-than`` it applies
+``CALLAGENT_RETENTION_DAYS`` (and ``CALLAGENT_RETENTION_ACTION``), as the server does daily.
+
+``--since``/``--until``/``--older-than`` take a duration ago (``30m``, ``24h``, ``7d``),
+a date or an ISO datetime (UTC).
 """
 
 from __future__ import annotations
@@ -29,12 +34,12 @@ from loguru import logger
 from bot.settings import Settings
 from integrations.storage import CallFilter, CallStore, parse_time
 from integrations.storage.export import EXPORTERS
-from integrations.storage.queries import OUTCOMES
+from integrations.storage.queries import OUTCOMES, iso
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``calls list``, ``calls show`` and ``calls export``."""
-    calls = subparsers.add_parser("calls", help="list, show and export call records")
+    """Register ``calls list``, ``calls show``, ``calls export`` and ``calls purge``."""
+    calls = subparsers.add_parser("calls", help="list, show, export and purge call records")
     commands = calls.add_subparsers(dest="calls_command", required=True)
 
     list_parser = commands.add_parser("list", help="calls, newest first")
@@ -59,6 +64,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     export.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
     export.set_defaults(func=run_export)
+
+    purge = commands.add_parser(
+        "purge", help="delete or anonymise old calls (CALLAGENT_RETENTION_DAYS by default)"
+    )
+    purge.add_argument(
+        "--older-than",
+        help="calls started before this (90d, 12w, 2026-01-01); default CALLAGENT_RETENTION_DAYS",
+    )
+    what = purge.add_mutually_exclusive_group()
+    what.add_argument(
+        "--anonymise",
+        dest="action",
+        action="store_const",
+        const="anonymise",
+        help="clear caller id, summary, turn texts and entities; keep the statistics",
+    )
+    what.add_argument(
+        "--delete", dest="action", action="store_const", const="delete", help="delete the calls"
+    )
+    purge.add_argument("--dry-run", action="store_true", help="only count what would change")
+    purge.set_defaults(func=run_purge, action=None)
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
@@ -212,4 +238,38 @@ def run_export(args: argparse.Namespace) -> int:
         store.close()
     where_to = args.output or "stdout"
     print(f"exported {written} calls to {where_to} ({args.format})", file=sys.stderr)
+    return 0
+
+
+def run_purge(args: argparse.Namespace) -> int:
+    """``callagent calls purge``."""
+    from datetime import timedelta
+
+    from integrations.storage.records import utcnow
+
+    settings = Settings.load()
+    action = args.action or settings.retention_action
+    if args.older_than:
+        try:
+            cutoff = parse_time(args.older_than)
+        except ValueError as e:
+            print(f"callagent calls purge: --older-than {e}", file=sys.stderr)
+            return 2
+    elif settings.retention_days > 0:
+        cutoff = utcnow() - timedelta(days=settings.retention_days)
+    else:
+        print(
+            "callagent calls purge: give --older-than (e.g. 90d) or set CALLAGENT_RETENTION_DAYS",
+            file=sys.stderr,
+        )
+        return 2
+    store = _open()
+    try:
+        result = store.purge(cutoff, action, dry_run=args.dry_run)
+    finally:
+        store.close()
+    done = {"delete": "deleted", "anonymise": "anonymised"}[action]
+    verb = f"would be {done}" if result.dry_run else done
+    before = iso(cutoff.replace(microsecond=0))
+    print(f"{result.calls} calls and {result.turns} turns started before {before} {verb}")
     return 0

@@ -14,14 +14,14 @@ import atexit
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
 from sqlalchemy import Engine, insert, update
 
-from integrations.storage import migrate, queries, stats
+from integrations.storage import migrate, queries, retention, stats
 from integrations.storage.dialects import DialectSupport, dialect_support
 from integrations.storage.engine import describe_url, make_engine
 from integrations.storage.models import Base, Call, Turn
@@ -192,6 +192,22 @@ class CallStore:
         if result.rowcount:
             self.stats_cache.clear()
         return result.rowcount or 0
+
+    def purge(
+        self, cutoff: datetime, action: str = "delete", *, dry_run: bool = False
+    ) -> retention.PurgeResult:
+        """Delete or anonymise the calls started before ``cutoff`` (naive UTC).
+
+        Args:
+            cutoff: Calls started before this are affected (never one still running).
+            action: ``delete`` or ``anonymise`` (:data:`retention.RETENTION_ACTIONS`).
+            dry_run: Only count what would be affected.
+        """
+        strategy = retention.RETENTION_ACTIONS[action]()
+        result = retention.purge(self.engine.begin, strategy, cutoff, dry_run=dry_run)
+        if result.calls and not dry_run:
+            self.stats_cache.clear()
+        return result
 
     # Reads
 

@@ -77,7 +77,7 @@ def test_browser_call_hears_caller_and_answers(call_setup, tmp_path: Path) -> No
         )
         try:
             page = context.new_page()
-            page.goto(f"{server.url}/?raw=1&caller=browser-test")
+            page.goto(f"{server.url}/?raw=1#caller=browser-test")  # a fragment: never sent
             page.get_by_role("button", name="Call").click()
             try:
                 page.wait_for_function(USER_HEARD, timeout=CALL_TIMEOUT_MS)
@@ -103,3 +103,5 @@ def test_browser_call_hears_caller_and_answers(call_setup, tmp_path: Path) -> No
     assert state["audioReceived"], "the page heard no (non-silent) bot audio"
     assert state["botReady"], "no RTVI bot-ready"
     assert state["latencies"], "no latency server-message reached the page"
+    # The caller id went in the offer's body, never in a URL the server logs (issue 16).
+    assert "browser-test" not in server.log_path.read_text(errors="replace")

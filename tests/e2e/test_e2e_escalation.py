@@ -12,6 +12,7 @@ timing.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import xml.etree.ElementTree as ET
 from urllib.parse import urlsplit
@@ -120,6 +121,17 @@ async def test_let_me_talk_to_a_person_is_warm_transferred(live):
     assert summary["authentication"]["status"] == "unverified"
     assert any(t["role"] == "caller" for t in summary["transcript"])
     assert "sentiment" in summary and summary["intents"]
+
+    # What is stored follows CALLAGENT_CALLER_ID_STORAGE (hash by default): the record's
+    # summary and turns hold no number and no name (issue 16).
+    store = runtime.records.store
+    await asyncio.to_thread(store.flush)
+    listed = (await store.alist_calls(limit=20))["calls"]
+    stored = [await store.aget_call(c["id"]) for c in listed]
+    escalated = [c for c in stored if c and c["escalation"] and c["escalation"]["summary"]]
+    assert escalated and escalated[0]["escalation"]["summary"]["caller"]["name"] == "[name]"
+    kept = json.dumps(escalated)
+    assert CALLER[2:] not in kept and "James" not in kept and "Okafor" not in kept
 
     # The caller heard the hand-off line, then hold music until the redirect: never silence.
     bot_start = await call.wait_for_bot_speech_start(timeout=1, after=turn.caller_end_s)

@@ -1,11 +1,13 @@
 // The browser call page: a plain RTCPeerConnection to the agent (no external
 // scripts, works offline) that speaks RTVI over a data channel.
 //
-// URL flags: ?caller=ID is passed to the server with the offer; ?call_token=T is the
-// single-use call token a server off loopback needs (minted by the site's backend at
-// POST /api/call-tokens; an operator logged in to the dashboard needs none); ?raw=1
-// turns off echo cancellation, noise suppression and gain control (tests that feed a
-// file as the microphone). window.callagent exposes the call's state for tests.
+// URL flags: #caller=ID (in the fragment, which the browser never sends, so no
+// server or proxy logs it) is passed to the server in the offer's body; ?caller=ID
+// still works for old links. #call_token=T (or ?call_token=T) is the single-use call token a server off
+// loopback needs (minted by the site's backend at POST /api/call-tokens; an operator
+// logged in to the dashboard needs none). ?raw=1 turns off echo cancellation, noise suppression
+// and gain control (tests that feed a file as the microphone). window.callagent
+// exposes the call's state for tests.
 "use strict";
 
 (() => {
@@ -18,8 +20,9 @@
 
   const query = new URLSearchParams(window.location.search);
   const RAW_AUDIO = query.get("raw") === "1";
-  const CALLER = query.get("caller");
-  const CALL_TOKEN = query.get("call_token");
+  const fragment = new URLSearchParams(window.location.hash.replace(/^#/, ""));
+  const CALLER = fragment.get("caller") || query.get("caller");
+  const CALL_TOKEN = fragment.get("call_token") || query.get("call_token");
 
   const $ = (id) => document.getElementById(id);
   const ui = {
