@@ -3,11 +3,11 @@
 //
 // URL flags: #caller=ID (in the fragment, which the browser never sends, so no
 // server or proxy logs it) is passed to the server in the offer's body; ?caller=ID
-// still works for old links. #call_token=T (or ?call_token=T) is the single-use call token a server off
-// loopback needs (minted by the site's backend at POST /api/call-tokens; an operator
-// logged in to the dashboard needs none). ?raw=1 turns off echo cancellation, noise suppression
-// and gain control (tests that feed a file as the microphone). window.callagent
-// exposes the call's state for tests.
+// still works for old links. #call_token=T (or ?call_token=T) is the single-use call
+// token a server off loopback needs (minted by the site's backend at
+// POST /api/call-tokens; an operator logged in to the dashboard needs none). ?raw=1
+// turns off echo cancellation, noise suppression and gain control (tests that feed a
+// file as the microphone). window.callagent exposes the call's state for tests.
 "use strict";
 
 (() => {
