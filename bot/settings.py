@@ -63,6 +63,7 @@ TTSChoice = Annotated[Literal["auto", "piper", "cartesia"], BeforeValidator(_low
 LLMChoice = Annotated[Literal["auto", "none", "groq", "openai"], BeforeValidator(_lowercase)]
 CallerIdStorage = Annotated[Literal["hash", "redact", "plain"], BeforeValidator(_lowercase)]
 CRMName = Annotated[Literal["none", "sqlite", "rest", "hubspot"], BeforeValidator(_lowercase)]
+JournalSyncChoice = Annotated[Literal["flush", "fsync"], BeforeValidator(_lowercase)]
 LogFormat = Annotated[Literal["text", "json"], BeforeValidator(_lowercase)]
 
 # What an ``auto`` choice resolves to (see Settings.transport, .tts and .llm).
@@ -469,6 +470,31 @@ class Settings(BaseSettings):
         ),
     )
 
+    records_journal_sync: JournalSyncChoice = Field(
+        default="flush",
+        validation_alias="CALLAGENT_RECORDS_JOURNAL_SYNC",
+        description=(
+            "Each call-record write goes to <CALLAGENT_DATA_DIR>/records-journal first: "
+            "flush (to the OS; survives a killed process) or fsync (to disk; survives a "
+            "power cut, slower)."
+        ),
+    )
+    worker_heartbeat_secs: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias="CALLAGENT_WORKER_HEARTBEAT_SECS",
+        description="How often this server process records in the call database that it is alive.",
+    )
+    worker_stale_secs: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias="CALLAGENT_WORKER_STALE_SECS",
+        description=(
+            "A server process silent this long is dead: its open calls are closed as failed "
+            "(at least 3x CALLAGENT_WORKER_HEARTBEAT_SECS)."
+        ),
+    )
+
     # CRM (caller record prefetch and write-back)
     crm: CRMName = Field(
         default="sqlite",
@@ -719,6 +745,11 @@ class Settings(BaseSettings):
             p.append("CALLAGENT_SCREEN_POP_URL must start with https:// (or http:// for tests).")
         if self.crm_prefetch_budget_ms < 0:
             p.append("CALLAGENT_CRM_PREFETCH_BUDGET_MS must be 0 or more.")
+        if self.worker_stale_secs < 3 * self.worker_heartbeat_secs:
+            p.append(
+                "CALLAGENT_WORKER_STALE_SECS must be at least 3x CALLAGENT_WORKER_HEARTBEAT_SECS "
+                "(a live process must not be taken for dead after one late heartbeat)."
+            )
         if self.log_level.upper() not in {"TRACE", "DEBUG", "INFO", "WARNING", "ERROR"}:
             p.append(f"CALLAGENT_LOG_LEVEL={self.log_level}: use DEBUG, INFO, WARNING or ERROR.")
         if p:
