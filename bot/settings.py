@@ -475,8 +475,8 @@ class Settings(BaseSettings):
         validation_alias="CALLAGENT_RECORDS_JOURNAL_SYNC",
         description=(
             "Each call-record write goes to <CALLAGENT_DATA_DIR>/records-journal first: "
-            "flush (to the OS; survives a killed process) or fsync (to disk; survives a "
-            "power cut, slower)."
+            "flush (to the OS; survives a killed process) or fsync (journal and spool to disk; "
+            "with PostgreSQL survives a power cut; ~4 ms per turn)."
         ),
     )
     worker_heartbeat_secs: float = Field(

@@ -72,13 +72,13 @@ class CallStore:
                 before queueing it (in ``spool_dir``) and closes calls left open by
                 dead workers (at start, then periodically). None (tools, the CLI):
                 none of that.
-            journal_sync: How far each journal line is pushed (default: to the OS).
+            journal_sync: How far each journal and spool line is pushed (default: to the OS).
         """
         self.engine = engine
         self.dialect: DialectSupport = dialect_support(engine)
         self.stats_cache = stats.StatsCache()
         self._closed = False
-        spool = Spool(spool_dir) if spool_dir is not None else None
+        spool = Spool(spool_dir, journal_sync) if spool_dir is not None else None
         self.registry: WorkerRegistry | None = None
         journal: Journal | None = None
         chores: list[Chore] = []

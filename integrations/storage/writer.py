@@ -16,6 +16,7 @@ killed process loses nothing it had issued. The thread also runs periodic chores
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -27,7 +28,7 @@ from typing import Any
 from loguru import logger
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 
-from integrations.storage.journal import Journal
+from integrations.storage.journal import FlushToSystem, Journal, JournalSync
 from integrations.storage.ops import OP_TYPES, Op, Record, decode_op, encode_op
 
 __all__ = ["OP_TYPES", "Chore", "Op", "Record", "RecordWriter", "Spool"]
@@ -79,9 +80,11 @@ class Chore:
 class Spool:
     """Operations waiting for the database, in order, in a JSON-lines file."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, sync: JournalSync | None = None):
+        """Spool in ``directory``, each write pushed by ``sync`` (default: to the OS)."""
         self.path = Path(directory) / SPOOL_FILE
         self.rejected_path = Path(directory) / REJECTED_FILE
+        self._sync = sync or FlushToSystem()
 
     def __bool__(self) -> bool:
         return self.path.exists() and self.path.stat().st_size > 0
@@ -116,12 +119,22 @@ class Spool:
         """Forget the spooled operations (after they were written)."""
         self.path.unlink(missing_ok=True)
 
+    def replace(self, ops: Sequence[Op]) -> None:
+        """Make ``ops`` the whole spool in one step (a crash leaves the old one or the new)."""
+        if not ops:
+            self.clear()
+            return
+        fresh = self.path.with_suffix(".tmp")
+        fresh.unlink(missing_ok=True)
+        self._write(fresh, ops)
+        os.replace(fresh, self.path)
+
     def _write(self, path: Path, ops: Sequence[Op], **extra: Any) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as f:
             for op in ops:
                 f.write(encode_op(op, **extra))
-            f.flush()
+            self._sync(f)
 
 
 class RecordWriter:
@@ -389,10 +402,12 @@ class RecordWriter:
     def _replace_held(self, ops: Sequence[Op]) -> None:
         self._memory_backlog = []
         if self._spool is not None:
-            self._spool.clear()
-        if ops:
-            self._hold(ops)
-            self.stats.spooled -= len(ops)
+            try:
+                self._spool.replace(ops)
+                return
+            except OSError:
+                logger.exception("record writer: cannot rewrite the spool; records kept in memory")
+        self._memory_backlog = list(ops)
 
 
 def _call_id(record: Record) -> str:
