@@ -64,6 +64,7 @@ LLMChoice = Annotated[Literal["auto", "none", "groq", "openai"], BeforeValidator
 CallerIdStorage = Annotated[Literal["hash", "redact", "plain"], BeforeValidator(_lowercase)]
 CRMName = Annotated[Literal["none", "sqlite", "rest", "hubspot"], BeforeValidator(_lowercase)]
 RetentionAction = Annotated[Literal["delete", "anonymise"], BeforeValidator(_lowercase)]
+JournalSyncChoice = Annotated[Literal["flush", "fsync"], BeforeValidator(_lowercase)]
 LogFormat = Annotated[Literal["text", "json"], BeforeValidator(_lowercase)]
 
 # What an ``auto`` choice resolves to (see Settings.transport, .tts and .llm).
@@ -554,6 +555,31 @@ class Settings(BaseSettings):
         description="A dashboard login ends after this long without a request (minutes).",
     )
 
+    records_journal_sync: JournalSyncChoice = Field(
+        default="flush",
+        validation_alias="CALLAGENT_RECORDS_JOURNAL_SYNC",
+        description=(
+            "Each call-record write goes to <CALLAGENT_DATA_DIR>/records-journal first: "
+            "flush (to the OS; survives a killed process) or fsync (journal and spool to disk; "
+            "with PostgreSQL survives a power cut; ~4 ms per turn)."
+        ),
+    )
+    worker_heartbeat_secs: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias="CALLAGENT_WORKER_HEARTBEAT_SECS",
+        description="How often this server process records in the call database that it is alive.",
+    )
+    worker_stale_secs: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias="CALLAGENT_WORKER_STALE_SECS",
+        description=(
+            "A server process silent this long is dead: its open calls are closed as failed "
+            "(at least 3x CALLAGENT_WORKER_HEARTBEAT_SECS)."
+        ),
+    )
+
     # CRM (caller record prefetch and write-back)
     crm: CRMName = Field(
         default="sqlite",
@@ -823,6 +849,11 @@ class Settings(BaseSettings):
         p += _list_problems(self)
         if self.crm_prefetch_budget_ms < 0:
             p.append("CALLAGENT_CRM_PREFETCH_BUDGET_MS must be 0 or more.")
+        if self.worker_stale_secs < 3 * self.worker_heartbeat_secs:
+            p.append(
+                "CALLAGENT_WORKER_STALE_SECS must be at least 3x CALLAGENT_WORKER_HEARTBEAT_SECS "
+                "(a live process must not be taken for dead after one late heartbeat)."
+            )
         if self.log_level.upper() not in {"TRACE", "DEBUG", "INFO", "WARNING", "ERROR"}:
             p.append(f"CALLAGENT_LOG_LEVEL={self.log_level}: use DEBUG, INFO, WARNING or ERROR.")
         if p:

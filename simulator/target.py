@@ -319,10 +319,24 @@ class LocalAgent:
                 self._process.kill()
                 await asyncio.to_thread(self._process.wait, 10)
             self._process = None
+        if self.mode == "process" and self.base_url:
+            self.base_url = ""
             await self._stop_services()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+
+    async def kill(self) -> None:
+        """Kill the agent process at once (SIGKILL, ``mode="process"``): no clean-up of its own.
+
+        Its data folder stays (start another agent on it); the fake REST API keeps
+        running until :meth:`stop`.
+        """
+        if self._process is None:
+            raise RuntimeError("kill() needs an agent started with mode='process'")
+        process, self._process = self._process, None
+        process.kill()
+        await asyncio.to_thread(process.wait, 10)
 
     async def __aenter__(self) -> LocalAgent:
         return self

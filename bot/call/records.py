@@ -25,6 +25,8 @@ from integrations.storage.caller_id import (
 from integrations.storage.engine import describe_url
 from integrations.storage.personal_data import PersonalDataPolicy, personal_data_policy
 from integrations.storage.retention import RetentionJob
+from integrations.storage.journal import JOURNAL_SYNC
+from integrations.storage.workers import WorkerConfig
 
 if TYPE_CHECKING:
     from processors.call_recorder import CallRecorder
@@ -71,20 +73,19 @@ class CallRecords:
 
 
 def open_call_records(
-    settings: Settings, *, close_stale: bool = True, retention: bool = True
+    settings: Settings, *, recovery_wait_secs: float = 15.0, retention: bool = True
 ) -> CallRecords:
-    """Open the call store (migrating its schema) and build the personal-data policy.
+    """Open the call store for this server process, migrating its schema.
 
-    When ``CALLAGENT_RETENTION_DAYS`` is set (and ``retention``), the retention job starts.
+    The store runs as this process's worker (its heartbeat, its journal); before
+    this returns it has recovered what dead processes left (journaled records, calls
+    left open, closed as failed), waiting at most ``recovery_wait_secs`` for a slow
+    database (the writer carries on in the background). When
+    ``CALLAGENT_RETENTION_DAYS`` is set (and ``retention``), the retention job starts.
     """
-    store = open_store(settings)
-    if close_stale:
-        try:
-            closed = store.close_stale()
-            if closed:
-                logger.info(f"call records: {closed} call(s) left open by a stopped process closed")
-        except Exception as e:  # noqa: BLE001 - the database may be down; calls still run
-            logger.warning(f"call records: could not close stale calls ({type(e).__name__})")
+    store = open_store(settings, worker=worker_config(settings))
+    if not store.writer.ready.wait(recovery_wait_secs):
+        logger.warning("call records: crash recovery still running (database slow)")
     records = CallRecords(store, caller_id_policy(settings))
     if retention and settings.retention_days > 0:
         records.retention = start_retention(store, settings)
@@ -102,10 +103,25 @@ def start_retention(store: CallStore, settings: Settings) -> RetentionJob:
     return RetentionJob(lambda cutoff: store.purge(cutoff, action), settings.retention_days)
 
 
-def open_store(settings: Settings, *, migrate_schema: bool = True) -> CallStore:
+def worker_config(settings: Settings) -> WorkerConfig:
+    """This process as a call-record worker (heartbeat and stale limit from settings)."""
+    return WorkerConfig(
+        heartbeat_secs=settings.worker_heartbeat_secs, stale_secs=settings.worker_stale_secs
+    )
+
+
+def open_store(
+    settings: Settings, *, migrate_schema: bool = True, worker: WorkerConfig | None = None
+) -> CallStore:
     """The call store at ``DATABASE_URL`` (default SQLite ``<data dir>/calls.db``)."""
     url = settings.records_database_url
-    store = CallStore.open(url, spool_dir=settings.data_dir, migrate_schema=migrate_schema)
+    store = CallStore.open(
+        url,
+        spool_dir=settings.data_dir,
+        migrate_schema=migrate_schema,
+        worker=worker,
+        journal_sync=JOURNAL_SYNC[settings.records_journal_sync](),
+    )
     logger.info(f"call records: {describe_url(url)}")
     return store
 

@@ -55,9 +55,12 @@ class Call(Base):
     escalation_summary: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     transfer_result: Mapped[str | None] = mapped_column(String(100))
     escalated_at: Mapped[datetime | None] = mapped_column(DateTime())
+    worker_id: Mapped[str | None] = mapped_column(String(128))
+    """The server process that runs the call (see ``integrations.storage.workers``)."""
 
     __table_args__ = (
         Index("ix_calls_started_at", "started_at"),
+        Index("ix_calls_worker_id", "worker_id"),
         Index("ix_calls_outcome_started_at", "outcome", "started_at"),
         Index("ix_calls_transport_started_at", "transport", "started_at"),
     )
@@ -100,6 +103,18 @@ class Turn(Base):
         Index("ix_turns_intent_started_call", "intent", "started_at", "call_id"),
         Index("ix_turns_latency", "latency_ms"),
     )
+
+
+class Worker(Base):
+    """A server process writing call records, and its last heartbeat."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime())
+    last_seen: Mapped[datetime] = mapped_column(DateTime())
 
 
 STAGE_COLUMNS = {

@@ -144,6 +144,7 @@ def call_detail(call: Any, turns: list[Any]) -> dict[str, Any]:
     """A call with everything recorded about it, turns included."""
     out = call_summary(call)
     out["crm_prefetch_ms"] = call.crm_prefetch_ms
+    out["worker_id"] = call.worker_id
     out["escalation"] = (
         None
         if call.escalation_trigger is None and call.escalation_reason is None

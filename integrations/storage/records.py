@@ -147,6 +147,7 @@ class CallStart(_Record):
         caller: The caller's identity as stored (hashed, redacted or plain).
         started_at: When the call started (UTC).
         agent: The agent's name.
+        worker_id: The server process running the call (set by the store).
     """
 
     _datetimes: ClassVar[tuple[str, ...]] = ("started_at",)
@@ -157,6 +158,7 @@ class CallStart(_Record):
     caller: str | None = None
     started_at: datetime = field(default_factory=utcnow)
     agent: str | None = None
+    worker_id: str | None = None
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -24,6 +25,7 @@ from sqlalchemy import Engine, insert, update
 from integrations.storage import migrate, queries, retention, stats
 from integrations.storage.dialects import DialectSupport, dialect_support
 from integrations.storage.engine import describe_url, make_engine
+from integrations.storage.journal import Journal, JournalSync
 from integrations.storage.models import Base, Call, Turn
 from integrations.storage.queries import CallFilter, parse_time
 from integrations.storage.records import (
@@ -35,57 +37,108 @@ from integrations.storage.records import (
     json_safe,
     utcnow,
 )
-from integrations.storage.writer import Op, RecordWriter, Spool
+from integrations.storage.recovery import LEGACY_STALE, Recovery
+from integrations.storage.workers import Liveness, WorkerConfig, WorkerRegistry
+from integrations.storage.writer import Chore, Op, RecordWriter, Spool
 
-STALE_CALL_HOURS = 6.0
-"""A call with no end this long after it started is closed as failed at start-up."""
+STALE_CALL_HOURS = LEGACY_STALE.total_seconds() / 3600
+"""A call with no worker and no end this long after it started is closed as failed."""
 
 CALLS = Base.metadata.tables[Call.__tablename__]
 TURNS = Base.metadata.tables[Turn.__tablename__]
 _TURN_UPDATE = [c.name for c in TURNS.columns if c.name not in ("id", "call_id", "seq")]
-_START_UPDATE = ["transport", "direction", "caller", "agent", "started_at"]
+_START_UPDATE = ["transport", "direction", "caller", "agent", "started_at", "worker_id"]
 
 
 class CallStore:
     """Call records in SQLite or PostgreSQL."""
 
-    def __init__(self, engine: Engine, *, spool_dir: Path | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        spool_dir: Path | None = None,
+        worker: WorkerConfig | None = None,
+        journal_sync: JournalSync | None = None,
+    ):
         """Wrap an engine and start the writer thread.
 
         Args:
             engine: From :func:`integrations.storage.engine.make_engine`.
             spool_dir: Where records wait while the database is unreachable
-                (None: they wait in memory).
+                (None: they wait in memory), and where the journal is kept.
+            worker: This store writes for a server process: its calls carry the
+                worker's id, the writer keeps its heartbeat, journals every record
+                before queueing it (in ``spool_dir``) and closes calls left open by
+                dead workers (at start, then periodically). None (tools, the CLI):
+                none of that.
+            journal_sync: How far each journal and spool line is pushed (default: to the OS).
         """
         self.engine = engine
         self.dialect: DialectSupport = dialect_support(engine)
         self.stats_cache = stats.StatsCache()
+        self._closed = False
+        spool = Spool(spool_dir, journal_sync) if spool_dir is not None else None
+        self.registry: WorkerRegistry | None = None
+        journal: Journal | None = None
+        chores: list[Chore] = []
+        if worker is not None:
+            self.registry = WorkerRegistry(engine, Liveness(worker.id, worker.stale_secs))
+            if spool_dir is not None:
+                journal = Journal(spool_dir, worker.id, journal_sync)
+            self.recovery = Recovery(
+                self.registry,
+                data_dir=spool_dir,
+                spool=lambda ops: self.writer.hold(ops),
+                on_bad_line=lambda line: spool.keep_unreadable(line) if spool else None,
+            )
+            chores = [
+                Chore(worker.heartbeat_secs, self.registry.heartbeat, "heartbeat"),
+                Chore(worker.sweep_secs, self._recover, "crash recovery"),
+            ]
         self.writer = RecordWriter(
             self.apply,
-            spool=Spool(spool_dir) if spool_dir is not None else None,
+            spool=spool,
+            journal=journal,
             prepare=self.upgrade,
+            chores=chores,
+            start=False,
         )
+        self.writer.start()
         atexit.register(self.close)
 
     @classmethod
     def open(
-        cls, url: str, *, spool_dir: Path | None = None, migrate_schema: bool = True
+        cls,
+        url: str,
+        *,
+        spool_dir: Path | None = None,
+        migrate_schema: bool = True,
+        worker: WorkerConfig | None = None,
+        journal_sync: JournalSync | None = None,
     ) -> CallStore:
         """Open the database at ``url``, bringing its schema up to date.
 
         A database that cannot be reached is logged, not raised: records then wait
-        in the spool until it can.
+        in the spool until it can. See :meth:`__init__` for ``worker`` and
+        ``journal_sync``.
         """
-        store = cls(make_engine(url), spool_dir=spool_dir)
+        engine = make_engine(url)
         if migrate_schema:
             try:
-                store.upgrade()
+                migrate.upgrade(engine)
             except Exception as e:  # noqa: BLE001 - calls must still be answered
                 logger.error(
                     f"call records: cannot migrate {describe_url(url)} ({type(e).__name__}); "
                     "records wait in the spool until it is reachable"
                 )
-        return store
+        return cls(engine, spool_dir=spool_dir, worker=worker, journal_sync=journal_sync)
+
+    def _recover(self) -> None:
+        """Crash recovery (writer thread): dead journals to the spool, replay, close calls."""
+        self.recovery.adopt_journals()
+        self.writer.replay()
+        self.recovery.close_orphaned_calls()
 
     @property
     def url(self) -> str:
@@ -105,7 +158,9 @@ class CallStore:
     # Writes (queued; never block, never raise)
 
     def start_call(self, record: CallStart) -> None:
-        """Record that a call started."""
+        """Record that a call started (run by this store's worker, if it has one)."""
+        if self.registry is not None and record.worker_id is None:
+            record = dataclasses.replace(record, worker_id=str(self.registry.me))
         self.writer.submit("start", record)
 
     def save_turn(self, record: TurnRecord) -> None:
@@ -125,9 +180,16 @@ class CallStore:
         return self.writer.flush(timeout)
 
     def close(self) -> None:
-        """Write what is queued and release the database."""
+        """Write what is queued, retire this worker, and release the database (once)."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             self.writer.close()
+            if self.registry is not None and not self.writer.backlog:
+                self.registry.retire()
+        except Exception as e:  # noqa: BLE001 - peers will see the heartbeat go stale
+            logger.warning(f"call records: could not retire this worker ({type(e).__name__})")
         finally:
             self.engine.dispose()
 
@@ -147,6 +209,7 @@ class CallStore:
                 "caller": record.caller,
                 "agent": record.agent,
                 "started_at": record.started_at,
+                "worker_id": record.worker_id,
                 "turn_count": 0,
             }
             return self.dialect.upsert(CALLS, values, ["id"], _START_UPDATE)
@@ -178,8 +241,12 @@ class CallStore:
                 conn.execute(insert(TURNS), turns)
         self.stats_cache.clear()
 
-    def close_stale(self, older_than: timedelta = timedelta(hours=STALE_CALL_HOURS)) -> int:
-        """Close calls that never recorded an end (process killed mid-call) as failed."""
+    def close_stale(self, older_than: timedelta = LEGACY_STALE) -> int:
+        """Close every call without an end older than ``older_than`` as failed, whoever runs it.
+
+        Only for tools: a server closes dead workers' calls itself (see
+        :mod:`integrations.storage.recovery`), never a live peer's.
+        """
         cutoff = utcnow() - older_than
         with self.engine.begin() as conn:
             result = conn.execute(

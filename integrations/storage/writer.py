@@ -7,11 +7,16 @@ reached, operations go, in order, to a local spool file (JSON lines) and are
 replayed once it can; an operation the database rejects outright (bad data) is
 moved to a "rejected" file beside it rather than dropped. Either way no record is
 lost and nothing is raised to the caller.
+
+With a :class:`~integrations.storage.journal.Journal`, each operation is appended
+to a local file before it is queued (the one synchronous step, a file append), so a
+killed process loses nothing it had issued. The thread also runs periodic chores
+(this process's heartbeat, crash recovery), once at start before anything queued.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import queue
 import threading
 import time
@@ -23,18 +28,10 @@ from typing import Any
 from loguru import logger
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 
-from integrations.storage.records import CallEnd, CallStart, CallUpdate, TurnRecord
+from integrations.storage.journal import FlushToSystem, Journal, JournalSync
+from integrations.storage.ops import OP_TYPES, Op, Record, decode_op, encode_op
 
-Record = CallStart | TurnRecord | CallUpdate | CallEnd
-Op = tuple[str, Record]
-"""An operation: its kind (``start``, ``turn``, ``update``, ``end``) and its record."""
-
-OP_TYPES: dict[str, type[Any]] = {
-    "start": CallStart,
-    "turn": TurnRecord,
-    "update": CallUpdate,
-    "end": CallEnd,
-}
+__all__ = ["OP_TYPES", "Chore", "Op", "Record", "RecordWriter", "Spool"]
 BATCH_MAX = 200
 RETRY_SECS = 5.0
 SPOOL_FILE = "records-spool.jsonl"
@@ -61,12 +58,33 @@ class WriterStats:
     batch_ms: list[float] = field(default_factory=list)
 
 
+@dataclass
+class Chore:
+    """Periodic work on the writer thread.
+
+    Parameters:
+        every_secs: How often it runs.
+        run: The work (its errors are logged, never raised).
+        name: For the log.
+    """
+
+    every_secs: float
+    run: Callable[[], None]
+    name: str
+    due: float = 0.0
+    """When it runs next (``time.monotonic``)."""
+    failing: bool = False
+    """Whether its last run failed (logged once per outage)."""
+
+
 class Spool:
     """Operations waiting for the database, in order, in a JSON-lines file."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, sync: JournalSync | None = None):
+        """Spool in ``directory``, each write pushed by ``sync`` (default: to the OS)."""
         self.path = Path(directory) / SPOOL_FILE
         self.rejected_path = Path(directory) / REJECTED_FILE
+        self._sync = sync or FlushToSystem()
 
     def __bool__(self) -> bool:
         return self.path.exists() and self.path.stat().st_size > 0
@@ -86,23 +104,37 @@ class Spool:
         ops: list[Op] = []
         for line in self.path.read_text(encoding="utf-8").splitlines():
             try:
-                item = json.loads(line)
-                ops.append((item["op"], OP_TYPES[item["op"]].from_dict(item["record"])))
+                ops.append(decode_op(line))
             except Exception:  # noqa: BLE001 - a torn last line after a crash
-                with self.rejected_path.open("a", encoding="utf-8") as f:
-                    f.write(line + "\n")
+                self.keep_unreadable(line)
         return ops
+
+    def keep_unreadable(self, line: str) -> None:
+        """Keep a line that cannot be read (cut short by a crash) beside the rejected records."""
+        self.rejected_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.rejected_path.open("a", encoding="utf-8") as f:
+            f.write(line + "\n")
 
     def clear(self) -> None:
         """Forget the spooled operations (after they were written)."""
         self.path.unlink(missing_ok=True)
 
+    def replace(self, ops: Sequence[Op]) -> None:
+        """Make ``ops`` the whole spool in one step (a crash leaves the old one or the new)."""
+        if not ops:
+            self.clear()
+            return
+        fresh = self.path.with_suffix(".tmp")
+        fresh.unlink(missing_ok=True)
+        self._write(fresh, ops)
+        os.replace(fresh, self.path)
+
     def _write(self, path: Path, ops: Sequence[Op], **extra: Any) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as f:
-            for kind, record in ops:
-                f.write(json.dumps({"op": kind, "record": record.to_dict(), **extra}) + "\n")
-            f.flush()
+            for op in ops:
+                f.write(encode_op(op, **extra))
+            self._sync(f)
 
 
 class RecordWriter:
@@ -113,9 +145,12 @@ class RecordWriter:
         apply: Callable[[Sequence[Op]], None],
         *,
         spool: Spool | None = None,
+        journal: Journal | None = None,
         prepare: Callable[[], None] | None = None,
+        chores: Sequence[Chore] = (),
         retry_secs: float = RETRY_SECS,
         name: str = "call-records",
+        start: bool = True,
     ):
         """Start the writer thread.
 
@@ -123,13 +158,20 @@ class RecordWriter:
             apply: Writes a batch of operations in one transaction (raises on failure).
             spool: Where operations wait while the database is unavailable (None: they
                 are retried in memory).
+            journal: Where each operation is written before it is queued (None:
+                queued operations live only in memory until written).
             prepare: Called before replaying spooled operations (e.g. run migrations).
+            chores: Periodic work, run once at start (in order) before anything queued.
             retry_secs: How often a waiting spool is retried.
             name: Thread name.
+            start: Start the thread now (False: call :meth:`start`).
         """
         self._apply = apply
         self._spool = spool
+        self._journal = journal
+        self._journal_failed = False
         self._prepare = prepare
+        self._chores = list(chores)
         self._retry_secs = retry_secs
         self._queue: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
         self._pending = 0
@@ -137,8 +179,16 @@ class RecordWriter:
         self._lock = threading.Condition()
         self._closed = False
         self.stats = WriterStats()
+        self.ready = threading.Event()
+        """Set once the start-up chores (recovery) have run."""
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        if start:
+            self._thread.start()
+
+    def start(self) -> None:
+        """Start the thread (when it was built with ``start=False``)."""
+        if not self._thread.is_alive():
+            self._thread.start()
 
     def submit(self, kind: str, record: Record) -> None:
         """Queue one operation (never blocks, never raises)."""
@@ -149,8 +199,23 @@ class RecordWriter:
             self._write([(kind, record)])
             return
         with self._lock:
+            self._append_to_journal((kind, record))
             self._pending += 1
         self._queue.put((kind, record))
+
+    def _append_to_journal(self, op: Op) -> None:
+        if self._journal is None:
+            return
+        try:
+            self._journal.append(op)
+            self._journal_failed = False
+        except (OSError, ValueError) as e:
+            if not self._journal_failed:
+                logger.bind(call_id=_call_id(op[1])).warning(
+                    f"record writer: cannot write the journal ({type(e).__name__}); "
+                    "records are queued in memory only"
+                )
+            self._journal_failed = True
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued operation was written or spooled."""
@@ -176,17 +241,23 @@ class RecordWriter:
         self._closed = True
         self._queue.put(None)
         self._thread.join(timeout)
+        if self._journal is not None:
+            self._journal.close()
 
     def _run(self) -> None:
+        try:
+            self._run_chores(force=True)
+        finally:
+            self.ready.set()
         while True:
-            waiting = bool(self._memory_backlog) or bool(self._spool)
             try:
-                first = self._queue.get(timeout=self._retry_secs if waiting else None)
+                first = self._queue.get(timeout=self._next_wait())
             except queue.Empty:
-                self._replay()
+                self.replay()
+                self._run_chores()
                 continue
             if first is None:
-                self._replay()
+                self.replay()
                 return
             batch = [first]
             while len(batch) < BATCH_MAX:
@@ -200,7 +271,7 @@ class RecordWriter:
                 batch.append(item)
             try:
                 if self._memory_backlog or self._spool:
-                    self._replay()
+                    self.replay()
                 if self._memory_backlog or self._spool:
                     self._hold(batch)  # keep order: older operations are still waiting
                 else:
@@ -210,7 +281,41 @@ class RecordWriter:
             finally:
                 with self._lock:
                     self._pending -= len(batch)
+                    if not self._pending and not self._memory_backlog and self._journal:
+                        self._clear_journal()  # all of it is in the database or the spool
                     self._lock.notify_all()
+            self._run_chores()
+
+    def _clear_journal(self) -> None:
+        try:
+            if self._journal is not None:
+                self._journal.clear()
+        except (OSError, ValueError) as e:
+            logger.warning(f"record writer: cannot empty the journal ({type(e).__name__})")
+
+    def _next_wait(self) -> float | None:
+        """How long the thread may sleep: until a chore is due, or a held spool's retry."""
+        waits = [c.due - time.monotonic() for c in self._chores]
+        if self._memory_backlog or self._spool:
+            waits.append(self._retry_secs)
+        return max(min(waits), 0.0) if waits else None
+
+    def _run_chores(self, *, force: bool = False) -> None:
+        for chore in self._chores:
+            now = time.monotonic()
+            if not force and now < chore.due:
+                continue
+            chore.due = now + chore.every_secs
+            try:
+                chore.run()
+            except Exception as e:  # noqa: BLE001 - the writer thread must survive anything
+                if not chore.failing:  # once per outage, not every few seconds
+                    logger.warning(f"record writer: {chore.name} failed ({type(e).__name__})")
+                chore.failing = True
+            else:
+                if chore.failing:
+                    logger.info(f"record writer: {chore.name} works again")
+                chore.failing = False
 
     def _write(self, batch: Sequence[Op]) -> None:
         """Apply a batch; on failure apply one by one, holding or rejecting failures."""
@@ -264,8 +369,12 @@ class RecordWriter:
             except OSError:
                 logger.exception("record writer: cannot keep the refused record")
 
-    def _replay(self) -> None:
-        """Write held operations, oldest first, if the database is back."""
+    def hold(self, ops: Sequence[Op]) -> None:
+        """Put operations in the spool behind those already there (writer thread only)."""
+        self._hold(ops)
+
+    def replay(self) -> None:
+        """Write held operations, oldest first, if the database is back (writer thread only)."""
         held = list(self._memory_backlog) + (self._spool.read() if self._spool else [])
         if not held:
             return
@@ -293,10 +402,12 @@ class RecordWriter:
     def _replace_held(self, ops: Sequence[Op]) -> None:
         self._memory_backlog = []
         if self._spool is not None:
-            self._spool.clear()
-        if ops:
-            self._hold(ops)
-            self.stats.spooled -= len(ops)
+            try:
+                self._spool.replace(ops)
+                return
+            except OSError:
+                logger.exception("record writer: cannot rewrite the spool; records kept in memory")
+        self._memory_backlog = list(ops)
 
 
 def _call_id(record: Record) -> str:
