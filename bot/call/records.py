@@ -23,9 +23,9 @@ from integrations.storage.caller_id import (
     RedactedCallerId,
 )
 from integrations.storage.engine import describe_url
+from integrations.storage.journal import JOURNAL_SYNC
 from integrations.storage.personal_data import PersonalDataPolicy, personal_data_policy
 from integrations.storage.retention import RetentionJob
-from integrations.storage.journal import JOURNAL_SYNC
 from integrations.storage.workers import WorkerConfig
 
 if TYPE_CHECKING:

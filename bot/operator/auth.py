@@ -18,16 +18,15 @@ logged with a keyed hash of the client address, never what was presented.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import math
-import secrets
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Request, Response
 from loguru import logger
 
+from bot.client_address import ClientAddresses
 from bot.operator.sessions import LoginLinks, OperatorSessions
 from bot.operator.throttle import FailureThrottle
 from bot.settings import Settings
@@ -80,6 +79,7 @@ class OperatorAuth:
         throttle: FailureThrottle | None = None,
         login_links: LoginLinks | None = None,
         secure_cookie: bool = False,
+        addresses: ClientAddresses | None = None,
     ):
         """Guard with ``token`` (empty and no ``login_links``: every request gets 403).
 
@@ -89,16 +89,20 @@ class OperatorAuth:
             throttle: Failed attempts per client (default: 5 a minute, then lock-out).
             login_links: One-time login links (loopback servers without a token).
             secure_cookie: Mark the session cookie Secure (the public URL is https).
+            addresses: Who a request's client is (behind ``CALLAGENT_TRUSTED_PROXIES``) and
+                how logs name it; the server passes the one its call admission uses.
         """
         self._token = token
         self.sessions = sessions or OperatorSessions(absolute_s=12 * 3600, idle_s=30 * 60)
         self.throttle = throttle or FailureThrottle()
         self.login_links = login_links
         self._secure_cookie = secure_cookie
-        self._log_key = secrets.token_bytes(16)
+        self._addresses = addresses or ClientAddresses()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> OperatorAuth:
+    def from_settings(
+        cls, settings: Settings, addresses: ClientAddresses | None = None
+    ) -> OperatorAuth:
         """The server's operator auth: token, session lifetimes, login links on loopback."""
         links = None
         if not settings.operator_token and is_loopback_host(settings.host):
@@ -112,6 +116,7 @@ class OperatorAuth:
             ),
             login_links=links,
             secure_cookie=settings.public_url.startswith("https://"),
+            addresses=addresses,
         )
 
     @property
@@ -154,7 +159,7 @@ class OperatorAuth:
 
     def log_in(self, request: Request, *, token: str = "", link: str = "") -> Access:
         """Check a login (the form's token or a login link's); failures are counted."""
-        client = _client(request)
+        client = self._addresses.of(request)
         locked = self.throttle.locked_for(client)
         if locked:
             return Access(False, math.ceil(locked))
@@ -213,7 +218,7 @@ class OperatorAuth:
         # address is locked out (an operator behind the attacker's NAT keeps working)
         if self.sessions.valid(request.cookies.get(COOKIE, "")):
             return Access(True)
-        client = _client(request)
+        client = self._addresses.of(request)
         locked = self.throttle.locked_for(client)
         if locked:
             return Access(False, math.ceil(locked))
@@ -233,7 +238,7 @@ class OperatorAuth:
     def _failed(self, client: str, what: str) -> None:
         """Count a failure (the next attempts are refused when it starts a lock-out)."""
         lockout = self.throttle.failed(client)
-        ref = hmac.new(self._log_key, client.encode(), hashlib.sha256).hexdigest()[:12]
+        ref = self._addresses.ref(client)
         if lockout:
             logger.warning(
                 f"operator auth: wrong {what} from client {ref}; "
@@ -244,8 +249,3 @@ class OperatorAuth:
                 f"operator auth: wrong {what} from client {ref} "
                 f"({self.throttle.failures(client)} recent failures)"
             )
-
-
-def _client(request: Request) -> str:
-    """The client's address (uvicorn puts the proxy's X-Forwarded-For there when trusted)."""
-    return request.client.host if request.client else "unknown"

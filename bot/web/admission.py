@@ -33,22 +33,20 @@ outlives the request.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import ipaddress
 import json
 import math
-import secrets
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 from fastapi import HTTPException
 from loguru import logger
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bot.client_address import ClientAddresses
 
 RefusalReason = Literal["rate", "capacity", "origin", "content_type", "credentials"]
 
@@ -181,6 +179,7 @@ class LocalAdmission:
         max_calls: Slots (calls at once).
         rate_per_minute: Starts per client and route per minute; 0 for no rate limit.
         burst: Starts per client and route at once.
+        addresses: How clients are named in logs (the server's :class:`ClientAddresses`).
         clock: ``time.monotonic`` (tests pass their own).
     """
 
@@ -190,6 +189,7 @@ class LocalAdmission:
         rate_per_minute: float,
         burst: int,
         *,
+        addresses: ClientAddresses | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_calls = max_calls
@@ -200,7 +200,7 @@ class LocalAdmission:
         self._held = 0
         self._refusals: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()  # routes run on one loop; the lock keeps it safe anyway
-        self._salt = secrets.token_bytes(16)
+        self._addresses = addresses or ClientAddresses()
 
     @property
     def in_use(self) -> int:
@@ -264,15 +264,8 @@ class LocalAdmission:
         with self._lock:
             self._refusals[(route, reason)] += 1
         logger.warning(
-            f"call refused: route={route} reason={reason} client={self.client_hash(client)}"
+            f"call refused: route={route} reason={reason} client={self._addresses.ref(client)}"
         )
-
-    def client_hash(self, client: str) -> str:
-        """A salted hash of a client address (the salt is random per process).
-
-        The same client reads the same in this process's logs; the address cannot be read back.
-        """
-        return hmac.new(self._salt, client.encode(), hashlib.sha256).hexdigest()[:12]
 
     def stats(self) -> dict[str, Any]:
         """The cap, the slots held and the refusals so far by route and reason."""
@@ -281,44 +274,6 @@ class LocalAdmission:
             for (route, reason), n in sorted(self._refusals.items()):
                 refused.setdefault(route, {})[reason] = n
             return {"max_calls": self.max_calls, "slots_in_use": self._held, "refused": refused}
-
-
-class ClientAddresses:
-    """Who the client of a request is.
-
-    Its connecting address, or behind trusted proxies the address they forwarded.
-
-    Args:
-        trusted_proxies: Addresses or networks (``10.0.0.0/8``) of reverse proxies whose
-            ``X-Forwarded-For`` is believed. Empty: the header is ignored.
-    """
-
-    def __init__(self, trusted_proxies: Iterable[str] = ()) -> None:
-        self._trusted = [ipaddress.ip_network(p.strip(), strict=False) for p in trusted_proxies]
-
-    @classmethod
-    def from_setting(cls, value: str) -> ClientAddresses:
-        """From ``CALLAGENT_TRUSTED_PROXIES`` (comma-separated)."""
-        return cls(p for p in value.split(",") if p.strip())
-
-    def _is_trusted(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self._trusted)
-
-    def of(self, connection: HTTPConnection) -> str:
-        """The client address of a request or WebSocket (``"unknown"`` when there is none)."""
-        peer = connection.client.host if connection.client else "unknown"
-        if not self._trusted or not self._is_trusted(peer):
-            return peer
-        forwarded = ",".join(connection.headers.getlist("x-forwarded-for"))
-        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-        for hop in reversed(hops):
-            if not self._is_trusted(hop):
-                return hop
-        return hops[0] if hops else peer
 
 
 class AdmissionMiddleware:

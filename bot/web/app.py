@@ -45,6 +45,7 @@ from bot.call.transport import (
     twilio_stream_allowed,
     webrtc_call,
 )
+from bot.client_address import ClientAddresses
 from bot.operator.api_docs import create_docs_router
 from bot.operator.auth import OperatorAuth
 from bot.operator.calls_api import create_calls_router
@@ -52,7 +53,7 @@ from bot.operator.dashboard import create_dashboard_router
 from bot.operator.diagnostics import create_diagnostics_router
 from bot.operator.events import CallEventBus, create_call_events_router
 from bot.settings import Settings
-from bot.web.admission import AdmissionMiddleware, ClientAddresses, LocalAdmission
+from bot.web.admission import AdmissionMiddleware, LocalAdmission
 from bot.web.call_access import (
     BrowserCallGate,
     CallTokens,
@@ -144,11 +145,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         else NoBatching()
     )
 
-    admission = LocalAdmission(
-        settings.max_calls, settings.call_rate_per_minute, settings.call_rate_burst
-    )
     addresses = ClientAddresses.from_setting(settings.trusted_proxies)
-    operator = OperatorAuth.from_settings(settings)
+    admission = LocalAdmission(
+        settings.max_calls,
+        settings.call_rate_per_minute,
+        settings.call_rate_burst,
+        addresses=addresses,
+    )
+    operator = OperatorAuth.from_settings(settings, addresses)
     call_tokens = CallTokens(settings.operator_token, settings.call_token_ttl_secs)
 
     async def on_webrtc_connection(

@@ -43,8 +43,9 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Request
 
+from bot.client_address import ClientAddresses
 from bot.operator.auth import OperatorAuth, is_loopback_host
-from bot.web.admission import Admission, CallSlot, ClientAddresses, RefusalReason
+from bot.web.admission import Admission, CallSlot, RefusalReason
 
 ROUTE = "webrtc"
 PROXY_HEADERS = ("x-forwarded-for", "x-forwarded-host", "forwarded", "x-real-ip")

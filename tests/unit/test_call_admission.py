@@ -287,7 +287,7 @@ def test_an_offer_whose_peer_never_connects_frees_its_slot_and_records_nothing(
 def test_client_address_behind_a_trusted_proxy_only() -> None:
     from starlette.requests import HTTPConnection
 
-    from bot.web.admission import ClientAddresses
+    from bot.client_address import ClientAddresses
 
     def conn(peer: str, forwarded: str | None) -> HTTPConnection:
         headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
