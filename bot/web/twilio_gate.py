@@ -16,13 +16,12 @@ The server's Twilio handlers (``bot/web/app.py``) ask a :class:`TwilioGate`:
 
 from __future__ import annotations
 
-import ipaddress
-
 from fastapi import HTTPException, Request, WebSocket
 from fastapi.responses import JSONResponse
 from loguru import logger
 
 from bot.call.transport import public_base_url, twilio_stream_allowed
+from bot.operator.auth import is_loopback_host
 from bot.settings import Settings
 from transports import twilio
 from transports.twilio_binding import (
@@ -40,19 +39,9 @@ _TRACKED_PARAMETERS = ("From", "To", "CallSid")
 """Webhook fields handed to the stream as ``<Parameter>`` values."""
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (the listen address) is reachable from this machine only."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: assume it is reachable from outside
-
-
 def closed_reason(settings: Settings) -> str | None:
     """Why the Twilio routes are closed with these settings (None: open)."""
-    if is_loopback(settings.host):
+    if is_loopback_host(settings.host):
         return None
     if not _signatures_checked(settings) and not settings.twilio_insecure_accept_unsigned:
         return (
@@ -93,7 +82,7 @@ class TwilioGate:
         settings = self._settings
         if self.closed_reason:
             logger.warning(self.closed_reason)
-        elif not _signatures_checked(settings) and not is_loopback(settings.host):
+        elif not _signatures_checked(settings) and not is_loopback_host(settings.host):
             logger.warning(
                 "INSECURE: CALLAGENT_TWILIO_INSECURE_ACCEPT_UNSIGNED=true on "
                 f"CALLAGENT_HOST={settings.host}: /twilio/* accepts unsigned requests, so anyone "

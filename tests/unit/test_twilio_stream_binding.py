@@ -433,14 +433,3 @@ async def test_the_ledger_admits_a_call_once_and_forgets_old_ones() -> None:
         await ledger.finish(sid)
     assert ledger.sizes == (0, 3)  # the oldest finished one was dropped first
     assert not await ledger.is_known("CA2") and await ledger.is_known("CA5")
-
-
-@pytest.mark.parametrize(
-    ("host", "loopback"),
-    [("127.0.0.1", True), ("::1", True), ("localhost", True), ("0.0.0.0", False),
-     ("::", False), ("10.0.0.5", False), ("agent.example.com", False)],
-)  # fmt: skip
-def test_loopback_hosts(host: str, loopback: bool) -> None:
-    from bot.web.twilio_gate import is_loopback
-
-    assert is_loopback(host) is loopback
