@@ -37,7 +37,13 @@ from bot.call.pipeline import CallSpec, run_call
 from bot.call.records import open_call_records
 from bot.call.runtime import Runtime
 from bot.call.startup import load_runtime
-from bot.call.transport import daily_call, livekit_call, twilio_call, webrtc_call
+from bot.call.transport import (
+    daily_call,
+    livekit_call,
+    public_base_url,
+    twilio_call,
+    webrtc_call,
+)
 from bot.operator.api_docs import create_docs_router
 from bot.operator.auth import OperatorAuth
 from bot.operator.calls_api import create_calls_router
