@@ -61,31 +61,3 @@ def test_bench_concurrency_rejects_a_negative_start_spread():
     result = run_cli("bench", "concurrency", "--spread", "-1", "--url", "http://127.0.0.1:9")
     assert result.returncode == 2
     assert "--spread" in result.stderr
-
-
-def test_serve_host_option_reaches_the_app(monkeypatch, tmp_path):
-    """``--host 0.0.0.0`` (the Procfile) must be what the app judges the Twilio routes by."""
-    import uvicorn
-
-    import bot.cli
-    import bot.web.app
-
-    seen: dict[str, object] = {}
-
-    class NotServing:
-        started = True
-
-        def __init__(self, config: uvicorn.Config) -> None:
-            seen["host"] = config.host
-
-        def run(self) -> None:
-            pass
-
-    monkeypatch.chdir(tmp_path)  # no .env
-    monkeypatch.delenv("CALLAGENT_HOST", raising=False)
-    monkeypatch.setattr(bot.cli, "configure_logging", lambda *_a: None)
-    monkeypatch.setattr(bot.web.app, "create_app", lambda s: seen.setdefault("settings", s))
-    monkeypatch.setattr(uvicorn, "Server", NotServing)
-    assert bot.cli.main(["serve", "--host", "0.0.0.0", "--port", "9999"]) == 0
-    assert seen["host"] == "0.0.0.0"
-    assert seen["settings"].host == "0.0.0.0"
