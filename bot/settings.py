@@ -107,7 +107,8 @@ class Settings(BaseSettings):
         validation_alias="CALLAGENT_PUBLIC_URL",
         description=(
             "Public https base URL (e.g. https://agent.example.com) used in TwiML stream URLs and "
-            "signature checks; empty = derived from each request's Host header."
+            "signature checks; empty = derived from each request's Host header, on a loopback "
+            "CALLAGENT_HOST only (elsewhere the Twilio routes need it)."
         ),
     )
     log_level: str = Field(
@@ -489,6 +490,14 @@ class Settings(BaseSettings):
         description=(
             "Reject Twilio webhooks/streams without a valid X-Twilio-Signature "
             "(needs TWILIO_AUTH_TOKEN)."
+        ),
+    )
+    twilio_insecure_accept_unsigned: Flag = Field(
+        default=False,
+        validation_alias="CALLAGENT_TWILIO_INSECURE_ACCEPT_UNSIGNED",
+        description=(
+            "DANGEROUS: serve /twilio/* on a non-loopback CALLAGENT_HOST without signature "
+            "checks (no TWILIO_AUTH_TOKEN): anyone can then place calls and forge streams."
         ),
     )
 

@@ -30,6 +30,7 @@ import httpx
 
 from integrations.speech.base import SpeechRecognizer
 from simulator.fake_twilio import CallUpdate, FakeTwilioRest
+from simulator.phone import TwilioCallEmulator, place_call
 
 SIM_ACCOUNT_SID = "AC" + "5" * 32
 STREAM_PATH = "/twilio/stream"
@@ -109,6 +110,28 @@ class Target:
             base = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
             return cls(stream, base, auth_token, operator_token, via_webhook=True, label=url)
         raise ValueError("the URL must be ws(s)://HOST/twilio/stream or http(s)://HOST")
+
+    async def dial(self, **emulator_kwargs: Any) -> TwilioCallEmulator:
+        """Place one call and return it connected.
+
+        Through the voice webhook like Twilio when :attr:`via_webhook` (a server that checks
+        signatures admits only streams its webhook issued a token for), else straight to the
+        stream (a server on loopback without an auth token).
+
+        Args:
+            **emulator_kwargs: Passed to :class:`~simulator.phone.TwilioCallEmulator`
+                (``from_number``, ``background``, ``line``...).
+        """
+        if self.via_webhook and self.base_url:
+            return await place_call(
+                self.base_url,
+                auth_token=self.auth_token,
+                account_sid=SIM_ACCOUNT_SID if self.rest is not None else None,
+                **emulator_kwargs,
+            )
+        call = TwilioCallEmulator(self.stream_url, auth_token=self.auth_token, **emulator_kwargs)
+        await call.connect()
+        return call
 
 
 class EventsClient:
@@ -271,6 +294,7 @@ class LocalAgent:
             "CALLAGENT_OPERATOR_TOKEN": self.operator_token,
             "CALLAGENT_DATA_DIR": str(self._data_dir),
             "CALLAGENT_PUBLIC_URL": "",
+            "CALLAGENT_HOST": "127.0.0.1",  # where it listens (a stream URL from Host is fine)
             "DATABASE_URL": "",
             # simulated callers all come from this machine, and benches place more calls
             # than one process is admitted to carry: measure the agent, not its admission

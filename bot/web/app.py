@@ -29,7 +29,7 @@ from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 import aiohttp
-from fastapi import FastAPI, HTTPException, Request, Response, WebSocket
+from fastapi import Depends, FastAPI, HTTPException, Request, Response, WebSocket
 from loguru import logger
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
@@ -42,7 +42,6 @@ from bot.call.transport import (
     livekit_call,
     public_base_url,
     twilio_call,
-    twilio_stream_allowed,
     webrtc_call,
 )
 from bot.client_address import ClientAddresses
@@ -62,6 +61,7 @@ from bot.web.call_access import (
 )
 from bot.web.handoff_routes import create_handoff_router
 from bot.web.security_headers import SecurityHeaders
+from bot.web.twilio_gate import TwilioGate
 from transports import rooms, twilio, webrtc
 from transports.input_batching import BatchingPolicy, LoadAdaptiveBatching, NoBatching
 
@@ -186,6 +186,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             await asyncio.to_thread(runtime.records.store.flush)
         await webrtc_router.close()
 
+    twilio_gate = TwilioGate(settings)  # closed routes, signatures, stream binding
+    twilio_gate.log_startup()
     # the API docs are for operators: served by create_docs_router, not FastAPI's public defaults
     app = FastAPI(
         title="callagent", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
@@ -242,25 +244,16 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     @app.post("/twilio/voice")
     async def twilio_voice(request: Request) -> Response:
         form = {k: str(v) for k, v in (await request.form()).items()}
-        public_url = public_base_url(settings, request)
-        if settings.twilio_validate_signatures and settings.twilio_auth_token:
-            url = twilio.public_request_url(public_url, request.url.path, request.url.query)
-            if not twilio.validate_webhook_signature(
-                settings.twilio_auth_token, url, form, request.headers.get("X-Twilio-Signature", "")
-            ):
-                logger.warning("Twilio webhook rejected: bad signature")
-                raise HTTPException(403, "invalid Twilio signature")
+        public_url = await twilio_gate.check_webhook(request, form)
         ws_base = "wss://" if public_url.startswith("https://") else "ws://"
         stream_url = ws_base + urlsplit(public_url).netloc + "/twilio/stream"
-        parameters = {k: form[k] for k in ("From", "To", "CallSid") if k in form}
-        xml = twilio.build_stream_twiml(stream_url, parameters)
+        xml = twilio.build_stream_twiml(stream_url, twilio_gate.stream_parameters(form))
         return Response(content=xml, media_type="application/xml")
 
     @app.websocket("/twilio/stream")
     async def twilio_stream(websocket: WebSocket) -> None:
-        public_url = public_base_url(settings, websocket)
-        if not twilio_stream_allowed(settings, websocket, public_url):
-            await websocket.close(code=1008)
+        public_url = await twilio_gate.open_stream(websocket)
+        if public_url is None:
             return
         await websocket.accept()
         try:
@@ -269,14 +262,21 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             logger.warning(f"Twilio stream rejected: {e}")
             await websocket.close(code=1003)
             return
-        call = twilio_call(websocket, start, settings, public_url=public_url, batching=batching)
-        with logger.contextualize(call_id=call.spec.call_id):  # copied into the call's task
-            logger.info(f"Twilio call {start.call_sid} stream connected")
-            # lives as long as the socket
-            await calls.start(run_call(call.transport, call.spec, runtime), call.spec)
+        lease = await twilio_gate.admit_stream(websocket, start)  # bound to its webhook, once
+        if lease is None:
+            return
+        async with lease:
+            call = twilio_call(websocket, start, settings, public_url=public_url, batching=batching)
+            with logger.contextualize(call_id=call.spec.call_id):  # copied into the call's task
+                logger.info(f"Twilio call {start.call_sid} stream connected")
+                # lives as long as the socket
+                await calls.start(run_call(call.transport, call.spec, runtime), call.spec)
 
     app.include_router(webrtc_router)
-    app.include_router(create_handoff_router(runtime, lambda r: public_base_url(settings, r)))
+    app.include_router(
+        create_handoff_router(runtime, twilio_gate.public_url),
+        dependencies=[Depends(twilio_gate.require_open)],
+    )
     app.include_router(create_docs_router(app.openapi, operator, title=app.title))
     app.include_router(create_call_tokens_router(call_tokens, operator))
     app.include_router(create_calls_router(lambda: runtime.records, operator))

@@ -183,7 +183,7 @@ def plan_calls(questions: list[list[str]], turns: int, per_call: int) -> list[li
 
 
 async def measure_latency(
-    ws_url: str,
+    target: Target | str,
     calls: list[list[str]],
     clips: dict[str, bytes],
     *,
@@ -197,6 +197,9 @@ async def measure_latency(
 ) -> None:
     """Place the calls one after another and record each turn's latency at the phone.
 
+    ``target`` is where to call (a ``ws(s)://.../twilio/stream`` URL is called straight on
+    the stream, signed with ``auth_token``; an ``http(s)://`` one or a :class:`Target`
+    placed through the voice webhook, as a server that binds streams to webhooks needs).
     ``background(n)`` gives call ``n``'s background noise (see ``simulator.voices.noise``).
     With ``replies``, the start of every reply is kept and, once the last call is over,
     transcribed and checked against the answer expected for its question. With
@@ -205,12 +208,13 @@ async def measure_latency(
     """
     import httpx
 
+    if isinstance(target, str):
+        target = Target.from_url(target, auth_token=auth_token)
     async with httpx.AsyncClient() as http:
         await _measure_calls(
-            ws_url,
+            target,
             calls,
             clips,
-            auth_token=auth_token,
             reply_timeout_s=reply_timeout_s,
             report=report,
             progress=progress,
@@ -221,11 +225,10 @@ async def measure_latency(
 
 
 async def _measure_calls(
-    ws_url: str,
+    target: Target,
     calls: list[list[str]],
     clips: dict[str, bytes],
     *,
-    auth_token: str | None,
     reply_timeout_s: float,
     report: LatencyReport,
     progress: Callable[[str], None],
@@ -233,14 +236,13 @@ async def _measure_calls(
     replies: ReplyCheck | None,
     events: Callable[[str], EventsClient] | None,
 ) -> None:
-    from simulator.phone import CallEndedError, TwilioCallEmulator
+    from simulator.phone import CallEndedError
 
     heard: list[tuple[TurnResult, bytes]] = []
     for n, questions in enumerate(calls, 1):
         noise = background(n) if background is not None else None
-        call = TwilioCallEmulator(ws_url, auth_token=auth_token, background=noise)
+        call = await target.dial(background=noise)
         call_events = events(call.call_sid) if events is not None else None
-        await call.connect()
         try:
             greeting = await call.wait_for_bot_speech_start(timeout=reply_timeout_s)
             report.greeting_ms.append(round(greeting * 1000, 1))
@@ -377,7 +379,7 @@ async def _run(
     )
     try:
         await measure_latency(
-            target.stream_url,
+            target,
             calls,
             clips,
             auth_token=target.auth_token,

@@ -30,13 +30,12 @@ from simulator.fake_twilio import CallUpdate
 from simulator.phone import (
     CallEndedError,
     TwilioCallEmulator,
-    place_call,
     voiced_span,
 )
 from simulator.scenarios.checks import CallFacts, check_step
 from simulator.scenarios.results import BargeIn, CallResult, StepResult
 from simulator.scenarios.scenario import Scenario, Step
-from simulator.target import SIM_ACCOUNT_SID, EventsClient, Target
+from simulator.target import EventsClient, Target
 from simulator.voices import caller_voice
 from simulator.voices.noise import BackgroundNoise, active_rms, normalize_active
 
@@ -158,26 +157,12 @@ class ScenarioCall:
 
     async def _dial(self) -> TwilioCallEmulator:
         target = self.target
-        if target.via_webhook and target.base_url:
-            call = await place_call(
-                target.base_url,
-                auth_token=target.auth_token,
-                account_sid=SIM_ACCOUNT_SID if target.rest is not None else None,
-                from_number=self.scenario.caller.number,
-                to_number=TO_NUMBER,
-                background=self.audio.background,
-                line=self.scenario.line,
-            )
-        else:
-            call = TwilioCallEmulator(
-                target.stream_url,
-                from_number=self.scenario.caller.number,
-                to_number=TO_NUMBER,
-                auth_token=target.auth_token,
-                background=self.audio.background,
-                line=self.scenario.line,
-            )
-            await call.connect()
+        call = await target.dial(
+            from_number=self.scenario.caller.number,
+            to_number=TO_NUMBER,
+            background=self.audio.background,
+            line=self.scenario.line,
+        )
         if target.rest is not None:
             target.rest.register(call.call_sid, lambda u: self._on_rest(call, u))
             self._state.facts.rest_visible = True

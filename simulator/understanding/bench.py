@@ -569,22 +569,7 @@ async def _wait_for_bot_turn_end(
 
 
 async def _dial(target: Any, job: Job) -> Any:
-    from simulator.phone import TwilioCallEmulator, place_call
-    from simulator.target import SIM_ACCOUNT_SID
-
-    background = _background(job)
-    if target.via_webhook and target.base_url:
-        call = await place_call(
-            target.base_url,
-            auth_token=target.auth_token,
-            account_sid=SIM_ACCOUNT_SID if target.rest is not None else None,
-            background=background,
-        )
-    else:
-        call = TwilioCallEmulator(
-            target.stream_url, auth_token=target.auth_token, background=background
-        )
-        await call.connect()
+    call = await target.dial(background=_background(job))
     if target.rest is not None:
         target.rest.register(call.call_sid, _follow_rest(call))
     return call

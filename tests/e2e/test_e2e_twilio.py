@@ -192,7 +192,7 @@ async def test_latency_bench_tells_answers_from_other_replies(live):
     questions = ["what are your opening hours", "can you sing me a song"]
     report = LatencyReport(url="live")
     await measure_latency(
-        live.local.stream_url,
+        live.local.base_url,  # through the voice webhook: streams are bound to it
         [questions],
         {q: voice(q) for q in questions},
         auth_token=live.local.auth_token,
@@ -209,4 +209,31 @@ async def test_latency_bench_tells_answers_from_other_replies(live):
     assert song.reply and song.answered is False
     summary = report.summary()
     assert (summary["replies_answering"], summary["replies_checked"]) == (1, 2)
+    await live.wait_for_no_calls()
+
+
+async def test_a_replayed_stream_cannot_act_on_another_call(live):
+    """Issue 16: a captured stream upgrade and start, replayed with a live call's CallSid
+    and keypad 0 (transfer), is refused; Twilio hears nothing about the live call."""
+    victim = await live.call()
+    attacker = await live.call()
+    await attacker.hang_up()
+    forged = TwilioCallEmulator(
+        attacker.ws_url,
+        call_sid=victim.call_sid,
+        account_sid=attacker.account_sid,
+        custom_parameters=attacker.custom_parameters,
+        auth_token=live.local.auth_token,
+    )
+    await forged.connect()
+    try:
+        await forged.wait_closed(timeout=5)
+    except TimeoutError:
+        await forged.press("0")
+        await asyncio.sleep(3)
+        await forged.hang_up()
+    assert forged.closed_by_server
+    assert [r for r in live.rest.requests if r.call_sid == victim.call_sid] == []
+    assert not victim.closed
+    await victim.hang_up()
     await live.wait_for_no_calls()

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from starlette.testclient import WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
 
 TOKEN = "operator-token-for-tests-0123"
@@ -86,10 +87,13 @@ def refusals(client: TestClient) -> dict[str, dict[str, int]]:
 
 
 def stream_close_code(client: TestClient) -> int:
-    """Open ``/twilio/stream`` and return the close code the server ends it with."""
+    """Open ``/twilio/stream`` and return the close code the server ends it with (or the HTTP
+    status it refused the upgrade with, e.g. 403 for a bad signature)."""
     try:
         with client.websocket_connect("/twilio/stream") as ws:
             ws.receive_text()
+    except WebSocketDenialResponse as e:  # a WebSocketDisconnect too: catch it first
+        return e.status_code
     except WebSocketDisconnect as e:
         return e.code
     raise AssertionError("the stream was not closed")
@@ -332,7 +336,17 @@ def test_serve_host_flag_reaches_the_app(data_dir, monkeypatch) -> None:
 
     seen: dict[str, Any] = {}
     monkeypatch.setattr(bot.web.app, "create_app", lambda settings: seen.setdefault("s", settings))
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.setdefault("run", kw))
+
+    class NotServing:  # `callagent serve` builds a uvicorn.Server (bot/web/server_logs.py)
+        started = True
+
+        def __init__(self, config: uvicorn.Config) -> None:
+            seen["run"] = {"host": config.host, "proxy_headers": config.proxy_headers}
+
+        def run(self) -> None:
+            pass
+
+    monkeypatch.setattr(uvicorn, "Server", NotServing)
     assert main(["serve", "--host", "0.0.0.0", "--port", "8000"]) == 0
     assert seen["s"].host == "0.0.0.0" and seen["run"]["host"] == "0.0.0.0"
     assert seen["run"]["proxy_headers"] is False  # X-Forwarded-For: CALLAGENT_TRUSTED_PROXIES'

@@ -1,0 +1,307 @@
+"""Each Twilio media stream bound to the voice webhook that created it, once per call.
+
+Twilio signs a Media Streams WebSocket upgrade over the stream URL alone, with no timestamp,
+and a ``<Stream url>`` takes no query string: one captured signature opens streams forever,
+and the ``start`` message's ``callSid`` is whatever the sender wrote. So:
+
+* the (signature-checked) voice webhook issues a **stream token**, an HMAC-SHA256 under a
+  key derived from the auth token over the CallSid, the AccountSid, the stream's other
+  ``<Parameter>`` values and an expiry. It goes to Twilio as one more ``<Parameter>`` and
+  comes back in the ``start`` message's ``customParameters``
+  (:data:`STREAM_TOKEN_PARAMETER`);
+* a stream is admitted only if its ``start`` carries an unexpired token matching its
+  ``callSid``, ``accountSid`` and parameters (:class:`SignedStreams`), and
+* only once per CallSid: a :class:`CallSidLedger` knows the CallSids streaming now and
+  those that streamed recently, so a replayed webhook or stream never gives a call a
+  second stream. Twilio's signatures carry no timestamp, so replays die here.
+
+Takes plain values (the bot passes them from settings); reads no configuration. Errors and
+log lines carry no caller data (no parameters, no token).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from types import TracebackType
+
+from transports.twilio import TwilioStreamStart
+
+STREAM_TOKEN_PARAMETER = "callagentStreamToken"
+"""The ``<Parameter>`` name of the stream token (never logged)."""
+DEFAULT_TOKEN_TTL_S = 120.0
+"""How long after the webhook Twilio may open the stream (it does so within seconds)."""
+FINISHED_RETENTION_S = 4 * 3600.0 + DEFAULT_TOKEN_TTL_S
+"""How long a finished CallSid is remembered. Longer than a token's life: a replayed webhook
+(valid forever) would otherwise get a fresh token for a call that is still up elsewhere (e.g.
+transferred to a person). Four hours is Twilio's default longest call (``TimeLimit``)."""
+MAX_FINISHED = 100_000
+"""Finished CallSids kept at most (about 10 MB); the oldest are forgotten first."""
+
+_KEY_LABEL = b"callagent/twilio-stream-binding/v1"
+
+
+class StreamBindingError(Exception):
+    """A stream (or webhook) is refused by the binding; the message holds no caller data."""
+
+
+class StreamTokenSigner:
+    """Issues and checks stream tokens: ``<expiry>.<HMAC-SHA256, base64url>``.
+
+    The MAC covers the expiry, the AccountSid, the CallSid and the stream's other
+    ``<Parameter>`` values (so ``From`` cannot be changed on the way either).
+    """
+
+    def __init__(
+        self,
+        key: bytes,
+        *,
+        ttl_s: float = DEFAULT_TOKEN_TTL_S,
+        clock: Callable[[], float] = time.time,
+    ):
+        """Sign with ``key``; tokens expire ``ttl_s`` seconds after they are issued.
+
+        Args:
+            key: The secret signing key (at least 16 bytes).
+            ttl_s: Token lifetime.
+            clock: Wall-clock seconds (tokens may be checked by another process).
+        """
+        if len(key) < 16:
+            raise ValueError("the stream token key must be at least 16 bytes")
+        self._key = key
+        self._ttl_s = ttl_s
+        self._clock = clock
+
+    @classmethod
+    def for_auth_token(
+        cls,
+        auth_token: str,
+        *,
+        ttl_s: float = DEFAULT_TOKEN_TTL_S,
+        clock: Callable[[], float] = time.time,
+    ) -> StreamTokenSigner:
+        """A signer keyed by HMAC(auth token, a fixed label): every server of the account agrees."""
+        if not auth_token:
+            raise ValueError("stream tokens need the Twilio auth token")
+        key = hmac.new(auth_token.encode(), _KEY_LABEL, hashlib.sha256).digest()
+        return cls(key, ttl_s=ttl_s, clock=clock)
+
+    @property
+    def ttl_s(self) -> float:
+        """Token lifetime in seconds."""
+        return self._ttl_s
+
+    def issue(self, call_sid: str, account_sid: str, parameters: Mapping[str, str]) -> str:
+        """The token for this call's stream (``parameters``: the TwiML's other ``<Parameter>``)."""
+        expires = int(self._clock() + self._ttl_s)
+        return f"{expires}.{self._mac(expires, call_sid, account_sid, parameters)}"
+
+    def verify(
+        self, token: str, call_sid: str, account_sid: str, parameters: Mapping[str, str]
+    ) -> None:
+        """Check a token against what the stream's ``start`` says.
+
+        Raises:
+            StreamBindingError: malformed, not issued for this call and parameters, or expired.
+        """
+        expires_text, _, mac = token.partition(".")
+        if not expires_text.isdigit() or not mac:
+            raise StreamBindingError("malformed stream token")
+        expires = int(expires_text)
+        expected = self._mac(expires, call_sid, account_sid, parameters)
+        if not hmac.compare_digest(expected.encode(), mac.encode()):
+            raise StreamBindingError("stream token does not match the call (CallSid/AccountSid)")
+        if self._clock() > expires:
+            raise StreamBindingError("stream token expired")
+
+    def _mac(
+        self, expires: int, call_sid: str, account_sid: str, parameters: Mapping[str, str]
+    ) -> str:
+        message = json.dumps(
+            [expires, account_sid, call_sid, sorted(parameters.items())],
+            separators=(",", ":"),
+            ensure_ascii=True,
+        ).encode()
+        digest = hmac.digest(self._key, message, "sha256")
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+class CallSidLedger(ABC):
+    """Which CallSids have a stream now, or had one recently (async: may be shared, e.g. Redis)."""
+
+    @abstractmethod
+    async def is_known(self, call_sid: str) -> bool:
+        """Whether ``call_sid`` is streaming now or finished recently."""
+
+    @abstractmethod
+    async def claim(self, call_sid: str) -> bool:
+        """Mark ``call_sid`` streaming; False (and no change) if it is already known."""
+
+    @abstractmethod
+    async def finish(self, call_sid: str) -> None:
+        """The stream of ``call_sid`` ended; it stays known for the retention time."""
+
+
+class InMemoryCallSidLedger(CallSidLedger):
+    """The ledger of one process, bounded: finished CallSids expire, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        retain_finished_s: float = FINISHED_RETENTION_S,
+        max_finished: int = MAX_FINISHED,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        """Remember finished CallSids for ``retain_finished_s``, at most ``max_finished``."""
+        self._retain_s = retain_finished_s
+        self._max_finished = max_finished
+        self._clock = clock
+        self._live: set[str] = set()
+        self._finished: OrderedDict[str, float] = OrderedDict()
+
+    @property
+    def sizes(self) -> tuple[int, int]:
+        """CallSids streaming now, and finished ones remembered."""
+        return len(self._live), len(self._finished)
+
+    async def is_known(self, call_sid: str) -> bool:
+        """Whether ``call_sid`` is streaming now or finished recently."""
+        self._expire()
+        return call_sid in self._live or call_sid in self._finished
+
+    async def claim(self, call_sid: str) -> bool:
+        """Mark ``call_sid`` streaming; False (and no change) if it is already known."""
+        if await self.is_known(call_sid):
+            return False
+        self._live.add(call_sid)
+        return True
+
+    async def finish(self, call_sid: str) -> None:
+        """The stream of ``call_sid`` ended; it stays known for the retention time."""
+        self._live.discard(call_sid)
+        self._finished[call_sid] = self._clock()
+        self._finished.move_to_end(call_sid)
+        self._expire()
+
+    def _expire(self) -> None:
+        oldest = self._clock() - self._retain_s
+        while self._finished:
+            call_sid, finished_at = next(iter(self._finished.items()))
+            if finished_at > oldest and len(self._finished) <= self._max_finished:
+                break
+            del self._finished[call_sid]
+
+
+class StreamLease:
+    """An admitted stream's hold on its CallSid; leaving it (``async with``) finishes it."""
+
+    def __init__(self, ledger: CallSidLedger, call_sid: str):
+        """Hold ``call_sid`` (already claimed in ``ledger``)."""
+        self._ledger = ledger
+        self.call_sid = call_sid
+
+    async def __aenter__(self) -> StreamLease:
+        return self
+
+    async def __aexit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _tb: TracebackType | None,
+    ) -> None:
+        await self._ledger.finish(self.call_sid)
+
+
+class StreamBinding(ABC):
+    """How a stream proves it belongs to a webhook; every binding admits a CallSid once."""
+
+    def __init__(self, ledger: CallSidLedger):
+        """Admit each CallSid once, as ``ledger`` knows them."""
+        self.ledger = ledger
+
+    @abstractmethod
+    def stream_parameters(
+        self, call_sid: str, account_sid: str, parameters: Mapping[str, str]
+    ) -> dict[str, str]:
+        """The ``<Parameter>`` values for the TwiML: ``parameters`` plus any binding."""
+
+    @abstractmethod
+    def check(self, start: TwilioStreamStart) -> None:
+        """Check a ``start`` message against the binding.
+
+        Raises:
+            StreamBindingError: the stream is not bound to a webhook for its call.
+        """
+
+    async def check_webhook(self, call_sid: str) -> None:
+        """Refuse a webhook for a call that streams, or streamed, here.
+
+        Raises:
+            StreamBindingError: the CallSid already has (or had) a stream.
+        """
+        if call_sid and await self.ledger.is_known(call_sid):
+            raise StreamBindingError("this CallSid already has (or had) a media stream")
+
+    async def admit(self, start: TwilioStreamStart) -> StreamLease:
+        """Check ``start`` and claim its CallSid; the lease releases it when the call ends.
+
+        Raises:
+            StreamBindingError: not bound, or the CallSid already has (or had) a stream.
+        """
+        self.check(start)  # before claiming: a forged start cannot burn a real call's CallSid
+        if not await self.ledger.claim(start.call_sid):
+            raise StreamBindingError("this CallSid already has (or had) a media stream")
+        return StreamLease(self.ledger, start.call_sid)
+
+
+class SignedStreams(StreamBinding):
+    """Streams must carry the token the webhook issued for their call (signatures checked)."""
+
+    def __init__(self, signer: StreamTokenSigner, ledger: CallSidLedger):
+        """Bind with ``signer``'s tokens, and ``ledger`` for once-per-call."""
+        super().__init__(ledger)
+        self._signer = signer
+
+    def stream_parameters(
+        self, call_sid: str, account_sid: str, parameters: Mapping[str, str]
+    ) -> dict[str, str]:
+        """``parameters`` plus the stream token.
+
+        Raises:
+            StreamBindingError: the webhook has no CallSid or AccountSid to bind to.
+        """
+        if not call_sid or not account_sid:
+            raise StreamBindingError("the webhook has no CallSid or AccountSid")
+        token = self._signer.issue(call_sid, account_sid, parameters)
+        return {**parameters, STREAM_TOKEN_PARAMETER: token}
+
+    def check(self, start: TwilioStreamStart) -> None:
+        """The ``start`` must carry a token issued for its CallSid, AccountSid and parameters.
+
+        Raises:
+            StreamBindingError: no token, a token for another call or parameters, or expired.
+        """
+        parameters = dict(start.custom_parameters)
+        token = parameters.pop(STREAM_TOKEN_PARAMETER, "")
+        if not token:
+            raise StreamBindingError("no stream token (the stream did not come from our TwiML)")
+        self._signer.verify(token, start.call_sid, start.account_sid, parameters)
+
+
+class UnboundStreams(StreamBinding):
+    """Any stream may start (no auth token to sign with: loopback, or the insecure setting)."""
+
+    def stream_parameters(
+        self, call_sid: str, account_sid: str, parameters: Mapping[str, str]
+    ) -> dict[str, str]:
+        """``parameters`` unchanged."""
+        return dict(parameters)
+
+    def check(self, start: TwilioStreamStart) -> None:
+        """Nothing to check."""
