@@ -183,7 +183,7 @@ class EmbeddingIntentClassifier:
         texts = [t for t, _ in in_scope]
         labels = [i for _, i in in_scope]
         embeddings = encoder.encode(texts)
-        knn_weight = _select_knn_weight(embeddings, texts, labels, settings)
+        knn_weight, held_out_scores = _select_knn_weight(embeddings, texts, labels, settings)
         head = LinearIntentHead.train(embeddings, texts, labels, settings.head)
         index = {c: k for k, c in enumerate(head.classes)}
         neighbours = NearestExamples(
@@ -203,7 +203,7 @@ class EmbeddingIntentClassifier:
             if oos_texts
             else np.zeros(0, np.float32)
         )
-        classifier.oos_threshold = threshold = settings.oos.fit(oos_scores)
+        classifier.oos_threshold = threshold = settings.oos.fit(oos_scores, held_out_scores)
         logger.info(
             f"NLU classifier trained on {given} examples ({len(in_scope)} with variants), "
             f"{len(head.classes)} intents, {len(oos_texts)} out-of-scope examples, "
@@ -331,11 +331,17 @@ def _blend(
 
 def _select_knn_weight(
     embeddings: np.ndarray, texts: list[str], labels: list[str], settings: ClassifierSettings
-) -> float:
-    """The kNN blend weight that scores best on a held-out tenth of the training set."""
+) -> tuple[float, np.ndarray | None]:
+    """The kNN blend weight that scores best on a held-out tenth of the training set.
+
+    Returns:
+        The weight, and the held-out examples' best (gated) scores with it, which the
+        out-of-scope threshold may use (None when nothing was held out: fewer than
+        ``selection_min_examples`` examples, e.g. an agent file, or one candidate).
+    """
     candidates = settings.knn_weights or (0.0,)
     if len(candidates) == 1 or len(texts) < settings.selection_min_examples:
-        return candidates[0]
+        return candidates[0], None
     rows = list(range(len(texts)))
     kept, held = stratified_holdout([(str(r), labels[r]) for r in rows], 0.1, seed=1)
     fit = np.array([int(r) for r, _ in kept])
@@ -349,14 +355,8 @@ def _select_knn_weight(
     )
     probs = head.predict_proba(embeddings[check], [texts[r] for r in check])
     gold = np.array([index.get(labels[r], -1) for r in check])
-    accuracy = {
-        w: float(
-            (
-                _blend(probs, neighbours, embeddings[check], w, settings).argmax(axis=1) == gold
-            ).mean()
-        )
-        for w in candidates
-    }
+    blended = {w: _blend(probs, neighbours, embeddings[check], w, settings) for w in candidates}
+    accuracy = {w: float((b.argmax(axis=1) == gold).mean()) for w, b in blended.items()}
     best = max(candidates, key=lambda w: (accuracy[w], -w))
     logger.debug(f"kNN blend weights on held-out training data: {accuracy} -> {best}")
-    return best
+    return best, blended[best].max(axis=1)

@@ -3,7 +3,10 @@
 No out-of-scope training examples are needed: an utterance is out of scope when
 the head's best probability is below a threshold. When some out-of-scope
 examples are available (CLINC150's ``oos_train``, or generic ones), the
-threshold is fitted so that a target share of them falls below it.
+threshold is fitted so that a target share of them falls below it; when the
+in-scope scores of held-out training examples are known too (corpora, see
+:class:`integrations.nlu.embedding.ClassifierSettings`), it is raised to reject a
+small target share of those.
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ class FixedOOSThreshold:
 
     threshold: float = DEFAULT_OOS_THRESHOLD
 
-    def fit(self, oos_scores: np.ndarray) -> float:
-        """The threshold (ignores any out-of-scope examples)."""
-        del oos_scores
+    def fit(self, oos_scores: np.ndarray, held_out_scores: np.ndarray | None = None) -> float:
+        """The threshold (ignores any examples)."""
+        del oos_scores, held_out_scores
         return self.threshold
 
 
@@ -41,18 +44,35 @@ class RecallTargetOOSThreshold:
         fallback: The threshold when there are no out-of-scope examples.
         minimum: Never below this (a gated score of 0 is always out of scope).
         ceiling: Never above this (keeps in-scope recall when the examples are odd).
+        held_out_rejection: With held-out in-scope scores, the threshold is at least
+            their quantile at this share (0 turns it off). The quantile of 100
+            out-of-scope examples does not carry over: fitted on CLINC150 ``oos_train``
+            it was 0.196 (``val``: OOS recall 68 %), on ``oos_val`` 0.126 (the
+            never-tuned ``test`` split: 42 %). Chosen on ``val``: 0.5 % of held-out
+            training items is a threshold of 0.229 there, in-scope 96.63 -> 96.37 %, OOS
+            recall 68 -> 73 %; 0.7 % (0.265) would cost 0.5 points in scope, 0.3 % (0.175)
+            changes nothing. On ``test`` (measured once): 98.23 -> 98.10 %, 42 -> 70 %.
     """
 
     target_recall: float = 0.55
     fallback: float = DEFAULT_OOS_THRESHOLD
     minimum: float = 0.1
     ceiling: float = 0.9
+    held_out_rejection: float = 0.005
 
-    def fit(self, oos_scores: np.ndarray) -> float:
-        """The threshold for these best-intent probabilities of out-of-scope examples."""
+    def fit(self, oos_scores: np.ndarray, held_out_scores: np.ndarray | None = None) -> float:
+        """The threshold for these best-intent scores.
+
+        Args:
+            oos_scores: Best-intent scores of out-of-scope examples.
+            held_out_scores: Best-intent scores of in-scope examples the scoring model
+                did not train on (None or empty: not known).
+        """
         if len(oos_scores) == 0:
             return self.fallback
         fitted = float(np.quantile(oos_scores, self.target_recall))
+        if held_out_scores is not None and len(held_out_scores) and self.held_out_rejection:
+            fitted = max(fitted, float(np.quantile(held_out_scores, self.held_out_rejection)))
         return min(max(fitted, self.minimum), self.ceiling)
 
 

@@ -1,8 +1,8 @@
 """``callagent nlu``: benchmark and calibrate the embedded intent classifier.
 
-``callagent nlu eval --dataset clinc150|banking77 [--train PATH] [--test PATH]
-[--holdout FRACTION] [--json]`` trains on ``--train`` and prints in-scope
-accuracy, OOS recall (CLINC150), macro-F1, how many test items each band and
+``callagent nlu eval --dataset clinc150|banking77 [--split val|test] [--train PATH]
+[--test PATH] [--holdout FRACTION] [--json]`` trains on ``--train`` and prints in-scope
+accuracy, OOS recall, precision and F1 (CLINC150), macro-F1, how many test items each band and
 path took, and classification latency p50/p95 (one utterance at a time, one core).
 
 ``callagent nlu calibrate`` sweeps the act threshold on a validation set
@@ -21,7 +21,9 @@ applies the thresholds alone (with both: the figures before the router judged th
 Data defaults to ``../shared/datasets/`` beside the repository. CLINC150 files
 are JSON (train: ``train`` + ``oos_train``; test: ``val`` + ``oos_val``).
 BANKING77 files are CSV (``text,category``); without ``--test`` a stratified
-``--holdout`` (default 0.2) of ``--train`` is the test set.
+``--holdout`` (default 0.2) of ``--train`` is the test set. ``--split test`` instead
+trains and scores on the never-tuned split carved from ``--train``
+(:func:`simulator.nlu.datasets.test_split`): report figures on it, tune on ``val``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from integrations.nlu.embedding import ClassifierSettings, EmbeddingIntentClassi
 from integrations.nlu.encoder import SentenceEncoder
 from integrations.nlu.oos import FixedOOSThreshold
 from simulator.nlu.calibration import sweep
-from simulator.nlu.datasets import Split, load_split
+from simulator.nlu.datasets import DEFAULT_VAL_HOLDOUT, SPLITS, Split, load_split
 from simulator.nlu.evaluation import evaluate
 from simulator.nlu.reliability_plot import write_reliability_svg
 
@@ -51,7 +53,7 @@ DEFAULT_TRAIN = {
     "clinc150": DATASETS / "clinc150" / "train_val.json",
     "banking77": DATASETS / "banking77" / "train.csv",
 }
-DEFAULT_BANKING_HOLDOUT = 0.2
+DEFAULT_BANKING_HOLDOUT = DEFAULT_VAL_HOLDOUT
 DEFAULT_CACHE = Path("~/.cache/callagent/nlu-bench")
 
 
@@ -67,6 +69,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     evaluate_parser.add_argument(
         "--clarify", type=float, default=NLUThresholds.clarify, help="clarify threshold"
+    )
+    evaluate_parser.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="val",
+        help="val: the tuned-on split (default); test: the never-tuned split carved from "
+        "--train (simulator/nlu/datasets.py test_split; measure on it, never tune on it)",
     )
     evaluate_parser.set_defaults(func=run_eval)
 
@@ -145,8 +154,9 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _split(args: argparse.Namespace) -> Split:
+    split = getattr(args, "split", "val")  # only ``eval`` has --split: never calibrate on test
     holdout = args.holdout
-    if args.dataset == "banking77" and args.test is None and holdout is None:
+    if split == "val" and args.dataset == "banking77" and args.test is None and holdout is None:
         holdout = DEFAULT_BANKING_HOLDOUT
     return load_split(
         args.dataset,
@@ -154,6 +164,7 @@ def _split(args: argparse.Namespace) -> Split:
         args.test,
         holdout=holdout,
         limit_per_intent=args.limit_per_intent,
+        split=split,
     )
 
 
@@ -210,9 +221,11 @@ def run_eval(args: argparse.Namespace) -> int:
     report.extra["top1_accuracy_without_oos_rejection"] = top1 / max(len(in_scope), 1)
     report.extra["model_load_seconds"] = load_seconds
     if args.json:
-        print(json.dumps({"dataset": args.dataset, **asdict(report)}, indent=2))
+        print(
+            json.dumps({"dataset": args.dataset, "split": args.split, **asdict(report)}, indent=2)
+        )
     else:
-        print(f"dataset: {args.dataset}")
+        print(f"dataset: {args.dataset}, split: {getattr(args, 'split', 'val')}")
         print("\n".join(report.lines()))
     return 0
 

@@ -5,6 +5,11 @@
   intent ``oos``.
 - BANKING77: a CSV file with columns ``text,category``.
 
+Two splits. ``val`` is the one every constant of the classifier was tuned on
+(CLINC150 ``val`` + ``oos_val``; BANKING77 a seed-0 fifth of ``train``). ``test`` is
+carved from what ``val`` runs only ever trained on, by a fixed rule (:func:`test_split`),
+and is never tuned on: shared/ holds no published test split (see its README).
+
 Any file of the same format works. Out-of-scope items are returned with the
 intent ``out_of_scope``.
 """
@@ -22,6 +27,16 @@ from integrations.nlu.holdout import Example, stratified_holdout
 
 CLINC_TRAIN_KEYS = ("train", "oos_train")
 CLINC_TEST_KEYS = ("val", "oos_val")
+SPLITS = ("val", "test")
+"""``val``: tuned on. ``test``: never tuned on (:func:`test_split`)."""
+TEST_FRACTION = 0.2
+"""Share of each intent's never-measured training examples that the ``test`` split holds."""
+TEST_SEED = 15
+"""Seed of the ``test`` carve (issue 15); never change it, or the split is a new one."""
+DEFAULT_VAL_HOLDOUT = 0.2
+"""BANKING77's tuned-on hold-out fraction (``nlu eval``'s default)."""
+VAL_HOLDOUT_SEED = 0
+"""Seed of BANKING77's tuned-on hold-out (``load_split``'s default)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,38 @@ def read_banking(path: Path) -> list[Example]:
         return [(row["text"], _normalise(row["category"])) for row in reader]
 
 
+def test_split(dataset: str, train_path: Path) -> Split:
+    """The never-tuned ``test`` split, carved by a fixed rule from the training file.
+
+    CLINC150: the test set is a seeded fifth of each intent's ``train`` examples
+    (3,000) plus all of ``oos_train`` (100); the model trains on the other
+    ``train`` examples plus ``val`` and ``oos_val`` (15,000 in scope + 100 out of
+    scope, the sizes the ``val`` runs trained on). ``val`` runs trained on ``train``
+    and ``oos_train`` and only ever measured ``val`` and ``oos_val``, so none of the
+    test items was ever scored in tuning.
+
+    BANKING77: the ``val`` runs measured a seed-0 fifth of ``train``; the test set is a
+    seeded fifth of each intent's remaining examples (about 1,600), and the model
+    trains on everything else (including the tuned-on fifth).
+
+    Args:
+        dataset: ``clinc150`` or ``banking77``.
+        train_path: The training file (CLINC150: with keys ``train``, ``val``,
+            ``oos_train``, ``oos_val``).
+    """
+    if dataset == "clinc150":
+        kept, held = stratified_holdout(read_clinc(train_path, ["train"]), TEST_FRACTION, TEST_SEED)
+        train = kept + read_clinc(train_path, ["val", "oos_val"])
+        return Split(train, held + read_clinc(train_path, ["oos_train"]))
+    if dataset == "banking77":
+        rest, tuned = stratified_holdout(
+            read_banking(train_path), DEFAULT_VAL_HOLDOUT, VAL_HOLDOUT_SEED
+        )
+        kept, held = stratified_holdout(rest, TEST_FRACTION, TEST_SEED)
+        return Split(kept + tuned, held)
+    raise ValueError(f"unknown dataset {dataset!r} (clinc150 or banking77)")
+
+
 def load_split(
     dataset: str,
     train_path: Path,
@@ -61,7 +108,8 @@ def load_split(
     *,
     holdout: float | None = None,
     limit_per_intent: int | None = None,
-    seed: int = 0,
+    seed: int = VAL_HOLDOUT_SEED,
+    split: str = "val",
 ) -> Split:
     """Load the training and test examples of a benchmark.
 
@@ -75,7 +123,20 @@ def load_split(
         limit_per_intent: Keep at most this many examples per intent in both sets
             (quick runs and tests).
         seed: Seed of the hold-out split.
+        split: ``val`` (the files and options above) or ``test`` (:func:`test_split`;
+            ``test_path`` and ``holdout`` must then be unset).
     """
+    if split == "test":
+        if test_path is not None or holdout:
+            raise ValueError("the test split is carved from --train: no --test or --holdout")
+        carved = test_split(dataset, train_path)
+        if limit_per_intent:
+            return Split(
+                _limit(carved.train, limit_per_intent), _limit(carved.test, limit_per_intent)
+            )
+        return carved
+    if split != "val":
+        raise ValueError(f"unknown split {split!r} ({' or '.join(SPLITS)})")
     if dataset == "clinc150":
         train = read_clinc(train_path, CLINC_TRAIN_KEYS)
         test = read_clinc(test_path or train_path, CLINC_TEST_KEYS)

@@ -40,6 +40,8 @@ class EvalReport:
     latency_p95_ms: float
     train_seconds: float
     oos_threshold: float
+    oos_precision: float | None = None
+    oos_f1: float | None = None
     extra: dict[str, float] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
@@ -53,6 +55,8 @@ class EvalReport:
         ]
         if self.oos_recall is not None:
             out.append(f"OOS recall: {pct(self.oos_recall)}")
+        if self.oos_precision is not None and self.oos_f1 is not None:
+            out.append(f"OOS precision: {pct(self.oos_precision)}, OOS F1: {pct(self.oos_f1)}")
         out.append(f"macro-F1: {pct(self.macro_f1)}")
         out.append("bands: " + ", ".join(f"{k} {v}" for k, v in self.bands.items()))
         out.append("paths: " + ", ".join(f"{k} {v}" for k, v in self.paths.items()))
@@ -128,6 +132,7 @@ def evaluate(
     oos = [i for i, g in enumerate(gold) if g == OUT_OF_SCOPE]
     in_acc = float(np.mean([predicted[i] == gold[i] for i in in_scope])) if in_scope else 0.0
     oos_recall = float(np.mean([predicted[i] == OUT_OF_SCOPE for i in oos])) if oos else None
+    oos_precision, oos_f1 = _oos_precision_f1(gold, predicted) if oos else (None, None)
     bands = Counter(thresholds.band(p.intent, p.confidence) for p in predictions)
     deferred = sum(
         1 for p in predictions if p.intent == OUT_OF_SCOPE or p.confidence < thresholds.act
@@ -148,5 +153,19 @@ def evaluate(
         latency_p95_ms=p95,
         train_seconds=train_seconds,
         oos_threshold=classifier.oos_threshold,
+        oos_precision=oos_precision,
+        oos_f1=oos_f1,
     )
     return report, predictions
+
+
+def _oos_precision_f1(gold: Sequence[str], predicted: Sequence[str]) -> tuple[float, float]:
+    """Precision and F1 of the out-of-scope label (precision 0 when nothing was rejected)."""
+    pairs = list(zip(gold, predicted, strict=True))
+    hit = sum(1 for g, p in pairs if g == p == OUT_OF_SCOPE)
+    rejected = sum(1 for _, p in pairs if p == OUT_OF_SCOPE)
+    actual = sum(1 for g, _ in pairs if g == OUT_OF_SCOPE)
+    precision = hit / rejected if rejected else 0.0
+    recall = hit / actual if actual else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, f1

@@ -8,7 +8,7 @@ from bot.settings import REFERENCE_AGENT
 from integrations.nlu.base import OUT_OF_SCOPE, IntentClassifier, NLUThresholds
 from integrations.nlu.embedding import ClassifierSettings, EmbeddingIntentClassifier
 from integrations.nlu.encoder import SentenceEncoder
-from integrations.nlu.oos import DEFAULT_OOS_THRESHOLD
+from integrations.nlu.oos import DEFAULT_OOS_THRESHOLD, RecallTargetOOSThreshold
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +197,59 @@ def test_out_of_scope_examples_set_the_threshold(encoder):
     for text in ["tell me a joke", "who won the game", "play a song"]:
         prediction = classifier.classify(text)
         assert NLUThresholds().band(prediction.intent, prediction.confidence) == "repair"
+
+
+def test_held_out_in_scope_scores_can_only_raise_the_threshold():
+    oos = np.linspace(0.0, 0.4, 101)
+    held_out = np.linspace(0.1, 1.0, 1001)
+    plain = RecallTargetOOSThreshold(held_out_rejection=0.0)
+    assert plain.fit(oos) == plain.fit(oos, held_out) == pytest.approx(0.22)
+    strategy = RecallTargetOOSThreshold(held_out_rejection=0.5)
+    assert strategy.fit(oos) == pytest.approx(0.22)  # nothing held out: as before
+    assert strategy.fit(oos, held_out) == pytest.approx(0.55)  # their median
+    assert strategy.fit(oos, held_out - 0.5) == pytest.approx(0.22)  # lower: not used
+    assert strategy.fit(oos, held_out + 1.0) == strategy.ceiling
+    assert strategy.fit(np.zeros(0), held_out) == strategy.fallback
+
+
+def _two_intents_and_oos() -> list[tuple[str, str]]:
+    hours = ["when are you open", "what are your hours", "are you open today", "closing time?"]
+    address = ["where are you", "what is your address", "how do I get there", "which street"]
+    oos = ["tell me a joke", "who won the game", "what's the weather", "play a song"]
+    return [
+        *[(t, "hours") for t in hours],
+        *[(t, "address") for t in address],
+        *[(t, OUT_OF_SCOPE) for t in oos],
+    ]
+
+
+def test_corpora_fit_the_threshold_on_held_out_examples_too(encoder):
+    examples = _two_intents_and_oos()
+
+    def threshold(rejection: float) -> float:
+        settings = ClassifierSettings(
+            oos=RecallTargetOOSThreshold(held_out_rejection=rejection, ceiling=1.0),
+            augment_per_example=0,
+            selection_min_examples=4,  # as if the eight examples were a corpus
+        )
+        return EmbeddingIntentClassifier.train(
+            examples, encoder=encoder, settings=settings
+        ).oos_threshold
+
+    assert threshold(1.0) > threshold(0.0)
+
+
+def test_agent_files_hold_nothing_out_for_the_threshold(encoder):
+    settings = ClassifierSettings(oos=RecallTargetOOSThreshold(held_out_rejection=1.0))
+    with_held_out = EmbeddingIntentClassifier.train(
+        _two_intents_and_oos(), encoder=encoder, settings=settings
+    )
+    without = EmbeddingIntentClassifier.train(
+        _two_intents_and_oos(),
+        encoder=encoder,
+        settings=ClassifierSettings(oos=RecallTargetOOSThreshold(held_out_rejection=0.0)),
+    )
+    assert with_held_out.oos_threshold == without.oos_threshold
 
 
 def test_needs_two_intents(encoder):

@@ -142,3 +142,37 @@ def test_sweep_recommends_the_lowest_safe_threshold():
     assert by_act[0.8].escalate_rate == pytest.approx(2 / 6)
     assert result.recommended_act == 0.8
     assert sum(b.count for b in result.bins) == len(predictions)
+
+
+def test_clinc_test_split_holds_out_what_val_runs_only_trained_on():
+    val = load_split("clinc150", CLINC, None)
+    test = load_split("clinc150", CLINC, None, split="test")
+    tuned_on = set(val.test)
+    assert not set(test.test) & tuned_on
+    assert set(test.test) <= set(val.train)
+    assert not set(test.test) & set(test.train)
+    assert tuned_on <= set(test.train)  # val and oos_val train the test runs
+    oos = [t for t, i in test.test if i == OUT_OF_SCOPE]
+    assert sorted(oos) == sorted(t for t, _ in read_clinc(CLINC, ["oos_train"]))
+    assert load_split("clinc150", CLINC, None, split="test") == test
+
+
+def test_banking_test_split_avoids_the_tuned_holdout():
+    val = load_split("banking77", BANKING, None, holdout=0.2)
+    test = load_split("banking77", BANKING, None, split="test")
+    assert test.test and not set(test.test) & set(val.test)
+    assert not set(test.test) & set(test.train)
+    assert len(test.train) + len(test.test) == len(read_banking(BANKING))
+    with pytest.raises(ValueError, match="carved from --train"):
+        load_split("banking77", BANKING, None, holdout=0.2, split="test")
+
+
+def test_eval_test_split_prints_oos_precision_and_f1(capsys):
+    args = ("eval", "--train", str(CLINC), "--split", "test", "--cache-dir", "")
+    assert cli(*args) == 0
+    out = capsys.readouterr().out
+    assert "split: test" in out and "OOS recall" in out and "OOS F1" in out
+    assert cli(*args, "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["split"] == "test" and report["n_oos"] == 15
+    assert 0 <= report["oos_precision"] <= 1 and 0 <= report["oos_f1"] <= 1
