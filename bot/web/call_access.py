@@ -11,10 +11,10 @@ can reach, starting one needs a credential. Accepted credentials:
   ``{"token", "expires_at", "expires_in"}``) and hands it to its web page, which sends it with
   the offer as ``"call_token"`` (the built-in page passes ``?call_token=`` from its URL).
 
-Tokens are ``v1.<expiry>.<nonce>.<HMAC-SHA256>`` (stdlib ``hmac``), keyed by a key derived
-from the operator token, so every process sharing the settings accepts them; whether one was
-used is remembered in the process that took it (for several processes, a shared store is the
-scale-out issue's).
+Tokens are ``v2.<nonce>.<expiry>.<HMAC-SHA256>`` (:mod:`integrations.signed_tokens`),
+keyed by a key derived from the operator token, so every process sharing the settings accepts
+them; whether one was used is remembered in the process that took it (for several processes,
+a shared store is the scale-out issue's).
 
 Without a credential a call starts only on loopback: the server listens on 127.0.0.1 / ::1 /
 localhost (``CALLAGENT_HOST``), ``CALLAGENT_PUBLIC_URL`` (if set) is a loopback URL, and the
@@ -31,8 +31,6 @@ browser page and needs its credential like any other. Then a slot under the call
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -46,10 +44,12 @@ from fastapi import APIRouter, HTTPException, Request
 from bot.client_address import ClientAddresses
 from bot.operator.auth import OperatorAuth, is_loopback_host
 from bot.web.admission import Admission, CallSlot, RefusalReason
+from integrations.signed_tokens import SignedTokenError, TokenFailure, TokenSigner
 
 ROUTE = "webrtc"
 PROXY_HEADERS = ("x-forwarded-for", "x-forwarded-host", "forwarded", "x-real-ip")
-TOKEN_VERSION = "v1"
+TOKEN_VERSION = "v2"
+TOKEN_PURPOSE = "callagent/call-token/v2"
 
 
 class CallTokenError(ValueError):
@@ -70,7 +70,10 @@ class CallToken:
 
 
 class CallTokens:
-    """Mints and checks single-use browser call tokens.
+    """Mints and checks single-use browser call tokens (``v2.<nonce>.<expiry>.<mac>``).
+
+    The expiry and MAC are an :class:`integrations.signed_tokens.TokenSigner`'s over the
+    nonce; this class adds the nonce and the ledger of nonces used.
 
     Args:
         operator_token: ``CALLAGENT_OPERATOR_TOKEN``, the root of the signing key (empty:
@@ -82,10 +85,10 @@ class CallTokens:
     def __init__(
         self, operator_token: str, ttl_s: int, *, clock: Callable[[], float] = time.time
     ) -> None:
-        self._key = (
-            hmac.new(operator_token.encode(), b"callagent call token v1", hashlib.sha256).digest()
+        self._signer = (
+            TokenSigner(operator_token, TOKEN_PURPOSE, ttl_s=ttl_s, clock=clock)
             if operator_token
-            else b""
+            else None
         )
         self.ttl_s = ttl_s
         self._clock = clock
@@ -94,43 +97,42 @@ class CallTokens:
     @property
     def enabled(self) -> bool:
         """Whether tokens can be minted (an operator token is set)."""
-        return bool(self._key)
-
-    def _signature(self, expires_at: int, nonce: str) -> str:
-        message = f"{TOKEN_VERSION}.{expires_at}.{nonce}".encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+        return self._signer is not None
 
     def mint(self) -> CallToken:
         """A new token, accepted once within ``ttl_s``."""
-        if not self.enabled:
+        if self._signer is None:
             raise CallTokenError("call tokens need CALLAGENT_OPERATOR_TOKEN")
-        expires_at = int(self._clock()) + self.ttl_s
         nonce = secrets.token_urlsafe(16)
-        token = f"{TOKEN_VERSION}.{expires_at}.{nonce}.{self._signature(expires_at, nonce)}"
-        return CallToken(token, expires_at)
+        signed = self._signer.issue([nonce])
+        return CallToken(f"{TOKEN_VERSION}.{nonce}.{signed.token}", signed.expires_at)
+
+    def _verify(self, token: str) -> tuple[str, int]:
+        """The token's nonce and expiry, if it is valid and unused."""
+        if self._signer is None:
+            raise CallTokenError("call tokens are not enabled (CALLAGENT_OPERATOR_TOKEN)")
+        version, _, rest = token.partition(".")
+        nonce, _, signed = rest.partition(".")
+        if version != TOKEN_VERSION or not nonce:
+            raise CallTokenError(_FAILURES["malformed"])
+        try:
+            expires_at = self._signer.verify(signed, [nonce])
+        except SignedTokenError as e:
+            raise CallTokenError(_FAILURES[e.reason]) from None
+        if nonce in self._used:
+            raise CallTokenError("the call token was already used: mint one per call")
+        return nonce, expires_at
 
     def check(self, token: str) -> str:
         """Check a token without using it up.
 
         Returns:
-            Its nonce, for :meth:`use`.
+            Its nonce.
 
         Raises:
             CallTokenError: malformed, forged, expired or already used.
         """
-        if not self.enabled:
-            raise CallTokenError("call tokens are not enabled (CALLAGENT_OPERATOR_TOKEN)")
-        parts = token.split(".")
-        if len(parts) != 4 or parts[0] != TOKEN_VERSION or not parts[1].isdigit():
-            raise CallTokenError("the call token is malformed")
-        expires_at, nonce, signature = int(parts[1]), parts[2], parts[3]
-        if not hmac.compare_digest(signature, self._signature(expires_at, nonce)):
-            raise CallTokenError("the call token is not valid")
-        if self._clock() >= expires_at:
-            raise CallTokenError("the call token has expired: mint a new one")
-        if nonce in self._used:
-            raise CallTokenError("the call token was already used: mint one per call")
-        return nonce
+        return self._verify(token)[0]
 
     def use(self, token: str) -> None:
         """Use a token up (checking it again first: two offers may race with one token).
@@ -138,11 +140,18 @@ class CallTokens:
         Raises:
             CallTokenError: as :meth:`check`.
         """
-        nonce = self.check(token)
+        nonce, expires_at = self._verify(token)
         now = self._clock()
         for old in [n for n, expiry in self._used.items() if expiry <= now]:
             del self._used[old]
-        self._used[nonce] = int(token.split(".")[1])
+        self._used[nonce] = expires_at
+
+
+_FAILURES: dict[TokenFailure, str] = {
+    "malformed": "the call token is malformed",
+    "mismatch": "the call token is not valid",
+    "expired": "the call token has expired: mint a new one",
+}
 
 
 class CallerAccess(Protocol):
