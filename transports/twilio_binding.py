@@ -21,16 +21,13 @@ log lines carry no caller data (no parameters, no token).
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from types import TracebackType
 
+from integrations.signed_tokens import SignedTokenError, TokenFailure, TokenSigner
 from transports.twilio import TwilioStreamStart
 
 STREAM_TOKEN_PARAMETER = "callagentStreamToken"
@@ -44,7 +41,7 @@ transferred to a person). Four hours is Twilio's default longest call (``TimeLim
 MAX_FINISHED = 100_000
 """Finished CallSids kept at most (about 10 MB); the oldest are forgotten first."""
 
-_KEY_LABEL = b"callagent/twilio-stream-binding/v1"
+_KEY_LABEL = "callagent/twilio-stream-binding/v2"
 
 
 class StreamBindingError(Exception):
@@ -52,31 +49,16 @@ class StreamBindingError(Exception):
 
 
 class StreamTokenSigner:
-    """Issues and checks stream tokens: ``<expiry>.<HMAC-SHA256, base64url>``.
+    """Issues and checks stream tokens (:class:`integrations.signed_tokens.TokenSigner`).
 
-    The MAC covers the expiry, the AccountSid, the CallSid and the stream's other
-    ``<Parameter>`` values (so ``From`` cannot be changed on the way either).
+    A token is ``<expiry>.<HMAC-SHA256, base64url>`` over the AccountSid, the CallSid and
+    the stream's other ``<Parameter>`` values (so ``From`` cannot be changed on the way
+    either).
     """
 
-    def __init__(
-        self,
-        key: bytes,
-        *,
-        ttl_s: float = DEFAULT_TOKEN_TTL_S,
-        clock: Callable[[], float] = time.time,
-    ):
-        """Sign with ``key``; tokens expire ``ttl_s`` seconds after they are issued.
-
-        Args:
-            key: The secret signing key (at least 16 bytes).
-            ttl_s: Token lifetime.
-            clock: Wall-clock seconds (tokens may be checked by another process).
-        """
-        if len(key) < 16:
-            raise ValueError("the stream token key must be at least 16 bytes")
-        self._key = key
-        self._ttl_s = ttl_s
-        self._clock = clock
+    def __init__(self, signer: TokenSigner):
+        """Sign with ``signer`` (its purpose label must be this binding's)."""
+        self._signer = signer
 
     @classmethod
     def for_auth_token(
@@ -89,18 +71,16 @@ class StreamTokenSigner:
         """A signer keyed by HMAC(auth token, a fixed label): every server of the account agrees."""
         if not auth_token:
             raise ValueError("stream tokens need the Twilio auth token")
-        key = hmac.new(auth_token.encode(), _KEY_LABEL, hashlib.sha256).digest()
-        return cls(key, ttl_s=ttl_s, clock=clock)
+        return cls(TokenSigner(auth_token, _KEY_LABEL, ttl_s=ttl_s, clock=clock))
 
     @property
     def ttl_s(self) -> float:
         """Token lifetime in seconds."""
-        return self._ttl_s
+        return self._signer.ttl_s
 
     def issue(self, call_sid: str, account_sid: str, parameters: Mapping[str, str]) -> str:
         """The token for this call's stream (``parameters``: the TwiML's other ``<Parameter>``)."""
-        expires = int(self._clock() + self._ttl_s)
-        return f"{expires}.{self._mac(expires, call_sid, account_sid, parameters)}"
+        return self._signer.issue(_claims(call_sid, account_sid, parameters)).token
 
     def verify(
         self, token: str, call_sid: str, account_sid: str, parameters: Mapping[str, str]
@@ -110,26 +90,23 @@ class StreamTokenSigner:
         Raises:
             StreamBindingError: malformed, not issued for this call and parameters, or expired.
         """
-        expires_text, _, mac = token.partition(".")
-        if not expires_text.isdigit() or not mac:
-            raise StreamBindingError("malformed stream token")
-        expires = int(expires_text)
-        expected = self._mac(expires, call_sid, account_sid, parameters)
-        if not hmac.compare_digest(expected.encode(), mac.encode()):
-            raise StreamBindingError("stream token does not match the call (CallSid/AccountSid)")
-        if self._clock() > expires:
-            raise StreamBindingError("stream token expired")
+        try:
+            self._signer.verify(token, _claims(call_sid, account_sid, parameters))
+        except SignedTokenError as e:
+            raise StreamBindingError(_FAILURES[e.reason]) from None
 
-    def _mac(
-        self, expires: int, call_sid: str, account_sid: str, parameters: Mapping[str, str]
-    ) -> str:
-        message = json.dumps(
-            [expires, account_sid, call_sid, sorted(parameters.items())],
-            separators=(",", ":"),
-            ensure_ascii=True,
-        ).encode()
-        digest = hmac.digest(self._key, message, "sha256")
-        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+_FAILURES: dict[TokenFailure, str] = {
+    "malformed": "malformed stream token",
+    "mismatch": "stream token does not match the call (CallSid/AccountSid)",
+    "expired": "stream token expired",
+}
+
+
+def _claims(call_sid: str, account_sid: str, parameters: Mapping[str, str]) -> list[str]:
+    """AccountSid, CallSid, then the parameters as sorted ``name``, ``value`` pairs."""
+    pairs = sorted(parameters.items())
+    return [account_sid, call_sid, *(item for pair in pairs for item in pair)]
 
 
 class CallSidLedger(ABC):

@@ -65,8 +65,13 @@ class Admitted(Protocol):
 class OfferGate(Protocol):
     """Decides which signalling requests are accepted (the server's policy)."""
 
-    async def admit(self, request: Request, body: Mapping[str, Any]) -> Admitted:
-        """Admit an offer for a new connection (a new call) or raise an ``HTTPException``."""
+    async def admit(
+        self, request: Request, body: Mapping[str, Any], params: Mapping[str, str]
+    ) -> Admitted:
+        """Admit an offer for a new connection (a new call) or raise an ``HTTPException``.
+
+        ``params`` are the caller's parameters exactly as the call will get them.
+        """
         ...
 
     async def allow(self, request: Request) -> None:
@@ -85,7 +90,9 @@ class _NothingHeld:
 class OpenGate:
     """An :class:`OfferGate` that accepts every request (tests of the signalling alone)."""
 
-    async def admit(self, request: Request, body: Mapping[str, Any]) -> Admitted:
+    async def admit(
+        self, request: Request, body: Mapping[str, Any], params: Mapping[str, str]
+    ) -> Admitted:
         """Accept."""
         return _NothingHeld()
 
@@ -230,7 +237,7 @@ def create_webrtc_router(
             await offer_gate.allow(request)  # renegotiates an existing call: no new slot
         else:
             offer_request.pc_id = None  # an unknown id makes a new connection: a new call
-            admitted = await offer_gate.admit(request, body)
+            admitted = await offer_gate.admit(request, body, params)
         watching = False
 
         async def connected(connection: SmallWebRTCConnection) -> None:

@@ -11,10 +11,15 @@ can reach, starting one needs a credential. Accepted credentials:
   ``{"token", "expires_at", "expires_in"}``) and hands it to its web page, which sends it with
   the offer as ``"call_token"`` (the built-in page passes ``?call_token=`` from its URL).
 
-Tokens are ``v1.<expiry>.<nonce>.<HMAC-SHA256>`` (stdlib ``hmac``), keyed by a key derived
-from the operator token, so every process sharing the settings accepts them; whether one was
-used is remembered in the process that took it (for several processes, a shared store is the
-scale-out issue's).
+A call token is bound to a caller: the backend mints it with ``{"caller": "<CRM id>"}`` (or
+none), and an offer using it must send exactly that ``caller`` (else 403), since the caller
+selects the CRM record the agent greets and reads from; the operator's credentials, and a
+loopback request without any, still take the caller the offer sends.
+
+Tokens are ``v2.<nonce>.<caller tag>.<expiry>.<HMAC-SHA256>``
+(:mod:`integrations.signed_tokens`), keyed by a key derived from the operator token, so every
+process sharing the settings accepts them; whether one was used is remembered in the process
+that took it (for several processes, a shared store is the scale-out issue's).
 
 Without a credential a call starts only on loopback: the server listens on 127.0.0.1 / ::1 /
 localhost (``CALLAGENT_HOST``), ``CALLAGENT_PUBLIC_URL`` (if set) is a loopback URL, and the
@@ -31,14 +36,14 @@ browser page and needs its credential like any other. Then a slot under the call
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+import json
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Request
@@ -46,14 +51,21 @@ from fastapi import APIRouter, HTTPException, Request
 from bot.client_address import ClientAddresses
 from bot.operator.auth import OperatorAuth, is_loopback_host
 from bot.web.admission import Admission, CallSlot, RefusalReason
+from integrations.signed_tokens import SignedTokenError, TokenFailure, TokenSigner
+from transports.webrtc import MAX_PARAM_VALUE_CHARS
 
 ROUTE = "webrtc"
 PROXY_HEADERS = ("x-forwarded-for", "x-forwarded-host", "forwarded", "x-real-ip")
-TOKEN_VERSION = "v1"
+TOKEN_VERSION = "v2"
+TOKEN_PURPOSE = "callagent/call-token/v2"
 
 
 class CallTokenError(ValueError):
     """A call token that cannot be used; the message says why (no token content)."""
+
+
+class CallTokenCallerError(CallTokenError):
+    """A valid call token, minted for another caller than the offer's (or for none)."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +82,13 @@ class CallToken:
 
 
 class CallTokens:
-    """Mints and checks single-use browser call tokens.
+    """Mints and checks single-use, caller-bound browser call tokens.
+
+    A token is ``v2.<nonce>.<caller tag>.<expiry>.<mac>``: the expiry and MAC are an
+    :class:`integrations.signed_tokens.TokenSigner`'s over the nonce and the caller tag (a
+    keyed fingerprint of the caller it was minted for, ``""`` for none, so the token never
+    shows the caller id). This class adds the nonce, the caller binding and the ledger of
+    nonces used.
 
     Args:
         operator_token: ``CALLAGENT_OPERATOR_TOKEN``, the root of the signing key (empty:
@@ -82,10 +100,10 @@ class CallTokens:
     def __init__(
         self, operator_token: str, ttl_s: int, *, clock: Callable[[], float] = time.time
     ) -> None:
-        self._key = (
-            hmac.new(operator_token.encode(), b"callagent call token v1", hashlib.sha256).digest()
+        self._signer = (
+            TokenSigner(operator_token, TOKEN_PURPOSE, ttl_s=ttl_s, clock=clock)
             if operator_token
-            else b""
+            else None
         )
         self.ttl_s = ttl_s
         self._clock = clock
@@ -94,55 +112,67 @@ class CallTokens:
     @property
     def enabled(self) -> bool:
         """Whether tokens can be minted (an operator token is set)."""
-        return bool(self._key)
+        return self._signer is not None
 
-    def _signature(self, expires_at: int, nonce: str) -> str:
-        message = f"{TOKEN_VERSION}.{expires_at}.{nonce}".encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
-
-    def mint(self) -> CallToken:
-        """A new token, accepted once within ``ttl_s``."""
-        if not self.enabled:
+    def mint(self, caller: str = "") -> CallToken:
+        """A new token for a call as ``caller`` (``""``: none), accepted once within ``ttl_s``."""
+        if self._signer is None:
             raise CallTokenError("call tokens need CALLAGENT_OPERATOR_TOKEN")
-        expires_at = int(self._clock()) + self.ttl_s
         nonce = secrets.token_urlsafe(16)
-        token = f"{TOKEN_VERSION}.{expires_at}.{nonce}.{self._signature(expires_at, nonce)}"
-        return CallToken(token, expires_at)
+        tag = self._signer.fingerprint(caller)
+        signed = self._signer.issue([nonce, tag])
+        return CallToken(f"{TOKEN_VERSION}.{nonce}.{tag}.{signed.token}", signed.expires_at)
 
-    def check(self, token: str) -> str:
-        """Check a token without using it up.
-
-        Returns:
-            Its nonce, for :meth:`use`.
-
-        Raises:
-            CallTokenError: malformed, forged, expired or already used.
-        """
-        if not self.enabled:
+    def _verify(self, token: str, caller: str) -> tuple[str, int]:
+        """The token's nonce and expiry, if it is valid, for ``caller`` and unused."""
+        if self._signer is None:
             raise CallTokenError("call tokens are not enabled (CALLAGENT_OPERATOR_TOKEN)")
-        parts = token.split(".")
-        if len(parts) != 4 or parts[0] != TOKEN_VERSION or not parts[1].isdigit():
-            raise CallTokenError("the call token is malformed")
-        expires_at, nonce, signature = int(parts[1]), parts[2], parts[3]
-        if not hmac.compare_digest(signature, self._signature(expires_at, nonce)):
-            raise CallTokenError("the call token is not valid")
-        if self._clock() >= expires_at:
-            raise CallTokenError("the call token has expired: mint a new one")
+        version, nonce, tag, signed = (token.split(".", 3) + ["", "", ""])[:4]
+        if version != TOKEN_VERSION or not nonce or not tag:
+            raise CallTokenError(_FAILURES["malformed"])
+        try:
+            expires_at = self._signer.verify(signed, [nonce, tag])
+        except SignedTokenError as e:
+            raise CallTokenError(_FAILURES[e.reason]) from None
+        if not hmac.compare_digest(tag, self._signer.fingerprint(caller)):
+            raise CallTokenCallerError(
+                "the call token was minted for another caller: send the 'caller' it was "
+                "minted for (none if it was minted without one)"
+            )
         if nonce in self._used:
             raise CallTokenError("the call token was already used: mint one per call")
-        return nonce
+        return nonce, expires_at
 
-    def use(self, token: str) -> None:
+    def check(self, token: str, caller: str = "") -> str:
+        """Check a token for a call as ``caller`` without using it up.
+
+        Returns:
+            Its nonce.
+
+        Raises:
+            CallTokenCallerError: minted for another caller (or for none).
+            CallTokenError: malformed, forged, expired or already used.
+        """
+        return self._verify(token, caller)[0]
+
+    def use(self, token: str, caller: str = "") -> None:
         """Use a token up (checking it again first: two offers may race with one token).
 
         Raises:
             CallTokenError: as :meth:`check`.
         """
-        nonce = self.check(token)
+        nonce, expires_at = self._verify(token, caller)
         now = self._clock()
         for old in [n for n, expiry in self._used.items() if expiry <= now]:
             del self._used[old]
-        self._used[nonce] = int(token.split(".")[1])
+        self._used[nonce] = expires_at
+
+
+_FAILURES: dict[TokenFailure, str] = {
+    "malformed": "the call token is malformed",
+    "mismatch": "the call token is not valid",
+    "expired": "the call token has expired: mint a new one",
+}
 
 
 class CallerAccess(Protocol):
@@ -261,9 +291,16 @@ class BrowserCallGate:
         """Renegotiation and trickled candidates of an existing call: the origin check."""
         self._check_origin(request, self._addresses.of(request))
 
-    async def admit(self, request: Request, body: Mapping[str, Any]) -> CallSlot:
-        """Admit a new browser call, returning its slot (raises ``HTTPException`` to refuse)."""
+    async def admit(
+        self, request: Request, body: Mapping[str, Any], params: Mapping[str, str]
+    ) -> CallSlot:
+        """Admit a new browser call, returning its slot (raises ``HTTPException`` to refuse).
+
+        A call token admits only the caller it was minted for (``params["caller"]``, what
+        the call gets).
+        """
         client = self._addresses.of(request)
+        caller = params.get("caller", "")
         self._check_origin(request, client)
         token = body.get("call_token")
         use_token: str | None = None
@@ -285,14 +322,16 @@ class BrowserCallGate:
                     "/api/call-tokens) or the operator's credentials",
                 )
             try:
-                self._tokens.check(str(token))
+                self._tokens.check(str(token), caller)
+            except CallTokenCallerError as e:
+                self._refuse(client, "credentials", 403, str(e))
             except CallTokenError as e:
                 self._refuse(client, "credentials", 401, str(e))
             use_token = str(token)
         slot = self._admission.acquire(ROUTE, client)
         if use_token is not None:
             try:
-                self._tokens.use(use_token)
+                self._tokens.use(use_token, caller)
             except CallTokenError as e:
                 slot.release()
                 self._refuse(client, "credentials", 401, str(e))
@@ -300,7 +339,10 @@ class BrowserCallGate:
 
 
 def create_call_tokens_router(tokens: CallTokens, operator: OperatorAuth) -> APIRouter:
-    """``POST /api/call-tokens`` (operator credentials): a single-use browser call token."""
+    """``POST /api/call-tokens`` (operator credentials): a single-use browser call token.
+
+    The optional JSON body ``{"caller": "<id>"}`` binds the token to that caller.
+    """
     router = APIRouter()
 
     @router.post("/api/call-tokens")
@@ -316,7 +358,7 @@ def create_call_tokens_router(tokens: CallTokens, operator: OperatorAuth) -> API
                 "Operator token required: send 'Authorization: Bearer <CALLAGENT_OPERATOR_TOKEN>'.",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        minted = tokens.mint()
+        minted = tokens.mint(await _caller_to_bind(request))
         return {
             "token": minted.token,
             "expires_at": datetime.fromtimestamp(minted.expires_at, UTC).isoformat(),
@@ -324,3 +366,22 @@ def create_call_tokens_router(tokens: CallTokens, operator: OperatorAuth) -> API
         }
 
     return router
+
+
+async def _caller_to_bind(request: Request) -> str:
+    """The ``caller`` of a mint request's optional JSON body (``""`` without one)."""
+    raw = await request.body()
+    if not raw.strip():
+        return ""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise HTTPException(400, 'the body must be a JSON object: {"caller": "<id>"} or empty')
+    caller = cast(dict[str, Any], body).get("caller", "")
+    if not isinstance(caller, str) or len(caller) > MAX_PARAM_VALUE_CHARS:
+        raise HTTPException(
+            400, f"'caller' must be a string of at most {MAX_PARAM_VALUE_CHARS} characters"
+        )
+    return caller

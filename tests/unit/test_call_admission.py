@@ -195,12 +195,121 @@ def test_reused_expired_or_forged_call_tokens_are_refused(public_server, offer_s
     expired = offer(public_server, offer_sdp, call_token=old)
     assert expired.status_code == 401 and "expired" in expired.json()["detail"]
 
-    version, expires_at, nonce, _signature = token.split(".")
-    forged = f"{version}.{int(expires_at) + 3600}.{nonce}.{'0' * 64}"
+    version, nonce, caller_tag, expires_at, _mac = token.split(".")
+    forged = f"{version}.{nonce}.{caller_tag}.{int(expires_at) + 3600}.{'0' * 43}"
     assert offer(public_server, offer_sdp, call_token=forged).status_code == 401
     other_key = CallTokens("another-operator-token-0123", 120).mint().token
     assert offer(public_server, offer_sdp, call_token=other_key).status_code == 401
     assert slots(public_server) == 1
+
+
+@pytest.fixture
+def started_callers(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """The caller of each call the server starts (the pipeline, i.e. the models, replaced)."""
+    import bot.web.app as app_module
+
+    callers: list[str | None] = []
+
+    async def record(_transport: Any, spec: Any, _runtime: Any) -> None:
+        callers.append(spec.caller)
+
+    monkeypatch.setattr(app_module, "run_call", record)
+    return callers
+
+
+def call(
+    client: TestClient,
+    started: list[str | None],
+    *,
+    caller: str | None = None,
+    origin: str = PUBLIC,
+    path: str = "/api/offer",
+    **extra: Any,
+):
+    """Offer a real (aiortc) peer as ``caller``; if answered, connect it until its call starts."""
+
+    headers = {"Origin": origin, **extra.pop("headers", {})}
+
+    async def run():
+        from aiortc import RTCPeerConnection, RTCSessionDescription
+
+        pc = RTCPeerConnection()
+        pc.addTransceiver("audio", direction="sendrecv")
+        await pc.setLocalDescription(await pc.createOffer())
+        body = {"sdp": pc.localDescription.sdp, "type": "offer", **extra}
+        if caller is not None:
+            body["request_data"] = {"caller": caller}
+        answer = client.post(path, json=body, headers=headers)
+        if answer.status_code == 200:
+            before = len(started)
+            await pc.setRemoteDescription(RTCSessionDescription(answer.json()["sdp"], "answer"))
+            for _ in range(200):  # until the server starts the call (or 20 s)
+                if len(started) > before or pc.connectionState == "failed":
+                    break
+                await asyncio.sleep(0.1)
+        await pc.close()
+        return answer
+
+    return asyncio.run(run())
+
+
+def mint(client: TestClient, **body: Any) -> str:
+    minted = client.post("/api/call-tokens", headers=BEARER, json=body or None)
+    assert minted.status_code == 200, minted.text
+    return minted.json()["token"]
+
+
+def test_a_call_token_for_one_caller_starts_no_call_as_another(
+    public_server, started_callers
+) -> None:
+    # the page holding a token says which customer it is: the agent greets that customer and
+    # reads their appointments, so a token for A must not start a call as B
+    token = mint(public_server, caller="crm-A")
+    as_b = call(public_server, started_callers, caller="crm-B", call_token=token)
+    assert as_b.status_code == 403 and "another caller" in as_b.json()["detail"]
+    by_query = call(
+        public_server, started_callers, path="/api/offer?caller=crm-B", call_token=token
+    )
+    assert by_query.status_code == 403
+    assert call(public_server, started_callers, call_token=token).status_code == 403  # no caller
+    # nor does a token for A with the caller tag of a token minted for no caller
+    version, nonce, _tag, signed = token.split(".", 3)
+    no_caller_tag = mint(public_server).split(".")[2]
+    swapped = f"{version}.{nonce}.{no_caller_tag}.{signed}"
+    assert call(public_server, started_callers, call_token=swapped).status_code == 401
+    assert started_callers == [] and slots(public_server) == 0
+
+    as_a = call(public_server, started_callers, caller="crm-A", call_token=token)
+    assert as_a.status_code == 200
+    assert started_callers == ["crm-A"]
+
+
+def test_a_call_token_minted_without_a_caller_takes_none(public_server, started_callers) -> None:
+    token = mint(public_server)
+    with_caller = call(public_server, started_callers, caller="crm-A", call_token=token)
+    assert with_caller.status_code == 403 and started_callers == []
+    assert call(public_server, started_callers, call_token=token).status_code == 200
+    assert started_callers == [None]
+
+
+def test_the_operator_and_loopback_still_choose_the_caller(
+    public_server, started_callers, data_dir, agent
+) -> None:
+    by_operator = call(public_server, started_callers, caller="crm-A", headers=BEARER)
+    assert by_operator.status_code == 200
+    with TestClient(make_app(data_dir, agent), base_url=LOCAL, client=("127.0.0.1", 50000)) as c:
+        assert call(c, started_callers, caller="crm-B", origin=LOCAL).status_code == 200
+    assert started_callers == ["crm-A", "crm-B"]
+
+
+def test_minting_for_a_caller_checks_the_body(public_server) -> None:
+    for body in (b"[1]", b"not json", b'{"caller": 7}', json.dumps({"caller": "x" * 300}).encode()):
+        bad = public_server.post(
+            "/api/call-tokens",
+            content=body,
+            headers={**BEARER, "Content-Type": "application/json"},
+        )
+        assert bad.status_code == 400 and "caller" in bad.json()["detail"]
 
 
 def test_repeated_offers_beyond_the_rate_get_429(data_dir, agent, offer_sdp) -> None:
