@@ -8,7 +8,11 @@ from bot.settings import REFERENCE_AGENT
 from integrations.nlu.base import OUT_OF_SCOPE, IntentClassifier, NLUThresholds
 from integrations.nlu.embedding import ClassifierSettings, EmbeddingIntentClassifier
 from integrations.nlu.encoder import SentenceEncoder
-from integrations.nlu.oos import DEFAULT_OOS_THRESHOLD, RecallTargetOOSThreshold
+from integrations.nlu.oos import (
+    DEFAULT_OOS_THRESHOLD,
+    FixedOOSThreshold,
+    RecallTargetOOSThreshold,
+)
 
 
 @pytest.fixture(scope="module")
@@ -250,6 +254,52 @@ def test_agent_files_hold_nothing_out_for_the_threshold(encoder):
         settings=ClassifierSettings(oos=RecallTargetOOSThreshold(held_out_rejection=0.0)),
     )
     assert with_held_out.oos_threshold == without.oos_threshold
+
+
+def _oos_class_settings(oos_class_from: int) -> ClassifierSettings:
+    """No threshold (only the class can reject), as if the twelve examples were a corpus."""
+    return ClassifierSettings(
+        oos=FixedOOSThreshold(0.0),
+        augment_per_example=0,
+        selection_min_examples=4,
+        oos_class_from=oos_class_from,
+    )
+
+
+def test_corpora_train_out_of_scope_examples_as_a_class(encoder):
+    classifier = EmbeddingIntentClassifier.train(
+        _two_intents_and_oos(), encoder=encoder, settings=_oos_class_settings(4)
+    )
+    assert classifier.intents == ("address", "hours")
+    for text in ["tell me a joke", "who won the game", "play a song"]:
+        prediction = classifier.classify(text)
+        assert prediction.intent == OUT_OF_SCOPE
+        assert {name for name, _ in prediction.ranking} == {"address", "hours"}
+    assert classifier.classify("what are your hours").intent == "hours"
+    assert classifier.classify("what is your address").intent == "address"
+
+
+def test_the_out_of_scope_class_survives_the_cache(encoder, tmp_path):
+    examples, settings = _two_intents_and_oos(), _oos_class_settings(4)
+    EmbeddingIntentClassifier.for_examples(examples, tmp_path, encoder=encoder, settings=settings)
+    loaded = EmbeddingIntentClassifier.for_examples(
+        examples, tmp_path, encoder=encoder, settings=settings
+    )
+    assert loaded.intents == ("address", "hours")
+    prediction = loaded.classify("tell me a joke")
+    assert prediction.intent == OUT_OF_SCOPE
+    assert all(name != OUT_OF_SCOPE for name, _ in prediction.ranking)
+
+
+@pytest.mark.parametrize("oos_class_from", [0, 1000])
+def test_agent_files_keep_out_of_scope_examples_out_of_the_head(encoder, oos_class_from):
+    classifier = EmbeddingIntentClassifier.train(
+        _two_intents_and_oos(), encoder=encoder, settings=_oos_class_settings(oos_class_from)
+    )
+    # Off (0), or fewer examples than a corpus: nothing but the threshold rejects.
+    assert classifier.classify("tell me a joke").intent in {"address", "hours"}
+    assert ClassifierSettings().oos_as_class(999) is False
+    assert ClassifierSettings().oos_as_class(1000) is True
 
 
 def test_needs_two_intents(encoder):
