@@ -93,11 +93,16 @@ class OperatorAuth:
                 how logs name it; the server passes the one its call admission uses.
         """
         self._token = token
-        self.sessions = sessions or OperatorSessions(absolute_s=12 * 3600, idle_s=30 * 60)
-        self.throttle = throttle or FailureThrottle()
+        # ``is None``, not ``or``: an empty store is a valid store
+        self.sessions = (
+            sessions
+            if sessions is not None
+            else OperatorSessions(absolute_s=12 * 3600, idle_s=30 * 60)
+        )
+        self.throttle = throttle if throttle is not None else FailureThrottle()
         self.login_links = login_links
         self._secure_cookie = secure_cookie
-        self._addresses = addresses or ClientAddresses()
+        self._addresses = addresses if addresses is not None else ClientAddresses()
 
     @classmethod
     def from_settings(

@@ -55,9 +55,6 @@ class OperatorSessions:
         self._clock = clock
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
 
-    def __len__(self) -> int:
-        return len(self._sessions)
-
     def create(self) -> str:
         """Start a session; its id (the cookie value)."""
         self._expire()

@@ -200,7 +200,7 @@ class LocalAdmission:
         self._held = 0
         self._refusals: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()  # routes run on one loop; the lock keeps it safe anyway
-        self._addresses = addresses or ClientAddresses()
+        self._addresses = addresses if addresses is not None else ClientAddresses()
 
     @property
     def in_use(self) -> int:

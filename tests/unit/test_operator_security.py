@@ -196,6 +196,12 @@ def test_session_cookie_attributes(serve):
     assert "; secure" in response.headers["set-cookie"].lower()
 
 
+def test_the_session_settings_reach_the_cookie(serve):
+    client = serve(CALLAGENT_OPERATOR_SESSION_HOURS="2")
+    response = client.post("/dashboard/login", data={"token": TOKEN}, follow_redirects=False)
+    assert "max-age=7200" in response.headers["set-cookie"].lower()
+
+
 def test_a_forged_or_old_style_cookie_is_refused(serve):
     import hashlib
     import hmac
