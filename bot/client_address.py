@@ -1,4 +1,4 @@
-"""Who a request's client is, and how logs name it without its address.
+"""Who a request's client is, how logs name it without its address, and what is loopback.
 
 One place for both, used by call admission (``bot/web/admission.py``), the browser call
 gate and the operator login throttle (``bot/operator/auth.py``), so a client behind a
@@ -17,6 +17,17 @@ from starlette.requests import HTTPConnection
 
 REF_CHARS = 12
 """Hex characters of a client reference in logs (48 bits: enough to tell clients apart)."""
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a listen address) is reachable from this machine only."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 class ClientAddresses:

@@ -877,6 +877,11 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'calls.db').expanduser().resolve()}"
 
     @property
+    def twilio_signatures_checked(self) -> bool:
+        """Whether Twilio's requests must carry a valid ``X-Twilio-Signature``."""
+        return bool(self.twilio_validate_signatures and self.twilio_auth_token)
+
+    @property
     def twilio_hang_up_enabled(self) -> bool:
         """Whether calls can be hung up through Twilio's REST API."""
         return bool(self.twilio_account_sid and self.twilio_auth_token)

@@ -73,11 +73,6 @@ class StreamTokenSigner:
             raise ValueError("stream tokens need the Twilio auth token")
         return cls(TokenSigner(auth_token, _KEY_LABEL, ttl_s=ttl_s, clock=clock))
 
-    @property
-    def ttl_s(self) -> float:
-        """Token lifetime in seconds."""
-        return self._signer.ttl_s
-
     def issue(self, call_sid: str, account_sid: str, parameters: Mapping[str, str]) -> str:
         """The token for this call's stream (``parameters``: the TwiML's other ``<Parameter>``)."""
         return self._signer.issue(_claims(call_sid, account_sid, parameters)).token

@@ -67,7 +67,7 @@ def twilio_stream_allowed(settings: Settings, websocket: WebSocket, public_url: 
         websocket: The stream's WebSocket (its upgrade request's URL and headers).
         public_url: The public base URL the stream was reached at.
     """
-    if not (settings.twilio_validate_signatures and settings.twilio_auth_token):
+    if not settings.twilio_signatures_checked:
         return True
     url = twilio.public_request_url(
         public_url, websocket.url.path, websocket.url.query, websocket=True
@@ -77,6 +77,24 @@ def twilio_stream_allowed(settings: Settings, websocket: WebSocket, public_url: 
         return True
     logger.warning("Twilio stream rejected: bad signature")
     return False
+
+
+def twilio_webhook_allowed(
+    settings: Settings, request: Request, form: dict[str, str], public_url: str
+) -> bool:
+    """Whether a Twilio webhook carries a valid signature (or none is required).
+
+    Args:
+        settings: The agent's settings (auth token, whether to validate).
+        request: The webhook request (its URL and ``X-Twilio-Signature`` header).
+        form: Its form fields, which the signature covers.
+        public_url: The public base URL the webhook was reached at.
+    """
+    if not settings.twilio_signatures_checked:
+        return True
+    url = twilio.public_request_url(public_url, request.url.path, request.url.query)
+    signature = request.headers.get("X-Twilio-Signature", "")
+    return twilio.validate_webhook_signature(settings.twilio_auth_token, url, form, signature)
 
 
 def twilio_call(

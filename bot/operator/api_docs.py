@@ -47,9 +47,11 @@ def docs_policy(html: str) -> str:
     )
 
 
-def _page(page: HTMLResponse) -> HTMLResponse:
+def _page(page: HTMLResponse) -> Callable[[], HTMLResponse]:
+    """A docs page rendered once, with its policy; a fresh response per request."""
     html = bytes(page.body).decode()
-    return HTMLResponse(html, headers={"Content-Security-Policy": docs_policy(html)})
+    headers = {"Content-Security-Policy": docs_policy(html)}
+    return lambda: HTMLResponse(html, headers=headers)
 
 
 def create_docs_router(
@@ -63,6 +65,8 @@ def create_docs_router(
         title: The pages' title.
     """
     router = APIRouter(include_in_schema=False, dependencies=[Depends(auth.require)])
+    swagger_page = _page(get_swagger_ui_html(openapi_url=OPENAPI_URL, title=f"{title} · API"))
+    redoc_page = _page(get_redoc_html(openapi_url=OPENAPI_URL, title=f"{title} · API"))
 
     @router.get(OPENAPI_URL)
     async def openapi_schema() -> JSONResponse:
@@ -70,10 +74,10 @@ def create_docs_router(
 
     @router.get("/docs")
     async def swagger_ui() -> HTMLResponse:
-        return _page(get_swagger_ui_html(openapi_url=OPENAPI_URL, title=f"{title} · API"))
+        return swagger_page()
 
     @router.get("/redoc")
     async def redoc() -> HTMLResponse:
-        return _page(get_redoc_html(openapi_url=OPENAPI_URL, title=f"{title} · API"))
+        return redoc_page()
 
     return router

@@ -19,14 +19,13 @@ logged with a keyed hash of the client address, never what was presented.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import math
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Request, Response
 from loguru import logger
 
-from bot.client_address import ClientAddresses
+from bot.client_address import ClientAddresses, is_loopback_host
 from bot.operator.sessions import LoginLinks, OperatorSessions
 from bot.operator.throttle import FailureThrottle
 from bot.settings import Settings
@@ -37,22 +36,12 @@ NOT_CONFIGURED = (
     "to open /api/calls and /dashboard (a server listening on 127.0.0.1 only prints a "
     "one-time login link at start-up instead)."
 )
+TOKEN_REQUIRED = "Operator token required: send 'Authorization: Bearer <CALLAGENT_OPERATOR_TOKEN>'."
 LINK_HINT = (
     "Open the one-time login link printed in the server's output "
     "(http://.../dashboard/login?token=...)."
 )
 _STATE = "operator_access"
-
-
-def is_loopback_host(host: str) -> bool:
-    """Whether ``host`` (a listen address) is reachable from this machine only."""
-    name = host.strip().strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -155,11 +144,7 @@ class OperatorAuth:
                 "Too many failed operator logins from this address: try again later.",
                 headers={"Retry-After": str(access.retry_after_s)},
             )
-        hint = (
-            LINK_HINT
-            if self.login_links is not None
-            else "Operator token required: send 'Authorization: Bearer <CALLAGENT_OPERATOR_TOKEN>'."
-        )
+        hint = LINK_HINT if self.login_links is not None else TOKEN_REQUIRED
         raise HTTPException(401, hint, headers={"WWW-Authenticate": "Bearer"})
 
     def log_in(self, request: Request, *, token: str = "", link: str = "") -> Access:

@@ -33,7 +33,6 @@ outlives the request.
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -44,6 +43,7 @@ from typing import Any, Literal, Protocol
 from fastapi import HTTPException
 from loguru import logger
 from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.client_address import ClientAddresses
@@ -92,11 +92,6 @@ class CallSlot:
     def __init__(self, release: Callable[[], None]) -> None:
         """Hold a slot that ``release`` frees."""
         self._release: Callable[[], None] | None = release
-
-    @property
-    def held(self) -> bool:
-        """Whether the slot has not been released yet."""
-        return self._release is not None
 
     def release(self) -> None:
         """Free the slot (idempotent)."""
@@ -329,16 +324,9 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, refusal: Refused) 
         reason = "try again later: " + ("rate" if refusal.reason == "rate" else "at capacity")
         await send({"type": "websocket.close", "code": WS_TRY_AGAIN_LATER, "reason": reason})
         return
-    body = json.dumps({"detail": refusal.detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": refusal.status_code,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(refusal.retry_after_s).encode()),
-            ],
-        }
+    response = JSONResponse(
+        {"detail": refusal.detail},
+        status_code=refusal.status_code,
+        headers={"Retry-After": str(refusal.retry_after_s)},
     )
-    await send({"type": "http.response.body", "body": body})
+    await response(scope, receive, send)

@@ -48,8 +48,8 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Request
 
-from bot.client_address import ClientAddresses
-from bot.operator.auth import OperatorAuth, is_loopback_host
+from bot.client_address import ClientAddresses, is_loopback_host
+from bot.operator.auth import TOKEN_REQUIRED, OperatorAuth
 from bot.web.admission import Admission, CallSlot, RefusalReason
 from integrations.signed_tokens import SignedTokenError, TokenFailure, TokenSigner
 from transports.webrtc import MAX_PARAM_VALUE_CHARS
@@ -353,11 +353,7 @@ def create_call_tokens_router(tokens: CallTokens, operator: OperatorAuth) -> API
                 403, "call tokens need CALLAGENT_OPERATOR_TOKEN (16+ characters) in .env"
             )
         if not operator.allowed(request):
-            raise HTTPException(
-                401,
-                "Operator token required: send 'Authorization: Bearer <CALLAGENT_OPERATOR_TOKEN>'.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+            raise HTTPException(401, TOKEN_REQUIRED, headers={"WWW-Authenticate": "Bearer"})
         minted = tokens.mint(await _caller_to_bind(request))
         return {
             "token": minted.token,

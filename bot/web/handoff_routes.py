@@ -21,10 +21,10 @@ from loguru import logger
 
 from bot.call.handoff_desk import HandoffDesk, HandoffTicket
 from bot.call.runtime import Runtime
+from bot.call.transport import twilio_webhook_allowed
 from integrations.crm.base import CRMError
 from integrations.hold_audio import hold_music_wav
 from integrations.twilio_rest import say_twiml
-from transports import twilio
 
 ANSWERED = frozenset({"completed", "answered", "in-progress"})
 YES_WORDS = ("yes", "yeah", "yep", "sure", "please", "okay", "ok")
@@ -39,15 +39,9 @@ def create_handoff_router(runtime: Runtime, public_url: Callable[[Request], str]
 
     async def checked_form(request: Request) -> dict[str, str]:
         form = {k: str(v) for k, v in (await request.form()).items()}
-        if settings.twilio_validate_signatures and settings.twilio_auth_token:
-            url = twilio.public_request_url(
-                public_url(request), request.url.path, request.url.query
-            )
-            if not twilio.validate_webhook_signature(
-                settings.twilio_auth_token, url, form, request.headers.get("X-Twilio-Signature", "")
-            ):
-                logger.warning(f"Twilio {request.url.path} rejected: bad signature")
-                raise HTTPException(403, "invalid Twilio signature")
+        if not twilio_webhook_allowed(settings, request, form, public_url(request)):
+            logger.warning(f"Twilio {request.url.path} rejected: bad signature")
+            raise HTTPException(403, "invalid Twilio signature")
         return form
 
     def ticket_for(request: Request) -> HandoffTicket:

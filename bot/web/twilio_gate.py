@@ -20,8 +20,8 @@ from fastapi import HTTPException, Request, WebSocket
 from fastapi.responses import JSONResponse
 from loguru import logger
 
-from bot.call.transport import public_base_url, twilio_stream_allowed
-from bot.operator.auth import is_loopback_host
+from bot.call.transport import public_base_url, twilio_stream_allowed, twilio_webhook_allowed
+from bot.client_address import is_loopback_host
 from bot.settings import Settings
 from transports import twilio
 from transports.twilio_binding import (
@@ -43,7 +43,7 @@ def closed_reason(settings: Settings) -> str | None:
     """Why the Twilio routes are closed with these settings (None: open)."""
     if is_loopback_host(settings.host):
         return None
-    if not _signatures_checked(settings) and not settings.twilio_insecure_accept_unsigned:
+    if not settings.twilio_signatures_checked and not settings.twilio_insecure_accept_unsigned:
         return (
             f"Twilio routes are closed: this server listens on CALLAGENT_HOST={settings.host} "
             "(not loopback) without Twilio signature checks, so anyone could place calls. "
@@ -59,10 +59,6 @@ def closed_reason(settings: Settings) -> str | None:
     return None
 
 
-def _signatures_checked(settings: Settings) -> bool:
-    return bool(settings.twilio_validate_signatures and settings.twilio_auth_token)
-
-
 class TwilioGate:
     """The Twilio routes' checks, from the settings (one per server)."""
 
@@ -73,7 +69,7 @@ class TwilioGate:
         ledger = ledger or InMemoryCallSidLedger()
         self.binding: StreamBinding = (
             SignedStreams(StreamTokenSigner.for_auth_token(settings.twilio_auth_token), ledger)
-            if _signatures_checked(settings)
+            if settings.twilio_signatures_checked
             else UnboundStreams(ledger)
         )
 
@@ -82,14 +78,14 @@ class TwilioGate:
         settings = self._settings
         if self.closed_reason:
             logger.warning(self.closed_reason)
-        elif not _signatures_checked(settings) and not is_loopback_host(settings.host):
+        elif not settings.twilio_signatures_checked and not is_loopback_host(settings.host):
             logger.warning(
                 "INSECURE: CALLAGENT_TWILIO_INSECURE_ACCEPT_UNSIGNED=true on "
                 f"CALLAGENT_HOST={settings.host}: /twilio/* accepts unsigned requests, so anyone "
                 "who can reach this server can place calls and open media streams. Set "
                 "TWILIO_AUTH_TOKEN for production."
             )
-        elif not _signatures_checked(settings):
+        elif not settings.twilio_signatures_checked:
             logger.info(
                 "Twilio requests are not signature-checked (no TWILIO_AUTH_TOKEN); "
                 "acceptable on loopback only"
@@ -119,14 +115,9 @@ class TwilioGate:
         """
         public_url = self.public_url(request)
         settings = self._settings
-        if _signatures_checked(settings):
-            url = twilio.public_request_url(public_url, request.url.path, request.url.query)
-            signature = request.headers.get("X-Twilio-Signature", "")
-            if not twilio.validate_webhook_signature(
-                settings.twilio_auth_token, url, form, signature
-            ):
-                logger.warning("Twilio webhook rejected: bad signature")
-                raise HTTPException(403, "invalid Twilio signature")
+        if not twilio_webhook_allowed(settings, request, form, public_url):
+            logger.warning("Twilio webhook rejected: bad signature")
+            raise HTTPException(403, "invalid Twilio signature")
         call_sid = form.get("CallSid", "")
         try:
             await self.binding.check_webhook(call_sid)
