@@ -143,25 +143,20 @@ class CallTokens:
             raise CallTokenError("the call token was already used: mint one per call")
         return nonce, expires_at
 
-    def check(self, token: str, caller: str = "") -> str:
+    def check(self, token: str, caller: str = "") -> tuple[str, int]:
         """Check a token for a call as ``caller`` without using it up.
 
         Returns:
-            Its nonce.
+            Its nonce and expiry, for :meth:`use`.
 
         Raises:
             CallTokenCallerError: minted for another caller (or for none).
             CallTokenError: malformed, forged, expired or already used.
         """
-        return self._verify(token, caller)[0]
+        return self._verify(token, caller)
 
-    def use(self, token: str, caller: str = "") -> None:
-        """Use a token up (checking it again first: two offers may race with one token).
-
-        Raises:
-            CallTokenError: as :meth:`check`.
-        """
-        nonce, expires_at = self._verify(token, caller)
+    def use(self, nonce: str, expires_at: int) -> None:
+        """Use up the token :meth:`check` passed (``nonce``, ``expires_at``: what it returned)."""
         now = self._clock()
         for old in [n for n, expiry in self._used.items() if expiry <= now]:
             del self._used[old]
@@ -303,7 +298,7 @@ class BrowserCallGate:
         caller = params.get("caller", "")
         self._check_origin(request, client)
         token = body.get("call_token")
-        use_token: str | None = None
+        checked: tuple[str, int] | None = None
         if self._access.needs_credentials(request) and not self._operator.allowed(request):
             if not self._tokens.enabled:
                 self._refuse(
@@ -322,19 +317,14 @@ class BrowserCallGate:
                     "/api/call-tokens) or the operator's credentials",
                 )
             try:
-                self._tokens.check(str(token), caller)
+                checked = self._tokens.check(str(token), caller)
             except CallTokenCallerError as e:
                 self._refuse(client, "credentials", 403, str(e))
             except CallTokenError as e:
                 self._refuse(client, "credentials", 401, str(e))
-            use_token = str(token)
-        slot = self._admission.acquire(ROUTE, client)
-        if use_token is not None:
-            try:
-                self._tokens.use(use_token, caller)
-            except CallTokenError as e:
-                slot.release()
-                self._refuse(client, "credentials", 401, str(e))
+        slot = self._admission.acquire(ROUTE, client)  # over the cap: the token stays unused
+        if checked is not None:  # nothing awaited since the check: no other offer got in
+            self._tokens.use(*checked)
         return slot
 
 
