@@ -233,6 +233,11 @@ class RecordWriter:
         """Operations waiting in the spool or in memory for the database."""
         return len(self._memory_backlog) + (len(self._spool.read()) if self._spool else 0)
 
+    @property
+    def has_backlog(self) -> bool:
+        """Whether anything waits in memory or in the spool (cheap: the spool is not read)."""
+        return bool(self._memory_backlog) or bool(self._spool)
+
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the thread."""
         if self._closed:
