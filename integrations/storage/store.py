@@ -41,9 +41,6 @@ from integrations.storage.recovery import LEGACY_STALE, Recovery
 from integrations.storage.workers import Liveness, WorkerConfig, WorkerRegistry
 from integrations.storage.writer import Chore, Op, RecordWriter, Spool
 
-STALE_CALL_HOURS = LEGACY_STALE.total_seconds() / 3600
-"""A call with no worker and no end this long after it started is closed as failed."""
-
 CALLS = Base.metadata.tables[Call.__tablename__]
 TURNS = Base.metadata.tables[Turn.__tablename__]
 _TURN_UPDATE = [c.name for c in TURNS.columns if c.name not in ("id", "call_id", "seq")]
