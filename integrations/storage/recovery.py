@@ -61,11 +61,6 @@ class Recovery:
         self._spool = spool
         self._on_bad_line = on_bad_line
 
-    def run(self) -> None:
-        """Adopt dead journals, then close dead workers' calls (the writer replays between)."""
-        self.adopt_journals()
-        self.close_orphaned_calls()
-
     def last_seen(self) -> dict[str, datetime] | None:
         """Every known worker's last heartbeat (None: the database cannot tell now)."""
         try:

@@ -278,7 +278,7 @@ class RecordWriter:
                 if self._memory_backlog or self._spool:
                     self.replay()
                 if self._memory_backlog or self._spool:
-                    self._hold(batch)  # keep order: older operations are still waiting
+                    self.hold(batch)  # keep order: older operations are still waiting
                 else:
                     self._write(batch)
             except Exception:  # noqa: BLE001 - the writer thread must survive anything
@@ -335,7 +335,7 @@ class RecordWriter:
                     f"record writer: database unavailable ({type(error).__name__}); "
                     f"holding {len(batch) - i} operation(s) for later"
                 )
-                self._hold(batch[i:])
+                self.hold(batch[i:])
                 return
             self._reject(op, error)
 
@@ -353,7 +353,8 @@ class RecordWriter:
             self.stats.batch_ms.append(1000 * elapsed / len(batch))
         return None
 
-    def _hold(self, ops: Sequence[Op]) -> None:
+    def hold(self, ops: Sequence[Op]) -> None:
+        """Put operations in the spool behind those already there (writer thread only)."""
         if self._spool is not None:
             try:
                 self._spool.append(ops)
@@ -373,10 +374,6 @@ class RecordWriter:
                 self._spool.reject(op, error)
             except OSError:
                 logger.exception("record writer: cannot keep the refused record")
-
-    def hold(self, ops: Sequence[Op]) -> None:
-        """Put operations in the spool behind those already there (writer thread only)."""
-        self._hold(ops)
 
     def replay(self) -> None:
         """Write held operations, oldest first, if the database is back (writer thread only)."""
