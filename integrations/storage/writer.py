@@ -29,7 +29,7 @@ from loguru import logger
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 
 from integrations.storage.journal import FlushToSystem, Journal, JournalSync
-from integrations.storage.ops import OP_TYPES, Op, Record, decode_op, encode_op
+from integrations.storage.ops import OP_TYPES, Op, Record, encode_op, read_ops
 
 __all__ = ["OP_TYPES", "Chore", "Op", "Record", "RecordWriter", "Spool"]
 BATCH_MAX = 200
@@ -101,13 +101,7 @@ class Spool:
         """Every spooled operation, oldest first (unreadable lines are kept aside)."""
         if not self:
             return []
-        ops: list[Op] = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                ops.append(decode_op(line))
-            except Exception:  # noqa: BLE001 - a torn last line after a crash
-                self.keep_unreadable(line)
-        return ops
+        return read_ops(self.path, self.keep_unreadable)
 
     def keep_unreadable(self, line: str) -> None:
         """Keep a line that cannot be read (cut short by a crash) beside the rejected records."""
