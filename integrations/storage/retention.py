@@ -59,6 +59,8 @@ class RetentionAction(ABC):
     """What happens to a call past the retention period."""
 
     name: str
+    done: str
+    """The action in the past tense, for messages ("deleted")."""
 
     @abstractmethod
     def pending(self, cutoff: datetime, now: datetime) -> ColumnElement[bool]:
@@ -77,6 +79,7 @@ class DeleteCalls(RetentionAction):
     """Calls and their turns are removed."""
 
     name = "delete"
+    done = "deleted"
 
     def pending(self, cutoff: datetime, now: datetime) -> ColumnElement[bool]:
         """Every old call."""
@@ -97,6 +100,7 @@ class AnonymiseCalls(RetentionAction):
     """Caller id, escalation summary and every turn's words and entities are cleared."""
 
     name = "anonymise"
+    done = "anonymised"
 
     def pending(self, cutoff: datetime, now: datetime) -> ColumnElement[bool]:
         """Old calls that still hold something to clear (so a second run finds none)."""
