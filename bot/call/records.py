@@ -25,7 +25,7 @@ from integrations.storage.caller_id import (
 from integrations.storage.engine import describe_url
 from integrations.storage.journal import JOURNAL_SYNC
 from integrations.storage.personal_data import PersonalDataPolicy, personal_data_policy
-from integrations.storage.retention import RetentionJob
+from integrations.storage.retention import RETENTION_ACTIONS, RetentionJob
 from integrations.storage.workers import WorkerConfig
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def start_retention(store: CallStore, settings: Settings) -> RetentionJob:
     Calls older than that are deleted or anonymised (``CALLAGENT_RETENTION_ACTION``).
     """
     action = settings.retention_action
-    done = "deleted" if action == "delete" else "anonymised"
+    done = RETENTION_ACTIONS[action].done
     logger.info(f"call records: calls older than {settings.retention_days} days are {done} daily")
     return RetentionJob(lambda cutoff: store.purge(cutoff, action), settings.retention_days)
 

@@ -35,6 +35,7 @@ from bot.settings import Settings
 from integrations.storage import CallFilter, CallStore, parse_time
 from integrations.storage.export import EXPORTERS
 from integrations.storage.queries import OUTCOMES, iso
+from integrations.storage.retention import RETENTION_ACTIONS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -268,7 +269,7 @@ def run_purge(args: argparse.Namespace) -> int:
         result = store.purge(cutoff, action, dry_run=args.dry_run)
     finally:
         store.close()
-    done = {"delete": "deleted", "anonymise": "anonymised"}[action]
+    done = RETENTION_ACTIONS[action].done
     verb = f"would be {done}" if result.dry_run else done
     before = iso(cutoff.replace(microsecond=0))
     print(f"{result.calls} calls and {result.turns} turns started before {before} {verb}")

@@ -22,7 +22,7 @@ from typing import IO, Protocol
 
 from loguru import logger
 
-from integrations.storage.ops import Op, decode_op, encode_op
+from integrations.storage.ops import Op, encode_op, read_ops
 from integrations.storage.workers import WorkerId
 
 JOURNAL_DIR = "records-journal"
@@ -124,14 +124,7 @@ def orphaned_journals(directory: Path, is_dead: Callable[[WorkerId, Path], bool]
 
 def read_journal(path: Path, on_bad_line: Callable[[str], None]) -> list[Op]:
     """A journal's operations in order (a torn last line goes to ``on_bad_line``)."""
-    ops: list[Op] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            ops.append(decode_op(line))
-        except Exception:  # noqa: BLE001 - a line cut short by the kill
-            on_bad_line(line)
+    ops = read_ops(path, on_bad_line, skip_blank=True)
     if ops:
         logger.info(f"call records: {len(ops)} operation(s) recovered from a stopped process")
     return ops

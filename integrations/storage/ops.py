@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from integrations.storage.records import CallEnd, CallStart, CallUpdate, TurnRecord
@@ -29,3 +31,24 @@ def decode_op(line: str) -> Op:
     """An operation back from :func:`encode_op` (raises on a torn or unknown line)."""
     item = json.loads(line)
     return item["op"], OP_TYPES[item["op"]].from_dict(item["record"])
+
+
+def read_ops(
+    path: Path, on_bad_line: Callable[[str], None], *, skip_blank: bool = False
+) -> list[Op]:
+    """The operations in a JSON-lines file, in order.
+
+    Args:
+        path: The file (the spool or a journal).
+        on_bad_line: Given each line that cannot be read (cut short by a crash).
+        skip_blank: Pass over blank lines instead of handing them to ``on_bad_line``.
+    """
+    ops: list[Op] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if skip_blank and not line.strip():
+            continue
+        try:
+            ops.append(decode_op(line))
+        except Exception:  # noqa: BLE001 - a torn last line after a crash
+            on_bad_line(line)
+    return ops

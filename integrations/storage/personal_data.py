@@ -22,6 +22,7 @@ not recognised (there is no named-entity model).
 
 from __future__ import annotations
 
+import functools
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
@@ -232,11 +233,19 @@ class MaskPersonalData(PersonalDataPolicy):
         text = _ISO_DATE.sub(DATE, text)
         text = _DIGIT_RUN.sub(_number_label, text)
         text = _SPOKEN_DIGITS.sub(NUMBER, text)
-        parts = sorted({p for n in names for p in _name_parts(n)}, key=len, reverse=True)
-        if parts:
-            pattern = r"\b(?:" + "|".join(re.escape(p) for p in parts) + r")\b"
-            text = re.sub(pattern, NAME, text, flags=re.IGNORECASE)
+        pattern = _names_pattern(tuple(names))
+        if pattern is not None:
+            text = pattern.sub(NAME, text)
         return text
+
+
+@functools.lru_cache(maxsize=256)
+def _names_pattern(names: tuple[str, ...]) -> re.Pattern[str] | None:
+    """The compiled pattern matching any part of these names (None: no parts), cached."""
+    parts = sorted({p for n in names for p in _name_parts(n)}, key=len, reverse=True)
+    if not parts:
+        return None
+    return re.compile(r"\b(?:" + "|".join(re.escape(p) for p in parts) + r")\b", re.IGNORECASE)
 
 
 def personal_data_policy(caller_ids: CallerIdPolicy) -> PersonalDataPolicy:

@@ -16,7 +16,7 @@ process that died without a restart:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -61,19 +61,23 @@ class Recovery:
         self._spool = spool
         self._on_bad_line = on_bad_line
 
-    def run(self) -> None:
-        """Adopt dead journals, then close dead workers' calls (the writer replays between)."""
-        self.adopt_journals()
-        self.close_orphaned_calls()
+    def last_seen(self) -> dict[str, datetime] | None:
+        """Every known worker's last heartbeat (None: the database cannot tell now)."""
+        try:
+            return self.registry.last_seen()
+        except Exception:  # noqa: BLE001 - database down: only same-host pids can tell
+            return None
 
-    def adopt_journals(self) -> int:
-        """Move dead workers' journals into the spool; returns how many operations."""
+    def adopt_journals(self, seen: Mapping[str, datetime] | None = None) -> int:
+        """Move dead workers' journals into the spool; returns how many operations.
+
+        Args:
+            seen: Workers' last heartbeats, already read this sweep (None: read them).
+        """
         if self.data_dir is None:
             return 0
-        try:
-            seen = self.registry.last_seen()
-        except Exception:  # noqa: BLE001 - database down: only same-host pids can tell
-            seen = {}
+        if seen is None:
+            seen = self.last_seen() or {}
         now = utcnow()
 
         def is_dead(worker: WorkerId, path: Path) -> bool:
@@ -91,13 +95,33 @@ class Recovery:
             moved += len(ops)
         return moved
 
-    def close_orphaned_calls(self, now: datetime | None = None) -> int:
-        """Close open calls whose worker is dead; returns how many."""
+    def close_orphaned_calls(
+        self, now: datetime | None = None, seen: Mapping[str, datetime] | None = None
+    ) -> int:
+        """Close open calls whose worker is dead; returns how many.
+
+        Args:
+            now: The time to judge by (default: now).
+            seen: Workers' last heartbeats, already read this sweep (None: read them).
+        """
         now = now or utcnow()
-        seen = self.registry.last_seen()
+        if seen is None:
+            seen = self.registry.last_seen()
         closed = 0
         dead_owners: set[str] = set()
         live_owners: set[str] = set()
+        verdicts: dict[tuple[str, datetime], bool] = {}
+
+        def is_dead(worker_id: str, last: datetime) -> bool:
+            """Whether the worker is dead (judged once per worker and time this sweep)."""
+            key = (worker_id, last)
+            if key not in verdicts:
+                worker = WorkerId.parse(worker_id)
+                verdicts[key] = worker is not None and self.registry.liveness.is_dead(
+                    worker, last, now
+                )
+            return verdicts[key]
+
         with self.registry.engine.begin() as conn:
             rows = conn.execute(
                 select(CALLS.c.id, CALLS.c.worker_id, CALLS.c.started_at).where(
@@ -110,22 +134,14 @@ class Recovery:
                     if row.started_at >= now - LEGACY_STALE:
                         continue
                 else:
-                    worker = WorkerId.parse(row.worker_id)
-                    if worker is None or not self.registry.liveness.is_dead(
-                        worker, last or row.started_at, now
-                    ):
+                    if not is_dead(row.worker_id, last or row.started_at):
                         live_owners.add(row.worker_id)
                         continue
                     dead_owners.add(row.worker_id)
                 _close(conn, row.id, row.started_at, last, now)
                 closed += 1
         for worker_id, last in seen.items():
-            worker = WorkerId.parse(worker_id)
-            if (
-                worker is not None
-                and worker_id not in live_owners
-                and self.registry.liveness.is_dead(worker, last, now)
-            ):
+            if worker_id not in live_owners and is_dead(worker_id, last):
                 dead_owners.add(worker_id)
         self.registry.forget(sorted(dead_owners - live_owners - {str(self.registry.me)}))
         if closed:

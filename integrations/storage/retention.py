@@ -12,7 +12,7 @@ One strategy per action:
 so the record writer (a call's turns) never waits long behind it on SQLite.
 :class:`RetentionJob` runs it in a daemon thread at start-up and then every day. A call
 that may still be in progress (no outcome yet, started less than
-:data:`~integrations.storage.store.STALE_CALL_HOURS` ago) is never touched.
+:data:`~integrations.storage.recovery.LEGACY_STALE` ago) is never touched.
 """
 
 from __future__ import annotations
@@ -29,12 +29,11 @@ from sqlalchemy import ColumnElement, Connection, and_, delete, func, null, or_,
 
 from integrations.storage.models import Call, Turn
 from integrations.storage.records import utcnow
+from integrations.storage.recovery import LEGACY_STALE
 
 BATCH = 500
 """Calls per transaction."""
 DAY_SECS = 24 * 3600.0
-LIVE_CALL_HOURS = 6.0
-"""A call with no outcome started within this many hours may still be running."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +59,8 @@ class RetentionAction(ABC):
     """What happens to a call past the retention period."""
 
     name: str
+    done: str
+    """The action in the past tense, for messages ("deleted")."""
 
     @abstractmethod
     def pending(self, cutoff: datetime, now: datetime) -> ColumnElement[bool]:
@@ -78,6 +79,7 @@ class DeleteCalls(RetentionAction):
     """Calls and their turns are removed."""
 
     name = "delete"
+    done = "deleted"
 
     def pending(self, cutoff: datetime, now: datetime) -> ColumnElement[bool]:
         """Every old call."""
@@ -98,6 +100,7 @@ class AnonymiseCalls(RetentionAction):
     """Caller id, escalation summary and every turn's words and entities are cleared."""
 
     name = "anonymise"
+    done = "anonymised"
 
     def pending(self, cutoff: datetime, now: datetime) -> ColumnElement[bool]:
         """Old calls that still hold something to clear (so a second run finds none)."""
@@ -184,7 +187,7 @@ def purge(
 
 def _old(cutoff: datetime, now: datetime) -> ColumnElement[bool]:
     """Started before ``cutoff`` and not possibly still running."""
-    live_since = now - timedelta(hours=LIVE_CALL_HOURS)
+    live_since = now - LEGACY_STALE
     return and_(
         Call.started_at < cutoff,
         or_(Call.outcome.is_not(None), Call.started_at < live_since),

@@ -41,9 +41,6 @@ from integrations.storage.recovery import LEGACY_STALE, Recovery
 from integrations.storage.workers import Liveness, WorkerConfig, WorkerRegistry
 from integrations.storage.writer import Chore, Op, RecordWriter, Spool
 
-STALE_CALL_HOURS = LEGACY_STALE.total_seconds() / 3600
-"""A call with no worker and no end this long after it started is closed as failed."""
-
 CALLS = Base.metadata.tables[Call.__tablename__]
 TURNS = Base.metadata.tables[Turn.__tablename__]
 _TURN_UPDATE = [c.name for c in TURNS.columns if c.name not in ("id", "call_id", "seq")]
@@ -135,10 +132,16 @@ class CallStore:
         return cls(engine, spool_dir=spool_dir, worker=worker, journal_sync=journal_sync)
 
     def _recover(self) -> None:
-        """Crash recovery (writer thread): dead journals to the spool, replay, close calls."""
-        self.recovery.adopt_journals()
-        self.writer.replay()
-        self.recovery.close_orphaned_calls()
+        """Crash recovery (writer thread): dead journals to the spool, replay, close calls.
+
+        The writer replays the spool itself just before its idle-tick chores, so this
+        replays only what it just adopted, or at start (before the writer is ready).
+        """
+        seen = self.recovery.last_seen()  # once per sweep
+        adopted = self.recovery.adopt_journals({} if seen is None else seen)
+        if adopted or not self.writer.ready.is_set():
+            self.writer.replay()
+        self.recovery.close_orphaned_calls(seen=seen)  # None: read again (raises if still down)
 
     @property
     def url(self) -> str:
@@ -186,7 +189,7 @@ class CallStore:
         self._closed = True
         try:
             self.writer.close()
-            if self.registry is not None and not self.writer.backlog:
+            if self.registry is not None and not self.writer.has_backlog:
                 self.registry.retire()
         except Exception as e:  # noqa: BLE001 - peers will see the heartbeat go stale
             logger.warning(f"call records: could not retire this worker ({type(e).__name__})")

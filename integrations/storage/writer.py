@@ -29,7 +29,7 @@ from loguru import logger
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 
 from integrations.storage.journal import FlushToSystem, Journal, JournalSync
-from integrations.storage.ops import OP_TYPES, Op, Record, decode_op, encode_op
+from integrations.storage.ops import OP_TYPES, Op, Record, encode_op, read_ops
 
 __all__ = ["OP_TYPES", "Chore", "Op", "Record", "RecordWriter", "Spool"]
 BATCH_MAX = 200
@@ -101,13 +101,7 @@ class Spool:
         """Every spooled operation, oldest first (unreadable lines are kept aside)."""
         if not self:
             return []
-        ops: list[Op] = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                ops.append(decode_op(line))
-            except Exception:  # noqa: BLE001 - a torn last line after a crash
-                self.keep_unreadable(line)
-        return ops
+        return read_ops(self.path, self.keep_unreadable)
 
     def keep_unreadable(self, line: str) -> None:
         """Keep a line that cannot be read (cut short by a crash) beside the rejected records."""
@@ -233,6 +227,11 @@ class RecordWriter:
         """Operations waiting in the spool or in memory for the database."""
         return len(self._memory_backlog) + (len(self._spool.read()) if self._spool else 0)
 
+    @property
+    def has_backlog(self) -> bool:
+        """Whether anything waits in memory or in the spool (cheap: the spool is not read)."""
+        return bool(self._memory_backlog) or bool(self._spool)
+
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the thread."""
         if self._closed:
@@ -273,7 +272,7 @@ class RecordWriter:
                 if self._memory_backlog or self._spool:
                     self.replay()
                 if self._memory_backlog or self._spool:
-                    self._hold(batch)  # keep order: older operations are still waiting
+                    self.hold(batch)  # keep order: older operations are still waiting
                 else:
                     self._write(batch)
             except Exception:  # noqa: BLE001 - the writer thread must survive anything
@@ -330,7 +329,7 @@ class RecordWriter:
                     f"record writer: database unavailable ({type(error).__name__}); "
                     f"holding {len(batch) - i} operation(s) for later"
                 )
-                self._hold(batch[i:])
+                self.hold(batch[i:])
                 return
             self._reject(op, error)
 
@@ -348,7 +347,8 @@ class RecordWriter:
             self.stats.batch_ms.append(1000 * elapsed / len(batch))
         return None
 
-    def _hold(self, ops: Sequence[Op]) -> None:
+    def hold(self, ops: Sequence[Op]) -> None:
+        """Put operations in the spool behind those already there (writer thread only)."""
         if self._spool is not None:
             try:
                 self._spool.append(ops)
@@ -368,10 +368,6 @@ class RecordWriter:
                 self._spool.reject(op, error)
             except OSError:
                 logger.exception("record writer: cannot keep the refused record")
-
-    def hold(self, ops: Sequence[Op]) -> None:
-        """Put operations in the spool behind those already there (writer thread only)."""
-        self._hold(ops)
 
     def replay(self) -> None:
         """Write held operations, oldest first, if the database is back (writer thread only)."""

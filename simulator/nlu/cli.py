@@ -53,7 +53,6 @@ DEFAULT_TRAIN = {
     "clinc150": DATASETS / "clinc150" / "train_val.json",
     "banking77": DATASETS / "banking77" / "train.csv",
 }
-DEFAULT_BANKING_HOLDOUT = DEFAULT_VAL_HOLDOUT
 DEFAULT_CACHE = Path("~/.cache/callagent/nlu-bench")
 
 
@@ -140,7 +139,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "--holdout",
         type=float,
         help="hold out this fraction of --train per intent as the test set "
-        f"(BANKING77 default {DEFAULT_BANKING_HOLDOUT} when --test is not given)",
+        f"(BANKING77 default {DEFAULT_VAL_HOLDOUT} when --test is not given)",
     )
     parser.add_argument(
         "--limit-per-intent", type=int, help="use at most N examples per intent (quick runs)"
@@ -157,7 +156,7 @@ def _split(args: argparse.Namespace) -> Split:
     split = getattr(args, "split", "val")  # only ``eval`` has --split: never calibrate on test
     holdout = args.holdout
     if split == "val" and args.dataset == "banking77" and args.test is None and holdout is None:
-        holdout = DEFAULT_BANKING_HOLDOUT
+        holdout = DEFAULT_VAL_HOLDOUT
     return load_split(
         args.dataset,
         args.train or DEFAULT_TRAIN[args.dataset],
@@ -225,7 +224,7 @@ def run_eval(args: argparse.Namespace) -> int:
             json.dumps({"dataset": args.dataset, "split": args.split, **asdict(report)}, indent=2)
         )
     else:
-        print(f"dataset: {args.dataset}, split: {getattr(args, 'split', 'val')}")
+        print(f"dataset: {args.dataset}, split: {args.split}")
         print("\n".join(report.lines()))
     return 0
 
