@@ -208,3 +208,44 @@ class TransferResultFrame(EscalationFrame):
     line_heard_ms: float | None = None
     request_ms: float | None = None
     screen_pop_ms: float | None = None
+
+
+@dataclass
+class OutcomeFrame(SystemFrame):
+    """An outbound call's outcome was decided (pushed downstream; the recorder keeps it).
+
+    Parameters:
+        disposition: A :class:`integrations.outbound.dispositions.Disposition` value.
+        intent: The intent that decided it, if one did.
+    """
+
+    disposition: str = ""
+    intent: str | None = None
+
+
+@dataclass
+class DoNotCallFrame(SystemFrame):
+    """The callee asked not to be called again (their number goes on the do-not-call list).
+
+    Parameters:
+        reason: What asked for it (``spoken``, ``keypad``), never the callee's words.
+    """
+
+    reason: str = "spoken"
+
+
+@dataclass
+class MachineVerdictFrame(SystemFrame):
+    """Who answered an outbound call: a person or a machine (answering-machine detection).
+
+    Parameters:
+        verdict: A :class:`integrations.outbound.dispositions.MachineVerdict` value.
+        source: What decided it: ``timing``, ``words``, ``beep``, ``provider``, ``silence``.
+        decided_after_s: Seconds from the answer to the verdict.
+        beep_at_s: Seconds from the answer to the end of the machine's beep, if one was heard.
+    """
+
+    verdict: str = ""
+    source: str = ""
+    decided_after_s: float = 0.0
+    beep_at_s: float | None = None

@@ -50,6 +50,7 @@ from processors.dialogue import DialoguePolicy, DialogueProcessor
 from processors.frames import GreetingFrame
 from processors.llm_fallback import LLMFailureApology
 from processors.observer_group import AudioBlindWorkerObserver, ObserverGroup
+from processors.outbound_call import OutboundCall
 from processors.segment_turn_stop import SegmentTranscriptTurnStopStrategy
 from processors.semantic_turn import SemanticCompletionStopStrategy
 from processors.turn_hold import TurnHoldPolicy, asks_yes_no
@@ -74,6 +75,9 @@ class CallSpec:
         provider_call_id: The provider's id of the live call (Twilio ``CallSid``); transfers
             address it.
         public_url: The public base URL this call reached us at (transfer callbacks).
+        agent: Which of the server's agents takes the call (the agent file's stem; None: the
+            default agent).
+        outbound: The outbound call this is (None: an inbound call).
     """
 
     transport_kind: str
@@ -84,6 +88,8 @@ class CallSpec:
     direction: str = "inbound"
     provider_call_id: str | None = None
     public_url: str = ""
+    agent: str | None = None
+    outbound: OutboundCall | None = None
 
 
 UNHEARD_TURN_NOTE = "The caller spoke, but nothing they said was recognised."
