@@ -17,6 +17,8 @@ class Disposition(StrEnum):
     NO_ANSWER = "no-answer"
     BUSY = "busy"
     OPTED_OUT = "opted-out"
+    DO_NOT_CALL = "do-not-call"
+    """Never dialled: the number is on the do-not-call list."""
     FAILED = "failed"
     TRANSFERRED = "transferred"
     COMPLETED = "completed"
