@@ -151,7 +151,10 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
     # the party the call is with: on a call we placed, the number we called
     party = spec.outbound.to if spec.outbound is not None else spec.caller
     llm = make_llm(runtime)
-    context = LLMContext(messages=[{"role": "system", "content": agent.persona}])
+    persona = agent.persona
+    if spec.outbound is not None and agent.outbound is not None:
+        persona += f" You placed this call: {agent.outbound.purpose}"  # the LLM knows why
+    context = LLMContext(messages=[{"role": "system", "content": persona}])
     is_complete = make_completeness_check(runtime)  # shared by turn-taking and barge-in
     settings = runtime.settings
     # hear the caller out: openers and preambles wait for a longer pause (issue 15)
