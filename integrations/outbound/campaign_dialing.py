@@ -102,7 +102,7 @@ class CampaignDialing:
                 CONTACTS.c.state == PENDING,
                 CONTACTS.c.next_at <= naive_utc(now),
             )
-            .order_by(CONTACTS.c.next_at, CONTACTS.c.id)
+            .order_by(CONTACTS.c.next_at, CONTACTS.c.line, CONTACTS.c.id)
             .limit(limit)
         )
         with self.engine.connect() as conn:
