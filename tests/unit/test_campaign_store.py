@@ -102,7 +102,7 @@ def test_two_claimers_of_one_contact_make_exactly_one_attempt(campaigns: Campaig
         results: list[object] = []
         start = threading.Barrier(2)
 
-        def claim() -> None:
+        def claim(start: threading.Barrier = start, results: list[object] = results) -> None:
             start.wait()
             results.append(campaigns.claim_attempt(contact_id, WED_10AM_NY))
 
@@ -148,7 +148,8 @@ def test_retries_follow_the_rules_and_the_window(campaigns: CampaignStore) -> No
 def test_failed_is_retried_only_when_retryable(campaigns: CampaignStore) -> None:
     create(campaigns)
     contacts = [d.contact_id for d in campaigns.due_contacts(WED_10AM_NY)]
-    for contact_id, retryable, state in ((contacts[0], False, "done"), (contacts[1], True, "pending")):
+    cases = ((contacts[0], False, "done"), (contacts[1], True, "pending"))
+    for contact_id, retryable, state in cases:
         attempt = campaigns.claim_attempt(contact_id, WED_10AM_NY)
         assert attempt is not None
         campaigns.outbound.finish(attempt.id, Disposition.FAILED, error_code=21211)
@@ -199,7 +200,8 @@ def test_pause_resume_cancel(campaigns: CampaignStore) -> None:
 
 def test_campaign_completes_when_every_contact_is_done(campaigns: CampaignStore) -> None:
     campaign_id = create(campaigns, text="phone,first_name\n+12125550101,Maria\n")
-    attempt = campaigns.claim_attempt(campaigns.due_contacts(WED_10AM_NY)[0].contact_id, WED_10AM_NY)
+    contact_id = campaigns.due_contacts(WED_10AM_NY)[0].contact_id
+    attempt = campaigns.claim_attempt(contact_id, WED_10AM_NY)
     assert attempt is not None
     campaigns.outbound.finish(attempt.id, Disposition.OPTED_OUT)
     campaigns.attempt_finished(attempt, WED_10AM_NY, retryable=False)

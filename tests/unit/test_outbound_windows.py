@@ -60,6 +60,7 @@ def test_a_window_starting_in_the_spring_forward_gap_opens_after_it() -> None:
     windows = CallingWindows.parse({"sun": ["02:30-04:00"]})
     opening = windows.next_open(utc(2026, 3, 8, 0, 0), NY)  # 02:30 does not exist that day
     assert opening == utc(2026, 3, 8, 7, 30)  # 03:30 EDT
+    assert opening is not None
     assert windows.is_open(opening, NY)
 
 
