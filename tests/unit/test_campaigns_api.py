@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from loguru import logger
 
 from bot.call.records import CallRecords
+from bot.call.runtime import Runtime
 from bot.operator.auth import COOKIE, OperatorAuth
 from bot.operator.campaigns_api import create_campaigns_router
 from bot.operator.campaigns_dashboard import create_campaigns_dashboard_router
 from bot.operator.dashboard import create_dashboard_router
+from bot.settings import Settings
+from bot.web.app import create_app
 from integrations.storage import CallStore
 from integrations.storage.caller_id import RedactedCallerId
+from processors.agent_definition import AgentDefinition
 
 TOKEN = "operator-token-for-tests-0123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -246,3 +254,45 @@ async def test_dashboard_pages_and_buttons(client: httpx.AsyncClient, changed: l
     )
     assert same.status_code == 303 and changed[-1] == campaign_id
     assert (await client.get("/dashboard/campaigns/cp_nope")).status_code == 404
+
+
+def test_the_server_app_serves_campaigns_and_logs_no_numbers(
+    data_dir: Path, agent: AgentDefinition, call_store: CallStore
+) -> None:
+    """Through ``create_app``: the routes are included, agents resolve by file stem."""
+    settings = Settings.load({"CALLAGENT_HOST": "0.0.0.0", "CALLAGENT_OPERATOR_TOKEN": TOKEN})
+    unused = cast(Any, None)
+    runtime = Runtime(
+        settings,
+        agent,
+        None,
+        None,
+        unused,
+        unused,
+        None,
+        records=CallRecords(call_store, RedactedCallerId()),
+    )
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level="DEBUG", format="{message}")
+    try:
+        with TestClient(create_app(settings, runtime)) as client:
+            created = client.post(
+                "/api/campaigns?agent=dental_front_desk&timezone=America/Chicago",
+                content="phone,first_name\n+12125550101,Maria\nbad,Omar\n",
+                headers={**AUTH, "content-type": "text/csv"},
+            )
+            assert created.status_code == 201, created.text
+            unknown = client.post(
+                "/api/campaigns?agent=nobody",
+                content="phone\n+12125550101\n",
+                headers={**AUTH, "content-type": "text/csv"},
+            )
+            assert unknown.status_code == 422 and unknown.json()["detail"].startswith("agent:")
+            campaign_id = created.json()["id"]
+            assert client.get(f"/api/campaigns/{campaign_id}", headers=AUTH).status_code == 200
+            assert client.post("/api/dnc", json={"phone": "+12125550109"}, headers=AUTH).is_success
+    finally:
+        logger.remove(sink)
+    logged = "\n".join(lines)
+    assert campaign_id in logged
+    assert "555" not in logged and "Maria" not in logged
