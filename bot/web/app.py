@@ -13,6 +13,8 @@ Routes:
     GET  /healthz        liveness and active call count
     GET  /api/calls...   call records JSON (operator token; see bot/operator/calls_api.py)
     GET  /dashboard      operator dashboard (operator token; see bot/operator/dashboard.py)
+    /api/campaigns..., /api/dnc, /dashboard/campaigns   campaigns and the do-not-call list
+                         (operator token; see bot/operator/campaigns_api.py)
     GET  /docs, /redoc, /openapi.json   API docs (operator token; see bot/operator/api_docs.py)
 
 Every HTTP response carries the security headers of bot/web/security_headers.py. Every
@@ -44,10 +46,13 @@ from bot.call.transport import (
     twilio_call,
     webrtc_call,
 )
+from bot.campaign_agents import agent_variables
 from bot.client_address import ClientAddresses
 from bot.operator.api_docs import create_docs_router
 from bot.operator.auth import OperatorAuth
 from bot.operator.calls_api import create_calls_router
+from bot.operator.campaigns_api import create_campaigns_router
+from bot.operator.campaigns_dashboard import create_campaigns_dashboard_router
 from bot.operator.dashboard import create_dashboard_router
 from bot.operator.diagnostics import create_diagnostics_router
 from bot.operator.events import CallEventBus, create_call_events_router
@@ -281,6 +286,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(create_call_tokens_router(call_tokens, operator))
     app.include_router(create_calls_router(lambda: runtime.records, operator))
     app.include_router(create_dashboard_router(lambda: runtime.records, operator))
+    app.include_router(
+        create_campaigns_router(
+            lambda: runtime.records, operator, lambda key: agent_variables(settings, key)
+        )
+    )
+    app.include_router(create_campaigns_dashboard_router(lambda: runtime.records, operator))
     call_events = runtime.call_events
     if not isinstance(call_events, CallEventBus):  # the operator API reads the bus it serves
         call_events = runtime.call_events = CallEventBus()

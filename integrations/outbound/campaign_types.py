@@ -1,0 +1,165 @@
+"""What the campaign store returns: campaigns with their progress, contacts, results.
+
+States of a campaign: ``running``, ``paused``, ``cancelled``, ``completed`` (no contact
+left to call). States of a contact: ``pending`` (due at ``next_at``), ``dialing`` (an
+attempt is out), ``done`` (final disposition), ``skipped`` (no calling window ever
+opens for it), ``cancelled`` (its campaign was cancelled before it was done).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from integrations.outbound.rules import CampaignRules
+from integrations.storage.queries import iso
+
+RUNNING = "running"
+PAUSED = "paused"
+CANCELLED = "cancelled"
+COMPLETED = "completed"
+CAMPAIGN_STATES = (RUNNING, PAUSED, CANCELLED, COMPLETED)
+
+PENDING = "pending"
+DIALING = "dialing"
+DONE = "done"
+SKIPPED = "skipped"
+CONTACT_STATES = (PENDING, DIALING, DONE, SKIPPED, CANCELLED)
+
+
+class CampaignError(ValueError):
+    """A campaign request the store refuses (the message says why)."""
+
+
+class CampaignNotFound(CampaignError):
+    """No campaign with that id."""
+
+
+class CampaignStateError(CampaignError):
+    """The campaign is not in a state that allows this (e.g. resuming a cancelled one)."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a campaign is: contacts per state, and per final disposition."""
+
+    total: int = 0
+    states: Mapping[str, int] = field(default_factory=dict)
+    dispositions: Mapping[str, int] = field(default_factory=dict)
+    active_attempts: int = 0
+
+    def count(self, state: str) -> int:
+        """Contacts in ``state``."""
+        return int(self.states.get(state, 0))
+
+    def as_json(self) -> dict[str, Any]:
+        """For the API."""
+        return {
+            "total": self.total,
+            **{state: self.count(state) for state in CONTACT_STATES},
+            "active_attempts": self.active_attempts,
+            "dispositions": dict(self.dispositions),
+        }
+
+
+@dataclass(frozen=True)
+class CampaignInfo:
+    """A campaign, its rules and (when asked for) its progress."""
+
+    id: str
+    name: str
+    agent: str
+    state: str
+    rules: CampaignRules
+    created_at: datetime
+    updated_at: datetime
+    progress: Progress = field(default_factory=Progress)
+
+    def as_json(self) -> dict[str, Any]:
+        """For the API."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "agent": self.agent,
+            "state": self.state,
+            "rules": self.rules.as_json(),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "progress": self.progress.as_json(),
+        }
+
+
+@dataclass(frozen=True)
+class Contact:
+    """One contact and where its calls stand (``last_*``: its latest attempt's)."""
+
+    id: str
+    campaign_id: str
+    line: int | None
+    phone: str
+    timezone: str
+    variables: Mapping[str, str]
+    state: str
+    attempts: int
+    next_at: datetime | None
+    disposition: str | None
+    last_attempt_id: str | None
+    updated_at: datetime
+    last_provider_call_id: str | None = None
+    last_call_id: str | None = None
+    last_dialed_at: datetime | None = None
+    last_ended_at: datetime | None = None
+    last_error_code: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """For the API and the JSON lines export."""
+        return {
+            "id": self.id,
+            "campaign_id": self.campaign_id,
+            "line": self.line,
+            "phone": self.phone,
+            "timezone": self.timezone,
+            "variables": dict(self.variables),
+            "state": self.state,
+            "attempts": self.attempts,
+            "disposition": self.disposition,
+            "next_at": iso(self.next_at),
+            "updated_at": iso(self.updated_at),
+            "last_attempt_id": self.last_attempt_id,
+            "last_provider_call_id": self.last_provider_call_id,
+            "last_call_id": self.last_call_id,
+            "last_dialed_at": iso(self.last_dialed_at),
+            "last_ended_at": iso(self.last_ended_at),
+            "last_error_code": self.last_error_code,
+        }
+
+
+@dataclass(frozen=True)
+class DueContact:
+    """A contact whose next attempt is due (for the queue)."""
+
+    contact_id: str
+    campaign_id: str
+    next_at: datetime
+
+
+@dataclass(frozen=True)
+class ContactResult:
+    """Where a contact stands after an attempt ended.
+
+    Parameters:
+        final: No further attempt will be made (``disposition`` is the contact's result).
+        next_at: When it is due again (``state`` ``pending``), else None.
+        changed: False when this attempt's end had already been applied (nothing done).
+    """
+
+    contact_id: str
+    campaign_id: str
+    state: str
+    disposition: str | None
+    attempts: int
+    next_at: datetime | None
+    final: bool
+    changed: bool = True
