@@ -1,9 +1,9 @@
 """Which agent a campaign names, and the per-contact variables its script needs.
 
-A campaign names its agent by key: the agent file's stem (``appointment_reminders``).
-The key is looked up as the server's own agent (``CALLAGENT_AGENT_FILE``), then beside
-it, then among the bundled agents (``bot/agents/``). Its outbound section's
-``variables`` are the columns every contact row must give.
+A campaign names its agent by key: the agent file's stem (``appointment_reminders``),
+one of the agents the server serves (``CALLAGENT_AGENT_FILE`` and
+``CALLAGENT_AGENT_FILES``), as calls find them (``Runtime.for_agent``). Its outbound
+section's ``variables`` are the columns every contact row must give.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from pathlib import Path
 from bot.agent import AgentFileError, load_agent
 from bot.settings import Settings
 
-BUNDLED_AGENTS = Path(__file__).parent / "agents"
 _KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
@@ -33,12 +32,14 @@ def agent_file(settings: Settings, key: str) -> Path:
             f"{key!r} is not an agent key (the agent file's name without .yaml, "
             "e.g. appointment_reminders)"
         )
-    own = Path(settings.agent_file)
-    for candidate in (own, own.parent / f"{key}.yaml", BUNDLED_AGENTS / f"{key}.yaml"):
-        if candidate.stem == key and candidate.is_file():
+    served = (Path(settings.agent_file), *settings.more_agent_files)
+    for candidate in served:
+        if candidate.stem == key:
             return candidate
+    known = ", ".join(path.stem for path in served)
     raise UnknownAgentError(
-        f"no agent {key!r} (looked for {key}.yaml beside CALLAGENT_AGENT_FILE and in bot/agents)"
+        f"no agent {key!r} on this server (it serves: {known}; add the file to "
+        "CALLAGENT_AGENT_FILES)"
     )
 
 
