@@ -1,30 +1,17 @@
-"""Campaign-queue test helpers: a throw-away redis-server on loopback, queue URLs per backend."""
+"""Campaign-queue test helpers: queue URLs per backend, Redis on a throw-away local server."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from simulator.redis_server import RedisUnavailable, local_redis
+
 REDIS_ENV = "CALLAGENT_TEST_REDIS_URL"
-REDIS_SKIP = (
-    "Redis tests need redis-server (apt-get install redis-server; scripts/test.sh and .ci/run "
-    f"install it as root) or {REDIS_ENV}"
-)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -33,43 +20,14 @@ def redis_server() -> Iterator[str]:
     if os.environ.get(REDIS_ENV):
         yield os.environ[REDIS_ENV]
         return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip(REDIS_SKIP)
-    port = _free_port()
-    workdir = tempfile.mkdtemp(prefix="callagent-redis-")
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.skip(f"redis-server did not start on port {port}")
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
+        with local_redis() as url:
+            yield url
+    except RedisUnavailable as e:
+        pytest.skip(
+            f"Redis tests skipped: {e}; scripts/test.sh and .ci/run install it as root, "
+            f"or set {REDIS_ENV}"
+        )
 
 
 @contextmanager

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from integrations.outbound.store import Attempt, OutboundStore
 from integrations.screen_pop import verify_signature
 from integrations.storage import migrate
 from integrations.storage.engine import make_engine, sqlite_url
+from simulator.bench.campaign import most_in_flight
 from simulator.campaign_double import SimpleCampaignStore
 from simulator.fake_dialer import FakeCallees
 from simulator.queue_worker import sim_runner
@@ -97,19 +98,6 @@ def phones(n: int, start: int = 100) -> list[str]:
     return [f"+1555555{start + i:04d}" for i in range(n)]
 
 
-def max_overlap(attempts: list[Attempt]) -> int:
-    """The most attempts in flight at once (claimed, not yet ended)."""
-    edges: list[tuple[datetime, int]] = []
-    for a in attempts:
-        assert a.created_at is not None and a.ended_at is not None
-        edges += [(a.created_at, 1), (a.ended_at, -1)]
-    level = peak = 0
-    for _when, step in sorted(edges, key=lambda e: (e[0], e[1])):
-        level += step
-        peak = max(peak, level)
-    return peak
-
-
 def test_no_answer_is_retried_at_its_eta_then_done(campaigns: Campaigns) -> None:
     campaigns.callees.outcomes = {"no-answer": 1.0}
     campaign_id = campaigns.store.create(
@@ -136,7 +124,7 @@ def test_never_more_calls_in_flight_than_the_cap(campaigns: Campaigns) -> None:
 
     attempts = campaigns.all_attempts(campaign_id)
     assert len(attempts) == 12
-    assert max_overlap(attempts) <= 3
+    assert most_in_flight(attempts) <= 3
 
 
 def test_calls_per_second_spaces_the_dials(campaigns: Campaigns) -> None:
