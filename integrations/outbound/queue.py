@@ -21,11 +21,14 @@ from urllib.parse import urlsplit
 from huey import Huey, PostgresHuey, RedisHuey, SqliteHuey
 
 QUEUE_NAME = "callagent-outbound"
-SCHEMES = ("sqlite", "redis", "rediss", "postgresql", "postgres")
+EXAMPLES = "sqlite:///path/queue.db (embedded), redis://host:6379/0 or postgresql://user@host/db"
 
 
 class QueueUrlError(ValueError):
     """A queue URL huey cannot use (the message says what a good one looks like)."""
+
+    def __init__(self, problem: str):
+        super().__init__(f"{problem}; use {EXAMPLES}")
 
 
 @dataclass(frozen=True)
@@ -64,19 +67,17 @@ def parse_queue_url(url: str) -> QueueBackend:
         # as SQLAlchemy: sqlite:///relative/queue.db, sqlite:////absolute/queue.db
         path = url[len("sqlite:///") :] if url.lower().startswith("sqlite:///") else ""
         if not path:
-            raise QueueUrlError("a SQLite queue URL is sqlite:///path/to/queue.db")
+            raise QueueUrlError("a SQLite queue URL needs a file path")
         return QueueBackend("sqlite", path)
     if scheme in ("redis", "rediss"):
         if not parts.hostname:
-            raise QueueUrlError("a Redis queue URL is redis://host:6379/0")
+            raise QueueUrlError("a Redis queue URL needs a host")
         return QueueBackend("redis", url)
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
         if not parts.hostname and not parts.path.strip("/"):
-            raise QueueUrlError("a PostgreSQL queue URL is postgresql://user:password@host/db")
+            raise QueueUrlError("a PostgreSQL queue URL needs a host or database")
         return QueueBackend("postgresql", "postgresql://" + url.split("://", 1)[1])
-    raise QueueUrlError(
-        "use sqlite:///path/queue.db (embedded), redis://host:6379/0 or postgresql://host/db"
-    )
+    raise QueueUrlError("not a queue URL huey can use")
 
 
 def make_huey(url: str, *, name: str = QUEUE_NAME, immediate: bool = False) -> Huey:
