@@ -23,6 +23,7 @@ from bot.config.cloud import CloudSettings
 from bot.config.crm import CRMSettings
 from bot.config.dialogue import DialogueSettings
 from bot.config.escalation import EscalationSettings
+from bot.config.queue import QueueSettings
 from bot.config.records import RecordsSettings
 from bot.config.server import ServerSettings
 from bot.config.twilio import TwilioSettings
@@ -43,6 +44,7 @@ class SettingsError(ValueError):
 
 
 class Settings(
+    QueueSettings,
     EscalationSettings,
     CRMSettings,
     RecordsSettings,
@@ -251,6 +253,13 @@ class Settings(
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'calls.db').expanduser().resolve()}"
+
+    @property
+    def campaign_queue_url(self) -> str:
+        """The campaign job queue: ``CALLAGENT_QUEUE_URL``, else SQLite in the data folder."""
+        from integrations.outbound.queue import default_queue_url
+
+        return self.queue_url or default_queue_url(self.data_dir)
 
     @property
     def twilio_signatures_checked(self) -> bool:

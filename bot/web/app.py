@@ -56,6 +56,7 @@ from bot.operator.campaigns_dashboard import create_campaigns_dashboard_router
 from bot.operator.dashboard import create_dashboard_router
 from bot.operator.diagnostics import create_diagnostics_router
 from bot.operator.events import CallEventBus, create_call_events_router
+from bot.outbound.wiring import PartsFactory, default_parts, start_server_queue
 from bot.settings import Settings
 from bot.web.admission import AdmissionMiddleware, LocalAdmission
 from bot.web.call_access import (
@@ -134,8 +135,17 @@ class CallManager:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
-    """Build the server app; models load once here and are shared by every call."""
+def create_app(
+    settings: Settings,
+    runtime: Runtime | None = None,
+    *,
+    campaign_parts: PartsFactory = default_parts,
+) -> FastAPI:
+    """Build the server app; models load once here and are shared by every call.
+
+    ``campaign_parts`` builds the campaign store and dialler of the campaign queue
+    (``app.state.campaign_queue``, started with the app; tests pass their own).
+    """
     runtime = runtime or load_runtime(settings)
     if runtime.records is None:
         runtime.records = open_call_records(settings)  # migrates the schema at start-up
@@ -185,7 +195,15 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         if runtime.records is not None:
             runtime.records.store.warm_stats_in_background()  # first dashboard view is fast
         operator.announce_login_link()  # loopback server without an operator token only
+        campaign_queue = None
+        if runtime.records is not None:  # the queue's truth is in the call-record database
+            campaign_queue = await start_server_queue(
+                settings, runtime.records.store.engine, parts=campaign_parts
+            )
+        _app.state.campaign_queue = campaign_queue
         yield
+        if campaign_queue is not None:
+            await campaign_queue.stop()  # no new dials; running tasks finish
         await calls.stop_all()
         if runtime.records is not None:
             await asyncio.to_thread(runtime.records.store.flush)

@@ -42,10 +42,11 @@ def test_config_example_is_the_committed_env_example():
     assert result.stdout == (ROOT / ".env.example").read_text()
 
 
-def test_procfile_starts_the_same_server_on_port():
-    assert (
-        ROOT / "Procfile"
-    ).read_text().strip() == "web: callagent serve --host 0.0.0.0 --port $PORT"
+def test_procfile_starts_the_same_server_on_port_and_a_campaign_worker():
+    assert (ROOT / "Procfile").read_text().splitlines() == [
+        "web: callagent serve --host 0.0.0.0 --port $PORT",
+        "worker: callagent worker",
+    ]
 
 
 def test_pipecat_runner_entry_point_exists():

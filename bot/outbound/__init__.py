@@ -1,0 +1,1 @@
+"""Outbound calls: the campaign runner on the job queue and its worker."""

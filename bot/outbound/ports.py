@@ -1,0 +1,143 @@
+"""What the campaign runner needs from the campaign store and the dialler (narrow protocols).
+
+The campaign rules (calling windows, time zones, holidays, retries, the do-not-call
+check) live in the campaign store; placing a call lives in the dialler. The runner
+only decides when to ask them, on the job queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from integrations.outbound.store import Attempt
+
+RUNNING = "running"
+PENDING = "pending"
+
+
+class RunnerCampaign(Protocol):
+    """What the runner reads of a campaign."""
+
+    @property
+    def id(self) -> str:
+        """The campaign id."""
+        ...
+
+    @property
+    def state(self) -> str:
+        """``running``, ``paused``, ``cancelled`` or ``completed``."""
+        ...
+
+    @property
+    def max_concurrent(self) -> int:
+        """Calls of this campaign in flight at once, at most."""
+        ...
+
+    @property
+    def calls_per_second(self) -> float:
+        """Dials started per second, at most."""
+        ...
+
+    @property
+    def result_webhook_url(self) -> str | None:
+        """Where each attempt's result is POSTed (None: nowhere)."""
+        ...
+
+
+class RunnerContact(Protocol):
+    """A contact due for a dial."""
+
+    @property
+    def id(self) -> str:
+        """The contact id."""
+        ...
+
+    @property
+    def campaign_id(self) -> str:
+        """Its campaign."""
+        ...
+
+
+class AttemptResult(Protocol):
+    """Where a contact stands after an attempt ended (the campaign's retry rules applied)."""
+
+    @property
+    def state(self) -> str:
+        """``pending`` (dialled again at ``next_at``) or a final state (``done``, ...)."""
+        ...
+
+    @property
+    def next_at(self) -> datetime | None:
+        """When the next attempt is due (naive UTC), for a pending contact."""
+        ...
+
+
+class CampaignRunnerStore(Protocol):
+    """The campaign store, as the runner uses it (``integrations.outbound.campaigns``).
+
+    Times are naive UTC datetimes, as the call records keep them.
+    """
+
+    def campaign(self, campaign_id: str) -> RunnerCampaign | None:
+        """The campaign (None: unknown)."""
+        ...
+
+    def due_contacts(
+        self, now: datetime, limit: int, campaign_id: str | None = None
+    ) -> Sequence[RunnerContact]:
+        """Pending contacts of running campaigns due at ``now`` (of one campaign, if given)."""
+        ...
+
+    def claim_attempt(self, contact_id: str, now: datetime) -> Attempt | None:
+        """In one transaction: re-check the contact may be dialled now and write its attempt.
+
+        None when it must not be dialled now (not running, not pending, not due, outside
+        its window, on the do-not-call list). The attempt number is unique per contact,
+        so a second claim of the same attempt fails.
+        """
+        ...
+
+    def active_attempts(self, campaign_id: str) -> int:
+        """Attempts of the campaign not ended yet (claimed, dialling, ringing, in a call)."""
+        ...
+
+    def attempt_finished(self, attempt: Attempt, now: datetime, retryable: bool) -> AttemptResult:
+        """Apply the retry rules to an ended attempt (idempotent per attempt)."""
+        ...
+
+    def reconcile_stale(self, older_than: datetime, now: datetime) -> int:
+        """Repair what dead workers left (claims never dialled, ended attempts not applied).
+
+        Returns how many contacts it moved on.
+        """
+        ...
+
+
+class DialError(Exception):
+    """The provider refused a dial.
+
+    Parameters:
+        message: What went wrong (no phone number).
+        code: The provider's error code (Twilio's), if any.
+        retryable: Whether trying again later may work (the retry rules then apply).
+    """
+
+    def __init__(self, message: str, *, code: int | None = None, retryable: bool = False):
+        super().__init__(message)
+        self.code = code
+        self.retryable = retryable
+
+
+class Dialer(Protocol):
+    """Places an attempt (Twilio ``calls.create``, or the browser).
+
+    ``place`` claims the attempt first (``OutboundStore.claim_dial``) so it is placed at
+    most once, and raises :class:`DialError` when the provider refuses it. The call's end
+    reaches the runner later, through ``attempt_ended``.
+    """
+
+    async def place(self, attempt: Attempt) -> None:
+        """Place ``attempt`` (at most once), or raise :class:`DialError`."""
+        ...

@@ -1,0 +1,272 @@
+"""The campaign runner: huey tasks that dial contacts, apply retries and report results.
+
+Tasks (registered on the queue's huey instance, so every process that builds a runner
+from the same settings, server or ``callagent worker``, runs the same tasks):
+
+- ``dial_contact(contact_id, campaign_id)``: under the campaign's claim lock, checks the
+  concurrency cap and the calls-per-second pace, claims the attempt in the database
+  (the campaign store re-checks state, window and do-not-call) and places it. At the cap
+  the task ends: the next attempt to end refills the free slot.
+- ``attempt_ended(attempt_id, retryable)``: enqueued when a call or dial ends; applies the
+  retry rules, schedules the next dial at the contact's ``next_at`` (huey eta), enqueues
+  the result webhook and refills the campaign's free slots.
+- ``deliver_result(...)``: one signed POST; huey redelivers failures with back-off.
+- ``kick_campaign(campaign_id)``: on create and resume, fills the free slots.
+- ``reconcile()``: every minute and at worker start: repairs what dead workers left and
+  refills every running campaign with due contacts.
+
+A task lost with a killed worker loses nothing: the database says what is due, the
+reconcile enqueues it again, and a duplicate task is refused by the claim.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from huey import Huey, crontab
+from huey.api import Task
+from loguru import logger
+
+from bot.outbound.loop_bridge import LoopBridge
+from bot.outbound.ports import (
+    PENDING,
+    RUNNING,
+    AttemptResult,
+    CampaignRunnerStore,
+    Dialer,
+    DialError,
+    RunnerCampaign,
+)
+from integrations.outbound.dispositions import Disposition
+from integrations.outbound.queue import StaleLock
+from integrations.outbound.result_webhook import DeliveryFailed, deliver, result_payload
+from integrations.outbound.store import Attempt, OutboundStore
+from integrations.storage.records import utcnow
+
+
+@dataclass(frozen=True)
+class RunnerTiming:
+    """How the runner paces itself.
+
+    Parameters:
+        stale_dial_s: A claim the provider never named after this long is ended by the
+            reconcile (the contact moves on; that attempt is never redialled).
+        inline_pace_s: A pace wait up to this long is slept inside the claim lock;
+            a longer one reschedules the task.
+        busy_retry_s: The claim lock stayed taken: try again after this long.
+        reconcile_batch: Due contacts read per reconcile to find campaigns to refill.
+        webhook_tries: Deliveries of one result webhook, the first included.
+        webhook_retry_s: First wait before a redelivery (doubles each time).
+    """
+
+    stale_dial_s: float = 120.0
+    inline_pace_s: float = 1.0
+    busy_retry_s: float = 1.0
+    reconcile_batch: int = 1000
+    webhook_tries: int = 8
+    webhook_retry_s: int = 30
+
+
+def as_eta(moment: datetime) -> datetime:
+    """A naive UTC time (as the records keep it) made explicit for huey (naive = local)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+class CampaignRunner:
+    """Registers the campaign tasks on ``huey`` and runs them.
+
+    Args:
+        huey: The queue (:func:`integrations.outbound.queue.make_huey`).
+        store: The campaign rules and contacts.
+        attempts: The attempt rows.
+        dialer: Places attempts.
+        loop: Runs the dialler's coroutines.
+        webhook_secret: Signs result webhooks (empty: webhooks are not sent).
+        timing: Pacing and retry timing.
+        clock: The current time, naive UTC (tests freeze it).
+    """
+
+    def __init__(
+        self,
+        huey: Huey,
+        store: CampaignRunnerStore,
+        attempts: OutboundStore,
+        dialer: Dialer,
+        loop: LoopBridge,
+        *,
+        webhook_secret: str = "",
+        timing: RunnerTiming | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ):
+        self.huey = huey
+        self.store = store
+        self.attempts = attempts
+        self.dialer = dialer
+        self.loop = loop
+        self.timing = timing or RunnerTiming()
+        self.clock = clock
+        self._webhook_secret = webhook_secret
+        self._lock = StaleLock(huey)
+        task = huey.task
+        self.dial_contact = task(name="dial_contact")(self._dial_contact)
+        self.attempt_ended = task(name="attempt_ended")(self._attempt_ended)
+        self.kick_campaign = task(name="kick_campaign")(self._fill)
+        self.deliver_result = task(
+            name="deliver_result",
+            retries=self.timing.webhook_tries - 1,
+            retry_delay=self.timing.webhook_retry_s,
+            retry_backoff=2,
+            context=True,
+        )(self._deliver_result)
+        self.reconcile = huey.periodic_task(crontab(minute="*"), name="reconcile")(self._reconcile)
+
+    # dial_contact
+
+    def _dial_contact(self, contact_id: str, campaign_id: str) -> str:
+        campaign = self.store.campaign(campaign_id)
+        if campaign is None or campaign.state != RUNNING:
+            return "not-running"
+        with self._lock.hold(f"claim.{campaign_id}") as held:
+            if not held:
+                self.dial_contact.schedule(
+                    (contact_id, campaign_id), delay=self.timing.busy_retry_s
+                )
+                return "busy"
+            if self.store.active_attempts(campaign_id) >= campaign.max_concurrent:
+                return "at-cap"  # the next attempt to end refills the slot
+            wait = self._pace_wait(campaign)
+            if wait > self.timing.inline_pace_s:
+                self.dial_contact.schedule((contact_id, campaign_id), delay=wait)
+                return "paced"
+            if wait > 0:
+                time.sleep(wait)
+            attempt = self.store.claim_attempt(contact_id, self.clock())
+            if attempt is None:
+                return "refused"
+            self.huey.put(self._pace_key(campaign_id), time.time())
+        return self._place(attempt)
+
+    def _pace_key(self, campaign_id: str) -> str:
+        return f"pace.{campaign_id}"
+
+    def _pace_wait(self, campaign: RunnerCampaign) -> float:
+        """Seconds until the campaign may start another dial (its calls-per-second)."""
+        if campaign.calls_per_second <= 0:
+            return 0.0
+        last = self.huey.get(self._pace_key(campaign.id), peek=True)
+        if not isinstance(last, float):
+            return 0.0
+        return max(0.0, last + 1.0 / campaign.calls_per_second - time.time())
+
+    def _place(self, attempt: Attempt) -> str:
+        try:
+            self.loop.run(self.dialer.place(attempt))
+        except DialError as e:
+            logger.warning(
+                f"campaign {attempt.campaign_id}: attempt {attempt.id} refused by the provider "
+                f"(code {e.code}, {'retryable' if e.retryable else 'final'})"
+            )
+            self.attempts.finish(attempt.id, Disposition.FAILED, error_code=e.code, error=str(e))
+            self._attempt_ended(attempt.id, e.retryable)
+            return "failed"
+        return "placed"
+
+    # attempt_ended, kick_campaign, reconcile
+
+    def _attempt_ended(self, attempt_id: str, retryable: bool = True) -> str:
+        attempt = self.attempts.attempt(attempt_id)
+        if attempt is None or not attempt.ended:
+            return "not-ended"
+        if attempt.campaign_id is None or attempt.contact_id is None:
+            return "not-a-campaign"
+        result = self.store.attempt_finished(attempt, self.clock(), retryable)
+        if result.state == PENDING and result.next_at is not None:
+            self.dial_contact.schedule(
+                (attempt.contact_id, attempt.campaign_id), eta=as_eta(result.next_at)
+            )
+        campaign = self.store.campaign(attempt.campaign_id)
+        if campaign is not None and campaign.result_webhook_url:
+            self.deliver_result(
+                attempt.campaign_id, attempt.contact_id, attempt.id, _contact_view(result)
+            )
+        self._fill(attempt.campaign_id)
+        return result.state
+
+    def _fill(self, campaign_id: str) -> int:
+        """Enqueue due contacts for the campaign's free slots; returns how many."""
+        campaign = self.store.campaign(campaign_id)
+        if campaign is None or campaign.state != RUNNING:
+            return 0
+        free = campaign.max_concurrent - self.store.active_attempts(campaign_id)
+        if free <= 0:
+            return 0
+        due = self.store.due_contacts(self.clock(), free, campaign_id=campaign_id)
+        for contact in due:
+            self.dial_contact(contact.id, campaign_id)
+        return len(due)
+
+    def _reconcile(self) -> int:
+        now = self.clock()
+        moved = self.store.reconcile_stale(now - timedelta(seconds=self.timing.stale_dial_s), now)
+        if moved:
+            logger.info(f"campaign reconcile: {moved} contacts moved on after a lost worker")
+        campaigns = {
+            c.campaign_id for c in self.store.due_contacts(now, self.timing.reconcile_batch)
+        }
+        return sum(self._fill(campaign_id) for campaign_id in sorted(campaigns))
+
+    # deliver_result
+
+    def _deliver_result(
+        self,
+        campaign_id: str,
+        contact_id: str,
+        attempt_id: str,
+        contact: dict[str, Any],
+        task: Task | None = None,
+    ) -> int | None:
+        campaign = self.store.campaign(campaign_id)
+        attempt = self.attempts.attempt(attempt_id)
+        if campaign is None or not campaign.result_webhook_url or attempt is None:
+            return None
+        if not self._webhook_secret:
+            logger.warning(
+                f"campaign {campaign_id}: result webhook not sent: set "
+                "CALLAGENT_RESULT_WEBHOOK_SECRET to sign it"
+            )
+            return None
+        left = task.retries if task is not None else 0
+        delivery = self.timing.webhook_tries - left
+        payload = result_payload(attempt.as_dict(), {"id": contact_id, **contact})
+        try:
+            status = deliver(
+                campaign.result_webhook_url,
+                self._webhook_secret,
+                payload,
+                idempotency_key=attempt_id,
+                delivery=delivery,
+            )
+        except DeliveryFailed as e:
+            final = "giving up" if left == 0 else "will redeliver"
+            logger.warning(
+                f"campaign {campaign_id}: result webhook for attempt {attempt_id} failed "
+                f"({e}, delivery {delivery}); {final}"
+            )
+            raise
+        if status >= 300:
+            logger.warning(
+                f"campaign {campaign_id}: result webhook for attempt {attempt_id} refused "
+                f"(HTTP {status}); not redelivered"
+            )
+        return status
+
+
+def _contact_view(result: AttemptResult) -> dict[str, Any]:
+    return {
+        "state": result.state,
+        "next_at": result.next_at.isoformat() if result.next_at is not None else None,
+    }
