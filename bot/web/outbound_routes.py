@@ -166,7 +166,7 @@ def _call_request(body: Mapping[str, Any], runtime: Runtime) -> CallRequest:
             400,
             f"'variables.{missing[0]}' is required by the agent's script ({', '.join(missing)})",
         )
-    to = body.get("to", "browser" if channel == "browser" else "")
+    to = body.get("to") or ("browser" if channel == "browser" else "")
     if not isinstance(to, str) or not to:
         raise HTTPException(400, "'to' is required: the number to call (E.164)")
     if channel == "twilio":
