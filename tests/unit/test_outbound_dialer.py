@@ -460,3 +460,24 @@ async def test_browser_answer_offer_uses_the_ring_and_forged_rings_are_refused(
     declined = await server.client.post("/api/calls/ring/decline", json={"ring": ring})
     assert declined.status_code == 403  # the answer used the ring up
     assert (await server.attempt(placed["attempt_id"]))["state"] == "dialing"
+
+
+async def test_callagent_call_places_and_waits_for_the_result(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+
+    server = await serve()
+    monkeypatch.setenv("CALLAGENT_OPERATOR_TOKEN", OPERATOR)
+    argv = ["call", CALLEE, "--var", "first_name=Maria", "--server", server.base_url, "--wait"]
+    command = asyncio.create_task(asyncio.to_thread(main, argv))
+    while not server.rest.created:
+        await asyncio.sleep(0.05)
+    query = urlsplit(one(server.rest.creates[0], "Url")).query
+    busy = webhook_form(server.rest.created[0], CallStatus="busy")
+    assert (
+        await server.post_signed(f"{server.base_url}/twilio/call-status?{query}", busy)
+    ).status_code == 200
+    assert await asyncio.wait_for(command, 20) == 0
+    out = capsys.readouterr().out
+    assert "attempt at_" in out and "ended: busy" in out
