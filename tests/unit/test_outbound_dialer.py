@@ -481,3 +481,26 @@ async def test_callagent_call_places_and_waits_for_the_result(
     assert await asyncio.wait_for(command, 20) == 0
     out = capsys.readouterr().out
     assert "attempt at_" in out and "ended: busy" in out
+
+
+async def test_an_unanswered_browser_ring_ends_as_no_answer() -> None:
+    from bot.outbound.ring import RingError, Rings
+    from bot.outbound.tokens import AttemptTokens
+
+    class Finished:
+        def __init__(self) -> None:
+            self.ended: list[tuple[str, str]] = []
+
+        async def finish(self, attempt_id: str, fallback: str) -> None:
+            self.ended.append((attempt_id, fallback))
+
+    attempts = Finished()
+    rings = Rings(AttemptTokens("s" * 32, prefix="ring"), cast(Any, attempts), ring_secs=0.05)
+    token = rings.start("at_0123456789abcdef0123")
+    for _ in range(100):
+        if attempts.ended:
+            break
+        await asyncio.sleep(0.02)
+    assert attempts.ended == [("at_0123456789abcdef0123", "no-answer")]
+    with pytest.raises(RingError):
+        rings.answer(token)  # too late
