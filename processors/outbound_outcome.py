@@ -9,11 +9,16 @@ An observer (it changes nothing in the call):
 - ``MachineVerdictFrame``: the call record's ``amd_verdict`` and ``amd_ms``.
 
 The attempt side is a small protocol (:class:`AttemptUpdates`; the server's is in
-``bot/outbound/in_call.py``). Failures are logged by frame type, never raised into the call.
+``bot/outbound/in_call.py``). Its writes run in order in a task of their own, started as the
+frame is seen: the observer's queue never waits for the database, and a call torn down
+right after (the callee hangs up) still completes them (:meth:`cleanup` waits for them).
+Failures are logged by frame type, never raised into the call.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from loguru import logger
@@ -52,6 +57,27 @@ class OutboundOutcomeObserver(BaseObserver):
         self._call_id = call_id
         self._attempt = attempt
         self._records = records
+        self._writes: asyncio.Task[None] | None = None
+
+    def _later(self, write: Callable[[], Awaitable[None]], what: str) -> None:
+        """Run ``write`` after the writes before it, in a task the call's end does not cancel."""
+        previous = self._writes
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.wait([previous])
+            try:
+                await write()
+            except Exception as e:  # noqa: BLE001 - the call goes on
+                logger.warning(f"outbound outcome: {what} not written ({type(e).__name__})")
+
+        self._writes = asyncio.create_task(run(), name="outbound-outcome-write")
+
+    async def cleanup(self) -> None:
+        """Wait for the attempt's writes (they were started when their frames were seen)."""
+        await super().cleanup()
+        if self._writes is not None:
+            await asyncio.wait([self._writes])
 
     async def on_push_frame(self, data: FramePushed) -> None:
         """Act on the outbound frames (never raises)."""
@@ -59,9 +85,11 @@ class OutboundOutcomeObserver(BaseObserver):
         try:
             if isinstance(frame, OutcomeFrame):
                 self._update(CallUpdate(self._call_id, disposition=frame.disposition or None))
-                await self._attempt.outcome(frame.disposition)
+                disposition = frame.disposition
+                self._later(lambda: self._attempt.outcome(disposition), "outcome")
             elif isinstance(frame, DoNotCallFrame):
-                await self._attempt.do_not_call(frame.reason)
+                reason = frame.reason
+                self._later(lambda: self._attempt.do_not_call(reason), "do-not-call")
             elif isinstance(frame, MachineVerdictFrame):
                 amd_ms = clean_number(frame.decided_after_s * 1000)
                 self._update(
