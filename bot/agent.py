@@ -16,7 +16,14 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
 from bot.yaml_schema import Loc, Problem, check, load_yaml, problems, yaml_problem
-from processors.agent_definition import VALUE_CONFIG, AgentDefinition, Intent, Line, Text
+from processors.agent_definition import (
+    VALUE_CONFIG,
+    AgentDefinition,
+    Intent,
+    IntentAction,
+    Line,
+    Text,
+)
 
 _SECTIONS = ("nlu", "transfer", "escalation", "verification", "keypad", "knowledge_base", "repair")
 """Top-level keys where an empty value means the defaults."""
@@ -129,6 +136,40 @@ def _references(agent: AgentDefinition) -> list[tuple[Loc, str]]:
             for i, name in enumerate(listed)
             if name not in names
         ]
+    return found + _outbound_references(agent, names, fix)
+
+
+def _outbound_references(
+    agent: AgentDefinition, names: set[str], fix: str
+) -> list[tuple[Loc, str]]:
+    """The outbound section's intents: outcomes, opt-outs (which must end the call), yes/no."""
+    outbound = agent.outbound
+    if outbound is None:
+        return []
+    found: list[tuple[Loc, str]] = [
+        (("outbound", "outcomes", name), f"no intent named '{name}' {fix}")
+        for name in outbound.outcomes
+        if name not in names
+    ]
+    for i, name in enumerate(outbound.opt_out_intents):
+        intent = agent.intent(name)
+        if intent is None:
+            found.append(
+                (
+                    ("outbound", "opt_out_intents", i),
+                    f"no intent named '{name}': an agent that calls people must let them opt "
+                    f"out; add the intent or list yours here {fix}",
+                )
+            )
+        elif intent.action is not IntentAction.END_CALL:
+            found.append(
+                (("intents", name, "action"), "an opt-out intent must end the call (end_call)")
+            )
+    if outbound.yes_intent and outbound.yes_intent not in names:
+        found.append((("outbound", "yes_intent"), f"no intent named '{outbound.yes_intent}' {fix}"))
+    for key, needed in (("yes_intent", "affirm"), ("no_reply", "deny")):
+        if getattr(outbound, key) and needed not in names:
+            found.append((("outbound", key), f"needs an intent named '{needed}' (add it)"))
     return found
 
 

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BeforeValidator
 
 REFERENCE_AGENT = Path(__file__).parent / "agents" / "dental_front_desk.yaml"
+REMINDER_AGENT = Path(__file__).parent / "agents" / "appointment_reminders.yaml"
+"""The reference outbound agent, served beside the default agent unless told otherwise."""
 
 
 def lowercase(value: object) -> object:

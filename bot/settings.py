@@ -144,6 +144,7 @@ class Settings(
             p.append(
                 f"CALLAGENT_AGENT_FILE={self.agent_file}: no such file; point it at an agent YAML."
             )
+        p += _agent_file_problems(self)
         if self.transport == "daily" and not (self.daily_api_key or self.daily_room_url):
             p.append(
                 "CALLAGENT_TRANSPORT=daily needs DAILY_API_KEY or DAILY_ROOM_URL; set one in .env."
@@ -282,7 +283,25 @@ class Settings(
 _EXAMPLE_DEFAULTS = {
     "cache_dir": "~/.cache/callagent",
     "agent_file": "(the bundled dental front desk agent)",
+    "agent_files": "(the bundled appointment reminders agent)",
 }
+
+
+def _agent_file_problems(settings: Settings) -> list[str]:
+    """Every listed agent file exists, and no two agents share a key (the file's stem)."""
+    p: list[str] = []
+    keys = {settings.agent_file.stem: settings.agent_file}
+    for path in settings.more_agent_files:
+        if not path.is_file():
+            p.append(f"CALLAGENT_AGENT_FILES: {path}: no such file; list agent YAML files.")
+        elif path.stem in keys:
+            p.append(
+                f"CALLAGENT_AGENT_FILES: {path} and {keys[path.stem]} have the same agent key "
+                f"{path.stem!r} (the file name); rename one."
+            )
+        else:
+            keys[path.stem] = path
+    return p
 
 
 def _list_problems(settings: Settings) -> list[str]:

@@ -9,11 +9,36 @@ fill is not used (the plain one is).
 
 from __future__ import annotations
 
+import re
 import string
 from datetime import datetime
 from typing import Any
 
+import phonenumbers
+
 from integrations.crm.base import CallerRecord
+
+CALLER_FIELDS = frozenset(
+    {
+        "first_name",
+        "last_name",
+        "account_status",
+        "open_cases",
+        "appointment",
+        "appointment_kind",
+        "appointment_provider",
+    }
+)
+"""The record's fields a template may use (``appointment_id`` is for write-backs only)."""
+
+
+def placeholders(template: str) -> set[str]:
+    """The ``{names}`` a template uses.
+
+    Raises:
+        ValueError: the template's braces are malformed.
+    """
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
 def caller_fields(record: CallerRecord | None, now: datetime | None = None) -> dict[str, str]:
@@ -42,12 +67,26 @@ def spoken_datetime(at: datetime) -> str:
     return f"{at:%A}, {at:%B} {at.day} at {hour}{minutes} {'AM' if at.hour < 12 else 'PM'}"
 
 
+def spoken_phone(number: str) -> str:
+    """A phone number as TTS should say it: its national digit groups, digit by digit.
+
+    ``+15555550100`` -> ``5 5 5, 5 5 5, 0 1 0 0``; text that is not a number is kept.
+    """
+    try:
+        parsed = phonenumbers.parse(number, None if number.strip().startswith("+") else "US")
+    except phonenumbers.NumberParseException:
+        return number
+    national = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+    groups = re.findall(r"\d+", national)
+    return ", ".join(" ".join(group) for group in groups) if groups else number
+
+
 def render(template: str, values: dict[str, Any]) -> str | None:
     """``template`` filled from ``values``, or None when a field is missing."""
     if not template:
         return None
     try:
-        names = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+        names = placeholders(template)
     except ValueError:
         return None
     if not names <= set(values):

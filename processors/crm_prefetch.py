@@ -245,6 +245,10 @@ class CrmPrefetchProcessor(FrameProcessor):
                 )
             elif frame.action is CrmAction.CANCEL_APPOINTMENT:
                 await self._crm.cancel_appointment(frame.customer_id, str(params["appointment_id"]))
+            elif frame.action is CrmAction.CONFIRM_APPOINTMENT:
+                await self._crm.confirm_appointment(
+                    frame.customer_id, str(params["appointment_id"])
+                )
             elif frame.action is CrmAction.REQUEST_CALLBACK:
                 note = str(params.get("note", "Caller asked for a callback"))
                 await self._crm.add_pending_action(frame.customer_id, "callback", note)

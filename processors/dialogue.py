@@ -6,7 +6,9 @@ decisions and repairs low-confidence ones. A clearly heard request the agent doe
 not handle gets the agent's honest out-of-scope reply (what it can do, or a person)
 rather than a repair. A second repair in a row, or a repair of a turn whose words
 were not heard at all, offers the keypad. When an LLM is configured, turns the
-policy cannot answer are passed on to it as the turn's ``LLMContextFrame``.
+policy cannot answer are passed on to it as the turn's ``LLMContextFrame``. On a call the
+agent placed, an :class:`~processors.outbound_script.OutboundScript` gives the opening and
+what acting on an intent records (outcome, do-not-call).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from processors.frames import (
     GreetingFrame,
     NLUResultFrame,
 )
+from processors.outbound_script import OutboundScript
 
 AFFIRM = "affirm"
 DENY = "deny"
@@ -54,6 +57,8 @@ class Reply:
     action: IntentAction = IntentAction.ANSWER
     crm_update: CrmUpdateFrame | None = None
     """A write-back to the caller's CRM record that this reply announces."""
+    done: bool = False
+    """The intent was acted on (not a question about it: a slot, a clarification)."""
 
 
 @dataclass
@@ -65,14 +70,24 @@ class _State:
     failures: int = 0
     repairs_said: int = 0
     filled: dict[str, str] = field(default_factory=dict)
+    opening_asked: bool = False
+    """The outbound opening's question waits for its yes or no."""
 
 
 class DialoguePolicy:
     """Turns one NLU decision into a reply; holds the per-call conversation state."""
 
-    def __init__(self, agent: AgentDefinition, *, llm_available: bool = False):
+    def __init__(
+        self,
+        agent: AgentDefinition,
+        *,
+        llm_available: bool = False,
+        script: OutboundScript | None = None,
+    ):
+        """One call's policy (``script``: the outbound call's, None on an inbound call)."""
         self._agent = agent
         self._llm_available = llm_available
+        self._script = script
         self._state = _State()
         self._caller: CallerRecord | None = None
 
@@ -86,9 +101,19 @@ class DialoguePolicy:
         self._caller = record
 
     def greeting(self) -> str:
-        """The greeting: by name when the caller's record is already known."""
-        known = render(self._agent.greeting_known_caller, caller_fields(self._caller))
-        return known or self._agent.greeting
+        """The greeting, by name when the record is known; outbound: the opening (a question)."""
+        fields = caller_fields(self._caller)
+        greeting = render(self._agent.greeting_known_caller, fields) or self._agent.greeting
+        if self._script is None:
+            return greeting
+        self._state.opening_asked = True
+        return self._script.opening(fields, fallback=greeting)
+
+    def records(self, reply: Reply) -> list[Frame]:
+        """What acting on the reply's intent records on an outbound call (outcome, opt-out)."""
+        if self._script is None or not reply.done or reply.intent is None:
+            return []
+        return self._script.frames_for(reply.intent)
 
     @property
     def consecutive_failures(self) -> int:
@@ -105,6 +130,11 @@ class DialoguePolicy:
         if nlu.intent == DTMF_ENTRY:
             return self._keyed(nlu)
         intent = self._agent.intent(nlu.intent)
+        if state.opening_asked:
+            state.opening_asked = False
+            answer = self._answer_opening(nlu)
+            if answer is not None:
+                return answer
 
         if state.pending_confirmation is not None:
             pending, state.pending_confirmation = state.pending_confirmation, None
@@ -138,6 +168,18 @@ class DialoguePolicy:
             return Reply(self._agent.declined_line())
         return self._repair(turn=nlu)
 
+    def _answer_opening(self, nlu: NLUResultFrame) -> Reply | None:
+        """A plain yes or no to the outbound opening's question (None: anything else)."""
+        outbound = self._agent.outbound
+        if outbound is None or nlu.band is not Band.ACT:
+            return None
+        yes = self._agent.intent(outbound.yes_intent) if outbound.yes_intent else None
+        if nlu.intent == AFFIRM and yes is not None:
+            return self._act(yes, nlu.entities)
+        if nlu.intent == DENY and outbound.no_reply:
+            return Reply(outbound.no_reply)
+        return None
+
     def _heard_out_of_scope(self, nlu: NLUResultFrame) -> bool:
         """The classifier is sure a clearly heard request is not one the agent handles."""
         return (
@@ -170,6 +212,8 @@ class DialoguePolicy:
         self._state.failures = 0
         values = dict(values or {})
         known = caller_fields(self._caller)
+        if self._script is not None:
+            known = self._script.known(known)
         for slot in intent.slots:
             if slot.name in values:
                 continue
@@ -186,7 +230,8 @@ class DialoguePolicy:
         )
         if intent.action is IntentAction.TRANSFER and not text:
             text = self._agent.transfer.handoff_line
-        return Reply(text, intent.name, intent.action, self._crm_update(intent, entities, known))
+        update = self._crm_update(intent, entities, known)
+        return Reply(text, intent.name, intent.action, update, done=True)
 
     def _crm_update(
         self, intent: Intent, entities: dict[str, Any], known: dict[str, str]
@@ -274,6 +319,8 @@ class DialogueProcessor(FrameProcessor):
         hands_off = reply.action is IntentAction.TRANSFER
         if reply.crm_update is not None:
             await self.push_frame(reply.crm_update, FrameDirection.UPSTREAM)
+        for record in self._policy.records(reply):
+            await self.push_frame(record)
         await self.push_frame(
             BotReplyFrame(
                 text=reply.text, intent=reply.intent, ends_call=ends_call, hands_off=hands_off

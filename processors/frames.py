@@ -147,6 +147,7 @@ class CrmAction(StrEnum):
 
     MOVE_APPOINTMENT = "move_appointment"
     CANCEL_APPOINTMENT = "cancel_appointment"
+    CONFIRM_APPOINTMENT = "confirm_appointment"
     REQUEST_CALLBACK = "request_callback"
 
 

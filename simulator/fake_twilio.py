@@ -5,8 +5,10 @@ Twilio: HTTP Basic auth (account SID + auth token, or an API key pair), form fie
 ``Status``, ``Twiml`` and ``Url``, Twilio-shaped JSON answers and error bodies. Every
 request is recorded; hooks hear each accepted update (a hang-up, or a redirect such as a
 transfer's ``<Dial>``), so ``callagent simulate`` can end the emulated media stream as
-Twilio would. Pointed at by ``TWILIO_API_BASE_URL``; runs on 127.0.0.1 on a free port
-inside the event loop that starts it.
+Twilio would. ``POST /2010-04-01/Accounts/{AccountSid}/Calls.json`` places an outbound
+call to a simulated callee (:attr:`FakeTwilioRest.dialer`, see :mod:`simulator.outbound`).
+Pointed at by ``TWILIO_API_BASE_URL``; runs on 127.0.0.1 on a free port inside the event
+loop that starts it (outbound calls run in that loop too).
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import format_datetime
 
 from aiohttp import web
+
+from simulator.fake_twilio_calls import FakeCall, call_json, error_body
+from simulator.outbound.fake_dial import FakeDialer
 
 API_VERSION = "2010-04-01"
 
@@ -37,17 +40,6 @@ class RestRequest:
     form: dict[str, str]
     authorized: bool
     status: int
-
-
-@dataclass
-class FakeCall:
-    """The fake's view of one call."""
-
-    sid: str
-    account_sid: str
-    status: str = "in-progress"
-    twiml: list[str] = field(default_factory=list)
-    urls: list[str] = field(default_factory=list)
 
 
 StatusHook = Callable[[FakeCall], Awaitable[None] | None]
@@ -140,6 +132,9 @@ class FakeTwilioRest:
         self._runner: web.AppRunner | None = None
         self._failures: list[int] = []
         self.port = 0
+        self.dialer = FakeDialer(account_sid, auth_token, self.calls)
+        """Outbound calls: register simulated callees here, read what happened to each call."""
+        self._update_hooks.append(self.dialer.on_update)
 
     def fail_next(self, status: int, times: int = 1) -> None:
         """Answer the next ``times`` authorised requests with HTTP ``status`` (fault injection).
@@ -172,6 +167,7 @@ class FakeTwilioRest:
     async def start(self) -> None:
         """Listen on 127.0.0.1 on a free port."""
         app = web.Application()
+        app.router.add_post("/2010-04-01/Accounts/{account_sid}/Calls.json", self._create_call)
         app.router.add_post(
             "/2010-04-01/Accounts/{account_sid}/Calls/{call_sid}.json", self._update_call
         )
@@ -185,7 +181,8 @@ class FakeTwilioRest:
         self.port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
-        """Stop listening."""
+        """Stop listening (and the outbound calls still running)."""
+        await self.dialer.aclose()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -255,7 +252,7 @@ class FakeTwilioRest:
                 request.method,
                 request.path,
                 request.match_info["account_sid"],
-                request.match_info["call_sid"],
+                request.match_info.get("call_sid", ""),
                 form,
                 authorized,
                 status,
@@ -265,7 +262,7 @@ class FakeTwilioRest:
 
     async def _check(self, request: web.Request, form: dict[str, str]) -> web.Response | None:
         account_sid = request.match_info["account_sid"]
-        call_sid = request.match_info["call_sid"]
+        call_sid = request.match_info.get("call_sid")
         if not self._authorized(request, account_sid):
             self._record(request, form, False, 401)
             return _error(401, 20003, "Authenticate")
@@ -273,10 +270,23 @@ class FakeTwilioRest:
             status = self._failures.pop(0)
             self._record(request, form, True, status)
             return _error(status, 20500 if status >= 500 else 20429, "Injected failure")
-        if self.known_calls is not None and call_sid not in self.known_calls:
+        if call_sid and self.known_calls is not None and call_sid not in self.known_calls:
             self._record(request, form, True, 404)
             return _error(404, 20404, f"The requested resource {request.path} was not found")
         return None
+
+    async def _create_call(self, request: web.Request) -> web.Response:
+        post = await request.post()
+        form = {k: str(v) for k, v in post.items()}
+        failed = await self._check(request, form)
+        if failed is not None:
+            return failed
+        events = [str(v) for v in post.getall("StatusCallbackEvent", [])]
+        status, body = self.dialer.create(request.match_info["account_sid"], form, events)
+        self._record(request, form, True, status)
+        if status == 201 and self.known_calls is not None:
+            self.known_calls.add(str(body["sid"]))
+        return web.json_response(body, status=status)
 
     async def _fetch_call(self, request: web.Request) -> web.Response:
         failed = await self._check(request, {})
@@ -284,7 +294,7 @@ class FakeTwilioRest:
             return failed
         call = self._call(request)
         self._record(request, {}, True, 200)
-        return web.json_response(_call_json(call))
+        return web.json_response(call_json(call))
 
     async def _update_call(self, request: web.Request) -> web.Response:
         form = {k: str(v) for k, v in (await request.post()).items()}
@@ -316,7 +326,7 @@ class FakeTwilioRest:
                 result = hook(call)
                 if asyncio.iscoroutine(result):
                     asyncio.ensure_future(result)
-        return web.json_response(_call_json(call))
+        return web.json_response(call_json(call))
 
     def _call(self, request: web.Request) -> FakeCall:
         call_sid = request.match_info["call_sid"]
@@ -326,36 +336,4 @@ class FakeTwilioRest:
 
 
 def _error(status: int, code: int, message: str) -> web.Response:
-    return web.json_response(
-        {
-            "code": code,
-            "message": message,
-            "more_info": f"https://www.twilio.com/docs/errors/{code}",
-            "status": status,
-        },
-        status=status,
-    )
-
-
-def _call_json(call: FakeCall) -> dict[str, object]:
-    now = format_datetime(datetime.now(UTC))
-    base = f"/{API_VERSION}/Accounts/{call.account_sid}/Calls/{call.sid}"
-    return {
-        "sid": call.sid,
-        "account_sid": call.account_sid,
-        "api_version": API_VERSION,
-        "status": call.status,
-        "direction": "inbound",
-        "from": "+15555550123",
-        "to": "+15555550100",
-        "date_created": now,
-        "date_updated": now,
-        "start_time": now,
-        "end_time": now if call.status == "completed" else None,
-        "duration": "0" if call.status == "completed" else None,
-        "price": None,
-        "price_unit": "USD",
-        "parent_call_sid": None,
-        "uri": f"{base}.json",
-        "subresource_uris": {"recordings": f"{base}/Recordings.json"},
-    }
+    return web.json_response(error_body(status, code, message), status=status)

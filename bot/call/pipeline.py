@@ -45,6 +45,7 @@ from bot.call.services import (
     optional,
 )
 from integrations.speech.nbest import TurnReadings
+from processors.agent_definition import AgentDefinition
 from processors.audio_stop import BotAudioStop, BotSpeakingStop, CallerAudioStop
 from processors.barge_in import BackchannelFilter, FragmentJoiner, ReplyProgressTracker
 from processors.dialogue import DialoguePolicy, DialogueProcessor
@@ -52,6 +53,7 @@ from processors.frames import GreetingFrame
 from processors.llm_fallback import LLMFailureApology
 from processors.observer_group import AudioBlindWorkerObserver, ObserverGroup
 from processors.outbound_call import OutboundCall
+from processors.outbound_script import OutboundScript
 from processors.segment_turn_stop import SegmentTranscriptTurnStopStrategy
 from processors.semantic_turn import SemanticCompletionStopStrategy
 from processors.turn_hold import TurnHoldPolicy, asks_yes_no
@@ -70,7 +72,8 @@ class CallSpec:
         transport_kind: ``twilio``, ``webrtc``, ``daily`` or ``livekit``.
         sample_rate_in: Pipeline input rate (8000 on phone calls).
         sample_rate_out: Pipeline output rate (TTS renders at this rate).
-        caller: The caller's identity (phone number or client id). Never logged.
+        caller: The caller's identity (phone number or client id). Never logged. On an
+            outbound call the CRM looks the callee up by ``outbound.to`` instead.
         call_id: Our id for the call (logs carry this).
         direction: ``inbound`` or ``outbound`` (for the call record).
         provider_call_id: The provider's id of the live call (Twilio ``CallSid``); transfers
@@ -113,6 +116,13 @@ class AudioBlindPipelineWorker(PipelineWorker):
         self._observer = AudioBlindWorkerObserver(observers=list(observers))
 
 
+def outbound_script(agent: AgentDefinition, call: OutboundCall | None) -> OutboundScript | None:
+    """The dialogue's script for a call the agent placed (None: inbound, or no outbound section)."""
+    if call is None or agent.outbound is None:
+        return None
+    return OutboundScript(agent.outbound, call.variables)
+
+
 def _busy_from(runtime: Runtime, calls: int) -> Callable[[], bool] | None:
     """True while ``calls`` or more calls run on the runtime (None when ``calls`` is 0: never)."""
     return (lambda: runtime.active_calls >= calls) if calls > 0 else None
@@ -140,10 +150,19 @@ def build_worker(
     """Build the pipeline worker for one call (nothing runs until it is started).
 
     ``observers`` join the call's own (e.g. the outbound attempt's, ``bot/outbound``).
+
+    Raises:
+        ValueError: the spec names an agent this server does not serve.
     """
+    runtime = runtime.for_agent(spec.agent)  # the agent's view: its definition, classifiers
     agent = runtime.agent
+    # the party the call is with: on a call we placed, the number we called
+    party = spec.outbound.to if spec.outbound is not None else spec.caller
     llm = make_llm(runtime)
-    context = LLMContext(messages=[{"role": "system", "content": agent.persona}])
+    persona = agent.persona
+    if spec.outbound is not None and agent.outbound is not None:
+        persona += f" You placed this call: {agent.outbound.purpose}"  # the LLM knows why
+    context = LLMContext(messages=[{"role": "system", "content": persona}])
     is_complete = make_completeness_check(runtime)  # shared by turn-taking and barge-in
     settings = runtime.settings
     # hear the caller out: openers and preambles wait for a longer pause (issue 15)
@@ -185,12 +204,14 @@ def build_worker(
             ),
         ),
     )
-    policy = DialoguePolicy(agent, llm_available=llm is not None)
+    policy = DialoguePolicy(
+        agent, llm_available=llm is not None, script=outbound_script(agent, spec.outbound)
+    )
     handoff = make_handoff_processors(
         runtime,
         call_id=spec.call_id,
         transport_kind=spec.transport_kind,
-        caller=spec.caller,
+        caller=party,
         transport=transport,
         context=context,
         provider_call_id=spec.provider_call_id,
@@ -231,7 +252,7 @@ def build_worker(
         runtime.records.recorder(
             call_id=spec.call_id,
             transport=spec.transport_kind,
-            caller=spec.caller,
+            caller=party,
             direction=spec.direction,
             agent=agent.name,
             provider_call_id=spec.provider_call_id,

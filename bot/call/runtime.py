@@ -7,6 +7,7 @@ each call builds its own pipeline state on top of them (see ``bot/call/pipeline.
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -34,9 +35,44 @@ class CallEventSink(Protocol):
         ...
 
 
+def agent_key(agent: AgentDefinition, fallback: str = "") -> str:
+    """An agent's key: its file's stem (``dental_front_desk``), else ``fallback``."""
+    return agent.source.stem if agent.source is not None else fallback
+
+
+@dataclass(frozen=True)
+class AgentModels:
+    """What one agent has of its own; the speech models and the rest are shared.
+
+    Parameters:
+        definition: The agent file.
+        classifier: Its intent classifier (trained on its examples).
+        llm_classifier: Its LLM intent classifier (its intents), if an LLM is configured.
+        recognizer: The shared recogniser, or a copy of it biased to the agent's words
+            (``CALLAGENT_ASR_LM_WEIGHT``).
+    """
+
+    definition: AgentDefinition
+    classifier: IntentClassifier
+    llm_classifier: LLMIntentClassifier | None
+    recognizer: SpeechRecognizer | None
+
+
+@dataclass
+class _CallCount:
+    """Calls running now, shared by a runtime and its agents' views."""
+
+    active: int = 0
+
+
 @dataclass
 class Runtime:
-    """Everything a call needs that outlives the call."""
+    """Everything a call needs that outlives the call.
+
+    The fields ``agent``, ``classifier``, ``llm_classifier`` (and the recogniser, when it is
+    biased to the agent's words) are the default agent's; :meth:`for_agent` gives the same
+    runtime as another agent of the server sees it.
+    """
 
     settings: Settings
     agent: AgentDefinition
@@ -55,11 +91,63 @@ class Runtime:
     """Hand-offs in flight (whisper and transfer-status callbacks find them here)."""
     call_events: CallEventSink | None = None
     """Live calls' turn events for operators and simulators (None: not published)."""
-    active_calls: int = 0
-    """Calls running on this runtime now (kept by :func:`bot.call.pipeline.run_call`)."""
+    more_agents: dict[str, AgentModels] = field(default_factory=dict)
+    """The server's other agents by key (``CALLAGENT_AGENT_FILES``)."""
+    _calls: _CallCount = field(default_factory=_CallCount, init=False, repr=False)
+    _server: Runtime | None = field(default=None, init=False, repr=False)
+    """The server's runtime, when this is another agent's view of it."""
     speculation: SpeculationBudget = field(init=False)
     """Early (speculative) model runs every call shares: one per core, none from
     ``CALLAGENT_NO_EARLY_RUNS_FROM_CALLS`` simultaneous calls on."""
+
+    @property
+    def active_calls(self) -> int:
+        """Calls running on this server now, every agent's (kept by ``run_call``)."""
+        return self._calls.active
+
+    @active_calls.setter
+    def active_calls(self, value: int) -> None:
+        self._calls.active = value
+
+    @property
+    def agent_key(self) -> str:
+        """The key of the agent this runtime serves (its file's stem)."""
+        return agent_key(self.agent, self.settings.agent_file.stem)
+
+    def agent_keys(self) -> list[str]:
+        """Every agent this server serves, the default first."""
+        server = self._server or self
+        default = server.agent_key
+        return [default, *(key for key in server.more_agents if key != default)]
+
+    def for_agent(self, key: str | None) -> Runtime:
+        """This runtime as agent ``key`` sees it.
+
+        The view has the agent's definition and classifiers, and the same speech models,
+        CRM, records, call count and speculation budget as the server's runtime.
+
+        Args:
+            key: An agent's key (its file's stem); None (or the default agent's key) is
+                the default agent.
+
+        Raises:
+            ValueError: no agent has that key (the message names the known ones).
+        """
+        server = self._server or self
+        if key is None or key == server.agent_key:
+            return server
+        models = server.more_agents.get(key)
+        if models is None:
+            raise ValueError(
+                f"unknown agent {key!r} (this server serves: {', '.join(self.agent_keys())})"
+            )
+        view = copy.copy(server)  # shares the call count, the budget and every model
+        view._server = server
+        view.agent = models.definition
+        view.classifier = models.classifier
+        view.llm_classifier = models.llm_classifier
+        view.recognizer = models.recognizer
+        return view
 
     def __post_init__(self) -> None:
         """Set up the speculation budget (it reads the live call count)."""

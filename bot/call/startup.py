@@ -7,6 +7,7 @@ only holds them, so the modules that build a piece may use the runtime without a
 
 from __future__ import annotations
 
+import copy
 import time
 
 from loguru import logger
@@ -16,10 +17,11 @@ from bot.call.crm import make_crm
 from bot.call.handoff_desk import HandoffDesk
 from bot.call.nlu import make_llm_classifier
 from bot.call.records import open_call_records
-from bot.call.runtime import Runtime
+from bot.call.runtime import AgentModels, Runtime, agent_key
 from bot.settings import Settings
 from integrations.nlu.base import IntentClassifier
 from integrations.speech.base import SpeechRecognizer, SpeechSynthesizer
+from integrations.speech.domain_lm import WordLanguageModel
 from processors.agent_definition import AgentDefinition
 
 
@@ -27,11 +29,13 @@ def load_runtime(settings: Settings) -> Runtime:
     """Load the agent and the embedded models the settings ask for."""
     started = time.perf_counter()
     agent = load_agent(settings.agent_file)
+    more = [load_agent(path) for path in settings.more_agent_files]
     # The embedded engines load even when a cloud service is chosen: they are
     # the fallback a failing cloud service degrades to.
     recognizer = _load_recognizer(settings, agent)
-    synthesizer = _load_synthesizer(agent, required=settings.tts == "piper")
+    synthesizer = _load_synthesizer([agent, *more], required=settings.tts == "piper")
     classifier = _load_classifier(settings, agent)
+    more_agents = {agent_key(a): _agent_models(settings, a, recognizer) for a in more}
     from integrations.nlu.entities import EntityExtractor
 
     entities = EntityExtractor()
@@ -39,7 +43,8 @@ def load_runtime(settings: Settings) -> Runtime:
     records = open_call_records(settings)
     logger.info(
         f"Runtime ready in {time.perf_counter() - started:.1f}s "
-        f"(agent={agent.name!r}, stt={settings.stt}, tts={settings.tts}, llm={settings.llm})"
+        f"(agents={[agent_key(a) for a in (agent, *more)]}, stt={settings.stt}, "
+        f"tts={settings.tts}, llm={settings.llm})"
     )
     from integrations.sentiment import VaderSentiment
 
@@ -55,29 +60,62 @@ def load_runtime(settings: Settings) -> Runtime:
         crm=make_crm(settings),
         sentiment=VaderSentiment(),
         handoffs=HandoffDesk(),
+        more_agents=more_agents,
     )
+
+
+def _agent_models(
+    settings: Settings, agent: AgentDefinition, recognizer: SpeechRecognizer | None
+) -> AgentModels:
+    """One more agent's own pieces: its classifiers, and the recogniser biased to its words."""
+    started = time.perf_counter()
+    models = AgentModels(
+        definition=agent,
+        classifier=_load_classifier(settings, agent),
+        llm_classifier=make_llm_classifier(settings, agent),
+        recognizer=_biased(recognizer, settings, agent),
+    )
+    logger.info(f"agent {agent_key(agent)!r} ready in {time.perf_counter() - started:.1f}s")
+    return models
 
 
 def _load_recognizer(settings: Settings, agent: AgentDefinition) -> SpeechRecognizer:
     from integrations.speech.moonshine import MoonshineRecognizer
 
-    language_model = None
-    if settings.asr_lm_weight > 0:
-        from bot.call.speech_lm import DEFAULT_GENERAL_CORPUS, build_agent_lm
-
-        corpus = settings.asr_lm_corpus_dir or DEFAULT_GENERAL_CORPUS
-        language_model = build_agent_lm(agent, corpus, domain_weight=0.5)
     return MoonshineRecognizer(
         cache_dir=settings.cache_dir / "moonshine",
         num_threads=settings.asr_threads,
         beam_width=settings.asr_beam_width,
-        language_model=language_model,
+        language_model=_language_model(settings, agent),
         lm_weight=settings.asr_lm_weight,
         lm_word_bonus=settings.asr_lm_word_bonus,
     )
 
 
-def _load_synthesizer(agent: AgentDefinition, *, required: bool) -> SpeechSynthesizer | None:
+def _language_model(settings: Settings, agent: AgentDefinition) -> WordLanguageModel | None:
+    """The word model of the agent's domain the recogniser is biased with, if asked for."""
+    if settings.asr_lm_weight <= 0:
+        return None
+    from bot.call.speech_lm import DEFAULT_GENERAL_CORPUS, build_agent_lm
+
+    corpus = settings.asr_lm_corpus_dir or DEFAULT_GENERAL_CORPUS
+    return build_agent_lm(agent, corpus, domain_weight=0.5)
+
+
+def _biased(
+    recognizer: SpeechRecognizer | None, settings: Settings, agent: AgentDefinition
+) -> SpeechRecognizer | None:
+    """The shared recogniser, or a copy biased to this agent's words (same loaded models)."""
+    from integrations.speech.moonshine import MoonshineRecognizer
+
+    if not isinstance(recognizer, MoonshineRecognizer) or recognizer.language_model is None:
+        return recognizer
+    biased = copy.copy(recognizer)
+    biased.language_model = _language_model(settings, agent)
+    return biased
+
+
+def _load_synthesizer(agents: list[AgentDefinition], *, required: bool) -> SpeechSynthesizer | None:
     from integrations.speech.cache import CachingSynthesizer, warm_in_background
     from integrations.speech.piper import PiperSynthesizer
     from integrations.speech.tts import split_clauses
@@ -90,7 +128,8 @@ def _load_synthesizer(agent: AgentDefinition, *, required: bool) -> SpeechSynthe
         logger.warning("Piper is not installed: no embedded TTS fallback for the cloud TTS")
         return None
     cache = CachingSynthesizer(synthesizer)
-    clauses = [clause for line in agent.fixed_lines() for clause in split_clauses(line)]
+    lines = dict.fromkeys(line for agent in agents for line in agent.fixed_lines())
+    clauses = [clause for line in lines for clause in split_clauses(line)]
     warm_in_background(cache, clauses)
     return cache
 

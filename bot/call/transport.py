@@ -17,6 +17,7 @@ from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 from bot.call.pipeline import CallSpec
 from bot.settings import Settings
 from integrations.speech.audio import PHONE_SAMPLE_RATE
+from processors.outbound_call import OutboundCall
 from transports import rooms, twilio, webrtc
 from transports.input_batching import BatchingPolicy
 
@@ -104,6 +105,8 @@ def twilio_call(
     *,
     public_url: str,
     batching: BatchingPolicy | None = None,
+    agent: str | None = None,
+    outbound: OutboundCall | None = None,
 ) -> CallTransport:
     """A phone call over Twilio Media Streams, on an accepted WebSocket after its ``start``.
 
@@ -113,6 +116,8 @@ def twilio_call(
         settings: The agent's settings (Twilio account, REST root, hang-up).
         public_url: The public base URL the call reached us at (transfer callbacks).
         batching: How many 20 ms media chunks make one audio frame (default: one).
+        agent: Which of the server's agents takes the call (None: the default agent).
+        outbound: The outbound call this stream is the leg of (None: an inbound call).
     """
     spec = CallSpec(
         "twilio",
@@ -121,6 +126,9 @@ def twilio_call(
         caller=start.custom_parameters.get("From"),
         provider_call_id=start.call_sid,
         public_url=public_url,
+        direction="outbound" if outbound is not None else "inbound",
+        agent=agent,
+        outbound=outbound,
     )
     transport = twilio.create_twilio_transport(
         websocket,

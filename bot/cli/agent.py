@@ -1,7 +1,7 @@
 """``callagent agent check FILE``: warn an agent's author before any caller calls.
 
-Loads and validates the agent file (exit 2 with the file's problems when it is
-invalid), then cross-validates its examples, text only (see
+Loads and validates the agent file, its outbound section included (exit 2 with the
+file's problems when it is invalid), then cross-validates its examples, text only (see
 :mod:`integrations.nlu.coverage`), and prints warnings: intents with too few examples,
 intents the classifier confuses, near-duplicate examples across intents, and the
 estimated share of requests acted on at the file's thresholds. Warnings do not fail the
@@ -14,8 +14,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from bot.agent import AgentFileError, load_agent
+from processors.agent_definition import AgentDefinition
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -54,12 +56,20 @@ def run_check(args: argparse.Namespace) -> int:
                     "estimated_wrong_action_rate": report.wrong_action_rate,
                     "act_rate_by_intent": report.act_rate_by_intent,
                     "warnings": warnings,
+                    "outbound": _outbound_summary(agent),
                 },
                 indent=2,
             )
         )
         return 0
     print(f"{args.file}: {len(agent.intents)} intents, {report.n_examples} examples")
+    outbound = _outbound_summary(agent)
+    if outbound is not None:
+        print(
+            f"outbound: variables {', '.join(outbound['variables']) or '(none)'}; outcomes "
+            + ", ".join(f"{i} -> {d}" for i, d in outbound["outcomes"].items())
+            + f"; opt-out {', '.join(outbound['opt_out_intents'])}"
+        )
     for line in warnings:
         print(f"warning: {line}")
     print(
@@ -72,3 +82,16 @@ def run_check(args: argparse.Namespace) -> int:
         print("intents acted on for fewer than half their held-out examples: " + ", ".join(low))
     print(f"{len(warnings)} warning(s)" if warnings else "no warnings")
     return 0
+
+
+def _outbound_summary(agent: AgentDefinition) -> dict[str, Any] | None:
+    """The outbound section as checked (None: the agent only answers)."""
+    outbound = agent.outbound
+    if outbound is None:
+        return None
+    return {
+        "variables": list(outbound.variables),
+        "outcomes": {intent: str(d) for intent, d in outbound.outcomes.items()},
+        "opt_out_intents": list(outbound.opt_out_intents),
+        "voicemail": bool(outbound.voicemail),
+    }

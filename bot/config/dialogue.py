@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
 from bot.setting_types import (
     REFERENCE_AGENT,
+    REMINDER_AGENT,
     Flag,
     LLMChoice,
     STTName,
@@ -23,6 +26,15 @@ class DialogueSettings(BaseSettings):
         default=REFERENCE_AGENT,
         validation_alias="CALLAGENT_AGENT_FILE",
         description="The agent definition (YAML).",
+    )
+    agent_files: str = Field(
+        default=str(REMINDER_AGENT),
+        validation_alias="CALLAGENT_AGENT_FILES",
+        description=(
+            "More agent files this server serves besides CALLAGENT_AGENT_FILE, "
+            "comma-separated (an outbound call names its agent by the file's stem); "
+            "none = only the default agent."
+        ),
     )
     transport_choice: TransportChoice = Field(
         default="auto",
@@ -223,3 +235,13 @@ class DialogueSettings(BaseSettings):
             "beside the repository; missing: the agent's words alone)."
         ),
     )
+
+    @property
+    def more_agent_files(self) -> tuple[Path, ...]:
+        """The files of ``CALLAGENT_AGENT_FILES`` (the default agent's file left out)."""
+        if self.agent_files.strip().lower() == "none":
+            return ()
+        paths = (Path(item.strip()).expanduser() for item in self.agent_files.split(","))
+        default = self.agent_file.resolve()
+        unique = dict.fromkeys(p for p in paths if str(p) != "." and p.resolve() != default)
+        return tuple(unique)

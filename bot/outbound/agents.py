@@ -1,13 +1,8 @@
-"""Which agents can place calls, by key (the agent file's stem), and what their script needs.
-
-Until the server serves several agents (``runtime.agents``, a mapping of key to agent), the
-default agent's key (the stem of ``CALLAGENT_AGENT_FILE``) is the only one.
-"""
+"""Which agents can place calls, by key (the agent file's stem), and what their script needs."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from bot.call.runtime import Runtime
 from processors.agent_definition import AgentDefinition
@@ -15,22 +10,18 @@ from processors.agent_definition import AgentDefinition
 
 def default_agent_key(runtime: Runtime) -> str:
     """The server's default agent's key."""
-    return runtime.settings.agent_file.stem
+    return runtime.agent_key
 
 
 def find_agent(runtime: Runtime, key: str) -> AgentDefinition | None:
     """The agent with this key, or None."""
-    registry: Any = getattr(runtime, "agents", None)
-    if isinstance(registry, Mapping):
-        found: Any = registry.get(key)
-        if isinstance(found, AgentDefinition):
-            return found
-    return runtime.agent if key == default_agent_key(runtime) else None
+    if key not in runtime.agent_keys():
+        return None
+    return runtime.for_agent(key).agent
 
 
 def missing_variables(agent: AgentDefinition, variables: Mapping[str, str]) -> list[str]:
     """The variables the agent's outbound script needs that ``variables`` lacks."""
-    outbound: Any = getattr(agent, "outbound", None)
-    if outbound is None or not hasattr(outbound, "missing_variables"):
+    if agent.outbound is None:
         return []
-    return list(outbound.missing_variables(variables))
+    return agent.outbound.missing_variables(variables)

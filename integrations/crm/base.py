@@ -17,6 +17,8 @@ from typing import Any
 import phonenumbers
 
 DEFAULT_REGION = "US"
+UPCOMING = frozenset({"booked", "confirmed"})
+"""Appointment statuses that are still to come (``confirmed``: the patient said so)."""
 
 
 class CRMError(Exception):
@@ -185,7 +187,7 @@ class CallerRecord:
         """The soonest booked appointment that has not started yet."""
         now = _aware(now or datetime.now())
         upcoming = [
-            a for a in self.appointments if a.status == "booked" and _aware(a.starts_at) >= now
+            a for a in self.appointments if a.status in UPCOMING and _aware(a.starts_at) >= now
         ]
         return min(upcoming, key=lambda a: _aware(a.starts_at)) if upcoming else None
 
@@ -258,6 +260,14 @@ class CRM(abc.ABC):
     @abc.abstractmethod
     async def cancel_appointment(self, customer_id: str, appointment_id: str) -> None:
         """Cancel an appointment."""
+
+    async def confirm_appointment(self, customer_id: str, appointment_id: str) -> None:
+        """Mark an appointment as confirmed by the customer (e.g. on a reminder call).
+
+        Raises:
+            CRMError: this backend cannot record confirmations (the default).
+        """
+        raise CRMError(f"the {self.name} CRM cannot record appointment confirmations")
 
     @abc.abstractmethod
     async def add_pending_action(self, customer_id: str, kind: str, note: str = "") -> None:

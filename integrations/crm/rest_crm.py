@@ -189,6 +189,15 @@ class RestCRM(CRM):
             key=f"cancel:{appointment_id}",
         )
 
+    async def confirm_appointment(self, customer_id: str, appointment_id: str) -> None:
+        """POST ``{"action": "confirm_appointment", ...}`` to the write URL."""
+        await self._write(
+            customer_id,
+            "confirm_appointment",
+            {"appointment_id": appointment_id},
+            key=f"confirm:{appointment_id}",
+        )
+
     async def add_pending_action(self, customer_id: str, kind: str, note: str = "") -> None:
         """POST ``{"action": "add_pending_action", ...}`` to the write URL."""
         await self._write(

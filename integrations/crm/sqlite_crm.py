@@ -165,7 +165,8 @@ class SQLiteCRM(CRM):
                 return None
             cid = row["id"]
             appointments = db.execute(
-                "SELECT * FROM appointments WHERE customer_id = ? AND status = 'booked'"
+                "SELECT * FROM appointments WHERE customer_id = ?"
+                " AND status IN ('booked', 'confirmed')"
                 " AND starts_at >= ? ORDER BY starts_at LIMIT 10",
                 (cid, (wall_clock_now() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")),
             ).fetchall()
@@ -247,6 +248,15 @@ class SQLiteCRM(CRM):
         """Cancel an appointment."""
         await self._write(
             "UPDATE appointments SET status = 'cancelled' WHERE id = ? AND customer_id = ?",
+            (appointment_id, customer_id),
+            must_change=True,
+        )
+
+    async def confirm_appointment(self, customer_id: str, appointment_id: str) -> None:
+        """Mark a booked appointment as confirmed."""
+        await self._write(
+            "UPDATE appointments SET status = 'confirmed'"
+            " WHERE id = ? AND customer_id = ? AND status IN ('booked', 'confirmed')",
             (appointment_id, customer_id),
             must_change=True,
         )

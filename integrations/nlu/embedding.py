@@ -136,6 +136,7 @@ class EmbeddingIntentClassifier:
         knn_weight: float,
         settings: ClassifierSettings,
         normalised: bool = False,
+        function_word_examples: frozenset[str] = frozenset(),
     ):
         """Wrap a trained head (use :meth:`for_examples` or :meth:`train`).
 
@@ -147,6 +148,9 @@ class EmbeddingIntentClassifier:
             knn_weight: Weight of the kNN vote (0 = head only).
             settings: Gate and kNN settings.
             normalised: The head was trained on normalised texts (classify normalises too).
+            function_word_examples: Normalised examples made of function words alone ("I'll
+                be there"): such an utterance is understood only when it is one of these
+                word for word (any other is out of scope, see :meth:`classify_batch`).
         """
         self._encoder = encoder
         self._head = head
@@ -155,6 +159,7 @@ class EmbeddingIntentClassifier:
         self.knn_weight = knn_weight
         self._settings = settings
         self._normalised = normalised
+        self._function_word_examples = function_word_examples
         classes = head.classes
         self._oos_column = classes.index(OUT_OF_SCOPE) if OUT_OF_SCOPE in classes else None
         self._intent_columns = np.array([k for k, c in enumerate(classes) if c != OUT_OF_SCOPE])
@@ -172,6 +177,7 @@ class EmbeddingIntentClassifier:
             knn_weight=self.knn_weight,
             settings=self._settings,
             normalised=self._normalised,
+            function_word_examples=self._function_word_examples,
         )
 
     @property
@@ -223,6 +229,7 @@ class EmbeddingIntentClassifier:
             knn_weight=knn_weight,
             settings=settings,
             normalised=settings.normalises(len(examples)),
+            function_word_examples=_function_word_examples(examples, settings),
         )
         oos_scores = (
             classifier.intent_scores(encoder.encode(oos_texts), oos_texts).max(axis=1)
@@ -276,6 +283,7 @@ class EmbeddingIntentClassifier:
                     knn_weight=float(extra["knn_weight"]),
                     settings=settings,
                     normalised=settings.normalises(len(examples)),
+                    function_word_examples=_function_word_examples(examples, settings),
                 )
             except (OSError, KeyError, ValueError) as e:
                 logger.warning(f"NLU head cache unreadable ({type(e).__name__}); retraining")
@@ -302,9 +310,13 @@ class EmbeddingIntentClassifier:
         predictions = [self._prediction(row) for row in scores]
         if self._normalised:
             # Words that ask nothing ("the the the", "can I") are near something in the
-            # two-model space (0.43 to the nearest example against 0.25 for one model).
+            # two-model space (0.43 to the nearest example against 0.25 for one model),
+            # unless the agent's examples say them word for word ("I'll be there").
+            known = self._function_word_examples
             predictions = [
-                p if has_content(t) else IntentPrediction(OUT_OF_SCOPE, 1.0, p.ranking)
+                p
+                if has_content(t) or t in known
+                else IntentPrediction(OUT_OF_SCOPE, 1.0, p.ranking)
                 for t, p in zip(prepared, predictions, strict=True)
             ]
         return predictions
@@ -399,3 +411,13 @@ def _select_knn_weight(
     intents = np.array([k for k, c in enumerate(head.classes) if c != OUT_OF_SCOPE])
     in_scope = np.array([labels[r] != OUT_OF_SCOPE for r in check])
     return best, blended[best][np.ix_(in_scope, intents)].max(axis=1)
+
+
+def _function_word_examples(
+    examples: Sequence[tuple[str, str]], settings: ClassifierSettings
+) -> frozenset[str]:
+    """The in-scope examples, normalised, that are made of function words alone."""
+    if not settings.normalises(len(examples)):
+        return frozenset()
+    prepared = (normalise(t) for t, i in examples if i not in OOS_LABELS)
+    return frozenset(t for t in prepared if t and not has_content(t))

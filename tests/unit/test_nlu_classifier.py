@@ -305,3 +305,19 @@ def test_agent_files_keep_out_of_scope_examples_out_of_the_head(encoder, oos_cla
 def test_needs_two_intents(encoder):
     with pytest.raises(ValueError, match="two intents"):
         EmbeddingIntentClassifier.train([("hi", "greet"), ("hello", "greet")], encoder=encoder)
+
+
+def test_function_word_turns_are_understood_only_word_for_word(encoder, tmp_path):
+    examples = [
+        ("I'll be there", "confirm"),
+        ("yes I can make it", "confirm"),
+        ("that works for me", "confirm"),
+        ("please cancel it", "cancel"),
+        ("I need to cancel my appointment", "cancel"),
+        ("cancel the booking", "cancel"),
+    ]
+    trained = EmbeddingIntentClassifier.for_examples(examples, tmp_path, encoder=encoder)
+    cached = EmbeddingIntentClassifier.for_examples(examples, tmp_path, encoder=encoder)
+    for classifier in (trained, cached):
+        assert classifier.classify("Yes, I'll be there.").intent == "confirm"
+        assert classifier.classify("can I do it there").intent == OUT_OF_SCOPE

@@ -1,0 +1,240 @@
+"""Outbound scenario files: the agent calls a simulated callee, and what must come of it.
+
+::
+
+    name: Reminder - confirmed
+    direction: outbound
+    agent: appointment_reminders
+    contact: {phone: "+15555550142", variables: {first_name: James, appointment: Friday 10 am}}
+    callee:
+      answers: person            # person | voicemail | ivr | no_answer | busy | failed
+      voice: slt
+      hello: Hello?
+      steps:                     # person: each after the bot's turn is over
+        - say: Yes, I'll be there.
+        - press: "1234#"
+        - silence: 2
+      greeting: ...              # voicemail / ivr: what the machine says
+      beep: true                 # voicemail: true, false or {frequency_hz, seconds}
+    expect:
+      disposition: confirmed
+      heard_contains: [[friday], [appointment]]
+      call_status: completed
+      answered_by: human
+      message_after_beep_max_s: 1.0
+      retry_after: 1800          # seconds (or "30m", "4h")
+
+Errors name the file and line like inbound scenarios (:class:`ScenarioError`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StrictBool, ValidationError
+
+from bot.yaml_schema import load_yaml, problems, yaml_problem
+from simulator.outbound.callee import (
+    Beep,
+    Busy,
+    Callee,
+    CalleeLine,
+    Failed,
+    Ivr,
+    NoAnswer,
+    Pause,
+    Person,
+    Press,
+    Say,
+    Voicemail,
+)
+from simulator.scenarios.scenario import ScenarioError, StepFile, Text, Words, _error, _word_groups
+from simulator.voices.caller_voice import DEFAULT_VOICE
+
+_FILE = ConfigDict(extra="forbid", frozen=True)
+ANSWERS = ("person", "voicemail", "ivr", "no_answer", "busy", "failed")
+
+
+def _seconds(value: Any) -> float:
+    """``1800``, ``"30m"``, ``"4h"``, ``"90s"`` as seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh])\s*", str(value))
+    if not match:
+        raise ValueError("must be seconds or a duration like 30m or 4h")
+    return float(match[1]) * {"s": 1, "m": 60, "h": 3600}[match[2]]
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds)]
+
+
+class ContactFile(BaseModel):
+    """``contact: {phone, variables}``."""
+
+    model_config = _FILE
+
+    phone: Text
+    variables: dict[str, str] = {}
+
+
+class BeepFile(BaseModel):
+    """``beep: {frequency_hz, seconds}``."""
+
+    model_config = _FILE
+
+    frequency_hz: float = 1000.0
+    seconds: float = 0.5
+
+
+class CalleeFile(BaseModel):
+    """``callee:`` as written."""
+
+    model_config = _FILE
+
+    answers: Literal["person", "voicemail", "ivr", "no_answer", "busy", "failed"]
+    voice: Text = DEFAULT_VOICE
+    rate: float = 1.0
+    hello: str = "Hello?"
+    steps: tuple[StepFile, ...] = ()
+    greeting: Text | None = None
+    beep: StrictBool | BeepFile = True
+    ring_secs: float = 1.0
+    record_secs: float = 30.0
+    error_code: int | None = None
+
+    def build(self) -> Callee:
+        """The simulated callee."""
+        common: dict[str, Any] = {"ring_s": self.ring_secs}
+        if self.answers == "person":
+            return Person(
+                lines=tuple(_line(step) for step in self.steps),
+                hello=self.hello,
+                voice=self.voice,
+                rate=self.rate,
+                **common,
+            )
+        if self.answers in ("voicemail", "ivr"):
+            machine: dict[str, Any] = {"voice": self.voice, "rate": self.rate}
+            machine["record_s"] = self.record_secs
+            if self.greeting:
+                machine["prompt"] = self.greeting
+            if self.answers == "ivr":
+                return Ivr(**machine, **common)
+            beep = self.beep
+            machine["beep"] = (
+                Beep(beep.frequency_hz, beep.seconds)
+                if isinstance(beep, BeepFile)
+                else (Beep() if beep else None)
+            )
+            return Voicemail(**machine, **common)
+        if self.answers == "no_answer":
+            return NoAnswer()
+        if self.answers == "busy":
+            return Busy()
+        return Failed(code=self.error_code)
+
+
+def _line(step: StepFile) -> CalleeLine:
+    if step.say:
+        return Say(step.say)
+    if step.press:
+        return Press(step.press)
+    if step.silence:
+        return Pause(step.silence)
+    raise ValueError("a callee step is say, press or silence")
+
+
+class OutboundExpectations(BaseModel):
+    """``expect:`` as written (every field optional)."""
+
+    model_config = _FILE
+
+    disposition: Text | None = None
+    call_status: Text | None = None
+    answered_by: Text | None = None
+    heard_contains: Annotated[tuple[tuple[str, ...], ...], BeforeValidator(_word_groups)] = ()
+    heard_excludes: Words = ()
+    message_after_beep_max_s: float | None = None
+    retry_after: Seconds | None = None
+
+
+class OutboundScenarioFile(BaseModel):
+    """An outbound scenario file as written."""
+
+    model_config = _FILE
+
+    name: Text | None = None
+    description: str = ""
+    direction: Literal["outbound"]
+    agent: Text
+    contact: ContactFile
+    callee: CalleeFile
+    expect: OutboundExpectations = OutboundExpectations()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OutboundScenario:
+    """One outbound call to play: who is called, how they answer, what must come of it."""
+
+    name: str
+    path: str
+    agent: str
+    phone: str
+    variables: dict[str, str]
+    callee: Callee
+    expect: OutboundExpectations
+
+    @property
+    def id(self) -> str:
+        """The file name without extension."""
+        return Path(self.path).stem
+
+
+def is_outbound(text: str) -> bool:
+    """Whether scenario text says ``direction: outbound``."""
+    return re.search(r"^direction:\s*outbound\s*$", text, re.MULTILINE) is not None
+
+
+def load_outbound_scenario(path: str | Path) -> OutboundScenario:
+    """Read and validate one outbound scenario file.
+
+    Raises:
+        ScenarioError: unreadable, not YAML, or not a valid outbound scenario.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError(str(p), None, None, f"cannot read the file ({type(e).__name__})") from e
+    return parse_outbound_scenario(text, str(p))
+
+
+def parse_outbound_scenario(text: str, path: str = "<scenario>") -> OutboundScenario:
+    """Parse an outbound scenario from YAML text (see the module docstring)."""
+    try:
+        data = load_yaml(text)
+    except yaml.YAMLError as e:
+        raise _error(path, [yaml_problem(e)]) from None
+    if data is None:
+        raise ScenarioError(path, 1, None, "the file is empty")
+    try:
+        file = OutboundScenarioFile.model_validate(data)
+    except ValidationError as e:
+        raise _error(path, problems(e, data, OutboundScenarioFile)) from None
+    bad = [s for s in file.callee.steps if s.barge_in or s.hang_up or s.expect]
+    if bad:
+        raise ScenarioError(path, None, None, "callee steps are say, press or silence only")
+    return OutboundScenario(
+        name=file.name or Path(path).stem,
+        path=path,
+        agent=file.agent,
+        phone=file.contact.phone,
+        variables=dict(file.contact.variables),
+        callee=file.callee.build(),
+        expect=file.expect,
+    )
