@@ -21,6 +21,7 @@ from pydantic_settings import SettingsConfigDict
 from bot.config.admission import AdmissionSettings
 from bot.config.cloud import CloudSettings
 from bot.config.crm import CRMSettings
+from bot.config.dialer import DialerSettings
 from bot.config.dialogue import DialogueSettings
 from bot.config.escalation import EscalationSettings
 from bot.config.queue import QueueSettings
@@ -45,6 +46,7 @@ class SettingsError(ValueError):
 
 class Settings(
     QueueSettings,
+    DialerSettings,
     EscalationSettings,
     CRMSettings,
     RecordsSettings,

@@ -1,8 +1,10 @@
 """Twilio's REST API for live calls, through the official ``twilio`` package.
 
-Redirects a live call to new TwiML (the warm transfer), with the API root configurable so
-tests can point it at a local fake. Uses the package's asyncio HTTP client; errors become
-:class:`TwilioRestError` carrying Twilio's status and error code, never call data.
+Places outbound calls and redirects a live call to new TwiML (the warm transfer), with the
+API root configurable so tests can point it at a local fake. Uses the package's asyncio HTTP
+client; errors become :class:`TwilioRestError` carrying Twilio's status and error code, never
+call data. Only retryable failures (network, 429, 5xx) are tried again; a create that failed
+on the network may in rare cases have been placed (Twilio has no idempotency key for calls).
 """
 
 from __future__ import annotations
@@ -73,10 +75,86 @@ class TwilioCallControl:
             lambda _attempt: self._redirect_once(call_sid, twiml), what="Twilio call update"
         )
 
-    async def _redirect_once(self, call_sid: str, twiml: str) -> str:
+    async def create_call(
+        self,
+        to: str,
+        from_: str,
+        url: str,
+        status_callback: str,
+        *,
+        machine_detection: str | None = None,
+        async_amd_callback: str | None = None,
+        timeout: int = 30,
+    ) -> str:
+        """Place an outbound call whose answer URL is ``url`` (``POST`` ``Calls.json``).
+
+        Args:
+            to: The number called (E.164).
+            from_: Our caller id (a Twilio number of the account).
+            url: The voice webhook Twilio fetches TwiML from when the callee answers.
+            status_callback: Where Twilio posts the call's progress (initiated, ringing,
+                answered, completed).
+            machine_detection: ``Enable`` or ``DetectMessageEnd`` (None: no detection).
+            async_amd_callback: With ``machine_detection``: detect asynchronously and post
+                ``AnsweredBy`` here (the call is connected at once).
+            timeout: Seconds to let it ring.
+
+        Returns:
+            The new call's ``CallSid``.
+
+        Raises:
+            TwilioRestError: Twilio refused (e.g. 21211 invalid number: not retried) or was
+                unreachable or failing (network, 429, 5xx) on every attempt.
+        """
+        return await self._retry.call(
+            lambda _attempt: self._create_once(
+                to, from_, url, status_callback, machine_detection, async_amd_callback, timeout
+            ),
+            what="Twilio call create",
+        )
+
+    async def _create_once(
+        self,
+        to: str,
+        from_: str,
+        url: str,
+        status_callback: str,
+        machine_detection: str | None,
+        async_amd_callback: str | None,
+        timeout: int,
+    ) -> str:
+        http, client = self._client()
+        amd: dict[str, object] = {}
+        if machine_detection:
+            amd["machine_detection"] = machine_detection
+            if async_amd_callback:
+                amd.update(async_amd="true", async_amd_status_callback=async_amd_callback)
+        try:
+            call = await client.api.v2010.accounts(self._account_sid).calls.create_async(
+                to=to,
+                from_=from_,
+                url=url,
+                status_callback=status_callback,
+                status_callback_event=["initiated", "ringing", "answered", "completed"],
+                timeout=timeout,
+                **amd,  # pyright: ignore[reportArgumentType]
+            )
+        except TwilioRestException as e:
+            raise TwilioRestError(f"call create refused: HTTP {e.status}", e.status, e.code) from e
+        except Exception as e:  # aiohttp, socket and twilio client errors alike
+            raise TwilioRestError(f"call create failed: {type(e).__name__}") from e
+        finally:
+            await http.close()
+        return str(call.sid)
+
+    def _client(self) -> tuple[AsyncTwilioHttpClient, Client]:
         http = AsyncTwilioHttpClient(timeout=self._retry.timeout_s)
         client = Client(self._account_sid, self._auth_token, http_client=http)
         client.api.base_url = self._base_url
+        return http, client
+
+    async def _redirect_once(self, call_sid: str, twiml: str) -> str:
+        http, client = self._client()
         try:
             call = (
                 await client.api.v2010.accounts(self._account_sid)

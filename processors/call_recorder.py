@@ -81,6 +81,7 @@ from processors.frames import (
     NLUResultFrame,
     TransferResultFrame,
 )
+from processors.outbound_call import OutboundCall
 
 HUNG_UP = "caller hung up"
 ENDED = "call ended"
@@ -163,6 +164,8 @@ class CallRecorder(BaseObserver):
         personal_data: PersonalDataPolicy | None = None,
         outcome_policy: OutcomePolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
+        provider_call_id: str | None = None,
+        outbound: OutboundCall | None = None,
         **kwargs: Any,
     ):
         """Record one call.
@@ -179,12 +182,22 @@ class CallRecorder(BaseObserver):
                 caller's personal data (default: masked, caller ids redacted).
             outcome_policy: Decides the outcome (default :class:`OutcomePolicy`).
             clock: UTC clock (tests).
+            provider_call_id: The provider's id of the call (Twilio ``CallSid``).
+            outbound: The outbound call this is (campaign, contact, attempt), if one.
             **kwargs: Passed to ``BaseObserver``.
         """
         super().__init__(observe_every_push=False, **kwargs)
         self._sink = sink
         self._start = CallStart(
-            call_id=call_id, transport=transport, direction=direction, caller=caller, agent=agent
+            call_id=call_id,
+            transport=transport,
+            direction=direction,
+            caller=caller,
+            agent=agent,
+            provider_call_id=provider_call_id,
+            campaign_id=outbound.campaign_id if outbound else None,
+            contact_id=outbound.contact_id if outbound else None,
+            attempt=outbound.attempt if outbound else None,
         )
         self._policy = outcome_policy or OutcomePolicy()
         self._personal = personal_data or MaskPersonalData(RedactedCallerId())

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from loguru import logger
 from pipecat.frames.frames import EndWorkerFrame, TTSSpeakFrame
+from pipecat.observers.base_observer import BaseObserver
 from pipecat.observers.user_bot_latency_observer import LatencyBreakdown, UserBotLatencyObserver
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
@@ -140,8 +141,15 @@ def _bot_asked_yes_no(context: LLMContext) -> Callable[[], bool]:
     return asked
 
 
-def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> PipelineWorker:
+def build_worker(
+    transport: BaseTransport,
+    spec: CallSpec,
+    runtime: Runtime,
+    observers: Sequence[BaseObserver] = (),
+) -> PipelineWorker:
     """Build the pipeline worker for one call (nothing runs until it is started).
+
+    ``observers`` join the call's own (e.g. the outbound attempt's, ``bot/outbound``).
 
     Raises:
         ValueError: the spec names an agent this server does not serve.
@@ -247,6 +255,8 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
             caller=party,
             direction=spec.direction,
             agent=agent.name,
+            provider_call_id=spec.provider_call_id,
+            outbound=spec.outbound,
         )
         if runtime.records is not None
         else None
@@ -266,7 +276,11 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
             enable_usage_metrics=True,
         ),
         # one queue hop per frame event for all three (see processors/observer_group.py)
-        observers=[ObserverGroup([o for o in (latency, recorder, events) if o is not None])],
+        observers=[
+            ObserverGroup(
+                [o for o in (latency, recorder, events) if o is not None] + list(observers)
+            )
+        ],
         enable_turn_tracking=False,  # feeds tracing only, which is off
         enable_rtvi=rtvi,
         idle_timeout_secs=600,
@@ -322,15 +336,27 @@ def build_worker(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> 
     return worker
 
 
-async def run_call(transport: BaseTransport, spec: CallSpec, runtime: Runtime) -> None:
+async def run_call(
+    transport: BaseTransport,
+    spec: CallSpec,
+    runtime: Runtime,
+    *,
+    observers: Sequence[BaseObserver] = (),
+    on_worker: Callable[[PipelineWorker], None] | None = None,
+) -> None:
     """Run one call until it ends (hang-up, goodbye, or the caller leaving).
+
+    ``observers`` join the call's own; ``on_worker`` is handed the call's worker before it
+    runs (e.g. to queue provider frames into the live call).
 
     Everything logged while the call runs carries its id (``extra["call_id"]``): the
     context is entered before the worker's tasks exist, and asyncio copies it into every
     task created inside it (Pipecat's task manager included).
     """
     with logger.contextualize(call_id=spec.call_id):
-        worker = build_worker(transport, spec, runtime)
+        worker = build_worker(transport, spec, runtime, observers)
+        if on_worker is not None:
+            on_worker(worker)
         runner = WorkerRunner(handle_sigint=False, check_dangling_tasks=False)
         await runner.add_workers(worker)
         logger.info(f"call started ({spec.transport_kind}, {spec.sample_rate_in} Hz)")

@@ -30,6 +30,7 @@ from integrations.storage.workers import WorkerConfig
 
 if TYPE_CHECKING:
     from processors.call_recorder import CallRecorder
+    from processors.outbound_call import OutboundCall
 
 SALT_FILE = "caller-id-salt"
 
@@ -57,12 +58,16 @@ class CallRecords:
         caller: str | None,
         direction: str = "inbound",
         agent: str | None = None,
+        provider_call_id: str | None = None,
+        outbound: OutboundCall | None = None,
     ) -> CallRecorder:
         """A recorder for one call (caller id and personal data stored in the configured form)."""
         from processors.call_recorder import CallRecorder
 
         return CallRecorder(
             self.store,
+            provider_call_id=provider_call_id,
+            outbound=outbound,
             call_id=call_id,
             transport=transport,
             caller=self.personal_data.caller_id(caller),

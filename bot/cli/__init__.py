@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import uvicorn
     from loguru import Record
 
-COMMAND_GROUPS = ("calls", "db", "crm", "agent", "campaign", "dnc", "worker")
+COMMAND_GROUPS = ("calls", "db", "crm", "agent", "campaign", "dnc", "worker", "call")
 PLUGIN_GROUP = "callagent.commands"
 SIM_EXTRA_HINT = "install the simulator extra: pip install 'callagent[sim]'"
 

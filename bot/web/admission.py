@@ -1,7 +1,8 @@
 """Call admission: how many calls this process carries, and how fast one client may start them.
 
 One mechanism guards every call-starting endpoint (``POST /api/offer``, ``POST /api/rooms``,
-``POST /twilio/voice`` and the ``/twilio/stream`` WebSocket upgrade):
+``POST /twilio/voice``, the ``/twilio/stream`` WebSocket upgrade and ``POST
+/api/calls/outbound``, refused like the voice webhook when no slot is free):
 
 - **Rate**: a token bucket per (route, client address): ``CALLAGENT_CALL_RATE_BURST`` starts
   at once, then ``CALLAGENT_CALL_RATE_PER_MINUTE``. Over it: HTTP 429 with ``Retry-After``
@@ -64,6 +65,7 @@ CALL_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/rooms"): "rooms",
     ("POST", "/twilio/voice"): "twilio-voice",
     ("WEBSOCKET", "/twilio/stream"): "twilio-stream",
+    ("POST", "/api/calls/outbound"): "outbound",
 }
 """Every call-starting endpoint (method, path) and the route name refusals are counted by."""
 
@@ -304,7 +306,8 @@ class AdmissionMiddleware:
             self.admission.check_rate(route, client)
             if route == "twilio-stream":
                 slot = self.admission.acquire(route, client)
-            elif route == "twilio-voice":
+            elif route in ("twilio-voice", "outbound"):
+                # the call's stream (Twilio) or answered offer (browser) takes the slot
                 self.admission.check_room(route, client)
         except Refused as refusal:
             await _refuse(scope, receive, send, refusal)

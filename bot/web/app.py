@@ -8,6 +8,9 @@ Routes:
     POST /api/rooms      Daily / LiveKit: put the bot in a room and return how to join it
     POST /twilio/voice   Twilio voice webhook, answers TwiML <Connect><Stream>
     WS   /twilio/stream  Twilio Media Streams
+    POST /api/calls/outbound, GET /api/calls/outbound/{id}, POST /twilio/call-status,
+         /twilio/amd-status, /api/calls/ring/decline
+                         one outbound call (see bot/web/outbound_routes.py)
     POST /twilio/whisper, /twilio/transfer-status, /twilio/callback; GET /twilio/hold(.wav)
                          warm-transfer callbacks and hold music (see bot/web/handoff_routes.py)
     GET  /healthz        liveness and active call count
@@ -56,6 +59,7 @@ from bot.operator.campaigns_dashboard import create_campaigns_dashboard_router
 from bot.operator.dashboard import create_dashboard_router
 from bot.operator.diagnostics import create_diagnostics_router
 from bot.operator.events import CallEventBus, create_call_events_router
+from bot.outbound.server import build_outbound
 from bot.outbound.wiring import PartsFactory, default_parts, start_server_queue
 from bot.settings import Settings
 from bot.web.admission import AdmissionMiddleware, LocalAdmission
@@ -66,6 +70,8 @@ from bot.web.call_access import (
     create_call_tokens_router,
 )
 from bot.web.handoff_routes import create_handoff_router
+from bot.web.outbound_routes import create_outbound_router
+from bot.web.ring_gate import RING_PARAMETER, RingOfferGate
 from bot.web.security_headers import SecurityHeaders
 from bot.web.twilio_gate import TwilioGate
 from transports import rooms, twilio, webrtc
@@ -169,23 +175,36 @@ def create_app(
     )
     operator = OperatorAuth.from_settings(settings, addresses)
     call_tokens = CallTokens(settings.operator_token, settings.call_token_ttl_secs)
+    outbound = build_outbound(settings, runtime, runtime.records)
 
     async def on_webrtc_connection(
         connection: SmallWebRTCConnection, params: dict[str, str], slot: webrtc.Admitted
     ) -> None:
         call = webrtc_call(connection, caller=params.get("caller"))
-        calls.start(run_call(call.transport, call.spec, runtime), call.spec, slot)
+        ring = params.get(RING_PARAMETER)
+        if ring is not None:  # answers an outbound call's ring
+            answered = await outbound.ring_answered(call, ring)
+            if answered is None:
+                raise ValueError("the rung attempt is over")  # the router hangs up
+            call = answered
+        run = outbound.calls.run(run_call, call.transport, call.spec, runtime)
+        calls.start(run, call.spec, slot)
 
     webrtc_router = webrtc.create_webrtc_router(
         on_webrtc_connection,
-        gate=BrowserCallGate(
-            access=caller_access(settings.host, settings.public_url),
-            operator=operator,
-            tokens=call_tokens,
-            admission=admission,
-            addresses=addresses,
-            own_origin=lambda r: public_base_url(settings, r),
-            allowed_origins=settings.allowed_origins.split(","),
+        gate=RingOfferGate(
+            BrowserCallGate(
+                access=caller_access(settings.host, settings.public_url),
+                operator=operator,
+                tokens=call_tokens,
+                admission=admission,
+                addresses=addresses,
+                own_origin=lambda r: public_base_url(settings, r),
+                allowed_origins=settings.allowed_origins.split(","),
+            ),
+            outbound.rings,
+            admission,
+            addresses,
         ),
         connect_timeout_s=settings.webrtc_connect_timeout_secs,
     )
@@ -204,6 +223,7 @@ def create_app(
         yield
         if campaign_queue is not None:
             await campaign_queue.stop()  # no new dials; running tasks finish
+        await outbound.close()
         await calls.stop_all()
         if runtime.records is not None:
             await asyncio.to_thread(runtime.records.store.flush)
@@ -221,6 +241,7 @@ def create_app(
     app.state.runtime = runtime
     app.state.calls = calls
     app.state.admission = admission
+    app.state.outbound = outbound  # attempt listeners, live outbound calls
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -268,9 +289,11 @@ def create_app(
     async def twilio_voice(request: Request) -> Response:
         form = {k: str(v) for k, v in (await request.form()).items()}
         public_url = await twilio_gate.check_webhook(request, form)
+        attempt = request.query_params.get("attempt", "")
+        extra = await outbound.twilio.webhook_parameters(attempt, form)  # outbound-api leg
         ws_base = "wss://" if public_url.startswith("https://") else "ws://"
         stream_url = ws_base + urlsplit(public_url).netloc + "/twilio/stream"
-        xml = twilio.build_stream_twiml(stream_url, twilio_gate.stream_parameters(form))
+        xml = twilio.build_stream_twiml(stream_url, twilio_gate.stream_parameters(form, extra))
         return Response(content=xml, media_type="application/xml")
 
     @app.websocket("/twilio/stream")
@@ -290,10 +313,15 @@ def create_app(
             return
         async with lease:
             call = twilio_call(websocket, start, settings, public_url=public_url, batching=batching)
+            call = await outbound.twilio.stream_call(call, start)  # an outbound call's attempt
+            if call is None:
+                logger.warning(f"Twilio stream for {start.call_sid} refused: attempt over")
+                await websocket.close(code=1008, reason="the outbound attempt is over")
+                return
             with logger.contextualize(call_id=call.spec.call_id):  # copied into the call's task
                 logger.info(f"Twilio call {start.call_sid} stream connected")
-                # lives as long as the socket
-                await calls.start(run_call(call.transport, call.spec, runtime), call.spec)
+                run = outbound.calls.run(run_call, call.transport, call.spec, runtime)
+                await calls.start(run, call.spec)  # lives as long as the socket
 
     app.include_router(webrtc_router)
     app.include_router(
@@ -302,6 +330,11 @@ def create_app(
     )
     app.include_router(create_docs_router(app.openapi, operator, title=app.title))
     app.include_router(create_call_tokens_router(call_tokens, operator))
+    app.include_router(
+        create_outbound_router(
+            outbound, runtime, operator, twilio_gate, lambda r: public_base_url(settings, r)
+        )
+    )
     app.include_router(create_calls_router(lambda: runtime.records, operator))
     app.include_router(create_dashboard_router(lambda: runtime.records, operator))
     app.include_router(

@@ -16,6 +16,8 @@ The server's Twilio handlers (``bot/web/app.py``) ask a :class:`TwilioGate`:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi import HTTPException, Request, WebSocket
 from fastapi.responses import JSONResponse
 from loguru import logger
@@ -126,13 +128,29 @@ class TwilioGate:
             raise HTTPException(409, f"{e}: CallSid {call_sid}") from None
         return public_url
 
-    def stream_parameters(self, form: dict[str, str]) -> dict[str, str]:
+    async def check_callback(self, request: Request, form: dict[str, str]) -> None:
+        """Check a Twilio callback's signature (status and AMD callbacks of outbound calls).
+
+        Raises:
+            HTTPException: 403 (routes closed, bad signature).
+        """
+        public_url = self.public_url(request)
+        if not twilio_webhook_allowed(self._settings, request, form, public_url):
+            logger.warning(f"Twilio callback {request.url.path} rejected: bad signature")
+            raise HTTPException(403, "invalid Twilio signature")
+
+    def stream_parameters(
+        self, form: dict[str, str], extra: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
         """The TwiML ``<Parameter>`` values for this webhook's stream (the token included).
+
+        ``extra`` (e.g. an outbound call's attempt) joins the webhook's tracked fields under
+        the stream token.
 
         Raises:
             HTTPException: 400 when the webhook lacks the CallSid/AccountSid to bind to.
         """
-        parameters = {k: form[k] for k in _TRACKED_PARAMETERS if k in form}
+        parameters = {k: form[k] for k in _TRACKED_PARAMETERS if k in form} | dict(extra or {})
         try:
             return self.binding.stream_parameters(
                 form.get("CallSid", ""), form.get("AccountSid", ""), parameters

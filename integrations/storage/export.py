@@ -32,6 +32,13 @@ CALL_FIELDS: tuple[str, ...] = (
     "escalation_trigger",
     "escalation_reason",
     "transfer_result",
+    "provider_call_id",
+    "campaign_id",
+    "contact_id",
+    "attempt",
+    "amd_verdict",
+    "amd_ms",
+    "disposition",
 )
 TURN_FIELDS = (
     "seq",

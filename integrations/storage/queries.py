@@ -137,6 +137,8 @@ def call_summary(call: Any) -> dict[str, Any]:
         "turn_count": call.turn_count,
         "primary_intent": call.primary_intent,
         "escalation_reason": call.escalation_reason,
+        "provider_call_id": call.provider_call_id,
+        "disposition": call.disposition,
     }
 
 
@@ -145,6 +147,11 @@ def call_detail(call: Any, turns: list[Any]) -> dict[str, Any]:
     out = call_summary(call)
     out["crm_prefetch_ms"] = call.crm_prefetch_ms
     out["worker_id"] = call.worker_id
+    out["campaign_id"] = call.campaign_id
+    out["contact_id"] = call.contact_id
+    out["attempt"] = call.attempt
+    out["amd_verdict"] = call.amd_verdict
+    out["amd_ms"] = call.amd_ms
     out["escalation"] = (
         None
         if call.escalation_trigger is None and call.escalation_reason is None

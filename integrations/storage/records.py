@@ -148,6 +148,10 @@ class CallStart(_Record):
         started_at: When the call started (UTC).
         agent: The agent's name.
         worker_id: The server process running the call (set by the store).
+        provider_call_id: The provider's id of the call (Twilio ``CallSid``).
+        campaign_id: Outbound: the campaign it belongs to.
+        contact_id: Outbound: the campaign contact called.
+        attempt: Outbound: which attempt at the contact (1 = the first).
     """
 
     _datetimes: ClassVar[tuple[str, ...]] = ("started_at",)
@@ -159,6 +163,10 @@ class CallStart(_Record):
     started_at: datetime = field(default_factory=utcnow)
     agent: str | None = None
     worker_id: str | None = None
+    provider_call_id: str | None = None
+    campaign_id: str | None = None
+    contact_id: str | None = None
+    attempt: int | None = None
 
 
 @dataclass
@@ -268,11 +276,17 @@ class CallUpdate(_Record):
         call_id: The call.
         crm_prefetch_ms: Time the CRM caller-record prefetch took.
         escalation: The escalation, if one happened.
+        amd_verdict: Outbound: who answered (``human``, ``machine``, ``unknown``).
+        amd_ms: Outbound: answer to machine-detection verdict.
+        disposition: Outbound: what the call came to (a ``Disposition`` value).
     """
 
     call_id: str
     crm_prefetch_ms: float | None = None
     escalation: Escalation | None = None
+    amd_verdict: str | None = None
+    amd_ms: float | None = None
+    disposition: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CallUpdate:
@@ -282,4 +296,7 @@ class CallUpdate(_Record):
             call_id=data["call_id"],
             crm_prefetch_ms=data.get("crm_prefetch_ms"),
             escalation=Escalation.from_dict(escalation) if escalation else None,
+            amd_verdict=data.get("amd_verdict"),
+            amd_ms=data.get("amd_ms"),
+            disposition=data.get("disposition"),
         )

@@ -44,7 +44,18 @@ from integrations.storage.writer import Chore, Op, RecordWriter, Spool
 CALLS = Base.metadata.tables[Call.__tablename__]
 TURNS = Base.metadata.tables[Turn.__tablename__]
 _TURN_UPDATE = [c.name for c in TURNS.columns if c.name not in ("id", "call_id", "seq")]
-_START_UPDATE = ["transport", "direction", "caller", "agent", "started_at", "worker_id"]
+_START_UPDATE = [
+    "transport",
+    "direction",
+    "caller",
+    "agent",
+    "started_at",
+    "worker_id",
+    "provider_call_id",
+    "campaign_id",
+    "contact_id",
+    "attempt",
+]
 
 
 class CallStore:
@@ -213,6 +224,10 @@ class CallStore:
                 "agent": record.agent,
                 "started_at": record.started_at,
                 "worker_id": record.worker_id,
+                "provider_call_id": record.provider_call_id,
+                "campaign_id": record.campaign_id,
+                "contact_id": record.contact_id,
+                "attempt": record.attempt,
                 "turn_count": 0,
             }
             return self.dialect.upsert(CALLS, values, ["id"], _START_UPDATE)
@@ -370,8 +385,10 @@ def turn_row(record: TurnRecord) -> dict[str, Any]:
 def update_values(record: CallUpdate) -> dict[str, Any]:
     """The ``calls`` columns a call update sets (only what it knows)."""
     values: dict[str, Any] = {}
-    if record.crm_prefetch_ms is not None:
-        values["crm_prefetch_ms"] = record.crm_prefetch_ms
+    for name in ("crm_prefetch_ms", "amd_verdict", "amd_ms", "disposition"):
+        value = getattr(record, name)
+        if value is not None:
+            values[name] = value
     if record.escalation is not None:
         e = record.escalation
         values.update(

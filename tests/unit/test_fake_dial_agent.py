@@ -1,5 +1,8 @@
 """Issue 17: an outbound call from the fake Twilio REST API, answered by the REAL server.
 
+The server places it (``POST /api/calls/outbound``: ``calls.create`` with its own signed
+answer URL, which carries the attempt's token).
+
 The server is the app ``callagent serve`` runs (``bot.web.app.create_app`` on uvicorn,
 signature checks on, stream binding on); its voice webhook answers the fake's signed
 answer request with ``<Connect><Stream>`` TwiML and admits the stream the fake opens. Only
@@ -43,6 +46,7 @@ from tests.fakes.twilio import FakeTwilioRest
 TOKEN = "d" * 32
 ACCOUNT = "AC" + "8" * 32
 CALLEE = "+15555550142"
+OPERATOR = "p" * 32
 
 
 class OpensThenEndsOnHash(FrameProcessor):
@@ -77,11 +81,13 @@ async def server(
             "TWILIO_AUTH_TOKEN": TOKEN,
             "TWILIO_API_BASE_URL": rest.base_url,
             "CALLAGENT_DATA_DIR": str(tmp_path),
+            "CALLAGENT_OPERATOR_TOKEN": OPERATOR,
+            "CALLAGENT_OUTBOUND_FROM_NUMBER": "+15555550100",
         }
     )
     specs: list[CallSpec] = []
 
-    async def run_call(transport: BaseTransport, spec: CallSpec, _runtime: Any) -> None:
+    async def run_call(transport: BaseTransport, spec: CallSpec, _runtime: Any, **_: Any) -> None:
         specs.append(spec)
         worker = PipelineWorker(
             Pipeline([transport.input(), OpensThenEndsOnHash(), transport.output()]),
@@ -118,12 +124,12 @@ async def test_the_agent_server_answers_a_dialled_call_end_to_end(
     rest.dialer.register(CALLEE, Person(lines=(Press("4729#"),), hello="", ring_s=0.2))
     async with httpx.AsyncClient() as client:
         response = await client.post(
-            f"{rest.base_url}/2010-04-01/Accounts/{ACCOUNT}/Calls.json",
-            data={"To": CALLEE, "From": "+15555550100", "Url": f"{base_url}/twilio/voice"},
-            auth=(ACCOUNT, TOKEN),
+            f"{base_url}/api/calls/outbound",
+            json={"to": CALLEE},
+            headers={"Authorization": f"Bearer {OPERATOR}"},
         )
-    assert response.status_code == 201
-    call = await rest.dialer.wait_for_end(response.json()["sid"], timeout=30)
+    assert response.status_code == 201, response.text
+    call = await rest.dialer.wait_for_end(response.json()["provider_call_id"], timeout=30)
 
     assert call.error is None
     (answer,) = [d for d in call.deliveries if d.kind == "answer"]

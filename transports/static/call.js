@@ -7,7 +7,10 @@
 // token a server off loopback needs (minted by the site's backend at
 // POST /api/call-tokens; an operator logged in to the dashboard needs none). ?raw=1
 // turns off echo cancellation, noise suppression and gain control (tests that feed a
-// file as the microphone). window.callagent exposes the call's state for tests.
+// file as the microphone). #ring=T&from=NAME is an outbound call ringing this page
+// (POST /api/calls/outbound with channel "browser"): Answer starts the call with the
+// single-use ring token, Decline tells the server (the attempt ends as no-answer).
+// window.callagent exposes the call's state for tests.
 "use strict";
 
 (() => {
@@ -23,6 +26,9 @@
   const fragment = new URLSearchParams(window.location.hash.replace(/^#/, ""));
   const CALLER = fragment.get("caller") || query.get("caller");
   const CALL_TOKEN = fragment.get("call_token") || query.get("call_token");
+  let ring = fragment.get("ring"); // used up by Answer or Decline
+  const RING_FROM = fragment.get("from") || "the agent";
+  const RING_SECS = 30;
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -408,13 +414,13 @@
     hideNotice();
   }
 
-  async function startCall() {
+  async function startCall(ringToken = null) {
     resetCallView();
     setCallState("connecting");
     setState("connecting");
     ui.button.disabled = true;
     const audioCtx = new AudioContext(); // created on the click, so it may play
-    call = { audioCtx, pc: null, dc: null, stream: null, pcId: null, offerSent: false, lateCandidates: [] };
+    call = { audioCtx, pc: null, dc: null, stream: null, pcId: null, offerSent: false, lateCandidates: [], ring: ringToken };
     const current = call;
     try {
       const audio = RAW_AUDIO
@@ -461,7 +467,7 @@
       const answer = await requestJson("POST", "/api/offer", {
         sdp: pc.localDescription.sdp,
         type: pc.localDescription.type,
-        request_data: CALLER ? { caller: CALLER } : {},
+        request_data: { ...(CALLER ? { caller: CALLER } : {}), ...(call.ring ? { ring: call.ring } : {}) },
         ...(CALL_TOKEN ? { call_token: CALL_TOKEN } : {}),
       });
       if (call !== current) return;
@@ -500,4 +506,34 @@
     if (call) endCall(true);
     else startCall();
   });
+
+  // An outbound call ringing this page (see the header).
+  function showRing() {
+    const panel = $("ring");
+    $("ring-title").textContent = `Incoming call from ${RING_FROM}`;
+    panel.hidden = false;
+    ui.button.hidden = true;
+    hook.ringing = true;
+    const stop = (message) => {
+      ring = null;
+      panel.hidden = true;
+      ui.button.hidden = false;
+      hook.ringing = false;
+      clearTimeout(timer);
+      if (message) showNotice(message, "info");
+    };
+    const timer = setTimeout(() => stop("Missed call."), RING_SECS * 1000);
+    $("ring-answer").addEventListener("click", () => {
+      const token = ring;
+      stop();
+      if (!token) return;
+      startCall(token);
+    });
+    $("ring-decline").addEventListener("click", () => {
+      const token = ring;
+      stop("Call declined.");
+      if (token) requestJson("POST", "/api/calls/ring/decline", { ring: token }).catch(() => {});
+    });
+  }
+  if (ring) showRing();
 })();
