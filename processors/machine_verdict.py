@@ -1,0 +1,214 @@
+"""Who answered an outbound call: what was heard so far, and the strategies that judge it.
+
+The answering-machine detector (:mod:`processors.answering_machine`) keeps an
+:class:`Evidence` of the callee's first seconds (speech spans from a VAD, the ASR's
+transcripts, beeps, the provider's verdict) and asks each :class:`VerdictStrategy` in
+turn; the first that is sure decides. Times are seconds of the callee's audio since the
+answer.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from integrations.outbound.dispositions import MachineVerdict
+from integrations.speech.beep import Beep
+
+PROVIDER_VERDICTS: dict[str, MachineVerdict] = {
+    "human": MachineVerdict.HUMAN,
+    "machine_start": MachineVerdict.MACHINE,
+    "machine_end_beep": MachineVerdict.MACHINE,
+    "machine_end_silence": MachineVerdict.MACHINE,
+    "machine_end_other": MachineVerdict.MACHINE,
+    "fax": MachineVerdict.MACHINE,
+    "unknown": MachineVerdict.UNKNOWN,
+}
+"""Twilio ``AnsweredBy`` values and what they mean here."""
+
+GREETING_ENDED = frozenset({"machine_end_beep", "machine_end_silence", "machine_end_other"})
+"""``AnsweredBy`` values sent once the machine's greeting is over: leave the message now."""
+
+NO_MESSAGE = frozenset({"fax"})
+"""``AnsweredBy`` values where no spoken message can be left."""
+
+MACHINE_PHRASES: tuple[str, ...] = (
+    r"leave (a|your|me a|us a) (brief |short |detailed )?(message|name)",
+    r"not available",
+    r"unavailable",
+    r"(after|at) the (tone|beep|signal)",
+    r"voice ?mail",
+    r"mail ?box",
+    r"press (1|2|3|one|two|three|zero|star|pound)",
+    r"(can ?not|can't|cannot|unable to) (take|come to|answer|get to)",
+    r"you('ve| have) reached",
+    r"record (your|a) message",
+    r"thank you for calling",
+    r"(person|number|subscriber|party) you (are|have) (calling|called|dialed|trying)",
+    r"(try|call) (again )?later",
+    r"get back to you",
+    r"return your call",
+    r"office hours",
+)
+"""What greetings, carrier messages and IVR menus say and people picking up do not."""
+
+
+@dataclass
+class SpeechSpan:
+    """One stretch of the callee's speech (end None: still speaking)."""
+
+    start_s: float
+    end_s: float | None = None
+
+
+@dataclass
+class Evidence:
+    """What has been heard of the callee so far."""
+
+    now_s: float = 0.0
+    speech: list[SpeechSpan] = field(default_factory=list)
+    transcripts: list[str] = field(default_factory=list)
+    beeps: list[Beep] = field(default_factory=list)
+    provider: str | None = None
+    """The provider's verdict (Twilio ``AnsweredBy``), when one came."""
+
+    @property
+    def speaking(self) -> bool:
+        """The callee is speaking now."""
+        return bool(self.speech) and self.speech[-1].end_s is None
+
+    @property
+    def last_speech_end_s(self) -> float | None:
+        """Where the callee last stopped speaking (None: never spoke, or speaking now)."""
+        if not self.speech or self.speech[-1].end_s is None:
+            return None
+        return self.speech[-1].end_s
+
+    def first_greeting(self, join_secs: float) -> SpeechSpan | None:
+        """The callee's first words as one span: spans less than ``join_secs`` apart join.
+
+        ``end_s`` is None while the callee is still speaking them.
+        """
+        if not self.speech:
+            return None
+        start = self.speech[0].start_s
+        end = self.speech[0].end_s
+        for span in self.speech[1:]:
+            if end is None or span.start_s - end >= join_secs:
+                break
+            end = span.end_s
+        return SpeechSpan(start, end)
+
+    def settled(self, span: SpeechSpan, join_secs: float) -> bool:
+        """No more speech can join ``span``: it ended ``join_secs`` or more ago."""
+        return span.end_s is not None and self.now_s - span.end_s >= join_secs
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A strategy's decision: who answered, and which strategy said so."""
+
+    verdict: MachineVerdict
+    source: str
+
+
+class VerdictStrategy(ABC):
+    """Judges the evidence: a verdict when sure, else None (ask again later)."""
+
+    source: str = ""
+
+    @abstractmethod
+    def decide(self, evidence: Evidence) -> Verdict | None:
+        """The verdict the evidence supports, or None."""
+
+    def _verdict(self, verdict: MachineVerdict) -> Verdict:
+        return Verdict(verdict, self.source)
+
+
+class ProviderVerdict(VerdictStrategy):
+    """The telephony provider's own detection (Twilio ``AnsweredBy``), when it gave one.
+
+    ``unknown`` decides nothing: the other strategies go on listening.
+    """
+
+    source = "provider"
+
+    def decide(self, evidence: Evidence) -> Verdict | None:
+        """Human or machine as the provider said."""
+        verdict = PROVIDER_VERDICTS.get(evidence.provider or "")
+        if verdict is None or verdict is MachineVerdict.UNKNOWN:
+            return None
+        return self._verdict(verdict)
+
+
+class BeepVerdict(VerdictStrategy):
+    """A beep is a machine: people do not answer with a pure tone."""
+
+    source = "beep"
+
+    def decide(self, evidence: Evidence) -> Verdict | None:
+        """Machine once a beep was heard."""
+        return self._verdict(MachineVerdict.MACHINE) if evidence.beeps else None
+
+
+class WordsVerdict(VerdictStrategy):
+    """A machine when the transcripts say what greetings say ("leave a message"...).
+
+    Args:
+        phrases: Regular expressions matched against the lower-cased transcripts.
+    """
+
+    source = "words"
+
+    def __init__(self, phrases: Sequence[str] = MACHINE_PHRASES):
+        self._pattern = re.compile("|".join(f"(?:{p})" for p in phrases))
+
+    def decide(self, evidence: Evidence) -> Verdict | None:
+        """Machine when any transcript so far has a machine phrase."""
+        text = " ".join(evidence.transcripts).lower().replace("\u2019", "'")
+        text = re.sub(r"[^\w' ]+", " ", text)
+        if self._pattern.search(" ".join(text.split())):
+            return self._verdict(MachineVerdict.MACHINE)
+        return None
+
+
+class SpeechTimingVerdict(VerdictStrategy):
+    """People say a short "hello?" and wait; machines talk on.
+
+    Args:
+        long_greeting_secs: First words (pauses shorter than ``pause_secs`` included)
+            this long are a machine's greeting, decided as soon as they reach it.
+        pause_secs: Quiet after short first words that makes them a person's.
+    """
+
+    source = "timing"
+
+    def __init__(self, *, long_greeting_secs: float = 2.5, pause_secs: float = 1.0):
+        self.long_greeting_secs = long_greeting_secs
+        self.pause_secs = pause_secs
+
+    def decide(self, evidence: Evidence) -> Verdict | None:
+        """Machine for a long greeting, human for short words then a pause."""
+        greeting = evidence.first_greeting(self.pause_secs)
+        if greeting is None:
+            return None
+        end = greeting.end_s if greeting.end_s is not None else evidence.now_s
+        if end - greeting.start_s >= self.long_greeting_secs:
+            return self._verdict(MachineVerdict.MACHINE)
+        if evidence.settled(greeting, self.pause_secs):
+            return self._verdict(MachineVerdict.HUMAN)
+        return None
+
+
+def default_strategies(
+    *, long_greeting_secs: float = 2.5, pause_secs: float = 1.0
+) -> list[VerdictStrategy]:
+    """The provider's word first, then a beep, the words, and the speech's timing."""
+    return [
+        ProviderVerdict(),
+        BeepVerdict(),
+        WordsVerdict(),
+        SpeechTimingVerdict(long_greeting_secs=long_greeting_secs, pause_secs=pause_secs),
+    ]
