@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from bot.call.runtime import Runtime
 from bot.call.services import make_vad_analyzer
 from processors.answering_machine import AnsweringMachineDetector
-
-if TYPE_CHECKING:
-    from bot.call.pipeline import CallSpec
+from processors.outbound_call import OutboundCall
 
 DEFAULT_NO_SPEECH_SECS = 2.0
+
+
+class OutboundSpec(Protocol):
+    """What the detector needs of a call's spec (:class:`bot.call.pipeline.CallSpec`)."""
+
+    @property
+    def outbound(self) -> OutboundCall | None:
+        """The outbound call (None: inbound)."""
+        ...
 
 
 class _KeepMissing(dict[str, str]):
@@ -31,7 +38,7 @@ def render_line(template: str, variables: Mapping[str, str]) -> str:
 
 
 def make_answering_machine(
-    runtime: Runtime, spec: CallSpec, voicemail_line: str | None = None
+    runtime: Runtime, spec: OutboundSpec, voicemail_line: str | None = None
 ) -> AnsweringMachineDetector | None:
     """The answering-machine detector for an outbound call (None: an inbound call).
 
