@@ -92,6 +92,8 @@ class AnsweringMachineReport:
         opening_at_s: When the opening was pushed (None: never).
         first_words_end_s: Where the callee's first words ended (VAD), if they spoke.
         withdrawn: The opening was withdrawn (a machine after all).
+        openings_held: Times the callee went on talking after the opening went out (it
+            was stopped, and went out again at their next pause).
         beep_at_s: Where the beep ended, if one was heard.
         voicemail_at_s: When the voicemail line was pushed to the TTS.
         voicemail_heard_at_s: When the bot started speaking it (the output transport).
@@ -104,6 +106,7 @@ class AnsweringMachineReport:
     opening_at_s: float | None = None
     first_words_end_s: float | None = None
     withdrawn: bool = False
+    openings_held: int = 0
     beep_at_s: float | None = None
     voicemail_at_s: float | None = None
     voicemail_heard_at_s: float | None = None
@@ -166,6 +169,11 @@ class AnsweringMachineDetector(FrameProcessor):
     def stage(self) -> Stage:
         """Where the detector is in the call."""
         return self._stage
+
+    @property
+    def heard_s(self) -> float:
+        """Seconds of the callee's audio analysed so far."""
+        return self._evidence.now_s
 
     @property
     def pending_transcripts(self) -> int:
@@ -253,6 +261,8 @@ class AnsweringMachineDetector(FrameProcessor):
         evidence = self._evidence
         if state is VADState.SPEAKING:
             evidence.speech.append(SpeechSpan(max(0.0, evidence.now_s - params.start_secs)))
+            if self._stage is Stage.OPENED and self.report.verdict is None:
+                await self._hold_opening()
             if self._stage in (Stage.LISTENING, Stage.OPENED):
                 await self.push_frame(
                     VADUserStartedSpeakingFrame(start_secs=params.start_secs),
@@ -318,9 +328,15 @@ class AnsweringMachineDetector(FrameProcessor):
                 return
         self.report.opening_at_s = round(evidence.now_s, 3)
         if evidence.speech:
-            self.report.first_words_end_s = evidence.speech[0].end_s
+            self.report.first_words_end_s = evidence.speech[-1].end_s
         self._stage = Stage.OPENED
         await self.push_frame(GreetingFrame())
+
+    async def _hold_opening(self) -> None:
+        """The callee went on talking after a pause: stop the opening, say it when they stop."""
+        self.report.openings_held += 1
+        self._stage = Stage.LISTENING
+        await self.broadcast_interruption()
 
     async def _go_through(self) -> None:
         """A person (or nobody): from now on the callee's audio and words reach the call."""
@@ -345,6 +361,9 @@ class AnsweringMachineDetector(FrameProcessor):
             await self._finish(Disposition.MACHINE_NO_MESSAGE)
             return
         last_end = evidence.last_speech_end_s
+        tone_s = self._beeps.last_tonal_s if self._beeps is not None else None
+        if last_end is not None and tone_s is not None:
+            last_end = max(last_end, tone_s)  # a tone sounding (a beep?) is not quiet
         greeting_over = last_end is not None and (
             evidence.now_s - last_end >= self._message_silence_secs
         )

@@ -179,13 +179,14 @@ class SpeechTimingVerdict(VerdictStrategy):
 
     Args:
         long_greeting_secs: First words (pauses shorter than ``pause_secs`` included)
-            this long are a machine's greeting, decided as soon as they reach it.
+            this long are a machine's greeting, decided as soon as they reach it (2.4 s:
+            Twilio's default ``MachineDetectionSpeechThreshold``).
         pause_secs: Quiet after short first words that makes them a person's.
     """
 
     source = "timing"
 
-    def __init__(self, *, long_greeting_secs: float = 2.5, pause_secs: float = 1.0):
+    def __init__(self, *, long_greeting_secs: float = 2.4, pause_secs: float = 1.0):
         self.long_greeting_secs = long_greeting_secs
         self.pause_secs = pause_secs
 
@@ -203,7 +204,7 @@ class SpeechTimingVerdict(VerdictStrategy):
 
 
 def default_strategies(
-    *, long_greeting_secs: float = 2.5, pause_secs: float = 1.0
+    *, long_greeting_secs: float = 2.4, pause_secs: float = 1.0
 ) -> list[VerdictStrategy]:
     """The provider's word first, then a beep, the words, and the speech's timing."""
     return [

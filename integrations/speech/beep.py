@@ -91,7 +91,7 @@ class BeepDetector:
         self._run: list[float] = []  # peak frequencies of the current tonal run
         self._run_start = 0
         self._misses = 0
-        self._last_peak: float | None = None
+        self._last_tonal_hop: int | None = None
 
     @property
     def now_s(self) -> float:
@@ -102,6 +102,13 @@ class BeepDetector:
     def in_tone(self) -> bool:
         """A tone long enough to be a beep is sounding now."""
         return len(self._run) >= self._min_hops and self._misses == 0
+
+    @property
+    def last_tonal_s(self) -> float | None:
+        """Where the last tonal hop (beep or not yet) ended; None: no tone heard yet."""
+        if self._last_tonal_hop is None:
+            return None
+        return (self._last_tonal_hop + 1) * HOP_SECS + WINDOW_SECS / 2
 
     def feed(self, pcm16: bytes) -> list[Beep]:
         """Analyse more audio; the beeps that ended in it, oldest first."""
@@ -143,6 +150,8 @@ class BeepDetector:
         hop = self._hops_done
         self._hops_done += 1
         peak = self.tonal_peak(window)
+        if peak is not None:
+            self._last_tonal_hop = hop
         steady = peak is not None and (
             not self._run or abs(peak - float(np.median(self._run[-3:]))) <= self._drift
         )
