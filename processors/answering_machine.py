@@ -91,7 +91,7 @@ class AnsweringMachineReport:
         decided_after_s: When it decided.
         opening_at_s: When the opening was pushed (None: never).
         first_words_end_s: Where the callee's first words ended (VAD), if they spoke.
-        withdrawn: The opening was withdrawn (a machine after all).
+        withdrawn: The opening had gone out before a machine verdict (it was stopped).
         openings_held: Times the callee went on talking after the opening went out (it
             was stopped, and went out again at their next pause).
         beep_at_s: Where the beep ended, if one was heard.
@@ -131,6 +131,11 @@ class AnsweringMachineDetector(FrameProcessor):
             speech timing).
         answered_by: The provider's verdict at answer (Twilio ``AnsweredBy``), if any.
         no_speech_secs: Nobody spoke this long: the opening goes out (verdict unknown).
+        opening_pause_secs: Quiet after the callee's words before the opening goes out
+            (the VAD's own stop included): a comma's pause inside a "hello, this is
+            Maria" is shorter.
+        transcribe_every_secs: Long speech is sent to the STT in pieces this long, so a
+            greeting's words are read while it goes on.
         message_silence_secs: Quiet after a machine's greeting before the message.
         max_machine_wait_secs: Longest wait for a chance to leave the message.
     """
@@ -143,6 +148,8 @@ class AnsweringMachineDetector(FrameProcessor):
         strategies: Sequence[VerdictStrategy] | None = None,
         answered_by: str | None = None,
         no_speech_secs: float = 2.0,
+        opening_pause_secs: float = 0.35,
+        transcribe_every_secs: float = 1.2,
         message_silence_secs: float = 1.5,
         max_machine_wait_secs: float = 30.0,
         **kwargs: Any,
@@ -152,6 +159,9 @@ class AnsweringMachineDetector(FrameProcessor):
         self._voicemail_line = voicemail_line
         self._strategies = list(strategies) if strategies is not None else default_strategies()
         self._no_speech_secs = no_speech_secs
+        self._opening_pause_secs = opening_pause_secs
+        self._transcribe_every_secs = transcribe_every_secs
+        self._segment_start_s = 0.0
         self._message_silence_secs = message_silence_secs
         self._max_wait_secs = max_machine_wait_secs
         self._evidence = Evidence(provider=answered_by)
@@ -250,6 +260,7 @@ class AnsweringMachineDetector(FrameProcessor):
             if self.report.beep_at_s is None:
                 self.report.beep_at_s = beep.end_s
         await self._vad_step(await self._vad.analyze_audio(frame.audio))
+        await self._maybe_cut_segment()
         await self._judge()
 
     async def _vad_step(self, state: VADState) -> None:
@@ -264,15 +275,31 @@ class AnsweringMachineDetector(FrameProcessor):
             if self._stage is Stage.OPENED and self.report.verdict is None:
                 await self._hold_opening()
             if self._stage in (Stage.LISTENING, Stage.OPENED):
-                await self.push_frame(
-                    VADUserStartedSpeakingFrame(start_secs=params.start_secs),
-                    FrameDirection.UPSTREAM,
-                )
+                await self._open_segment()
         elif evidence.speech and evidence.speech[-1].end_s is None:
             evidence.speech[-1].end_s = max(
                 evidence.speech[-1].start_s, evidence.now_s - params.stop_secs
             )
             await self._close_segment()
+
+    async def _open_segment(self) -> None:
+        """The STT collects the callee's words from here."""
+        self._segment_start_s = self._evidence.now_s
+        await self.push_frame(
+            VADUserStartedSpeakingFrame(start_secs=self._vad.params.start_secs),
+            FrameDirection.UPSTREAM,
+        )
+
+    async def _maybe_cut_segment(self) -> None:
+        """Long unbroken speech: transcribe what was said so far, and go on collecting."""
+        if (
+            self._stage in (Stage.LISTENING, Stage.OPENED)
+            and self._vad_state is VADState.SPEAKING
+            and self._transcribe_every_secs > 0
+            and self._evidence.now_s - self._segment_start_s >= self._transcribe_every_secs
+        ):
+            await self._close_segment()
+            await self._open_segment()
 
     async def _close_segment(self) -> None:
         """The STT transcribes the callee's words so far (the transcript stays here)."""
@@ -318,7 +345,10 @@ class AnsweringMachineDetector(FrameProcessor):
 
     async def _maybe_open(self) -> None:
         evidence = self._evidence
-        first_words_ended = bool(evidence.speech) and not evidence.speaking
+        last_end = evidence.last_speech_end_s
+        first_words_ended = (
+            last_end is not None and evidence.now_s - last_end >= self._opening_pause_secs
+        )
         nobody_spoke = not evidence.speech and evidence.now_s >= self._no_speech_secs
         if not (first_words_ended or nobody_spoke):
             return
@@ -348,8 +378,8 @@ class AnsweringMachineDetector(FrameProcessor):
         """A machine: take back the opening if it went out, and wait for the beep."""
         if self._vad_state is VADState.SPEAKING:
             await self._close_segment()
+        self.report.withdrawn = self.report.opening_at_s is not None
         if self._stage is Stage.OPENED:
-            self.report.withdrawn = True
             logger.info(f"{self}: opening withdrawn (a machine answered)")
             await self.broadcast_interruption()
         self._stage = Stage.WAITING_FOR_BEEP

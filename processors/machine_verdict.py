@@ -179,14 +179,15 @@ class SpeechTimingVerdict(VerdictStrategy):
 
     Args:
         long_greeting_secs: First words (pauses shorter than ``pause_secs`` included)
-            this long are a machine's greeting, decided as soon as they reach it (2.4 s:
-            Twilio's default ``MachineDetectionSpeechThreshold``).
+            this long are a machine's greeting, decided as soon as they reach it (Twilio's
+            ``MachineDetectionSpeechThreshold`` defaults to 2.4 s; slow long hellos, "Hello,
+            this is Doctor Patel's phone", took up to 2.9 s in the bench).
         pause_secs: Quiet after short first words that makes them a person's.
     """
 
     source = "timing"
 
-    def __init__(self, *, long_greeting_secs: float = 2.4, pause_secs: float = 1.0):
+    def __init__(self, *, long_greeting_secs: float = 2.8, pause_secs: float = 1.0):
         self.long_greeting_secs = long_greeting_secs
         self.pause_secs = pause_secs
 
@@ -204,7 +205,7 @@ class SpeechTimingVerdict(VerdictStrategy):
 
 
 def default_strategies(
-    *, long_greeting_secs: float = 2.4, pause_secs: float = 1.0
+    *, long_greeting_secs: float = 2.8, pause_secs: float = 1.0
 ) -> list[VerdictStrategy]:
     """The provider's word first, then a beep, the words, and the speech's timing."""
     return [
