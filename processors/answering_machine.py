@@ -27,10 +27,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+import numpy as np
 from loguru import logger
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADState
 from pipecat.frames.frames import (
@@ -58,12 +58,21 @@ from processors.frames import GreetingFrame, MachineVerdictFrame, OutcomeFrame
 from processors.machine_verdict import (
     GREETING_ENDED,
     NO_MESSAGE,
+    AnsweringMachineReport,
     Evidence,
     SpeechSpan,
     Verdict,
     VerdictStrategy,
     default_strategies,
 )
+
+CUT_DIP = 0.2
+"""A 20 ms frame below this share of the piece's loudest is a dip between words."""
+
+
+def _rms(pcm: bytes) -> float:
+    samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2").astype(np.float32)
+    return float(np.sqrt(np.mean(samples * samples))) if samples.size else 0.0
 
 
 class Stage(Enum):
@@ -79,46 +88,6 @@ class Stage(Enum):
     """A machine: waiting for its beep or the end of its greeting."""
     DONE = "done"
     """The message was left (or could not be): the call is ending."""
-
-
-@dataclass
-class AnsweringMachineReport:
-    """What the detector decided and when (seconds of callee audio since the answer).
-
-    Parameters:
-        verdict: The verdict (None: none yet).
-        source: The strategy that decided.
-        decided_after_s: When it decided.
-        opening_at_s: When the opening was pushed (None: never).
-        first_words_end_s: Where the callee's first words ended (VAD), if they spoke.
-        withdrawn: The opening had gone out before a machine verdict (it was stopped).
-        openings_held: Times the callee went on talking after the opening went out (it
-            was stopped, and went out again at their next pause).
-        beep_at_s: Where the beep ended, if one was heard.
-        voicemail_at_s: When the voicemail line was pushed to the TTS.
-        voicemail_heard_at_s: When the bot started speaking it (the output transport).
-        disposition: The outcome pushed (``voicemail-left``, ``machine-no-message``).
-    """
-
-    verdict: MachineVerdict | None = None
-    source: str = ""
-    decided_after_s: float | None = None
-    opening_at_s: float | None = None
-    first_words_end_s: float | None = None
-    withdrawn: bool = False
-    openings_held: int = 0
-    beep_at_s: float | None = None
-    voicemail_at_s: float | None = None
-    voicemail_heard_at_s: float | None = None
-    disposition: str | None = None
-
-    @property
-    def message_after_beep_s(self) -> float | None:
-        """From the beep's end to the message starting (heard if known, else pushed)."""
-        started = self.voicemail_heard_at_s or self.voicemail_at_s
-        if started is None or self.beep_at_s is None:
-            return None
-        return started - self.beep_at_s
 
 
 class AnsweringMachineDetector(FrameProcessor):
@@ -162,6 +131,7 @@ class AnsweringMachineDetector(FrameProcessor):
         self._opening_pause_secs = opening_pause_secs
         self._transcribe_every_secs = transcribe_every_secs
         self._segment_start_s = 0.0
+        self._segment_peak = 0.0
         self._message_silence_secs = message_silence_secs
         self._max_wait_secs = max_machine_wait_secs
         self._evidence = Evidence(provider=answered_by)
@@ -260,7 +230,7 @@ class AnsweringMachineDetector(FrameProcessor):
             if self.report.beep_at_s is None:
                 self.report.beep_at_s = beep.end_s
         await self._vad_step(await self._vad.analyze_audio(frame.audio))
-        await self._maybe_cut_segment()
+        await self._maybe_cut_segment(frame.audio)
         await self._judge()
 
     async def _vad_step(self, state: VADState) -> None:
@@ -285,19 +255,29 @@ class AnsweringMachineDetector(FrameProcessor):
     async def _open_segment(self) -> None:
         """The STT collects the callee's words from here."""
         self._segment_start_s = self._evidence.now_s
+        self._segment_peak = 0.0
         await self.push_frame(
             VADUserStartedSpeakingFrame(start_secs=self._vad.params.start_secs),
             FrameDirection.UPSTREAM,
         )
 
-    async def _maybe_cut_segment(self) -> None:
-        """Long unbroken speech: transcribe what was said so far, and go on collecting."""
+    async def _maybe_cut_segment(self, pcm: bytes) -> None:
+        """Long unbroken speech: transcribe what was said so far, and go on collecting.
+
+        The cut waits (up to half a second) for a dip between words, so no word is split.
+        """
         if (
-            self._stage in (Stage.LISTENING, Stage.OPENED)
-            and self._vad_state is VADState.SPEAKING
-            and self._transcribe_every_secs > 0
-            and self._evidence.now_s - self._segment_start_s >= self._transcribe_every_secs
+            self._stage not in (Stage.LISTENING, Stage.OPENED)
+            or self._vad_state is not VADState.SPEAKING
+            or self._transcribe_every_secs <= 0
         ):
+            return
+        level = _rms(pcm)
+        self._segment_peak = max(self._segment_peak, level)
+        elapsed = self._evidence.now_s - self._segment_start_s
+        if elapsed < self._transcribe_every_secs:
+            return
+        if level < CUT_DIP * self._segment_peak or elapsed >= self._transcribe_every_secs + 0.5:
             await self._close_segment()
             await self._open_segment()
 

@@ -1,4 +1,4 @@
-"""Who answered an outbound call: what was heard so far, and the strategies that judge it.
+"""Who answered an outbound call: what was heard, the strategies that judge it, the report.
 
 The answering-machine detector (:mod:`processors.answering_machine`) keeps an
 :class:`Evidence` of the callee's first seconds (speech spans from a VAD, the ASR's
@@ -35,24 +35,32 @@ NO_MESSAGE = frozenset({"fax"})
 """``AnsweredBy`` values where no spoken message can be left."""
 
 MACHINE_PHRASES: tuple[str, ...] = (
-    r"leave (a|your|me a|us a) (brief |short |detailed )?(message|name)",
-    r"not available",
+    r"leave (a|your|me a|us a|my)( \w+)? (message|name|number)",
+    r"\bnot avail",
     r"unavailable",
     r"(after|at) the (tone|beep|signal)",
     r"voice ?mail",
+    r"voice message",
     r"mail ?box",
     r"press (1|2|3|one|two|three|zero|star|pound)",
     r"(can ?not|can't|cannot|unable to) (take|come to|answer|get to)",
-    r"you('ve| have) reached",
+    r"you('ve| have)? reach",
+    r"miss(ed)? your call",
+    r"away from (my|the)",
     r"record (your|a) message",
-    r"thank you for calling",
-    r"(person|number|subscriber|party) you (are|have) (calling|called|dialed|trying)",
+    r"your call (has been|is being)",
+    r"forwarded to",
+    r"(person|number|subscriber|party) you (are|have) (calling|called|dialed|dialled|trying)",
     r"(try|call) (again )?later",
     r"get back to you",
     r"return your call",
-    r"office hours",
+    r"listen carefully",
+    r"menu options",
 )
-"""What greetings, carrier messages and IVR menus say and people picking up do not."""
+"""What greetings, carrier messages and IVR menus say and people picking up do not.
+
+Loose where the embedded ASR clips words ("you reach Maria", "not avail-"). Not "thank
+you for calling": a receptionist says it too."""
 
 
 @dataclass
@@ -104,6 +112,46 @@ class Evidence:
     def settled(self, span: SpeechSpan, join_secs: float) -> bool:
         """No more speech can join ``span``: it ended ``join_secs`` or more ago."""
         return span.end_s is not None and self.now_s - span.end_s >= join_secs
+
+
+@dataclass
+class AnsweringMachineReport:
+    """What the detector decided and when (seconds of callee audio since the answer).
+
+    Parameters:
+        verdict: The verdict (None: none yet).
+        source: The strategy that decided.
+        decided_after_s: When it decided.
+        opening_at_s: When the opening was pushed (None: never).
+        first_words_end_s: Where the callee's first words ended (VAD), if they spoke.
+        withdrawn: The opening had gone out before a machine verdict (it was stopped).
+        openings_held: Times the callee went on talking after the opening went out (it
+            was stopped, and went out again at their next pause).
+        beep_at_s: Where the beep ended, if one was heard.
+        voicemail_at_s: When the voicemail line was pushed to the TTS.
+        voicemail_heard_at_s: When the bot started speaking it (the output transport).
+        disposition: The outcome pushed (``voicemail-left``, ``machine-no-message``).
+    """
+
+    verdict: MachineVerdict | None = None
+    source: str = ""
+    decided_after_s: float | None = None
+    opening_at_s: float | None = None
+    first_words_end_s: float | None = None
+    withdrawn: bool = False
+    openings_held: int = 0
+    beep_at_s: float | None = None
+    voicemail_at_s: float | None = None
+    voicemail_heard_at_s: float | None = None
+    disposition: str | None = None
+
+    @property
+    def message_after_beep_s(self) -> float | None:
+        """From the beep's end to the message starting (heard if known, else pushed)."""
+        started = self.voicemail_heard_at_s or self.voicemail_at_s
+        if started is None or self.beep_at_s is None:
+            return None
+        return started - self.beep_at_s
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ from pipecat.workers.runner import WorkerRunner
 
 from integrations.percentile import percentile
 from integrations.speech.base import SpeechRecognizer
-from processors.answering_machine import AnsweringMachineDetector, AnsweringMachineReport, Stage
+from processors.answering_machine import AnsweringMachineDetector, Stage
+from processors.machine_verdict import AnsweringMachineReport
 from simulator.bench.amd_answers import MACHINE, PERSON, Answer, generate
 
 VOICEMAIL_LINE = "Hi, this is Riverside Dental calling about your appointment. Please call us back."

@@ -53,6 +53,8 @@ def test_a_beep_is_a_machine() -> None:
         "at the tone please record your message",
         "Your call has been forwarded to an automatic voice mail system",
         "Thank you for calling Riverside Medical. For appointments press 1",
+        "Hi, you reach Maria",
+        "sorry I missed your call",
         "the mailbox is full",
         "I can’t take your call right now",
     ],
@@ -64,7 +66,14 @@ def test_machine_words(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["Hello?", "Hi, this is Maria.", "Yeah, hello, who's this?", "Speaking.", "yes"]
+    "text",
+    [
+        "Hello?",
+        "Hi, this is Maria.",
+        "Yeah, hello, who's this?",
+        "Speaking.",
+        "Thank you for calling Riverside Dental, this is Maria",
+    ],
 )
 def test_what_people_say_on_picking_up_decides_nothing(text: str) -> None:
     assert WordsVerdict().decide(Evidence(transcripts=[text])) is None
