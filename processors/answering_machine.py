@@ -1,23 +1,21 @@
 """Answering-machine detection, the opening's timing and the voicemail drop (outbound calls).
 
-Goes right after the STT, where it hears the callee's audio and the transcripts, before
-the user aggregator. Until it lets the call through it keeps the callee's audio and
-transcripts to itself: the aggregator hears nothing, so no machine greeting (and no
-"hello?") becomes a request to the NLU. It runs its own VAD meanwhile and tells the STT
-where the callee's words start and stop (VAD frames pushed upstream), so the words are
-still transcribed for :class:`~processors.machine_verdict.WordsVerdict`.
+Goes right after the STT, before the user aggregator. Until the call goes through it keeps
+the callee's audio and transcripts to itself (no machine greeting, no "hello?" becomes a
+request to the NLU), runs its own VAD, and marks the callee's words for the STT (VAD
+frames pushed upstream; long speech in 1.2 s pieces) so they are still transcribed.
 
-- The opening (a :class:`~processors.frames.GreetingFrame`; the dialogue renders the
-  outbound opening) goes out as soon as the callee's first words end (at the VAD's stop,
-  as fast as an inbound reply), or after ``no_speech_secs`` of nobody speaking.
-- The verdict strategies decide (one :class:`~processors.frames.MachineVerdictFrame`).
-  A person (or nobody: verdict ``unknown``): the call goes through, from the opening on.
-- A machine: the opening, if it started, is withdrawn (an interruption); then, at the
-  beep (or when the greeting has ended and ``message_silence_secs`` of quiet followed;
-  Twilio's ``machine_end_*`` verdicts say so at once) the voicemail line is spoken
-  (not interruptible), an ``OutcomeFrame("voicemail-left")`` follows and the call ends
-  once it is spoken. No chance to speak in ``max_machine_wait_secs`` (or a fax):
-  ``OutcomeFrame("machine-no-message")`` and the call ends.
+- The opening (a :class:`~processors.frames.GreetingFrame`) goes out once the callee's
+  first words are followed by ``opening_pause_secs`` of quiet, or after ``no_speech_secs``
+  of nobody speaking; if the callee goes on talking, it is stopped and goes out again at
+  their next pause.
+- The strategies decide (one :class:`~processors.frames.MachineVerdictFrame`). A person
+  (or nobody: ``unknown``): the call goes through, from the opening on.
+- A machine: an opening already out is withdrawn (an interruption); at the beep (or
+  ``message_silence_secs`` after the greeting; at once on Twilio's ``machine_end_*``) the
+  voicemail line is spoken (not interruptible), ``OutcomeFrame("voicemail-left")`` follows
+  and the call ends once it is spoken. No chance within ``max_machine_wait_secs`` (or a
+  fax): ``OutcomeFrame("machine-no-message")`` and the call ends.
 
 Times are seconds of the callee's audio since the answer (the first audio frame).
 """
@@ -27,10 +25,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from enum import Enum
 from typing import Any
 
-import numpy as np
 from loguru import logger
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADState
 from pipecat.frames.frames import (
@@ -54,6 +50,7 @@ from pipecat.processors.frame_processor import (
 from integrations.outbound.dispositions import Disposition, MachineVerdict
 from integrations.speech.beep import BeepDetector
 from integrations.speech.stt import SegmentTranscribedFrame
+from integrations.speech.vad import level_db
 from processors.frames import GreetingFrame, MachineVerdictFrame, OutcomeFrame
 from processors.machine_verdict import (
     GREETING_ENDED,
@@ -61,33 +58,14 @@ from processors.machine_verdict import (
     AnsweringMachineReport,
     Evidence,
     SpeechSpan,
+    Stage,
     Verdict,
     VerdictStrategy,
     default_strategies,
 )
 
-CUT_DIP = 0.2
-"""A 20 ms frame below this share of the piece's loudest is a dip between words."""
-
-
-def _rms(pcm: bytes) -> float:
-    samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2").astype(np.float32)
-    return float(np.sqrt(np.mean(samples * samples))) if samples.size else 0.0
-
-
-class Stage(Enum):
-    """Where the detector is in the call."""
-
-    LISTENING = "listening"
-    """Before the opening: the callee's first words (or silence)."""
-    OPENED = "opened"
-    """The opening is out, the verdict not yet in."""
-    THROUGH = "through"
-    """A person (or nobody): the call goes on as any other."""
-    WAITING_FOR_BEEP = "waiting"
-    """A machine: waiting for its beep or the end of its greeting."""
-    DONE = "done"
-    """The message was left (or could not be): the call is ending."""
+CUT_DIP_DB = 14.0
+"""A 20 ms frame this far below the piece's loudest is a dip between words."""
 
 
 class AnsweringMachineDetector(FrameProcessor):
@@ -131,7 +109,7 @@ class AnsweringMachineDetector(FrameProcessor):
         self._opening_pause_secs = opening_pause_secs
         self._transcribe_every_secs = transcribe_every_secs
         self._segment_start_s = 0.0
-        self._segment_peak = 0.0
+        self._segment_peak = -120.0
         self._message_silence_secs = message_silence_secs
         self._max_wait_secs = max_machine_wait_secs
         self._evidence = Evidence(provider=answered_by)
@@ -255,7 +233,7 @@ class AnsweringMachineDetector(FrameProcessor):
     async def _open_segment(self) -> None:
         """The STT collects the callee's words from here."""
         self._segment_start_s = self._evidence.now_s
-        self._segment_peak = 0.0
+        self._segment_peak = -120.0
         await self.push_frame(
             VADUserStartedSpeakingFrame(start_secs=self._vad.params.start_secs),
             FrameDirection.UPSTREAM,
@@ -272,12 +250,12 @@ class AnsweringMachineDetector(FrameProcessor):
             or self._transcribe_every_secs <= 0
         ):
             return
-        level = _rms(pcm)
+        level = level_db(pcm)
         self._segment_peak = max(self._segment_peak, level)
         elapsed = self._evidence.now_s - self._segment_start_s
         if elapsed < self._transcribe_every_secs:
             return
-        if level < CUT_DIP * self._segment_peak or elapsed >= self._transcribe_every_secs + 0.5:
+        if level < self._segment_peak - CUT_DIP_DB or elapsed >= self._transcribe_every_secs + 0.5:
             await self._close_segment()
             await self._open_segment()
 

@@ -13,6 +13,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 
 from integrations.outbound.dispositions import MachineVerdict
 from integrations.speech.beep import Beep
@@ -112,6 +113,21 @@ class Evidence:
     def settled(self, span: SpeechSpan, join_secs: float) -> bool:
         """No more speech can join ``span``: it ended ``join_secs`` or more ago."""
         return span.end_s is not None and self.now_s - span.end_s >= join_secs
+
+
+class Stage(Enum):
+    """Where the detector is in the call."""
+
+    LISTENING = "listening"
+    """Before the opening: the callee's first words (or silence)."""
+    OPENED = "opened"
+    """The opening is out, the verdict not yet in."""
+    THROUGH = "through"
+    """A person (or nobody): the call goes on as any other."""
+    WAITING_FOR_BEEP = "waiting"
+    """A machine: waiting for its beep or the end of its greeting."""
+    DONE = "done"
+    """The message was left (or could not be): the call is ending."""
 
 
 @dataclass
