@@ -3,7 +3,7 @@
 Goes right after the STT, before the user aggregator. Until the call goes through it keeps
 the callee's audio and transcripts to itself (no machine greeting, no "hello?" becomes a
 request to the NLU), runs its own VAD, and marks the callee's words for the STT (VAD
-frames pushed upstream; long speech in 1.2 s pieces) so they are still transcribed.
+frames pushed upstream; long speech in 1 s pieces) so they are still transcribed.
 
 - The opening (a :class:`~processors.frames.GreetingFrame`) goes out once the callee's
   first words are followed by ``opening_pause_secs`` of quiet, or after ``no_speech_secs``
@@ -96,7 +96,7 @@ class AnsweringMachineDetector(FrameProcessor):
         answered_by: str | None = None,
         no_speech_secs: float = 2.0,
         opening_pause_secs: float = 0.35,
-        transcribe_every_secs: float = 1.2,
+        transcribe_every_secs: float = 1.0,
         message_silence_secs: float = 1.5,
         max_machine_wait_secs: float = 30.0,
         **kwargs: Any,

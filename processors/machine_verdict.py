@@ -251,7 +251,7 @@ class SpeechTimingVerdict(VerdictStrategy):
 
     source = "timing"
 
-    def __init__(self, *, long_greeting_secs: float = 2.8, pause_secs: float = 1.0):
+    def __init__(self, *, long_greeting_secs: float = 3.0, pause_secs: float = 1.0):
         self.long_greeting_secs = long_greeting_secs
         self.pause_secs = pause_secs
 
@@ -269,7 +269,7 @@ class SpeechTimingVerdict(VerdictStrategy):
 
 
 def default_strategies(
-    *, long_greeting_secs: float = 2.8, pause_secs: float = 1.0
+    *, long_greeting_secs: float = 3.0, pause_secs: float = 1.0
 ) -> list[VerdictStrategy]:
     """The provider's word first, then a beep, the words, and the speech's timing."""
     return [

@@ -18,11 +18,24 @@ from pipecat.frames.frames import (
     InterruptionFrame,
     TranscriptionFrame,
     TTSSpeakFrame,
+    UserStartedSpeakingFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
+from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
+from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.tests.utils import SleepFrame, run_test
+from pipecat.turns.user_start import VADUserTurnStartStrategy
+from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
+    SpeechTimeoutUserTurnStopStrategy,
+)
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from bot.call.outbound import make_answering_machine, render_line
 from bot.call.pipeline import CallSpec
@@ -268,3 +281,43 @@ async def test_long_speech_is_sent_to_the_stt_in_pieces() -> None:
     assert marks.count(VADUserStoppedSpeakingFrame) >= 2
     assert marks[::2] == [VADUserStartedSpeakingFrame] * len(marks[::2])  # start, stop, ...
     assert marks[1::2] == [VADUserStoppedSpeakingFrame] * len(marks[1::2])
+
+
+def user_aggregator() -> FrameProcessor:
+    vad = PhoneVADAnalyzer(params=VADParams(start_secs=0.064, stop_secs=0.2))
+    strategies = UserTurnStrategies(
+        start=[VADUserTurnStartStrategy(enable_interruptions=True)],
+        stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.4)],
+    )
+    params = LLMUserAggregatorParams(vad_analyzer=vad, user_turn_strategies=strategies)
+    return LLMContextAggregatorPair(LLMContext(), user_params=params).user()
+
+
+async def test_the_user_aggregator_behind_it_hears_a_person_only_after_the_opening() -> None:
+    amd = detector()
+    reply = synthesize("I would like to confirm the appointment.")
+    answer = silence(0.4) + synthesize("Hello?") + silence(2.0) + reply + silence(1.0)
+    down, _ = await run_pipeline(Pipeline([amd, user_aggregator()]), audio(answer))
+
+    # the hello was the detector's; the reply to the opening is the caller's first turn
+    # (system frames only: the greeting, a data frame, queues behind the audio here)
+    said = [type(f) for f in down if isinstance(f, (MachineVerdictFrame, UserStartedSpeakingFrame))]
+    assert said == [MachineVerdictFrame, UserStartedSpeakingFrame]
+    assert verdict_of(down).verdict == "human" and GreetingFrame in events(down)
+
+
+async def test_the_user_aggregator_behind_it_never_hears_a_machine() -> None:
+    amd = detector()
+    answer = silence(0.4) + synthesize(GREETING, voice="kal") + silence(0.5)
+    answer += tone(1000.0, 0.5) + silence(2.0)
+    down, _ = await run_pipeline(Pipeline([amd, user_aggregator()]), audio(answer))
+
+    assert not [f for f in down if isinstance(f, UserStartedSpeakingFrame)]
+    assert verdict_of(down).verdict == "machine"
+
+
+async def run_pipeline(pipeline: Pipeline, frames: Frames) -> tuple[Frames, Frames]:
+    down, up = await run_test(
+        pipeline, frames_to_send=frames, pipeline_params=PipelineParams(audio_in_sample_rate=8000)
+    )
+    return list(down), list(up)
