@@ -56,12 +56,15 @@ MACHINE_PHRASES: tuple[str, ...] = (
     r"get back to you",
     r"return your call",
     r"listen carefully",
+    r"thank you for calling",
+    r"welcome to",
     r"menu options",
 )
 """What greetings, carrier messages and IVR menus say and people picking up do not.
 
-Loose where the embedded ASR clips words ("you reach Maria", "not avail-"). Not "thank
-you for calling": a receptionist says it too."""
+Loose where the embedded ASR clips words ("you reach Maria", "not avail-"). A receptionist
+also says "thank you for calling ...", but their whole greeting ("..., this is Maria, how
+can I help you?") is longer than the timing strategy lets a person's hello be anyway."""
 
 
 @dataclass
