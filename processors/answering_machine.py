@@ -119,6 +119,7 @@ class AnsweringMachineDetector(FrameProcessor):
         self._sample_rate = 0
         self._vad_state = VADState.QUIET
         self._own_segments = 0  # segments we asked the STT for, transcripts not yet in
+        self._stt_counts_segments = False
         self._machine_at_s = 0.0
         self._last_audio_wall = 0.0
         self._watchdog: asyncio.Task[None] | None = None
@@ -158,6 +159,7 @@ class AnsweringMachineDetector(FrameProcessor):
             else:
                 await self.push_frame(frame, direction)
         elif isinstance(frame, SegmentTranscribedFrame):
+            self._stt_counts_segments = True
             if self._keeps_transcripts():
                 self._own_segments = max(0, self._own_segments - 1)
             else:
@@ -189,7 +191,9 @@ class AnsweringMachineDetector(FrameProcessor):
         self._watchdog = self.create_task(self._no_audio_watchdog())
 
     def _keeps_transcripts(self) -> bool:
-        return self._stage is not Stage.THROUGH or self._own_segments > 0
+        # then: its own segments' transcripts, if the STT says when one is done (not a cloud one)
+        owed = self._own_segments > 0 and self._stt_counts_segments
+        return self._stage is not Stage.THROUGH or owed
 
     def _machine(self) -> bool:
         return self._stage in (Stage.WAITING_FOR_BEEP, Stage.DONE)

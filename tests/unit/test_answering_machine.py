@@ -321,3 +321,12 @@ async def run_pipeline(pipeline: Pipeline, frames: Frames) -> tuple[Frames, Fram
         pipeline, frames_to_send=frames, pipeline_params=PipelineParams(audio_in_sample_rate=8000)
     )
     return list(down), list(up)
+
+
+async def test_a_streaming_stt_s_transcripts_pass_once_the_call_went_through() -> None:
+    # a cloud STT never says when a segment is done: nothing is owed to the detector
+    amd = detector()
+    frames = audio(silence(0.5) + synthesize("Hello?") + silence(2.0))
+    down, _ = await run(amd, [*frames, SleepFrame(0.05), transcript("I'd like to move it")])
+
+    assert [f.text for f in down if isinstance(f, TranscriptionFrame)] == ["I'd like to move it"]
