@@ -252,15 +252,23 @@ def format_report(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--count", type=int, default=210, help="answers (210)")
+    p.add_argument("--seed", type=int, default=17)
+    p.add_argument("--no-asr", action="store_true", help="without the words strategy")
+    p.add_argument("--json", help="also save per-answer results and figures here")
+    p.add_argument("--verbose", action="store_true")
+
+
+def add_parser(kinds: argparse._SubParsersAction) -> None:
+    """Register ``callagent bench amd`` (in process for now)."""
+    p = kinds.add_parser("amd", help="answering-machine detection over generated answers")
+    _arguments(p)
+    p.set_defaults(func=run_bench)
+
+
+def run_bench(args: argparse.Namespace) -> int:
     """Generate the answers, measure in process, print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--count", type=int, default=210, help="answers (210)")
-    parser.add_argument("--seed", type=int, default=17)
-    parser.add_argument("--no-asr", action="store_true", help="without the words strategy")
-    parser.add_argument("--json", help="also save per-answer results and figures here")
-    parser.add_argument("--verbose", action="store_true")
-    args = parser.parse_args(argv)
     from simulator.bench import kit as benchkit
     from simulator.bench.args import quiet_logs
 
@@ -283,6 +291,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             {"bench": "amd", **summary, "results": [asdict(r) for r in results]},
         )
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m simulator.bench.amd``: as ``callagent bench amd``."""
+    parser = argparse.ArgumentParser(description="answering-machine detection bench")
+    _arguments(parser)
+    return run_bench(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
