@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Protocol
+
+from loguru import logger
 
 from bot.call.runtime import Runtime
 from bot.call.services import make_vad_analyzer
+from processors.agent_definition import MissingVariablesError, OutboundConfig
 from processors.answering_machine import AnsweringMachineDetector
 from processors.outbound_call import OutboundCall
 
@@ -20,21 +22,6 @@ class OutboundSpec(Protocol):
     def outbound(self) -> OutboundCall | None:
         """The outbound call (None: inbound)."""
         ...
-
-
-class _KeepMissing(dict[str, str]):
-    """``str.format_map`` values that leave a placeholder with no value as written."""
-
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
-
-
-def render_line(template: str, variables: Mapping[str, str]) -> str:
-    """``template`` with the contact's ``{variables}`` filled in (missing ones left as is)."""
-    try:
-        return template.format_map(_KeepMissing(variables))
-    except (ValueError, IndexError, AttributeError):
-        return template
 
 
 def make_answering_machine(
@@ -52,14 +39,28 @@ def make_answering_machine(
     outbound = spec.outbound
     if outbound is None:
         return None
-    config = getattr(runtime.agent, "outbound", None)
+    config = runtime.agent.outbound
     if voicemail_line is None:
-        template = getattr(config, "voicemail", None) or ""
-        voicemail_line = render_line(str(template), outbound.variables)
-    no_speech = getattr(config, "no_speech_secs", None) or DEFAULT_NO_SPEECH_SECS
+        voicemail_line = _voicemail(config, outbound)
+    no_speech = config.no_speech_secs if config is not None else DEFAULT_NO_SPEECH_SECS
     return AnsweringMachineDetector(
         vad_analyzer=make_vad_analyzer(runtime),
         voicemail_line=voicemail_line,
         answered_by=outbound.answered_by,
         no_speech_secs=float(no_speech),
     )
+
+
+def _voicemail(config: OutboundConfig | None, outbound: OutboundCall) -> str:
+    """The agent's voicemail for this contact ("": none, or a variable it needs is missing).
+
+    The dialler refuses a contact without the variables the script declares, so a missing
+    one here is a CRM field the message uses: no message rather than a broken one.
+    """
+    if config is None:
+        return ""
+    try:
+        return config.render_voicemail(outbound.variables)
+    except MissingVariablesError as e:
+        logger.warning(f"no voicemail message: {e}")  # names the placeholders, not values
+        return ""

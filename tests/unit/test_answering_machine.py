@@ -37,9 +37,10 @@ from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
 )
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
-from bot.call.outbound import make_answering_machine, render_line
+from bot.call.outbound import make_answering_machine
 from bot.call.pipeline import CallSpec
 from integrations.speech.vad import PhoneVADAnalyzer
+from processors.agent_definition import OutboundConfig
 from processors.answering_machine import AnsweringMachineDetector, Stage
 from processors.frames import GreetingFrame, MachineVerdictFrame, OutcomeFrame
 from processors.outbound_call import OutboundCall
@@ -263,14 +264,22 @@ def test_only_outbound_calls_get_a_detector() -> None:
 
 
 def test_the_agents_voicemail_is_rendered_with_the_contacts_variables() -> None:
-    config = SimpleNamespace(voicemail="Hi {first_name}, call {clinic} back.", no_speech_secs=3.0)
+    config = OutboundConfig(
+        purpose="remind",
+        opening="Hi {first_name}.",
+        voicemail="Hi {first_name}, please call us back.",
+        variables=("first_name",),
+        no_speech_secs=3.0,
+    )
     call = OutboundCall(attempt_id="a1", to="+15555550123", variables={"first_name": "Maria"})
 
     amd = make_answering_machine(runtime_with(config), call_spec(call))
 
     assert amd is not None
-    assert amd._voicemail_line == "Hi Maria, call {clinic} back."  # pyright: ignore[reportPrivateUsage]
-    assert render_line("{a} {b", {"a": "x"}) == "{a} {b"  # a broken template is left as is
+    assert amd._voicemail_line == "Hi Maria, please call us back."  # pyright: ignore[reportPrivateUsage]
+    unnamed = OutboundCall(attempt_id="a2", to="+15555550123")
+    amd = make_answering_machine(runtime_with(config), call_spec(unnamed))
+    assert amd is not None and amd._voicemail_line == ""  # pyright: ignore[reportPrivateUsage]
 
 
 async def test_long_speech_is_sent_to_the_stt_in_pieces() -> None:
