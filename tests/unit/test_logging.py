@@ -45,7 +45,7 @@ def records():
 async def test_run_call_puts_the_call_id_on_lines_from_pipecat_tasks(monkeypatch, records):
     pending: list[asyncio.Future] = []
 
-    def build_worker(_transport, spec, _runtime):
+    def build_worker(_transport, spec, _runtime, _observers=()):
         worker = PipelineWorker(Pipeline([LogProbe()]), check_dangling_tasks=False)
         # queued now, handled once the runner starts the worker (inside the call's context)
         frames = asyncio.ensure_future(worker.queue_frames([TextFrame(spec.call_id), EndFrame()]))
