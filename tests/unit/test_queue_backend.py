@@ -86,13 +86,14 @@ def test_serve_runs_the_queue_consumer_in_process_and_stops_it_with_the_server(
     from bot.outbound.wiring import RunnerParts
     from bot.web.app import create_app
     from integrations.nlu.entities import EntityExtractor
-    from simulator.campaign_double import SimpleCampaignStore
+    from integrations.outbound.campaigns import CampaignStore
     from simulator.fake_dialer import FakeDialer
+    from simulator.queue_worker import sim_campaign, sim_rules
     from tests.fakes.classifier import ScriptedClassifier
 
     def parts(_settings: Settings, engine: Engine) -> RunnerParts:
-        store = SimpleCampaignStore(engine)
-        return RunnerParts(store, FakeDialer(store.attempts, tmp_path / "dials.db"))
+        store = CampaignStore(engine)
+        return RunnerParts(store, FakeDialer(store.outbound, tmp_path / "dials.db"))
 
     settings = Settings.load({"CALLAGENT_DATA_DIR": str(data_dir), "CALLAGENT_CRM": "none"})
     runtime = Runtime(settings, agent, None, None, ScriptedClassifier(), EntityExtractor(), None)
@@ -101,18 +102,18 @@ def test_serve_runs_the_queue_consumer_in_process_and_stops_it_with_the_server(
         queue = app.state.campaign_queue
         assert queue is not None and queue.consumer is not None
         engine = queue.runner.attempts.engine
-        store = SimpleCampaignStore(engine)
-        campaign_id = store.create(["+15555550123"], max_concurrent=1)
+        store = CampaignStore(engine)
+        campaign_id = sim_campaign(store, ["+15555550123"], sim_rules(max_concurrent=1))
         queue.runner.kick_campaign(campaign_id)  # dialled by the server's own worker threads
         deadline = time.monotonic() + 15
-        while not store.attempts.attempts(campaign_id=campaign_id):
+        while not store.outbound.attempts(campaign_id=campaign_id):
             assert time.monotonic() < deadline
             time.sleep(0.05)
         threads = [t for _w, t in queue.consumer.consumer.worker_threads]
         assert all(t.is_alive() for t in threads)
     assert not any(t.is_alive() for t in threads)  # stopped with the server
     assert (data_dir / "queue.db").is_file()
-    attempt = store.attempts.attempts(campaign_id=campaign_id)[0]
+    attempt = store.outbound.attempts(campaign_id=campaign_id)[0]
     assert attempt.provider_call_id is not None  # placed through the dialler, on the server loop
 
 
