@@ -6,7 +6,11 @@ from the same settings, server or ``callagent worker``, runs the same tasks):
 - ``dial_contact(contact_id, campaign_id)``: under the campaign's claim lock, checks the
   concurrency cap and the calls-per-second pace, claims the attempt in the database
   (the campaign store re-checks state, window and do-not-call) and places it. At the cap
-  the task ends: the next attempt to end refills the free slot.
+  the task ends: the next attempt to end refills the free slot. A refused claim (window
+  closed, number listed, contact taken) leaves its slot free: it enqueues one refill
+  (``kick_campaign``) unless one is pending for the campaign already. A fill skips
+  contacts whose dial already waits in the queue (a mark in huey's storage, stale after
+  ``stale_dial_s``), so fills racing each other do not pile up duplicate dials.
 - ``attempt_ended(attempt_id, retryable)``: enqueued when a call or dial ends; applies the
   retry rules, schedules the next dial at the contact's ``next_at`` (huey eta), enqueues
   the result webhook and refills the campaign's free slots.
@@ -114,6 +118,9 @@ class CampaignRunner:
         self.clock = clock
         self._webhook_secret = webhook_secret
         self._lock = StaleLock(huey)
+        # "a dial of this contact waits in the queue", "a refill is pending": a fill skips
+        # contacts already queued, so concurrent fills do not pile up duplicate dials
+        self._marks = StaleLock(huey, stale_s=self.timing.stale_dial_s)
         task = huey.task
         self.dial_contact = task(name="dial_contact")(self._dial_contact)
         self.attempt_ended = task(name="attempt_ended")(self._attempt_ended)
@@ -130,28 +137,47 @@ class CampaignRunner:
     # dial_contact
 
     def _dial_contact(self, contact_id: str, campaign_id: str) -> str:
+        outcome, attempt = self._claim(contact_id, campaign_id)
+        if outcome not in ("busy", "paced"):  # no longer waiting in the queue
+            self._marks.release(self._queued_key(contact_id))
+        if outcome == "refused":
+            self._refill_soon(campaign_id)
+        if attempt is None:
+            return outcome
+        return self._place(attempt)
+
+    def _claim(self, contact_id: str, campaign_id: str) -> tuple[str, Attempt | None]:
+        """Under the campaign's claim lock: cap, pace, then the store's claim."""
         campaign = self.store.dialing_campaign(campaign_id)
         if campaign is None or campaign.state != RUNNING:
-            return "not-running"
+            return "not-running", None
         with self._lock.hold(f"claim.{campaign_id}") as held:
             if not held:
                 self.dial_contact.schedule(
                     (contact_id, campaign_id), delay=self.timing.busy_retry_s
                 )
-                return "busy"
+                return "busy", None
             if self.store.active_attempts(campaign_id) >= campaign.max_concurrent:
-                return "at-cap"  # the next attempt to end refills the slot
+                return "at-cap", None  # the next attempt to end refills the slot
             wait = self._pace_wait(campaign)
             if wait > self.timing.inline_pace_s:
                 self.dial_contact.schedule((contact_id, campaign_id), delay=wait)
-                return "paced"
+                return "paced", None
             if wait > 0:
                 time.sleep(wait)
             attempt = self.store.claim_attempt(contact_id, self.clock())
             if attempt is None:
-                return "refused"
+                return "refused", None
             self.huey.put(self._pace_key(campaign_id), time.time())
-        return self._place(attempt)
+        return "claimed", attempt
+
+    def _refill_soon(self, campaign_id: str) -> None:
+        """A refused claim left a slot free: one refill per campaign at a time (no cascade)."""
+        if self._marks.try_acquire(f"refill.{campaign_id}"):
+            self.kick_campaign(campaign_id)
+
+    def _queued_key(self, contact_id: str) -> str:
+        return f"queued.{contact_id}"
 
     def _pace_key(self, campaign_id: str) -> str:
         return f"pace.{campaign_id}"
@@ -205,6 +231,7 @@ class CampaignRunner:
 
     def _fill(self, campaign_id: str) -> int:
         """Enqueue due contacts for the campaign's free slots; returns how many."""
+        self._marks.release(f"refill.{campaign_id}")  # refusals from here on refill again
         campaign = self.store.dialing_campaign(campaign_id)
         if campaign is None or campaign.state != RUNNING:
             return 0
@@ -212,9 +239,10 @@ class CampaignRunner:
         if free <= 0:
             return 0
         due = self.store.due_contacts(self.clock(), free, campaign_id=campaign_id)
-        for contact in due:
+        queued = [c for c in due if self._marks.try_acquire(self._queued_key(c.contact_id))]
+        for contact in queued:
             self.dial_contact(contact.contact_id, campaign_id)
-        return len(due)
+        return len(queued)
 
     def _reconcile(self) -> int:
         now = self.clock()
