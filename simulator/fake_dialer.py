@@ -112,7 +112,7 @@ class FakeCallees:
     ):
         self.attempts = attempts
         self._log = open_log(log_path)
-        self._ended = ended
+        self.ended = ended
         self.answer_s = answer_s
         self.outcomes = dict(outcomes)
         self._random = random.Random(seed)
@@ -153,5 +153,5 @@ class FakeCallees:
                 "update dials set ended_at = ?, disposition = ? where attempt_id = ?",
                 (time.time(), disposition, attempt_id),
             )
-            self._ended(attempt_id)
+            self.ended(attempt_id)
         return len(due)

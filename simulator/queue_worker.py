@@ -1,15 +1,19 @@
 """A campaign queue worker process on the simulated network (the kill -9 test and the bench).
 
 ``python -m simulator.queue_worker --db URL --queue URL --dials PATH`` runs the same
-runner and huey consumer as ``callagent worker``, with the simulator's campaign store
-and dialler (:mod:`simulator.campaign_double`, :mod:`simulator.fake_dialer`).
+runner and huey consumer as ``callagent worker``, with the shipped campaign store
+(:class:`integrations.outbound.campaigns.CampaignStore`) and the simulator's dialler
+(:mod:`simulator.fake_dialer`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from huey import Huey
 from sqlalchemy import Engine
@@ -17,11 +21,52 @@ from sqlalchemy import Engine
 from bot.outbound.consumer import huey_logs_to_stderr, run_worker
 from bot.outbound.loop_bridge import LoopBridge
 from bot.outbound.runner import CampaignRunner, RunnerTiming
+from integrations.outbound.campaigns import CampaignStore
 from integrations.outbound.queue import make_huey
+from integrations.outbound.retries import RetryPolicy
+from integrations.outbound.rules import CampaignRules
 from integrations.outbound.store import OutboundStore
 from integrations.storage.engine import make_engine
-from simulator.campaign_double import SimpleCampaignStore
+from integrations.storage.records import utcnow
 from simulator.fake_dialer import FakeDialer
+
+OPEN_ALL_WEEK = {"mon-sun": ["00:00-24:00"]}
+SIM_AGENT = "appointment_reminders"
+
+
+def sim_rules(retries: Sequence[str] = (), **over: Any) -> CampaignRules:
+    """Campaign rules for the simulated network: open all week, UTC, unpaced unless given.
+
+    ``retries`` are rule texts (``"no-answer=1x1s"``) and the only retries: the shipped
+    defaults (minutes apart) are left out.
+    """
+    values: dict[str, Any] = {
+        "agent": SIM_AGENT,
+        "windows": OPEN_ALL_WEEK,
+        "calls_per_second": 100.0,
+        "retries": RetryPolicy.parse(list(retries), base=RetryPolicy({})),
+        **over,
+    }
+    return CampaignRules(**values)
+
+
+def sim_campaign(
+    store: CampaignStore,
+    phones: Sequence[str],
+    rules: CampaignRules,
+    *,
+    timezones: Sequence[str] = (),
+    now: datetime | None = None,
+) -> str:
+    """A running campaign calling ``phones`` (in ``timezones``, else the rules' zone)."""
+    rows = [
+        {"phone": phone, **({"timezone": timezones[i]} if timezones else {})}
+        for i, phone in enumerate(phones)
+    ]
+    info, problems = store.create_from_rows("sim", rules, rows, now=now)
+    if problems:
+        raise ValueError(f"rows refused: {[(p.line, p.reason) for p in problems]}")
+    return info.id
 
 
 def sim_runner(
@@ -33,17 +78,19 @@ def sim_runner(
     timing: RunnerTiming | None = None,
     refuse: dict[str, tuple[int, bool]] | None = None,
     webhook_secret: str = "",
+    clock: Callable[[], datetime] = utcnow,
 ) -> CampaignRunner:
-    """The runner with the simulator's campaign store and dialler."""
+    """The runner with the shipped campaign store and the simulator's dialler."""
     attempts = OutboundStore(engine)
     return CampaignRunner(
         huey,
-        SimpleCampaignStore(engine),
+        CampaignStore(engine),
         attempts,
         FakeDialer(attempts, dials, refuse),
         loop,
         webhook_secret=webhook_secret,
         timing=timing,
+        clock=clock,
     )
 
 

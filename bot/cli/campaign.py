@@ -52,10 +52,12 @@ FLAGS = {
 def on_campaign_changed(settings: Settings) -> Callable[[str], None]:
     """What the CLI calls with a campaign's id after creating or resuming it.
 
-    The job queue hooks in here so it looks at the campaign at once; without it, nothing.
+    Enqueues ``kick_campaign`` on the settings' job queue: the server or a
+    ``callagent worker`` consuming it starts dialling at once.
     """
-    del settings
-    return lambda _campaign_id: None
+    from bot.outbound.wiring import campaign_kicker
+
+    return campaign_kicker(settings)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -50,7 +50,7 @@ class RunnerContact(Protocol):
     """A contact due for a dial."""
 
     @property
-    def id(self) -> str:
+    def contact_id(self) -> str:
         """The contact id."""
         ...
 
@@ -62,6 +62,21 @@ class RunnerContact(Protocol):
 
 class AttemptResult(Protocol):
     """Where a contact stands after an attempt ended (the campaign's retry rules applied)."""
+
+    @property
+    def attempt_id(self) -> str | None:
+        """The attempt that ended."""
+        ...
+
+    @property
+    def contact_id(self) -> str:
+        """Its contact."""
+        ...
+
+    @property
+    def campaign_id(self) -> str:
+        """Its campaign."""
+        ...
 
     @property
     def state(self) -> str:
@@ -80,8 +95,8 @@ class CampaignRunnerStore(Protocol):
     Times are naive UTC datetimes, as the call records keep them.
     """
 
-    def campaign(self, campaign_id: str) -> RunnerCampaign | None:
-        """The campaign (None: unknown)."""
+    def dialing_campaign(self, campaign_id: str) -> RunnerCampaign | None:
+        """The campaign's state and limits (None: unknown); read before every dial, so cheap."""
         ...
 
     def due_contacts(
@@ -107,10 +122,12 @@ class CampaignRunnerStore(Protocol):
         """Apply the retry rules to an ended attempt (idempotent per attempt)."""
         ...
 
-    def reconcile_stale(self, older_than: datetime, now: datetime) -> int:
-        """Repair what dead workers left (claims never dialled, ended attempts not applied).
+    def reconcile_stale(self, older_than: datetime, now: datetime) -> Sequence[AttemptResult]:
+        """Repair what dead workers left before ``older_than``.
 
-        Returns how many contacts it moved on.
+        Ends claims never dialled (never dialled again) and applies the retry rules to
+        attempts that ended without their end being applied. Returns one result per
+        attempt it applied.
         """
         ...
 

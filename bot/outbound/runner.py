@@ -6,14 +6,19 @@ from the same settings, server or ``callagent worker``, runs the same tasks):
 - ``dial_contact(contact_id, campaign_id)``: under the campaign's claim lock, checks the
   concurrency cap and the calls-per-second pace, claims the attempt in the database
   (the campaign store re-checks state, window and do-not-call) and places it. At the cap
-  the task ends: the next attempt to end refills the free slot.
+  the task ends: the next attempt to end refills the free slot. A refused claim (window
+  closed, number listed, contact taken) leaves its slot free: it enqueues one refill
+  (``kick_campaign``) unless one is pending for the campaign already. A fill skips
+  contacts whose dial already waits in the queue (a mark in huey's storage, stale after
+  ``stale_dial_s``), so fills racing each other do not pile up duplicate dials.
 - ``attempt_ended(attempt_id, retryable)``: enqueued when a call or dial ends; applies the
   retry rules, schedules the next dial at the contact's ``next_at`` (huey eta), enqueues
   the result webhook and refills the campaign's free slots.
 - ``deliver_result(...)``: one signed POST; huey redelivers failures with back-off.
 - ``kick_campaign(campaign_id)``: on create and resume, fills the free slots.
-- ``reconcile()``: every minute and at worker start: repairs what dead workers left and
-  refills every running campaign with due contacts.
+- ``reconcile()``: every minute and at worker start: repairs what dead workers left (ends
+  claims never dialled, applies attempts that ended while their ``attempt_ended`` was
+  lost, with the same follow-up) and refills every running campaign with due contacts.
 
 A task lost with a killed worker loses nothing: the database says what is due, the
 reconcile enqueues it again, and a duplicate task is refused by the claim.
@@ -46,6 +51,8 @@ from integrations.outbound.queue import StaleLock
 from integrations.outbound.result_webhook import DeliveryFailed, deliver, result_payload
 from integrations.outbound.store import Attempt, OutboundStore
 from integrations.storage.records import utcnow
+
+KICK_CAMPAIGN = "kick_campaign"
 
 
 @dataclass(frozen=True)
@@ -111,10 +118,13 @@ class CampaignRunner:
         self.clock = clock
         self._webhook_secret = webhook_secret
         self._lock = StaleLock(huey)
+        # "a dial of this contact waits in the queue", "a refill is pending": a fill skips
+        # contacts already queued, so concurrent fills do not pile up duplicate dials
+        self._marks = StaleLock(huey, stale_s=self.timing.stale_dial_s)
         task = huey.task
         self.dial_contact = task(name="dial_contact")(self._dial_contact)
         self.attempt_ended = task(name="attempt_ended")(self._attempt_ended)
-        self.kick_campaign = task(name="kick_campaign")(self._fill)
+        self.kick_campaign = task(name=KICK_CAMPAIGN)(self._fill)
         self.deliver_result = task(
             name="deliver_result",
             retries=self.timing.webhook_tries - 1,
@@ -127,28 +137,47 @@ class CampaignRunner:
     # dial_contact
 
     def _dial_contact(self, contact_id: str, campaign_id: str) -> str:
-        campaign = self.store.campaign(campaign_id)
+        outcome, attempt = self._claim(contact_id, campaign_id)
+        if outcome not in ("busy", "paced"):  # no longer waiting in the queue
+            self._marks.release(self._queued_key(contact_id))
+        if outcome == "refused":
+            self._refill_soon(campaign_id)
+        if attempt is None:
+            return outcome
+        return self._place(attempt)
+
+    def _claim(self, contact_id: str, campaign_id: str) -> tuple[str, Attempt | None]:
+        """Under the campaign's claim lock: cap, pace, then the store's claim."""
+        campaign = self.store.dialing_campaign(campaign_id)
         if campaign is None or campaign.state != RUNNING:
-            return "not-running"
+            return "not-running", None
         with self._lock.hold(f"claim.{campaign_id}") as held:
             if not held:
                 self.dial_contact.schedule(
                     (contact_id, campaign_id), delay=self.timing.busy_retry_s
                 )
-                return "busy"
+                return "busy", None
             if self.store.active_attempts(campaign_id) >= campaign.max_concurrent:
-                return "at-cap"  # the next attempt to end refills the slot
+                return "at-cap", None  # the next attempt to end refills the slot
             wait = self._pace_wait(campaign)
             if wait > self.timing.inline_pace_s:
                 self.dial_contact.schedule((contact_id, campaign_id), delay=wait)
-                return "paced"
+                return "paced", None
             if wait > 0:
                 time.sleep(wait)
             attempt = self.store.claim_attempt(contact_id, self.clock())
             if attempt is None:
-                return "refused"
+                return "refused", None
             self.huey.put(self._pace_key(campaign_id), time.time())
-        return self._place(attempt)
+        return "claimed", attempt
+
+    def _refill_soon(self, campaign_id: str) -> None:
+        """A refused claim left a slot free: one refill per campaign at a time (no cascade)."""
+        if self._marks.try_acquire(f"refill.{campaign_id}"):
+            self.kick_campaign(campaign_id)
+
+    def _queued_key(self, contact_id: str) -> str:
+        return f"queued.{contact_id}"
 
     def _pace_key(self, campaign_id: str) -> str:
         return f"pace.{campaign_id}"
@@ -184,36 +213,44 @@ class CampaignRunner:
         if attempt.campaign_id is None or attempt.contact_id is None:
             return "not-a-campaign"
         result = self.store.attempt_finished(attempt, self.clock(), retryable)
-        if result.state == PENDING and result.next_at is not None:
-            self.dial_contact.schedule(
-                (attempt.contact_id, attempt.campaign_id), eta=as_eta(result.next_at)
-            )
-        campaign = self.store.campaign(attempt.campaign_id)
-        if campaign is not None and campaign.result_webhook_url:
-            self.deliver_result(
-                attempt.campaign_id, attempt.contact_id, attempt.id, _contact_view(result)
-            )
+        self._follow_up(result)
         self._fill(attempt.campaign_id)
         return result.state
 
+    def _follow_up(self, result: AttemptResult) -> None:
+        """After an attempt's end was applied: its contact's next dial, its result webhook."""
+        if result.state == PENDING and result.next_at is not None:
+            self.dial_contact.schedule(
+                (result.contact_id, result.campaign_id), eta=as_eta(result.next_at)
+            )
+        campaign = self.store.dialing_campaign(result.campaign_id)
+        if campaign is not None and campaign.result_webhook_url and result.attempt_id:
+            self.deliver_result(
+                result.campaign_id, result.contact_id, result.attempt_id, _contact_view(result)
+            )
+
     def _fill(self, campaign_id: str) -> int:
         """Enqueue due contacts for the campaign's free slots; returns how many."""
-        campaign = self.store.campaign(campaign_id)
+        self._marks.release(f"refill.{campaign_id}")  # refusals from here on refill again
+        campaign = self.store.dialing_campaign(campaign_id)
         if campaign is None or campaign.state != RUNNING:
             return 0
         free = campaign.max_concurrent - self.store.active_attempts(campaign_id)
         if free <= 0:
             return 0
         due = self.store.due_contacts(self.clock(), free, campaign_id=campaign_id)
-        for contact in due:
-            self.dial_contact(contact.id, campaign_id)
-        return len(due)
+        queued = [c for c in due if self._marks.try_acquire(self._queued_key(c.contact_id))]
+        for contact in queued:
+            self.dial_contact(contact.contact_id, campaign_id)
+        return len(queued)
 
     def _reconcile(self) -> int:
         now = self.clock()
         moved = self.store.reconcile_stale(now - timedelta(seconds=self.timing.stale_dial_s), now)
+        for result in moved:
+            self._follow_up(result)
         if moved:
-            logger.info(f"campaign reconcile: {moved} contacts moved on after a lost worker")
+            logger.info(f"campaign reconcile: {len(moved)} contacts moved on after a lost worker")
         campaigns = {
             c.campaign_id for c in self.store.due_contacts(now, self.timing.reconcile_batch)
         }
@@ -229,7 +266,7 @@ class CampaignRunner:
         contact: dict[str, Any],
         task: Task | None = None,
     ) -> int | None:
-        campaign = self.store.campaign(campaign_id)
+        campaign = self.store.dialing_campaign(campaign_id)
         attempt = self.attempts.attempt(attempt_id)
         if campaign is None or not campaign.result_webhook_url or attempt is None:
             return None
@@ -263,6 +300,24 @@ class CampaignRunner:
                 f"(HTTP {status}); not redelivered"
             )
         return status
+
+
+def _kick_elsewhere(campaign_id: str) -> int:
+    """Stands for :meth:`CampaignRunner.kick_campaign` where no runner is built (the CLI)."""
+    raise RuntimeError(f"kick_campaign({campaign_id}) runs in a process with a campaign runner")
+
+
+def enqueue_kick(huey: Huey, campaign_id: str) -> None:
+    """Enqueue ``kick_campaign`` from a process that builds no runner (``callagent campaign``).
+
+    The task is registered here under the runner's name (same module and name), so the
+    server or ``callagent worker`` consuming ``huey``'s queue runs the real one.
+    """
+    task = huey.task(name=KICK_CAMPAIGN)(_kick_elsewhere)
+    try:
+        task(campaign_id)
+    finally:
+        task.unregister()
 
 
 def _contact_view(result: AttemptResult) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 Both build the same runner on the same queue (``CALLAGENT_QUEUE_URL``) and database, so a
 task enqueued by one is run by any. The campaign store and the dialler are its parts
-(:class:`RunnerParts`); :data:`default_parts` builds the shipped ones.
+(:class:`RunnerParts`); :data:`default_parts` builds the shipped ones. Processes that run
+no runner (``callagent campaign``) still tell the queue about a campaign
+(:func:`campaign_kicker`).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from sqlalchemy import Engine
 from bot.outbound.consumer import InProcessConsumer
 from bot.outbound.loop_bridge import LoopBridge
 from bot.outbound.ports import CampaignRunnerStore, Dialer
-from bot.outbound.runner import CampaignRunner, RunnerTiming
+from bot.outbound.runner import CampaignRunner, RunnerTiming, enqueue_kick
 from bot.settings import Settings
+from integrations.outbound.campaigns import CampaignStore
 from integrations.outbound.queue import make_huey
 from integrations.outbound.store import OutboundStore
 
@@ -38,13 +41,25 @@ class RunnerParts:
 PartsFactory = Callable[[Settings, Engine], RunnerParts]
 
 
-def default_parts(settings: Settings, engine: Engine) -> RunnerParts:
-    """The shipped campaign store and Twilio/browser dialler.
+def make_dialer(settings: Settings, engine: Engine) -> Dialer:
+    """The dialler campaigns place their attempts with (Twilio ``calls.create``).
 
     Raises:
-        OutboundUnavailable: Not in this build yet (they are wired with issue 17's merge).
+        OutboundUnavailable: No dialler in this build.
     """
-    raise OutboundUnavailable("campaign store and dialler not wired in this build")
+    del settings, engine
+    raise OutboundUnavailable(
+        "the Twilio dialler is not in this build yet: campaigns are stored, not dialled"
+    )
+
+
+def default_parts(settings: Settings, engine: Engine) -> RunnerParts:
+    """The shipped campaign store and the dialler of :func:`make_dialer`.
+
+    Raises:
+        OutboundUnavailable: No dialler in this build.
+    """
+    return RunnerParts(CampaignStore(engine), make_dialer(settings, engine))
 
 
 def timing_from(settings: Settings) -> RunnerTiming:
@@ -80,12 +95,42 @@ def build_runner(
     )
 
 
+def campaign_kicker(settings: Settings) -> Callable[[str], None]:
+    """Tells the settings' queue a campaign was created or resumed (for the CLI).
+
+    The kick is enqueued; the server or a ``callagent worker`` consuming the queue fills
+    the campaign's free slots. When the queue cannot be reached, the campaign still runs:
+    the workers' reconcile finds its due contacts within a minute.
+    """
+
+    def kick(campaign_id: str) -> None:
+        _tell_queue(
+            campaign_id, lambda: enqueue_kick(make_huey(settings.campaign_queue_url), campaign_id)
+        )
+
+    return kick
+
+
+def _tell_queue(campaign_id: str, enqueue: Callable[[], object]) -> None:
+    try:
+        enqueue()
+    except Exception as e:  # the campaign is stored; only the nudge is lost
+        logger.warning(
+            f"campaign {campaign_id}: the job queue could not be told ({type(e).__name__}); "
+            "the workers' reconcile picks it up within a minute"
+        )
+
+
 @dataclass
 class ServerQueue:
     """The server's handle on the campaign queue: enqueue always, consume if in-process."""
 
     runner: CampaignRunner
     consumer: InProcessConsumer | None
+
+    def kick(self, campaign_id: str) -> None:
+        """Fill the campaign's free slots soon (on create and resume)."""
+        _tell_queue(campaign_id, lambda: self.runner.kick_campaign(campaign_id))
 
     async def stop(self) -> None:
         """Stop the in-process consumer (running tasks finish first)."""

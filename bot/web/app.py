@@ -337,12 +337,26 @@ def create_app(
     )
     app.include_router(create_calls_router(lambda: runtime.records, operator))
     app.include_router(create_dashboard_router(lambda: runtime.records, operator))
+
+    def kick_campaign(campaign_id: str) -> None:
+        """A campaign was created or resumed: the queue (started with the app) fills it."""
+        queue = getattr(app.state, "campaign_queue", None)
+        if queue is not None:  # an enqueue writes to the queue's storage: off the loop
+            asyncio.get_running_loop().run_in_executor(None, queue.kick, campaign_id)
+
     app.include_router(
         create_campaigns_router(
-            lambda: runtime.records, operator, lambda key: agent_variables(settings, key)
+            lambda: runtime.records,
+            operator,
+            lambda key: agent_variables(settings, key),
+            on_campaign_changed=kick_campaign,
         )
     )
-    app.include_router(create_campaigns_dashboard_router(lambda: runtime.records, operator))
+    app.include_router(
+        create_campaigns_dashboard_router(
+            lambda: runtime.records, operator, on_campaign_changed=kick_campaign
+        )
+    )
     call_events = runtime.call_events
     if not isinstance(call_events, CallEventBus):  # the operator API reads the bus it serves
         call_events = runtime.call_events = CallEventBus()

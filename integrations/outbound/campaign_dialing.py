@@ -6,13 +6,15 @@ one gets the row: PostgreSQL locks it, SQLite serialises writers), then it check
 do-not-call list and the calling window, and writes the attempt row with the next
 attempt number (unique per contact: a claimer that somehow got that far twice loses on
 the constraint). A dial that would fall outside the window or reach a number on the
-list is never returned, so it is never placed.
+list is never returned, so it is never placed. Before each dial the queue reads the
+campaign's state and limits (:meth:`CampaignDialing.dialing_campaign`, one row).
 
 When an attempt ends (:meth:`CampaignDialing.attempt_finished`) the retry rules decide:
 back to ``pending`` at the later of the retry delay and the next window opening, or
 ``done`` with the final disposition. Attempts claimed but never named by the provider
 (the dialler died) are finished as failed, never redialled under the same number, and the
-contact gets its next attempt (:meth:`CampaignDialing.reconcile_stale`).
+contact gets its next attempt; attempts that ended while their end was never applied (the
+worker applying it died) are applied (:meth:`CampaignDialing.reconcile_stale`).
 
 Phone numbers and variables stay in the rows: log lines carry ids only.
 """
@@ -36,6 +38,7 @@ from integrations.outbound.campaign_types import (
     SKIPPED,
     CampaignNotFound,
     ContactResult,
+    DialingCampaign,
     DueContact,
 )
 from integrations.outbound.dispositions import Disposition
@@ -92,8 +95,31 @@ class CampaignDialing:
             self._rules[campaign_id] = CampaignRules.from_json(row.agent, row.rules)
         return self._rules[campaign_id]
 
-    def due_contacts(self, now: datetime, limit: int = 100) -> list[DueContact]:
-        """Pending contacts of running campaigns due by ``now``, the longest waiting first."""
+    def dialing_campaign(self, campaign_id: str) -> DialingCampaign | None:
+        """The campaign's state and dialling limits (None: no such campaign); one cheap read."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(CAMPAIGNS.c.agent, CAMPAIGNS.c.state, CAMPAIGNS.c.rules).where(
+                    CAMPAIGNS.c.id == campaign_id
+                )
+            ).first()
+        if row is None:
+            return None
+        if campaign_id not in self._rules:
+            self._rules[campaign_id] = CampaignRules.from_json(row.agent, row.rules)
+        rules = self._rules[campaign_id]
+        return DialingCampaign(
+            id=campaign_id,
+            state=row.state,
+            max_concurrent=rules.max_concurrent,
+            calls_per_second=rules.calls_per_second,
+            result_webhook_url=rules.result_webhook_url or None,
+        )
+
+    def due_contacts(
+        self, now: datetime, limit: int = 100, campaign_id: str | None = None
+    ) -> list[DueContact]:
+        """Pending contacts of running campaigns (or of one) due by ``now``, oldest due first."""
         query = (
             select(CONTACTS.c.id, CONTACTS.c.campaign_id, CONTACTS.c.next_at)
             .join(CAMPAIGNS, CAMPAIGNS.c.id == CONTACTS.c.campaign_id)
@@ -105,6 +131,8 @@ class CampaignDialing:
             .order_by(CONTACTS.c.next_at, CONTACTS.c.line, CONTACTS.c.id)
             .limit(limit)
         )
+        if campaign_id is not None:
+            query = query.where(CONTACTS.c.campaign_id == campaign_id)
         with self.engine.connect() as conn:
             return [DueContact(r.id, r.campaign_id, r.next_at) for r in conn.execute(query)]
 
@@ -233,7 +261,7 @@ class CampaignDialing:
         with self.engine.begin() as conn:
             taken = conn.execute(update(CONTACTS).where(where).values(updated_at=now))
             if taken.rowcount != 1:
-                return self._result(conn, attempt.contact_id, changed=False)
+                return self._result(conn, attempt.contact_id, attempt.id, changed=False)
             stored = conn.execute(
                 select(ATTEMPTS.c.disposition, ATTEMPTS.c.state).where(ATTEMPTS.c.id == attempt.id)
             ).one()
@@ -250,7 +278,7 @@ class CampaignDialing:
                 self._complete_if_done(conn, attempt.campaign_id, now)
             if stored.state != ENDED:
                 logger.warning(f"attempt {attempt.id}: contact released before the attempt ended")
-            return self._result(conn, attempt.contact_id)
+            return self._result(conn, attempt.contact_id, attempt.id)
 
     def _after(
         self, contact: Any, disposition: str, retryable: bool, campaign_state: str, now: datetime
@@ -269,16 +297,24 @@ class CampaignDialing:
         return {"state": PENDING, "disposition": disposition, "next_at": naive_utc(opening)}
 
     def reconcile_stale(self, older_than: datetime, now: datetime) -> list[ContactResult]:
-        """Finish campaign attempts claimed before ``older_than`` the provider never named.
+        """Repair what dead workers left before ``older_than``; returns the contacts moved on.
 
-        Each is ended as failed ("dialler lost") and never dialled again under its number;
-        its contact is then treated as after a retryable failure (its next attempt, if the
-        ``failed`` retry rule allows one). Give ``older_than`` well past the time a dial
-        takes: a dial still in flight would otherwise be counted lost and the contact
-        dialled again under the next number.
+        1. Campaign attempts claimed that the provider never named: each is ended as
+           failed ("dialler lost"), never dialled again under its number, and its contact
+           is treated as after a retryable failure (its next attempt, if the ``failed``
+           retry rule allows one).
+        2. Attempts that ended while their contact still waits in ``dialing`` (the task
+           applying the end was lost with its worker): their end is applied now. Whether
+           the provider called the error retryable was lost too: an error with a provider
+           code counts as final (an invalid number is never retried), one without (the
+           call failed, or the dialler was lost) as retryable.
+
+        Give ``older_than`` well past the time a dial takes: a dial still in flight would
+        otherwise be counted lost and the contact dialled again under the next number.
         """
+        older_than = naive_utc(older_than)
         results: list[ContactResult] = []
-        for stale in self.outbound.stale_dials(naive_utc(older_than)):
+        for stale in self.outbound.stale_dials(older_than):
             if stale.contact_id is None:
                 continue  # single calls are the dialler's
             ended = self.outbound.finish(stale.id, Disposition.FAILED, error=DIALLER_LOST)
@@ -286,7 +322,27 @@ class CampaignDialing:
                 continue  # finished meanwhile by its own dialler
             logger.warning(f"attempt {stale.id}: dialler lost before the provider named it")
             results.append(self.attempt_finished(ended, now, retryable=True))
+        for ended in self._ended_not_applied(older_than):
+            result = self.attempt_finished(ended, now, retryable=ended.error_code is None)
+            if result.changed:
+                logger.warning(f"attempt {ended.id}: its end applied late (its worker was lost)")
+                results.append(result)
         return results
+
+    def _ended_not_applied(self, older_than: datetime) -> list[Attempt]:
+        """Attempts ended before ``older_than`` whose contact still waits on them."""
+        query = (
+            select(ATTEMPTS.c.id)
+            .join(CONTACTS, CONTACTS.c.last_attempt_id == ATTEMPTS.c.id)
+            .where(
+                CONTACTS.c.state == DIALING,
+                ATTEMPTS.c.state == ENDED,
+                ATTEMPTS.c.ended_at < older_than,
+            )
+        )
+        with self.engine.connect() as conn:
+            ids = [row.id for row in conn.execute(query)]
+        return [a for a in map(self.outbound.attempt, ids) if a is not None]
 
     def _complete_if_done(self, conn: Connection, campaign_id: str, now: datetime) -> None:
         """A running campaign with no contact left pending or dialling is completed."""
@@ -299,7 +355,9 @@ class CampaignDialing:
             .values(state=COMPLETED, updated_at=now)
         )
 
-    def _result(self, conn: Connection, contact_id: str, *, changed: bool = True) -> ContactResult:
+    def _result(
+        self, conn: Connection, contact_id: str, attempt_id: str, *, changed: bool = True
+    ) -> ContactResult:
         row = conn.execute(select(CONTACTS).where(CONTACTS.c.id == contact_id)).first()
         if row is None:
             raise CampaignNotFound(f"no campaign contact {contact_id}")
@@ -312,4 +370,5 @@ class CampaignDialing:
             next_at=row.next_at,
             final=row.state != PENDING and row.state != DIALING,
             changed=changed,
+            attempt_id=attempt_id,
         )

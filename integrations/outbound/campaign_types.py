@@ -137,6 +137,21 @@ class Contact:
 
 
 @dataclass(frozen=True)
+class DialingCampaign:
+    """What the job queue reads of a campaign before each dial (no progress counts).
+
+    Parameters:
+        result_webhook_url: Where each attempt's result is POSTed; None for nowhere.
+    """
+
+    id: str
+    state: str
+    max_concurrent: int
+    calls_per_second: float
+    result_webhook_url: str | None
+
+
+@dataclass(frozen=True)
 class DueContact:
     """A contact whose next attempt is due (for the queue)."""
 
@@ -153,6 +168,7 @@ class ContactResult:
         final: No further attempt will be made (``disposition`` is the contact's result).
         next_at: When it is due again (``state`` ``pending``), else None.
         changed: False when this attempt's end had already been applied (nothing done).
+        attempt_id: The attempt whose end this is.
     """
 
     contact_id: str
@@ -163,3 +179,4 @@ class ContactResult:
     next_at: datetime | None
     final: bool
     changed: bool = True
+    attempt_id: str | None = None

@@ -1,11 +1,15 @@
 """``callagent bench campaign``: a campaign of N contacts through the real job queue.
 
 Worker processes (``python -m simulator.queue_worker``: the runner and huey's consumer as
-``callagent worker`` runs them) dial on the simulator's network, whose callees answer after
-a random short delay with a random outcome; no-answer, busy and voicemail are retried
-after short delays. Prints wall time, dials per second, the most calls in flight at once
-against the cap, dials placed twice (must be 0), dials outside the calling window (must be
-0) and the outcomes. ``--backend redis --processes 2`` runs two workers on a local Redis.
+``callagent worker`` runs them, on the shipped campaign store) dial on the simulator's
+network, whose callees answer after a random short delay with a random outcome; no-answer,
+busy and voicemail are retried after short delays. The calling window is 08:00-20:00 every
+day in the callee's time: most contacts live in a zone where it is early afternoon now,
+``--closed-share`` of them in one where it is the middle of the night, so they must wait
+(they are never dialled during the bench). Prints wall time, dials per second, the most
+calls in flight at once against the cap, dials placed twice (must be 0), dials outside
+the callee's calling window (must be 0) and the outcomes. ``--backend redis
+--processes 2`` runs two workers on a local Redis.
 """
 
 from __future__ import annotations
@@ -21,23 +25,27 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bot.outbound.loop_bridge import LoopBridge
+from integrations.outbound.campaign_types import DIALING, PENDING
+from integrations.outbound.campaigns import CampaignStore
 from integrations.outbound.queue import make_huey
 from integrations.outbound.store import Attempt
 from integrations.storage import migrate
 from integrations.storage.engine import make_engine, sqlite_url
-from simulator.campaign_double import SimpleCampaignStore
 from simulator.fake_dialer import FakeCallees
-from simulator.queue_worker import sim_runner
+from simulator.queue_worker import sim_campaign, sim_rules, sim_runner
 from simulator.redis_server import local_redis
 
 ROOT = Path(__file__).resolve().parents[2]
-RETRIES = {"no-answer": (2, 2.0), "busy": (3, 1.0), "voicemail-left": (1, 4.0)}
+RETRIES = ("no-answer=2x2s", "busy=3x1s", "voicemail-left=1x4s", "failed=2x1s")
 """The reference retry rules (twice after 30 min, ...) scaled down to seconds."""
+WINDOWS = {"mon-sun": ["08:00-20:00"]}
+OPEN_HOUR, CLOSED_HOUR = 13, 1
+"""Local hours (now) of the contacts' two zones: inside the window, and outside it."""
 
 
 def add_parser(kinds: argparse._SubParsersAction) -> None:
@@ -51,6 +59,9 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
     p.add_argument("--max-concurrent", type=int, default=20)
     p.add_argument("--cps", type=float, default=10.0, help="calls per second, at most")
     p.add_argument("--answer", type=float, nargs=2, default=(0.5, 3.0), metavar=("MIN", "MAX"))
+    p.add_argument(
+        "--closed-share", type=float, default=0.1, help="contacts whose window is closed now"
+    )
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument("--json", type=Path, help="also save the results as JSON here")
     p.set_defaults(func=run)
@@ -79,24 +90,34 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def zone_at(local_hour: int, now: datetime) -> str:
+    """A fixed-offset zone whose local hour is ``local_hour`` at ``now`` (aware UTC)."""
+    offset = (local_hour - now.hour + 12) % 24 - 12  # -12..+11
+    if offset == 0:
+        return "UTC"
+    return f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"  # POSIX signs are reversed
+
+
 def _bench(args: argparse.Namespace, tmp: Path, url: str) -> dict[str, Any]:
     db = sqlite_url(tmp / "calls.db")
     engine = make_engine(db)
     migrate.upgrade(engine)
-    store = SimpleCampaignStore(engine)
+    store = CampaignStore(engine)
     dial_log = tmp / "dials.db"
     loop = LoopBridge.own()
     server_side = sim_runner(make_huey(url), engine, dial_log, loop)
     callees = FakeCallees(
-        store.attempts, dial_log, server_side.attempt_ended, answer_s=tuple(args.answer)
+        store.outbound, dial_log, server_side.attempt_ended, answer_s=tuple(args.answer)
     )
-    window = (0, 24)
-    campaign_id = store.create(
-        [f"+1555{2000000 + i:07d}" for i in range(args.contacts)],
-        max_concurrent=args.max_concurrent,
-        calls_per_second=args.cps,
-        retries=RETRIES,
-        window_hours=window,
+    now = datetime.now(UTC)
+    closed = round(args.contacts * args.closed_share)
+    zones = [zone_at(CLOSED_HOUR, now)] * closed
+    zones += [zone_at(OPEN_HOUR, now)] * (args.contacts - closed)
+    rules = sim_rules(
+        RETRIES, windows=WINDOWS, max_concurrent=args.max_concurrent, calls_per_second=args.cps
+    )
+    campaign_id = sim_campaign(
+        store, [f"+1555{2000000 + i:07d}" for i in range(args.contacts)], rules, timezones=zones
     )
     command = [sys.executable, "-m", "simulator.queue_worker", "--db", db, "--queue", url]
     command += ["--dials", str(dial_log), "--workers", str(args.threads)]
@@ -110,7 +131,7 @@ def _bench(args: argparse.Namespace, tmp: Path, url: str) -> dict[str, Any]:
     try:
         server_side.kick_campaign(campaign_id)
         deadline = started + args.timeout
-        while any(c["state"] != "done" for c in store.contacts(campaign_id)):
+        while not _settled(store, campaign_id, now):
             if time.monotonic() > deadline:
                 break
             time.sleep(0.1)
@@ -122,11 +143,14 @@ def _bench(args: argparse.Namespace, tmp: Path, url: str) -> dict[str, Any]:
             worker.wait(timeout=30)
         callees.stop()
         loop.close()
-    attempts = store.attempts.attempts(campaign_id=campaign_id, limit=100_000)
+    attempts = store.outbound.attempts(campaign_id=campaign_id, limit=100_000)
     with sqlite3.connect(dial_log) as conn:
         placed = conn.execute("select contact_id, number, dialed_at from dials").fetchall()
-    contacts = store.contacts(campaign_id)
+    contacts = list(store.iter_contacts(campaign_id))
     engine.dispose()
+    zone_of = {c.id: c.timezone for c in contacts}
+    windows = rules.calling_windows
+    waiting = [c for c in contacts if c.state == PENDING and _held(c.next_at, now)]
     return {
         "backend": args.backend,
         "processes": args.processes,
@@ -140,12 +164,30 @@ def _bench(args: argparse.Namespace, tmp: Path, url: str) -> dict[str, Any]:
         "most_in_flight": most_in_flight(attempts),
         "duplicates": sum(n - 1 for n in Counter((c, n) for c, n, _t in placed).values()),
         "outside_window": sum(
-            not window[0] <= datetime.fromtimestamp(t, UTC).hour < window[1] for *_k, t in placed
+            not windows.is_open(datetime.fromtimestamp(t, UTC), zone_of[c]) for c, _n, t in placed
         ),
-        "unfinished": sum(c["state"] != "done" for c in contacts),
-        "final_outcomes": dict(Counter(c["disposition"] for c in contacts).most_common()),
+        "window_closed_contacts": closed,
+        "waiting_for_window": len(waiting),
+        "waiting_dialled": sum(c.attempts > 0 for c in waiting),
+        "unfinished": sum(c.state in (PENDING, DIALING) for c in contacts) - len(waiting),
+        "final_outcomes": dict(
+            Counter(c.disposition for c in contacts if c not in waiting).most_common()
+        ),
         "attempt_outcomes": dict(Counter(a.disposition for a in attempts).most_common()),
     }
+
+
+def _held(next_at: datetime | None, now: datetime) -> bool:
+    """Due well after the bench's start: held for a calling window, not a retry."""
+    return next_at is not None and next_at.replace(tzinfo=UTC) > now + timedelta(hours=1)
+
+
+def _settled(store: CampaignStore, campaign_id: str, now: datetime) -> bool:
+    """Every contact final, or waiting for its window to open."""
+    return all(
+        c.state not in (PENDING, DIALING) or (c.state == PENDING and _held(c.next_at, now))
+        for c in store.iter_contacts(campaign_id)
+    )
 
 
 def most_in_flight(attempts: list[Attempt]) -> int:
@@ -168,10 +210,14 @@ def _print(r: dict[str, Any]) -> None:
         f"cap {r['max_concurrent']}, {r['cps_limit']} calls/s"
     )
     print(f"  wall time            {r['wall_s']} s ({r['unfinished']} contacts unfinished)")
+    print(
+        f"  window closed        {r['window_closed_contacts']} contacts, "
+        f"{r['waiting_for_window']} waiting for it, {r['waiting_dialled']} dialled"
+    )
     print(f"  dials                {r['dials']} ({r['dials_per_s']} per second)")
     print(f"  most in flight       {r['most_in_flight']} (cap {r['max_concurrent']})")
     print(f"  dialled twice        {r['duplicates']}")
-    print(f"  outside the window   {r['outside_window']}")
+    print(f"  outside the window   {r['outside_window']} (in the callee's time zone)")
     print("  final outcome        contacts")
     for outcome, n in r["final_outcomes"].items():
         print(f"    {outcome:<18} {n}")

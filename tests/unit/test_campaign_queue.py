@@ -1,8 +1,9 @@
 """The campaign runner on the real job queue: huey on SQLite (and Redis), a real consumer.
 
-The campaign store is the simulator's stand-in over the real call-record tables and the
-network is the simulator's fake (calls end after a short random delay); the queue, its
-consumer threads, the scheduler (retries at their eta) and the claims are the real ones.
+The campaign store is the shipped one (its rules: calling windows, retries, the
+do-not-call list) and the network is the simulator's fake (calls end after a short random
+delay); the queue, its consumer threads, the scheduler (retries at their eta) and the
+claims are the real ones. Tests about time freeze or shift the runner's clock.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -22,28 +23,47 @@ import pytest
 from bot.outbound.consumer import InProcessConsumer
 from bot.outbound.loop_bridge import LoopBridge
 from bot.outbound.runner import CampaignRunner, RunnerTiming
+from integrations.outbound.campaigns import CampaignStore
 from integrations.outbound.queue import make_huey
 from integrations.outbound.store import Attempt, OutboundStore
 from integrations.screen_pop import verify_signature
 from integrations.storage import migrate
 from integrations.storage.engine import make_engine, sqlite_url
+from integrations.storage.records import utcnow
 from simulator.bench.campaign import most_in_flight
-from simulator.campaign_double import SimpleCampaignStore
 from simulator.fake_dialer import FakeCallees
-from simulator.queue_worker import sim_runner
+from simulator.queue_worker import sim_campaign, sim_rules, sim_runner
 from tests.support.queue import queue_url
 
 SECRET = "result-webhook-secret-for-tests"
+
+
+class Clock:
+    """The runner's clock: real time, shifted by ``shift``, or ``frozen`` at one moment."""
+
+    def __init__(self) -> None:
+        self.shift = timedelta(0)
+        self.frozen: datetime | None = None
+
+    def __call__(self) -> datetime:
+        return self.frozen if self.frozen is not None else utcnow() + self.shift
 
 
 @dataclass
 class Campaigns:
     """A running queue with its store, network and helpers."""
 
-    store: SimpleCampaignStore
+    store: CampaignStore
     attempts: OutboundStore
     runner: CampaignRunner
     callees: FakeCallees
+    clock: Clock
+
+    def create(
+        self, phones: list[str], *retries: str, now: datetime | None = None, **rules: Any
+    ) -> str:
+        """A running campaign (open all week, unpaced, only the ``retries`` given)."""
+        return sim_campaign(self.store, phones, sim_rules(retries, **rules), now=now)
 
     def wait(self, done: Callable[[], bool], timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -52,7 +72,7 @@ class Campaigns:
             time.sleep(0.05)
 
     def settled(self, campaign_id: str) -> bool:
-        return all(c["state"] == "done" for c in self.store.contacts(campaign_id))
+        return all(c.state == "done" for c in self.store.contacts(campaign_id))
 
     def all_attempts(self, campaign_id: str) -> list[Attempt]:
         return sorted(
@@ -67,6 +87,7 @@ def campaigns(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Campai
         engine = make_engine(sqlite_url(tmp_path / "calls.db"))
         migrate.upgrade(engine)
         loop = LoopBridge.own()
+        clock = Clock()
         runner = sim_runner(
             make_huey(url),
             engine,
@@ -75,10 +96,11 @@ def campaigns(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Campai
             timing=RunnerTiming(webhook_tries=3, webhook_retry_s=1),
             refuse={"0199": (21217, False), "0198": (31005, True)},
             webhook_secret=SECRET,
+            clock=clock,
         )
-        store = SimpleCampaignStore(engine)
+        store = CampaignStore(engine)
         callees = FakeCallees(
-            store.attempts,
+            store.outbound,
             tmp_path / "dials.db",
             lambda attempt_id: runner.attempt_ended(attempt_id),
             answer_s=(0.2, 0.4),
@@ -86,7 +108,7 @@ def campaigns(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Campai
         consumer = InProcessConsumer(runner, workers=4)
         consumer.start()
         try:
-            yield Campaigns(store, store.attempts, runner, callees)
+            yield Campaigns(store, store.outbound, runner, callees, clock)
         finally:
             consumer.stop(timeout_s=10)
             callees.stop()
@@ -100,9 +122,7 @@ def phones(n: int, start: int = 100) -> list[str]:
 
 def test_no_answer_is_retried_at_its_eta_then_done(campaigns: Campaigns) -> None:
     campaigns.callees.outcomes = {"no-answer": 1.0}
-    campaign_id = campaigns.store.create(
-        phones(3), max_concurrent=5, retries={"no-answer": (1, 1.0)}
-    )
+    campaign_id = campaigns.create(phones(3), "no-answer=1x1s", max_concurrent=5)
     campaigns.runner.kick_campaign(campaign_id)
     campaigns.wait(lambda: campaigns.settled(campaign_id))
 
@@ -118,7 +138,7 @@ def test_no_answer_is_retried_at_its_eta_then_done(campaigns: Campaigns) -> None
 
 
 def test_never_more_calls_in_flight_than_the_cap(campaigns: Campaigns) -> None:
-    campaign_id = campaigns.store.create(phones(12), max_concurrent=3)
+    campaign_id = campaigns.create(phones(12), max_concurrent=3)
     campaigns.runner.kick_campaign(campaign_id)
     campaigns.wait(lambda: campaigns.settled(campaign_id))
 
@@ -128,7 +148,7 @@ def test_never_more_calls_in_flight_than_the_cap(campaigns: Campaigns) -> None:
 
 
 def test_calls_per_second_spaces_the_dials(campaigns: Campaigns) -> None:
-    campaign_id = campaigns.store.create(phones(5), max_concurrent=10, calls_per_second=4)
+    campaign_id = campaigns.create(phones(5), max_concurrent=10, calls_per_second=4)
     campaigns.runner.kick_campaign(campaign_id)
     campaigns.wait(lambda: campaigns.settled(campaign_id))
 
@@ -139,15 +159,18 @@ def test_calls_per_second_spaces_the_dials(campaigns: Campaigns) -> None:
 
 
 def test_a_paused_campaign_is_not_dialled_until_resumed(campaigns: Campaigns) -> None:
-    campaign_id = campaigns.store.create(phones(4), max_concurrent=4, state="paused")
+    later = utcnow() + timedelta(hours=1)  # not due before it is paused
+    campaign_id = campaigns.create(phones(4), max_concurrent=4, now=later)
+    campaigns.store.pause(campaign_id)
+    campaigns.clock.shift = timedelta(hours=1)  # now due
     campaigns.runner.kick_campaign(campaign_id)
     campaigns.runner.reconcile()
     for contact in campaigns.store.contacts(campaign_id):  # even a dial enqueued directly
-        campaigns.runner.dial_contact(contact["id"], campaign_id)
+        campaigns.runner.dial_contact(contact.id, campaign_id)
     time.sleep(1.5)
     assert campaigns.attempts.attempts(campaign_id=campaign_id) == []
 
-    campaigns.store.set_state(campaign_id, "running")
+    campaigns.store.resume(campaign_id)
     campaigns.runner.kick_campaign(campaign_id)
     campaigns.wait(lambda: campaigns.settled(campaign_id))
     assert len(campaigns.attempts.attempts(campaign_id=campaign_id)) == 4
@@ -157,10 +180,8 @@ def test_dial_errors_are_recorded_with_their_code_and_only_retryable_ones_retrie
     campaigns: Campaigns,
 ) -> None:
     campaigns.callees.outcomes = {"confirmed": 1.0}
-    campaign_id = campaigns.store.create(
-        ["+15555550199", "+15555550198", "+15555550100"],
-        max_concurrent=3,
-        retries={"failed": (1, 0.5)},
+    campaign_id = campaigns.create(
+        ["+15555550199", "+15555550198", "+15555550100"], "failed=1x1s", max_concurrent=3
     )
     campaigns.runner.kick_campaign(campaign_id)
     campaigns.wait(lambda: campaigns.settled(campaign_id))
@@ -176,6 +197,72 @@ def test_dial_errors_are_recorded_with_their_code_and_only_retryable_ones_retrie
     assert [(a.disposition, a.error_code) for a in invalid] == [("failed", 21217)]
     assert [(a.number, a.error_code) for a in unreachable] == [(1, 31005), (2, 31005)]
     assert [a.disposition for a in fine] == ["confirmed"]
+
+
+def test_a_contact_outside_its_window_is_dialled_only_once_it_opens(campaigns: Campaigns) -> None:
+    campaigns.callees.outcomes = {"confirmed": 1.0}
+    wed_8am = datetime(2026, 1, 14, 8, 0)  # UTC; New York is at 03:00, Paris at 09:00
+    opens = datetime(2026, 1, 14, 14, 0)  # 09:00 in New York
+    campaigns.clock.frozen = wed_8am
+    campaign_id = sim_campaign(
+        campaigns.store,
+        ["+12125550101", "+33612345678"],
+        sim_rules(windows={"mon-fri": ["09:00-17:00"]}),
+        timezones=["America/New_York", "Europe/Paris"],
+        now=wed_8am,
+    )
+    campaigns.runner.kick_campaign(campaign_id)
+    new_york, paris = campaigns.store.contacts(campaign_id)
+    campaigns.wait(lambda: campaigns.store.contacts(campaign_id)[1].state == "done")
+    campaigns.wait(lambda: campaigns.store.contacts(campaign_id)[0].next_at == opens)
+
+    campaigns.clock.frozen = opens - timedelta(seconds=1)  # a second before it opens
+    campaigns.runner.kick_campaign(campaign_id)
+    campaigns.runner.reconcile()
+    campaigns.runner.dial_contact(new_york.id, campaign_id)  # even a dial enqueued directly
+    time.sleep(1.5)
+    assert [a.contact_id for a in campaigns.all_attempts(campaign_id)] == [paris.id]
+
+    campaigns.clock.frozen = opens
+    campaigns.runner.reconcile()  # as every minute
+    campaigns.wait(lambda: campaigns.settled(campaign_id))
+    dialled = {a.contact_id: a.created_at for a in campaigns.all_attempts(campaign_id)}
+    assert dialled == {paris.id: wed_8am, new_york.id: opens}
+
+
+def test_a_number_put_on_the_do_not_call_list_after_creation_is_never_dialled(
+    campaigns: Campaigns,
+) -> None:
+    later = utcnow() + timedelta(hours=1)  # not due before the number is listed
+    campaign_id = campaigns.create(phones(3), max_concurrent=1, now=later)
+    campaigns.attempts.dnc_add(phones(3)[0], "api")
+    campaigns.clock.shift = timedelta(hours=1)
+    campaigns.runner.kick_campaign(campaign_id)  # fills its one slot with the listed number
+    # the refused claim refills the slot at once (not at the next minute's reconcile)
+    campaigns.wait(lambda: campaigns.settled(campaign_id), timeout=10)
+
+    listed = campaigns.store.contacts(campaign_id)[0]
+    assert (listed.disposition, listed.attempts) == ("do-not-call", 0)
+    dialled = {a.to for a in campaigns.all_attempts(campaign_id)}
+    assert dialled == {phones(3)[1], phones(3)[2]}
+    assert campaigns.store.campaign(campaign_id).state == "completed"
+
+
+def test_an_end_whose_task_was_lost_is_applied_by_the_reconcile(campaigns: Campaigns) -> None:
+    campaigns.callees.outcomes = {"confirmed": 1.0}
+    lost: list[str] = []
+    campaigns.callees.ended = lost.append  # each attempt_ended dies with its worker
+    campaign_id = campaigns.create(phones(3), max_concurrent=3)
+    campaigns.runner.kick_campaign(campaign_id)
+    campaigns.wait(lambda: len(lost) == 3)
+    assert {c.state for c in campaigns.store.contacts(campaign_id)} == {"dialing"}
+
+    campaigns.clock.shift = timedelta(minutes=5)  # past the stale limit
+    campaigns.runner.reconcile()
+    campaigns.wait(lambda: campaigns.settled(campaign_id))
+    contacts = campaigns.store.contacts(campaign_id)
+    assert {c.disposition for c in contacts} == {"confirmed"}
+    assert len(campaigns.all_attempts(campaign_id)) == 3  # applied, not redialled
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -213,7 +300,7 @@ def test_result_webhooks_are_signed_and_redelivered_after_a_failure(
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/results"
-        campaign_id = campaigns.store.create(phones(2), result_webhook_url=url)
+        campaign_id = campaigns.create(phones(2), result_webhook_url=url)
         campaigns.runner.kick_campaign(campaign_id)
         campaigns.wait(lambda: len(Receiver.seen) >= 4)
     finally:

@@ -14,6 +14,7 @@ from integrations.outbound.campaigns import CampaignStore
 from integrations.outbound.dispositions import Disposition
 from integrations.outbound.retries import RetryPolicy
 from integrations.outbound.rules import CampaignRules, RulesError
+from integrations.storage.records import utcnow
 from tests.support.records import open_store
 
 NY = "America/New_York"
@@ -175,6 +176,44 @@ def test_stale_dials_are_finished_and_the_contact_gets_its_next_attempt(
     nxt = campaigns.claim_attempt(contact_id, retry_at)
     assert nxt is not None and nxt.number == 2
     assert campaigns.active_attempts(campaign_id) == 1
+
+
+def test_an_ended_attempt_whose_end_was_never_applied_is_applied_by_the_reconcile(
+    campaigns: CampaignStore,
+) -> None:
+    campaign_id = create(campaigns)
+    first, second = (d.contact_id for d in campaigns.due_contacts(WED_10AM_NY))
+    answered = campaigns.claim_attempt(first, WED_10AM_NY)
+    refused = campaigns.claim_attempt(second, WED_10AM_NY)
+    assert answered is not None and refused is not None
+    for attempt in (answered, refused):
+        assert campaigns.outbound.claim_dial(attempt.id)
+        campaigns.outbound.mark_dialed(attempt.id, f"CA{attempt.id}")
+    campaigns.outbound.finish(answered.id, Disposition.NO_ANSWER)
+    campaigns.outbound.finish(refused.id, Disposition.FAILED, error_code=21217)
+    # ...and the worker that would apply them died: both contacts still wait in "dialing"
+    assert campaigns.reconcile_stale(datetime(2000, 1, 1), WED_10AM_NY) == []  # not stale yet
+    later = utcnow() + timedelta(minutes=5)
+    results = campaigns.reconcile_stale(later, WED_10AM_NY)
+    assert sorted((r.contact_id, r.attempt_id, r.state) for r in results) == sorted(
+        [(first, answered.id, "pending"), (second, refused.id, "done")]
+    )  # no-answer retried; an error with a provider code taken as final
+    assert campaigns.reconcile_stale(later, WED_10AM_NY) == []  # once
+    assert campaigns.active_attempts(campaign_id) == 0
+
+
+def test_the_queue_reads_a_campaign_in_one_cheap_row(campaigns: CampaignStore) -> None:
+    campaign_id = create(campaigns, max_concurrent=3, calls_per_second=2.5)
+    seen = campaigns.dialing_campaign(campaign_id)
+    assert seen is not None
+    assert (seen.state, seen.max_concurrent, seen.calls_per_second) == ("running", 3, 2.5)
+    assert seen.result_webhook_url is None
+    campaigns.pause(campaign_id)
+    assert campaigns.dialing_campaign(campaign_id).state == "paused"  # type: ignore[union-attr]
+    assert campaigns.dialing_campaign("cp_nope") is None
+    other = create(campaigns)
+    due = campaigns.due_contacts(WED_10AM_NY, campaign_id=other)
+    assert {d.campaign_id for d in due} == {other}
 
 
 def test_pause_resume_cancel(campaigns: CampaignStore) -> None:

@@ -1,11 +1,12 @@
 """A campaign worker killed with ``kill -9`` mid-campaign loses no contact and dials nothing twice.
 
 The worker is a real process (``python -m simulator.queue_worker``: the runner and huey's
-consumer, as ``callagent worker`` runs them) on the real queue backend (SQLite file, and
-Redis when a redis-server can be started). The simulated network's callees run in this
-process, as a provider's status callbacks reach the server, so calls placed before the
-kill still end. The worker is killed while calls are in flight, restarted, and the
-campaign must finish with every contact done and no (contact, attempt) dialled twice.
+consumer, as ``callagent worker`` runs them, on the shipped campaign store) on the real
+queue backend (SQLite file, and Redis when a redis-server can be started). The simulated
+network's callees run in this process, as a provider's status callbacks reach the server,
+so calls placed before the kill still end. The worker is killed while calls are in flight,
+restarted, and the campaign must finish with every contact done and no (contact, attempt)
+dialled twice.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from pathlib import Path
 import pytest
 
 from bot.outbound.loop_bridge import LoopBridge
+from integrations.outbound.campaigns import CampaignStore
 from integrations.outbound.queue import make_huey
 from integrations.storage import migrate
 from integrations.storage.engine import make_engine, sqlite_url
-from simulator.campaign_double import SimpleCampaignStore
 from simulator.fake_dialer import FakeCallees
-from simulator.queue_worker import sim_runner
+from simulator.queue_worker import sim_campaign, sim_rules, sim_runner
 from tests.support.queue import queue_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,20 +97,17 @@ def test_a_worker_killed_mid_campaign_loses_no_contact_and_dials_nothing_twice(
     db = sqlite_url(tmp_path / "calls.db")
     engine = make_engine(db)
     migrate.upgrade(engine)
-    store = SimpleCampaignStore(engine)
+    store = CampaignStore(engine)
     dial_log = tmp_path / "dials.db"
     loop = LoopBridge.own()
     server_side = sim_runner(make_huey(backend), engine, dial_log, loop)  # enqueues only
     callees = FakeCallees(
-        store.attempts, dial_log, server_side.attempt_ended, answer_s=(0.3, 0.8)
+        store.outbound, dial_log, server_side.attempt_ended, answer_s=(0.3, 0.8)
     ).start()
     worker = Worker(db, backend, dial_log, tmp_path / "worker.log")
     phones = [f"+1555555{1000 + i}" for i in range(CONTACTS)]
-    campaign_id = store.create(
-        phones,
-        max_concurrent=6,
-        retries={"no-answer": (1, 0.5), "busy": (1, 0.5), "voicemail-left": (1, 0.5)},
-    )
+    retries = ("no-answer=1x1s", "busy=1x1s", "voicemail-left=1x1s", "failed=2x1s")
+    campaign_id = sim_campaign(store, phones, sim_rules(retries, max_concurrent=6))
     try:
         worker.start()
         server_side.kick_campaign(campaign_id)
@@ -118,15 +116,15 @@ def test_a_worker_killed_mid_campaign_loses_no_contact_and_dials_nothing_twice(
             assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
             time.sleep(0.05)
         worker.kill9()  # calls in flight, claims and tasks under way
-        left = [c for c in store.contacts(campaign_id) if c["state"] != "done"]
+        left = [c for c in store.contacts(campaign_id) if c.state != "done"]
         assert left, "the campaign finished before the kill"
 
         time.sleep(2.5)  # a supervisor restarts it; its claims are older than the stale limit
         worker.start()
         deadline = time.monotonic() + 90
-        while any(c["state"] != "done" for c in store.contacts(campaign_id)):
+        while any(c.state != "done" for c in store.contacts(campaign_id)):
             assert time.monotonic() < deadline, (
-                Counter(c["state"] for c in store.contacts(campaign_id)),
+                Counter(c.state for c in store.contacts(campaign_id)),
                 (tmp_path / "worker.log").read_text()[-3000:],
             )
             time.sleep(0.1)
@@ -137,9 +135,9 @@ def test_a_worker_killed_mid_campaign_loses_no_contact_and_dials_nothing_twice(
 
     contacts = store.contacts(campaign_id)
     assert len(contacts) == CONTACTS
-    assert all(c["state"] == "done" and c["disposition"] for c in contacts)
+    assert all(c.state == "done" and c.disposition for c in contacts)
     placed = dials(dial_log)
     twice = [key for key, n in Counter(placed).items() if n > 1]
     assert twice == []
-    assert {c for c, _n in placed} == {c["id"] for c in contacts}  # every contact was dialled
+    assert {c for c, _n in placed} == {c.id for c in contacts}  # every contact was dialled
     engine.dispose()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from huey import RedisHuey, SqliteHuey
+from huey import Huey, RedisHuey, SqliteHuey
 from sqlalchemy import Engine
 
 from bot.settings import Settings, SettingsError
@@ -86,13 +87,14 @@ def test_serve_runs_the_queue_consumer_in_process_and_stops_it_with_the_server(
     from bot.outbound.wiring import RunnerParts
     from bot.web.app import create_app
     from integrations.nlu.entities import EntityExtractor
-    from simulator.campaign_double import SimpleCampaignStore
+    from integrations.outbound.campaigns import CampaignStore
     from simulator.fake_dialer import FakeDialer
+    from simulator.queue_worker import sim_campaign, sim_rules
     from tests.fakes.classifier import ScriptedClassifier
 
     def parts(_settings: Settings, engine: Engine) -> RunnerParts:
-        store = SimpleCampaignStore(engine)
-        return RunnerParts(store, FakeDialer(store.attempts, tmp_path / "dials.db"))
+        store = CampaignStore(engine)
+        return RunnerParts(store, FakeDialer(store.outbound, tmp_path / "dials.db"))
 
     settings = Settings.load({"CALLAGENT_DATA_DIR": str(data_dir), "CALLAGENT_CRM": "none"})
     runtime = Runtime(settings, agent, None, None, ScriptedClassifier(), EntityExtractor(), None)
@@ -101,18 +103,18 @@ def test_serve_runs_the_queue_consumer_in_process_and_stops_it_with_the_server(
         queue = app.state.campaign_queue
         assert queue is not None and queue.consumer is not None
         engine = queue.runner.attempts.engine
-        store = SimpleCampaignStore(engine)
-        campaign_id = store.create(["+15555550123"], max_concurrent=1)
+        store = CampaignStore(engine)
+        campaign_id = sim_campaign(store, ["+15555550123"], sim_rules(max_concurrent=1))
         queue.runner.kick_campaign(campaign_id)  # dialled by the server's own worker threads
         deadline = time.monotonic() + 15
-        while not store.attempts.attempts(campaign_id=campaign_id):
+        while not store.outbound.attempts(campaign_id=campaign_id):
             assert time.monotonic() < deadline
             time.sleep(0.05)
         threads = [t for _w, t in queue.consumer.consumer.worker_threads]
         assert all(t.is_alive() for t in threads)
     assert not any(t.is_alive() for t in threads)  # stopped with the server
     assert (data_dir / "queue.db").is_file()
-    attempt = store.attempts.attempts(campaign_id=campaign_id)[0]
+    attempt = store.outbound.attempts(campaign_id=campaign_id)[0]
     assert attempt.provider_call_id is not None  # placed through the dialler, on the server loop
 
 
@@ -132,3 +134,90 @@ def test_serve_without_a_campaign_store_starts_without_the_queue(
     with TestClient(app) as client:
         assert client.get("/healthz").status_code == 200
         assert app.state.campaign_queue is None
+
+
+def _kicks(huey: Huey) -> list[tuple[Any, ...]]:
+    """The ``kick_campaign`` tasks waiting in ``huey``'s queue (its runner registered)."""
+    return [tuple(t.args) for t in huey.pending() if type(t).__name__ == "kick_campaign"]
+
+
+def test_a_campaign_created_or_resumed_over_the_api_is_kicked_onto_the_servers_queue(
+    data_dir: Path, agent: Any, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from bot.call.runtime import Runtime
+    from bot.outbound.wiring import RunnerParts
+    from bot.web.app import create_app
+    from integrations.nlu.entities import EntityExtractor
+    from integrations.outbound.campaigns import CampaignStore
+    from simulator.fake_dialer import FakeDialer
+    from tests.fakes.classifier import ScriptedClassifier
+
+    def parts(_settings: Settings, engine: Engine) -> RunnerParts:
+        store = CampaignStore(engine)
+        return RunnerParts(store, FakeDialer(store.outbound, tmp_path / "dials.db"))
+
+    token = "operator-token-for-tests-0123"
+    settings = Settings.load(
+        {
+            "CALLAGENT_DATA_DIR": str(data_dir),
+            "CALLAGENT_CRM": "none",
+            "CALLAGENT_OPERATOR_TOKEN": token,
+            "CALLAGENT_QUEUE_IN_PROCESS": "false",  # workers elsewhere: the kick waits queued
+        }
+    )
+    runtime = Runtime(settings, agent, None, None, ScriptedClassifier(), EntityExtractor(), None)
+    app = create_app(settings, runtime, campaign_parts=parts)
+    auth = {"Authorization": f"Bearer {token}"}
+    with TestClient(app) as client:
+        huey = app.state.campaign_queue.runner.huey
+        created = client.post(
+            "/api/campaigns?agent=dental_front_desk",
+            content="phone\n+12125550101\n",
+            headers={**auth, "content-type": "text/csv"},
+        )
+        assert created.status_code == 201, created.text
+        campaign_id = created.json()["id"]
+        _wait(lambda: _kicks(huey) == [(campaign_id,)])
+        assert client.post(f"/api/campaigns/{campaign_id}/pause", headers=auth).is_success
+        assert client.post(f"/api/campaigns/{campaign_id}/resume", headers=auth).is_success
+        _wait(lambda: _kicks(huey) == [(campaign_id,), (campaign_id,)])
+
+
+def test_the_cli_enqueues_the_kick_on_the_settings_queue_for_a_worker(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+    from bot.outbound.loop_bridge import LoopBridge
+    from integrations.storage.engine import make_engine
+    from simulator.queue_worker import sim_runner
+
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("phone\n+12125550101\n", encoding="utf-8")
+    args = ["campaign", "create", "--agent", "dental_front_desk", "--csv", str(contacts)]
+    assert main([*args, "--json"]) == 0, capsys.readouterr().err
+    campaign_id = json.loads(capsys.readouterr().out)["id"]
+
+    settings = Settings.load()
+    engine = make_engine(settings.records_database_url)
+    loop = LoopBridge.own()
+    try:  # a worker on the same settings finds the kick and fills the campaign
+        runner = sim_runner(
+            make_huey(settings.campaign_queue_url), engine, tmp_path / "dials.db", loop
+        )
+        assert _kicks(runner.huey) == [(campaign_id,)]
+        task = runner.huey.dequeue()
+        assert task is not None
+        runner.huey.execute(task)
+        assert [type(t).__name__ for t in runner.huey.pending()] == ["dial_contact"]
+    finally:
+        loop.close()
+        engine.dispose()
+
+
+def _wait(done: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
