@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from bot.outbound.ports import DialError
+from bot.outbound.dialer import DialError
 from integrations.outbound.dispositions import Disposition
 from integrations.outbound.store import Attempt, OutboundStore
 
@@ -45,7 +45,7 @@ def open_log(path: Path) -> sqlite3.Connection:
 
 
 class FakeDialer:
-    """Places attempts on the fake network (the runner's ``Dialer``).
+    """Places attempts on the fake network (the runner's ``AttemptPlacer``).
 
     Args:
         attempts: The attempt rows (the claim that makes a dial happen once).

@@ -25,11 +25,18 @@ class Dialled:
 
 
 class DialError(Exception):
-    """The dial was refused or failed; ``code`` is the provider's error code, if any."""
+    """The provider refused a dial, or could not be reached.
 
-    def __init__(self, message: str, code: int | None = None) -> None:
+    Parameters:
+        message: What went wrong (no phone number).
+        code: The provider's error code (Twilio's), if any.
+        retryable: Whether trying again later may work (a campaign's retry rules then apply).
+    """
+
+    def __init__(self, message: str, code: int | None = None, *, retryable: bool = False):
         super().__init__(message)
         self.code = code
+        self.retryable = retryable
 
 
 class Dialer(Protocol):
@@ -87,5 +94,5 @@ class TwilioDialer:
                 timeout=self._plan.ring_secs,
             )
         except TwilioRestError as e:
-            raise DialError(str(e), e.code) from e
+            raise DialError(str(e), e.code, retryable=e.retryable) from e
         return Dialled(call_sid)

@@ -132,29 +132,14 @@ class CampaignRunnerStore(Protocol):
         ...
 
 
-class DialError(Exception):
-    """The provider refused a dial.
-
-    Parameters:
-        message: What went wrong (no phone number).
-        code: The provider's error code (Twilio's), if any.
-        retryable: Whether trying again later may work (the retry rules then apply).
-    """
-
-    def __init__(self, message: str, *, code: int | None = None, retryable: bool = False):
-        super().__init__(message)
-        self.code = code
-        self.retryable = retryable
-
-
-class Dialer(Protocol):
+class AttemptPlacer(Protocol):
     """Places an attempt (Twilio ``calls.create``, or the browser).
 
     ``place`` claims the attempt first (``OutboundStore.claim_dial``) so it is placed at
-    most once, and raises :class:`DialError` when the provider refuses it. The call's end
-    reaches the runner later, through ``attempt_ended``.
+    most once, and raises :class:`bot.outbound.dialer.DialError` when the provider refuses
+    it. The call's end reaches the runner later, through ``attempt_ended``.
     """
 
     async def place(self, attempt: Attempt) -> None:
-        """Place ``attempt`` (at most once), or raise :class:`DialError`."""
+        """Place ``attempt`` (at most once), or raise :class:`bot.outbound.dialer.DialError`."""
         ...

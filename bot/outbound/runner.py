@@ -36,14 +36,14 @@ from huey import Huey, crontab
 from huey.api import Task
 from loguru import logger
 
+from bot.outbound.dialer import DialError
 from bot.outbound.loop_bridge import LoopBridge
 from bot.outbound.ports import (
     PENDING,
     RUNNING,
+    AttemptPlacer,
     AttemptResult,
     CampaignRunnerStore,
-    Dialer,
-    DialError,
     RunnerCampaign,
 )
 from integrations.outbound.dispositions import Disposition
@@ -102,7 +102,7 @@ class CampaignRunner:
         huey: Huey,
         store: CampaignRunnerStore,
         attempts: OutboundStore,
-        dialer: Dialer,
+        dialer: AttemptPlacer,
         loop: LoopBridge,
         *,
         webhook_secret: str = "",

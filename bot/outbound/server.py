@@ -73,10 +73,30 @@ def twilio_dial_problem(settings: Settings) -> str | None:
     return None
 
 
+def attempt_tokens(settings: Settings) -> AttemptTokens:
+    """The signer of attempt tokens: the same on the server and every campaign worker."""
+    return AttemptTokens(settings.twilio_auth_token or settings.operator_token)
+
+
+def make_twilio_dialer(settings: Settings, tokens: AttemptTokens | None = None) -> TwilioDialer:
+    """Twilio's ``calls.create`` with the settings' account, caller id and machine detection."""
+    rest = TwilioCallControl(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token,
+        base_url=settings.twilio_api_base_url,
+    )
+    plan = TwilioDialPlan(
+        settings.outbound_from_number,
+        settings.outbound_ring_secs,
+        settings.outbound_machine_detection,
+    )
+    return TwilioDialer(rest, tokens or attempt_tokens(settings), plan)
+
+
 def build_outbound(settings: Settings, runtime: Runtime, records: CallRecords) -> Outbound:
     """The outbound parts on the call-record database of ``records``."""
+    tokens = attempt_tokens(settings)
     secret = settings.twilio_auth_token or settings.operator_token
-    tokens = AttemptTokens(secret)
     listeners = AttemptListeners()
     attempts = Attempts(OutboundStore(records.store.engine), listeners, records.store)
     live = LiveCalls()
@@ -97,17 +117,7 @@ def build_outbound(settings: Settings, runtime: Runtime, records: CallRecords) -
 
     dialers: dict[str, Dialer] = {"browser": BrowserDialer(rings, agent_name)}
     if twilio_dial_problem(settings) is None:
-        rest = TwilioCallControl(
-            settings.twilio_account_sid,
-            settings.twilio_auth_token,
-            base_url=settings.twilio_api_base_url,
-        )
-        plan = TwilioDialPlan(
-            settings.outbound_from_number,
-            settings.outbound_ring_secs,
-            settings.outbound_machine_detection,
-        )
-        dialers["twilio"] = TwilioDialer(rest, tokens, plan)
+        dialers["twilio"] = make_twilio_dialer(settings, tokens)
     return Outbound(
         attempts=attempts,
         listeners=listeners,

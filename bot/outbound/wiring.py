@@ -16,14 +16,16 @@ from dataclasses import dataclass
 from loguru import logger
 from sqlalchemy import Engine
 
+from bot.outbound.claiming_dialer import ClaimingDialer
 from bot.outbound.consumer import InProcessConsumer
 from bot.outbound.loop_bridge import LoopBridge
-from bot.outbound.ports import CampaignRunnerStore, Dialer
+from bot.outbound.ports import AttemptPlacer, CampaignRunnerStore
 from bot.outbound.runner import CampaignRunner, RunnerTiming, enqueue_kick
+from bot.outbound.server import make_twilio_dialer, twilio_dial_problem
 from bot.settings import Settings
 from integrations.outbound.campaigns import CampaignStore
 from integrations.outbound.queue import make_huey
-from integrations.outbound.store import OutboundStore
+from integrations.outbound.store import Attempt, OutboundStore
 
 
 class OutboundUnavailable(RuntimeError):
@@ -35,22 +37,27 @@ class RunnerParts:
     """The campaign store and the dialler a runner works with."""
 
     store: CampaignRunnerStore
-    dialer: Dialer
+    dialer: AttemptPlacer
 
 
 PartsFactory = Callable[[Settings, Engine], RunnerParts]
 
 
-def make_dialer(settings: Settings, engine: Engine) -> Dialer:
+def make_dialer(settings: Settings, engine: Engine) -> AttemptPlacer:
     """The dialler campaigns place their attempts with (Twilio ``calls.create``).
 
+    The answer and callback URLs are the server's public ones, so a worker on another
+    host dials the same way the server does.
+
     Raises:
-        OutboundUnavailable: No dialler in this build.
+        OutboundUnavailable: Twilio or the public URL is not configured (names the settings).
     """
-    del settings, engine
-    raise OutboundUnavailable(
-        "the Twilio dialler is not in this build yet: campaigns are stored, not dialled"
-    )
+    problem = twilio_dial_problem(settings)
+    if problem is None and not settings.public_url:
+        problem = "campaigns need CALLAGENT_PUBLIC_URL (where Twilio reaches this server)"
+    if problem is not None:
+        raise OutboundUnavailable(f"campaigns cannot dial: {problem}")
+    return ClaimingDialer(OutboundStore(engine), make_twilio_dialer(settings), settings.public_url)
 
 
 def default_parts(settings: Settings, engine: Engine) -> RunnerParts:
@@ -93,6 +100,27 @@ def build_runner(
         webhook_secret=settings.result_webhook_secret,
         timing=timing_from(settings),
     )
+
+
+class CampaignAttemptEnds:
+    """Puts a campaign attempt's end on the queue (an ``AttemptListener``).
+
+    There ``attempt_ended`` applies the retry rules and sends the result webhook.
+
+    A failed dial with a provider error code was retried already where that could help
+    (the REST retry policy), so only failures without a code count as retryable.
+    """
+
+    def __init__(self, runner: CampaignRunner) -> None:
+        """Enqueue on ``runner``'s queue."""
+        self._runner = runner
+
+    async def attempt_ended(self, attempt: Attempt) -> None:
+        """Enqueue ``attempt_ended`` for a campaign's attempt (single calls have no rules)."""
+        if attempt.campaign_id is None:
+            return
+        retryable = attempt.error_code is None
+        await asyncio.to_thread(self._runner.attempt_ended, attempt.id, retryable)
 
 
 def campaign_kicker(settings: Settings) -> Callable[[str], None]:

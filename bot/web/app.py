@@ -60,7 +60,12 @@ from bot.operator.dashboard import create_dashboard_router
 from bot.operator.diagnostics import create_diagnostics_router
 from bot.operator.events import CallEventBus, create_call_events_router
 from bot.outbound.server import build_outbound
-from bot.outbound.wiring import PartsFactory, default_parts, start_server_queue
+from bot.outbound.wiring import (
+    CampaignAttemptEnds,
+    PartsFactory,
+    default_parts,
+    start_server_queue,
+)
 from bot.settings import Settings
 from bot.web.admission import AdmissionMiddleware, LocalAdmission
 from bot.web.call_access import (
@@ -220,6 +225,8 @@ def create_app(
                 settings, runtime.records.store.engine, parts=campaign_parts
             )
         _app.state.campaign_queue = campaign_queue
+        if campaign_queue is not None:  # a campaign attempt's end applies its retry rules
+            outbound.listeners.add(CampaignAttemptEnds(campaign_queue.runner))
         yield
         if campaign_queue is not None:
             await campaign_queue.stop()  # no new dials; running tasks finish
