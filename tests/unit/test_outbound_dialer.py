@@ -1,16 +1,18 @@
 """Issue 17, one outbound call: against the real server (``create_app`` on a loopback port).
 
-Twilio's REST API is the fake (``tests/support/twilio_calls.py``); Twilio's webhooks and
-callbacks are posted signed as Twilio signs them (``RequestValidator``) and the call's media
-stream is the phone emulator over the real Media Streams protocol. Only the call's pipeline
-is a stand-in (no models): the real transport, the outbound observers the server adds, and
-a keypad that stands for the dialogue (1: confirmed, 9: opt out, 0: hang up).
+Twilio's REST API is the simulator's fake (:class:`simulator.fake_twilio.FakeTwilioRest`):
+its callees answer, and its webhooks and callbacks are signed as Twilio signs them; the
+call's media stream is the phone emulator over the real Media Streams protocol. Tests that
+post Twilio's webhooks themselves (forged ones, repeated ones) hold the fake's calls in
+``queued``. Only the call's pipeline is a stand-in (no models): the real transport, the
+outbound observers the server adds, and a keypad that stands for the dialogue
+(:mod:`tests.support.outbound_server`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
@@ -18,177 +20,42 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import uvicorn
-from pipecat.frames.frames import EndWorkerFrame, Frame, InputDTMFFrame
-from pipecat.pipeline.pipeline import Pipeline
-from pipecat.pipeline.worker import PipelineParams, PipelineWorker
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
-from pipecat.transports.base_transport import BaseTransport
-from pipecat.workers.runner import WorkerRunner
-from twilio.request_validator import RequestValidator
 
-from bot.agent import load_agent
-from bot.call.pipeline import CallSpec
-from bot.call.runtime import Runtime
-from bot.outbound.listeners import AttemptListener
-from bot.settings import Settings
-from integrations.outbound.store import Attempt
-from processors.frames import DoNotCallFrame, OutcomeFrame
-from simulator.phone import TwilioCallEmulator, parse_stream_twiml
-from tests.support.twilio_calls import FakeTwilioCalls
+from simulator.outbound import call_flow
+from simulator.outbound.callbacks import CallbackDelivery
+from simulator.outbound.callee import Busy, Failed, NoAnswer, Press
+from simulator.outbound.dialed_call import DialedCall
+from simulator.phone import parse_stream_twiml
+from tests.support.outbound_server import (
+    ACCOUNT,
+    CALLEE,
+    OPERATOR,
+    OUR_NUMBER,
+    KeypadCallee,
+    OutboundServer,
+    OutboundServers,
+)
 
-TOKEN = "e" * 32
-OPERATOR = "o" * 32
-ACCOUNT = "AC" + "7" * 32
-OUR_NUMBER = "+15555550100"
-CALLEE = "+15555550123"
-BEARER = {"Authorization": f"Bearer {OPERATOR}"}
-
-
-class Keypad(FrameProcessor):
-    """Stands for the dialogue: 1 confirms, 9 opts out, 0 hangs up."""
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await super().process_frame(frame, direction)
-        if isinstance(frame, InputDTMFFrame):
-            key = frame.button.value
-            if key == "1":
-                await self.push_frame(OutcomeFrame(disposition="confirmed", intent="confirm"))
-            elif key == "9":
-                await self.push_frame(DoNotCallFrame(reason="spoken"))
-            elif key == "0":
-                await self.push_frame(EndWorkerFrame(reason="keypad 0"))
-            return
-        await self.push_frame(frame, direction)
-
-
-class Ended:
-    """An attempt listener that keeps what it heard."""
-
-    def __init__(self) -> None:
-        self.attempts: list[Attempt] = []
-
-    async def attempt_ended(self, attempt: Attempt) -> None:
-        self.attempts.append(attempt)
-
-
-class Server:
-    """The real app on a loopback port, its fake Twilio, and the calls it ran."""
-
-    def __init__(self, rest: FakeTwilioCalls, port: int, runtime: Runtime) -> None:
-        self.rest = rest
-        self.port = port
-        self.runtime = runtime
-        self.specs: list[CallSpec] = []
-        self.app: Any = None
-        self.finished = asyncio.Event()
-        self.ended = Ended()
-        self.client = httpx.AsyncClient(base_url=self.base_url, timeout=10)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def run_call(
-        self, transport: BaseTransport, spec: CallSpec, runtime: Runtime, **hooks: Any
-    ) -> None:
-        self.specs.append(spec)
-        records = runtime.records
-        assert records is not None
-        recorder = records.recorder(
-            call_id=spec.call_id,
-            transport=spec.transport_kind,
-            caller=spec.caller,
-            direction=spec.direction,
-            agent=runtime.agent.name,
-            provider_call_id=spec.provider_call_id,
-            outbound=spec.outbound,
-        )
-        worker = PipelineWorker(
-            Pipeline([transport.input(), Keypad(), transport.output()]),
-            params=PipelineParams(audio_in_sample_rate=8000, audio_out_sample_rate=8000),
-            observers=[recorder, *hooks.get("observers", [])],
-            idle_timeout_secs=60,
-        )
-        if hooks.get("on_worker"):
-            hooks["on_worker"](worker)
-
-        @transport.event_handler("on_client_disconnected")
-        async def disconnected(_t: object, _ws: object) -> None:
-            await worker.cancel()
-
-        runner = WorkerRunner(handle_sigint=False, check_dangling_tasks=False)
-        await runner.add_workers(worker)
-        try:
-            await runner.run()
-        finally:
-            self.finished.set()
-
-    async def post_signed(self, url: str, form: dict[str, str]) -> httpx.Response:
-        """POST ``form`` to ``url`` signed as Twilio signs it (full URL, query included)."""
-        signature = RequestValidator(TOKEN).compute_signature(url, form)
-        return await self.client.post(url, data=form, headers={"X-Twilio-Signature": signature})
-
-    async def place(self, **body: Any) -> httpx.Response:
-        payload = {"to": CALLEE, "channel": "twilio", **body}
-        return await self.client.post("/api/calls/outbound", json=payload, headers=BEARER)
-
-    async def attempt(self, attempt_id: str) -> dict[str, Any]:
-        response = await self.client.get(f"/api/calls/outbound/{attempt_id}", headers=BEARER)
-        assert response.status_code == 200
-        return response.json()
-
-
-Serve = Callable[..., Awaitable[Server]]
+Serve = Callable[..., Awaitable[OutboundServer]]
 
 
 @pytest.fixture
 async def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Serve]:
-    from bot.web import app as app_module
+    servers = OutboundServers(tmp_path, monkeypatch)
 
-    started: list[tuple[uvicorn.Server, asyncio.Task[None], Server]] = []
-
-    async def start(**env: str) -> Server:
-        rest = FakeTwilioCalls(ACCOUNT, TOKEN)
-        await rest.start()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        settings = Settings.load(
-            {
-                "CALLAGENT_HOST": "127.0.0.1",
-                "CALLAGENT_PUBLIC_URL": f"http://127.0.0.1:{port}",
-                "CALLAGENT_OPERATOR_TOKEN": OPERATOR,
-                "CALLAGENT_OUTBOUND_FROM_NUMBER": OUR_NUMBER,
-                "TWILIO_ACCOUNT_SID": ACCOUNT,
-                "TWILIO_AUTH_TOKEN": TOKEN,
-                "TWILIO_API_BASE_URL": rest.base_url,
-                "CALLAGENT_DATA_DIR": str(tmp_path),
-                "CALLAGENT_CALLER_ID_STORAGE": "plain",
-                **env,
-            }
-        )
-        unused = cast(Any, None)  # the stand-in call uses no models
-        runtime = Runtime(
-            settings, load_agent(settings.agent_file), None, None, unused, unused, None
-        )
-        server = Server(rest, port, runtime)
-        monkeypatch.setattr(app_module, "run_call", server.run_call)
-        app = server.app = app_module.create_app(settings, runtime)
-        app.state.outbound.listeners.add(cast(AttemptListener, server.ended))
-        uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        task = asyncio.create_task(uv.serve(sockets=[sock]))
-        while not uv.started:
-            await asyncio.sleep(0.02)
-        started.append((uv, task, server))
+    async def start(**env: str) -> OutboundServer:
+        server = await servers.start(**env)
+        server.rest.dialer.default = NoAnswer()  # unless a test registers who answers
         return server
 
     yield start
-    for uv, task, server in started:
-        await server.client.aclose()
-        uv.should_exit = True
-        await asyncio.wait_for(task, 10)
-        await server.rest.stop()
+    await servers.close()
+
+
+@pytest.fixture
+def held(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake keeps its calls ``queued`` (no callbacks): the test posts Twilio's webhooks."""
+    monkeypatch.setattr(call_flow, "QUEUE_S", 3600.0)
 
 
 def webhook_form(call_sid: str, **extra: str) -> dict[str, str]:
@@ -203,31 +70,45 @@ def webhook_form(call_sid: str, **extra: str) -> dict[str, str]:
     }
 
 
-def one(form: dict[str, list[str]], name: str) -> str:
-    return form[name][0]
+async def delivery(
+    call: DialedCall, kind: str, status: str | None = None, timeout: float = 20.0
+) -> CallbackDelivery:
+    """The fake's first webhook of ``kind`` for the call (a status: with that CallStatus)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            for d in call.deliveries:
+                if d.kind == kind and (status is None or d.params.get("CallStatus") == status):
+                    if d.status is not None or d.error is not None:  # answered
+                        return d
+            await asyncio.sleep(0.02)
 
 
-async def test_placed_call_is_created_with_signed_answer_status_and_amd_urls(serve: Serve) -> None:
+def _json(d: CallbackDelivery) -> Any:
+    """A webhook's JSON answer."""
+    return json.loads(d.body)
+
+
+async def test_placed_call_is_created_with_signed_answer_status_and_amd_urls(
+    serve: Serve, held: None
+) -> None:
     server = await serve()
     response = await server.place(agent="", variables={})
     assert response.status_code == 201, response.text
     placed = response.json()
-    assert placed["provider_call_id"] == server.rest.created[0]
+    assert placed["provider_call_id"] == server.created()[0]
     assert placed["status"] == "dialing" and placed["ring_url"] is None
-    form = server.rest.creates[0]
-    assert one(form, "To") == CALLEE and one(form, "From") == OUR_NUMBER
-    url = urlsplit(one(form, "Url"))
+    form = server.creates()[0]
+    assert form["To"] == CALLEE and form["From"] == OUR_NUMBER
+    url = urlsplit(form["Url"])
     assert f"{url.scheme}://{url.netloc}{url.path}" == f"{server.base_url}/twilio/voice"
     token = parse_qs(url.query)["attempt"][0]
     assert token.startswith(placed["attempt_id"] + ".")
-    assert one(form, "StatusCallback") == f"{server.base_url}/twilio/call-status?attempt={token}"
-    assert form["StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
-    assert one(form, "MachineDetection") == "DetectMessageEnd"
-    assert one(form, "AsyncAmd") == "true"
-    assert (
-        one(form, "AsyncAmdStatusCallback")
-        == f"{server.base_url}/twilio/amd-status?attempt={token}"
-    )
+    assert form["StatusCallback"] == f"{server.base_url}/twilio/call-status?attempt={token}"
+    dialed = server.dialed(placed["provider_call_id"])
+    assert dialed.status_events == ("initiated", "ringing", "answered", "completed")
+    assert form["MachineDetection"] == "DetectMessageEnd"
+    assert form["AsyncAmd"] == "true"
+    assert form["AsyncAmdStatusCallback"] == f"{server.base_url}/twilio/amd-status?attempt={token}"
     attempt = await server.attempt(placed["attempt_id"])
     assert attempt["provider_call_id"] == placed["provider_call_id"]
     assert attempt["state"] == "dialing" and attempt["to"] == CALLEE
@@ -235,32 +116,23 @@ async def test_placed_call_is_created_with_signed_answer_status_and_amd_urls(ser
 
 async def test_a_full_outbound_call_over_media_streams_records_its_attempt(serve: Serve) -> None:
     server = await serve()
+    go = asyncio.Event()  # the callee keys once the AMD callback was answered
+    keys = (Press("1"), Press("9"), Press("0"))  # confirmed, "stop calling me", hang up
+    server.rest.dialer.register(CALLEE, KeypadCallee(lines=keys, amd_after_s=1.8, go=go))
     placed = (await server.place()).json()
     call_sid = placed["provider_call_id"]
-    answer_url = one(server.rest.creates[0], "Url")
-    query = urlsplit(answer_url).query
+    call = server.dialed(call_sid)
 
     # ringing, then answered: the signed webhook answers TwiML carrying the attempt
-    ringing = await server.post_signed(
-        f"{server.base_url}/twilio/call-status?{query}",
-        webhook_form(call_sid, CallStatus="ringing"),
-    )
-    assert ringing.status_code == 200 and ringing.json()["state"] == "ringing"
-    twiml = await server.post_signed(answer_url, webhook_form(call_sid))
-    assert twiml.status_code == 200, twiml.text
-    stream = parse_stream_twiml(twiml.text)
+    ringing = await delivery(call, "status", "ringing")
+    assert ringing.status == 200 and _json(ringing)["state"] == "ringing"
+    answer = await delivery(call, "answer")
+    assert answer.status == 200, answer.body
+    stream = parse_stream_twiml(call.twiml)
     assert stream.parameters["callagentAttempt"] == placed["attempt_id"]
     assert "callagentStreamToken" in stream.parameters  # the attempt rides under the binding
 
-    call = TwilioCallEmulator(
-        stream.stream_url,
-        call_sid=call_sid,
-        account_sid=ACCOUNT,
-        custom_parameters=stream.parameters,
-        auth_token=TOKEN,
-    )
-    await call.connect()
-    for _ in range(100):
+    for _ in range(250):
         if server.specs:
             break
         await asyncio.sleep(0.02)
@@ -272,23 +144,20 @@ async def test_a_full_outbound_call_over_media_streams_records_its_attempt(serve
         spec.provider_call_id == call_sid and spec.agent == server.runtime.settings.agent_file.stem
     )
 
-    amd = await server.post_signed(
-        f"{server.base_url}/twilio/amd-status?{query}",
-        webhook_form(call_sid, AnsweredBy="human", MachineDetectionDuration="1800"),
-    )
-    assert amd.status_code == 200 and amd.json() == {"verdict": "human"}
-    await call.press("1")  # the outcome: confirmed
-    await call.press("9")  # "stop calling me"
-    await call.press("0")
-    await asyncio.wait_for(server.finished.wait(), 10)
-    await call.hang_up()
+    amd = await delivery(call, "amd")
+    assert amd.params["AnsweredBy"] == "human" and amd.params["MachineDetectionDuration"] == "1800"
+    assert amd.status == 200 and _json(amd) == {"verdict": "human"}
+    go.set()
+    await server.rest.dialer.wait_for_end(call_sid, timeout=20)
+    assert server.finished.is_set()
+    assert call.log.said == ["press:1", "press:9", "press:0"]
+    assert call.log.hung_up_by == "agent"
 
-    completed = webhook_form(call_sid, CallStatus="completed", CallDuration="12")
-    for _ in range(2):  # Twilio may repeat a callback: the attempt ends once
-        response = await server.post_signed(
-            f"{server.base_url}/twilio/call-status?{query}", completed
-        )
-        assert response.status_code == 200 and response.json()["state"] == "ended"
+    completed = await delivery(call, "status", "completed")
+    assert completed.status == 200 and _json(completed)["state"] == "ended"
+    # Twilio may repeat a callback: the attempt ends once
+    again = await server.rest.dialer.sender.send("status", completed.url, completed.params)
+    assert again.status == 200 and _json(again)["state"] == "ended"
     attempt = await server.attempt(placed["attempt_id"])
     assert attempt["disposition"] == "confirmed"  # the call's own outcome wins
     assert attempt["answered_by"] == "human" and attempt["call_id"] == spec.call_id
@@ -304,17 +173,19 @@ async def test_a_full_outbound_call_over_media_streams_records_its_attempt(serve
     assert record["amd_verdict"] == "human" and record["amd_ms"] == 1800.0
 
     # opted out during the call: never dialled again
-    again = await server.place()
-    assert again.status_code == 409 and "do-not-call" in again.json()["detail"]
-    assert len(server.rest.creates) == 1
+    again_placed = await server.place()
+    assert again_placed.status_code == 409 and "do-not-call" in again_placed.json()["detail"]
+    assert len(server.creates()) == 1
 
 
-async def test_forged_unsigned_or_mismatched_outbound_webhooks_are_refused(serve: Serve) -> None:
+async def test_forged_unsigned_or_mismatched_outbound_webhooks_are_refused(
+    serve: Serve, held: None
+) -> None:
     server = await serve()
     placed = (await server.place()).json()
     other = (await server.place(to="+15555550124")).json()
     call_sid = placed["provider_call_id"]
-    answer_url = one(server.rest.creates[0], "Url")
+    answer_url = server.creates()[0]["Url"]
     voice = f"{server.base_url}/twilio/voice"
 
     unsigned = await server.client.post(answer_url, data=webhook_form(call_sid))
@@ -324,7 +195,7 @@ async def test_forged_unsigned_or_mismatched_outbound_webhooks_are_refused(serve
     forged = answer_url.rsplit(".", 1)[0] + ".AAAAforged"
     assert (await server.post_signed(forged, webhook_form(call_sid))).status_code == 403
     # a valid token of another attempt, for this call
-    other_url = one(server.rest.creates[1], "Url")
+    other_url = server.creates()[1]["Url"]
     assert (await server.post_signed(other_url, webhook_form(call_sid))).status_code == 403
     query = urlsplit(answer_url).query
     status = f"{server.base_url}/twilio/call-status?{query}"
@@ -337,6 +208,17 @@ async def test_forged_unsigned_or_mismatched_outbound_webhooks_are_refused(serve
     assert (await server.attempt(other["attempt_id"]))["state"] == "dialing"
 
 
+async def _cancel(server: OutboundServer, call_sid: str) -> None:
+    """Cancel the ringing call over the fake's REST API (as an operator's console does)."""
+    url = f"{server.rest.base_url}/2010-04-01/Accounts/{ACCOUNT}/Calls/{call_sid}.json"
+    async with httpx.AsyncClient(auth=(ACCOUNT, server.rest.auth_token)) as client:
+        await server.rest.dialer.wait_for_call(to=CALLEE)
+        while server.dialed(call_sid).status != "ringing":
+            await asyncio.sleep(0.02)
+        response = await client.post(url, data={"Status": "canceled"})
+        assert response.status_code == 200, response.text
+
+
 @pytest.mark.parametrize(
     ("status", "disposition"),
     [("no-answer", "no-answer"), ("busy", "busy"), ("failed", "failed"), ("canceled", "no-answer")],
@@ -344,42 +226,46 @@ async def test_forged_unsigned_or_mismatched_outbound_webhooks_are_refused(serve
 async def test_final_status_callbacks_end_the_attempt_once(
     serve: Serve, status: str, disposition: str
 ) -> None:
-    server = await serve()
+    server = await serve(CALLAGENT_OUTBOUND_RING_SECS="5")
+    callees = {"no-answer": NoAnswer(), "busy": Busy(), "failed": Failed(code=None)}
+    server.rest.dialer.register(CALLEE, callees.get(status, NoAnswer()))
     placed = (await server.place()).json()
-    query = urlsplit(one(server.rest.creates[0], "Url")).query
-    url = f"{server.base_url}/twilio/call-status?{query}"
-    form = webhook_form(placed["provider_call_id"], CallStatus=status)
-    for _ in range(3):
-        assert (await server.post_signed(url, form)).status_code == 200
+    call_sid = placed["provider_call_id"]
+    if status == "canceled":
+        await _cancel(server, call_sid)
+    call = await server.rest.dialer.wait_for_end(call_sid, timeout=20)
+    final = await delivery(call, "status", status)
+    assert final.status == 200
+    for _ in range(2):  # Twilio may repeat a callback
+        again = await server.rest.dialer.sender.send("status", final.url, final.params)
+        assert again.status == 200
     attempt = await server.attempt(placed["attempt_id"])
     assert attempt["state"] == "ended" and attempt["disposition"] == disposition
     assert len(server.ended.attempts) == 1
     # an ended attempt's answer URL lets no call in
-    late = await server.post_signed(
-        one(server.rest.creates[0], "Url"), webhook_form(placed["provider_call_id"])
-    )
+    late = await server.post_signed(server.creates()[0]["Url"], webhook_form(call_sid))
     assert late.status_code == 403
 
 
 async def test_rest_error_is_recorded_with_its_code_and_not_retried(serve: Serve) -> None:
     server = await serve()
-    server.rest.fail_create(400, 21211)  # invalid 'To' number
+    server.rest.dialer.register(CALLEE, Failed(code=21211))  # invalid 'To' number
     response = await server.place()
     assert response.status_code == 502
     body = response.json()
     assert body["error_code"] == 21211 and body["disposition"] == "failed"
-    assert len(server.rest.creates) == 1  # not retried
+    assert len(server.creates()) == 1  # not retried
     attempt = await server.attempt(body["attempt_id"])
     assert attempt["state"] == "ended" and attempt["error_code"] == 21211
     assert [a.id for a in server.ended.attempts] == [body["attempt_id"]]
 
 
-async def test_twilio_503_is_retried(serve: Serve) -> None:
+async def test_twilio_503_is_retried(serve: Serve, held: None) -> None:
     server = await serve()
-    server.rest.fail_create(503, 20500)
+    server.rest.fail_next(503)
     response = await server.place()
     assert response.status_code == 201
-    assert len(server.rest.creates) == 2
+    assert len(server.creates()) == 2
 
 
 async def test_bad_requests_name_the_field_and_dial_nothing(serve: Serve) -> None:
@@ -396,7 +282,7 @@ async def test_bad_requests_name_the_field_and_dial_nothing(serve: Serve) -> Non
         assert f"'{field}" in response.json()["detail"]
     unauthorised = await server.client.post("/api/calls/outbound", json={"to": CALLEE})
     assert unauthorised.status_code == 401
-    assert server.rest.creates == []
+    assert server.creates() == []
 
 
 async def test_do_not_call_number_is_refused_and_never_dialled(serve: Serve) -> None:
@@ -408,10 +294,10 @@ async def test_do_not_call_number_is_refused_and_never_dialled(serve: Serve) -> 
     OutboundStore(store.store.engine).dnc_add(CALLEE, "api")
     response = await server.place()
     assert response.status_code == 409
-    assert server.rest.creates == []
+    assert server.creates() == []
 
 
-async def test_over_the_call_cap_is_503(serve: Serve) -> None:
+async def test_over_the_call_cap_is_503(serve: Serve, held: None) -> None:
     server = await serve(CALLAGENT_MAX_CALLS="1")
     slot = server.app.state.admission.acquire("webrtc", "203.0.113.9")  # the only slot
     try:
@@ -419,7 +305,7 @@ async def test_over_the_call_cap_is_503(serve: Serve) -> None:
         assert response.status_code == 503 and "Retry-After" in response.headers
     finally:
         slot.release()
-    assert server.rest.creates == []
+    assert server.creates() == []
     assert (await server.place()).status_code == 201
 
 
@@ -438,7 +324,7 @@ async def test_browser_ring_is_declined_once_and_ends_as_no_answer(serve: Serve)
     attempt = await server.attempt(placed["attempt_id"])
     assert attempt["state"] == "ended" and attempt["disposition"] == "no-answer"
     assert attempt["channel"] == "browser"
-    assert server.rest.creates == []
+    assert server.creates() == []
 
 
 SDP = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
@@ -468,16 +354,13 @@ async def test_callagent_call_places_and_waits_for_the_result(
     from bot.cli import main
 
     server = await serve()
+    server.rest.dialer.register(CALLEE, Busy())  # the fake's signed callback says busy
     monkeypatch.setenv("CALLAGENT_OPERATOR_TOKEN", OPERATOR)
     argv = ["call", CALLEE, "--var", "first_name=Maria", "--server", server.base_url, "--wait"]
     command = asyncio.create_task(asyncio.to_thread(main, argv))
-    while not server.rest.created:
-        await asyncio.sleep(0.05)
-    query = urlsplit(one(server.rest.creates[0], "Url")).query
-    busy = webhook_form(server.rest.created[0], CallStatus="busy")
-    assert (
-        await server.post_signed(f"{server.base_url}/twilio/call-status?{query}", busy)
-    ).status_code == 200
+    call = await server.rest.dialer.wait_for_call(to=CALLEE)
+    await server.rest.dialer.wait_for_end(call.sid, timeout=20)
+    assert call.events_sent()[-1] == "busy"
     assert await asyncio.wait_for(command, 20) == 0
     out = capsys.readouterr().out
     assert "attempt at_" in out and "ended: busy" in out
