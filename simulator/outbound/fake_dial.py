@@ -103,18 +103,30 @@ class FakeDialer:
         self._records = records
         self.default: Callee = default or Person()
         self.callees: dict[str, Callee] = {}
+        """Who answers each number's next call."""
+        self._later: dict[str, list[Callee]] = {}
         self.calls: dict[str, DialedCall] = {}
         self.transcriber: SpeechRecognizer | None = None
         """Transcribes what callees heard, when set."""
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def register(self, number: str, callee: Callee) -> None:
-        """``callee`` answers calls to ``number``."""
-        self.callees[normalize_phone(number) or number] = callee
+    def register(self, number: str, callee: Callee, *then: Callee) -> None:
+        """``callee`` answers calls to ``number``; given ``then``, each next call is the next's.
+
+        E.g. ``register(n, NoAnswer(), Person(...))``: nobody answers the first call, a
+        person every later one (a campaign's retry).
+        """
+        key = normalize_phone(number) or number
+        self.callees[key] = callee
+        self._later[key] = list(then)
 
     def callee_for(self, number: str) -> Callee:
-        """Who answers ``number``."""
-        return self.callees.get(number, self.default)
+        """Who answers the next call to ``number`` (moves a sequence on)."""
+        callee = self.callees.get(number, self.default)
+        later = self._later.get(number)
+        if later:
+            self.callees[number] = later.pop(0)
+        return callee
 
     def create(
         self, account_sid: str, form: dict[str, str], events: list[str]

@@ -170,6 +170,14 @@ async def test_unanswered_calls_end_with_twilios_status(
     assert completed["CallDuration"] == "0" and completed["SipResponseCode"]
 
 
+async def test_a_number_answers_each_call_as_its_registered_sequence_says(
+    rest: FakeTwilioRest, peer: OutboundPeer
+) -> None:
+    rest.dialer.register(CALLEE, Busy(), NoAnswer(), Failed(code=None))  # then failed for good
+    finals = [(await dial(rest, peer, Timeout="1")).status for _ in range(4)]
+    assert finals == ["busy", "no-answer", "failed", "failed"]
+
+
 async def test_failing_callbacks_are_recorded_not_retried(
     rest: FakeTwilioRest, peer: OutboundPeer
 ) -> None:
