@@ -34,6 +34,7 @@ from pipecat.workers.runner import WorkerRunner
 
 from bot.call.handoff import make_handoff_processors
 from bot.call.nlu import make_completeness_check, make_nlu_router
+from bot.call.outbound import make_answering_machine
 from bot.call.runtime import Runtime
 from bot.call.services import (
     make_llm,
@@ -220,6 +221,8 @@ def build_worker(
         optional(
             transport.input(),
             make_stt(runtime, readings),
+            # outbound: person or machine; the opening after their "hello"; voicemail
+            make_answering_machine(runtime, spec),
             user_aggregator,
             # a turn the VAD split: its text from one transcription of all its audio
             make_whole_turn(runtime, readings),
@@ -325,7 +328,8 @@ def build_worker(
     @transport.event_handler("on_client_connected")
     async def on_client_connected(_transport: BaseTransport, _client: object) -> None:
         logger.info(f"{spec.transport_kind} client connected")
-        await worker.queue_frame(GreetingFrame())  # by name if the CRM already answered
+        if spec.outbound is None:  # outbound: the answering-machine detector opens
+            await worker.queue_frame(GreetingFrame())  # by name if the CRM already answered
 
     @transport.event_handler("on_client_disconnected")
     async def on_client_disconnected(_transport: BaseTransport, _client: object) -> None:

@@ -1,0 +1,66 @@
+"""Builds an outbound call's answering-machine detector (see processors/answering_machine.py)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from loguru import logger
+
+from bot.call.runtime import Runtime
+from bot.call.services import make_vad_analyzer
+from processors.agent_definition import MissingVariablesError, OutboundConfig
+from processors.answering_machine import AnsweringMachineDetector
+from processors.outbound_call import OutboundCall
+
+DEFAULT_NO_SPEECH_SECS = 2.0
+
+
+class OutboundSpec(Protocol):
+    """What the detector needs of a call's spec (:class:`bot.call.pipeline.CallSpec`)."""
+
+    @property
+    def outbound(self) -> OutboundCall | None:
+        """The outbound call (None: inbound)."""
+        ...
+
+
+def make_answering_machine(
+    runtime: Runtime, spec: OutboundSpec, voicemail_line: str | None = None
+) -> AnsweringMachineDetector | None:
+    """The answering-machine detector for an outbound call (None: an inbound call).
+
+    Args:
+        runtime: The process's shared models and settings.
+        spec: The call (its ``outbound`` says who is called, and the provider's verdict).
+        voicemail_line: The message left on a machine, rendered; None: the agent's
+            ``outbound.voicemail`` template with the contact's variables. With neither,
+            a machine is hung up on without a message.
+    """
+    outbound = spec.outbound
+    if outbound is None:
+        return None
+    config = runtime.agent.outbound
+    if voicemail_line is None:
+        voicemail_line = _voicemail(config, outbound)
+    no_speech = config.no_speech_secs if config is not None else DEFAULT_NO_SPEECH_SECS
+    return AnsweringMachineDetector(
+        vad_analyzer=make_vad_analyzer(runtime),
+        voicemail_line=voicemail_line,
+        answered_by=outbound.answered_by,
+        no_speech_secs=float(no_speech),
+    )
+
+
+def _voicemail(config: OutboundConfig | None, outbound: OutboundCall) -> str:
+    """The agent's voicemail for this contact ("": none, or a variable it needs is missing).
+
+    The dialler refuses a contact without the variables the script declares, so a missing
+    one here is a CRM field the message uses: no message rather than a broken one.
+    """
+    if config is None:
+        return ""
+    try:
+        return config.render_voicemail(outbound.variables)
+    except MissingVariablesError as e:
+        logger.warning(f"no voicemail message: {e}")  # names the placeholders, not values
+        return ""

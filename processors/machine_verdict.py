@@ -1,0 +1,283 @@
+"""Who answered an outbound call: what was heard, the strategies that judge it, the report.
+
+The answering-machine detector (:mod:`processors.answering_machine`) keeps an
+:class:`Evidence` of the callee's first seconds (speech spans from a VAD, the ASR's
+transcripts, beeps, the provider's verdict) and asks each :class:`VerdictStrategy` in
+turn; the first that is sure decides. Times are seconds of the callee's audio since the
+answer.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+from integrations.outbound.dispositions import MachineVerdict
+from integrations.speech.beep import Beep
+
+PROVIDER_VERDICTS: dict[str, MachineVerdict] = {
+    "human": MachineVerdict.HUMAN,
+    "machine_start": MachineVerdict.MACHINE,
+    "machine_end_beep": MachineVerdict.MACHINE,
+    "machine_end_silence": MachineVerdict.MACHINE,
+    "machine_end_other": MachineVerdict.MACHINE,
+    "fax": MachineVerdict.MACHINE,
+    "unknown": MachineVerdict.UNKNOWN,
+}
+"""Twilio ``AnsweredBy`` values and what they mean here."""
+
+GREETING_ENDED = frozenset({"machine_end_beep", "machine_end_silence", "machine_end_other"})
+"""``AnsweredBy`` values sent once the machine's greeting is over: leave the message now."""
+
+NO_MESSAGE = frozenset({"fax"})
+"""``AnsweredBy`` values where no spoken message can be left."""
+
+MACHINE_PHRASES: tuple[str, ...] = (
+    r"leave (a|your|me a|us a|my)( \w+)? (message|name|number)",
+    r"\bnot avail",
+    r"unavailable",
+    r"(after|at) the (tone|beep|signal)",
+    r"voice ?mail",
+    r"voice message",
+    r"mail ?box",
+    r"press (1|2|3|one|two|three|zero|star|pound)",
+    r"(can ?not|can't|cannot|unable to) (take|come to|answer|get to)",
+    r"you('ve| have)? reach",
+    r"miss(ed)? your call",
+    r"away from (my|the)",
+    r"record (your|a) message",
+    r"your call (has been|is being)",
+    r"forwarded to",
+    r"(person|number|subscriber|party) you (are|have) (calling|called|dialed|dialled|trying)",
+    r"(try|call) (again )?later",
+    r"get back to you",
+    r"return your call",
+    r"listen carefully",
+    r"thank you for calling",
+    r"welcome to",
+    r"menu options",
+)
+"""What greetings, carrier messages and IVR menus say and people picking up do not.
+
+Loose where the embedded ASR clips words ("you reach Maria", "not avail-"). A receptionist
+also says "thank you for calling ...", but their whole greeting ("..., this is Maria, how
+can I help you?") is longer than the timing strategy lets a person's hello be anyway."""
+
+
+@dataclass
+class SpeechSpan:
+    """One stretch of the callee's speech (end None: still speaking)."""
+
+    start_s: float
+    end_s: float | None = None
+
+
+@dataclass
+class Evidence:
+    """What has been heard of the callee so far."""
+
+    now_s: float = 0.0
+    speech: list[SpeechSpan] = field(default_factory=list)
+    transcripts: list[str] = field(default_factory=list)
+    beeps: list[Beep] = field(default_factory=list)
+    provider: str | None = None
+    """The provider's verdict (Twilio ``AnsweredBy``), when one came."""
+
+    @property
+    def speaking(self) -> bool:
+        """The callee is speaking now."""
+        return bool(self.speech) and self.speech[-1].end_s is None
+
+    @property
+    def last_speech_end_s(self) -> float | None:
+        """Where the callee last stopped speaking (None: never spoke, or speaking now)."""
+        if not self.speech or self.speech[-1].end_s is None:
+            return None
+        return self.speech[-1].end_s
+
+    def first_greeting(self, join_secs: float) -> SpeechSpan | None:
+        """The callee's first words as one span: spans less than ``join_secs`` apart join.
+
+        ``end_s`` is None while the callee is still speaking them.
+        """
+        if not self.speech:
+            return None
+        start = self.speech[0].start_s
+        end = self.speech[0].end_s
+        for span in self.speech[1:]:
+            if end is None or span.start_s - end >= join_secs:
+                break
+            end = span.end_s
+        return SpeechSpan(start, end)
+
+    def settled(self, span: SpeechSpan, join_secs: float) -> bool:
+        """No more speech can join ``span``: it ended ``join_secs`` or more ago."""
+        return span.end_s is not None and self.now_s - span.end_s >= join_secs
+
+
+class Stage(Enum):
+    """Where the detector is in the call."""
+
+    LISTENING = "listening"
+    """Before the opening: the callee's first words (or silence)."""
+    OPENED = "opened"
+    """The opening is out, the verdict not yet in."""
+    THROUGH = "through"
+    """A person (or nobody): the call goes on as any other."""
+    WAITING_FOR_BEEP = "waiting"
+    """A machine: waiting for its beep or the end of its greeting."""
+    DONE = "done"
+    """The message was left (or could not be): the call is ending."""
+
+
+@dataclass
+class AnsweringMachineReport:
+    """What the detector decided and when (seconds of callee audio since the answer).
+
+    Parameters:
+        verdict: The verdict (None: none yet).
+        source: The strategy that decided.
+        decided_after_s: When it decided.
+        opening_at_s: When the opening was pushed (None: never).
+        first_words_end_s: Where the callee's first words ended (VAD), if they spoke.
+        withdrawn: The opening had gone out before a machine verdict (it was stopped).
+        openings_held: Times the callee went on talking after the opening went out (it
+            was stopped, and went out again at their next pause).
+        beep_at_s: Where the beep ended, if one was heard.
+        voicemail_at_s: When the voicemail line was pushed to the TTS.
+        voicemail_heard_at_s: When the bot started speaking it (the output transport).
+        disposition: The outcome pushed (``voicemail-left``, ``machine-no-message``).
+    """
+
+    verdict: MachineVerdict | None = None
+    source: str = ""
+    decided_after_s: float | None = None
+    opening_at_s: float | None = None
+    first_words_end_s: float | None = None
+    withdrawn: bool = False
+    openings_held: int = 0
+    beep_at_s: float | None = None
+    voicemail_at_s: float | None = None
+    voicemail_heard_at_s: float | None = None
+    disposition: str | None = None
+
+    @property
+    def message_after_beep_s(self) -> float | None:
+        """From the beep's end to the message starting (heard if known, else pushed)."""
+        started = self.voicemail_heard_at_s or self.voicemail_at_s
+        if started is None or self.beep_at_s is None:
+            return None
+        return started - self.beep_at_s
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A strategy's decision: who answered, and which strategy said so."""
+
+    verdict: MachineVerdict
+    source: str
+
+
+class VerdictStrategy(ABC):
+    """Judges the evidence: a verdict when sure, else None (ask again later)."""
+
+    source: str = ""
+
+    @abstractmethod
+    def decide(self, evidence: Evidence) -> Verdict | None:
+        """The verdict the evidence supports, or None."""
+
+    def _verdict(self, verdict: MachineVerdict) -> Verdict:
+        return Verdict(verdict, self.source)
+
+
+class ProviderVerdict(VerdictStrategy):
+    """The telephony provider's own detection (Twilio ``AnsweredBy``), when it gave one.
+
+    ``unknown`` decides nothing: the other strategies go on listening.
+    """
+
+    source = "provider"
+
+    def decide(self, evidence: Evidence) -> Verdict | None:
+        """Human or machine as the provider said."""
+        verdict = PROVIDER_VERDICTS.get(evidence.provider or "")
+        if verdict is None or verdict is MachineVerdict.UNKNOWN:
+            return None
+        return self._verdict(verdict)
+
+
+class BeepVerdict(VerdictStrategy):
+    """A beep is a machine: people do not answer with a pure tone."""
+
+    source = "beep"
+
+    def decide(self, evidence: Evidence) -> Verdict | None:
+        """Machine once a beep was heard."""
+        return self._verdict(MachineVerdict.MACHINE) if evidence.beeps else None
+
+
+class WordsVerdict(VerdictStrategy):
+    """A machine when the transcripts say what greetings say ("leave a message"...).
+
+    Args:
+        phrases: Regular expressions matched against the lower-cased transcripts.
+    """
+
+    source = "words"
+
+    def __init__(self, phrases: Sequence[str] = MACHINE_PHRASES):
+        self._pattern = re.compile("|".join(f"(?:{p})" for p in phrases))
+
+    def decide(self, evidence: Evidence) -> Verdict | None:
+        """Machine when any transcript so far has a machine phrase."""
+        text = " ".join(evidence.transcripts).lower().replace("\u2019", "'")
+        text = re.sub(r"[^\w' ]+", " ", text)
+        if self._pattern.search(" ".join(text.split())):
+            return self._verdict(MachineVerdict.MACHINE)
+        return None
+
+
+class SpeechTimingVerdict(VerdictStrategy):
+    """People say a short "hello?" and wait; machines talk on.
+
+    Args:
+        long_greeting_secs: First words (pauses shorter than ``pause_secs`` included)
+            this long are a machine's greeting, decided as soon as they reach it (Twilio's
+            ``MachineDetectionSpeechThreshold`` defaults to 2.4 s; slow long hellos, "Hello,
+            this is Doctor Patel's phone", took up to 2.9 s in the bench).
+        pause_secs: Quiet after short first words that makes them a person's.
+    """
+
+    source = "timing"
+
+    def __init__(self, *, long_greeting_secs: float = 3.0, pause_secs: float = 1.0):
+        self.long_greeting_secs = long_greeting_secs
+        self.pause_secs = pause_secs
+
+    def decide(self, evidence: Evidence) -> Verdict | None:
+        """Machine for a long greeting, human for short words then a pause."""
+        greeting = evidence.first_greeting(self.pause_secs)
+        if greeting is None:
+            return None
+        end = greeting.end_s if greeting.end_s is not None else evidence.now_s
+        if end - greeting.start_s >= self.long_greeting_secs:
+            return self._verdict(MachineVerdict.MACHINE)
+        if evidence.settled(greeting, self.pause_secs):
+            return self._verdict(MachineVerdict.HUMAN)
+        return None
+
+
+def default_strategies(
+    *, long_greeting_secs: float = 3.0, pause_secs: float = 1.0
+) -> list[VerdictStrategy]:
+    """The provider's word first, then a beep, the words, and the speech's timing."""
+    return [
+        ProviderVerdict(),
+        BeepVerdict(),
+        WordsVerdict(),
+        SpeechTimingVerdict(long_greeting_secs=long_greeting_secs, pause_secs=pause_secs),
+    ]

@@ -1,0 +1,103 @@
+"""Each answering-machine verdict strategy on its own evidence."""
+
+import pytest
+
+from integrations.outbound.dispositions import MachineVerdict
+from integrations.speech.beep import Beep
+from processors.machine_verdict import (
+    BeepVerdict,
+    Evidence,
+    ProviderVerdict,
+    SpeechSpan,
+    SpeechTimingVerdict,
+    WordsVerdict,
+    default_strategies,
+)
+
+HUMAN = MachineVerdict.HUMAN
+MACHINE = MachineVerdict.MACHINE
+
+
+@pytest.mark.parametrize(
+    ("answered_by", "verdict"),
+    [
+        ("human", HUMAN),
+        ("machine_start", MACHINE),
+        ("machine_end_beep", MACHINE),
+        ("machine_end_silence", MACHINE),
+        ("machine_end_other", MACHINE),
+        ("fax", MACHINE),
+        ("unknown", None),
+        (None, None),
+        ("something-new", None),
+    ],
+)
+def test_provider_answered_by(answered_by: str | None, verdict: MachineVerdict | None) -> None:
+    decided = ProviderVerdict().decide(Evidence(provider=answered_by))
+
+    assert (decided.verdict if decided else None) == verdict
+    assert decided is None or decided.source == "provider"
+
+
+def test_a_beep_is_a_machine() -> None:
+    assert BeepVerdict().decide(Evidence()) is None
+    decided = BeepVerdict().decide(Evidence(beeps=[Beep(3.0, 3.4, 1000.0)]))
+    assert decided is not None and decided.verdict is MACHINE and decided.source == "beep"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hi, you've reached Maria, please leave a message after the beep",
+        "The person you are calling is not available",
+        "at the tone please record your message",
+        "Your call has been forwarded to an automatic voice mail system",
+        "Thank you for calling Riverside Medical. For appointments press 1",
+        "Hi, you reach Maria",
+        "sorry I missed your call",
+        "the mailbox is full",
+        "I can’t take your call right now",
+    ],
+)
+def test_machine_words(text: str) -> None:
+    decided = WordsVerdict().decide(Evidence(transcripts=[text]))
+
+    assert decided is not None and decided.verdict is MACHINE and decided.source == "words"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hello?",
+        "Hi, this is Maria.",
+        "Yeah, hello, who's this?",
+        "Speaking.",
+    ],
+)
+def test_what_people_say_on_picking_up_decides_nothing(text: str) -> None:
+    assert WordsVerdict().decide(Evidence(transcripts=[text])) is None
+
+
+def timing(now: float, *spans: tuple[float, float | None]) -> MachineVerdict | None:
+    evidence = Evidence(now_s=now, speech=[SpeechSpan(s, e) for s, e in spans])
+    decided = SpeechTimingVerdict(long_greeting_secs=2.4, pause_secs=1.0).decide(evidence)
+    return decided.verdict if decided else None
+
+
+def test_a_short_hello_then_quiet_is_a_person() -> None:
+    assert timing(1.0, (0.5, None)) is None  # still speaking
+    assert timing(1.5, (0.5, 1.1)) is None  # a pause, not yet long enough
+    assert timing(2.1, (0.5, 1.1)) is HUMAN
+
+
+def test_a_long_unbroken_greeting_is_a_machine_before_it_ends() -> None:
+    assert timing(2.7, (0.4, None)) is None
+    assert timing(2.8, (0.3, 1.2), (1.6, None)) is MACHINE  # short pauses join
+
+
+def test_speech_after_a_long_pause_is_not_the_greeting() -> None:
+    assert timing(4.5, (0.3, 1.0), (2.5, None)) is HUMAN
+
+
+def test_nothing_heard_decides_nothing() -> None:
+    assert all(s.decide(Evidence(now_s=5.0)) is None for s in default_strategies())
