@@ -79,7 +79,7 @@ from integrations.nlu.base import (
 from integrations.nlu.entities import EntityExtractor
 from integrations.speech.nbest import Recognition, TurnReadings
 from processors.agent_definition import AgentDefinition, IntentAction
-from processors.frames import OUT_OF_SCOPE, Band, DecisionPath, NLUResultFrame
+from processors.frames import OUT_OF_SCOPE, Band, DecisionPath, GreetingFrame, NLUResultFrame
 
 DTMF_PATTERN = re.compile(r"^\s*DTMF:\s*([0-9*#A-Da-d]+)\s*$")
 """A transcription made by pipecat's ``DTMFAggregator`` (default prefix ``"DTMF: "``)."""
@@ -132,6 +132,8 @@ class ActGuard:
 
     A goodbye (``ends_call``) before the caller has asked for anything is always checked;
     after a request, the act band alone closes the call (a lone "Bye." is the usual end).
+    In answer to the agent's own question (an outbound call's opening), one that ends the
+    call (an opt-out, a wrong number) is acted on when it is as sure as any irreversible act.
     """
 
     intents: frozenset[str] = frozenset()
@@ -158,12 +160,14 @@ class ActGuard:
             min_words=confirm.min_words,
         )
 
-    def doubt(self, result: NLUResultFrame, *, requested: bool) -> str | None:
+    def doubt(self, result: NLUResultFrame, *, requested: bool, asked: bool = False) -> str | None:
         """Why an act-band decision for an irreversible intent must be confirmed, if it must.
 
         Args:
             result: The decision (its text set).
             requested: The caller has already asked for something on this call.
+            asked: The turn answers a question the agent asked (a clarification, or an
+                outbound call's opening).
         """
         if result.intent not in self.intents:
             return None
@@ -171,7 +175,11 @@ class ActGuard:
             # Before any request a goodbye is checked; after one, the act band closes the call
             # (a closing "Thank you, goodbye." heard at 0.89 was asked "Did you want to end
             # the call?" in the scenario suite).
-            return None if requested else "goodbye before any request"
+            if requested:
+                return None
+            if not asked:
+                return "goodbye before any request"
+            # the answer to our question: "stop calling me" is acted on when sure
         if any(not result.entities.get(kind) for kind in self.follow_ups.get(result.intent, ())):
             return None  # the dialogue asks for the slot first
         if result.confidence < self.act_threshold:
@@ -221,6 +229,7 @@ class NLURouter(FrameProcessor):
         guard: ActGuard | None = None,
         readings: TurnReadings | None = None,
         unsure_below: float = 0.0,
+        opening_asks: bool = False,
         **kwargs: Any,
     ):
         """Create the router from already-built adapters.
@@ -239,6 +248,9 @@ class NLURouter(FrameProcessor):
                 as context text finds its other readings there (None: text alone).
             unsure_below: Recogniser confidence under which a turn's words are doubtful
                 (``NLUResultFrame.unsure``) whatever the classifier makes of them (0: never).
+            opening_asks: The greeting asks the callee a question (an outbound call's
+                opening, "Will you be able to make it?"): once it is asked (``GreetingFrame``)
+                a yes or no answers it, and an opt-out is acted on when sure.
             **kwargs: Passed to ``FrameProcessor``.
         """
         super().__init__(**kwargs)
@@ -259,7 +271,9 @@ class NLURouter(FrameProcessor):
         self._requested = False
         """The caller has asked for something on this call."""
         self._asked = False
-        """The last decision was a clarify: the agent asked a yes/no question."""
+        """The agent asked a yes/no question: the last decision was a clarify, or the
+        opening (``opening_asks``) was the last thing said."""
+        self._opening_asks = opening_asks
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Classify turns; pass every frame on."""
@@ -272,6 +286,8 @@ class NLURouter(FrameProcessor):
             self._voice_started = None
         elif isinstance(frame, BotStartedSpeakingFrame):
             self._voice_s = 0.0  # voice before the bot's reply was not a request
+        elif isinstance(frame, GreetingFrame) and self._opening_asks:
+            self._asked = True  # the opening's question: the next turn answers it
         elif direction is FrameDirection.DOWNSTREAM:
             if isinstance(frame, LLMContextFrame) and not getattr(frame, "speculation", False):
                 await self._turn_ended(user_text(frame))
@@ -377,7 +393,7 @@ class NLURouter(FrameProcessor):
                     logger.debug(f"{self}: {result.intent} with nothing asked; repairing")
                     result.band, result.unsure = Band.REPAIR, True
             elif result.band is Band.ACT:
-                reason = self._guard.doubt(result, requested=self._requested)
+                reason = self._guard.doubt(result, requested=self._requested, asked=self._asked)
                 if reason is not None:
                     logger.debug(f"{self}: {result.intent} confirmed first ({reason})")
                     result.band = Band.CLARIFY

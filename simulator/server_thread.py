@@ -25,12 +25,13 @@ class ThreadedServer:
         make_app: Callable[[], Awaitable[Any]],
         *,
         host: str = "127.0.0.1",
+        port: int = 0,
         ready_timeout_s: float = 900.0,
     ):
-        """Prepare the server (call :meth:`start`)."""
+        """Prepare the server (call :meth:`start`); ``port`` 0 picks a free one."""
         self._make_app = make_app
         self.host = host
-        self.port = 0
+        self.port = port
         self.loop: asyncio.AbstractEventLoop | None = None
         self._ready_timeout_s = ready_timeout_s
         self._ready = threading.Event()
@@ -91,7 +92,7 @@ class ThreadedServer:
         app = await self._make_app()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
+        sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             app,

@@ -33,6 +33,10 @@ from simulator.fake_twilio import CallUpdate, FakeTwilioRest
 from simulator.phone import TwilioCallEmulator, place_call
 
 SIM_ACCOUNT_SID = "AC" + "5" * 32
+SIM_FROM_NUMBER = "+15555550100"
+"""The caller id the agent dials from (the reference clinic's number)."""
+SIM_RING_SECS = 10
+"""How long the agent lets a simulated call ring (its ``Timeout``): no-answer comes sooner."""
 STREAM_PATH = "/twilio/stream"
 
 
@@ -73,6 +77,7 @@ class Target:
         operator_token: Reads ``/api/calls/{id}/events`` (intent and escalation checks).
         via_webhook: Place calls through ``/twilio/voice`` (TwiML) instead of the stream.
         rest: Routes of the fake Twilio REST API the agent talks to (agent started here).
+        fake_twilio: That fake itself (agent started here): outbound calls ring its callees.
         transcriber: ASR for what the caller heard.
         label: Where it is, for reports.
     """
@@ -85,6 +90,7 @@ class Target:
     rest: RestRoutes | None = None
     transcriber: SpeechRecognizer | None = None
     label: str = ""
+    fake_twilio: FakeTwilioRest | None = None
 
     @classmethod
     def from_url(
@@ -219,6 +225,11 @@ class LocalAgent:
     see :attr:`runtime`); ``mode="process"`` runs ``callagent serve`` as a child process
     (its CPU time and memory are then its own, see :attr:`pid`).
 
+    The agent dials outbound calls through the same fake (``TWILIO_API_BASE_URL``, from
+    :data:`SIM_FROM_NUMBER`), whose callees answer on :attr:`rest` ``.dialer``; its
+    ``CALLAGENT_PUBLIC_URL`` is its own loopback address, so the answer URL it gives
+    Twilio and the signatures it checks are its own, as on a deployed server.
+
     Example::
 
         local = LocalAgent(env={"CALLAGENT_SCREEN_POP_SECRET": "s"})
@@ -274,6 +285,7 @@ class LocalAgent:
         """The agent's shared models and services (thread mode), else None."""
         self._server: Any = None
         self._process: subprocess.Popen[bytes] | None = None
+        self.port = 0
         self.base_url = ""
 
     @property
@@ -286,6 +298,8 @@ class LocalAgent:
         if self._data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="callagent-sim-")
             self._data_dir = Path(self._tmp.name)
+        if not self.port:
+            self.port = free_port()
         return {
             "TWILIO_ACCOUNT_SID": SIM_ACCOUNT_SID,
             "TWILIO_AUTH_TOKEN": self.auth_token,
@@ -293,8 +307,10 @@ class LocalAgent:
             "TWILIO_VALIDATE_SIGNATURES": "true",
             "CALLAGENT_OPERATOR_TOKEN": self.operator_token,
             "CALLAGENT_DATA_DIR": str(self._data_dir),
-            "CALLAGENT_PUBLIC_URL": "",
-            "CALLAGENT_HOST": "127.0.0.1",  # where it listens (a stream URL from Host is fine)
+            "CALLAGENT_PUBLIC_URL": f"http://127.0.0.1:{self.port}",  # its own address
+            "CALLAGENT_HOST": "127.0.0.1",
+            "CALLAGENT_OUTBOUND_FROM_NUMBER": SIM_FROM_NUMBER,
+            "CALLAGENT_OUTBOUND_RING_SECS": str(SIM_RING_SECS),
             "DATABASE_URL": "",
             # simulated callers all come from this machine, and benches place more calls
             # than one process is admitted to carry: measure the agent, not its admission
@@ -325,6 +341,7 @@ class LocalAgent:
             rest=self.routes,
             transcriber=getattr(self.runtime, "recognizer", None),
             label=f"in-process agent ({self.mode})",
+            fake_twilio=self.rest,
         )
 
     async def stop(self) -> None:
@@ -346,6 +363,7 @@ class LocalAgent:
         if self.mode == "process" and self.base_url:
             self.base_url = ""
             await self._stop_services()
+        self.port = 0
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -399,13 +417,17 @@ class LocalAgent:
             holder["runtime"] = app.state.runtime
             return app
 
-        self._server = ThreadedServer(make_app, ready_timeout_s=self._ready_timeout_s).start()
+        if not self.port:
+            self.port = free_port()
+        self._server = ThreadedServer(
+            make_app, port=self.port, ready_timeout_s=self._ready_timeout_s
+        ).start()
         self.runtime = holder.get("runtime")
         self.base_url = self._server.base_url
         self.pid = os.getpid()
 
     async def _start_process(self, env: dict[str, str]) -> None:
-        port = free_port()
+        port = self.port
         child_env = {**os.environ, **env, "PORT": str(port), "CALLAGENT_HOST": "127.0.0.1"}
         if not self._verbose:
             child_env.setdefault("CALLAGENT_LOG_LEVEL", "WARNING")

@@ -25,8 +25,13 @@ def make_llm_classifier(settings: Settings, agent: AgentDefinition) -> LLMIntent
     return OpenAICompatibleIntentClassifier(endpoint, intents)
 
 
-def make_nlu_router(runtime: Runtime, readings: TurnReadings | None = None) -> NLURouter:
-    """The NLU router for one call (``readings``: the recogniser's, logged by the STT)."""
+def make_nlu_router(
+    runtime: Runtime, readings: TurnReadings | None = None, *, opening_asks: bool = False
+) -> NLURouter:
+    """The NLU router for one call (``readings``: the recogniser's, logged by the STT).
+
+    ``opening_asks``: the call opens with the agent's question (an outbound call's opening).
+    """
     nlu = runtime.agent.nlu
     return NLURouter(
         classifier=runtime.classifier,
@@ -37,6 +42,7 @@ def make_nlu_router(runtime: Runtime, readings: TurnReadings | None = None) -> N
         guard=ActGuard.for_agent(runtime.agent),
         readings=readings,
         unsure_below=runtime.settings.asr_unsure_confidence,
+        opening_asks=opening_asks,
     )
 
 

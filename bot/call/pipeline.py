@@ -205,9 +205,8 @@ def build_worker(
             ),
         ),
     )
-    policy = DialoguePolicy(
-        agent, llm_available=llm is not None, script=outbound_script(agent, spec.outbound)
-    )
+    script = outbound_script(agent, spec.outbound)
+    policy = DialoguePolicy(agent, llm_available=llm is not None, script=script)
     handoff = make_handoff_processors(
         runtime,
         call_id=spec.call_id,
@@ -233,7 +232,7 @@ def build_worker(
             BackchannelFilter(call_id=spec.call_id, understood=is_complete),
             # the caller went on after a fragment the bot began to answer: one turn
             FragmentJoiner(is_fragment=hold.is_fragment),
-            make_nlu_router(runtime, readings),
+            make_nlu_router(runtime, readings, opening_asks=script is not None),
             *handoff.before_dialogue(),  # CRM prefetch, caller verification, callback offer
             DialogueProcessor(policy),
             LLMFailureApology() if llm else None,

@@ -238,11 +238,18 @@ async def _finish(call: DialedCall, dialer: Dialler, status: str) -> None:
 
 
 async def _transcribe(call: DialedCall, dialer: Dialler, emulator: TwilioCallEmulator) -> None:
+    """Transcribe what the callee heard, one bot utterance at a time.
+
+    A recogniser made for turns drops words from a whole call's audio given at once.
+    """
     transcriber = dialer.transcriber
     if transcriber is None:
         return
-    heard = emulator.heard_audio()
-    call.heard_text = await asyncio.to_thread(transcriber.transcribe, heard, PHONE_SAMPLE_RATE)
+    texts: list[str] = []
+    for start, end in emulator.bot_utterances():
+        pcm = emulator.heard_audio(max(0.0, start - 0.1), end + 0.1)
+        texts.append(await asyncio.to_thread(transcriber.transcribe, pcm, PHONE_SAMPLE_RATE))
+    call.heard_text = " ".join(t.strip() for t in texts if t.strip())
     start = call.log.message_start_s
     if start is not None:
         message = emulator.heard_audio(max(0.0, start - 0.1))

@@ -223,8 +223,15 @@ class Person(Callee):
             await call.hang_up()
 
     async def _await_turn(self, call: TwilioCallEmulator, after: float) -> None:
+        """Wait for the bot's turn after ``after`` to be over.
+
+        A bot still talking at ``after`` (an opening that began while the callee said
+        "hello?") is that turn: the callee lets it finish, then replies.
+        """
         try:
-            await call.wait_for_bot_speech_start(timeout=self.reply_timeout_s, after=after)
+            spoken = call.bot_utterances()
+            if not (spoken and spoken[-1][1] >= after):
+                await call.wait_for_bot_speech_start(timeout=self.reply_timeout_s, after=after)
             await call.wait_for_bot_silence(REPLY_SILENCE_S, timeout=self.reply_timeout_s * 3)
         except TimeoutError:
             pass

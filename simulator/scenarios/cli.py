@@ -3,9 +3,12 @@
 Each scenario file is one call (see :mod:`simulator.scenarios.scenario`): a caller voice,
 optional background noise and line impairments, and steps with expectations. The calls
 go to a running agent (``--url``) or to one started here on loopback, in real time over
-Twilio Media Streams. The command prints a pass/fail line per expectation and per-turn
-figures, writes ``report.json``, ``report.html`` and a stereo recording per call, and
-exits non-zero when an expectation fails (so it can gate a deploy).
+Twilio Media Streams. A file saying ``direction: outbound`` is the other way round (see
+:mod:`simulator.scenarios.outbound`): the agent started here is asked to call a simulated
+callee, and dials it through the simulator's fake Twilio REST API. The command prints a
+pass/fail line per expectation and per-turn figures, writes ``report.json``,
+``report.html`` and a stereo recording per call, and exits non-zero when an expectation
+fails (so it can gate a deploy).
 """
 
 from __future__ import annotations
@@ -65,28 +68,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_simulate(args: argparse.Namespace) -> int:
     """``callagent simulate``."""
-    from simulator.scenarios.scenario import check_against_agent, load_scenarios
+    from simulator.scenarios.outbound_suite import NEEDS_LOCAL_AGENT, load_all
+    from simulator.scenarios.scenario import check_against_agent
 
-    scenarios, errors = load_scenarios(args.scenarios)
-    if not scenarios and not errors:
+    scenarios, outbound, errors = load_all(args.scenarios)
+    if not scenarios and not outbound and not errors:
         print("no scenario files found", file=sys.stderr)
         return EXIT_USAGE
-    intents = _agent_intents(args)
+    intents = _agent_intents(args) if scenarios else None
     if intents is not None:
         for scenario in scenarios:
             errors += check_against_agent(scenario, intents)
+    if outbound and args.url:
+        print(f"error: {NEEDS_LOCAL_AGENT}", file=sys.stderr)
+        return EXIT_USAGE
     if errors:
         for e in errors:
             print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     if args.check:
-        print(f"{len(scenarios)} scenario file(s) OK")
+        print(f"{len(scenarios) + len(outbound)} scenario file(s) OK")
         return EXIT_OK
     if args.concurrency < 1 or args.repeat < 1:
         print("--concurrency and --repeat must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return asyncio.run(_simulate(args, scenarios))
+        return asyncio.run(_simulate(args, scenarios, outbound))
     except KeyboardInterrupt:
         return EXIT_FAILED
 
@@ -106,11 +113,18 @@ def _agent_intents(args: argparse.Namespace) -> list[str] | None:
     return [i.name for i in agent.intents]
 
 
-async def _simulate(args: argparse.Namespace, scenarios: list[Any]) -> int:
+async def _simulate(
+    args: argparse.Namespace, scenarios: list[Any], outbound: list[Any] | None = None
+) -> int:
     from loguru import logger
     from tqdm import tqdm
 
     from simulator.scenarios import report
+    from simulator.scenarios.outbound_suite import (
+        outbound_lines,
+        outbound_summary,
+        run_outbound_suite,
+    )
     from simulator.scenarios.results import summarize
     from simulator.scenarios.suite import SuiteOptions, run_suite, total_steps
     from simulator.target import LocalAgent, Target
@@ -136,7 +150,7 @@ async def _simulate(args: argparse.Namespace, scenarios: list[Any]) -> int:
             target.transcriber = _load_transcriber()
     out: Path = args.out
     bar = tqdm(
-        total=total_steps(scenarios, args.repeat),
+        total=total_steps(scenarios, args.repeat) + len(outbound or []) * args.repeat,
         unit="step",
         desc="simulating",
         file=sys.stderr,
@@ -151,6 +165,11 @@ async def _simulate(args: argparse.Namespace, scenarios: list[Any]) -> int:
     def on_step(_step: Any) -> None:
         bar.update(1)
 
+    def on_outbound(result: Any) -> None:
+        bar.update(1)
+        for line in outbound_lines(result):
+            bar.write(line)
+
     try:
         results = await run_suite(
             scenarios,
@@ -163,6 +182,11 @@ async def _simulate(args: argparse.Namespace, scenarios: list[Any]) -> int:
             on_step=on_step,
             on_call=on_call,
         )
+        outbound_results = (
+            await run_outbound_suite(outbound, target, repeat=args.repeat, on_result=on_outbound)
+            if outbound
+            else []
+        )
     finally:
         bar.close()
         if local is not None:
@@ -170,20 +194,26 @@ async def _simulate(args: argparse.Namespace, scenarios: list[Any]) -> int:
     meta = {
         "target": target.label,
         "started_at": started_at,
-        "scenarios": [s.path for s in scenarios],
+        "scenarios": [s.path for s in scenarios] + [s.path for s in outbound or []],
         "concurrency": args.concurrency,
         "repeat": args.repeat,
         "events": any(r.events_available for r in results),
     }
     data = report.report_data(results, meta)
+    data["outbound"] = [r.as_dict() for r in outbound_results]
     report.write_json(out / "report.json", data)
     report.write_html(out / "report.html", data, results)
     print()
-    for line in report.summary_lines(summarize(results)):
+    if results:
+        for line in report.summary_lines(summarize(results)):
+            print(line)
+    for line in outbound_summary(outbound_results):
         print(line)
     print(f"report: {out / 'report.html'} and {out / 'report.json'}")
-    failed = any(not r.passed for r in results)
-    unverified = any(c.status == "unverified" for r in results for c in r.checks)
+    failed = any(not r.passed for r in results) or any(not r.passed for r in outbound_results)
+    unverified = any(c.status == "unverified" for r in results for c in r.checks) or any(
+        c.ok is None for r in outbound_results for c in r.checks
+    )
     return EXIT_FAILED if failed or (args.strict and unverified) else EXIT_OK
 
 

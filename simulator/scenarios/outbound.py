@@ -22,7 +22,11 @@
       call_status: completed
       answered_by: human
       message_after_beep_max_s: 1.0
-      retry_after: 1800          # seconds (or "30m", "4h")
+      do_not_call: true          # on GET /api/dnc afterwards, and a second dial refused (409)
+
+``disposition`` is the attempt's (``GET /api/calls/outbound/{id}``); every call that reaches
+the agent is also checked against its record (see :mod:`simulator.scenarios.outbound_checks`).
+A single call is never retried: retries belong to campaigns.
 
 Errors name the file and line like inbound scenarios (:class:`ScenarioError`).
 """
@@ -57,19 +61,6 @@ from simulator.voices.caller_voice import DEFAULT_VOICE
 
 _FILE = ConfigDict(extra="forbid", frozen=True)
 ANSWERS = ("person", "voicemail", "ivr", "no_answer", "busy", "failed")
-
-
-def _seconds(value: Any) -> float:
-    """``1800``, ``"30m"``, ``"4h"``, ``"90s"`` as seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh])\s*", str(value))
-    if not match:
-        raise ValueError("must be seconds or a duration like 30m or 4h")
-    return float(match[1]) * {"s": 1, "m": 60, "h": 3600}[match[2]]
-
-
-Seconds = Annotated[float, BeforeValidator(_seconds)]
 
 
 class ContactFile(BaseModel):
@@ -159,7 +150,7 @@ class OutboundExpectations(BaseModel):
     heard_contains: Annotated[tuple[tuple[str, ...], ...], BeforeValidator(_word_groups)] = ()
     heard_excludes: Words = ()
     message_after_beep_max_s: float | None = None
-    retry_after: Seconds | None = None
+    do_not_call: StrictBool | None = None
 
 
 class OutboundScenarioFile(BaseModel):

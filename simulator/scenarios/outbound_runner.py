@@ -3,14 +3,18 @@
 The callee is registered on the fake REST API the agent dials through (its
 ``TWILIO_API_BASE_URL``), then the call is started the way an operator starts one:
 ``POST {agent}/api/calls/outbound`` with the operator token and ``{"to", "agent",
-"variables"}``. The fake places it (answer webhook, Media Stream, callbacks), the callee
-plays, and the expectations are checked against what the fake saw and, where the agent
-reports them, the call's record (``disposition``) and the attempt (``retry_after``).
+"variables"}``. The fake places it (answer webhook, Media Stream, callbacks) and the callee
+plays. What came of it is read from the agent's own API once the call is over: the attempt
+(``GET /api/calls/outbound/{attempt_id}``: state, disposition, provider call id, call
+record id), the call record (``GET /api/calls/{call_id}``) and, for an opt-out, the
+do-not-call list (``GET /api/dnc``) and a second ``POST /api/calls/outbound``, which must be
+refused (409). The checks are in :mod:`simulator.scenarios.outbound_checks`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,33 +24,147 @@ from integrations.speech.base import SpeechRecognizer
 from simulator.fake_twilio import FakeTwilioRest
 from simulator.outbound.dialed_call import DialedCall
 from simulator.scenarios.outbound import OutboundScenario
+from simulator.scenarios.outbound_checks import OutboundCheck, check_outbound
 
 CALL_TIMEOUT_S = 180.0
+SETTLE_TIMEOUT_S = 20.0
+"""After the call: longest wait for the attempt to end and its record to be complete."""
 
-
-@dataclass(frozen=True)
-class OutboundCheck:
-    """One expectation: ``ok`` None when it could not be checked (``detail`` says why)."""
-
-    name: str
-    ok: bool | None
-    detail: str = ""
+__all__ = [
+    "AgentApi",
+    "OutboundCheck",
+    "OutboundResult",
+    "run_outbound_scenario",
+    "start_outbound_call",
+]
 
 
 @dataclass
 class OutboundResult:
-    """What came of one outbound scenario."""
+    """What came of one outbound scenario.
+
+    Parameters:
+        scenario_id: The file's stem; name: the scenario's name.
+        placed: The agent's answer to ``POST /api/calls/outbound`` (its HTTP status too).
+        attempt: The attempt as the agent reports it once ended.
+        record: The call record, when the call reached the agent.
+        call: The call as the fake Twilio saw it (None: never placed).
+        on_dnc_list: Whether the number was on the do-not-call list afterwards (opt-out).
+        redial_status: HTTP status of a second ``POST /api/calls/outbound`` (opt-out).
+        checks: Each expectation's result.
+        error: Why the scenario could not run, else None.
+        duration_s: Wall time of the scenario.
+    """
 
     scenario_id: str
+    name: str = ""
+    placed: dict[str, Any] = field(default_factory=dict)
     attempt: dict[str, Any] = field(default_factory=dict)
+    record: dict[str, Any] | None = None
     call: DialedCall | None = None
+    on_dnc_list: bool | None = None
+    redial_status: int | None = None
     checks: list[OutboundCheck] = field(default_factory=list)
     error: str | None = None
+    duration_s: float = 0.0
 
     @property
     def passed(self) -> bool:
         """No error and no failed check."""
         return self.error is None and all(c.ok is not False for c in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, for the report (the record with its turns, as the API gives it)."""
+        call = self.call
+        return {
+            "scenario": self.scenario_id,
+            "name": self.name,
+            "passed": self.passed,
+            "error": self.error,
+            "duration_s": round(self.duration_s, 2),
+            "attempt": self.attempt,
+            "record": self.record,
+            "call": None
+            if call is None
+            else {
+                "sid": call.sid,
+                "status": call.status,
+                "answered_by": call.answered_by,
+                "callee_said": call.log.said,
+                "hung_up_by": call.log.hung_up_by,
+                "message_after_beep_s": call.log.message_after_beep_s,
+                "heard_text": call.heard_text,
+                "error": call.error,
+            },
+            "on_dnc_list": self.on_dnc_list,
+            "redial_status": self.redial_status,
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
+        }
+
+
+class AgentApi:
+    """The agent's operator API, as the runner uses it."""
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str, operator_token: str) -> None:
+        self._http = http
+        self._base = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {operator_token}"}
+
+    async def place(
+        self, to: str, agent: str | None, variables: dict[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        """``POST /api/calls/outbound``: the HTTP status and the JSON answer."""
+        body: dict[str, Any] = {"to": to, "variables": variables}
+        if agent:
+            body["agent"] = agent
+        response = await self._http.post(
+            f"{self._base}/api/calls/outbound", json=body, headers=self._headers, timeout=30
+        )
+        try:
+            data = response.json()
+        except ValueError:
+            data = {"detail": response.text[:200]}
+        return response.status_code, dict(data) if isinstance(data, dict) else {}
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        """A JSON object from the API (None: not found, refused or unreachable)."""
+        try:
+            response = await self._http.get(f"{self._base}{path}", headers=self._headers)
+        except httpx.HTTPError:
+            return None
+        return dict(response.json()) if response.status_code == 200 else None
+
+    async def ended_attempt(self, attempt_id: str, timeout_s: float) -> dict[str, Any]:
+        """The attempt once it has ended (as it is at ``timeout_s``, else)."""
+        found: dict[str, Any] = {}
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = await self.get(f"/api/calls/outbound/{attempt_id}") or found
+            if found.get("state") == "ended" or time.monotonic() > deadline:
+                return found
+            await asyncio.sleep(0.2)
+
+    async def finished_record(
+        self, call_id: str, disposition: str | None, timeout_s: float
+    ) -> dict[str, Any] | None:
+        """The call record once it is closed and carries ``disposition`` (as it is, else)."""
+        found: dict[str, Any] | None = None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = await self.get(f"/api/calls/{call_id}") or found
+            done = found is not None and found.get("ended_at") is not None
+            if (done and found and found.get("disposition") == disposition) or (
+                time.monotonic() > deadline
+            ):
+                return found
+            await asyncio.sleep(0.2)
+
+    async def on_dnc_list(self, phone: str) -> bool | None:
+        """Whether ``phone`` is on the do-not-call list (None: the list could not be read)."""
+        listed = await self.get("/api/dnc?limit=1000")
+        if listed is None:
+            return None
+        return any(entry.get("phone") == phone for entry in listed.get("numbers", []))
 
 
 async def start_outbound_call(
@@ -63,17 +181,15 @@ async def start_outbound_call(
     Raises:
         httpx.HTTPStatusError: the agent refused (4xx/5xx).
     """
-    body: dict[str, Any] = {"to": to, "variables": variables}
-    if agent:
-        body["agent"] = agent
-    response = await http.post(
-        f"{base_url.rstrip('/')}/api/calls/outbound",
-        json=body,
-        headers={"Authorization": f"Bearer {operator_token}"},
-        timeout=30,
-    )
-    response.raise_for_status()
-    return dict(response.json())
+    status, data = await AgentApi(http, base_url, operator_token).place(to, agent, variables)
+    if status >= 400:
+        request = httpx.Request("POST", f"{base_url.rstrip('/')}/api/calls/outbound")
+        raise httpx.HTTPStatusError(
+            f"HTTP {status}: {data.get('detail')}",
+            request=request,
+            response=httpx.Response(status, request=request),
+        )
+    return data
 
 
 async def run_outbound_scenario(
@@ -85,112 +201,61 @@ async def run_outbound_scenario(
     *,
     transcriber: SpeechRecognizer | None = None,
     timeout_s: float = CALL_TIMEOUT_S,
+    settle_s: float = SETTLE_TIMEOUT_S,
 ) -> OutboundResult:
     """Ask the agent to call the scenario's contact and check what came of it; never raises.
 
     ``transcriber`` (e.g. the in-process agent's ASR) transcribes what the callee heard,
     for ``heard_contains``; without one those checks are reported as not checked.
     """
-    result = OutboundResult(scenario.id)
-    if transcriber is not None:
-        rest.dialer.transcriber = transcriber
-    rest.dialer.register(scenario.phone, scenario.callee)
-    before = set(rest.dialer.calls)
+    started = time.monotonic()
+    result = OutboundResult(scenario.id, scenario.name)
     try:
-        result.attempt = await start_outbound_call(
-            http,
-            base_url,
-            operator_token,
-            to=scenario.phone,
-            agent=scenario.agent,
-            variables=scenario.variables,
-        )
-        call = await _placed(rest, before, timeout_s)
-        result.call = await rest.dialer.wait_for_end(call.sid, timeout=timeout_s)
+        api = AgentApi(http, base_url, operator_token)
+        await _run(scenario, rest, api, result, transcriber, timeout_s, settle_s)
     except (httpx.HTTPError, TimeoutError) as e:
         result.error = f"{type(e).__name__}: {e}"
-        return result
-    record = await _read(http, base_url, operator_token, f"/api/calls/{result.call.sid}")
-    attempt_id = result.attempt.get("attempt_id")
-    attempt = (
-        await _read(http, base_url, operator_token, f"/api/calls/outbound/{attempt_id}")
-        if attempt_id
-        else None
-    )
-    result.checks = check_outbound(scenario, result.call, record, attempt)
+    result.duration_s = time.monotonic() - started
     return result
 
 
-async def _placed(rest: FakeTwilioRest, before: set[str], timeout_s: float) -> DialedCall:
-    async with asyncio.timeout(timeout_s):
-        while True:
-            new = [c for sid, c in rest.dialer.calls.items() if sid not in before]
-            if new:
-                return new[0]
-            await asyncio.sleep(0.05)
-
-
-async def _read(
-    http: httpx.AsyncClient, base_url: str, token: str, path: str
-) -> dict[str, Any] | None:
-    try:
-        response = await http.get(
-            f"{base_url.rstrip('/')}{path}", headers={"Authorization": f"Bearer {token}"}
-        )
-    except httpx.HTTPError:
-        return None
-    return dict(response.json()) if response.status_code == 200 else None
-
-
-def check_outbound(
+async def _run(
     scenario: OutboundScenario,
-    call: DialedCall,
-    record: dict[str, Any] | None,
-    attempt: dict[str, Any] | None,
-) -> list[OutboundCheck]:
-    """Each expectation of the scenario against the call, its record and its attempt."""
-    expect = scenario.expect
-    checks: list[OutboundCheck] = []
-    if expect.call_status:
-        checks.append(_equal("call_status", expect.call_status, call.status))
-    if expect.answered_by:
-        checks.append(_equal("answered_by", expect.answered_by, call.answered_by))
-    if expect.disposition:
-        found = (record or {}).get("disposition")
-        checks.append(
-            _equal("disposition", expect.disposition, found)
-            if found is not None
-            else OutboundCheck("disposition", None, "the call's record has no disposition")
+    rest: FakeTwilioRest,
+    api: AgentApi,
+    result: OutboundResult,
+    transcriber: SpeechRecognizer | None,
+    timeout_s: float,
+    settle_s: float,
+) -> None:
+    if transcriber is not None:
+        rest.dialer.transcriber = transcriber
+    rest.dialer.register(scenario.phone, scenario.callee)
+    status, placed = await api.place(scenario.phone, scenario.agent, scenario.variables)
+    result.placed = {"http_status": status, **placed}
+    attempt_id = placed.get("attempt_id")
+    if status != 201 and not (status == 502 and attempt_id):  # 502: Twilio refused the dial
+        result.error = f"the agent refused the call: HTTP {status}: {placed.get('detail')}"
+        return
+    sid = placed.get("provider_call_id")
+    if sid:
+        result.call = await rest.dialer.wait_for_end(str(sid), timeout=timeout_s)
+    result.attempt = await api.ended_attempt(str(attempt_id), settle_s)
+    call_id = result.attempt.get("call_id")
+    if call_id:
+        result.record = await api.finished_record(
+            str(call_id), result.attempt.get("disposition"), settle_s
         )
-    if expect.heard_contains or expect.heard_excludes:
-        checks.append(_heard(call, expect.heard_contains, expect.heard_excludes))
-    if expect.message_after_beep_max_s is not None:
-        after = call.log.message_after_beep_s
-        ok = after is not None and 0 <= after <= expect.message_after_beep_max_s
-        checks.append(OutboundCheck("message_after_beep", ok, f"{after} s"))
-    if expect.retry_after is not None:
-        found = (attempt or {}).get("retry_after_s")
-        checks.append(
-            OutboundCheck("retry_after", None, "the attempt reports no retry_after_s")
-            if found is None
-            else OutboundCheck(
-                "retry_after", abs(float(found) - expect.retry_after) < 1, f"{found} s"
-            )
+    if scenario.expect.do_not_call:
+        result.on_dnc_list = await api.on_dnc_list(scenario.phone)
+        result.redial_status, _ = await api.place(
+            scenario.phone, scenario.agent, scenario.variables
         )
-    return checks
-
-
-def _equal(name: str, expected: str, found: object) -> OutboundCheck:
-    return OutboundCheck(name, found == expected, f"expected {expected}, got {found}")
-
-
-def _heard(
-    call: DialedCall, groups: tuple[tuple[str, ...], ...], excluded: tuple[str, ...]
-) -> OutboundCheck:
-    if call.heard_text is None:
-        return OutboundCheck("heard", None, "no transcriber")
-    text = call.heard_text.lower()
-    missing = [g for g in groups if not any(w in text for w in g)]
-    present = [w for w in excluded if w in text]
-    ok = not missing and not present
-    return OutboundCheck("heard", ok, f"missing {missing}, unwanted {present}" if not ok else "")
+    result.checks = check_outbound(
+        scenario,
+        call=result.call,
+        attempt=result.attempt,
+        record=result.record,
+        on_dnc_list=result.on_dnc_list,
+        redial_status=result.redial_status,
+    )

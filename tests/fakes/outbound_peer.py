@@ -40,10 +40,12 @@ class Webhook:
 
 @dataclass
 class OutboundPeer:
-    """The stub agent. ``opening``: speak at stream start; ``status``: HTTP answer to callbacks."""
+    """The stub agent. ``opening``: speak at stream start (for ``opening_s``); ``status``: HTTP
+    answer to callbacks."""
 
     auth_token: str
     opening: bool = True
+    opening_s: float = 0.6
     status: int = 204
     webhooks: list[Webhook] = field(default_factory=list)
     starts: list[dict[str, object]] = field(default_factory=list)
@@ -119,7 +121,7 @@ class OutboundPeer:
                 self.starts.append(event["start"])
                 stream_sid = event["streamSid"]
                 if self.opening:
-                    await _speak(ws, stream_sid, 0.6)
+                    await _speak(ws, stream_sid, self.opening_s)
                 else:
                     waiter = asyncio.ensure_future(self._message_after_beep(ws, stream_sid))
             elif event.get("event") == "dtmf":

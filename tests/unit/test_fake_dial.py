@@ -150,6 +150,44 @@ async def test_a_person_answers_keys_digits_and_the_agent_ends_the_call(
     assert call.events_sent() == ["initiated", "ringing", "in-progress", "completed"]
 
 
+async def test_a_person_lets_an_opening_spoken_over_their_hello_finish_then_replies(
+    rest: FakeTwilioRest, peer: OutboundPeer
+) -> None:
+    # The agent greets as the stream opens, over the callee's "hello?": that opening is the
+    # turn the callee answers (not a later one, which would never come).
+    peer.opening_s = 3.0
+    person = Person(lines=(Press("#"),), hello="Hello?", ring_s=0.2, reply_timeout_s=120)
+    rest.dialer.register(CALLEE, person)
+    call = await dial(rest, peer)
+    assert call.error is None and call.log.said == ["say:Hello?", "press:#"]
+    assert peer.digits == "#"
+    assert call.emulator is not None
+    opening, reply = call.emulator.bot_utterances()  # the opening, then the reply to '#'
+    assert reply[0] > opening[1]  # the key came once the opening was over
+
+
+class CountingTranscriber:
+    """Hears each clip as its length: one text per call to transcribe."""
+
+    def __init__(self) -> None:
+        self.clips: list[int] = []
+
+    def transcribe(self, pcm16: bytes, sample_rate: int) -> str:
+        self.clips.append(len(pcm16))
+        return f"utterance{len(self.clips)}"
+
+
+async def test_what_the_callee_heard_is_transcribed_one_bot_utterance_at_a_time(
+    rest: FakeTwilioRest, peer: OutboundPeer
+) -> None:
+    transcriber = CountingTranscriber()
+    rest.dialer.transcriber = transcriber  # type: ignore[assignment]
+    rest.dialer.register(CALLEE, Person(lines=(Press("#"),), hello="", ring_s=0.2))
+    call = await dial(rest, peer)
+    assert call.emulator is not None and len(call.emulator.bot_utterances()) == 2
+    assert call.heard_text == "utterance1 utterance2"  # the opening, the reply to '#'
+
+
 @pytest.mark.parametrize(
     ("callee", "final", "events"),
     [

@@ -15,7 +15,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 from integrations.nlu.base import IntentPrediction, NLUThresholds
 from integrations.nlu.entities import EntityExtractor, default_parsers
 from integrations.nlu.llm import LLMEndpoint, OpenAICompatibleIntentClassifier, StructuredOutput
-from processors.frames import OUT_OF_SCOPE, Band, DecisionPath, NLUResultFrame
+from processors.frames import OUT_OF_SCOPE, Band, DecisionPath, GreetingFrame, NLUResultFrame
 from processors.nlu_router import ActGuard, NLURouter, user_text
 from tests.fakes.classifier import ScriptedClassifier, prediction
 from tests.fakes.llm_server import FakeChatServer
@@ -485,6 +485,63 @@ async def test_a_lone_yes_when_nothing_was_asked_is_repaired(extractor):
     assert await decide_turns(extractor, "Hours?", "Yes.") == [
         ("opening_hours", Band.ACT),
         ("affirm", Band.ACT),
+    ]
+
+
+# An outbound call opens with the agent's question (issue 17)
+
+OUTBOUND_GUARD = ActGuard(
+    intents=frozenset({"opt_out", "goodbye"}),
+    ends_call=frozenset({"opt_out", "goodbye"}),
+    act_threshold=0.85,
+)
+CALLEE_TURNS = {
+    "Yes.": prediction("affirm", 0.99),
+    "No.": prediction("deny", 0.99),
+    "Please stop calling me. Take me off your list.": prediction("opt_out", 0.99),
+    "Stop.": prediction("opt_out", 0.99),
+}
+
+
+async def answers_to_the_opening(extractor, *texts, opening_asks=True):
+    classifier = ScriptedClassifier(answers=CALLEE_TURNS)
+    proc = NLURouter(
+        classifier,
+        None,
+        NLUThresholds(),
+        extractor,
+        guard=OUTBOUND_GUARD,
+        opening_asks=opening_asks,
+    )
+    down, _ = await run_test(
+        proc,
+        frames_to_send=[GreetingFrame(), *(transcript(text) for text in texts)],
+        expected_down_frames=[GreetingFrame] + [NLUResultFrame, TranscriptionFrame] * len(texts),
+    )
+    return [(f.intent, f.band) for f in down if isinstance(f, NLUResultFrame)]
+
+
+async def test_a_yes_or_no_answers_the_outbound_opening(extractor):
+    assert await answers_to_the_opening(extractor, "Yes.") == [("affirm", Band.ACT)]
+    assert await answers_to_the_opening(extractor, "No.") == [("deny", Band.ACT)]
+    # only the opening's question: a second lone yes has nothing to answer
+    assert await answers_to_the_opening(extractor, "No.", "Yes.") == [
+        ("deny", Band.ACT),
+        ("affirm", Band.REPAIR),
+    ]
+    # an inbound greeting asks nothing a yes could answer
+    assert await answers_to_the_opening(extractor, "Yes.", opening_asks=False) == [
+        ("affirm", Band.REPAIR)
+    ]
+
+
+async def test_a_sure_opt_out_in_answer_to_the_opening_is_acted_on_at_once(extractor):
+    said = "Please stop calling me. Take me off your list."
+    assert await answers_to_the_opening(extractor, said) == [("opt_out", Band.ACT)]
+    # a fragment is still checked first; and with nothing asked, as a goodbye would be
+    assert await answers_to_the_opening(extractor, "Stop.") == [("opt_out", Band.CLARIFY)]
+    assert await answers_to_the_opening(extractor, said, opening_asks=False) == [
+        ("opt_out", Band.CLARIFY)
     ]
 
 

@@ -1,30 +1,59 @@
 """Issue 17: outbound scenario files, and the runner that asks the agent to place the call.
 
-The agent's own ``POST /api/calls/outbound`` is another part of issue 17; here a stub
-dialler server speaks its contract (operator token, ``{"to", "agent", "variables"}`` in,
-``attempt_id`` out) and dials through the same fake Twilio REST API a real agent would.
+The runner is checked against the REAL server (``bot.web.app.create_app`` on a loopback
+port, signatures checked): ``POST /api/calls/outbound`` dials through the simulator's fake
+Twilio REST API, which rings the scenario's callee and opens the Media Stream back to the
+server; the results are read from the server's API (attempt, call record, do-not-call
+list). Only the call's pipeline is a stand-in (no models): an opening tone, then keys
+stand for the dialogue (1: confirmed, 9: "stop calling me").
 """
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
-from aiohttp import web
+import uvicorn
+from pipecat.frames.frames import (
+    EndWorkerFrame,
+    Frame,
+    InputDTMFFrame,
+    OutputAudioRawFrame,
+    StartFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.transports.base_transport import BaseTransport
+from pipecat.workers.runner import WorkerRunner
 
+from bot.agent import load_agent
+from bot.call.pipeline import CallSpec
+from bot.call.runtime import Runtime
+from bot.settings import Settings
+from processors.frames import DoNotCallFrame, OutcomeFrame
 from simulator.outbound.callee import NoAnswer, Person, Press, Voicemail
-from simulator.scenarios.outbound import load_outbound_scenario, parse_outbound_scenario
-from simulator.scenarios.outbound_runner import run_outbound_scenario
+from simulator.scenarios.outbound import (
+    OutboundScenario,
+    load_outbound_scenario,
+    parse_outbound_scenario,
+)
+from simulator.scenarios.outbound_runner import OutboundResult, run_outbound_scenario
 from simulator.scenarios.scenario import ScenarioError
-from tests.fakes.outbound_peer import OutboundPeer
+from tests.fakes.outbound_peer import tone
 from tests.fakes.twilio import FakeTwilioRest
 
 REMINDERS = Path(__file__).parents[2] / "scenarios" / "reminders"
+REMINDER_AGENT = Path(__file__).parents[2] / "bot" / "agents" / "appointment_reminders.yaml"
 ACCOUNT = "AC" + "4" * 32
 TOKEN = "a" * 32
-OPERATOR = "operator-token"
+OPERATOR = "operator-token-for-tests"
 
 
 def test_the_reminder_scenarios_load() -> None:
@@ -36,7 +65,7 @@ def test_the_reminder_scenarios_load() -> None:
     voicemail = loaded["voicemail"].callee
     assert isinstance(voicemail, Voicemail) and voicemail.beep is not None
     assert isinstance(loaded["no_answer"].callee, NoAnswer)
-    assert loaded["no_answer"].expect.retry_after == 1800
+    assert loaded["opt_out"].expect.do_not_call is True
 
 
 def test_a_bad_outbound_scenario_names_its_line() -> None:
@@ -49,84 +78,165 @@ def test_a_bad_outbound_scenario_names_its_line() -> None:
     assert error.value.line == 5 and "answers" in str(error.value)
 
 
+class KeysForOutcomes(FrameProcessor):
+    """Stands for the dialogue: an opening tone; key 1 confirms, 9 opts out; then it ends."""
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if isinstance(frame, StartFrame):
+            await self.push_frame(OutputAudioRawFrame(tone(0.6), 8000, 1))
+        if isinstance(frame, InputDTMFFrame) and frame.button.value in "19":
+            if frame.button.value == "1":
+                await self.push_frame(OutcomeFrame(disposition="confirmed", intent="confirm"))
+            else:
+                await self.push_frame(DoNotCallFrame(reason="spoken"))
+                await self.push_frame(OutcomeFrame(disposition="opted-out", intent="opt_out"))
+            await self.push_frame(OutputAudioRawFrame(tone(0.6), 8000, 1))
+            await asyncio.sleep(1.0)
+            await self.push_frame(EndWorkerFrame(reason="done"))
+
+
+@dataclass
+class Agent:
+    """The real server on a loopback port, dialling through the fake Twilio REST API."""
+
+    base_url: str
+    rest: FakeTwilioRest
+
+
 @pytest.fixture
-async def stub_agent() -> AsyncIterator[tuple[str, FakeTwilioRest, list[dict[str, object]]]]:
-    """A dialler speaking POST /api/calls/outbound, dialling through the fake REST API."""
+async def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Agent]:
+    from bot.web import app as app_module
+
     rest = FakeTwilioRest(ACCOUNT, TOKEN)
     await rest.start()
-    peer = OutboundPeer(TOKEN)
-    await peer.start()
-    asked: list[dict[str, object]] = []
-    sids: list[str] = []
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = Settings.load(
+        {
+            "CALLAGENT_HOST": "127.0.0.1",
+            "CALLAGENT_PUBLIC_URL": base_url,
+            "CALLAGENT_OPERATOR_TOKEN": OPERATOR,
+            "CALLAGENT_OUTBOUND_FROM_NUMBER": "+15555550100",
+            "CALLAGENT_OUTBOUND_RING_SECS": "5",
+            "TWILIO_ACCOUNT_SID": ACCOUNT,
+            "TWILIO_AUTH_TOKEN": TOKEN,
+            "TWILIO_API_BASE_URL": rest.base_url,
+            "CALLAGENT_DATA_DIR": str(tmp_path),
+            "CALLAGENT_AGENT_FILE": str(REMINDER_AGENT),  # the scenarios' agent
+            "CALLAGENT_AGENT_FILES": "none",
+        }
+    )
 
-    async def outbound(request: web.Request) -> web.Response:
-        if request.headers.get("Authorization") != f"Bearer {OPERATOR}":
-            return web.json_response({"detail": "operator token"}, status=401)
-        body = await request.json()
-        asked.append(body)
-        async with httpx.AsyncClient() as client:
-            created = await client.post(
-                f"{rest.base_url}/2010-04-01/Accounts/{ACCOUNT}/Calls.json",
-                data={"To": body["to"], "From": "+15555550100", "Timeout": "1"}
-                | {"Url": f"{peer.base_url}/voice", "StatusCallback": f"{peer.base_url}/status"},
-                auth=(ACCOUNT, TOKEN),
-            )
-        sids.append(created.json()["sid"])
-        return web.json_response({"attempt_id": "att-1", "call_id": None}, status=202)
+    async def run_call(
+        transport: BaseTransport, spec: CallSpec, runtime: Runtime, **hooks: Any
+    ) -> None:
+        records = runtime.records
+        assert records is not None
+        recorder = records.recorder(
+            call_id=spec.call_id,
+            transport=spec.transport_kind,
+            caller=spec.caller,
+            direction=spec.direction,
+            agent=runtime.agent.name,
+            provider_call_id=spec.provider_call_id,
+            outbound=spec.outbound,
+        )
+        worker = PipelineWorker(
+            Pipeline([transport.input(), KeysForOutcomes(), transport.output()]),
+            params=PipelineParams(audio_in_sample_rate=8000, audio_out_sample_rate=8000),
+            observers=[recorder, *hooks.get("observers", [])],
+            idle_timeout_secs=60,
+        )
+        if hooks.get("on_worker"):
+            hooks["on_worker"](worker)
 
-    async def attempt(_request: web.Request) -> web.Response:
-        return web.json_response({"attempt_id": "att-1", "retry_after_s": 1800})
+        @transport.event_handler("on_client_disconnected")
+        async def disconnected(_t: object, _ws: object) -> None:
+            await worker.cancel()
 
-    async def record(request: web.Request) -> web.Response:
-        if request.match_info["sid"] not in sids:
-            return web.json_response({}, status=404)
-        return web.json_response({"disposition": "no-answer"})
+        runner = WorkerRunner(handle_sigint=False, check_dangling_tasks=False)
+        await runner.add_workers(worker)
+        await runner.run()
 
-    app = web.Application()
-    app.router.add_post("/api/calls/outbound", outbound)
-    app.router.add_get("/api/calls/outbound/{attempt_id}", attempt)
-    app.router.add_get("/api/calls/{sid}", record)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}", rest, asked
-    await runner.cleanup()
-    await peer.stop()
+    monkeypatch.setattr(app_module, "run_call", run_call)
+    unused = cast(Any, None)  # the stand-in call uses no models
+    runtime = Runtime(settings, load_agent(settings.agent_file), None, None, unused, unused, None)
+    app = app_module.create_app(settings, runtime)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.02)
+    yield Agent(base_url, rest)
+    server.should_exit = True
+    await asyncio.wait_for(task, 10)
     await rest.stop()
 
 
-async def test_the_runner_asks_the_agent_to_call_and_checks_the_outcome(
-    stub_agent: tuple[str, FakeTwilioRest, list[dict[str, object]]],
-) -> None:
-    base_url, rest, asked = stub_agent
-    scenario = load_outbound_scenario(REMINDERS / "no_answer.yaml")
+def scenario(callee: str, expect: str, phone: str = "+15555550142") -> OutboundScenario:
+    return parse_outbound_scenario(
+        "direction: outbound\nagent: appointment_reminders\n"
+        f"contact: {{phone: '{phone}', variables: {{first_name: James, appointment: Friday}}}}\n"
+        f"callee:\n{callee}\nexpect:\n{expect}\n",
+        "test.yaml",
+    )
+
+
+async def run(agent: Agent, played: OutboundScenario) -> OutboundResult:
     async with httpx.AsyncClient() as http:
-        result = await run_outbound_scenario(scenario, rest, base_url, OPERATOR, http)
-    assert result.error is None
-    assert asked == [
-        {
-            "to": "+15555550109",
-            "agent": "appointment_reminders",
-            "variables": {"first_name": "Aisha", "appointment": "Friday at 4 pm"},
-        }
-    ]
-    assert result.attempt["attempt_id"] == "att-1"
-    assert result.call is not None and result.call.status == "no-answer"
+        return await run_outbound_scenario(
+            played, agent.rest, agent.base_url, OPERATOR, http, settle_s=10
+        )
+
+
+async def test_the_runner_reads_the_outcome_and_the_record_from_the_agent(agent: Agent) -> None:
+    confirm = scenario(
+        "  answers: person\n  hello: ''\n  ring_secs: 0.2\n  steps: [{press: '1'}]",
+        "  call_status: completed\n  disposition: confirmed",
+    )
+    result = await run(agent, confirm)
+    assert result.error is None, result.error
+    assert result.placed["http_status"] == 201
+    assert result.call is not None and result.call.log.said == ["press:1"]
+    assert result.attempt["state"] == "ended" and result.attempt["disposition"] == "confirmed"
+    assert result.attempt["provider_call_id"] == result.call.sid
+    assert result.record is not None and result.record["id"] == result.attempt["call_id"]
     assert {c.name: c.ok for c in result.checks} == {
         "call_status": True,
         "disposition": True,
-        "retry_after": True,
-    }
+        "record": True,
+    }, result.checks
     assert result.passed
 
 
-async def test_a_refused_request_is_the_results_error(
-    stub_agent: tuple[str, FakeTwilioRest, list[dict[str, object]]],
+async def test_an_opt_out_is_checked_on_the_do_not_call_list_and_a_second_dial(
+    agent: Agent,
 ) -> None:
-    base_url, rest, _asked = stub_agent
-    scenario = load_outbound_scenario(REMINDERS / "confirm.yaml")
-    async with httpx.AsyncClient() as http:
-        result = await run_outbound_scenario(scenario, rest, base_url, "wrong", http)
-    assert result.error is not None and "401" in result.error
-    assert not result.passed and rest.dialer.calls == {}
+    opt_out = scenario(
+        "  answers: person\n  hello: ''\n  ring_secs: 0.2\n  steps: [{press: '9'}]",
+        "  disposition: opted-out\n  do_not_call: true",
+        phone="+15555550171",
+    )
+    result = await run(agent, opt_out)
+    assert result.on_dnc_list is True and result.redial_status == 409
+    assert [c.name for c in result.checks if c.ok] == ["disposition", "do_not_call", "record"]
+    assert len(agent.rest.dialer.calls) == 1  # the second dial was never placed
+    # the same scenario again: the agent refuses to call, and the runner says why
+    again = await run(agent, opt_out)
+    assert again.error is not None and "409" in again.error and not again.passed
+
+
+async def test_no_answer_ends_the_attempt_without_a_record(agent: Agent) -> None:
+    result = await run(agent, scenario("  answers: no_answer", "  disposition: no-answer"))
+    assert result.call is not None and result.call.status == "no-answer"
+    assert result.attempt["disposition"] == "no-answer" and result.record is None
+    assert [(c.name, c.ok) for c in result.checks] == [("disposition", True)]
+
+
+async def test_a_failed_expectation_fails_the_scenario(agent: Agent) -> None:
+    result = await run(agent, scenario("  answers: busy", "  disposition: no-answer"))
+    assert result.attempt["disposition"] == "busy"
+    assert [(c.name, c.ok) for c in result.checks] == [("disposition", False)]
+    assert not result.passed
