@@ -15,6 +15,7 @@ the callee's calling window (must be 0) and the outcomes. ``--backend redis
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sqlite3
@@ -54,7 +55,18 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
     p.add_argument("--contacts", type=int, default=200)
     p.add_argument("--backend", choices=["sqlite", "redis"], default="sqlite")
     p.add_argument("--redis-url", help="a running Redis (default: start a local redis-server)")
-    p.add_argument("--processes", type=int, default=1, help="worker processes")
+    p.add_argument(
+        "--via",
+        choices=["queue", "twilio-sim"],
+        default="queue",
+        help="queue: a stand-in dialler in the worker processes; twilio-sim: the real agent "
+        "places real calls through the simulator's fake Twilio to simulated callees",
+    )
+    p.add_argument(
+        "--processes",
+        type=int,
+        help="worker processes (default 1; twilio-sim: 0 = the server's own consumer)",
+    )
     p.add_argument("--threads", type=int, default=4, help="worker threads per process")
     p.add_argument("--max-concurrent", type=int, default=20)
     p.add_argument("--cps", type=float, default=10.0, help="calls per second, at most")
@@ -63,6 +75,8 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
         "--closed-share", type=float, default=0.1, help="contacts whose window is closed now"
     )
     p.add_argument("--timeout", type=float, default=600.0)
+    p.add_argument("--seed", type=int, default=17, help="twilio-sim: the callees' draw")
+    p.add_argument("--verbose", action="store_true", help="twilio-sim: the agent's log")
     p.add_argument("--json", type=Path, help="also save the results as JSON here")
     p.set_defaults(func=run)
 
@@ -80,11 +94,26 @@ def _queue(args: argparse.Namespace, tmp: Path) -> Iterator[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the bench and print its figures."""
+    if args.via == "twilio-sim":
+        return _run_via_twilio(args)
+    args.processes = args.processes or 1
     with tempfile.TemporaryDirectory(prefix="callagent-bench-campaign-") as tmp_name:
         tmp = Path(tmp_name)
         with _queue(args, tmp) as url:
             results = _bench(args, tmp, url)
     _print(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def _run_via_twilio(args: argparse.Namespace) -> int:
+    from simulator.bench.args import quiet_logs
+    from simulator.bench.campaign_calls import print_figures, run_via_twilio
+
+    quiet_logs(args.verbose)
+    results = asyncio.run(run_via_twilio(args, WINDOWS))
+    print_figures(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
