@@ -34,9 +34,15 @@ from bot.outbound.loop_bridge import LoopBridge
 from integrations.outbound.campaign_types import DIALING, PENDING
 from integrations.outbound.campaigns import CampaignStore
 from integrations.outbound.queue import make_huey
-from integrations.outbound.store import Attempt
 from integrations.storage import migrate
 from integrations.storage.engine import make_engine, sqlite_url
+from simulator.bench.campaign_window import (
+    CLOSED_HOUR,
+    OPEN_HOUR,
+    WINDOWS,
+    most_in_flight,
+    zone_at,
+)
 from simulator.fake_dialer import FakeCallees
 from simulator.queue_worker import sim_campaign, sim_rules, sim_runner
 from simulator.redis_server import local_redis
@@ -44,9 +50,6 @@ from simulator.redis_server import local_redis
 ROOT = Path(__file__).resolve().parents[2]
 RETRIES = ("no-answer=2x2s", "busy=3x1s", "voicemail-left=1x4s", "failed=2x1s")
 """The reference retry rules (twice after 30 min, ...) scaled down to seconds."""
-WINDOWS = {"mon-sun": ["08:00-20:00"]}
-OPEN_HOUR, CLOSED_HOUR = 13, 1
-"""Local hours (now) of the contacts' two zones: inside the window, and outside it."""
 
 
 def add_parser(kinds: argparse._SubParsersAction) -> None:
@@ -112,19 +115,11 @@ def _run_via_twilio(args: argparse.Namespace) -> int:
     from simulator.bench.campaign_calls import print_figures, run_via_twilio
 
     quiet_logs(args.verbose)
-    results = asyncio.run(run_via_twilio(args, WINDOWS))
+    results = asyncio.run(run_via_twilio(args))
     print_figures(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
-
-
-def zone_at(local_hour: int, now: datetime) -> str:
-    """A fixed-offset zone whose local hour is ``local_hour`` at ``now`` (aware UTC)."""
-    offset = (local_hour - now.hour + 12) % 24 - 12  # -12..+11
-    if offset == 0:
-        return "UTC"
-    return f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"  # POSIX signs are reversed
 
 
 def _bench(args: argparse.Namespace, tmp: Path, url: str) -> dict[str, Any]:
@@ -217,19 +212,6 @@ def _settled(store: CampaignStore, campaign_id: str, now: datetime) -> bool:
         c.state not in (PENDING, DIALING) or (c.state == PENDING and _held(c.next_at, now))
         for c in store.iter_contacts(campaign_id)
     )
-
-
-def most_in_flight(attempts: list[Attempt]) -> int:
-    """The most attempts claimed and not yet ended at one moment."""
-    edges: list[tuple[datetime, int]] = []
-    for a in attempts:
-        if a.created_at is not None and a.ended_at is not None:
-            edges += [(a.created_at, 1), (a.ended_at, -1)]
-    level = peak = 0
-    for _when, step in sorted(edges, key=lambda e: (e[0], e[1])):
-        level += step
-        peak = max(peak, level)
-    return peak
 
 
 def _print(r: dict[str, Any]) -> None:

@@ -34,6 +34,13 @@ from integrations.outbound.rules import CampaignRules
 from integrations.outbound.store import Attempt, OutboundStore
 from integrations.storage.engine import make_engine, sqlite_url
 from simulator.bench.campaign_callees import EXPECTED, SimContact, draw_contacts
+from simulator.bench.campaign_window import (
+    CLOSED_HOUR,
+    OPEN_HOUR,
+    WINDOWS,
+    most_in_flight,
+    zone_at,
+)
 from simulator.outbound.dialed_call import DialedCall
 from simulator.redis_server import local_redis
 from simulator.target import LocalAgent
@@ -44,10 +51,9 @@ RETRIES = ("no-answer=2x3s", "busy=2x2s", "voicemail-left=1x5s", "failed=1x2s")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def run_via_twilio(args: argparse.Namespace, windows: dict[str, list[str]]) -> dict[str, Any]:
+async def run_via_twilio(args: argparse.Namespace) -> dict[str, Any]:
     """Run the campaign on the simulated network; returns the figures."""
-    from simulator.bench.campaign import CLOSED_HOUR, OPEN_HOUR, zone_at
-
+    windows = WINDOWS
     contacts = draw_contacts(args.contacts, args.seed)
     now = datetime.now(UTC)
     rng = random.Random(args.seed)
@@ -187,8 +193,6 @@ def _figures(
     local: LocalAgent,
     wall_s: float,
 ) -> dict[str, Any]:
-    from simulator.bench.campaign import most_in_flight
-
     creates = [
         r
         for r in local.rest.requests
@@ -280,6 +284,8 @@ def print_figures(r: dict[str, Any]) -> None:
     print(f"  {'callee kind':<12} {'expected':<15} {'got':<15} contacts")
     for row in r["outcomes"]:
         print(f"  {row['kind']:<12} {row['expected']:<15} {row['got']:<15} {row['contacts']}")
+    unexpected = ", ".join(f"{k} {n}" for k, n in r["unexpected_by_voice"].items())
+    print(f"  unexpected outcomes  {unexpected or 'none'} (by the callee's voice)")
     print(
         "  attempt outcomes     " + ", ".join(f"{k} {n}" for k, n in r["attempt_outcomes"].items())
     )
