@@ -33,7 +33,7 @@ from simulator.target import LocalAgent
 from simulator.voices.caller_voice import DEFAULT_VOICE
 
 AGENT = "appointment_reminders"
-FIRST_NAMES = ("Maria", "James", "Tom", "Anna", "David", "Grace")
+SYLLABLES = ("Ka", "Lo", "Mi", "Ra", "Te", "Su", "No", "Vi", "Da", "Je")
 APPOINTMENT = "Friday at 10 am"
 SETTLE_S = 20.0
 """After the call: longest wait for the attempt to end and its record to be complete."""
@@ -80,6 +80,17 @@ class CallPathRun:
         }
 
 
+def first_name_for(i: int) -> str:
+    """A first name of its own for the i-th answer ("Kalo", "Mira"...).
+
+    Every contact of a campaign has a name of their own, so the opening ("Hi Kalo, ...")
+    is never in the TTS's cache already, as it would be if a few names were reused.
+    """
+    n = len(SYLLABLES)
+    name = SYLLABLES[i % n] + SYLLABLES[(i // n) % n].lower()
+    return name + SYLLABLES[i // n**2 % n].lower() if i >= n * n else name
+
+
 def number_for(i: int) -> str:
     """The i-th answer's phone number (fictional 555 numbers)."""
     return f"+1555555{1000 + i:04d}"
@@ -117,7 +128,7 @@ async def measure_call_path(
                     run._in_flight += 1
                     run.most_in_flight = max(run.most_in_flight, run._in_flight)
                     try:
-                        result = await call_answer(answer, number_for(i), local.rest, api, reply)
+                        result = await call_answer(answer, i, local.rest, api, reply)
                     finally:
                         run._in_flight -= 1
                 done += 1
@@ -133,13 +144,13 @@ async def measure_call_path(
 
 
 async def call_answer(
-    answer: Answer, number: str, rest: FakeTwilioRest, api: AgentApi, reply: bytes | None
+    answer: Answer, i: int, rest: FakeTwilioRest, api: AgentApi, reply: bytes | None
 ) -> AnswerResult:
-    """One answer: register its callee, have the agent call it, read back what came of it."""
+    """The i-th answer: register its callee, have the agent call it, read what came of it."""
     callee = AnswerCallee(answer=answer, reply=reply, ring_s=RING_S)
+    number = number_for(i)
     rest.dialer.register(number, callee)
-    variables = {"first_name": FIRST_NAMES[len(answer.name) % len(FIRST_NAMES)]}
-    variables["appointment"] = APPOINTMENT
+    variables = {"first_name": first_name_for(i), "appointment": APPOINTMENT}
     try:
         status, placed = await api.place(number, AGENT, variables)
         sid, attempt_id = placed.get("provider_call_id"), placed.get("attempt_id")
