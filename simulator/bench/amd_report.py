@@ -114,8 +114,12 @@ def summarize(results: Sequence[AnswerResult], *, path: str = "call") -> dict[st
         "message_after_greeting_s": _stats(
             [r.message_after_greeting_s for r in machines if r.message_after_greeting_s is not None]
         ),
-        "hello_to_opening_s": _stats(
-            [r.opening_after_speech_s for r in people if r.opening_after_speech_s is not None]
+        "hello_to_opening_s": _stats(  # a person taken for a machine hears the voicemail
+            [
+                r.opening_after_speech_s
+                for r in people
+                if r.opening_after_speech_s is not None and r.verdict != "machine"
+            ]
         ),
         "people_without_opening": sum(r.opening_after_speech_s is None for r in people),
         "people_talked_over": sum(r.truth == PERSON for r in over),
@@ -158,7 +162,8 @@ def format_report(summary: dict[str, Any]) -> list[str]:
         f"machine verdict after the answer: {_line(summary['machine_verdict_s'])}",
         f"message start after the beep: {_line(summary['message_after_beep_s'])}",
         f"message start after a beepless greeting: {_line(summary['message_after_greeting_s'])}",
-        f"person's hello end to the opening ({opening}): {_line(summary['hello_to_opening_s'])}",
+        f"person's hello end to the opening ({opening}; people judged people): "
+        f"{_line(summary['hello_to_opening_s'])}",
         f"people who heard no opening: {summary['people_without_opening']}",
     ]
     if summary["path"] == "call":

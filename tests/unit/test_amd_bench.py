@@ -67,7 +67,7 @@ def test_the_summary_counts_verdicts_and_leaves_unmeasured_calls_out():
     assert summary["accuracy"] == 0.5
     assert summary["people_taken_for_machines_rate"] == 0.5
     assert summary["people_talked_over"] == 1
-    assert summary["hello_to_opening_s"]["n"] == 2
+    assert summary["hello_to_opening_s"]["n"] == 1  # the other heard the voicemail
     assert summary["machine_verdict_s"]["p50"] == 2.5
     lines = format_report(summary)
     assert "accuracy 50.0%" in lines and any("heard at the phone" in line for line in lines)
