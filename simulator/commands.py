@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from simulator.bench import barge_in, campaign, concurrency, latency, records, soak, speech
+from simulator.bench import amd, barge_in, campaign, concurrency, latency, records, soak, speech
 from simulator.understanding import bench as understanding
 from simulator.understanding import noise_path
 
@@ -27,5 +27,6 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
         noise_path,
         understanding,
         campaign,
+        amd,
     ):
         module.add_parser(kinds)

@@ -1,13 +1,20 @@
-"""Builds an outbound call's answering-machine detector (see processors/answering_machine.py)."""
+"""An outbound call's answering-machine detector (see processors/answering_machine.py).
+
+Also readies the opening's speech while the callee picks up (:func:`warm_opening`), so
+the opening follows a person's "hello" without waiting for the TTS.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from loguru import logger
 
 from bot.call.runtime import Runtime
 from bot.call.services import make_vad_analyzer
+from integrations.speech.cache import CachingSynthesizer
+from integrations.speech.tts import split_clauses
 from processors.agent_definition import MissingVariablesError, OutboundConfig
 from processors.answering_machine import AnsweringMachineDetector
 from processors.outbound_call import OutboundCall
@@ -64,3 +71,29 @@ def _voicemail(config: OutboundConfig | None, outbound: OutboundCall) -> str:
     except MissingVariablesError as e:
         logger.warning(f"no voicemail message: {e}")  # names the placeholders, not values
         return ""
+
+
+async def warm_opening(runtime: Runtime, outbound: OutboundCall | None) -> int:
+    """Render the opening's clauses into the embedded TTS's cache; how many were rendered.
+
+    Called as the call connects: the callee's "hello" and the detector's pause (about a
+    second) leave time to synthesise what the TTS would otherwise start on only when the
+    opening goes out (the greeting by name is never cached: every contact's name differs).
+    Nothing when the call is inbound, the TTS is a cloud one, or the opening needs a CRM
+    field the contact's variables do not give (it is rendered as the call says it then).
+    """
+    config = runtime.agent.outbound
+    synthesizer = runtime.synthesizer
+    if outbound is None or config is None or not config.opening:
+        return 0
+    if runtime.settings.tts == "cartesia" or not isinstance(synthesizer, CachingSynthesizer):
+        return 0
+    try:
+        text = config.render_opening(outbound.variables)
+    except MissingVariablesError:
+        return 0
+    try:
+        return await asyncio.to_thread(synthesizer.warm, split_clauses(text))
+    except Exception as e:  # noqa: BLE001 - a failed warm-up only costs the TTS's time later
+        logger.warning(f"opening not pre-rendered: {type(e).__name__}")
+        return 0

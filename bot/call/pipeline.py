@@ -8,6 +8,7 @@ state on top of the runtime's shared models, and is torn down at hang-up.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import uuid
 from collections.abc import Callable, Sequence
@@ -34,7 +35,7 @@ from pipecat.workers.runner import WorkerRunner
 
 from bot.call.handoff import make_handoff_processors
 from bot.call.nlu import make_completeness_check, make_nlu_router
-from bot.call.outbound import make_answering_machine
+from bot.call.outbound import make_answering_machine, warm_opening
 from bot.call.runtime import Runtime
 from bot.call.services import (
     make_llm,
@@ -325,11 +326,17 @@ def build_worker(
         nonlocal idle_prompts
         idle_prompts = 0
 
+    warming: set[asyncio.Task[int]] = set()
+
     @transport.event_handler("on_client_connected")
     async def on_client_connected(_transport: BaseTransport, _client: object) -> None:
         logger.info(f"{spec.transport_kind} client connected")
         if spec.outbound is None:  # outbound: the answering-machine detector opens
             await worker.queue_frame(GreetingFrame())  # by name if the CRM already answered
+        else:  # the opening's speech, ready by the end of the callee's "hello"
+            task = asyncio.create_task(warm_opening(runtime, spec.outbound))
+            warming.add(task)
+            task.add_done_callback(warming.discard)
 
     @transport.event_handler("on_client_disconnected")
     async def on_client_disconnected(_transport: BaseTransport, _client: object) -> None:

@@ -3,13 +3,16 @@
 People pick up with short or longer hellos in several voices (flite and espeak-ng), some
 in background noise; machines answer with personal and carrier voicemail greetings, with
 and without a beep after them, and IVR menus. The set is deterministic: the same
-``count`` and ``seed`` give the same answers (the synthesised speech is cached by
-:mod:`simulator.voices.caller_voice`).
+``count``, ``seed`` and :class:`Phrasing` give the same answers (the synthesised speech is
+cached by :mod:`simulator.voices.caller_voice`). :data:`TUNING` is the set the detector's
+thresholds were tuned on; :data:`HELD_OUT` (:mod:`simulator.bench.amd_held_out`) has other
+hellos, greetings, menus, voices, noises and beep tones, to measure on.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,6 +81,36 @@ NOISES = (
     NoiseSpec("pink", 15.0),
 )
 BEEP_HZ = (440.0, 850.0, 1000.0, 1400.0, 2000.0)
+
+
+@dataclass(frozen=True)
+class Phrasing:
+    """What the answers of a set say, in which voices, noises and beep tones."""
+
+    name: str
+    short_hellos: Sequence[str]
+    long_hellos: Sequence[str]
+    personal: Sequence[str]
+    carrier: Sequence[str]
+    ivr: Sequence[str]
+    voices: Sequence[str]
+    noises: Sequence[NoiseSpec]
+    beep_hz: Sequence[float]
+
+
+TUNING = Phrasing(
+    "tuning",
+    SHORT_HELLOS,
+    LONG_HELLOS,
+    PERSONAL_GREETINGS,
+    CARRIER_GREETINGS,
+    IVR_MENUS,
+    VOICES,
+    NOISES,
+    BEEP_HZ,
+)
+"""The set the detector was tuned on (``--seed 17``)."""
+
 TAIL_SECS = 4.0
 """Quiet after the answer's last sound (a person waiting, a machine recording)."""
 
@@ -135,25 +168,26 @@ def speech_end_s(pcm: bytes) -> float:
     return float(voiced[-1] + 1) * 0.02 if voiced.size else 0.0
 
 
-def generate(count: int = 210, *, seed: int = 17) -> list[Answer]:
+def generate(count: int = 210, *, seed: int = 17, phrasing: Phrasing = TUNING) -> list[Answer]:
     """``count`` answers (about half people, half machines), the same for the same seed."""
     rng = random.Random(seed)
     people = count // 2
-    answers = [_person(i, rng) for i in range(people)]
-    answers += [_machine(i, rng) for i in range(count - people)]
+    answers = [_person(i, rng, phrasing) for i in range(people)]
+    answers += [_machine(i, rng, phrasing) for i in range(count - people)]
     return answers
 
 
-def _person(i: int, rng: random.Random) -> Answer:
+def _person(i: int, rng: random.Random, phrasing: Phrasing) -> Answer:
     short = i % 2 == 0
-    texts = SHORT_HELLOS if short else LONG_HELLOS
+    texts = phrasing.short_hellos if short else phrasing.long_hellos
     text = texts[(i // 2) % len(texts)]
-    voice = VOICES[i % len(VOICES)]
+    voice = phrasing.voices[i % len(phrasing.voices)]
     rate = rng.choice((0.9, 1.0, 1.1))
     clip = normalize_active(synthesize(text, voice=voice, rate=rate))
     lead = rng.uniform(0.2, 0.8)
     pcm = silence(lead) + clip + silence(TAIL_SECS)
-    spec = NOISES[(i // 3) % len(NOISES)] if i % 3 == 2 else None
+    noises = phrasing.noises
+    spec = noises[(i // 3) % len(noises)] if i % 3 == 2 else None
     if spec is not None:
         pcm = add_noise(pcm, NoiseSpec(spec.kind, spec.snr_db, seed=i))
     kind = "short-hello" if short else "long-hello"
@@ -169,11 +203,11 @@ def _person(i: int, rng: random.Random) -> Answer:
     )
 
 
-def _machine(i: int, rng: random.Random) -> Answer:
+def _machine(i: int, rng: random.Random, phrasing: Phrasing) -> Answer:
     kind = ("personal", "carrier", "personal", "ivr", "carrier")[i % 5]
-    texts = {"personal": PERSONAL_GREETINGS, "carrier": CARRIER_GREETINGS, "ivr": IVR_MENUS}
+    texts = {"personal": phrasing.personal, "carrier": phrasing.carrier, "ivr": phrasing.ivr}
     text = texts[kind][(i // 5) % len(texts[kind])]
-    voice = VOICES[(i * 3) % len(VOICES)]
+    voice = phrasing.voices[(i * 3) % len(phrasing.voices)]
     clip = normalize_active(synthesize(text, voice=voice, rate=rng.choice((0.95, 1.0, 1.1))))
     lead = rng.uniform(0.1, 0.6)
     pcm = silence(lead) + clip
@@ -182,7 +216,7 @@ def _machine(i: int, rng: random.Random) -> Answer:
     if kind != "ivr" and i % 2 == 0:
         gap = rng.uniform(0.2, 0.8)
         length = rng.uniform(0.25, 1.0)
-        beep = tone(rng.choice(BEEP_HZ), length)
+        beep = tone(rng.choice(phrasing.beep_hz), length)
         beep_end = round(len(pcm) / 16000 + gap + length, 3)
         pcm += silence(gap) + beep
     pcm += silence(TAIL_SECS)

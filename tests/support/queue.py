@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from integrations.storage.scratch import scratch_postgres_database
 from simulator.redis_server import RedisUnavailable, local_redis
+from tests.support.records import PG_SKIP, postgres_server_url
 
 REDIS_ENV = "CALLAGENT_TEST_REDIS_URL"
 
@@ -32,9 +34,16 @@ def redis_server() -> Iterator[str]:
 
 @contextmanager
 def queue_url(backend: str, tmp: Path) -> Iterator[str]:
-    """A fresh queue on ``backend`` (``sqlite`` or ``redis``)."""
+    """A fresh queue on ``backend`` (``sqlite``, ``redis`` or ``postgresql``)."""
     if backend == "sqlite":
         yield f"sqlite:///{tmp / 'queue.db'}"
+        return
+    if backend == "postgresql":
+        server = postgres_server_url()
+        if server is None:
+            pytest.skip(PG_SKIP)
+        with scratch_postgres_database(server, "callagent_queue") as url:
+            yield url.replace("postgresql+psycopg://", "postgresql://", 1)
         return
     with redis_server() as url:
         yield url

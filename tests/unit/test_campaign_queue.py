@@ -80,9 +80,9 @@ class Campaigns:
         )
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "postgresql"])
 def campaigns(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Campaigns]:
-    """The runner on a fresh queue (``sqlite`` or ``redis``) with 4 consumer threads."""
+    """The runner on a fresh queue (``sqlite``, ``redis`` or ``postgresql``), 4 consumer threads."""
     with queue_url(request.param, tmp_path) as url:
         engine = make_engine(sqlite_url(tmp_path / "calls.db"))
         migrate.upgrade(engine)

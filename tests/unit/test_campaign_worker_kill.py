@@ -78,7 +78,7 @@ class Worker:
                 self.process.wait()
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "postgresql"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh queue URL on each backend."""
     with queue_url(request.param, tmp_path) as url:
