@@ -193,6 +193,11 @@ def run_create(args: argparse.Namespace) -> int:
         print(json.dumps(_created(info, problems), indent=2))
         return 0
     print(f"campaign {info.id} created: {info.progress.total} contacts imported, running")
+    from bot.outbound.wiring import campaign_dial_problem
+
+    problem = campaign_dial_problem(settings)
+    if problem is not None:
+        print(f"warning: {problem}", file=sys.stderr)
     for problem in problems:
         print(f"  line {problem.line}: {problem.reason}")
     if problems:

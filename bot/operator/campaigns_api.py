@@ -89,6 +89,7 @@ def create_campaigns_router(
     auth: OperatorAuth,
     agent_variables: Callable[[str], tuple[str, ...]],
     on_campaign_changed: Callable[[str], None] = no_op,
+    dial_problem: Callable[[], str | None] = lambda: None,
 ) -> APIRouter:
     """The ``/api/campaigns`` and ``/api/dnc`` routes.
 
@@ -99,6 +100,8 @@ def create_campaigns_router(
             there is no such agent).
         on_campaign_changed: Told a campaign's id after it is created or resumed (the job
             queue looks at it at once).
+        dial_problem: Why this deployment's campaigns cannot dial (None: they can); said in
+            the answer to a create, so a campaign is never silently left undialled.
     """
     router = APIRouter(dependencies=[Depends(auth.require)])
     stores = CampaignStores(records)
@@ -139,6 +142,7 @@ def create_campaigns_router(
             "imported": info.progress.total,
             "problems": [p.as_json() for p in problems],
             "campaign": info.as_json(),
+            "dialling": dial_problem() or "queued",
         }
 
     @router.get("/api/campaigns")

@@ -43,6 +43,16 @@ class RunnerParts:
 PartsFactory = Callable[[Settings, Engine], RunnerParts]
 
 
+def campaign_dial_problem(settings: Settings) -> str | None:
+    """Why campaigns cannot dial with these settings, naming what to set (None: they can)."""
+    problem = twilio_dial_problem(settings)
+    if problem is None and not settings.public_url:
+        problem = "campaigns need CALLAGENT_PUBLIC_URL (where Twilio reaches this server)"
+    if problem is None:
+        return None
+    return f"campaigns cannot dial: {problem}; they are stored and start once it is set"
+
+
 def make_dialer(settings: Settings, engine: Engine) -> AttemptPlacer:
     """The dialler campaigns place their attempts with (Twilio ``calls.create``).
 
@@ -52,11 +62,9 @@ def make_dialer(settings: Settings, engine: Engine) -> AttemptPlacer:
     Raises:
         OutboundUnavailable: Twilio or the public URL is not configured (names the settings).
     """
-    problem = twilio_dial_problem(settings)
-    if problem is None and not settings.public_url:
-        problem = "campaigns need CALLAGENT_PUBLIC_URL (where Twilio reaches this server)"
+    problem = campaign_dial_problem(settings)
     if problem is not None:
-        raise OutboundUnavailable(f"campaigns cannot dial: {problem}")
+        raise OutboundUnavailable(problem)
     return ClaimingDialer(OutboundStore(engine), make_twilio_dialer(settings), settings.public_url)
 
 

@@ -63,6 +63,7 @@ from bot.outbound.server import build_outbound
 from bot.outbound.wiring import (
     CampaignAttemptEnds,
     PartsFactory,
+    campaign_dial_problem,
     default_parts,
     start_server_queue,
 )
@@ -357,6 +358,7 @@ def create_app(
             operator,
             lambda key: agent_variables(settings, key),
             on_campaign_changed=kick_campaign,
+            dial_problem=lambda: campaign_dial_problem(settings),
         )
     )
     app.include_router(

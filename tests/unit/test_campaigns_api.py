@@ -85,6 +85,7 @@ async def test_create_from_json_rows(client: httpx.AsyncClient, changed: list[st
     assert created["imported"] == 1
     assert created["problems"] == [{"line": 2, "reason": "invalid phone number"}]
     assert changed == [created["id"]]
+    assert created["dialling"] == "queued"
     listed = (await client.get("/api/campaigns", headers=AUTH)).json()["campaigns"]
     assert [c["id"] for c in listed] == [created["id"]]
     one = (await client.get(f"/api/campaigns/{created['id']}", headers=AUTH)).json()
@@ -282,6 +283,9 @@ def test_the_server_app_serves_campaigns_and_logs_no_numbers(
                 headers={**AUTH, "content-type": "text/csv"},
             )
             assert created.status_code == 201, created.text
+            # no Twilio here: the answer says the campaign is stored but cannot dial, and why
+            dialling = created.json()["dialling"]
+            assert "cannot dial" in dialling and "TWILIO_ACCOUNT_SID" in dialling
             unknown = client.post(
                 "/api/campaigns?agent=nobody",
                 content="phone\n+12125550101\n",
