@@ -18,8 +18,8 @@ from loguru import logger
 from pipecat.frames.frames import Frame
 
 from integrations.outbound.dispositions import Disposition
-from processors.agent_definition import MissingVariablesError, OutboundConfig
 from processors.frames import DoNotCallFrame, OutcomeFrame
+from processors.outbound_config import MissingVariablesError, OutboundConfig
 
 SPOKEN_OPT_OUT = "spoken"
 

@@ -15,9 +15,9 @@ from bot.call.runtime import Runtime
 from bot.call.services import make_vad_analyzer
 from integrations.speech.cache import CachingSynthesizer
 from integrations.speech.tts import split_clauses
-from processors.agent_definition import MissingVariablesError, OutboundConfig
 from processors.answering_machine import AnsweringMachineDetector
 from processors.outbound_call import OutboundCall
+from processors.outbound_config import MissingVariablesError, OutboundConfig
 
 DEFAULT_NO_SPEECH_SECS = 2.0
 

@@ -6,7 +6,7 @@ import pytest
 
 from bot.agent import AgentFileError, load_agent
 from integrations.outbound.dispositions import Disposition
-from processors.agent_definition import MissingVariablesError
+from processors.outbound_config import MissingVariablesError
 
 REMINDERS = Path(__file__).parents[2] / "bot" / "agents" / "appointment_reminders.yaml"
 

@@ -40,10 +40,10 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from bot.call.outbound import make_answering_machine
 from bot.call.pipeline import CallSpec
 from integrations.speech.vad import PhoneVADAnalyzer
-from processors.agent_definition import OutboundConfig
 from processors.answering_machine import AnsweringMachineDetector, Stage
 from processors.frames import GreetingFrame, MachineVerdictFrame, OutcomeFrame
 from processors.outbound_call import OutboundCall
+from processors.outbound_config import OutboundConfig
 from simulator.bench.amd_answers import tone
 from simulator.voices.caller_voice import silence, synthesize
 from tests.support.frames import transcript
