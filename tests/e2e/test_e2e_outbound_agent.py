@@ -78,7 +78,9 @@ async def test_a_reminder_call_confirms_the_appointment(live: LocalAgent):
         return re.sub(r"[^a-z0-9 ]", " ", text.lower())
 
     opening = await hear()
-    assert "james" in opening and "brightside" in opening, opening
+    # the recogniser that listens for the callee mishears some words ("brideside") and on a
+    # long line may repeat itself: any landmark of who calls will do, as test_e2e_twilio does
+    assert "james" in opening and any(w in opening for w in ("bright", "dental", "riley")), opening
     turn = await call.say(caller_voice.synthesize("Yes, I'll be there."))
     reply = await hear(after=turn.caller_end_s)
     assert "confirmed" in reply, reply
