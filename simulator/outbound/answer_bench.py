@@ -30,6 +30,7 @@ from integrations.percentile import percentile
 from simulator.outbound.callee import CalleeLog, Person, speech
 from simulator.phone import CallEndedError, TwilioCallEmulator
 
+DEFAULT_SET = Path("scenarios/reminders/answers/held-out.yaml")
 PAUSES_S = (0.4, 0.5, 0.6, 0.7)
 AGENT = "appointment_reminders"
 EXPECTED = {
@@ -227,8 +228,8 @@ async def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", type=Path, default=Path("scenarios/reminders/answers/held-out.yaml"))
+    parser = argparse.ArgumentParser(description="answers to an outbound opening's question")
+    parser.add_argument("--set", type=Path, default=DEFAULT_SET)
     parser.add_argument("--voices", default="slt,kal")
     parser.add_argument("--calls-at-once", type=int, default=2)
     parser.add_argument("--json", type=Path)
