@@ -6,11 +6,11 @@ simulate`` starts it) places one call through the simulator's fake Twilio; the c
 "Hello?", hears the opening out, then says the answer -- an answer written ``"No, | I need
 to cancel it."`` is said as two clips with a pause between them (0.4, 0.5, 0.6, 0.7 s in
 turn) -- and hangs up once the agent's reply is over. Per call: **cut off** (the agent's
-reply started while the answer was still being said), **right** (the agent's first decision
-after the answer is the expected one, in the act band), **clarified** (the expected intent,
-asked "Did you want to ...?"), **wrong** (anything else), and for a bare yes or no the
-reply latency at the phone (end of the answer to the first bot audio; p50/p95). Figures
-are printed and saved as JSON; nothing is asserted.
+reply started, or it hung up, while the answer was still being said), **right** (the
+agent's first decision after the answer is the expected one, in the act band),
+**clarified** (the expected intent, asked "Did you want to ...?"), **wrong** (anything
+else), and for a bare yes or no the reply latency at the phone (end of the answer to the
+first bot audio; p50/p95). Figures are printed and saved as JSON; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -110,6 +110,7 @@ class AnsweringPerson(Person):
         try:
             after = (await call.say(self._clips[self.hello])).caller_end_s
             await self._await_turn(call, after)
+            self.seen["said_at"] = call.now()
             turn = await call.say(self.answer)
             self.seen.update(onset=turn.caller_onset_s, end=turn.caller_end_s)
             await self._await_turn(call, turn.caller_end_s)
@@ -141,7 +142,8 @@ def judge(answer: Answer, seen: dict[str, Any], turns: list[dict[str, Any]]) -> 
     """(outcome, latency s) of one call from the callee's timeline and the call record."""
     onset, end = seen.get("onset"), seen.get("end")
     if onset is None or end is None:
-        return "error", -1.0
+        # the agent hung up while the answer was being said (after a goodbye on its "Yes")
+        return ("cut_off" if "said_at" in seen else "error"), -1.0
     bot = [s for s, _ in seen.get("bot", []) if s > onset + 0.05]
     latency = (bot[0] - end) if bot else -1.0
     if bot and bot[0] < end - 0.05:
