@@ -32,6 +32,8 @@ from simulator.phone import CallEndedError, TwilioCallEmulator
 
 DEFAULT_SET = Path("scenarios/reminders/answers/held-out.yaml")
 PAUSES_S = (0.4, 0.5, 0.6, 0.7)
+"""The silence between a yes or no and the rest (between the parts' voiced spans)."""
+EDGE_S = 0.05
 AGENT = "appointment_reminders"
 EXPECTED = {
     "confirm": ("affirm", "confirm_appointment"),
@@ -79,7 +81,8 @@ def answer_clip(answer: Answer, voice: str) -> bytes:
     """The answer as the callee says it: its parts with silence between them."""
     from integrations.speech.audio import PHONE_SAMPLE_RATE
 
-    gap = b"\x00\x00" * int(answer.pause_s * PHONE_SAMPLE_RATE)
+    # each part keeps EDGE_S of its quiet edges: the silence between the voiced parts is pause_s
+    gap = b"\x00\x00" * int(max(0.0, answer.pause_s - 2 * EDGE_S) * PHONE_SAMPLE_RATE)
     clips = [_trimmed(speech(part, voice, 1.0)) for part in answer.parts]
     return gap.join(clips)
 
@@ -92,8 +95,8 @@ def _trimmed(pcm: bytes) -> bytes:
     if span is None:
         return pcm
     first, last = (int(t * PHONE_SAMPLE_RATE) * 2 for t in span)
-    lead = int(0.2 * PHONE_SAMPLE_RATE) * 2
-    return pcm[max(0, first - lead) : last + lead]
+    edge = int(EDGE_S * PHONE_SAMPLE_RATE) * 2
+    return pcm[max(0, first - edge) : last + edge]
 
 
 @dataclass(frozen=True, kw_only=True)
