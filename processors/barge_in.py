@@ -24,7 +24,9 @@ the bot: they paused inside a request ("Um, yeah." ... "I'm calling about my
 appointment." ...), the agent started to answer the fragment, and the caller went on.
 The caller's voice stops the bot as for any barge-in; the joiner then hands the NLU the
 fragment and its continuation as one turn ("I'm calling about my appointment. I need
-to cancel it.") and drops the half-spoken answer to the fragment from the context.
+to cancel it.") and drops the half-spoken answer to the fragment from the context; a
+:class:`~processors.frames.TurnJoinedFrame` ahead of the joined turn tells the NLU router
+and the dialogue to withdraw what they decided on the fragment.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from integrations.speech.tts import SpokenClauseFrame
+from processors.frames import TurnJoinedFrame
 from processors.nlu_router import user_text
 
 BACKCHANNELS = frozenset(
@@ -353,6 +356,7 @@ class FragmentJoiner(FrameProcessor):
             if continuing and _join_last_two_user_turns(frame):
                 self.joined += 1
                 logger.info("caller went on after a fragment: both parts are one turn")
+                await self.push_frame(TurnJoinedFrame())  # the fragment's decision is withdrawn
             text = user_text(frame)
             fragment = bool(text) and await asyncio.to_thread(self._is_fragment, text)
             self._fragment_at = time.monotonic() if fragment else None

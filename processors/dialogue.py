@@ -13,7 +13,7 @@ what acting on an intent records (outcome, do-not-call).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from loguru import logger
@@ -39,6 +39,7 @@ from processors.frames import (
     DecisionPath,
     GreetingFrame,
     NLUResultFrame,
+    TurnJoinedFrame,
 )
 from processors.outbound_script import OutboundScript
 
@@ -89,6 +90,8 @@ class DialoguePolicy:
         self._llm_available = llm_available
         self._script = script
         self._state = _State()
+        self._before_turn = _State()
+        """The state before the latest decision (restored when the turn is withdrawn)."""
         self._caller: CallerRecord | None = None
 
     @property
@@ -120,12 +123,21 @@ class DialoguePolicy:
         """How many turns in a row were not understood."""
         return self._state.failures
 
+    def withdraw_last_turn(self) -> None:
+        """Forget the latest decision: the caller went on, and the joined turn replaces it.
+
+        What it asked for (a slot, a confirmation) is no longer waited for, and what it
+        answered (the outbound opening's question) is open again.
+        """
+        self._state = self._before_turn
+
     def decide(self, nlu: NLUResultFrame) -> Reply | None:
         """Decide the reply for a turn.
 
         Returns:
             The reply, or None when the turn should go to the LLM.
         """
+        self._before_turn = _copy_state(self._state)
         state = self._state
         if nlu.intent == DTMF_ENTRY:
             return self._keyed(nlu)
@@ -300,6 +312,9 @@ class DialogueProcessor(FrameProcessor):
             await self.push_frame(frame, direction)
         elif isinstance(frame, GreetingFrame):
             await self.push_frame(TTSSpeakFrame(self._policy.greeting()))
+        elif isinstance(frame, TurnJoinedFrame):
+            self._policy.withdraw_last_turn()
+            await self.push_frame(frame, direction)
         elif isinstance(frame, TranscriptionFrame):
             pass  # a keyed-digit turn, already answered from its NLU result; never spoken
         elif isinstance(frame, LLMContextFrame):
@@ -331,6 +346,16 @@ class DialogueProcessor(FrameProcessor):
         if ends_call:
             logger.info(f"{self}: ending the call at the caller's request")
             await self.push_frame(EndWorkerFrame(reason="caller said goodbye"))
+
+
+def _copy_state(state: _State) -> _State:
+    """A copy of the dialogue state that later decisions do not change."""
+    slot = state.pending_slot
+    return replace(
+        state,
+        filled=dict(state.filled),
+        pending_slot=(slot[0], slot[1], dict(slot[2])) if slot is not None else None,
+    )
 
 
 def _entity_text(entities: dict[str, Any], kind: str) -> str | None:

@@ -101,6 +101,16 @@ class GreetingFrame(DataFrame):
 
 
 @dataclass
+class TurnJoinedFrame(DataFrame):
+    """The caller went on after a fragment: the next turn replaces it (pushed just before it).
+
+    The decision taken on the fragment is withdrawn: the NLU router and the dialogue decide
+    the joined turn from the state they were in before the fragment (an outbound opening's
+    question is still the one answered).
+    """
+
+
+@dataclass
 class CallerIdentityFrame(SystemFrame):
     """Who is calling, learnt after the call started (a client message, a dial-in event).
 

@@ -79,7 +79,14 @@ from integrations.nlu.base import (
 from integrations.nlu.entities import EntityExtractor
 from integrations.speech.nbest import Recognition, TurnReadings
 from processors.agent_definition import AgentDefinition, IntentAction
-from processors.frames import OUT_OF_SCOPE, Band, DecisionPath, GreetingFrame, NLUResultFrame
+from processors.frames import (
+    OUT_OF_SCOPE,
+    Band,
+    DecisionPath,
+    GreetingFrame,
+    NLUResultFrame,
+    TurnJoinedFrame,
+)
 
 DTMF_PATTERN = re.compile(r"^\s*DTMF:\s*([0-9*#A-Da-d]+)\s*$")
 """A transcription made by pipecat's ``DTMFAggregator`` (default prefix ``"DTMF: "``)."""
@@ -274,6 +281,8 @@ class NLURouter(FrameProcessor):
         """The agent asked a yes/no question: the last decision was a clarify, or the
         opening (``opening_asks``) was the last thing said."""
         self._opening_asks = opening_asks
+        self._before_turn = (False, False)
+        """(requested, asked) before the latest decision: restored when it is withdrawn."""
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Classify turns; pass every frame on."""
@@ -288,6 +297,9 @@ class NLURouter(FrameProcessor):
             self._voice_s = 0.0  # voice before the bot's reply was not a request
         elif isinstance(frame, GreetingFrame) and self._opening_asks:
             self._asked = True  # the opening's question: the next turn answers it
+        elif isinstance(frame, TurnJoinedFrame):
+            # the caller went on after a fragment: decide the whole turn as that one was
+            self._requested, self._asked = self._before_turn
         elif direction is FrameDirection.DOWNSTREAM:
             if isinstance(frame, LLMContextFrame) and not getattr(frame, "speculation", False):
                 await self._turn_ended(user_text(frame))
@@ -373,6 +385,7 @@ class NLURouter(FrameProcessor):
 
     def _check(self, result: NLUResultFrame) -> None:
         """Mark doubtful words; keep doubt from acting irreversibly; note what was asked."""
+        self._before_turn = (self._requested, self._asked)
         keyed = result.path is DecisionPath.DTMF
         misheard = (
             result.heard_confidence is not None and result.heard_confidence < self._unsure_below

@@ -11,8 +11,10 @@ the words so far, how long the pause after them must be before the turn may end:
 
 - only openers (fillers, greetings, backchannels, a bare yes, no or bye: "um", "yeah",
   "no", "hi", "so", "okay", "well", "hi um"): ``opener_pause_s``. Not when the bot has
-  just asked a yes/no question and the words are an answer ("yeah", "bye" to "Anything
-  else?"), nor for a backchannel said over the bot's reply ("mhm":
+  just asked a yes/no question and the words are an answer: then the ``answer`` strategy
+  (:mod:`processors.answer_hold`) says how long a bare yes or no waits for a callee
+  pausing at a comma ("Yes, | I'll be there."); a goodbye to "Anything else?" ends at
+  once. Nor for a backchannel said over the bot's reply ("mhm":
   :class:`processors.barge_in.BackchannelFilter` lets it go on);
 - a sentence that reads as a preamble ("I'm calling about my appointment.", "I booked a
   checkup for next week.", "This is Maria.") or ends on a conjunction ("..., and"):
@@ -36,8 +38,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from processors.answer_hold import AnswerHold, HearAnswerOut, is_bare_yes_no
 from processors.barge_in import is_backchannel, normalize_words
 
 OPENER_PAUSE_S = 2.0
@@ -217,6 +220,7 @@ class TurnHoldPolicy:
             does not understand counts as misheard.
         garbled_pause_s: The pause after a statement the recogniser barely heard.
         garbled_below: The recogniser confidence below which a statement is garbled.
+        answer: How long a bare yes or no to the bot's yes/no question waits.
     """
 
     understood: Callable[[str], bool] | None = None
@@ -228,6 +232,10 @@ class TurnHoldPolicy:
     heard_clearly: float = HEARD_CLEARLY
     garbled_pause_s: float = GARBLED_PAUSE_S
     garbled_below: float = GARBLED_BELOW
+    answer: AnswerHold = field(default_factory=HearAnswerOut)
+
+    def _asked(self) -> bool:
+        return self.question_pending is not None and self.question_pending()
 
     def text_pause(self, text: str, *, over_bot: bool = False) -> float:
         """The least pause (s) after ``text`` for reasons of form alone (0: none).
@@ -238,11 +246,12 @@ class TurnHoldPolicy:
         """
         if not normalize_words(text):
             return 0.0
+        if is_opener(text) and over_bot and is_backchannel(text):
+            return 0.0  # "mhm" over the bot's reply: it goes on at once
+        if (is_answer(text) or is_bare_yes_no(text)) and self._asked():
+            # "yeah" to "Shall I book that?": an answer, perhaps with more to come
+            return self.answer.pause(text)
         if is_opener(text):
-            if over_bot and is_backchannel(text):
-                return 0.0  # "mhm" over the bot's reply: it goes on at once
-            if is_answer(text) and self.question_pending is not None and self.question_pending():
-                return 0.0  # "yeah" to "Shall I book that?": a whole answer
             return self.opener_pause_s
         if reads_as_preamble(text):
             return self.context_pause_s
@@ -271,10 +280,14 @@ class TurnHoldPolicy:
     def is_fragment(self, text: str) -> bool:
         """Whether a finished turn was only the start of a request (openers, a preamble).
 
+        A bare yes or no to a yes/no question counts too: the callee who pauses at the
+        comma of "No, | I need to cancel it." longer than the answer hold goes on from it.
         May run the ``understood`` check: call it off the event loop.
         """
         if not normalize_words(text):
             return False
+        if is_bare_yes_no(text):
+            return True
         if is_opener(text) or reads_as_preamble(text):
             return not (is_answer(text) and self.question_pending and self.question_pending())
         return self.understood is not None and not self.understood(text)

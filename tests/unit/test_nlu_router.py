@@ -15,7 +15,14 @@ from pipecat.tests.utils import SleepFrame, run_test
 from integrations.nlu.base import IntentPrediction, NLUThresholds
 from integrations.nlu.entities import EntityExtractor, default_parsers
 from integrations.nlu.llm import LLMEndpoint, OpenAICompatibleIntentClassifier, StructuredOutput
-from processors.frames import OUT_OF_SCOPE, Band, DecisionPath, GreetingFrame, NLUResultFrame
+from processors.frames import (
+    OUT_OF_SCOPE,
+    Band,
+    DecisionPath,
+    GreetingFrame,
+    NLUResultFrame,
+    TurnJoinedFrame,
+)
 from processors.nlu_router import ActGuard, NLURouter, user_text
 from tests.fakes.classifier import ScriptedClassifier, prediction
 from tests.fakes.llm_server import FakeChatServer
@@ -499,6 +506,7 @@ CALLEE_TURNS = {
     "Yes.": prediction("affirm", 0.99),
     "No.": prediction("deny", 0.99),
     "Please stop calling me. Take me off your list.": prediction("opt_out", 0.99),
+    "No. And please stop calling me.": prediction("opt_out", 0.99),
     "Stop.": prediction("opt_out", 0.99),
 }
 
@@ -543,6 +551,33 @@ async def test_a_sure_opt_out_in_answer_to_the_opening_is_acted_on_at_once(extra
     assert await answers_to_the_opening(extractor, said, opening_asks=False) == [
         ("opt_out", Band.CLARIFY)
     ]
+
+
+async def test_a_joined_turn_is_decided_as_the_answer_to_the_opening(extractor):
+    # "No, | and please stop calling me.": the "No." was decided, then the callee went on
+    proc = NLURouter(
+        ScriptedClassifier(answers=CALLEE_TURNS),
+        None,
+        NLUThresholds(),
+        extractor,
+        guard=OUTBOUND_GUARD,
+        opening_asks=True,
+    )
+    down, _ = await run_test(
+        proc,
+        frames_to_send=[
+            GreetingFrame(),
+            transcript("No."),
+            TurnJoinedFrame(),
+            transcript("No. And please stop calling me."),
+        ],
+        expected_down_frames=[GreetingFrame]
+        + [NLUResultFrame, TranscriptionFrame]
+        + [TurnJoinedFrame, NLUResultFrame, TranscriptionFrame],
+    )
+    decided = [(f.intent, f.band) for f in down if isinstance(f, NLUResultFrame)]
+    # without the withdrawal the opt-out would be checked as a goodbye before any request
+    assert decided == [("deny", Band.ACT), ("opt_out", Band.ACT)]
 
 
 async def test_without_a_guard_the_band_alone_decides(extractor):

@@ -21,6 +21,7 @@ from processors.frames import (
     GreetingFrame,
     NLUResultFrame,
     OutcomeFrame,
+    TurnJoinedFrame,
 )
 from processors.outbound_script import OutboundScript
 from tests.support.frames import spoken
@@ -101,6 +102,38 @@ async def test_no_to_the_opening_offers_to_move_or_cancel(reminders):
     down, _ = await run_test(call(reminders), frames_to_send=[GreetingFrame(), nlu("deny")])
     assert spoken(down)[1] == reminders.outbound.no_reply  # type: ignore[union-attr]
     assert outcomes(down) == []
+
+
+async def test_a_no_the_callee_went_on_from_is_withdrawn_and_the_whole_answer_cancels(
+    reminders, crm
+):
+    # "No, | I need to cancel it.": the agent began "Would you like to move it...?" on the
+    # "No", the callee went on; the joined turn answers the opening and is verified first
+    down, _ = await run_test(
+        call(reminders, crm),
+        frames_to_send=[
+            SleepFrame(0.2),
+            GreetingFrame(),
+            nlu("deny"),
+            TurnJoinedFrame(),
+            nlu("cancel_appointment"),
+            nlu("dtmf_entry", digits="4729#"),
+            SleepFrame(0.2),
+        ],
+    )
+    said = spoken(down)
+    assert said[1] == reminders.outbound.no_reply  # type: ignore[union-attr]
+    assert said[2] == reminders.verification.prompt
+    assert "cancelled" in said[-1]
+    assert outcomes(down) == [("cancelled", "cancel_appointment")]
+
+
+async def test_a_withdrawn_answer_leaves_the_openings_question_open(reminders):
+    down, _ = await run_test(
+        call(reminders),
+        frames_to_send=[GreetingFrame(), nlu("deny"), TurnJoinedFrame(), nlu("affirm")],
+    )
+    assert outcomes(down) == [("confirmed", "confirm_appointment")]  # the opening's yes
 
 
 async def test_cancel_is_verified_then_recorded_and_written_back(reminders, crm):

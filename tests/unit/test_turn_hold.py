@@ -20,7 +20,9 @@ from pipecat.tests.utils import SleepFrame, run_test
 
 from integrations.speech.nbest import Hypothesis, Recognition
 from integrations.speech.stt import SegmentTranscribedFrame
+from processors.answer_hold import AnswerAtOnce, HearAnswerOut, is_bare_yes_no
 from processors.barge_in import FragmentJoiner
+from processors.frames import TurnJoinedFrame
 from processors.nlu_router import user_text
 from processors.segment_turn_stop import SegmentTranscriptTurnStopStrategy
 from processors.semantic_turn import SemanticCompletionStopStrategy
@@ -40,6 +42,7 @@ UNDERSTOOD = {
     "What are your opening hours?",
     "I'd like to set up a cleaning.",
     "I booked a checkup for next week.",  # the classifier acts on it: the form must not
+    "No.",  # a no to a yes/no question
 }
 
 
@@ -116,10 +119,40 @@ def test_a_request_does_not(text):
     assert not reads_as_preamble(text)
 
 
-def test_a_yes_after_a_yes_no_question_is_a_whole_answer():
-    assert policy(question=True).text_pause("Um, yeah.") == 0
-    assert policy(question=False).text_pause("Um, yeah.") > 0
-    assert policy(question=True).text_pause("Hi, um.") > 0  # not an answer
+def test_a_bare_yes_after_a_yes_no_question_waits_the_answer_pause():
+    # "Yes, | I'll be there.": the callee may be pausing at the comma
+    assert policy(question=True).text_pause("Um, yeah.") == HearAnswerOut().pause_s
+    assert policy(question=True).text_pause("Sure.") == HearAnswerOut().pause_s
+    assert policy(question=False).text_pause("Um, yeah.") == policy().opener_pause_s
+    assert policy(question=True).text_pause("Hi, um.") == policy().opener_pause_s  # no answer
+    assert HearAnswerOut().pause_s < policy().opener_pause_s
+
+
+@pytest.mark.parametrize("text", ["Yes, that works.", "Yep, see you Friday.", "No, I can't."])
+def test_an_answer_with_more_words_ends_at_once(text):
+    assert policy(question=True).text_pause(text) == 0
+
+
+def test_the_answer_at_once_strategy_ends_on_a_bare_yes():
+    assert policy(question=True, answer=AnswerAtOnce()).text_pause("Um, yeah.") == 0
+    assert policy(question=True, answer=HearAnswerOut(0.5)).text_pause("No.") == 0.5
+
+
+@pytest.mark.parametrize(
+    ("text", "bare"),
+    [
+        ("Yes.", True),
+        ("Uh, no.", True),
+        ("Nope, sorry.", True),
+        ("Oh yes.", True),
+        ("Yes, I'll be there.", False),
+        ("Bye.", False),
+        ("Okay.", False),
+        ("No problem.", False),
+    ],
+)
+def test_a_bare_yes_or_no(text, bare):
+    assert is_bare_yes_no(text) is bare
 
 
 def test_a_backchannel_over_the_bot_is_whole():
@@ -156,10 +189,14 @@ def test_misheard_openers_and_preambles_are_still_held():
     assert policy().pause("I'm calling about my appointment.", confidence=0.4) > 0
 
 
-@pytest.mark.parametrize("text", ["No.", "Nope,", "Um, no.", "Bye.", "And bye."])
-def test_a_bare_no_or_bye_is_an_opener_unless_it_answers_a_question(text):
+@pytest.mark.parametrize(
+    ("text", "answer_pause"),
+    [("No.", True), ("Nope,", True), ("Um, no.", True), ("Bye.", False), ("And bye.", False)],
+)
+def test_a_bare_no_or_bye_is_an_opener_unless_it_answers_a_question(text, answer_pause):
     assert policy(question=False).text_pause(text) == policy().opener_pause_s
-    assert policy(question=True).text_pause(text) == 0
+    expected = HearAnswerOut().pause_s if answer_pause else 0  # a goodbye ends at once
+    assert policy(question=True).text_pause(text) == expected
     assert not is_opener("No, that's not what I meant.")
     assert not is_opener("Okay, thanks, bye.")
 
@@ -258,9 +295,9 @@ async def test_speech_during_the_hold_keeps_the_turn_open():
 # The semantic strategy never ends a turn on an opener or a preamble
 
 
-async def make_semantic_strategy(*, question: bool = False):
+async def make_semantic_strategy(*, question: bool = False, **policy_kwargs):
     strategy = SemanticCompletionStopStrategy(
-        lambda text: True, grace_secs=0.05, hold=policy(question=question)
+        lambda text: True, grace_secs=0.05, hold=policy(question=question, **policy_kwargs)
     )
     stopped = await start_strategy(strategy)
     return strategy, stopped
@@ -275,10 +312,26 @@ async def test_the_semantic_end_never_fires_on_a_fragment(text):
     assert stopped == []
 
 
-async def test_the_semantic_end_fires_on_a_yes_to_a_yes_no_question():
+async def test_the_semantic_end_fires_on_a_yes_to_a_yes_no_question_answered_at_once():
+    strategy, stopped = await make_semantic_strategy(question=True, answer=AnswerAtOnce())
+    await strategy.process_frame(VADUserStoppedSpeakingFrame())
+    await strategy.process_frame(transcript("Yeah."))
+    await asyncio.sleep(0.2)
+    assert stopped == [True]
+
+
+async def test_the_semantic_end_leaves_a_bare_yes_to_the_answer_hold():
     strategy, stopped = await make_semantic_strategy(question=True)
     await strategy.process_frame(VADUserStoppedSpeakingFrame())
     await strategy.process_frame(transcript("Yeah."))
+    await asyncio.sleep(0.2)
+    assert stopped == []  # the Smart Turn strategy ends it once the answer pause has lasted
+
+
+async def test_the_semantic_end_fires_on_a_complete_short_answer():
+    strategy, stopped = await make_semantic_strategy(question=True)
+    await strategy.process_frame(VADUserStoppedSpeakingFrame())
+    await strategy.process_frame(transcript("Yeah, that works."))
     await asyncio.sleep(0.2)
     assert stopped == [True]
 
@@ -336,6 +389,7 @@ async def test_the_caller_going_on_after_a_fragment_is_one_turn_and_the_answer_i
             BotStartedSpeakingFrame,
             UserStartedSpeakingFrame,
             BotStoppedSpeakingFrame,
+            TurnJoinedFrame,  # the dialogue withdraws its decision on the fragment
             LLMContextFrame,
         ],
     )
@@ -358,7 +412,12 @@ async def test_a_continuation_before_the_answer_starts_is_joined_too():
                 ("user", "I need to cancel it."),
             ),
         ],
-        expected_down_frames=[LLMContextFrame, UserStartedSpeakingFrame, LLMContextFrame],
+        expected_down_frames=[
+            LLMContextFrame,
+            UserStartedSpeakingFrame,
+            TurnJoinedFrame,
+            LLMContextFrame,
+        ],
     )
     assert last_turn(down) == "I'm calling about my appointment. I need to cancel it."
 
@@ -425,3 +484,62 @@ async def test_a_late_continuation_stays_separate():
         expected_down_frames=[LLMContextFrame, UserStartedSpeakingFrame, LLMContextFrame],
     )
     assert last_turn(down) == "What are your opening hours?"
+
+
+# A bare yes or no to the bot's yes/no question: the callee may be pausing at the comma
+
+
+async def test_a_bare_no_to_a_question_waits_the_answer_pause_then_ends():
+    strategy, stopped = await make_segment_strategy([1], question=True, answer=HearAnswerOut(0.5))
+    await speak_and_pause(strategy, "No.")
+    await keep_quiet(strategy, 0.2)
+    assert stopped == []  # "No," | "I need to cancel it."
+    await keep_quiet(strategy, 0.4)
+    assert stopped == [True]  # nothing more: the bare no is the answer
+
+
+async def test_a_callee_going_on_after_yes_makes_one_turn():
+    strategy, stopped = await make_segment_strategy(
+        [1, 1], question=True, answer=HearAnswerOut(0.5)
+    )
+    await speak_and_pause(strategy, "Yes.")
+    await keep_quiet(strategy, 0.3)  # the pause at the comma
+    await speak_and_pause(strategy, "I'd like to set up a cleaning.")
+    await keep_quiet(strategy, 0.1)
+    assert stopped == [True]  # one turn, ended once the whole answer was said
+
+
+async def test_a_bare_no_answered_at_once_cuts_the_callee_off():
+    # the behaviour before: the turn ended on "No." and "I need to cancel it" came after
+    strategy, stopped = await make_segment_strategy([1], question=True, answer=AnswerAtOnce())
+    await speak_and_pause(strategy, "No.")
+    await asyncio.sleep(0.05)
+    assert stopped == [True]
+
+
+async def test_a_callee_going_on_after_the_bot_began_to_answer_a_bare_no_is_one_turn():
+    down, _ = await run_test(
+        FragmentJoiner(is_fragment=policy(question=True).is_fragment, window_s=2.0),
+        frames_to_send=[
+            context(("assistant", "Will you be able to make it?"), ("user", "No.")),
+            SleepFrame(sleep=0.1),
+            BotStartedSpeakingFrame(),
+            UserStartedSpeakingFrame(),  # cuts "No problem. Would you like to move it...?"
+            BotStoppedSpeakingFrame(),
+            context(
+                ("assistant", "Will you be able to make it?"),
+                ("user", "No."),
+                ("assistant", "No problem."),
+                ("user", "I need to cancel it."),
+            ),
+        ],
+        expected_down_frames=[
+            LLMContextFrame,
+            BotStartedSpeakingFrame,
+            UserStartedSpeakingFrame,
+            BotStoppedSpeakingFrame,
+            TurnJoinedFrame,
+            LLMContextFrame,
+        ],
+    )
+    assert last_turn(down) == "No. I need to cancel it."

@@ -1,0 +1,80 @@
+"""How long a bare yes or no to the bot's yes/no question waits before the turn ends.
+
+Asked "... Will you be able to make it?", callees answer "Yes, I'll be there." or "No, I
+need to cancel it." with a pause at the comma (0.4-0.7 s). Ending the turn at once on the
+bare "Yes." / "No." (a whole answer by its words) made the agent answer the yes or no while
+the callee went on: the goodbye after a confirmation was talked over, and "No, I need to
+cancel" got "Would you like to move it or cancel it?" with the rest said over it.
+Recognisers on the phone rarely write the comma, so the words alone cannot tell "Yes," from
+"Yes.": only the pause can. A :class:`AnswerHold` says how long the pause after a bare answer
+must last before the turn ends (counted from the caller's last word, as every hold of
+:class:`~processors.turn_hold.TurnHoldPolicy`):
+
+- :class:`HearAnswerOut` (the default): ``pause_s`` after a bare yes or no ("Yes.", "Uh,
+  no.", "Nope, sorry."); an answer with more words ("Yes, that works.", "Yep, see you
+  then.") is not held, nor is a goodbye ("Okay, bye.") to "Anything else?";
+- :class:`AnswerAtOnce`: no wait (the behaviour before; for tests and comparisons).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from processors.barge_in import normalize_words
+
+ANSWER_PAUSE_S = 0.8
+"""A bare yes or no ends the turn after this much pause.
+
+Above the 0.4-0.7 s callees leave after the "Yes," of "Yes, I'll be there." (as reported
+from the outbound reminder scenarios), plus the VAD's 0.064 s to hear them go on.
+"""
+YES_NO_WORDS = frozenset({"yes", "yeah", "yea", "yep", "yup", "no", "nope", "nah", "sure"})
+"""Words that answer a yes/no question."""
+SOFTENERS = frozenset(
+    {"um", "umm", "uh", "uhh", "er", "erm", "ah", "oh", "hm", "hmm", "mm", "well", "okay"}
+    | {"ok", "so", "sorry", "and", "but"}
+)
+"""Words around a bare yes or no that add nothing to it ("Uh, no.", "Nope, sorry.")."""
+MAX_BARE_WORDS = 4
+
+
+def is_bare_yes_no(text: str) -> bool:
+    """Whether the words are a yes or a no and nothing more ("Yes.", "Oh, yeah.", "Uh, no.")."""
+    tokens = normalize_words(text).split()
+    return (
+        0 < len(tokens) <= MAX_BARE_WORDS
+        and any(t in YES_NO_WORDS for t in tokens)
+        and all(t in YES_NO_WORDS | SOFTENERS for t in tokens)
+    )
+
+
+class AnswerHold(ABC):
+    """How long the pause after an answer to the bot's yes/no question must last."""
+
+    @abstractmethod
+    def pause(self, text: str) -> float:
+        """The least pause (s) after ``text``, an answer to a yes/no question (0: none)."""
+
+
+class AnswerAtOnce(AnswerHold):
+    """A whole answer ends the turn at once."""
+
+    def pause(self, text: str) -> float:
+        """No wait."""
+        return 0.0
+
+
+@dataclass(frozen=True)
+class HearAnswerOut(AnswerHold):
+    """A bare yes or no waits ``pause_s``: the callee may be pausing at a comma.
+
+    Parameters:
+        pause_s: The pause after a bare yes or no.
+    """
+
+    pause_s: float = ANSWER_PAUSE_S
+
+    def pause(self, text: str) -> float:
+        """``pause_s`` after a bare yes or no, else none."""
+        return self.pause_s if is_bare_yes_no(text) else 0.0
