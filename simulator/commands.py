@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import argparse
 
-from simulator.bench import amd, barge_in, campaign, concurrency, latency, records, soak, speech
+from simulator.bench import (
+    amd,
+    answers,
+    barge_in,
+    campaign,
+    concurrency,
+    latency,
+    records,
+    soak,
+    speech,
+)
 from simulator.understanding import bench as understanding
 from simulator.understanding import noise_path
 
@@ -28,5 +38,6 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
         understanding,
         campaign,
         amd,
+        answers,
     ):
         module.add_parser(kinds)

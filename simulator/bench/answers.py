@@ -1,6 +1,6 @@
 """Answers to an outbound opening's yes/no question, over the phone path: heard out or cut off?
 
-``python -m simulator.outbound.answer_bench --set scenarios/reminders/answers/held-out.yaml
+``callagent bench answers --set scenarios/reminders/answers/held-out.yaml
 --voices slt,kal``: for each answer x voice, the agent (started here, as ``callagent
 simulate`` starts it) places one call through the simulator's fake Twilio; the callee says
 "Hello?", hears the opening out, then says the answer -- an answer written ``"No, | I need
@@ -232,10 +232,21 @@ async def main(args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="answers to an outbound opening's question")
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", type=Path, default=DEFAULT_SET)
     parser.add_argument("--voices", default="slt,kal")
     parser.add_argument("--calls-at-once", type=int, default=2)
     parser.add_argument("--json", type=Path)
+
+
+def add_parser(kinds: argparse._SubParsersAction) -> None:
+    """Register ``callagent bench answers``."""
+    p = kinds.add_parser("answers", help="answers to an outbound opening's yes/no question")
+    _arguments(p)
+    p.set_defaults(func=lambda args: asyncio.run(main(args)))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="answers to an outbound opening's question")
+    _arguments(parser)
     sys.exit(asyncio.run(main(parser.parse_args())))
