@@ -308,6 +308,7 @@ class AnsweringMachineDetector(FrameProcessor):
         evidence = self._evidence
         report = self.report
         if report.verdict is None and self._stage is not Stage.DONE:
+            evidence.words_pending = self._own_segments > 0 and self._stt_counts_segments
             for strategy in self._strategies:
                 verdict = strategy.decide(evidence)
                 if verdict is not None:

@@ -68,7 +68,7 @@ can I help you?") is longer than the timing strategy lets a person's hello be an
 
 MACHINE_HINTS: tuple[str, ...] = (
     r"\byou'?ve\b",
-    r"\breach",
+    r"reach",  # "you breach", "we have reached"
     r"\bleave\b",
     r"\bmessage",
     r"\bplease\b",
@@ -121,6 +121,8 @@ class Evidence:
     for speech (a fallback for voices it does not hear)."""
     provider: str | None = None
     """The provider's verdict (Twilio ``AnsweredBy``), when one came."""
+    words_pending: bool = False
+    """Speech was sent to the STT and its words are not in yet."""
 
     @property
     def speaking(self) -> bool:
@@ -302,6 +304,9 @@ class SpeechTimingVerdict(VerdictStrategy):
         hinted_greeting_secs: ...this long once a machine's words were heard in them.
         person_cue_secs: ...this long once a person's words were heard (None: never).
         pause_secs: Quiet after short first words that makes them a person's.
+        words_wait_secs: ...and how much longer a person's verdict waits for the words
+            of the first utterance still being transcribed (its last piece may have a
+            machine's words).
         machine_hints: Regular expressions for a machine's words.
         person_cues: Regular expressions for a person's words.
         sound_fallback: With no speech heard by the VAD at all, a long stretch of sound
@@ -317,6 +322,7 @@ class SpeechTimingVerdict(VerdictStrategy):
         hinted_greeting_secs: float = 2.4,
         person_cue_secs: float | None = None,
         pause_secs: float = 1.0,
+        words_wait_secs: float = 1.5,
         machine_hints: Sequence[str] = MACHINE_HINTS,
         person_cues: Sequence[str] = PERSON_CUES,
         sound_fallback: bool = True,
@@ -325,6 +331,7 @@ class SpeechTimingVerdict(VerdictStrategy):
         self.hinted_greeting_secs = hinted_greeting_secs
         self.person_cue_secs = person_cue_secs
         self.pause_secs = pause_secs
+        self.words_wait_secs = words_wait_secs
         self._hints = any_of(machine_hints)
         self._cues = any_of(person_cues)
         self._sound_fallback = sound_fallback
@@ -349,7 +356,10 @@ class SpeechTimingVerdict(VerdictStrategy):
         limit = self.threshold(evidence)
         if limit is not None and end - greeting.start_s >= limit:
             return self._verdict(MachineVerdict.MACHINE)
-        if evidence.settled(greeting, self.pause_secs):
+        if evidence.settled(greeting, self.pause_secs) and not (
+            evidence.words_pending
+            and not evidence.settled(greeting, self.pause_secs + self.words_wait_secs)
+        ):
             return self._verdict(MachineVerdict.HUMAN)
         return None
 

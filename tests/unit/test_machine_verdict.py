@@ -140,3 +140,13 @@ def test_sound_the_vad_never_heard_is_a_machine_only_when_long() -> None:
     assert (
         timing_of(Evidence(now_s=4.5, sound=[SpeechSpan(0.3, None)]), sound_fallback=False) is None
     )
+
+
+def test_a_persons_verdict_waits_for_the_words_still_being_transcribed() -> None:
+    said = [SpeechSpan(0.4, 3.9)]
+    assert timing_of(Evidence(now_s=5.0, speech=said)) is HUMAN
+    assert timing_of(Evidence(now_s=5.0, speech=said, words_pending=True)) is None
+    # the last piece's words, in while the verdict waited: a machine's after all
+    late = Evidence(now_s=5.2, speech=said, words_pending=False, transcripts=["please leave a"])
+    assert timing_of(late) is MACHINE
+    assert timing_of(Evidence(now_s=6.5, speech=said, words_pending=True)) is HUMAN  # no words
