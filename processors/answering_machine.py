@@ -50,7 +50,7 @@ from pipecat.processors.frame_processor import (
 from integrations.outbound.dispositions import Disposition, MachineVerdict
 from integrations.speech.beep import BeepDetector
 from integrations.speech.stt import SegmentTranscribedFrame
-from integrations.speech.vad import level_db
+from integrations.speech.vad import NoiseFloor, level_db
 from processors.frames import GreetingFrame, MachineVerdictFrame, OutcomeFrame
 from processors.machine_verdict import (
     GREETING_ENDED,
@@ -66,6 +66,11 @@ from processors.machine_verdict import (
 
 CUT_DIP_DB = 14.0
 """A 20 ms frame this far below the piece's loudest is a dip between words."""
+SOUND_ABOVE_QUIET_DB = 15.0
+"""A 20 ms frame this far above the line's quiet (and above :data:`SOUND_MIN_DB`) is sound."""
+SOUND_MIN_DB = -55.0
+SOUND_GAP_SECS = 0.3
+"""Sound resumed within this long is the same stretch (the gaps between words)."""
 
 
 class AnsweringMachineDetector(FrameProcessor):
@@ -81,6 +86,9 @@ class AnsweringMachineDetector(FrameProcessor):
         opening_pause_secs: Quiet after the callee's words before the opening goes out
             (the VAD's own stop included): a comma's pause inside a "hello, this is
             Maria" is shorter.
+        long_words_secs: First words this long (or longer) may be a machine's greeting
+            pausing between sentences...
+        long_words_pause_secs: ...so the opening waits this long after them instead.
         transcribe_every_secs: Long speech is sent to the STT in pieces this long, so a
             greeting's words are read while it goes on.
         message_silence_secs: Quiet after a machine's greeting before the message.
@@ -96,6 +104,8 @@ class AnsweringMachineDetector(FrameProcessor):
         answered_by: str | None = None,
         no_speech_secs: float = 2.0,
         opening_pause_secs: float = 0.35,
+        long_words_secs: float = 2.0,
+        long_words_pause_secs: float = 0.5,
         transcribe_every_secs: float = 1.0,
         message_silence_secs: float = 1.5,
         max_machine_wait_secs: float = 30.0,
@@ -107,6 +117,10 @@ class AnsweringMachineDetector(FrameProcessor):
         self._strategies = list(strategies) if strategies is not None else default_strategies()
         self._no_speech_secs = no_speech_secs
         self._opening_pause_secs = opening_pause_secs
+        self._long_words_secs = long_words_secs
+        self._long_words_pause_secs = long_words_pause_secs
+        self._quiet = NoiseFloor(window_s=6.0, percentile=10.0)
+        self._sound_until_s = 0.0
         self._transcribe_every_secs = transcribe_every_secs
         self._segment_start_s = 0.0
         self._segment_peak = -120.0
@@ -211,6 +225,7 @@ class AnsweringMachineDetector(FrameProcessor):
             evidence.beeps.append(beep)
             if self.report.beep_at_s is None:
                 self.report.beep_at_s = beep.end_s
+        self._sound_step(frame.audio)
         await self._vad_step(await self._vad.analyze_audio(frame.audio))
         await self._maybe_cut_segment(frame.audio)
         await self._judge()
@@ -233,6 +248,22 @@ class AnsweringMachineDetector(FrameProcessor):
                 evidence.speech[-1].start_s, evidence.now_s - params.stop_secs
             )
             await self._close_segment()
+
+    def _sound_step(self, pcm: bytes) -> None:
+        """Stretches of sound by level alone: what the VAD may not hear as speech."""
+        evidence = self._evidence
+        frame_s = len(pcm) / 2 / self._sample_rate
+        level = level_db(pcm)
+        quiet = self._quiet.update(level, frame_s)
+        sounding = level >= max(quiet + SOUND_ABOVE_QUIET_DB, SOUND_MIN_DB)
+        last = evidence.sound[-1] if evidence.sound else None
+        if sounding:
+            if last is None or last.end_s is not None:
+                evidence.sound.append(SpeechSpan(evidence.now_s - frame_s))
+            self._sound_until_s = evidence.now_s
+        elif last is not None and last.end_s is None:
+            if evidence.now_s - self._sound_until_s >= SOUND_GAP_SECS:
+                last.end_s = self._sound_until_s
 
     async def _open_segment(self) -> None:
         """The STT collects the callee's words from here."""
@@ -277,6 +308,7 @@ class AnsweringMachineDetector(FrameProcessor):
         evidence = self._evidence
         report = self.report
         if report.verdict is None and self._stage is not Stage.DONE:
+            evidence.words_pending = self._own_segments > 0 and self._stt_counts_segments
             for strategy in self._strategies:
                 verdict = strategy.decide(evidence)
                 if verdict is not None:
@@ -309,9 +341,13 @@ class AnsweringMachineDetector(FrameProcessor):
         evidence = self._evidence
         last_end = evidence.last_speech_end_s
         first_words_ended = (
-            last_end is not None and evidence.now_s - last_end >= self._opening_pause_secs
+            last_end is not None and evidence.now_s - last_end >= self._opening_pause(last_end)
         )
-        nobody_spoke = not evidence.speech and evidence.now_s >= self._no_speech_secs
+        nobody_spoke = (
+            not evidence.speech
+            and evidence.now_s >= self._no_speech_secs
+            and not (evidence.sound and evidence.sound[-1].end_s is None)  # unheard words?
+        )
         if not (first_words_ended or nobody_spoke):
             return
         if nobody_spoke and self.report.verdict is None:
@@ -323,6 +359,18 @@ class AnsweringMachineDetector(FrameProcessor):
             self.report.first_words_end_s = evidence.speech[-1].end_s
         self._stage = Stage.OPENED
         await self.push_frame(GreetingFrame())
+
+    def _opening_pause(self, last_end: float) -> float:
+        """The quiet the opening waits for: longer after long first words."""
+        spans = self._evidence.speech
+        start = spans[-1].start_s if spans else last_end
+        for before in reversed(spans[:-1]):  # the words just ended, short pauses included
+            if before.end_s is None or start - before.end_s >= 1.0:
+                break
+            start = before.start_s
+        if last_end - start >= self._long_words_secs:
+            return self._long_words_pause_secs
+        return self._opening_pause_secs
 
     async def _hold_opening(self) -> None:
         """The callee went on talking after a pause: stop the opening, say it when they stop."""
@@ -395,6 +443,9 @@ class AnsweringMachineDetector(FrameProcessor):
             await asyncio.sleep(0.25)
             quiet = time.monotonic() - self._last_audio_wall
             if self._stage is Stage.LISTENING and quiet >= self._no_speech_secs:
+                sound = self._evidence.sound
+                if sound and sound[-1].end_s is None:
+                    sound[-1].end_s = self._sound_until_s  # no audio is quiet
                 if not self._evidence.speaking:
                     self._evidence.now_s = max(self._evidence.now_s, self._no_speech_secs)
                     await self._judge()

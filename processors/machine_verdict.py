@@ -66,6 +66,39 @@ Loose where the embedded ASR clips words ("you reach Maria", "not avail-"). A re
 also says "thank you for calling ...", but their whole greeting ("..., this is Maria, how
 can I help you?") is longer than the timing strategy lets a person's hello be anyway."""
 
+MACHINE_HINTS: tuple[str, ...] = (
+    r"\byou'?ve\b",
+    r"reach",  # "you breach", "we have reached"
+    r"\bleave\b",
+    r"\bmessage",
+    r"\bplease\b",
+    r"\bnot (here|home|in|able)\b",
+    r"\b(tone|beep)\b",
+    r"\brecord",
+    r"\bthank you for\b",
+    r"\bwelcome\b",
+    r"\bthe (person|number|subscriber|party|customer)\b",
+    r"\bavailable\b",
+    r"\b(right now|at the moment)\b",
+    r"\byour call\b",
+    r"\b(office|hours|extension)\b",
+)
+"""Words a machine's greeting starts with, not enough alone: the start of a phrase the
+1 s pieces cut ("you've ... | reached"), or a greeting's common words. Heard, the timing
+strategy takes a long greeting for a machine sooner."""
+
+PERSON_CUES: tuple[str, ...] = (
+    r"\bspeaking\b",
+    r"\bresidence\b",
+    r"\bwho('?s| is) (this|that|it|calling|there)\b",
+    r"\bwho am i\b",
+    r"\b(how )?(can|may) i help\b",
+    r"\bwhat can i do\b",
+)
+"""What people picking up say and greetings rarely do ("Maria speaking", "Carter
+residence", "who's calling?"): heard, the timing strategy leaves a long first utterance
+undecided (the words, the beep and the provider still decide)."""
+
 
 @dataclass
 class SpeechSpan:
@@ -83,8 +116,13 @@ class Evidence:
     speech: list[SpeechSpan] = field(default_factory=list)
     transcripts: list[str] = field(default_factory=list)
     beeps: list[Beep] = field(default_factory=list)
+    sound: list[SpeechSpan] = field(default_factory=list)
+    """Stretches of sound well above the line's quiet, whether or not the VAD took them
+    for speech (a fallback for voices it does not hear)."""
     provider: str | None = None
     """The provider's verdict (Twilio ``AnsweredBy``), when one came."""
+    words_pending: bool = False
+    """Speech was sent to the STT and its words are not in yet."""
 
     @property
     def speaking(self) -> bool:
@@ -220,6 +258,17 @@ class BeepVerdict(VerdictStrategy):
         return self._verdict(MachineVerdict.MACHINE) if evidence.beeps else None
 
 
+def spoken_text(evidence: Evidence) -> str:
+    """The transcripts so far, lower-cased, punctuation out, one space between words."""
+    text = " ".join(evidence.transcripts).lower().replace("\u2019", "'")
+    return " ".join(re.sub(r"[^\w' ]+", " ", text).split())
+
+
+def any_of(patterns: Sequence[str]) -> re.Pattern[str]:
+    """One expression matching any of ``patterns``."""
+    return re.compile("|".join(f"(?:{p})" for p in patterns))
+
+
 class WordsVerdict(VerdictStrategy):
     """A machine when the transcripts say what greetings say ("leave a message"...).
 
@@ -230,13 +279,11 @@ class WordsVerdict(VerdictStrategy):
     source = "words"
 
     def __init__(self, phrases: Sequence[str] = MACHINE_PHRASES):
-        self._pattern = re.compile("|".join(f"(?:{p})" for p in phrases))
+        self._pattern = any_of(phrases)
 
     def decide(self, evidence: Evidence) -> Verdict | None:
         """Machine when any transcript so far has a machine phrase."""
-        text = " ".join(evidence.transcripts).lower().replace("\u2019", "'")
-        text = re.sub(r"[^\w' ]+", " ", text)
-        if self._pattern.search(" ".join(text.split())):
+        if self._pattern.search(spoken_text(evidence)):
             return self._verdict(MachineVerdict.MACHINE)
         return None
 
@@ -244,40 +291,101 @@ class WordsVerdict(VerdictStrategy):
 class SpeechTimingVerdict(VerdictStrategy):
     """People say a short "hello?" and wait; machines talk on.
 
+    How long is too long for a person depends on what was understood of it so far (the
+    words arrive in 1 s pieces, a little after they are said): a machine's words (see
+    :data:`MACHINE_HINTS`) make a long greeting a machine sooner; a person's (see
+    :data:`PERSON_CUES`) leave it to the other strategies.
+
     Args:
         long_greeting_secs: First words (pauses shorter than ``pause_secs`` included)
-            this long are a machine's greeting, decided as soon as they reach it (Twilio's
-            ``MachineDetectionSpeechThreshold`` defaults to 2.4 s; slow long hellos, "Hello,
-            this is Doctor Patel's phone", took up to 2.9 s in the bench).
+            this long are a machine's greeting when nothing said them a person's or a
+            machine's (slow long hellos, "Yes, good afternoon, Carter residence.", take
+            up to 3.5 s; Twilio's ``MachineDetectionSpeechThreshold`` is 2.4 s).
+        hinted_greeting_secs: ...this long once a machine's words were heard in them.
+        person_cue_secs: ...this long once a person's words were heard (None: never).
         pause_secs: Quiet after short first words that makes them a person's.
+        words_wait_secs: ...and how much longer a person's verdict waits for the words
+            of the first utterance still being transcribed (its last piece may have a
+            machine's words).
+        machine_hints: Regular expressions for a machine's words.
+        person_cues: Regular expressions for a person's words.
+        sound_fallback: With no speech heard by the VAD at all, a long stretch of sound
+            (:attr:`Evidence.sound`) is a machine's greeting too.
     """
 
     source = "timing"
 
-    def __init__(self, *, long_greeting_secs: float = 3.0, pause_secs: float = 1.0):
+    def __init__(
+        self,
+        *,
+        long_greeting_secs: float = 4.0,
+        hinted_greeting_secs: float = 2.4,
+        person_cue_secs: float | None = None,
+        pause_secs: float = 1.0,
+        words_wait_secs: float = 1.5,
+        machine_hints: Sequence[str] = MACHINE_HINTS,
+        person_cues: Sequence[str] = PERSON_CUES,
+        sound_fallback: bool = True,
+    ):
         self.long_greeting_secs = long_greeting_secs
+        self.hinted_greeting_secs = hinted_greeting_secs
+        self.person_cue_secs = person_cue_secs
         self.pause_secs = pause_secs
+        self.words_wait_secs = words_wait_secs
+        self._hints = any_of(machine_hints)
+        self._cues = any_of(person_cues)
+        self._sound_fallback = sound_fallback
+
+    def threshold(self, evidence: Evidence) -> float | None:
+        """How long first words may go on before they are a machine's (None: no limit)."""
+        text = spoken_text(evidence)
+        if text and self._cues.search(text):
+            return self.person_cue_secs
+        if text and self._hints.search(text):
+            return self.hinted_greeting_secs
+        return self.long_greeting_secs
 
     def decide(self, evidence: Evidence) -> Verdict | None:
         """Machine for a long greeting, human for short words then a pause."""
         greeting = evidence.first_greeting(self.pause_secs)
         if greeting is None:
+            if self._sound_fallback and evidence.sound:
+                return self._long_sound(evidence)
             return None
         end = greeting.end_s if greeting.end_s is not None else evidence.now_s
-        if end - greeting.start_s >= self.long_greeting_secs:
+        limit = self.threshold(evidence)
+        if limit is not None and end - greeting.start_s >= limit:
             return self._verdict(MachineVerdict.MACHINE)
-        if evidence.settled(greeting, self.pause_secs):
+        if evidence.settled(greeting, self.pause_secs) and not (
+            evidence.words_pending
+            and not evidence.settled(greeting, self.pause_secs + self.words_wait_secs)
+        ):
             return self._verdict(MachineVerdict.HUMAN)
+        return None
+
+    def _long_sound(self, evidence: Evidence) -> Verdict | None:
+        """Sound the VAD never took for speech: only a long unbroken stretch decides."""
+        first = evidence.sound[0]
+        end = first.end_s if first.end_s is not None else evidence.now_s
+        if end - first.start_s >= self.long_greeting_secs:
+            return self._verdict(MachineVerdict.MACHINE)
         return None
 
 
 def default_strategies(
-    *, long_greeting_secs: float = 3.0, pause_secs: float = 1.0
+    *,
+    long_greeting_secs: float = 4.0,
+    hinted_greeting_secs: float = 2.4,
+    pause_secs: float = 1.0,
 ) -> list[VerdictStrategy]:
     """The provider's word first, then a beep, the words, and the speech's timing."""
     return [
         ProviderVerdict(),
         BeepVerdict(),
         WordsVerdict(),
-        SpeechTimingVerdict(long_greeting_secs=long_greeting_secs, pause_secs=pause_secs),
+        SpeechTimingVerdict(
+            long_greeting_secs=long_greeting_secs,
+            hinted_greeting_secs=hinted_greeting_secs,
+            pause_secs=pause_secs,
+        ),
     ]

@@ -339,3 +339,61 @@ async def test_a_streaming_stt_s_transcripts_pass_once_the_call_went_through() -
     down, _ = await run(amd, [*frames, SleepFrame(0.05), transcript("I'd like to move it")])
 
     assert [f.text for f in down if isinstance(f, TranscriptionFrame)] == ["I'd like to move it"]
+
+
+def deaf_detector(**kwargs: Any) -> AnsweringMachineDetector:
+    """A detector whose VAD never hears speech (a voice it cannot tell from noise)."""
+    vad = PhoneVADAnalyzer(params=VADParams(start_secs=0.064, stop_secs=0.2, min_volume=1.1))
+    return AnsweringMachineDetector(vad_analyzer=vad, voicemail_line=VOICEMAIL, **kwargs)
+
+
+async def test_a_greeting_the_vad_never_hears_gets_no_opening_over_it() -> None:
+    amd = deaf_detector(no_speech_secs=2.0)
+    greeting = synthesize(GREETING, voice="kal")
+    start = 0.3
+    await run(amd, audio(silence(start) + greeting + silence(1.0)))
+
+    ends = start + len(greeting) / 16000
+    report = amd.report
+    assert report.verdict is not None and report.verdict.value == "machine"
+    assert report.source == "timing"  # the stretch of sound was long
+    assert report.decided_after_s is not None and report.decided_after_s < ends
+    assert report.opening_at_s is None
+
+
+async def test_a_short_sound_the_vad_never_hears_delays_the_opening_to_its_end() -> None:
+    amd = deaf_detector(no_speech_secs=2.0)
+    words = synthesize("Hello, good morning, this is John.")  # about 2 s
+    down, _ = await run(amd, audio(silence(1.0) + words + silence(2.0)))
+
+    assert (verdict_of(down).verdict, verdict_of(down).source) == ("unknown", "silence")
+    opening_at = amd.report.opening_at_s
+    assert opening_at is not None and opening_at >= 1.0 + len(words) / 16000
+
+
+async def test_a_slow_long_hello_is_a_person() -> None:
+    amd = detector()
+    hello = synthesize("Yes, hello, good morning, this is John Miller.")
+    assert 3.0 < len(hello) / 16000 < 4.0
+    down, _ = await run(amd, audio(silence(0.4) + hello + silence(2.5)))
+
+    assert verdict_of(down).verdict == "human"
+    assert events(down)[0] is GreetingFrame
+
+
+async def test_the_opening_waits_a_little_longer_after_long_first_words() -> None:
+    short, long = detector(), detector()
+    await run(short, audio(silence(0.4) + synthesize("Hello?") + silence(2.5)))
+    await run(
+        long,
+        audio(
+            silence(0.4) + synthesize("Hello, good morning, this is John Miller.") + silence(2.5)
+        ),
+    )
+
+    def pause(amd: AnsweringMachineDetector) -> float:
+        report = amd.report
+        assert report.opening_at_s is not None and report.first_words_end_s is not None
+        return report.opening_at_s - report.first_words_end_s
+
+    assert pause(short) < 0.45 <= pause(long)

@@ -101,3 +101,52 @@ def test_speech_after_a_long_pause_is_not_the_greeting() -> None:
 
 def test_nothing_heard_decides_nothing() -> None:
     assert all(s.decide(Evidence(now_s=5.0)) is None for s in default_strategies())
+
+
+def timing_of(evidence: Evidence, *, sound_fallback: bool = True) -> MachineVerdict | None:
+    decided = SpeechTimingVerdict(sound_fallback=sound_fallback).decide(evidence)
+    return decided.verdict if decided else None
+
+
+def test_a_slow_long_hello_is_not_a_machine_without_a_machines_words() -> None:
+    slow_hello = Evidence(now_s=3.9, speech=[SpeechSpan(0.4, None)])  # 3.5 s and going on
+    assert timing_of(slow_hello) is None
+    assert timing_of(Evidence(now_s=4.5, speech=[SpeechSpan(0.4, None)])) is MACHINE  # 4.1 s
+
+
+@pytest.mark.parametrize(
+    "heard", ["hi you've", "the person", "please", "thank you for", "not available"]
+)
+def test_a_machines_first_words_make_a_long_greeting_a_machine_sooner(heard: str) -> None:
+    evidence = Evidence(now_s=3.0, speech=[SpeechSpan(0.4, None)], transcripts=[heard])
+    assert timing_of(evidence) is MACHINE  # 2.6 s with a machine's words
+
+
+@pytest.mark.parametrize(
+    "heard",
+    ["yes good afternoon carter residence", "Hello, Maria speaking.", "hi who's calling"],
+)
+def test_a_persons_words_leave_a_long_hello_to_the_other_strategies(heard: str) -> None:
+    evidence = Evidence(now_s=6.0, speech=[SpeechSpan(0.4, None)], transcripts=[heard])
+    assert timing_of(evidence) is None
+    assert WordsVerdict().decide(evidence) is None
+
+
+def test_sound_the_vad_never_heard_is_a_machine_only_when_long() -> None:
+    unheard = Evidence(now_s=3.0, sound=[SpeechSpan(0.3, None)])
+    assert timing_of(unheard) is None
+    assert timing_of(Evidence(now_s=4.5, sound=[SpeechSpan(0.3, None)])) is MACHINE
+    assert timing_of(Evidence(now_s=6.0, sound=[SpeechSpan(0.3, 1.0)])) is None  # a cough
+    assert (
+        timing_of(Evidence(now_s=4.5, sound=[SpeechSpan(0.3, None)]), sound_fallback=False) is None
+    )
+
+
+def test_a_persons_verdict_waits_for_the_words_still_being_transcribed() -> None:
+    said = [SpeechSpan(0.4, 3.9)]
+    assert timing_of(Evidence(now_s=5.0, speech=said)) is HUMAN
+    assert timing_of(Evidence(now_s=5.0, speech=said, words_pending=True)) is None
+    # the last piece's words, in while the verdict waited: a machine's after all
+    late = Evidence(now_s=5.2, speech=said, words_pending=False, transcripts=["please leave a"])
+    assert timing_of(late) is MACHINE
+    assert timing_of(Evidence(now_s=6.5, speech=said, words_pending=True)) is HUMAN  # no words
