@@ -138,32 +138,7 @@ class OutboundServer:
         self, transport: BaseTransport, spec: CallSpec, runtime: Runtime, **hooks: Any
     ) -> None:
         self.specs.append(spec)
-        records = runtime.records
-        assert records is not None
-        recorder = records.recorder(
-            call_id=spec.call_id,
-            transport=spec.transport_kind,
-            caller=spec.caller,
-            direction=spec.direction,
-            agent=runtime.agent.name,
-            provider_call_id=spec.provider_call_id,
-            outbound=spec.outbound,
-        )
-        worker = PipelineWorker(
-            Pipeline([transport.input(), Keypad(), transport.output()]),
-            params=PipelineParams(audio_in_sample_rate=8000, audio_out_sample_rate=8000),
-            observers=[recorder, *hooks.get("observers", [])],
-            idle_timeout_secs=60,
-        )
-        if hooks.get("on_worker"):
-            hooks["on_worker"](worker)
-
-        @transport.event_handler("on_client_disconnected")
-        async def disconnected(_t: object, _ws: object) -> None:
-            await worker.cancel()
-
-        runner = WorkerRunner(handle_sigint=False, check_dangling_tasks=False)
-        await runner.add_workers(worker)
+        runner = await stand_in_call(transport, spec, runtime, Keypad(), hooks)
         try:
             await runner.run()
         finally:
@@ -237,3 +212,41 @@ class OutboundServers:
             await server.client.aclose()
             uv.should_exit = True
             await asyncio.wait_for(task, 10)
+
+
+async def stand_in_call(
+    transport: BaseTransport,
+    spec: CallSpec,
+    runtime: Runtime,
+    dialogue: FrameProcessor,
+    hooks: dict[str, Any],
+) -> WorkerRunner:
+    """A call's stand-in pipeline (no models): the real transport, ``dialogue``, the recorder
+    and the observers the server adds; returns its runner, ready to run."""
+    records = runtime.records
+    assert records is not None
+    recorder = records.recorder(
+        call_id=spec.call_id,
+        transport=spec.transport_kind,
+        caller=spec.caller,
+        direction=spec.direction,
+        agent=runtime.agent.name,
+        provider_call_id=spec.provider_call_id,
+        outbound=spec.outbound,
+    )
+    worker = PipelineWorker(
+        Pipeline([transport.input(), dialogue, transport.output()]),
+        params=PipelineParams(audio_in_sample_rate=8000, audio_out_sample_rate=8000),
+        observers=[recorder, *hooks.get("observers", [])],
+        idle_timeout_secs=60,
+    )
+    if hooks.get("on_worker"):
+        hooks["on_worker"](worker)
+
+    @transport.event_handler("on_client_disconnected")
+    async def disconnected(_t: object, _ws: object) -> None:
+        await worker.cancel()
+
+    runner = WorkerRunner(handle_sigint=False, check_dangling_tasks=False)
+    await runner.add_workers(worker)
+    return runner

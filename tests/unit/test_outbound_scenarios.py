@@ -27,11 +27,8 @@ from pipecat.frames.frames import (
     OutputAudioRawFrame,
     StartFrame,
 )
-from pipecat.pipeline.pipeline import Pipeline
-from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.transports.base_transport import BaseTransport
-from pipecat.workers.runner import WorkerRunner
 
 from bot.agent import load_agent
 from bot.call.pipeline import CallSpec
@@ -48,6 +45,7 @@ from simulator.scenarios.outbound_runner import OutboundResult, run_outbound_sce
 from simulator.scenarios.scenario import ScenarioError
 from tests.fakes.outbound_peer import tone
 from tests.fakes.twilio import FakeTwilioRest
+from tests.support.outbound_server import stand_in_call
 
 REMINDERS = Path(__file__).parents[2] / "scenarios" / "reminders"
 REMINDER_AGENT = Path(__file__).parents[2] / "bot" / "agents" / "appointment_reminders.yaml"
@@ -133,32 +131,7 @@ async def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
     async def run_call(
         transport: BaseTransport, spec: CallSpec, runtime: Runtime, **hooks: Any
     ) -> None:
-        records = runtime.records
-        assert records is not None
-        recorder = records.recorder(
-            call_id=spec.call_id,
-            transport=spec.transport_kind,
-            caller=spec.caller,
-            direction=spec.direction,
-            agent=runtime.agent.name,
-            provider_call_id=spec.provider_call_id,
-            outbound=spec.outbound,
-        )
-        worker = PipelineWorker(
-            Pipeline([transport.input(), KeysForOutcomes(), transport.output()]),
-            params=PipelineParams(audio_in_sample_rate=8000, audio_out_sample_rate=8000),
-            observers=[recorder, *hooks.get("observers", [])],
-            idle_timeout_secs=60,
-        )
-        if hooks.get("on_worker"):
-            hooks["on_worker"](worker)
-
-        @transport.event_handler("on_client_disconnected")
-        async def disconnected(_t: object, _ws: object) -> None:
-            await worker.cancel()
-
-        runner = WorkerRunner(handle_sigint=False, check_dangling_tasks=False)
-        await runner.add_workers(worker)
+        runner = await stand_in_call(transport, spec, runtime, KeysForOutcomes(), hooks)
         await runner.run()
 
     monkeypatch.setattr(app_module, "run_call", run_call)
