@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from bot.settings import Settings
+from integrations.shared_state.base import SharedState
+from integrations.shared_state.memory import MemorySharedState
 from integrations.speech.speculation import SpeculationBudget
 from processors.agent_definition import AgentDefinition
 
@@ -93,6 +95,8 @@ class Runtime:
     """Live calls' turn events for operators and simulators (None: not published)."""
     more_agents: dict[str, AgentModels] = field(default_factory=dict)
     """The server's other agents by key (``CALLAGENT_AGENT_FILES``)."""
+    shared: SharedState = field(default_factory=MemorySharedState)
+    """State every process of the deployment shares (in-process by default)."""
     _calls: _CallCount = field(default_factory=_CallCount, init=False, repr=False)
     _server: Runtime | None = field(default=None, init=False, repr=False)
     """The server's runtime, when this is another agent's view of it."""
