@@ -7,7 +7,7 @@ process that died without a restart:
 1. The journals of dead workers (:mod:`integrations.storage.journal`) are moved to
    the spool, so the writer writes their operations in order.
 2. Calls still open whose worker is dead are closed with the outcome ``failed``
-   and the reason :data:`PROCESS_ENDED`; they end when their worker was last seen
+   and the reason :data:`SERVER_LOST`; they end when their worker was last seen
    (or at their last turn, if later). Calls with no worker recorded (written
    before workers existed) are closed once they are older than
    :data:`LEGACY_STALE`.
@@ -29,7 +29,8 @@ from integrations.storage.ops import Op
 from integrations.storage.records import Outcome, TurnKind, utcnow
 from integrations.storage.workers import WorkerId, WorkerRegistry
 
-PROCESS_ENDED = "agent process ended during the call"
+SERVER_LOST = "server lost"
+"""Why a call whose server process died (killed, host lost) ended."""
 LEGACY_STALE = timedelta(hours=6)
 """A call with no worker and no end this long after it started is closed as failed."""
 
@@ -176,7 +177,7 @@ def _close(
         .where(CALLS.c.id == call_id, CALLS.c.outcome.is_(None))
         .values(
             outcome=Outcome.FAILED.value,
-            end_reason=PROCESS_ENDED,
+            end_reason=SERVER_LOST,
             ended_at=ended,
             duration_secs=round(max((ended - started).total_seconds(), 0.0), 3),
             turn_count=caller_turns,
