@@ -26,7 +26,7 @@ from sqlalchemy import Connection, func, select, update
 from integrations.storage.journal import orphaned_journals, read_journal
 from integrations.storage.models import Base, Call, Turn
 from integrations.storage.ops import Op
-from integrations.storage.records import Outcome, TurnKind, utcnow
+from integrations.storage.records import Outcome, TurnKind
 from integrations.storage.workers import WorkerId, WorkerRegistry
 
 SERVER_LOST = "server lost"
@@ -79,7 +79,7 @@ class Recovery:
             return 0
         if seen is None:
             seen = self.last_seen() or {}
-        now = utcnow()
+        now = self.registry.now()
 
         def is_dead(worker: WorkerId, path: Path) -> bool:
             last = seen.get(str(worker))
@@ -102,10 +102,10 @@ class Recovery:
         """Close open calls whose worker is dead; returns how many.
 
         Args:
-            now: The time to judge by (default: now).
+            now: The time to judge by (default: the database's clock, as heartbeats are).
             seen: Workers' last heartbeats, already read this sweep (None: read them).
         """
-        now = now or utcnow()
+        now = now or self.registry.now()
         if seen is None:
             seen = self.registry.last_seen()
         closed = 0

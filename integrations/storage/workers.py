@@ -167,16 +167,29 @@ class WorkerRegistry:
         return self.liveness.me
 
     def heartbeat(self) -> None:
-        """Record that this worker is alive (run every few seconds by the writer thread)."""
-        values = {
-            "id": str(self.me),
-            "host": self.me.host[:255],
-            "pid": self.me.pid,
-            "started_at": self.started_at,
-            "last_seen": utcnow(),
-        }
+        """Record that this worker is alive (run every few seconds by the writer thread).
+
+        The time is the database's: peers on other hosts judge it by that clock too
+        (:meth:`now`), so hosts' clocks need not agree.
+        """
         with self.engine.begin() as conn:
-            conn.execute(dialect_support(conn).upsert(WORKERS, values, ["id"], ["last_seen"]))
+            support = dialect_support(conn)
+            values = {
+                "id": str(self.me),
+                "host": self.me.host[:255],
+                "pid": self.me.pid,
+                "started_at": self.started_at,
+                "last_seen": support.now(conn),
+            }
+            conn.execute(support.upsert(WORKERS, values, ["id"], ["last_seen"]))
+
+    def now(self) -> datetime:
+        """The database's clock, which heartbeats are written by (this host's if it is down)."""
+        try:
+            with self.engine.connect() as conn:
+                return dialect_support(conn).now(conn)
+        except Exception:  # noqa: BLE001 - database down: only same-host pids can tell
+            return utcnow()
 
     def last_seen(self) -> dict[str, datetime]:
         """Every known worker's last heartbeat."""
