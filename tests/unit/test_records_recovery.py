@@ -153,9 +153,9 @@ def test_a_live_peer_keeps_its_calls_and_a_dead_one_has_them_closed(backend, tmp
         stores = {name: _open(url, tmp_path, name, w) for name, w in peers.items()}
         me = _open(url, tmp_path, "me", WorkerId.current())
         try:
-            assert me.writer.ready.wait(30)  # its start-up sweep is over before the calls exist
-            for name, store in stores.items():
+            for store in [*stores.values(), me]:  # start-up sweeps over before the calls exist
                 assert store.writer.ready.wait(30)
+            for name, store in stores.items():
                 store.start_call(CallStart(f"call-{name}", "twilio"))
                 store.save_turn(TurnRecord(f"call-{name}", 0, kind="greeting", bot_text="Hi"))
                 assert store.flush()
