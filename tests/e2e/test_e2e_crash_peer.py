@@ -115,6 +115,7 @@ async def test_a_peer_on_another_host_closes_a_killed_process_call_keeping_its_t
 
             closed = await poll(record, lambda r: r["outcome"] != OPEN, BOUND_SECS + SLACK_SECS)
             took = time.monotonic() - killed
+            print(f"closed by the peer {took:.1f} s after the kill (bound {BOUND_SECS:.1f} s)")
     finally:
         await a.stop()
         await b.stop()
