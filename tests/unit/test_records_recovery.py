@@ -30,8 +30,10 @@ from integrations.storage.records import utcnow
 from integrations.storage.recovery import SERVER_LOST
 from integrations.storage.workers import (
     WORKERS,
+    Liveness,
     WorkerConfig,
     WorkerId,
+    WorkerRegistry,
     name_this_host,
     this_host,
 )
@@ -257,3 +259,25 @@ def test_a_deployment_can_name_its_host_in_worker_ids():
     with pytest.raises(SettingsError) as info:
         Settings.load({"CALLAGENT_WORKER_HOST": "a:b"})
     assert "CALLAGENT_WORKER_HOST" in str(info.value)
+
+
+def test_a_peer_whose_clock_runs_ahead_leaves_a_live_peers_calls_alone(tmp_path, monkeypatch):
+    """Heartbeats and the sweep go by the database's clock, not each host's."""
+    import integrations.storage.recovery as recovery
+    import integrations.storage.workers as workers
+
+    with database("postgresql", tmp_path) as url:
+        me = _open(url, tmp_path, "me", WorkerId.current())
+        try:
+            assert me.writer.ready.wait(30)
+            peer = WorkerId("other-host", 4242, "ee")
+            WorkerRegistry(me.engine, Liveness(peer)).heartbeat()  # its clock, right
+            me.start_call(CallStart("call-peer", "twilio", worker_id=str(peer)))
+            assert me.flush()
+            ahead = utcnow() + timedelta(minutes=10)
+            for module in (workers, recovery):  # this host's clock, wrong
+                monkeypatch.setattr(module, "utcnow", lambda: ahead, raising=False)
+            assert me.recovery.close_orphaned_calls() == 0
+            assert _get(me, "call-peer")["outcome"] == "in_progress"
+        finally:
+            me.close()
