@@ -1,0 +1,115 @@
+"""A call's event stream in the shared state, read through another process's reader.
+
+Two :class:`SharedCallEvents` on one :class:`MemorySharedState` stand for the owner and a
+process that serves ``GET /api/calls/{id}/events`` for a call it does not run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from bot.operator.auth import OperatorAuth
+from bot.operator.events import CallEventBus, create_call_events_router
+from bot.operator.shared_events import SharedCallEvents
+from integrations.shared_state.calls import CallOwners
+from integrations.shared_state.memory import MemorySharedState
+
+TOKEN = "t" * 32
+
+
+async def test_the_owners_events_are_read_elsewhere_by_either_id_with_the_same_pages():
+    shared = MemorySharedState()
+    owner, elsewhere, local = SharedCallEvents(shared), SharedCallEvents(shared), CallEventBus()
+    observer = owner.observer("call-1", "CA1")
+    bus_observer = local.observer("call-1", "CA1")
+    for o in (observer, bus_observer):
+        o.publish("nlu", {"intent": "hours", "band": "act"})
+        o.publish("reply", {"intent": "hours", "ends_call": False, "hands_off": False})
+    await asyncio.sleep(0.05)  # the writer task appends in order
+    page = await elsewhere.page("CA1", 0, 0.0)
+    assert page is not None and page["call_id"] == "call-1" and page["active"]
+    assert [(e["seq"], e["type"]) for e in page["events"]] == [(1, "nlu"), (2, "reply")]
+    assert page["events"][0]["intent"] == "hours" and page["next"] == 2
+    same = await local.page("CA1", 0, 0.0)
+    assert same is not None
+    strip = lambda p: [{k: v for k, v in e.items() if k != "at_s"} for e in p["events"]]  # noqa: E731
+    assert strip(same) == strip(page) and same["next"] == page["next"]
+    assert (await elsewhere.page("call-1", 2, 0.0))["events"] == []  # type: ignore[index]
+    assert await elsewhere.page("CA404", 0, 0.0) is None
+
+
+async def test_a_waiting_reader_elsewhere_wakes_on_the_next_event_and_on_the_end():
+    shared = MemorySharedState()
+    owner, elsewhere = SharedCallEvents(shared), SharedCallEvents(shared)
+    observer = owner.observer("call-1", "CA1")
+    await asyncio.sleep(0.01)
+    waiting = asyncio.create_task(elsewhere.page("CA1", 0, 5.0))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    observer.publish("bot_started", {})
+    page = await asyncio.wait_for(waiting, 2)
+    assert page is not None and [e["type"] for e in page["events"]] == ["bot_started"]
+
+    waiting = asyncio.create_task(elsewhere.page("CA1", 1, 5.0))
+    await asyncio.sleep(0.05)
+    await observer.cleanup()  # the call ended
+    page = await asyncio.wait_for(waiting, 2)
+    assert page is not None and page["events"] == [] and page["active"] is False
+    later = await elsewhere.page("call-1", 0, 5.0)  # ended: no wait
+    assert later is not None and not later["active"] and len(later["events"]) == 1
+
+
+async def test_a_callback_noted_on_any_process_joins_the_calls_stream_also_after_its_end():
+    shared = MemorySharedState()
+    owner, elsewhere = SharedCallEvents(shared), SharedCallEvents(shared)
+    observer = owner.observer("call-1", "CA1")
+    observer.publish("transfer", {"ok": True, "method": "twilio_redirect"})
+    await observer.cleanup()
+    await elsewhere.note("call-1", "transfer_dial", {"status": "no-answer"})
+    await elsewhere.note("call-404", "transfer_dial", {"status": "busy"})  # ignored
+    page = await owner.page("CA1", 0, 0.0)
+    assert page is not None
+    assert [e["type"] for e in page["events"]] == ["transfer", "transfer_dial"]
+    assert page["events"][1]["status"] == "no-answer" and page["events"][1]["at_s"] >= 0
+
+
+async def test_a_call_whose_owner_died_is_not_active_and_the_log_stays_bounded():
+    shared = MemorySharedState()
+    owners = CallOwners(shared, "hostA:1:aa")
+    owner = SharedCallEvents(shared, owners, max_events=3)
+    elsewhere = SharedCallEvents(shared, CallOwners(shared, "hostB:2:bb"))
+    async with owners.claim("call-1", "CA1"):
+        observer = owner.observer("call-1", "CA1")
+        for i in range(5):
+            observer.publish("nlu", {"intent": f"i{i}"})
+        await asyncio.sleep(0.05)
+        page = await elsewhere.page("CA1", 0, 0.0)
+        assert page is not None and page["active"]
+        assert [e["seq"] for e in page["events"]] == [2, 3, 4, 5]  # 3 events + the end's room
+    # released without an end marker (the process was lost): not active any more
+    page = await elsewhere.page("CA1", 5, 0.0)
+    assert page is not None and page["active"] is False
+
+
+def test_the_endpoint_serves_the_shared_streams_and_refuses_overlong_ids():
+    shared = MemorySharedState()
+    owner = SharedCallEvents(shared)
+
+    async def run_call() -> None:
+        observer = owner.observer("abc", "CA9")
+        observer.publish("nlu", {"intent": "location"})
+        await observer.cleanup()
+
+    asyncio.run(run_call())
+    app = FastAPI()
+    app.include_router(create_call_events_router(SharedCallEvents(shared), OperatorAuth(TOKEN)))
+    client = TestClient(app)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    body = client.get("/api/calls/CA9/events?wait=1", headers=auth).json()
+    assert body["call_id"] == "abc" and body["events"][0]["intent"] == "location"
+    assert body["active"] is False
+    assert client.get("/api/calls/zzz/events", headers=auth).status_code == 404
+    assert client.get(f"/api/calls/{'x' * 200}/events", headers=auth).status_code == 404
