@@ -83,6 +83,7 @@ from bot.web.ring_gate import RING_PARAMETER, RingOfferGate
 from bot.web.security_headers import SecurityHeaders
 from bot.web.twilio_gate import TwilioGate
 from integrations.shared_state.calls import CallInbox, CallOwners
+from integrations.shared_state.factory import check_reachable
 from integrations.storage.workers import WorkerId
 from transports import rooms, twilio, webrtc
 from transports.input_batching import BatchingPolicy, LoadAdaptiveBatching, NoBatching
@@ -240,6 +241,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        await check_reachable(runtime.shared)  # a wrong CALLAGENT_SHARED_STATE_URL stops here
         await inbox.start()  # requests for this process's calls from the others
         if runtime.records is not None:
             runtime.records.store.warm_stats_in_background()  # first dashboard view is fast
@@ -261,6 +263,7 @@ def create_app(
         if runtime.records is not None:
             await asyncio.to_thread(runtime.records.store.flush)
         await webrtc_router.close()
+        await runtime.shared.aclose()
 
     twilio_gate = TwilioGate(settings)  # closed routes, signatures, stream binding
     twilio_gate.log_startup()
