@@ -1,12 +1,14 @@
-"""Call ownership and the owner's inbox, on the in-process shared state.
+"""Call ownership and the owner's inbox, on the in-process shared state and on Redis.
 
-Two :class:`CallInbox` objects with different process ids on one
-:class:`MemorySharedState` stand for two processes sharing Redis or PostgreSQL.
+Two :class:`CallInbox` objects with different process ids stand for two processes: on
+one :class:`MemorySharedState`, or on two connections to one Redis server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -17,7 +19,9 @@ from integrations.shared_state.calls import (
     Owner,
     owner_key,
 )
+from integrations.shared_state.factory import open_shared_state
 from integrations.shared_state.memory import MemorySharedState
+from tests.support.shared_state import shared_state_url
 
 
 class Clock:
@@ -68,16 +72,26 @@ async def test_release_leaves_a_key_another_process_took_over():
     assert await shared.get(owner_key("CA1")) is None
 
 
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def engine_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    with shared_state_url(request.param) as url:
+        yield url
+
+
 @pytest.fixture
-async def two_processes():
-    shared = MemorySharedState()
-    a = CallInbox(CallOwners(shared, "hostA:1:aa"))
-    b = CallInbox(CallOwners(shared, "hostB:2:bb"))
+async def two_processes(engine_url: str) -> AsyncIterator[tuple[CallInbox, CallInbox]]:
+    one = open_shared_state(engine_url)
+    other = open_shared_state(engine_url) if engine_url else one
+    run = uuid.uuid4().hex[:8]  # this test's process ids: nothing left by another test
+    a = CallInbox(CallOwners(one, f"hostA:1:{run}"))
+    b = CallInbox(CallOwners(other, f"hostB:2:{run}"))
     await a.start()
     await b.start()
     yield a, b
     await a.aclose()
     await b.aclose()
+    await one.aclose()
+    await other.aclose()
 
 
 async def test_ask_reaches_the_owner_and_returns_its_reply(two_processes):
@@ -130,7 +144,7 @@ async def test_a_malformed_request_is_dropped_and_the_inbox_keeps_serving(two_pr
 
     a.handle("echo", echo)
     shared = a.owners.shared
-    await shared.publish("callagent:inbox:hostA:1:aa", "not json")
-    await shared.publish("callagent:inbox:hostA:1:aa", '{"kind": "echo"}')
+    await shared.publish(f"callagent:inbox:{a.process_id}", "not json")
+    await shared.publish(f"callagent:inbox:{a.process_id}", '{"kind": "echo"}')
     async with a.owners.claim("call-1"):
         assert await b.ask("call-1", "echo", {"n": 1}, timeout_s=2) == {"call_id": "call-1", "n": 1}

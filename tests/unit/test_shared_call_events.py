@@ -1,23 +1,46 @@
 """A call's event stream in the shared state, read through another process's reader.
 
-Two :class:`SharedCallEvents` on one :class:`MemorySharedState` stand for the owner and a
-process that serves ``GET /api/calls/{id}/events`` for a call it does not run.
+Two :class:`SharedCallEvents` stand for the owner and a process that serves
+``GET /api/calls/{id}/events`` for a call it does not run: on one
+:class:`MemorySharedState`, or on two connections to one Redis server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from bot.operator.auth import OperatorAuth
 from bot.operator.events import CallEventBus, create_call_events_router
 from bot.operator.shared_events import SharedCallEvents
+from integrations.shared_state.base import SharedState
 from integrations.shared_state.calls import CallOwners
+from integrations.shared_state.factory import open_shared_state
 from integrations.shared_state.memory import MemorySharedState
+from tests.support.shared_state import shared_state_url
 
 TOKEN = "t" * 32
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def engine_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    with shared_state_url(request.param) as url:
+        yield url
+
+
+@pytest.fixture
+async def states(engine_url: str) -> AsyncIterator[tuple[SharedState, SharedState, str]]:
+    """Two processes' shared state, and an id prefix of this test's calls."""
+    one = open_shared_state(engine_url)
+    other = open_shared_state(engine_url) if engine_url else one
+    yield one, other, uuid.uuid4().hex[:8]
+    await one.aclose()
+    await other.aclose()
 
 
 async def test_the_owners_events_are_read_elsewhere_by_either_id_with_the_same_pages():
@@ -41,36 +64,36 @@ async def test_the_owners_events_are_read_elsewhere_by_either_id_with_the_same_p
     assert await elsewhere.page("CA404", 0, 0.0) is None
 
 
-async def test_a_waiting_reader_elsewhere_wakes_on_the_next_event_and_on_the_end():
-    shared = MemorySharedState()
-    owner, elsewhere = SharedCallEvents(shared), SharedCallEvents(shared)
-    observer = owner.observer("call-1", "CA1")
-    await asyncio.sleep(0.01)
-    waiting = asyncio.create_task(elsewhere.page("CA1", 0, 5.0))
+async def test_a_waiting_reader_elsewhere_wakes_on_the_next_event_and_on_the_end(states):
+    one, other, run = states
+    owner, elsewhere = SharedCallEvents(one), SharedCallEvents(other)
+    observer = owner.observer(f"call-{run}", f"CA{run}")
+    await asyncio.sleep(0.05)
+    waiting = asyncio.create_task(elsewhere.page(f"CA{run}", 0, 5.0))
     await asyncio.sleep(0.05)
     assert not waiting.done()
     observer.publish("bot_started", {})
     page = await asyncio.wait_for(waiting, 2)
     assert page is not None and [e["type"] for e in page["events"]] == ["bot_started"]
 
-    waiting = asyncio.create_task(elsewhere.page("CA1", 1, 5.0))
+    waiting = asyncio.create_task(elsewhere.page(f"CA{run}", 1, 5.0))
     await asyncio.sleep(0.05)
     await observer.cleanup()  # the call ended
     page = await asyncio.wait_for(waiting, 2)
     assert page is not None and page["events"] == [] and page["active"] is False
-    later = await elsewhere.page("call-1", 0, 5.0)  # ended: no wait
+    later = await elsewhere.page(f"call-{run}", 0, 5.0)  # ended: no wait
     assert later is not None and not later["active"] and len(later["events"]) == 1
 
 
-async def test_a_callback_noted_on_any_process_joins_the_calls_stream_also_after_its_end():
-    shared = MemorySharedState()
-    owner, elsewhere = SharedCallEvents(shared), SharedCallEvents(shared)
-    observer = owner.observer("call-1", "CA1")
+async def test_a_callback_noted_on_any_process_joins_the_calls_stream_also_after_its_end(states):
+    one, other, run = states
+    owner, elsewhere = SharedCallEvents(one), SharedCallEvents(other)
+    observer = owner.observer(f"call-{run}", f"CA{run}")
     observer.publish("transfer", {"ok": True, "method": "twilio_redirect"})
     await observer.cleanup()
-    await elsewhere.note("call-1", "transfer_dial", {"status": "no-answer"})
-    await elsewhere.note("call-404", "transfer_dial", {"status": "busy"})  # ignored
-    page = await owner.page("CA1", 0, 0.0)
+    await elsewhere.note(f"call-{run}", "transfer_dial", {"status": "no-answer"})
+    await elsewhere.note(f"call-404-{run}", "transfer_dial", {"status": "busy"})  # ignored
+    page = await owner.page(f"CA{run}", 0, 0.0)
     assert page is not None
     assert [e["type"] for e in page["events"]] == ["transfer", "transfer_dial"]
     assert page["events"][1]["status"] == "no-answer" and page["events"][1]["at_s"] >= 0
