@@ -39,6 +39,9 @@ KEEP_S = 600.0
 LIVE_TTL_S = 6 * 3600.0
 """The lookup keys' lifetime while a call runs (its end shortens it to ``keep_s``)."""
 MAX_EVENTS = 1000
+PAUSE_AFTER_FAILURE_S = 5.0
+"""After a failed append, a call's events are dropped this long (the call never waits on
+an unreachable engine event after event); its end marker is always tried."""
 
 
 def events_log(call_id: str) -> str:
@@ -88,8 +91,12 @@ class _SharedLogWriter(CallEventObserver):
     async def _write(self) -> None:
         events, call_id = self._events, self._ids.call_id
         await events.put_ids(self._ids, ttl_s=events.live_ttl_s)
+        paused_until = 0.0
         while (entry := await self._queue.get()) is not None:
-            await events.append(call_id, entry)
+            if time.monotonic() < paused_until:
+                continue
+            if not await events.append(call_id, entry):
+                paused_until = time.monotonic() + PAUSE_AFTER_FAILURE_S
         await events.append(call_id, {"end": True})
         ended = dataclasses.replace(self._ids, ended=True)
         await events.put_ids(ended, ttl_s=events.keep_s)
@@ -172,8 +179,11 @@ class SharedCallEvents:
             at_s = round(max(0.0, time.time() - ids.started_at), 3)
             await self.append(ids.call_id, {"type": kind, "at_s": at_s, "data": data})
 
-    async def append(self, call_id: str, entry: dict[str, Any]) -> None:
-        """Append one entry to a call's log (a failure is logged: events never break a call)."""
+    async def append(self, call_id: str, entry: dict[str, Any]) -> bool:
+        """Append one entry to a call's log; whether it was.
+
+        A failure is logged, not raised: events never break a call.
+        """
         try:
             await self.shared.append(
                 events_log(call_id),
@@ -183,6 +193,8 @@ class SharedCallEvents:
             )
         except SharedStateError as e:
             logger.bind(call_id=call_id).warning(f"call event not shared ({e})")
+            return False
+        return True
 
     async def put_ids(self, ids: _CallIds, *, ttl_s: float) -> None:
         """Make the call findable by both its ids."""

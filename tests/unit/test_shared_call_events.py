@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from bot.operator.auth import OperatorAuth
 from bot.operator.events import CallEventBus, create_call_events_router
 from bot.operator.shared_events import SharedCallEvents
-from integrations.shared_state.base import SharedState
+from integrations.shared_state.base import SharedState, SharedStateError
 from integrations.shared_state.calls import CallOwners
 from integrations.shared_state.factory import open_shared_state
 from integrations.shared_state.memory import MemorySharedState
@@ -136,3 +136,24 @@ def test_the_endpoint_serves_the_shared_streams_and_refuses_overlong_ids():
     assert body["active"] is False
     assert client.get("/api/calls/zzz/events", headers=auth).status_code == 404
     assert client.get(f"/api/calls/{'x' * 200}/events", headers=auth).status_code == 404
+
+
+class Unreachable(MemorySharedState):
+    """Every append fails, as with a Redis server gone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.appends = 0
+
+    async def append(self, log: str, entry: str, *, max_len: int, ttl_s: float) -> int:
+        self.appends += 1
+        raise SharedStateError("Redis unreachable (append)")
+
+
+async def test_an_unreachable_engine_costs_the_call_one_failure_not_one_per_event():
+    shared = Unreachable()
+    observer = SharedCallEvents(shared).observer("call-1", "CA1")
+    for _ in range(50):
+        observer.publish("bot_started", {})
+    await asyncio.wait_for(observer.cleanup(), 5)  # the call's end is not held up
+    assert shared.appends == 2  # the first event, then the end marker
