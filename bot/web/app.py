@@ -82,6 +82,7 @@ from bot.web.outbound_routes import create_outbound_router
 from bot.web.ring_gate import RING_PARAMETER, RingOfferGate
 from bot.web.security_headers import SecurityHeaders
 from bot.web.twilio_gate import TwilioGate
+from bot.web.webrtc_peers import InboxPeers
 from integrations.shared_state.calls import CallInbox, CallOwners
 from integrations.shared_state.factory import check_reachable
 from integrations.storage.workers import WorkerId
@@ -220,6 +221,7 @@ def create_app(
         run = outbound.calls.run(run_call, call.transport, call.spec, runtime)
         calls.start(run, call.spec, slot)
 
+    peers = InboxPeers(inbox)  # trickled ICE that reached another process finds its peer
     webrtc_router = webrtc.create_webrtc_router(
         on_webrtc_connection,
         gate=RingOfferGate(
@@ -237,7 +239,9 @@ def create_app(
             addresses,
         ),
         connect_timeout_s=settings.webrtc_connect_timeout_secs,
+        peers=peers,
     )
+    peers.serve(webrtc_router)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
