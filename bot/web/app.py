@@ -84,7 +84,7 @@ from bot.web.security_headers import SecurityHeaders
 from bot.web.twilio_gate import TwilioGate
 from bot.web.webrtc_peers import InboxPeers
 from integrations.shared_state.calls import CallInbox, CallOwners
-from integrations.shared_state.factory import check_reachable
+from integrations.shared_state.factory import check_reachable, open_shared_state
 from integrations.storage.workers import WorkerId
 from transports import rooms, twilio, webrtc
 from transports.input_batching import BatchingPolicy, LoadAdaptiveBatching, NoBatching
@@ -171,6 +171,8 @@ def create_app(
     (``app.state.campaign_queue``, started with the app; tests pass their own).
     """
     runtime = runtime or load_runtime(settings)
+    if settings.shared_state_url and not runtime.shared.distributed:  # a runtime built by hand
+        runtime.shared = open_shared_state(settings.shared_state_url)
     if runtime.records is None:
         runtime.records = open_call_records(settings)  # migrates the schema at start-up
     # what reaches a call from other processes: its owner, hand-off tickets, event stream
