@@ -1,7 +1,7 @@
-"""Call ownership and the owner's inbox, on the in-process shared state and on Redis.
+"""Call ownership and the owner's inbox, on every shared-state engine.
 
 Two :class:`CallInbox` objects with different process ids stand for two processes: on
-one :class:`MemorySharedState`, or on two connections to one Redis server.
+one :class:`MemorySharedState`, or on two connections to one Redis or PostgreSQL server.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from integrations.shared_state.calls import (
 )
 from integrations.shared_state.factory import open_shared_state
 from integrations.shared_state.memory import MemorySharedState
-from tests.support.shared_state import shared_state_url
+from tests.support.shared_state import ENGINES, shared_state_url
 
 
 class Clock:
@@ -72,7 +72,7 @@ async def test_release_leaves_a_key_another_process_took_over():
     assert await shared.get(owner_key("CA1")) is None
 
 
-@pytest.fixture(scope="module", params=["memory", "redis"])
+@pytest.fixture(scope="module", params=ENGINES)
 def engine_url(request: pytest.FixtureRequest) -> Iterator[str]:
     with shared_state_url(request.param) as url:
         yield url

@@ -2,7 +2,7 @@
 
 Two :class:`SharedCallEvents` stand for the owner and a process that serves
 ``GET /api/calls/{id}/events`` for a call it does not run: on one
-:class:`MemorySharedState`, or on two connections to one Redis server.
+:class:`MemorySharedState`, or on two connections to one Redis or PostgreSQL server.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from integrations.shared_state.base import SharedState, SharedStateError
 from integrations.shared_state.calls import CallOwners
 from integrations.shared_state.factory import open_shared_state
 from integrations.shared_state.memory import MemorySharedState
-from tests.support.shared_state import shared_state_url
+from tests.support.shared_state import ENGINES, shared_state_url
 
 TOKEN = "t" * 32
 
 
-@pytest.fixture(scope="module", params=["memory", "redis"])
+@pytest.fixture(scope="module", params=ENGINES)
 def engine_url(request: pytest.FixtureRequest) -> Iterator[str]:
     with shared_state_url(request.param) as url:
         yield url
