@@ -1,8 +1,10 @@
-"""Two agent processes sharing one Redis: a call on one is followed and reached through the other.
+"""Two agent processes sharing Redis (or PostgreSQL): a call on one is followed and reached
+through the other.
 
 Two ``callagent serve`` child processes (``LocalAgent(mode="process")``) are one deployment:
 the same Twilio account and auth token, the same operator token, and
-``CALLAGENT_SHARED_STATE_URL`` on one real redis-server. A call is placed on process A over
+``CALLAGENT_SHARED_STATE_URL`` on one real redis-server (then on one PostgreSQL database).
+A call is placed on process A over
 the real Twilio Media Streams protocol;
 
 * its event stream is read through process B (``GET /api/calls/{CallSid}/events``, a
@@ -29,7 +31,7 @@ from simulator.fake_twilio import FakeTwilioRest
 from simulator.phone import TwilioCallEmulator, place_call
 from simulator.target import SIM_ACCOUNT_SID, LocalAgent
 from simulator.voices import caller_voice
-from tests.support.queue import redis_server
+from tests.support.shared_state import shared_state_url
 from transports.twilio import compute_signature
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -40,21 +42,23 @@ AUTH_TOKEN = "d" * 32
 OPERATOR_TOKEN = "p" * 32
 
 
-def _process(redis_url: str) -> LocalAgent:
+def _process(shared_state_url: str) -> LocalAgent:
     """One process of the deployment (its own fake REST API, data folder and port)."""
-    local = LocalAgent(mode="process", env={"CALLAGENT_SHARED_STATE_URL": redis_url})
+    local = LocalAgent(mode="process", env={"CALLAGENT_SHARED_STATE_URL": shared_state_url})
     local.auth_token, local.operator_token = AUTH_TOKEN, OPERATOR_TOKEN  # one account
     local.rest = FakeTwilioRest(SIM_ACCOUNT_SID, AUTH_TOKEN)
     local.rest.on_update(local.routes)
     return local
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def deployment() -> AsyncIterator[tuple[LocalAgent, LocalAgent]]:
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["redis", "postgresql"])
+async def deployment(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[LocalAgent, LocalAgent]]:
     if caller_voice.engine() is None:
         pytest.skip("needs Debian's flite for the caller voice (apt-get install flite)")
-    with redis_server() as redis_url:
-        a, b = _process(redis_url), _process(redis_url)
+    with shared_state_url(request.param) as url:
+        a, b = _process(url), _process(url)
         try:
             await asyncio.gather(a.start(), b.start())
             yield a, b
