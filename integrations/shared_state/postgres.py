@@ -42,6 +42,8 @@ MAX_MESSAGE_BYTES = 7999
 """Longest message ``publish`` takes: PostgreSQL refuses ``NOTIFY`` payloads of 8000 bytes."""
 SWEEP_EVERY_S = 60.0
 """Seconds between two sweeps of expired rows by one process."""
+APPLICATION_NAME = "callagent-shared-state"
+"""``application_name`` of this engine's connections (to find them in ``pg_stat_activity``)."""
 POOL_SIZE = 4
 """Connections one process opens for commands (plus one listening)."""
 
@@ -239,7 +241,10 @@ class PostgresSharedState:
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         return await psycopg.AsyncConnection.connect(
-            self._url, autocommit=True, connect_timeout=max(1, round(self._timeout_s))
+            self._url,
+            autocommit=True,
+            connect_timeout=max(1, round(self._timeout_s)),
+            application_name=APPLICATION_NAME,
         )
 
     async def _run(
