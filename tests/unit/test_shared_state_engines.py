@@ -394,3 +394,21 @@ async def test_postgresql_connections_cut_are_reopened(
     assert await _until_works(lambda: pair.one.get(key)) == "v"
     assert await _until_delivered(pair.one, subscription, channel) == "again"
     await subscription.aclose()
+
+
+@pytest.mark.parametrize("scheme", ["redis", "postgresql"])
+async def test_a_server_that_never_answers_gives_a_retryable_error_not_a_hang(
+    scheme: str,
+) -> None:
+    import socket
+
+    from integrations.shared_state.postgres import PostgresSharedState
+    from integrations.shared_state.redis import RedisSharedState
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        url = f"{scheme}://127.0.0.1:{silent.getsockname()[1]}/0"
+        state = (RedisSharedState if scheme == "redis" else PostgresSharedState)(url, timeout_s=1)
+        with pytest.raises(SharedStateError) as raised:
+            await asyncio.wait_for(state.put("callagent:test:k", "v", ttl_s=60), PATIENCE_S * 2)
+        assert raised.value.retryable is True
+        await state.aclose()
