@@ -42,6 +42,10 @@ MAX_MESSAGE_BYTES = 7999
 """Longest message ``publish`` takes: PostgreSQL refuses ``NOTIFY`` payloads of 8000 bytes."""
 SWEEP_EVERY_S = 60.0
 """Seconds between two sweeps of expired rows by one process."""
+APPLICATION_NAME = "callagent-shared-state"
+"""``application_name`` of this engine's connections (to find them in ``pg_stat_activity``)."""
+COMMAND_TIMEOUT_S = 10.0
+"""Longest one operation may take (connecting included) before it fails as retryable."""
 POOL_SIZE = 4
 """Connections one process opens for commands (plus one listening)."""
 
@@ -239,7 +243,14 @@ class PostgresSharedState:
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         return await psycopg.AsyncConnection.connect(
-            self._url, autocommit=True, connect_timeout=max(1, round(self._timeout_s))
+            self._url,
+            autocommit=True,
+            connect_timeout=max(1, round(self._timeout_s)),
+            application_name=APPLICATION_NAME,
+            keepalives=1,  # a host gone without closing the connection is noticed in ~25 s
+            keepalives_idle=10,
+            keepalives_interval=5,
+            keepalives_count=3,
         )
 
     async def _run(
@@ -252,9 +263,10 @@ class PostgresSharedState:
         async with self._slots:
             conn: psycopg.AsyncConnection[Any] | None = None
             try:
-                conn = self._idle.pop() if self._idle else await self._connect()
-                await self._ensure_schema(conn)
-                result = await work(conn)
+                async with asyncio.timeout(COMMAND_TIMEOUT_S):  # a silent server: not a hang
+                    conn = self._idle.pop() if self._idle else await self._connect()
+                    await self._ensure_schema(conn)
+                    result = await work(conn)
             except psycopg.OperationalError as e:
                 if conn is not None:
                     with contextlib.suppress(psycopg.Error, OSError):
@@ -273,6 +285,14 @@ class PostgresSharedState:
                 )
                 raise SharedStateError(
                     f"PostgreSQL refused {operation}: {e}", retryable=False
+                ) from e
+            except TimeoutError as e:
+                if conn is not None:
+                    with contextlib.suppress(psycopg.Error, OSError):
+                        await conn.close()
+                logger.warning(f"shared state: PostgreSQL {operation} {key} timed out")
+                raise SharedStateError(
+                    f"PostgreSQL did not answer in time ({operation})", retryable=True
                 ) from e
             except BaseException:
                 if conn is not None:  # cancelled mid-command: the connection's state is unknown

@@ -10,7 +10,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import pytest
 
@@ -39,17 +38,46 @@ def shared_state_url(engine: str) -> Iterator[str]:
         yield url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-@dataclass
 class KillableRedis:
-    """A redis-server this test started and may kill."""
+    """A redis-server this test started on loopback, and may kill and start again."""
 
-    url: str
-    process: subprocess.Popen[bytes]
+    def __init__(self, binary: str, workdir: str):
+        """Start it on a free port (or skip the test)."""
+        self._binary = binary
+        self._workdir = workdir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = self._start()
 
     def kill(self) -> None:
         """``kill -9`` the server."""
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Start a new (empty) server on the same port."""
+        self.process = self._start()
+
+    def stop(self) -> None:
+        """Stop the server if it runs."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        args = [self._binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        args += ["--appendonly", "no", "--dir", self._workdir]
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return process
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    process.kill()
+                    pytest.skip(f"redis-server did not start on port {self.port}")
+                time.sleep(0.05)
 
 
 @contextmanager
@@ -58,24 +86,12 @@ def killable_redis() -> Iterator[KillableRedis]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
     workdir = tempfile.mkdtemp(prefix="callagent-redis-")
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    args += ["--appendonly", "no", "--dir", workdir]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server: KillableRedis | None = None
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.skip(f"redis-server did not start on port {port}")
-                time.sleep(0.05)
-        yield KillableRedis(f"redis://127.0.0.1:{port}/0", process)
+        server = KillableRedis(binary, workdir)
+        yield server
     finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=10)
+        if server is not None:
+            server.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -8,9 +8,11 @@ in-process engine it is the same instance (nothing else could share its memory).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pytest
 
@@ -18,6 +20,8 @@ from integrations.shared_state.base import SharedState, SharedStateError, Subscr
 from integrations.shared_state.factory import check_reachable, open_shared_state
 from integrations.shared_state.memory import MemorySharedState
 from tests.support.shared_state import ENGINES, killable_redis, shared_state_url
+
+T = TypeVar("T")
 
 PATIENCE_S = 10.0
 """Longest a test waits for something that must happen (expiry, a message)."""
@@ -313,3 +317,98 @@ async def test_postgresql_sweeps_expired_rows(pair: Pair, engine_url: tuple[str,
             )
             cursor = await conn.execute(query, (f"callagent:test:{pair.prefix}:%",))
             assert await cursor.fetchone() == (0,)
+
+
+async def _until_delivered(state: SharedState, subscription: Subscription, channel: str) -> str:
+    """Publish until ``subscription`` receives (it resubscribes after a reconnect)."""
+    received: asyncio.Queue[str] = asyncio.Queue()
+
+    async def consume() -> None:
+        async for message in subscription:
+            await received.put(message)
+
+    consumer = asyncio.create_task(consume())
+
+    async def attempts() -> str:
+        while True:
+            with contextlib.suppress(SharedStateError):
+                await state.publish(channel, "again")
+            with contextlib.suppress(TimeoutError):
+                return await asyncio.wait_for(received.get(), 0.2)
+
+    try:
+        return await asyncio.wait_for(attempts(), PATIENCE_S)
+    finally:
+        consumer.cancel()
+
+
+async def _until_works(operation: Callable[[], Awaitable[T]]) -> T:
+    """Retry ``operation`` through retryable errors (as a caller does after a reconnect)."""
+
+    async def attempts() -> T:
+        while True:
+            try:
+                return await operation()
+            except SharedStateError as e:
+                assert e.retryable
+                await asyncio.sleep(0.1)
+
+    return await asyncio.wait_for(attempts(), PATIENCE_S)
+
+
+async def test_a_restarted_redis_is_used_again_and_subscriptions_resume() -> None:
+    with killable_redis() as server:
+        state, other = open_shared_state(server.url), open_shared_state(server.url)
+        subscription = await state.subscribe("callagent:test:ch")
+        await other.put("callagent:test:k", "v", ttl_s=60)
+        server.kill()
+        with pytest.raises(SharedStateError):
+            await asyncio.wait_for(other.get("callagent:test:k"), PATIENCE_S)
+        server.restart()
+        assert await _until_works(lambda: other.put("callagent:test:k", "w", ttl_s=60))
+        assert await state.get("callagent:test:k") == "w"
+        assert await _until_delivered(other, subscription, "callagent:test:ch") == "again"
+        await state.aclose()
+        await other.aclose()
+
+
+async def test_postgresql_connections_cut_are_reopened(
+    pair: Pair, engine_url: tuple[str, str]
+) -> None:
+    if pair.engine != "postgresql":
+        pytest.skip("the PostgreSQL engine's connections")
+    import psycopg
+
+    from integrations.shared_state.postgres import APPLICATION_NAME
+
+    channel, key = pair.name("ch"), pair.name("k")
+    subscription = await pair.other.subscribe(channel)
+    await pair.one.put(key, "v", ttl_s=60)
+    async with await psycopg.AsyncConnection.connect(engine_url[1], autocommit=True) as admin:
+        cursor = await admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = %s AND datname = current_database()",
+            (APPLICATION_NAME,),
+        )
+        assert (await cursor.fetchone() or (0,))[0] >= 2  # commands and listening
+    assert await _until_works(lambda: pair.one.get(key)) == "v"
+    assert await _until_delivered(pair.one, subscription, channel) == "again"
+    await subscription.aclose()
+
+
+@pytest.mark.parametrize("scheme", ["redis", "postgresql"])
+async def test_a_server_that_never_answers_gives_a_retryable_error_not_a_hang(
+    scheme: str,
+) -> None:
+    import socket
+
+    from integrations.shared_state.postgres import PostgresSharedState
+    from integrations.shared_state.redis import RedisSharedState
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        url = f"{scheme}://127.0.0.1:{silent.getsockname()[1]}/0"
+        state = (RedisSharedState if scheme == "redis" else PostgresSharedState)(url, timeout_s=1)
+        with pytest.raises(SharedStateError) as raised:
+            await asyncio.wait_for(state.put("callagent:test:k", "v", ttl_s=60), PATIENCE_S * 2)
+        assert raised.value.retryable is True
+        await state.aclose()
