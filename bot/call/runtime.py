@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from bot.call.live_calls import LiveCalls
 from bot.settings import Settings
 from integrations.shared_state.base import SharedState
 from integrations.shared_state.memory import MemorySharedState
@@ -97,6 +98,8 @@ class Runtime:
     """The server's other agents by key (``CALLAGENT_AGENT_FILES``)."""
     shared: SharedState = field(default_factory=MemorySharedState)
     """State every process of the deployment shares (in-process by default)."""
+    live: LiveCalls = field(default_factory=LiveCalls)
+    """The calls running in this process with their workers (kept by ``run_call``)."""
     _calls: _CallCount = field(default_factory=_CallCount, init=False, repr=False)
     _server: Runtime | None = field(default=None, init=False, repr=False)
     """The server's runtime, when this is another agent's view of it."""
