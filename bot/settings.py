@@ -28,6 +28,7 @@ from bot.config.queue import QueueSettings
 from bot.config.records import RecordsSettings
 from bot.config.server import ServerSettings
 from bot.config.serving import ServingSettings
+from bot.config.shared_state import SharedStateSettings
 from bot.config.twilio import TwilioSettings
 from bot.setting_types import REFERENCE_AGENT, LLMName, SecretMarker, TransportName, TTSName
 
@@ -46,6 +47,7 @@ class SettingsError(ValueError):
 
 
 class Settings(
+    SharedStateSettings,
     QueueSettings,
     DialerSettings,
     EscalationSettings,

@@ -87,6 +87,7 @@ from bot.web.ring_gate import RING_PARAMETER, RingOfferGate
 from bot.web.security_headers import SecurityHeaders
 from bot.web.twilio_gate import TwilioGate
 from bot.web.when_full import when_full_twiml
+from integrations.shared_state.factory import check_reachable, open_shared_state
 from transports import rooms, twilio, webrtc
 from transports.input_batching import BatchingPolicy, LoadAdaptiveBatching, NoBatching
 
@@ -166,6 +167,8 @@ def create_app(
     (``app.state.campaign_queue``, started with the app; tests pass their own).
     """
     runtime = runtime or load_runtime(settings)
+    if settings.shared_state_url and not runtime.shared.distributed:  # a runtime built by hand
+        runtime.shared = open_shared_state(settings.shared_state_url)
     if runtime.records is None:
         runtime.records = open_call_records(settings)  # migrates the schema at start-up
     calls = CallManager()
@@ -224,6 +227,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        await check_reachable(runtime.shared)  # a wrong CALLAGENT_SHARED_STATE_URL stops here
         if runtime.records is not None:
             runtime.records.store.warm_stats_in_background()  # first dashboard view is fast
         operator.announce_login_link()  # loopback server without an operator token only
@@ -243,6 +247,7 @@ def create_app(
         if runtime.records is not None:
             await asyncio.to_thread(runtime.records.store.flush)
         await webrtc_router.close()
+        await runtime.shared.aclose()
 
     twilio_gate = TwilioGate(settings)  # closed routes, signatures, stream binding
     twilio_gate.log_startup()
