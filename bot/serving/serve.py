@@ -59,7 +59,7 @@ def check_shared_state(settings: Settings, recycle: RecyclePolicy) -> None:
     Raises:
         SettingsError: ``CALLAGENT_SHARED_STATE_URL`` is empty (the in-process state).
     """
-    if str(getattr(settings, "shared_state_url", "") or ""):
+    if settings.shared_state_url:
         return
     why = (
         f"--workers {settings.workers} (CALLAGENT_WORKERS)"

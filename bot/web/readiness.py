@@ -14,6 +14,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from bot.web.admission import CAPACITY_RETRY_AFTER_S, Admission
+from integrations.storage.workers import WorkerId
 
 
 def create_readiness_router(admission: Admission, calls: Callable[[], int]) -> APIRouter:
@@ -38,6 +39,7 @@ def create_readiness_router(admission: Admission, calls: Callable[[], int]) -> A
             "max_calls": cap,
             "draining": draining,
             "load": round(held / cap, 3) if cap else 1.0,
+            "process": str(WorkerId.current()),  # which process answered (host:pid:token)
         }
         headers = {} if ready else {"Retry-After": str(CAPACITY_RETRY_AFTER_S)}
         return JSONResponse(body, status_code=200 if ready else 503, headers=headers)

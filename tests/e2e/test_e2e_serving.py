@@ -107,3 +107,64 @@ async def test_sigterm_lets_the_live_call_go_on_then_hands_it_to_a_person(served
     assert record["primary_intent"] == "opening_hours"
     assert record["outcome"] == "escalated"
     assert record["escalation"]["trigger"] == "server_stopping"
+
+
+async def test_past_the_drain_time_a_call_that_cannot_go_to_a_person_hears_goodbye(tmp_path):
+    # the agent file says goodbye (when_stopping), and the drain time is 0: the call ends
+    # as soon as SIGTERM arrives, politely
+    from bot.setting_types import REFERENCE_AGENT
+
+    agent_file = tmp_path / "front_desk.yaml"
+    text = REFERENCE_AGENT.read_text()
+    agent_file.write_text(
+        text.replace("when_stopping:\n  action: transfer", "when_stopping:\n  action: goodbye")
+    )
+    local = LocalAgent(
+        mode="process",
+        data_dir=tmp_path / "data",
+        env={"CALLAGENT_AGENT_FILE": str(agent_file), "CALLAGENT_DRAIN_SECS": "0"},
+    )
+    await local.start()
+    try:
+        served = Served(local, tmp_path / "data")
+        call = await served.call()
+        await call.wait_for_bot_speech_start(timeout=REPLY_TIMEOUT)
+        greeted = await call.wait_for_bot_silence(END_OF_REPLY_SILENCE, timeout=REPLY_TIMEOUT)
+        local.send_signal(signal.SIGTERM)
+        await call.wait_for_bot_speech_start(timeout=REPLY_TIMEOUT, after=greeted)  # goodbye
+        await local.rest.wait_for_hang_up(call.call_sid, timeout=60)  # then it hangs up
+        assert await local.wait_exit(timeout_s=60) == 0
+        [record] = served.records()
+        assert record["ended_at"] and record["escalation"] is None
+    finally:
+        await local.stop()
+
+
+async def test_two_workers_answer_on_one_port_and_sigterm_to_the_parent_stops_both(tmp_path):
+    from integrations.storage.workers import pid_alive
+    from tests.support.queue import redis_server
+
+    with redis_server() as redis_url:
+        local = LocalAgent(
+            mode="process",
+            data_dir=tmp_path,
+            env={"CALLAGENT_SHARED_STATE_URL": redis_url},
+            serve_args=("--workers", "2"),
+        )
+        await local.start()  # one worker answers
+        try:
+            processes: set[str] = set()
+            async with asyncio.timeout(REPLY_TIMEOUT * 2):
+                while len(processes) < 2:  # a new connection each time: either may take it
+                    async with httpx.AsyncClient(timeout=10) as client:
+                        r = await client.get(local.base_url + "/readyz")
+                    if r.status_code == 200:
+                        processes.add(r.json()["process"])
+                    await asyncio.sleep(0.1)
+            pids = {int(p.split(":")[1]) for p in processes}
+            assert local.pid not in pids  # the parent supervises, the workers serve
+            local.send_signal(signal.SIGTERM)
+            assert await local.wait_exit(timeout_s=60) == 0
+            assert not any(pid_alive(pid) for pid in pids)
+        finally:
+            await local.stop()

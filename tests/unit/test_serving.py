@@ -42,7 +42,8 @@ def test_readyz_reports_the_load_and_says_503_when_full(data_dir, agent) -> None
     with TestClient(app, base_url=LOCAL) as client:
         ready = client.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json() == {
+        assert ready.json().pop("process").count(":") == 2
+        assert {k: v for k, v in ready.json().items() if k != "process"} == {
             "ready": True,
             "calls": 0,
             "slots_in_use": 0,
