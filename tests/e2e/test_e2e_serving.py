@@ -168,3 +168,45 @@ async def test_two_workers_answer_on_one_port_and_sigterm_to_the_parent_stops_bo
             assert not any(pid_alive(pid) for pid in pids)
         finally:
             await local.stop()
+
+
+async def test_a_worker_past_its_calls_is_replaced_while_its_live_call_goes_on(tmp_path):
+    from integrations.storage.workers import pid_alive
+    from tests.support.queue import redis_server
+
+    async def ready_process(local: LocalAgent) -> str:
+        async with httpx.AsyncClient(timeout=10) as client:
+            r = await client.get(local.base_url + "/readyz")
+        return r.json()["process"] if r.status_code == 200 else ""
+
+    with redis_server() as redis_url:
+        local = LocalAgent(
+            mode="process",
+            data_dir=tmp_path,
+            env={"CALLAGENT_SHARED_STATE_URL": redis_url, "CALLAGENT_RECYCLE_AFTER_CALLS": "1"},
+        )
+        await local.start()
+        try:
+            served = Served(local, tmp_path)
+            first = await ready_process(local)
+            call = await served.call()  # its first call: the worker asks for a replacement
+            await call.wait_for_bot_speech_start(timeout=REPLY_TIMEOUT)
+            await call.wait_for_bot_silence(END_OF_REPLY_SILENCE, timeout=REPLY_TIMEOUT)
+            async with asyncio.timeout(REPLY_TIMEOUT * 2):  # the replacement loads, accepts
+                while (second := await ready_process(local)) in ("", first):
+                    await asyncio.sleep(0.2)
+            # the old worker no longer accepts, and still carries its call
+            turn = await call.say(caller_voice.synthesize("What are your opening hours?"))
+            await call.wait_for_bot_speech_start(timeout=REPLY_TIMEOUT, after=turn.caller_end_s)
+            await call.hang_up()
+            old_pid = int(first.split(":")[1])
+            async with asyncio.timeout(60):  # drained: it exits
+                while pid_alive(old_pid):
+                    await asyncio.sleep(0.2)
+            assert await ready_process(local) == second
+            [record] = served.records()
+            assert record["ended_at"] and record["turn_count"] == 1
+            local.send_signal(signal.SIGTERM)
+            assert await local.wait_exit(timeout_s=60) == 0
+        finally:
+            await local.stop()
