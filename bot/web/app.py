@@ -155,6 +155,13 @@ class CallManager:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
+async def _stop_campaign_consumer(app: FastAPI) -> None:
+    """Stop the in-process campaign consumer (no new dials; running tasks finish)."""
+    queue = getattr(app.state, "campaign_queue", None)
+    if queue is not None:
+        await queue.stop()
+
+
 def create_app(
     settings: Settings,
     runtime: Runtime | None = None,
@@ -268,6 +275,7 @@ def create_app(
         runtime,
         lambda: max(calls.active, admission.in_use),
         drain_secs=settings.drain_secs,
+        stop_dialing=lambda: _stop_campaign_consumer(app),
     )
 
     @app.get("/healthz")

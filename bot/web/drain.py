@@ -4,7 +4,7 @@ On SIGTERM (a deploy, a PaaS restart, a recycled worker) :meth:`Drain.run`:
 
 1. stops admitting: new calls are refused as over the cap (the phone as the agent file's
    ``when_full`` says, WebRTC 503, streams 1013) and ``/readyz`` answers 503, so a load
-   balancer sends calls elsewhere;
+   balancer sends calls elsewhere; the in-process campaign consumer stops taking dials;
 2. waits up to ``CALLAGENT_DRAIN_SECS`` for the live calls to end by themselves;
 3. ends each call still running as the agent file's ``when_stopping`` says: ``transfer``
    hands it to a person as an escalation does (:class:`~processors.frames.HandOffNowFrame`:
@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from loguru import logger
 from pipecat.frames.frames import EndWorkerFrame, TTSSpeakFrame
@@ -44,6 +45,8 @@ class Drain:
         busy: Calls (and call slots) held now: the drain ends when this is 0.
         drain_secs: ``CALLAGENT_DRAIN_SECS``.
         end_grace_s: How long the goodbyes and hand-offs may take.
+        stop_dialing: Stops placing new outbound calls (the in-process campaign consumer),
+            run beside the drain.
     """
 
     def __init__(
@@ -54,12 +57,14 @@ class Drain:
         *,
         drain_secs: float,
         end_grace_s: float = END_GRACE_S,
+        stop_dialing: Callable[[], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self._admission = admission
         self._runtime = runtime
         self._busy = busy
         self._drain_secs = drain_secs
         self._end_grace_s = end_grace_s
+        self._stop_dialing = stop_dialing
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -75,6 +80,18 @@ class Drain:
 
     async def _run(self) -> None:
         self._admission.stop_admitting()
+        dialing = (
+            asyncio.create_task(self._stop_dialing(), name="stop-dialing")
+            if self._stop_dialing is not None
+            else None
+        )
+        try:
+            await self._drain()
+        finally:
+            if dialing is not None:
+                await asyncio.gather(dialing, return_exceptions=True)
+
+    async def _drain(self) -> None:
         logger.info(
             f"draining: {self._busy()} call(s) live, new calls refused; they may go on for "
             f"up to {self._drain_secs:g} s (CALLAGENT_DRAIN_SECS)"
