@@ -105,7 +105,10 @@ class DrainingServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """First SIGTERM/SIGINT: drain, then exit 0. A second one: stop now."""
         if not self._stop_requested:
-            logger.info(f"signal {signal.Signals(sig).name}: draining before shutting down")
+            logger.info(
+                f"signal {signal.Signals(sig).name}: draining before shutting down (send it "
+                "again to stop at once)"
+            )
             self._stop_requested = True
             return
         logger.warning(f"signal {signal.Signals(sig).name} again: stopping without draining")

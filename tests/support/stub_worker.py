@@ -21,6 +21,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 def main() -> None:
     listen_fd, status_fd = int(sys.argv[1]), int(sys.argv[2])
     sock = socket.socket(fileno=listen_fd)
+    # every worker wakes for a connection, one accepts it: the others must not block in
+    # accept() (asyncio's server, in the real workers, never does)
+    sock.setblocking(False)
 
     def tell(kind: str) -> None:
         os.write(status_fd, f"{kind} {os.getpid()}\n".encode())
