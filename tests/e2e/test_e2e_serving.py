@@ -85,8 +85,8 @@ async def test_sigterm_lets_the_live_call_go_on_then_hands_it_to_a_person(served
     await call.wait_for_bot_silence(END_OF_REPLY_SILENCE, timeout=REPLY_TIMEOUT)
 
     served.local.send_signal(signal.SIGTERM)
-    draining = await served.wait_ready(False)
-    assert draining["draining"] is True and draining["calls"] == 1
+    draining = await served.wait_ready(False, draining=True)  # full, and now draining
+    assert draining["calls"] == 1
     refused = await served.voice_webhook()  # no new call while draining
     assert '<Reject reason="busy" />' in refused.text
 

@@ -61,12 +61,15 @@ class Served:
         async with httpx.AsyncClient(timeout=10) as client:
             return await client.get(self.local.base_url + "/readyz")
 
-    async def wait_ready(self, ready: bool, timeout_s: float = 30.0) -> dict[str, Any]:
-        """Poll ``/readyz`` until it says ``ready`` (200) or not (503); its body."""
+    async def wait_ready(
+        self, ready: bool, timeout_s: float = 30.0, *, draining: bool | None = None
+    ) -> dict[str, Any]:
+        """Poll ``/readyz`` until it says ``ready`` (200) or not (503) (and ``draining``, when
+        given); its body."""
         deadline = time.monotonic() + timeout_s
         while True:
             r = await self.readyz()
-            if (r.status_code == 200) == ready:
+            if (r.status_code == 200) == ready and draining in (None, r.json()["draining"]):
                 return r.json()
             if time.monotonic() > deadline:
                 raise AssertionError(f"/readyz still {r.status_code}: {r.text}")
