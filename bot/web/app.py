@@ -14,6 +14,8 @@ Routes:
     POST /twilio/whisper, /twilio/transfer-status, /twilio/callback; GET /twilio/hold(.wav)
                          warm-transfer callbacks and hold music (see bot/web/handoff_routes.py)
     GET  /healthz        liveness and active call count
+    GET  /readyz         readiness: 200 while calls are taken, 503 full or draining (with the
+                         load; see bot/web/readiness.py)
     GET  /api/calls...   call records JSON (operator token; see bot/operator/calls_api.py)
     GET  /dashboard      operator dashboard (operator token; see bot/operator/dashboard.py)
     /api/campaigns..., /api/dnc, /dashboard/campaigns   campaigns and the do-not-call list
@@ -22,7 +24,9 @@ Routes:
 
 Every HTTP response carries the security headers of bot/web/security_headers.py. Every
 call-starting route (offer, rooms, Twilio voice and stream) is admitted by one mechanism,
-``bot/web/admission.py``: a per-client rate and a per-process call cap.
+``bot/web/admission.py``: a per-client rate and a per-process call cap. A phone call past the
+cap (or while the process drains, ``app.state.drain``: bot/web/drain.py) is answered as the
+agent file's ``when_full`` says (bot/web/when_full.py).
 """
 
 from __future__ import annotations
@@ -70,19 +74,22 @@ from bot.outbound.wiring import (
     start_server_queue,
 )
 from bot.settings import Settings
-from bot.web.admission import AdmissionMiddleware, LocalAdmission
+from bot.web.admission import AdmissionMiddleware, LocalAdmission, Refused
 from bot.web.call_access import (
     BrowserCallGate,
     CallTokens,
     caller_access,
     create_call_tokens_router,
 )
+from bot.web.drain import Drain
 from bot.web.handoff_routes import create_handoff_router
 from bot.web.outbound_routes import create_outbound_router
+from bot.web.readiness import create_readiness_router
 from bot.web.ring_gate import RING_PARAMETER, RingOfferGate
 from bot.web.security_headers import SecurityHeaders
 from bot.web.twilio_gate import TwilioGate
 from bot.web.webrtc_peers import InboxPeers
+from bot.web.when_full import when_full_twiml
 from integrations.shared_state.calls import CallInbox, CallOwners
 from integrations.shared_state.factory import check_reachable, open_shared_state
 from integrations.storage.workers import WorkerId
@@ -157,6 +164,13 @@ class CallManager:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _stop_campaign_consumer(app: FastAPI) -> None:
+    """Stop the in-process campaign consumer (no new dials; running tasks finish)."""
+    queue = getattr(app.state, "campaign_queue", None)
+    if queue is not None:
+        await queue.stop()
 
 
 def create_app(
@@ -284,6 +298,14 @@ def create_app(
     app.state.calls = calls
     app.state.admission = admission
     app.state.outbound = outbound  # attempt listeners, live outbound calls
+    # SIGTERM: stop taking calls, let the live ones finish (bot/serving/server.py runs it)
+    app.state.drain = Drain(
+        admission,
+        runtime,
+        lambda: max(calls.active, admission.in_use),
+        drain_secs=settings.drain_secs,
+        stop_dialing=lambda: _stop_campaign_consumer(app),
+    )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -331,6 +353,11 @@ def create_app(
     async def twilio_voice(request: Request) -> Response:
         form = {k: str(v) for k, v in (await request.form()).items()}
         public_url = await twilio_gate.check_webhook(request, form)
+        try:  # no slot is taken: the stream takes it
+            admission.check_room("twilio-voice", addresses.of(request))
+        except Refused:  # full or draining: as the agent file says
+            xml = when_full_twiml(runtime.agent, public_url)
+            return Response(content=xml, media_type="application/xml")
         attempt = request.query_params.get("attempt", "")
         extra = await outbound.twilio.webhook_parameters(attempt, form)  # outbound-api leg
         ws_base = "wss://" if public_url.startswith("https://") else "ws://"
@@ -366,6 +393,7 @@ def create_app(
                 await calls.start(run, call.spec)  # lives as long as the socket
 
     app.include_router(webrtc_router)
+    app.include_router(create_readiness_router(admission, lambda: calls.active))
     app.include_router(
         create_handoff_router(runtime, twilio_gate.public_url, call_events),
         dependencies=[Depends(twilio_gate.require_open)],
