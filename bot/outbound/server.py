@@ -109,6 +109,7 @@ def build_outbound(settings: Settings, runtime: Runtime, records: CallRecords) -
         ),
         attempts,
         settings.outbound_ring_secs,
+        runtime.shared,
     )
 
     def agent_name(key: str) -> str:

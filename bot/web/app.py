@@ -82,6 +82,7 @@ from bot.web.security_headers import SecurityHeaders
 from bot.web.twilio_gate import TwilioGate
 from transports import rooms, twilio, webrtc
 from transports.input_batching import BatchingPolicy, LoadAdaptiveBatching, NoBatching
+from transports.twilio_binding import SharedCallSidLedger
 
 
 class WebSocketOptions(TypedDict):
@@ -179,8 +180,10 @@ def create_app(
         settings.call_rate_burst,
         addresses=addresses,
     )
-    operator = OperatorAuth.from_settings(settings, addresses)
-    call_tokens = CallTokens(settings.operator_token, settings.call_token_ttl_secs)
+    operator = OperatorAuth.from_settings(settings, addresses, runtime.shared)
+    call_tokens = CallTokens(
+        settings.operator_token, settings.call_token_ttl_secs, shared=runtime.shared
+    )
     outbound = build_outbound(settings, runtime, runtime.records)
 
     async def on_webrtc_connection(
@@ -219,7 +222,7 @@ def create_app(
     async def lifespan(_app: FastAPI):
         if runtime.records is not None:
             runtime.records.store.warm_stats_in_background()  # first dashboard view is fast
-        operator.announce_login_link()  # loopback server without an operator token only
+        await operator.announce_login_link()  # loopback server without an operator token only
         campaign_queue = None
         if runtime.records is not None:  # the queue's truth is in the call-record database
             campaign_queue = await start_server_queue(
@@ -237,7 +240,8 @@ def create_app(
             await asyncio.to_thread(runtime.records.store.flush)
         await webrtc_router.close()
 
-    twilio_gate = TwilioGate(settings)  # closed routes, signatures, stream binding
+    # closed routes, signatures, stream binding (each CallSid once across the deployment)
+    twilio_gate = TwilioGate(settings, SharedCallSidLedger(runtime.shared))
     twilio_gate.log_startup()
     # the API docs are for operators: served by create_docs_router, not FastAPI's public defaults
     app = FastAPI(
