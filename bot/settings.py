@@ -27,6 +27,7 @@ from bot.config.escalation import EscalationSettings
 from bot.config.queue import QueueSettings
 from bot.config.records import RecordsSettings
 from bot.config.server import ServerSettings
+from bot.config.shared_state import SharedStateSettings
 from bot.config.twilio import TwilioSettings
 from bot.setting_types import REFERENCE_AGENT, LLMName, SecretMarker, TransportName, TTSName
 
@@ -45,6 +46,7 @@ class SettingsError(ValueError):
 
 
 class Settings(
+    SharedStateSettings,
     QueueSettings,
     DialerSettings,
     EscalationSettings,

@@ -80,6 +80,7 @@ from bot.web.outbound_routes import create_outbound_router
 from bot.web.ring_gate import RING_PARAMETER, RingOfferGate
 from bot.web.security_headers import SecurityHeaders
 from bot.web.twilio_gate import TwilioGate
+from integrations.shared_state.factory import check_reachable
 from transports import rooms, twilio, webrtc
 from transports.input_batching import BatchingPolicy, LoadAdaptiveBatching, NoBatching
 from transports.twilio_binding import SharedCallSidLedger
@@ -220,6 +221,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        await check_reachable(runtime.shared)  # a wrong CALLAGENT_SHARED_STATE_URL stops here
         if runtime.records is not None:
             runtime.records.store.warm_stats_in_background()  # first dashboard view is fast
         await operator.announce_login_link()  # loopback server without an operator token only
@@ -239,6 +241,7 @@ def create_app(
         if runtime.records is not None:
             await asyncio.to_thread(runtime.records.store.flush)
         await webrtc_router.close()
+        await runtime.shared.aclose()
 
     # closed routes, signatures, stream binding (each CallSid once across the deployment)
     twilio_gate = TwilioGate(settings, SharedCallSidLedger(runtime.shared))
