@@ -78,19 +78,28 @@ class FailureThrottle:
     async def failed(self, key: str) -> float:
         """Count a failure of ``key``; the lock-out it starts, in seconds (0: none).
 
-        Of failures counted at once on several processes, the one that reaches the limit
-        starts the lock-out (the counter is atomic).
+        A failure while locked out is not counted (it gets the time left). Of failures
+        counted at once on several processes, one starts the lock-out (the counter is
+        atomic, and so is taking the lock).
         """
+        locked = await self.locked_for(key)
+        if locked:
+            return locked
         ref = self._ref(key)
         count = await self._shared.add(_FAILURES + ref, 1, ttl_s=self._window_s)
-        if count != self._limit:
-            return 0.0 if count < self._limit else await self.locked_for(key)
+        if count < self._limit:
+            return 0.0
+        now = self._clock()
+        lock = _LOCKED + ref
+        if not await self._shared.put(
+            lock, repr(now + self._lockout_s), ttl_s=self._lockout_s, only_if_absent=True
+        ):
+            return await self.locked_for(key)  # another process started it just now
         steps = await self._shared.add(_STEPS + ref, 1, ttl_s=self._max_lockout_s)
         # quiet for max_lockout_s after the last lock-out: start again from the first step
         await self._shared.put(_STEPS + ref, str(steps), ttl_s=self._max_lockout_s)
         lockout = min(self._lockout_s * 2 ** (steps - 1), self._max_lockout_s)
-        now = self._clock()
-        await self._shared.put(_LOCKED + ref, repr(now + lockout), ttl_s=lockout)
+        await self._shared.put(lock, repr(now + lockout), ttl_s=lockout)
         await self._shared.delete(_FAILURES + ref)
         return lockout
 
