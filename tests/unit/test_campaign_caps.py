@@ -33,8 +33,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CallStore]
         yield opened
 
 
-def create(store: CallStore, contacts: int, **caps: object) -> str:
-    rules = sim_rules(**caps)  # open all week
+def create(store: CallStore, contacts: int, *, max_concurrent: int, calls_per_second: float) -> str:
+    rules = sim_rules(max_concurrent=max_concurrent, calls_per_second=calls_per_second)
     csv = "phone\n" + "".join(f"+1555555{1000 + i}\n" for i in range(contacts))
     info, problems = CampaignStore(store.engine).create_from_csv(
         "caps", rules, csv, now=utcnow() - timedelta(minutes=1)
