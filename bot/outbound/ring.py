@@ -38,6 +38,48 @@ class RingError(ValueError):
 RING_KEY = "callagent:ring:"
 RING_KEY_GRACE_S = 30.0
 """The ring's key outlives its timer by this much (the timer deletes it)."""
+RING_PURPOSE = "callagent/outbound-ring/v1"
+SECRET_KEY = "callagent:secret:ring"
+SECRET_TTL_S = 7 * 86400.0
+"""How long a shared ring secret lives; a new one then breaks only the rings ringing."""
+
+
+class RingTokens:
+    """Ring tokens, signed alike on every process of the deployment.
+
+    With a configured secret (the operator token, else the Twilio auth token) every
+    process derives the same key. Without one (a loopback server with no tokens) a random
+    secret is kept in the shared state (``callagent:secret:ring``), set by the first
+    process that needs it, so a ring made by one process verifies on the others.
+
+    Args:
+        secret: The configured secret ("" for none).
+        shared: The deployment's shared state.
+        ttl_s: How long a ring token verifies.
+    """
+
+    def __init__(self, secret: str, shared: SharedState, *, ttl_s: float) -> None:
+        self._secret = secret
+        self._shared = shared
+        self._ttl_s = ttl_s
+        self._signed: tuple[str, AttemptTokens] | None = None
+
+    async def signer(self) -> AttemptTokens:
+        """The tokens for the current secret."""
+        secret = self._secret or await self._shared_secret()
+        if self._signed is None or self._signed[0] != secret:
+            tokens = AttemptTokens(secret, RING_PURPOSE, prefix="ring", ttl_s=self._ttl_s)
+            self._signed = (secret, tokens)
+        return self._signed[1]
+
+    async def _shared_secret(self) -> str:
+        while True:  # set-if-absent then read: every process reads the first one set
+            await self._shared.put(
+                SECRET_KEY, secrets.token_hex(32), ttl_s=SECRET_TTL_S, only_if_absent=True
+            )
+            value = await self._shared.get(SECRET_KEY)
+            if value is not None:
+                return value
 
 
 class Rings:
@@ -51,7 +93,7 @@ class Rings:
     """
 
     def __init__(
-        self, tokens: AttemptTokens, attempts: Attempts, ring_secs: float, shared: SharedState
+        self, tokens: RingTokens, attempts: Attempts, ring_secs: float, shared: SharedState
     ) -> None:
         self._tokens = tokens
         self._attempts = attempts
@@ -67,7 +109,7 @@ class Rings:
         task = asyncio.create_task(self._time_out(attempt_id), name=f"ring-{attempt_id}")
         self._timers[attempt_id] = task
         task.add_done_callback(lambda _t: self._timers.pop(attempt_id, None))
-        return self._tokens.issue(attempt_id)
+        return (await self._tokens.signer()).issue(attempt_id)
 
     async def check(self, token: str) -> str:
         """The attempt a ring token rings for, while it still rings (nothing used up).
@@ -75,18 +117,15 @@ class Rings:
         Raises:
             RingError: forged, expired, already answered or declined, or timed out.
         """
-        try:
-            attempt_id = self._tokens.verify(token)
-        except AttemptTokenError as e:
-            raise RingError(f"the ring token is not valid ({e})") from None
+        attempt_id = await self.attempt_of(token)
         if await self._shared.get(RING_KEY + attempt_id) is None:
             raise RingError(_OVER)
         return attempt_id
 
-    def attempt_of(self, token: str) -> str:
+    async def attempt_of(self, token: str) -> str:
         """The attempt a (possibly used) ring token was issued for (raises ``RingError``)."""
         try:
-            return self._tokens.verify(token)
+            return (await self._tokens.signer()).verify(token)
         except AttemptTokenError as e:
             raise RingError(f"the ring token is not valid ({e})") from None
 

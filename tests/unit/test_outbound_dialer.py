@@ -367,8 +367,7 @@ async def test_callagent_call_places_and_waits_for_the_result(
 
 
 async def test_an_unanswered_browser_ring_ends_as_no_answer() -> None:
-    from bot.outbound.ring import RingError, Rings
-    from bot.outbound.tokens import AttemptTokens
+    from bot.outbound.ring import RingError, Rings, RingTokens
     from integrations.shared_state.memory import MemorySharedState
 
     class Finished:
@@ -379,11 +378,9 @@ async def test_an_unanswered_browser_ring_ends_as_no_answer() -> None:
             self.ended.append((attempt_id, fallback))
 
     attempts = Finished()
+    shared = MemorySharedState()
     rings = Rings(
-        AttemptTokens("s" * 32, prefix="ring"),
-        cast(Any, attempts),
-        ring_secs=0.05,
-        shared=MemorySharedState(),
+        RingTokens("s" * 32, shared, ttl_s=5), cast(Any, attempts), ring_secs=0.05, shared=shared
     )
     token = await rings.start("at_0123456789abcdef0123")
     for _ in range(100):

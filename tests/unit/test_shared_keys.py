@@ -19,8 +19,7 @@ from bot.call.runtime import Runtime
 from bot.operator.auth import COOKIE
 from bot.operator.sessions import LoginLinks, OperatorSessions
 from bot.operator.throttle import FailureThrottle
-from bot.outbound.ring import RingError, Rings
-from bot.outbound.tokens import AttemptTokens
+from bot.outbound.ring import RingError, Rings, RingTokens
 from bot.settings import Settings
 from bot.web.app import create_app
 from bot.web.call_access import CallTokenError, CallTokens
@@ -147,9 +146,12 @@ class _Finished:
 async def test_a_ring_started_on_one_process_is_answered_through_another(
     pair: tuple[SharedState, SharedState],
 ) -> None:
-    tokens = AttemptTokens(TOKEN, prefix="ring")
     finished = _Finished()
-    a, b = (Rings(tokens, cast(Any, finished), ring_secs=0.3, shared=s) for s in pair)
+    # no configured secret (a loopback server without tokens): the shared one signs
+    a, b = (
+        Rings(RingTokens("", s, ttl_s=30), cast(Any, finished), ring_secs=0.3, shared=s)
+        for s in pair
+    )
     ring = await a.start(ATTEMPT)
     assert await b.check(ring) == ATTEMPT
     assert await b.answer(ring) == ATTEMPT
@@ -163,9 +165,11 @@ async def test_a_ring_started_on_one_process_is_answered_through_another(
 async def test_a_ring_declined_elsewhere_or_unanswered_ends_once(
     pair: tuple[SharedState, SharedState],
 ) -> None:
-    tokens = AttemptTokens(TOKEN, prefix="ring")
     finished = _Finished()
-    a, b = (Rings(tokens, cast(Any, finished), ring_secs=0.2, shared=s) for s in pair)
+    a, b = (
+        Rings(RingTokens(TOKEN, s, ttl_s=30), cast(Any, finished), ring_secs=0.2, shared=s)
+        for s in pair
+    )
     declined = await a.start(ATTEMPT)
     answers = await asyncio.gather(b.answer(declined), a.answer(declined), return_exceptions=True)
     assert sum(isinstance(x, RingError) for x in answers) == 1
