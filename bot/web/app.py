@@ -80,7 +80,7 @@ from bot.web.outbound_routes import create_outbound_router
 from bot.web.ring_gate import RING_PARAMETER, RingOfferGate
 from bot.web.security_headers import SecurityHeaders
 from bot.web.twilio_gate import TwilioGate
-from integrations.shared_state.factory import check_reachable
+from integrations.shared_state.factory import check_reachable, open_shared_state
 from transports import rooms, twilio, webrtc
 from transports.input_batching import BatchingPolicy, LoadAdaptiveBatching, NoBatching
 from transports.twilio_binding import SharedCallSidLedger
@@ -161,6 +161,8 @@ def create_app(
     (``app.state.campaign_queue``, started with the app; tests pass their own).
     """
     runtime = runtime or load_runtime(settings)
+    if settings.shared_state_url and not runtime.shared.distributed:  # a runtime built by hand
+        runtime.shared = open_shared_state(settings.shared_state_url)
     if runtime.records is None:
         runtime.records = open_call_records(settings)  # migrates the schema at start-up
     calls = CallManager()

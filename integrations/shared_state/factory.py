@@ -48,7 +48,9 @@ def open_shared_state(url: str) -> SharedState:
 
         return RedisSharedState(url.strip())
     if engine == "postgresql":
-        raise ValueError(f"{SETTING}: the PostgreSQL engine is not built yet; use redis://")
+        from integrations.shared_state.postgres import PostgresSharedState
+
+        return PostgresSharedState(url.strip().replace("postgresql+psycopg://", "postgresql://", 1))
     return MemorySharedState()
 
 

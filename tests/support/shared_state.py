@@ -32,7 +32,6 @@ def shared_state_url(engine: str) -> Iterator[str]:
         with redis_server() as url:
             yield url
         return
-    pytest.skip("the PostgreSQL engine is not built yet")
     server = postgres_server_url()
     if server is None:
         pytest.skip(PG_SKIP)

@@ -276,3 +276,40 @@ async def test_a_killed_redis_raises_a_retryable_error_not_a_hang() -> None:
             assert raised.value.retryable is True
         await subscription.aclose()
         await asyncio.wait_for(state.aclose(), PATIENCE_S)
+
+
+async def test_postgresql_refuses_messages_notify_cannot_carry(pair: Pair) -> None:
+    if pair.engine != "postgresql":
+        pytest.skip("a limit of PostgreSQL NOTIFY")
+    from integrations.shared_state.postgres import MAX_MESSAGE_BYTES
+
+    channel = pair.name("big")
+    subscription = await pair.other.subscribe(channel)
+    with pytest.raises(SharedStateError, match="too big for PostgreSQL NOTIFY") as raised:
+        await pair.one.publish(channel, "x" * (MAX_MESSAGE_BYTES + 1))
+    assert raised.value.retryable is False
+    await pair.one.publish(channel, "x" * MAX_MESSAGE_BYTES)
+    assert await _next(subscription) == "x" * MAX_MESSAGE_BYTES
+    await subscription.aclose()
+
+
+async def test_postgresql_sweeps_expired_rows(pair: Pair, engine_url: tuple[str, str]) -> None:
+    if pair.engine != "postgresql":
+        pytest.skip("rows of the PostgreSQL tables")
+    import psycopg
+    from psycopg import sql
+
+    from integrations.shared_state.postgres import PostgresSharedState
+
+    assert isinstance(pair.one, PostgresSharedState)
+    await pair.one.put(pair.name("k"), "v", ttl_s=0.1)
+    await pair.one.append(pair.name("log"), "e", max_len=5, ttl_s=0.1)
+    await _until_gone(pair.one, pair.name("k"))
+    await pair.one.sweep()
+    async with await psycopg.AsyncConnection.connect(engine_url[1]) as conn:
+        for table, column in (("keys", "key"), ("logs", "log"), ("log_entries", "log")):
+            query = sql.SQL("SELECT count(*) FROM {} WHERE {} LIKE %s").format(
+                sql.Identifier(f"callagent_shared_{table}"), sql.Identifier(column)
+            )
+            cursor = await conn.execute(query, (f"callagent:test:{pair.prefix}:%",))
+            assert await cursor.fetchone() == (0,)
