@@ -1,8 +1,8 @@
 """Per-process state moved onto the shared state: two instances stand for two processes.
 
 On ``memory`` both "processes" hold the one in-process engine (the embedded default, where
-nothing else can see it); on ``redis`` each holds its own ``RedisSharedState`` on one real
-Redis server, as two server processes (or hosts) do.
+nothing else can see it); on ``redis`` and ``postgresql`` each holds its own engine object
+on one real server, as two server processes (or hosts) do.
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ from integrations.shared_state.factory import open_shared_state
 from integrations.storage import CallStore
 from integrations.storage.caller_id import RedactedCallerId
 from processors.agent_definition import AgentDefinition
-from tests.support.shared_state import shared_state_url
+from tests.support.shared_state import ENGINES, shared_state_url
 from transports.twilio_binding import SharedCallSidLedger
 
 TOKEN = "operator-token-for-tests-0123"
 ATTEMPT = "at_0123456789abcdef0123"
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=ENGINES)
 async def pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[SharedState, SharedState]]:
     """Process A's and process B's shared state."""
     with shared_state_url(request.param) as url:
