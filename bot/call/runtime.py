@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from integrations.nlu.base import IntentClassifier, LLMIntentClassifier
     from integrations.nlu.entities import EntityExtractor
     from integrations.sentiment import SentimentAnalyzer
+    from integrations.shared_state.calls import CallInbox
     from integrations.speech.base import SpeechRecognizer, SpeechSynthesizer
     from processors.call_events import CallEventObserver
 
@@ -97,6 +98,8 @@ class Runtime:
     """The server's other agents by key (``CALLAGENT_AGENT_FILES``)."""
     shared: SharedState = field(default_factory=MemorySharedState)
     """State every process of the deployment shares (in-process by default)."""
+    inbox: CallInbox | None = None
+    """Which process owns each live call, and requests to it (set by the server)."""
     _calls: _CallCount = field(default_factory=_CallCount, init=False, repr=False)
     _server: Runtime | None = field(default=None, init=False, repr=False)
     """The server's runtime, when this is another agent's view of it."""

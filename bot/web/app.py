@@ -38,6 +38,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request, Response, WebSocke
 from loguru import logger
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
+from bot.call.handoff_desk import HandoffDesk
 from bot.call.pipeline import CallSpec, run_call
 from bot.call.records import open_call_records
 from bot.call.runtime import Runtime
@@ -59,6 +60,7 @@ from bot.operator.campaigns_dashboard import create_campaigns_dashboard_router
 from bot.operator.dashboard import create_dashboard_router
 from bot.operator.diagnostics import create_diagnostics_router
 from bot.operator.events import CallEventBus, create_call_events_router
+from bot.operator.shared_events import SharedCallEvents
 from bot.outbound.server import build_outbound
 from bot.outbound.wiring import (
     CampaignAttemptEnds,
@@ -80,7 +82,10 @@ from bot.web.outbound_routes import create_outbound_router
 from bot.web.ring_gate import RING_PARAMETER, RingOfferGate
 from bot.web.security_headers import SecurityHeaders
 from bot.web.twilio_gate import TwilioGate
+from bot.web.webrtc_peers import InboxPeers
+from integrations.shared_state.calls import CallInbox, CallOwners
 from integrations.shared_state.factory import check_reachable, open_shared_state
+from integrations.storage.workers import WorkerId
 from transports import rooms, twilio, webrtc
 from transports.input_batching import BatchingPolicy, LoadAdaptiveBatching, NoBatching
 from transports.twilio_binding import SharedCallSidLedger
@@ -106,11 +111,13 @@ WEBSOCKET_OPTIONS: WebSocketOptions = {
 class CallManager:
     """Tracks running calls so they can be counted and stopped at shutdown.
 
-    A call started with its admission slot holds it until the call ends.
+    A call started with its admission slot holds it until the call ends; with ``owners``,
+    this process owns the call (by its id and the provider's) while it runs.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, owners: CallOwners | None = None) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
+        self._owners = owners
 
     @property
     def active(self) -> int:
@@ -136,7 +143,11 @@ class CallManager:
 
     async def _guard(self, call: Coroutine[Any, Any, None], spec: CallSpec) -> None:
         try:
-            await call
+            if self._owners is None:
+                await call
+                return
+            async with self._owners.claim(spec.call_id, spec.provider_call_id):
+                await call
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -165,7 +176,20 @@ def create_app(
         runtime.shared = open_shared_state(settings.shared_state_url)
     if runtime.records is None:
         runtime.records = open_call_records(settings)  # migrates the schema at start-up
-    calls = CallManager()
+    # what reaches a call from other processes: its owner, hand-off tickets, event stream
+    if runtime.inbox is None:
+        runtime.inbox = CallInbox(CallOwners(runtime.shared, str(WorkerId.current())))
+    inbox = runtime.inbox
+    if runtime.handoffs is None or runtime.handoffs.shared is not runtime.shared:
+        runtime.handoffs = HandoffDesk(runtime.shared)
+    call_events = runtime.call_events
+    if not isinstance(call_events, CallEventBus | SharedCallEvents):  # the API reads it
+        call_events = runtime.call_events = (
+            SharedCallEvents(runtime.shared, inbox.owners)
+            if runtime.shared.distributed
+            else CallEventBus()
+        )
+    calls = CallManager(inbox.owners)
     batching: BatchingPolicy = (
         LoadAdaptiveBatching(
             lambda: calls.active,
@@ -202,6 +226,7 @@ def create_app(
         run = outbound.calls.run(run_call, call.transport, call.spec, runtime)
         calls.start(run, call.spec, slot)
 
+    peers = InboxPeers(inbox)  # trickled ICE that reached another process finds its peer
     webrtc_router = webrtc.create_webrtc_router(
         on_webrtc_connection,
         gate=RingOfferGate(
@@ -219,11 +244,14 @@ def create_app(
             addresses,
         ),
         connect_timeout_s=settings.webrtc_connect_timeout_secs,
+        peers=peers,
     )
+    peers.serve(webrtc_router)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         await check_reachable(runtime.shared)  # a wrong CALLAGENT_SHARED_STATE_URL stops here
+        await inbox.start()  # requests for this process's calls from the others
         if runtime.records is not None:
             runtime.records.store.warm_stats_in_background()  # first dashboard view is fast
         await operator.announce_login_link()  # loopback server without an operator token only
@@ -240,6 +268,7 @@ def create_app(
             await campaign_queue.stop()  # no new dials; running tasks finish
         await outbound.close()
         await calls.stop_all()
+        await inbox.aclose()
         if runtime.records is not None:
             await asyncio.to_thread(runtime.records.store.flush)
         await webrtc_router.close()
@@ -342,7 +371,7 @@ def create_app(
 
     app.include_router(webrtc_router)
     app.include_router(
-        create_handoff_router(runtime, twilio_gate.public_url),
+        create_handoff_router(runtime, twilio_gate.public_url, call_events),
         dependencies=[Depends(twilio_gate.require_open)],
     )
     app.include_router(create_docs_router(app.openapi, operator, title=app.title))
@@ -375,9 +404,6 @@ def create_app(
             lambda: runtime.records, operator, on_campaign_changed=kick_campaign
         )
     )
-    call_events = runtime.call_events
-    if not isinstance(call_events, CallEventBus):  # the operator API reads the bus it serves
-        call_events = runtime.call_events = CallEventBus()
     app.include_router(create_call_events_router(call_events, operator))
     app.include_router(
         create_diagnostics_router(lambda: calls.active, operator, admission=admission.stats)
