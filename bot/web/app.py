@@ -81,8 +81,10 @@ from bot.web.handoff_routes import create_handoff_router
 from bot.web.outbound_routes import create_outbound_router
 from bot.web.ring_gate import RING_PARAMETER, RingOfferGate
 from bot.web.security_headers import SecurityHeaders
+from bot.web.shared_state_errors import shared_state_unavailable
 from bot.web.twilio_gate import TwilioGate
 from bot.web.webrtc_peers import InboxPeers
+from integrations.shared_state.base import SharedStateError
 from integrations.shared_state.calls import CallInbox, CallOwners
 from integrations.shared_state.factory import check_reachable, open_shared_state
 from integrations.storage.workers import WorkerId
@@ -281,6 +283,7 @@ def create_app(
     app = FastAPI(
         title="callagent", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
+    app.add_exception_handler(SharedStateError, shared_state_unavailable)  # 503, never 500
     app.add_middleware(AdmissionMiddleware, admission=admission, addresses=addresses)
     # added last, so outermost: refusals of the admission middleware carry the headers too
     app.add_middleware(SecurityHeaders, https=settings.public_url.startswith("https://"))

@@ -25,6 +25,7 @@ from loguru import logger
 from bot.call.transport import public_base_url, twilio_stream_allowed, twilio_webhook_allowed
 from bot.client_address import is_loopback_host
 from bot.settings import Settings
+from integrations.shared_state.base import SharedStateError
 from integrations.shared_state.memory import MemorySharedState
 from transports import twilio
 from transports.twilio_binding import (
@@ -184,6 +185,10 @@ class TwilioGate:
         except StreamBindingError as e:
             logger.warning(f"Twilio stream for {start.call_sid} refused: {e}")
             await websocket.close(code=1008, reason="stream not bound to a webhook for its call")
+            return None
+        except SharedStateError as e:  # once per CallSid cannot be checked: not admitted
+            logger.warning(f"Twilio stream for {start.call_sid} refused: CallSid ledger ({e})")
+            await websocket.close(code=1011, reason="the server cannot admit streams now")
             return None
 
 

@@ -28,7 +28,7 @@ from integrations.shared_state.factory import open_shared_state
 from integrations.storage import CallStore
 from integrations.storage.caller_id import RedactedCallerId
 from processors.agent_definition import AgentDefinition
-from tests.support.shared_state import ENGINES, shared_state_url
+from tests.support.shared_state import ENGINES, killable_redis, shared_state_url
 from transports.twilio_binding import SharedCallSidLedger
 
 TOKEN = "operator-token-for-tests-0123"
@@ -187,37 +187,59 @@ async def test_a_ring_declined_elsewhere_or_unanswered_ends_once(
 # two real server apps (create_app) on one Redis
 
 
+def server_on(url: str, agent: AgentDefinition, call_store: CallStore) -> TestClient:
+    """The real server app on a runtime whose shared state is at ``url``."""
+    settings = Settings.load({"CALLAGENT_HOST": "0.0.0.0", "CALLAGENT_OPERATOR_TOKEN": TOKEN})
+    unused = cast(Any, None)
+    runtime = Runtime(
+        settings,
+        agent,
+        None,
+        None,
+        unused,
+        unused,
+        None,
+        records=CallRecords(call_store, RedactedCallerId()),
+        shared=open_shared_state(url),
+    )
+    return TestClient(create_app(settings, runtime), raise_server_exceptions=False)
+
+
+def test_a_lost_shared_state_answers_503_and_lets_nothing_through(
+    agent: AgentDefinition, call_store: CallStore
+) -> None:
+    with killable_redis() as redis, server_on(redis.url, agent, call_store) as client:
+        login = client.post("/dashboard/login", data={"token": TOKEN}, follow_redirects=False)
+        session = {COOKIE: login.cookies[COOKIE]}
+        assert client.get("/api/calls", cookies=session).status_code == 200
+        redis.kill()
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+        for response in (
+            client.get("/api/calls", cookies=session),
+            client.get("/api/calls", headers=bearer),
+            client.post("/api/call-tokens", headers=bearer),
+        ):
+            assert response.status_code == 503, response.text
+            assert response.headers["retry-after"] == "5"
+
+
 def test_two_servers_share_operator_logins_and_lock_outs(
     agent: AgentDefinition, call_store: CallStore
 ) -> None:
-    with shared_state_url("redis") as url:
-        settings = Settings.load({"CALLAGENT_HOST": "0.0.0.0", "CALLAGENT_OPERATOR_TOKEN": TOKEN})
-
-        def server() -> TestClient:
-            unused = cast(Any, None)
-            runtime = Runtime(
-                settings,
-                agent,
-                None,
-                None,
-                unused,
-                unused,
-                None,
-                records=CallRecords(call_store, RedactedCallerId()),
-                shared=open_shared_state(url),
-            )
-            return TestClient(create_app(settings, runtime), raise_server_exceptions=False)
-
-        with server() as a, server() as b:
-            login = a.post("/dashboard/login", data={"token": TOKEN}, follow_redirects=False)
-            assert login.status_code == 303
-            session = {COOKIE: login.cookies[COOKIE]}
-            assert b.get("/api/calls", cookies=session).status_code == 200
-            b.post("/dashboard/logout", cookies=session, follow_redirects=False)
-            assert a.get("/api/calls", cookies=session).status_code == 401
-            wrong = {"Authorization": "Bearer wrong-token-0123456789"}
-            codes = [(a, b)[i % 2].get("/api/calls", headers=wrong).status_code for i in range(6)]
-            assert codes == [401] * 5 + [429]  # five failures across both, then locked out
-            right = {"Authorization": f"Bearer {TOKEN}"}
-            assert a.get("/api/calls", headers=right).status_code == 429  # on both
-            assert b.get("/api/calls", headers=right).status_code == 429
+    with (
+        shared_state_url("redis") as url,
+        server_on(url, agent, call_store) as a,
+        server_on(url, agent, call_store) as b,
+    ):
+        login = a.post("/dashboard/login", data={"token": TOKEN}, follow_redirects=False)
+        assert login.status_code == 303
+        session = {COOKIE: login.cookies[COOKIE]}
+        assert b.get("/api/calls", cookies=session).status_code == 200
+        b.post("/dashboard/logout", cookies=session, follow_redirects=False)
+        assert a.get("/api/calls", cookies=session).status_code == 401
+        wrong = {"Authorization": "Bearer wrong-token-0123456789"}
+        codes = [(a, b)[i % 2].get("/api/calls", headers=wrong).status_code for i in range(6)]
+        assert codes == [401] * 5 + [429]  # five failures across both, then locked out
+        right = {"Authorization": f"Bearer {TOKEN}"}
+        assert a.get("/api/calls", headers=right).status_code == 429  # on both
+        assert b.get("/api/calls", headers=right).status_code == 429
