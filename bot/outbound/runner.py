@@ -54,7 +54,7 @@ from integrations.outbound.store import Attempt, OutboundStore
 from integrations.storage.records import utcnow
 
 KICK_CAMPAIGN = "kick_campaign"
-PACE_TRIES = 3
+PACE_TRIES = 10
 """Claims a task tries, sleeping short pace waits between them, before it reschedules."""
 
 
