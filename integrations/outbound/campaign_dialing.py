@@ -23,6 +23,7 @@ Phone numbers and variables stay in the rows: log lines carry ids only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,6 +81,14 @@ DIALLER_LOST = "dialler lost"
 def naive_utc(moment: datetime) -> datetime:
     """How the tables store time: naive UTC (aware times are converted)."""
     return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+class _Held(Exception):
+    """A capped claim stopped by a cap (raised inside its transaction to roll it back)."""
+
+    def __init__(self, claim: DialClaim):
+        super().__init__(claim.outcome)
+        self.claim = claim
 
 
 class CampaignDialing:
@@ -199,7 +208,11 @@ class CampaignDialing:
         any thread, process or host, run this one at a time and each sees the attempts
         the previous one committed. (A row lock rather than an advisory lock: the same
         statement works on both databases, it cannot leak past the transaction, and it is
-        the row ``pause`` and ``cancel`` write, so a claim never overlaps them.) Then:
+        the row ``pause`` and ``cancel`` write, so a claim never overlaps them.)
+
+        The contact is then taken and checked as :meth:`claim_attempt` does (the
+        do-not-call list, the calling window: a closed window moves it to its opening
+        whatever the caps), and just before its attempt is written the caps are checked:
 
         - **concurrency**: the campaign's attempts not ended (as :meth:`active_attempts`);
         - **pace**: the latest attempt's ``created_at`` (the claimers' ``now``): a dial
@@ -207,10 +220,24 @@ class CampaignDialing:
           clocks, so hosts must keep them in step (NTP); a host running ahead by *s*
           may dial up to *s* early, one behind waits longer.
 
-        Only then is the contact claimed as :meth:`claim_attempt` does.
+        At the cap or within the pace the whole transaction rolls back: the contact is due
+        as it was.
         """
         now = naive_utc(now)
         rules = self.rules(campaign_id)
+
+        def within_caps(conn: Connection) -> None:
+            active = conn.execute(self._active_query(campaign_id)).scalar_one()
+            if active >= rules.max_concurrent:
+                raise _Held(DialClaim("at-cap"))
+            last = conn.execute(
+                select(func.max(ATTEMPTS.c.created_at)).where(ATTEMPTS.c.campaign_id == campaign_id)
+            ).scalar_one()
+            if last is not None:
+                wait = 1.0 / rules.calls_per_second - (now - last).total_seconds()
+                if wait > 0:
+                    raise _Held(DialClaim("paced", wait_s=wait))
+
         try:
             with self.engine.begin() as conn:
                 locked = conn.execute(
@@ -220,22 +247,12 @@ class CampaignDialing:
                 )
                 if locked.rowcount != 1:
                     return DialClaim("refused")
-                active = conn.execute(self._active_query(campaign_id)).scalar_one()
-                if active >= rules.max_concurrent:
-                    return DialClaim("at-cap")
-                last = conn.execute(
-                    select(func.max(ATTEMPTS.c.created_at)).where(
-                        ATTEMPTS.c.campaign_id == campaign_id
-                    )
-                ).scalar_one()
-                if last is not None:
-                    wait = 1.0 / rules.calls_per_second - (now - last).total_seconds()
-                    if wait > 0:
-                        return DialClaim("paced", wait_s=wait)
                 taken = conn.execute(self._take(contact_id, now, campaign_id))
                 if taken.rowcount != 1:
                     return DialClaim("refused")
-                attempt = self._claimed(conn, contact_id, now, worker_id)
+                attempt = self._claimed(conn, contact_id, now, worker_id, within_caps)
+        except _Held as held:  # rolled back
+            return held.claim
         except IntegrityError:
             logger.info(f"campaign contact {contact_id}: attempt claimed elsewhere")
             return DialClaim("refused")
@@ -259,7 +276,12 @@ class CampaignDialing:
         )
 
     def _claimed(
-        self, conn: Connection, contact_id: str, now: datetime, worker_id: str | None
+        self,
+        conn: Connection,
+        contact_id: str,
+        now: datetime,
+        worker_id: str | None,
+        within_caps: Callable[[Connection], None] | None = None,
     ) -> Attempt | None:
         row = conn.execute(select(CONTACTS).where(CONTACTS.c.id == contact_id)).one()
         rules = self.rules(row.campaign_id)
@@ -289,6 +311,8 @@ class CampaignDialing:
                     .values(state=PENDING, next_at=naive_utc(opening), **back)
                 )
             return None
+        if within_caps is not None:
+            within_caps(conn)  # raises to roll the claim back
         attempt_id = new_id("at_")
         values: dict[str, Any] = {
             "id": attempt_id,
