@@ -13,7 +13,9 @@ and the ``start`` message's ``callSid`` is whatever the sender wrote. So:
   ``callSid``, ``accountSid`` and parameters (:class:`SignedStreams`), and
 * only once per CallSid: a :class:`CallSidLedger` knows the CallSids streaming now and
   those that streamed recently, so a replayed webhook or stream never gives a call a
-  second stream. Twilio's signatures carry no timestamp, so replays die here.
+  second stream. Twilio's signatures carry no timestamp, so replays die here. The ledger
+  lives in the deployment's shared state (:class:`SharedCallSidLedger`), so a replay sent
+  to another server process (or host) dies too.
 
 Takes plain values (the bot passes them from settings); reads no configuration. Errors and
 log lines carry no caller data (no parameters, no token).
@@ -23,10 +25,10 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from types import TracebackType
 
+from integrations.shared_state.base import SharedState
 from integrations.signed_tokens import SignedTokenError, TokenFailure, TokenSigner
 from transports.twilio import TwilioStreamStart
 
@@ -38,9 +40,7 @@ FINISHED_RETENTION_S = 4 * 3600.0 + DEFAULT_TOKEN_TTL_S
 """How long a finished CallSid is remembered. Longer than a token's life: a replayed webhook
 (valid forever) would otherwise get a fresh token for a call that is still up elsewhere (e.g.
 transferred to a person). Four hours is Twilio's default longest call (``TimeLimit``)."""
-MAX_FINISHED = 100_000
-"""Finished CallSids kept at most (about 10 MB); the oldest are forgotten first."""
-
+_CALL_SID_KEY = "callagent:callsid:"
 _KEY_LABEL = "callagent/twilio-stream-binding/v2"
 
 
@@ -120,54 +120,39 @@ class CallSidLedger(ABC):
         """The stream of ``call_sid`` ended; it stays known for the retention time."""
 
 
-class InMemoryCallSidLedger(CallSidLedger):
-    """The ledger of one process, bounded: finished CallSids expire, oldest first."""
+class SharedCallSidLedger(CallSidLedger):
+    """The deployment's ledger, in its shared state: every process admits a CallSid once.
 
-    def __init__(
-        self,
-        *,
-        retain_finished_s: float = FINISHED_RETENTION_S,
-        max_finished: int = MAX_FINISHED,
-        clock: Callable[[], float] = time.monotonic,
-    ):
-        """Remember finished CallSids for ``retain_finished_s``, at most ``max_finished``."""
+    One key per CallSid (``callagent:callsid:<CallSid>``, the provider's id, no caller
+    data): ``live`` while it streams, ``finished`` after, expiring
+    :data:`FINISHED_RETENTION_S` after the claim or the end (Twilio ends a call by then, so
+    a process killed mid-call leaves nothing behind for longer). The claim is one atomic
+    set-if-absent, so of two processes given the same stream (a replay) exactly one admits
+    it.
+
+    Args:
+        shared: The deployment's shared state (``Runtime.shared``; in-process by default).
+        retain_finished_s: How long a finished (or live) CallSid is remembered.
+    """
+
+    def __init__(self, shared: SharedState, *, retain_finished_s: float = FINISHED_RETENTION_S):
+        """Keep CallSids in ``shared`` for ``retain_finished_s``."""
+        self._shared = shared
         self._retain_s = retain_finished_s
-        self._max_finished = max_finished
-        self._clock = clock
-        self._live: set[str] = set()
-        self._finished: OrderedDict[str, float] = OrderedDict()
-
-    @property
-    def sizes(self) -> tuple[int, int]:
-        """CallSids streaming now, and finished ones remembered."""
-        return len(self._live), len(self._finished)
 
     async def is_known(self, call_sid: str) -> bool:
         """Whether ``call_sid`` is streaming now or finished recently."""
-        self._expire()
-        return call_sid in self._live or call_sid in self._finished
+        return await self._shared.get(_CALL_SID_KEY + call_sid) is not None
 
     async def claim(self, call_sid: str) -> bool:
         """Mark ``call_sid`` streaming; False (and no change) if it is already known."""
-        if await self.is_known(call_sid):
-            return False
-        self._live.add(call_sid)
-        return True
+        return await self._shared.put(
+            _CALL_SID_KEY + call_sid, "live", ttl_s=self._retain_s, only_if_absent=True
+        )
 
     async def finish(self, call_sid: str) -> None:
         """The stream of ``call_sid`` ended; it stays known for the retention time."""
-        self._live.discard(call_sid)
-        self._finished[call_sid] = self._clock()
-        self._finished.move_to_end(call_sid)
-        self._expire()
-
-    def _expire(self) -> None:
-        oldest = self._clock() - self._retain_s
-        while self._finished:
-            call_sid, finished_at = next(iter(self._finished.items()))
-            if finished_at > oldest and len(self._finished) <= self._max_finished:
-                break
-            del self._finished[call_sid]
+        await self._shared.put(_CALL_SID_KEY + call_sid, "finished", ttl_s=self._retain_s)
 
 
 class StreamLease:

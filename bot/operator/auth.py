@@ -14,6 +14,9 @@ Wrong credentials (bearer token, login token, login link) are counted per client
 address (``bot/operator/throttle.py``): after 5 in a minute the client gets 429 with
 ``Retry-After`` and is locked out, exponentially longer each time. Each failure is
 logged with a keyed hash of the client address, never what was presented.
+
+Sessions, login links and failure counts live in the deployment's shared state
+(``Runtime.shared``), so every server process agrees on them.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from bot.client_address import ClientAddresses, is_loopback_host
 from bot.operator.sessions import LoginLinks, OperatorSessions
 from bot.operator.throttle import FailureThrottle
 from bot.settings import Settings
+from integrations.shared_state.base import SharedState
+from integrations.shared_state.memory import MemorySharedState
 
 COOKIE = "callagent_operator"
 NOT_CONFIGURED = (
@@ -64,6 +69,7 @@ class OperatorAuth:
         self,
         token: str,
         *,
+        shared: SharedState | None = None,
         sessions: OperatorSessions | None = None,
         throttle: FailureThrottle | None = None,
         login_links: LoginLinks | None = None,
@@ -74,6 +80,8 @@ class OperatorAuth:
 
         Args:
             token: The operator token (``CALLAGENT_OPERATOR_TOKEN``).
+            shared: Where the default session store and throttle keep their state
+                (default: this process's memory).
             sessions: The session store (default: 12 h lifetime, 30 min idle).
             throttle: Failed attempts per client (default: 5 a minute, then lock-out).
             login_links: One-time login links (loopback servers without a token).
@@ -82,29 +90,34 @@ class OperatorAuth:
                 how logs name it; the server passes the one its call admission uses.
         """
         self._token = token
-        # ``is None``, not ``or``: an empty store is a valid store
-        self.sessions = (
-            sessions
-            if sessions is not None
-            else OperatorSessions(absolute_s=12 * 3600, idle_s=30 * 60)
-        )
-        self.throttle = throttle if throttle is not None else FailureThrottle()
+        shared = shared if shared is not None else MemorySharedState()
+        self.sessions = sessions or OperatorSessions(shared, absolute_s=12 * 3600, idle_s=30 * 60)
+        self.throttle = throttle or FailureThrottle(shared, secret=token)
         self.login_links = login_links
         self._secure_cookie = secure_cookie
         self._addresses = addresses if addresses is not None else ClientAddresses()
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, addresses: ClientAddresses | None = None
+        cls,
+        settings: Settings,
+        addresses: ClientAddresses | None = None,
+        shared: SharedState | None = None,
     ) -> OperatorAuth:
-        """The server's operator auth: token, session lifetimes, login links on loopback."""
+        """The server's operator auth: token, session lifetimes, login links on loopback.
+
+        ``shared`` is the process's ``Runtime.shared`` (default: this process's memory).
+        """
+        shared = shared if shared is not None else MemorySharedState()
         links = None
         if not settings.operator_token and is_loopback_host(settings.host):
             host = settings.host if ":" not in settings.host else f"[{settings.host}]"
-            links = LoginLinks(f"http://{host}:{settings.port}")
+            links = LoginLinks(shared, f"http://{host}:{settings.port}")
         return cls(
             settings.operator_token,
+            shared=shared,
             sessions=OperatorSessions(
+                shared,
                 absolute_s=settings.operator_session_hours * 3600,
                 idle_s=settings.operator_session_idle_minutes * 60,
             ),
@@ -118,24 +131,24 @@ class OperatorAuth:
         """Whether operators can get in at all (a token, or login links)."""
         return bool(self._token) or self.login_links is not None
 
-    def check(self, request: Request) -> Access:
+    async def check(self, request: Request) -> Access:
         """What the request's credentials get it (counted once per request)."""
         cached = getattr(request.state, _STATE, None)
         if isinstance(cached, Access):
             return cached
-        access = self._check(request)
+        access = await self._check(request)
         setattr(request.state, _STATE, access)
         return access
 
-    def allowed(self, request: Request) -> bool:
+    async def allowed(self, request: Request) -> bool:
         """Whether the request carries the token or a live session cookie."""
-        return self.check(request).granted
+        return (await self.check(request)).granted
 
-    def require(self, request: Request) -> None:
+    async def require(self, request: Request) -> None:
         """FastAPI dependency: 403 unconfigured, 429 locked out, 401 without credentials."""
         if not self.configured:
             raise HTTPException(403, NOT_CONFIGURED)
-        access = self.check(request)
+        access = await self.check(request)
         if access.granted:
             return
         if access.retry_after_s:
@@ -147,29 +160,29 @@ class OperatorAuth:
         hint = LINK_HINT if self.login_links is not None else TOKEN_REQUIRED
         raise HTTPException(401, hint, headers={"WWW-Authenticate": "Bearer"})
 
-    def log_in(self, request: Request, *, token: str = "", link: str = "") -> Access:
+    async def log_in(self, request: Request, *, token: str = "", link: str = "") -> Access:
         """Check a login (the form's token or a login link's); failures are counted."""
         client = self._addresses.of(request)
-        locked = self.throttle.locked_for(client)
+        locked = await self.throttle.locked_for(client)
         if locked:
             return Access(False, math.ceil(locked))
         if link:
-            ok = self.login_links is not None and self.login_links.redeem(link)
+            ok = self.login_links is not None and await self.login_links.redeem(link)
             what = "login link"
         else:
             ok = self._token_matches(token)
             what = "login token"
         if not ok:
-            self._failed(client, what)
+            await self._failed(client, what)
             return Access(False)
-        self.throttle.succeeded(client)
+        await self.throttle.succeeded(client)
         return Access(True)
 
-    def start_session(self, request: Request, response: Response) -> None:
+    async def start_session(self, request: Request, response: Response) -> None:
         """Create a session and set its cookie on ``response``."""
         response.set_cookie(
             COOKIE,
-            self.sessions.create(),
+            await self.sessions.create(),
             max_age=int(self.sessions.absolute_s),
             httponly=True,
             samesite="strict",
@@ -179,45 +192,45 @@ class OperatorAuth:
             path="/",
         )
 
-    def end_session(self, request: Request, response: Response) -> None:
-        """Revoke the request's session and clear its cookie on ``response``."""
-        self.sessions.revoke(request.cookies.get(COOKIE, ""))
+    async def end_session(self, request: Request, response: Response) -> None:
+        """Revoke the request's session (on every process) and clear its cookie."""
+        await self.sessions.revoke(request.cookies.get(COOKIE, ""))
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
 
-    def offer_login_link(self) -> None:
+    async def offer_login_link(self) -> None:
         """Print a login link when none is out (loopback servers without a token)."""
-        if self.login_links is not None and not self.login_links.outstanding:
-            self.announce_login_link()
+        if self.login_links is not None and not await self.login_links.outstanding():
+            await self.announce_login_link()
 
-    def announce_login_link(self) -> None:
+    async def announce_login_link(self) -> None:
         """Print a new one-time login link in the server's output."""
         if self.login_links is None:
             return
         minutes = round(self.login_links.ttl_s / 60)
         logger.warning(
             "Operator dashboard (no CALLAGENT_OPERATOR_TOKEN; this machine only): open "
-            f"{self.login_links.issue()} (one-time link, valid {minutes} min)"
+            f"{await self.login_links.issue()} (one-time link, valid {minutes} min)"
         )
 
     # internals
 
-    def _check(self, request: Request) -> Access:
+    async def _check(self, request: Request) -> Access:
         if not self.configured:
             return Access(False)
         # a live session is a 256-bit secret nobody can guess: it works even while the
         # address is locked out (an operator behind the attacker's NAT keeps working)
-        if self.sessions.valid(request.cookies.get(COOKIE, "")):
+        if await self.sessions.valid(request.cookies.get(COOKIE, "")):
             return Access(True)
         client = self._addresses.of(request)
-        locked = self.throttle.locked_for(client)
+        locked = await self.throttle.locked_for(client)
         if locked:
             return Access(False, math.ceil(locked))
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             if self._token_matches(value.strip()):
-                self.throttle.succeeded(client)
+                await self.throttle.succeeded(client)
                 return Access(True)
-            self._failed(client, "bearer token")
+            await self._failed(client, "bearer token")
         return Access(False)
 
     def _token_matches(self, presented: str) -> bool:
@@ -225,9 +238,9 @@ class OperatorAuth:
             presented.strip().encode(), self._token.encode()
         )
 
-    def _failed(self, client: str, what: str) -> None:
+    async def _failed(self, client: str, what: str) -> None:
         """Count a failure (the next attempts are refused when it starts a lock-out)."""
-        lockout = self.throttle.failed(client)
+        lockout = await self.throttle.failed(client)
         ref = self._addresses.ref(client)
         if lockout:
             logger.warning(
@@ -237,5 +250,5 @@ class OperatorAuth:
         else:
             logger.warning(
                 f"operator auth: wrong {what} from client {ref} "
-                f"({self.throttle.failures(client)} recent failures)"
+                f"({await self.throttle.failures(client)} recent failures)"
             )

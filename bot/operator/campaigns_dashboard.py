@@ -41,10 +41,10 @@ def create_campaigns_dashboard_router(
     router = APIRouter(prefix="/dashboard/campaigns")
     stores = CampaignStores(records)
 
-    def guard(request: Request) -> Response | None:
+    async def guard(request: Request) -> Response | None:
         if not auth.configured:
             return _message(request, "Campaigns", NOT_CONFIGURED, 403)
-        access = auth.check(request)
+        access = await auth.check(request)
         if access.granted:
             return None
         if access.retry_after_s:
@@ -58,7 +58,7 @@ def create_campaigns_dashboard_router(
     @router.get("")
     async def campaigns_page(request: Request) -> Response:
         """Every campaign, newest first, with its progress."""
-        if (refused := guard(request)) is not None:
+        if (refused := await guard(request)) is not None:
             return refused
         if records() is None:
             return _message(request, "Campaigns", "Call records are not enabled.", 503)
@@ -74,7 +74,7 @@ def create_campaigns_dashboard_router(
         request: Request, campaign_id: str, offset: int = Query(0, ge=0, le=10_000_000)
     ) -> Response:
         """One campaign: rules, progress, outcomes and a page of contacts."""
-        if (refused := guard(request)) is not None:
+        if (refused := await guard(request)) is not None:
             return refused
         if records() is None:
             return _message(request, "Campaign", "Call records are not enabled.", 503)
@@ -106,7 +106,7 @@ def create_campaigns_dashboard_router(
     @router.post("/{campaign_id}/{action}")
     async def campaign_action(request: Request, campaign_id: str, action: str) -> Response:
         """Pause, resume or cancel, then back to the campaign's page."""
-        if (refused := guard(request)) is not None:
+        if (refused := await guard(request)) is not None:
             return refused
         if action not in ACTIONS:
             return _message(request, "Campaign", "No such action.", 404)

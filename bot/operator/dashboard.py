@@ -83,20 +83,20 @@ def create_dashboard_router(
     """The ``/dashboard`` routes."""
     router = APIRouter(prefix="/dashboard")
 
-    def guard(request: Request) -> Response | None:
+    async def guard(request: Request) -> Response | None:
         if not auth.configured:
             return _message(request, "Call records", NOT_CONFIGURED, 403)
-        access = auth.check(request)
+        access = await auth.check(request)
         if access.granted:
             return None
         if access.retry_after_s:
             return _locked_out(request, access.retry_after_s)
-        return login_page(request, request.url.path, status=401)
+        return await login_page(request, request.url.path, status=401)
 
-    def login_page(
+    async def login_page(
         request: Request, next_path: str, *, status: int = 200, error: str = ""
     ) -> HTMLResponse:
-        auth.offer_login_link()  # a loopback server without a token: print a link if none is out
+        await auth.offer_login_link()  # loopback server without a token: a link if none is out
         return _page(
             request,
             "login.html",
@@ -121,7 +121,7 @@ def create_dashboard_router(
         intent: str | None = None,
     ) -> Response:
         """Calls, outcomes, intents, confidence and latency over the last ``days``."""
-        if (refused := guard(request)) is not None:
+        if (refused := await guard(request)) is not None:
             return refused
         current = records()
         if current is None:
@@ -152,7 +152,7 @@ def create_dashboard_router(
     @router.get("/calls/{call_id}", response_class=HTMLResponse)
     async def call_page(request: Request, call_id: str) -> Response:
         """One call, turn by turn."""
-        if (refused := guard(request)) is not None:
+        if (refused := await guard(request)) is not None:
             return refused
         current = records()
         if current is None:
@@ -176,16 +176,16 @@ def create_dashboard_router(
         if not auth.configured:
             return _message(request, "Call records", NOT_CONFIGURED, 403)
         if not token:
-            return login_page(request, next)
-        access = auth.log_in(request, link=token)
+            return await login_page(request, next)
+        access = await auth.log_in(request, link=token)
         if access.retry_after_s:
             return _locked_out(request, access.retry_after_s)
         if not access.granted:
-            return login_page(
+            return await login_page(
                 request, next, status=401, error="That login link was used already or has expired."
             )
         response = RedirectResponse(local_path(next), status_code=303)  # drops the token
-        auth.start_session(request, response)
+        await auth.start_session(request, response)
         return response
 
     @router.post("/login")
@@ -197,20 +197,21 @@ def create_dashboard_router(
         """Exchange the operator token for a session cookie."""
         if not auth.configured:
             return _message(request, "Call records", NOT_CONFIGURED, 403)
-        access = auth.log_in(request, token=token)
+        access = await auth.log_in(request, token=token)
         if access.retry_after_s:
             return _locked_out(request, access.retry_after_s)
         if not access.granted:
-            return login_page(request, next, status=401, error="That is not the operator token.")
+            error = "That is not the operator token."
+            return await login_page(request, next, status=401, error=error)
         response = RedirectResponse(local_path(next), status_code=303)
-        auth.start_session(request, response)
+        await auth.start_session(request, response)
         return response
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
         """End the session: it is revoked on the server, and its cookie cleared."""
         response = RedirectResponse("/dashboard/login", status_code=303)
-        auth.end_session(request, response)
+        await auth.end_session(request, response)
         return response
 
     return router

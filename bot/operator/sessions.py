@@ -1,128 +1,142 @@
-"""Operator sessions and one-time login links, kept in the server process's memory.
+"""Operator sessions and one-time login links, kept in the deployment's shared state.
 
-A session id is ``secrets.token_urlsafe(32)``, random at every login; the store keeps
-only its SHA-256, so the dict lookup leaks nothing about live ids. A session ends at
-logout, after ``idle_s`` without a request, or ``absolute_s`` after login, whichever
-comes first; a restart ends them all (operators log in again).
+A session id is ``secrets.token_urlsafe(32)``, random at every login; the shared state
+(:class:`integrations.shared_state.base.SharedState`, ``Runtime.shared``) keeps only its
+SHA-256 under ``callagent:opsession:<digest>``, so a login on one server process is valid
+on every other, and logout revokes it everywhere. A session ends at logout, after
+``idle_s`` without a request (the key's expiry, pushed back at each request), or
+``absolute_s`` after login (kept in the value), whichever comes first. With the embedded
+(in-process) state a restart ends them all (operators log in again).
 
 A login link carries a one-time token for a loopback server without an operator token
-(the Jupyter way): it is printed in the server's output, works once, and expires.
+(the Jupyter way): it is printed in the server's output, works once on any process of the
+deployment, and expires.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
+import json
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from integrations.shared_state.base import SharedState
+
+SESSION_KEY = "callagent:opsession:"
+REVOKED_KEY = "callagent:opsession-revoked:"
+LINK_KEY = "callagent:loginlink:"
 
 
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-@dataclass
-class _Session:
-    created: float
-    seen: float
-
-
 class OperatorSessions:
-    """Live operator sessions: create at login, check per request, revoke at logout."""
+    """Live operator sessions: create at login, check per request, revoke at logout.
+
+    Args:
+        shared: Where sessions live (every process of the deployment sees them).
+        absolute_s: Lifetime from login (seconds).
+        idle_s: Lifetime from the last request (seconds).
+        clock: Wall-clock seconds (shared by processes; tests pass a fake).
+    """
 
     def __init__(
         self,
+        shared: SharedState,
         *,
         absolute_s: float,
         idle_s: float,
-        max_sessions: int = 1000,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ):
-        """Sessions last ``absolute_s`` at most, ``idle_s`` without use.
-
-        Args:
-            absolute_s: Lifetime from login (seconds).
-            idle_s: Lifetime from the last request (seconds).
-            max_sessions: Live sessions kept (the oldest goes first beyond it).
-            clock: Monotonic seconds (tests pass a fake).
-        """
+        """Sessions last ``absolute_s`` at most, ``idle_s`` without use."""
         self.absolute_s = absolute_s
         self.idle_s = idle_s
-        self._max_sessions = max_sessions
+        self._shared = shared
         self._clock = clock
-        self._sessions: OrderedDict[str, _Session] = OrderedDict()
 
-    def create(self) -> str:
+    async def create(self) -> str:
         """Start a session; its id (the cookie value)."""
-        self._expire()
         session_id = secrets.token_urlsafe(32)
-        now = self._clock()
-        self._sessions[_digest(session_id)] = _Session(created=now, seen=now)
-        while len(self._sessions) > self._max_sessions:
-            self._sessions.popitem(last=False)
+        created = self._clock()
+        await self._shared.put(
+            SESSION_KEY + _digest(session_id),
+            json.dumps({"created": created}),
+            ttl_s=min(self.idle_s, self.absolute_s),
+        )
         return session_id
 
-    def valid(self, session_id: str) -> bool:
-        """Whether ``session_id`` is live (and mark it used now)."""
+    async def valid(self, session_id: str) -> bool:
+        """Whether ``session_id`` is live (and mark it used now: its idle time restarts)."""
         if not session_id:
             return False
-        key = _digest(session_id)
-        session = self._sessions.get(key)
-        if session is None:
+        key = SESSION_KEY + _digest(session_id)
+        value = await self._shared.get(key)
+        if value is None:
             return False
-        now = self._clock()
-        if self._expired(session, now):
-            del self._sessions[key]
+        try:
+            created = float(json.loads(value)["created"])
+        except (ValueError, KeyError, TypeError):
+            await self._shared.delete(key)
             return False
-        session.seen = now
+        left = created + self.absolute_s - self._clock()
+        if left <= 0:
+            await self._shared.delete(key)
+            return False
+        await self._shared.put(key, value, ttl_s=min(self.idle_s, left))
+        # a logout on another process between the get and the put above would be undone by
+        # the put: logout marks the session revoked before deleting it, so a mark found
+        # now means it was; none found means the logout's delete comes after our put
+        if await self._shared.get(REVOKED_KEY + _digest(session_id)) is not None:
+            await self._shared.delete(key)
+            return False
         return True
 
-    def revoke(self, session_id: str) -> None:
-        """End a session (logout)."""
-        self._sessions.pop(_digest(session_id), None)
-
-    def _expired(self, session: _Session, now: float) -> bool:
-        return now - session.created > self.absolute_s or now - session.seen > self.idle_s
-
-    def _expire(self) -> None:
-        now = self._clock()
-        for key in [k for k, s in self._sessions.items() if self._expired(s, now)]:
-            del self._sessions[key]
+    async def revoke(self, session_id: str) -> None:
+        """End a session (logout), on every process."""
+        if not session_id:
+            return
+        digest = _digest(session_id)
+        if await self._shared.get(SESSION_KEY + digest) is None:
+            return  # nothing to revoke (and no mark for a made-up cookie)
+        await self._shared.put(REVOKED_KEY + digest, "1", ttl_s=self.absolute_s)
+        await self._shared.delete(SESSION_KEY + digest)
 
 
 class LoginLinks:
-    """One outstanding one-time login token at a time, single use, expiring."""
+    """One outstanding one-time login token per process, single use anywhere, expiring.
 
-    def __init__(
-        self, base_url: str, *, ttl_s: float = 900.0, clock: Callable[[], float] = time.monotonic
-    ):
-        """Links to ``{base_url}/dashboard/login?token=...`` that expire after ``ttl_s``."""
+    Args:
+        shared: Where the outstanding tokens' digests live (so a link printed by one
+            process opens a session through any other).
+        base_url: Links go to ``{base_url}/dashboard/login?token=...``.
+        ttl_s: How long a link works.
+    """
+
+    def __init__(self, shared: SharedState, base_url: str, *, ttl_s: float = 900.0):
+        """Links that expire after ``ttl_s``."""
         self.base_url = base_url.rstrip("/")
         self.ttl_s = ttl_s
-        self._clock = clock
-        self._token_digest = ""
-        self._expires = 0.0
+        self._shared = shared
+        self._own = ""  # the key of the link this process printed last
 
-    @property
-    def outstanding(self) -> bool:
-        """Whether a link is out, unused and not expired."""
-        return bool(self._token_digest) and self._clock() < self._expires
+    async def outstanding(self) -> bool:
+        """Whether this process's link is out, unused and not expired."""
+        return bool(self._own) and await self._shared.get(self._own) is not None
 
-    def issue(self) -> str:
-        """A new link (any earlier one stops working)."""
+    async def issue(self) -> str:
+        """A new link (this process's earlier one stops working)."""
         token = secrets.token_urlsafe(32)
-        self._token_digest = _digest(token)
-        self._expires = self._clock() + self.ttl_s
+        if self._own:
+            await self._shared.delete(self._own)
+        self._own = LINK_KEY + _digest(token)
+        await self._shared.put(self._own, "1", ttl_s=self.ttl_s)
         return f"{self.base_url}/dashboard/login?token={token}"
 
-    def redeem(self, token: str) -> bool:
-        """Whether ``token`` is the outstanding link's; it is used up either way it matched."""
-        if not token or not self.outstanding:
+    async def redeem(self, token: str) -> bool:
+        """Whether ``token`` is an outstanding link's; it is used up (once, on any process)."""
+        if not token:
             return False
-        if not hmac.compare_digest(_digest(token), self._token_digest):
-            return False
-        self._token_digest = ""
-        return True
+        # the delete is the single use: of two processes redeeming it at once, one deletes
+        return await self._shared.delete(LINK_KEY + _digest(token))

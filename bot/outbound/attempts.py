@@ -32,7 +32,6 @@ class Attempts:
         self.store = store
         self.listeners = listeners
         self._records = records
-        self._ending = asyncio.Lock()
 
     async def get(self, attempt_id: str) -> Attempt | None:
         """The attempt, or None."""
@@ -94,20 +93,20 @@ class Attempts:
         error_code: int | None = None,
         error: str | None = None,
     ) -> Attempt | None:
-        """End the attempt (first end wins); listeners hear of it once, in this process.
+        """End the attempt (first end wins); listeners hear of it once, in one process.
 
-        The call record (if the attempt has one) gets the attempt's final disposition.
-        Returns the attempt as it is now (None: unknown).
+        The database decides which end is first (a conditional update), so of ends racing
+        on several server processes (the call's own end on one, Twilio's status callback
+        on another) exactly one is applied and told. The call record (if the attempt has
+        one) gets the attempt's final disposition. Returns the attempt as it is now (None:
+        unknown).
         """
-        async with self._ending:
-            before = await self.get(attempt_id)
-            if before is None or before.ended:
-                return before
-            after = await asyncio.to_thread(
-                lambda: self.store.finish(attempt_id, fallback, error_code=error_code, error=error)
-            )
-        if after is None:
-            return None
+        ended = await asyncio.to_thread(
+            lambda: self.store.end(attempt_id, fallback, error_code=error_code, error=error)
+        )
+        after = await self.get(attempt_id)
+        if not ended or after is None:
+            return after
         logger.bind(attempt_id=attempt_id).info(f"outbound attempt ended: {after.disposition}")
         if self._records is not None and after.call_id and after.disposition:
             self._records.update_call(

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from integrations.outbound.campaign_types import DialClaim
 from integrations.outbound.store import Attempt
 
 RUNNING = "running"
@@ -105,12 +106,15 @@ class CampaignRunnerStore(Protocol):
         """Pending contacts of running campaigns due at ``now`` (of one campaign, if given)."""
         ...
 
-    def claim_attempt(self, contact_id: str, now: datetime) -> Attempt | None:
-        """In one transaction: re-check the contact may be dialled now and write its attempt.
+    def claim_dial(self, contact_id: str, campaign_id: str, now: datetime) -> DialClaim:
+        """In one transaction: the campaign's caps, then the contact's claim.
 
-        None when it must not be dialled now (not running, not pending, not due, outside
-        its window, on the do-not-call list). The attempt number is unique per contact,
-        so a second claim of the same attempt fails.
+        ``at-cap`` at ``max_concurrent`` calls in flight, ``paced`` (with the wait) within
+        ``1 / calls_per_second`` of the last dial, ``refused`` when it must not be dialled
+        now (not running, not pending, not due, outside its window, on the do-not-call
+        list), else ``claimed`` with the attempt written. Exact across processes: claims
+        of one campaign are serialised by the database. The attempt number is unique per
+        contact, so a second claim of the same attempt fails.
         """
         ...
 

@@ -3,9 +3,11 @@
 Tasks (registered on the queue's huey instance, so every process that builds a runner
 from the same settings, server or ``callagent worker``, runs the same tasks):
 
-- ``dial_contact(contact_id, campaign_id)``: under the campaign's claim lock, checks the
-  concurrency cap and the calls-per-second pace, claims the attempt in the database
-  (the campaign store re-checks state, window and do-not-call) and places it. At the cap
+- ``dial_contact(contact_id, campaign_id)``: claims the attempt in one database
+  transaction that holds the campaign's row, so the concurrency cap and the
+  calls-per-second pace are exact across every worker thread, process and host (the
+  campaign store's ``claim_dial``; it also re-checks state, window and do-not-call), and
+  places it. At the cap
   the task ends: the next attempt to end refills the free slot. A refused claim (window
   closed, number listed, contact taken) leaves its slot free: it enqueues one refill
   (``kick_campaign``) unless one is pending for the campaign already. A fill skips
@@ -44,7 +46,6 @@ from bot.outbound.ports import (
     AttemptPlacer,
     AttemptResult,
     CampaignRunnerStore,
-    RunnerCampaign,
 )
 from integrations.outbound.dispositions import Disposition
 from integrations.outbound.queue import StaleLock
@@ -53,6 +54,8 @@ from integrations.outbound.store import Attempt, OutboundStore
 from integrations.storage.records import utcnow
 
 KICK_CAMPAIGN = "kick_campaign"
+PACE_TRIES = 10
+"""Claims a task tries, sleeping short pace waits between them, before it reschedules."""
 
 
 @dataclass(frozen=True)
@@ -62,9 +65,8 @@ class RunnerTiming:
     Parameters:
         stale_dial_s: A claim the provider never named after this long is ended by the
             reconcile (the contact moves on; that attempt is never redialled).
-        inline_pace_s: A pace wait up to this long is slept inside the claim lock;
-            a longer one reschedules the task.
-        busy_retry_s: The claim lock stayed taken: try again after this long.
+        inline_pace_s: A pace wait up to this long is slept in the task (then the claim
+            is tried again); a longer one reschedules the task.
         reconcile_batch: Due contacts read per reconcile to find campaigns to refill.
         webhook_tries: Deliveries of one result webhook, the first included.
         webhook_retry_s: First wait before a redelivery (doubles each time).
@@ -72,7 +74,6 @@ class RunnerTiming:
 
     stale_dial_s: float = 120.0
     inline_pace_s: float = 1.0
-    busy_retry_s: float = 1.0
     reconcile_batch: int = 1000
     webhook_tries: int = 8
     webhook_retry_s: int = 30
@@ -117,7 +118,6 @@ class CampaignRunner:
         self.timing = timing or RunnerTiming()
         self.clock = clock
         self._webhook_secret = webhook_secret
-        self._lock = StaleLock(huey)
         # "a dial of this contact waits in the queue", "a refill is pending": a fill skips
         # contacts already queued, so concurrent fills do not pile up duplicate dials
         self._marks = StaleLock(huey, stale_s=self.timing.stale_dial_s)
@@ -138,7 +138,7 @@ class CampaignRunner:
 
     def _dial_contact(self, contact_id: str, campaign_id: str) -> str:
         outcome, attempt = self._claim(contact_id, campaign_id)
-        if outcome not in ("busy", "paced"):  # no longer waiting in the queue
+        if outcome != "paced":  # no longer waiting in the queue
             self._marks.release(self._queued_key(contact_id))
         if outcome == "refused":
             self._refill_soon(campaign_id)
@@ -147,29 +147,18 @@ class CampaignRunner:
         return self._place(attempt)
 
     def _claim(self, contact_id: str, campaign_id: str) -> tuple[str, Attempt | None]:
-        """Under the campaign's claim lock: cap, pace, then the store's claim."""
+        """The store's capped claim; a short pace wait is slept here, a long one rescheduled."""
         campaign = self.store.dialing_campaign(campaign_id)
         if campaign is None or campaign.state != RUNNING:
             return "not-running", None
-        with self._lock.hold(f"claim.{campaign_id}") as held:
-            if not held:
-                self.dial_contact.schedule(
-                    (contact_id, campaign_id), delay=self.timing.busy_retry_s
-                )
-                return "busy", None
-            if self.store.active_attempts(campaign_id) >= campaign.max_concurrent:
-                return "at-cap", None  # the next attempt to end refills the slot
-            wait = self._pace_wait(campaign)
-            if wait > self.timing.inline_pace_s:
-                self.dial_contact.schedule((contact_id, campaign_id), delay=wait)
-                return "paced", None
-            if wait > 0:
-                time.sleep(wait)
-            attempt = self.store.claim_attempt(contact_id, self.clock())
-            if attempt is None:
-                return "refused", None
-            self.huey.put(self._pace_key(campaign_id), time.time())
-        return "claimed", attempt
+        for _ in range(PACE_TRIES):
+            claim = self.store.claim_dial(contact_id, campaign_id, self.clock())
+            if claim.outcome != "paced" or claim.wait_s > self.timing.inline_pace_s:
+                break
+            time.sleep(claim.wait_s)  # outside the transaction: other claimers go on
+        if claim.outcome == "paced":
+            self.dial_contact.schedule((contact_id, campaign_id), delay=claim.wait_s)
+        return claim.outcome, claim.attempt
 
     def _refill_soon(self, campaign_id: str) -> None:
         """A refused claim left a slot free: one refill per campaign at a time (no cascade)."""
@@ -178,18 +167,6 @@ class CampaignRunner:
 
     def _queued_key(self, contact_id: str) -> str:
         return f"queued.{contact_id}"
-
-    def _pace_key(self, campaign_id: str) -> str:
-        return f"pace.{campaign_id}"
-
-    def _pace_wait(self, campaign: RunnerCampaign) -> float:
-        """Seconds until the campaign may start another dial (its calls-per-second)."""
-        if campaign.calls_per_second <= 0:
-            return 0.0
-        last = self.huey.get(self._pace_key(campaign.id), peek=True)
-        if not isinstance(last, float):
-            return 0.0
-        return max(0.0, last + 1.0 / campaign.calls_per_second - time.time())
 
     def _place(self, attempt: Attempt) -> str:
         try:

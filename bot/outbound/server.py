@@ -20,14 +20,12 @@ from bot.outbound.in_call import OutboundCalls, outbound_spec
 from bot.outbound.listeners import AttemptListeners
 from bot.outbound.live_calls import LiveCalls
 from bot.outbound.placer import CallPlacer
-from bot.outbound.ring import BrowserDialer, RingError, Rings
+from bot.outbound.ring import BrowserDialer, RingError, Rings, RingTokens
 from bot.outbound.tokens import AttemptTokens
 from bot.outbound.twilio_leg import TwilioOutboundLeg
 from bot.settings import Settings
 from integrations.outbound.store import OutboundStore
 from integrations.twilio_rest import TwilioCallControl
-
-RING_PURPOSE = "callagent/outbound-ring/v1"
 
 
 @dataclass
@@ -49,7 +47,7 @@ class Outbound:
     async def ring_answered(self, call: CallTransport, ring: str) -> CallTransport | None:
         """A browser call answering a ring, as its attempt's outbound call (None: refused)."""
         try:
-            attempt = await self.attempts.get(self.rings.attempt_of(ring))
+            attempt = await self.attempts.get(await self.rings.attempt_of(ring))
         except RingError:
             return None
         if attempt is None or attempt.ended:
@@ -101,14 +99,14 @@ def build_outbound(settings: Settings, runtime: Runtime, records: CallRecords) -
     attempts = Attempts(OutboundStore(records.store.engine), listeners, records.store)
     live = LiveCalls()
     rings = Rings(
-        AttemptTokens(
+        RingTokens(
             settings.operator_token or secret,
-            RING_PURPOSE,
-            prefix="ring",
+            runtime.shared,
             ttl_s=settings.outbound_ring_secs + 5,
         ),
         attempts,
         settings.outbound_ring_secs,
+        runtime.shared,
     )
 
     def agent_name(key: str) -> str:

@@ -87,14 +87,17 @@ from bot.web.outbound_routes import create_outbound_router
 from bot.web.readiness import create_readiness_router
 from bot.web.ring_gate import RING_PARAMETER, RingOfferGate
 from bot.web.security_headers import SecurityHeaders
+from bot.web.shared_state_errors import shared_state_unavailable
 from bot.web.twilio_gate import TwilioGate
 from bot.web.webrtc_peers import InboxPeers
 from bot.web.when_full import when_full_twiml
+from integrations.shared_state.base import SharedStateError
 from integrations.shared_state.calls import CallInbox, CallOwners
 from integrations.shared_state.factory import check_reachable, open_shared_state
 from integrations.storage.workers import WorkerId
 from transports import rooms, twilio, webrtc
 from transports.input_batching import BatchingPolicy, LoadAdaptiveBatching, NoBatching
+from transports.twilio_binding import SharedCallSidLedger
 
 
 class WebSocketOptions(TypedDict):
@@ -220,8 +223,10 @@ def create_app(
         settings.call_rate_burst,
         addresses=addresses,
     )
-    operator = OperatorAuth.from_settings(settings, addresses)
-    call_tokens = CallTokens(settings.operator_token, settings.call_token_ttl_secs)
+    operator = OperatorAuth.from_settings(settings, addresses, runtime.shared)
+    call_tokens = CallTokens(
+        settings.operator_token, settings.call_token_ttl_secs, shared=runtime.shared
+    )
     outbound = build_outbound(settings, runtime, runtime.records)
 
     async def on_webrtc_connection(
@@ -265,7 +270,7 @@ def create_app(
         await inbox.start()  # requests for this process's calls from the others
         if runtime.records is not None:
             runtime.records.store.warm_stats_in_background()  # first dashboard view is fast
-        operator.announce_login_link()  # loopback server without an operator token only
+        await operator.announce_login_link()  # loopback server without an operator token only
         campaign_queue = None
         if runtime.records is not None:  # the queue's truth is in the call-record database
             campaign_queue = await start_server_queue(
@@ -285,12 +290,14 @@ def create_app(
         await webrtc_router.close()
         await runtime.shared.aclose()
 
-    twilio_gate = TwilioGate(settings)  # closed routes, signatures, stream binding
+    # closed routes, signatures, stream binding (each CallSid once across the deployment)
+    twilio_gate = TwilioGate(settings, SharedCallSidLedger(runtime.shared))
     twilio_gate.log_startup()
     # the API docs are for operators: served by create_docs_router, not FastAPI's public defaults
     app = FastAPI(
         title="callagent", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
+    app.add_exception_handler(SharedStateError, shared_state_unavailable)  # 503, never 500
     app.add_middleware(AdmissionMiddleware, admission=admission, addresses=addresses)
     # added last, so outermost: refusals of the admission middleware carry the headers too
     app.add_middleware(SecurityHeaders, https=settings.public_url.startswith("https://"))

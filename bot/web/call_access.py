@@ -18,8 +18,9 @@ loopback request without any, still take the caller the offer sends.
 
 Tokens are ``v2.<nonce>.<caller tag>.<expiry>.<HMAC-SHA256>``
 (:mod:`integrations.signed_tokens`), keyed by a key derived from the operator token, so every
-process sharing the settings accepts them; whether one was used is remembered in the process
-that took it (for several processes, a shared store is the scale-out issue's).
+process sharing the settings accepts them; a used one's nonce is kept in the deployment's
+shared state (``Runtime.shared``, ``callagent:calltoken:<nonce>`` until the token expires), so
+a token is used once across every process.
 
 Without a credential a call starts only on loopback: the server listens on 127.0.0.1 / ::1 /
 localhost (``CALLAGENT_HOST``), ``CALLAGENT_PUBLIC_URL`` (if set) is a loopback URL, and the
@@ -51,6 +52,8 @@ from fastapi import APIRouter, HTTPException, Request
 from bot.client_address import ClientAddresses, is_loopback_host
 from bot.operator.auth import TOKEN_REQUIRED, OperatorAuth
 from bot.web.admission import Admission, CallSlot, RefusalReason
+from integrations.shared_state.base import SharedState
+from integrations.shared_state.memory import MemorySharedState
 from integrations.signed_tokens import SignedTokenError, TokenFailure, TokenSigner
 from transports.webrtc import MAX_PARAM_VALUE_CHARS
 
@@ -58,6 +61,7 @@ ROUTE = "webrtc"
 PROXY_HEADERS = ("x-forwarded-for", "x-forwarded-host", "forwarded", "x-real-ip")
 TOKEN_VERSION = "v2"
 TOKEN_PURPOSE = "callagent/call-token/v2"
+USED_KEY = "callagent:calltoken:"
 
 
 class CallTokenError(ValueError):
@@ -94,11 +98,17 @@ class CallTokens:
         operator_token: ``CALLAGENT_OPERATOR_TOKEN``, the root of the signing key (empty:
             nothing can be minted or accepted).
         ttl_s: How long a token is accepted.
+        shared: Where used nonces are kept (default: this process's memory).
         clock: ``time.time`` (tests pass their own).
     """
 
     def __init__(
-        self, operator_token: str, ttl_s: int, *, clock: Callable[[], float] = time.time
+        self,
+        operator_token: str,
+        ttl_s: int,
+        *,
+        shared: SharedState | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._signer = (
             TokenSigner(operator_token, TOKEN_PURPOSE, ttl_s=ttl_s, clock=clock)
@@ -107,7 +117,7 @@ class CallTokens:
         )
         self.ttl_s = ttl_s
         self._clock = clock
-        self._used: dict[str, int] = {}  # nonce -> expiry, forgotten once expired
+        self._shared = shared if shared is not None else MemorySharedState()
 
     @property
     def enabled(self) -> bool:
@@ -123,7 +133,7 @@ class CallTokens:
         signed = self._signer.issue([nonce, tag])
         return CallToken(f"{TOKEN_VERSION}.{nonce}.{tag}.{signed.token}", signed.expires_at)
 
-    def _verify(self, token: str, caller: str) -> tuple[str, int]:
+    async def _verify(self, token: str, caller: str) -> tuple[str, int]:
         """The token's nonce and expiry, if it is valid, for ``caller`` and unused."""
         if self._signer is None:
             raise CallTokenError("call tokens are not enabled (CALLAGENT_OPERATOR_TOKEN)")
@@ -139,11 +149,11 @@ class CallTokens:
                 "the call token was minted for another caller: send the 'caller' it was "
                 "minted for (none if it was minted without one)"
             )
-        if nonce in self._used:
-            raise CallTokenError("the call token was already used: mint one per call")
+        if await self._shared.get(USED_KEY + nonce) is not None:
+            raise CallTokenError(_USED)
         return nonce, expires_at
 
-    def check(self, token: str, caller: str = "") -> tuple[str, int]:
+    async def check(self, token: str, caller: str = "") -> tuple[str, int]:
         """Check a token for a call as ``caller`` without using it up.
 
         Returns:
@@ -153,14 +163,20 @@ class CallTokens:
             CallTokenCallerError: minted for another caller (or for none).
             CallTokenError: malformed, forged, expired or already used.
         """
-        return self._verify(token, caller)
+        return await self._verify(token, caller)
 
-    def use(self, nonce: str, expires_at: int) -> None:
-        """Use up the token :meth:`check` passed (``nonce``, ``expires_at``: what it returned)."""
-        now = self._clock()
-        for old in [n for n, expiry in self._used.items() if expiry <= now]:
-            del self._used[old]
-        self._used[nonce] = expires_at
+    async def use(self, nonce: str, expires_at: int) -> None:
+        """Use up the token :meth:`check` passed (``nonce``, ``expires_at``: what it returned).
+
+        Raises:
+            CallTokenError: another offer (on any process) used it since the check.
+        """
+        ttl_s = max(1.0, expires_at - self._clock() + 1)  # kept until the token expires
+        if not await self._shared.put(USED_KEY + nonce, "1", ttl_s=ttl_s, only_if_absent=True):
+            raise CallTokenError(_USED)
+
+
+_USED = "the call token was already used: mint one per call"
 
 
 _FAILURES: dict[TokenFailure, str] = {
@@ -299,7 +315,7 @@ class BrowserCallGate:
         self._check_origin(request, client)
         token = body.get("call_token")
         checked: tuple[str, int] | None = None
-        if self._access.needs_credentials(request) and not self._operator.allowed(request):
+        if self._access.needs_credentials(request) and not await self._operator.allowed(request):
             if not self._tokens.enabled:
                 self._refuse(
                     client,
@@ -317,14 +333,18 @@ class BrowserCallGate:
                     "/api/call-tokens) or the operator's credentials",
                 )
             try:
-                checked = self._tokens.check(str(token), caller)
+                checked = await self._tokens.check(str(token), caller)
             except CallTokenCallerError as e:
                 self._refuse(client, "credentials", 403, str(e))
             except CallTokenError as e:
                 self._refuse(client, "credentials", 401, str(e))
         slot = self._admission.acquire(ROUTE, client)  # over the cap: the token stays unused
-        if checked is not None:  # nothing awaited since the check: no other offer got in
-            self._tokens.use(*checked)
+        if checked is not None:
+            try:  # the one atomic step: of two offers racing with a token, one uses it
+                await self._tokens.use(*checked)
+            except CallTokenError as e:
+                slot.release()
+                self._refuse(client, "credentials", 401, str(e))
         return slot
 
 
@@ -342,7 +362,7 @@ def create_call_tokens_router(tokens: CallTokens, operator: OperatorAuth) -> API
             raise HTTPException(
                 403, "call tokens need CALLAGENT_OPERATOR_TOKEN (16+ characters) in .env"
             )
-        if not operator.allowed(request):
+        if not await operator.allowed(request):
             raise HTTPException(401, TOKEN_REQUIRED, headers={"WWW-Authenticate": "Bearer"})
         minted = tokens.mint(await _caller_to_bind(request))
         return {

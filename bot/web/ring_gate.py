@@ -49,10 +49,15 @@ class RingOfferGate:
         await self._inner.allow(request)  # the origin check
         client = self._addresses.of(request)
         try:
-            self._rings.check(ring)
+            await self._rings.check(ring)
         except RingError as e:
             self._admission.refused(ROUTE, "credentials", client)
             raise HTTPException(403, str(e)) from None
         slot = self._admission.acquire(ROUTE, client)  # over the cap: still ringing
-        self._rings.answer(ring)
+        try:  # the single use: of answers racing on several processes, one gets it
+            await self._rings.answer(ring)
+        except RingError as e:
+            slot.release()
+            self._admission.refused(ROUTE, "credentials", client)
+            raise HTTPException(403, str(e)) from None
         return slot

@@ -25,10 +25,12 @@ from loguru import logger
 from bot.call.transport import public_base_url, twilio_stream_allowed, twilio_webhook_allowed
 from bot.client_address import is_loopback_host
 from bot.settings import Settings
+from integrations.shared_state.base import SharedStateError
+from integrations.shared_state.memory import MemorySharedState
 from transports import twilio
 from transports.twilio_binding import (
     CallSidLedger,
-    InMemoryCallSidLedger,
+    SharedCallSidLedger,
     SignedStreams,
     StreamBinding,
     StreamBindingError,
@@ -65,10 +67,14 @@ class TwilioGate:
     """The Twilio routes' checks, from the settings (one per server)."""
 
     def __init__(self, settings: Settings, ledger: CallSidLedger | None = None):
-        """Decide from ``settings``; ``ledger`` knows which CallSids streamed (default: ours)."""
+        """Decide from ``settings``; ``ledger`` knows which CallSids streamed.
+
+        The server passes the deployment's (:class:`SharedCallSidLedger` on
+        ``Runtime.shared``); the default is one in this process's memory.
+        """
         self._settings = settings
         self.closed_reason = closed_reason(settings)
-        ledger = ledger or InMemoryCallSidLedger()
+        ledger = ledger or SharedCallSidLedger(MemorySharedState())
         self.binding: StreamBinding = (
             SignedStreams(StreamTokenSigner.for_auth_token(settings.twilio_auth_token), ledger)
             if settings.twilio_signatures_checked
@@ -179,6 +185,10 @@ class TwilioGate:
         except StreamBindingError as e:
             logger.warning(f"Twilio stream for {start.call_sid} refused: {e}")
             await websocket.close(code=1008, reason="stream not bound to a webhook for its call")
+            return None
+        except SharedStateError as e:  # once per CallSid cannot be checked: not admitted
+            logger.warning(f"Twilio stream for {start.call_sid} refused: CallSid ledger ({e})")
+            await websocket.close(code=1011, reason="the server cannot admit streams now")
             return None
 
 

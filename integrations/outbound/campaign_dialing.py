@@ -1,6 +1,8 @@
 """The campaign store's side for the job queue: which contacts are due, and claiming a dial.
 
-A dial is claimed in ONE transaction (:meth:`CampaignDialing.claim_attempt`): its first
+A dial is claimed in ONE transaction (:meth:`CampaignDialing.claim_attempt`; the queue uses
+:meth:`CampaignDialing.claim_dial`, which also holds the campaign's concurrency and
+calls-per-second caps exactly, across worker processes and hosts): its first
 statement moves the contact from ``pending`` to ``dialing`` (so of two claimers exactly
 one gets the row: PostgreSQL locks it, SQLite serialises writers), then it checks the
 do-not-call list and the calling window, and writes the attempt row with the next
@@ -21,11 +23,23 @@ Phone numbers and variables stay in the rows: log lines carry ids only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import Connection, Engine, and_, exists, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    Update,
+    and_,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from integrations.outbound.campaign_types import (
@@ -38,6 +52,7 @@ from integrations.outbound.campaign_types import (
     SKIPPED,
     CampaignNotFound,
     ContactResult,
+    DialClaim,
     DialingCampaign,
     DueContact,
 )
@@ -66,6 +81,14 @@ DIALLER_LOST = "dialler lost"
 def naive_utc(moment: datetime) -> datetime:
     """How the tables store time: naive UTC (aware times are converted)."""
     return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+class _Held(Exception):
+    """A capped claim stopped by a cap (raised inside its transaction to roll it back)."""
+
+    def __init__(self, claim: DialClaim):
+        super().__init__(claim.outcome)
+        self.claim = claim
 
 
 class CampaignDialing:
@@ -138,7 +161,11 @@ class CampaignDialing:
 
     def active_attempts(self, campaign_id: str) -> int:
         """The campaign's attempts claimed and not ended (created, dialing, ringing, in call)."""
-        query = (
+        with self.engine.connect() as conn:
+            return int(conn.execute(self._active_query(campaign_id)).scalar_one())
+
+    def _active_query(self, campaign_id: str) -> Select[int]:
+        return (
             select(func.count())
             .select_from(ATTEMPTS)
             .where(
@@ -146,8 +173,6 @@ class CampaignDialing:
                 ATTEMPTS.c.state.in_(ACTIVE_ATTEMPT_STATES),
             )
         )
-        with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
 
     def claim_attempt(
         self, contact_id: str, now: datetime, *, worker_id: str | None = None
@@ -160,20 +185,10 @@ class CampaignDialing:
         done, disposition ``do-not-call``); another claimer won.
         """
         now = naive_utc(now)
-        running = select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.state == RUNNING)
         try:
             with self.engine.begin() as conn:
                 # the first statement writes: it takes the row (and SQLite's write lock)
-                taken = conn.execute(
-                    update(CONTACTS)
-                    .where(
-                        CONTACTS.c.id == contact_id,
-                        CONTACTS.c.state == PENDING,
-                        CONTACTS.c.next_at <= now,
-                        CONTACTS.c.campaign_id.in_(running),
-                    )
-                    .values(state=DIALING, attempts=CONTACTS.c.attempts + 1, updated_at=now)
-                )
+                taken = conn.execute(self._take(contact_id, now))
                 if taken.rowcount != 1:
                     return None
                 return self._claimed(conn, contact_id, now, worker_id)
@@ -181,8 +196,92 @@ class CampaignDialing:
             logger.info(f"campaign contact {contact_id}: attempt claimed elsewhere")
             return None
 
+    def claim_dial(
+        self, contact_id: str, campaign_id: str, now: datetime, *, worker_id: str | None = None
+    ) -> DialClaim:
+        """Claim the contact's next dial under the campaign's caps, exact across processes.
+
+        :meth:`claim_attempt` with the campaign's ``max_concurrent`` and
+        ``calls_per_second`` checked in the same transaction. Its first statement writes
+        the campaign's row (a no-op update): PostgreSQL holds that row lock until the
+        commit, and SQLite's write lock is the database's, so claimers of one campaign, in
+        any thread, process or host, run this one at a time and each sees the attempts
+        the previous one committed. (A row lock rather than an advisory lock: the same
+        statement works on both databases, it cannot leak past the transaction, and it is
+        the row ``pause`` and ``cancel`` write, so a claim never overlaps them.)
+
+        The contact is then taken and checked as :meth:`claim_attempt` does (the
+        do-not-call list, the calling window: a closed window moves it to its opening
+        whatever the caps), and just before its attempt is written the caps are checked:
+
+        - **concurrency**: the campaign's attempts not ended (as :meth:`active_attempts`);
+        - **pace**: the latest attempt's ``created_at`` (the claimers' ``now``): a dial
+          less than ``1 / calls_per_second`` after it waits. Times are the claimers'
+          clocks, so hosts must keep them in step (NTP); a host running ahead by *s*
+          may dial up to *s* early, one behind waits longer.
+
+        At the cap or within the pace the whole transaction rolls back: the contact is due
+        as it was.
+        """
+        now = naive_utc(now)
+        rules = self.rules(campaign_id)
+
+        def within_caps(conn: Connection) -> None:
+            active = conn.execute(self._active_query(campaign_id)).scalar_one()
+            if active >= rules.max_concurrent:
+                raise _Held(DialClaim("at-cap"))
+            last = conn.execute(
+                select(func.max(ATTEMPTS.c.created_at)).where(ATTEMPTS.c.campaign_id == campaign_id)
+            ).scalar_one()
+            if last is not None:
+                wait = 1.0 / rules.calls_per_second - (now - last).total_seconds()
+                if wait > 0:
+                    raise _Held(DialClaim("paced", wait_s=wait))
+
+        try:
+            with self.engine.begin() as conn:
+                locked = conn.execute(
+                    update(CAMPAIGNS)
+                    .where(CAMPAIGNS.c.id == campaign_id, CAMPAIGNS.c.state == RUNNING)
+                    .values(state=CAMPAIGNS.c.state)
+                )
+                if locked.rowcount != 1:
+                    return DialClaim("refused")
+                taken = conn.execute(self._take(contact_id, now, campaign_id))
+                if taken.rowcount != 1:
+                    return DialClaim("refused")
+                attempt = self._claimed(conn, contact_id, now, worker_id, within_caps)
+        except _Held as held:  # rolled back
+            return held.claim
+        except IntegrityError:
+            logger.info(f"campaign contact {contact_id}: attempt claimed elsewhere")
+            return DialClaim("refused")
+        return DialClaim("claimed", attempt) if attempt is not None else DialClaim("refused")
+
+    def _take(self, contact_id: str, now: datetime, campaign_id: str | None = None) -> Update:
+        """Move a due pending contact of a running campaign to ``dialing``."""
+        running = select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.state == RUNNING)
+        where = [
+            CONTACTS.c.id == contact_id,
+            CONTACTS.c.state == PENDING,
+            CONTACTS.c.next_at <= now,
+            CONTACTS.c.campaign_id.in_(running),
+        ]
+        if campaign_id is not None:
+            where.append(CONTACTS.c.campaign_id == campaign_id)
+        return (
+            update(CONTACTS)
+            .where(*where)
+            .values(state=DIALING, attempts=CONTACTS.c.attempts + 1, updated_at=now)
+        )
+
     def _claimed(
-        self, conn: Connection, contact_id: str, now: datetime, worker_id: str | None
+        self,
+        conn: Connection,
+        contact_id: str,
+        now: datetime,
+        worker_id: str | None,
+        within_caps: Callable[[Connection], None] | None = None,
     ) -> Attempt | None:
         row = conn.execute(select(CONTACTS).where(CONTACTS.c.id == contact_id)).one()
         rules = self.rules(row.campaign_id)
@@ -212,6 +311,8 @@ class CampaignDialing:
                     .values(state=PENDING, next_at=naive_utc(opening), **back)
                 )
             return None
+        if within_caps is not None:
+            within_caps(conn)  # raises to roll the claim back
         attempt_id = new_id("at_")
         values: dict[str, Any] = {
             "id": attempt_id,

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from integrations.outbound.rules import CampaignRules
+from integrations.outbound.store import Attempt
 from integrations.storage.queries import iso
 
 RUNNING = "running"
@@ -149,6 +150,27 @@ class DialingCampaign:
     max_concurrent: int
     calls_per_second: float
     result_webhook_url: str | None
+
+
+ClaimOutcome = Literal["claimed", "at-cap", "paced", "refused"]
+
+
+@dataclass(frozen=True)
+class DialClaim:
+    """What a capped claim (:meth:`CampaignDialing.claim_dial`) came to.
+
+    Parameters:
+        outcome: ``claimed`` (``attempt`` is set), ``at-cap`` (``max_concurrent`` calls in
+            flight), ``paced`` (the last dial was less than ``1 / calls_per_second`` ago:
+            try again in ``wait_s``) or ``refused`` (not running, not due, taken, outside
+            the window, on the do-not-call list).
+        attempt: The attempt written, when claimed.
+        wait_s: When paced, the seconds until the pace allows the next dial.
+    """
+
+    outcome: ClaimOutcome
+    attempt: Attempt | None = None
+    wait_s: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -283,9 +283,25 @@ class OutboundStore:
         Only the first finish counts (a status callback repeated, or arriving after the
         call's own end, changes nothing). Returns the attempt as ended, or None if unknown.
         """
+        self.end(attempt_id, fallback, error_code=error_code, error=error)
+        return self.attempt(attempt_id)
+
+    def end(
+        self,
+        attempt_id: str,
+        fallback: Disposition | str,
+        *,
+        error_code: int | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """End the attempt as :meth:`finish` does; whether this call ended it.
+
+        Of finishes racing in several processes exactly one gets True: the update is
+        conditional on the attempt being open.
+        """
         Disposition(fallback)
         with self.engine.begin() as conn:
-            conn.execute(
+            ended = conn.execute(
                 update(ATTEMPTS)
                 .where(and_(ATTEMPTS.c.id == attempt_id, ATTEMPTS.c.state != ENDED))
                 .values(
@@ -296,7 +312,7 @@ class OutboundStore:
                     error=(error or None) and error[:200],
                 )
             )
-        return self.attempt(attempt_id)
+        return ended.rowcount == 1
 
     def stale_dials(self, older_than: datetime) -> list[Attempt]:
         """Attempts claimed for dialling before ``older_than`` that the provider never named.

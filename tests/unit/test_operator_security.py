@@ -212,36 +212,68 @@ def test_a_forged_or_old_style_cookie_is_refused(serve):
         assert client.get("/api/calls", cookies={COOKIE: value}).status_code == 401
 
 
-def test_sessions_expire_idle_and_absolute():
+async def test_sessions_expire_idle_and_absolute():
     from bot.operator.sessions import OperatorSessions
+    from integrations.shared_state.memory import MemorySharedState
 
     now = [1000.0]
-    sessions = OperatorSessions(absolute_s=3600, idle_s=600, clock=lambda: now[0])
-    idle = sessions.create()
+    shared = MemorySharedState(clock=lambda: now[0])
+    sessions = OperatorSessions(shared, absolute_s=3600, idle_s=600, clock=lambda: now[0])
+    idle = await sessions.create()
     now[0] += 601
-    assert not sessions.valid(idle)
-    busy = sessions.create()
+    assert not await sessions.valid(idle)
+    busy = await sessions.create()
     for _ in range(7):
         now[0] += 500
-        assert sessions.valid(busy)  # used within the idle time
+        assert await sessions.valid(busy)  # used within the idle time
     now[0] += 200  # 3700 s after login
-    assert not sessions.valid(busy)
+    assert not await sessions.valid(busy)
 
 
-def test_lockouts_grow_exponentially():
+async def test_a_revoked_session_stays_revoked():
+    from bot.operator.sessions import OperatorSessions
+    from integrations.shared_state.memory import MemorySharedState
+
+    sessions = OperatorSessions(MemorySharedState(), absolute_s=3600, idle_s=600)
+    session = await sessions.create()
+    assert await sessions.valid(session)
+    await sessions.revoke(session)
+    assert not await sessions.valid(session)
+    await sessions.revoke("made-up")  # nothing to revoke: no error
+    assert not await sessions.valid("made-up")
+
+
+async def test_lockouts_grow_exponentially():
     from bot.operator.throttle import FailureThrottle
+    from integrations.shared_state.memory import MemorySharedState
 
     now = [0.0]
-    throttle = FailureThrottle(limit=5, window_s=60, lockout_s=30, clock=lambda: now[0])
-    first = [throttle.failed("a") for _ in range(5)][-1]
-    assert first == 30 and throttle.locked_for("a") == 30 and throttle.locked_for("b") == 0
+    shared = MemorySharedState(clock=lambda: now[0])
+    throttle = FailureThrottle(shared, limit=5, window_s=60, lockout_s=30, clock=lambda: now[0])
+    first = [await throttle.failed("a") for _ in range(5)][-1]
+    assert first == 30 and await throttle.locked_for("a") == 30
+    assert await throttle.locked_for("b") == 0
     now[0] += 31
-    assert throttle.locked_for("a") == 0
-    second = [throttle.failed("a") for _ in range(5)][-1]
+    assert await throttle.locked_for("a") == 0
+    second = [await throttle.failed("a") for _ in range(5)][-1]
     assert second == 60
     now[0] += 61
-    throttle.succeeded("a")
-    assert [throttle.failed("a") for _ in range(5)][-1] == 30
+    await throttle.succeeded("a")
+    assert [await throttle.failed("a") for _ in range(5)][-1] == 30
+
+
+async def test_failures_outside_the_window_are_forgotten():
+    from bot.operator.throttle import FailureThrottle
+    from integrations.shared_state.memory import MemorySharedState
+
+    now = [0.0]
+    shared = MemorySharedState(clock=lambda: now[0])
+    throttle = FailureThrottle(shared, limit=3, window_s=60, lockout_s=30, clock=lambda: now[0])
+    assert [await throttle.failed("a") for _ in range(2)] == [0, 0]
+    assert await throttle.failures("a") == 2
+    now[0] += 61
+    assert await throttle.failures("a") == 0
+    assert [await throttle.failed("a") for _ in range(2)] == [0, 0]
 
 
 # API docs

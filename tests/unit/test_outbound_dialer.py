@@ -367,8 +367,8 @@ async def test_callagent_call_places_and_waits_for_the_result(
 
 
 async def test_an_unanswered_browser_ring_ends_as_no_answer() -> None:
-    from bot.outbound.ring import RingError, Rings
-    from bot.outbound.tokens import AttemptTokens
+    from bot.outbound.ring import RingError, Rings, RingTokens
+    from integrations.shared_state.memory import MemorySharedState
 
     class Finished:
         def __init__(self) -> None:
@@ -378,12 +378,15 @@ async def test_an_unanswered_browser_ring_ends_as_no_answer() -> None:
             self.ended.append((attempt_id, fallback))
 
     attempts = Finished()
-    rings = Rings(AttemptTokens("s" * 32, prefix="ring"), cast(Any, attempts), ring_secs=0.05)
-    token = rings.start("at_0123456789abcdef0123")
+    shared = MemorySharedState()
+    rings = Rings(
+        RingTokens("s" * 32, shared, ttl_s=5), cast(Any, attempts), ring_secs=0.05, shared=shared
+    )
+    token = await rings.start("at_0123456789abcdef0123")
     for _ in range(100):
         if attempts.ended:
             break
         await asyncio.sleep(0.02)
     assert attempts.ended == [("at_0123456789abcdef0123", "no-answer")]
     with pytest.raises(RingError):
-        rings.answer(token)  # too late
+        await rings.answer(token)  # too late

@@ -95,3 +95,34 @@ def test_do_not_call_list(outbound: OutboundStore) -> None:
         outbound.dnc_add("+15555550123", "rumour")
     with pytest.raises(OutboundStoreError, match="E.164"):
         outbound.dnc_add("hello", "api")
+
+
+async def test_an_attempt_ended_at_once_on_two_servers_is_told_once(
+    outbound: OutboundStore,
+) -> None:
+    import asyncio
+
+    from bot.outbound.attempts import Attempts
+    from bot.outbound.listeners import AttemptListeners
+    from integrations.outbound.store import Attempt
+
+    told: list[str] = []
+
+    class Told:
+        async def attempt_ended(self, attempt: Attempt) -> None:
+            told.append(attempt.id)
+
+    def server() -> Attempts:  # each server process has its own Attempts and listeners
+        listeners = AttemptListeners()
+        listeners.add(Told())
+        return Attempts(OutboundStore(outbound.engine), listeners)
+
+    a, b = server(), server()
+    for _ in range(5):
+        attempt = outbound.new_attempt(agent="a", to="+15555550123")
+        ends = await asyncio.gather(
+            a.finish(attempt.id, Disposition.COMPLETED), b.finish(attempt.id, Disposition.BUSY)
+        )
+        assert all(e is not None and e.ended for e in ends)
+        assert told.count(attempt.id) == 1
+        assert not outbound.end(attempt.id, Disposition.FAILED)  # already ended
