@@ -24,12 +24,15 @@ import shlex
 import sys
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from simulator.bench import args as bench_args
 from simulator.bench.hosts_lab import Lab, open_lab
 from simulator.bench.hosts_report import print_report, save_html, summarise
+
+ASK_FOR_A_PERSON = "Let me talk to a person, please."
 
 
 def add_parser(kinds: argparse._SubParsersAction) -> None:
@@ -41,6 +44,9 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
     p.add_argument("--calls", type=int, default=12, help="calls placed through the balancer")
     p.add_argument("--questions", type=int, default=6, help="questions per call (6)")
     p.add_argument("--spread", type=float, default=8.0, help="seconds over which calls start")
+    p.add_argument(
+        "--transfers", type=int, default=3, help="calls that ask for a person (transfer, 3)"
+    )
     p.add_argument("--kill", default="h2", help="the host whose agent is killed (h2; none)")
     p.add_argument(
         "--kill-after", type=float, default=25.0, help="seconds into the run of the kill (25)"
@@ -98,6 +104,7 @@ async def _main(args: argparse.Namespace) -> int:
     from simulator.bench.netns import LabUnavailable
 
     clips = await asyncio.to_thread(benchkit.clips, benchkit.QUESTIONS)
+    args.person = (await asyncio.to_thread(benchkit.clips, [ASK_FOR_A_PERSON]))[ASK_FOR_A_PERSON]
     with ExitStack() as stack:
         try:
             lab = await open_lab(stack, args, clips)
@@ -125,12 +132,14 @@ async def _run(lab: Lab, clips: dict[str, bytes], args: argparse.Namespace) -> d
     live: set[str] = set()
     delays = sorted(rng.uniform(0, args.spread) for _ in sids)
     offsets = [rng.randrange(len(clips)) for _ in sids]
+    every = max(1, args.calls // max(1, args.transfers))
+    transfers = set(range(every - 1, args.calls, every)[: args.transfers])
     t0 = time.monotonic()
     kill = asyncio.create_task(_kill_on_time(lab, args, live, t0))
     results = await asyncio.gather(
         *(
-            _one_call(lab, clips, sid, delay, offset, args.questions, live, t0)
-            for sid, delay, offset in zip(sids, delays, offsets, strict=True)
+            _one_call(lab, clips, Plan(sid, delay, offset, i in transfers), args, live, t0)
+            for i, (sid, delay, offset) in enumerate(zip(sids, delays, offsets, strict=True))
         )
     )
     killed = await kill
@@ -179,22 +188,33 @@ async def _wait_for_closed(
         await asyncio.sleep(2)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What one call does: when it starts, its first question, whether it asks for a person."""
+
+    sid: str
+    delay_s: float
+    offset: int
+    transfer: bool
+
+
 async def _one_call(
     lab: Lab,
     clips: dict[str, bytes],
-    sid: str,
-    delay_s: float,
-    offset: int,
-    questions: int,
+    plan: Plan,
+    args: argparse.Namespace,
     live: set[str],
     t0: float,
 ) -> dict[str, Any]:
-    """One call through the balancer asking ``questions`` FAQ questions."""
+    """One call through the balancer asking FAQ questions (and then for a person)."""
     from simulator.phone import CallEndedError, place_call
     from simulator.target import SIM_ACCOUNT_SID
 
-    await asyncio.sleep(delay_s)
+    sid, offset = plan.sid, plan.offset
+    questions = max(1, args.questions - 1) if plan.transfer else args.questions
+    await asyncio.sleep(plan.delay_s)
     out: dict[str, Any] = {"sid": sid, "latencies": [], "unanswered": 0, "error": None}
+    out["transfer"] = plan.transfer
     out["started_s"] = round(time.monotonic() - t0, 1)
     texts = list(clips)
     call = None
@@ -218,6 +238,11 @@ async def _one_call(
             except TimeoutError:
                 out["unanswered"] += 1
             await call.wait_for_bot_silence(1.0, timeout=60)
+        if plan.transfer and lab.rest is not None:
+            await call.say(args.person)
+            update = await lab.rest.wait_for_redirect(sid, timeout=60)
+            await call.hang_up()  # Twilio ends the stream when it follows the redirect
+            out["callback"] = await lab.transfer_callback(update)
     except (CallEndedError, TimeoutError, OSError) as e:
         out["error"] = type(e).__name__
     except Exception as e:  # noqa: BLE001 - a bench reports every failure, never stops on one

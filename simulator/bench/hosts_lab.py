@@ -29,7 +29,7 @@ import httpx
 from simulator.bench import netns
 from simulator.bench.cloud_speech import Speech, cloud_speech
 from simulator.bench.netns import GATEWAY, Host, LabUnavailable
-from simulator.fake_twilio import FakeTwilioRest
+from simulator.fake_twilio import CallUpdate, FakeTwilioRest
 from simulator.redis_server import RedisUnavailable, local_redis
 from simulator.target import SIM_ACCOUNT_SID, SIM_FROM_NUMBER
 
@@ -54,6 +54,8 @@ class Lab:
     )
     stack: AsyncExitStack = field(default_factory=AsyncExitStack)
     dead: set[str] = field(default_factory=set[str])
+    rest: FakeTwilioRest | None = None
+    """The fake Twilio REST API the agents redirect calls through (transfers)."""
 
     def speech_summary(self) -> dict[str, Any]:
         """What the speech fake served (cloud), or the kind of speech."""
@@ -136,6 +138,45 @@ class Lab:
             "readable_on_one_host_only": sum(len(v) == 1 for v in answered.values()),
         }
 
+    async def transfer_callback(self, update: CallUpdate) -> dict[str, Any]:
+        """Play Twilio after a transfer: post the Dial's action callback, signed.
+
+        Once through the balancer (where Twilio sends it), then to each living host
+        directly: a host that answers 200 found the call's hand-off (it is the owner, or
+        the hand-offs are shared); 404 is "unknown hand-off".
+        """
+        from twilio.request_validator import RequestValidator
+
+        action = dial_action(update.twiml or "")
+        if action is None:
+            return {"action": None}
+        form = {
+            "CallSid": update.call_sid,
+            "AccountSid": SIM_ACCOUNT_SID,
+            "DialCallStatus": "completed",
+            "DialCallDuration": "0",
+        }
+        signature = RequestValidator(self.auth_token).compute_signature(action, form)
+        headers = {"X-Twilio-Signature": signature}
+        path = action.removeprefix(self.balancer_url)
+        alive = [h for h in self.hosts if h.name not in self.dead]
+        out: dict[str, Any] = {"action": path.split("?")[0], "hosts_ok": [], "hosts_asked": 0}
+        async with httpx.AsyncClient() as client:
+            try:
+                r = await client.post(action, data=form, headers=headers, timeout=10)
+                out["via_balancer"] = r.status_code
+            except httpx.HTTPError as e:
+                out["via_balancer"] = type(e).__name__
+            for h in alive:
+                out["hosts_asked"] += 1
+                try:
+                    r = await client.post(h.base_url + path, data=form, headers=headers, timeout=10)
+                except httpx.HTTPError:
+                    continue
+                if r.status_code == 200:
+                    out["hosts_ok"].append(h.name)
+        return out
+
     async def aclose(self) -> None:
         """Stop the agents (those still alive) and the fakes."""
         for process in self.processes.values():
@@ -146,6 +187,21 @@ class Lab:
                 except (ProcessLookupError, subprocess.TimeoutExpired):
                     os.killpg(process.pid, signal.SIGKILL)
         await self.stack.aclose()
+
+
+def dial_action(twiml: str) -> str | None:
+    """The ``action`` URL of redirect TwiML's ``<Dial>`` or ``<Enqueue>`` (None if none)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(twiml)
+    except ET.ParseError:
+        return None
+    for tag in ("Dial", "Enqueue"):
+        element = root.find(f".//{tag}")
+        if element is not None and element.get("action"):
+            return element.get("action")
+    return None
 
 
 def host_name(host: Host) -> str:
@@ -202,6 +258,7 @@ async def open_lab(stack: ExitStack, args: Any, clips: dict[str, bytes]) -> Lab:
     try:
         rest = FakeTwilioRest(SIM_ACCOUNT_SID, lab.auth_token)
         await rest.start()
+        lab.rest = rest
         lab.stack.push_async_callback(rest.stop)
         relays: dict[int, int] = {TWILIO_RELAY: rest.port}
         settings = {

@@ -40,6 +40,7 @@ def summarise(run: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             }
         )
     unrecorded = [c for c in run["calls"] if c["sid"] not in records]
+    callbacks = [c["callback"] for c in run["calls"] if c.get("callback", {}).get("action")]
     survivors = [r for r in rows if not r["killed"]]
     dead_row = next((r for r in rows if r["killed"]), None)
     return {
@@ -57,7 +58,15 @@ def summarise(run: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         "calls_without_record": len(unrecorded),
         "calls_without_record_lost": sum(_lost(c) for c in unrecorded),
         "events_before_kill": killed.get("events"),
-        "callbacks_to_owner": "not measured (needs the owners branch: callbacks to non-owners)",
+        "transfers_asked": sum(bool(c.get("transfer")) for c in run["calls"]),
+        "transfer_callbacks": {
+            "redirected": len(callbacks),
+            "answered_via_balancer": sum(c.get("via_balancer") == 200 for c in callbacks),
+            "answered_by_every_host": sum(
+                len(c["hosts_ok"]) == c["hosts_asked"] for c in callbacks
+            ),
+            "answered_by_one_host_only": sum(len(c["hosts_ok"]) == 1 for c in callbacks),
+        },
         "per_host": rows,
         "per_call": run["calls"],
     }
@@ -95,7 +104,13 @@ def print_report(s: dict[str, Any]) -> None:
             f"live calls whose events every host serves: {events['readable_on_every_host']} of "
             f"{events['live_calls']} (only their own host: {events['readable_on_one_host_only']})"
         )
-    print(f"callbacks reaching their owners: {s['callbacks_to_owner']}")
+    cb = s["transfer_callbacks"]
+    print(
+        f"transfers: {s['transfers_asked']} asked, {cb['redirected']} redirected; their Dial "
+        f"callback answered through the balancer {cb['answered_via_balancer']}, by every "
+        f"living host {cb['answered_by_every_host']} (only the owner: "
+        f"{cb['answered_by_one_host_only']})"
+    )
 
 
 def save_html(path: Path, s: dict[str, Any]) -> None:
@@ -123,7 +138,7 @@ def save_html(path: Path, s: dict[str, Any]) -> None:
         "dead host's records closed": f"{s['dead_host_records_closed']}/{s['dead_host_calls']}",
         "closed within (s of the kill)": s["dead_host_records_closed_within_s"],
         "events before the kill": s["events_before_kill"],
-        "callbacks to owners": s["callbacks_to_owner"],
+        "transfer callbacks": s["transfer_callbacks"],
         "speech": s["speech"],
     }
     items = "".join(f"<li>{html.escape(k)}: {html.escape(str(v))}</li>" for k, v in facts.items())
