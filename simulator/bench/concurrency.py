@@ -25,7 +25,7 @@ from typing import Any
 
 from bot.operator import charts
 from simulator.bench import args as bench_args
-from simulator.bench.fleet import Fleet, start_fleet
+from simulator.bench.fleet import Fleet, serves_workers, start_fleet
 from simulator.target import Target
 
 DEFAULT_STEPS = "1,2,4,8,12,16,20,24,28"
@@ -55,6 +55,12 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
         type=int,
         default=1,
         help="agent processes to start here, each on its own port; calls go round-robin (1)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes per started agent (callagent serve --workers, 1)",
     )
     p.add_argument(
         "--target",
@@ -96,6 +102,9 @@ def run_concurrency(args: argparse.Namespace) -> int:
     if args.processes < 1 or (args.processes > 1 and args.server != "process"):
         print("--processes takes 1 or more (several need --server process)", file=sys.stderr)
         return 2
+    if args.workers > 1 and not serves_workers():
+        print("--workers needs a callagent serve that has --workers", file=sys.stderr)
+        return 2
     if args.speech == "cloud" and args.url:
         print("--speech cloud starts the agents here (not with --url/--target)", file=sys.stderr)
         return 2
@@ -119,6 +128,7 @@ async def _main(args: argparse.Namespace, steps: list[int]) -> int:
             auth_token=args.auth_token,
             database_url=args.database_url,
             shared_state_url=args.shared_state_url,
+            workers=args.workers,
             env=speech.env,
             verbose=args.verbose,
         )
@@ -153,7 +163,7 @@ async def _main(args: argparse.Namespace, steps: list[int]) -> int:
         if r["p95_ms"] is not None and r["p95_ms"] <= args.limit_ms and not r["unanswered"]
     ]
     best = max(within) if within else 0
-    where = f"{args.processes} process(es)" if not args.url else args.url
+    where = f"{args.processes} process(es) x {args.workers} worker(s)" if not args.url else args.url
     print(
         f"largest N with p95 <= {args.limit_ms:g} ms: {best} ({where}, {args.speech} speech, "
         f"on {cores} cores, calls started within {args.spread:g} s)"
@@ -167,6 +177,7 @@ async def _main(args: argparse.Namespace, steps: list[int]) -> int:
         "bench": "concurrency",
         "target": fleet.label,
         "processes": None if args.url else args.processes,
+        "workers": None if args.url else args.workers,
         **served,
         "cores": cores,
         "limit_ms": args.limit_ms,
@@ -187,8 +198,8 @@ async def _step(
     from bot.operator.diagnostics import cpu_seconds
     from integrations.percentile import latency_summary
 
-    pids = fleet.pids if args.server == "process" else []
-    cpu0, client0, t0 = _cpu(pids), cpu_seconds(), time.monotonic()
+    tracked = args.server == "process"
+    cpu0, client0, t0 = fleet.cpu_seconds() if tracked else None, cpu_seconds(), time.monotonic()
     delays = [rng.uniform(0, args.spread) for _ in range(n)]
     offsets = [rng.randrange(len(clips)) for _ in range(n)]
     results = await asyncio.gather(
@@ -201,7 +212,7 @@ async def _step(
     latencies = [v for r in results for v in r["latencies"]]
     stats = latency_summary(latencies)
     unanswered = sum(r["unanswered"] for r in results)
-    cpu1 = _cpu(pids)
+    cpu1 = fleet.cpu_seconds() if tracked else None
     return {
         "calls": n,
         "turns": len(latencies) + unanswered,
@@ -214,13 +225,6 @@ async def _step(
         "client_cpu_pct": round(100 * (cpu_seconds() - client0) / wall, 1),
         "wall_s": round(wall, 1),
     }
-
-
-def _cpu(pids: list[int]) -> float | None:
-    """CPU seconds used so far by the agent processes together (None: none started here)."""
-    from bot.operator.diagnostics import cpu_seconds
-
-    return sum(cpu_seconds(pid) for pid in pids) if pids else None
 
 
 def _plot(args: argparse.Namespace, rows: list[dict[str, Any]], cores: int) -> None:

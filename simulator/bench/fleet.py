@@ -21,6 +21,14 @@ import httpx
 from simulator.target import LocalAgent, Target
 
 SHARED_STATE_SETTING = "CALLAGENT_SHARED_STATE_URL"
+WORKERS_SETTING = "CALLAGENT_WORKERS"
+
+
+def serves_workers() -> bool:
+    """Whether this version's ``callagent serve`` runs several worker processes."""
+    from bot.settings import Settings
+
+    return "workers" in Settings.model_fields
 
 
 @dataclass
@@ -43,6 +51,15 @@ class Fleet:
     def pids(self) -> list[int]:
         """The agent processes' ids (started here), for CPU sampling."""
         return [a.pid for a in self.agents if a.pid is not None]
+
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds the agent processes and their children (``--workers``) used so far."""
+        from bot.operator.diagnostics import cpu_seconds
+
+        pids = self.pids
+        if not pids:
+            return None
+        return sum(cpu_seconds(pid) for pid in process_trees(pids))
 
     def target_for(self, i: int) -> Target:
         """Where the ``i``-th call goes (round-robin over the processes)."""
@@ -72,6 +89,25 @@ class Fleet:
             self.workdir = None
 
 
+def process_trees(roots: list[int]) -> set[int]:
+    """The processes ``roots`` and all their living descendants (from ``/proc``)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    found: set[int] = set()
+    todo = list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, []))
+    return found
+
+
 async def start_fleet(
     url: str | None,
     *,
@@ -81,6 +117,7 @@ async def start_fleet(
     operator_token: str | None = None,
     database_url: str = "",
     shared_state_url: str = "",
+    workers: int = 1,
     env: Mapping[str, str] | None = None,
     verbose: bool = False,
 ) -> Fleet:
@@ -94,6 +131,7 @@ async def start_fleet(
         operator_token: Its operator token.
         database_url: The shared record store (default: one SQLite file in a shared folder).
         shared_state_url: The shared state (``CALLAGENT_SHARED_STATE_URL``; "" = none).
+        workers: Server processes per agent (``CALLAGENT_WORKERS``, ``serve --workers``).
         env: More settings for every agent started here.
         verbose: Let the agents' logs through.
     """
@@ -108,6 +146,8 @@ async def start_fleet(
         settings["DATABASE_URL"] = database_url
     if shared_state_url:
         settings[SHARED_STATE_SETTING] = shared_state_url
+    if workers > 1:
+        settings[WORKERS_SETTING] = str(workers)
     fleet = Fleet([], workdir=tmp)
     print(
         f"starting {processes} agent(s) on loopback ({mode}, loading models)...",
@@ -124,7 +164,8 @@ async def start_fleet(
         raise
     store = "PostgreSQL" if database_url.startswith("postgres") else "one SQLite file"
     shared = f", shared state {shared_state_url.split('://')[0]}" if shared_state_url else ""
-    fleet.label = f"{processes} agent process(es) on loopback ({store}{shared})"
+    each = f", {workers} workers each" if workers > 1 else ""
+    fleet.label = f"{processes} agent process(es) on loopback ({store}{shared}{each})"
     return fleet
 
 
