@@ -20,6 +20,7 @@ import os
 import random
 import sys
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,11 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
         help="shared state the started processes use (e.g. redis://127.0.0.1:6379/0)",
     )
     p.add_argument(
+        "--local-redis",
+        action="store_true",
+        help="start a throw-away redis-server here as the processes' shared state",
+    )
+    p.add_argument(
         "--speech",
         choices=["embedded", "cloud"],
         default="embedded",
@@ -120,18 +126,28 @@ async def _main(args: argparse.Namespace, steps: list[int]) -> int:
     cores = os.cpu_count() or 1
     rows: list[dict[str, Any]] = []
     misses = 0
-    async with cloud_speech(args.speech, clips) as speech:
-        fleet = await start_fleet(
-            args.url,
-            processes=args.processes,
-            mode=args.server,
-            auth_token=args.auth_token,
-            database_url=args.database_url,
-            shared_state_url=args.shared_state_url,
-            workers=args.workers,
-            env=speech.env,
-            verbose=args.verbose,
-        )
+    async with AsyncExitStack() as stack:
+        speech = await stack.enter_async_context(cloud_speech(args.speech, clips))
+        shared_state_url = args.shared_state_url
+        try:
+            if args.local_redis:
+                from simulator.redis_server import local_redis
+
+                shared_state_url = stack.enter_context(local_redis())
+            fleet = await start_fleet(
+                args.url,
+                processes=args.processes,
+                mode=args.server,
+                auth_token=args.auth_token,
+                database_url=args.database_url,
+                shared_state_url=shared_state_url,
+                workers=args.workers,
+                env=speech.env,
+                verbose=args.verbose,
+            )
+        except (RuntimeError, ValueError) as e:
+            print(f"the agents did not start: {e}", file=sys.stderr)
+            return 2
         try:
             # Warm up each process (each synthesises its fixed lines at start-up).
             for i in range(len(fleet.targets)):
