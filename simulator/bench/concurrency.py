@@ -149,8 +149,9 @@ async def _main(args: argparse.Namespace, steps: list[int]) -> int:
             print(f"the agents did not start: {e}", file=sys.stderr)
             return 2
         try:
-            # Warm up each process (each synthesises its fixed lines at start-up).
-            for i in range(len(fleet.targets)):
+            # Warm up each process (each synthesises its fixed lines on its first call; the
+            # workers behind one port are reached as the kernel spreads connections).
+            for i in range(len(fleet.targets) * (1 if args.url else args.workers)):
                 await _one_call(fleet.target_for(i), clips, 1, 0.0, 0)
             await asyncio.sleep(5)
             for n in steps:
