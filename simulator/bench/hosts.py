@@ -107,7 +107,7 @@ async def _main(args: argparse.Namespace) -> int:
     args.person = (await asyncio.to_thread(benchkit.clips, [ASK_FOR_A_PERSON]))[ASK_FOR_A_PERSON]
     with ExitStack() as stack:
         try:
-            lab = await open_lab(stack, args, clips)
+            lab = await open_lab(stack, args, {**clips, ASK_FOR_A_PERSON: args.person})
         except LabUnavailable as e:
             print(f"cannot build the hosts: {e}", file=sys.stderr)
             return 2

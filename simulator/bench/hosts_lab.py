@@ -62,14 +62,16 @@ class Lab:
         return self.speech.summary() if self.speech else {}
 
     async def kill(self, name: str) -> None:
-        """SIGKILL the host's agent and everything it started (its process group)."""
+        """The host dies: SIGKILL every process in its namespace at once (workers too)."""
         process = self.processes.get(name)
-        if process is None:
+        host = next((h for h in self.hosts if h.name == name), None)
+        if process is None or host is None:
             raise ValueError(f"no host {name!r} (hosts: {', '.join(self.processes)})")
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        for pid in {process.pid, *netns.namespace_pids(host)}:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         await asyncio.to_thread(process.wait, 10)
         self.dead.add(name)
 
@@ -186,6 +188,12 @@ class Lab:
                     await asyncio.to_thread(process.wait, 30)
                 except (ProcessLookupError, subprocess.TimeoutExpired):
                     os.killpg(process.pid, signal.SIGKILL)
+        for host in self.hosts:  # nothing outlives its host (workers in their own sessions)
+            for pid in netns.namespace_pids(host):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         await self.stack.aclose()
 
 

@@ -159,6 +159,14 @@ def haproxy(config: str) -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def namespace_pids(host: Host) -> list[int]:
+    """Every process running in ``host``'s network namespace (``ip netns pids``)."""
+    result = subprocess.run(
+        ["ip", "netns", "pids", host.namespace], capture_output=True, text=True, check=False
+    )
+    return [int(p) for p in result.stdout.split() if p.isdigit()]
+
+
 def in_namespace(host: Host, argv: list[str]) -> list[str]:
     """``argv`` run inside ``host``'s namespace (``ip netns exec`` execs it: same pid)."""
     return ["ip", "netns", "exec", host.namespace, *argv]
