@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.bench import args as bench_args
-from simulator.bench.hosts_lab import Lab, open_lab
+from simulator.bench.hosts_lab import Lab, balancer_view, open_lab
 from simulator.bench.hosts_report import print_report, save_html, summarise
 
 ASK_FOR_A_PERSON = "Let me talk to a person, please."
@@ -166,11 +166,31 @@ async def _kill_on_time(
     await asyncio.sleep(max(0.0, args.kill_after - 3 - (time.monotonic() - t0)))
     events = await lab.events_everywhere(sorted(live))  # a dashboard asking any host
     await asyncio.sleep(max(0.0, args.kill_after - (time.monotonic() - t0)))
+    balancer = await balancer_view()
     pid = lab.pids.get(args.kill)
     at = time.time()
     await lab.kill(args.kill)
     print(f"killed {args.kill} (pid {pid}) {args.kill_after:g} s into the run", flush=True)
-    return {"host": args.kill, "pid": pid, "at": at, "t_s": args.kill_after, "events": events}
+    after = await _after_kill(args.kill)
+    return {
+        "host": args.kill,
+        "pid": pid,
+        "at": at,
+        "t_s": args.kill_after,
+        "events": events,
+        "balancer_before": balancer,
+        "balancer_marked_down_s": after,
+    }
+
+
+async def _after_kill(name: str, wait_s: float = 15.0) -> float | None:
+    """Seconds until the balancer took the dead host out (None: not within ``wait_s``)."""
+    start = time.monotonic()
+    while time.monotonic() - start < wait_s:
+        if (await balancer_view()).get(name, "DOWN").startswith("DOWN"):
+            return round(time.monotonic() - start, 1)
+        await asyncio.sleep(0.2)
+    return None
 
 
 async def _wait_for_closed(

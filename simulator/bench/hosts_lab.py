@@ -337,6 +337,16 @@ async def _start_agent(lab: Lab, host: Host, settings: dict[str, str], args: Any
             await asyncio.sleep(0.5)
 
 
+async def balancer_view() -> dict[str, str]:
+    """Each host's state at the balancer (``UP``, ``DOWN``...), from HAProxy's statistics."""
+    async with httpx.AsyncClient() as client:
+        try:
+            r = await client.get(f"http://127.0.0.1:{netns.STATS_PORT}/stats;csv", timeout=5)
+        except httpx.HTTPError:
+            return {}
+    return netns.backend_status(r.text) if r.status_code == 200 else {}
+
+
 async def _warm_up(lab: Lab) -> None:
     """Wait until the balancer sees every host up, then one short call per host.
 
@@ -345,15 +355,14 @@ async def _warm_up(lab: Lab) -> None:
     """
     from simulator.phone import CallEndedError, place_call
 
-    async with httpx.AsyncClient() as client:
-        for _ in range(60):
-            try:
-                if (await client.get(f"{lab.balancer_url}/healthz", timeout=2)).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.5)
-    await asyncio.sleep(3)  # rise 2 x 1 s for the last host started
+    view: dict[str, str] = {}
+    for _ in range(240):
+        view = await balancer_view()
+        if len(view) == len(lab.hosts) and all(s == "UP" for s in view.values()):
+            break
+        await asyncio.sleep(0.5)
+    else:
+        print(f"not every host is up at the balancer: {view}", file=sys.stderr)
     print("warming up (one call per host)...", file=sys.stderr, flush=True)
     for _ in lab.hosts:
         try:

@@ -85,7 +85,13 @@ def print_report(s: dict[str, Any]) -> None:
             f"{r['records_closed']:>3}/{r['calls']:<3} {p95:>7}  {outcomes}"
         )
     if s["killed"]:
-        print(f"* killed (SIGKILL) {s['killed']['t_s']:g} s into the run")
+        k = s["killed"]
+        down = k.get("balancer_marked_down_s")
+        print(
+            f"* killed (SIGKILL) {k['t_s']:g} s into the run; hosts at the balancer before: "
+            f"{k.get('balancer_before')}; taken out "
+            + (f"{down:g} s after" if down is not None else "not within 15 s")
+        )
     print(f"calls lost on the surviving hosts: {s['lost_on_surviving_hosts']} (target 0)")
     within = s["dead_host_records_closed_within_s"]
     print(

@@ -25,6 +25,8 @@ SUBNET = "10.77.0"
 GATEWAY = f"{SUBNET}.1"
 AGENT_PORT = 7860
 BALANCER_PORT = 8000
+STATS_PORT = 18404
+"""HAProxy's statistics (CSV at ``/stats;csv``), on loopback."""
 
 
 class LabUnavailable(RuntimeError):
@@ -132,6 +134,11 @@ backend agents
     http-check expect status 200
 {servers}
 
+listen stats
+    bind 127.0.0.1:{STATS_PORT}
+    stats enable
+    stats uri /stats
+
 {relays}"""
 
 
@@ -157,6 +164,20 @@ def haproxy(config: str) -> Iterator[str]:
         process.terminate()
         process.wait(timeout=10)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def backend_status(csv: str) -> dict[str, str]:
+    """Each agent's state as the balancer sees it (``UP``, ``DOWN``...) from its CSV stats."""
+    lines = csv.lstrip("# ").splitlines()
+    if not lines:
+        return {}
+    names = lines[0].split(",")
+    out: dict[str, str] = {}
+    for line in lines[1:]:
+        row = dict(zip(names, line.split(","), strict=False))
+        if row.get("pxname") == "agents" and row.get("svname") not in ("FRONTEND", "BACKEND"):
+            out[row.get("svname", "")] = row.get("status", "")
+    return out
 
 
 def namespace_pids(host: Host) -> list[int]:

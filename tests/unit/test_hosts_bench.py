@@ -11,7 +11,7 @@ import pytest
 
 from simulator.bench.hosts_lab import relayed
 from simulator.bench.hosts_report import save_html, summarise
-from simulator.bench.netns import GATEWAY, Host, haproxy_config
+from simulator.bench.netns import GATEWAY, Host, backend_status, haproxy_config
 
 HOSTS = [Host(f"h{i}", f"cabench-h{i}", f"10.77.0.1{i}") for i in (1, 2, 3)]
 
@@ -73,3 +73,15 @@ def test_the_report_counts_losses_per_host_and_the_dead_hosts_records(tmp_path: 
     assert by_host["h1"]["records_closed"] == 0  # no ended_at in its record
     save_html(tmp_path / "hosts.html", s)
     assert "h2 (killed)" in (tmp_path / "hosts.html").read_text()
+
+
+def test_the_balancers_view_of_the_hosts_is_read_from_its_csv_statistics() -> None:
+    csv = (
+        "# pxname,svname,qcur,status,weight\n"
+        "agents,FRONTEND,,OPEN,\n"
+        "agents,h1,0,UP,1\n"
+        "agents,h2,0,DOWN,1\n"
+        "agents,BACKEND,0,UP,2\n"
+        "relay15432,local,0,no check,1\n"
+    )
+    assert backend_status(csv) == {"h1": "UP", "h2": "DOWN"}
