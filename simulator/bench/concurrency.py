@@ -20,6 +20,7 @@ import os
 import random
 import sys
 import time
+from collections import Counter
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,7 @@ async def _step(
         "turns": len(latencies) + unanswered,
         "unanswered": unanswered,
         "failed_calls": sum(r["error"] is not None for r in results),
+        "failures": dict(Counter(r["error"] for r in results if r["error"] is not None)),
         **{k: stats[k] for k in ("p50_ms", "p95_ms", "max_ms")},
         "server_cpu_pct": (
             round(100 * (cpu1 - cpu0) / wall, 1) if cpu0 is not None and cpu1 is not None else None
@@ -295,6 +297,8 @@ async def _one_call(
                 out["unanswered"] += 1
             await call.wait_for_bot_silence(1.0, timeout=60)
     except (CallEndedError, TimeoutError, OSError) as e:
+        out["error"] = type(e).__name__
+    except Exception as e:  # noqa: BLE001 - refused (busy TwiML, 503...): counted, never fatal
         out["error"] = type(e).__name__
     finally:
         if call is not None:
