@@ -27,6 +27,8 @@ from bot.config.escalation import EscalationSettings
 from bot.config.queue import QueueSettings
 from bot.config.records import RecordsSettings
 from bot.config.server import ServerSettings
+from bot.config.serving import ServingSettings
+from bot.config.shared_state import SharedStateSettings
 from bot.config.twilio import TwilioSettings
 from bot.setting_types import REFERENCE_AGENT, LLMName, SecretMarker, TransportName, TTSName
 
@@ -45,6 +47,7 @@ class SettingsError(ValueError):
 
 
 class Settings(
+    SharedStateSettings,
     QueueSettings,
     DialerSettings,
     EscalationSettings,
@@ -54,6 +57,7 @@ class Settings(
     CloudSettings,
     DialogueSettings,
     AdmissionSettings,
+    ServingSettings,
     ServerSettings,
 ):
     """Every setting callagent reads. Build it with :meth:`Settings.load`.
@@ -227,6 +231,7 @@ class Settings(
             p.append("CALLAGENT_SCREEN_POP_URL must start with https:// (or http:// for tests).")
         if self.max_calls < 1:
             p.append("CALLAGENT_MAX_CALLS must be 1 or more (calls this process carries at once).")
+        p += _serving_problems(self)
         if self.call_rate_per_minute < 0:
             p.append("CALLAGENT_CALL_RATE_PER_MINUTE must be 0 (no limit) or more.")
         if self.call_rate_burst < 1:
@@ -310,6 +315,21 @@ def _agent_file_problems(settings: Settings) -> list[str]:
             )
         else:
             keys[path.stem] = path
+    return p
+
+
+def _serving_problems(settings: Settings) -> list[str]:
+    """Check the worker count, the drain time and the recycling limits."""
+    p: list[str] = []
+    if settings.workers < 1:
+        p.append("CALLAGENT_WORKERS must be 1 or more (server processes on the port).")
+    if settings.drain_secs < 0:
+        p.append("CALLAGENT_DRAIN_SECS must be 0 or more seconds (e.g. 300; 25 on Heroku).")
+    if settings.recycle_after_calls < 0 or settings.recycle_after_mb < 0:
+        p.append(
+            "CALLAGENT_RECYCLE_AFTER_CALLS and CALLAGENT_RECYCLE_AFTER_MB must be 0 (never) "
+            "or more."
+        )
     return p
 
 

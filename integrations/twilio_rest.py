@@ -221,3 +221,12 @@ def say_twiml(*lines: str, hang_up: bool = False) -> str:
     if hang_up:
         response.hangup()
     return str(response.to_xml())
+
+
+def reject_twiml(reason: str = "busy") -> str:
+    """TwiML that refuses an incoming call unanswered (``busy`` or ``rejected``): no charge."""
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    response.reject(reason=reason)
+    return str(response.to_xml())

@@ -182,6 +182,34 @@ class TransferConfig:
 
 
 @dataclass(frozen=True, config=VALUE_CONFIG)
+class WhenFullConfig:
+    """What a phone caller gets when the server takes no more calls (full or shutting down).
+
+    ``reject`` answers Twilio ``<Reject reason="busy"/>`` (the caller hears a busy tone and
+    the call costs nothing); ``queue`` says ``line`` and sends the caller to the human queue
+    (``transfer.target``, as an escalation's transfer does).
+    """
+
+    action: Literal["reject", "queue"] = "reject"
+    line: Line = "All our lines are busy right now. Please hold for the next person on our team."
+
+
+@dataclass(frozen=True, config=VALUE_CONFIG)
+class WhenStoppingConfig:
+    """What happens to a call still running when the server's drain time is up (a deploy).
+
+    ``transfer`` hands it to a person as an escalation does (``transfer.handoff_line``,
+    then ``transfer.target``) where the call's transport can transfer, else ends it as
+    ``goodbye`` does: says ``line`` and hangs up.
+    """
+
+    action: Literal["transfer", "goodbye"] = "transfer"
+    line: Line = (
+        "I'm sorry, I have to end our call now. Please call us back and we'll carry on. Goodbye."
+    )
+
+
+@dataclass(frozen=True, config=VALUE_CONFIG)
 class ExplicitRequestTrigger:
     """The caller asks for a person (intent, phrasing, or the keypad's 0)."""
 
@@ -302,6 +330,18 @@ class AgentDefinition:
     """Said after a repair in a noisy call (default: made from the ``keypad`` map)."""
     outbound: OutboundConfig | None = None
     """What the agent needs to place calls (None: it only answers)."""
+    when_full: WhenFullConfig = field(default_factory=WhenFullConfig)
+    """A phone call past the server's cap (``CALLAGENT_MAX_CALLS``) or while it drains."""
+    when_stopping: WhenStoppingConfig = field(default_factory=WhenStoppingConfig)
+    """A call outliving the server's drain (``CALLAGENT_DRAIN_SECS``)."""
+
+    @field_validator("when_full")
+    @classmethod
+    def _queue_needs_a_target(cls, when_full: WhenFullConfig, info: ValidationInfo) -> Any:
+        transfer = info.data.get("transfer")
+        if when_full.action == "queue" and not getattr(transfer, "target", ""):
+            raise ValueError("action queue sends callers to transfer.target: set it, or use reject")
+        return when_full
 
     def intent(self, name: str) -> Intent | None:
         """The intent called ``name``, if the agent has one."""
@@ -357,6 +397,7 @@ class AgentDefinition:
             self.transfer.callback_confirmed,
             self.declined_line(),
             self.keypad_line(),
+            self.when_stopping.line,
         ]
         for intent in self.intents:
             lines.append(

@@ -12,7 +12,9 @@ off:
   whose words are doubtful, ``NLUResultFrame.unsure``, are not scored: garbled text read as
   negative sentiment handed 9 of 240 noisy calls to a person);
 - ``failed_turns``: N not-understood (repair band) turns in a row;
-- ``max_duration``: the call running past the agent's autonomous limit.
+- ``max_duration``: the call running past the agent's autonomous limit;
+- ``server_stopping``: a :class:`~processors.frames.HandOffNowFrame` (the server's drain
+  time is up), not configurable here (the agent file's ``when_stopping``).
 
 On a trigger it says the hand-off line (or lets the dialogue's own transfer reply be it),
 silences the rest of that turn, builds the structured summary and pushes an
@@ -57,6 +59,7 @@ from processors.frames import (
     CallerRecordFrame,
     DecisionPath,
     EscalationFrame,
+    HandOffNowFrame,
     NLUResultFrame,
     TransferResultFrame,
 )
@@ -84,6 +87,7 @@ class Trigger(StrEnum):
     NEGATIVE_SENTIMENT = "negative_sentiment"
     FAILED_TURNS = "failed_turns"
     MAX_DURATION = "max_duration"
+    SERVER_STOPPING = "server_stopping"
 
 
 @dataclass(frozen=True)
@@ -178,6 +182,9 @@ class EscalationProcessor(FrameProcessor):
             await self._on_reply(frame)
         elif isinstance(frame, TTSSpeakFrame):
             await self._on_speak(frame)
+        elif isinstance(frame, HandOffNowFrame):
+            if self._phase in (_Phase.WATCHING, _Phase.AWAITING_DIALOGUE_LINE):
+                await self._escalate(Decision(Trigger.SERVER_STOPPING, frame.reason), speak=True)
         elif isinstance(frame, LLMFullResponseStartFrame | LLMTextFrame | LLMFullResponseEndFrame):
             await self._on_llm(frame)
         else:

@@ -101,6 +101,22 @@ class GreetingFrame(DataFrame):
 
 
 @dataclass
+class HandOffNowFrame(DataFrame):
+    """Hand the call to a person now, whatever the caller said (queued into a live call).
+
+    The server's drain queues it when a call outlives ``CALLAGENT_DRAIN_SECS``; the
+    escalation processor escalates on it (trigger ``server_stopping``) unless the call was
+    already handed off.
+
+    Parameters:
+        reason: Why, for the record and the summary (no caller data).
+    """
+
+    reason: str = ""
+    interruptible: bool = field(default=False, init=False)
+
+
+@dataclass
 class TurnJoinedFrame(DataFrame):
     """The caller went on after a fragment: the next turn replaces it (pushed just before it).
 
@@ -182,7 +198,7 @@ class EscalationFrame(DataFrame):
 
     Parameters:
         trigger: What triggered it: ``explicit_request``, ``failed_turns``,
-            ``negative_sentiment``, ``out_of_scope``, ``max_duration``.
+            ``negative_sentiment``, ``out_of_scope``, ``max_duration``, ``server_stopping``.
         reason: A human-readable reason (no caller data).
         summary: The structured hand-off summary (caller data: never log it).
         transfer_result: None while the transfer is pending; set on

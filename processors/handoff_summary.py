@@ -19,6 +19,7 @@ TRIGGER_REASONS = {
     "negative_sentiment": "the caller sounded upset",
     "out_of_scope": "the request needs a person",
     "max_duration": "the call ran longer than the agent handles alone",
+    "server_stopping": "the agent's server was shutting down",
 }
 
 

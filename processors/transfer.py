@@ -106,13 +106,16 @@ class TwilioRedirect(TransferMethod):
 
     name = "twilio_redirect"
 
-    def __init__(self, control: CallRedirector, call_sid: str, twiml_for: Callable[[Handoff], str]):
+    def __init__(
+        self, control: CallRedirector, call_sid: str, twiml_for: Callable[[Handoff], Awaitable[str]]
+    ):
         """Configure the redirect.
 
         Args:
             control: The Twilio REST client.
             call_sid: The live call (``CA...``).
-            twiml_for: Builds the transfer TwiML for a hand-off (Dial or Enqueue, whisper URL).
+            twiml_for: Builds the transfer TwiML for a hand-off (Dial or Enqueue, whisper URL;
+                it may keep the hand-off for Twilio's callbacks first).
         """
         self._control = control
         self._call_sid = call_sid
@@ -121,7 +124,7 @@ class TwilioRedirect(TransferMethod):
     async def transfer(self, handoff: Handoff, push: PushFrame) -> TransferOutcome:
         """Redirect; Twilio then ends our media stream and runs the TwiML."""
         try:
-            await self._control.redirect(self._call_sid, self._twiml_for(handoff))
+            await self._control.redirect(self._call_sid, await self._twiml_for(handoff))
         except Exception as e:  # noqa: BLE001 - any failure is a failed transfer
             return TransferOutcome(False, str(e) or type(e).__name__)
         return TransferOutcome(True)

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -248,6 +248,7 @@ class LocalAgent:
         ready_timeout_s: float = 600.0,
         use_environment: bool = True,
         companions: Companions | None = None,
+        serve_args: Sequence[str] = (),
     ):
         """Prepare (nothing starts until :meth:`start`).
 
@@ -262,6 +263,8 @@ class LocalAgent:
                 process's environment too (False: from the simulation's settings and
                 ``env`` only, as tests want).
             companions: Services started beside the agent (see :data:`Companions`).
+            serve_args: More ``callagent serve`` arguments (process mode, e.g.
+                ``("--workers", "2")``).
         """
         if mode not in ("thread", "process"):
             raise ValueError("mode must be thread or process")
@@ -269,6 +272,7 @@ class LocalAgent:
         self._env = dict(env or {})
         self._use_environment = use_environment
         self._companions = companions
+        self._serve_args = tuple(serve_args)
         self._stack = AsyncExitStack()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._data_dir = data_dir
@@ -380,6 +384,22 @@ class LocalAgent:
         process.kill()
         await asyncio.to_thread(process.wait, 10)
 
+    def send_signal(self, sig: int) -> None:
+        """Send the agent process a signal (``mode="process"``), e.g. SIGTERM to drain it."""
+        if self._process is None:
+            raise RuntimeError("send_signal() needs an agent started with mode='process'")
+        self._process.send_signal(sig)
+
+    async def wait_exit(self, timeout_s: float) -> int:
+        """Wait for the agent process to exit by itself; returns its exit code.
+
+        Raises:
+            subprocess.TimeoutExpired: it still runs after ``timeout_s``.
+        """
+        if self._process is None:
+            raise RuntimeError("wait_exit() needs an agent started with mode='process'")
+        return await asyncio.to_thread(self._process.wait, timeout_s)
+
     async def __aenter__(self) -> LocalAgent:
         return self
 
@@ -432,7 +452,10 @@ class LocalAgent:
         if not self._verbose:
             child_env.setdefault("CALLAGENT_LOG_LEVEL", "WARNING")
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                *(sys.executable, "-m", "bot.cli", "serve"),
+                *("--host", "127.0.0.1", "--port", str(port), *self._serve_args),
+            ],
             env=child_env,
             stdout=None if self._verbose else subprocess.DEVNULL,
             stderr=None if self._verbose else subprocess.DEVNULL,

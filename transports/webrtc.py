@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import mimetypes
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -105,6 +105,22 @@ OnConnection = Callable[[SmallWebRTCConnection, dict[str, str], Admitted], Await
 (e.g. ``caller``) and what its offer was admitted with (release it when the call ends)."""
 
 
+class PeerOwners(Protocol):
+    """Which process holds each peer connection, when several serve one deployment.
+
+    The browser trickles its ICE candidates (``PATCH /api/offer``) in requests of their own,
+    which a load balancer may send to another process than the one that answered the offer.
+    """
+
+    async def hold(self, pc_id: str) -> Callable[[], Coroutine[Any, Any, None]]:
+        """Record that this process holds ``pc_id``; returns what lets it go."""
+        ...
+
+    async def forward_patch(self, pc_id: str, body: dict[str, Any]) -> bool:
+        """Hand a trickle-ICE request to the process holding ``pc_id``; whether one took it."""
+        ...
+
+
 class WebRTCRouter(APIRouter):
     """The call page and its signalling routes; ``close()`` ends every peer connection."""
 
@@ -114,6 +130,17 @@ class WebRTCRouter(APIRouter):
         self.ice_servers = ice_servers
         self.pending: set[asyncio.Task[None]] = set()
         """Peer connections waiting to connect (one watcher task each)."""
+
+    async def add_candidates(self, body: dict[str, Any]) -> None:
+        """Add trickled ICE candidates (a ``PATCH /api/offer`` body another process received).
+
+        Raises:
+            HTTPException: 400 for a malformed body, 404 for a peer not held here.
+        """
+        try:
+            await self.handler.handle_patch_request(parse_patch(body))
+        except (ValueError, AssertionError, TypeError, IndexError):
+            raise HTTPException(400, "an ICE candidate could not be parsed") from None
 
     async def close(self) -> None:
         """Stop waiting for peers and disconnect every open peer connection (app shutdown)."""
@@ -129,6 +156,7 @@ def create_webrtc_router(
     ice_servers: list[str | IceServer] | None = None,
     gate: OfferGate | None = None,
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+    peers: PeerOwners | None = None,
 ) -> WebRTCRouter:
     """Build the routes of the browser call page.
 
@@ -153,6 +181,8 @@ def create_webrtc_router(
         gate: Which offers are accepted; None accepts all (:class:`OpenGate`).
         connect_timeout_s: How long a new peer connection may take to connect before it
             is closed without a call.
+        peers: Where the deployment's processes record the peers they hold, so that a
+            trickle-ICE request for another process's peer reaches it (None: one process).
 
     Returns:
         The router; include it in the app and await its ``close()`` at shutdown.
@@ -183,13 +213,20 @@ def create_webrtc_router(
     offer_gate: OfferGate = gate or OpenGate()
     live: set[str] = set()  # pc_ids of this router's peer connections that are not closed
 
-    def forget_when_closed(connection: SmallWebRTCConnection) -> None:
+    async def forget_when_closed(connection: SmallWebRTCConnection) -> None:
         pc_id = connection.pc_id
         live.add(pc_id)
+        release = await peers.hold(pc_id) if peers is not None else None
 
         def on_state() -> None:
+            nonlocal release
             if connection.pc.connectionState in ("closed", "failed"):
                 live.discard(pc_id)
+                if release is not None:  # once
+                    task = asyncio.create_task(release())
+                    release = None
+                    router.pending.add(task)
+                    task.add_done_callback(router.pending.discard)
 
         connection.pc.on("connectionstatechange", on_state)
 
@@ -245,7 +282,7 @@ def create_webrtc_router(
             if admitted is None:  # the renegotiated connection closed meanwhile: no new call
                 await connection.disconnect()
                 return
-            forget_when_closed(connection)
+            await forget_when_closed(connection)
             task = asyncio.create_task(
                 await_peer(connection, params, admitted), name=f"webrtc-{connection.pc_id}"
             )
@@ -270,8 +307,12 @@ def create_webrtc_router(
 
     @router.patch("/api/offer")
     async def ice_candidates(request: Request) -> dict[str, str]:
-        patch = parse_patch(await _json_object(request))
+        body = await _json_object(request)
+        patch = parse_patch(body)
         await offer_gate.allow(request)
+        if peers is not None and patch.pc_id not in live:  # another process's peer?
+            if await peers.forward_patch(patch.pc_id, body):
+                return {"status": "ok"}
         try:
             await handler.handle_patch_request(patch)
         except HTTPException:

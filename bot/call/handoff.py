@@ -11,7 +11,8 @@ transport's :class:`~processors.transfer.TransferMethod`:
 - Daily: a SIP REFER of the dial-in caller;
 - anything else, or no target: no transfer (the bot apologises and offers a callback).
 
-The hand-offs in flight are kept on the runtime's :class:`~bot.call.handoff_desk.HandoffDesk`.
+The hand-offs in flight are kept on the runtime's :class:`~bot.call.handoff_desk.HandoffDesk`
+(in the shared state: Twilio's callbacks may reach any process of the deployment).
 """
 
 from __future__ import annotations
@@ -149,11 +150,11 @@ def make_transfer_method(
             settings.twilio_auth_token,
             base_url=settings.twilio_api_base_url,
         )
-        desk = runtime.handoffs or HandoffDesk()
+        desk = runtime.handoffs or HandoffDesk(runtime.shared)
 
-        def twiml_for(handoff: Handoff) -> str:
+        async def twiml_for(handoff: Handoff) -> str:
             caller = handoff.summary.get("caller") or {}
-            token = desk.register(
+            token = await desk.register(
                 HandoffTicket(
                     call_id=call_id,
                     trigger=handoff.trigger,

@@ -7,9 +7,10 @@ from bot.settings import Settings
 from integrations.nlu.base import OUT_OF_SCOPE, LLMIntentClassifier, NLUThresholds
 from integrations.nlu.llm import LLMEndpoint, OpenAICompatibleIntentClassifier
 from integrations.speech.nbest import TurnReadings
+from processors.act_guard import ActGuard
 from processors.agent_definition import AgentDefinition
 from processors.barge_in import is_backchannel
-from processors.nlu_router import ActGuard, NLURouter
+from processors.nlu_router import NLURouter
 from processors.semantic_turn import CompletenessCheck
 
 

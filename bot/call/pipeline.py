@@ -34,6 +34,7 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
 from bot.call.handoff import make_handoff_processors
+from bot.call.live_calls import LiveCall
 from bot.call.nlu import make_completeness_check, make_nlu_router
 from bot.call.outbound import make_answering_machine, warm_opening
 from bot.call.runtime import Runtime
@@ -371,8 +372,19 @@ async def run_call(
         await runner.add_workers(worker)
         logger.info(f"call started ({spec.transport_kind}, {spec.sample_rate_in} Hz)")
         runtime.active_calls += 1
+        runtime.live.add(
+            LiveCall(
+                spec.call_id,
+                spec.agent,
+                spec.transport_kind,
+                spec.provider_call_id,
+                transport,
+                worker,
+            )
+        )
         try:
             await runner.run()
         finally:
+            runtime.live.remove(spec.call_id)
             runtime.active_calls -= 1
             logger.info("call ended")

@@ -26,7 +26,7 @@ from integrations.storage.engine import describe_url
 from integrations.storage.journal import JOURNAL_SYNC
 from integrations.storage.personal_data import PersonalDataPolicy, personal_data_policy
 from integrations.storage.retention import RETENTION_ACTIONS, RetentionJob
-from integrations.storage.workers import WorkerConfig
+from integrations.storage.workers import WorkerConfig, WorkerId, name_this_host
 
 if TYPE_CHECKING:
     from processors.call_recorder import CallRecorder
@@ -109,9 +109,15 @@ def start_retention(store: CallStore, settings: Settings) -> RetentionJob:
 
 
 def worker_config(settings: Settings) -> WorkerConfig:
-    """This process as a call-record worker (heartbeat and stale limit from settings)."""
+    """This process as a call-record worker (its host's name, heartbeat and stale limit).
+
+    Names this host (``CALLAGENT_WORKER_HOST``) for every later ``WorkerId.current()``.
+    """
+    name_this_host(settings.worker_host)
     return WorkerConfig(
-        heartbeat_secs=settings.worker_heartbeat_secs, stale_secs=settings.worker_stale_secs
+        id=WorkerId.current(),
+        heartbeat_secs=settings.worker_heartbeat_secs,
+        stale_secs=settings.worker_stale_secs,
     )
 
 

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from bot.call.live_calls import LiveCalls
 from bot.settings import Settings
 from integrations.shared_state.base import SharedState
 from integrations.shared_state.memory import MemorySharedState
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from integrations.nlu.base import IntentClassifier, LLMIntentClassifier
     from integrations.nlu.entities import EntityExtractor
     from integrations.sentiment import SentimentAnalyzer
+    from integrations.shared_state.calls import CallInbox
     from integrations.speech.base import SpeechRecognizer, SpeechSynthesizer
     from processors.call_events import CallEventObserver
 
@@ -97,6 +99,10 @@ class Runtime:
     """The server's other agents by key (``CALLAGENT_AGENT_FILES``)."""
     shared: SharedState = field(default_factory=MemorySharedState)
     """State every process of the deployment shares (in-process by default)."""
+    inbox: CallInbox | None = None
+    """Which process owns each live call, and requests to it (set by the server)."""
+    live: LiveCalls = field(default_factory=LiveCalls)
+    """The calls running in this process with their workers (kept by ``run_call``)."""
     _calls: _CallCount = field(default_factory=_CallCount, init=False, repr=False)
     _server: Runtime | None = field(default=None, init=False, repr=False)
     """The server's runtime, when this is another agent's view of it."""

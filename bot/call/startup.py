@@ -20,6 +20,7 @@ from bot.call.records import open_call_records
 from bot.call.runtime import AgentModels, Runtime, agent_key
 from bot.settings import Settings
 from integrations.nlu.base import IntentClassifier
+from integrations.shared_state.factory import open_shared_state
 from integrations.speech.base import SpeechRecognizer, SpeechSynthesizer
 from integrations.speech.domain_lm import WordLanguageModel
 from processors.agent_definition import AgentDefinition
@@ -61,6 +62,7 @@ def load_runtime(settings: Settings) -> Runtime:
         sentiment=VaderSentiment(),
         handoffs=HandoffDesk(),
         more_agents=more_agents,
+        shared=open_shared_state(settings.shared_state_url),  # connects on first use
     )
 
 

@@ -39,6 +39,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="start the agent server (browser page, Twilio, rooms)")
     serve.add_argument("--host", help="listen address (default CALLAGENT_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default PORT or 7860)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="server processes on the port, one per core (default CALLAGENT_WORKERS or 1)",
+    )
+    # a worker under the supervisor: the inherited listening socket and status pipe
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--status-fd", type=int, help=argparse.SUPPRESS)
     serve.set_defaults(func=_serve)
 
     config = sub.add_parser("config", help="show or check the settings")
@@ -142,18 +150,15 @@ def server_config(
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from bot.web.app import create_app
+    from bot.serving.serve import serve
 
     settings = Settings.load()
     listen = {"host": args.host or settings.host, "port": args.port or settings.port}
+    if args.workers is not None:
+        listen["workers"] = args.workers
     settings = settings.model_copy(update=listen)  # the app decides by where it listens
     configure_logging(settings.log_level, settings.log_format)
-    app = create_app(settings)
-    server = uvicorn.Server(server_config(app, settings))
-    server.run()
-    return 0 if server.started else 3  # as uvicorn.run: the server could not start
+    return serve(settings, server_config, listen_fd=args.listen_fd, status_fd=args.status_fd)
 
 
 def _config(args: argparse.Namespace) -> int:

@@ -88,6 +88,16 @@ class RecordsSettings(BaseSettings):
         validation_alias="CALLAGENT_WORKER_HEARTBEAT_SECS",
         description="How often this server process records in the call database that it is alive.",
     )
+    worker_host: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]*$",
+        validation_alias="CALLAGENT_WORKER_HOST",
+        description=(
+            "This host's name in server-process ids (letters, digits, . _ -); empty = the "
+            "host name and pid namespace. Processes naming one host judge each other by pid: "
+            "give each machine or container its own (tests name pretend hosts with it)."
+        ),
+    )
     worker_stale_secs: float = Field(
         default=60.0,
         gt=0,

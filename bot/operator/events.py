@@ -9,7 +9,10 @@ recognised without any caller data ever reaching a log: events hold decisions an
 timings only.
 
 The bus is in-process and bounded: at most ``max_events`` per call, and a call's events
-are kept ``keep_s`` after it ended (at most ``max_calls`` calls).
+are kept ``keep_s`` after it ended (at most ``max_calls`` calls). When several processes
+share the calls, :class:`bot.operator.shared_events.SharedCallEvents` keeps the same
+events in the shared state instead, so that any process serves any call's events; both
+are a :class:`CallEventReader`.
 """
 
 from __future__ import annotations
@@ -18,16 +21,36 @@ import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from bot.operator.auth import OperatorAuth
+from integrations.shared_state.base import SharedStateError
 from processors.call_events import CallEventObserver
 
 MAX_WAIT_S = 30.0
 MAX_SEQ = 2**63 - 1
 """The largest ``after`` accepted (beyond any call's event count)."""
+MAX_ID_CHARS = 128
+"""Longer ids name no call (ours are UUIDs, Twilio's 34 characters)."""
+
+
+class CallEventReader(Protocol):
+    """Serves a call's events to ``GET /api/calls/{id}/events`` (this process's or shared)."""
+
+    async def page(self, call_id: str, after: int, wait_s: float) -> dict[str, Any] | None:
+        """The call's events after ``after``, waiting up to ``wait_s`` s for one.
+
+        Returns:
+            ``{"call_id", "provider_call_id", "active", "events", "next"}``, or None for an
+            unknown call (or one whose events expired).
+        """
+        ...
+
+    async def note(self, call_id: str, kind: str, data: dict[str, Any]) -> None:
+        """Add an event from outside the call's pipeline (a Twilio callback about it)."""
+        ...
 
 
 @dataclass
@@ -144,6 +167,29 @@ class CallEventBus:
         self.open(call_id, provider_call_id)
         return _BusObserver(self, call_id)
 
+    async def page(self, call_id: str, after: int, wait_s: float) -> dict[str, Any] | None:
+        """The call's events after ``after`` (see :meth:`CallEventReader.page`)."""
+        log = self.get(call_id)
+        if log is None:
+            return None
+        deadline = time.monotonic() + wait_s
+        while not log.after(after) and log.active and time.monotonic() < deadline:
+            await log.wait(deadline - time.monotonic())
+        events = log.after(after)
+        return {
+            "call_id": log.call_id,
+            "provider_call_id": log.provider_call_id,
+            "active": log.active,
+            "events": [e.to_json() for e in events],
+            "next": events[-1].seq if events else after,
+        }
+
+    async def note(self, call_id: str, kind: str, data: dict[str, Any]) -> None:
+        """Add an event to a call's log, also after its end (ignored for an unknown call)."""
+        log = self.get(call_id)
+        if log is not None:
+            log.append(kind, data, self._max_events)
+
     def _expire(self) -> None:
         now = time.monotonic()
         ended = [(cid, log) for cid, log in self._logs.items() if log.ended_at is not None]
@@ -171,7 +217,7 @@ class _BusObserver(CallEventObserver):
         self._bus.end(self._bus_call_id)
 
 
-def create_call_events_router(bus: CallEventBus, auth: OperatorAuth) -> APIRouter:
+def create_call_events_router(events: CallEventReader, auth: OperatorAuth) -> APIRouter:
     """``GET /api/calls/{call_id}/events`` (operator token).
 
     Query parameters: ``after`` (return events with a higher ``seq``; default 0) and
@@ -187,19 +233,14 @@ def create_call_events_router(bus: CallEventBus, auth: OperatorAuth) -> APIRoute
         wait: float = Query(0.0, ge=0.0, le=MAX_WAIT_S, allow_inf_nan=False),
     ) -> dict[str, Any]:
         """The call's events after ``after``, waiting up to ``wait`` s for one."""
-        log = bus.get(call_id)
-        if log is None:
+        if len(call_id) > MAX_ID_CHARS:
             raise HTTPException(404, "no such call (or its events have expired)")
-        deadline = time.monotonic() + wait
-        while not log.after(after) and log.active and time.monotonic() < deadline:
-            await log.wait(deadline - time.monotonic())
-        events = log.after(after)
-        return {
-            "call_id": log.call_id,
-            "provider_call_id": log.provider_call_id,
-            "active": log.active,
-            "events": [e.to_json() for e in events],
-            "next": events[-1].seq if events else after,
-        }
+        try:
+            page = await events.page(call_id, after, wait)
+        except SharedStateError:
+            raise HTTPException(503, "the shared call state is unreachable: try again") from None
+        if page is None:
+            raise HTTPException(404, "no such call (or its events have expired)")
+        return page
 
     return router

@@ -124,6 +124,6 @@ def build_outbound(settings: Settings, runtime: Runtime, records: CallRecords) -
         live=live,
         rings=rings,
         placer=CallPlacer(attempts, dialers),
-        twilio=TwilioOutboundLeg(tokens, attempts, live),
+        twilio=TwilioOutboundLeg(tokens, attempts, live, runtime.inbox),
         calls=OutboundCalls(attempts, live, records.store),
     )

@@ -9,7 +9,10 @@
 * **Status callback** (``/twilio/call-status``): ringing / in-progress mark the attempt;
   completed / no-answer / busy / failed / canceled end it with the matching disposition
   (the call's own outcome wins). **AMD callback** (``/twilio/amd-status``): the attempt's
-  ``answered_by``, and a ``MachineVerdictFrame(source="provider")`` into the live call.
+  ``answered_by``, and a ``MachineVerdictFrame(source="provider")`` into the live call:
+  found in this process, else asked of the process that owns the CallSid through the
+  shared inbox (:class:`~integrations.shared_state.calls.CallInbox`, request kind
+  :data:`MACHINE_VERDICT`).
 
 Callbacks are idempotent (an attempt ends once). The route handlers check Twilio's
 signature first (``bot/web/twilio_outbound_routes.py``); nothing here logs caller data.
@@ -17,7 +20,10 @@ signature first (``bot/web/twilio_outbound_routes.py``); nothing here logs calle
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import HTTPException
+from loguru import logger
 
 from bot.call.transport import CallTransport
 from bot.outbound.attempts import Attempts
@@ -26,6 +32,8 @@ from bot.outbound.live_calls import LiveCalls
 from bot.outbound.tokens import AttemptTokenError, AttemptTokens
 from integrations.outbound.dispositions import Disposition, MachineVerdict
 from integrations.outbound.store import IN_PROGRESS, RINGING, Attempt
+from integrations.shared_state.base import SharedStateError
+from integrations.shared_state.calls import CallInbox, CallUnreachableError
 from processors.frames import MachineVerdictFrame
 from transports.twilio import TwilioStreamStart
 
@@ -43,6 +51,9 @@ FINAL_STATUSES: dict[str, Disposition] = {
 }
 """Twilio's final ``CallStatus`` values and the disposition each gives (a fallback)."""
 PROGRESS_STATUSES = {"ringing": RINGING, "in-progress": IN_PROGRESS, "answered": IN_PROGRESS}
+MACHINE_VERDICT = "machine_verdict"
+"""The inbox request carrying Twilio's verdict to the process that runs the call."""
+REACH_TIMEOUT_S = 3.0
 
 
 def machine_verdict(answered_by: str) -> MachineVerdict:
@@ -57,10 +68,19 @@ def machine_verdict(answered_by: str) -> MachineVerdict:
 class TwilioOutboundLeg:
     """The outbound leg's checks and callbacks (see the module)."""
 
-    def __init__(self, tokens: AttemptTokens, attempts: Attempts, live: LiveCalls) -> None:
+    def __init__(
+        self,
+        tokens: AttemptTokens,
+        attempts: Attempts,
+        live: LiveCalls,
+        inbox: CallInbox | None = None,
+    ) -> None:
         self._tokens = tokens
         self._attempts = attempts
         self._live = live
+        self._inbox = inbox
+        if inbox is not None:
+            inbox.handle(MACHINE_VERDICT, self._verdict_request)
 
     async def _attempt(self, token: str, call_sid: str) -> Attempt:
         """The attempt a request's token names, for this CallSid.
@@ -153,10 +173,32 @@ class TwilioOutboundLeg:
         await self._attempts.set_answered_by(attempt.id, answered_by)
         verdict = machine_verdict(answered_by)
         duration = form.get("MachineDetectionDuration", "")
-        frame = MachineVerdictFrame(
-            verdict=verdict.value,
-            source="provider",
-            decided_after_s=int(duration) / 1000 if duration.isdigit() else 0.0,
-        )
-        await self._live.deliver(attempt.id, frame)
+        payload: dict[str, Any] = {
+            "attempt_id": attempt.id,
+            "verdict": verdict.value,
+            "decided_after_s": int(duration) / 1000 if duration.isdigit() else 0.0,
+        }
+        if await self._live.deliver(attempt.id, _verdict_frame(payload)):
+            return verdict
+        call_sid = form.get("CallSid", "") or attempt.provider_call_id or ""
+        if self._inbox is not None and call_sid:
+            try:
+                await self._inbox.ask(call_sid, MACHINE_VERDICT, payload, timeout_s=REACH_TIMEOUT_S)
+            except CallUnreachableError as e:  # not running (yet, or any more): the attempt has it
+                logger.info(f"AMD verdict for attempt {attempt.id} not delivered ({e.reason})")
+            except SharedStateError as e:
+                logger.warning(f"AMD verdict for attempt {attempt.id} not delivered ({e})")
         return verdict
+
+    async def _verdict_request(self, call_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """On the call's owner: the verdict into the live call (another process asked)."""
+        delivered = await self._live.deliver(str(payload["attempt_id"]), _verdict_frame(payload))
+        return {"delivered": delivered}
+
+
+def _verdict_frame(payload: dict[str, Any]) -> MachineVerdictFrame:
+    return MachineVerdictFrame(
+        verdict=str(payload["verdict"]),
+        source="provider",
+        decided_after_s=float(payload.get("decided_after_s") or 0.0),
+    )

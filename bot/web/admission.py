@@ -13,7 +13,11 @@ One mechanism guards every call-starting endpoint (``POST /api/offer``, ``POST /
   call or a browser call hands it to the ``CallManager`` (``bot/web/app.py``), which frees it
   when the call's pipeline ends, and a Twilio stream holds one for as long as its WebSocket
   lives. Over the cap: HTTP 503 with ``Retry-After`` (WebSocket: close code 1013). The Twilio
-  voice webhook takes no slot (its stream will) but is refused with 503 when none is free.
+  voice webhook takes no slot (its stream will); when none is free its handler answers as
+  the agent file's ``when_full`` says (``bot/web/when_full.py``).
+- **Draining**: once :meth:`Admission.stop_admitting` is called (SIGTERM, ``bot/serving/``)
+  every new call is refused as over the cap (reason ``draining``); calls already admitted
+  go on.
 
 The client address is the connecting address; behind a reverse proxy, set
 ``CALLAGENT_TRUSTED_PROXIES`` and the address the proxies name in ``X-Forwarded-For`` is used
@@ -49,7 +53,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.client_address import ClientAddresses
 
-RefusalReason = Literal["rate", "capacity", "origin", "content_type", "credentials"]
+RefusalReason = Literal["rate", "capacity", "draining", "origin", "content_type", "credentials"]
 
 WS_TRY_AGAIN_LATER = 1013
 """WebSocket close code for "try again later" (RFC 6455 registry)."""
@@ -137,6 +141,25 @@ class Admission(Protocol):
         """Count and log one refusal (the client as a salted hash, never its address)."""
         ...
 
+    def stop_admitting(self) -> None:
+        """Refuse every new call from now on (the process drains); admitted calls go on."""
+        ...
+
+    @property
+    def admitting(self) -> bool:
+        """False once :meth:`stop_admitting` was called."""
+        ...
+
+    @property
+    def max_calls(self) -> int:
+        """Slots in all."""
+        ...
+
+    @property
+    def in_use(self) -> int:
+        """Slots held now."""
+        ...
+
     def stats(self) -> dict[str, Any]:
         """The cap, the slots held and the refusals so far by route and reason."""
         ...
@@ -189,7 +212,8 @@ class LocalAdmission:
         addresses: ClientAddresses | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.max_calls = max_calls
+        self._max_calls = max_calls
+        self._admitting = True
         self._rate_per_s = rate_per_minute / 60.0
         self._burst = burst
         self._clock = clock
@@ -200,9 +224,23 @@ class LocalAdmission:
         self._addresses = addresses if addresses is not None else ClientAddresses()
 
     @property
+    def max_calls(self) -> int:
+        """Slots in all."""
+        return self._max_calls
+
+    @property
     def in_use(self) -> int:
         """Slots held now."""
         return self._held
+
+    @property
+    def admitting(self) -> bool:
+        """False once :meth:`stop_admitting` was called."""
+        return self._admitting
+
+    def stop_admitting(self) -> None:
+        """Refuse every new call from now on (see :class:`Admission`)."""
+        self._admitting = False
 
     def check_rate(self, route: str, client: str) -> None:
         """Take one start from the client's bucket for ``route`` (see :class:`Admission`)."""
@@ -231,7 +269,7 @@ class LocalAdmission:
     def acquire(self, route: str, client: str) -> CallSlot:
         """Take a call slot (see :class:`Admission`)."""
         with self._lock:
-            taken = self._held < self.max_calls
+            taken = self._admitting and self._held < self._max_calls
             if taken:
                 self._held += 1
         if not taken:
@@ -240,10 +278,17 @@ class LocalAdmission:
 
     def check_room(self, route: str, client: str) -> None:
         """Check that a slot is free now, taking none (see :class:`Admission`)."""
-        if self._held >= self.max_calls:
+        if not self._admitting or self._held >= self._max_calls:
             raise self._full(route, client)
 
     def _full(self, route: str, client: str) -> Refused:
+        if not self._admitting:
+            self.refused(route, "draining", client)
+            return Refused(
+                "capacity",
+                CAPACITY_RETRY_AFTER_S,
+                "this agent process is shutting down and takes no new calls; try again",
+            )
         self.refused(route, "capacity", client)
         return Refused(
             "capacity",
@@ -270,16 +315,22 @@ class LocalAdmission:
             refused: dict[str, dict[str, int]] = {}
             for (route, reason), n in sorted(self._refusals.items()):
                 refused.setdefault(route, {})[reason] = n
-            return {"max_calls": self.max_calls, "slots_in_use": self._held, "refused": refused}
+            return {
+                "max_calls": self._max_calls,
+                "slots_in_use": self._held,
+                "admitting": self._admitting,
+                "refused": refused,
+            }
 
 
 class AdmissionMiddleware:
     """Applies :class:`Admission` to the call-starting routes in :data:`CALL_ROUTES`.
 
-    Every one is rate-checked per client. ``/twilio/voice`` is also refused (503) when no slot
-    is free, and a ``/twilio/stream`` WebSocket holds a slot for as long as it is open (refused
-    with close code 1013 when none is free). ``/api/offer`` and ``/api/rooms`` take their slot
-    in their handlers, where the call is started.
+    Every one is rate-checked per client. ``/api/calls/outbound`` is also refused (503) when
+    no slot is free (``/twilio/voice`` answers as the agent file says, in its handler, once
+    its signature is checked), and a ``/twilio/stream`` WebSocket holds a slot for as long
+    as it is open (refused with close code 1013 when none is free). ``/api/offer`` and
+    ``/api/rooms`` take their slot in their handlers, where the call is started.
 
     Args:
         app: The ASGI app.
@@ -306,7 +357,7 @@ class AdmissionMiddleware:
             self.admission.check_rate(route, client)
             if route == "twilio-stream":
                 slot = self.admission.acquire(route, client)
-            elif route in ("twilio-voice", "outbound"):
+            elif route == "outbound":
                 # the call's stream (Twilio) or answered offer (browser) takes the slot
                 self.admission.check_room(route, client)
         except Refused as refusal:

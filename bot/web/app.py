@@ -14,6 +14,8 @@ Routes:
     POST /twilio/whisper, /twilio/transfer-status, /twilio/callback; GET /twilio/hold(.wav)
                          warm-transfer callbacks and hold music (see bot/web/handoff_routes.py)
     GET  /healthz        liveness and active call count
+    GET  /readyz         readiness: 200 while calls are taken, 503 full or draining (with the
+                         load; see bot/web/readiness.py)
     GET  /api/calls...   call records JSON (operator token; see bot/operator/calls_api.py)
     GET  /dashboard      operator dashboard (operator token; see bot/operator/dashboard.py)
     /api/campaigns..., /api/dnc, /dashboard/campaigns   campaigns and the do-not-call list
@@ -22,7 +24,9 @@ Routes:
 
 Every HTTP response carries the security headers of bot/web/security_headers.py. Every
 call-starting route (offer, rooms, Twilio voice and stream) is admitted by one mechanism,
-``bot/web/admission.py``: a per-client rate and a per-process call cap.
+``bot/web/admission.py``: a per-client rate and a per-process call cap. A phone call past the
+cap (or while the process drains, ``app.state.drain``: bot/web/drain.py) is answered as the
+agent file's ``when_full`` says (bot/web/when_full.py).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request, Response, WebSocke
 from loguru import logger
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
+from bot.call.handoff_desk import HandoffDesk
 from bot.call.pipeline import CallSpec, run_call
 from bot.call.records import open_call_records
 from bot.call.runtime import Runtime
@@ -59,6 +64,7 @@ from bot.operator.campaigns_dashboard import create_campaigns_dashboard_router
 from bot.operator.dashboard import create_dashboard_router
 from bot.operator.diagnostics import create_diagnostics_router
 from bot.operator.events import CallEventBus, create_call_events_router
+from bot.operator.shared_events import SharedCallEvents
 from bot.outbound.server import build_outbound
 from bot.outbound.wiring import (
     CampaignAttemptEnds,
@@ -68,18 +74,25 @@ from bot.outbound.wiring import (
     start_server_queue,
 )
 from bot.settings import Settings
-from bot.web.admission import AdmissionMiddleware, LocalAdmission
+from bot.web.admission import AdmissionMiddleware, LocalAdmission, Refused
 from bot.web.call_access import (
     BrowserCallGate,
     CallTokens,
     caller_access,
     create_call_tokens_router,
 )
+from bot.web.drain import Drain
 from bot.web.handoff_routes import create_handoff_router
 from bot.web.outbound_routes import create_outbound_router
+from bot.web.readiness import create_readiness_router
 from bot.web.ring_gate import RING_PARAMETER, RingOfferGate
 from bot.web.security_headers import SecurityHeaders
 from bot.web.twilio_gate import TwilioGate
+from bot.web.webrtc_peers import InboxPeers
+from bot.web.when_full import when_full_twiml
+from integrations.shared_state.calls import CallInbox, CallOwners
+from integrations.shared_state.factory import check_reachable, open_shared_state
+from integrations.storage.workers import WorkerId
 from transports import rooms, twilio, webrtc
 from transports.input_batching import BatchingPolicy, LoadAdaptiveBatching, NoBatching
 
@@ -104,11 +117,13 @@ WEBSOCKET_OPTIONS: WebSocketOptions = {
 class CallManager:
     """Tracks running calls so they can be counted and stopped at shutdown.
 
-    A call started with its admission slot holds it until the call ends.
+    A call started with its admission slot holds it until the call ends; with ``owners``,
+    this process owns the call (by its id and the provider's) while it runs.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, owners: CallOwners | None = None) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
+        self._owners = owners
 
     @property
     def active(self) -> int:
@@ -134,7 +149,11 @@ class CallManager:
 
     async def _guard(self, call: Coroutine[Any, Any, None], spec: CallSpec) -> None:
         try:
-            await call
+            if self._owners is None:
+                await call
+                return
+            async with self._owners.claim(spec.call_id, spec.provider_call_id):
+                await call
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -145,6 +164,13 @@ class CallManager:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _stop_campaign_consumer(app: FastAPI) -> None:
+    """Stop the in-process campaign consumer (no new dials; running tasks finish)."""
+    queue = getattr(app.state, "campaign_queue", None)
+    if queue is not None:
+        await queue.stop()
 
 
 def create_app(
@@ -159,9 +185,24 @@ def create_app(
     (``app.state.campaign_queue``, started with the app; tests pass their own).
     """
     runtime = runtime or load_runtime(settings)
+    if settings.shared_state_url and not runtime.shared.distributed:  # a runtime built by hand
+        runtime.shared = open_shared_state(settings.shared_state_url)
     if runtime.records is None:
         runtime.records = open_call_records(settings)  # migrates the schema at start-up
-    calls = CallManager()
+    # what reaches a call from other processes: its owner, hand-off tickets, event stream
+    if runtime.inbox is None:
+        runtime.inbox = CallInbox(CallOwners(runtime.shared, str(WorkerId.current())))
+    inbox = runtime.inbox
+    if runtime.handoffs is None or runtime.handoffs.shared is not runtime.shared:
+        runtime.handoffs = HandoffDesk(runtime.shared)
+    call_events = runtime.call_events
+    if not isinstance(call_events, CallEventBus | SharedCallEvents):  # the API reads it
+        call_events = runtime.call_events = (
+            SharedCallEvents(runtime.shared, inbox.owners)
+            if runtime.shared.distributed
+            else CallEventBus()
+        )
+    calls = CallManager(inbox.owners)
     batching: BatchingPolicy = (
         LoadAdaptiveBatching(
             lambda: calls.active,
@@ -196,6 +237,7 @@ def create_app(
         run = outbound.calls.run(run_call, call.transport, call.spec, runtime)
         calls.start(run, call.spec, slot)
 
+    peers = InboxPeers(inbox)  # trickled ICE that reached another process finds its peer
     webrtc_router = webrtc.create_webrtc_router(
         on_webrtc_connection,
         gate=RingOfferGate(
@@ -213,10 +255,14 @@ def create_app(
             addresses,
         ),
         connect_timeout_s=settings.webrtc_connect_timeout_secs,
+        peers=peers,
     )
+    peers.serve(webrtc_router)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        await check_reachable(runtime.shared)  # a wrong CALLAGENT_SHARED_STATE_URL stops here
+        await inbox.start()  # requests for this process's calls from the others
         if runtime.records is not None:
             runtime.records.store.warm_stats_in_background()  # first dashboard view is fast
         operator.announce_login_link()  # loopback server without an operator token only
@@ -233,9 +279,11 @@ def create_app(
             await campaign_queue.stop()  # no new dials; running tasks finish
         await outbound.close()
         await calls.stop_all()
+        await inbox.aclose()
         if runtime.records is not None:
             await asyncio.to_thread(runtime.records.store.flush)
         await webrtc_router.close()
+        await runtime.shared.aclose()
 
     twilio_gate = TwilioGate(settings)  # closed routes, signatures, stream binding
     twilio_gate.log_startup()
@@ -250,6 +298,14 @@ def create_app(
     app.state.calls = calls
     app.state.admission = admission
     app.state.outbound = outbound  # attempt listeners, live outbound calls
+    # SIGTERM: stop taking calls, let the live ones finish (bot/serving/server.py runs it)
+    app.state.drain = Drain(
+        admission,
+        runtime,
+        lambda: max(calls.active, admission.in_use),
+        drain_secs=settings.drain_secs,
+        stop_dialing=lambda: _stop_campaign_consumer(app),
+    )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -297,6 +353,11 @@ def create_app(
     async def twilio_voice(request: Request) -> Response:
         form = {k: str(v) for k, v in (await request.form()).items()}
         public_url = await twilio_gate.check_webhook(request, form)
+        try:  # no slot is taken: the stream takes it
+            admission.check_room("twilio-voice", addresses.of(request))
+        except Refused:  # full or draining: as the agent file says
+            xml = when_full_twiml(runtime.agent, public_url)
+            return Response(content=xml, media_type="application/xml")
         attempt = request.query_params.get("attempt", "")
         extra = await outbound.twilio.webhook_parameters(attempt, form)  # outbound-api leg
         ws_base = "wss://" if public_url.startswith("https://") else "ws://"
@@ -332,8 +393,9 @@ def create_app(
                 await calls.start(run, call.spec)  # lives as long as the socket
 
     app.include_router(webrtc_router)
+    app.include_router(create_readiness_router(admission, lambda: calls.active))
     app.include_router(
-        create_handoff_router(runtime, twilio_gate.public_url),
+        create_handoff_router(runtime, twilio_gate.public_url, call_events),
         dependencies=[Depends(twilio_gate.require_open)],
     )
     app.include_router(create_docs_router(app.openapi, operator, title=app.title))
@@ -366,9 +428,6 @@ def create_app(
             lambda: runtime.records, operator, on_campaign_changed=kick_campaign
         )
     )
-    call_events = runtime.call_events
-    if not isinstance(call_events, CallEventBus):  # the operator API reads the bus it serves
-        call_events = runtime.call_events = CallEventBus()
     app.include_router(create_call_events_router(call_events, operator))
     app.include_router(
         create_diagnostics_router(lambda: calls.active, operator, admission=admission.stats)

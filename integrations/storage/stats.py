@@ -16,10 +16,8 @@ today are read from the tables on every request.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +28,7 @@ from integrations.storage.dialects import DialectSupport, dialect_support
 from integrations.storage.models import STAGE_COLUMNS, Call, Turn
 from integrations.storage.queries import CallFilter, iso
 from integrations.storage.records import utcnow
+from integrations.storage.stats_cache import DayPartial, StatsCache
 
 QUANTILES = (0.5, 0.95)
 BUCKET_MS = 5.0
@@ -41,54 +40,6 @@ SLOWEST_TURNS = 15
 OUTCOME_NAMES = ("resolved", "escalated", "abandoned", "failed")
 BANDS = ("act", "clarify", "repair")
 LATENCY_COLUMNS = {"total": Turn.latency_ms, **STAGE_COLUMNS}
-CACHE_TTL_SECS = 3600.0
-CACHE_MAX_ENTRIES = 20_000
-
-DayPartial = dict[str, Any]
-"""One day's mergeable aggregates (see :func:`_empty_partial`)."""
-
-
-class StatsCache:
-    """Aggregates of whole past days, by filter and day (thread-safe, bounded, expiring)."""
-
-    def __init__(self, ttl_secs: float = CACHE_TTL_SECS, max_entries: int = CACHE_MAX_ENTRIES):
-        """Keep entries for ``ttl_secs``; at most ``max_entries`` (oldest dropped first)."""
-        self._ttl = ttl_secs
-        self._max = max_entries
-        self._entries: dict[tuple[str, str], tuple[float, DayPartial]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: str, day: str) -> DayPartial | None:
-        """A cached day, if fresh."""
-        with self._lock:
-            entry = self._entries.get((key, day))
-        if entry is None or time.monotonic() - entry[0] > self._ttl:
-            return None
-        return entry[1]
-
-    def put(self, key: str, day: str, partial: DayPartial) -> None:
-        """Cache a whole past day."""
-        with self._lock:
-            if len(self._entries) >= self._max:
-                for old in sorted(self._entries, key=lambda k: self._entries[k][0])[
-                    : self._max // 10
-                ]:
-                    del self._entries[old]
-            self._entries[(key, day)] = (time.monotonic(), partial)
-
-    def invalidate(self, days: Iterable[str]) -> None:
-        """Forget the given days (every filter)."""
-        days = set(days)
-        if not days:
-            return
-        with self._lock:
-            for k in [k for k in self._entries if k[1] in days]:
-                del self._entries[k]
-
-    def clear(self) -> None:
-        """Forget everything."""
-        with self._lock:
-            self._entries.clear()
 
 
 def day_of(moment: datetime) -> str:

@@ -38,6 +38,7 @@ from integrations.storage.records import (
     utcnow,
 )
 from integrations.storage.recovery import LEGACY_STALE, Recovery
+from integrations.storage.stats_cache import StatsCache
 from integrations.storage.workers import Liveness, WorkerConfig, WorkerRegistry
 from integrations.storage.writer import Chore, Op, RecordWriter, Spool
 
@@ -84,7 +85,7 @@ class CallStore:
         """
         self.engine = engine
         self.dialect: DialectSupport = dialect_support(engine)
-        self.stats_cache = stats.StatsCache()
+        self.stats_cache = StatsCache()
         self._closed = False
         spool = Spool(spool_dir, journal_sync) if spool_dir is not None else None
         self.registry: WorkerRegistry | None = None

@@ -7,6 +7,10 @@ writer thread keeps a heartbeat row in the ``workers`` table. A worker is taken 
 dead when its heartbeat is older than the stale limit, or, from the same host, when
 its pid is gone (or is this very process under an earlier token). A live peer
 sharing the database keeps a fresh heartbeat, so its calls are never touched.
+
+So a peer on another host closes a dead worker's calls at most ``stale_secs +
+sweep_secs`` (1.5 x the stale limit) after the dead worker's last heartbeat; a
+process restarted on the same host (same pid namespace) does at its start.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ WORKERS = Base.metadata.tables[Worker.__tablename__]
 HEARTBEAT_SECS = 10.0
 STALE_SECS = 60.0
 _PROCESS_TOKEN = secrets.token_hex(6)
+_HOST_NAME: list[str] = []
+"""This host's name when the deployment names it (:func:`name_this_host`)."""
+_UNSAFE = re.compile(r"[^A-Za-z0-9.-]")
 
 
 @dataclass(frozen=True)
@@ -56,13 +63,25 @@ class WorkerId:
         return f"{self.host}:{self.pid}:{self.token}"
 
 
+def name_this_host(name: str) -> None:
+    """Name this host in worker ids from now on ("": its host name and pid namespace).
+
+    Processes whose ids name the same host judge each other by pid, so a name must
+    stand for one pid namespace (one machine or container) at a time.
+    """
+    _HOST_NAME[:] = [_UNSAFE.sub("_", name)] if name else []
+
+
 def this_host() -> str:
     """Where this process's pid means something: the host name and its pid namespace.
 
     Containers that share the host's name (host networking) each have their own
-    pids; naming the pid namespace keeps one from judging another's pids.
+    pids; naming the pid namespace keeps one from judging another's pids. A name
+    given by :func:`name_this_host` wins.
     """
-    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname() or "localhost")
+    if _HOST_NAME:
+        return _HOST_NAME[0]
+    host = _UNSAFE.sub("_", socket.gethostname() or "localhost")
     try:
         namespace = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
     except OSError:
@@ -148,16 +167,29 @@ class WorkerRegistry:
         return self.liveness.me
 
     def heartbeat(self) -> None:
-        """Record that this worker is alive (run every few seconds by the writer thread)."""
-        values = {
-            "id": str(self.me),
-            "host": self.me.host[:255],
-            "pid": self.me.pid,
-            "started_at": self.started_at,
-            "last_seen": utcnow(),
-        }
+        """Record that this worker is alive (run every few seconds by the writer thread).
+
+        The time is the database's: peers on other hosts judge it by that clock too
+        (:meth:`now`), so hosts' clocks need not agree.
+        """
         with self.engine.begin() as conn:
-            conn.execute(dialect_support(conn).upsert(WORKERS, values, ["id"], ["last_seen"]))
+            support = dialect_support(conn)
+            values = {
+                "id": str(self.me),
+                "host": self.me.host[:255],
+                "pid": self.me.pid,
+                "started_at": self.started_at,
+                "last_seen": support.now(conn),
+            }
+            conn.execute(support.upsert(WORKERS, values, ["id"], ["last_seen"]))
+
+    def now(self) -> datetime:
+        """The database's clock, which heartbeats are written by (this host's if it is down)."""
+        try:
+            with self.engine.connect() as conn:
+                return dialect_support(conn).now(conn)
+        except Exception:  # noqa: BLE001 - database down: only same-host pids can tell
+            return utcnow()
 
     def last_seen(self) -> dict[str, datetime]:
         """Every known worker's last heartbeat."""

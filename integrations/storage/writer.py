@@ -4,7 +4,8 @@ Callers (the recorder, on the event loop) only put an operation on a queue, so a
 slow or failing database never delays a call. The thread applies queued
 operations in batches, one transaction per batch. When the database cannot be
 reached, operations go, in order, to a local spool file (JSON lines) and are
-replayed once it can; an operation the database rejects outright (bad data) is
+replayed once it can (server processes sharing a data folder share its spool and take
+turns at it under a file lock); an operation the database rejects outright (bad data) is
 moved to a "rejected" file beside it rather than dropped. Either way no record is
 lost and nothing is raised to the caller.
 
@@ -16,11 +17,13 @@ killed process loses nothing it had issued. The thread also runs periodic chores
 
 from __future__ import annotations
 
+import fcntl
 import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,7 @@ BATCH_MAX = 200
 RETRY_SECS = 5.0
 SPOOL_FILE = "records-spool.jsonl"
 REJECTED_FILE = "records-rejected.jsonl"
+LOCK_FILE = "records-spool.lock"
 
 
 def is_unavailable(error: BaseException) -> bool:
@@ -84,10 +88,32 @@ class Spool:
         """Spool in ``directory``, each write pushed by ``sync`` (default: to the OS)."""
         self.path = Path(directory) / SPOOL_FILE
         self.rejected_path = Path(directory) / REJECTED_FILE
+        self.lock_path = Path(directory) / LOCK_FILE
         self._sync = sync or FlushToSystem()
 
     def __bool__(self) -> bool:
         return self.path.exists() and self.path.stat().st_size > 0
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the spool, so processes sharing it take turns (an append; a read then rewrite).
+
+        A replay reads the spool, writes it to the database and rewrites it with what is
+        left: another process's append in between would be dropped. Not re-entrant.
+        """
+        try:
+            self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+            handle = self.lock_path.open("a")
+        except OSError:
+            logger.warning("record writer: cannot open the spool's lock; going on without it")
+            yield
+            return
+        with handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def append(self, ops: Sequence[Op]) -> None:
         """Add operations at the end."""
@@ -351,7 +377,8 @@ class RecordWriter:
         """Put operations in the spool behind those already there (writer thread only)."""
         if self._spool is not None:
             try:
-                self._spool.append(ops)
+                with self._spool.locked():
+                    self._spool.append(ops)
                 self.stats.spooled += len(ops)
                 return
             except OSError:
@@ -371,6 +398,13 @@ class RecordWriter:
 
     def replay(self) -> None:
         """Write held operations, oldest first, if the database is back (writer thread only)."""
+        if not self._spool:  # nothing spooled (by this process or one sharing the folder)
+            self._replay()
+            return
+        with self._spool.locked():
+            self._replay()
+
+    def _replay(self) -> None:
         held = list(self._memory_backlog) + (self._spool.read() if self._spool else [])
         if not held:
             return

@@ -19,9 +19,9 @@ from typing import Any
 
 from integrations.percentile import latency_summary
 from integrations.speech.audio import PHONE_SAMPLE_RATE, phone_channel
-from integrations.speech.moonshine import (
+from integrations.speech.moonshine import MoonshineRecognizer
+from integrations.speech.moonshine_models import (
     DEFAULT_CACHE_DIR,
-    MoonshineRecognizer,
     default_model_dir,
     optimized_models,
 )

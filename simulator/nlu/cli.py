@@ -274,7 +274,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
 def run_understanding(args: argparse.Namespace) -> int:
     """``callagent nlu understanding``."""
     from bot.agent import AgentFileError, load_agent
-    from processors.nlu_router import ActGuard
+    from processors.act_guard import ActGuard
     from simulator.nlu.understanding import understand
     from simulator.understanding.requests import RequestSetError, load_request_set
 

@@ -31,8 +31,9 @@ from typing import Literal
 
 from integrations.nlu.base import OUT_OF_SCOPE, IntentClassifier, IntentPrediction, NLUThresholds
 from integrations.nlu.entities import EntityExtractor
+from processors.act_guard import ActGuard
 from processors.frames import Band, NLUResultFrame
-from processors.nlu_router import ActGuard, NLURouter
+from processors.nlu_router import NLURouter
 from simulator.understanding.requests import CallerRequest
 
 Outcome = Literal["acted_right", "clarified_right", "clarified_wrong", "repaired", "acted_wrong"]

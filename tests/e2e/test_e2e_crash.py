@@ -14,7 +14,7 @@ import contextlib
 import httpx
 import pytest
 
-from integrations.storage.recovery import PROCESS_ENDED
+from integrations.storage.recovery import SERVER_LOST
 from simulator.phone import place_call
 from simulator.target import LocalAgent
 from simulator.voices import caller_voice
@@ -61,7 +61,7 @@ async def test_a_killed_process_leaves_its_call_closed_with_the_finished_turn(tm
         await second.stop()
 
     assert record["outcome"] == "failed", record["outcome"]
-    assert record["end_reason"] == PROCESS_ENDED
+    assert record["end_reason"] == SERVER_LOST
     caller_turns = [t for t in record["turns"] if t["kind"] == "caller"]
     assert caller_turns, "the finished turn was lost with the process"
     assert caller_turns[0]["caller_text"] and caller_turns[0]["bot_text"]

@@ -161,7 +161,7 @@ async def test_let_me_talk_to_a_person_is_warm_transferred(live):
 
 async def test_failed_dial_offers_a_callback_recorded_in_the_crm(live):
     local, rest, desk, runtime, _ = live
-    ticket_token = runtime.handoffs.register(
+    ticket_token = await runtime.handoffs.register(
         HandoffTicket(
             call_id="x1", trigger="explicit_request", whisper="hi", customer_id="cus_1002"
         )

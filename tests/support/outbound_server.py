@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -167,8 +168,14 @@ class OutboundServers:
         self._monkeypatch = monkeypatch
         self._started: list[tuple[uvicorn.Server, asyncio.Task[None], OutboundServer]] = []
 
-    async def start(self, **env: str) -> OutboundServer:
-        """The server with these extra settings, its fake Twilio started."""
+    async def start(
+        self, setup: Callable[[Runtime], None] | None = None, **env: str
+    ) -> OutboundServer:
+        """The server with these extra settings, its fake Twilio started.
+
+        ``setup`` is handed the runtime before the app is built (e.g. to share its state
+        with another server's, as another process of the deployment).
+        """
         from bot.web import app as app_module
 
         rest = FakeTwilioRest(ACCOUNT, TOKEN)
@@ -194,6 +201,8 @@ class OutboundServers:
         runtime = Runtime(
             settings, load_agent(settings.agent_file), None, None, unused, unused, None
         )
+        if setup is not None:
+            setup(runtime)
         server = OutboundServer(rest, port, runtime)
         self._monkeypatch.setattr(app_module, "run_call", server.run_call)
         app = server.app = app_module.create_app(settings, runtime)

@@ -20,8 +20,8 @@ from pipecat.tests.utils import SleepFrame, run_test
 from bot.call.speech_lm import agent_texts, build_agent_lm
 from integrations.nlu.base import NLUThresholds
 from integrations.nlu.entities import EntityExtractor, default_parsers
+from integrations.speech.beam_search import END_TOKEN, START_TOKEN, BeamSearch
 from integrations.speech.domain_lm import EOS, MixtureModel, NgramModel, words
-from integrations.speech.moonshine import _END_TOKEN, _START_TOKEN, BeamSearch
 from integrations.speech.nbest import Hypothesis, NBestRecognizer, Recognition
 from integrations.speech.stt import LocalSTTService
 from processors.frames import Band, NLUResultFrame
@@ -49,13 +49,13 @@ def scripted_step(table: dict[tuple[int, ...], dict[int, float]], calls: list):
         if calls:
             prefixes = [(*previous[p], t) for t, p in zip(tokens, parents, strict=True)]
         else:
-            assert tokens == [_START_TOKEN]
+            assert tokens == [START_TOKEN]
             prefixes = [()]
         calls.append((prefixes, list(parents)))
         previous = prefixes
         logits = np.full((len(prefixes), len(VOCABULARY)), math.log(1e-6))
         for row, prefix in enumerate(prefixes):
-            for token, p in table.get(prefix, {_END_TOKEN: 1.0}).items():
+            for token, p in table.get(prefix, {END_TOKEN: 1.0}).items():
                 logits[row, token] = math.log(p)
         return logits
 
@@ -69,12 +69,12 @@ def detok(tokens) -> str:
 # "book" looks likelier at first, but only "look a" ends well: greedy gets it wrong.
 GARDEN_PATH = {
     (): {BOOK: 0.6, LOOK: 0.4},
-    (BOOK,): {A: 0.3, _END_TOKEN: 0.1, CLEAN: 0.3, LOOK: 0.3},
-    (LOOK,): {A: 0.95, _END_TOKEN: 0.05},
-    (LOOK, A): {_END_TOKEN: 0.99},
-    (BOOK, A): {_END_TOKEN: 0.5, CLEAN: 0.5},
-    (BOOK, CLEAN): {_END_TOKEN: 0.5, ING: 0.5},
-    (BOOK, LOOK): {_END_TOKEN: 0.5, A: 0.5},
+    (BOOK,): {A: 0.3, END_TOKEN: 0.1, CLEAN: 0.3, LOOK: 0.3},
+    (LOOK,): {A: 0.95, END_TOKEN: 0.05},
+    (LOOK, A): {END_TOKEN: 0.99},
+    (BOOK, A): {END_TOKEN: 0.5, CLEAN: 0.5},
+    (BOOK, CLEAN): {END_TOKEN: 0.5, ING: 0.5},
+    (BOOK, LOOK): {END_TOKEN: 0.5, A: 0.5},
 }
 
 
@@ -107,8 +107,8 @@ def test_language_model_scores_whole_words_and_biases_the_choice() -> None:
     table = {
         (): {A: 1.0},
         (A,): {CLEAN: 0.6, CLEANING: 0.4},
-        (A, CLEAN): {ING: 0.1, _END_TOKEN: 0.9},
-        (A, CLEANING): {_END_TOKEN: 1.0},
+        (A, CLEAN): {ING: 0.1, END_TOKEN: 0.9},
+        (A, CLEANING): {END_TOKEN: 1.0},
     }
     plain = BeamSearch(VOCABULARY, 2).run(scripted_step(table, []), 6)
     assert detok(plain[0].tokens) == "a clean"

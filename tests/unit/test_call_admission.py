@@ -361,7 +361,9 @@ def test_calls_beyond_the_cap_get_503_and_1013(data_dir, agent, offer_sdp) -> No
         assert over.status_code == 503 and int(over.headers["Retry-After"]) >= 1
         assert "CALLAGENT_MAX_CALLS" in over.json()["detail"]
         assert client.post("/api/rooms").status_code == 503
-        assert client.post("/twilio/voice", data={"CallSid": "CA1"}).status_code == 503
+        # a phone call is answered as the agent file says (the reference agent: busy)
+        voice = client.post("/twilio/voice", data={"CallSid": "CA1"})
+        assert voice.status_code == 200 and '<Reject reason="busy" />' in voice.text
         assert stream_close_code(client) == 1013
         assert refusals(client) == {
             "rooms": {"capacity": 1},
@@ -435,27 +437,35 @@ def test_token_bucket_refills_at_the_rate() -> None:
 def test_serve_host_flag_reaches_the_app(data_dir, monkeypatch) -> None:
     # the Procfile runs `callagent serve --host 0.0.0.0`: were the flag only uvicorn's, the app
     # would think it is on loopback and open browser calls to everyone
+    from types import SimpleNamespace
+
     import uvicorn
 
     import bot.cli
+    import bot.serving.serve
     import bot.web.app
     from bot.cli import main
 
     monkeypatch.setattr(bot.cli, "configure_logging", lambda *_args: None)
 
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(bot.web.app, "create_app", lambda settings: seen.setdefault("s", settings))
 
-    class NotServing:  # `callagent serve` builds a uvicorn.Server (bot/web/server_logs.py)
+    def create_app(settings: Any) -> Any:
+        seen["s"] = settings
+        return SimpleNamespace(state=SimpleNamespace(drain=SimpleNamespace(run=None)))
+
+    monkeypatch.setattr(bot.web.app, "create_app", create_app)
+
+    class NotServing:  # `callagent serve` builds a uvicorn server (bot/serving/server.py)
         started = True
 
-        def __init__(self, config: uvicorn.Config) -> None:
+        def __init__(self, config: uvicorn.Config, **_kwargs: Any) -> None:
             seen["run"] = {"host": config.host, "proxy_headers": config.proxy_headers}
 
-        def run(self) -> None:
+        def run(self, sockets: Any = None) -> None:
             pass
 
-    monkeypatch.setattr(uvicorn, "Server", NotServing)
+    monkeypatch.setattr(bot.serving.serve, "DrainingServer", NotServing)
     assert main(["serve", "--host", "0.0.0.0", "--port", "8000"]) == 0
     assert seen["s"].host == "0.0.0.0" and seen["run"]["host"] == "0.0.0.0"
     assert seen["run"]["proxy_headers"] is False  # X-Forwarded-For: CALLAGENT_TRUSTED_PROXIES'

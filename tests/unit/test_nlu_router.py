@@ -15,6 +15,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 from integrations.nlu.base import IntentPrediction, NLUThresholds
 from integrations.nlu.entities import EntityExtractor, default_parsers
 from integrations.nlu.llm import LLMEndpoint, OpenAICompatibleIntentClassifier, StructuredOutput
+from processors.act_guard import ActGuard
 from processors.frames import (
     OUT_OF_SCOPE,
     Band,
@@ -23,7 +24,7 @@ from processors.frames import (
     NLUResultFrame,
     TurnJoinedFrame,
 )
-from processors.nlu_router import ActGuard, NLURouter, user_text
+from processors.nlu_router import NLURouter, user_text
 from tests.fakes.classifier import ScriptedClassifier, prediction
 from tests.fakes.llm_server import FakeChatServer
 

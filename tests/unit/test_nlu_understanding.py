@@ -7,7 +7,7 @@ import pytest
 from bot.agent import load_agent
 from integrations.nlu.base import OUT_OF_SCOPE, IntentPrediction, NLUThresholds
 from integrations.nlu.entities import EntityExtractor
-from processors.nlu_router import ActGuard
+from processors.act_guard import ActGuard
 from simulator.nlu import cli as nlu
 from simulator.nlu.understanding import outcome, understand
 from simulator.understanding.requests import CallerRequest, load_request_set

@@ -27,8 +27,16 @@ from integrations.storage import CallStart, CallStore, TurnRecord
 from integrations.storage.engine import sqlite_url
 from integrations.storage.journal import JOURNAL_DIR, Journal
 from integrations.storage.records import utcnow
-from integrations.storage.recovery import PROCESS_ENDED
-from integrations.storage.workers import WORKERS, WorkerConfig, WorkerId, this_host
+from integrations.storage.recovery import SERVER_LOST
+from integrations.storage.workers import (
+    WORKERS,
+    Liveness,
+    WorkerConfig,
+    WorkerId,
+    WorkerRegistry,
+    name_this_host,
+    this_host,
+)
 from tests.support.records import PG_SKIP, postgres_server_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,7 +99,7 @@ def test_a_turn_issued_just_before_a_kill_survives_and_the_call_is_closed(tmp_pa
             ("what are your hours", "We are open nine to five."),
         ]
         assert call["outcome"] == "failed"
-        assert call["end_reason"] == PROCESS_ENDED
+        assert call["end_reason"] == SERVER_LOST
         assert call["turn_count"] == 1
         assert not list((tmp_path / JOURNAL_DIR).glob("*killed*"))
         assert len(list((tmp_path / JOURNAL_DIR).iterdir())) == 1  # only this process's own
@@ -147,8 +155,9 @@ def test_a_live_peer_keeps_its_calls_and_a_dead_one_has_them_closed(backend, tmp
         stores = {name: _open(url, tmp_path, name, w) for name, w in peers.items()}
         me = _open(url, tmp_path, "me", WorkerId.current())
         try:
-            for name, store in stores.items():
+            for store in [*stores.values(), me]:  # start-up sweeps over before the calls exist
                 assert store.writer.ready.wait(30)
+            for name, store in stores.items():
                 store.start_call(CallStart(f"call-{name}", "twilio"))
                 store.save_turn(TurnRecord(f"call-{name}", 0, kind="greeting", bot_text="Hi"))
                 assert store.flush()
@@ -172,7 +181,7 @@ def test_a_live_peer_keeps_its_calls_and_a_dead_one_has_them_closed(backend, tmp
                 "me": "in_progress",
             }
             closed = _get(me, "call-same-host-dead")
-            assert closed["end_reason"] == PROCESS_ENDED
+            assert closed["end_reason"] == SERVER_LOST
             assert closed["ended_at"] >= closed["started_at"]
             known = set(me.registry.last_seen()) if me.registry else set()
             assert str(peers["same-host-dead"]) not in known  # forgotten once closed
@@ -235,3 +244,40 @@ def test_a_stale_limit_shorter_than_three_heartbeats_is_refused():
             {"CALLAGENT_WORKER_HEARTBEAT_SECS": "30", "CALLAGENT_WORKER_STALE_SECS": "60"}
         )
     assert "CALLAGENT_WORKER_STALE_SECS" in str(info.value)
+
+
+def test_a_deployment_can_name_its_host_in_worker_ids():
+    from bot.call.records import worker_config
+
+    try:
+        worker = worker_config(Settings.load({"CALLAGENT_WORKER_HOST": "agent-2.example"}))
+        assert worker.id.host == "agent-2.example"
+        assert WorkerId.current() == worker.id  # every later id names it too
+        assert worker_config(Settings.load({})).id.host == this_host() != "agent-2.example"
+    finally:
+        name_this_host("")
+    with pytest.raises(SettingsError) as info:
+        Settings.load({"CALLAGENT_WORKER_HOST": "a:b"})
+    assert "CALLAGENT_WORKER_HOST" in str(info.value)
+
+
+def test_a_peer_whose_clock_runs_ahead_leaves_a_live_peers_calls_alone(tmp_path, monkeypatch):
+    """Heartbeats and the sweep go by the database's clock, not each host's."""
+    import integrations.storage.recovery as recovery
+    import integrations.storage.workers as workers
+
+    with database("postgresql", tmp_path) as url:
+        me = _open(url, tmp_path, "me", WorkerId.current())
+        try:
+            assert me.writer.ready.wait(30)
+            peer = WorkerId("other-host", 4242, "ee")
+            WorkerRegistry(me.engine, Liveness(peer)).heartbeat()  # its clock, right
+            me.start_call(CallStart("call-peer", "twilio", worker_id=str(peer)))
+            assert me.flush()
+            ahead = utcnow() + timedelta(minutes=10)
+            for module in (workers, recovery):  # this host's clock, wrong
+                monkeypatch.setattr(module, "utcnow", lambda: ahead, raising=False)
+            assert me.recovery.close_orphaned_calls() == 0
+            assert _get(me, "call-peer")["outcome"] == "in_progress"
+        finally:
+            me.close()

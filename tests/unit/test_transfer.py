@@ -169,7 +169,11 @@ async def test_twilio_redirect_through_the_rest_api():
             action_url="https://x/twilio/transfer-status?h=t",
             hold_music_url=None,
         )
-        method = TwilioRedirect(control, "CA" + "2" * 32, lambda handoff: twiml)
+
+        async def twiml_for(_handoff):
+            return twiml
+
+        method = TwilioRedirect(control, "CA" + "2" * 32, twiml_for)
         outcome = await method.transfer(None, None)
         assert outcome.ok
         call = rest.calls["CA" + "2" * 32]
@@ -180,7 +184,7 @@ async def test_twilio_redirect_through_the_rest_api():
         bad = TwilioRedirect(
             TwilioCallControl("AC" + "1" * 32, "wrong", base_url=rest.base_url),
             "CA" + "2" * 32,
-            lambda handoff: twiml,
+            twiml_for,
         )
         outcome = await bad.transfer(None, None)
         assert not outcome.ok and "401" in outcome.error
