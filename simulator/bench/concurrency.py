@@ -181,11 +181,14 @@ async def _main(args: argparse.Namespace, steps: list[int]) -> int:
         if r["p95_ms"] is not None and r["p95_ms"] <= args.limit_ms and not r["unanswered"]
     ]
     best = max(within) if within else 0
+    per_call = next((r["server_cpu_pct_per_call"] for r in rows if r["calls"] == best), None)
     where = f"{args.processes} process(es) x {args.workers} worker(s)" if not args.url else args.url
     print(
         f"largest N with p95 <= {args.limit_ms:g} ms: {best} ({where}, {args.speech} speech, "
         f"on {cores} cores, calls started within {args.spread:g} s)"
     )
+    if per_call is not None:
+        print(f"server CPU per call at that N: {per_call:g} % of one core (over the whole step)")
     if speech.fake is not None:
         print(
             f"cloud speech fake served {served['cloud_transcripts']} transcripts and "
@@ -201,6 +204,7 @@ async def _main(args: argparse.Namespace, steps: list[int]) -> int:
         "limit_ms": args.limit_ms,
         "start_spread_s": args.spread,
         "largest_n_within_limit": best,
+        "server_cpu_pct_per_call_at_largest_n": per_call,
         "steps": rows,
     }
     benchkit.save_json(args.json, result)
@@ -240,6 +244,11 @@ async def _step(
         **{k: stats[k] for k in ("p50_ms", "p95_ms", "max_ms")},
         "server_cpu_pct": (
             round(100 * (cpu1 - cpu0) / wall, 1) if cpu0 is not None and cpu1 is not None else None
+        ),
+        "server_cpu_pct_per_call": (
+            round(100 * (cpu1 - cpu0) / wall / n, 1)
+            if cpu0 is not None and cpu1 is not None
+            else None
         ),
         "client_cpu_pct": round(100 * (cpu_seconds() - client0) / wall, 1),
         "wall_s": round(wall, 1),
