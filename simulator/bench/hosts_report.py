@@ -55,6 +55,7 @@ def summarise(run: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         "dead_host_calls": dead_row["calls"] if dead_row else 0,
         "dead_host_records_closed": dead_row["records_closed"] if dead_row else 0,
         "dead_host_records_closed_within_s": run["closed_within_s"],
+        "dead_host_end_reasons": dead_row["end_reasons"] if dead_row else {},
         "calls_without_record": len(unrecorded),
         "calls_without_record_lost": sum(_lost(c) for c in unrecorded),
         "events_before_kill": killed.get("events"),
@@ -94,10 +95,12 @@ def print_report(s: dict[str, Any]) -> None:
         )
     print(f"calls lost on the surviving hosts: {s['lost_on_surviving_hosts']} (target 0)")
     within = s["dead_host_records_closed_within_s"]
+    reasons = ", ".join(f"{k}: {v}" for k, v in sorted(s["dead_host_end_reasons"].items()))
     print(
         f"dead host's call records closed: {s['dead_host_records_closed']} of "
         f"{s['dead_host_calls']}"
         + (f" (all within {within:g} s of the kill)" if within is not None else "")
+        + (f"; end reasons: {reasons}" if reasons else "")
     )
     if s["calls_without_record"]:
         print(
