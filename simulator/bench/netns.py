@@ -10,7 +10,9 @@ health-checked, WebSockets tunnelled) like behind any load balancer.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -62,7 +64,16 @@ def _require(tool: str, hint: str) -> str:
 
 def _teardown(count: int) -> None:
     for i in range(1, count + 1):
-        _ip("netns", "del", f"{PREFIX}-h{i}", check=False)
+        namespace = f"{PREFIX}-h{i}"
+        result = subprocess.run(
+            ["ip", "netns", "pids", namespace], capture_output=True, text=True, check=False
+        )
+        for pid in (int(p) for p in result.stdout.split() if p.isdigit()):
+            try:
+                os.kill(pid, signal.SIGKILL)  # left by an interrupted run
+            except ProcessLookupError:
+                pass
+        _ip("netns", "del", namespace, check=False)
         _ip("link", "del", f"{PREFIX}v{i}", check=False)
     _ip("link", "del", BRIDGE, check=False)
 
