@@ -65,10 +65,7 @@ def _require(tool: str, hint: str) -> str:
 def _teardown(count: int) -> None:
     for i in range(1, count + 1):
         namespace = f"{PREFIX}-h{i}"
-        result = subprocess.run(
-            ["ip", "netns", "pids", namespace], capture_output=True, text=True, check=False
-        )
-        for pid in (int(p) for p in result.stdout.split() if p.isdigit()):
+        for pid in _pids(namespace):
             try:
                 os.kill(pid, signal.SIGKILL)  # left by an interrupted run
             except ProcessLookupError:
@@ -193,8 +190,12 @@ def backend_status(csv: str) -> dict[str, str]:
 
 def namespace_pids(host: Host) -> list[int]:
     """Every process running in ``host``'s network namespace (``ip netns pids``)."""
+    return _pids(host.namespace)
+
+
+def _pids(namespace: str) -> list[int]:
     result = subprocess.run(
-        ["ip", "netns", "pids", host.namespace], capture_output=True, text=True, check=False
+        ["ip", "netns", "pids", namespace], capture_output=True, text=True, check=False
     )
     return [int(p) for p in result.stdout.split() if p.isdigit()]
 
