@@ -48,7 +48,10 @@ def make_stt(runtime: Runtime, readings: TurnReadings | None = None) -> FramePro
     if settings.stt == "cartesia":
         from pipecat.services.cartesia.stt import CartesiaSTTService
 
-        return _with_fallback(CartesiaSTTService(api_key=settings.cartesia_api_key), local)
+        cloud = CartesiaSTTService(
+            api_key=settings.cartesia_api_key, base_url=settings.cartesia_base_url
+        )
+        return _with_fallback(cloud, local)
     assert local is not None
     return local
 
@@ -90,7 +93,9 @@ def make_tts(runtime: Runtime) -> FrameProcessor:
         from pipecat.services.cartesia.tts import CartesiaTTSService
 
         cloud = CartesiaTTSService(
-            api_key=settings.cartesia_api_key, voice_id=settings.cartesia_voice_id
+            api_key=settings.cartesia_api_key,
+            voice_id=settings.cartesia_voice_id,
+            url=f"{settings.cartesia_base_url.rstrip('/')}/tts/websocket",
         )
         return _with_fallback(cloud, local)
     assert local is not None

@@ -46,6 +46,11 @@ class CloudSettings(BaseSettings):
         validation_alias="CARTESIA_VOICE_ID",
         description="Cartesia voice id.",
     )
+    cartesia_base_url: str = Field(
+        default="wss://api.cartesia.ai",
+        validation_alias="CARTESIA_BASE_URL",
+        description="Cartesia WebSocket API origin (STT and TTS; a fake on loopback in benches).",
+    )
     daily_api_key: Secret = Field(
         default="",
         validation_alias="DAILY_API_KEY",
