@@ -380,6 +380,7 @@ async def run_call(
                 spec.provider_call_id,
                 transport,
                 worker,
+                spec.outbound.attempt_id if spec.outbound is not None else None,
             )
         )
         try:

@@ -2,7 +2,6 @@
 
 :func:`outbound_spec` makes a call's :class:`~bot.call.pipeline.CallSpec` outbound for its
 attempt. :class:`OutboundCalls` runs such a call: links the attempt to the call record,
-registers the call so provider frames reach it (:class:`~bot.outbound.live_calls.LiveCalls`),
 adds the :class:`~processors.outbound_outcome.OutboundOutcomeObserver`, and at the end of a
 browser call (no provider callbacks) ends the attempt. An inbound call runs unchanged.
 """
@@ -13,13 +12,11 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pipecat.pipeline.worker import PipelineWorker
 from pipecat.transports.base_transport import BaseTransport
 
 from bot.call.pipeline import CallSpec
 from bot.call.runtime import Runtime
 from bot.outbound.attempts import Attempts
-from bot.outbound.live_calls import LiveCalls
 from integrations.outbound.dispositions import Disposition
 from integrations.outbound.store import DNC_SOURCES, Attempt
 from processors.call_recorder import RecordSink
@@ -70,11 +67,8 @@ class AttemptOfCall:
 class OutboundCalls:
     """Runs calls, joining the outbound ones to their attempts (see the module)."""
 
-    def __init__(
-        self, attempts: Attempts, live: LiveCalls, records: RecordSink | None = None
-    ) -> None:
+    def __init__(self, attempts: Attempts, records: RecordSink | None = None) -> None:
         self._attempts = attempts
-        self._live = live
         self._records = records
 
     async def run(
@@ -89,14 +83,9 @@ class OutboundCalls:
         observer = OutboundOutcomeObserver(
             call_id=spec.call_id, attempt=AttemptOfCall(self._attempts, call), records=self._records
         )
-
-        def on_worker(worker: PipelineWorker) -> None:
-            self._live.register(call.attempt_id, worker.queue_frame)
-
-        kwargs: dict[str, Any] = {"observers": [observer], "on_worker": on_worker}
+        kwargs: dict[str, Any] = {"observers": [observer]}
         try:
             await run_call(transport, spec, runtime, **kwargs)
         finally:
-            self._live.unregister(call.attempt_id)
             if spec.transport_kind != "twilio":  # no provider callbacks end it
                 await self._attempts.finish(call.attempt_id, Disposition.COMPLETED)

@@ -3,13 +3,14 @@
 ``app.state.outbound`` is the :class:`Outbound`: register an
 :class:`~bot.outbound.listeners.AttemptListener` with ``outbound.listeners.add(...)`` to hear
 every attempt that ends (campaign retries), and find running outbound calls in
-``outbound.live`` (:class:`~bot.outbound.live_calls.LiveCalls`).
+``outbound.live`` (the runtime's :class:`~bot.call.live_calls.LiveCalls`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.call.live_calls import LiveCalls
 from bot.call.records import CallRecords
 from bot.call.runtime import Runtime
 from bot.call.transport import CallTransport
@@ -18,7 +19,6 @@ from bot.outbound.attempts import Attempts
 from bot.outbound.dialer import Dialer, TwilioDialer, TwilioDialPlan
 from bot.outbound.in_call import OutboundCalls, outbound_spec
 from bot.outbound.listeners import AttemptListeners
-from bot.outbound.live_calls import LiveCalls
 from bot.outbound.placer import CallPlacer
 from bot.outbound.ring import BrowserDialer, RingError, Rings, RingTokens
 from bot.outbound.tokens import AttemptTokens
@@ -97,7 +97,7 @@ def build_outbound(settings: Settings, runtime: Runtime, records: CallRecords) -
     secret = settings.twilio_auth_token or settings.operator_token
     listeners = AttemptListeners()
     attempts = Attempts(OutboundStore(records.store.engine), listeners, records.store)
-    live = LiveCalls()
+    live = runtime.live
     rings = Rings(
         RingTokens(
             settings.operator_token or secret,
@@ -123,5 +123,5 @@ def build_outbound(settings: Settings, runtime: Runtime, records: CallRecords) -
         rings=rings,
         placer=CallPlacer(attempts, dialers),
         twilio=TwilioOutboundLeg(tokens, attempts, live, runtime.inbox),
-        calls=OutboundCalls(attempts, live, records.store),
+        calls=OutboundCalls(attempts, records.store),
     )

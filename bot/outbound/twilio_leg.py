@@ -25,10 +25,10 @@ from typing import Any
 from fastapi import HTTPException
 from loguru import logger
 
+from bot.call.live_calls import LiveCalls
 from bot.call.transport import CallTransport
 from bot.outbound.attempts import Attempts
 from bot.outbound.in_call import outbound_spec
-from bot.outbound.live_calls import LiveCalls
 from bot.outbound.tokens import AttemptTokenError, AttemptTokens
 from integrations.outbound.dispositions import Disposition, MachineVerdict
 from integrations.outbound.store import IN_PROGRESS, RINGING, Attempt

@@ -29,6 +29,7 @@ from pipecat.workers.runner import WorkerRunner
 from twilio.request_validator import RequestValidator
 
 from bot.agent import load_agent
+from bot.call.live_calls import LiveCall
 from bot.call.pipeline import CallSpec
 from bot.call.runtime import Runtime
 from bot.outbound.listeners import AttemptListener
@@ -139,9 +140,8 @@ class OutboundServer:
         self, transport: BaseTransport, spec: CallSpec, runtime: Runtime, **hooks: Any
     ) -> None:
         self.specs.append(spec)
-        runner = await stand_in_call(transport, spec, runtime, Keypad(), hooks)
         try:
-            await runner.run()
+            await run_stand_in_call(transport, spec, runtime, Keypad(), hooks)
         finally:
             self.finished.set()
 
@@ -223,15 +223,16 @@ class OutboundServers:
             await asyncio.wait_for(task, 10)
 
 
-async def stand_in_call(
+async def run_stand_in_call(
     transport: BaseTransport,
     spec: CallSpec,
     runtime: Runtime,
     dialogue: FrameProcessor,
     hooks: dict[str, Any],
-) -> WorkerRunner:
-    """A call's stand-in pipeline (no models): the real transport, ``dialogue``, the recorder
-    and the observers the server adds; returns its runner, ready to run."""
+) -> None:
+    """Run a call's stand-in pipeline (no models) to its end: the real transport,
+    ``dialogue``, the recorder and the observers the server adds, the call among the
+    runtime's live calls as ``run_call`` keeps it."""
     records = runtime.records
     assert records is not None
     recorder = records.recorder(
@@ -258,4 +259,18 @@ async def stand_in_call(
 
     runner = WorkerRunner(handle_sigint=False, check_dangling_tasks=False)
     await runner.add_workers(worker)
-    return runner
+    attempt_id = spec.outbound.attempt_id if spec.outbound is not None else None
+    live = LiveCall(
+        spec.call_id,
+        spec.agent,
+        spec.transport_kind,
+        spec.provider_call_id,
+        transport,
+        worker,
+        attempt_id,
+    )
+    runtime.live.add(live)
+    try:
+        await runner.run()
+    finally:
+        runtime.live.remove(spec.call_id)

@@ -45,7 +45,7 @@ from simulator.scenarios.outbound_runner import OutboundResult, run_outbound_sce
 from simulator.scenarios.scenario import ScenarioError
 from tests.fakes.outbound_peer import tone
 from tests.fakes.twilio import FakeTwilioRest
-from tests.support.outbound_server import stand_in_call
+from tests.support.outbound_server import run_stand_in_call
 
 REMINDERS = Path(__file__).parents[2] / "scenarios" / "reminders"
 REMINDER_AGENT = Path(__file__).parents[2] / "bot" / "agents" / "appointment_reminders.yaml"
@@ -131,8 +131,7 @@ async def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
     async def run_call(
         transport: BaseTransport, spec: CallSpec, runtime: Runtime, **hooks: Any
     ) -> None:
-        runner = await stand_in_call(transport, spec, runtime, KeysForOutcomes(), hooks)
-        await runner.run()
+        await run_stand_in_call(transport, spec, runtime, KeysForOutcomes(), hooks)
 
     monkeypatch.setattr(app_module, "run_call", run_call)
     unused = cast(Any, None)  # the stand-in call uses no models
