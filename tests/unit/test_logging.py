@@ -14,6 +14,7 @@ from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from bot.call import pipeline as call_pipeline
+from bot.call.live_calls import LiveCalls
 from bot.call.pipeline import CallSpec, run_call
 from bot.cli import configure_logging
 
@@ -53,7 +54,7 @@ async def test_run_call_puts_the_call_id_on_lines_from_pipecat_tasks(monkeypatch
         return worker
 
     monkeypatch.setattr(call_pipeline, "build_worker", build_worker)
-    runtime: Any = SimpleNamespace(active_calls=0)  # run_call only counts calls on it
+    runtime: Any = SimpleNamespace(active_calls=0, live=LiveCalls())  # run_call counts calls on it
     specs = [CallSpec("webrtc", 16000, 16000, call_id=f"call{n}") for n in range(2)]
     await asyncio.gather(*(run_call(cast(Any, None), spec, runtime) for spec in specs))
     await asyncio.gather(*pending)
