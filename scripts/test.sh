@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install callagent with test dependencies into .venv (and, as root, the Debian
 # packages the end-to-end tests drive: chromium, flite, espeak-ng, sox; postgresql for the call-record
-# tests; redis-server, which the campaign-queue tests start on loopback), run the checks (ruff, ruff format, pyright, import contracts), then the tests.
+# tests; redis-server, which the campaign-queue and shared-state tests start on loopback; haproxy, whose
+# configurations the scaling tests check), run the checks (ruff, ruff format, pyright, import contracts), then the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
-APT_PACKAGES=(chromium flite espeak-ng sox iproute2 redis-server)
+APT_PACKAGES=(chromium flite espeak-ng sox iproute2 redis-server haproxy)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

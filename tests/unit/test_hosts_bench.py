@@ -85,3 +85,13 @@ def test_the_balancers_view_of_the_hosts_is_read_from_its_csv_statistics() -> No
         "relay15432,local,0,no check,1\n"
     )
     assert backend_status(csv) == {"h1": "UP", "h2": "DOWN"}
+
+
+def test_the_shipped_balancer_configuration_is_valid_and_checks_readiness() -> None:
+    binary = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
+    if binary is None:
+        pytest.skip("haproxy is not installed")
+    path = Path(__file__).parents[2] / "deploy" / "haproxy.cfg"
+    check = subprocess.run([binary, "-c", "-f", str(path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert "/readyz" in path.read_text()
