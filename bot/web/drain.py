@@ -102,7 +102,13 @@ class Drain:
         left = self._runtime.live.all()
         logger.warning(f"drain time is up: ending {len(left)} call(s) as the agent file says")
         for call in left:
-            await self._end(call)
+            try:
+                await self._end(call)
+            except Exception as e:  # noqa: BLE001 - one call's end must not keep the others on
+                logger.bind(call_id=call.call_id).warning(
+                    f"server stopping: the call could not be ended ({type(e).__name__}); "
+                    "it is cancelled with the rest"
+                )
         if await self._until_idle(self._end_grace_s):
             logger.info("drained: the last calls were handed off or ended")
         else:
