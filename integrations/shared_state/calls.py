@@ -295,13 +295,20 @@ class CallInbox:
             finally:
                 with contextlib.suppress(SharedStateError):
                     await subscription.aclose()
-            if self._closed:
+            resubscribed = await self._resubscribe(channel)
+            if resubscribed is None:
                 return
+            subscription = resubscribed
+
+    async def _resubscribe(self, channel: str) -> Subscription | None:
+        """Listen on ``channel`` again, trying until it works; None once the inbox closed."""
+        while not self._closed:
             await asyncio.sleep(RESUBSCRIBE_S)
             try:
-                subscription = await self.owners.shared.subscribe(channel)
+                return await self.owners.shared.subscribe(channel)
             except SharedStateError as e:
-                logger.warning(f"cannot listen on {channel} ({e})")
+                logger.warning(f"cannot listen on {channel} ({e}); trying again")
+        return None
 
     def _on_request(self, request: Payload) -> None:
         task = asyncio.create_task(self._serve(request))
