@@ -227,7 +227,7 @@ class RedisSharedState:
                     continue
                 message = await pubsub.get_message(timeout=1.0)
                 failures = 0
-            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as e:
+            except (redis_errors.RedisError, OSError) as e:  # any: a dead reader deafens all
                 failures += 1
                 if failures == 1:
                     logger.warning(f"shared state: Redis pub/sub lost ({type(e).__name__})")
