@@ -217,6 +217,28 @@ async def test_a_ring_time_out_survives_a_shared_state_hiccup(
     await rings.close()
 
 
+class _DownAfterClaim(MemorySharedState):
+    """The shared state that goes away while a call streams (writes fail)."""
+
+    down = False
+
+    async def put(self, key: str, value: str, *, ttl_s: float, only_if_absent: bool = False):
+        if self.down:
+            raise SharedStateError("Redis unreachable (put)", retryable=True)
+        return await super().put(key, value, ttl_s=ttl_s, only_if_absent=only_if_absent)
+
+
+async def test_a_stream_ending_while_the_shared_state_is_down_ends_cleanly_and_stays_known():
+    shared = _DownAfterClaim()
+    ledger = SharedCallSidLedger(shared)
+    assert await ledger.claim("CA0123")
+    shared.down = True
+    await ledger.finish("CA0123")  # logged, not raised: the call's end is no error
+    shared.down = False
+    assert await ledger.is_known("CA0123")
+    assert not await ledger.claim("CA0123")  # a replay is still refused
+
+
 # two real server apps (create_app) on one Redis
 
 
