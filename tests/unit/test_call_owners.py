@@ -188,3 +188,41 @@ async def test_an_inbox_that_lost_its_subscription_listens_again_after_a_failed_
         assert await asker.ask("call-1", "ping", {}, timeout_s=2) == {"call": "call-1"}
     await owner.aclose()
     await asker.aclose()
+
+
+class _StalledPuts(MemorySharedState):
+    """An engine whose writes hang (a server that stopped answering)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = asyncio.Event()
+
+    async def put(self, key: str, value: str, *, ttl_s: float, only_if_absent: bool = False):
+        await self.answer.wait()
+        return await super().put(key, value, ttl_s=ttl_s, only_if_absent=only_if_absent)
+
+
+async def test_a_call_starts_though_its_ownership_cannot_be_recorded_yet():
+    shared = _StalledPuts()
+    owners = CallOwners(shared, "hostA:1:aa", claim_wait_s=0.05)
+    async with asyncio.timeout(2):
+        async with owners.claim("call-1"):
+            assert await owners.owner_of("call-1") is None  # not recorded yet: the call runs
+            shared.answer.set()  # the engine answers again
+            for _ in range(100):
+                if await owners.owner_of("call-1") is not None:
+                    break
+                await asyncio.sleep(0.01)
+            assert await owners.owner_of("call-1") == Owner("hostA:1:aa", "call-1")
+    assert await owners.owner_of("call-1") is None
+
+
+async def test_a_call_ending_before_its_ownership_was_recorded_leaves_no_owner():
+    shared = _StalledPuts()
+    owners = CallOwners(shared, "hostA:1:aa", claim_wait_s=0.01)
+    async with asyncio.timeout(2):
+        async with owners.claim("call-1"):
+            pass
+    shared.answer.set()
+    await asyncio.sleep(0.05)
+    assert await owners.owner_of("call-1") is None
