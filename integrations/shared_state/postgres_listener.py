@@ -23,7 +23,7 @@ from loguru import logger
 from psycopg import sql
 
 from integrations.shared_state.base import SharedStateError
-from integrations.shared_state.subscription import QueueSubscription
+from integrations.shared_state.subscription import RECONNECT, QueueSubscription
 
 LOG_CHANNEL = "callagent_shared_logs"
 """The ``NOTIFY`` channel announcing appends (payload: the log's name)."""
@@ -151,7 +151,7 @@ class Listener:
                 failures += 1
                 if failures == 1:
                     logger.warning(f"shared state: PostgreSQL listener lost ({type(e).__name__})")
-                await asyncio.sleep(min(2.0, 0.1 * 2**failures))
+                await asyncio.sleep(RECONNECT.delay_after(failures))
             finally:
                 if conn is not None:
                     with contextlib.suppress(psycopg.Error, OSError):

@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from integrations.shared_state.base import SharedStateError
-from integrations.shared_state.subscription import QueueSubscription
+from integrations.shared_state.subscription import RECONNECT, QueueSubscription
 
 READ_SLICE_S = 2.0
 """Longest single ``XREAD BLOCK``; a longer wait is several, so a dead server is noticed."""
@@ -231,7 +231,7 @@ class RedisSharedState:
                 failures += 1
                 if failures == 1:
                     logger.warning(f"shared state: Redis pub/sub lost ({type(e).__name__})")
-                await asyncio.sleep(min(2.0, 0.1 * 2**failures))
+                await asyncio.sleep(RECONNECT.delay_after(failures))
                 continue
             if message is None:
                 continue

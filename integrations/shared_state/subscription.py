@@ -3,13 +3,19 @@
 Each engine (in-process, Redis, PostgreSQL) delivers a channel's messages to the
 :class:`QueueSubscription` objects listening on it; the subscriber iterates them until it
 closes the subscription (which tells the engine to stop delivering) or the engine ends
-it at its own close.
+it at its own close. The links feeding them reconnect as :data:`RECONNECT` says.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+
+from integrations.retry import RetryPolicy
+
+RECONNECT = RetryPolicy(backoff_s=0.2, max_backoff_s=2.0)
+"""How an engine's listening link (Redis pub/sub, PostgreSQL ``LISTEN``) waits between
+reconnects: 0.2 s doubling up to 2 s, for as long as the process runs."""
 
 
 class QueueSubscription:
