@@ -127,6 +127,13 @@ class RetryPolicy:
                 delay = max(delay, asked)
         return min(delay, self.max_backoff_s)
 
+    def delay_after(self, failures: int) -> float:
+        """The wait after ``failures`` failures in a row, without jitter.
+
+        For a link that reconnects for as long as it runs (``attempts`` does not apply).
+        """
+        return min(self.backoff_s * 2 ** max(0, failures - 1), self.max_backoff_s)
+
     async def call(self, attempt: Callable[[int], Awaitable[T]], *, what: str) -> T:
         """Run ``attempt(1)``, ``attempt(2)``, ... until an answer is final or attempts run out.
 

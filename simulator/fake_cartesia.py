@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 from aiohttp import WSMsgType, web
 
+from simulator.loopback import LoopbackServer
+
 STT_DELAY_S = (0.15, 0.30, 0.02, 0.6)
 """Finalize -> final transcript: uniform 150-300 ms, with 2 % of answers up to 600 ms.
 Assumed; Pipecat's STT benchmark puts Cartesia ink-whisper's p99 from speech end to final
@@ -94,7 +96,7 @@ def buzz(seconds: float, sample_rate: int) -> bytes:
     return (tone * envelope * 6000).astype("<i2").tobytes()
 
 
-class FakeCartesia:
+class FakeCartesia(LoopbackServer):
     """Cartesia's STT and TTS WebSockets on ``host`` (loopback by default) and a free port.
 
     Example::
@@ -107,7 +109,6 @@ class FakeCartesia:
     def __init__(self, *, host: str = "127.0.0.1", seed: int = 7) -> None:
         """Prepare (nothing listens until :meth:`start`)."""
         self.host = host
-        self.port = 0
         self.stt_delay = Delay.of(STT_DELAY_S, seed)
         self.tts_first_byte = Delay.of(TTS_FIRST_BYTE_S, seed + 1)
         self.phrases: dict[str, float] = {}
@@ -115,7 +116,6 @@ class FakeCartesia:
         """Final transcripts sent."""
         self.syntheses = 0
         """TTS contexts answered."""
-        self._runner: web.AppRunner | None = None
 
     @property
     def ws_origin(self) -> str:
@@ -126,29 +126,10 @@ class FakeCartesia:
         """The phrases callers say, each with its voiced length in seconds."""
         self.phrases = dict(phrases)
 
-    async def start(self) -> FakeCartesia:
-        """Listen on :attr:`host`, a free port."""
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """Cartesia's STT and TTS WebSockets."""
         app.router.add_get("/stt/websocket", self._stt)
         app.router.add_get("/tts/websocket", self._tts)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, self.host, 0).start()
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
-        return self
-
-    async def stop(self) -> None:
-        """Stop listening (idempotent)."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeCartesia:
-        return await self.start()
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.stop()
 
     def _phrase_for(self, seconds: float) -> str:
         if not self.phrases:

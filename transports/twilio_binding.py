@@ -28,7 +28,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from types import TracebackType
 
-from integrations.shared_state.base import SharedState
+from loguru import logger
+
+from integrations.shared_state.base import SharedState, SharedStateError
 from integrations.signed_tokens import SignedTokenError, TokenFailure, TokenSigner
 from transports.twilio import TwilioStreamStart
 
@@ -151,8 +153,15 @@ class SharedCallSidLedger(CallSidLedger):
         )
 
     async def finish(self, call_sid: str) -> None:
-        """The stream of ``call_sid`` ended; it stays known for the retention time."""
-        await self._shared.put(_CALL_SID_KEY + call_sid, "finished", ttl_s=self._retain_s)
+        """The stream of ``call_sid`` ended; it stays known for the retention time.
+
+        The shared state failing here changes nothing: the ``live`` key the claim wrote
+        keeps the CallSid known as long (the call's end is not an error).
+        """
+        try:
+            await self._shared.put(_CALL_SID_KEY + call_sid, "finished", ttl_s=self._retain_s)
+        except SharedStateError as e:
+            logger.warning(f"Twilio stream for {call_sid}: its end not noted in the ledger ({e})")
 
 
 class StreamLease:

@@ -347,6 +347,19 @@ def build_worker(
     return worker
 
 
+def live_call(spec: CallSpec, transport: BaseTransport, worker: PipelineWorker) -> LiveCall:
+    """The entry of ``runtime.live`` a call running as ``spec`` keeps while it runs."""
+    return LiveCall(
+        spec.call_id,
+        spec.agent,
+        spec.transport_kind,
+        spec.provider_call_id,
+        transport,
+        worker,
+        spec.outbound.attempt_id if spec.outbound is not None else None,
+    )
+
+
 async def run_call(
     transport: BaseTransport,
     spec: CallSpec,
@@ -372,17 +385,7 @@ async def run_call(
         await runner.add_workers(worker)
         logger.info(f"call started ({spec.transport_kind}, {spec.sample_rate_in} Hz)")
         runtime.active_calls += 1
-        runtime.live.add(
-            LiveCall(
-                spec.call_id,
-                spec.agent,
-                spec.transport_kind,
-                spec.provider_call_id,
-                transport,
-                worker,
-                spec.outbound.attempt_id if spec.outbound is not None else None,
-            )
-        )
+        runtime.live.add(live_call(spec, transport, worker))
         try:
             await runner.run()
         finally:

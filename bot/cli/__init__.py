@@ -121,10 +121,14 @@ def configure_logging(level: str, fmt: str = "text") -> None:
     from bot.web.server_logs import route_server_logs
 
     logger.remove()
+    # diagnose=False: loguru would print every frame's variables (a caller's number, a
+    # transcript) under the traceback of each logger.exception
     if fmt == "json":
-        logger.add(sys.stderr, level=level.upper(), format="{message}", serialize=True)
+        logger.add(
+            sys.stderr, level=level.upper(), format="{message}", serialize=True, diagnose=False
+        )
     else:
-        logger.add(sys.stderr, level=level.upper(), format=_text_format)
+        logger.add(sys.stderr, level=level.upper(), format=_text_format, diagnose=False)
     route_server_logs()
 
 

@@ -39,6 +39,9 @@ KEEP_S = 600.0
 LIVE_TTL_S = 6 * 3600.0
 """The lookup keys' lifetime while a call runs (its end shortens it to ``keep_s``)."""
 MAX_EVENTS = 1000
+END_WAIT_S = 2.0
+"""Longest a call's clean-up waits for its events' end to be written (the rest is written
+behind it: a stalled engine does not hold the ended call's slot)."""
 PAUSE_AFTER_FAILURE_S = 5.0
 """After a failed append, a call's events are dropped this long (the call never waits on
 an unreachable engine event after event); its end marker is always tried."""
@@ -106,7 +109,13 @@ class _SharedLogWriter(CallEventObserver):
         self._queue.put_nowait(None)
         self._start()
         assert self._writer is not None
-        await self._writer  # the end is written before the call's clean-up is over
+        # the end is written before the call's clean-up is over, unless the engine stalls
+        _, pending = await asyncio.wait({self._writer}, timeout=END_WAIT_S)
+        if pending:
+            logger.bind(call_id=self._ids.call_id).warning(
+                "call events' end still being written; the call's clean-up goes on"
+            )
+            self._events.finish_behind(self._writer)
 
 
 class SharedCallEvents:
@@ -135,6 +144,12 @@ class SharedCallEvents:
         self.max_events = max_events
         self.keep_s = keep_s
         self.live_ttl_s = live_ttl_s
+        self._behind: set[asyncio.Task[None]] = set()
+
+    def finish_behind(self, writer: asyncio.Task[None]) -> None:
+        """Keep an ended call's writer running until it is done (the loop holds tasks weakly)."""
+        self._behind.add(writer)
+        writer.add_done_callback(self._behind.discard)
 
     def observer(self, call_id: str, provider_call_id: str | None = None) -> CallEventObserver:
         """The observer that publishes one call's events (on the owning process)."""

@@ -28,7 +28,7 @@ from bot.outbound.dialer import Dialled
 from bot.outbound.tokens import AttemptTokenError, AttemptTokens
 from integrations.outbound.dispositions import Disposition
 from integrations.outbound.store import Attempt
-from integrations.shared_state.base import SharedState
+from integrations.shared_state.base import SharedState, SharedStateError
 
 
 class RingError(ValueError):
@@ -42,6 +42,8 @@ RING_PURPOSE = "callagent/outbound-ring/v1"
 SECRET_KEY = "callagent:secret:ring"
 SECRET_TTL_S = 7 * 86400.0
 """How long a shared ring secret lives; a new one then breaks only the rings ringing."""
+TIME_OUT_RETRY_S = 2.0
+"""After the shared state failed a ring's time-out, the wait before it tries again."""
 
 
 class RingTokens:
@@ -145,16 +147,34 @@ class Rings:
         return await self._attempts.finish(attempt_id, Disposition.NO_ANSWER)
 
     async def _time_out(self, attempt_id: str) -> None:
+        """End the attempt as no-answer unless the ring was used up meanwhile.
+
+        The shared state failing here is retried for the ring key's grace: a timer that
+        died on the first hiccup would leave the attempt ringing.
+        """
         await asyncio.sleep(self._ring_secs)
-        if await self._shared.delete(RING_KEY + attempt_id):  # not answered anywhere
-            logger.bind(attempt_id=attempt_id).info("browser ring not answered in time")
-            await self._attempts.finish(attempt_id, Disposition.NO_ANSWER)
+        log = logger.bind(attempt_id=attempt_id)
+        for _ in range(max(1, int(RING_KEY_GRACE_S / TIME_OUT_RETRY_S))):
+            try:
+                if not await self._shared.delete(RING_KEY + attempt_id):
+                    return  # answered or declined, here or elsewhere
+                break
+            except SharedStateError as e:
+                log.warning(f"browser ring time-out not recorded ({e}); trying again")
+                await asyncio.sleep(TIME_OUT_RETRY_S)
+        else:  # whether it was answered cannot be told: the reconcile settles the attempt
+            log.warning("browser ring time-out given up: the shared state stayed unreachable")
+            return
+        log.info("browser ring not answered in time")
+        await self._attempts.finish(attempt_id, Disposition.NO_ANSWER)
 
     async def close(self) -> None:
-        """Stop this process's ring timers (server shutdown)."""
-        for task in list(self._timers.values()):
+        """Stop this process's ring timers (server shutdown) and wait until they have."""
+        timers = list(self._timers.values())
+        for task in timers:
             task.cancel()
         self._timers.clear()
+        await asyncio.gather(*timers, return_exceptions=True)
 
 
 _OVER = "this call is no longer ringing (answered, declined or timed out)"

@@ -21,7 +21,8 @@ The supervisor:
   forwarded too: the workers stop at once);
 - recycles: a worker past ``CALLAGENT_RECYCLE_AFTER_CALLS``/``_MB`` says ``recycle``; a
   replacement starts, and once it says ``ready`` (models loaded, accepting) the old worker
-  gets SIGUSR1: it stops accepting, drains and exits.
+  gets SIGUSR1: it stops accepting, drains and exits. A replacement that dies first is
+  started again (the worker asks once), the old worker serving meanwhile.
 
 Workers run in their own session, so a terminal's Ctrl+C reaches the supervisor alone,
 which forwards it once.
@@ -217,7 +218,7 @@ class Supervisor:
                 continue
             old = self._find(worker.replaces)
             if old is not None:
-                old.replaced_by = None  # the replacement died: the old one goes on
+                old.replaced_by = None  # the replacement died: the old one goes on for now
             logger.warning(f"supervisor: worker {worker.pid} died ({code}); starting another")
             if not worker.ready:
                 self._failures += 1
@@ -232,6 +233,8 @@ class Supervisor:
             time.sleep(RESTART_DELAY_S)
             if old is None:
                 self._start()
+            else:  # a replacement died: another one, the old worker serving meanwhile
+                old.replaced_by = self._start(replaces=old.pid).pid
 
 
 def _signal(worker: _Worker, sig: int) -> None:

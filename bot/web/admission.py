@@ -17,7 +17,10 @@ One mechanism guards every call-starting endpoint (``POST /api/offer``, ``POST /
   the agent file's ``when_full`` says (``bot/web/when_full.py``).
 - **Draining**: once :meth:`Admission.stop_admitting` is called (SIGTERM, ``bot/serving/``)
   every new call is refused as over the cap (reason ``draining``); calls already admitted
-  go on.
+  go on, and so does the second half of a call answered before the drain: a Twilio media
+  stream (:data:`PROMISED_ROUTES`) is the leg of a webhook that was answered with a
+  ``<Stream>`` (a webhook during the drain is answered as ``when_full`` says, and a replay
+  is refused by the CallSid ledger), so it still takes a free slot.
 
 The client address is the connecting address; behind a reverse proxy, set
 ``CALLAGENT_TRUSTED_PROXIES`` and the address the proxies name in ``X-Forwarded-For`` is used
@@ -72,6 +75,8 @@ CALL_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/calls/outbound"): "outbound",
 }
 """Every call-starting endpoint (method, path) and the route name refusals are counted by."""
+PROMISED_ROUTES = frozenset({"twilio-stream"})
+"""Routes that finish a call admitted before a drain: they take a slot while draining."""
 
 
 class Refused(HTTPException):
@@ -125,7 +130,8 @@ class Admission(Protocol):
         """Take a call slot; release it when the call ends (or never starts).
 
         Raises:
-            Refused: 503 when every slot is held.
+            Refused: 503 when every slot is held, or while draining (but on
+                :data:`PROMISED_ROUTES`).
         """
         ...
 
@@ -269,7 +275,8 @@ class LocalAdmission:
     def acquire(self, route: str, client: str) -> CallSlot:
         """Take a call slot (see :class:`Admission`)."""
         with self._lock:
-            taken = self._admitting and self._held < self._max_calls
+            admitting = self._admitting or route in PROMISED_ROUTES
+            taken = admitting and self._held < self._max_calls
             if taken:
                 self._held += 1
         if not taken:
@@ -282,7 +289,7 @@ class LocalAdmission:
             raise self._full(route, client)
 
     def _full(self, route: str, client: str) -> Refused:
-        if not self._admitting:
+        if not self._admitting and route not in PROMISED_ROUTES:
             self.refused(route, "draining", client)
             return Refused(
                 "capacity",

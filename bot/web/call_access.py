@@ -55,7 +55,7 @@ from bot.web.admission import Admission, CallSlot, RefusalReason
 from integrations.shared_state.base import SharedState
 from integrations.shared_state.memory import MemorySharedState
 from integrations.signed_tokens import SignedTokenError, TokenFailure, TokenSigner
-from transports.webrtc import MAX_PARAM_VALUE_CHARS
+from transports.webrtc_signalling import MAX_PARAM_VALUE_CHARS
 
 ROUTE = "webrtc"
 PROXY_HEADERS = ("x-forwarded-for", "x-forwarded-host", "forwarded", "x-real-ip")

@@ -3,8 +3,9 @@
 On SIGTERM (a deploy, a PaaS restart, a recycled worker) :meth:`Drain.run`:
 
 1. stops admitting: new calls are refused as over the cap (the phone as the agent file's
-   ``when_full`` says, WebRTC 503, streams 1013) and ``/readyz`` answers 503, so a load
-   balancer sends calls elsewhere; the in-process campaign consumer stops taking dials;
+   ``when_full`` says, WebRTC 503) and ``/readyz`` answers 503, so a load balancer sends
+   calls elsewhere; the media stream of a phone call answered just before still gets its
+   slot (``bot/web/admission.py``); the in-process campaign consumer stops taking dials;
 2. waits up to ``CALLAGENT_DRAIN_SECS`` for the live calls to end by themselves;
 3. ends each call still running as the agent file's ``when_stopping`` says: ``transfer``
    hands it to a person as an escalation does (:class:`~processors.frames.HandOffNowFrame`:
@@ -102,7 +103,13 @@ class Drain:
         left = self._runtime.live.all()
         logger.warning(f"drain time is up: ending {len(left)} call(s) as the agent file says")
         for call in left:
-            await self._end(call)
+            try:
+                await self._end(call)
+            except Exception as e:  # noqa: BLE001 - one call's end must not keep the others on
+                logger.bind(call_id=call.call_id).warning(
+                    f"server stopping: the call could not be ended ({type(e).__name__}); "
+                    "it is cancelled with the rest"
+                )
         if await self._until_idle(self._end_grace_s):
             logger.info("drained: the last calls were handed off or ended")
         else:

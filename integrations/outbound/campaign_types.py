@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from integrations.outbound.rules import CampaignRules
 from integrations.outbound.store import Attempt
+from integrations.storage.models import Base, Campaign, CampaignContact
 from integrations.storage.queries import iso
 
 RUNNING = "running"
@@ -28,6 +29,14 @@ DIALING = "dialing"
 DONE = "done"
 SKIPPED = "skipped"
 CONTACT_STATES = (PENDING, DIALING, DONE, SKIPPED, CANCELLED)
+
+CAMPAIGNS = Base.metadata.tables[Campaign.__tablename__]
+CONTACTS = Base.metadata.tables[CampaignContact.__tablename__]
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """How the tables store time: naive UTC (aware times are converted)."""
+    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
 
 
 class CampaignError(ValueError):

@@ -20,15 +20,12 @@ from typing import Any
 from loguru import logger
 from sqlalchemy import func, insert, select, update
 
-from integrations.outbound.campaign_dialing import (
-    CAMPAIGNS,
-    CONTACTS,
-    CampaignDialing,
-    naive_utc,
-)
+from integrations.outbound.campaign_dialing import CampaignDialing
 from integrations.outbound.campaign_types import (
+    CAMPAIGNS,
     CANCELLED,
     CONTACT_STATES,
+    CONTACTS,
     DONE,
     PAUSED,
     PENDING,
@@ -39,6 +36,7 @@ from integrations.outbound.campaign_types import (
     CampaignStateError,
     Contact,
     Progress,
+    naive_utc,
 )
 from integrations.outbound.contacts_csv import ContactRow, Problem, check_rows, parse_contacts_csv
 from integrations.outbound.rules import CampaignRules

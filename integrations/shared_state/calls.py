@@ -39,6 +39,9 @@ ASK_TIMEOUT_S = 5.0
 """Default wait for the owner's reply."""
 RESUBSCRIBE_S = 1.0
 """Pause before listening again after the engine dropped a subscription."""
+CLAIM_WAIT_S = 1.0
+"""Longest a call's start waits for its ownership to be recorded (a slow or lost engine:
+the call starts, and the record is made meanwhile)."""
 
 Payload = dict[str, Any]
 Handler = Callable[[str, Payload], Awaitable[Payload]]
@@ -94,6 +97,7 @@ class CallClaim:
         self._owners = owners
         self.call_id = call_id
         self._ids = [call_id] + ([provider_call_id] if provider_call_id else [])
+        self._recorded: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
 
     async def add_id(self, provider_call_id: str) -> None:
@@ -103,18 +107,27 @@ class CallClaim:
             await self._put([provider_call_id])
 
     async def __aenter__(self) -> CallClaim:
-        await self._put(self._ids)
-        self._refresher = asyncio.create_task(self._refresh(), name=f"lease-{self.call_id}")
+        recorded = self._recorded = asyncio.create_task(
+            self._put(self._ids), name=f"claim-{self.call_id}"
+        )
+        _, waiting = await asyncio.wait({recorded}, timeout=self._owners.claim_wait_s)
+        if waiting:  # an engine this slow is failing: the call does not wait on it
+            logger.bind(call_id=self.call_id).warning(
+                "call ownership not recorded yet; the call starts meanwhile"
+            )
+        self._refresher = asyncio.create_task(self._refresh(recorded), name=f"lease-{self.call_id}")
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        for task in (self._recorded, self._refresher):  # a first record still pending too
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._owners.release(self._ids, self.call_id)
 
-    async def _refresh(self) -> None:
+    async def _refresh(self, recorded: asyncio.Task[None]) -> None:
+        await asyncio.shield(recorded)  # the claim's exit cancels it if still pending
         while True:
             await asyncio.sleep(self._owners.refresh_s)
             await self._put(self._ids)
@@ -136,6 +149,7 @@ class CallOwners:
         process_id: This process's id.
         lease_s: Owner keys' lifetime after a refresh.
         refresh_s: Seconds between refreshes.
+        claim_wait_s: Longest a claim waits for its first record before the call starts.
     """
 
     def __init__(
@@ -145,12 +159,14 @@ class CallOwners:
         *,
         lease_s: float = LEASE_S,
         refresh_s: float = REFRESH_S,
+        claim_wait_s: float = CLAIM_WAIT_S,
     ):
         """Owners recorded in ``shared`` on behalf of ``process_id``."""
         self.shared = shared
         self.process_id = process_id
         self.lease_s = lease_s
         self.refresh_s = refresh_s
+        self.claim_wait_s = claim_wait_s
 
     def claim(self, call_id: str, provider_call_id: str | None = None) -> CallClaim:
         """Own the call while the returned context is open (``async with owners.claim(...)``)."""
@@ -295,13 +311,20 @@ class CallInbox:
             finally:
                 with contextlib.suppress(SharedStateError):
                     await subscription.aclose()
-            if self._closed:
+            resubscribed = await self._resubscribe(channel)
+            if resubscribed is None:
                 return
+            subscription = resubscribed
+
+    async def _resubscribe(self, channel: str) -> Subscription | None:
+        """Listen on ``channel`` again, trying until it works; None once the inbox closed."""
+        while not self._closed:
             await asyncio.sleep(RESUBSCRIBE_S)
             try:
-                subscription = await self.owners.shared.subscribe(channel)
+                return await self.owners.shared.subscribe(channel)
             except SharedStateError as e:
-                logger.warning(f"cannot listen on {channel} ({e})")
+                logger.warning(f"cannot listen on {channel} ({e}); trying again")
+        return None
 
     def _on_request(self, request: Payload) -> None:
         task = asyncio.create_task(self._serve(request))

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from integrations.shared_state.subscription import QueueSubscription
 
 SWEEP_EVERY = 1000
 """Writes between two sweeps of expired keys and logs."""
@@ -29,37 +31,6 @@ class _Log:
         changed.set()
 
 
-class MemorySubscription:
-    """One subscriber's queue of messages on a channel."""
-
-    def __init__(self, channel: str, unsubscribe: Callable[[MemorySubscription], None]):
-        """Listen on ``channel``; ``unsubscribe`` is called once at close."""
-        self.channel = channel
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
-        self._unsubscribe = unsubscribe
-        self._closed = False
-
-    def deliver(self, message: str) -> None:
-        """Queue ``message`` for the reader."""
-        if not self._closed:
-            self._queue.put_nowait(message)
-
-    async def __aiter__(self) -> AsyncIterator[str]:
-        """The messages until closed."""
-        while True:
-            message = await self._queue.get()
-            if message is None:
-                return
-            yield message
-
-    async def aclose(self) -> None:
-        """Stop listening (idempotent)."""
-        if not self._closed:
-            self._closed = True
-            self._unsubscribe(self)
-            self._queue.put_nowait(None)
-
-
 class MemorySharedState:
     """:class:`~integrations.shared_state.base.SharedState` in this process's memory.
 
@@ -72,7 +43,7 @@ class MemorySharedState:
         self._clock = clock
         self._keys: dict[str, tuple[str, float]] = {}
         self._logs: dict[str, _Log] = {}
-        self._channels: dict[str, set[MemorySubscription]] = {}
+        self._channels: dict[str, set[QueueSubscription]] = {}
         self._writes = 0
 
     @property
@@ -149,9 +120,9 @@ class MemorySharedState:
         for subscription in list(self._channels.get(channel, ())):
             subscription.deliver(message)
 
-    async def subscribe(self, channel: str) -> MemorySubscription:
+    async def subscribe(self, channel: str) -> QueueSubscription:
         """Listen on ``channel`` from now on."""
-        subscription = MemorySubscription(channel, self._unsubscribe)
+        subscription = QueueSubscription(channel, self._unsubscribe)
         self._channels.setdefault(channel, set()).add(subscription)
         return subscription
 
@@ -161,7 +132,7 @@ class MemorySharedState:
             for subscription in list(subscriptions):
                 await subscription.aclose()
 
-    def _unsubscribe(self, subscription: MemorySubscription) -> None:
+    async def _unsubscribe(self, subscription: QueueSubscription) -> None:
         subscriptions = self._channels.get(subscription.channel)
         if subscriptions is not None:
             subscriptions.discard(subscription)

@@ -32,9 +32,9 @@ from integrations.shared_state.postgres_listener import (
     LOG_CHANNEL,
     POLL_SLICE_S,
     Listener,
-    PostgresSubscription,
     notify_name,
 )
+from integrations.shared_state.subscription import QueueSubscription
 
 T = TypeVar("T")
 
@@ -208,9 +208,9 @@ class PostgresSharedState:
             "publish", channel, lambda c: c.execute(sql, (notify_name(channel), message))
         )
 
-    async def subscribe(self, channel: str) -> PostgresSubscription:
+    async def subscribe(self, channel: str) -> QueueSubscription:
         """Listen on ``channel`` from now on (returns once ``LISTEN`` took effect)."""
-        subscription = PostgresSubscription(channel, self._unsubscribe)
+        subscription = QueueSubscription(channel, self._unsubscribe)
         await self._listening().add(subscription, notify_name(channel))
         return subscription
 
@@ -233,7 +233,7 @@ class PostgresSharedState:
             self._listener = Listener(self._connect, self._wake, self._timeout_s)
         return self._listener
 
-    async def _unsubscribe(self, subscription: PostgresSubscription) -> None:
+    async def _unsubscribe(self, subscription: QueueSubscription) -> None:
         if self._listener is not None:
             await self._listener.remove(subscription, notify_name(subscription.channel))
 

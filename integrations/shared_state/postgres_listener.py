@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -23,6 +23,7 @@ from loguru import logger
 from psycopg import sql
 
 from integrations.shared_state.base import SharedStateError
+from integrations.shared_state.subscription import RECONNECT, QueueSubscription
 
 LOG_CHANNEL = "callagent_shared_logs"
 """The ``NOTIFY`` channel announcing appends (payload: the log's name)."""
@@ -33,44 +34,6 @@ POLL_SLICE_S = 1.0
 def notify_name(channel: str) -> str:
     """The PostgreSQL channel carrying ``channel`` (names stop at 63 bytes: hashed)."""
     return "callagent_ch_" + hashlib.sha1(channel.encode()).hexdigest()
-
-
-class PostgresSubscription:
-    """One subscriber's queue of messages on a channel (fed by the listener)."""
-
-    def __init__(
-        self, channel: str, unsubscribe: Callable[[PostgresSubscription], Awaitable[None]]
-    ):
-        """Listen on ``channel``; ``unsubscribe`` is awaited once at close."""
-        self.channel = channel
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
-        self._unsubscribe = unsubscribe
-        self._closed = False
-
-    def deliver(self, message: str) -> None:
-        """Queue ``message`` for the reader."""
-        if not self._closed:
-            self._queue.put_nowait(message)
-
-    def end(self) -> None:
-        """End the iteration without unsubscribing (the engine is closing)."""
-        if not self._closed:
-            self._closed = True
-            self._queue.put_nowait(None)
-
-    async def __aiter__(self) -> AsyncIterator[str]:
-        """The messages until closed."""
-        while True:
-            message = await self._queue.get()
-            if message is None:
-                return
-            yield message
-
-    async def aclose(self) -> None:
-        """Stop listening (idempotent)."""
-        if not self._closed:
-            self.end()
-            await self._unsubscribe(self)
 
 
 Connect = Callable[[], Awaitable[psycopg.AsyncConnection[Any]]]
@@ -91,14 +54,14 @@ class Listener:
         self._wake = wake
         self._timeout_s = timeout_s
         self._wake_channel = "callagent_wake_" + secrets.token_hex(8)
-        self._channels: dict[str, set[PostgresSubscription]] = {}
+        self._channels: dict[str, set[QueueSubscription]] = {}
         self._listened: set[str] = set()
         self._pending: list[asyncio.Future[None]] = []
         self._log_waiters: dict[str, set[asyncio.Event]] = {}
         self._ready: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def add(self, subscription: PostgresSubscription, notify: str) -> None:
+    async def add(self, subscription: QueueSubscription, notify: str) -> None:
         """Deliver ``notify``'s messages to ``subscription`` once ``LISTEN`` took effect.
 
         Raises:
@@ -119,7 +82,7 @@ class Listener:
                 raise
             raise SharedStateError("PostgreSQL did not confirm a subscription") from e
 
-    async def remove(self, subscription: PostgresSubscription, notify: str) -> None:
+    async def remove(self, subscription: QueueSubscription, notify: str) -> None:
         """Stop delivering to ``subscription`` (``UNLISTEN`` follows within a slice)."""
         self._drop(subscription, notify)
 
@@ -161,7 +124,7 @@ class Listener:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._listen())
 
-    def _drop(self, subscription: PostgresSubscription, notify: str) -> None:
+    def _drop(self, subscription: QueueSubscription, notify: str) -> None:
         subscribers = self._channels.get(notify)
         if subscribers is not None:
             subscribers.discard(subscription)
@@ -188,7 +151,7 @@ class Listener:
                 failures += 1
                 if failures == 1:
                     logger.warning(f"shared state: PostgreSQL listener lost ({type(e).__name__})")
-                await asyncio.sleep(min(2.0, 0.1 * 2**failures))
+                await asyncio.sleep(RECONNECT.delay_after(failures))
             finally:
                 if conn is not None:
                     with contextlib.suppress(psycopg.Error, OSError):

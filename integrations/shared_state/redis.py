@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from loguru import logger
@@ -29,6 +28,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from integrations.shared_state.base import SharedStateError
+from integrations.shared_state.subscription import RECONNECT, QueueSubscription
 
 READ_SLICE_S = 2.0
 """Longest single ``XREAD BLOCK``; a longer wait is several, so a dead server is noticed."""
@@ -56,42 +56,6 @@ def _seq(stream_id: str) -> int:
     return int(stream_id.split("-", 1)[1])
 
 
-class RedisSubscription:
-    """One subscriber's queue of messages on a channel (fed by the engine's reader task)."""
-
-    def __init__(self, channel: str, unsubscribe: Callable[[RedisSubscription], Awaitable[None]]):
-        """Listen on ``channel``; ``unsubscribe`` is awaited once at close."""
-        self.channel = channel
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
-        self._unsubscribe = unsubscribe
-        self._closed = False
-
-    def deliver(self, message: str) -> None:
-        """Queue ``message`` for the reader."""
-        if not self._closed:
-            self._queue.put_nowait(message)
-
-    def end(self) -> None:
-        """End the iteration without unsubscribing (the engine is closing)."""
-        if not self._closed:
-            self._closed = True
-            self._queue.put_nowait(None)
-
-    async def __aiter__(self) -> AsyncIterator[str]:
-        """The messages until closed."""
-        while True:
-            message = await self._queue.get()
-            if message is None:
-                return
-            yield message
-
-    async def aclose(self) -> None:
-        """Stop listening (idempotent)."""
-        if not self._closed:
-            self.end()
-            await self._unsubscribe(self)
-
-
 class RedisSharedState:
     """:class:`~integrations.shared_state.base.SharedState` on a Redis server.
 
@@ -115,7 +79,7 @@ class RedisSharedState:
         self._add = self._client.register_script(_ADD)
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._channels: dict[str, set[RedisSubscription]] = {}
+        self._channels: dict[str, set[QueueSubscription]] = {}
         self._confirmations: dict[str, list[asyncio.Future[None]]] = {}
         self._pubsub_lock = asyncio.Lock()
 
@@ -186,9 +150,9 @@ class RedisSharedState:
         """Deliver to this channel's current subscribers (on every process)."""
         await self._call("publish", channel, self._client.publish(channel, message))
 
-    async def subscribe(self, channel: str) -> RedisSubscription:
+    async def subscribe(self, channel: str) -> QueueSubscription:
         """Listen on ``channel`` from now on (returns once the server confirmed it)."""
-        subscription = RedisSubscription(channel, self._unsubscribe)
+        subscription = QueueSubscription(channel, self._unsubscribe)
         async with self._pubsub_lock:
             pubsub = self._start_pubsub()
             subscribers = self._channels.setdefault(channel, set())
@@ -263,11 +227,11 @@ class RedisSharedState:
                     continue
                 message = await pubsub.get_message(timeout=1.0)
                 failures = 0
-            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as e:
+            except (redis_errors.RedisError, OSError) as e:  # any: a dead reader deafens all
                 failures += 1
                 if failures == 1:
                     logger.warning(f"shared state: Redis pub/sub lost ({type(e).__name__})")
-                await asyncio.sleep(min(2.0, 0.1 * 2**failures))
+                await asyncio.sleep(RECONNECT.delay_after(failures))
                 continue
             if message is None:
                 continue
@@ -280,7 +244,7 @@ class RedisSharedState:
                 for subscription in list(self._channels.get(channel, ())):
                     subscription.deliver(str(message["data"]))
 
-    async def _unsubscribe(self, subscription: RedisSubscription) -> None:
+    async def _unsubscribe(self, subscription: QueueSubscription) -> None:
         async with self._pubsub_lock:
             subscribers = self._channels.get(subscription.channel)
             if subscribers is None:

@@ -200,8 +200,8 @@ async def _backchannels(
 
     from integrations.percentile import latency_summary
     from simulator.bench import kit as benchkit
+    from simulator.events_client import EventsClient
     from simulator.phone import CallEndedError
-    from simulator.target import EventsClient
 
     rows: list[dict[str, Any]] = []
     async with httpx.AsyncClient() as http:

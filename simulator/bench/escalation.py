@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from integrations.percentile import latency_summary
-from simulator.target import EventsClient, LocalAgent
+from simulator.events_client import EventsClient
+from simulator.target import LocalAgent
 
 SCREEN_POP_SECRET = "bench-secret"
 

@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from integrations.percentile import latency_summary, percentile
+from simulator.events_client import EventsClient
 from simulator.replies import (
     REPLY_WINDOW_S,
     answered_share,
     expected_replies,
     reply_answers,
 )
-from simulator.target import EventsClient, LocalAgent, Target
+from simulator.target import LocalAgent, Target
 
 QUESTIONS_PER_CALL = 5
 _SKIP_INTENTS = {"affirm", "deny", "goodbye"}

@@ -26,6 +26,7 @@ import numpy as np
 from loguru import logger
 
 from integrations.speech.audio import PHONE_SAMPLE_RATE
+from simulator.events_client import EventsClient
 from simulator.fake_twilio import CallUpdate
 from simulator.phone import (
     CallEndedError,
@@ -35,7 +36,7 @@ from simulator.phone import (
 from simulator.scenarios.checks import CallFacts, check_step
 from simulator.scenarios.results import BargeIn, CallResult, StepResult
 from simulator.scenarios.scenario import Scenario, Step
-from simulator.target import EventsClient, Target
+from simulator.target import Target
 from simulator.voices import caller_voice
 from simulator.voices.noise import BackgroundNoise, active_rms, normalize_active
 

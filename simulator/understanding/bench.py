@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 
 from simulator.bench import args as bench_args
-from simulator.target import EventsClient
+from simulator.events_client import EventsClient
 from simulator.understanding.outcomes import read_call, request_transcript
 from simulator.understanding.requests import (
     CallerRequest,

@@ -18,6 +18,7 @@ import pytest_asyncio
 from simulator.target import LocalAgent
 from simulator.voices import caller_voice
 from tests.support.serving import Served
+from tests.support.webrtc import browser_offer_sdp
 
 # one event loop for the module: the fake Twilio REST API serves in it, beside the tests
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -45,17 +46,7 @@ async def served(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def offer_sdp() -> str:
-    async def make() -> str:
-        from aiortc import RTCPeerConnection
-
-        pc = RTCPeerConnection()
-        pc.addTransceiver("audio", direction="sendrecv")
-        await pc.setLocalDescription(await pc.createOffer())
-        sdp = pc.localDescription.sdp
-        await pc.close()
-        return sdp
-
-    return asyncio.run(make())
+    return asyncio.run(browser_offer_sdp())
 
 
 async def test_a_call_past_the_cap_is_answered_as_the_agent_file_says(served, offer_sdp):

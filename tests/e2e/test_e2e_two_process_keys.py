@@ -22,9 +22,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from simulator.fake_twilio import FakeTwilioRest
 from simulator.phone import TwilioCallEmulator, place_call
-from simulator.target import SIM_ACCOUNT_SID, LocalAgent
+from simulator.target import LocalAgent
+from tests.support.serving import two_processes
 from tests.support.shared_state import shared_state_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -35,26 +35,13 @@ OPERATOR_TOKEN = "p" * 32
 COOKIE = "callagent_operator"
 
 
-def _process(url: str) -> LocalAgent:
-    """One process of the deployment (its own data folder and port)."""
-    local = LocalAgent(mode="process", env={"CALLAGENT_SHARED_STATE_URL": url})
-    local.auth_token, local.operator_token = AUTH_TOKEN, OPERATOR_TOKEN  # one account
-    local.rest = FakeTwilioRest(SIM_ACCOUNT_SID, AUTH_TOKEN)
-    local.rest.on_update(local.routes)
-    return local
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=["redis", "postgresql"])
 async def deployment(
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[tuple[LocalAgent, LocalAgent]]:
     with shared_state_url(request.param) as url:
-        a, b = _process(url), _process(url)
-        try:
-            await asyncio.gather(a.start(), b.start())
+        async with two_processes(url, AUTH_TOKEN, OPERATOR_TOKEN) as (a, b):
             yield a, b
-        finally:
-            await asyncio.gather(a.stop(), b.stop())
 
 
 async def test_a_login_and_a_lock_out_hold_on_both_processes(deployment):

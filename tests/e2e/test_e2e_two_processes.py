@@ -31,6 +31,7 @@ from simulator.fake_twilio import FakeTwilioRest
 from simulator.phone import TwilioCallEmulator, place_call
 from simulator.target import SIM_ACCOUNT_SID, LocalAgent
 from simulator.voices import caller_voice
+from tests.support.serving import two_processes
 from tests.support.shared_state import shared_state_url
 from transports.twilio import compute_signature
 
@@ -42,15 +43,6 @@ AUTH_TOKEN = "d" * 32
 OPERATOR_TOKEN = "p" * 32
 
 
-def _process(shared_state_url: str) -> LocalAgent:
-    """One process of the deployment (its own fake REST API, data folder and port)."""
-    local = LocalAgent(mode="process", env={"CALLAGENT_SHARED_STATE_URL": shared_state_url})
-    local.auth_token, local.operator_token = AUTH_TOKEN, OPERATOR_TOKEN  # one account
-    local.rest = FakeTwilioRest(SIM_ACCOUNT_SID, AUTH_TOKEN)
-    local.rest.on_update(local.routes)
-    return local
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=["redis", "postgresql"])
 async def deployment(
     request: pytest.FixtureRequest,
@@ -58,12 +50,8 @@ async def deployment(
     if caller_voice.engine() is None:
         pytest.skip("needs Debian's flite for the caller voice (apt-get install flite)")
     with shared_state_url(request.param) as url:
-        a, b = _process(url), _process(url)
-        try:
-            await asyncio.gather(a.start(), b.start())
+        async with two_processes(url, AUTH_TOKEN, OPERATOR_TOKEN) as (a, b):
             yield a, b
-        finally:
-            await asyncio.gather(a.stop(), b.stop())
 
 
 async def _events(agent: LocalAgent, call_id: str, **params: Any) -> httpx.Response:
@@ -155,6 +143,7 @@ async def test_a_transfer_on_a_is_answered_and_reached_through_b(deployment):
     root = ET.fromstring(twiml)
     whisper_url = root.find("Dial/Number").get("url")  # type: ignore[union-attr]
     action_url = root.find("Dial").get("action")  # type: ignore[union-attr]
+    assert whisper_url and action_url, twiml
     assert urlsplit(whisper_url).netloc == urlsplit(a.base_url).netloc  # A's own address
 
     # Twilio's requests land on B (a load balancer's choice)

@@ -11,5 +11,5 @@
 - :mod:`.daily`: Daily's REST API (rooms and meeting tokens).
 - :mod:`.agent_desktop`: the agent desktop's screen-pop webhook.
 
-The HTTP fakes serve on loopback through :class:`.loopback.LoopbackServer`.
+The HTTP fakes serve on loopback through :class:`simulator.loopback.LoopbackServer`.
 """

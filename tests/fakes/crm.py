@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from integrations.crm.base import CRM, CallerRecord, CallOutcome, CRMError
-from tests.fakes.loopback import LoopbackServer
+from simulator.loopback import LoopbackServer
 
 KNOWN_NUMBER = "+15555550123"
 """The one caller the fakes know."""

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.loopback import LoopbackServer
+from simulator.loopback import LoopbackServer
 
 ROOM = {
     "id": "5e3cf703-5547-47d6-a371-37b1f0b4427f",

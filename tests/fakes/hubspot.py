@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.loopback import LoopbackServer
+from simulator.loopback import LoopbackServer
 
 OBJECT_TYPES = {"contacts", "meetings", "calls", "tickets", "tasks"}
 _ALIASES = {

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.loopback import LoopbackServer
+from simulator.loopback import LoopbackServer
 
 
 class FakeChatServer(LoopbackServer):

@@ -29,8 +29,7 @@ from pipecat.workers.runner import WorkerRunner
 from twilio.request_validator import RequestValidator
 
 from bot.agent import load_agent
-from bot.call.live_calls import LiveCall
-from bot.call.pipeline import CallSpec
+from bot.call.pipeline import CallSpec, live_call
 from bot.call.runtime import Runtime
 from bot.outbound.listeners import AttemptListener
 from bot.settings import Settings
@@ -259,17 +258,7 @@ async def run_stand_in_call(
 
     runner = WorkerRunner(handle_sigint=False, check_dangling_tasks=False)
     await runner.add_workers(worker)
-    attempt_id = spec.outbound.attempt_id if spec.outbound is not None else None
-    live = LiveCall(
-        spec.call_id,
-        spec.agent,
-        spec.transport_kind,
-        spec.provider_call_id,
-        transport,
-        worker,
-        attempt_id,
-    )
-    runtime.live.add(live)
+    runtime.live.add(live_call(spec, transport, worker))
     try:
         await runner.run()
     finally:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +14,9 @@ from twilio.request_validator import RequestValidator
 
 from integrations.storage.engine import sqlite_url
 from integrations.storage.store import CallStore
-from simulator.fake_twilio import CallUpdate
+from simulator.fake_twilio import CallUpdate, FakeTwilioRest
 from simulator.phone import TwilioCallEmulator, new_sid, place_call
-from simulator.target import LocalAgent
+from simulator.target import SIM_ACCOUNT_SID, LocalAgent
 
 CALLER = "+15555550142"
 
@@ -83,3 +85,26 @@ class Served:
             return [store.get_call(c["id"]) or c for c in listed]
         finally:
             store.close()
+
+
+def deployment_process(shared_state_url: str, auth_token: str, operator_token: str) -> LocalAgent:
+    """One agent process of a deployment on ``shared_state_url`` (its own data folder, port
+    and fake Twilio REST API; every process of the deployment is one Twilio account)."""
+    local = LocalAgent(mode="process", env={"CALLAGENT_SHARED_STATE_URL": shared_state_url})
+    local.auth_token, local.operator_token = auth_token, operator_token
+    local.rest = FakeTwilioRest(SIM_ACCOUNT_SID, auth_token)
+    local.rest.on_update(local.routes)
+    return local
+
+
+@contextlib.asynccontextmanager
+async def two_processes(
+    shared_state_url: str, auth_token: str, operator_token: str
+) -> AsyncIterator[tuple[LocalAgent, LocalAgent]]:
+    """Two started agent processes sharing ``shared_state_url``; stopped at the end."""
+    a, b = (deployment_process(shared_state_url, auth_token, operator_token) for _ in range(2))
+    try:
+        await asyncio.gather(a.start(), b.start())
+        yield a, b
+    finally:
+        await asyncio.gather(a.stop(), b.stop())

@@ -4,7 +4,8 @@ Run as ``python -m tests.support.stub_worker LISTEN_FD STATUS_FD``: it serves HT
 inherited listening socket (``GET /`` -> its pid; ``GET /recycle`` -> it asks the
 supervisor for a replacement), says ``ready`` once accepting, exits 0 on SIGTERM, and on
 SIGUSR1 (retire) stops accepting and exits 0 -- as ``callagent serve`` does under the
-supervisor (``bot/serving/server.py``), in milliseconds.
+supervisor (``bot/serving/server.py``), in milliseconds. With :data:`FAIL_ONCE` it can
+die before it accepts.
 """
 
 from __future__ import annotations
@@ -17,9 +18,16 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+FAIL_ONCE = "STUB_WORKER_FAIL_ONCE"
+"""A file's path: the next worker started while it exists removes it and dies before ready."""
+
 
 def main() -> None:
     listen_fd, status_fd = int(sys.argv[1]), int(sys.argv[2])
+    marker = os.environ.get(FAIL_ONCE, "")
+    if marker and os.path.exists(marker):
+        os.remove(marker)
+        sys.exit(1)  # as a worker whose models fail to load
     sock = socket.socket(fileno=listen_fd)
     # every worker wakes for a connection, one accepts it: the others must not block in
     # accept() (asyncio's server, in the real workers, never does)

@@ -21,6 +21,8 @@ from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
 
+from tests.support.webrtc import browser_offer_sdp
+
 TOKEN = "operator-token-for-tests-0123"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 PUBLIC = "https://agent.example.com"
@@ -30,18 +32,7 @@ LOCAL = "http://127.0.0.1:7860"
 @pytest.fixture(scope="module")
 def offer_sdp() -> str:
     """A real browser-like SDP offer (aiortc's), from a peer that is gone at once."""
-
-    async def make() -> str:
-        from aiortc import RTCPeerConnection
-
-        pc = RTCPeerConnection()
-        pc.addTransceiver("audio", direction="sendrecv")
-        await pc.setLocalDescription(await pc.createOffer())
-        sdp = pc.localDescription.sdp
-        await pc.close()
-        return sdp
-
-    return asyncio.run(make())
+    return asyncio.run(browser_offer_sdp())
 
 
 def make_app(data_dir: Path, agent: Any, **env: str) -> FastAPI:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from integrations.shared_state.base import SharedStateError
 from integrations.shared_state.calls import (
     CallInbox,
     CallOwners,
@@ -148,3 +149,80 @@ async def test_a_malformed_request_is_dropped_and_the_inbox_keeps_serving(two_pr
     await shared.publish(f"callagent:inbox:{a.process_id}", '{"kind": "echo"}')
     async with a.owners.claim("call-1"):
         assert await b.ask("call-1", "echo", {"n": 1}, timeout_s=2) == {"call_id": "call-1", "n": 1}
+
+
+class _FlakySubscribe(MemorySharedState):
+    """Subscriptions the engine ends (a lost link), and a first resubscribe that fails."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
+
+    async def subscribe(self, channel: str):
+        if self.failures:
+            self.failures -= 1
+            raise SharedStateError("Redis unreachable (subscribe)", retryable=True)
+        return await super().subscribe(channel)
+
+
+async def test_an_inbox_that_lost_its_subscription_listens_again_after_a_failed_try(monkeypatch):
+    from integrations.shared_state import calls as calls_module
+
+    monkeypatch.setattr(calls_module, "RESUBSCRIBE_S", 0.01)
+    shared = _FlakySubscribe()
+    owner, asker = CallInbox(CallOwners(shared, "A:1:a")), CallInbox(CallOwners(shared, "B:2:b"))
+
+    async def answer(call_id: str, payload: dict) -> dict:
+        return {"call": call_id}
+
+    owner.handle("ping", answer)
+    await owner.start()
+    await asker.start()
+    shared.failures = 2  # the first two resubscribes fail
+    await shared.aclose()  # every subscription ends, as a lost engine would end them
+    for _ in range(200):
+        if shared.failures == 0 and len(shared._channels) == 4:  # both inboxes, both replies
+            break
+        await asyncio.sleep(0.01)
+    async with owner.owners.claim("call-1"):
+        assert await asker.ask("call-1", "ping", {}, timeout_s=2) == {"call": "call-1"}
+    await owner.aclose()
+    await asker.aclose()
+
+
+class _StalledPuts(MemorySharedState):
+    """An engine whose writes hang (a server that stopped answering)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = asyncio.Event()
+
+    async def put(self, key: str, value: str, *, ttl_s: float, only_if_absent: bool = False):
+        await self.answer.wait()
+        return await super().put(key, value, ttl_s=ttl_s, only_if_absent=only_if_absent)
+
+
+async def test_a_call_starts_though_its_ownership_cannot_be_recorded_yet():
+    shared = _StalledPuts()
+    owners = CallOwners(shared, "hostA:1:aa", claim_wait_s=0.05)
+    async with asyncio.timeout(2):
+        async with owners.claim("call-1"):
+            assert await owners.owner_of("call-1") is None  # not recorded yet: the call runs
+            shared.answer.set()  # the engine answers again
+            for _ in range(100):
+                if await owners.owner_of("call-1") is not None:
+                    break
+                await asyncio.sleep(0.01)
+            assert await owners.owner_of("call-1") == Owner("hostA:1:aa", "call-1")
+    assert await owners.owner_of("call-1") is None
+
+
+async def test_a_call_ending_before_its_ownership_was_recorded_leaves_no_owner():
+    shared = _StalledPuts()
+    owners = CallOwners(shared, "hostA:1:aa", claim_wait_s=0.01)
+    async with asyncio.timeout(2):
+        async with owners.claim("call-1"):
+            pass
+    shared.answer.set()
+    await asyncio.sleep(0.05)
+    assert await owners.owner_of("call-1") is None

@@ -71,3 +71,22 @@ async def test_the_access_log_has_no_query_strings(data_dir, agent):
     assert any('"GET /?… HTTP/1.1" 200' in line for line in access)
     assert any('"GET /healthz?… HTTP/1.1" 200' in line for line in access)
     assert not [line for line in lines if NUMBER in line or "secret-handoff-token" in line]
+
+
+def test_a_logged_exception_shows_no_variable_of_its_frames(capfd):
+    def look_up(caller: str) -> None:
+        raise LookupError("no such customer")
+
+    try:
+        configure_logging("INFO")
+        try:
+            caller = "+1" + NUMBER
+            look_up(caller)
+        except LookupError:
+            logger.exception("CRM lookup failed")
+    finally:
+        logger.remove()
+        logger.add(sys.stderr)
+    logged = capfd.readouterr().err
+    assert "LookupError: no such customer" in logged
+    assert NUMBER not in logged

@@ -88,6 +88,8 @@ def test_a_draining_server_refuses_new_calls_and_is_not_ready(data_dir, agent) -
         assert '<Reject reason="busy" />' in voice.text  # the reference agent: reject
         refused = app.state.admission.stats()["refused"]
         assert refused == {"twilio-voice": {"draining": 1}}
+        # a stream whose webhook was answered before the drain still gets its slot
+        app.state.admission.acquire("twilio-stream", "127.0.0.1").release()
 
 
 async def test_hand_off_now_escalates_with_the_hand_off_line(agent) -> None:
@@ -148,3 +150,49 @@ def test_recycle_policy_reasons() -> None:
     assert RecyclePolicy(after_calls=3).reason(2) == ""
     assert "MB" in RecyclePolicy(after_mb=1).reason(0)  # this process uses more than 1 MB
     assert resident_mb() > 1
+
+
+class _Worker:
+    """A call's pipeline worker whose frames end the call (or whose queue is broken)."""
+
+    def __init__(self, calls: set[str], call_id: str, broken: bool = False) -> None:
+        self.calls, self.call_id, self.broken = calls, call_id, broken
+        self.frames: list[Any] = []
+
+    async def queue_frames(self, frames: list[Any]) -> None:
+        if self.broken:
+            raise RuntimeError("the pipeline is gone")
+        self.frames.extend(frames)
+        self.calls.discard(self.call_id)
+
+    async def queue_frame(self, frame: Any) -> None:
+        await self.queue_frames([frame])
+
+
+async def test_a_call_that_cannot_be_ended_does_not_stop_the_drain_ending_the_others(
+    data_dir, agent
+) -> None:
+    from typing import cast
+
+    from bot.call.live_calls import LiveCall
+    from bot.web.drain import Drain
+
+    goodbye = dataclasses.replace(agent, transfer=dataclasses.replace(agent.transfer, target=""))
+    app = make_app(data_dir, goodbye)
+    runtime = app.state.runtime
+    running = {"broken", "fine"}
+    workers = {cid: _Worker(running, cid, broken=cid == "broken") for cid in sorted(running)}
+    for call_id, worker in workers.items():
+        runtime.live.add(
+            LiveCall(call_id, None, "webrtc", None, cast(Any, None), cast(Any, worker))
+        )
+    drain = Drain(
+        app.state.admission,
+        runtime,
+        lambda: len(running),
+        drain_secs=0.0,
+        end_grace_s=0.5,
+    )
+    await drain.run()
+    assert running == {"broken"}  # the broken one is left to the shutdown's cancel
+    assert [type(f).__name__ for f in workers["fine"].frames] == ["TTSSpeakFrame", "EndWorkerFrame"]

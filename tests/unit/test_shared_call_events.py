@@ -157,3 +157,37 @@ async def test_an_unreachable_engine_costs_the_call_one_failure_not_one_per_even
         observer.publish("bot_started", {})
     await asyncio.wait_for(observer.cleanup(), 5)  # the call's end is not held up
     assert shared.appends == 2  # the first event, then the end marker
+
+
+class Stalled(MemorySharedState):
+    """Appends hang until the engine answers again (a server that stopped answering)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = asyncio.Event()
+
+    async def append(self, log: str, entry: str, *, max_len: int, ttl_s: float) -> int:
+        await self.answer.wait()
+        return await super().append(log, entry, max_len=max_len, ttl_s=ttl_s)
+
+
+async def test_a_stalled_engine_does_not_hold_the_calls_end_and_the_end_is_written_behind(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    from bot.operator import shared_events
+
+    monkeypatch.setattr(shared_events, "END_WAIT_S", 0.05)
+    shared = Stalled()
+    events = SharedCallEvents(shared)
+    observer = events.observer("call-1", "CA1")
+    observer.publish("bot_started", {})
+    await asyncio.wait_for(observer.cleanup(), 2)  # returns though nothing is written yet
+    del observer  # the call is gone: only the events object keeps its writer
+    shared.answer.set()
+    for _ in range(100):
+        page = await events.page("CA1", 0, 0.0)
+        if page is not None and not page["active"]:
+            break
+        await asyncio.sleep(0.01)
+    assert page is not None and not page["active"]
+    assert [e["type"] for e in page["events"]] == ["bot_started"]

@@ -19,12 +19,14 @@ from bot.call.runtime import Runtime
 from bot.operator.auth import COOKIE
 from bot.operator.sessions import LoginLinks, OperatorSessions
 from bot.operator.throttle import FailureThrottle
+from bot.outbound import ring as ring_module
 from bot.outbound.ring import RingError, Rings, RingTokens
 from bot.settings import Settings
 from bot.web.app import create_app
 from bot.web.call_access import CallTokenError, CallTokens
-from integrations.shared_state.base import SharedState
+from integrations.shared_state.base import SharedState, SharedStateError
 from integrations.shared_state.factory import open_shared_state
+from integrations.shared_state.memory import MemorySharedState
 from integrations.storage import CallStore
 from integrations.storage.caller_id import RedactedCallerId
 from processors.agent_definition import AgentDefinition
@@ -182,6 +184,59 @@ async def test_a_ring_declined_elsewhere_or_unanswered_ends_once(
     assert finished.ended == [(other, "no-answer")]
     with pytest.raises(RingError):
         await b.answer(unanswered)
+
+
+class _HiccupOnDelete(MemorySharedState):
+    """The shared state failing its first delete (a Redis reconnect)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    async def delete(self, key: str) -> bool:
+        if self.failures:
+            self.failures -= 1
+            raise SharedStateError("Redis unreachable (delete)", retryable=True)
+        return await super().delete(key)
+
+
+async def test_a_ring_time_out_survives_a_shared_state_hiccup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ring_module, "TIME_OUT_RETRY_S", 0.01)
+    finished = _Finished()
+    shared = _HiccupOnDelete()
+    rings = Rings(RingTokens(TOKEN, shared, ttl_s=30), cast(Any, finished), 0.05, shared)
+    await rings.start(ATTEMPT)
+    for _ in range(100):
+        if finished.ended:
+            break
+        await asyncio.sleep(0.02)
+    assert finished.ended == [(ATTEMPT, "no-answer")]
+    assert shared.failures == 0
+    await rings.close()
+
+
+class _DownAfterClaim(MemorySharedState):
+    """The shared state that goes away while a call streams (writes fail)."""
+
+    down = False
+
+    async def put(self, key: str, value: str, *, ttl_s: float, only_if_absent: bool = False):
+        if self.down:
+            raise SharedStateError("Redis unreachable (put)", retryable=True)
+        return await super().put(key, value, ttl_s=ttl_s, only_if_absent=only_if_absent)
+
+
+async def test_a_stream_ending_while_the_shared_state_is_down_ends_cleanly_and_stays_known():
+    shared = _DownAfterClaim()
+    ledger = SharedCallSidLedger(shared)
+    assert await ledger.claim("CA0123")
+    shared.down = True
+    await ledger.finish("CA0123")  # logged, not raised: the call's end is no error
+    shared.down = False
+    assert await ledger.is_known("CA0123")
+    assert not await ledger.claim("CA0123")  # a replay is still refused
 
 
 # two real server apps (create_app) on one Redis

@@ -21,14 +21,17 @@ import pytest
 
 from integrations.storage.workers import pid_alive
 from simulator.target import free_port
+from tests.support.stub_worker import FAIL_ONCE
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 class Port:
-    def __init__(self, port: int, process: subprocess.Popen[bytes]) -> None:
+    def __init__(self, port: int, process: subprocess.Popen[bytes], fail_once: Path) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.process = process
+        self.fail_once = fail_once
+        """Touch it: the next worker started dies before it accepts."""
 
     def pid(self, path: str = "/") -> int:
         return int(httpx.get(self.url + path, timeout=5).json()["pid"])
@@ -49,16 +52,17 @@ class Port:
 
 
 @pytest.fixture
-def port() -> Iterator[Port]:
+def port(tmp_path: Path) -> Iterator[Port]:
     number = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    fail_once = tmp_path / "fail-once"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), FAIL_ONCE: str(fail_once)}
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.support.stub_supervisor", str(number), "2"],
         cwd=ROOT,
         env=env,
     )
     try:
-        yield Port(number, process)
+        yield Port(number, process, fail_once)
     finally:
         if process.poll() is None:
             process.kill()
@@ -100,6 +104,18 @@ def test_a_worker_that_asks_to_recycle_is_replaced_once_its_replacement_is_ready
     before = port.answering(2)
     old = port.pid("/recycle")  # that worker asks for a replacement
     wait_gone(old)  # retired (SIGUSR1) once the replacement said ready
+    after = port.answering(2)
+    assert old not in after and len(after & before) == 1
+    port.process.send_signal(signal.SIGTERM)
+    assert port.process.wait(20) == 0
+
+
+def test_a_replacement_that_dies_before_it_accepts_is_started_again(port: Port) -> None:
+    before = port.answering(2)
+    port.fail_once.touch()  # the first replacement dies loading
+    old = port.pid("/recycle")
+    wait_gone(old)  # retired once a second replacement said ready
+    assert not port.fail_once.exists()  # the first one did die
     after = port.answering(2)
     assert old not in after and len(after & before) == 1
     port.process.send_signal(signal.SIGTERM)

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from bot.web.webrtc_peers import InboxPeers
 from integrations.shared_state.calls import CallInbox, CallOwners
 from integrations.shared_state.memory import MemorySharedState
+from tests.support.webrtc import browser_offer_sdp
 from transports.webrtc import WebRTCRouter, create_webrtc_router
 
 CANDIDATE = {
@@ -25,17 +26,6 @@ CANDIDATE = {
     "sdp_mid": "0",
     "sdp_mline_index": 0,
 }
-
-
-async def _offer_sdp() -> str:
-    from aiortc import RTCPeerConnection
-
-    pc = RTCPeerConnection()
-    pc.addTransceiver("audio", direction="sendrecv")
-    await pc.setLocalDescription(await pc.createOffer())
-    sdp = pc.localDescription.sdp
-    await pc.close()
-    return sdp
 
 
 class Process:
@@ -72,7 +62,9 @@ async def a_and_b() -> AsyncIterator[tuple[Process, Process]]:
 
 async def test_candidates_sent_to_b_reach_the_peer_a_answered(a_and_b) -> None:
     a, b = a_and_b
-    answered = await a.client.post("/api/offer", json={"sdp": await _offer_sdp(), "type": "offer"})
+    answered = await a.client.post(
+        "/api/offer", json={"sdp": await browser_offer_sdp(), "type": "offer"}
+    )
     assert answered.status_code == 200, answered.text
     pc_id = answered.json()["pc_id"]
     assert (await b.inbox.owners.owner_of(pc_id)).process_id == "hostA:1:aa"  # type: ignore[union-attr]

@@ -96,7 +96,7 @@ def test_bad_ice_patches_are_rejected(signalling, body: dict, status: int, messa
 
 
 def test_offer_params_carry_the_caller() -> None:
-    from transports.webrtc import parse_offer
+    from transports.webrtc_signalling import parse_offer
 
     body = {"sdp": OFFER_SDP, "request_data": {"caller": "+15550001", "n": 3, "x": {"a": 1}}}
     request, params = parse_offer(body, {"source": "page"})

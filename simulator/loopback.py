@@ -1,4 +1,8 @@
-"""The one way the fakes serve HTTP: an aiohttp app on a free loopback port."""
+"""The one way the fakes serve HTTP: an aiohttp app on a free loopback port.
+
+The simulator's fakes (:mod:`simulator.fake_cartesia`) and the tests' (``tests/fakes/``)
+alike.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,20 @@ from aiohttp import web
 
 
 class LoopbackServer:
-    """An aiohttp application on ``127.0.0.1`` and a port the OS picks.
+    """An aiohttp application on :attr:`host` (``127.0.0.1``) and a port the OS picks.
 
     Subclasses add their routes in :meth:`routes`; ``async with`` (or :meth:`start` and
     :meth:`stop`) runs the server, and :attr:`origin` is where it answers.
     """
 
+    host: str = "127.0.0.1"
     port: int = 0
     _runner: web.AppRunner | None = None
 
     @property
     def origin(self) -> str:
-        """``http://127.0.0.1:<port>``, once started."""
-        return f"http://127.0.0.1:{self.port}"
+        """``http://<host>:<port>``, once started."""
+        return f"http://{self.host}:{self.port}"
 
     def routes(self, app: web.Application) -> None:
         """Add the fake's routes to ``app``."""
@@ -32,7 +37,7 @@ class LoopbackServer:
         self.routes(app)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        await web.TCPSite(runner, self.host, 0).start()
         self._runner = runner
         self.port = int(runner.addresses[0][1])
         return self
