@@ -8,6 +8,7 @@ models); the drain with live calls and the supervisor with real processes are in
 from __future__ import annotations
 
 import dataclasses
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -239,8 +240,16 @@ def test_the_supervisor_tells_each_worker_how_many_siblings_share_its_cores(
             return 0
 
     monkeypatch.setattr(supervisor, "Supervisor", Recording)
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
     settings = Settings.load(
-        {"CALLAGENT_DATA_DIR": str(data_dir), "CALLAGENT_WORKERS": "2", "PORT": "0"}
+        {
+            "CALLAGENT_DATA_DIR": str(data_dir),
+            "CALLAGENT_WORKERS": "2",
+            "CALLAGENT_HOST": "127.0.0.1",
+            "PORT": str(port),
+        }
     )
     assert serve.supervise(settings) == 0
     assert commands[0][commands[0].index("--workers") + 1] == "2"
