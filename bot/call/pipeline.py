@@ -127,8 +127,8 @@ def outbound_script(agent: AgentDefinition, call: OutboundCall | None) -> Outbou
 
 
 def _busy_from(runtime: Runtime, calls: int) -> Callable[[], bool] | None:
-    """True while ``calls`` or more calls run on the runtime (None when ``calls`` is 0: never)."""
-    return (lambda: runtime.active_calls >= calls) if calls > 0 else None
+    """True while ``calls`` or more calls run on the host (None when ``calls`` is 0: never)."""
+    return (lambda: runtime.host_calls >= calls) if calls > 0 else None
 
 
 def _bot_asked_yes_no(context: LLMContext) -> Callable[[], bool]:

@@ -107,8 +107,8 @@ class Runtime:
     _server: Runtime | None = field(default=None, init=False, repr=False)
     """The server's runtime, when this is another agent's view of it."""
     speculation: SpeculationBudget = field(init=False)
-    """Early (speculative) model runs every call shares: one per core, none from
-    ``CALLAGENT_NO_EARLY_RUNS_FROM_CALLS`` simultaneous calls on."""
+    """Early (speculative) model runs every call shares: one per core of this process's
+    share of the host, none from ``CALLAGENT_NO_EARLY_RUNS_FROM_CALLS`` calls on the host."""
 
     @property
     def active_calls(self) -> int:
@@ -118,6 +118,16 @@ class Runtime:
     @active_calls.setter
     def active_calls(self, value: int) -> None:
         self._calls.active = value
+
+    @property
+    def host_calls(self) -> int:
+        """Calls the host's cores carry now, estimated: this process's times its workers.
+
+        ``callagent serve --workers N`` runs N processes on the same cores, fed by one
+        shared socket that spreads calls about evenly; the load thresholds
+        (``CALLAGENT_*_FROM_CALLS``) are about the cores, so they compare with this.
+        """
+        return self._calls.active * max(1, self.settings.workers)
 
     @property
     def agent_key(self) -> str:
@@ -163,6 +173,6 @@ class Runtime:
         """Set up the speculation budget (it reads the live call count)."""
         busy_from = self.settings.no_early_runs_from_calls
         self.speculation = SpeculationBudget(
-            os.cpu_count() or 1,
-            busy=(lambda: self.active_calls >= busy_from) if busy_from > 0 else None,
+            (os.cpu_count() or 1) // max(1, self.settings.workers),  # this process's cores
+            busy=(lambda: self.host_calls >= busy_from) if busy_from > 0 else None,
         )

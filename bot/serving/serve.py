@@ -91,6 +91,8 @@ def supervise(settings: Settings) -> int:
         return [
             *(sys.executable, "-m", "bot.cli", "serve"),
             *("--host", settings.host, "--port", str(settings.port)),
+            # a worker knows its siblings: the load thresholds are about the host's cores
+            *("--workers", str(settings.workers)),
             *("--listen-fd", str(listen_fd), "--status-fd", str(status_fd)),
         ]
 

@@ -208,7 +208,7 @@ def create_app(
     calls = CallManager(inbox.owners)
     batching: BatchingPolicy = (
         LoadAdaptiveBatching(
-            lambda: calls.active,
+            lambda: calls.active * max(1, settings.workers),  # the host's calls, as host_calls
             settings.audio_batch_from_calls,
             settings.audio_batch_60ms_from_calls,
         )

@@ -8,6 +8,7 @@ models); the drain with live calls and the supervisor with real processes are in
 from __future__ import annotations
 
 import dataclasses
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +197,60 @@ async def test_a_call_that_cannot_be_ended_does_not_stop_the_drain_ending_the_ot
     await drain.run()
     assert running == {"broken"}  # the broken one is left to the shutdown's cancel
     assert [type(f).__name__ for f in workers["fine"].frames] == ["TTSSpeakFrame", "EndWorkerFrame"]
+
+
+def test_a_worker_weighs_the_load_thresholds_against_the_host_not_only_itself(
+    data_dir, agent
+) -> None:
+    from bot.call.runtime import Runtime
+    from integrations.nlu.entities import EntityExtractor
+    from tests.fakes.classifier import ScriptedClassifier
+
+    def runtime(workers: str) -> Runtime:
+        settings = Settings.load(
+            {
+                "CALLAGENT_DATA_DIR": str(data_dir),
+                "CALLAGENT_CRM": "none",
+                "CALLAGENT_WORKERS": workers,
+                "CALLAGENT_NO_EARLY_RUNS_FROM_CALLS": "6",
+            }
+        )
+        return Runtime(settings, agent, None, None, ScriptedClassifier(), EntityExtractor(), None)
+
+    alone, sibling = runtime("1"), runtime("2")
+    alone.active_calls = sibling.active_calls = 3
+    assert (alone.host_calls, sibling.host_calls) == (3, 6)
+    assert alone.speculation.claim()  # 3 calls on the host: early runs go on
+    assert not sibling.speculation.claim()  # 6 on the host (3 here, 3 in the sibling)
+
+
+def test_the_supervisor_tells_each_worker_how_many_siblings_share_its_cores(
+    data_dir, monkeypatch
+) -> None:
+    from bot.serving import serve, supervisor
+
+    commands: list[list[str]] = []
+
+    class Recording:
+        def __init__(self, command: Any, workers: int, sock: Any) -> None:
+            commands.append(command(7, 8))
+            sock.close()
+
+        def run(self) -> int:
+            return 0
+
+    monkeypatch.setattr(supervisor, "Supervisor", Recording)
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    settings = Settings.load(
+        {
+            "CALLAGENT_DATA_DIR": str(data_dir),
+            "CALLAGENT_WORKERS": "2",
+            "CALLAGENT_HOST": "127.0.0.1",
+            "PORT": str(port),
+        }
+    )
+    assert serve.supervise(settings) == 0
+    assert commands[0][commands[0].index("--workers") + 1] == "2"
+    assert "--listen-fd" in commands[0]
