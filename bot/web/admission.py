@@ -20,7 +20,8 @@ One mechanism guards every call-starting endpoint (``POST /api/offer``, ``POST /
   go on, and so does the second half of a call answered before the drain: a Twilio media
   stream (:data:`PROMISED_ROUTES`) is the leg of a webhook that was answered with a
   ``<Stream>`` (a webhook during the drain is answered as ``when_full`` says, and a replay
-  is refused by the CallSid ledger), so it still takes a free slot.
+  is refused by the CallSid ledger), so it still takes a free slot; so does the answer of
+  an outbound call placed before the drain (the callee has picked up).
 
 The client address is the connecting address; behind a reverse proxy, set
 ``CALLAGENT_TRUSTED_PROXIES`` and the address the proxies name in ``X-Forwarded-For`` is used
@@ -75,8 +76,11 @@ CALL_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/calls/outbound"): "outbound",
 }
 """Every call-starting endpoint (method, path) and the route name refusals are counted by."""
-PROMISED_ROUTES = frozenset({"twilio-stream"})
-"""Routes that finish a call admitted before a drain: they take a slot while draining."""
+PROMISED_ROUTES = frozenset({"twilio-stream", "twilio-answer"})
+"""Routes that finish a call admitted before a drain: they take a slot while draining.
+
+``twilio-answer`` is the voice webhook of an outbound call this deployment placed, when the
+callee answers: refusing it would hang up on a person who just picked up."""
 
 
 class Refused(HTTPException):
@@ -285,7 +289,8 @@ class LocalAdmission:
 
     def check_room(self, route: str, client: str) -> None:
         """Check that a slot is free now, taking none (see :class:`Admission`)."""
-        if not self._admitting or self._held >= self._max_calls:
+        draining = not self._admitting and route not in PROMISED_ROUTES
+        if draining or self._held >= self._max_calls:
             raise self._full(route, client)
 
     def _full(self, route: str, client: str) -> Refused:

@@ -360,13 +360,15 @@ def create_app(
     async def twilio_voice(request: Request) -> Response:
         form = {k: str(v) for k, v in (await request.form()).items()}
         public_url = await twilio_gate.check_webhook(request, form)
-        try:  # no slot is taken: the stream takes it
-            admission.check_room("twilio-voice", addresses.of(request))
-        except Refused:  # full or draining: as the agent file says
-            xml = when_full_twiml(runtime.agent, public_url)
-            return Response(content=xml, media_type="application/xml")
         attempt = request.query_params.get("attempt", "")
         extra = await outbound.twilio.webhook_parameters(attempt, form)  # outbound-api leg
+        # a callee answering a call this deployment placed was promised the call at the dial
+        route = "twilio-answer" if extra else "twilio-voice"
+        try:  # no slot is taken: the stream takes it
+            admission.check_room(route, addresses.of(request))
+        except Refused:  # full, or draining (a new inbound call): as the agent file says
+            xml = when_full_twiml(runtime.agent, public_url)
+            return Response(content=xml, media_type="application/xml")
         ws_base = "wss://" if public_url.startswith("https://") else "ws://"
         stream_url = ws_base + urlsplit(public_url).netloc + "/twilio/stream"
         xml = twilio.build_stream_twiml(stream_url, twilio_gate.stream_parameters(form, extra))

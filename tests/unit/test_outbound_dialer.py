@@ -178,6 +178,30 @@ async def test_a_full_outbound_call_over_media_streams_records_its_attempt(serve
     assert len(server.creates()) == 1
 
 
+async def test_a_callee_answering_while_the_server_drains_gets_the_call_not_a_reject(
+    serve: Serve,
+) -> None:
+    server = await serve()
+    server.rest.dialer.register(CALLEE, KeypadCallee(lines=(Press("1"), Press("0"))))
+    placed = (await server.place()).json()
+    call = server.dialed(placed["provider_call_id"])
+    server.app.state.admission.stop_admitting()  # SIGTERM after the dial, before the answer
+
+    answer = await delivery(call, "answer")
+    assert answer.status == 200 and "<Reject" not in (call.twiml or "")
+    assert parse_stream_twiml(call.twiml).parameters["callagentAttempt"] == placed["attempt_id"]
+    await server.rest.dialer.wait_for_end(placed["provider_call_id"], timeout=20)
+    assert server.specs and server.specs[0].outbound is not None
+    assert call.log.said == ["press:1", "press:0"]
+
+    # a new inbound call in the drain still hears what the agent file says
+    inbound = await server.post_signed(
+        f"{server.base_url}/twilio/voice",
+        {"CallSid": "CA" + "1" * 32, "AccountSid": "AC" + "2" * 32, "Direction": "inbound"},
+    )
+    assert inbound.status_code == 200 and "<Stream" not in inbound.text
+
+
 async def test_forged_unsigned_or_mismatched_outbound_webhooks_are_refused(
     serve: Serve, held: None
 ) -> None:
