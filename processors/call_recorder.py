@@ -35,11 +35,10 @@ The turn's latency breakdown comes from the pipeline's latency observer through
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from loguru import logger
 from pipecat.frames.frames import (
@@ -66,7 +65,6 @@ from integrations.storage.records import (
     CallStart,
     CallUpdate,
     Escalation,
-    Outcome,
     TurnKind,
     TurnRecord,
     clean_number,
@@ -74,6 +72,7 @@ from integrations.storage.records import (
     json_safe,
     utcnow,
 )
+from processors.call_outcome import CallFacts, OutcomePolicy, RecordSink, mask_keyed_digits
 from processors.frames import (
     BotReplyFrame,
     CallerRecordFrame,
@@ -88,55 +87,6 @@ ENDED = "call ended"
 PIPELINE_ERROR = "pipeline error"
 _FAILURE_MARKERS = ("fatal error", "can no longer do its job")
 """Reasons Pipecat's worker gives when it cancels a call because of an error."""
-
-
-class RecordSink(Protocol):
-    """Where records go (a :class:`~integrations.storage.store.CallStore`)."""
-
-    def start_call(self, record: CallStart) -> None:
-        """Record a call start."""
-
-    def save_turn(self, record: TurnRecord) -> None:
-        """Record (or re-record) a turn."""
-
-    def update_call(self, record: CallUpdate) -> None:
-        """Record call-level facts."""
-
-    def end_call(self, record: CallEnd) -> None:
-        """Record the end of a call."""
-
-
-@dataclass
-class CallFacts:
-    """What the outcome of a call is decided from."""
-
-    caller_turns: int = 0
-    acted: bool = False
-    last_band: str | None = None
-    goodbye: bool = False
-    escalated: bool = False
-    failed: bool = False
-
-
-class OutcomePolicy:
-    """Decides a call's outcome.
-
-    failed (pipeline error) > escalated > resolved (the dialogue ended the call on
-    a goodbye) > abandoned (no caller turn, or the caller left while the agent was
-    clarifying or repairing) > resolved (the agent acted on at least one turn).
-    """
-
-    def decide(self, facts: CallFacts) -> Outcome:
-        """The outcome for ``facts``."""
-        if facts.failed:
-            return Outcome.FAILED
-        if facts.escalated:
-            return Outcome.ESCALATED
-        if facts.goodbye:
-            return Outcome.RESOLVED
-        if facts.caller_turns == 0 or facts.last_band in ("clarify", "repair"):
-            return Outcome.ABANDONED
-        return Outcome.RESOLVED if facts.acted else Outcome.ABANDONED
 
 
 @dataclass
@@ -560,12 +510,3 @@ def _reason(frame: Frame, default: str) -> str:
 def _text_attr(frame: Frame, name: str) -> str | None:
     value = getattr(frame, name, None)
     return None if value is None else str(getattr(value, "value", value))
-
-
-_KEYED = re.compile(r"^\s*DTMF:\s*([0-9*#A-Da-d]+)\s*$")
-
-
-def mask_keyed_digits(text: str) -> str:
-    """Keyed entries (``DTMF: 4729#``) are stored as their length only: they may be PINs."""
-    match = _KEYED.match(text)
-    return f"DTMF: {'#' * len(match.group(1))}" if match else text

@@ -25,7 +25,7 @@ from loguru import logger
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 
 from integrations.storage.records import CallUpdate, clean_number
-from processors.call_recorder import RecordSink
+from processors.call_outcome import RecordSink
 from processors.frames import DoNotCallFrame, MachineVerdictFrame, OutcomeFrame
 
 

@@ -11,7 +11,7 @@ from bot.outbound.listeners import AttemptListeners
 from integrations.outbound.dispositions import Disposition
 from integrations.outbound.store import Attempt, OutboundStore, OutboundStoreError
 from integrations.storage.records import CallUpdate
-from processors.call_recorder import RecordSink
+from processors.call_outcome import RecordSink
 
 
 class Attempts:

@@ -19,7 +19,7 @@ from bot.call.runtime import Runtime
 from bot.outbound.attempts import Attempts
 from integrations.outbound.dispositions import Disposition
 from integrations.outbound.store import DNC_SOURCES, Attempt
-from processors.call_recorder import RecordSink
+from processors.call_outcome import RecordSink
 from processors.outbound_call import OutboundCall
 from processors.outbound_outcome import OutboundOutcomeObserver
 

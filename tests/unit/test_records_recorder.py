@@ -13,7 +13,8 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.tests.utils import SleepFrame, run_test
 
-from processors.call_recorder import CallFacts, CallRecorder, OutcomePolicy
+from processors.call_outcome import CallFacts, OutcomePolicy
+from processors.call_recorder import CallRecorder
 from processors.frames import (
     Band,
     BotReplyFrame,
@@ -247,7 +248,7 @@ def test_outcome_policy(facts, outcome):
 
 
 def test_keyed_digits_are_stored_masked():
-    from processors.call_recorder import mask_keyed_digits
+    from processors.call_outcome import mask_keyed_digits
 
     assert mask_keyed_digits("DTMF: 4729#") == "DTMF: #####"
     assert mask_keyed_digits("what are your hours") == "what are your hours"
