@@ -7,18 +7,9 @@ itself is never imported: its native library dies with "illegal instruction" on
 CPUs without AVX-512. The package directory is found with
 :func:`importlib.util.find_spec`, which does not import it.
 
-The shipped ``.ort`` graphs convert their int8 weights to float at every run,
-which makes each decoding step slow. On first use they are re-saved once as
-ONNX with onnxruntime's extended graph optimisation, which folds that
-conversion into float weights (about 4x faster decoding); the decoder's matrix
-weights are then stored as 8-bit blocks again (``MatMulNBits``), because a
-decoding step reads every weight once and streaming 165 MB of float weights per
-token made it memory-bound: 19 -> 11 ms per token, same transcripts on the bench
-sentences. The encoder's matrix products run in int8 with activations quantised
-on the fly (``MatMulInteger``): 53 -> 32 ms for 2 s of audio (~140 MB on disk in
-all). Later loads read the cache. See
-:func:`integrations.speech.moonshine_models.optimized_models`; the beam search is in
-:mod:`integrations.speech.beam_search`.
+The model files are optimised once into a cache on first use (about 4x faster decoding;
+see :mod:`integrations.speech.moonshine_models`, which says why and what it measured);
+the beam search is in :mod:`integrations.speech.beam_search`.
 """
 
 from __future__ import annotations
