@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
-APT_PACKAGES=(chromium flite espeak-ng sox iproute2 redis-server haproxy)
+APT_PACKAGES=(chromium flite espeak-ng sox iproute2 redis-server haproxy sip-tester baresip-core)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
