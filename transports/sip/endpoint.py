@@ -16,14 +16,14 @@ import logging
 from collections.abc import Mapping
 
 from aiortp import PortAllocator
-from aiosipua import IncomingCall, SipRequest, SipResponse, SipUAC, SipUAS
+from aiosipua import IncomingCall, SipRequest, SipResponse, SipUAS
 from aiosipua.message import SipMessage
 from loguru import logger
 
 from transports.sip.call import EndpointCall
 from transports.sip.config import SipEndpointConfig, uri_user
 from transports.sip.contracts import Admission, CallHandler, EndReason, InviteInfo
-from transports.sip.dialing import Dialer, SipDialError
+from transports.sip.dialing import Dialer, SipDialError, TrunkUAC
 from transports.sip.media import RtpMedia
 from transports.sip.offer_answer import (
     NoCommonCodec,
@@ -80,7 +80,7 @@ class SipEndpoint:
             local_addr=(config.listen_host, config.listen_port),
             max_message_bytes=config.max_message_bytes,
         )
-        self._uac = SipUAC(self._transport)
+        self._uac = TrunkUAC(self._transport)
         self._uas = SipUAS(
             self._transport,
             user_agent=config.user_agent,
