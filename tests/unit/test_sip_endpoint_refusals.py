@@ -150,3 +150,17 @@ async def test_malformed_requests_get_400_and_oversized_are_dropped() -> None:
             await ok.close()
     finally:
         await endpoint.stop()
+
+
+async def test_credentials_only_for_the_carrier_do_not_challenge_its_invites(peer: SipPeer) -> None:
+    bot = Bot()
+    endpoint = await start_endpoint(
+        bot, trunks=("127.0.0.1/32",), username="trunk", password="s3", challenge_inbound=False
+    )
+    try:
+        port = await peer.open_rtp()
+        outgoing = peer.invite(endpoint.local_addr, offer_sdp(port))
+        await outgoing.wait_answered(3)
+        assert peer.responses(401) == []
+    finally:
+        await endpoint.stop()
