@@ -131,6 +131,10 @@ async def test_malformed_requests_get_400_and_oversized_are_dropped() -> None:
         reply = await loop.run_in_executor(None, _exchange, bad_sdp, addr)
         assert reply is not None and reply.startswith(b"SIP/2.0 400 Bad Request (SDP body)")
 
+        version = _invite("1 INVITE").replace(b" SIP/2.0\r\n", b" SIP/3.0\r\n", 1)
+        reply = await loop.run_in_executor(None, _exchange, version, addr)
+        assert reply is not None and reply.startswith(b"SIP/2.0 505")
+
         garbage = b"INVITE\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK-x\r\n\r\n"
         reply = await loop.run_in_executor(None, _exchange, garbage, addr)
         assert reply is not None and reply.startswith(b"SIP/2.0 400")

@@ -25,7 +25,8 @@ class SipEndpointConfig:
             challenges.
         registrar: ``host[:port]`` to REGISTER at (empty = no registration).
         register_expires_s: The binding interval asked for.
-        outbound_proxy: ``host[:port]`` outbound INVITEs are sent to (empty = the To URI's host).
+        outbound_proxy: ``host[:port]`` outbound INVITEs are sent to (empty = the registrar, else
+            the To URI's host).
         caller_id: The From user of outbound calls (a number; never logged).
         session_expires_s: RFC 4028 session interval offered/accepted (0 = no session timers).
         session_min_se_s: The smallest session interval accepted (422 below it).
