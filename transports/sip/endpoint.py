@@ -16,7 +16,7 @@ import logging
 from collections.abc import Mapping
 
 from aiortp import PortAllocator
-from aiosipua import IncomingCall, SipRequest, SipResponse, SipUAS
+from aiosipua import IncomingCall, SipRequest, SipResponse
 from aiosipua.message import SipMessage
 from loguru import logger
 
@@ -35,6 +35,7 @@ from transports.sip.registration import TrunkRegistration
 from transports.sip.reinvite import answer_reinvite
 from transports.sip.signalling import DialogSignalling
 from transports.sip.trunks import DigestChallenger, TrunkPolicy
+from transports.sip.uas import TrunkUAS
 from transports.sip.wire import GuardedUdpTransport
 
 __all__ = ["SipDialError", "SipEndpoint", "SipEndpointConfig"]
@@ -81,7 +82,7 @@ class SipEndpoint:
             max_message_bytes=config.max_message_bytes,
         )
         self._uac = TrunkUAC(self._transport)
-        self._uas = SipUAS(
+        self._uas = TrunkUAS(
             self._transport,
             user_agent=config.user_agent,
             uac=self._uac,
