@@ -85,6 +85,10 @@ async def test_no_common_codec_is_488(peer: SipPeer) -> None:
     try:
         port = await peer.open_rtp()
         assert await rejected(peer, endpoint.local_addr, offer=offer_sdp(port, (18, 9))) == 488
+        named = offer_sdp(port)
+        assert named.connection is not None
+        named.connection.address = "media.example.invalid"  # RTP goes to an IP, not a name
+        assert await rejected(peer, endpoint.local_addr, offer=named) == 488
         assert bot.calls == []
     finally:
         await endpoint.stop()
