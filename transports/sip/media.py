@@ -28,6 +28,7 @@ PCMU = 0
 PCMA = 8
 SUPPORTED_PAYLOAD_TYPES = (PCMU, PCMA)
 _BIND_ATTEMPTS = 8
+KEYS = frozenset("0123456789*#ABCD")
 
 
 class _PeerOnlySession(RTPSession):
@@ -182,6 +183,11 @@ class RtpMedia:
             "bad_dropped": self._session.bad_dropped,
             "queued_frames": len(self._queue),
         }
+
+    def keypress(self, digit: str) -> None:
+        """A key the peer signalled outside RTP (SIP INFO), delivered like an RFC 4733 one."""
+        if len(digit) == 1 and digit.upper() in KEYS:
+            self._deliver(self.on_dtmf, digit.upper())
 
     def set_held(self, held: bool) -> None:
         """Hold: nothing is sent (the queue still plays out on the clock, unheard)."""
