@@ -11,6 +11,7 @@ pacer so that barge-in (:meth:`RtpMedia.flush`) and hold are ours to control.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
@@ -86,7 +87,7 @@ class RtpMedia:
         self._tail = b""
         self._rx = bytearray()
         self._held = False
-        self._timestamp = 0
+        self._timestamp = random.getrandbits(32)  # RFC 3550 §5.1: a random start
         self._closed = False
         self._failed_callbacks = 0
         self.last_rx: float = asyncio.get_running_loop().time()
