@@ -142,7 +142,10 @@ class SipEndpoint:
             self._registration.start()
 
     async def stop(self) -> None:
-        """BYE every live call, unregister and close the socket."""
+        """BYE every live call, refuse the INVITEs being answered, unregister, close the socket."""
+        for incoming in list(self._pending.values()):
+            refuse(self._uas, incoming, Rejection(503, "Service Unavailable"))
+        self._pending.clear()
         calls = list(self._calls.values())
         for call in calls:
             self.end_call(call, "shutdown")
