@@ -255,6 +255,6 @@ async def test_a_200_never_acknowledged_ends_the_call(monkeypatch: pytest.Monkey
             await until(lambda: len(bot.calls) == 1)
             await until(lambda: bot.calls[0].ended, timeout_s=3)
         assert bot.calls[0].end_reason == "ack_timeout"
-        assert not endpoint.calls
+        await until(lambda: not endpoint.calls)
     finally:
         await endpoint.stop()
