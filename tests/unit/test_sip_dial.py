@@ -61,7 +61,7 @@ async def test_dial_with_digest_auth_audio_and_hang_up(peer: SipPeer) -> None:
         await call.hang_up()
         assert call.end_reason == "local_bye"
         await asyncio.wait_for(peer.events.bye_event.wait(), 2)
-        assert not endpoint.calls
+        await until(lambda: not endpoint.calls)
     finally:
         await endpoint.stop()
 
