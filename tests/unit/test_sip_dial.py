@@ -61,6 +61,9 @@ async def test_dial_with_digest_auth_audio_and_hang_up(peer: SipPeer) -> None:
         await call.hang_up()
         assert call.end_reason == "local_bye"
         await asyncio.wait_for(peer.events.bye_event.wait(), 2)
+        host, sip_port = peer.transport.local_addr
+        bye = next(raw for raw in peer.raw if raw.startswith(b"BYE "))
+        assert bye.startswith(f"BYE sip:{host}:{sip_port} SIP/2.0".encode())  # the 200's Contact
         await until(lambda: not endpoint.calls)
     finally:
         await endpoint.stop()

@@ -23,7 +23,7 @@ from loguru import logger
 from transports.sip.call import EndpointCall
 from transports.sip.config import SipEndpointConfig
 from transports.sip.contracts import Admission, CallHandler, EndReason, InviteInfo
-from transports.sip.dialing import Dialer, SipDialError, TrunkUAC
+from transports.sip.dialing import Dialer, SipDialError, TrunkUAC, learn_remote_target
 from transports.sip.inbound import Rejection, info_key, invite_info, refuse, screen
 from transports.sip.media import RtpMedia
 from transports.sip.offer_answer import (
@@ -205,6 +205,7 @@ class SipEndpoint:
         if isinstance(message, SipRequest) and self._is_retransmitted_invite(message):
             return  # our 200 is being retransmitted until the ACK; aiosipua would say 481
         if isinstance(message, SipResponse):
+            learn_remote_target(self._uac, message)
             cseq = message.cseq
             if cseq is not None and cseq.method.upper() == "REFER":
                 # aiosipua drops responses to REFER (no transaction user): hand them here
