@@ -115,3 +115,22 @@ async def test_keys_sent_as_sip_info_reach_on_dtmf(peer: SipPeer) -> None:
         await until(lambda: bot.digits == ["7", "#"])
     finally:
         await endpoint.stop()
+
+
+async def test_our_bye_follows_the_record_route_in_order(peer: SipPeer) -> None:
+    bot = Bot()
+    endpoint = await start_endpoint(bot)
+    try:
+        port = await peer.open_rtp()
+        routes = "<sip:p1.example;lr>, <sip:p2.example;lr>"
+        outgoing = peer.invite(
+            endpoint.local_addr, offer_sdp(port), headers={"Record-Route": routes}
+        )
+        await outgoing.wait_answered(3)
+        await until(lambda: len(bot.calls) == 1)
+        await bot.calls[0].hang_up()
+        await until(lambda: any(raw.startswith(b"BYE ") for raw in peer.raw))
+        bye = next(raw for raw in peer.raw if raw.startswith(b"BYE "))
+        assert bye.index(b"Route: <sip:p1.example;lr>") < bye.index(b"Route: <sip:p2.example;lr>")
+    finally:
+        await endpoint.stop()

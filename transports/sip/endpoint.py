@@ -233,6 +233,8 @@ class SipEndpoint:
             # A retransmission while we bind RTP: aiosipua made a second record; keep ours
             self._uas._calls[call_id] = self._pending[call_id]
             return
+        # RFC 3261 §12.1.1: a UAS keeps the Record-Route list in order (aiosipua reverses it)
+        incoming.dialog.route_set = list(incoming.invite.headers.get("record-route"))
         info = invite_info(incoming)
         rejection = screen(incoming, info, self._policy, self._admission)
         if rejection is not None:
