@@ -118,6 +118,21 @@ async def test_caller_audio_and_keys_become_frames() -> None:
     assert call.media.on_audio is None  # detached when the pipeline ended
 
 
+async def test_what_the_caller_does_while_the_pipeline_starts_is_kept() -> None:
+    call = FakeSipCall()
+    transport = SipTransport(call, SipTransportParams(input_queue_chunks=3))
+    call.media.caller_presses("9")  # answered, the pipeline not yet running
+    for i in range(5):
+        call.media.caller_says(bytes([i + 1]) * 320)
+
+    down, _ = await run_test(transport.input(), frames_to_send=[SleepFrame(0.2)])
+
+    assert [f.button for f in down if isinstance(f, InputDTMFFrame)] == [KeypadEntry.NINE]
+    # The backlog keeps the latest audio (3 chunks here), never the key.
+    audio = [f.audio for f in down if isinstance(f, InputAudioRawFrame)]
+    assert audio == [bytes([i + 1]) * 320 for i in range(2, 5)]
+
+
 async def test_caller_audio_from_another_thread_still_arrives() -> None:
     call = FakeSipCall()
     transport = SipTransport(call)

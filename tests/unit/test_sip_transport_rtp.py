@@ -2,24 +2,22 @@
 
 The endpoint's handler runs a tiny pipeline with :class:`SipTransport` (a "tone bot": it
 keeps what it hears, speaks a 3 s tone on key 1, is interrupted on key 2, ends the call
-on key #). The caller, a real SIP UA with G.711 RTP and RFC 4733 keys, checks that its
-audio reaches the pipeline, the bot's tone reaches it, the keys arrive, barge-in stops
-the bot's audio at once, and BYE either way ends both sides.
+on key #). The caller (:class:`tests.support.sip_uac.SipPeer`: G.711 RTP, RFC 4733 keys,
+re-INVITE, BYE) checks that its audio reaches the pipeline, the bot's tone reaches it,
+the keys arrive, barge-in stops the bot's audio at once, hold sends nothing and piles
+nothing up, and BYE either way ends both sides.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-from aiortp import RTPSession
-from aiosipua import SipUAC, SipUAS, UdpSipTransport
-from aiosipua.sdp_negotiate import build_sdp
+from aiosipua import OutgoingCall
 from pipecat.frames.frames import (
     EndWorkerFrame,
     Frame,
@@ -36,24 +34,15 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
 from integrations.speech.audio import pcm16_to_float
+from tests.support.sip_uac import SipPeer, free_udp_port, offer_sdp
+from transports.sip.config import SipEndpointConfig
 from transports.sip.contracts import InviteInfo, Refusal, SipCall
-from transports.sip.transport import SipTransport
-
-endpoint_module = pytest.importorskip(
-    "transports.sip.endpoint", reason="needs sip-core's SipEndpoint (git merge sip-core)"
-)
-config_module = pytest.importorskip(
-    "transports.sip.config", reason="needs sip-core's SipEndpointConfig (git merge sip-core)"
-)
+from transports.sip.endpoint import SipEndpoint
+from transports.sip.transport import SipTransport, SipTransportParams
 
 TONE_S = 3.0
-LOUD_RMS = 0.015  # of full scale; the tone is 0.12, G.711 silence far below
-
-
-def rms(pcm: bytes) -> float:
-    """The level of 16-bit PCM (0 to 1)."""
-    samples = pcm16_to_float(pcm)
-    return float(np.sqrt(np.mean(samples**2))) if len(samples) else 0.0
+LOUD = 0.015  # RMS of full scale; the tone is 0.12, G.711 silence far below
+LEAD_S = SipTransportParams().playback_lead_s
 
 
 def tone(seconds: float, period: int = 10) -> bytes:
@@ -63,25 +52,10 @@ def tone(seconds: float, period: int = 10) -> bytes:
     return b"".join(high if (i // period) % 2 else low for i in range(int(8000 * seconds)))
 
 
-def free_udp_ports(count: int) -> int:
-    """The first of ``count`` consecutive free UDP ports (even, for RTP)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1] & ~1
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no free UDP port range")
+def rms(pcm: bytes) -> float:
+    """The level of 16-bit PCM (0 to 1)."""
+    samples = pcm16_to_float(pcm)
+    return float(np.sqrt(np.mean(samples**2))) if len(samples) else 0.0
 
 
 class ToneBot(FrameProcessor):
@@ -96,8 +70,7 @@ class ToneBot(FrameProcessor):
         await super().process_frame(frame, direction)
         if isinstance(frame, InputAudioRawFrame):
             self.heard.extend(frame.audio)
-            return
-        if isinstance(frame, InputDTMFFrame):
+        elif isinstance(frame, InputDTMFFrame):
             key = frame.button.value
             self.keys.append(key)
             if key == "1":
@@ -107,17 +80,16 @@ class ToneBot(FrameProcessor):
             elif key == "2":
                 await self.push_frame(InterruptionFrame())
             elif key == "#":
-                await self.push_frame(
-                    EndWorkerFrame(reason="caller pressed #"), FrameDirection.UPSTREAM
-                )
-            return
-        await self.push_frame(frame, direction)
+                await self.push_frame(EndWorkerFrame(reason="key #"), FrameDirection.UPSTREAM)
+        else:
+            await self.push_frame(frame, direction)
 
 
 @dataclass
 class BotSide:
-    """What the endpoint's handler saw."""
+    """The endpoint's handler: a pipeline with the transport; what it saw."""
 
+    calls: list[SipCall] = field(default_factory=list)
     bots: list[ToneBot] = field(default_factory=list)
     disconnected: list[str] = field(default_factory=list)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
@@ -125,6 +97,7 @@ class BotSide:
     async def handle(self, call: SipCall) -> None:
         transport = SipTransport(call)
         bot = ToneBot()
+        self.calls.append(call)
         self.bots.append(bot)
 
         @transport.event_handler("on_client_disconnected")
@@ -143,107 +116,85 @@ class BotSide:
         finally:
             self.finished.set()
 
-
-def admit_all(_invite: InviteInfo) -> Refusal | None:
-    return None
+    def admit(self, invite: InviteInfo) -> Refusal | None:
+        return None
 
 
 class Caller:
-    """A SIP UA placing one G.711 call with aiosipua + aiortp and keeping what it hears."""
+    """The peer's one call: keys with fresh RFC 4733 timestamps, audio heard with its time."""
 
-    def __init__(self, sip_port: int, rtp_port: int) -> None:
-        self.sip = UdpSipTransport(local_addr=("127.0.0.1", sip_port))
-        self.uac = SipUAC(self.sip)
-        self.uas = SipUAS(self.sip, uac=self.uac)
-        self.rtp_port = rtp_port
-        self.rtp: RTPSession | None = None
+    def __init__(self, peer: SipPeer) -> None:
+        self.peer = peer
         self.heard: list[tuple[float, bytes]] = []
-        self.got_bye = asyncio.Event()
         self._key_timestamp = 0
-        self.uas.on_bye = lambda _call, _request: self.got_bye.set()
+        self.outgoing: OutgoingCall | None = None
+        self.endpoint_addr = ("127.0.0.1", 0)
 
-    async def call(self, endpoint_addr: tuple[str, int]) -> None:
-        await self.uas.start()
-        offer = build_sdp("127.0.0.1", self.rtp_port, 0, "PCMU")
-        self.outgoing = self.uac.send_invite(
-            "sip:caller@127.0.0.1", f"sip:agent@127.0.0.1:{endpoint_addr[1]}", endpoint_addr, offer
-        )
-        await self.outgoing.wait_answered(timeout=5)
-        answer = self.outgoing.sdp_answer
-        assert answer is not None and answer.rtp_address is not None
-        self.rtp = await RTPSession.create(
-            local_addr=("127.0.0.1", self.rtp_port),
-            remote_addr=answer.rtp_address,
-            payload_type=0,
-            jitter_prefetch=2,
-        )
-        self.rtp.on_audio = lambda pcm, _ts: self.heard.append((time.monotonic(), pcm))
-
-    async def say(self, pcm: bytes) -> None:
-        """Send audio in real time, 20 ms a packet."""
-        assert self.rtp is not None
-        start = time.monotonic()
-        for i, offset in enumerate(range(0, len(pcm), 320)):
-            self.rtp.send_audio_pcm_auto(pcm[offset : offset + 320])
-            await asyncio.sleep(max(0.0, start + (i + 1) * 0.02 - time.monotonic()))
+    async def call(self, endpoint_addr: tuple[str, int]) -> OutgoingCall:
+        self.endpoint_addr = endpoint_addr
+        port = await self.peer.open_rtp()
+        outgoing = self.peer.invite(endpoint_addr, offer_sdp(port, (0,)))
+        await outgoing.wait_answered(3)
+        answer = outgoing.sdp_answer
+        rtp = self.peer.rtp
+        assert answer is not None and answer.rtp_address is not None and rtp is not None
+        rtp.update_remote(answer.rtp_address)
+        rtp.on_audio = lambda pcm, _ts: self.heard.append((time.monotonic(), pcm))
+        self.outgoing = outgoing
+        return outgoing
 
     async def press(self, key: str) -> None:
-        assert self.rtp is not None
-        # RFC 4733: a new timestamp is a new key press (aiortp's default, 0, repeats one event).
+        assert self.peer.rtp is not None
+        # A new timestamp is a new key press (RFC 4733); aiortp's default (0) repeats one event.
         self._key_timestamp += 8000
-        self.rtp.send_dtmf(key, duration_ms=100, timestamp=self._key_timestamp)
+        self.peer.rtp.send_dtmf(key, duration_ms=100, timestamp=self._key_timestamp)
         await asyncio.sleep(0.2)
 
-    def loud_s(self, since: float = 0.0) -> float:
-        """Seconds of non-silent audio heard after ``since``."""
+    async def hold(self, held: bool) -> None:
+        """A re-INVITE putting the call on hold (sendonly) or taking it off (sendrecv)."""
+        assert self.outgoing is not None
+        offer = offer_sdp(self.peer.rtp_port, (0,))
+        audio = offer.audio
+        assert audio is not None
+        if held:
+            audio.attributes.pop("sendrecv", None)
+            audio.attributes["sendonly"] = []
+        offer.origin.session_version = str(int(time.monotonic() * 1000))
+        self.peer.uac.send_reinvite(self.outgoing.dialog, offer, self.endpoint_addr)
+        await asyncio.sleep(0.2)
+
+    def loud_s(self, since: float = 0.0, until: float = float("inf")) -> float:
+        """Seconds of the bot's tone heard between ``since`` and ``until``."""
         return sum(
-            len(pcm) / 16000 for at, pcm in self.heard if at >= since and rms(pcm) > LOUD_RMS
+            len(pcm) / 16000 for at, pcm in self.heard if since <= at < until and rms(pcm) > LOUD
         )
-
-    def hang_up(self) -> None:
-        self.outgoing.hangup(self.uac)
-
-    async def close(self) -> None:
-        if self.rtp is not None:
-            await self.rtp.close()
-        await self.uas.stop()
 
 
 @pytest.fixture
-async def endpoint_and_bot() -> AsyncIterator[tuple[object, BotSide, Callable[[], Caller]]]:
-    rtp_base = free_udp_ports(40)
-    config = config_module.SipEndpointConfig(
-        listen_host="127.0.0.1",
-        listen_port=0,
-        rtp_ports=(rtp_base, rtp_base + 29),
-        session_expires_s=0,
-    )
+async def setup() -> AsyncIterator[tuple[SipEndpoint, BotSide, Caller]]:
     side = BotSide()
-    endpoint = endpoint_module.SipEndpoint(config, side.handle, admit_all)
+    base = free_udp_port()
+    config = SipEndpointConfig(
+        listen_host="127.0.0.1", listen_port=0, rtp_ports=(base, base + 9), session_expires_s=0
+    )
+    endpoint = SipEndpoint(config, side.handle, side.admit)
     await endpoint.start()
-    callers: list[Caller] = []
-
-    def new_caller() -> Caller:
-        caller = Caller(free_udp_ports(1), rtp_base + 30)
-        callers.append(caller)
-        return caller
-
+    peer = await SipPeer().start()
     try:
-        yield endpoint, side, new_caller
+        yield endpoint, side, Caller(peer)
     finally:
-        for caller in callers:
-            await caller.close()
+        await peer.close()
         await endpoint.stop()
 
 
 async def test_a_real_call_audio_both_ways_keys_barge_in_and_our_bye(
-    endpoint_and_bot: tuple[object, BotSide, Callable[[], Caller]],
+    setup: tuple[SipEndpoint, BotSide, Caller],
 ) -> None:
-    endpoint, side, new_caller = endpoint_and_bot
-    caller = new_caller()
-    await caller.call(endpoint.local_addr)  # type: ignore[attr-defined]
+    endpoint, side, caller = setup
+    await caller.call(endpoint.local_addr)
+    assert caller.peer.rtp is not None
 
-    await caller.say(tone(1.0))  # the caller speaks: it reaches the pipeline
+    await caller.peer.send_pcm(tone(1.0), paced=True)  # the caller speaks
     await caller.press("1")  # the bot speaks 3 s
     await asyncio.sleep(0.8)
     heard_before = caller.loud_s()
@@ -251,28 +202,56 @@ async def test_a_real_call_audio_both_ways_keys_barge_in_and_our_bye(
     await caller.press("2")  # barge-in
     await asyncio.sleep(1.0)
     await caller.press("#")  # the bot ends the call: our BYE
-    await asyncio.wait_for(caller.got_bye.wait(), 5)
+    await asyncio.wait_for(caller.peer.events.bye_event.wait(), 5)
     await asyncio.wait_for(side.finished.wait(), 5)
 
     bot = side.bots[0]
     assert bot.keys == ["1", "2", "#"]
-    heard_by_bot = len(bot.heard) / 16000
-    loud_by_bot = rms(bytes(bot.heard)) if bot.heard else 0
-    assert heard_by_bot >= 0.8 and loud_by_bot > LOUD_RMS, (heard_by_bot, loud_by_bot)
-    assert heard_before >= 0.4  # the bot's tone reached the caller
-    # The tone stopped soon after the key (the key's own 0.2 s, RTP and jitter buffers).
-    assert caller.loud_s(since=pressed + 0.4) == 0.0
-    assert caller.loud_s() < TONE_S / 2
+    assert len(bot.heard) / 16000 >= 0.8 and rms(bytes(bot.heard)) > LOUD
+    assert heard_before >= 0.5  # the bot's tone reached the caller
+    # Nothing after the key's way over loopback and a flush (RTP and jitter buffers: 0.2 s).
+    assert caller.loud_s(since=pressed + 0.2) == 0.0
+    assert side.calls[0].end_reason == "local_bye"
     assert side.disconnected == []  # we hung up; the peer did not
 
 
-async def test_the_callers_bye_ends_the_pipeline(
-    endpoint_and_bot: tuple[object, BotSide, Callable[[], Caller]],
+async def test_on_hold_nothing_is_sent_nor_queued_and_the_call_goes_on(
+    setup: tuple[SipEndpoint, BotSide, Caller],
 ) -> None:
-    endpoint, side, new_caller = endpoint_and_bot
-    caller = new_caller()
-    await caller.call(endpoint.local_addr)  # type: ignore[attr-defined]
-    await caller.say(tone(0.3))
-    caller.hang_up()
+    endpoint, side, caller = setup
+    await caller.call(endpoint.local_addr)
+    await caller.press("1")  # the bot speaks 3 s
+    await asyncio.sleep(0.4)
+    await caller.hold(True)
+    held_at = time.monotonic()
+    media = side.calls[0].media
+    assert media.held
+    queued = []
+    for _ in range(10):
+        await asyncio.sleep(0.1)
+        queued.append(media.queued_s)
+    unheld_at = time.monotonic()
+    await caller.hold(False)
+    assert not media.held
+    await asyncio.sleep(TONE_S)  # the first tone is over (unheard while held)
+    await caller.press("1")  # the bot speaks again, heard
+    await asyncio.sleep(0.6)
+
+    assert caller.loud_s(until=held_at) > 0.2
+    assert caller.loud_s(since=held_at + 0.1, until=unheld_at) == 0.0
+    assert max(queued) <= LEAD_S + 0.04  # nothing piled up while held
+    assert caller.loud_s(since=unheld_at + TONE_S) >= 0.3
+    assert side.bots[0].keys == ["1", "1"]
+    assert not side.finished.is_set()
+
+
+async def test_the_callers_bye_ends_the_pipeline(
+    setup: tuple[SipEndpoint, BotSide, Caller],
+) -> None:
+    endpoint, side, caller = setup
+    outgoing = await caller.call(endpoint.local_addr)
+    await caller.peer.send_pcm(tone(0.3), paced=True)
+    outgoing.hangup(caller.peer.uac)
     await asyncio.wait_for(side.finished.wait(), 5)
-    assert side.disconnected == [caller.outgoing.call_id]
+    assert side.disconnected == [outgoing.call_id]
+    assert side.calls[0].end_reason == "remote_bye"

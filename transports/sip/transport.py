@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 from loguru import logger
@@ -91,31 +91,33 @@ class SipInputTransport(BaseInputTransport):
         batching: BatchingPolicy,
         **kwargs: Any,
     ):
-        """Read ``call``'s media once the pipeline starts; ``transport`` fires the events."""
+        """Listen to ``call``'s media at once (kept until the pipeline starts reading)."""
         super().__init__(params, **kwargs)
         self._transport = transport
         self._call = call
         self._joiner = AudioChunkJoiner(batching)
-        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=params.input_queue_chunks)
+        self._max_chunks = params.input_queue_chunks
+        # What the media delivered, in order: audio chunks, keys and the call's end.
+        self._pending: deque[object] = deque()
+        self._pending_audio = 0
+        self._wake = asyncio.Event()
         self._drops: Counter[str] = Counter()
         self._log = logger.bind(provider_call_id=call.call_id)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread = 0
+        self._loop_thread = threading.get_ident()
         self._receive_task: asyncio.Task[None] | None = None
-        self._attached = False
+        # Attached now, not at StartFrame: a key pressed while the pipeline starts is kept.
+        call.media.on_audio = self._on_audio
+        call.media.on_dtmf = self._on_dtmf
+        call.on_end(self._on_end)
 
     async def start(self, frame: StartFrame) -> None:
-        """Attach to the media, announce the caller and start reading."""
+        """Announce the caller and start reading."""
         await super().start(frame)
-        if self._attached:
+        if self._receive_task:
             return
-        self._attached = True
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        media = self._call.media
-        media.on_audio = self._on_audio
-        media.on_dtmf = self._on_dtmf
-        self._call.on_end(self._on_end)
         await self._transport.fire("on_client_connected", self._call)
         await self.push_frame(ClientConnectedFrame())
         self._receive_task = self.create_task(self._receive())
@@ -180,21 +182,31 @@ class SipInputTransport(BaseInputTransport):
             # A media implementation calling from another thread: hop onto the loop.
             self._loop.call_soon_threadsafe(self._enqueue, item)
             return
-        if self._queue.full():
-            if item is not _ENDED:
-                self._drop("input_queue_full", f"{self._queue.qsize()} chunks waiting")
-                return
-            self._queue.get_nowait()  # the end of the call must get through
-        self._queue.put_nowait(item)
+        if isinstance(item, bytes):
+            if self._pending_audio >= self._max_chunks:
+                # The oldest audio goes (keys and the call's end never do); a pipeline still
+                # starting is expected to be behind, a running one is not.
+                self._pending.remove(next(i for i in self._pending if isinstance(i, bytes)))
+                self._pending_audio -= 1
+                if self._receive_task:
+                    self._drop("input_backlog", f"{self._max_chunks} chunks waiting")
+            self._pending_audio += 1
+        self._pending.append(item)
+        self._wake.set()
 
     async def _receive(self) -> None:
         while True:
-            item = await self._queue.get()
+            if not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            item = self._pending.popleft()
             if item is _ENDED:
                 break
             if isinstance(item, KeypadEntry):
                 await self.push_frame(InputDTMFFrame(button=item))
             elif isinstance(item, bytes):
+                self._pending_audio -= 1
                 audio = self._joiner.add(item)
                 if audio is not None:
                     await self.push_audio_frame(
