@@ -1,25 +1,21 @@
 """The Pipecat transport over one established SIP call (:class:`SipCall`).
 
-Input: the caller's 8 kHz PCM16 from ``media.on_audio`` becomes ``InputAudioRawFrame``,
-RFC 4733 key presses from ``media.on_dtmf`` become ``InputDTMFFrame``. Output: the bot's
-audio goes to ``media.send_pcm``; the media paces it at 20 ms a packet, and the output
-waits until only a short lead is still queued there, so ``BotStartedSpeaking`` /
-``BotStoppedSpeaking`` follow what the caller hears and a barge-in
-(``InterruptionFrame``) drops at most that lead besides what ``media.flush()`` removes at
-once. ``EndFrame`` hangs up after the queued audio is out, ``CancelFrame`` at once; the
-peer ending the call fires ``on_client_disconnected`` and cancels the pipeline. On hold
-nothing is written (the bot's audio is paced by a clock and dropped).
+Input: the caller's 8 kHz PCM16 (``media.on_audio``) becomes ``InputAudioRawFrame``, RFC
+4733 keys (``media.on_dtmf``) ``InputDTMFFrame``. Output: the bot's audio goes to
+``media.send_pcm``, which sends a 20 ms packet per 20 ms; the output waits while more than
+a short lead is queued there, so ``BotStarted/StoppedSpeaking`` follow what the caller
+hears, and barge-in (``InterruptionFrame``) calls ``media.flush()`` at once. ``EndFrame``
+hangs up once the audio is out, ``CancelFrame`` at once; the peer ending the call fires
+``on_client_disconnected`` and cancels the pipeline. On hold nothing is written.
 
-The media's callbacks run on the event loop (asyncio datagram protocols) and only
-enqueue. Logs carry the SIP Call-ID, kinds and sizes, never audio, digits or URIs.
+The caller's side is checked and queued by :mod:`transports.sip.caller_input`. Logs carry
+the SIP Call-ID, kinds and sizes, never audio, digits or URIs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections import Counter, deque
 from typing import Any
 
 from loguru import logger
@@ -42,16 +38,11 @@ from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 
 from transports.input_batching import AudioChunkJoiner, BatchingPolicy, NoBatching
-from transports.sip.contracts import EndReason, SipCall
+from transports.sip.caller_input import CallerInput
+from transports.sip.contracts import SipCall
 
 SIP_SAMPLE_RATE = 8000
 """G.711 audio, decoded: 8 kHz 16-bit mono both ways."""
-
-MAX_AUDIO_CHUNK_BYTES = SIP_SAMPLE_RATE * 2
-"""A chunk from the media longer than one second is not audio we expect; it is dropped."""
-
-_LOGGED_DROPS_PER_KIND = 5
-_ENDED = object()  # the input queue's marker: the peer ended the call
 
 
 class SipTransportParams(TransportParams):
@@ -91,35 +82,24 @@ class SipInputTransport(BaseInputTransport):
         batching: BatchingPolicy,
         **kwargs: Any,
     ):
-        """Listen to ``call``'s media at once (kept until the pipeline starts reading)."""
+        """Listen to ``call``'s media at once (a key pressed while the pipeline starts is kept)."""
         super().__init__(params, **kwargs)
         self._transport = transport
         self._call = call
+        self._caller = CallerInput(call, params.input_queue_chunks)
         self._joiner = AudioChunkJoiner(batching)
-        self._max_chunks = params.input_queue_chunks
-        # What the media delivered, in order: audio chunks, keys and the call's end.
-        self._pending: deque[object] = deque()
-        self._pending_audio = 0
-        self._wake = asyncio.Event()
-        self._drops: Counter[str] = Counter()
         self._log = logger.bind(provider_call_id=call.call_id)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread = threading.get_ident()
         self._receive_task: asyncio.Task[None] | None = None
-        # Attached now, not at StartFrame: a key pressed while the pipeline starts is kept.
-        call.media.on_audio = self._on_audio
-        call.media.on_dtmf = self._on_dtmf
-        call.on_end(self._on_end)
 
     async def start(self, frame: StartFrame) -> None:
         """Announce the caller and start reading."""
         await super().start(frame)
         if self._receive_task:
             return
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
+        self._caller.bind_loop()
         await self._transport.fire("on_client_connected", self._call)
         await self.push_frame(ClientConnectedFrame())
+        self._caller.reading = True
         self._receive_task = self.create_task(self._receive())
         await self.set_transport_ready(frame)
 
@@ -139,79 +119,18 @@ class SipInputTransport(BaseInputTransport):
         await self._detach()
 
     async def _detach(self) -> None:
-        media = self._call.media
-        media.on_audio = None
-        media.on_dtmf = None
+        self._caller.detach()
         if self._receive_task:
             await self.cancel_task(self._receive_task)
             self._receive_task = None
 
-    # The media's callbacks: on the event loop, synchronous; they only validate and enqueue.
-
-    def _on_audio(self, pcm: bytes) -> None:
-        if not isinstance(pcm, bytes | bytearray):
-            self._drop("bad_audio", f"a {type(pcm).__name__}, not bytes")
-        elif not 0 < len(pcm) <= MAX_AUDIO_CHUNK_BYTES or len(pcm) % 2:
-            self._drop("bad_audio_size", f"{len(pcm)} bytes")
-        else:
-            self._enqueue(bytes(pcm))
-
-    def _on_dtmf(self, key: str) -> None:
-        try:
-            entry = KeypadEntry(key)
-        except ValueError:
-            # Never the key itself in the log (digits are caller data); A-D are not on KeypadEntry.
-            size = len(key) if isinstance(key, str) else -1
-            self._drop("bad_dtmf", f"not a keypad key ({size} characters)")
-            return
-        self._enqueue(entry)
-
-    def _on_end(self, reason: EndReason) -> None:
-        if reason != "local_bye":  # we hung up ourselves: the pipeline is already ending
-            self._enqueue(_ENDED)
-
-    def _drop(self, kind: str, detail: str) -> None:
-        """Count dropped input by kind; log the first few of each kind, then every 1000th."""
-        self._drops[kind] += 1
-        count = self._drops[kind]
-        if count <= _LOGGED_DROPS_PER_KIND or count % 1000 == 0:
-            self._log.warning(f"SIP call: dropped input ({kind}: {detail}; {count} so far)")
-
-    def _enqueue(self, item: object) -> None:
-        if self._loop is not None and threading.get_ident() != self._loop_thread:
-            # A media implementation calling from another thread: hop onto the loop.
-            self._loop.call_soon_threadsafe(self._enqueue, item)
-            return
-        if isinstance(item, bytes):
-            if self._pending_audio >= self._max_chunks:
-                # The oldest audio goes (keys and the call's end never do); a pipeline still
-                # starting is expected to be behind, a running one is not.
-                self._pending.remove(next(i for i in self._pending if isinstance(i, bytes)))
-                self._pending_audio -= 1
-                if self._receive_task:
-                    self._drop("input_backlog", f"{self._max_chunks} chunks waiting")
-            self._pending_audio += 1
-        self._pending.append(item)
-        self._wake.set()
-
     async def _receive(self) -> None:
-        while True:
-            if not self._pending:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            item = self._pending.popleft()
-            if item is _ENDED:
-                break
+        while (item := await self._caller.next()) is not None:
             if isinstance(item, KeypadEntry):
                 await self.push_frame(InputDTMFFrame(button=item))
-            elif isinstance(item, bytes):
-                self._pending_audio -= 1
-                audio = self._joiner.add(item)
-                if audio is not None:
-                    await self.push_audio_frame(
-                        InputAudioRawFrame(audio=audio, sample_rate=SIP_SAMPLE_RATE, num_channels=1)
-                    )
+            elif (audio := self._joiner.add(item)) is not None:
+                frame = InputAudioRawFrame(audio=audio, sample_rate=SIP_SAMPLE_RATE, num_channels=1)
+                await self.push_audio_frame(frame)
         reason = self._call.end_reason
         self._log.info(f"SIP call ended by the peer ({reason}); ending the pipeline")
         await self._transport.fire("on_client_disconnected", self._call)
@@ -274,13 +193,7 @@ class SipOutputTransport(BaseOutputTransport):
         """
         if self._call.ended:
             return False
-        audio = frame.audio
-        if frame.sample_rate != SIP_SAMPLE_RATE or frame.num_channels != 1 or len(audio) % 2:
-            self._log.warning(
-                f"SIP call: dropped bot audio ({len(audio)} bytes at {frame.sample_rate} Hz,"
-                f" {frame.num_channels} ch)"
-            )
-            return False
+        audio = frame.audio  # 8 kHz mono: the base class resamples to our rate
         duration = len(audio) / (2 * SIP_SAMPLE_RATE)
         media = self._call.media
         if media.held:
