@@ -21,6 +21,7 @@ from pipecat.frames.frames import (
     CancelFrame,
     CancelWorkerFrame,
     ClientConnectedFrame,
+    EndWorkerFrame,
     Frame,
     InputAudioRawFrame,
     InputDTMFFrame,
@@ -276,6 +277,28 @@ async def test_a_call_over_before_the_pipeline_starts_ends_it_at_once() -> None:
     )
     assert any(isinstance(f, CancelWorkerFrame) for f in up)
     assert call.hang_ups == 0
+
+
+async def test_a_call_past_its_time_limit_is_ended_and_hung_up() -> None:
+    call = FakeSipCall()
+    transport = SipTransport(call, SipTransportParams(session_timeout_s=0.2))
+    timed_out: list[object] = []
+
+    @transport.event_handler("on_session_timeout")
+    async def on_timeout(_transport: SipTransport, client: object) -> None:
+        timed_out.append(client)
+
+    _down, up = await asyncio.wait_for(
+        run_test(
+            Pipeline([transport.input(), transport.output()]),
+            frames_to_send=[],
+            send_end_frame=False,  # the limit must end it
+        ),
+        timeout=5,
+    )
+    assert timed_out == [call]
+    assert any(isinstance(f, EndWorkerFrame) for f in up)
+    assert call.hang_ups == 1 and call.end_reason == "local_bye"
 
 
 async def test_on_hold_nothing_is_written_and_the_pipeline_goes_on() -> None:

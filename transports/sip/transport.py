@@ -25,6 +25,7 @@ from pipecat.frames.frames import (
     CancelWorkerFrame,
     ClientConnectedFrame,
     EndFrame,
+    EndWorkerFrame,
     Frame,
     InputAudioRawFrame,
     InputDTMFFrame,
@@ -57,6 +58,9 @@ class SipTransportParams(TransportParams):
         hang_up_timeout_s: Give up waiting for the BYE transaction after this long.
         input_queue_chunks: Caller chunks (20 ms) held while the pipeline is busy; more are
             dropped (and logged).
+        session_timeout_s: The call is ended politely (``EndWorkerFrame``, then BYE) after
+            this long, as on Twilio, so no call (say, one left on hold) runs for ever; None
+            for no limit. ``on_session_timeout`` fires first.
     """
 
     audio_in_enabled: bool = True
@@ -69,6 +73,7 @@ class SipTransportParams(TransportParams):
     end_pause_s: float = 0.2
     hang_up_timeout_s: float = 5.0
     input_queue_chunks: int = 100
+    session_timeout_s: float | None = 60 * 60
 
 
 class SipInputTransport(BaseInputTransport):
@@ -90,6 +95,8 @@ class SipInputTransport(BaseInputTransport):
         self._joiner = AudioChunkJoiner(batching)
         self._log = logger.bind(provider_call_id=call.call_id)
         self._receive_task: asyncio.Task[None] | None = None
+        self._timeout_task: asyncio.Task[None] | None = None
+        self._session_timeout_s = params.session_timeout_s
 
     async def start(self, frame: StartFrame) -> None:
         """Announce the caller and start reading."""
@@ -101,6 +108,8 @@ class SipInputTransport(BaseInputTransport):
         await self.push_frame(ClientConnectedFrame())
         self._caller.reading = True
         self._receive_task = self.create_task(self._receive())
+        if self._session_timeout_s:
+            self._timeout_task = self.create_task(self._time_out(self._session_timeout_s))
         await self.set_transport_ready(frame)
 
     async def stop(self, frame: EndFrame) -> None:
@@ -120,9 +129,16 @@ class SipInputTransport(BaseInputTransport):
 
     async def _detach(self) -> None:
         self._caller.detach()
-        if self._receive_task:
-            await self.cancel_task(self._receive_task)
-            self._receive_task = None
+        for task in (self._receive_task, self._timeout_task):
+            if task:
+                await self.cancel_task(task)
+        self._receive_task = self._timeout_task = None
+
+    async def _time_out(self, after_s: float) -> None:
+        await asyncio.sleep(after_s)
+        self._log.info(f"SIP call: session time limit ({after_s:g}s) reached, ending the call")
+        await self._transport.fire("on_session_timeout", self._call)
+        await self.push_frame(EndWorkerFrame(reason="session timeout"), FrameDirection.UPSTREAM)
 
     async def _receive(self) -> None:
         while (item := await self._caller.next()) is not None:
@@ -271,6 +287,8 @@ class SipTransport(BaseTransport):
     - ``on_client_connected(transport, call)``: the pipeline started on the call.
     - ``on_client_disconnected(transport, call)``: the peer ended the call (BYE, expiry,
       transfer, ...); the pipeline is then cancelled.
+    - ``on_session_timeout(transport, call)``: ``session_timeout_s`` passed; the pipeline
+      then ends (and hangs up).
     """
 
     def __init__(
@@ -300,6 +318,7 @@ class SipTransport(BaseTransport):
         self._output = SipOutputTransport(call, self._params, name=self._output_name)
         self._register_event_handler("on_client_connected")
         self._register_event_handler("on_client_disconnected")
+        self._register_event_handler("on_session_timeout")
 
     @property
     def call(self) -> SipCall:
