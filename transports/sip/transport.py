@@ -67,7 +67,6 @@ class SipTransportParams(TransportParams):
     audio_out_enabled: bool = True
     audio_in_sample_rate: int | None = SIP_SAMPLE_RATE
     audio_out_sample_rate: int | None = SIP_SAMPLE_RATE
-    audio_out_10ms_chunks: int = 2
     audio_out_end_silence_secs: int = 0
     playback_lead_s: float = 0.08
     end_pause_s: float = 0.2
