@@ -19,11 +19,17 @@ class SipEndpointConfig:
         username: Digest user (inbound challenge and REGISTER / outbound auth); empty = no digest.
         password: Digest password.
         realm: The realm of the inbound digest challenge.
+        challenge_inbound: Challenge INVITEs with 401 when a username is set. Turn it off when
+            the credentials are only ours towards the carrier (REGISTER, outbound INVITEs) and
+            the carrier's INVITEs are trusted by source (``trunks``): carriers do not answer
+            challenges.
         registrar: ``host[:port]`` to REGISTER at (empty = no registration).
         register_expires_s: The binding interval asked for.
         outbound_proxy: ``host[:port]`` outbound INVITEs are sent to (empty = the To URI's host).
         caller_id: The From user of outbound calls (a number; never logged).
         session_expires_s: RFC 4028 session interval offered/accepted (0 = no session timers).
+        session_min_se_s: The smallest session interval accepted (422 below it).
+        rtp_timeout_s: End a call (not on hold) after this long without RTP (0 = never).
         max_message_bytes: Datagrams larger than this are dropped unread.
         user_agent: The User-Agent header.
     """
@@ -36,11 +42,14 @@ class SipEndpointConfig:
     username: str = ""
     password: str = field(default="", repr=False)
     realm: str = "callagent"
+    challenge_inbound: bool = True
     registrar: str = ""
     register_expires_s: int = 300
     outbound_proxy: str = ""
     caller_id: str = field(default="", repr=False)
     session_expires_s: int = 1800
+    session_min_se_s: int = 90
+    rtp_timeout_s: float = 60.0
     max_message_bytes: int = 8192
     user_agent: str = "callagent"
 

@@ -16,23 +16,23 @@ import logging
 from collections.abc import Mapping
 
 from aiortp import PortAllocator
-from aiosipua import IncomingCall, SipRequest, SipResponse, SipUAC, SipUAS
+from aiosipua import IncomingCall, SipRequest, SipResponse, SipUAS
 from aiosipua.message import SipMessage
 from loguru import logger
 
 from transports.sip.call import EndpointCall
 from transports.sip.config import SipEndpointConfig, uri_user
 from transports.sip.contracts import Admission, CallHandler, EndReason, InviteInfo
-from transports.sip.dialing import Dialer, SipDialError
+from transports.sip.dialing import Dialer, SipDialError, TrunkUAC
 from transports.sip.media import RtpMedia
 from transports.sip.offer_answer import (
     NoCommonCodec,
     SdpVersions,
     build_answer,
-    build_offer,
     read_media,
 )
 from transports.sip.registration import TrunkRegistration
+from transports.sip.reinvite import answer_reinvite
 from transports.sip.signalling import DialogSignalling
 from transports.sip.trunks import DigestChallenger, TrunkPolicy
 from transports.sip.wire import GuardedUdpTransport
@@ -71,7 +71,7 @@ class SipEndpoint:
         self._admission = admission
         challenger = (
             DigestChallenger(config.username, config.password, config.realm)
-            if config.username
+            if config.username and config.challenge_inbound
             else None
         )
         self._policy = TrunkPolicy(config.trunks, challenger)
@@ -80,12 +80,13 @@ class SipEndpoint:
             local_addr=(config.listen_host, config.listen_port),
             max_message_bytes=config.max_message_bytes,
         )
-        self._uac = SipUAC(self._transport)
+        self._uac = TrunkUAC(self._transport)
         self._uas = SipUAS(
             self._transport,
             user_agent=config.user_agent,
             uac=self._uac,
             session_expires=config.session_expires_s or None,
+            min_se=config.session_min_se_s,
         )
         self._calls: dict[str, EndpointCall] = {}
         self._versions: dict[str, SdpVersions] = {}
@@ -140,15 +141,18 @@ class SipEndpoint:
         self._uac.advertised_addr = signalling
         self._dialer = Dialer(self.config, self._uac, self._allocator, self.adopt)
         logger.info("sip: listening on udp port {}", self._local_addr[1])
+        if self.config.rtp_timeout_s > 0:
+            self._spawn(self._watch_rtp(self.config.rtp_timeout_s))
         if self.config.registrar:
             self._registration = TrunkRegistration(self._uac, self.config)
             self._registration.start()
 
     async def stop(self) -> None:
         """BYE every live call, unregister and close the socket."""
-        for call in list(self._calls.values()):
+        calls = list(self._calls.values())
+        for call in calls:
             self.end_call(call, "shutdown")
-        await asyncio.gather(*(c.wait_closed() for c in self._calls.values()))
+        await asyncio.gather(*(call.wait_closed() for call in calls))
         if self._registration is not None:
             self._registration.stop()
         for task in list(self._tasks):
@@ -183,6 +187,16 @@ class SipEndpoint:
         """BYE ``call`` and end it with ``reason`` (shutdown, rtp_timeout, ...)."""
         call.terminate(reason)
 
+    async def _watch_rtp(self, timeout_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(5.0, timeout_s / 4))
+            now = loop.time()
+            for call in list(self._calls.values()):
+                if not call.media.held and now - call.media.last_rx > timeout_s:
+                    logger.bind(provider_call_id=call.call_id).info("sip: no RTP; hanging up")
+                    self.end_call(call, "rtp_timeout")
+
     def _forget(self, call_id: str) -> None:
         self._calls.pop(call_id, None)
         self._versions.pop(call_id, None)
@@ -190,6 +204,8 @@ class SipEndpoint:
     # --- routing -----------------------------------------------------------------------------
 
     def _route(self, message: SipMessage, addr: tuple[str, int], inner: object) -> None:
+        if isinstance(message, SipRequest) and self._is_retransmitted_invite(message):
+            return  # our 200 is being retransmitted until the ACK; aiosipua would say 481
         if isinstance(message, SipResponse):
             cseq = message.cseq
             if cseq is not None and cseq.method.upper() == "REFER":
@@ -200,6 +216,15 @@ class SipEndpoint:
                 return
         if callable(inner):
             inner(message, addr)
+
+    def _is_retransmitted_invite(self, request: SipRequest) -> bool:
+        if request.method.upper() != "INVITE" or request.call_id not in self._calls:
+            return False
+        to = request.to_addr
+        record = self._uas._calls.get(request.call_id or "")
+        first = record.invite.cseq if record is not None else None
+        cseq = request.cseq
+        return not (to and to.tag) and (first is None or cseq is None or cseq.seq == first.seq)
 
     # --- inbound INVITE -----------------------------------------------------------------------
 
@@ -279,6 +304,7 @@ class SipEndpoint:
                 remote=choice.remote,
                 payload_type=choice.payload_type,
                 dtmf_payload_type=choice.dtmf_payload_type,
+                signalling_host=incoming.source_addr[0],
             )
         except Exception:
             log.exception("sip: no RTP port for the call")
@@ -321,28 +347,7 @@ class SipEndpoint:
         if call is None or versions is None:
             incoming._send_response(481, "Call/Transaction Does Not Exist")
             return
-        log = logger.bind(provider_call_id=call_id)
-        media = call.media
-        if not incoming.invite.body:
-            # An offerless re-INVITE: offer what we have (the ACK's answer changes nothing)
-            incoming.accept(build_offer(ip=self.config.sdp_ip, port=media.port, versions=versions))
-            media.set_held(False)
-            return
-        offer = incoming.sdp_offer
-        try:
-            assert offer is not None
-            choice = read_media(offer, allowed=(media.payload_type,))
-        except (NoCommonCodec, AssertionError):
-            incoming._send_response(488, "Not Acceptable Here")
-            log.info("sip: re-INVITE refused 488")
-            return
-        answer = build_answer(
-            offer, ip=self.config.sdp_ip, port=media.port, choice=choice, versions=versions
-        )
-        media.update_peer(choice.remote)
-        media.set_held(choice.held)
-        incoming.accept(answer)
-        log.info("sip: re-INVITE answered (held={})", choice.held)
+        answer_reinvite(incoming, call.media, versions, self.config.sdp_ip)
 
     def _on_bye(self, _incoming: IncomingCall, request: SipRequest) -> None:
         self._ended(request.call_id or "", "remote_bye")
