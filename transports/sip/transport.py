@@ -51,8 +51,8 @@ class SipTransportParams(TransportParams):
 
     Parameters:
         playback_lead_s: Seconds of bot audio let ahead into the media's send queue. Small
-            keeps speaking events true and barge-in sharp; too small risks gaps when the
-            event loop is busy.
+            keeps the speaking events true (barge-in flushes it whatever its size); too
+            small risks gaps in the bot's audio when the event loop is busy.
         end_pause_s: After an ``EndFrame``'s last audio is sent, wait this long before BYE
             (the far end's jitter buffer still plays it).
         hang_up_timeout_s: Give up waiting for the BYE transaction after this long.
