@@ -11,8 +11,10 @@ header names, never the message.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from aiosipua import SipMessage, SipRequest, SipResponse, UdpSipTransport, parse_sdp
 from aiosipua.headers import parse_address, parse_cseq, parse_via
@@ -168,3 +170,31 @@ class GuardedUdpTransport(UdpSipTransport):
         reply = bad_request_raw(data, problem)
         if reply is not None and self._udp_transport is not None:
             self._udp_transport.sendto(reply, addr)
+
+    async def start(self) -> None:
+        """Bind the UDP socket with :class:`_Datagrams` (works on uvloop too).
+
+        aiosipua's own protocol asserts that the transport is asyncio's
+        ``DatagramTransport`` class in ``connection_made``; uvloop's (the loop uvicorn picks,
+        so ``callagent serve``'s) is not, the assertion fails inside uvloop's callback and
+        no datagram is ever delivered. Worked around here until aiosipua checks the protocol
+        rather than the class.
+        """
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Datagrams(self), local_addr=self.local_addr
+        )
+        self._udp_transport = cast(asyncio.DatagramTransport, transport)
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    """Hands each datagram to :meth:`GuardedUdpTransport._dispatch` (any event loop)."""
+
+    def __init__(self, owner: GuardedUdpTransport) -> None:
+        self._owner = owner
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self._owner._dispatch(data, (str(addr[0]), int(addr[1])))  # pyright: ignore[reportPrivateUsage]
+
+    def error_received(self, exc: Exception) -> None:
+        logger.warning("sip: UDP error ({})", type(exc).__name__)
