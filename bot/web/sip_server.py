@@ -75,6 +75,9 @@ def endpoint_config(settings: Settings) -> SipEndpointConfig:
         trunks=tuple(str(n) for n in settings.sip_trunk_networks),
         username=settings.sip_username,
         password=settings.sip_password,
+        # registered at a carrier with its addresses allowlisted: its INVITEs are trusted by
+        # source (carriers do not answer a 401); otherwise the credentials challenge INVITEs
+        challenge_inbound=not (settings.sip_registrar and settings.sip_trunks),
         registrar=settings.sip_registrar,
         outbound_proxy=settings.sip_outbound_proxy,
         caller_id=settings.sip_caller_id,
