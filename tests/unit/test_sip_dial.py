@@ -144,3 +144,22 @@ async def test_register_with_digest_is_kept_alive(peer: SipPeer) -> None:
         assert registration.registered
     finally:
         await endpoint.stop()
+
+
+async def test_the_callee_can_hold_an_outbound_call(peer: SipPeer) -> None:
+    port = await peer.open_rtp()
+    peer.on_invite = lambda incoming: incoming.accept(build_sdp("127.0.0.1", port, 0, "PCMU"))
+    endpoint = await start_endpoint(Bot())
+    try:
+        call = await endpoint.dial(callee_uri(peer), timeout_s=3)
+        incoming = peer.events.invites[-1]
+        hold = build_sdp("127.0.0.1", port, 0, "PCMU")
+        assert hold.audio is not None
+        hold.audio.attributes.pop("sendrecv", None)
+        hold.audio.attributes["sendonly"] = []
+        peer.uac.send_reinvite(incoming.dialog, hold, endpoint.local_addr)
+        await until(lambda: call.media.held)
+        answers = [r for r in peer.responses(200) if b"a=recvonly" in r.body]
+        assert len(answers) == 1
+    finally:
+        await endpoint.stop()

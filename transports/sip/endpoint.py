@@ -91,6 +91,7 @@ class SipEndpoint:
         self._calls: dict[str, EndpointCall] = {}
         self._versions: dict[str, SdpVersions] = {}
         self._pending: dict[str, IncomingCall] = {}
+        self._answered: dict[str, IncomingCall] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._registration: TrunkRegistration | None = None
         self._dialer: Dialer | None = None
@@ -198,6 +199,7 @@ class SipEndpoint:
                     self.end_call(call, "rtp_timeout")
 
     def _forget(self, call_id: str) -> None:
+        self._answered.pop(call_id, None)
         self._calls.pop(call_id, None)
         self._versions.pop(call_id, None)
 
@@ -321,6 +323,7 @@ class SipEndpoint:
         )
         media.set_held(choice.held)
         incoming.accept(answer)
+        self._answered[call_id] = incoming
         signalling = DialogSignalling(self._uac, incoming.dialog, incoming.source_addr, incoming)
         signalling.on_bye_sent = lambda: self._uas._calls.pop(call_id, None)
         call = EndpointCall(
@@ -353,7 +356,15 @@ class SipEndpoint:
         self._ended(request.call_id or "", "remote_bye")
 
     def _on_cancel(self, request: SipRequest, _addr: tuple[str, int]) -> None:
-        logger.bind(provider_call_id=request.call_id or "").info("sip: INVITE cancelled")
+        call_id = request.call_id or ""
+        record = self._answered.get(call_id)
+        if record is None:
+            logger.bind(provider_call_id=call_id).info("sip: INVITE cancelled")
+            return
+        # The CANCEL crossed our 200: it has no effect (RFC 3261 §9.2), but aiosipua forgot
+        # the dialog (a later BYE would get 481) and stopped its timers; put them back.
+        self._uas._calls[call_id] = record
+        self._uas._start_session_timer(record)
 
     def _on_transfer_progress(self, call_id: str, status: int, reason: str) -> None:
         call = self._calls.get(call_id)
