@@ -83,6 +83,11 @@ def test_sip_is_off_by_default_and_parsed_when_set() -> None:
             "CALLAGENT_SIP_REGISTRAR",
             "CALLAGENT_SIP_USERNAME",
         ),
+        (  # the wording: SIP is not a transport choice, it runs beside them
+            {"CALLAGENT_TRANSPORT": "sip"},
+            "CALLAGENT_TRANSPORT=sip",
+            "CALLAGENT_SIP_LISTEN=host:port",
+        ),
         (  # open to the world: anyone could call on the owner's bill
             {"CALLAGENT_SIP_LISTEN": "192.0.2.1:5060"},
             "CALLAGENT_SIP_TRUNKS",
