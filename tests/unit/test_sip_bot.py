@@ -54,6 +54,11 @@ def test_sip_is_off_by_default_and_parsed_when_set() -> None:
             "peers reach",
         ),
         (
+            {"CALLAGENT_SIP_LISTEN": "localhost:5060"},
+            "CALLAGENT_SIP_LISTEN=localhost:5060",
+            "IP address",
+        ),
+        (
             {"CALLAGENT_SIP_LISTEN": "127.0.0.1:5060", "CALLAGENT_SIP_ADVERTISED_IP": "pbx"},
             "CALLAGENT_SIP_ADVERTISED_IP=pbx",
             "not an IP address",
