@@ -190,6 +190,11 @@ class SippResult:
         """Sent requests with method ``what`` or responses with status ``what``."""
         return [m for m in self.messages if m.direction == "sent" and _is(m, what)]
 
+    def assert_ok(self, calls: int = 1) -> None:
+        """Assert SIPp exited 0 with ``calls`` successful calls and none failed."""
+        got = (self.exit_code, self.successful, self.failed)
+        assert got == (0, calls, 0), self.explain()
+
     def explain(self) -> str:
         """A short account for assertion messages."""
         lines = [m.direction + ": " + m.first_line for m in self.messages]
@@ -310,6 +315,11 @@ class Sipp:
     def uri(self, user: str = "agent") -> str:
         """A ``sip:`` URI reaching this SIPp."""
         return f"sip:{user}@{self.address}"
+
+    def messages_so_far(self) -> list[SipMessage]:
+        """The messages SIPp has logged up to now (while it runs)."""
+        log = self.workdir / "messages.log"
+        return parse_messages(log.read_text(errors="replace")) if log.exists() else []
 
     async def start(self) -> Sipp:
         """Start SIPp and wait until it holds its SIP port."""
