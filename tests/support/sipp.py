@@ -21,6 +21,7 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import wave
 from collections.abc import Mapping, Sequence
@@ -320,6 +321,22 @@ class Sipp:
         """The messages SIPp has logged up to now (while it runs)."""
         log = self.workdir / "messages.log"
         return parse_messages(log.read_text(errors="replace")) if log.exists() else []
+
+    def popen(self) -> subprocess.Popen[bytes]:
+        """Start SIPp outside any event loop (a module-scoped fixture's peer); end it with
+        ``send_signal(SIGINT)``; read what it saw with :meth:`messages_so_far`."""
+        log = (self.workdir / "output.log").open("wb")
+        try:
+            return subprocess.Popen(
+                self.args,
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "TERM": "dumb"},
+            )
+        finally:
+            log.close()
 
     async def start(self) -> Sipp:
         """Start SIPp and wait until it holds its SIP port."""
