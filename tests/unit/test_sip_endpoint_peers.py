@@ -280,3 +280,20 @@ async def test_unknown_sip_version_is_refused() -> None:
         result.assert_ok()
     finally:
         await endpoint.stop()
+
+
+async def test_sipp_pcma_caller_from_a_capture(bot: Bot) -> None:
+    capture = Path("/usr/share/sip-tester/g711a.pcap")
+    if not capture.exists():
+        pytest.skip(f"{capture} comes with Debian's sip-tester")
+    endpoint = await start_endpoint(bot)
+    try:
+        result = await run_sipp(
+            "uac_pcap.xml", address(endpoint), audio_pcap=capture, extra_args=["-d", "1500"]
+        )
+        result.assert_ok()
+        assert "a=rtpmap:8 PCMA/8000" in result.received(200)[0].body
+        assert len(bot.audio) >= 320 * 40 and energy(bytes(bot.audio)) > 100
+        await until(lambda: bot.calls[0].ended)
+    finally:
+        await endpoint.stop()
