@@ -4,7 +4,7 @@ One server for the module, registered (digest) at a SIPp registrar, its agent's
 ``transfer.target`` a SIPp callee; SIPp callers then place a call with RTP and RFC 2833 keys,
 put a call on hold and take it off, ask (in a flite voice) for a person and follow the
 agent's REFER to the target, send malformed, oversized and wrong-version messages, and
-place 20 calls at once. Each scenario takes
+place 21 calls at once (20 answered, the cap). Each scenario takes
 seconds once the server is up; the records and ``/readyz`` are read back over HTTP.
 """
 
@@ -77,6 +77,7 @@ def server(
     target = f'target: "{transfer_target.uri("person")}"'
     agent_file.write_text(reference.replace('target: "+15555550100"', target, 1))
     env = {
+        "CALLAGENT_MAX_CALLS": "20",
         "CALLAGENT_AGENT_FILE": str(agent_file),
         "CALLAGENT_SIP_REGISTRAR": registrar.address,
         "CALLAGENT_SIP_USERNAME": DIGEST["username"],
@@ -195,7 +196,9 @@ async def test_bad_messages_leave_the_server_serving(server: ServedSip, caller_w
     assert server.process.poll() is None
 
 
-async def test_twenty_simultaneous_calls_on_the_server(server: ServedSip, caller_wav: Path) -> None:
+async def test_twenty_simultaneous_calls_and_the_cap(server: ServedSip, caller_wav: Path) -> None:
+    """21 callers at once: the 20 the cap (CALLAGENT_MAX_CALLS=20) allows are answered and
+    recorded, the 21st gets 486 Busy Here."""
     before = {r["id"] for r in await server.sip_records(limit=200)}
     most: list[int] = [0]
 
@@ -209,17 +212,20 @@ async def test_twenty_simultaneous_calls_on_the_server(server: ServedSip, caller
         "uac_call.xml",
         server.sip_address,
         service="dental_front_desk",
-        calls=20,
-        rate=20,
+        calls=21,
+        rate=21,
         audio_wav=caller_wav,
         extra_args=["-d", "4000"],
         timeout_s=60,
     )
     watcher.cancel()
-    result.assert_ok(calls=20)
+    assert (result.successful, result.failed) == (20, 1), result.explain()
+    assert [m.status for m in result.received(486)] == [486], result.explain()
     assert most[0] == 20, f"at most {most[0]} calls at once"
     await server.until_no_calls(timeout_s=60)
     new = [r for r in await server.sip_records(limit=200) if r["id"] not in before]
-    call_ids = {m.header("Call-ID") for m in result.sent("INVITE")}
+    answers = [m for m in result.received(200) if "INVITE" in (m.header("CSeq") or "")]
+    call_ids = {m.header("Call-ID") for m in answers}
+    assert len(call_ids) == 20
     assert {r["provider_call_id"] for r in new} == call_ids
     assert all("remote_bye" in r["end_reason"] for r in new), new
