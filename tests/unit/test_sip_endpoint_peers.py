@@ -297,3 +297,32 @@ async def test_sipp_pcma_caller_from_a_capture(bot: Bot) -> None:
         await until(lambda: bot.calls[0].ended)
     finally:
         await endpoint.stop()
+
+
+async def test_baresip_holds_and_resumes(tmp_path: Path) -> None:
+    watcher = HoldWatcher()
+    endpoint = await start_endpoint(watcher)
+    try:
+        async with Baresip(audio_wav=write_tone_wav(tmp_path / "voice.wav", 1.0)) as phone:
+            host, port = endpoint.local_addr
+            await phone.dial(f"sip:agent@{host}:{port}")
+            await asyncio.sleep(1.0)
+            heard = phone.heard_pcm()  # the recording stops at the hold (baresip 1.0.0)
+            await phone.hold()
+            await until(lambda: [h for _, h in watcher.held_changes] == [True])
+            before = await phone.rtp_received()
+            await asyncio.sleep(1.0)
+            during = await phone.rtp_received() - before
+            await phone.resume()
+            await until(lambda: [h for _, h in watcher.held_changes] == [True, False])
+            resumed = await phone.rtp_received()
+            await asyncio.sleep(1.0)
+            after = await phone.rtp_received() - resumed
+            await phone.hang_up()
+        assert len(heard) >= 8000 and abs(dominant_hz(heard) - 1000.0) < 15
+        assert during <= 5, f"the bot sent {during} packets while on hold"
+        assert after >= 25, f"the bot's audio did not resume ({after} packets in 1 s)"
+        unheld_at = watcher.held_changes[1][0]
+        assert sum(t > unheld_at for t in watcher.audio_at) >= 25  # and the caller's
+    finally:
+        await endpoint.stop()
