@@ -61,7 +61,10 @@ async def test_dial_with_digest_auth_audio_and_hang_up(peer: SipPeer) -> None:
         await call.hang_up()
         assert call.end_reason == "local_bye"
         await asyncio.wait_for(peer.events.bye_event.wait(), 2)
-        assert not endpoint.calls
+        host, sip_port = peer.transport.local_addr
+        bye = next(raw for raw in peer.raw if raw.startswith(b"BYE "))
+        assert bye.startswith(f"BYE sip:{host}:{sip_port} SIP/2.0".encode())  # the 200's Contact
+        await until(lambda: not endpoint.calls)
     finally:
         await endpoint.stop()
 
@@ -161,5 +164,35 @@ async def test_the_callee_can_hold_an_outbound_call(peer: SipPeer) -> None:
         await until(lambda: call.media.held)
         answers = [r for r in peer.responses(200) if b"a=recvonly" in r.body]
         assert len(answers) == 1
+    finally:
+        await endpoint.stop()
+
+
+async def test_a_refused_register_is_tried_again(peer: SipPeer) -> None:
+    statuses = iter([403, 200])
+    seen: list[int] = []
+
+    def registrar(request: SipRequest, addr: tuple[str, int]) -> bool:
+        if request.method != "REGISTER":
+            return False
+        status = next(statuses, 200)
+        seen.append(status)
+        response = SipResponse(status_code=status, reason_phrase="OK" if status == 200 else "No")
+        for via in request.headers.get("via"):
+            response.headers.append("Via", via)
+        for name in ("from", "to", "call-id", "cseq"):
+            response.headers.set_single(name, request.get_header(name) or "")
+        response.headers.set_single("Expires", "300")
+        peer.transport.send(response, addr)
+        return True
+
+    peer.on_request = registrar
+    registrar_addr = "{}:{}".format(*peer.transport.local_addr)
+    endpoint = await start_endpoint(Bot(), registrar=registrar_addr, register_retry_s=0.3)
+    try:
+        registration = endpoint.registration
+        assert registration is not None
+        await until(lambda: registration.registered)
+        assert seen[:2] == [403, 200] and registration.granted_expires == 300
     finally:
         await endpoint.stop()

@@ -95,3 +95,42 @@ async def test_an_end_callback_may_hang_up(peer: SipPeer) -> None:
         await until(lambda: reasons == ["local_bye"])
     finally:
         await endpoint.stop()
+
+
+async def test_keys_sent_as_sip_info_reach_on_dtmf(peer: SipPeer) -> None:
+    bot = Bot()
+    endpoint = await start_endpoint(bot)
+    try:
+        port = await peer.open_rtp()
+        outgoing = peer.invite(endpoint.local_addr, offer_sdp(port))
+        await outgoing.wait_answered(3)
+        await until(lambda: len(bot.calls) == 1)
+        peer.uac.send_info(
+            outgoing.dialog,
+            "Signal=7\r\nDuration=160\r\n",
+            "application/dtmf-relay",
+            endpoint.local_addr,
+        )
+        peer.uac.send_info(outgoing.dialog, "#", "application/dtmf", endpoint.local_addr)
+        await until(lambda: bot.digits == ["7", "#"])
+    finally:
+        await endpoint.stop()
+
+
+async def test_our_bye_follows_the_record_route_in_order(peer: SipPeer) -> None:
+    bot = Bot()
+    endpoint = await start_endpoint(bot)
+    try:
+        port = await peer.open_rtp()
+        routes = "<sip:p1.example;lr>, <sip:p2.example;lr>"
+        outgoing = peer.invite(
+            endpoint.local_addr, offer_sdp(port), headers={"Record-Route": routes}
+        )
+        await outgoing.wait_answered(3)
+        await until(lambda: len(bot.calls) == 1)
+        await bot.calls[0].hang_up()
+        await until(lambda: any(raw.startswith(b"BYE ") for raw in peer.raw))
+        bye = next(raw for raw in peer.raw if raw.startswith(b"BYE "))
+        assert bye.index(b"Route: <sip:p1.example;lr>") < bye.index(b"Route: <sip:p2.example;lr>")
+    finally:
+        await endpoint.stop()

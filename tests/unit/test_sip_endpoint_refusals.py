@@ -235,3 +235,26 @@ async def test_a_cancel_crossing_the_200_leaves_the_call_up() -> None:
             assert bot.calls[0].end_reason == "remote_bye"
         finally:
             await endpoint.stop()
+
+
+async def test_a_200_never_acknowledged_ends_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("aiosipua.transaction.TIMER_H", 0.6)  # 32 s on the wire
+    monkeypatch.setattr("aiosipua.transaction.T1", 0.1)
+    bot = Bot()
+    endpoint = await start_endpoint(bot)
+    loop = asyncio.get_running_loop()
+    try:
+        sdp = serialize_sdp(offer_sdp(free_udp_port()))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            raw.bind(("127.0.0.1", 0))
+            raw.setblocking(False)
+            invite = _invite("1 INVITE", sdp).replace(
+                b"127.0.0.1:5999", f"127.0.0.1:{raw.getsockname()[1]}".encode()
+            )
+            await loop.sock_sendto(raw, invite, endpoint.local_addr)
+            await until(lambda: len(bot.calls) == 1)
+            await until(lambda: bot.calls[0].ended, timeout_s=3)
+        assert bot.calls[0].end_reason == "ack_timeout"
+        await until(lambda: not endpoint.calls)
+    finally:
+        await endpoint.stop()

@@ -13,7 +13,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiortp import PortAllocator
-from aiosipua import Dialog, OutgoingCall, SipDigestAuth, SipRequest, SipUAC
+from aiosipua import (
+    Dialog,
+    DialogState,
+    OutgoingCall,
+    SipDigestAuth,
+    SipRequest,
+    SipResponse,
+    SipUAC,
+    stringify_uri,
+)
 from loguru import logger
 
 from transports.sip.call import EndpointCall
@@ -42,6 +51,27 @@ class SipDialError(Exception):
         self.status = status
         self.reason = reason
         self.retryable = retryable
+
+
+def learn_remote_target(uac: SipUAC, response: SipResponse) -> None:
+    """Take the remote target and route set from the 2xx to our INVITE (RFC 3261 §12.1.2).
+
+    aiosipua keeps sending in-dialog requests (ACK, BYE, REFER) to the To URI with no route
+    set; a trunk's proxy expects the callee's Contact and its Record-Route.
+    """
+    cseq = response.cseq
+    if cseq is None or cseq.method.upper() != "INVITE" or not 200 <= response.status_code < 300:
+        return
+    outgoing = uac.get_call(response.call_id or "")
+    if outgoing is None or outgoing.dialog.state != DialogState.EARLY:
+        return
+    try:
+        contacts = response.contact
+    except Exception:  # an unreadable Contact: keep the To URI
+        contacts = []
+    if contacts:
+        outgoing.dialog.remote_target = stringify_uri(contacts[0].uri)
+    outgoing.dialog.route_set = list(reversed(response.headers.get("record-route")))
 
 
 class TrunkUAC(SipUAC):

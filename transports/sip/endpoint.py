@@ -21,12 +21,12 @@ from aiosipua.message import SipMessage
 from loguru import logger
 
 from transports.sip.call import EndpointCall
-from transports.sip.config import SipEndpointConfig, uri_user
+from transports.sip.config import SipEndpointConfig
 from transports.sip.contracts import Admission, CallHandler, EndReason, InviteInfo
-from transports.sip.dialing import Dialer, SipDialError, TrunkUAC
+from transports.sip.dialing import Dialer, SipDialError, TrunkUAC, learn_remote_target
+from transports.sip.inbound import Rejection, info_key, invite_info, refuse, screen
 from transports.sip.media import RtpMedia
 from transports.sip.offer_answer import (
-    NoCommonCodec,
     SdpVersions,
     build_answer,
     read_media,
@@ -44,15 +44,6 @@ __all__ = ["SipDialError", "SipEndpoint", "SipEndpointConfig"]
 # (we log the same events by Call-ID and status).
 for _name in ("aiosipua.uac", "aiosipua.uac_responses", "aiosipua.refer", "aiosipua.registration"):
     logging.getLogger(_name).setLevel(logging.ERROR)
-
-
-def x_headers(request: SipRequest) -> dict[str, str]:
-    """The request's ``X-`` headers, lower-cased names, first values."""
-    return {
-        name.lower(): values[0]
-        for name, values in request.headers.items()
-        if name.lower().startswith("x-") and values
-    }
 
 
 class SipEndpoint:
@@ -130,6 +121,7 @@ class SipEndpoint:
         uas.on_ack_timeout = lambda call: self._ended(call.call_id, "ack_timeout")
         uas.on_session_expired = lambda call: self._ended(call.call_id, "session_expired")
         uas.on_transfer_progress = self._on_transfer_progress
+        uas.on_info = self._on_info
         await uas.start()
         inner = self._transport.on_message
         self._transport.on_message = lambda msg, addr: self._route(msg, addr, inner)
@@ -150,7 +142,10 @@ class SipEndpoint:
             self._registration.start()
 
     async def stop(self) -> None:
-        """BYE every live call, unregister and close the socket."""
+        """BYE every live call, refuse the INVITEs being answered, unregister, close the socket."""
+        for incoming in list(self._pending.values()):
+            refuse(self._uas, incoming, Rejection(503, "Service Unavailable"))
+        self._pending.clear()
         calls = list(self._calls.values())
         for call in calls:
             self.end_call(call, "shutdown")
@@ -210,6 +205,7 @@ class SipEndpoint:
         if isinstance(message, SipRequest) and self._is_retransmitted_invite(message):
             return  # our 200 is being retransmitted until the ACK; aiosipua would say 481
         if isinstance(message, SipResponse):
+            learn_remote_target(self._uac, message)
             cseq = message.cseq
             if cseq is not None and cseq.method.upper() == "REFER":
                 # aiosipua drops responses to REFER (no transaction user): hand them here
@@ -237,61 +233,15 @@ class SipEndpoint:
             # A retransmission while we bind RTP: aiosipua made a second record; keep ours
             self._uas._calls[call_id] = self._pending[call_id]
             return
-        request, source = incoming.invite, incoming.source_addr
-        verdict = self._policy.check(request, source)
-        if verdict == "forbidden":
-            self._refuse(incoming, 403, "Forbidden")
-            return
-        if verdict == "challenge":
-            challenge = self._policy.challenge_header(source)
-            self._refuse(incoming, 401, "Unauthorized", {"WWW-Authenticate": challenge})
-            return
-        to = request.to_addr
-        info = InviteInfo(
-            call_id=call_id,
-            source=source,
-            caller=uri_user(incoming.caller),
-            callee=uri_user(request.uri) or (to.uri.user or "" if to else ""),
-            headers=x_headers(request),
-        )
-        try:
-            refusal = self._admission(info)
-        except Exception:
-            logger.bind(provider_call_id=call_id).exception("sip: admission failed")
-            self._refuse(incoming, 503, "Service Unavailable")
-            return
-        if refusal is not None:
-            extra = (
-                {"Retry-After": str(refusal.retry_after_s)}
-                if refusal.retry_after_s is not None
-                else None
-            )
-            self._refuse(incoming, refusal.status, refusal.reason, extra)
-            return
-        offer = incoming.sdp_offer
-        if offer is None:
-            self._refuse(incoming, 488, "Not Acceptable Here (no SDP offer)")
-            return
-        try:
-            read_media(offer)
-        except NoCommonCodec:
-            self._refuse(incoming, 488, "Not Acceptable Here")
+        # RFC 3261 §12.1.1: a UAS keeps the Record-Route list in order (aiosipua reverses it)
+        incoming.dialog.route_set = list(incoming.invite.headers.get("record-route"))
+        info = invite_info(incoming)
+        rejection = screen(incoming, info, self._policy, self._admission)
+        if rejection is not None:
+            refuse(self._uas, incoming, rejection)
             return
         self._pending[call_id] = incoming
         self._spawn(self._answer(incoming, info))
-
-    def _refuse(
-        self,
-        incoming: IncomingCall,
-        status: int,
-        reason: str,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        incoming._send_response(status, reason, extra_headers=headers)
-        incoming.dialog.terminate()
-        self._uas._calls.pop(incoming.call_id, None)
-        self._uas._remove_invite_transaction(incoming.invite)
-        logger.bind(provider_call_id=incoming.call_id).info("sip: INVITE refused {}", status)
 
     async def _answer(self, incoming: IncomingCall, info: InviteInfo) -> None:
         call_id = incoming.call_id
@@ -312,7 +262,7 @@ class SipEndpoint:
         except Exception:
             log.exception("sip: no RTP port for the call")
             self._pending.pop(call_id, None)
-            self._refuse(incoming, 503, "Service Unavailable")
+            refuse(self._uas, incoming, Rejection(503, "Service Unavailable"))
             return
         self._pending.pop(call_id, None)
         if self._uas._calls.get(call_id) is not incoming:  # CANCELled meanwhile
@@ -366,6 +316,13 @@ class SipEndpoint:
         # the dialog (a later BYE would get 481) and stopped its timers; put them back.
         self._uas._calls[call_id] = record
         self._uas._start_session_timer(record)
+
+    def _on_info(self, call_id: str, request: SipRequest) -> None:
+        call = self._calls.get(call_id)
+        if call is not None:
+            digit = info_key(request)
+            if digit is not None:
+                call.media.keypress(digit)
 
     def _on_transfer_progress(self, call_id: str, status: int, reason: str) -> None:
         call = self._calls.get(call_id)

@@ -97,8 +97,8 @@ class DigestChallenger:
         params = creds.params
         if creds.scheme.lower() != "digest" or params.get("username") != self.username:
             return False
-        if params.get("realm") != self.realm:
-            return False
+        if params.get("realm") != self.realm or params.get("uri") != request.uri:
+            return False  # the digest must be over this request's URI
         nonce = params.get("nonce", "")
         try:
             self._signer.verify(nonce, [source_host])

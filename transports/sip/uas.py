@@ -1,15 +1,22 @@
-"""aiosipua's UAS with the endpoint's fixes to how it answers on its own.
+"""aiosipua's UAS with the endpoint's fixes to how it answers on its own, and SIP INFO.
 
 aiosipua's answers outside a call handler (OPTIONS, and its 481/500/405/400 errors) add a
 fresh To tag even when the request's To already carries ours (an in-dialog OPTIONS, a BYE
 on a dialog it forgot), so the peer sees ``;tag=<ours>;tag=<another>``. Here a tag is added
-only when the To has none.
+only when the To has none. aiosipua answers INFO 405; some trunks send keys that way
+(``application/dtmf-relay``), so in-dialog INFO is answered 200 and handed to ``on_info``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from aiosipua import SipRequest, SipResponse, SipUAS
 from aiosipua.utils import generate_tag
+
+InfoCallback = Callable[[str, SipRequest], None]
+"""(Call-ID, the INFO request) for an in-dialog INFO."""
 
 
 def _reply(request: SipRequest, status: int, reason: str) -> SipResponse:
@@ -29,7 +36,25 @@ def _reply(request: SipRequest, status: int, reason: str) -> SipResponse:
 
 
 class TrunkUAS(SipUAS):
-    """:class:`~aiosipua.SipUAS` answering OPTIONS and errors with a single To tag."""
+    """:class:`~aiosipua.SipUAS` answering OPTIONS and errors with one To tag; INFO taken."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_info: InfoCallback | None = None
+        self._handlers["INFO"] = self._handle_info
+
+    def _handle_info(self, request: SipRequest, _addr: tuple[str, int]) -> None:
+        call_id = request.call_id or ""
+        _call, dialog = self._find_dialog(call_id)
+        if dialog is None:
+            self._send_error(request, 481, "Call/Transaction Does Not Exist")
+            return
+        if not self._validate_in_dialog(dialog, request):
+            return
+        response = _reply(request, 200, "OK")
+        self.transport.send_reply(response)
+        if self.on_info is not None:
+            self.on_info(call_id, request)
 
     def _send_error(
         self,
