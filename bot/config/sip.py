@@ -152,6 +152,11 @@ def sip_problems(s: SipSettings) -> list[str]:
             f"CALLAGENT_SIP_LISTEN={s.sip_listen} listens on every address: set "
             "CALLAGENT_SIP_ADVERTISED_IP to the one peers reach (it goes in Contact and the SDP)."
         )
+    elif not _is_ip(host):
+        p.append(
+            f"CALLAGENT_SIP_LISTEN={s.sip_listen}: use an IP address, not a name (it goes in "
+            "the SDP, where peers need one), or set CALLAGENT_SIP_ADVERTISED_IP."
+        )
     low, sep, high = s.sip_rtp_ports.partition("-")
     if not (sep and low.strip().isdigit() and high.strip().isdigit()) or not (
         1024 <= int(low) < int(high) <= 65535
@@ -184,3 +189,11 @@ def sip_problems(s: SipSettings) -> list[str]:
             "(digest), else anyone can call the agent on your bill."
         )
     return p
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

@@ -8,8 +8,10 @@ and browser calls (``bot/web/admission.py``, route ``sip``): full, the INVITE is
 trunk (one source address) carries every call of a PBX, and it is already authorised.
 
 The slot is taken at the INVITE (so two INVITEs cannot both take the last one) and handed
-to the call when it is established (:meth:`SipCallAdmission.take`); an INVITE that is
-never established (488, CANCEL, no ACK) gives it back after :data:`PENDING_SLOT_S`.
+to the call when the endpoint answers it (:meth:`SipCallAdmission.take`, milliseconds
+later: the offer is checked and an RTP port bound in between); an INVITE that is not
+answered after all (488 for its codecs, no RTP port, CANCEL) gives it back after
+:data:`PENDING_SLOT_S`.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from bot.web.admission import Admission, CallSlot, Refused
 from transports.sip.contracts import InviteInfo, Refusal
 
 ROUTE = "sip"
-PENDING_SLOT_S = 40.0
-"""How long an admitted INVITE holds its slot before its call starts (SIP's Timer H is 32 s)."""
+PENDING_SLOT_S = 5.0
+"""How long an admitted INVITE may hold its slot before the endpoint answers it."""
 
 
 class SipCallAdmission:
