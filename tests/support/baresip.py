@@ -7,13 +7,14 @@ caller's voice from a WAV through ``aufile``, and what it hears written by ``snd
 (its decode dump, ``heard_wav``). The player is ALSA's ``null`` device: nothing is played,
 the decoder still runs. It is driven through ``ctrl_tcp`` (netstring-framed JSON commands:
 ``/dial``, ``/sndcode`` (a DTMF key, RFC 4733 when the far end offered telephone-event),
-``/hangup``, ``/quit``) and reports its events (``CALL_ESTABLISHED``, ``CALL_CLOSED``, ...)
-the same way.
+``/hold``, ``/resume``, ``/ausrc`` (switch what the caller says), ``/hangup``, ``/quit``)
+and reports its events (``CALL_ESTABLISHED``, ``CALL_CLOSED``, ...) the same way.
 
 baresip 1.0.0 facts the harness works around: ``aufile`` ends the call when the WAV ends
 ("end of file"), so the caller's audio is padded with ``silence_s`` of silence; ``aufile``
-does not resample, so the WAV is written as 8 kHz mono 16-bit; ``/sndcode`` exists only
-while a call is up.
+does not resample, so the WAV is written as 8 kHz mono 16-bit; ``/sndcode``, ``/hold`` and
+``/resume`` exist only while a call is up; after a hold and resume the recording stops (see
+:meth:`Baresip.rtp_received` for what still counts).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import shutil
 import socket
 import tempfile
@@ -38,6 +40,8 @@ BARESIP_SKIP = (
     "baresip tests need baresip (apt-get install baresip-core; scripts/test.sh installs it)"
 )
 MODULES = Path("/usr/lib/baresip/modules")
+WAV_HEADER_BYTES = 44
+"""sndfile's dump is a plain 16-bit PCM WAV; its header is rewritten only when it closes."""
 NEEDED_MODULES = ("g711", "aufile", "alsa", "sndfile", "ctrl_tcp", "account", "menu")
 
 
@@ -166,12 +170,13 @@ class Baresip:
         return dumps[-1] if dumps else None
 
     def heard_pcm(self) -> bytes:
-        """The audio in :attr:`heard_wav` (16-bit PCM at 8 kHz; empty if none)."""
+        """What :attr:`heard_wav` holds so far, 16-bit PCM at 8 kHz (readable while the call
+        goes on: the dump grows as RTP arrives, so a pause in the far end's audio leaves no gap)."""
         path = self.heard_wav
         if path is None:
             return b""
-        with wave.open(str(path), "rb") as w:
-            return w.readframes(w.getnframes())
+        data = path.read_bytes()[WAV_HEADER_BYTES:]
+        return data[: len(data) // 2 * 2]
 
     async def start(self) -> Baresip:
         """Start baresip and connect to its control port."""
@@ -268,6 +273,24 @@ class Baresip:
         """Hang up (BYE) and wait for the call to close."""
         await self.command("hangup")
         return await self.wait_event("CALL_CLOSED", timeout_s=timeout_s)
+
+    async def rtp_received(self) -> int:
+        """RTP packets the current call has received (from ``/audio_debug``'s RTCP section).
+
+        A count that keeps working where the recording does not: after ``/hold`` and
+        ``/resume`` baresip 1.0.0 rebuilds its receive pipeline without the ``sndfile``
+        filter (``audio rx pipeline: alsa <--- PCMU``), so :attr:`heard_wav` stops growing.
+        """
+        found = re.findall(r"rcvd=(\d+)", await self.command("audio_debug"))
+        return int(found[-1]) if found else 0
+
+    async def hold(self) -> None:
+        """Put the call on hold (a re-INVITE with ``a=sendonly``)."""
+        await self.command("hold")
+
+    async def resume(self) -> None:
+        """Take the call off hold (a re-INVITE with ``a=sendrecv``)."""
+        await self.command("resume")
 
     async def stop(self) -> None:
         """Quit baresip (killed if it lingers) and close the control connection."""

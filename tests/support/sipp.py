@@ -8,8 +8,10 @@ for assertions. Tests skip with a clear reason when ``sipp`` is not installed.
 SIPp 3.6.1 facts the scenarios rely on (checked on Debian 12's build, which has PCAP and
 RTPSTREAM): ``<exec rtp_stream="caller.ulaw,-1,0"/>`` streams a headerless G.711 file
 (paths are literal, so the harness writes the audio into the working directory as
-``caller.ulaw`` / ``caller.alaw``); every call's RTP leaves from the one ``[media_port]``
-(``-mp``); ``<exec play_dtmf="1#"/>`` sends RFC 2833 events with payload type 96.
+``caller.ulaw``); ``<exec play_pcap_audio="audio.pcap"/>`` replays a capture's RTP (Debian
+ships ``/usr/share/sip-tester/g711a.pcap``, 7 s of PCMA); every call's RTP leaves from the
+one ``[media_port]`` (``-mp``); ``<exec play_dtmf="1#"/>`` sends RFC 2833 events with
+payload type 96 (and "no-op" packets with 97) and runs beside the scenario.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import wave
 from collections.abc import Mapping, Sequence
@@ -233,6 +236,7 @@ class Sipp:
         service: The Request-URI's user part (``-s``).
         auth: (username, password) for ``[authentication]`` (``-au``/``-ap``).
         audio_wav: A WAV to stream (written as ``caller.ulaw`` in the working directory).
+        audio_pcap: An RTP capture for ``play_pcap_audio`` (copied as ``audio.pcap``).
         port: The SIP port (free one if None).
         media_port: The RTP port (free pair if None).
         extra_args: More SIPp options.
@@ -253,6 +257,7 @@ class Sipp:
         service: str = "agent",
         auth: tuple[str, str] | None = None,
         audio_wav: Path | None = None,
+        audio_pcap: Path | None = None,
         port: int | None = None,
         media_port: int | None = None,
         extra_args: Sequence[str] = (),
@@ -284,7 +289,9 @@ class Sipp:
             self.scenario.write_text(text)
         if audio_wav is not None:
             write_ulaw(audio_wav, self.workdir / "caller.ulaw")
-        elif not (self.workdir / "caller.ulaw").exists():
+        if audio_pcap is not None:
+            shutil.copyfile(audio_pcap, self.workdir / "audio.pcap")
+        if not (self.workdir / "caller.ulaw").exists():
             (self.workdir / "caller.ulaw").write_bytes(b"\xff" * 8000)  # 1 s of silence
         self.args = [
             self.binary,
@@ -320,6 +327,22 @@ class Sipp:
         """The messages SIPp has logged up to now (while it runs)."""
         log = self.workdir / "messages.log"
         return parse_messages(log.read_text(errors="replace")) if log.exists() else []
+
+    def popen(self) -> subprocess.Popen[bytes]:
+        """Start SIPp outside any event loop (a module-scoped fixture's peer); end it with
+        ``send_signal(SIGINT)``; read what it saw with :meth:`messages_so_far`."""
+        log = (self.workdir / "output.log").open("wb")
+        try:
+            return subprocess.Popen(
+                self.args,
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "TERM": "dumb"},
+            )
+        finally:
+            log.close()
 
     async def start(self) -> Sipp:
         """Start SIPp and wait until it holds its SIP port."""
