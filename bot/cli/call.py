@@ -93,7 +93,8 @@ def run_call(args: argparse.Namespace) -> int:
             attempt = client.get(f"/api/calls/outbound/{placed['attempt_id']}").json()
             if attempt.get("state") == "ended":
                 code = f" (error {attempt['error_code']})" if attempt.get("error_code") else ""
-                answered = f", answered by {attempt['answered_by']}" if attempt.get("answered_by") else ""
+                who = attempt.get("answered_by")
+                answered = f", answered by {who}" if who else ""
                 print(f"ended: {attempt.get('disposition')}{code}{answered}")
                 return 0
             time.sleep(POLL_S)

@@ -111,25 +111,27 @@ class SipOutboundLeg:
         plan: The INVITE's caller id and destination (None: not configured; dials refused).
     """
 
-    def __init__(
-        self, tokens: AttemptTokens, attempts: Attempts, plan: SipDialPlan | None
-    ) -> None:
+    def __init__(self, tokens: AttemptTokens, attempts: Attempts, plan: SipDialPlan | None) -> None:
         self._tokens = tokens
         self._attempts = attempts
         self._plan = plan
-        self._endpoint: SipDialing | None = None
+        self._endpoint: Callable[[], SipDialing | None] = lambda: None
         self._run: SipRunner | None = None
         self._acquire: Callable[[], Slot | None] | None = None
         self._busy: set[str] = set()  # attempts being dialled here
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def attach(
-        self, endpoint: SipDialing, run: SipRunner, acquire: Callable[[], Slot | None]
+    def connect(
+        self,
+        endpoint: Callable[[], SipDialing | None],
+        run: SipRunner,
+        acquire: Callable[[], Slot | None],
     ) -> None:
-        """The SIP endpoint is up: dial on it, run answered calls with ``run``.
+        """Dial on the server's SIP endpoint and run answered calls with ``run``.
 
         Args:
-            endpoint: The endpoint INVITEs go out on.
+            endpoint: The endpoint INVITEs go out on while this process serves SIP (None:
+                SIP is off, or another worker holds the port).
             run: Starts an answered call's pipeline.
             acquire: Takes a place under the call cap (None: full or draining).
         """
@@ -138,7 +140,7 @@ class SipOutboundLeg:
     @property
     def ready(self) -> bool:
         """Whether this process can dial over SIP now."""
-        return self._endpoint is not None and self._plan is not None
+        return self._plan is not None and self._run is not None and self._endpoint() is not None
 
     async def dial_token(self, token: str) -> str:
         """``POST /sip/dial``: the attempt the token names, dialled; returns the dial id.
@@ -165,7 +167,7 @@ class SipOutboundLeg:
         Raises:
             SipLegError: As :meth:`dial_token` (409, 503).
         """
-        endpoint, run, acquire, plan = self._endpoint, self._run, self._acquire, self._plan
+        endpoint, run, acquire, plan = self._endpoint(), self._run, self._acquire, self._plan
         if endpoint is None or run is None or acquire is None or plan is None:
             raise SipLegError(503, "this server has no SIP endpoint (CALLAGENT_SIP_LISTEN)")
         if attempt.channel != "sip":
@@ -242,7 +244,6 @@ class SipOutboundLeg:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._endpoint = self._run = self._acquire = None
 
 
 class LocalSipDialer:

@@ -55,7 +55,7 @@ def _token(raw: bytes) -> str:
     try:
         body = json.loads(raw or b"{}")
     except (UnicodeDecodeError, ValueError):
-        raise HTTPException(400, "the request body must be JSON: {\"attempt\": token}") from None
+        raise HTTPException(400, 'the request body must be JSON: {"attempt": token}') from None
     token = body.get("attempt") if isinstance(body, dict) else None  # pyright: ignore[reportUnknownMemberType]
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
         raise HTTPException(400, "'attempt' is required: the attempt's signed token")
