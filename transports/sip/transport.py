@@ -10,9 +10,8 @@ once. ``EndFrame`` hangs up after the queued audio is out, ``CancelFrame`` at on
 peer ending the call fires ``on_client_disconnected`` and cancels the pipeline. On hold
 nothing is written (the bot's audio is paced by a clock and dropped).
 
-The media's callbacks run on the event loop (asyncio datagram protocols); they only
-enqueue. Nothing here logs caller data: lines carry the SIP Call-ID, kinds and sizes,
-never audio, digits or URIs.
+The media's callbacks run on the event loop (asyncio datagram protocols) and only
+enqueue. Logs carry the SIP Call-ID, kinds and sizes, never audio, digits or URIs.
 """
 
 from __future__ import annotations
@@ -75,24 +74,10 @@ class SipTransportParams(TransportParams):
     audio_out_sample_rate: int | None = SIP_SAMPLE_RATE
     audio_out_10ms_chunks: int = 2
     audio_out_end_silence_secs: int = 0
-    playback_lead_s: float = 0.06
+    playback_lead_s: float = 0.08
     end_pause_s: float = 0.2
     hang_up_timeout_s: float = 5.0
     input_queue_chunks: int = 100
-
-
-class _DropLog:
-    """Counts dropped input by kind and logs the first few of each (then every 1000th)."""
-
-    def __init__(self, call_id: str):
-        self._log = logger.bind(provider_call_id=call_id)
-        self._counts: Counter[str] = Counter()
-
-    def __call__(self, kind: str, detail: str) -> None:
-        self._counts[kind] += 1
-        count = self._counts[kind]
-        if count <= _LOGGED_DROPS_PER_KIND or count % 1000 == 0:
-            self._log.warning(f"SIP call: dropped input ({kind}: {detail}; {count} so far)")
 
 
 class SipInputTransport(BaseInputTransport):
@@ -110,10 +95,9 @@ class SipInputTransport(BaseInputTransport):
         super().__init__(params, **kwargs)
         self._transport = transport
         self._call = call
-        self._params_sip = params
         self._joiner = AudioChunkJoiner(batching)
         self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=params.input_queue_chunks)
-        self._drop = _DropLog(call.call_id)
+        self._drops: Counter[str] = Counter()
         self._log = logger.bind(provider_call_id=call.call_id)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
@@ -148,7 +132,7 @@ class SipInputTransport(BaseInputTransport):
         await self._detach()
 
     async def cleanup(self) -> None:
-        """Stop reading (teardown without End/Cancel)."""
+        """Stop reading (a teardown without End or Cancel)."""
         await super().cleanup()
         await self._detach()
 
@@ -183,6 +167,13 @@ class SipInputTransport(BaseInputTransport):
     def _on_end(self, reason: EndReason) -> None:
         if reason != "local_bye":  # we hung up ourselves: the pipeline is already ending
             self._enqueue(_ENDED)
+
+    def _drop(self, kind: str, detail: str) -> None:
+        """Count dropped input by kind; log the first few of each kind, then every 1000th."""
+        self._drops[kind] += 1
+        count = self._drops[kind]
+        if count <= _LOGGED_DROPS_PER_KIND or count % 1000 == 0:
+            self._log.warning(f"SIP call: dropped input ({kind}: {detail}; {count} so far)")
 
     def _enqueue(self, item: object) -> None:
         if self._loop is not None and threading.get_ident() != self._loop_thread:
@@ -370,7 +361,7 @@ class SipTransport(BaseTransport):
 
         Args:
             call: The established call (answered inbound or outbound).
-            params: Playback and queue settings (defaults: 8 kHz both ways, 60 ms lead).
+            params: Playback and queue settings (defaults: 8 kHz both ways, 80 ms lead).
             batching: How many 20 ms caller chunks make one audio frame (default: one).
             input_name: Optional name for the input processor.
             output_name: Optional name for the output processor.
