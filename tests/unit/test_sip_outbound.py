@@ -1,0 +1,191 @@
+"""Outbound calls over the SIP trunk: the real server and SIP endpoint, SIPp as the callee.
+
+The server (``bot.web.app.create_app`` on a loopback port, ``tests/support/outbound_server``)
+runs its SIP endpoint on a free UDP port with ``CALLAGENT_SIP_OUTBOUND_PROXY`` pointing at a
+SIPp callee (``tests/sip/``); only the call's pipeline is a stand-in (no models). Machine
+detection with the real models is in ``tests/e2e/test_e2e_sip_outbound.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.outbound.agents import default_agent_key
+from bot.outbound.dialer import DialError
+from bot.outbound.server import attempt_tokens
+from bot.outbound.sip_dialer import SipDialer, sip_disposition, sip_failure_retryable
+from bot.outbound.tokens import AttemptTokens
+from integrations.outbound.dispositions import Disposition
+from tests.support.outbound_server import CALLEE, OUR_NUMBER, OutboundServer, OutboundServers
+from tests.support.sipp import SCENARIOS, Sipp, free_rtp_port, free_udp_port
+
+END_TIMEOUT_S = 20.0
+
+
+@pytest.mark.parametrize(
+    ("status", "disposition", "retryable"),
+    [
+        (486, Disposition.BUSY, False),
+        (600, Disposition.BUSY, False),
+        (480, Disposition.NO_ANSWER, False),
+        (408, Disposition.NO_ANSWER, False),
+        (487, Disposition.NO_ANSWER, False),
+        (404, Disposition.FAILED, False),
+        (484, Disposition.FAILED, False),
+        (604, Disposition.FAILED, False),
+        (603, Disposition.FAILED, False),
+        (503, Disposition.FAILED, True),
+    ],
+)
+def test_sip_final_responses_are_dispositions(
+    status: int, disposition: Disposition, retryable: bool
+) -> None:
+    end = sip_disposition(status)
+    assert (end.disposition, end.retryable) == (disposition, retryable)
+
+
+def test_only_lost_dials_and_sip_503s_are_retried_as_failures() -> None:
+    assert sip_failure_retryable("sip", None)
+    assert sip_failure_retryable("sip", 503)
+    assert not sip_failure_retryable("sip", 404)
+    assert not sip_failure_retryable("twilio", 503)  # Twilio's codes were retried already
+
+
+@pytest.fixture
+async def servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    started = OutboundServers(tmp_path, monkeypatch)
+    yield started
+    await started.close()
+
+
+def callee_scenario(tmp_path: Path, hangup_ms: int) -> Path:
+    """The outbound callee scenario, hanging up ``hangup_ms`` after the answer."""
+    text = (SCENARIOS / "uas_outbound_callee.xml").read_text()
+    path = tmp_path / f"callee_{hangup_ms}.xml"
+    path.write_text(text.replace("HANGUP_MS", str(hangup_ms)))
+    return path
+
+
+def sip_env(callee: Sipp) -> dict[str, str]:
+    """The server's SIP settings: its own free port, INVITEs to ``callee``."""
+    rtp = free_rtp_port()
+    return {
+        "CALLAGENT_SIP_LISTEN": f"127.0.0.1:{free_udp_port()}",
+        "CALLAGENT_SIP_RTP_PORTS": f"{rtp}-{rtp + 40}",
+        "CALLAGENT_SIP_OUTBOUND_PROXY": callee.address,
+        "CALLAGENT_SIP_CALLER_ID": OUR_NUMBER,
+    }
+
+
+async def ended(server: OutboundServer, attempt_id: str) -> dict[str, Any]:
+    """The attempt once it has ended."""
+    async with asyncio.timeout(END_TIMEOUT_S):
+        while True:
+            attempt = await server.attempt(attempt_id)
+            if attempt["state"] == "ended":
+                return attempt
+            await asyncio.sleep(0.1)
+
+
+async def test_a_busy_callee_ends_the_attempt_busy(servers: OutboundServers) -> None:
+    async with Sipp("uas_busy.xml", timeout_s=20) as callee:
+        server = await servers.start(**sip_env(callee))
+        response = await server.place(channel="sip")
+        assert response.status_code == 201, response.text
+        placed = response.json()
+        assert placed["provider_call_id"].startswith("sipdial-")
+        attempt = await ended(server, placed["attempt_id"])
+        result = await callee.stop()
+    assert attempt["disposition"] == "busy"
+    assert attempt["error_code"] == 486
+    assert attempt["channel"] == "sip"
+    assert [a.id for a in server.ended.attempts] == [placed["attempt_id"]]  # told once
+    invite = result.received("INVITE")[0]
+    assert invite.first_line.startswith(f"INVITE sip:{CALLEE}@{callee.address}")
+    assert f"sip:{OUR_NUMBER}@" in (invite.header("From") or "")  # the caller id
+
+
+async def test_an_answered_call_runs_the_attempts_outbound_pipeline(
+    servers: OutboundServers, tmp_path: Path
+) -> None:
+    async with Sipp(callee_scenario(tmp_path, 1500), timeout_s=20) as callee:
+        server = await servers.start(**sip_env(callee))
+        response = await server.place(channel="sip", variables={"first_name": "Maria"})
+        assert response.status_code == 201, response.text
+        attempt = await ended(server, response.json()["attempt_id"])
+        result = await callee.wait()
+    assert result.successful == 1, result.explain()
+    assert attempt["disposition"] == "completed"  # the callee hung up; nothing was decided
+    assert attempt["answered_at"] is not None
+    [spec] = server.specs
+    assert spec.transport_kind == "sip"
+    assert spec.direction == "outbound"
+    assert spec.outbound is not None and spec.outbound.attempt_id == attempt["id"]
+    assert spec.outbound.variables == {"first_name": "Maria"}
+    call_id = result.received("INVITE")[0].header("Call-ID")
+    assert spec.provider_call_id == call_id  # the record's provider id: the SIP Call-ID
+    assert attempt["call_id"] == spec.call_id
+
+
+async def test_a_campaign_worker_dials_through_the_route_with_the_attempts_token(
+    servers: OutboundServers,
+) -> None:
+    async with Sipp("uas_busy.xml", timeout_s=20) as callee:
+        server = await servers.start(**sip_env(callee))
+        attempts = server.app.state.outbound.attempts
+        attempt = await attempts.new(agent=default_agent_key(server.runtime), to=CALLEE, variables={}, channel="sip")
+        assert await attempts.claim(attempt.id)  # as the campaign runner claims it
+        worker = SipDialer(attempt_tokens(server.runtime.settings), server.base_url)
+        dialled = await worker.dial(attempt, "")
+        assert dialled.provider_call_id.startswith("sipdial-")
+        with pytest.raises(DialError) as again:  # the same token replayed: dialled once
+            await worker.dial(attempt, "")
+        assert (again.value.code, again.value.retryable) == (409, False)
+        done = await ended(server, attempt.id)
+        result = await callee.stop()
+    assert done["disposition"] == "busy"
+    assert len(result.received("INVITE")) == 1
+
+
+async def test_the_dial_route_wants_a_valid_token_for_a_claimed_sip_attempt(
+    servers: OutboundServers,
+) -> None:
+    async with Sipp("uas_busy.xml", timeout_s=20) as callee:
+        server = await servers.start(**sip_env(callee))
+        attempts = server.app.state.outbound.attempts
+        twilio = await attempts.new(agent=default_agent_key(server.runtime), to=CALLEE, variables={}, channel="twilio")
+        sip = await attempts.new(agent=default_agent_key(server.runtime), to=CALLEE, variables={}, channel="sip")
+        tokens = attempt_tokens(server.runtime.settings)
+        forged = AttemptTokens("another secret").issue(sip.id)
+
+        async def dial(body: object) -> int:
+            return (await server.client.post("/sip/dial", json=body)).status_code
+
+        assert await dial({}) == 400
+        assert await dial({"attempt": 5}) == 400
+        assert await dial({"attempt": forged}) == 403
+        assert await dial({"attempt": tokens.issue("at_0123abcd")}) == 404
+        assert await dial({"attempt": tokens.issue(twilio.id)}) == 409  # not a SIP attempt
+        assert await dial({"attempt": tokens.issue(sip.id)}) == 409  # not claimed yet
+        result = await callee.stop()
+    assert result.received("INVITE") == []  # nothing was dialled
+
+
+async def test_without_sip_the_dial_route_and_the_sip_channel_answer_503(
+    servers: OutboundServers,
+) -> None:
+    server = await servers.start()
+    attempts = server.app.state.outbound.attempts
+    attempt = await attempts.new(agent=default_agent_key(server.runtime), to=CALLEE, variables={}, channel="sip")
+    assert await attempts.claim(attempt.id)
+    token = attempt_tokens(server.runtime.settings).issue(attempt.id)
+    response = await server.client.post("/sip/dial", json={"attempt": token})
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    placed = await server.place(channel="sip")
+    assert placed.status_code == 503
+    assert "CALLAGENT_SIP_LISTEN" in placed.json()["detail"]
