@@ -20,6 +20,7 @@ from bot.outbound.server import attempt_tokens
 from bot.outbound.sip_dialer import SipDialer, sip_disposition, sip_failure_retryable
 from bot.outbound.tokens import AttemptTokens
 from integrations.outbound.dispositions import Disposition
+from integrations.outbound.store import Attempt
 from tests.support.outbound_server import CALLEE, OUR_NUMBER, OutboundServer, OutboundServers
 from tests.support.sipp import SCENARIOS, Sipp, free_rtp_port, free_udp_port
 
@@ -81,6 +82,14 @@ def sip_env(callee: Sipp) -> dict[str, str]:
     }
 
 
+async def new_attempt(server: OutboundServer, channel: str) -> Attempt:
+    """A single call's attempt written on ``channel`` (not claimed)."""
+    attempts = server.app.state.outbound.attempts
+    return await attempts.new(
+        agent=default_agent_key(server.runtime), to=CALLEE, variables={}, channel=channel
+    )
+
+
 async def ended(server: OutboundServer, attempt_id: str) -> dict[str, Any]:
     """The attempt once it has ended."""
     async with asyncio.timeout(END_TIMEOUT_S):
@@ -93,7 +102,7 @@ async def ended(server: OutboundServer, attempt_id: str) -> dict[str, Any]:
 
 async def test_a_busy_callee_ends_the_attempt_busy(servers: OutboundServers) -> None:
     async with Sipp("uas_busy.xml", timeout_s=20) as callee:
-        server = await servers.start(**sip_env(callee))
+        server = await servers.start(None, **sip_env(callee))
         response = await server.place(channel="sip")
         assert response.status_code == 201, response.text
         placed = response.json()
@@ -113,7 +122,7 @@ async def test_an_answered_call_runs_the_attempts_outbound_pipeline(
     servers: OutboundServers, tmp_path: Path
 ) -> None:
     async with Sipp(callee_scenario(tmp_path, 1500), timeout_s=20) as callee:
-        server = await servers.start(**sip_env(callee))
+        server = await servers.start(None, **sip_env(callee))
         response = await server.place(channel="sip", variables={"first_name": "Maria"})
         assert response.status_code == 201, response.text
         attempt = await ended(server, response.json()["attempt_id"])
@@ -135,9 +144,9 @@ async def test_a_campaign_worker_dials_through_the_route_with_the_attempts_token
     servers: OutboundServers,
 ) -> None:
     async with Sipp("uas_busy.xml", timeout_s=20) as callee:
-        server = await servers.start(**sip_env(callee))
+        server = await servers.start(None, **sip_env(callee))
         attempts = server.app.state.outbound.attempts
-        attempt = await attempts.new(agent=default_agent_key(server.runtime), to=CALLEE, variables={}, channel="sip")
+        attempt = await new_attempt(server, "sip")
         assert await attempts.claim(attempt.id)  # as the campaign runner claims it
         worker = SipDialer(attempt_tokens(server.runtime.settings), server.base_url)
         dialled = await worker.dial(attempt, "")
@@ -155,10 +164,9 @@ async def test_the_dial_route_wants_a_valid_token_for_a_claimed_sip_attempt(
     servers: OutboundServers,
 ) -> None:
     async with Sipp("uas_busy.xml", timeout_s=20) as callee:
-        server = await servers.start(**sip_env(callee))
-        attempts = server.app.state.outbound.attempts
-        twilio = await attempts.new(agent=default_agent_key(server.runtime), to=CALLEE, variables={}, channel="twilio")
-        sip = await attempts.new(agent=default_agent_key(server.runtime), to=CALLEE, variables={}, channel="sip")
+        server = await servers.start(None, **sip_env(callee))
+        twilio = await new_attempt(server, "twilio")
+        sip = await new_attempt(server, "sip")
         tokens = attempt_tokens(server.runtime.settings)
         forged = AttemptTokens("another secret").issue(sip.id)
 
@@ -180,7 +188,7 @@ async def test_without_sip_the_dial_route_and_the_sip_channel_answer_503(
 ) -> None:
     server = await servers.start()
     attempts = server.app.state.outbound.attempts
-    attempt = await attempts.new(agent=default_agent_key(server.runtime), to=CALLEE, variables={}, channel="sip")
+    attempt = await new_attempt(server, "sip")
     assert await attempts.claim(attempt.id)
     token = attempt_tokens(server.runtime.settings).issue(attempt.id)
     response = await server.client.post("/sip/dial", json={"attempt": token})
