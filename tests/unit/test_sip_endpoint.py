@@ -3,82 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import math
-import struct
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.support.sip_uac import SipPeer, offer_sdp
-from transports.sip.config import SipEndpointConfig
-from transports.sip.contracts import InviteInfo, Refusal, SipCall
-from transports.sip.endpoint import SipEndpoint
-
-
-def tone(seconds: float, hz: float = 440.0, level: int = 8000) -> bytes:
-    """A sine tone, 8 kHz PCM16."""
-    n = int(8000 * seconds)
-    return b"".join(
-        struct.pack("<h", int(level * math.sin(2 * math.pi * hz * i / 8000))) for i in range(n)
-    )
-
-
-def energy(pcm: bytes) -> float:
-    """Mean absolute sample value."""
-    samples = struct.unpack(f"<{len(pcm) // 2}h", pcm[: len(pcm) // 2 * 2])
-    return sum(abs(s) for s in samples) / max(1, len(samples))
-
-
-async def until(predicate: Callable[[], bool], timeout_s: float = 3.0) -> None:
-    """Wait until ``predicate()`` holds (fails the test after ``timeout_s``)."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
-@dataclass
-class Bot:
-    """The handler: records what the call delivered, plays a greeting, ends when told."""
-
-    greeting: bytes = b""
-    calls: list[SipCall] = field(default_factory=list)
-    audio: bytearray = field(default_factory=bytearray)
-    digits: list[str] = field(default_factory=list)
-    finish: asyncio.Event = field(default_factory=asyncio.Event)
-    admitted: list[InviteInfo] = field(default_factory=list)
-    refusal: Refusal | None = None
-
-    async def __call__(self, call: SipCall) -> None:
-        self.calls.append(call)
-        call.media.on_audio = self.audio.extend
-        call.media.on_dtmf = self.digits.append
-        if self.greeting:
-            call.media.send_pcm(self.greeting)
-        ended = asyncio.Event()
-        call.on_end(lambda _reason: ended.set())
-        finish = asyncio.ensure_future(self.finish.wait())
-        await asyncio.wait(
-            {finish, asyncio.ensure_future(ended.wait())}, return_when=asyncio.FIRST_COMPLETED
-        )
-
-    def admission(self, invite: InviteInfo) -> Refusal | None:
-        self.admitted.append(invite)
-        return self.refusal
-
-
-def config(**overrides: object) -> SipEndpointConfig:
-    """An endpoint on a free loopback port (RTP in a small high range)."""
-    base: dict[str, object] = {
-        "listen_host": "127.0.0.1",
-        "listen_port": 0,
-        "rtp_ports": (42000, 42199),
-        "session_expires_s": 0,
-    }
-    base.update(overrides)
-    return SipEndpointConfig(**base)  # type: ignore[arg-type]
+from tests.support.sip_uac import Bot, SipPeer, energy, offer_sdp, start_endpoint, tone, until
 
 
 @pytest.fixture
@@ -86,12 +15,6 @@ async def peer() -> AsyncIterator[SipPeer]:
     p = await SipPeer().start()
     yield p
     await p.close()
-
-
-async def start_endpoint(bot: Bot, **overrides: object) -> SipEndpoint:
-    endpoint = SipEndpoint(config(**overrides), bot, bot.admission)
-    await endpoint.start()
-    return endpoint
 
 
 async def test_inbound_call_audio_both_ways_dtmf_and_caller_bye(peer: SipPeer) -> None:

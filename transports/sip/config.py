@@ -24,6 +24,8 @@ class SipEndpointConfig:
         outbound_proxy: ``host[:port]`` outbound INVITEs are sent to (empty = the To URI's host).
         caller_id: The From user of outbound calls (a number; never logged).
         session_expires_s: RFC 4028 session interval offered/accepted (0 = no session timers).
+        session_min_se_s: The smallest session interval accepted (422 below it).
+        rtp_timeout_s: End a call (not on hold) after this long without RTP (0 = never).
         max_message_bytes: Datagrams larger than this are dropped unread.
         user_agent: The User-Agent header.
     """
@@ -41,6 +43,8 @@ class SipEndpointConfig:
     outbound_proxy: str = ""
     caller_id: str = field(default="", repr=False)
     session_expires_s: int = 1800
+    session_min_se_s: int = 90
+    rtp_timeout_s: float = 60.0
     max_message_bytes: int = 8192
     user_agent: str = "callagent"
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from aiortp import PortAllocator
-from aiosipua import OutgoingCall, SipDigestAuth, SipUAC
+from aiosipua import Dialog, OutgoingCall, SipDigestAuth, SipRequest, SipUAC
 from loguru import logger
 
 from transports.sip.call import EndpointCall
@@ -43,6 +44,35 @@ class SipDialError(Exception):
         self.retryable = retryable
 
 
+class TrunkUAC(SipUAC):
+    """aiosipua's UAC, keeping an INVITE's extra headers on its digest retry.
+
+    aiosipua rebuilds the INVITE after a 401/407 without the ``extra_headers`` it was sent
+    with (X- headers, ...); this remembers them per Call-ID and adds them to every rebuild.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.invite_headers: dict[str, dict[str, str]] = {}
+        self._next_headers: dict[str, str] | None = None
+
+    def send_invite(self, *args: Any, **kwargs: Any) -> OutgoingCall:
+        """As aiosipua's, with ``extra_headers`` kept for the retried INVITE."""
+        self._next_headers = dict(kwargs.get("extra_headers") or {})
+        try:
+            return super().send_invite(*args, **kwargs)
+        finally:
+            self._next_headers = None
+
+    def _build_invite(self, dialog: Dialog, **kwargs: Any) -> SipRequest:
+        if self._next_headers is not None:
+            self.invite_headers.setdefault(dialog.call_id, self._next_headers)
+        invite = super()._build_invite(dialog, **kwargs)
+        for name, value in self.invite_headers.get(dialog.call_id, {}).items():
+            invite.headers.set_single(name, value)
+        return invite
+
+
 class Dialer:
     """Places the endpoint's outbound calls.
 
@@ -56,7 +86,7 @@ class Dialer:
     def __init__(
         self,
         config: SipEndpointConfig,
-        uac: SipUAC,
+        uac: TrunkUAC,
         allocator: PortAllocator,
         adopt: Callable[[EndpointCall, SdpVersions], None],
     ) -> None:
@@ -100,6 +130,14 @@ class Dialer:
         log = logger.bind(provider_call_id=outgoing.call_id)
         log.info("sip: INVITE sent")
         try:
+            await self._wait(outgoing, rtp_port, timeout_s)
+        finally:
+            self._uac.invite_headers.pop(outgoing.call_id, None)
+        return await self._answered(outgoing, rtp_port, versions, caller, to_uri, target, headers)
+
+    async def _wait(self, outgoing: OutgoingCall, rtp_port: int, timeout_s: float) -> None:
+        log = logger.bind(provider_call_id=outgoing.call_id)
+        try:
             await outgoing.wait_answered(timeout_s)
         except TimeoutError:
             outgoing.cancel(self._uac)
@@ -115,7 +153,6 @@ class Dialer:
             outgoing.cancel(self._uac)
             await self._allocator.release(rtp_port)
             raise
-        return await self._answered(outgoing, rtp_port, versions, caller, to_uri, target, headers)
 
     async def _answered(
         self,

@@ -16,14 +16,14 @@ import logging
 from collections.abc import Mapping
 
 from aiortp import PortAllocator
-from aiosipua import IncomingCall, SipRequest, SipResponse, SipUAC, SipUAS
+from aiosipua import IncomingCall, SipRequest, SipResponse, SipUAS
 from aiosipua.message import SipMessage
 from loguru import logger
 
 from transports.sip.call import EndpointCall
 from transports.sip.config import SipEndpointConfig, uri_user
 from transports.sip.contracts import Admission, CallHandler, EndReason, InviteInfo
-from transports.sip.dialing import Dialer, SipDialError
+from transports.sip.dialing import Dialer, SipDialError, TrunkUAC
 from transports.sip.media import RtpMedia
 from transports.sip.offer_answer import (
     NoCommonCodec,
@@ -80,12 +80,13 @@ class SipEndpoint:
             local_addr=(config.listen_host, config.listen_port),
             max_message_bytes=config.max_message_bytes,
         )
-        self._uac = SipUAC(self._transport)
+        self._uac = TrunkUAC(self._transport)
         self._uas = SipUAS(
             self._transport,
             user_agent=config.user_agent,
             uac=self._uac,
             session_expires=config.session_expires_s or None,
+            min_se=config.session_min_se_s,
         )
         self._calls: dict[str, EndpointCall] = {}
         self._versions: dict[str, SdpVersions] = {}
@@ -140,6 +141,8 @@ class SipEndpoint:
         self._uac.advertised_addr = signalling
         self._dialer = Dialer(self.config, self._uac, self._allocator, self.adopt)
         logger.info("sip: listening on udp port {}", self._local_addr[1])
+        if self.config.rtp_timeout_s > 0:
+            self._spawn(self._watch_rtp(self.config.rtp_timeout_s))
         if self.config.registrar:
             self._registration = TrunkRegistration(self._uac, self.config)
             self._registration.start()
@@ -182,6 +185,16 @@ class SipEndpoint:
     def end_call(self, call: EndpointCall, reason: EndReason) -> None:
         """BYE ``call`` and end it with ``reason`` (shutdown, rtp_timeout, ...)."""
         call.terminate(reason)
+
+    async def _watch_rtp(self, timeout_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(5.0, timeout_s / 4))
+            now = loop.time()
+            for call in list(self._calls.values()):
+                if not call.media.held and now - call.media.last_rx > timeout_s:
+                    logger.bind(provider_call_id=call.call_id).info("sip: no RTP; hanging up")
+                    self.end_call(call, "rtp_timeout")
 
     def _forget(self, call_id: str) -> None:
         self._calls.pop(call_id, None)

@@ -178,6 +178,8 @@ class RtpMedia:
 
     def set_held(self, held: bool) -> None:
         """Hold: nothing is sent (the queue still plays out on the clock, unheard)."""
+        if self._held and not held:
+            self.last_rx = asyncio.get_running_loop().time()
         self._held = held
 
     def update_peer(self, remote: tuple[str, int]) -> None:

@@ -11,8 +11,10 @@ header names, never the message.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiosipua import SipMessage, SipRequest, SipResponse, UdpSipTransport, parse_sdp
 from aiosipua.headers import parse_address, parse_cseq, parse_via
@@ -100,6 +102,23 @@ def bad_request_raw(data: bytes, reason: str) -> bytes | None:
     return b"\r\n".join([status, *copied, b"Content-Length: 0", b"", b""])
 
 
+class _Protocol(asyncio.DatagramProtocol):
+    """Feeds datagrams to the transport.
+
+    aiosipua's own protocol asserts a transport class that Python 3.11's selector transport
+    does not subclass, and so logs an error for every socket it binds.
+    """
+
+    def __init__(self, owner: GuardedUdpTransport) -> None:
+        self._owner = owner
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self._owner._dispatch(data, (str(addr[0]), int(addr[1])))
+
+    def error_received(self, exc: Exception) -> None:
+        logger.warning("sip: socket error {}", type(exc).__name__)
+
+
 @dataclass
 class GuardedUdpTransport(UdpSipTransport):
     """aiosipua's UDP transport with a size cap and up-front validation (400 on bad input).
@@ -112,6 +131,14 @@ class GuardedUdpTransport(UdpSipTransport):
     counters: dict[str, int] = field(
         default_factory=lambda: {"oversized": 0, "malformed": 0}, repr=False
     )
+
+    async def start(self) -> None:
+        """Bind the UDP socket."""
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Protocol(self), local_addr=self.local_addr
+        )
+        self._udp_transport = transport
 
     def _dispatch(self, data: bytes, addr: tuple[str, int]) -> None:
         if len(data) > self.max_message_bytes:
