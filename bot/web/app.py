@@ -8,6 +8,8 @@ Routes:
     POST /api/rooms      Daily / LiveKit: put the bot in a room and return how to join it
     POST /twilio/voice   Twilio voice webhook, answers TwiML <Connect><Stream>
     WS   /twilio/stream  Twilio Media Streams
+    POST /sip/dial       a campaign worker's SIP attempt, placed on this process's SIP trunk
+                         (the attempt's signed token; see bot/web/sip_dial_routes.py)
     POST /api/calls/outbound, GET /api/calls/outbound/{id}, POST /twilio/call-status,
          /twilio/amd-status, /api/calls/ring/decline
                          one outbound call (see bot/web/outbound_routes.py)
@@ -88,6 +90,7 @@ from bot.web.readiness import create_readiness_router
 from bot.web.ring_gate import RING_PARAMETER, RingOfferGate
 from bot.web.security_headers import SecurityHeaders
 from bot.web.shared_state_errors import shared_state_unavailable
+from bot.web.sip_dial_routes import create_sip_dial_router
 from bot.web.twilio_gate import TwilioGate
 from bot.web.webrtc_peers import InboxPeers
 from bot.web.when_full import when_full_twiml
@@ -414,6 +417,7 @@ def create_app(
             outbound, runtime, operator, twilio_gate, lambda r: public_base_url(settings, r)
         )
     )
+    app.include_router(create_sip_dial_router(outbound.sip))  # campaign workers' SIP dials
     app.include_router(create_calls_router(lambda: runtime.records, operator))
     app.include_router(create_dashboard_router(lambda: runtime.records, operator))
 
