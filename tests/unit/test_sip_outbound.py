@@ -21,10 +21,17 @@ from bot.outbound.sip_dialer import SipDialer, sip_disposition, sip_failure_retr
 from bot.outbound.tokens import AttemptTokens
 from integrations.outbound.dispositions import Disposition
 from integrations.outbound.store import Attempt
-from tests.support.outbound_server import CALLEE, OUR_NUMBER, OutboundServer, OutboundServers
+from tests.support.outbound_server import (
+    BEARER,
+    CALLEE,
+    OUR_NUMBER,
+    OutboundServer,
+    OutboundServers,
+)
 from tests.support.sipp import SCENARIOS, Sipp, free_rtp_port, free_udp_port
 
 END_TIMEOUT_S = 20.0
+REMINDERS = Path(__file__).resolve().parents[2] / "bot" / "agents" / "appointment_reminders.yaml"
 
 
 @pytest.mark.parametrize(
@@ -197,3 +204,41 @@ async def test_without_sip_the_dial_route_and_the_sip_channel_answer_503(
     placed = await server.place(channel="sip")
     assert placed.status_code == 503
     assert "CALLAGENT_SIP_LISTEN" in placed.json()["detail"]
+
+
+async def test_a_campaign_on_the_sip_channel_dials_and_retries_through_the_trunk(
+    servers: OutboundServers,
+) -> None:
+    async with Sipp("uas_busy.xml", calls=2, timeout_s=30) as callee:
+        server = await servers.start(
+            None,
+            **sip_env(callee),
+            CALLAGENT_CAMPAIGN_CHANNEL="sip",  # the server's own queue threads dial via /sip/dial
+            CALLAGENT_AGENT_FILE=str(REMINDERS),
+        )
+        rules = {
+            "windows": {"mon-sun": ["00:00-24:00"]},
+            "timezone": "UTC",
+            "retries": ["busy=1x1s"],
+        }
+        row = {"phone": CALLEE, "first_name": "Pat", "appointment": "Friday at 10 am"}
+        created = await server.client.post(
+            "/api/campaigns",
+            json={"agent": "appointment_reminders", "rules": rules, "rows": [row]},
+            headers=BEARER,
+        )
+        assert created.status_code == 201, created.text
+        campaign_id = created.json()["id"]
+
+        async def completed() -> dict[str, Any]:
+            got = await server.client.get(f"/api/campaigns/{campaign_id}", headers=BEARER)
+            return got.json()
+
+        async with asyncio.timeout(END_TIMEOUT_S * 2):
+            while (campaign := await completed())["state"] != "completed":
+                await asyncio.sleep(0.2)
+        result = await callee.stop()
+    assert campaign["progress"]["dispositions"] == {"busy": 1}
+    assert len(result.received("INVITE")) == 2  # the first attempt and its retry
+    ended = server.ended.attempts
+    assert [(a.channel, a.disposition, a.error_code) for a in ended] == [("sip", "busy", 486)] * 2
