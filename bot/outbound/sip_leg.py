@@ -170,6 +170,7 @@ class SipOutboundLeg:
         endpoint, run, acquire, plan = self._endpoint(), self._run, self._acquire, self._plan
         if endpoint is None or run is None or acquire is None or plan is None:
             raise SipLegError(503, "this server has no SIP endpoint (CALLAGENT_SIP_LISTEN)")
+        attempt = await self._attempts.get(attempt.id) or attempt  # as it is now (claimed?)
         if attempt.channel != "sip":
             raise SipLegError(409, "the attempt is not on the sip channel")
         if attempt.ended or attempt.state != DIALING:
