@@ -21,6 +21,7 @@ from pipecat.frames.frames import (
     CancelFrame,
     CancelWorkerFrame,
     ClientConnectedFrame,
+    EndWorkerFrame,
     Frame,
     InputAudioRawFrame,
     InputDTMFFrame,
@@ -116,6 +117,21 @@ async def test_caller_audio_and_keys_become_frames() -> None:
     keys = [f.button for f in down if isinstance(f, InputDTMFFrame)]
     assert keys == [KeypadEntry.FIVE, KeypadEntry.POUND]
     assert call.media.on_audio is None  # detached when the pipeline ended
+
+
+async def test_what_the_caller_does_while_the_pipeline_starts_is_kept() -> None:
+    call = FakeSipCall()
+    transport = SipTransport(call, SipTransportParams(input_queue_chunks=3))
+    call.media.caller_presses("9")  # answered, the pipeline not yet running
+    for i in range(5):
+        call.media.caller_says(bytes([i + 1]) * 320)
+
+    down, _ = await run_test(transport.input(), frames_to_send=[SleepFrame(0.2)])
+
+    assert [f.button for f in down if isinstance(f, InputDTMFFrame)] == [KeypadEntry.NINE]
+    # The backlog keeps the latest audio (3 chunks here), never the key.
+    audio = [f.audio for f in down if isinstance(f, InputAudioRawFrame)]
+    assert audio == [bytes([i + 1]) * 320 for i in range(2, 5)]
 
 
 async def test_caller_audio_from_another_thread_still_arrives() -> None:
@@ -261,6 +277,28 @@ async def test_a_call_over_before_the_pipeline_starts_ends_it_at_once() -> None:
     )
     assert any(isinstance(f, CancelWorkerFrame) for f in up)
     assert call.hang_ups == 0
+
+
+async def test_a_call_past_its_time_limit_is_ended_and_hung_up() -> None:
+    call = FakeSipCall()
+    transport = SipTransport(call, SipTransportParams(session_timeout_s=0.2))
+    timed_out: list[object] = []
+
+    @transport.event_handler("on_session_timeout")
+    async def on_timeout(_transport: SipTransport, client: object) -> None:
+        timed_out.append(client)
+
+    _down, up = await asyncio.wait_for(
+        run_test(
+            Pipeline([transport.input(), transport.output()]),
+            frames_to_send=[],
+            send_end_frame=False,  # the limit must end it
+        ),
+        timeout=5,
+    )
+    assert timed_out == [call]
+    assert any(isinstance(f, EndWorkerFrame) for f in up)
+    assert call.hang_ups == 1 and call.end_reason == "local_bye"
 
 
 async def test_on_hold_nothing_is_written_and_the_pipeline_goes_on() -> None:

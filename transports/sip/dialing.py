@@ -181,6 +181,7 @@ class Dialer:
             payload_type=choice.payload_type,
             dtmf_payload_type=choice.dtmf_payload_type,
             port=rtp_port,
+            signalling_host=outgoing.remote_addr[0],
         )
         media.set_held(choice.held)
         info = InviteInfo(

@@ -149,9 +149,10 @@ class SipEndpoint:
 
     async def stop(self) -> None:
         """BYE every live call, unregister and close the socket."""
-        for call in list(self._calls.values()):
+        calls = list(self._calls.values())
+        for call in calls:
             self.end_call(call, "shutdown")
-        await asyncio.gather(*(c.wait_closed() for c in self._calls.values()))
+        await asyncio.gather(*(call.wait_closed() for call in calls))
         if self._registration is not None:
             self._registration.stop()
         for task in list(self._tasks):
@@ -203,6 +204,8 @@ class SipEndpoint:
     # --- routing -----------------------------------------------------------------------------
 
     def _route(self, message: SipMessage, addr: tuple[str, int], inner: object) -> None:
+        if isinstance(message, SipRequest) and self._is_retransmitted_invite(message):
+            return  # our 200 is being retransmitted until the ACK; aiosipua would say 481
         if isinstance(message, SipResponse):
             cseq = message.cseq
             if cseq is not None and cseq.method.upper() == "REFER":
@@ -213,6 +216,15 @@ class SipEndpoint:
                 return
         if callable(inner):
             inner(message, addr)
+
+    def _is_retransmitted_invite(self, request: SipRequest) -> bool:
+        if request.method.upper() != "INVITE" or request.call_id not in self._calls:
+            return False
+        to = request.to_addr
+        record = self._uas._calls.get(request.call_id or "")
+        first = record.invite.cseq if record is not None else None
+        cseq = request.cseq
+        return not (to and to.tag) and (first is None or cseq is None or cseq.seq == first.seq)
 
     # --- inbound INVITE -----------------------------------------------------------------------
 
@@ -292,6 +304,7 @@ class SipEndpoint:
                 remote=choice.remote,
                 payload_type=choice.payload_type,
                 dtmf_payload_type=choice.dtmf_payload_type,
+                signalling_host=incoming.source_addr[0],
             )
         except Exception:
             log.exception("sip: no RTP port for the call")

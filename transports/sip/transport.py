@@ -1,25 +1,21 @@
 """The Pipecat transport over one established SIP call (:class:`SipCall`).
 
-Input: the caller's 8 kHz PCM16 from ``media.on_audio`` becomes ``InputAudioRawFrame``,
-RFC 4733 key presses from ``media.on_dtmf`` become ``InputDTMFFrame``. Output: the bot's
-audio goes to ``media.send_pcm``; the media paces it at 20 ms a packet, and the output
-waits until only a short lead is still queued there, so ``BotStartedSpeaking`` /
-``BotStoppedSpeaking`` follow what the caller hears and a barge-in
-(``InterruptionFrame``) drops at most that lead besides what ``media.flush()`` removes at
-once. ``EndFrame`` hangs up after the queued audio is out, ``CancelFrame`` at once; the
-peer ending the call fires ``on_client_disconnected`` and cancels the pipeline. On hold
-nothing is written (the bot's audio is paced by a clock and dropped).
+Input: the caller's 8 kHz PCM16 (``media.on_audio``) becomes ``InputAudioRawFrame``, RFC
+4733 keys (``media.on_dtmf``) ``InputDTMFFrame``. Output: the bot's audio goes to
+``media.send_pcm``, which sends a 20 ms packet per 20 ms; the output waits while more than
+a short lead is queued there, so ``BotStarted/StoppedSpeaking`` follow what the caller
+hears, and barge-in (``InterruptionFrame``) calls ``media.flush()`` at once. ``EndFrame``
+hangs up once the audio is out, ``CancelFrame`` at once; the peer ending the call fires
+``on_client_disconnected`` and cancels the pipeline. On hold nothing is written.
 
-The media's callbacks run on the event loop (asyncio datagram protocols) and only
-enqueue. Logs carry the SIP Call-ID, kinds and sizes, never audio, digits or URIs.
+The caller's side is checked and queued by :mod:`transports.sip.caller_input`. Logs carry
+the SIP Call-ID, kinds and sizes, never audio, digits or URIs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections import Counter
 from typing import Any
 
 from loguru import logger
@@ -29,6 +25,7 @@ from pipecat.frames.frames import (
     CancelWorkerFrame,
     ClientConnectedFrame,
     EndFrame,
+    EndWorkerFrame,
     Frame,
     InputAudioRawFrame,
     InputDTMFFrame,
@@ -42,16 +39,11 @@ from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 
 from transports.input_batching import AudioChunkJoiner, BatchingPolicy, NoBatching
-from transports.sip.contracts import EndReason, SipCall
+from transports.sip.caller_input import CallerInput
+from transports.sip.contracts import SipCall
 
 SIP_SAMPLE_RATE = 8000
 """G.711 audio, decoded: 8 kHz 16-bit mono both ways."""
-
-MAX_AUDIO_CHUNK_BYTES = SIP_SAMPLE_RATE * 2
-"""A chunk from the media longer than one second is not audio we expect; it is dropped."""
-
-_LOGGED_DROPS_PER_KIND = 5
-_ENDED = object()  # the input queue's marker: the peer ended the call
 
 
 class SipTransportParams(TransportParams):
@@ -66,6 +58,9 @@ class SipTransportParams(TransportParams):
         hang_up_timeout_s: Give up waiting for the BYE transaction after this long.
         input_queue_chunks: Caller chunks (20 ms) held while the pipeline is busy; more are
             dropped (and logged).
+        session_timeout_s: The call is ended politely (``EndWorkerFrame``, then BYE) after
+            this long, as on Twilio, so no call (say, one left on hold) runs for ever; None
+            for no limit. ``on_session_timeout`` fires first.
     """
 
     audio_in_enabled: bool = True
@@ -78,6 +73,7 @@ class SipTransportParams(TransportParams):
     end_pause_s: float = 0.2
     hang_up_timeout_s: float = 5.0
     input_queue_chunks: int = 100
+    session_timeout_s: float | None = 60 * 60
 
 
 class SipInputTransport(BaseInputTransport):
@@ -91,34 +87,29 @@ class SipInputTransport(BaseInputTransport):
         batching: BatchingPolicy,
         **kwargs: Any,
     ):
-        """Read ``call``'s media once the pipeline starts; ``transport`` fires the events."""
+        """Listen to ``call``'s media at once (a key pressed while the pipeline starts is kept)."""
         super().__init__(params, **kwargs)
         self._transport = transport
         self._call = call
+        self._caller = CallerInput(call, params.input_queue_chunks)
         self._joiner = AudioChunkJoiner(batching)
-        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=params.input_queue_chunks)
-        self._drops: Counter[str] = Counter()
         self._log = logger.bind(provider_call_id=call.call_id)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread = 0
         self._receive_task: asyncio.Task[None] | None = None
-        self._attached = False
+        self._timeout_task: asyncio.Task[None] | None = None
+        self._session_timeout_s = params.session_timeout_s
 
     async def start(self, frame: StartFrame) -> None:
-        """Attach to the media, announce the caller and start reading."""
+        """Announce the caller and start reading."""
         await super().start(frame)
-        if self._attached:
+        if self._receive_task:
             return
-        self._attached = True
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
-        media = self._call.media
-        media.on_audio = self._on_audio
-        media.on_dtmf = self._on_dtmf
-        self._call.on_end(self._on_end)
+        self._caller.bind_loop()
         await self._transport.fire("on_client_connected", self._call)
         await self.push_frame(ClientConnectedFrame())
+        self._caller.reading = True
         self._receive_task = self.create_task(self._receive())
+        if self._session_timeout_s:
+            self._timeout_task = self.create_task(self._time_out(self._session_timeout_s))
         await self.set_transport_ready(frame)
 
     async def stop(self, frame: EndFrame) -> None:
@@ -137,69 +128,25 @@ class SipInputTransport(BaseInputTransport):
         await self._detach()
 
     async def _detach(self) -> None:
-        media = self._call.media
-        media.on_audio = None
-        media.on_dtmf = None
-        if self._receive_task:
-            await self.cancel_task(self._receive_task)
-            self._receive_task = None
+        self._caller.detach()
+        for task in (self._receive_task, self._timeout_task):
+            if task:
+                await self.cancel_task(task)
+        self._receive_task = self._timeout_task = None
 
-    # The media's callbacks: on the event loop, synchronous; they only validate and enqueue.
-
-    def _on_audio(self, pcm: bytes) -> None:
-        if not isinstance(pcm, bytes | bytearray):
-            self._drop("bad_audio", f"a {type(pcm).__name__}, not bytes")
-        elif not 0 < len(pcm) <= MAX_AUDIO_CHUNK_BYTES or len(pcm) % 2:
-            self._drop("bad_audio_size", f"{len(pcm)} bytes")
-        else:
-            self._enqueue(bytes(pcm))
-
-    def _on_dtmf(self, key: str) -> None:
-        try:
-            entry = KeypadEntry(key)
-        except ValueError:
-            # Never the key itself in the log (digits are caller data); A-D are not on KeypadEntry.
-            size = len(key) if isinstance(key, str) else -1
-            self._drop("bad_dtmf", f"not a keypad key ({size} characters)")
-            return
-        self._enqueue(entry)
-
-    def _on_end(self, reason: EndReason) -> None:
-        if reason != "local_bye":  # we hung up ourselves: the pipeline is already ending
-            self._enqueue(_ENDED)
-
-    def _drop(self, kind: str, detail: str) -> None:
-        """Count dropped input by kind; log the first few of each kind, then every 1000th."""
-        self._drops[kind] += 1
-        count = self._drops[kind]
-        if count <= _LOGGED_DROPS_PER_KIND or count % 1000 == 0:
-            self._log.warning(f"SIP call: dropped input ({kind}: {detail}; {count} so far)")
-
-    def _enqueue(self, item: object) -> None:
-        if self._loop is not None and threading.get_ident() != self._loop_thread:
-            # A media implementation calling from another thread: hop onto the loop.
-            self._loop.call_soon_threadsafe(self._enqueue, item)
-            return
-        if self._queue.full():
-            if item is not _ENDED:
-                self._drop("input_queue_full", f"{self._queue.qsize()} chunks waiting")
-                return
-            self._queue.get_nowait()  # the end of the call must get through
-        self._queue.put_nowait(item)
+    async def _time_out(self, after_s: float) -> None:
+        await asyncio.sleep(after_s)
+        self._log.info(f"SIP call: session time limit ({after_s:g}s) reached, ending the call")
+        await self._transport.fire("on_session_timeout", self._call)
+        await self.push_frame(EndWorkerFrame(reason="session timeout"), FrameDirection.UPSTREAM)
 
     async def _receive(self) -> None:
-        while True:
-            item = await self._queue.get()
-            if item is _ENDED:
-                break
+        while (item := await self._caller.next()) is not None:
             if isinstance(item, KeypadEntry):
                 await self.push_frame(InputDTMFFrame(button=item))
-            elif isinstance(item, bytes):
-                audio = self._joiner.add(item)
-                if audio is not None:
-                    await self.push_audio_frame(
-                        InputAudioRawFrame(audio=audio, sample_rate=SIP_SAMPLE_RATE, num_channels=1)
-                    )
+            elif (audio := self._joiner.add(item)) is not None:
+                frame = InputAudioRawFrame(audio=audio, sample_rate=SIP_SAMPLE_RATE, num_channels=1)
+                await self.push_audio_frame(frame)
         reason = self._call.end_reason
         self._log.info(f"SIP call ended by the peer ({reason}); ending the pipeline")
         await self._transport.fire("on_client_disconnected", self._call)
@@ -262,13 +209,7 @@ class SipOutputTransport(BaseOutputTransport):
         """
         if self._call.ended:
             return False
-        audio = frame.audio
-        if frame.sample_rate != SIP_SAMPLE_RATE or frame.num_channels != 1 or len(audio) % 2:
-            self._log.warning(
-                f"SIP call: dropped bot audio ({len(audio)} bytes at {frame.sample_rate} Hz,"
-                f" {frame.num_channels} ch)"
-            )
-            return False
+        audio = frame.audio  # 8 kHz mono: the base class resamples to our rate
         duration = len(audio) / (2 * SIP_SAMPLE_RATE)
         media = self._call.media
         if media.held:
@@ -346,6 +287,8 @@ class SipTransport(BaseTransport):
     - ``on_client_connected(transport, call)``: the pipeline started on the call.
     - ``on_client_disconnected(transport, call)``: the peer ended the call (BYE, expiry,
       transfer, ...); the pipeline is then cancelled.
+    - ``on_session_timeout(transport, call)``: ``session_timeout_s`` passed; the pipeline
+      then ends (and hangs up).
     """
 
     def __init__(
@@ -375,6 +318,7 @@ class SipTransport(BaseTransport):
         self._output = SipOutputTransport(call, self._params, name=self._output_name)
         self._register_event_handler("on_client_connected")
         self._register_event_handler("on_client_disconnected")
+        self._register_event_handler("on_session_timeout")
 
     @property
     def call(self) -> SipCall:

@@ -50,6 +50,10 @@ def request_problem(request: SipRequest) -> str | None:
         return "CSeq"
     if not request.from_addr or not request.from_addr.uri.host:
         return "From"
+    try:
+        request.contact  # noqa: B018 (parsed by aiosipua when a dialog is made)
+    except Exception:
+        return "Contact"
     length = request.headers.get_first("content-length")
     if length is not None:
         if not length.strip().isdigit():
