@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pipecat.observers.base_observer import FramePushed
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from bot.call.outbound import verdict_strategies
 from bot.outbound.agents import default_agent_key
 from bot.outbound.dialer import DialError
 from bot.outbound.server import attempt_tokens
@@ -21,6 +24,14 @@ from bot.outbound.sip_dialer import SipDialer, sip_disposition, sip_failure_retr
 from bot.outbound.tokens import AttemptTokens
 from integrations.outbound.dispositions import Disposition
 from integrations.outbound.store import Attempt
+from processors.frames import MachineVerdictFrame
+from processors.machine_verdict import (
+    BeepVerdict,
+    ProviderVerdict,
+    SpeechTimingVerdict,
+    WordsVerdict,
+)
+from processors.outbound_outcome import OutboundOutcomeObserver
 from tests.support.outbound_server import (
     BEARER,
     CALLEE,
@@ -242,3 +253,47 @@ async def test_a_campaign_on_the_sip_channel_dials_and_retries_through_the_trunk
     assert len(result.received("INVITE")) == 2  # the first attempt and its retry
     ended = server.ended.attempts
     assert [(a.channel, a.disposition, a.error_code) for a in ended] == [("sip", "busy", 486)] * 2
+
+
+def test_a_trunk_call_is_judged_by_the_agents_own_detection_alone() -> None:
+    assert isinstance(verdict_strategies("twilio")[0], ProviderVerdict)  # AnsweredBy first
+    own = verdict_strategies("sip")
+    assert not any(isinstance(s, ProviderVerdict) for s in own)
+    assert [type(s) for s in own] == [BeepVerdict, WordsVerdict, SpeechTimingVerdict]
+
+
+class Updates:
+    """What the observer tells the attempt."""
+
+    def __init__(self) -> None:
+        self.verdicts: list[str] = []
+
+    async def outcome(self, disposition: str) -> None:
+        pass
+
+    async def do_not_call(self, reason: str) -> None:
+        pass
+
+    async def machine_verdict(self, verdict: str) -> None:
+        self.verdicts.append(verdict)
+
+
+async def test_the_calls_own_verdict_goes_to_the_attempt_the_providers_does_not() -> None:
+    updates = Updates()
+    observer = OutboundOutcomeObserver(call_id="c1", attempt=updates)
+    source = FrameProcessor()
+    for frame in (
+        MachineVerdictFrame(verdict="machine", source="beep", decided_after_s=3.0),
+        MachineVerdictFrame(verdict="human", source="provider"),  # its callback records it
+    ):
+        await observer.on_push_frame(
+            FramePushed(
+                source=source,
+                destination=source,
+                frame=frame,
+                direction=FrameDirection.DOWNSTREAM,
+                timestamp=0,
+            )
+        )
+    await observer.cleanup()
+    assert updates.verdicts == ["machine"]
