@@ -54,8 +54,9 @@ class SipSettings(BaseSettings):
         default="",
         validation_alias="CALLAGENT_SIP_USERNAME",
         description=(
-            "Digest username: INVITEs must authenticate with it (401 challenge), and REGISTER "
-            "to CALLAGENT_SIP_REGISTRAR uses it."
+            "Digest username: INVITEs must authenticate with it (401 challenge; not when "
+            "CALLAGENT_SIP_REGISTRAR and CALLAGENT_SIP_TRUNKS are both set: a carrier's INVITEs "
+            "are trusted by source), and REGISTER to CALLAGENT_SIP_REGISTRAR uses it."
         ),
     )
     sip_password: Secret = Field(

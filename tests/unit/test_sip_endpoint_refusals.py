@@ -131,6 +131,10 @@ async def test_malformed_requests_get_400_and_oversized_are_dropped() -> None:
         reply = await loop.run_in_executor(None, _exchange, bad_sdp, addr)
         assert reply is not None and reply.startswith(b"SIP/2.0 400 Bad Request (SDP body)")
 
+        version = _invite("1 INVITE").replace(b" SIP/2.0\r\n", b" SIP/3.0\r\n", 1)
+        reply = await loop.run_in_executor(None, _exchange, version, addr)
+        assert reply is not None and reply.startswith(b"SIP/2.0 505")
+
         garbage = b"INVITE\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK-x\r\n\r\n"
         reply = await loop.run_in_executor(None, _exchange, garbage, addr)
         assert reply is not None and reply.startswith(b"SIP/2.0 400")
@@ -148,5 +152,19 @@ async def test_malformed_requests_get_400_and_oversized_are_dropped() -> None:
             await outgoing.wait_answered(3)  # the endpoint is alive and well
         finally:
             await ok.close()
+    finally:
+        await endpoint.stop()
+
+
+async def test_credentials_only_for_the_carrier_do_not_challenge_its_invites(peer: SipPeer) -> None:
+    bot = Bot()
+    endpoint = await start_endpoint(
+        bot, trunks=("127.0.0.1/32",), username="trunk", password="s3", challenge_inbound=False
+    )
+    try:
+        port = await peer.open_rtp()
+        outgoing = peer.invite(endpoint.local_addr, offer_sdp(port))
+        await outgoing.wait_answered(3)
+        assert peer.responses(401) == []
     finally:
         await endpoint.stop()

@@ -29,10 +29,10 @@ from transports.sip.offer_answer import (
     NoCommonCodec,
     SdpVersions,
     build_answer,
-    build_offer,
     read_media,
 )
 from transports.sip.registration import TrunkRegistration
+from transports.sip.reinvite import answer_reinvite
 from transports.sip.signalling import DialogSignalling
 from transports.sip.trunks import DigestChallenger, TrunkPolicy
 from transports.sip.wire import GuardedUdpTransport
@@ -71,7 +71,7 @@ class SipEndpoint:
         self._admission = admission
         challenger = (
             DigestChallenger(config.username, config.password, config.realm)
-            if config.username
+            if config.username and config.challenge_inbound
             else None
         )
         self._policy = TrunkPolicy(config.trunks, challenger)
@@ -347,28 +347,7 @@ class SipEndpoint:
         if call is None or versions is None:
             incoming._send_response(481, "Call/Transaction Does Not Exist")
             return
-        log = logger.bind(provider_call_id=call_id)
-        media = call.media
-        if not incoming.invite.body:
-            # An offerless re-INVITE: offer what we have (the ACK's answer changes nothing)
-            incoming.accept(build_offer(ip=self.config.sdp_ip, port=media.port, versions=versions))
-            media.set_held(False)
-            return
-        offer = incoming.sdp_offer
-        try:
-            assert offer is not None
-            choice = read_media(offer, allowed=(media.payload_type,))
-        except (NoCommonCodec, AssertionError):
-            incoming._send_response(488, "Not Acceptable Here")
-            log.info("sip: re-INVITE refused 488")
-            return
-        answer = build_answer(
-            offer, ip=self.config.sdp_ip, port=media.port, choice=choice, versions=versions
-        )
-        media.update_peer(choice.remote)
-        media.set_held(choice.held)
-        incoming.accept(answer)
-        log.info("sip: re-INVITE answered (held={})", choice.held)
+        answer_reinvite(incoming, call.media, versions, self.config.sdp_ip)
 
     def _on_bye(self, _incoming: IncomingCall, request: SipRequest) -> None:
         self._ended(request.call_id or "", "remote_bye")

@@ -51,8 +51,8 @@ class SipTransportParams(TransportParams):
 
     Parameters:
         playback_lead_s: Seconds of bot audio let ahead into the media's send queue. Small
-            keeps speaking events true and barge-in sharp; too small risks gaps when the
-            event loop is busy.
+            keeps the speaking events true (barge-in flushes it whatever its size); too
+            small risks gaps in the bot's audio when the event loop is busy.
         end_pause_s: After an ``EndFrame``'s last audio is sent, wait this long before BYE
             (the far end's jitter buffer still plays it).
         hang_up_timeout_s: Give up waiting for the BYE transaction after this long.
@@ -67,7 +67,6 @@ class SipTransportParams(TransportParams):
     audio_out_enabled: bool = True
     audio_in_sample_rate: int | None = SIP_SAMPLE_RATE
     audio_out_sample_rate: int | None = SIP_SAMPLE_RATE
-    audio_out_10ms_chunks: int = 2
     audio_out_end_silence_secs: int = 0
     playback_lead_s: float = 0.08
     end_pause_s: float = 0.2
