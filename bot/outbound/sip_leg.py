@@ -217,8 +217,13 @@ class SipOutboundLeg:
                 attempt.id, end.disposition, error_code=e.status, error=f"SIP {e.status}"
             )
             return
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # the server stops while it rings (CANCEL sent)
             slot.release()
+            await asyncio.shield(
+                self._attempts.finish(
+                    attempt.id, Disposition.FAILED, error="the server stopped while it rang"
+                )
+            )  # no code: a campaign tries the contact again
             raise
         except Exception as e:  # noqa: BLE001 - the endpoint failed: the attempt must still end
             slot.release()
@@ -240,7 +245,7 @@ class SipOutboundLeg:
             )
 
     async def close(self) -> None:
-        """Stop the INVITEs in flight (server shutdown); their attempts are left to recovery."""
+        """Stop the INVITEs in flight (server shutdown): each is cancelled, its attempt failed."""
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

@@ -297,3 +297,32 @@ async def test_the_calls_own_verdict_goes_to_the_attempt_the_providers_does_not(
         )
     await observer.cleanup()
     assert updates.verdicts == ["machine"]
+
+
+async def test_nobody_picking_up_in_the_ring_time_is_no_answer(servers: OutboundServers) -> None:
+    async with Sipp("uas_no_answer.xml", timeout_s=30) as callee:
+        server = await servers.start(None, **sip_env(callee), CALLAGENT_OUTBOUND_RING_SECS="5")
+        response = await server.place(channel="sip")
+        assert response.status_code == 201, response.text
+        attempt = await ended(server, response.json()["attempt_id"])
+        result = await callee.wait()
+    assert attempt["disposition"] == "no-answer"
+    assert attempt["error_code"] == 408  # our own time-out
+    assert result.received("CANCEL"), result.explain()  # the ringing was called off
+
+
+async def test_a_server_stopping_while_it_rings_cancels_and_fails_the_attempt(
+    servers: OutboundServers,
+) -> None:
+    async with Sipp("uas_no_answer.xml", timeout_s=30) as callee:
+        server = await servers.start(None, **sip_env(callee))
+        response = await server.place(channel="sip")
+        assert response.status_code == 201, response.text
+        attempt_id = response.json()["attempt_id"]
+        await asyncio.sleep(0.5)  # ringing
+        await servers.close()
+        result = await callee.wait()
+    attempt = await server.app.state.outbound.attempts.get(attempt_id)
+    assert attempt is not None and attempt.ended
+    assert (attempt.disposition, attempt.error_code) == ("failed", None)  # retried by a campaign
+    assert result.received("CANCEL"), result.explain()
