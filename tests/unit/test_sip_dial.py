@@ -144,3 +144,52 @@ async def test_register_with_digest_is_kept_alive(peer: SipPeer) -> None:
         assert registration.registered
     finally:
         await endpoint.stop()
+
+
+async def test_the_callee_can_hold_an_outbound_call(peer: SipPeer) -> None:
+    port = await peer.open_rtp()
+    peer.on_invite = lambda incoming: incoming.accept(build_sdp("127.0.0.1", port, 0, "PCMU"))
+    endpoint = await start_endpoint(Bot())
+    try:
+        call = await endpoint.dial(callee_uri(peer), timeout_s=3)
+        incoming = peer.events.invites[-1]
+        hold = build_sdp("127.0.0.1", port, 0, "PCMU")
+        assert hold.audio is not None
+        hold.audio.attributes.pop("sendrecv", None)
+        hold.audio.attributes["sendonly"] = []
+        peer.uac.send_reinvite(incoming.dialog, hold, endpoint.local_addr)
+        await until(lambda: call.media.held)
+        answers = [r for r in peer.responses(200) if b"a=recvonly" in r.body]
+        assert len(answers) == 1
+    finally:
+        await endpoint.stop()
+
+
+async def test_a_refused_register_is_tried_again(peer: SipPeer) -> None:
+    statuses = iter([403, 200])
+    seen: list[int] = []
+
+    def registrar(request: SipRequest, addr: tuple[str, int]) -> bool:
+        if request.method != "REGISTER":
+            return False
+        status = next(statuses, 200)
+        seen.append(status)
+        response = SipResponse(status_code=status, reason_phrase="OK" if status == 200 else "No")
+        for via in request.headers.get("via"):
+            response.headers.append("Via", via)
+        for name in ("from", "to", "call-id", "cseq"):
+            response.headers.set_single(name, request.get_header(name) or "")
+        response.headers.set_single("Expires", "300")
+        peer.transport.send(response, addr)
+        return True
+
+    peer.on_request = registrar
+    registrar_addr = "{}:{}".format(*peer.transport.local_addr)
+    endpoint = await start_endpoint(Bot(), registrar=registrar_addr, register_retry_s=0.3)
+    try:
+        registration = endpoint.registration
+        assert registration is not None
+        await until(lambda: registration.registered)
+        assert seen[:2] == [403, 200] and registration.granted_expires == 300
+    finally:
+        await endpoint.stop()

@@ -73,3 +73,45 @@ async def test_handler_end_sends_bye_and_flush_drops_queue(peer: SipPeer) -> Non
         assert bot.calls[0].end_reason == "local_bye"
     finally:
         await endpoint.stop()
+
+
+async def test_an_end_callback_may_hang_up(peer: SipPeer) -> None:
+    bot = Bot()
+    endpoint = await start_endpoint(bot)
+    try:
+        port = await peer.open_rtp()
+        outgoing = peer.invite(endpoint.local_addr, offer_sdp(port))
+        await outgoing.wait_answered(3)
+        await until(lambda: len(bot.calls) == 1)
+        call = bot.calls[0]
+        reasons: list[str] = []
+
+        async def hang_up_too(reason: str) -> None:
+            await call.hang_up()
+            reasons.append(reason)
+
+        call.on_end(hang_up_too)
+        await asyncio.wait_for(call.hang_up(), 2)
+        await until(lambda: reasons == ["local_bye"])
+    finally:
+        await endpoint.stop()
+
+
+async def test_keys_sent_as_sip_info_reach_on_dtmf(peer: SipPeer) -> None:
+    bot = Bot()
+    endpoint = await start_endpoint(bot)
+    try:
+        port = await peer.open_rtp()
+        outgoing = peer.invite(endpoint.local_addr, offer_sdp(port))
+        await outgoing.wait_answered(3)
+        await until(lambda: len(bot.calls) == 1)
+        peer.uac.send_info(
+            outgoing.dialog,
+            "Signal=7\r\nDuration=160\r\n",
+            "application/dtmf-relay",
+            endpoint.local_addr,
+        )
+        peer.uac.send_info(outgoing.dialog, "#", "application/dtmf", endpoint.local_addr)
+        await until(lambda: bot.digits == ["7", "#"])
+    finally:
+        await endpoint.stop()

@@ -237,3 +237,20 @@ async def test_a_retransmitted_invite_after_the_200_is_absorbed(peer: SipPeer) -
         assert len(bot.calls) == 1 and not bot.calls[0].ended
     finally:
         await endpoint.stop()
+
+
+async def test_in_dialog_options_and_errors_carry_one_to_tag(peer: SipPeer) -> None:
+    bot = Bot()
+    endpoint, outgoing = await connect(peer, bot)
+    try:
+        host, port = peer.transport.local_addr
+        options = outgoing.dialog.create_request("OPTIONS", via_host=host, via_port=port)
+        peer.transport.send(options, endpoint.local_addr)
+        stray = outgoing.dialog.create_request("BYE", via_host=host, via_port=port)
+        stray.headers.set_single("Call-ID", "no-such-call")
+        peer.transport.send(stray, endpoint.local_addr)
+        await until(lambda: bool(peer.responses(200)) and bool(peer.responses(481)))
+        for answer in peer.responses(200) + peer.responses(481):
+            assert (answer.get_header("to") or "").count("tag=") == 1
+    finally:
+        await endpoint.stop()

@@ -64,6 +64,7 @@ class EndpointCall:
         self._end_reason: EndReason | None = None
         self._callbacks: list[EndCallback] = []
         self._closed = asyncio.Event()
+        self._media_closed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._refer: asyncio.Future[ReferOutcome] | None = None
         self._refer_status = 0
@@ -110,9 +111,13 @@ class EndpointCall:
             self._callbacks.append(callback)
 
     async def hang_up(self) -> None:
-        """Send BYE (idempotent; nothing if the dialog already ended)."""
+        """Send BYE (idempotent; nothing if the dialog already ended).
+
+        Returns once the media is closed; the end callbacks run on (awaiting them here
+        would deadlock a callback that hangs up).
+        """
         self.terminate("transferred" if self._transferred else "local_bye")
-        await self.wait_closed()
+        await self._media_closed.wait()
 
     def terminate(self, reason: EndReason) -> None:
         """Send BYE and end the call with ``reason`` (nothing if it already ended)."""
@@ -200,6 +205,7 @@ class EndpointCall:
             await self._media.close()
         except Exception:
             self._log.exception("sip: closing the media failed")
+        self._media_closed.set()
         callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             await self._run_callback(callback, reason)

@@ -25,6 +25,7 @@ class SipEndpointConfig:
             challenges.
         registrar: ``host[:port]`` to REGISTER at (empty = no registration).
         register_expires_s: The binding interval asked for.
+        register_retry_s: After a refused, unanswered or expired REGISTER, try again this often.
         outbound_proxy: ``host[:port]`` outbound INVITEs are sent to (empty = the registrar, else
             the To URI's host).
         caller_id: The From user of outbound calls (a number; never logged).
@@ -46,6 +47,7 @@ class SipEndpointConfig:
     challenge_inbound: bool = True
     registrar: str = ""
     register_expires_s: int = 300
+    register_retry_s: float = 30.0
     outbound_proxy: str = ""
     caller_id: str = field(default="", repr=False)
     session_expires_s: int = 1800

@@ -16,17 +16,17 @@ import logging
 from collections.abc import Mapping
 
 from aiortp import PortAllocator
-from aiosipua import IncomingCall, SipRequest, SipResponse, SipUAS
+from aiosipua import IncomingCall, SipRequest, SipResponse
 from aiosipua.message import SipMessage
 from loguru import logger
 
 from transports.sip.call import EndpointCall
-from transports.sip.config import SipEndpointConfig, uri_user
+from transports.sip.config import SipEndpointConfig
 from transports.sip.contracts import Admission, CallHandler, EndReason, InviteInfo
 from transports.sip.dialing import Dialer, SipDialError, TrunkUAC
+from transports.sip.inbound import Rejection, info_key, invite_info, refuse, screen
 from transports.sip.media import RtpMedia
 from transports.sip.offer_answer import (
-    NoCommonCodec,
     SdpVersions,
     build_answer,
     read_media,
@@ -35,6 +35,7 @@ from transports.sip.registration import TrunkRegistration
 from transports.sip.reinvite import answer_reinvite
 from transports.sip.signalling import DialogSignalling
 from transports.sip.trunks import DigestChallenger, TrunkPolicy
+from transports.sip.uas import TrunkUAS
 from transports.sip.wire import GuardedUdpTransport
 
 __all__ = ["SipDialError", "SipEndpoint", "SipEndpointConfig"]
@@ -43,15 +44,6 @@ __all__ = ["SipDialError", "SipEndpoint", "SipEndpointConfig"]
 # (we log the same events by Call-ID and status).
 for _name in ("aiosipua.uac", "aiosipua.uac_responses", "aiosipua.refer", "aiosipua.registration"):
     logging.getLogger(_name).setLevel(logging.ERROR)
-
-
-def x_headers(request: SipRequest) -> dict[str, str]:
-    """The request's ``X-`` headers, lower-cased names, first values."""
-    return {
-        name.lower(): values[0]
-        for name, values in request.headers.items()
-        if name.lower().startswith("x-") and values
-    }
 
 
 class SipEndpoint:
@@ -81,7 +73,7 @@ class SipEndpoint:
             max_message_bytes=config.max_message_bytes,
         )
         self._uac = TrunkUAC(self._transport)
-        self._uas = SipUAS(
+        self._uas = TrunkUAS(
             self._transport,
             user_agent=config.user_agent,
             uac=self._uac,
@@ -91,6 +83,7 @@ class SipEndpoint:
         self._calls: dict[str, EndpointCall] = {}
         self._versions: dict[str, SdpVersions] = {}
         self._pending: dict[str, IncomingCall] = {}
+        self._answered: dict[str, IncomingCall] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._registration: TrunkRegistration | None = None
         self._dialer: Dialer | None = None
@@ -128,6 +121,7 @@ class SipEndpoint:
         uas.on_ack_timeout = lambda call: self._ended(call.call_id, "ack_timeout")
         uas.on_session_expired = lambda call: self._ended(call.call_id, "session_expired")
         uas.on_transfer_progress = self._on_transfer_progress
+        uas.on_info = self._on_info
         await uas.start()
         inner = self._transport.on_message
         self._transport.on_message = lambda msg, addr: self._route(msg, addr, inner)
@@ -198,6 +192,7 @@ class SipEndpoint:
                     self.end_call(call, "rtp_timeout")
 
     def _forget(self, call_id: str) -> None:
+        self._answered.pop(call_id, None)
         self._calls.pop(call_id, None)
         self._versions.pop(call_id, None)
 
@@ -234,61 +229,13 @@ class SipEndpoint:
             # A retransmission while we bind RTP: aiosipua made a second record; keep ours
             self._uas._calls[call_id] = self._pending[call_id]
             return
-        request, source = incoming.invite, incoming.source_addr
-        verdict = self._policy.check(request, source)
-        if verdict == "forbidden":
-            self._refuse(incoming, 403, "Forbidden")
-            return
-        if verdict == "challenge":
-            challenge = self._policy.challenge_header(source)
-            self._refuse(incoming, 401, "Unauthorized", {"WWW-Authenticate": challenge})
-            return
-        to = request.to_addr
-        info = InviteInfo(
-            call_id=call_id,
-            source=source,
-            caller=uri_user(incoming.caller),
-            callee=uri_user(request.uri) or (to.uri.user or "" if to else ""),
-            headers=x_headers(request),
-        )
-        try:
-            refusal = self._admission(info)
-        except Exception:
-            logger.bind(provider_call_id=call_id).exception("sip: admission failed")
-            self._refuse(incoming, 503, "Service Unavailable")
-            return
-        if refusal is not None:
-            extra = (
-                {"Retry-After": str(refusal.retry_after_s)}
-                if refusal.retry_after_s is not None
-                else None
-            )
-            self._refuse(incoming, refusal.status, refusal.reason, extra)
-            return
-        offer = incoming.sdp_offer
-        if offer is None:
-            self._refuse(incoming, 488, "Not Acceptable Here (no SDP offer)")
-            return
-        try:
-            read_media(offer)
-        except NoCommonCodec:
-            self._refuse(incoming, 488, "Not Acceptable Here")
+        info = invite_info(incoming)
+        rejection = screen(incoming, info, self._policy, self._admission)
+        if rejection is not None:
+            refuse(self._uas, incoming, rejection)
             return
         self._pending[call_id] = incoming
         self._spawn(self._answer(incoming, info))
-
-    def _refuse(
-        self,
-        incoming: IncomingCall,
-        status: int,
-        reason: str,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        incoming._send_response(status, reason, extra_headers=headers)
-        incoming.dialog.terminate()
-        self._uas._calls.pop(incoming.call_id, None)
-        self._uas._remove_invite_transaction(incoming.invite)
-        logger.bind(provider_call_id=incoming.call_id).info("sip: INVITE refused {}", status)
 
     async def _answer(self, incoming: IncomingCall, info: InviteInfo) -> None:
         call_id = incoming.call_id
@@ -309,7 +256,7 @@ class SipEndpoint:
         except Exception:
             log.exception("sip: no RTP port for the call")
             self._pending.pop(call_id, None)
-            self._refuse(incoming, 503, "Service Unavailable")
+            refuse(self._uas, incoming, Rejection(503, "Service Unavailable"))
             return
         self._pending.pop(call_id, None)
         if self._uas._calls.get(call_id) is not incoming:  # CANCELled meanwhile
@@ -321,6 +268,7 @@ class SipEndpoint:
         )
         media.set_held(choice.held)
         incoming.accept(answer)
+        self._answered[call_id] = incoming
         signalling = DialogSignalling(self._uac, incoming.dialog, incoming.source_addr, incoming)
         signalling.on_bye_sent = lambda: self._uas._calls.pop(call_id, None)
         call = EndpointCall(
@@ -353,7 +301,22 @@ class SipEndpoint:
         self._ended(request.call_id or "", "remote_bye")
 
     def _on_cancel(self, request: SipRequest, _addr: tuple[str, int]) -> None:
-        logger.bind(provider_call_id=request.call_id or "").info("sip: INVITE cancelled")
+        call_id = request.call_id or ""
+        record = self._answered.get(call_id)
+        if record is None:
+            logger.bind(provider_call_id=call_id).info("sip: INVITE cancelled")
+            return
+        # The CANCEL crossed our 200: it has no effect (RFC 3261 §9.2), but aiosipua forgot
+        # the dialog (a later BYE would get 481) and stopped its timers; put them back.
+        self._uas._calls[call_id] = record
+        self._uas._start_session_timer(record)
+
+    def _on_info(self, call_id: str, request: SipRequest) -> None:
+        call = self._calls.get(call_id)
+        if call is not None:
+            digit = info_key(request)
+            if digit is not None:
+                call.media.keypress(digit)
 
     def _on_transfer_progress(self, call_id: str, status: int, reason: str) -> None:
         call = self._calls.get(call_id)

@@ -11,6 +11,7 @@ pacer so that barge-in (:meth:`RtpMedia.flush`) and hold are ours to control.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
@@ -28,6 +29,7 @@ PCMU = 0
 PCMA = 8
 SUPPORTED_PAYLOAD_TYPES = (PCMU, PCMA)
 _BIND_ATTEMPTS = 8
+KEYS = frozenset("0123456789*#ABCD")
 
 
 class _PeerOnlySession(RTPSession):
@@ -85,7 +87,7 @@ class RtpMedia:
         self._tail = b""
         self._rx = bytearray()
         self._held = False
-        self._timestamp = 0
+        self._timestamp = random.getrandbits(32)  # RFC 3550 §5.1: a random start
         self._closed = False
         self._failed_callbacks = 0
         self.last_rx: float = asyncio.get_running_loop().time()
@@ -182,6 +184,11 @@ class RtpMedia:
             "bad_dropped": self._session.bad_dropped,
             "queued_frames": len(self._queue),
         }
+
+    def keypress(self, digit: str) -> None:
+        """A key the peer signalled outside RTP (SIP INFO), delivered like an RFC 4733 one."""
+        if len(digit) == 1 and digit.upper() in KEYS:
+            self._deliver(self.on_dtmf, digit.upper())
 
     def set_held(self, held: bool) -> None:
         """Hold: nothing is sent (the queue still plays out on the clock, unheard)."""

@@ -7,6 +7,7 @@ and a version one higher than the last (RFC 3264 §8), which aiosipua's builders
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from dataclasses import dataclass, field
 
@@ -76,6 +77,12 @@ def read_media(
     address = sdp.rtp_address
     if audio is None or address is None or audio.port == 0:
         raise NoCommonCodec("no audio stream")
+    try:
+        ipaddress.ip_address(address[0])
+    except ValueError:
+        raise NoCommonCodec("the media address is not an IP address") from None
+    if not 0 < address[1] < 65536:
+        raise NoCommonCodec("the media port is out of range")
     chosen: int | None = None
     for codec in audio.codecs:
         name_ok = codec.encoding_name.upper() == _NAMES.get(codec.payload_type)

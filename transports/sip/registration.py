@@ -2,7 +2,7 @@
 
 aiosipua refreshes a granted binding at 90 % of its interval and answers digest challenges,
 but after a failure, an expiry or an unanswered REGISTER it stops; this keeps trying every
-``retry_s`` until the registrar grants the binding again.
+``register_retry_s`` until the registrar grants the binding again.
 """
 
 from __future__ import annotations
@@ -15,19 +15,16 @@ from loguru import logger
 
 from transports.sip.config import SipEndpointConfig, parse_hostport
 
-RETRY_S = 30.0
-
 
 class TrunkRegistration:
     """REGISTER at the configured registrar and keep the binding.
 
     Args:
         uac: The endpoint's UAC (its socket sends the REGISTERs; it routes their responses).
-        config: The registrar, credentials and interval.
-        retry_s: How long to wait for a grant before sending REGISTER again.
+        config: The registrar, credentials, interval and retry interval.
     """
 
-    def __init__(self, uac: SipUAC, config: SipEndpointConfig, *, retry_s: float = RETRY_S) -> None:
+    def __init__(self, uac: SipUAC, config: SipEndpointConfig) -> None:
         host, port = parse_hostport(config.registrar)
         auth = SipDigestAuth(config.username, config.password) if config.username else None
         user = f"{config.username}@" if config.username else ""
@@ -42,7 +39,7 @@ class TrunkRegistration:
         self._registration.on_registered = lambda _r: self._granted.set()
         self._registration.on_failed = self._on_lost
         self._registration.on_expired = lambda _r: self._lost.set()
-        self._retry_s = retry_s
+        self._retry_s = config.register_retry_s
         self._granted = asyncio.Event()
         self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
