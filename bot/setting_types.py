@@ -31,6 +31,17 @@ def flag(value: object) -> object:
     raise ValueError("expected true or false")
 
 
+def transport_choice(value: object) -> object:
+    """Read ``CALLAGENT_TRANSPORT``; ``sip`` is not one (SIP runs beside every choice)."""
+    value = lowercase(value)
+    if value == "sip":
+        raise ValueError(
+            "SIP trunk calls run beside the web server's calls: keep CALLAGENT_TRANSPORT as it "
+            "is (webrtc) and set CALLAGENT_SIP_LISTEN=host:port (e.g. 0.0.0.0:5060)"
+        )
+    return value
+
+
 class SecretMarker:
     """Marks a setting whose value never appears in an error message."""
 
@@ -41,7 +52,7 @@ UserPath = Annotated[Path, AfterValidator(Path.expanduser)]
 
 # Enum-like settings accept any case ("WebRTC") and hold the lower-case value.
 TransportChoice = Annotated[
-    Literal["auto", "webrtc", "daily", "livekit"], BeforeValidator(lowercase)
+    Literal["auto", "webrtc", "daily", "livekit"], BeforeValidator(transport_choice)
 ]
 STTName = Annotated[Literal["moonshine", "cartesia"], BeforeValidator(lowercase)]
 TTSChoice = Annotated[Literal["auto", "piper", "cartesia"], BeforeValidator(lowercase)]

@@ -83,6 +83,11 @@ def test_sip_is_off_by_default_and_parsed_when_set() -> None:
             "CALLAGENT_SIP_REGISTRAR",
             "CALLAGENT_SIP_USERNAME",
         ),
+        (  # the issue's wording: SIP is not a transport choice, it runs beside them
+            {"CALLAGENT_TRANSPORT": "sip"},
+            "CALLAGENT_TRANSPORT=sip",
+            "CALLAGENT_SIP_LISTEN=host:port",
+        ),
         (  # open to the world: anyone could call on the owner's bill
             {"CALLAGENT_SIP_LISTEN": "192.0.2.1:5060"},
             "CALLAGENT_SIP_TRUNKS",
@@ -440,3 +445,85 @@ def test_the_sip_socket_hears_datagrams_on_uvloop_too() -> None:
         return len(heard)
 
     assert uvloop.run(main()) == 1
+
+
+# -- a transfer by REFER through the whole server, to real SIP peers --------------------
+
+
+@pytest.mark.parametrize(
+    ("target_scenario", "transferred"), [("uas_answer.xml", True), ("uas_busy.xml", False)]
+)
+async def test_the_server_refers_a_sip_caller_to_the_agent_files_target(
+    data_dir, agent, target_scenario: str, transferred: bool
+) -> None:
+    """SIPp calls the server, the drain hands the call to a person (``when_stopping:
+    transfer``): REFER to ``transfer.target`` (a second SIPp), the result recorded, and on a
+    busy target the failure line and the callback offer said, as after a Twilio transfer."""
+    import dataclasses
+
+    from bot.call.runtime import Runtime
+    from bot.web.app import create_app
+    from bot.web.drain import Drain
+    from integrations.nlu.entities import EntityExtractor
+    from tests.fakes.classifier import ScriptedClassifier
+    from tests.fakes.speech import ScriptedRecognizer, ScriptedSynthesizer
+    from tests.support.sipp import Sipp, free_rtp_port, free_udp_port
+
+    async with Sipp(target_scenario) as target:
+        person = target.uri("person")
+        desk = dataclasses.replace(
+            agent, transfer=dataclasses.replace(agent.transfer, target=person)
+        )
+        sip_port, rtp = free_udp_port(), free_rtp_port()
+        settings = Settings.load(
+            {
+                "CALLAGENT_DATA_DIR": str(data_dir),
+                "CALLAGENT_CRM": "none",
+                "CALLAGENT_SIP_LISTEN": f"127.0.0.1:{sip_port}",
+                "CALLAGENT_SIP_RTP_PORTS": f"{rtp}-{rtp + 9}",
+            }
+        )
+        synthesizer = ScriptedSynthesizer(sample_rate=8000)
+        runtime = Runtime(
+            settings,
+            desk,
+            ScriptedRecognizer("hello"),
+            synthesizer,
+            ScriptedClassifier(),
+            EntityExtractor(),
+            None,
+        )
+        app = create_app(settings, runtime)  # the real SIP endpoint
+        async with app.router.lifespan_context(app):
+            caller = Sipp("uac_refer.xml", remote=f"127.0.0.1:{sip_port}", extra_args=["-d", "500"])
+            await caller.start()
+            await wait_for(lambda: len(runtime.live) == 1, timeout_s=10)
+            call_id = runtime.live.all()[0].call_id
+            drain = Drain(
+                app.state.admission,
+                runtime,
+                lambda: app.state.calls.active,
+                drain_secs=0.0,
+                end_grace_s=15.0,
+            )
+            await drain.run()  # hands the call off (REFER); over when the caller leaves
+            result = await caller.wait()
+            reached = await target.wait()
+        assert (result.exit_code, reached.exit_code) == (0, 0), result.explain()
+        refer = result.received("REFER")[0]
+        assert person.removeprefix("sip:") in (refer.header("Refer-To") or "")
+        assert app.state.admission.in_use == 0
+        records = runtime.records
+        assert records is not None
+        await asyncio.to_thread(records.store.flush)
+        record = records.store.get_call(call_id)
+        assert record is not None and record["transport"] == "sip"
+        escalation = record["escalation"]
+        assert escalation is not None
+        spoken = " ".join(synthesizer.texts)
+        if transferred:
+            assert escalation["transfer_result"] == "transferred"
+            assert agent.transfer.callback_offer not in spoken
+        else:
+            assert escalation["transfer_result"].startswith("failed: SIP REFER 486")
+            assert agent.transfer.failure_line in spoken and agent.transfer.callback_offer in spoken

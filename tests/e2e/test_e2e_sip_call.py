@@ -1,0 +1,262 @@
+"""End to end over the SIP trunk: a real softphone (baresip) calls ``callagent serve``.
+
+The test starts ``callagent serve`` as a separate process with SIP on a free loopback port
+and the real models, and a headless baresip (``tests/support/baresip.py``) dials the agent
+with RFC 4733 keys offered. The caller speaks with a flite voice (not the bot's): baresip's
+audio source is switched from file to file (``/ausrc``) as the conversation goes on, and
+what it hears (its decode dump) is transcribed with the project's recogniser. One call:
+the greeting is heard, an FAQ is answered, a key press is answered, the caller talks over
+the bot's answer (the bot stops and answers the new question), the caller hangs up, and
+the call record is complete. Assertions are about behaviour, never about timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import wave
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.settings import Settings
+from integrations.speech.moonshine import MoonshineRecognizer
+from simulator.voices import caller_voice
+from tests.support.baresip import Baresip, baresip_binary, free_tcp_port
+from tests.support.env import scrubbed_environ
+from tests.support.sipp import free_rtp_port, free_udp_port
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+CALLER = "15555550142"
+OPERATOR_TOKEN = "sip-e2e-operator-token-0123456789"
+REPLY_TIMEOUT_S = 60.0
+QUIET_S = 1.5
+"""The bot's reply is over when the softphone heard nothing new for this long."""
+RATE = 8000
+BYTES_PER_S = RATE * 2
+WAV_HEADER = 44
+
+
+@dataclass
+class Agent:
+    """``callagent serve`` in its own process, with SIP on ``sip_uri``."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    sip_uri: str
+    log: Path
+    workdir: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Agent]:
+    if caller_voice.engine() is None:
+        pytest.skip("needs Debian's flite for the caller voice (apt-get install flite)")
+    baresip_binary()  # skips when baresip is missing
+    workdir = tmp_path_factory.mktemp("sip-agent")
+    http_port, sip_port, rtp = free_tcp_port(), free_udp_port(), free_rtp_port()
+    env = scrubbed_environ() | {
+        "PYTHONPATH": str(ROOT),
+        "CALLAGENT_DATA_DIR": str(workdir / "data"),
+        "CALLAGENT_SIP_LISTEN": f"127.0.0.1:{sip_port}",
+        "CALLAGENT_SIP_RTP_PORTS": f"{rtp}-{rtp + 19}",
+        "CALLAGENT_OPERATOR_TOKEN": OPERATOR_TOKEN,
+        "CALLAGENT_DRAIN_SECS": "5",
+    }
+    log = workdir / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve", "--port", str(http_port)],
+            cwd=workdir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    served = Agent(
+        process,
+        f"http://127.0.0.1:{http_port}",
+        f"sip:dental_front_desk@127.0.0.1:{sip_port}",
+        log,
+        workdir,
+    )
+    try:
+        asyncio.run(_until_serving_sip(served))
+        yield served
+    finally:
+        process.send_signal(signal.SIGTERM)  # drains (no call left), then exits
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def _until_serving_sip(agent: Agent, timeout_s: float = 180.0) -> None:
+    async with httpx.AsyncClient() as client, asyncio.timeout(timeout_s):
+        while True:
+            if agent.process.poll() is not None:
+                raise AssertionError(f"callagent serve exited:\n{agent.log_text()[-3000:]}")
+            try:
+                ready = (await client.get(f"{agent.base_url}/readyz")).json()
+            except httpx.HTTPError:
+                ready = {}
+            if ready.get("sip", {}).get("role") == "serving":
+                return
+            await asyncio.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> MoonshineRecognizer:
+    """The project's recogniser (the cached model the agent uses), for what the phone heard."""
+    return MoonshineRecognizer(cache_dir=Settings.load({}).cache_dir / "moonshine")
+
+
+class Ear:
+    """What the softphone heard so far: baresip's decode dump, read while it grows.
+
+    The agent sends RTP only while it speaks, so the dump holds the bot's speech back to
+    back; a reply is over when nothing new arrived for :data:`QUIET_S`.
+    """
+
+    def __init__(self, phone: Baresip) -> None:
+        self._phone = phone
+
+    def heard(self) -> bytes:
+        path = self._phone.heard_wav
+        if path is None:
+            return b""
+        data = path.read_bytes()[WAV_HEADER:]
+        return data[: len(data) // 2 * 2]
+
+    async def reply_start(self, since: int, *, timeout_s: float = REPLY_TIMEOUT_S) -> int:
+        """Wait for the bot to start speaking after byte ``since``; its start."""
+        async with asyncio.timeout(timeout_s):
+            while len(self.heard()) < since + BYTES_PER_S // 4:
+                await asyncio.sleep(0.05)
+        return since
+
+    async def reply(self, since: int, *, timeout_s: float = REPLY_TIMEOUT_S) -> bytes:
+        """The bot's next reply after byte ``since``, once it went quiet."""
+        await self.reply_start(since, timeout_s=timeout_s)
+        return (await self.until_quiet(timeout_s=timeout_s))[since:]
+
+    async def until_quiet(self, *, timeout_s: float = REPLY_TIMEOUT_S) -> bytes:
+        async with asyncio.timeout(timeout_s):
+            size, quiet_since = len(self.heard()), asyncio.get_running_loop().time()
+            while asyncio.get_running_loop().time() - quiet_since < QUIET_S:
+                await asyncio.sleep(0.1)
+                now = len(self.heard())
+                if now != size:
+                    size, quiet_since = now, asyncio.get_running_loop().time()
+        return self.heard()
+
+
+def caller_wav(directory: Path, name: str, text: str, *, silence_s: float = 120.0) -> Path:
+    """The caller saying ``text`` then silence, as baresip's aufile plays it (8 kHz mono)."""
+    path = directory / f"{name}.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(caller_voice.synthesize(text) + b"\x00\x00" * int(RATE * silence_s))
+    return path
+
+
+async def say(phone: Baresip, wav: Path) -> None:
+    """The caller speaks: the softphone's microphone becomes ``wav``."""
+    await phone.command("ausrc", f"aufile,{wav}")
+
+
+async def transcribe(recognizer: MoonshineRecognizer, pcm: bytes) -> str:
+    text = await asyncio.to_thread(recognizer.transcribe, pcm, RATE)
+    return re.sub(r"[^a-z0-9 ]", " ", text.lower())
+
+
+def has_any(text: str, *words: str) -> bool:
+    return any(w in text for w in words)
+
+
+async def sip_record(agent: Agent) -> dict[str, Any]:
+    """The newest SIP call's record, with its turns (operator API)."""
+    headers = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+    async with httpx.AsyncClient(base_url=agent.base_url, headers=headers) as client:
+        calls = (await client.get("/api/calls", params={"limit": 10})).json()["calls"]
+        sip = [c for c in calls if c["transport"] == "sip"]
+        assert sip, calls
+        return (await client.get(f"/api/calls/{sip[0]['id']}")).json()
+
+
+async def until_no_calls(agent: Agent, timeout_s: float = 20.0) -> None:
+    async with httpx.AsyncClient() as client, asyncio.timeout(timeout_s):
+        while (await client.get(f"{agent.base_url}/readyz")).json()["calls"]:
+            await asyncio.sleep(0.2)
+
+
+async def test_a_softphone_call_over_the_sip_trunk(agent: Agent, recognizer, tmp_path) -> None:
+    hours = caller_wav(tmp_path, "hours", "What are your opening hours?")
+    where = caller_wav(tmp_path, "where", "Sorry, where exactly are you located?")
+    async with Baresip(user=CALLER, silence_s=300, workdir=tmp_path / "baresip") as phone:
+        ear = Ear(phone)
+        await phone.dial(agent.sip_uri)
+
+        greeting = await ear.reply(0)
+        heard = await transcribe(recognizer, greeting)
+        assert has_any(heard, "brightside", "bright side", "riley", "help"), heard
+
+        # an FAQ, spoken
+        at = len(ear.heard())
+        await say(phone, hours)
+        answer = await ear.reply(at)
+        full_answer_s = len(answer) / BYTES_PER_S
+        heard = await transcribe(recognizer, answer)
+        assert has_any(heard, "monday", "friday", "eight", "saturday"), heard
+
+        # a key: 2 is the address on the agent's keypad menu (RFC 4733 from the softphone)
+        at = len(ear.heard())
+        await phone.send_dtmf("2")
+        heard = await transcribe(recognizer, await ear.reply(at))
+        assert has_any(heard, "harbor", "harbour", "street", "springfield", "library"), heard
+
+        # barge-in: the caller asks again and talks over the answer with a new question
+        at = len(ear.heard())
+        await say(phone, hours)
+        await ear.reply_start(at)
+        async with asyncio.timeout(REPLY_TIMEOUT_S):
+            while len(ear.heard()) < at + BYTES_PER_S:  # a second of the answer heard
+                await asyncio.sleep(0.02)
+        await say(phone, where)
+        cut = (await ear.until_quiet())[at:]
+        assert len(cut) / BYTES_PER_S < 0.6 * full_answer_s, "the bot talked over the caller"
+        at = len(ear.heard())
+        heard = await transcribe(recognizer, await ear.reply(at))
+        assert has_any(heard, "harbor", "harbour", "street", "springfield", "library"), heard
+
+        await phone.hang_up()  # the caller's BYE
+
+    await until_no_calls(agent)
+    record = await sip_record(agent)
+    assert (record["transport"], record["direction"]) == ("sip", "inbound")
+    assert record["provider_call_id"] and record["ended_at"]
+    assert "remote_bye" in record["end_reason"]
+    turns = record["turns"]
+    caller_turns = [t for t in turns if t.get("caller_text")]
+    assert len(caller_turns) >= 4, turns  # hours, the key, hours again, where
+    assert {"opening_hours", "location"} <= {t.get("intent") for t in turns}, turns
+    assert any(t.get("path") == "dtmf" for t in turns), turns
+    assert any(t.get("interrupted") for t in turns), turns  # the barge-in is recorded
+    log = agent.log_text()
+    assert CALLER not in log and "opening hours" not in log.lower()  # ids only in logs
+    assert os.path.exists(agent.workdir / "data")
