@@ -19,6 +19,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import socket
 import tempfile
 import wave
@@ -189,6 +190,11 @@ class SippResult:
         """Sent requests with method ``what`` or responses with status ``what``."""
         return [m for m in self.messages if m.direction == "sent" and _is(m, what)]
 
+    def assert_ok(self, calls: int = 1) -> None:
+        """Assert SIPp exited 0 with ``calls`` successful calls and none failed."""
+        got = (self.exit_code, self.successful, self.failed)
+        assert got == (0, calls, 0), self.explain()
+
     def explain(self) -> str:
         """A short account for assertion messages."""
         lines = [m.direction + ": " + m.first_line for m in self.messages]
@@ -221,6 +227,9 @@ class Sipp:
         timeout_s: SIPp's global timeout (``-timeout``, counted as a failure); the harness
             kills the process 5 s after it.
         keys: ``-key`` values for ``[name]`` keywords in the scenario.
+        fill: Values for ``{{name}}`` placeholders, written into a copy of the scenario
+            before SIPp loads it (for what ``-key`` cannot set: a status line's code is
+            checked at load time, ``exec`` attributes are not expanded).
         service: The Request-URI's user part (``-s``).
         auth: (username, password) for ``[authentication]`` (``-au``/``-ap``).
         audio_wav: A WAV to stream (written as ``caller.ulaw`` in the working directory).
@@ -240,6 +249,7 @@ class Sipp:
         rate: float = 10.0,
         timeout_s: float = 15.0,
         keys: Mapping[str, str] | None = None,
+        fill: Mapping[str, str] | None = None,
         service: str = "agent",
         auth: tuple[str, str] | None = None,
         audio_wav: Path | None = None,
@@ -264,6 +274,14 @@ class Sipp:
             workdir = Path(self._tmp.name)
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if fill:
+            text = self.scenario.read_text()
+            for name, value in fill.items():
+                text = text.replace("{{" + name + "}}", value)
+            if "{{" in text:
+                raise ValueError(f"{self.scenario.name}: placeholders left unfilled")
+            self.scenario = self.workdir / self.scenario.name
+            self.scenario.write_text(text)
         if audio_wav is not None:
             write_ulaw(audio_wav, self.workdir / "caller.ulaw")
         elif not (self.workdir / "caller.ulaw").exists():
@@ -298,6 +316,11 @@ class Sipp:
         """A ``sip:`` URI reaching this SIPp."""
         return f"sip:{user}@{self.address}"
 
+    def messages_so_far(self) -> list[SipMessage]:
+        """The messages SIPp has logged up to now (while it runs)."""
+        log = self.workdir / "messages.log"
+        return parse_messages(log.read_text(errors="replace")) if log.exists() else []
+
     async def start(self) -> Sipp:
         """Start SIPp and wait until it holds its SIP port."""
         self._proc = await asyncio.create_subprocess_exec(
@@ -330,14 +353,20 @@ class Sipp:
         return self._result
 
     async def stop(self) -> SippResult:
-        """End SIPp now (SIGUSR1 asks it to quit; killed if it lingers) and collect."""
+        """End SIPp now (calls still live are abandoned; killed if it lingers) and collect."""
         proc = self._proc
         if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(10)  # SIGUSR1: SIPp's "quit" (as pressing q)
-            try:
-                await asyncio.wait_for(proc.wait(), 3)
-            except TimeoutError:
+            # SIGUSR1 is SIPp's "q": no new calls, quit when the live ones end; SIGINT quits
+            # at once (the message log is complete, calls still live count as neither).
+            for sig, grace_s in ((signal.SIGUSR1, 0.5), (signal.SIGINT, 2.0)):
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(sig)
+                try:
+                    await asyncio.wait_for(proc.wait(), grace_s)
+                    break
+                except TimeoutError:
+                    continue
+            else:
                 proc.kill()
         return await self.wait()
 

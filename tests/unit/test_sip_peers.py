@@ -8,36 +8,13 @@ baresip calls a SIPp callee and hears its audio. Each test takes a few seconds.
 from __future__ import annotations
 
 import asyncio
-import math
-import struct
-import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tests.support.baresip import Baresip
+from tests.support.sip_audio import dominant_hz, write_tone_wav
 from tests.support.sipp import Sipp, parse_messages, run_sipp
-
-
-def tone_wav(path: Path, hz: float = 440.0, seconds: float = 1.0, rate: int = 8000) -> Path:
-    """A sine tone WAV (mono 16-bit)."""
-    n = int(rate * seconds)
-    samples = (int(8000 * math.sin(2 * math.pi * hz * i / rate)) for i in range(n))
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"".join(struct.pack("<h", s) for s in samples))
-    return path
-
-
-def dominant_hz(pcm16: bytes, rate: int = 8000) -> float:
-    """The strongest frequency in 16-bit PCM."""
-    audio = np.frombuffer(pcm16, dtype="<i2").astype(np.float64)
-    spectrum = np.abs(np.fft.rfft(audio))
-    spectrum[0] = 0.0
-    return float(np.argmax(spectrum)) * rate / len(audio)
 
 
 def test_message_log_is_parsed() -> None:
@@ -56,7 +33,7 @@ def test_message_log_is_parsed() -> None:
 
 
 async def test_sipp_caller_calls_sipp_callee_with_rtp(tmp_path: Path) -> None:
-    wav = tone_wav(tmp_path / "tone.wav")
+    wav = write_tone_wav(tmp_path / "tone.wav")
     async with Sipp("uas_answer.xml", audio_wav=wav) as callee:
         caller = await run_sipp(
             "uac_call.xml", callee.address, audio_wav=wav, extra_args=["-d", "500"]
@@ -127,8 +104,8 @@ async def test_sipp_registrar_challenges_and_checks_the_digest(password: str, ok
 
 
 async def test_baresip_calls_a_sipp_callee_and_hears_it(tmp_path: Path) -> None:
-    callee_audio = tone_wav(tmp_path / "callee.wav", hz=1000.0, seconds=3.0)
-    caller_audio = tone_wav(tmp_path / "caller.wav", hz=440.0, seconds=1.0)
+    callee_audio = write_tone_wav(tmp_path / "callee.wav", seconds=3.0, hz=1000.0)
+    caller_audio = write_tone_wav(tmp_path / "caller.wav", seconds=1.0, hz=440.0)
     async with Sipp("uas_answer.xml", audio_wav=callee_audio) as callee:
         async with Baresip(audio_wav=caller_audio, silence_s=10) as phone:
             established = await phone.dial(callee.uri())
