@@ -32,7 +32,7 @@ from simulator.outbound.callee import Beep, speech
 from simulator.target import LocalAgent
 from simulator.voices import caller_voice
 from simulator.voices.caller_voice import DEFAULT_VOICE
-from tests.support.sipp import SCENARIOS, Sipp, free_rtp_port, free_udp_port, sipp_binary
+from tests.support.sipp import Sipp, free_rtp_port, free_udp_port, sipp_binary
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -97,11 +97,9 @@ async def call(local: LocalAgent) -> str:
 
 
 def callee(tmp_path: Path, proxy_port: int, audio: bytes, hangup_ms: int) -> Sipp:
-    scenario = tmp_path / "callee.xml"
-    text = (SCENARIOS / "uas_outbound_callee.xml").read_text()
-    scenario.write_text(text.replace("HANGUP_MS", str(hangup_ms)))
     return Sipp(
-        scenario,
+        "uas_outbound_callee.xml",
+        fill={"hangup_ms": str(hangup_ms)},
         port=proxy_port,
         timeout_s=150,
         audio_wav=write_wav(tmp_path / "callee.wav", audio),

@@ -39,7 +39,7 @@ from tests.support.outbound_server import (
     OutboundServer,
     OutboundServers,
 )
-from tests.support.sipp import SCENARIOS, Sipp, free_rtp_port, free_udp_port
+from tests.support.sipp import Sipp, free_rtp_port, free_udp_port
 
 END_TIMEOUT_S = 20.0
 REMINDERS = Path(__file__).resolve().parents[2] / "bot" / "agents" / "appointment_reminders.yaml"
@@ -79,14 +79,6 @@ async def servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     started = OutboundServers(tmp_path, monkeypatch)
     yield started
     await started.close()
-
-
-def callee_scenario(tmp_path: Path, hangup_ms: int) -> Path:
-    """The outbound callee scenario, hanging up ``hangup_ms`` after the answer."""
-    text = (SCENARIOS / "uas_outbound_callee.xml").read_text()
-    path = tmp_path / f"callee_{hangup_ms}.xml"
-    path.write_text(text.replace("HANGUP_MS", str(hangup_ms)))
-    return path
 
 
 def sip_env(callee: Sipp) -> dict[str, str]:
@@ -137,9 +129,10 @@ async def test_a_busy_callee_ends_the_attempt_busy(servers: OutboundServers) -> 
 
 
 async def test_an_answered_call_runs_the_attempts_outbound_pipeline(
-    servers: OutboundServers, tmp_path: Path
+    servers: OutboundServers,
 ) -> None:
-    async with Sipp(callee_scenario(tmp_path, 1500), timeout_s=20) as callee:
+    fill = {"hangup_ms": "1500"}
+    async with Sipp("uas_outbound_callee.xml", fill=fill, timeout_s=20) as callee:
         server = await servers.start(None, **sip_env(callee))
         response = await server.place(channel="sip", variables={"first_name": "Maria"})
         assert response.status_code == 201, response.text
@@ -305,7 +298,7 @@ async def test_nobody_picking_up_in_the_ring_time_is_no_answer(servers: Outbound
         response = await server.place(channel="sip")
         assert response.status_code == 201, response.text
         attempt = await ended(server, response.json()["attempt_id"])
-        result = await callee.wait()
+        result = await callee.stop()
     assert attempt["disposition"] == "no-answer"
     assert attempt["error_code"] == 408  # our own time-out
     assert result.received("CANCEL"), result.explain()  # the ringing was called off
@@ -321,7 +314,7 @@ async def test_a_server_stopping_while_it_rings_cancels_and_fails_the_attempt(
         attempt_id = response.json()["attempt_id"]
         await asyncio.sleep(0.5)  # ringing
         await servers.close()
-        result = await callee.wait()
+        result = await callee.stop()
     attempt = await server.app.state.outbound.attempts.get(attempt_id)
     assert attempt is not None and attempt.ended
     assert (attempt.disposition, attempt.error_code) == ("failed", None)  # retried by a campaign
