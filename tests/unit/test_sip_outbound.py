@@ -319,3 +319,26 @@ async def test_a_server_stopping_while_it_rings_cancels_and_fails_the_attempt(
     assert attempt is not None and attempt.ended
     assert (attempt.disposition, attempt.error_code) == ("failed", None)  # retried by a campaign
     assert result.received("CANCEL"), result.explain()
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "disposition"),
+    [
+        (480, "Temporarily Unavailable", "no-answer"),
+        (404, "Not Found", "failed"),
+        (503, "Service Unavailable", "failed"),
+    ],
+)
+async def test_a_refusing_callee_ends_the_attempt_as_its_status_says(
+    servers: OutboundServers, status: int, reason: str, disposition: str
+) -> None:
+    fill = {"status": str(status), "reason": reason}
+    async with Sipp("uas_reject.xml", fill=fill, timeout_s=20) as callee:
+        server = await servers.start(None, **sip_env(callee))
+        response = await server.place(channel="sip")
+        assert response.status_code == 201, response.text
+        attempt = await ended(server, response.json()["attempt_id"])
+        await callee.stop()
+    assert (attempt["disposition"], attempt["error_code"]) == (disposition, status)
+    [told] = server.ended.attempts
+    assert sip_failure_retryable(told.channel, told.error_code) == (status == 503)
