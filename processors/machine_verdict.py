@@ -372,18 +372,37 @@ class SpeechTimingVerdict(VerdictStrategy):
         return None
 
 
+def own_strategies(
+    *,
+    long_greeting_secs: float = 4.0,
+    hinted_greeting_secs: float = 2.4,
+    pause_secs: float = 1.0,
+) -> list[VerdictStrategy]:
+    """The agent's own detection alone: a beep, the words, the speech's timing.
+
+    For calls whose provider detects nothing (a SIP trunk has no carrier AMD; the browser).
+    """
+    return [
+        BeepVerdict(),
+        WordsVerdict(),
+        SpeechTimingVerdict(
+            long_greeting_secs=long_greeting_secs,
+            hinted_greeting_secs=hinted_greeting_secs,
+            pause_secs=pause_secs,
+        ),
+    ]
+
+
 def default_strategies(
     *,
     long_greeting_secs: float = 4.0,
     hinted_greeting_secs: float = 2.4,
     pause_secs: float = 1.0,
 ) -> list[VerdictStrategy]:
-    """The provider's word first, then a beep, the words, and the speech's timing."""
+    """The provider's word first (Twilio ``AnsweredBy``), then :func:`own_strategies`."""
     return [
         ProviderVerdict(),
-        BeepVerdict(),
-        WordsVerdict(),
-        SpeechTimingVerdict(
+        *own_strategies(
             long_greeting_secs=long_greeting_secs,
             hinted_greeting_secs=hinted_greeting_secs,
             pause_secs=pause_secs,

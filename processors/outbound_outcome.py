@@ -6,7 +6,9 @@ An observer (it changes nothing in the call):
   and the call record's ``disposition``;
 - ``DoNotCallFrame``: the callee's number goes on the do-not-call list at once, so they are
   never called again even if the call drops before it ends;
-- ``MachineVerdictFrame``: the call record's ``amd_verdict`` and ``amd_ms``.
+- ``MachineVerdictFrame``: the call record's ``amd_verdict`` and ``amd_ms``; a verdict
+  of the call's own detection (not the provider's, which its callback records) becomes
+  the attempt's ``answered_by`` when the provider gave none (a SIP trunk never does).
 
 The attempt side is a small protocol (:class:`AttemptUpdates`; the server's is in
 ``bot/outbound/in_call.py``). Its writes run in order in a task of their own, started as the
@@ -38,6 +40,10 @@ class AttemptUpdates(Protocol):
 
     async def do_not_call(self, reason: str) -> None:
         """The callee asked not to be called again."""
+        ...
+
+    async def machine_verdict(self, verdict: str) -> None:
+        """The call's own detection decided who answered (``human``, ``machine``, ...)."""
         ...
 
 
@@ -99,6 +105,9 @@ class OutboundOutcomeObserver(BaseObserver):
                         amd_ms=round(amd_ms, 1) if amd_ms is not None else None,
                     )
                 )
+                verdict = frame.verdict
+                if verdict and frame.source != "provider":
+                    self._later(lambda: self._attempt.machine_verdict(verdict), "verdict")
         except Exception as e:  # noqa: BLE001 - the call goes on
             logger.warning(
                 f"outbound outcome: skipped a {type(frame).__name__} ({type(e).__name__})"

@@ -16,10 +16,13 @@ from bot.call.services import make_vad_analyzer
 from integrations.speech.cache import CachingSynthesizer
 from integrations.speech.tts import split_clauses
 from processors.answering_machine import AnsweringMachineDetector
+from processors.machine_verdict import VerdictStrategy, default_strategies, own_strategies
 from processors.outbound_call import OutboundCall
 from processors.outbound_config import MissingVariablesError, OutboundConfig
 
 DEFAULT_NO_SPEECH_SECS = 2.0
+PROVIDER_AMD_TRANSPORTS = frozenset({"twilio"})
+"""Transports whose provider reports its own machine verdict (Twilio ``AnsweredBy``)."""
 
 
 class OutboundSpec(Protocol):
@@ -29,6 +32,23 @@ class OutboundSpec(Protocol):
     def outbound(self) -> OutboundCall | None:
         """The outbound call (None: inbound)."""
         ...
+
+    @property
+    def transport_kind(self) -> str:
+        """``twilio``, ``sip``, ``webrtc``, ..."""
+        ...
+
+
+def verdict_strategies(transport_kind: str) -> list[VerdictStrategy]:
+    """Who judges person or machine on a call over ``transport_kind``.
+
+    Twilio's asynchronous AMD joins the agent's own detection; a SIP trunk (no carrier AMD
+    exists there) and the browser have only the agent's own: the beep, the words and the
+    speech's timing, all in the pipeline.
+    """
+    if transport_kind in PROVIDER_AMD_TRANSPORTS:
+        return default_strategies()
+    return own_strategies()
 
 
 def make_answering_machine(
@@ -53,6 +73,7 @@ def make_answering_machine(
     return AnsweringMachineDetector(
         vad_analyzer=make_vad_analyzer(runtime),
         voicemail_line=voicemail_line,
+        strategies=verdict_strategies(spec.transport_kind),
         answered_by=outbound.answered_by,
         no_speech_secs=float(no_speech),
     )

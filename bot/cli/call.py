@@ -1,9 +1,11 @@
 """``callagent call``: place one outbound call through the running server.
 
 ``callagent call +15555550123 --agent appointment_reminders --var first_name=Maria
---var appointment="Friday 10 am" [--browser] [--server URL] [--wait]`` posts to the server's
+--var appointment="Friday 10 am" [--channel twilio|sip|browser] [--server URL] [--wait]``
+posts to the server's
 ``POST /api/calls/outbound`` with the operator token from the settings and prints the
-attempt id (for ``--browser``, the page link that rings); ``--wait`` polls
+attempt id (for ``--channel browser``, the page link that rings; ``--channel sip`` sends an
+INVITE through the server's SIP trunk, ``CALLAGENT_SIP_OUTBOUND_PROXY``); ``--wait`` polls
 ``GET /api/calls/outbound/{id}`` until the attempt ends and prints its disposition.
 """
 
@@ -31,7 +33,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     call.add_argument(
         "--var", action="append", default=[], metavar="NAME=VALUE", help="a script variable"
     )
-    call.add_argument("--browser", action="store_true", help="ring the browser page instead")
+    call.add_argument(
+        "--channel",
+        choices=("twilio", "sip", "browser"),
+        default="twilio",
+        help="how the call is placed: Twilio, an INVITE through the SIP trunk, the browser page",
+    )
+    call.add_argument(
+        "--browser", action="store_true", help="ring the browser page (--channel browser)"
+    )
     call.add_argument("--server", help="the server (default CALLAGENT_PUBLIC_URL or :7860)")
     call.add_argument("--wait", action="store_true", help="wait for the result")
     call.add_argument("--timeout", type=float, default=600.0, help="longest wait (600 s)")
@@ -63,7 +73,7 @@ def run_call(args: argparse.Namespace) -> int:
         "to": args.to,
         "agent": Path(args.agent).stem if args.agent else "",
         "variables": variables,
-        "channel": "browser" if args.browser else "twilio",
+        "channel": "browser" if args.browser else args.channel,
     }
     with httpx.Client(base_url=server, headers=headers, timeout=30) as client:
         response = client.post("/api/calls/outbound", json=body)
@@ -83,7 +93,9 @@ def run_call(args: argparse.Namespace) -> int:
             attempt = client.get(f"/api/calls/outbound/{placed['attempt_id']}").json()
             if attempt.get("state") == "ended":
                 code = f" (error {attempt['error_code']})" if attempt.get("error_code") else ""
-                print(f"ended: {attempt.get('disposition')}{code}")
+                who = attempt.get("answered_by")
+                answered = f", answered by {who}" if who else ""
+                print(f"ended: {attempt.get('disposition')}{code}{answered}")
                 return 0
             time.sleep(POLL_S)
     print("still not ended: see GET /api/calls/outbound/<id>", file=sys.stderr)

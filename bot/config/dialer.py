@@ -37,3 +37,20 @@ class DialerSettings(BaseSettings):
             "AnsweredBy joins the agent's own detection): DetectMessageEnd, Enable or off."
         ),
     )
+    campaign_channel: Literal["twilio", "sip"] = Field(
+        default="twilio",
+        validation_alias="CALLAGENT_CAMPAIGN_CHANNEL",
+        description=(
+            "How campaigns place their calls: twilio (calls.create) or sip (an INVITE through "
+            "the SIP trunk, CALLAGENT_SIP_OUTBOUND_PROXY, caller id CALLAGENT_SIP_CALLER_ID)."
+        ),
+    )
+    sip_dial_server: str = Field(
+        default="",
+        validation_alias="CALLAGENT_SIP_DIAL_SERVER",
+        description=(
+            "Base URL of the server process holding the SIP endpoint, which campaign workers "
+            "ask (POST /sip/dial) to place SIP calls; empty = CALLAGENT_PUBLIC_URL, else "
+            "http://127.0.0.1:CALLAGENT_PORT."
+        ),
+    )

@@ -3,7 +3,7 @@
 :func:`outbound_spec` makes a call's :class:`~bot.call.pipeline.CallSpec` outbound for its
 attempt. :class:`OutboundCalls` runs such a call: links the attempt to the call record,
 adds the :class:`~processors.outbound_outcome.OutboundOutcomeObserver`, and at the end of a
-browser call (no provider callbacks) ends the attempt. An inbound call runs unchanged.
+browser or SIP call (no provider callbacks) ends the attempt. An inbound call runs unchanged.
 """
 
 from __future__ import annotations
@@ -62,6 +62,12 @@ class AttemptOfCall:
         """The callee's number onto the do-not-call list, now."""
         source = reason if reason in DNC_SOURCES else "spoken"
         await self._attempts.do_not_call(self._call.to, source)
+
+    async def machine_verdict(self, verdict: str) -> None:
+        """The call's own verdict as the attempt's ``answered_by``, unless the provider gave one."""
+        attempt = await self._attempts.get(self._call.attempt_id)
+        if attempt is not None and attempt.answered_by is None:
+            await self._attempts.set_answered_by(self._call.attempt_id, verdict)
 
 
 class OutboundCalls:

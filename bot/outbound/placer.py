@@ -34,7 +34,7 @@ class CallRequest:
         agent: The agent's key.
         to: The number (E.164; any id for the browser channel). Never logged.
         variables: The script's per-call variables. Never logged.
-        channel: ``twilio`` or ``browser``.
+        channel: ``twilio``, ``sip`` or ``browser``.
     """
 
     agent: str

@@ -21,6 +21,8 @@ from bot.outbound.in_call import OutboundCalls, outbound_spec
 from bot.outbound.listeners import AttemptListeners
 from bot.outbound.placer import CallPlacer
 from bot.outbound.ring import BrowserDialer, RingError, Rings, RingTokens
+from bot.outbound.sip_leg import LocalSipDialer, SipOutboundLeg
+from bot.outbound.sip_plan import sip_dial_plan
 from bot.outbound.tokens import AttemptTokens
 from bot.outbound.twilio_leg import TwilioOutboundLeg
 from bot.settings import Settings
@@ -39,10 +41,12 @@ class Outbound:
     placer: CallPlacer
     twilio: TwilioOutboundLeg
     calls: OutboundCalls
+    sip: SipOutboundLeg
 
     async def close(self) -> None:
-        """Stop the browser rings' timers."""
+        """Stop the browser rings' timers and the SIP INVITEs in flight."""
         await self.rings.close()
+        await self.sip.close()
 
     async def ring_answered(self, call: CallTransport, ring: str) -> CallTransport | None:
         """A browser call answering a ring, as its attempt's outbound call (None: refused)."""
@@ -113,7 +117,11 @@ def build_outbound(settings: Settings, runtime: Runtime, records: CallRecords) -
         agent = find_agent(runtime, key)
         return agent.name if agent is not None else key
 
-    dialers: dict[str, Dialer] = {"browser": BrowserDialer(rings, agent_name)}
+    sip = SipOutboundLeg(tokens, attempts, sip_dial_plan(settings))
+    dialers: dict[str, Dialer] = {
+        "browser": BrowserDialer(rings, agent_name),
+        "sip": LocalSipDialer(sip),
+    }
     if twilio_dial_problem(settings) is None:
         dialers["twilio"] = make_twilio_dialer(settings, tokens)
     return Outbound(
@@ -124,4 +132,5 @@ def build_outbound(settings: Settings, runtime: Runtime, records: CallRecords) -
         placer=CallPlacer(attempts, dialers),
         twilio=TwilioOutboundLeg(tokens, attempts, live, runtime.inbox),
         calls=OutboundCalls(attempts, records.store),
+        sip=sip,
     )

@@ -21,7 +21,9 @@ from bot.outbound.consumer import InProcessConsumer
 from bot.outbound.loop_bridge import LoopBridge
 from bot.outbound.ports import AttemptPlacer, CampaignRunnerStore
 from bot.outbound.runner import CampaignRunner, RunnerTiming, enqueue_kick
-from bot.outbound.server import make_twilio_dialer, twilio_dial_problem
+from bot.outbound.server import attempt_tokens, make_twilio_dialer, twilio_dial_problem
+from bot.outbound.sip_dialer import sip_failure_retryable
+from bot.outbound.sip_plan import campaign_sip_problem, make_sip_dialer
 from bot.settings import Settings
 from integrations.outbound.campaigns import CampaignStore
 from integrations.outbound.queue import make_huey
@@ -44,7 +46,14 @@ PartsFactory = Callable[[Settings, Engine], RunnerParts]
 
 
 def campaign_dial_problem(settings: Settings) -> str | None:
-    """Why campaigns cannot dial with these settings, naming what to set (None: they can)."""
+    """Why campaigns cannot dial with these settings, naming what to set (None: they can).
+
+    Over SIP (``CALLAGENT_CAMPAIGN_CHANNEL=sip``) the dial server checks its own SIP
+    settings when asked; here only the shared secret the requests are signed with.
+    """
+    if settings.campaign_channel == "sip":
+        problem = campaign_sip_problem(settings)
+        return None if problem is None else f"campaigns cannot dial: {problem}"
     problem = twilio_dial_problem(settings)
     if problem is None and not settings.public_url:
         problem = "campaigns need CALLAGENT_PUBLIC_URL (where Twilio reaches this server)"
@@ -54,10 +63,11 @@ def campaign_dial_problem(settings: Settings) -> str | None:
 
 
 def make_dialer(settings: Settings, engine: Engine) -> AttemptPlacer:
-    """The dialler campaigns place their attempts with (Twilio ``calls.create``).
+    """The dialler campaigns place their attempts with.
 
-    The answer and callback URLs are the server's public ones, so a worker on another
-    host dials the same way the server does.
+    Twilio ``calls.create`` (the answer and callback URLs are the server's public ones, so
+    a worker on another host dials the same way the server does), or over SIP
+    (``CALLAGENT_CAMPAIGN_CHANNEL=sip``) a request to the server holding the SIP endpoint.
 
     Raises:
         OutboundUnavailable: Twilio or the public URL is not configured (names the settings).
@@ -65,6 +75,9 @@ def make_dialer(settings: Settings, engine: Engine) -> AttemptPlacer:
     problem = campaign_dial_problem(settings)
     if problem is not None:
         raise OutboundUnavailable(problem)
+    if settings.campaign_channel == "sip":
+        dialer = make_sip_dialer(settings, attempt_tokens(settings))
+        return ClaimingDialer(OutboundStore(engine), dialer, settings.public_url)
     return ClaimingDialer(OutboundStore(engine), make_twilio_dialer(settings), settings.public_url)
 
 
@@ -74,7 +87,8 @@ def default_parts(settings: Settings, engine: Engine) -> RunnerParts:
     Raises:
         OutboundUnavailable: No dialler in this build.
     """
-    return RunnerParts(CampaignStore(engine), make_dialer(settings, engine))
+    store = CampaignStore(engine, channel=settings.campaign_channel)
+    return RunnerParts(store, make_dialer(settings, engine))
 
 
 def timing_from(settings: Settings) -> RunnerTiming:
@@ -115,8 +129,9 @@ class CampaignAttemptEnds:
 
     There ``attempt_ended`` applies the retry rules and sends the result webhook.
 
-    A failed dial with a provider error code was retried already where that could help
-    (the REST retry policy), so only failures without a code count as retryable.
+    A failed dial with a Twilio error code was retried already where that could help
+    (the REST retry policy), so only failures without a code count as retryable, and SIP
+    attempts whose INVITE got a 503 (see ``sip_failure_retryable``).
     """
 
     def __init__(self, runner: CampaignRunner) -> None:
@@ -127,7 +142,7 @@ class CampaignAttemptEnds:
         """Enqueue ``attempt_ended`` for a campaign's attempt (single calls have no rules)."""
         if attempt.campaign_id is None:
             return
-        retryable = attempt.error_code is None
+        retryable = sip_failure_retryable(attempt.channel, attempt.error_code)
         await asyncio.to_thread(self._runner.attempt_ended, attempt.id, retryable)
 
 

@@ -8,6 +8,8 @@ Routes:
     POST /api/rooms      Daily / LiveKit: put the bot in a room and return how to join it
     POST /twilio/voice   Twilio voice webhook, answers TwiML <Connect><Stream>
     WS   /twilio/stream  Twilio Media Streams
+    POST /sip/dial       a campaign worker's SIP attempt, placed on this process's SIP trunk
+                         (the attempt's signed token; see bot/web/sip_dial_routes.py)
     POST /api/calls/outbound, GET /api/calls/outbound/{id}, POST /twilio/call-status,
          /twilio/amd-status, /api/calls/ring/decline
                          one outbound call (see bot/web/outbound_routes.py)
@@ -90,6 +92,8 @@ from bot.web.readiness import create_readiness_router
 from bot.web.ring_gate import RING_PARAMETER, RingOfferGate
 from bot.web.security_headers import SecurityHeaders
 from bot.web.shared_state_errors import shared_state_unavailable
+from bot.web.sip_dial_routes import create_sip_dial_router
+from bot.web.sip_outbound import connect_sip_outbound
 from bot.web.sip_server import EndpointFactory, SipServer, default_endpoint
 from bot.web.twilio_gate import TwilioGate
 from bot.web.webrtc_peers import InboxPeers
@@ -242,6 +246,10 @@ def create_app(
         settings.operator_token, settings.call_token_ttl_secs, shared=runtime.shared
     )
     outbound = build_outbound(settings, runtime, runtime.records)
+    # outbound SIP calls (the sip channel, campaign workers' POST /sip/dial) on this endpoint
+    connect_sip_outbound(
+        outbound, runtime, lambda: sip.endpoint, admission, calls.start, run_call, batching
+    )
 
     async def on_webrtc_connection(
         connection: SmallWebRTCConnection, params: dict[str, str], slot: webrtc.Admitted
@@ -431,6 +439,7 @@ def create_app(
             outbound, runtime, operator, twilio_gate, lambda r: public_base_url(settings, r)
         )
     )
+    app.include_router(create_sip_dial_router(outbound.sip))  # campaign workers' SIP dials
     app.include_router(create_calls_router(lambda: runtime.records, operator))
     app.include_router(create_dashboard_router(lambda: runtime.records, operator))
 

@@ -3,9 +3,11 @@
 POST /api/calls/outbound          place a call (operator credentials; counts against the
                                   call cap: 503 when it is full)
     {"to": "+15555550123", "agent": "<key>", "variables": {...}, "channel": "twilio"}
+    (channel ``twilio``, ``sip``: an INVITE through the trunk, or ``browser``)
     -> 201 {"attempt_id", "provider_call_id", "status", "ring_url"}
     400 names the field (bad number, unknown agent, a variable the script needs),
-    409 the number is on the do-not-call list, 502 Twilio refused (its code included).
+    409 the number is on the do-not-call list, 502 Twilio refused (its code included),
+    503 the channel is not configured here (names the settings).
 GET  /api/calls/outbound/{id}     the attempt (operator credentials)
 POST /api/calls/ring/decline      the browser page declines its ring {"ring": token}
 POST /twilio/call-status          Twilio's status callback (signed; ``?attempt=``)
@@ -28,10 +30,11 @@ from bot.outbound.agents import default_agent_key, find_agent, missing_variables
 from bot.outbound.placer import CallRequest, DoNotCallError, PlaceError
 from bot.outbound.ring import RingError
 from bot.outbound.server import Outbound, twilio_dial_problem
+from bot.outbound.sip_plan import sip_dial_problem
 from bot.web.twilio_gate import TwilioGate
 from integrations.outbound.store import OutboundStoreError, e164
 
-CHANNELS = ("twilio", "browser")
+CHANNELS = ("twilio", "sip", "browser")
 MAX_BODY_BYTES = 64 * 1024
 MAX_VARIABLES = 50
 MAX_VALUE_CHARS = 500
@@ -60,6 +63,12 @@ def create_outbound_router(
         call = _call_request(body, runtime)
         if call.channel == "twilio":
             problem = twilio_dial_problem(settings) or twilio_gate.closed_reason
+            if problem:
+                raise HTTPException(503, problem)
+        if call.channel == "sip":
+            problem = sip_dial_problem(settings)
+            if problem is None and not outbound.sip.ready:
+                problem = "the SIP endpoint is not running in this server process"
             if problem:
                 raise HTTPException(503, problem)
         try:
@@ -169,7 +178,7 @@ def _call_request(body: Mapping[str, Any], runtime: Runtime) -> CallRequest:
     to = body.get("to") or ("browser" if channel == "browser" else "")
     if not isinstance(to, str) or not to:
         raise HTTPException(400, "'to' is required: the number to call (E.164)")
-    if channel == "twilio":
+    if channel != "browser":
         try:
             to = e164(to)
         except OutboundStoreError:

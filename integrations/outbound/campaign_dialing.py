@@ -82,9 +82,14 @@ class CampaignDialing(CampaignEndings):
     :class:`~integrations.outbound.campaign_endings.CampaignEndings`.
     """
 
-    def __init__(self, engine: Engine):
-        """Use ``engine`` (the call-record engine, schema migrated to head)."""
+    def __init__(self, engine: Engine, *, channel: str = "twilio"):
+        """Use ``engine`` (the call-record engine, schema migrated to head).
+
+        ``channel`` is how this deployment places campaign calls (``twilio`` or ``sip``):
+        the attempts claimed here are written on it.
+        """
         self.engine = engine
+        self.channel = channel
         self.outbound = OutboundStore(engine)
         self._rules: dict[str, CampaignRules] = {}
 
@@ -307,7 +312,7 @@ class CampaignDialing(CampaignEndings):
             "agent": rules.agent,
             "to_number": row.phone,
             "variables": dict(row.variables or {}),
-            "channel": "twilio",
+            "channel": self.channel,
             "campaign_id": row.campaign_id,
             "contact_id": contact_id,
             "number": row.attempts,
@@ -322,6 +327,7 @@ class CampaignDialing(CampaignEndings):
             agent=rules.agent,
             to=row.phone,
             variables=values["variables"],
+            channel=self.channel,
             campaign_id=row.campaign_id,
             contact_id=contact_id,
             number=row.attempts,
