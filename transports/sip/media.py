@@ -24,6 +24,7 @@ FRAME_S = 0.02
 FRAME_SAMPLES = 160
 FRAME_BYTES = FRAME_SAMPLES * 2
 """20 ms of 8 kHz 16-bit mono PCM."""
+_SILENCE = bytes(FRAME_BYTES)
 
 PCMU = 0
 PCMA = 8
@@ -222,10 +223,13 @@ class RtpMedia:
             frame = self._tail.ljust(FRAME_BYTES, b"\x00")
             self._tail = b""
         else:
-            frame = None
+            # Silence, not a gap: a carrier or session border controller hangs up a call
+            # whose RTP stops (media timers of 30-60 s are common) and NAT bindings close;
+            # Twilio and desk phones alike send a steady stream while nobody speaks.
+            frame = _SILENCE
         timestamp = self._timestamp
         self._timestamp = (self._timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
-        if frame is not None and not self._held and not self._closed:
+        if not self._held and not self._closed:
             self._session.send_audio_pcm(frame, timestamp)
 
     def _on_rtp_audio(self, pcm: bytes, _timestamp: int) -> None:
