@@ -63,13 +63,6 @@ async def test_dial_refused_by_a_sipp_callee(bot: Bot, status: int, reason: str)
         await endpoint.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="aiosipua 0.7.1 does not ACK a non-2xx final answer to an INVITE (486, or the 487 "
-    "after our CANCEL; RFC 3261 17.1.1.3; uac_responses._reject_call), so the callee "
-    "retransmits it for 32 s; "
-    "remove this marker when transports/sip/dialing.py works around it",
-)
 async def test_dial_refusal_is_acknowledged(bot: Bot) -> None:
     endpoint = await start_endpoint(bot)
     try:

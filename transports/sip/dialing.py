@@ -30,6 +30,7 @@ from transports.sip.config import SipEndpointConfig, parse_hostport, uri_user
 from transports.sip.contracts import InviteInfo
 from transports.sip.media import RtpMedia
 from transports.sip.offer_answer import NoCommonCodec, SdpVersions, build_offer, read_media
+from transports.sip.refusal_ack import RefusalAcks
 from transports.sip.signalling import DialogSignalling
 
 RETRYABLE_STATUSES = frozenset({0, 408, 480, 486, 487, 500, 503, 504, 600})
@@ -85,6 +86,15 @@ class TrunkUAC(SipUAC):
         super().__init__(*args, **kwargs)
         self.invite_headers: dict[str, dict[str, str]] = {}
         self._next_headers: dict[str, str] | None = None
+        self._refusal_acks = RefusalAcks()
+
+    def handle_response(self, response: SipResponse, addr: tuple[str, int]) -> None:
+        """As aiosipua's, acknowledging a refused INVITE first (aiosipua never does)."""
+        call = self.get_call(response.call_id or "")
+        ack = self._refusal_acks.ack_for(response, call.invite if call is not None else None)
+        if ack is not None:
+            self.transport.send(ack, call.remote_addr if call is not None else addr)
+        super().handle_response(response, addr)
 
     def send_invite(self, *args: Any, **kwargs: Any) -> OutgoingCall:
         """As aiosipua's, with ``extra_headers`` kept for the retried INVITE."""
