@@ -61,6 +61,7 @@ from processors.segment_turn_stop import SegmentTranscriptTurnStopStrategy
 from processors.semantic_turn import SemanticCompletionStopStrategy
 from processors.turn_hold import TurnHoldPolicy, asks_yes_no
 from processors.turn_latency import stages_from_breakdown
+from transports.sip.transport import SipTransport
 
 DTMF_TIMEOUT_SECS = 2.0
 IDLE_PROMPT = "Are you still there?"
@@ -124,6 +125,11 @@ def outbound_script(agent: AgentDefinition, call: OutboundCall | None) -> Outbou
     if call is None or agent.outbound is None:
         return None
     return OutboundScript(agent.outbound, call.variables)
+
+
+def line_on_hold(transport: BaseTransport) -> bool:
+    """The far end has put the call on hold (a SIP re-INVITE): its silence is not the caller's."""
+    return isinstance(transport, SipTransport) and transport.call.media.held
 
 
 def _busy_from(runtime: Runtime, calls: int) -> Callable[[], bool] | None:
@@ -310,6 +316,9 @@ def build_worker(
     @user_aggregator.event_handler("on_user_turn_idle")
     async def on_user_turn_idle(_aggregator: object) -> None:
         nonlocal idle_prompts
+        if line_on_hold(transport):
+            idle_prompts = 0  # the far end's hold is not a silent caller: wait for it
+            return
         idle_prompts += 1
         if idle_prompts > IDLE_PROMPTS_BEFORE_HANG_UP:
             logger.info("caller silent, ending the call")

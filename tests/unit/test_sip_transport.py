@@ -324,3 +324,16 @@ async def test_on_hold_nothing_is_written_and_the_pipeline_goes_on() -> None:
     # Only what was said after the hold was sent (0.3 s, padded to a whole chunk).
     assert 0.28 <= media.sent_s <= 0.35
     assert call.hang_ups == 1
+
+
+async def test_a_line_on_hold_is_not_a_silent_caller() -> None:
+    """The caller-silent prompts wait while the far end holds the call (bot.call.pipeline)."""
+    from bot.call.pipeline import line_on_hold
+
+    call = FakeSipCall()
+    transport = SipTransport(call)
+    assert not line_on_hold(transport)
+    call.media.held_flag = True
+    assert line_on_hold(transport)
+    call.media.held_flag = False
+    assert not line_on_hold(transport)
