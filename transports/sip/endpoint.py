@@ -31,6 +31,7 @@ from transports.sip.offer_answer import (
     build_answer,
     read_media,
 )
+from transports.sip.refusals import RefusedInvites
 from transports.sip.registration import TrunkRegistration
 from transports.sip.reinvite import answer_reinvite
 from transports.sip.signalling import DialogSignalling
@@ -80,6 +81,7 @@ class SipEndpoint:
             session_expires=config.session_expires_s or None,
             min_se=config.session_min_se_s,
         )
+        self._refused = RefusedInvites(self._transport.send_reply)
         self._calls: dict[str, EndpointCall] = {}
         self._versions: dict[str, SdpVersions] = {}
         self._pending: dict[str, IncomingCall] = {}
@@ -146,6 +148,7 @@ class SipEndpoint:
         for incoming in list(self._pending.values()):
             refuse(self._uas, incoming, Rejection(503, "Service Unavailable"))
         self._pending.clear()
+        self._refused.close()
         calls = list(self._calls.values())
         for call in calls:
             self.end_call(call, "shutdown")
@@ -202,8 +205,12 @@ class SipEndpoint:
     # --- routing -----------------------------------------------------------------------------
 
     def _route(self, message: SipMessage, addr: tuple[str, int], inner: object) -> None:
-        if isinstance(message, SipRequest) and self._is_retransmitted_invite(message):
-            return  # our 200 is being retransmitted until the ACK; aiosipua would say 481
+        if isinstance(message, SipRequest) and (
+            self._refused.absorb(message) or self._is_retransmitted_invite(message)
+        ):
+            # a refusal's retransmitted INVITE or ACK (its transaction answers), or our 200
+            # is being retransmitted until the ACK (aiosipua would say 481)
+            return
         if isinstance(message, SipResponse):
             learn_remote_target(self._uac, message)
             cseq = message.cseq
@@ -238,10 +245,15 @@ class SipEndpoint:
         info = invite_info(incoming)
         rejection = screen(incoming, info, self._policy, self._admission)
         if rejection is not None:
-            refuse(self._uas, incoming, rejection)
+            self._refuse(incoming, rejection)
             return
         self._pending[call_id] = incoming
         self._spawn(self._answer(incoming, info))
+
+    def _refuse(self, incoming: IncomingCall, rejection: Rejection) -> None:
+        response = refuse(self._uas, incoming, rejection)
+        if response is not None:
+            self._refused.add(incoming.invite, response)
 
     async def _answer(self, incoming: IncomingCall, info: InviteInfo) -> None:
         call_id = incoming.call_id
@@ -262,7 +274,7 @@ class SipEndpoint:
         except Exception:
             log.exception("sip: no RTP port for the call")
             self._pending.pop(call_id, None)
-            refuse(self._uas, incoming, Rejection(503, "Service Unavailable"))
+            self._refuse(incoming, Rejection(503, "Service Unavailable"))
             return
         self._pending.pop(call_id, None)
         if self._uas._calls.get(call_id) is not incoming:  # CANCELled meanwhile

@@ -2,14 +2,15 @@
 
 The order is the trunk's rules first (403 unknown source, 401 digest challenge), then the
 bot's :class:`~transports.sip.contracts.Admission` (486, 503 + Retry-After, ...), then the
-SDP offer (488 without PCMU/PCMA). A refusal is sent at once and aiosipua forgets the INVITE.
+SDP offer (488 without PCMU/PCMA). A refusal is sent at once and aiosipua forgets the INVITE;
+the endpoint keeps the refusal's transaction (:mod:`transports.sip.refusals`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aiosipua import IncomingCall, SipRequest, SipUAS
+from aiosipua import IncomingCall, SipRequest, SipResponse, SipUAS
 from loguru import logger
 
 from transports.sip.config import uri_user
@@ -84,15 +85,16 @@ def screen(
     return None
 
 
-def refuse(uas: SipUAS, incoming: IncomingCall, rejection: Rejection) -> None:
-    """Send the final response and make aiosipua forget the INVITE."""
-    incoming._send_response(
+def refuse(uas: SipUAS, incoming: IncomingCall, rejection: Rejection) -> SipResponse | None:
+    """Send the final response and make aiosipua forget the INVITE; returns the response."""
+    response = incoming._send_response(
         rejection.status, rejection.reason, extra_headers=rejection.headers or None
     )
     incoming.dialog.terminate()
     uas._calls.pop(incoming.call_id, None)
     uas._remove_invite_transaction(incoming.invite)
     logger.bind(provider_call_id=incoming.call_id).info("sip: INVITE refused {}", rejection.status)
+    return response
 
 
 def info_key(request: SipRequest) -> str | None:
