@@ -4,7 +4,8 @@ Signalling is aiosipua's :class:`~aiosipua.SipUAS` / :class:`~aiosipua.SipUAC` o
 (:class:`~transports.sip.wire.GuardedUdpTransport`: bad input gets 400 there and never
 reaches a dialog). An INVITE goes: source allowlist (403) -> digest (401) -> the bot's
 :class:`~transports.sip.contracts.Admission` (486/503 + Retry-After) -> SDP (488 without
-PCMU/PCMA) -> RTP bound -> 200 OK with the answer -> ``handler(call)`` as a task. In-dialog:
+PCMU/PCMA) -> RTP bound -> 200 OK with the answer -> ``handler(call)`` as a task (that part
+is :class:`~transports.sip.answering.InboundInvites`, delayed offers included). In-dialog:
 BYE either way, CANCEL, re-INVITE hold/unhold, session timers (aiosipua), REFER + NOTIFY.
 Log lines carry the Call-ID and status codes, never URIs' user parts, numbers or digits.
 """
@@ -13,25 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
+from typing import Any
 
 from aiortp import PortAllocator
 from aiosipua import IncomingCall, SipRequest, SipResponse
 from aiosipua.message import SipMessage
 from loguru import logger
 
+from transports.sip.answering import InboundInvites
 from transports.sip.call import EndpointCall
 from transports.sip.config import SipEndpointConfig
 from transports.sip.contracts import Admission, CallHandler, EndReason, InviteInfo
 from transports.sip.dialing import Dialer, SipDialError, TrunkUAC, learn_remote_target
-from transports.sip.inbound import Rejection, info_key, invite_info, refuse, screen
+from transports.sip.inbound import info_key
 from transports.sip.media import RtpMedia
 from transports.sip.offer_answer import (
+    MediaChoice,
     SdpVersions,
-    build_answer,
-    read_media,
 )
-from transports.sip.refusals import RefusedInvites
 from transports.sip.registration import TrunkRegistration
 from transports.sip.reinvite import answer_reinvite
 from transports.sip.signalling import DialogSignalling
@@ -61,13 +62,11 @@ class SipEndpoint:
     ) -> None:
         self.config = config
         self._handler = handler
-        self._admission = admission
         challenger = (
             DigestChallenger(config.username, config.password, config.realm)
             if config.username and config.challenge_inbound
             else None
         )
-        self._policy = TrunkPolicy(config.trunks, challenger)
         self._allocator = PortAllocator((config.rtp_ports[0], config.rtp_ports[1] + 1))
         self._transport = GuardedUdpTransport(
             local_addr=(config.listen_host, config.listen_port),
@@ -81,15 +80,22 @@ class SipEndpoint:
             session_expires=config.session_expires_s or None,
             min_se=config.session_min_se_s,
         )
-        self._refused = RefusedInvites(self._transport.send_reply)
         self._calls: dict[str, EndpointCall] = {}
         self._versions: dict[str, SdpVersions] = {}
-        self._pending: dict[str, IncomingCall] = {}
         self._answered: dict[str, IncomingCall] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._registration: TrunkRegistration | None = None
         self._dialer: Dialer | None = None
         self._local_addr: tuple[str, int] = (config.listen_host, config.listen_port)
+        self._invites = InboundInvites(
+            config,
+            TrunkPolicy(config.trunks, challenger),
+            admission,
+            self._uas,
+            self._allocator,
+            self._spawn,
+            self._start_call,
+        )
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -116,11 +122,11 @@ class SipEndpoint:
     async def start(self) -> None:
         """Bind the socket, wire the callbacks and (if configured) REGISTER."""
         uas = self._uas
-        uas.on_invite = self._on_invite
+        uas.on_invite = self._invites.on_invite
         uas.on_reinvite = self._on_reinvite
         uas.on_bye = self._on_bye
         uas.on_cancel = self._on_cancel
-        uas.on_ack_timeout = lambda call: self._ended(call.call_id, "ack_timeout")
+        uas.on_ack_timeout = self._on_ack_timeout
         uas.on_session_expired = lambda call: self._ended(call.call_id, "session_expired")
         uas.on_transfer_progress = self._on_transfer_progress
         uas.on_info = self._on_info
@@ -145,10 +151,7 @@ class SipEndpoint:
 
     async def stop(self) -> None:
         """BYE every live call, refuse the INVITEs being answered, unregister, close the socket."""
-        for incoming in list(self._pending.values()):
-            refuse(self._uas, incoming, Rejection(503, "Service Unavailable"))
-        self._pending.clear()
-        self._refused.close()
+        await self._invites.close()
         calls = list(self._calls.values())
         for call in calls:
             self.end_call(call, "shutdown")
@@ -205,11 +208,15 @@ class SipEndpoint:
     # --- routing -----------------------------------------------------------------------------
 
     def _route(self, message: SipMessage, addr: tuple[str, int], inner: object) -> None:
+        def deliver() -> None:
+            if callable(inner):
+                inner(message, addr)
+
         if isinstance(message, SipRequest) and (
-            self._refused.absorb(message) or self._is_retransmitted_invite(message)
+            self._invites.route(message, deliver) or self._is_retransmitted_invite(message)
         ):
-            # a refusal's retransmitted INVITE or ACK (its transaction answers), or our 200
-            # is being retransmitted until the ACK (aiosipua would say 481)
+            # a refusal's retransmitted INVITE or ACK (its transaction answers), a delayed
+            # offer's ACK, or our 200 is being retransmitted until the ACK (aiosipua: 481)
             return
         if isinstance(message, SipResponse):
             learn_remote_target(self._uac, message)
@@ -220,11 +227,13 @@ class SipEndpoint:
                 if call is not None and message.status_code >= 200:
                     call.refer_answered(message.status_code, message.reason_phrase)
                 return
-        if callable(inner):
-            inner(message, addr)
+        deliver()
 
     def _is_retransmitted_invite(self, request: SipRequest) -> bool:
-        if request.method.upper() != "INVITE" or request.call_id not in self._calls:
+        call_id = request.call_id
+        if request.method.upper() != "INVITE" or (
+            call_id not in self._calls and not self._invites.awaiting_ack(call_id)
+        ):
             return False
         to = request.to_addr
         record = self._uas._calls.get(request.call_id or "")
@@ -232,60 +241,18 @@ class SipEndpoint:
         cseq = request.cseq
         return not (to and to.tag) and (first is None or cseq is None or cseq.seq == first.seq)
 
-    # --- inbound INVITE -----------------------------------------------------------------------
+    # --- an answered inbound INVITE ---------------------------------------------------------
 
-    def _on_invite(self, incoming: IncomingCall) -> None:
+    def _start_call(
+        self,
+        incoming: IncomingCall,
+        info: InviteInfo,
+        media: RtpMedia,
+        choice: MediaChoice,
+        versions: SdpVersions,
+    ) -> None:
         call_id = incoming.call_id
-        if call_id in self._pending:
-            # A retransmission while we bind RTP: aiosipua made a second record; keep ours
-            self._uas._calls[call_id] = self._pending[call_id]
-            return
-        # RFC 3261 §12.1.1: a UAS keeps the Record-Route list in order (aiosipua reverses it)
-        incoming.dialog.route_set = list(incoming.invite.headers.get("record-route"))
-        info = invite_info(incoming)
-        rejection = screen(incoming, info, self._policy, self._admission)
-        if rejection is not None:
-            self._refuse(incoming, rejection)
-            return
-        self._pending[call_id] = incoming
-        self._spawn(self._answer(incoming, info))
-
-    def _refuse(self, incoming: IncomingCall, rejection: Rejection) -> None:
-        response = refuse(self._uas, incoming, rejection)
-        if response is not None:
-            self._refused.add(incoming.invite, response)
-
-    async def _answer(self, incoming: IncomingCall, info: InviteInfo) -> None:
-        call_id = incoming.call_id
-        log = logger.bind(provider_call_id=call_id)
-        assert incoming.sdp_offer is not None
-        offer = incoming.sdp_offer
-        choice = read_media(offer)
-        try:
-            media = await RtpMedia.open(
-                call_id=call_id,
-                bind_host=self.config.listen_host,
-                allocator=self._allocator,
-                remote=choice.remote,
-                payload_type=choice.payload_type,
-                dtmf_payload_type=choice.dtmf_payload_type,
-                signalling_host=incoming.source_addr[0],
-            )
-        except Exception:
-            log.exception("sip: no RTP port for the call")
-            self._pending.pop(call_id, None)
-            self._refuse(incoming, Rejection(503, "Service Unavailable"))
-            return
-        self._pending.pop(call_id, None)
-        if self._uas._calls.get(call_id) is not incoming:  # CANCELled meanwhile
-            await media.close()
-            return
-        versions = SdpVersions()
-        answer = build_answer(
-            offer, ip=self.config.sdp_ip, port=media.port, choice=choice, versions=versions
-        )
         media.set_held(choice.held)
-        incoming.accept(answer)
         self._answered[call_id] = incoming
         signalling = DialogSignalling(self._uac, incoming.dialog, incoming.source_addr, incoming)
         signalling.on_bye_sent = lambda: self._uas._calls.pop(call_id, None)
@@ -293,7 +260,9 @@ class SipEndpoint:
             call_id=call_id, direction="inbound", invite=info, media=media, signalling=signalling
         )
         self.adopt(call, versions)
-        log.info("sip: call answered (pt {})", choice.payload_type)
+        logger.bind(provider_call_id=call_id).info(
+            "sip: call answered (pt {})", choice.payload_type
+        )
         self._spawn(self._run_handler(call))
 
     async def _run_handler(self, call: EndpointCall) -> None:
@@ -341,12 +310,16 @@ class SipEndpoint:
         if call is not None:
             call.refer_progress(status, reason)
 
+    def _on_ack_timeout(self, incoming: IncomingCall) -> None:
+        self._invites.ack_timeout(incoming.call_id)
+        self._ended(incoming.call_id, "ack_timeout")
+
     def _ended(self, call_id: str, reason: EndReason) -> None:
         call = self._calls.get(call_id)
         if call is not None:
             call.mark_ended(reason)
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

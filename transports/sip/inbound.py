@@ -2,7 +2,8 @@
 
 The order is the trunk's rules first (403 unknown source, 401 digest challenge), then the
 bot's :class:`~transports.sip.contracts.Admission` (486, 503 + Retry-After, ...), then the
-SDP offer (488 without PCMU/PCMA). A refusal is sent at once and aiosipua forgets the INVITE;
+SDP offer (488 without PCMU/PCMA; none at all is a delayed offer, answered in the ACK).
+A refusal is sent at once and aiosipua forgets the INVITE;
 the endpoint keeps the refusal's transaction (:mod:`transports.sip.refusals`).
 """
 
@@ -77,7 +78,9 @@ def screen(
             refusal.status, refusal.reason, {"Retry-After": str(retry)} if retry is not None else {}
         )
     if incoming.sdp_offer is None:
-        return Rejection(488, "Not Acceptable Here (no SDP offer)")
+        if incoming.invite.body:  # a body that is not SDP (multipart, ...)
+            return Rejection(488, "Not Acceptable Here (no SDP offer)")
+        return None  # a delayed offer: we offer in the 200, the ACK answers
     try:
         read_media(incoming.sdp_offer)
     except NoCommonCodec:
