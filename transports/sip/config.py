@@ -31,7 +31,8 @@ class SipEndpointConfig:
         caller_id: The From user of outbound calls (a number; never logged).
         session_expires_s: RFC 4028 session interval offered/accepted (0 = no session timers).
         session_min_se_s: The smallest session interval accepted (422 below it).
-        rtp_timeout_s: End a call (not on hold) after this long without RTP (0 = never).
+        rtp_timeout_s: End a call after this long without RTP while the peer should send
+            (not while it holds or says recvonly/inactive; 0 = never).
         max_message_bytes: Datagrams larger than this are dropped unread.
         user_agent: The User-Agent header.
     """

@@ -223,7 +223,7 @@ class Dialer:
             port=rtp_port,
             signalling_host=outgoing.remote_addr[0],
         )
-        media.set_held(choice.held)
+        media.apply(choice.held, choice.peer_sends)
         info = InviteInfo(
             call_id=outgoing.call_id,
             source=target,

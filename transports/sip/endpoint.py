@@ -196,7 +196,7 @@ class SipEndpoint:
             await asyncio.sleep(min(5.0, timeout_s / 4))
             now = loop.time()
             for call in list(self._calls.values()):
-                if not call.media.held and now - call.media.last_rx > timeout_s:
+                if call.media.expects_rtp and now - call.media.last_rx > timeout_s:
                     logger.bind(provider_call_id=call.call_id).info("sip: no RTP; hanging up")
                     self.end_call(call, "rtp_timeout")
 
@@ -252,7 +252,7 @@ class SipEndpoint:
         versions: SdpVersions,
     ) -> None:
         call_id = incoming.call_id
-        media.set_held(choice.held)
+        media.apply(choice.held, choice.peer_sends)
         self._answered[call_id] = incoming
         signalling = DialogSignalling(self._uac, incoming.dialog, incoming.source_addr, incoming)
         signalling.on_bye_sent = lambda: self._uas._calls.pop(call_id, None)

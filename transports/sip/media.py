@@ -88,6 +88,7 @@ class RtpMedia:
         self._tail = b""
         self._rx = bytearray()
         self._held = False
+        self._peer_sends = True
         self._timestamp = random.getrandbits(32)  # RFC 3550 §5.1: a random start
         self._closed = False
         self._failed_callbacks = 0
@@ -196,6 +197,26 @@ class RtpMedia:
         if self._held and not held:
             self.last_rx = asyncio.get_running_loop().time()
         self._held = held
+
+    def set_peer_sends(self, sends: bool) -> None:
+        """Whether the peer's SDP says it sends (False for recvonly / inactive / 0.0.0.0)."""
+        if sends and not self._peer_sends:
+            self.last_rx = asyncio.get_running_loop().time()  # the silence counts from now
+        self._peer_sends = sends
+
+    def apply(self, held: bool, peer_sends: bool) -> None:
+        """An offer's or answer's direction: hold, and whether the peer sends RTP."""
+        self.set_held(held)
+        self.set_peer_sends(peer_sends)
+
+    @property
+    def expects_rtp(self) -> bool:
+        """The peer should be sending now (so a long silence means the call is dead).
+
+        Not while the peer said it will not send (recvonly, inactive: on hold at its end)
+        nor while it holds the call (sendonly: many PBXs send nothing on hold either).
+        """
+        return self._peer_sends and not self._held
 
     def update_peer(self, remote: tuple[str, int]) -> None:
         """A re-INVITE moved the peer's media (ignored for the 0.0.0.0 hold address)."""

@@ -34,12 +34,14 @@ class MediaChoice:
         dtmf_payload_type: The telephone-event payload type (``DEFAULT_DTMF_PT`` if none).
         remote: The peer's RTP (ip, port).
         held: The peer's SDP puts the call on hold (sendonly, inactive or 0.0.0.0).
+        peer_sends: The peer said it will send RTP (not recvonly, inactive or 0.0.0.0).
     """
 
     payload_type: int
     dtmf_payload_type: int
     remote: tuple[str, int]
     held: bool
+    peer_sends: bool = True
 
 
 @dataclass
@@ -93,7 +95,9 @@ def read_media(
         raise NoCommonCodec("no PCMU/PCMA")
     dtmf = _telephone_event(audio.codecs)
     held = audio.direction in ("sendonly", "inactive") or address[0] in _HOLD_ADDRESSES
-    return MediaChoice(chosen, dtmf if dtmf is not None else DEFAULT_DTMF_PT, address, held)
+    sends = audio.direction not in ("recvonly", "inactive") and address[0] not in _HOLD_ADDRESSES
+    dtmf_pt = dtmf if dtmf is not None else DEFAULT_DTMF_PT
+    return MediaChoice(chosen, dtmf_pt, address, held, sends)
 
 
 def build_answer(

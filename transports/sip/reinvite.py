@@ -28,7 +28,7 @@ def answer_reinvite(
     if not incoming.invite.body:
         # An offerless re-INVITE: offer what we have (the ACK's answer changes nothing)
         incoming.accept(build_offer(ip=sdp_ip, port=media.port, versions=versions))
-        media.set_held(False)
+        media.apply(False, True)
         return
     offer = incoming.sdp_offer
     try:
@@ -41,6 +41,6 @@ def answer_reinvite(
         return
     answer = build_answer(offer, ip=sdp_ip, port=media.port, choice=choice, versions=versions)
     media.update_peer(choice.remote)
-    media.set_held(choice.held)
+    media.apply(choice.held, choice.peer_sends)
     incoming.accept(answer)
     log.info("sip: re-INVITE answered (held={})", choice.held)
