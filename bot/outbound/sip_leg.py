@@ -8,6 +8,7 @@ attempt (``sip`` channel, claimed for dialling, not dialled yet), takes a place 
 call cap, names the dial (``sipdial-...``, the attempt's provider id; the SIP Call-ID is
 the call record's) and sends the INVITE in the background:
 
+* a 180/183 marks the attempt ``ringing`` (as Twilio's ``ringing`` status callback does);
 * a final non-2xx response ends the attempt as :func:`~bot.outbound.sip_dialer.sip_disposition`
   says (the Twilio status callback's equivalent), its status as the attempt's error code;
 * answered, the attempt goes ``in-progress`` and the server's runner runs the outbound
@@ -33,7 +34,7 @@ from bot.outbound.dialer import DialError, Dialled
 from bot.outbound.sip_dialer import sip_disposition
 from bot.outbound.tokens import AttemptTokenError, AttemptTokens
 from integrations.outbound.dispositions import Disposition
-from integrations.outbound.store import DIALING, IN_PROGRESS, Attempt
+from integrations.outbound.store import DIALING, IN_PROGRESS, RINGING, Attempt
 from transports.sip.contracts import SipCall
 from transports.sip.endpoint import SipDialError
 
@@ -48,8 +49,12 @@ class SipDialing(Protocol):
         from_uri: str,
         headers: Mapping[str, str] | None = None,
         timeout_s: float = 30.0,
+        on_ringing: Callable[[], None] | None = None,
     ) -> SipCall:
-        """INVITE ``to_uri``; the answered call (raises ``SipDialError`` on a final non-2xx)."""
+        """INVITE ``to_uri``; the answered call (raises ``SipDialError`` on a final non-2xx).
+
+        ``on_ringing`` is called once on the callee's first 180/183.
+        """
         ...
 
 
@@ -205,12 +210,21 @@ class SipOutboundLeg:
         self, endpoint: SipDialing, run: SipRunner, plan: SipDialPlan, attempt: Attempt, slot: Slot
     ) -> None:
         log = logger.bind(attempt_id=attempt.id)
+        ringing: list[asyncio.Task[None]] = []
+
+        def rings() -> None:
+            ringing.append(asyncio.create_task(self._ringing(attempt.id)))
+
         try:
             call = await endpoint.dial(
-                plan.to_uri(attempt.to), from_uri=plan.from_uri, timeout_s=plan.ring_secs
+                plan.to_uri(attempt.to),
+                from_uri=plan.from_uri,
+                timeout_s=plan.ring_secs,
+                on_ringing=rings,
             )
         except SipDialError as e:
             slot.release()
+            await asyncio.gather(*ringing)  # ringing is written before the end
             end = sip_disposition(e.status)
             log.info(f"SIP INVITE answered {e.status}: {end.disposition}")
             await self._attempts.finish(
@@ -219,6 +233,7 @@ class SipOutboundLeg:
             return
         except asyncio.CancelledError:  # the server stops while it rings (CANCEL sent)
             slot.release()
+            await asyncio.shield(asyncio.gather(*ringing))
             await asyncio.shield(
                 self._attempts.finish(
                     attempt.id, Disposition.FAILED, error="the server stopped while it rang"
@@ -227,6 +242,7 @@ class SipOutboundLeg:
             raise
         except Exception as e:  # noqa: BLE001 - the endpoint failed: the attempt must still end
             slot.release()
+            await asyncio.gather(*ringing)
             log.warning(f"SIP INVITE failed ({type(e).__name__})")
             await self._attempts.finish(
                 attempt.id, Disposition.FAILED, error=f"SIP dial failed ({type(e).__name__})"
@@ -234,6 +250,7 @@ class SipOutboundLeg:
             return
         log.info(f"SIP call answered (Call-ID {call.call_id})")
         try:
+            await asyncio.gather(*ringing)  # before in-progress, never after it
             await self._attempts.mark_status(attempt.id, IN_PROGRESS)
             await run(call, attempt, slot)
         except Exception as e:  # noqa: BLE001 - never leave the callee on a dead line
@@ -242,6 +259,14 @@ class SipOutboundLeg:
             await call.hang_up()
             await self._attempts.finish(
                 attempt.id, Disposition.FAILED, error=f"call not started ({type(e).__name__})"
+            )
+
+    async def _ringing(self, attempt_id: str) -> None:
+        try:
+            await self._attempts.mark_status(attempt_id, RINGING)
+        except Exception as e:  # noqa: BLE001 - a lost progress mark must not end the dial
+            logger.bind(attempt_id=attempt_id).warning(
+                f"SIP ringing not recorded ({type(e).__name__})"
             )
 
     async def close(self) -> None:

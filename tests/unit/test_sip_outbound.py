@@ -342,3 +342,23 @@ async def test_a_refusing_callee_ends_the_attempt_as_its_status_says(
     assert (attempt["disposition"], attempt["error_code"]) == (disposition, status)
     [told] = server.ended.attempts
     assert sip_failure_retryable(told.channel, told.error_code) == (status == 503)
+
+
+async def test_the_attempt_goes_ringing_on_the_callees_180(servers: OutboundServers) -> None:
+    async with Sipp("uas_no_answer.xml", timeout_s=30) as callee:
+        server = await servers.start(None, **sip_env(callee), CALLAGENT_OUTBOUND_RING_SECS="5")
+        response = await server.place(channel="sip")
+        assert response.status_code == 201, response.text
+        attempt_id = response.json()["attempt_id"]
+        states: list[str] = []
+        async with asyncio.timeout(END_TIMEOUT_S):
+            while not states or states[-1] != "ended":
+                state = (await server.attempt(attempt_id))["state"]
+                if not states or states[-1] != state:
+                    states.append(state)
+                await asyncio.sleep(0.05)
+        attempt = await server.attempt(attempt_id)
+        await callee.stop()
+    assert "ringing" in states, states  # as Twilio's ringing status callback marks it
+    assert states[-2:] == ["ringing", "ended"], states
+    assert (attempt["disposition"], attempt["error_code"]) == ("no-answer", 408)

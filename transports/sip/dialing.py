@@ -113,6 +113,19 @@ class TrunkUAC(SipUAC):
         return invite
 
 
+def _once(callback: Callable[[], None]) -> Callable[[OutgoingCall], None]:
+    """Aiosipua's ``on_ringing`` (each 180/183, resent ones too) as one ``callback()``."""
+    fired = False
+
+    def ringing(_call: OutgoingCall) -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            callback()
+
+    return ringing
+
+
 class Dialer:
     """Places the endpoint's outbound calls.
 
@@ -142,8 +155,11 @@ class Dialer:
         from_uri: str | None,
         headers: Mapping[str, str] | None,
         timeout_s: float,
+        on_ringing: Callable[[], None] | None = None,
     ) -> EndpointCall:
         """INVITE ``to_uri`` and wait up to ``timeout_s`` for the answer.
+
+        ``on_ringing`` is called once, on the first 180 or 183 (the callee's phone rings).
 
         Raises:
             SipDialError: A final failure, our timeout (408, after CANCEL) or no common codec.
@@ -169,6 +185,8 @@ class Dialer:
         )
         log = logger.bind(provider_call_id=outgoing.call_id)
         log.info("sip: INVITE sent")
+        if on_ringing is not None:
+            outgoing.on_ringing = _once(on_ringing)
         try:
             await self._wait(outgoing, rtp_port, timeout_s)
         finally:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from aiortp import PortAllocator
@@ -171,11 +171,15 @@ class SipEndpoint:
         from_uri: str | None = None,
         headers: Mapping[str, str] | None = None,
         timeout_s: float = 30.0,
+        on_ringing: Callable[[], None] | None = None,
     ) -> EndpointCall:
-        """Place a call; returns it answered, or raises :class:`SipDialError`."""
+        """Place a call; returns it answered, or raises :class:`SipDialError`.
+
+        ``on_ringing`` is called once on the callee's first 180/183.
+        """
         assert self._dialer is not None, "start() the endpoint first"
         return await self._dialer.dial(
-            to_uri, from_uri=from_uri, headers=headers, timeout_s=timeout_s
+            to_uri, from_uri=from_uri, headers=headers, timeout_s=timeout_s, on_ringing=on_ringing
         )
 
     # --- the dialer's and calls' side ------------------------------------------------------
