@@ -117,7 +117,7 @@ def build_outbound(settings: Settings, runtime: Runtime, records: CallRecords) -
         agent = find_agent(runtime, key)
         return agent.name if agent is not None else key
 
-    sip = SipOutboundLeg(tokens, attempts, sip_dial_plan(settings))
+    sip = SipOutboundLeg(tokens, attempts, sip_dial_plan(settings), runtime.inbox)
     dialers: dict[str, Dialer] = {
         "browser": BrowserDialer(rings, agent_name),
         "sip": LocalSipDialer(sip),

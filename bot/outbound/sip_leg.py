@@ -15,6 +15,9 @@ the call record's) and sends the INVITE in the background:
   pipeline on the call; its end ends the attempt (``OutboundCalls``: the call's outcome,
   else ``completed``). Machine detection runs in that pipeline: a trunk has no carrier AMD.
 
+Under ``--workers N`` only the worker holding the SIP port dials: on the others a dial is
+forwarded to it through the shared state (:mod:`bot.outbound.sip_forward`).
+
 Nothing here logs a number or a URI: log lines carry the attempt id, the SIP Call-ID and
 status codes.
 """
@@ -32,9 +35,11 @@ from loguru import logger
 from bot.outbound.attempts import Attempts
 from bot.outbound.dialer import DialError, Dialled
 from bot.outbound.sip_dialer import sip_disposition
+from bot.outbound.sip_forward import DialRefused, SipDialForwarding, SipForwardError
 from bot.outbound.tokens import AttemptTokenError, AttemptTokens
 from integrations.outbound.dispositions import Disposition
 from integrations.outbound.store import DIALING, IN_PROGRESS, RINGING, Attempt
+from integrations.shared_state.calls import CallInbox
 from transports.sip.contracts import SipCall
 from transports.sip.endpoint import SipDialError
 
@@ -114,9 +119,21 @@ class SipOutboundLeg:
         tokens: Verifies the attempt tokens of ``POST /sip/dial``.
         attempts: The attempts (ends told to the listeners: campaign retries).
         plan: The INVITE's caller id and destination (None: not configured; dials refused).
+        inbox: This process's inbox: dials are forwarded to the SIP-serving sibling while
+            this process does not hold the port, and the siblings' are taken while it does.
     """
 
-    def __init__(self, tokens: AttemptTokens, attempts: Attempts, plan: SipDialPlan | None) -> None:
+    def __init__(
+        self,
+        tokens: AttemptTokens,
+        attempts: Attempts,
+        plan: SipDialPlan | None,
+        inbox: CallInbox | None = None,
+    ) -> None:
+        self.forwarding = SipDialForwarding(inbox) if inbox is not None else None
+        """Forwarding to / from the sibling holding the SIP port (None: this process only)."""
+        if self.forwarding is not None:
+            self.forwarding.serve(self._dial_for_sibling)
         self._tokens = tokens
         self._attempts = attempts
         self._plan = plan
@@ -144,8 +161,27 @@ class SipOutboundLeg:
 
     @property
     def ready(self) -> bool:
-        """Whether this process can dial over SIP now."""
-        return self._plan is not None and self._run is not None and self._endpoint() is not None
+        """Whether this process can dial over SIP now (itself, or through the serving sibling)."""
+        here = self._endpoint() is not None or self.forwarding is not None
+        return self._plan is not None and self._run is not None and here
+
+    def _forwards(self) -> bool:
+        """This process does not hold the SIP port but a sibling may."""
+        return self._endpoint() is None and self._plan is not None and self.forwarding is not None
+
+    async def _forward(self, token: str) -> str:
+        assert self.forwarding is not None
+        try:
+            return await self.forwarding.forward(token)
+        except SipForwardError as e:
+            raise SipLegError(e.status, str(e)) from None
+
+    async def _dial_for_sibling(self, token: str) -> str:
+        """A sibling's forwarded dial: here, or refused (never forwarded again)."""
+        try:
+            return await self._dial_token_here(token)
+        except SipLegError as e:
+            raise DialRefused(e.status, str(e)) from None
 
     async def dial_token(self, token: str) -> str:
         """``POST /sip/dial``: the attempt the token names, dialled; returns the dial id.
@@ -155,6 +191,11 @@ class SipOutboundLeg:
                 409 not a ``sip`` attempt, not claimed, or dialled already; 503 no SIP
                 here, or no place under the call cap (full or draining).
         """
+        if self._forwards():  # another worker holds the SIP port: it dials
+            return await self._forward(token)
+        return await self._dial_token_here(token)
+
+    async def _dial_token_here(self, token: str) -> str:
         if not token:
             raise SipLegError(403, "'attempt' is required: the attempt's signed token")
         try:
@@ -172,6 +213,8 @@ class SipOutboundLeg:
         Raises:
             SipLegError: As :meth:`dial_token` (409, 503).
         """
+        if self._forwards():  # the operator's call on a worker without the SIP port
+            return await self._forward(self._tokens.issue(attempt.id))
         endpoint, run, acquire, plan = self._endpoint(), self._run, self._acquire, self._plan
         if endpoint is None or run is None or acquire is None or plan is None:
             raise SipLegError(503, "this server has no SIP endpoint (CALLAGENT_SIP_LISTEN)")

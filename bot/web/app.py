@@ -233,6 +233,7 @@ def create_app(
         settings.call_rate_burst,
         addresses=addresses,
     )
+    outbound = build_outbound(settings, runtime, runtime.records)
     sip = SipServer(
         settings,
         runtime,
@@ -240,12 +241,12 @@ def create_app(
         admission,
         endpoint_factory=sip_endpoint,
         batching=batching,
+        lease=outbound.sip.forwarding,  # siblings forward their SIP dials to the SIP server
     )
     operator = OperatorAuth.from_settings(settings, addresses, runtime.shared)
     call_tokens = CallTokens(
         settings.operator_token, settings.call_token_ttl_secs, shared=runtime.shared
     )
-    outbound = build_outbound(settings, runtime, runtime.records)
     # outbound SIP calls (the sip channel, campaign workers' POST /sip/dial) on this endpoint
     connect_sip_outbound(
         outbound, runtime, lambda: sip.endpoint, admission, calls.start, run_call, batching

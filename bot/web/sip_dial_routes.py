@@ -5,8 +5,9 @@ POST /sip/dial   {"attempt": "<the attempt's signed token>"}
        as the SIP answer or the call says (``bot/outbound/sip_leg.py``).
     400 the body is not JSON with ``attempt``; 403 a missing, forged or expired token;
     404 an unknown attempt; 409 not a ``sip`` attempt, not claimed for dialling, or dialled
-    already; 503 no SIP endpoint in this process, or no place under the call cap (with
-    ``Retry-After``).
+    already; 503 no worker serves SIP, or no place under the call cap (with
+    ``Retry-After``). On a worker that does not hold the SIP port the dial is forwarded to
+    the one that does (``bot/outbound/sip_forward.py``) and its answer relayed.
 
 The token (``bot/outbound/tokens.py``, signed with the deployment's secret) is the
 authentication: it names the one attempt to dial, and only a process holding the secret

@@ -15,7 +15,9 @@ shared by several processes would hand a dialog's requests (ACK, BYE, re-INVITE)
 of them, so exactly one process serves SIP. The others stand by and try to bind it every
 :data:`REBIND_S` seconds: when the serving worker exits (recycled, crashed, stopped), one
 of them takes the port over. While a worker drains it keeps the port: its live calls keep
-their dialogs, and new INVITEs get 503 with ``Retry-After``. ``/readyz`` shows which role
+their dialogs, and new INVITEs get 503 with ``Retry-After``. The serving worker holds a
+lease in the shared state, and the others forward their SIP dials to it
+(``bot/outbound/sip_forward.py``). ``/readyz`` shows which role
 this process has (``sip.role``: ``serving`` or ``standby``).
 """
 
@@ -54,6 +56,18 @@ class Endpoint(Protocol):
 
     async def stop(self) -> None:
         """Hang up every call and unbind."""
+        ...
+
+
+class ServingLease(Protocol):
+    """Tells the deployment which worker serves SIP (``bot/outbound/sip_forward.py``)."""
+
+    async def hold(self) -> None:
+        """This process holds the SIP port now."""
+        ...
+
+    async def release(self) -> None:
+        """This process gives the SIP port up."""
         ...
 
 
@@ -102,6 +116,8 @@ class SipServer:
         endpoint_factory: Builds the endpoint (tests pass their own).
         batching: The server's input batching policy (as for Twilio calls).
         rebind_s: How often a standing-by worker tries the port.
+        lease: Held while this process serves SIP, so that siblings forward their SIP
+            dials here.
     """
 
     def __init__(
@@ -114,7 +130,9 @@ class SipServer:
         endpoint_factory: EndpointFactory = default_endpoint,
         batching: BatchingPolicy | None = None,
         rebind_s: float = REBIND_S,
+        lease: ServingLease | None = None,
     ) -> None:
+        self._lease = lease
         self._batching = batching
         self._settings = settings
         self._runtime = runtime
@@ -174,6 +192,8 @@ class SipServer:
             self._standby = None
         endpoint, self.endpoint = self.endpoint, None
         if endpoint is not None:
+            if self._lease is not None:
+                await self._lease.release()  # siblings stop forwarding dials here
             await endpoint.stop()
             logger.info("SIP: stopped")
 
@@ -182,6 +202,8 @@ class SipServer:
         await endpoint.start()
         self.endpoint = endpoint
         logger.info(f"SIP: listening on {self._settings.sip_listen} (UDP)")
+        if self._lease is not None:
+            await self._lease.hold()  # siblings' SIP dials are forwarded here
 
     async def _take_over(self) -> None:
         while self.endpoint is None:
