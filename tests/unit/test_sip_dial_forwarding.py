@@ -1,11 +1,12 @@
 """Under ``--workers N`` a SIP dial landing on a standing-by worker is placed by the SIP server.
 
 Two real servers (uvicorn on loopback, stand-in pipelines) are two workers of one
-deployment: one shared state (in-process here), one call-record database, distinct process
-ids, the same ``CALLAGENT_SIP_LISTEN``. A binds the SIP port and holds the
-``callagent:owner:sip:server`` lease; B stands by. A campaign worker's ``POST /sip/dial``
-and an operator's SIP call both land on B, which forwards them through A's inbox: the
-INVITE leaves A for a SIPp callee, and the attempts end as its answer says.
+deployment: one shared state (in-process, or a real Redis with a connection each), one
+call-record database, distinct process ids, the same ``CALLAGENT_SIP_LISTEN``. A binds
+the SIP port and holds the ``callagent:owner:sip:server`` lease; B stands by. A campaign
+worker's ``POST /sip/dial`` and an operator's SIP call both land on B, which forwards them
+through A's inbox: the INVITE leaves A for a SIPp callee, and the attempts end as its
+answer says.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from bot.outbound.server import attempt_tokens
 from bot.outbound.sip_dialer import SipDialer
 from bot.outbound.sip_forward import SIP_SERVER
 from integrations.shared_state.calls import CallInbox, CallOwners
+from integrations.shared_state.factory import open_shared_state
 from integrations.shared_state.memory import MemorySharedState
 from tests.support.outbound_server import OutboundServer, OutboundServers
+from tests.support.shared_state import shared_state_url
 from tests.support.sipp import Sipp
 from tests.unit.test_sip_outbound import ended, new_attempt, sip_env
 
@@ -34,25 +37,27 @@ async def callee() -> AsyncIterator[Sipp]:
         yield sipp
 
 
-@pytest.fixture
+@pytest.fixture(params=["memory", "redis"])
 async def a_and_b(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, callee: Sipp
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, callee: Sipp
 ) -> AsyncIterator[tuple[OutboundServer, OutboundServer]]:
-    shared = MemorySharedState()
+    with shared_state_url(request.param) as url:
+        memory = MemorySharedState()
 
-    def process(process_id: str):
-        def setup(runtime: Runtime) -> None:
-            runtime.shared = shared
-            runtime.inbox = CallInbox(CallOwners(shared, process_id))
+        def process(process_id: str):
+            def setup(runtime: Runtime) -> None:
+                # each worker its own connection to the one Redis, as separate processes
+                runtime.shared = open_shared_state(url) if url else memory
+                runtime.inbox = CallInbox(CallOwners(runtime.shared, process_id))
 
-        return setup
+            return setup
 
-    servers = OutboundServers(tmp_path, monkeypatch)
-    env = {**sip_env(callee), "CALLAGENT_WORKERS": "2"}  # one SIP port for both
-    a = await servers.start(process(A), **env)
-    b = await servers.start(process(B), **env)
-    yield a, b
-    await servers.close()
+        servers = OutboundServers(tmp_path, monkeypatch)
+        env = {**sip_env(callee), "CALLAGENT_WORKERS": "2"}  # one SIP port for both
+        a = await servers.start(process(A), **env)
+        b = await servers.start(process(B), **env)
+        yield a, b
+        await servers.close()
 
 
 async def test_a_standby_worker_forwards_sip_dials_to_the_worker_serving_sip(
