@@ -1,7 +1,8 @@
 """A refused INVITE's server transaction: resent until ACKed, retransmitted INVITEs absorbed.
 
-The peer is an aiosipua UAC, which (0.7.1) never ACKs a refusal: the lost-ACK case of
-RFC 3261 §17.2.1. The ACK is then built as a real UAC does (transports.sip.refusal_ack).
+The peers: an aiosipua UAC, which (0.7.1) never ACKs a refusal (the lost-ACK case of
+RFC 3261 §17.2.1; the ACK is then built as a real UAC does, transports.sip.refusal_ack),
+and a SIPp caller that ACKs late (tests/sip/uac_refused.xml).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 from aiosipua import SipRequest, SipResponse
 
 from tests.support.sip_uac import Bot, SipPeer, offer_sdp, start_endpoint, until
+from tests.support.sipp import run_sipp
 from transports.sip.contracts import Refusal
 from transports.sip.refusal_ack import RefusalAcks
 
@@ -24,7 +26,7 @@ async def peer() -> AsyncIterator[SipPeer]:
     await p.close()
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def fast_timers(monkeypatch: pytest.MonkeyPatch) -> None:
     # 500 ms doubling to 4 s, for 32 s, on the wire; scaled down ten times here
     monkeypatch.setattr("transports.sip.refusals.T1", 0.05)
@@ -32,6 +34,7 @@ def fast_timers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("transports.sip.refusals.TIMER_H", 3.2)
 
 
+@pytest.mark.usefixtures("fast_timers")
 async def test_a_refusal_is_resent_until_the_ack_and_a_retransmitted_invite_is_absorbed(
     peer: SipPeer,
 ) -> None:
@@ -63,6 +66,7 @@ async def test_a_refusal_is_resent_until_the_ack_and_a_retransmitted_invite_is_a
         await endpoint.stop()
 
 
+@pytest.mark.usefixtures("fast_timers")
 async def test_without_an_ack_the_refusal_stops_at_timer_h(peer: SipPeer) -> None:
     bot = Bot(refusal=Refusal(503, "Service Unavailable", 30))
     endpoint = await start_endpoint(bot)
@@ -92,5 +96,28 @@ async def test_a_new_invite_after_a_refusal_is_screened_again(peer: SipPeer) -> 
         await outgoing.wait_answered(3)
         await until(lambda: len(bot.calls) == 1)
         assert len(bot.admitted) == 2
+    finally:
+        await endpoint.stop()
+
+
+@pytest.mark.parametrize("status", ["403", "486"])
+async def test_a_sipp_caller_acking_late_gets_the_refusal_again_then_no_more(status: str) -> None:
+    # real timers here: 500 ms, then 1 s; SIPp fails the call on any refusal after its ACK
+    bot = Bot(refusal=Refusal(486, "Busy Here"))
+    trunks = ("10.0.0.0/8",) if status == "403" else ("127.0.0.0/8",)
+    endpoint = await start_endpoint(bot, trunks=trunks)
+    host, port = endpoint.local_addr
+    try:
+        result = await run_sipp("uac_refused.xml", f"{host}:{port}", fill={"status": status})
+        result.assert_ok()
+        invite, ack = result.sent("INVITE")[0], result.sent("ACK")[0]
+        assert (invite.header("Via") or "").split("branch=")[1] == (
+            (ack.header("Via") or "").split("branch=")[1]
+        )
+        acked = result.messages.index(ack)
+        before = [m for m in result.messages[:acked] if m.status == int(status)]
+        after = [m for m in result.messages[acked:] if m.status == int(status)]
+        assert len(before) >= 2 and after == []  # resent (0.5 s, 1.5 s); none after the ACK
+        assert len(bot.admitted) == (1 if status == "486" else 0)
     finally:
         await endpoint.stop()
