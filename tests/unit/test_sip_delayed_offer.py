@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
+import socket
 from pathlib import Path
 
+from aiosipua import build_sdp, serialize_sdp
+
 from tests.support.sip_audio import dominant_hz, write_tone_wav
-from tests.support.sip_uac import Bot, energy, start_endpoint, tone, until
+from tests.support.sip_uac import Bot, energy, free_udp_port, start_endpoint, tone, until
 from tests.support.sipp import run_sipp
 
 
@@ -49,3 +54,56 @@ async def test_an_ack_answer_with_no_common_codec_gets_a_bye() -> None:
         assert not endpoint._uas._calls  # the dialog is gone
     finally:
         await endpoint.stop()
+
+
+async def test_a_cancel_crossing_the_offer_in_the_200_leaves_the_call_to_the_ack() -> None:
+    bot = Bot()
+    endpoint = await start_endpoint(bot)
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+        raw.bind(("127.0.0.1", 0))
+        raw.setblocking(False)
+        port = raw.getsockname()[1]
+
+        async def exchange(request: bytes) -> list[bytes]:
+            await loop.sock_sendto(raw, request, endpoint.local_addr)
+            replies: list[bytes] = []
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    replies.append((await asyncio.wait_for(loop.sock_recvfrom(raw, 65535), 0.3))[0])
+            return replies
+
+        def request(method: str, cseq: str, to_tag: str = "", body: str = "") -> bytes:
+            to = "<sip:agent@127.0.0.1>" + (f";tag={to_tag}" if to_tag else "")
+            lines = [
+                f"{method} sip:agent@127.0.0.1 SIP/2.0",
+                f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-delayed1",
+                "From: <sip:15550001111@127.0.0.1>;tag=abc",
+                f"To: {to}",
+                "Call-ID: delayed-cancel-1",
+                f"CSeq: {cseq}",
+                "Max-Forwards: 70",
+                f"Contact: <sip:caller@127.0.0.1:{port}>",
+                *(["Content-Type: application/sdp"] if body else []),
+                f"Content-Length: {len(body)}",
+                "",
+                body,
+            ]
+            return "\r\n".join(lines).encode()
+
+        try:
+            replies = await exchange(request("INVITE", "1 INVITE"))
+            ok = next(r for r in replies if r.startswith(b"SIP/2.0 200"))
+            assert b"m=audio" in ok  # our offer
+            to_tag = ok.split(b"\r\nTo:", 1)[1].split(b"\r\n")[0].split(b";tag=")[1].decode()
+            replies = await exchange(request("CANCEL", "1 CANCEL"))
+            assert any(r.startswith(b"SIP/2.0 200") and b"CANCEL" in r for r in replies)
+            answer = serialize_sdp(build_sdp("127.0.0.1", free_udp_port(), 0, "PCMU"))
+            await exchange(request("ACK", "1 ACK", to_tag, answer))
+            await until(lambda: len(bot.calls) == 1)
+            replies = await exchange(request("BYE", "2 BYE", to_tag))
+            assert any(r.startswith(b"SIP/2.0 200") for r in replies), replies
+            await until(lambda: bot.calls[0].ended)
+            assert bot.calls[0].end_reason == "remote_bye"
+        finally:
+            await endpoint.stop()

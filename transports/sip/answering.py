@@ -75,6 +75,10 @@ class InboundInvites:
         """A delayed-offer call whose 200 waits for the ACK's answer."""
         return call_id in self._delayed
 
+    def answered_awaiting_ack(self, call_id: str) -> IncomingCall | None:
+        """The INVITE of a delayed-offer call whose 200 waits for the ACK."""
+        return self._delayed.get(call_id)
+
     def route(self, request: SipRequest, deliver: Callable[[], None]) -> bool:
         """Take ``request`` when it is ours (True): a refusal's INVITE or ACK, a delayed ACK.
 

@@ -54,6 +54,11 @@ class DelayedOffers:
     def __contains__(self, call_id: object) -> bool:
         return call_id in self._waiting
 
+    def get(self, call_id: str) -> IncomingCall | None:
+        """The INVITE of a waiting call."""
+        waiting = self._waiting.get(call_id)
+        return waiting.incoming if waiting is not None else None
+
     async def reserve_port(self) -> int:
         """An RTP port for the offer (raises ``RuntimeError`` when the range is used up)."""
         return (await self._allocator.allocate())[0]

@@ -294,6 +294,10 @@ class SipEndpoint:
     def _on_cancel(self, request: SipRequest, _addr: tuple[str, int]) -> None:
         call_id = request.call_id or ""
         record = self._answered.get(call_id)
+        waiting = self._invites.answered_awaiting_ack(call_id)
+        if waiting is not None:  # a delayed offer's 200 crossed the CANCEL: the ACK comes
+            self._uas._calls[call_id] = waiting
+            return
         if record is None:
             logger.bind(provider_call_id=call_id).info("sip: INVITE cancelled")
             return
