@@ -186,6 +186,12 @@ class InboundInvites:
             incoming.hangup()
             self._uas._calls.pop(incoming.call_id, None)
             return
+        if media.port != waiting.port:  # our offered port was taken meanwhile (rare)
+            log.warning("sip: the offered RTP port could not be bound; BYE")
+            await media.close()
+            incoming.hangup()
+            self._uas._calls.pop(incoming.call_id, None)
+            return
         self._start_call(incoming, waiting.info, media, choice, waiting.versions)
 
     async def _open_media(
