@@ -112,6 +112,7 @@ class SipDialForwarding:
             raise SipForwardError(503, "no worker serves SIP now (try again)") from None
         dial_id = reply.get("provider_call_id")
         if isinstance(dial_id, str) and dial_id:
+            logger.info(f"SIP dial forwarded to the SIP-serving worker ({dial_id})")
             return dial_id
         status = reply.get("status")
         message = str(reply.get("error", "refused"))[:300]

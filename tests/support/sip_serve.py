@@ -76,12 +76,14 @@ class ServedSip:
 
 
 async def _until_serving_sip(served: ServedSip, timeout_s: float) -> None:
-    async with httpx.AsyncClient() as client, asyncio.timeout(timeout_s):
+    async with asyncio.timeout(timeout_s):
         while True:
             if served.process.poll() is not None:
                 raise AssertionError(f"callagent serve exited:\n{served.log_text()[-3000:]}")
             try:
-                ready = (await client.get(f"{served.base_url}/readyz")).json()
+                # a new connection each time: under --workers N any worker may answer it
+                async with httpx.AsyncClient() as client:
+                    ready = (await client.get(f"{served.base_url}/readyz")).json()
             except (httpx.HTTPError, ValueError):
                 ready = {}
             if (ready.get("sip") or {}).get("role") == "serving":
