@@ -23,6 +23,12 @@ from simulator.phone.measure import (
     TurnMeasurement,
     voiced_span,
 )
+from simulator.phone.sip import (
+    SipCallEmulator,
+    SipCallRejectedError,
+    SipTarget,
+    place_sip_call,
+)
 from simulator.phone.twilio import (
     StreamInstructions,
     TwilioCallEmulator,
@@ -44,6 +50,9 @@ __all__ = [
     "EmulatorStats",
     "LineConditions",
     "PhoneCall",
+    "SipCallEmulator",
+    "SipCallRejectedError",
+    "SipTarget",
     "StreamInstructions",
     "TurnMeasurement",
     "TwilioCallEmulator",
@@ -52,5 +61,6 @@ __all__ = [
     "new_sid",
     "parse_stream_twiml",
     "place_call",
+    "place_sip_call",
     "voiced_span",
 ]
