@@ -1,0 +1,146 @@
+"""Outbound calls and REGISTER from the SIP endpoint, against an aiosipua peer on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from aiosipua import IncomingCall, SipRequest, SipResponse, build_sdp
+
+from tests.support.sip_uac import Bot, SipPeer, energy, start_endpoint, tone, until
+from transports.sip.dialing import SipDialError
+from transports.sip.trunks import DigestChallenger
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[SipPeer]:
+    p = await SipPeer().start()
+    yield p
+    await p.close()
+
+
+def callee_uri(peer: SipPeer) -> str:
+    host, port = peer.transport.local_addr
+    return f"sip:15550002222@{host}:{port}"
+
+
+async def test_dial_with_digest_auth_audio_and_hang_up(peer: SipPeer) -> None:
+    port = await peer.open_rtp()
+    challenger = DigestChallenger("trunk", "s3", "carrier")
+
+    def answer(incoming: IncomingCall) -> None:
+        if not challenger.verify(incoming.invite, incoming.source_addr[0]):
+            www = challenger.challenge(incoming.source_addr[0])
+            incoming._send_response(401, "Unauthorized", extra_headers={"WWW-Authenticate": www})
+            incoming.dialog.terminate()
+            return
+        incoming.ringing()
+        assert incoming.sdp_offer is not None and incoming.sdp_offer.rtp_address is not None
+        assert peer.rtp is not None
+        peer.rtp.update_remote(incoming.sdp_offer.rtp_address)
+        incoming.accept(build_sdp("127.0.0.1", port, 0, "PCMU"))
+
+    peer.on_invite = answer
+    endpoint = await start_endpoint(Bot(), username="trunk", password="s3", caller_id="15550003333")
+    try:
+        call = await endpoint.dial(callee_uri(peer), headers={"X-Campaign": "c1"}, timeout_s=3)
+        assert call.direction == "outbound" and call.invite.callee == "15550002222"
+        assert call.invite.caller == "15550003333"
+        assert call.invite.headers == {"x-campaign": "c1"}
+        authorised = peer.events.invites[-1].invite
+        assert authorised.get_header("authorization") is not None
+        assert authorised.get_header("x-campaign") == "c1"
+
+        heard = bytearray()
+        call.media.on_audio = heard.extend
+        call.media.send_pcm(tone(0.3))
+        await peer.send_pcm(tone(0.3), paced=True)
+        await until(lambda: energy(bytes(heard)) > 1000 and energy(bytes(peer.heard)) > 1000)
+
+        await call.hang_up()
+        assert call.end_reason == "local_bye"
+        await asyncio.wait_for(peer.events.bye_event.wait(), 2)
+        assert not endpoint.calls
+    finally:
+        await endpoint.stop()
+
+
+async def test_remote_bye_ends_an_outbound_call(peer: SipPeer) -> None:
+    port = await peer.open_rtp()
+    peer.on_invite = lambda incoming: incoming.accept(build_sdp("127.0.0.1", port, 8, "PCMA"))
+    endpoint = await start_endpoint(Bot())
+    try:
+        call = await endpoint.dial(callee_uri(peer), timeout_s=3)
+        assert call.media.payload_type == 8
+        incoming = peer.events.invites[-1]
+        incoming.hangup()
+        await until(lambda: call.ended)
+        assert call.end_reason == "remote_bye"
+    finally:
+        await endpoint.stop()
+
+
+@pytest.mark.parametrize(("status", "retryable"), [(486, True), (480, True), (603, False)])
+async def test_dial_failures_carry_the_status(peer: SipPeer, status: int, retryable: bool) -> None:
+    peer.on_invite = lambda incoming: incoming.reject(status)
+    endpoint = await start_endpoint(Bot())
+    try:
+        with pytest.raises(SipDialError) as failure:
+            await endpoint.dial(callee_uri(peer), timeout_s=3)
+        assert failure.value.status == status and failure.value.retryable is retryable
+    finally:
+        await endpoint.stop()
+
+
+async def test_unanswered_dial_is_cancelled_as_408(peer: SipPeer) -> None:
+    cancelled = asyncio.Event()
+    peer.on_invite = lambda incoming: incoming.ringing()
+    peer.uas.on_cancel = lambda _request, _addr: cancelled.set()
+    endpoint = await start_endpoint(
+        Bot(), outbound_proxy="{}:{}".format(*peer.transport.local_addr)
+    )
+    try:
+        with pytest.raises(SipDialError) as failure:
+            await endpoint.dial("sip:15550002222@carrier.invalid", timeout_s=0.5)
+        assert failure.value.status == 408 and failure.value.retryable
+        await asyncio.wait_for(cancelled.wait(), 2)
+    finally:
+        await endpoint.stop()
+
+
+async def test_register_with_digest_is_kept_alive(peer: SipPeer) -> None:
+    challenger = DigestChallenger("trunk", "s3", "carrier")
+    granted: list[SipRequest] = []
+
+    def registrar(request: SipRequest, addr: tuple[str, int]) -> bool:
+        if request.method != "REGISTER":
+            return False
+        response = SipResponse(status_code=200, reason_phrase="OK")
+        if not challenger.verify(request, addr[0]):
+            response = SipResponse(status_code=401, reason_phrase="Unauthorized")
+            response.headers.set_single("WWW-Authenticate", challenger.challenge(addr[0]))
+        else:
+            granted.append(request)
+            response.headers.set_single("Contact", f"{request.get_header('contact')};expires=1")
+        for via in request.headers.get("via"):
+            response.headers.append("Via", via)
+        for name in ("from", "to", "call-id", "cseq"):
+            response.headers.set_single(name, request.get_header(name) or "")
+        peer.transport.send(response, addr)
+        return True
+
+    peer.on_request = registrar
+    registrar_addr = "{}:{}".format(*peer.transport.local_addr)
+    endpoint = await start_endpoint(
+        Bot(), registrar=registrar_addr, username="trunk", password="s3", register_expires_s=1
+    )
+    try:
+        registration = endpoint.registration
+        assert registration is not None
+        await until(lambda: registration.registered)
+        await until(lambda: len(granted) >= 3, timeout_s=4)  # refreshed before expiry
+        assert granted[0].get_header("expires") == "1"
+        assert registration.registered
+    finally:
+        await endpoint.stop()

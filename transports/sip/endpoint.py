@@ -1,0 +1,379 @@
+"""The agent as a UDP SIP endpoint: answers trunk INVITEs, places calls, keeps a registration.
+
+Signalling is aiosipua's :class:`~aiosipua.SipUAS` / :class:`~aiosipua.SipUAC` on one socket
+(:class:`~transports.sip.wire.GuardedUdpTransport`: bad input gets 400 there and never
+reaches a dialog). An INVITE goes: source allowlist (403) -> digest (401) -> the bot's
+:class:`~transports.sip.contracts.Admission` (486/503 + Retry-After) -> SDP (488 without
+PCMU/PCMA) -> RTP bound -> 200 OK with the answer -> ``handler(call)`` as a task. In-dialog:
+BYE either way, CANCEL, re-INVITE hold/unhold, session timers (aiosipua), REFER + NOTIFY.
+Log lines carry the Call-ID and status codes, never URIs' user parts, numbers or digits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from aiortp import PortAllocator
+from aiosipua import IncomingCall, SipRequest, SipResponse, SipUAS
+from aiosipua.message import SipMessage
+from loguru import logger
+
+from transports.sip.call import EndpointCall
+from transports.sip.config import SipEndpointConfig, uri_user
+from transports.sip.contracts import Admission, CallHandler, EndReason, InviteInfo
+from transports.sip.dialing import Dialer, SipDialError, TrunkUAC
+from transports.sip.media import RtpMedia
+from transports.sip.offer_answer import (
+    NoCommonCodec,
+    SdpVersions,
+    build_answer,
+    build_offer,
+    read_media,
+)
+from transports.sip.registration import TrunkRegistration
+from transports.sip.signalling import DialogSignalling
+from transports.sip.trunks import DigestChallenger, TrunkPolicy
+from transports.sip.wire import GuardedUdpTransport
+
+__all__ = ["SipDialError", "SipEndpoint", "SipEndpointConfig"]
+
+# aiosipua logs From/To URIs (numbers), REFER targets and our AOR: keep those loggers quiet
+# (we log the same events by Call-ID and status).
+for _name in ("aiosipua.uac", "aiosipua.uac_responses", "aiosipua.refer", "aiosipua.registration"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+
+
+def x_headers(request: SipRequest) -> dict[str, str]:
+    """The request's ``X-`` headers, lower-cased names, first values."""
+    return {
+        name.lower(): values[0]
+        for name, values in request.headers.items()
+        if name.lower().startswith("x-") and values
+    }
+
+
+class SipEndpoint:
+    """One SIP endpoint: a UDP socket, the trunk's rules, the live calls.
+
+    Args:
+        config: Where to listen, what to advertise, who may call, how to call out.
+        handler: Runs each answered call to its end (inbound calls; ``dial`` returns its own).
+        admission: Decides whether an authorised INVITE is answered.
+    """
+
+    def __init__(
+        self, config: SipEndpointConfig, handler: CallHandler, admission: Admission
+    ) -> None:
+        self.config = config
+        self._handler = handler
+        self._admission = admission
+        challenger = (
+            DigestChallenger(config.username, config.password, config.realm)
+            if config.username
+            else None
+        )
+        self._policy = TrunkPolicy(config.trunks, challenger)
+        self._allocator = PortAllocator((config.rtp_ports[0], config.rtp_ports[1] + 1))
+        self._transport = GuardedUdpTransport(
+            local_addr=(config.listen_host, config.listen_port),
+            max_message_bytes=config.max_message_bytes,
+        )
+        self._uac = TrunkUAC(self._transport)
+        self._uas = SipUAS(
+            self._transport,
+            user_agent=config.user_agent,
+            uac=self._uac,
+            session_expires=config.session_expires_s or None,
+            min_se=config.session_min_se_s,
+        )
+        self._calls: dict[str, EndpointCall] = {}
+        self._versions: dict[str, SdpVersions] = {}
+        self._pending: dict[str, IncomingCall] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._registration: TrunkRegistration | None = None
+        self._dialer: Dialer | None = None
+        self._local_addr: tuple[str, int] = (config.listen_host, config.listen_port)
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def local_addr(self) -> tuple[str, int]:
+        """The bound (host, port) of the SIP socket (the real port when 0 was asked for)."""
+        return self._local_addr
+
+    @property
+    def calls(self) -> Mapping[str, EndpointCall]:
+        """The live calls by Call-ID."""
+        return dict(self._calls)
+
+    @property
+    def counters(self) -> Mapping[str, int]:
+        """Malformed and oversized messages seen (for tests and /readyz)."""
+        return dict(self._transport.counters)
+
+    @property
+    def registration(self) -> TrunkRegistration | None:
+        """The REGISTER binding, when a registrar is configured."""
+        return self._registration
+
+    async def start(self) -> None:
+        """Bind the socket, wire the callbacks and (if configured) REGISTER."""
+        uas = self._uas
+        uas.on_invite = self._on_invite
+        uas.on_reinvite = self._on_reinvite
+        uas.on_bye = self._on_bye
+        uas.on_cancel = self._on_cancel
+        uas.on_ack_timeout = lambda call: self._ended(call.call_id, "ack_timeout")
+        uas.on_session_expired = lambda call: self._ended(call.call_id, "session_expired")
+        uas.on_transfer_progress = self._on_transfer_progress
+        await uas.start()
+        inner = self._transport.on_message
+        self._transport.on_message = lambda msg, addr: self._route(msg, addr, inner)
+        udp = self._transport._udp_transport
+        assert udp is not None
+        host, port = udp.get_extra_info("sockname")[:2]
+        self._local_addr = (str(host), int(port))
+        signalling = (self.config.sdp_ip, self._local_addr[1])
+        self._transport.local_addr = self._local_addr
+        uas.advertised_addr = signalling
+        self._uac.advertised_addr = signalling
+        self._dialer = Dialer(self.config, self._uac, self._allocator, self.adopt)
+        logger.info("sip: listening on udp port {}", self._local_addr[1])
+        if self.config.rtp_timeout_s > 0:
+            self._spawn(self._watch_rtp(self.config.rtp_timeout_s))
+        if self.config.registrar:
+            self._registration = TrunkRegistration(self._uac, self.config)
+            self._registration.start()
+
+    async def stop(self) -> None:
+        """BYE every live call, unregister and close the socket."""
+        for call in list(self._calls.values()):
+            self.end_call(call, "shutdown")
+        await asyncio.gather(*(c.wait_closed() for c in self._calls.values()))
+        if self._registration is not None:
+            self._registration.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.sleep(0.05)  # let the last BYE / REGISTER leave
+        await self._uas.stop()
+
+    async def dial(
+        self,
+        to_uri: str,
+        *,
+        from_uri: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float = 30.0,
+    ) -> EndpointCall:
+        """Place a call; returns it answered, or raises :class:`SipDialError`."""
+        assert self._dialer is not None, "start() the endpoint first"
+        return await self._dialer.dial(
+            to_uri, from_uri=from_uri, headers=headers, timeout_s=timeout_s
+        )
+
+    # --- the dialer's and calls' side ------------------------------------------------------
+
+    def adopt(self, call: EndpointCall, versions: SdpVersions) -> None:
+        """Track a call until it ends."""
+        self._calls[call.call_id] = call
+        self._versions[call.call_id] = versions
+        call.on_end(lambda _reason: self._forget(call.call_id))
+
+    def end_call(self, call: EndpointCall, reason: EndReason) -> None:
+        """BYE ``call`` and end it with ``reason`` (shutdown, rtp_timeout, ...)."""
+        call.terminate(reason)
+
+    async def _watch_rtp(self, timeout_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(5.0, timeout_s / 4))
+            now = loop.time()
+            for call in list(self._calls.values()):
+                if not call.media.held and now - call.media.last_rx > timeout_s:
+                    logger.bind(provider_call_id=call.call_id).info("sip: no RTP; hanging up")
+                    self.end_call(call, "rtp_timeout")
+
+    def _forget(self, call_id: str) -> None:
+        self._calls.pop(call_id, None)
+        self._versions.pop(call_id, None)
+
+    # --- routing -----------------------------------------------------------------------------
+
+    def _route(self, message: SipMessage, addr: tuple[str, int], inner: object) -> None:
+        if isinstance(message, SipResponse):
+            cseq = message.cseq
+            if cseq is not None and cseq.method.upper() == "REFER":
+                # aiosipua drops responses to REFER (no transaction user): hand them here
+                call = self._calls.get(message.call_id or "")
+                if call is not None and message.status_code >= 200:
+                    call.refer_answered(message.status_code, message.reason_phrase)
+                return
+        if callable(inner):
+            inner(message, addr)
+
+    # --- inbound INVITE -----------------------------------------------------------------------
+
+    def _on_invite(self, incoming: IncomingCall) -> None:
+        call_id = incoming.call_id
+        if call_id in self._pending:
+            # A retransmission while we bind RTP: aiosipua made a second record; keep ours
+            self._uas._calls[call_id] = self._pending[call_id]
+            return
+        request, source = incoming.invite, incoming.source_addr
+        verdict = self._policy.check(request, source)
+        if verdict == "forbidden":
+            self._refuse(incoming, 403, "Forbidden")
+            return
+        if verdict == "challenge":
+            challenge = self._policy.challenge_header(source)
+            self._refuse(incoming, 401, "Unauthorized", {"WWW-Authenticate": challenge})
+            return
+        to = request.to_addr
+        info = InviteInfo(
+            call_id=call_id,
+            source=source,
+            caller=uri_user(incoming.caller),
+            callee=uri_user(request.uri) or (to.uri.user or "" if to else ""),
+            headers=x_headers(request),
+        )
+        try:
+            refusal = self._admission(info)
+        except Exception:
+            logger.bind(provider_call_id=call_id).exception("sip: admission failed")
+            self._refuse(incoming, 503, "Service Unavailable")
+            return
+        if refusal is not None:
+            extra = (
+                {"Retry-After": str(refusal.retry_after_s)}
+                if refusal.retry_after_s is not None
+                else None
+            )
+            self._refuse(incoming, refusal.status, refusal.reason, extra)
+            return
+        offer = incoming.sdp_offer
+        if offer is None:
+            self._refuse(incoming, 488, "Not Acceptable Here (no SDP offer)")
+            return
+        try:
+            read_media(offer)
+        except NoCommonCodec:
+            self._refuse(incoming, 488, "Not Acceptable Here")
+            return
+        self._pending[call_id] = incoming
+        self._spawn(self._answer(incoming, info))
+
+    def _refuse(
+        self,
+        incoming: IncomingCall,
+        status: int,
+        reason: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        incoming._send_response(status, reason, extra_headers=headers)
+        incoming.dialog.terminate()
+        self._uas._calls.pop(incoming.call_id, None)
+        self._uas._remove_invite_transaction(incoming.invite)
+        logger.bind(provider_call_id=incoming.call_id).info("sip: INVITE refused {}", status)
+
+    async def _answer(self, incoming: IncomingCall, info: InviteInfo) -> None:
+        call_id = incoming.call_id
+        log = logger.bind(provider_call_id=call_id)
+        assert incoming.sdp_offer is not None
+        offer = incoming.sdp_offer
+        choice = read_media(offer)
+        try:
+            media = await RtpMedia.open(
+                call_id=call_id,
+                bind_host=self.config.listen_host,
+                allocator=self._allocator,
+                remote=choice.remote,
+                payload_type=choice.payload_type,
+                dtmf_payload_type=choice.dtmf_payload_type,
+            )
+        except Exception:
+            log.exception("sip: no RTP port for the call")
+            self._pending.pop(call_id, None)
+            self._refuse(incoming, 503, "Service Unavailable")
+            return
+        self._pending.pop(call_id, None)
+        if self._uas._calls.get(call_id) is not incoming:  # CANCELled meanwhile
+            await media.close()
+            return
+        versions = SdpVersions()
+        answer = build_answer(
+            offer, ip=self.config.sdp_ip, port=media.port, choice=choice, versions=versions
+        )
+        media.set_held(choice.held)
+        incoming.accept(answer)
+        signalling = DialogSignalling(self._uac, incoming.dialog, incoming.source_addr, incoming)
+        signalling.on_bye_sent = lambda: self._uas._calls.pop(call_id, None)
+        call = EndpointCall(
+            call_id=call_id, direction="inbound", invite=info, media=media, signalling=signalling
+        )
+        self.adopt(call, versions)
+        log.info("sip: call answered (pt {})", choice.payload_type)
+        self._spawn(self._run_handler(call))
+
+    async def _run_handler(self, call: EndpointCall) -> None:
+        try:
+            await self._handler(call)
+        except Exception:
+            logger.bind(provider_call_id=call.call_id).exception("sip: the call handler failed")
+        finally:
+            if not call.ended:
+                await call.hang_up()
+
+    # --- in-dialog -------------------------------------------------------------------------------
+
+    def _on_reinvite(self, incoming: IncomingCall) -> None:
+        call_id = incoming.call_id
+        call, versions = self._calls.get(call_id), self._versions.get(call_id)
+        if call is None or versions is None:
+            incoming._send_response(481, "Call/Transaction Does Not Exist")
+            return
+        log = logger.bind(provider_call_id=call_id)
+        media = call.media
+        if not incoming.invite.body:
+            # An offerless re-INVITE: offer what we have (the ACK's answer changes nothing)
+            incoming.accept(build_offer(ip=self.config.sdp_ip, port=media.port, versions=versions))
+            media.set_held(False)
+            return
+        offer = incoming.sdp_offer
+        try:
+            assert offer is not None
+            choice = read_media(offer, allowed=(media.payload_type,))
+        except (NoCommonCodec, AssertionError):
+            incoming._send_response(488, "Not Acceptable Here")
+            log.info("sip: re-INVITE refused 488")
+            return
+        answer = build_answer(
+            offer, ip=self.config.sdp_ip, port=media.port, choice=choice, versions=versions
+        )
+        media.update_peer(choice.remote)
+        media.set_held(choice.held)
+        incoming.accept(answer)
+        log.info("sip: re-INVITE answered (held={})", choice.held)
+
+    def _on_bye(self, _incoming: IncomingCall, request: SipRequest) -> None:
+        self._ended(request.call_id or "", "remote_bye")
+
+    def _on_cancel(self, request: SipRequest, _addr: tuple[str, int]) -> None:
+        logger.bind(provider_call_id=request.call_id or "").info("sip: INVITE cancelled")
+
+    def _on_transfer_progress(self, call_id: str, status: int, reason: str) -> None:
+        call = self._calls.get(call_id)
+        if call is not None:
+            call.refer_progress(status, reason)
+
+    def _ended(self, call_id: str, reason: EndReason) -> None:
+        call = self._calls.get(call_id)
+        if call is not None:
+            call.mark_ended(reason)
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
