@@ -190,3 +190,26 @@ def test_both_wires_share_the_phone_api():
     for name in ("say", "press", "hang_up", "wait_for_bot_speech_start", "heard_audio"):
         assert getattr(SipCallEmulator, name) is not None
         assert getattr(TwilioCallEmulator, name) is not None
+
+
+def test_targets_and_the_local_agent_know_the_sip_address():
+    from simulator.target import LocalAgent, Target
+
+    target = Target.from_url("http://127.0.0.1:7860").over_sip("sip:agent@127.0.0.1:5070")
+    assert target.sip_uri == "sip:agent@127.0.0.1:5070" and "over SIP" in target.label
+    local = LocalAgent(sip_port=5070)
+    env = local.settings_env()
+    assert env["CALLAGENT_SIP_LISTEN"] == "127.0.0.1:5070"
+    assert local.sip_uri == "sip:agent@127.0.0.1:5070"
+    assert "CALLAGENT_SIP_LISTEN" not in LocalAgent().settings_env()
+
+
+def test_simulate_refuses_a_bad_sip_uri(tmp_path, capsys):
+    from bot.cli import main
+
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("name: hi\nsteps:\n  - say: hello\n")
+    assert main(["simulate", str(scenario), "--sip", "http://x", "--check"]) == 2
+    assert "sip:agent@HOST" in capsys.readouterr().err
+    assert main(["simulate", str(scenario), "--sip", "sip:agent@10.1.2.3", "--check"]) == 2
+    assert main(["simulate", str(scenario), "--sip", "sip:agent@127.0.0.1:5070", "--check"]) == 0
