@@ -18,6 +18,7 @@ Barge-in over SIP has no ``clear`` message: the agent just stops sending, so
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import secrets
 import socket
@@ -32,6 +33,8 @@ from aiosipua import (
     OutgoingCall,
     SipDigestAuth,
     SipMessage,
+    SipRequest,
+    SipResponse,
     SipUAC,
     SipUAS,
     UdpSipTransport,
@@ -50,6 +53,7 @@ Codec = Literal["PCMU", "PCMA"]
 PAYLOAD_TYPES: dict[str, int] = {"PCMU": 0, "PCMA": 8}
 DTMF_PAYLOAD_TYPE = 101
 DTMF_DURATION_MS = 100
+BYE_ANSWER_WAIT_S = 0.5
 USER_AGENT = "callagent-simulator"
 
 
@@ -244,6 +248,7 @@ class SipCallEmulator(PhoneCall):
         self._invite: OutgoingCall | None = None
         self._rtp: RTPSession | None = None
         self._rtp_ts0 = secrets.randbits(32)
+        self._bye_answered = asyncio.Event()
         self._dtmf_pt = DTMF_PAYLOAD_TYPE
 
     async def __aenter__(self) -> SipCallEmulator:
@@ -266,6 +271,7 @@ class SipCallEmulator(PhoneCall):
         self._uas.on_bye = self._on_bye
         self._uas.on_refer = self._on_refer
         await self._uas.start()
+        self._watch_bye_answers(self._transport)
         preferred = PAYLOAD_TYPES[self.codecs[0]]
         # The RTP socket is bound first so the offer can name its port; the peer's address
         # is not known until the answer (nothing is sent before it).
@@ -349,13 +355,18 @@ class SipCallEmulator(PhoneCall):
             return
         self.ended_by = by
         self._closing = True
+        bye = None
         if self._uac is not None:
             try:
-                self._invite.hangup(self._uac)  # BYE
+                bye = self._invite.hangup(self._uac)
             except (ValueError, OSError):
                 pass
         self._mark_closed()
         await self._stop_tasks()
+        if bye is not None:
+            # like a phone: the socket stays open for the BYE's 200 (briefly)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._bye_answered.wait(), BYE_ANSWER_WAIT_S)
         await self._release()
 
     async def _release(self) -> None:
@@ -365,6 +376,19 @@ class SipCallEmulator(PhoneCall):
         uas, self._uas = self._uas, None
         if uas is not None:
             await uas.stop()
+
+    def _watch_bye_answers(self, transport: UdpTransport) -> None:
+        handle = transport.on_message
+
+        def spy(message: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
+            if isinstance(message, SipResponse) and message.call_id == self.call_sid:
+                cseq = message.cseq
+                if cseq is not None and cseq.method.upper() == "BYE":
+                    self._bye_answered.set()
+            if handle is not None:
+                handle(message, addr)
+
+        transport.on_message = spy
 
     def _on_bye(self, call: IncomingCall, _request: SipMessage) -> None:
         if call.call_id != self.call_sid or self._closed.is_set() or self._closing:
