@@ -29,6 +29,7 @@ from bot.config.records import RecordsSettings
 from bot.config.server import ServerSettings
 from bot.config.serving import ServingSettings
 from bot.config.shared_state import SharedStateSettings
+from bot.config.sip import SipSettings, sip_problems
 from bot.config.twilio import TwilioSettings
 from bot.setting_types import REFERENCE_AGENT, LLMName, SecretMarker, TransportName, TTSName
 
@@ -47,6 +48,7 @@ class SettingsError(ValueError):
 
 
 class Settings(
+    SipSettings,
     SharedStateSettings,
     QueueSettings,
     DialerSettings,
@@ -241,6 +243,7 @@ class Settings(
         if not 10 <= self.call_token_ttl_secs <= 3600:
             p.append("CALLAGENT_CALL_TOKEN_TTL_SECS must be between 10 and 3600 seconds.")
         p += _list_problems(self)
+        p += sip_problems(self)
         if self.crm_prefetch_budget_ms < 0:
             p.append("CALLAGENT_CRM_PREFETCH_BUDGET_MS must be 0 or more.")
         if self.worker_stale_secs < 3 * self.worker_heartbeat_secs:

@@ -9,7 +9,8 @@ On an :class:`~processors.frames.EscalationFrame` the transfer processor
 3. delivers the summary to the agent's desktop first (signed screen-pop webhook, with
    retries and an idempotency key), when one is configured;
 4. performs the transfer with the call's :class:`TransferMethod` (Twilio redirect to Dial
-   TwiML with a whisper, an RTVI hand-off message to the browser, a Daily SIP REFER);
+   TwiML with a whisper, an RTVI hand-off message to the browser, a Daily SIP REFER, a
+   REFER on our own SIP trunk);
 5. on failure stops the hold music, says so, offers a callback, and records the failure.
 
 The result goes out as a :class:`~processors.frames.TransferResultFrame` (downstream for the
@@ -163,6 +164,66 @@ class DailySipRefer(TransferMethod):
         except Exception as e:  # noqa: BLE001
             return TransferOutcome(False, type(e).__name__)
         return TransferOutcome(error is None, "" if error is None else "SIP REFER refused")
+
+
+class ReferAnswer(Protocol):
+    """How a REFER went (``transports.sip.contracts.ReferOutcome`` has this shape)."""
+
+    @property
+    def ok(self) -> bool:
+        """The peer accepted the REFER and the new call succeeded (NOTIFY 200)."""
+        ...
+
+    @property
+    def status(self) -> int:
+        """The last SIP status heard (the REFER's answer or the NOTIFY's sipfrag); 0: none."""
+        ...
+
+    @property
+    def reason(self) -> str:
+        """Why not, in words (no caller data)."""
+        ...
+
+
+class SipRefer(TransferMethod):
+    """Calls on our own SIP trunk: REFER the caller to ``transfer.target`` (RFC 3515).
+
+    The REFER's answer and the NOTIFYs about the new call decide the outcome, so a transfer
+    the target does not take (busy, no answer, REFER refused) fails here, in the call, and
+    the caller is offered a callback at once; on success the peer ends our dialog (BYE).
+    """
+
+    name = "sip_refer"
+
+    def __init__(
+        self,
+        refer: Callable[..., Awaitable[ReferAnswer]],
+        target: str,
+        *,
+        timeout_s: float,
+    ):
+        """Configure the REFER.
+
+        Args:
+            refer: The call's ``SipCall.refer(target, timeout_s=...)``.
+            target: Where to send the caller (``sip:...`` or a number on the trunk).
+            timeout_s: Longest wait for the new call's outcome (the agent's dial timeout
+                and a margin).
+        """
+        self._refer = refer
+        self._target = target
+        self._timeout_s = timeout_s
+
+    async def transfer(self, handoff: Handoff, push: PushFrame) -> TransferOutcome:
+        """REFER the caller and wait for how the new call went."""
+        try:
+            answer = await self._refer(self._target, timeout_s=self._timeout_s)
+        except Exception as e:  # noqa: BLE001 - any failure is a failed transfer
+            return TransferOutcome(False, f"SIP REFER failed ({type(e).__name__})")
+        if answer.ok:
+            return TransferOutcome(True)
+        why = f"SIP REFER {answer.status or 'unanswered'}"
+        return TransferOutcome(False, f"{why}: {answer.reason}" if answer.reason else why)
 
 
 class NoTransfer(TransferMethod):

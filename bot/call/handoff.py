@@ -9,6 +9,8 @@ transport's :class:`~processors.transfer.TransferMethod`:
   agent's ``transfer.target`` (whisper URL and Dial action URL on this server);
 - WebRTC: an RTVI ``handoff`` server message carrying the summary;
 - Daily: a SIP REFER of the dial-in caller;
+- our SIP trunk: a REFER of the caller to ``transfer.target``; the NOTIFYs about the new
+  call say whether a person took it (a failure offers the callback at once, in the call);
 - anything else, or no target: no transfer (the bot apologises and offers a callback).
 
 The hand-offs in flight are kept on the runtime's :class:`~bot.call.handoff_desk.HandoffDesk`
@@ -38,11 +40,17 @@ from processors.transfer import (
     DailySipRefer,
     Handoff,
     NoTransfer,
+    SipRefer,
     TransferMethod,
     TransferProcessor,
     TwilioRedirect,
     WebRTCHandoffMessage,
 )
+from transports.sip.contracts import SipCall
+from transports.sip.transport import SipTransport
+
+REFER_MARGIN_S = 10.0
+"""A SIP REFER waits for the new call this long beyond the agent's dial timeout."""
 
 
 @dataclass
@@ -174,14 +182,28 @@ def make_transfer_method(
             )
 
         return TwilioRedirect(control, provider_call_id, twiml_for)
+    if transport_kind == "sip":
+        call = _sip_call_of(transport)
+        if call is None:
+            return NoTransfer("the SIP call is not reachable from its transport")
+        timeout_s = agent.transfer.dial_timeout_secs + REFER_MARGIN_S
+        return SipRefer(call.refer, target, timeout_s=timeout_s)
     sip_refer = getattr(transport, "sip_refer", None)  # DailyTransport's, when it is one
     if transport_kind == "daily" and sip_refer is not None:
         return DailySipRefer(sip_refer, target)
     return NoTransfer(f"transfers are not supported on {transport_kind}")
 
 
+def _sip_call_of(transport: BaseTransport | None) -> SipCall | None:
+    """The SIP dialog a ``SipTransport`` carries (None: another transport)."""
+    return transport.call if isinstance(transport, SipTransport) else None
+
+
 def _playout_clock(transport: BaseTransport | None) -> Any:
-    """Seconds of speech still playing at the phone (Twilio), else None."""
+    """Seconds of speech still to play at the phone (Twilio, SIP), else None."""
+    call = _sip_call_of(transport)
+    if call is not None:  # queued, not yet sent: what is sent is heard 20 ms later
+        return lambda: call.media.queued_s
     params = getattr(transport, "_params", None)
     serializer = getattr(params, "serializer", None)
     return getattr(serializer, "speech_playout_remaining_s", None)

@@ -72,15 +72,15 @@ class CallSpec:
     """What one call is: where it came from and at which audio rates it runs.
 
     Parameters:
-        transport_kind: ``twilio``, ``webrtc``, ``daily`` or ``livekit``.
+        transport_kind: ``twilio``, ``sip``, ``webrtc``, ``daily`` or ``livekit``.
         sample_rate_in: Pipeline input rate (8000 on phone calls).
         sample_rate_out: Pipeline output rate (TTS renders at this rate).
         caller: The caller's identity (phone number or client id). Never logged. On an
             outbound call the CRM looks the callee up by ``outbound.to`` instead.
         call_id: Our id for the call (logs carry this).
         direction: ``inbound`` or ``outbound`` (for the call record).
-        provider_call_id: The provider's id of the live call (Twilio ``CallSid``); transfers
-            address it.
+        provider_call_id: The provider's id of the live call (Twilio ``CallSid``, the SIP
+            Call-ID); transfers address it.
         public_url: The public base URL this call reached us at (transfer callbacks).
         agent: Which of the server's agents takes the call (the agent file's stem; None: the
             default agent).
@@ -251,7 +251,7 @@ def build_worker(
     latency = UserBotLatencyObserver()
     # RTVI speaks to the browser page; a phone has no use for it (its processor and
     # observer would look at every frame of the call)
-    rtvi = spec.transport_kind != "twilio"
+    rtvi = spec.transport_kind not in ("twilio", "sip")
     recorder = (
         runtime.records.recorder(
             call_id=spec.call_id,

@@ -2,7 +2,8 @@
 
 ``callagent serve`` (:mod:`bot.web.app`) and Pipecat's development runner / Pipecat Cloud
 (:mod:`bot.bot`) both build a call here, so a call reached either way runs at the same
-rates, with the same Twilio signature check, hang-up and input batching.
+rates, with the same Twilio signature check, hang-up and input batching. SIP trunk calls
+(:func:`sip_call`) are built here too, by the server's SIP side (``bot/web/sip_server.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from integrations.speech.audio import PHONE_SAMPLE_RATE
 from processors.outbound_call import OutboundCall
 from transports import rooms, twilio, webrtc
 from transports.input_batching import BatchingPolicy
+from transports.sip.contracts import SipCall
+from transports.sip.transport import SipTransport
 
 WEBRTC_IN_RATE = 16000
 WEBRTC_OUT_RATE = 24000
@@ -58,6 +61,36 @@ def livekit_call(join: rooms.RoomJoin) -> CallTransport:
     """The bot in a LiveKit room."""
     transport = rooms.create_livekit_transport(join, sample_rate=ROOM_RATE)
     return CallTransport(transport, CallSpec("livekit", ROOM_RATE, ROOM_RATE))
+
+
+def sip_call(
+    call: SipCall,
+    *,
+    batching: BatchingPolicy | None = None,
+    agent: str | None = None,
+    outbound: OutboundCall | None = None,
+) -> CallTransport:
+    """A phone call on our SIP trunk: an established dialog, G.711 at 8 kHz both ways.
+
+    Args:
+        call: The answered (inbound) or answered outbound dialog.
+        batching: How many 20 ms media chunks make one audio frame (default: one).
+        agent: Which of the server's agents takes the call (None: the default agent).
+        outbound: The outbound call this dialog is (None: an inbound call).
+    """
+    direction = "outbound" if outbound is not None else call.direction
+    spec = CallSpec(
+        "sip",
+        PHONE_SAMPLE_RATE,
+        PHONE_SAMPLE_RATE,
+        # inbound: the From user part; outbound: the CRM looks the callee up by outbound.to
+        caller=call.invite.caller or None,
+        provider_call_id=call.call_id,
+        direction=direction,
+        agent=agent,
+        outbound=outbound,
+    )
+    return CallTransport(SipTransport(call, batching=batching), spec)
 
 
 def twilio_stream_allowed(settings: Settings, websocket: WebSocket, public_url: str) -> bool:

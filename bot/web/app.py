@@ -15,7 +15,7 @@ Routes:
                          warm-transfer callbacks and hold music (see bot/web/handoff_routes.py)
     GET  /healthz        liveness and active call count
     GET  /readyz         readiness: 200 while calls are taken, 503 full or draining (with the
-                         load; see bot/web/readiness.py)
+                         load and the SIP endpoint's role; see bot/web/readiness.py)
     GET  /api/calls...   call records JSON (operator token; see bot/operator/calls_api.py)
     GET  /dashboard      operator dashboard (operator token; see bot/operator/dashboard.py)
     /api/campaigns..., /api/dnc, /dashboard/campaigns   campaigns and the do-not-call list
@@ -26,7 +26,9 @@ Every HTTP response carries the security headers of bot/web/security_headers.py.
 call-starting route (offer, rooms, Twilio voice and stream) is admitted by one mechanism,
 ``bot/web/admission.py``: a per-client rate and a per-process call cap. A phone call past the
 cap (or while the process drains, ``app.state.drain``: bot/web/drain.py) is answered as the
-agent file's ``when_full`` says (bot/web/when_full.py).
+agent file's ``when_full`` says (bot/web/when_full.py). With ``CALLAGENT_SIP_LISTEN`` set, the
+SIP endpoint starts and stops with the app (bot/web/sip_server.py); its INVITEs share the
+same cap and drain (486 full, 503 draining).
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ from bot.web.readiness import create_readiness_router
 from bot.web.ring_gate import RING_PARAMETER, RingOfferGate
 from bot.web.security_headers import SecurityHeaders
 from bot.web.shared_state_errors import shared_state_unavailable
+from bot.web.sip_server import EndpointFactory, SipServer, default_endpoint
 from bot.web.twilio_gate import TwilioGate
 from bot.web.webrtc_peers import InboxPeers
 from bot.web.when_full import when_full_twiml
@@ -181,11 +184,14 @@ def create_app(
     runtime: Runtime | None = None,
     *,
     campaign_parts: PartsFactory = default_parts,
+    sip_endpoint: EndpointFactory = default_endpoint,
 ) -> FastAPI:
     """Build the server app; models load once here and are shared by every call.
 
     ``campaign_parts`` builds the campaign store and dialler of the campaign queue
-    (``app.state.campaign_queue``, started with the app; tests pass their own).
+    (``app.state.campaign_queue``, started with the app; tests pass their own);
+    ``sip_endpoint`` builds the SIP endpoint (``app.state.sip``, started with the app when
+    ``CALLAGENT_SIP_LISTEN`` is set).
     """
     runtime = runtime or load_runtime(settings)
     if settings.shared_state_url and not runtime.shared.distributed:  # a runtime built by hand
@@ -222,6 +228,14 @@ def create_app(
         settings.call_rate_per_minute,
         settings.call_rate_burst,
         addresses=addresses,
+    )
+    sip = SipServer(
+        settings,
+        runtime,
+        calls.start,
+        admission,
+        endpoint_factory=sip_endpoint,
+        batching=batching,
     )
     operator = OperatorAuth.from_settings(settings, addresses, runtime.shared)
     call_tokens = CallTokens(
@@ -279,11 +293,13 @@ def create_app(
         _app.state.campaign_queue = campaign_queue
         if campaign_queue is not None:  # a campaign attempt's end applies its retry rules
             outbound.listeners.add(CampaignAttemptEnds(campaign_queue.runner))
+        await sip.start()  # CALLAGENT_SIP_LISTEN; a port another worker holds: standby
         yield
         if campaign_queue is not None:
             await campaign_queue.stop()  # no new dials; running tasks finish
         await outbound.close()
         await calls.stop_all()
+        await sip.stop()  # after the calls: a cancelled call's BYE still goes out
         await inbox.aclose()
         if runtime.records is not None:
             await asyncio.to_thread(runtime.records.store.flush)
@@ -305,6 +321,7 @@ def create_app(
     app.state.calls = calls
     app.state.admission = admission
     app.state.outbound = outbound  # attempt listeners, live outbound calls
+    app.state.sip = sip  # the SIP endpoint (its dial() places calls on the trunk)
     # SIGTERM: stop taking calls, let the live ones finish (bot/serving/server.py runs it)
     app.state.drain = Drain(
         admission,
@@ -402,7 +419,7 @@ def create_app(
                 await calls.start(run, call.spec)  # lives as long as the socket
 
     app.include_router(webrtc_router)
-    app.include_router(create_readiness_router(admission, lambda: calls.active))
+    app.include_router(create_readiness_router(admission, lambda: calls.active, sip=sip.status))
     app.include_router(
         create_handoff_router(runtime, twilio_gate.public_url, call_events),
         dependencies=[Depends(twilio_gate.require_open)],

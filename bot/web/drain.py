@@ -10,8 +10,8 @@ On SIGTERM (a deploy, a PaaS restart, a recycled worker) :meth:`Drain.run`:
 3. ends each call still running as the agent file's ``when_stopping`` says: ``transfer``
    hands it to a person as an escalation does (:class:`~processors.frames.HandOffNowFrame`:
    the hand-off line, the summary, ``transfer.target``) where the call can be transferred
-   (a Twilio call with the REST credentials, a Daily dial-in), else the goodbye line and a
-   hang-up; and waits up to :data:`END_GRACE_S` for them to go.
+   (a Twilio call with the REST credentials, a Daily dial-in, a SIP trunk call: REFER),
+   else the goodbye line and a hang-up; and waits up to :data:`END_GRACE_S` for them to go.
 
 What is left then is cancelled by the app's own shutdown, which flushes the call records.
 """
@@ -153,4 +153,6 @@ def can_transfer(runtime: Runtime, call: LiveCall) -> bool:
         return bool(
             settings.twilio_account_sid and settings.twilio_auth_token and call.provider_call_id
         )
+    if call.transport_kind == "sip":  # a REFER on our own trunk
+        return True
     return call.transport_kind == "daily" and hasattr(call.transport, "sip_refer")

@@ -212,3 +212,28 @@ async def test_rtp_from_another_host_is_dropped_and_silence_times_out(peer: SipP
         await asyncio.wait_for(peer.events.bye_event.wait(), 2)
     finally:
         await endpoint.stop()
+
+
+async def test_the_endpoint_refreshes_the_session_when_it_is_the_refresher(peer: SipPeer) -> None:
+    bot = Bot()
+    endpoint, outgoing = await connect(peer, bot, session_expires_s=2, session_min_se_s=1)
+    try:
+        await asyncio.sleep(2.5)
+        updates = [raw for raw in peer.raw if raw.startswith(b"UPDATE ")]
+        assert len(updates) >= 2
+        assert not bot.calls[0].ended
+        assert outgoing.dialog.state.value == "confirmed"
+    finally:
+        await endpoint.stop()
+
+
+async def test_a_retransmitted_invite_after_the_200_is_absorbed(peer: SipPeer) -> None:
+    bot = Bot()
+    endpoint, outgoing = await connect(peer, bot)
+    try:
+        peer.transport.send(outgoing.invite, endpoint.local_addr)
+        await asyncio.sleep(0.3)
+        assert peer.responses(481) == []
+        assert len(bot.calls) == 1 and not bot.calls[0].ended
+    finally:
+        await endpoint.stop()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 
 import pytest
-from aiosipua import SipDigestAuth
+from aiosipua import SipDigestAuth, serialize_sdp
 
-from tests.support.sip_uac import Bot, SipPeer, offer_sdp, start_endpoint, until
+from tests.support.sip_uac import Bot, SipPeer, free_udp_port, offer_sdp, start_endpoint, until
 from transports.sip.contracts import Refusal
 
 
@@ -131,6 +132,10 @@ async def test_malformed_requests_get_400_and_oversized_are_dropped() -> None:
         reply = await loop.run_in_executor(None, _exchange, bad_sdp, addr)
         assert reply is not None and reply.startswith(b"SIP/2.0 400 Bad Request (SDP body)")
 
+        version = _invite("1 INVITE").replace(b" SIP/2.0\r\n", b" SIP/3.0\r\n", 1)
+        reply = await loop.run_in_executor(None, _exchange, version, addr)
+        assert reply is not None and reply.startswith(b"SIP/2.0 505")
+
         garbage = b"INVITE\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK-x\r\n\r\n"
         reply = await loop.run_in_executor(None, _exchange, garbage, addr)
         assert reply is not None and reply.startswith(b"SIP/2.0 400")
@@ -150,3 +155,79 @@ async def test_malformed_requests_get_400_and_oversized_are_dropped() -> None:
             await ok.close()
     finally:
         await endpoint.stop()
+
+
+async def test_credentials_only_for_the_carrier_do_not_challenge_its_invites(peer: SipPeer) -> None:
+    bot = Bot()
+    endpoint = await start_endpoint(
+        bot, trunks=("127.0.0.1/32",), username="trunk", password="s3", challenge_inbound=False
+    )
+    try:
+        port = await peer.open_rtp()
+        outgoing = peer.invite(endpoint.local_addr, offer_sdp(port))
+        await outgoing.wait_answered(3)
+        assert peer.responses(401) == []
+    finally:
+        await endpoint.stop()
+
+
+async def test_an_invite_cancelled_while_media_is_set_up_is_never_answered(peer: SipPeer) -> None:
+    bot = Bot()
+    endpoint = await start_endpoint(bot)
+    try:
+        port = await peer.open_rtp()
+        outgoing = peer.invite(endpoint.local_addr, offer_sdp(port))
+        peer.uac.send_cancel(outgoing)  # the INVITE and the CANCEL leave back to back
+        await until(lambda: bool(peer.responses(487)))
+        await asyncio.sleep(0.2)
+        assert [r.get_header("cseq") for r in peer.responses(200)] == ["1 CANCEL"]
+        assert bot.calls == [] and not endpoint.calls
+    finally:
+        await endpoint.stop()
+
+
+async def test_a_cancel_crossing_the_200_leaves_the_call_up() -> None:
+    bot = Bot()
+    endpoint = await start_endpoint(bot)
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+        raw.bind(("127.0.0.1", 0))
+        raw.setblocking(False)
+        port = raw.getsockname()[1]
+
+        async def exchange(request: bytes) -> list[bytes]:
+            await loop.sock_sendto(raw, request, endpoint.local_addr)
+            replies: list[bytes] = []
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    replies.append((await asyncio.wait_for(loop.sock_recvfrom(raw, 65535), 0.3))[0])
+            return replies
+
+        def request(method: str, cseq: str, to_tag: str = "", body: str = "") -> bytes:
+            head = _invite(cseq, body).replace(b"INVITE sip:", method.encode() + b" sip:", 1)
+            head = head.replace(b"127.0.0.1:5999", f"127.0.0.1:{port}".encode())
+            if to_tag:
+                head = head.replace(
+                    b"To: <sip:agent@127.0.0.1>",
+                    b"To: <sip:agent@127.0.0.1>;tag=" + to_tag.encode(),
+                )
+            return head
+
+        try:
+            sdp = serialize_sdp(offer_sdp(free_udp_port()))
+            replies = await exchange(request("INVITE", "1 INVITE", body=sdp))
+            ok = next(r for r in replies if r.startswith(b"SIP/2.0 200"))
+            to_line = next(line for line in ok.split(b"\r\n") if line.startswith(b"To:"))
+            to_tag = to_line.split(b";tag=", 1)[1].decode()
+            replies = await exchange(request("CANCEL", "1 CANCEL"))
+            assert any(r.startswith(b"SIP/2.0 200") and b"CANCEL" in r for r in replies)
+            assert not any(r.startswith(b"SIP/2.0 487") for r in replies)
+            await exchange(request("ACK", "1 ACK", to_tag))
+            assert len(bot.calls) == 1 and not bot.calls[0].ended
+
+            replies = await exchange(request("BYE", "2 BYE", to_tag))
+            assert any(r.startswith(b"SIP/2.0 200") for r in replies), replies
+            await until(lambda: bot.calls[0].ended)
+            assert bot.calls[0].end_reason == "remote_bye"
+        finally:
+            await endpoint.stop()

@@ -19,9 +19,14 @@ class SipEndpointConfig:
         username: Digest user (inbound challenge and REGISTER / outbound auth); empty = no digest.
         password: Digest password.
         realm: The realm of the inbound digest challenge.
+        challenge_inbound: Challenge INVITEs with 401 when a username is set. Turn it off when
+            the credentials are only ours towards the carrier (REGISTER, outbound INVITEs) and
+            the carrier's INVITEs are trusted by source (``trunks``): carriers do not answer
+            challenges.
         registrar: ``host[:port]`` to REGISTER at (empty = no registration).
         register_expires_s: The binding interval asked for.
-        outbound_proxy: ``host[:port]`` outbound INVITEs are sent to (empty = the To URI's host).
+        outbound_proxy: ``host[:port]`` outbound INVITEs are sent to (empty = the registrar, else
+            the To URI's host).
         caller_id: The From user of outbound calls (a number; never logged).
         session_expires_s: RFC 4028 session interval offered/accepted (0 = no session timers).
         session_min_se_s: The smallest session interval accepted (422 below it).
@@ -38,6 +43,7 @@ class SipEndpointConfig:
     username: str = ""
     password: str = field(default="", repr=False)
     realm: str = "callagent"
+    challenge_inbound: bool = True
     registrar: str = ""
     register_expires_s: int = 300
     outbound_proxy: str = ""

@@ -1,9 +1,9 @@
 """Outbound calls over the trunk: INVITE with our offer, digest on 401/407, the answer or why not.
 
 aiosipua's UAC sends the INVITE, PRACKs reliable 18x, answers one digest challenge and ACKs
-the 2xx; this module picks where the INVITE goes (the outbound proxy, else the To URI's
-host), binds the RTP once the answer names the peer, and turns a final failure into
-:class:`SipDialError` with the status (486 busy, 480/408 no answer, 603 declined, ...).
+the 2xx; this module picks where the INVITE goes (the outbound proxy, else the registrar,
+else the To URI's host), binds the RTP once the answer names the peer, and turns a final
+failure into :class:`SipDialError` with the status (486 busy, 480/408 no answer, 603, ...).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ class Dialer:
         config = self._config
         if not to_uri.lower().startswith(("sip:", "sips:")):
             raise SipDialError(484, "Address Incomplete", False)
-        target = parse_hostport(config.outbound_proxy or to_uri)
+        target = parse_hostport(config.outbound_proxy or config.registrar or to_uri)
         caller = from_uri or f"sip:{config.caller_id or 'callagent'}@{config.sdp_ip}"
         rtp_port, _ = await self._allocator.allocate()
         versions = SdpVersions()
@@ -181,6 +181,7 @@ class Dialer:
             payload_type=choice.payload_type,
             dtmf_payload_type=choice.dtmf_payload_type,
             port=rtp_port,
+            signalling_host=outgoing.remote_addr[0],
         )
         media.set_held(choice.held)
         info = InviteInfo(

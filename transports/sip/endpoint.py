@@ -29,10 +29,10 @@ from transports.sip.offer_answer import (
     NoCommonCodec,
     SdpVersions,
     build_answer,
-    build_offer,
     read_media,
 )
 from transports.sip.registration import TrunkRegistration
+from transports.sip.reinvite import answer_reinvite
 from transports.sip.signalling import DialogSignalling
 from transports.sip.trunks import DigestChallenger, TrunkPolicy
 from transports.sip.wire import GuardedUdpTransport
@@ -71,7 +71,7 @@ class SipEndpoint:
         self._admission = admission
         challenger = (
             DigestChallenger(config.username, config.password, config.realm)
-            if config.username
+            if config.username and config.challenge_inbound
             else None
         )
         self._policy = TrunkPolicy(config.trunks, challenger)
@@ -91,6 +91,7 @@ class SipEndpoint:
         self._calls: dict[str, EndpointCall] = {}
         self._versions: dict[str, SdpVersions] = {}
         self._pending: dict[str, IncomingCall] = {}
+        self._answered: dict[str, IncomingCall] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._registration: TrunkRegistration | None = None
         self._dialer: Dialer | None = None
@@ -149,9 +150,10 @@ class SipEndpoint:
 
     async def stop(self) -> None:
         """BYE every live call, unregister and close the socket."""
-        for call in list(self._calls.values()):
+        calls = list(self._calls.values())
+        for call in calls:
             self.end_call(call, "shutdown")
-        await asyncio.gather(*(c.wait_closed() for c in self._calls.values()))
+        await asyncio.gather(*(call.wait_closed() for call in calls))
         if self._registration is not None:
             self._registration.stop()
         for task in list(self._tasks):
@@ -197,12 +199,15 @@ class SipEndpoint:
                     self.end_call(call, "rtp_timeout")
 
     def _forget(self, call_id: str) -> None:
+        self._answered.pop(call_id, None)
         self._calls.pop(call_id, None)
         self._versions.pop(call_id, None)
 
     # --- routing -----------------------------------------------------------------------------
 
     def _route(self, message: SipMessage, addr: tuple[str, int], inner: object) -> None:
+        if isinstance(message, SipRequest) and self._is_retransmitted_invite(message):
+            return  # our 200 is being retransmitted until the ACK; aiosipua would say 481
         if isinstance(message, SipResponse):
             cseq = message.cseq
             if cseq is not None and cseq.method.upper() == "REFER":
@@ -213,6 +218,15 @@ class SipEndpoint:
                 return
         if callable(inner):
             inner(message, addr)
+
+    def _is_retransmitted_invite(self, request: SipRequest) -> bool:
+        if request.method.upper() != "INVITE" or request.call_id not in self._calls:
+            return False
+        to = request.to_addr
+        record = self._uas._calls.get(request.call_id or "")
+        first = record.invite.cseq if record is not None else None
+        cseq = request.cseq
+        return not (to and to.tag) and (first is None or cseq is None or cseq.seq == first.seq)
 
     # --- inbound INVITE -----------------------------------------------------------------------
 
@@ -292,6 +306,7 @@ class SipEndpoint:
                 remote=choice.remote,
                 payload_type=choice.payload_type,
                 dtmf_payload_type=choice.dtmf_payload_type,
+                signalling_host=incoming.source_addr[0],
             )
         except Exception:
             log.exception("sip: no RTP port for the call")
@@ -308,6 +323,7 @@ class SipEndpoint:
         )
         media.set_held(choice.held)
         incoming.accept(answer)
+        self._answered[call_id] = incoming
         signalling = DialogSignalling(self._uac, incoming.dialog, incoming.source_addr, incoming)
         signalling.on_bye_sent = lambda: self._uas._calls.pop(call_id, None)
         call = EndpointCall(
@@ -334,34 +350,21 @@ class SipEndpoint:
         if call is None or versions is None:
             incoming._send_response(481, "Call/Transaction Does Not Exist")
             return
-        log = logger.bind(provider_call_id=call_id)
-        media = call.media
-        if not incoming.invite.body:
-            # An offerless re-INVITE: offer what we have (the ACK's answer changes nothing)
-            incoming.accept(build_offer(ip=self.config.sdp_ip, port=media.port, versions=versions))
-            media.set_held(False)
-            return
-        offer = incoming.sdp_offer
-        try:
-            assert offer is not None
-            choice = read_media(offer, allowed=(media.payload_type,))
-        except (NoCommonCodec, AssertionError):
-            incoming._send_response(488, "Not Acceptable Here")
-            log.info("sip: re-INVITE refused 488")
-            return
-        answer = build_answer(
-            offer, ip=self.config.sdp_ip, port=media.port, choice=choice, versions=versions
-        )
-        media.update_peer(choice.remote)
-        media.set_held(choice.held)
-        incoming.accept(answer)
-        log.info("sip: re-INVITE answered (held={})", choice.held)
+        answer_reinvite(incoming, call.media, versions, self.config.sdp_ip)
 
     def _on_bye(self, _incoming: IncomingCall, request: SipRequest) -> None:
         self._ended(request.call_id or "", "remote_bye")
 
     def _on_cancel(self, request: SipRequest, _addr: tuple[str, int]) -> None:
-        logger.bind(provider_call_id=request.call_id or "").info("sip: INVITE cancelled")
+        call_id = request.call_id or ""
+        record = self._answered.get(call_id)
+        if record is None:
+            logger.bind(provider_call_id=call_id).info("sip: INVITE cancelled")
+            return
+        # The CANCEL crossed our 200: it has no effect (RFC 3261 §9.2), but aiosipua forgot
+        # the dialog (a later BYE would get 481) and stopped its timers; put them back.
+        self._uas._calls[call_id] = record
+        self._uas._start_session_timer(record)
 
     def _on_transfer_progress(self, call_id: str, status: int, reason: str) -> None:
         call = self._calls.get(call_id)

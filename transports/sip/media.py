@@ -37,12 +37,13 @@ class _PeerOnlySession(RTPSession):
     source); a trunk call must not take media from a third party.
     """
 
-    peer_host: str = ""
+    peer_hosts: frozenset[str] = frozenset()
+    signalling_hosts: frozenset[str] = frozenset()
     foreign_dropped: int = 0
     bad_dropped: int = 0
 
     def _handle_rtp(self, data: bytes, addr: tuple[str, int]) -> None:
-        if addr[0] != self.peer_host:
+        if addr[0] not in self.peer_hosts:
             self.foreign_dropped += 1
             return
         try:
@@ -51,7 +52,7 @@ class _PeerOnlySession(RTPSession):
             self.bad_dropped += 1
 
     def _handle_rtcp(self, data: bytes, addr: tuple[str, int]) -> None:
-        if addr[0] != self.peer_host:
+        if addr[0] not in self.peer_hosts:
             return
         try:
             super()._handle_rtcp(data, addr)
@@ -104,8 +105,13 @@ class RtpMedia:
         payload_type: int,
         dtmf_payload_type: int,
         port: int | None = None,
+        signalling_host: str | None = None,
     ) -> RtpMedia:
         """Bind an RTP port from ``allocator`` (or the given, already allocated one) and start.
+
+        RTP is accepted from the SDP's host and from ``signalling_host`` (the host the SIP
+        came from: a trunk behind NAT writes its private address in the SDP); sending follows
+        the address the accepted packets come from.
 
         Raises:
             RuntimeError: No free port in the range.
@@ -127,7 +133,8 @@ class RtpMedia:
                 await allocator.release(rtp_port)
                 continue
             peer = cast(_PeerOnlySession, session)
-            peer.peer_host = remote[0]
+            peer.signalling_hosts = frozenset([signalling_host] if signalling_host else [])
+            peer.peer_hosts = frozenset({remote[0], *peer.signalling_hosts})
             return cls(call_id, peer, rtp_port, allocator)
         raise RuntimeError("no free RTP port")
 
@@ -186,7 +193,7 @@ class RtpMedia:
         """A re-INVITE moved the peer's media (ignored for the 0.0.0.0 hold address)."""
         if remote[0] in ("0.0.0.0", "::") or remote[1] == 0:
             return
-        self._session.peer_host = remote[0]
+        self._session.peer_hosts = frozenset({remote[0], *self._session.signalling_hosts})
         self._session.update_remote(remote)
 
     async def close(self) -> None:

@@ -50,6 +50,10 @@ def request_problem(request: SipRequest) -> str | None:
         return "CSeq"
     if not request.from_addr or not request.from_addr.uri.host:
         return "From"
+    try:
+        request.contact  # noqa: B018 (parsed by aiosipua when a dialog is made)
+    except Exception:
+        return "Contact"
     length = request.headers.get_first("content-length")
     if length is not None:
         if not length.strip().isdigit():
@@ -153,6 +157,9 @@ class GuardedUdpTransport(UdpSipTransport):
             self._reject_raw(data, addr, "unparseable")
             return
         if isinstance(message, SipRequest):
+            if not data.split(b"\n", 1)[0].rstrip().upper().endswith(b" SIP/2.0"):
+                self._reject(message, addr, "SIP-Version", len(data), status=505)
+                return
             problem = request_problem(message)
             if problem is None and _declared_too_long(data, message):
                 problem = "Content-Length"
@@ -170,12 +177,15 @@ class GuardedUdpTransport(UdpSipTransport):
         except Exception:
             logger.exception("sip: handling a {}-byte message failed", len(data))
 
-    def _reject(self, request: SipRequest, addr: tuple[str, int], problem: str, size: int) -> None:
+    def _reject(
+        self, request: SipRequest, addr: tuple[str, int], problem: str, size: int, status: int = 400
+    ) -> None:
         self.counters["malformed"] += 1
-        logger.warning("sip: 400 for a malformed request ({}, {} bytes)", problem, size)
+        logger.warning("sip: {} for a malformed request ({}, {} bytes)", status, problem, size)
         if request.method.upper() == "ACK":
             return
-        response = SipResponse(status_code=400, reason_phrase=f"Bad Request ({problem})")
+        reason = "Version Not Supported" if status == 505 else f"Bad Request ({problem})"
+        response = SipResponse(status_code=status, reason_phrase=reason)
         for via in request.headers.get("via"):
             response.headers.append("Via", via)
         for name in ("from", "call-id", "cseq"):

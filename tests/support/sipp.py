@@ -1,0 +1,381 @@
+"""Run SIPp (Debian ``sip-tester``, SIPp 3.6.1) scenarios from ``tests/sip/`` as real SIP peers.
+
+Each :class:`Sipp` is one SIPp process in its own working directory, on a free loopback
+port, with a global timeout; when it ends the result carries the exit code, the call
+counts from ``-trace_stat`` and every SIP message it sent and received (``-trace_msg``)
+for assertions. Tests skip with a clear reason when ``sipp`` is not installed.
+
+SIPp 3.6.1 facts the scenarios rely on (checked on Debian 12's build, which has PCAP and
+RTPSTREAM): ``<exec rtp_stream="caller.ulaw,-1,0"/>`` streams a headerless G.711 file
+(paths are literal, so the harness writes the audio into the working directory as
+``caller.ulaw`` / ``caller.alaw``); every call's RTP leaves from the one ``[media_port]``
+(``-mp``); ``<exec play_dtmf="1#"/>`` sends RFC 2833 events with payload type 96.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import socket
+import tempfile
+import wave
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+import pytest
+
+from integrations.speech.audio import mulaw_encode, resample_pcm16
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "sip"
+"""The scenario XML files (``tests/sip/*.xml``)."""
+
+SIPP_SKIP = "SIPp tests need sipp (apt-get install sip-tester; scripts/test.sh installs it)"
+
+
+def sipp_binary() -> str:
+    """The ``sipp`` executable, or skip the test."""
+    path = shutil.which("sipp")
+    if path is None:
+        pytest.skip(SIPP_SKIP)
+    return path
+
+
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    """A UDP port on ``host`` nobody is bound to right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def free_rtp_port(host: str = "127.0.0.1") -> int:
+    """An even UDP port whose successor (RTCP) is free too."""
+    for _ in range(200):
+        port = free_udp_port(host)
+        if port % 2 or port > 65000:
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a:
+                a.bind((host, port + 1))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free RTP port pair on loopback")
+
+
+def udp_port_bound(host: str, port: int) -> bool:
+    """Someone holds ``host:port`` (a bind there fails)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+        return False
+
+
+def write_ulaw(wav: Path, out: Path) -> Path:
+    """Convert a mono 16-bit WAV to the headerless 8 kHz mu-law file ``rtp_stream`` plays."""
+    with wave.open(str(wav), "rb") as w:
+        if w.getsampwidth() != 2 or w.getnchannels() != 1:
+            raise ValueError(f"{wav}: need mono 16-bit PCM")
+        pcm = resample_pcm16(w.readframes(w.getnframes()), w.getframerate(), 8000)
+    out.write_bytes(mulaw_encode(pcm))
+    return out
+
+
+@dataclass(frozen=True)
+class SipMessage:
+    """One SIP message SIPp sent or received (from its ``-trace_msg`` log)."""
+
+    direction: Literal["sent", "received"]
+    text: str
+
+    @property
+    def first_line(self) -> str:
+        """The request or status line."""
+        return self.text.split("\n", 1)[0].strip()
+
+    @property
+    def status(self) -> int | None:
+        """The status code of a response (None for a request)."""
+        m = re.match(r"SIP/2\.0 (\d{3})", self.first_line)
+        return int(m.group(1)) if m else None
+
+    @property
+    def method(self) -> str | None:
+        """The method of a request (None for a response)."""
+        if self.first_line.startswith("SIP/2.0"):
+            return None
+        return self.first_line.split(" ", 1)[0]
+
+    @property
+    def body(self) -> str:
+        """The body (SDP, sipfrag) after the blank line."""
+        parts = re.split(r"\r?\n\r?\n", self.text, maxsplit=1)
+        return parts[1] if len(parts) > 1 else ""
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or None."""
+        head = re.split(r"\r?\n\r?\n", self.text, maxsplit=1)[0]
+        for line in head.splitlines()[1:]:
+            key, sep, value = line.partition(":")
+            if sep and key.strip().lower() == name.lower():
+                return value.strip()
+        return None
+
+
+_MSG_START = re.compile(
+    r"^(?:UDP|TCP|TLS|SCTP) message (sent|received) (?:\[\d+\] bytes|\(\d+ bytes\)) ?:\s*$", re.M
+)
+_SEPARATOR = re.compile(r"^-{20,} .*$", re.M)
+
+
+def parse_messages(log: str) -> list[SipMessage]:
+    """The messages in a SIPp ``-trace_msg`` file, in order."""
+    out: list[SipMessage] = []
+    for block in _SEPARATOR.split(log):
+        m = _MSG_START.search(block)
+        if not m:
+            continue
+        direction: Literal["sent", "received"] = "sent" if m.group(1) == "sent" else "received"
+        text = block[m.end() :].lstrip("\r\n").rstrip() + "\n"
+        out.append(SipMessage(direction, text))
+    return out
+
+
+def parse_stat_counts(csv_text: str) -> tuple[int, int]:
+    """(successful, failed) cumulative calls from the last row of a ``-trace_stat`` CSV."""
+    rows = [r for r in csv_text.splitlines() if r.strip()]
+    if len(rows) < 2:
+        return 0, 0
+    names = rows[0].split(";")
+    last = rows[-1].split(";")
+    values = dict(zip(names, last, strict=False))
+    return int(values.get("SuccessfulCall(C)", 0) or 0), int(values.get("FailedCall(C)", 0) or 0)
+
+
+@dataclass
+class SippResult:
+    """How one SIPp run went.
+
+    Parameters:
+        exit_code: SIPp's exit status (0 all calls succeeded, 1 some failed, 97 stopped by
+            command, 99 no call processed, 255 fatal error, 254 could not bind; negative:
+            killed by that signal, e.g. by the harness's own timeout).
+        successful: Calls that ran the scenario to its end.
+        failed: Calls that failed (unexpected message, timeout, failed check, ...).
+        messages: Every SIP message sent and received, in order.
+        errors: SIPp's error log (unexpected messages, failed checks).
+        output: SIPp's stdout and stderr.
+    """
+
+    exit_code: int
+    successful: int
+    failed: int
+    messages: list[SipMessage] = field(default_factory=list[SipMessage])
+    errors: str = ""
+    output: str = ""
+
+    def received(self, what: str | int) -> list[SipMessage]:
+        """Received requests with method ``what`` or responses with status ``what``."""
+        return [m for m in self.messages if m.direction == "received" and _is(m, what)]
+
+    def sent(self, what: str | int) -> list[SipMessage]:
+        """Sent requests with method ``what`` or responses with status ``what``."""
+        return [m for m in self.messages if m.direction == "sent" and _is(m, what)]
+
+    def explain(self) -> str:
+        """A short account for assertion messages."""
+        lines = [m.direction + ": " + m.first_line for m in self.messages]
+        return (
+            f"sipp exit {self.exit_code}, {self.successful} ok, {self.failed} failed\n"
+            + "\n".join(lines[-40:])
+            + ("\nerrors:\n" + self.errors[-3000:] if self.errors.strip() else "")
+            + ("\noutput:\n" + self.output[-2000:] if self.exit_code not in (0, 1) else "")
+        )
+
+
+def _is(message: SipMessage, what: str | int) -> bool:
+    return message.status == what if isinstance(what, int) else message.method == what
+
+
+class Sipp:
+    """One SIPp process running a scenario from ``tests/sip/`` (async).
+
+    Use ``async with Sipp(...) as sipp`` for a peer that runs beside the test (a UAS, a
+    transfer target) and read ``await sipp.wait()``; or :func:`run_sipp` for a UAC run
+    to its end. The process listens on ``127.0.0.1:port`` (a free port unless given) and
+    sends its RTP from ``media_port``.
+
+    Args:
+        scenario: A file name under ``tests/sip/`` or a path.
+        remote: ``host:port`` to send to (a UAC); None for a UAS.
+        calls: Stop after this many calls (``-m``).
+        concurrent: At most this many calls at once (``-l``); ``calls`` by default.
+        rate: New calls per second (``-r``).
+        timeout_s: SIPp's global timeout (``-timeout``, counted as a failure); the harness
+            kills the process 5 s after it.
+        keys: ``-key`` values for ``[name]`` keywords in the scenario.
+        service: The Request-URI's user part (``-s``).
+        auth: (username, password) for ``[authentication]`` (``-au``/``-ap``).
+        audio_wav: A WAV to stream (written as ``caller.ulaw`` in the working directory).
+        port: The SIP port (free one if None).
+        media_port: The RTP port (free pair if None).
+        extra_args: More SIPp options.
+        workdir: Where SIPp runs and writes its logs (a temporary directory if None).
+    """
+
+    def __init__(
+        self,
+        scenario: str | Path,
+        *,
+        remote: str | None = None,
+        calls: int = 1,
+        concurrent: int | None = None,
+        rate: float = 10.0,
+        timeout_s: float = 15.0,
+        keys: Mapping[str, str] | None = None,
+        service: str = "agent",
+        auth: tuple[str, str] | None = None,
+        audio_wav: Path | None = None,
+        port: int | None = None,
+        media_port: int | None = None,
+        extra_args: Sequence[str] = (),
+        workdir: Path | None = None,
+    ) -> None:
+        self.binary = sipp_binary()
+        path = Path(scenario)
+        self.scenario = path if path.is_absolute() else SCENARIOS / path
+        if not self.scenario.exists():
+            raise FileNotFoundError(self.scenario)
+        self.host = "127.0.0.1"
+        self.port = port or free_udp_port()
+        self.media_port = media_port or free_rtp_port()
+        self.remote = remote
+        self.timeout_s = timeout_s
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if workdir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="sipp-")
+            workdir = Path(self._tmp.name)
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if audio_wav is not None:
+            write_ulaw(audio_wav, self.workdir / "caller.ulaw")
+        elif not (self.workdir / "caller.ulaw").exists():
+            (self.workdir / "caller.ulaw").write_bytes(b"\xff" * 8000)  # 1 s of silence
+        self.args = [
+            self.binary,
+            *(["-sf", str(self.scenario)]),
+            *([remote] if remote else []),
+            *("-i", self.host, "-p", str(self.port), "-mi", self.host, "-mp", str(self.media_port)),
+            *("-m", str(calls), "-l", str(concurrent or calls), "-r", f"{rate:g}"),
+            *("-s", service, "-nostdin", "-timeout", f"{timeout_s:g}s", "-timeout_error"),
+            *("-trace_stat", "-stf", "stat.csv", "-fd", "1"),
+            *("-trace_msg", "-message_file", "messages.log"),
+            *("-trace_err", "-error_file", "errors.log"),
+            *("-trace_screen", "-screen_file", "screen.log"),
+            *("-max_invite_retrans", "3", "-max_non_invite_retrans", "3"),
+        ]
+        for name, value in (keys or {}).items():
+            self.args += ["-key", name, value]
+        if auth:
+            self.args += ["-au", auth[0], "-ap", auth[1]]
+        self.args += list(extra_args)
+        self._proc: asyncio.subprocess.Process | None = None
+        self._result: SippResult | None = None
+
+    @property
+    def address(self) -> str:
+        """``host:port`` this SIPp listens on (for a UAC's target or a Refer-To)."""
+        return f"{self.host}:{self.port}"
+
+    def uri(self, user: str = "agent") -> str:
+        """A ``sip:`` URI reaching this SIPp."""
+        return f"sip:{user}@{self.address}"
+
+    async def start(self) -> Sipp:
+        """Start SIPp and wait until it holds its SIP port."""
+        self._proc = await asyncio.create_subprocess_exec(
+            *self.args,
+            cwd=self.workdir,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "TERM": "dumb"},
+        )
+        for _ in range(100):
+            if self._proc.returncode is not None or udp_port_bound(self.host, self.port):
+                break
+            await asyncio.sleep(0.02)
+        return self
+
+    async def wait(self) -> SippResult:
+        """Wait for SIPp to end (its timeout, plus 5 s before the harness kills it)."""
+        if self._result is not None:
+            return self._result
+        proc = self._proc
+        if proc is None:
+            raise RuntimeError("SIPp was not started")
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), self.timeout_s + 5)
+        except TimeoutError:
+            proc.kill()
+            out, _ = await proc.communicate()
+        self._result = self._collect(proc.returncode or 0, out.decode(errors="replace"))
+        return self._result
+
+    async def stop(self) -> SippResult:
+        """End SIPp now (SIGUSR1 asks it to quit; killed if it lingers) and collect."""
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(10)  # SIGUSR1: SIPp's "quit" (as pressing q)
+            try:
+                await asyncio.wait_for(proc.wait(), 3)
+            except TimeoutError:
+                proc.kill()
+        return await self.wait()
+
+    def _collect(self, code: int, output: str) -> SippResult:
+        def read(name: str) -> str:
+            p = self.workdir / name
+            return p.read_text(errors="replace") if p.exists() else ""
+
+        ok, failed = parse_stat_counts(read("stat.csv"))
+        return SippResult(
+            exit_code=code,
+            successful=ok,
+            failed=failed,
+            messages=parse_messages(read("messages.log")),
+            errors=read("errors.log"),
+            output=output,
+        )
+
+    async def __aenter__(self) -> Sipp:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+async def run_sipp(scenario: str | Path, remote: str, **kwargs: object) -> SippResult:
+    """Run a UAC scenario against ``remote`` (``host:port``) to its end; see :class:`Sipp`."""
+    sipp = Sipp(scenario, remote=remote, **kwargs)  # type: ignore[arg-type]
+    try:
+        await sipp.start()
+        return await sipp.wait()
+    finally:
+        if sipp._tmp is not None:  # noqa: SLF001 - the harness's own temporary directory
+            sipp._tmp.cleanup()  # noqa: SLF001
