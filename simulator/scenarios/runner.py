@@ -301,7 +301,11 @@ class ScenarioCall:
         await self._await_reply(call, step, result, turn.caller_end_s, keep_open)
         if result.reply_start_s is not None and turn.latency_s is not None:
             result.latency_ms = round(turn.latency_s * 1000, 1)
-        result.barge_in = BargeIn(turn.caller_onset_s, measured is not None)
+        result.barge_in = BargeIn(
+            turn.caller_onset_s,
+            measured is not None,
+            wire="sip" if isinstance(call, SipCallEmulator) else "twilio",
+        )
         if measured is not None:
             result.barge_in.bot_stopped_s = measured.bot_stopped_s
             result.barge_in.clear_s = measured.clear_s

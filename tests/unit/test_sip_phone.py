@@ -213,3 +213,20 @@ def test_simulate_refuses_a_bad_sip_uri(tmp_path, capsys):
     assert "sip:agent@HOST" in capsys.readouterr().err
     assert main(["simulate", str(scenario), "--sip", "sip:agent@10.1.2.3", "--check"]) == 2
     assert main(["simulate", str(scenario), "--sip", "sip:agent@127.0.0.1:5070", "--check"]) == 0
+
+
+def test_over_sip_a_barge_in_counts_when_the_audio_stops_at_the_phone():
+    from simulator.scenarios.checks import CallFacts, check_step
+    from simulator.scenarios.results import BargeIn, StepResult
+    from simulator.scenarios.scenario import parse_scenario
+
+    s = parse_scenario(
+        "name: b\nsteps:\n  - say: hours?\n  - barge_in: where?\n    expect: {interrupted: true}\n",
+        "b.yaml",
+    )
+    step = StepResult(2, "barge_in", "barge_in", caller_onset_s=5.0, caller_end_s=6.0)
+    step.barge_in = BargeIn(5.0, True, bot_stopped_s=5.3, wire="sip")  # no 'clear' in SIP
+    [check] = check_step(step, s.steps[1].expect, CallFacts(events_available=True))
+    assert check.status == "pass" and "SIP phone" in check.actual
+    step.barge_in = BargeIn(5.0, True, bot_stopped_s=9.0, wire="sip")  # talked on
+    assert check_step(step, s.steps[1].expect, CallFacts())[0].status == "fail"
