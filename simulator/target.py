@@ -1,6 +1,7 @@
 """Where simulated calls go: a running agent (by URL), or one started here on loopback.
 
-A :class:`Target` says how to reach the agent's Twilio endpoints, how to read its
+A :class:`Target` says how to reach the agent's Twilio endpoints (or its SIP endpoint:
+:attr:`Target.sip_uri`, calls then go over SIP/RTP), how to read its
 per-call events (operator token; :mod:`simulator.events_client` reads them), and, when
 the agent was started here, gives the fake Twilio REST API its hang-ups and transfers go
 to. :class:`LocalAgent` is the one
@@ -22,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -31,7 +32,7 @@ import httpx
 
 from integrations.speech.base import SpeechRecognizer
 from simulator.fake_twilio import CallUpdate, FakeTwilioRest
-from simulator.phone import TwilioCallEmulator, place_call
+from simulator.phone import PhoneCall, TwilioCallEmulator, place_call, place_sip_call
 
 SIM_ACCOUNT_SID = "AC" + "5" * 32
 SIM_FROM_NUMBER = "+15555550100"
@@ -81,6 +82,8 @@ class Target:
         fake_twilio: That fake itself (agent started here): outbound calls ring its callees.
         transcriber: ASR for what the caller heard.
         label: Where it is, for reports.
+        sip_uri: Place the calls over SIP to this URI (``sip:agent@host:port``) instead of
+            Twilio Media Streams; the URLs above still serve the events and records.
     """
 
     stream_url: str
@@ -92,6 +95,7 @@ class Target:
     transcriber: SpeechRecognizer | None = None
     label: str = ""
     fake_twilio: FakeTwilioRest | None = None
+    sip_uri: str | None = None
 
     @classmethod
     def from_url(
@@ -118,17 +122,33 @@ class Target:
             return cls(stream, base, auth_token, operator_token, via_webhook=True, label=url)
         raise ValueError("the URL must be ws(s)://HOST/twilio/stream or http(s)://HOST")
 
-    async def dial(self, **emulator_kwargs: Any) -> TwilioCallEmulator:
+    def over_sip(self, sip_uri: str) -> Target:
+        """The same agent, called over SIP at ``sip_uri`` (checked: ``sip:user@host[:port]``).
+
+        Raises:
+            ValueError: not a SIP URI.
+        """
+        from simulator.phone import SipTarget
+
+        uri = SipTarget.parse(sip_uri).uri
+        label = f"{self.label} over SIP ({uri})" if self.label else uri
+        return replace(self, sip_uri=uri, label=label)
+
+    async def dial(self, **emulator_kwargs: Any) -> PhoneCall:
         """Place one call and return it connected.
 
-        Through the voice webhook like Twilio when :attr:`via_webhook` (a server that checks
-        signatures admits only streams its webhook issued a token for), else straight to the
-        stream (a server on loopback without an auth token).
+        Over SIP when :attr:`sip_uri` is set (an INVITE, then RTP). Else through the voice
+        webhook like Twilio when :attr:`via_webhook` (a server that checks signatures admits
+        only streams its webhook issued a token for), else straight to the stream (a
+        server on loopback without an auth token).
 
         Args:
             **emulator_kwargs: Passed to :class:`~simulator.phone.TwilioCallEmulator`
-                (``from_number``, ``background``, ``line``...).
+                or :class:`~simulator.phone.SipCallEmulator` (``from_number``,
+                ``background``, ``line``...).
         """
+        if self.sip_uri:
+            return await place_sip_call(self.sip_uri, **emulator_kwargs)
         if self.via_webhook and self.base_url:
             return await place_call(
                 self.base_url,
@@ -147,6 +167,13 @@ class Target:
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_udp_port() -> int:
+    """A free UDP port on 127.0.0.1 (for the agent's SIP endpoint)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
@@ -188,6 +215,8 @@ class LocalAgent:
         use_environment: bool = True,
         companions: Companions | None = None,
         serve_args: Sequence[str] = (),
+        sip: bool = False,
+        sip_port: int = 0,
     ):
         """Prepare (nothing starts until :meth:`start`).
 
@@ -204,6 +233,9 @@ class LocalAgent:
             companions: Services started beside the agent (see :data:`Companions`).
             serve_args: More ``callagent serve`` arguments (process mode, e.g.
                 ``("--workers", "2")``).
+            sip: Also listen for SIP on a loopback UDP port (``CALLAGENT_SIP_LISTEN``); the
+                target's calls then go over SIP (:attr:`Target.sip_uri`).
+            sip_port: That port (default: a free one).
         """
         if mode not in ("thread", "process"):
             raise ValueError("mode must be thread or process")
@@ -230,11 +262,29 @@ class LocalAgent:
         self._process: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.base_url = ""
+        self.sip = sip or bool(sip_port)
+        self._fixed_sip_port = sip_port
+        self.sip_port = sip_port
 
     @property
     def stream_url(self) -> str:
         """The agent's Twilio Media Streams WebSocket (``ws://host:port/twilio/stream``)."""
         return self.base_url.replace("http://", "ws://") + STREAM_PATH
+
+    @property
+    def sip_uri(self) -> str | None:
+        """The agent's SIP address (``sip:agent@127.0.0.1:port``) when it listens for SIP."""
+        return f"sip:agent@127.0.0.1:{self.sip_port}" if self.sip and self.sip_port else None
+
+    def _sip_env(self) -> dict[str, str]:
+        if not self.sip:
+            return {}
+        if not self.sip_port:
+            self.sip_port = free_udp_port()
+        return {
+            "CALLAGENT_SIP_LISTEN": f"127.0.0.1:{self.sip_port}",
+            "CALLAGENT_SIP_TRUNKS": "127.0.0.1/32",  # the simulated callers
+        }
 
     def settings_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """The settings (environment variables) the agent is configured with."""
@@ -244,6 +294,7 @@ class LocalAgent:
         if not self.port:
             self.port = free_port()
         return {
+            **self._sip_env(),
             "TWILIO_ACCOUNT_SID": SIM_ACCOUNT_SID,
             "TWILIO_AUTH_TOKEN": self.auth_token,
             "TWILIO_API_BASE_URL": self.rest.base_url,
@@ -283,8 +334,10 @@ class LocalAgent:
             via_webhook=True,
             rest=self.routes,
             transcriber=getattr(self.runtime, "recognizer", None),
-            label=f"in-process agent ({self.mode})",
+            label=f"in-process agent ({self.mode})"
+            + (f" over SIP ({self.sip_uri})" if self.sip_uri else ""),
             fake_twilio=self.rest,
+            sip_uri=self.sip_uri,
         )
 
     async def stop(self) -> None:
@@ -307,6 +360,7 @@ class LocalAgent:
             self.base_url = ""
             await self._stop_services()
         self.port = 0
+        self.sip_port = self._fixed_sip_port
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

@@ -21,6 +21,42 @@ def add_agent_arguments(p: argparse.ArgumentParser, *, operator_token_for: str =
     p.add_argument("--server", choices=["thread", "process"], default="process")
 
 
+def add_sip_argument(p: argparse.ArgumentParser, *, what: str) -> None:
+    """``--sip URI``: the agent's SIP address (an agent started here listens there)."""
+    p.add_argument(
+        "--sip",
+        metavar="URI",
+        help=f"the agent's SIP URI (sip:agent@127.0.0.1:5060): {what}; without --url the "
+        "agent started here listens for SIP on its port",
+    )
+
+
+def sip_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``--sip`` (None when absent or usable)."""
+    if not getattr(args, "sip", None):
+        return None
+    from simulator.phone import SipTarget
+
+    try:
+        target = SipTarget.parse(args.sip)
+    except ValueError as e:
+        return f"--sip {args.sip}: {e}"
+    if not args.url and target.host not in ("127.0.0.1", "localhost"):
+        return "--sip: the agent started here listens on 127.0.0.1 (or give --url)"
+    return None
+
+
+async def dial(target: Any, *, sip: bool = False, **kwargs: Any) -> Any:
+    """Place one call on ``target``: over SIP (``sip``, to ``target.sip_uri``) or Twilio."""
+    from dataclasses import replace
+
+    if not sip:
+        target = replace(target, sip_uri=None)
+    elif not target.sip_uri:
+        raise ValueError("this target has no SIP URI (--sip)")
+    return await target.dial(**kwargs)
+
+
 def add_output_arguments(p: argparse.ArgumentParser) -> None:
     """``--json`` and ``--verbose``."""
     p.add_argument("--json", type=Path, help="also save the results as JSON here")

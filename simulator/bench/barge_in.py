@@ -1,6 +1,8 @@
 """``callagent bench barge-in``: how fast the bot goes quiet for the caller, and when it must not.
 
-Three measurements, all at the phone over Twilio Media Streams:
+Three measurements, all at the phone over Twilio Media Streams (and, with ``--sip URI``,
+the same again at a SIP caller: INVITE, G.711 RTP, RFC 4733 keys; SIP has no ``clear``,
+so there an answer counts as cut when the agent's events report an ``interruption``):
 
 - **barge-in**: the caller asks a question with a long answer, then talks over the
   answer (0.6-1.6 s into it) with a new question; caller voice onset -> the bot's
@@ -37,6 +39,7 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
         "barge-in", help="caller onset -> bot silent at the phone; false barge-ins from noise"
     )
     bench_args.add_agent_arguments(p, operator_token_for="to see resumed answers")
+    bench_args.add_sip_argument(p, what="the same measurements again over SIP")
     p.add_argument("--trials", type=int, default=30, help="barge-ins to measure (30)")
     p.add_argument("--noise-trials", type=int, default=16, help="answers under babble (16)")
     p.add_argument(
@@ -54,24 +57,53 @@ def run_barge_in(args: argparse.Namespace) -> int:
 
 
 async def _main(args: argparse.Namespace) -> int:
+    from simulator.bench import kit as benchkit
+
+    problem = bench_args.sip_problem(args)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    texts = (*benchkit.LONG_ANSWERS, *benchkit.INTERRUPTIONS, *benchkit.BACKCHANNELS)
+    clips = await asyncio.to_thread(benchkit.clips, texts)
+    agent = await benchkit.start_agent_for(args)
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        for wire in ("twilio", "sip") if args.sip else ("twilio",):
+            if args.sip:
+                print(f"over {'SIP' if wire == 'sip' else 'Twilio Media Streams'}:", flush=True)
+            results[wire] = await _measure(agent, clips, args, sip=wire == "sip")
+    finally:
+        await agent.stop()
+    result = results["twilio"]
+    if args.sip:
+        _print_comparison(results["twilio"], results["sip"])
+        result = {
+            "bench": "barge-in",
+            "target": agent.target.label,
+            "twilio": results["twilio"],
+            "sip": results["sip"],
+        }
+    benchkit.save_json(args.json, result)
+    return 0
+
+
+async def _measure(
+    agent: Any, clips: dict[str, bytes], args: argparse.Namespace, *, sip: bool
+) -> dict[str, Any]:
+    """The three measurements over one wire; prints them and returns the figures."""
     from integrations.percentile import latency_summary
     from simulator.bench import kit as benchkit
 
     rng = random.Random(args.seed)
-    texts = (*benchkit.LONG_ANSWERS, *benchkit.INTERRUPTIONS, *benchkit.BACKCHANNELS)
-    clips = await asyncio.to_thread(benchkit.clips, texts)
-    agent = await benchkit.start_agent_for(args)
-    try:
-        barge = await _barge_ins(agent, clips, args.trials, rng)
-        noise = await _under_babble(agent, clips, args.noise_trials, args.snr, args.seed)
-        back = await _backchannels(agent, clips, args.backchannel_trials, rng)
-    finally:
-        await agent.stop()
+    barge = await _barge_ins(agent, clips, args.trials, rng, sip=sip)
+    noise = await _under_babble(agent, clips, args.noise_trials, args.snr, args.seed, sip=sip)
+    back = await _backchannels(agent, clips, args.backchannel_trials, rng, sip=sip)
     stop = latency_summary([t["stop_ms"] for t in barge])
     clear = latency_summary([t["clear_ms"] for t in barge])
     result: dict[str, Any] = {
         "bench": "barge-in",
         "target": agent.target.label,
+        "wire": "sip" if sip else "twilio",
         "barge_in": {
             "trials": len(barge),
             "bot_was_speaking": sum(t["bot_was_speaking"] for t in barge),
@@ -83,34 +115,50 @@ async def _main(args: argparse.Namespace) -> int:
         "backchannel": back,
     }
     print()
-    print("barge-in: caller onset -> bot silent at the phone")
+    wire = "SIP caller" if sip else "phone"
+    print(f"barge-in: caller onset -> bot silent at the {wire}")
     print(f"  {benchkit.fmt(stop)}")
-    print(f"  onset -> Twilio clear: {benchkit.fmt(clear)}")
+    if not sip:
+        print(f"  onset -> Twilio clear: {benchkit.fmt(clear)}")
+    cuts = "interruption(s)" if sip else "clear(s)"
     print(
         f"babble at {args.snr:g} dB SNR, caller silent: {noise['false_barge_ins']} false "
-        f"barge-in(s) in {noise['answers']} answers ({noise['clears']} clear(s))"
+        f"barge-in(s) in {noise['answers']} answers ({noise['clears']} {cuts})"
     )
     print(
         f"backchannels during answers: {back['abandoned']} answer(s) abandoned of "
         f"{back['trials']}; {back['resumed']} resumed after a pause of "
         f"{benchkit.fmt(back['pause'])}; {back['kept_talking']} not even paused"
     )
-    benchkit.save_json(args.json, result)
-    return 0
+    return result
 
 
-async def _call(agent: Any, **kwargs: Any) -> Any:
-    from simulator.phone import place_call
+def _print_comparison(twilio: dict[str, Any], sip: dict[str, Any]) -> None:
+    from simulator.bench import kit as benchkit
 
-    t = agent.target
-    from simulator.target import SIM_ACCOUNT_SID
+    print()
+    print("caller onset -> bot silent at the caller")
+    print(f"  Twilio Media Streams: {benchkit.fmt(twilio['barge_in']['onset_to_silent_at_phone'])}")
+    print(f"  SIP (G.711 RTP):      {benchkit.fmt(sip['barge_in']['onset_to_silent_at_phone'])}")
 
-    return await place_call(
-        t.base_url,
-        auth_token=t.auth_token,
-        account_sid=SIM_ACCOUNT_SID if t.rest else None,
-        **kwargs,
-    )
+
+async def _call(agent: Any, *, sip: bool = False, **kwargs: Any) -> Any:
+    return await bench_args.dial(agent.target, sip=sip, **kwargs)
+
+
+async def _cut(call: Any, events: Any, clears_before: int) -> tuple[int, list[str]]:
+    """How many times the bot was cut since ``clears_before``, and the events since.
+
+    Twilio: the ``clear`` messages the phone received. SIP has no such message: the
+    agent's ``interruption`` events count instead.
+    """
+    from simulator.phone import SipCallEmulator
+
+    new = await events.fetch() if events is not None else []
+    kinds = [str(e.get("type")) for e in new]
+    if isinstance(call, SipCallEmulator):
+        return kinds.count("interruption"), kinds
+    return call.clears_received - clears_before, kinds
 
 
 async def _greeted(call: Any) -> None:
@@ -118,13 +166,15 @@ async def _greeted(call: Any) -> None:
     await call.wait_for_bot_silence(1.0, timeout=30)
 
 
-async def _barge_ins(agent: Any, clips: dict[str, bytes], trials: int, rng: random.Random) -> list:
+async def _barge_ins(
+    agent: Any, clips: dict[str, bytes], trials: int, rng: random.Random, *, sip: bool = False
+) -> list:
     from simulator.bench import kit as benchkit
     from simulator.phone import CallEndedError
 
     out: list[dict[str, Any]] = []
     while len(out) < trials:
-        call = await _call(agent)
+        call = await _call(agent, sip=sip)
         try:
             await _greeted(call)
             for _ in range(min(PER_CALL, trials - len(out))):
@@ -162,17 +212,28 @@ async def _barge_ins(agent: Any, clips: dict[str, bytes], trials: int, rng: rand
 
 
 async def _under_babble(
-    agent: Any, clips: dict[str, bytes], answers: int, snr: float, seed: int
+    agent: Any,
+    clips: dict[str, bytes],
+    answers: int,
+    snr: float,
+    seed: int,
+    *,
+    sip: bool = False,
 ) -> dict[str, Any]:
+    import httpx
+
+    from simulator.events_client import EventsClient
     from simulator.phone import CallEndedError
     from simulator.voices.noise import BackgroundNoise, NoiseSpec
 
     done = clears = false = 0
     n = 0
+    http = httpx.AsyncClient()
     while done < answers:
         n += 1
         noise = BackgroundNoise.for_speech(NoiseSpec("babble", snr, seed=seed + n))
-        call = await _call(agent, background=noise)
+        call = await _call(agent, sip=sip, background=noise)
+        events = EventsClient(agent.target, call.call_sid, http) if sip else None
         try:
             await _greeted(call)
             for _ in range(min(PER_CALL, answers - done)):
@@ -180,8 +241,10 @@ async def _under_babble(
                 await call.press(KEYED_QUESTIONS[done % len(KEYED_QUESTIONS)])
                 start = await call.wait_for_bot_speech_start(timeout=30, after=pressed)
                 before = call.clears_received
+                if events is not None:
+                    await events.fetch()
                 end = await call.wait_for_bot_silence(1.5, timeout=40)
-                cut = call.clears_received - before
+                cut, _kinds = await _cut(call, events, before)
                 clears += cut
                 false += cut > 0
                 done += 1
@@ -190,11 +253,12 @@ async def _under_babble(
             print(f"  call ended early: {type(e).__name__}", file=sys.stderr)
         finally:
             await call.hang_up()
+    await http.aclose()
     return {"snr_db": snr, "answers": done, "false_barge_ins": false, "clears": clears}
 
 
 async def _backchannels(
-    agent: Any, clips: dict[str, bytes], trials: int, rng: random.Random
+    agent: Any, clips: dict[str, bytes], trials: int, rng: random.Random, *, sip: bool = False
 ) -> dict[str, Any]:
     import httpx
 
@@ -206,7 +270,7 @@ async def _backchannels(
     rows: list[dict[str, Any]] = []
     async with httpx.AsyncClient() as http:
         while len(rows) < trials:
-            call = await _call(agent)
+            call = await _call(agent, sip=sip)
             events = EventsClient(agent.target, call.call_sid, http)
             try:
                 await _greeted(call)
@@ -223,9 +287,8 @@ async def _backchannels(
                     clears = call.clears_received
                     said = await call.say(clips[word])
                     await call.wait_for_bot_silence(1.5, timeout=40)
-                    new = await events.fetch()
-                    kinds = [e["type"] for e in new]
-                    paused = call.clears_received > clears
+                    cut, kinds = await _cut(call, events, clears)
+                    paused = cut > 0
                     resumed = "resumed" in kinds
                     replied = "nlu" in kinds  # the backchannel was taken as a question
                     pause_ms = None

@@ -9,7 +9,10 @@ that did not all start together). Turn latency
 is taken at the phone (caller end of speech -> first bot audio); the agent's CPU time
 (its own process when started here, ``--server process``) is sampled over the step.
 Prints a table and the largest N whose p95 stays within ``--limit-ms``, saves JSON and an
-SVG plot. Nothing is asserted.
+SVG plot. With ``--sip`` the calls are SIP calls instead (INVITE, G.711 RTP, BYE; each
+agent started here listens for SIP on a free loopback port, a running one is reached at
+``--sip URI``), so the table is the largest N of simultaneous SIP calls within the budget.
+Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -90,6 +93,14 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
         default="embedded",
         help="embedded STT/TTS, or cloud (Cartesia fakes on loopback with realistic delays)",
     )
+    p.add_argument(
+        "--sip",
+        nargs="?",
+        const="",
+        metavar="URI",
+        help="place SIP calls instead of Twilio ones (the agents started here listen for SIP; "
+        "with --url give the deployment's SIP URI: --sip sip:agent@HOST:5060)",
+    )
     p.add_argument("--plot", type=Path, help="save the plot (SVG) here")
     bench_args.add_output_arguments(p)
     p.set_defaults(func=run_concurrency)
@@ -112,6 +123,17 @@ def run_concurrency(args: argparse.Namespace) -> int:
     if args.workers > 1 and not serves_workers():
         print("--workers needs a callagent serve that has --workers", file=sys.stderr)
         return 2
+    if args.sip is not None and args.url and not args.sip:
+        print("--sip with --url needs the deployment's SIP URI (--sip sip:agent@HOST:PORT)")
+        return 2
+    if args.sip:
+        from simulator.phone import SipTarget
+
+        try:
+            SipTarget.parse(args.sip)
+        except ValueError as e:
+            print(f"--sip {args.sip}: {e}", file=sys.stderr)
+            return 2
     if args.speech == "cloud" and args.url:
         print("--speech cloud starts the agents here (not with --url/--target)", file=sys.stderr)
         return 2
@@ -145,6 +167,7 @@ async def _main(args: argparse.Namespace, steps: list[int]) -> int:
                 workers=args.workers,
                 env=speech.env,
                 verbose=args.verbose,
+                sip=args.sip,
             )
         except (RuntimeError, ValueError) as e:
             print(f"the agents did not start: {e}", file=sys.stderr)
@@ -153,7 +176,7 @@ async def _main(args: argparse.Namespace, steps: list[int]) -> int:
             # Warm up each process (each synthesises its fixed lines on its first call; the
             # workers behind one port are reached as the kernel spreads connections).
             for i in range(len(fleet.targets) * (1 if args.url else args.workers)):
-                await _one_call(fleet.target_for(i), clips, 1, 0.0, 0)
+                await _one_call(fleet.target_for(i), clips, 1, 0.0, 0, sip=args.sip is not None)
             await asyncio.sleep(5)
             for n in steps:
                 row = await _step(fleet, clips, n, rng, args)
@@ -183,8 +206,9 @@ async def _main(args: argparse.Namespace, steps: list[int]) -> int:
     best = max(within) if within else 0
     per_call = next((r["server_cpu_pct_per_call"] for r in rows if r["calls"] == best), None)
     where = f"{args.processes} process(es) x {args.workers} worker(s)" if not args.url else args.url
+    kind = "SIP calls" if args.sip is not None else "N"
     print(
-        f"largest N with p95 <= {args.limit_ms:g} ms: {best} ({where}, {args.speech} speech, "
+        f"largest {kind} with p95 <= {args.limit_ms:g} ms: {best} ({where}, {args.speech} speech, "
         f"on {cores} cores, calls started within {args.spread:g} s)"
     )
     if per_call is not None:
@@ -197,6 +221,7 @@ async def _main(args: argparse.Namespace, steps: list[int]) -> int:
     result = {
         "bench": "concurrency",
         "target": fleet.label,
+        "wire": "sip" if args.sip is not None else "twilio",
         "processes": None if args.url else args.processes,
         "workers": None if args.url else args.workers,
         **served,
@@ -226,7 +251,14 @@ async def _step(
     offsets = [rng.randrange(len(clips)) for _ in range(n)]
     results = await asyncio.gather(
         *(
-            _one_call(fleet.target_for(i), clips, args.questions, delay, offset)
+            _one_call(
+                fleet.target_for(i),
+                clips,
+                args.questions,
+                delay,
+                offset,
+                sip=args.sip is not None,
+            )
             for i, (delay, offset) in enumerate(zip(delays, offsets, strict=True))
         )
     )
@@ -276,22 +308,31 @@ def _plot(args: argparse.Namespace, rows: list[dict[str, Any]], cores: int) -> N
 
 
 async def _one_call(
-    t: Target, clips: dict[str, bytes], questions: int, delay_s: float, offset: int
+    t: Target,
+    clips: dict[str, bytes],
+    questions: int,
+    delay_s: float,
+    offset: int,
+    *,
+    sip: bool = False,
 ) -> dict[str, Any]:
     """One call asking ``questions`` questions from the ``offset``-th on, after ``delay_s``."""
-    from simulator.phone import CallEndedError, place_call
+    from simulator.phone import CallEndedError, PhoneCall, place_call, place_sip_call
     from simulator.target import SIM_ACCOUNT_SID
 
     await asyncio.sleep(delay_s)
     out: dict[str, Any] = {"latencies": [], "unanswered": 0, "error": None}
-    call = None
+    call: PhoneCall | None = None
     try:
-        call = await place_call(
-            t.base_url or "",
-            auth_token=t.auth_token,
-            account_sid=SIM_ACCOUNT_SID if t.rest else None,
-            timeout_s=30,
-        )
+        if sip:
+            call = await place_sip_call(t.sip_uri or "", timeout_s=30)
+        else:
+            call = await place_call(
+                t.base_url or "",
+                auth_token=t.auth_token,
+                account_sid=SIM_ACCOUNT_SID if t.rest else None,
+                timeout_s=30,
+            )
         await call.wait_for_bot_speech_start(timeout=60)
         await call.wait_for_bot_silence(1.0, timeout=60)
         texts = list(clips)

@@ -120,6 +120,7 @@ async def start_fleet(
     workers: int = 1,
     env: Mapping[str, str] | None = None,
     verbose: bool = False,
+    sip: str | None = None,
 ) -> Fleet:
     """A running deployment at ``url``, or ``processes`` agents started here sharing one store.
 
@@ -134,10 +135,14 @@ async def start_fleet(
         workers: Server processes per agent (``CALLAGENT_WORKERS``, ``serve --workers``).
         env: More settings for every agent started here.
         verbose: Let the agents' logs through.
+        sip: Call over SIP: the ``url`` deployment's SIP URI, or ``""`` for the agents
+            started here (each then listens for SIP on a free loopback port).
     """
     if url:
         target = Target.from_url(url, auth_token=auth_token, operator_token=operator_token)
-        return Fleet([target], label=url)
+        if sip:
+            target = target.over_sip(sip)
+        return Fleet([target], label=f"{url} over SIP ({target.sip_uri})" if sip else url)
     if processes > 1 and mode != "process":
         raise ValueError("several agents run as processes (--server process)")
     tmp = tempfile.TemporaryDirectory(prefix="callagent-fleet-")
@@ -156,7 +161,13 @@ async def start_fleet(
     )
     try:
         for _ in range(processes):
-            agent = LocalAgent(mode=mode, env=settings, data_dir=Path(tmp.name), verbose=verbose)
+            agent = LocalAgent(
+                mode=mode,
+                env=settings,
+                data_dir=Path(tmp.name),
+                verbose=verbose,
+                sip=sip is not None,
+            )
             fleet.agents.append(agent)
             fleet.targets.append(await agent.start())
     except BaseException:
@@ -165,7 +176,8 @@ async def start_fleet(
     store = "PostgreSQL" if database_url.startswith("postgres") else "one SQLite file"
     shared = f", shared state {shared_state_url.split('://')[0]}" if shared_state_url else ""
     each = f", {workers} workers each" if workers > 1 else ""
-    fleet.label = f"{processes} agent process(es) on loopback ({store}{shared}{each})"
+    over = ", calls over SIP" if sip is not None else ""
+    fleet.label = f"{processes} agent process(es) on loopback ({store}{shared}{each}{over})"
     return fleet
 
 

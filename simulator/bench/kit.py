@@ -97,16 +97,23 @@ async def start_agent(
     operator_token: str | None = None,
     env: dict[str, str] | None = None,
     verbose: bool = False,
+    sip: str | None = None,
 ) -> Agent:
-    """A running agent (``url``), or one started here in ``mode`` (thread or process)."""
+    """A running agent (``url``), or one started here in ``mode`` (thread or process).
+
+    With ``sip`` (a ``sip:`` URI) the target also knows the agent's SIP address
+    (:attr:`Target.sip_uri`); an agent started here listens for SIP on that URI's port.
+    """
     if url:
-        return Agent(
-            Target.from_url(url, auth_token=auth_token, operator_token=operator_token), None, None
-        )
+        target = Target.from_url(url, auth_token=auth_token, operator_token=operator_token)
+        return Agent(target.over_sip(sip) if sip else target, None, None)
     print(
         f"starting the agent on loopback ({mode}, loading models)...", file=sys.stderr, flush=True
     )
-    local = LocalAgent(mode=mode, env=env, verbose=verbose)
+    from simulator.phone import SipTarget
+
+    sip_port = SipTarget.parse(sip).port if sip else 0
+    local = LocalAgent(mode=mode, env=env, verbose=verbose, sip_port=sip_port)
     target = await local.start()
     return Agent(target, local, local.pid)
 
@@ -119,6 +126,7 @@ async def start_agent_for(args: Any) -> Agent:
         auth_token=args.auth_token,
         operator_token=getattr(args, "operator_token", None),
         verbose=args.verbose,
+        sip=getattr(args, "sip", None),
     )
 
 

@@ -5,8 +5,10 @@ the phone emulator (:mod:`simulator.phone`), asks the agent's own FAQ
 questions in a synthetic caller voice, and measures, at the phone, the time from the
 caller's end of speech to the first bot audio heard. It also collects the server's own
 per-stage breakdown from each call's ``latency`` events (``/api/calls/{id}/events``:
-always for the agent started here, with ``--operator-token`` for a running one). It
-prints numbers and never fails on slow ones.
+always for the agent started here, with ``--operator-token`` for a running one). With
+``--sip URI`` the same calls are placed a second time over SIP (INVITE, G.711 RTP; the
+agent started here listens on the URI's port) and both wires' figures are printed side
+by side, each measured at its caller. It prints numbers and never fails on slow ones.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import json
 import math
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,12 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
         "--url",
         help="stream URL of a running server (ws://HOST:PORT/twilio/stream); "
         "default: start the server in-process on a free port",
+    )
+    latency.add_argument(
+        "--sip",
+        metavar="URI",
+        help="also place the same calls over SIP to this URI (sip:agent@127.0.0.1:5060) and "
+        "print both wires' figures; without --url the agent started here listens there",
     )
     latency.add_argument("--turns", type=int, default=50, help="caller turns to measure (50)")
     latency.add_argument(
@@ -104,6 +112,8 @@ class LatencyReport:
     """Everything ``bench latency`` measured."""
 
     url: str
+    wire: str = "twilio"
+    """``twilio`` (Media Streams) or ``sip`` (INVITE + RTP)."""
     turns: list[TurnResult] = field(default_factory=list)
     conditions: dict[str, Any] = field(default_factory=dict)
     greeting_ms: list[float] = field(default_factory=list)
@@ -141,6 +151,7 @@ class LatencyReport:
         return {
             "bench": "latency",
             "url": self.url,
+            "wire": self.wire,
             "conditions": self.conditions,
             "summary": self.summary(),
             "turns": [dataclasses.asdict(t) for t in self.turns],
@@ -329,8 +340,22 @@ def run_latency(args: argparse.Namespace) -> int:
         print(e, file=sys.stderr)
         return 2
 
+    if args.sip:
+        from simulator.phone import SipTarget
+
+        try:
+            sip_target = SipTarget.parse(args.sip)
+        except ValueError as e:
+            print(f"--sip {args.sip}: {e}", file=sys.stderr)
+            return 2
+        if args.url is None and sip_target.host not in ("127.0.0.1", "localhost"):
+            print("--sip: the agent started here listens on 127.0.0.1 (or give --url)")
+            return 2
     report = LatencyReport(url=args.url or "in-process")
     report.conditions = {"noise": args.noise, "snr_db": args.snr if args.noise else None}
+    sip_report = LatencyReport(url=args.sip, wire="sip") if args.sip else None
+    if sip_report is not None:
+        sip_report.conditions = report.conditions
     logger.remove()
     logger.add(sys.stderr, level="INFO" if args.verbose else "WARNING")
     noise = f", {args.noise} noise at {args.snr:g} dB SNR" if args.noise else ", no noise"
@@ -343,12 +368,18 @@ def run_latency(args: argparse.Namespace) -> int:
             clips=clips,
             background=background,
             replies=ReplyCheck(expected_replies(agent), _phone_transcriber()),
+            sip_report=sip_report,
         )
     )
     _print_report(report)
+    data: dict[str, Any] = report.to_json()
+    if sip_report is not None:
+        _print_report(sip_report)
+        _print_comparison(report, sip_report)
+        data = {"bench": "latency", "twilio": data, "sip": sip_report.to_json()}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report.to_json(), indent=2))
+        args.json.write_text(json.dumps(data, indent=2))
         print(f"saved {args.json}")
     return 0
 
@@ -362,13 +393,21 @@ async def _run(
     clips: dict[str, bytes],
     background: Callable[[int], Any] | None,
     replies: ReplyCheck,
+    sip_report: LatencyReport | None = None,
 ) -> None:
-    """Start the agent here unless ``--url`` names one, and measure the calls."""
+    """Start the agent here unless ``--url`` names one, and measure the calls.
+
+    With ``sip_report`` the same calls are then placed over SIP (``--sip``) into it.
+    """
+    from simulator.phone import SipTarget
+
     local: LocalAgent | None = None
+    sip_port = SipTarget.parse(args.sip).port if args.sip else 0
     if args.url is None:
         print("starting the server in-process (loading models)...", flush=True)
-        local = LocalAgent(mode="thread")
+        local = LocalAgent(mode="thread", sip_port=sip_port)
         target = await local.start()
+        target = replace(target, sip_uri=None)  # the Twilio round first
         report.url = target.stream_url
     else:
         target = Target.from_url(
@@ -390,6 +429,21 @@ async def _run(
             replies=replies,
             events_from=target if target.operator_token else None,
         )
+        if sip_report is not None:
+            sip_target = target.over_sip(args.sip)
+            print(f"the same {sum(map(len, calls))} turns over SIP -> {sip_target.sip_uri}")
+            sip_report.url = sip_target.sip_uri or args.sip
+            await measure_latency(
+                sip_target,
+                calls,
+                clips,
+                auth_token=None,
+                reply_timeout_s=args.reply_timeout,
+                report=sip_report,
+                background=background,
+                replies=replies,
+                events_from=sip_target if sip_target.operator_token else None,
+            )
     finally:
         if local is not None:
             await local.stop()
@@ -404,6 +458,24 @@ def _phone_transcriber() -> Callable[[bytes], str]:
         return MoonshineRecognizer.shared().transcribe(pcm, PHONE_SAMPLE_RATE)
 
     return transcribe
+
+
+def _print_comparison(twilio: LatencyReport, sip: LatencyReport) -> None:
+    """Both wires' turn latency at the caller, side by side."""
+    a, b = twilio.summary(), sip.summary()
+
+    def ms(value: Any) -> str:
+        return (
+            "-"
+            if value is None or (isinstance(value, float) and math.isnan(value))
+            else (f"{value:.0f} ms")
+        )
+
+    print()
+    print(f"{'turn latency at the caller':<28}{'Twilio':>12}{'SIP':>12}")
+    for key in ("p50_ms", "p95_ms", "max_ms"):
+        print(f"  {key[:-3]:<26}{ms(a.get(key)):>12}{ms(b.get(key)):>12}")
+    print(f"  {'answered':<26}{a['answered']:>9}/{a['turns']:<2}{b['answered']:>9}/{b['turns']:<2}")
 
 
 def _collect_server_turn(event: dict[str, Any], report: LatencyReport, call_id: str) -> None:
@@ -427,7 +499,8 @@ def _print_report(report: LatencyReport) -> None:
         return "-" if value is None or math.isnan(value) else f"{value:.0f} ms"
 
     print()
-    print("caller end of speech -> first bot audio at the phone (Twilio Media Streams)")
+    wire = "SIP, G.711 over RTP" if report.wire == "sip" else "Twilio Media Streams"
+    print(f"caller end of speech -> first bot audio at the phone ({wire})")
     print(f"  turns answered: {s['answered']}/{s['turns']}")
     print(
         f"  p50 {ms(s['p50_ms'])}   p95 {ms(s['p95_ms'])}   max {ms(s['max_ms'])}   "

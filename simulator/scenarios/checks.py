@@ -205,8 +205,20 @@ def _check_interrupted(step: StepResult, expect: Expectations) -> Check:
             expect.line,
         )
     end = (step.caller_end_s or barge.onset_s) + 1.0
-    cleared = barge.clear_s is not None and barge.clear_s <= end
     stopped = barge.stop_ms
+    if barge.wire == "sip":
+        # SIP has no 'clear': the bot stopped for the caller when its audio stopped at the
+        # phone before the caller's words were over (plus the same second of grace)
+        cut = barge.bot_stopped_s is not None and barge.bot_stopped_s <= end
+        actual = (
+            f"bot silent at the SIP phone after {stopped:.0f} ms"
+            if cut and stopped is not None
+            else "the bot kept talking"
+        )
+        ok = cut == expect.interrupted
+        status = "pass" if ok else "fail"
+        return Check(step.index, "interrupted", status, expected, actual, expect.line)
+    cleared = barge.clear_s is not None and barge.clear_s <= end
     actual = (
         f"clear after {barge.clear_ms:.0f} ms, bot silent at the phone after {stopped:.0f} ms"
         if cleared and stopped is not None

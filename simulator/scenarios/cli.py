@@ -3,7 +3,9 @@
 Each scenario file is one call (see :mod:`simulator.scenarios.scenario`): a caller voice,
 optional background noise and line impairments, and steps with expectations. The calls
 go to a running agent (``--url``) or to one started here on loopback, in real time over
-Twilio Media Streams. A file saying ``direction: outbound`` is the other way round (see
+Twilio Media Streams, or over SIP with ``--sip sip:agent@HOST:PORT`` (an INVITE, G.711
+RTP both ways, RFC 4733 keys, BYE; without ``--url`` the agent started here listens for
+SIP on that port). A file saying ``direction: outbound`` is the other way round (see
 :mod:`simulator.scenarios.outbound`): the agent started here is asked to call a simulated
 callee, and dials it through the simulator's fake Twilio REST API. The command prints a
 pass/fail line per expectation and per-turn figures, writes ``report.json``,
@@ -37,6 +39,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--url",
         help="a running agent: ws(s)://HOST/twilio/stream, or http(s)://HOST to place calls "
         "through its voice webhook; default: start the agent here on loopback",
+    )
+    p.add_argument(
+        "--sip",
+        metavar="URI",
+        help="place the calls over SIP to this URI (sip:agent@127.0.0.1:5060) instead of "
+        "Twilio Media Streams; with --url that agent's events are read, without it the agent "
+        "started here listens for SIP on the URI's port",
     )
     p.add_argument("--auth-token", help="Twilio auth token to sign requests with (--url)")
     p.add_argument(
@@ -82,6 +91,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     if outbound and args.url:
         print(f"error: {NEEDS_LOCAL_AGENT}", file=sys.stderr)
         return EXIT_USAGE
+    if args.sip:
+        errors += _sip_problems(args.sip, local=not args.url)
     if errors:
         for e in errors:
             print(f"error: {e}", file=sys.stderr)
@@ -96,6 +107,22 @@ def run_simulate(args: argparse.Namespace) -> int:
         return asyncio.run(_simulate(args, scenarios, outbound))
     except KeyboardInterrupt:
         return EXIT_FAILED
+
+
+def _sip_problems(uri: str, *, local: bool) -> list[str]:
+    """What is wrong with ``--sip`` (empty when it is usable)."""
+    from simulator.phone import SipTarget
+
+    try:
+        target = SipTarget.parse(uri)
+    except ValueError as e:
+        return [f"--sip {uri}: {e}"]
+    if local and target.host not in ("127.0.0.1", "localhost"):
+        return [
+            f"--sip {uri}: the agent started here listens on 127.0.0.1; to call an agent "
+            "elsewhere, give its web address too (--url http://HOST:PORT)"
+        ]
+    return []
 
 
 def _agent_intents(args: argparse.Namespace) -> list[str] | None:
@@ -119,6 +146,7 @@ async def _simulate(
     from loguru import logger
     from tqdm import tqdm
 
+    from simulator.phone import SipTarget
     from simulator.scenarios import report
     from simulator.scenarios.outbound_suite import (
         outbound_lines,
@@ -138,13 +166,16 @@ async def _simulate(
             target = Target.from_url(
                 args.url, auth_token=args.auth_token, operator_token=args.operator_token
             )
+            if args.sip:
+                target = target.over_sip(args.sip)
         except ValueError as e:
             print(e, file=sys.stderr)
             return EXIT_USAGE
         target.transcriber = _load_transcriber()
     else:
         print("starting the agent on loopback (loading models)...", file=sys.stderr, flush=True)
-        local = LocalAgent(mode=args.server, verbose=args.verbose)
+        sip_port = SipTarget.parse(args.sip).port if args.sip else 0
+        local = LocalAgent(mode=args.server, verbose=args.verbose, sip_port=sip_port)
         target = await local.start()
         if target.transcriber is None:
             target.transcriber = _load_transcriber()

@@ -43,8 +43,11 @@ def turn_line(step: StepResult) -> str | None:
             parts.append("barge-in: the bot was not speaking")
         else:
             stop = "-" if b.stop_ms is None else f"{b.stop_ms:.0f} ms"
-            clear = "no clear" if b.clear_ms is None else f"clear at {b.clear_ms:.0f} ms"
-            parts.append(f"barge-in: bot silent at the phone after {stop} ({clear})")
+            if b.wire == "sip":
+                parts.append(f"barge-in: bot silent at the SIP phone after {stop}")
+            else:
+                clear = "no clear" if b.clear_ms is None else f"clear at {b.clear_ms:.0f} ms"
+                parts.append(f"barge-in: bot silent at the phone after {stop} ({clear})")
     server = step.server_latency
     if server and server.get("stages_ms"):
         stages = ", ".join(f"{k} {v:.0f}" for k, v in server["stages_ms"].items())

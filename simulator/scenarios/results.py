@@ -41,12 +41,14 @@ class BargeIn:
         bot_was_speaking: Whether bot audio was playing at the phone at the onset.
         bot_stopped_s: When the bot's audio stopped at the phone after the onset.
         clear_s: When Twilio's ``clear`` arrived after the onset.
+        wire: ``twilio`` or ``sip`` (which has no ``clear``: the audio just stops).
     """
 
     onset_s: float
     bot_was_speaking: bool
     bot_stopped_s: float | None = None
     clear_s: float | None = None
+    wire: str = "twilio"
 
     @property
     def stop_ms(self) -> float | None:

@@ -1,8 +1,10 @@
-"""Runs scenarios: each one a real-time phone call on the agent's Twilio Media Stream.
+"""Runs scenarios: each one a real-time phone call on the agent's Twilio Media Stream or SIP.
 
 A call is placed with the Twilio-side phone emulator
 (:class:`~simulator.phone.TwilioCallEmulator`: 20 ms μ-law frames in real time,
-marks echoed once played, ``clear`` honoured, what the caller hears recorded), with the
+marks echoed once played, ``clear`` honoured, what the caller hears recorded), or, when
+the target has a SIP URI, with the SIP phone (:class:`~simulator.phone.SipCallEmulator`:
+an INVITE, G.711 RTP both ways, RFC 4733 keys, BYE), with the
 caller's lines synthesised locally (:mod:`simulator.voices.caller_voice`), background
 noise mixed at the scenario's SNR and the line impaired as asked. Step by step the
 runner speaks, presses keys, stays silent, barges in or hangs up, and records when the
@@ -30,6 +32,8 @@ from simulator.events_client import EventsClient
 from simulator.fake_twilio import CallUpdate
 from simulator.phone import (
     CallEndedError,
+    PhoneCall,
+    SipCallEmulator,
     TwilioCallEmulator,
     voiced_span,
 )
@@ -118,7 +122,7 @@ class ScenarioCall:
         self.http = http
         self.on_step = on_step or (lambda _s: None)
         self.result = CallResult(scenario.id, scenario.name, scenario.path, run=run)
-        self.call: TwilioCallEmulator | None = None
+        self.call: PhoneCall | None = None
         self._state = _State()
 
     async def run(self) -> CallResult:
@@ -144,6 +148,10 @@ class ScenarioCall:
         result.duration_s = round(time.monotonic() - started, 2)
         if self.call is not None:
             call = self.call
+            if isinstance(call, SipCallEmulator):
+                # REFERs the phone received (the agent's transfers over SIP)
+                self._state.facts.transfers.extend(call.transfers)
+                result.transfers.extend(target for _at, target in call.transfers)
             result.ended_by = call.ended_by
             result.frames_lost = call.stats.frames_lost
             result.clears = call.stats.clears_received
@@ -156,7 +164,7 @@ class ScenarioCall:
 
     # Dialling
 
-    async def _dial(self) -> TwilioCallEmulator:
+    async def _dial(self) -> PhoneCall:
         target = self.target
         call = await target.dial(
             from_number=self.scenario.caller.number,
@@ -164,12 +172,14 @@ class ScenarioCall:
             background=self.audio.background,
             line=self.scenario.line,
         )
-        if target.rest is not None:
+        if isinstance(call, SipCallEmulator):
+            self._state.facts.rest_visible = True  # transfers arrive as REFERs at the phone
+        elif target.rest is not None:
             target.rest.register(call.call_sid, lambda u: self._on_rest(call, u))
             self._state.facts.rest_visible = True
         return call
 
-    def _on_rest(self, call: TwilioCallEmulator, update: CallUpdate) -> None:
+    def _on_rest(self, call: PhoneCall, update: CallUpdate) -> None:
         facts = self._state.facts
         if update.status:
             self.result.hang_ups += 1
@@ -177,13 +187,13 @@ class ScenarioCall:
         if target:
             facts.transfers.append((call.now(), target))
             self.result.transfers.append(target)
-        if update.ends_stream and not call.closed:
+        if update.ends_stream and not call.closed and isinstance(call, TwilioCallEmulator):
             # Like Twilio: a hang-up or a redirect ends the media stream.
             asyncio.ensure_future(call.remote_hang_up())
 
     # The conversation
 
-    async def _converse(self, call: TwilioCallEmulator, events: EventsClient) -> None:
+    async def _converse(self, call: PhoneCall, events: EventsClient) -> None:
         steps = self.scenario.steps
         greeting = StepResult(0, "greeting", "greeting", started_s=call.now())
         self.result.greeting = greeting
@@ -216,9 +226,7 @@ class ScenarioCall:
         if self._state.open_reply is not None and call.closed is False:
             self._state.open_reply.reply_end_s = await self._reply_end(call, REPLY_SILENCE_S * 4)
 
-    async def _run_step(
-        self, call: TwilioCallEmulator, step: Step, follows: Step | None
-    ) -> StepResult:
+    async def _run_step(self, call: PhoneCall, step: Step, follows: Step | None) -> StepResult:
         result = StepResult(step.index, step.action, step.describe(), started_s=call.now())
         keep_open = follows is not None and follows.action == "barge_in"
         try:
@@ -241,9 +249,7 @@ class ScenarioCall:
             result.call_ended_by = call.ended_by
         return result
 
-    async def _say(
-        self, call: TwilioCallEmulator, step: Step, result: StepResult, keep_open: bool
-    ) -> None:
+    async def _say(self, call: PhoneCall, step: Step, result: StepResult, keep_open: bool) -> None:
         turn = await call.say(self.audio.clips[step.index])
         result.caller_onset_s, result.caller_end_s = turn.caller_onset_s, turn.caller_end_s
         result.snr_db = self.audio.snr_db(step.index)
@@ -252,7 +258,7 @@ class ScenarioCall:
             result.latency_ms = round(turn.latency_s * 1000, 1)
 
     async def _press(
-        self, call: TwilioCallEmulator, step: Step, result: StepResult, keep_open: bool
+        self, call: PhoneCall, step: Step, result: StepResult, keep_open: bool
     ) -> None:
         await call.press(step.digits)
         pressed = call.now()
@@ -262,7 +268,7 @@ class ScenarioCall:
             result.latency_ms = round((result.reply_start_s - pressed) * 1000, 1)
             result.latency_kind = "dtmf"
 
-    async def _silence(self, call: TwilioCallEmulator, step: Step, result: StepResult) -> None:
+    async def _silence(self, call: PhoneCall, step: Step, result: StepResult) -> None:
         start = call.now()
         await asyncio.sleep(step.seconds)
         heard = [(s, e) for s, e in call.bot_utterances() if e > start]
@@ -271,7 +277,7 @@ class ScenarioCall:
             result.reply_end_s = heard[-1][1]
 
     async def _barge_in(
-        self, call: TwilioCallEmulator, step: Step, result: StepResult, keep_open: bool
+        self, call: PhoneCall, step: Step, result: StepResult, keep_open: bool
     ) -> None:
         clip = self.audio.clips[step.index]
         span = voiced_span(clip)
@@ -295,14 +301,18 @@ class ScenarioCall:
         await self._await_reply(call, step, result, turn.caller_end_s, keep_open)
         if result.reply_start_s is not None and turn.latency_s is not None:
             result.latency_ms = round(turn.latency_s * 1000, 1)
-        result.barge_in = BargeIn(turn.caller_onset_s, measured is not None)
+        result.barge_in = BargeIn(
+            turn.caller_onset_s,
+            measured is not None,
+            wire="sip" if isinstance(call, SipCallEmulator) else "twilio",
+        )
         if measured is not None:
             result.barge_in.bot_stopped_s = measured.bot_stopped_s
             result.barge_in.clear_s = measured.clear_s
 
     async def _await_reply(
         self,
-        call: TwilioCallEmulator,
+        call: PhoneCall,
         step: Step,
         result: StepResult,
         after: float,
@@ -319,7 +329,7 @@ class ScenarioCall:
             return
         result.reply_end_s = await self._reply_end(call, step.timeout_s)
 
-    async def _reply_end(self, call: TwilioCallEmulator, timeout_s: float) -> float:
+    async def _reply_end(self, call: PhoneCall, timeout_s: float) -> float:
         try:
             return await call.wait_for_bot_silence(REPLY_SILENCE_S, timeout=timeout_s)
         except TimeoutError:
@@ -327,7 +337,7 @@ class ScenarioCall:
 
     # After the call
 
-    async def _transcribe(self, call: TwilioCallEmulator) -> None:
+    async def _transcribe(self, call: PhoneCall) -> None:
         transcriber = self.target.transcriber
         for step in self.result.all_steps():
             if step.reply_start_s is None or transcriber is None:
@@ -361,7 +371,7 @@ class ScenarioCall:
             )
 
 
-def write_recording(call: TwilioCallEmulator, path: Path) -> None:
+def write_recording(call: PhoneCall, path: Path) -> None:
     """A stereo WAV of the call: left what the caller's phone sent, right what it heard."""
     sent = np.frombuffer(call.sent_audio(), dtype="<i2")
     heard = np.frombuffer(call.heard_audio(), dtype="<i2")
