@@ -164,9 +164,10 @@ async def test_refer_failures_report_the_status(peer: SipPeer) -> None:
         transfer = asyncio.ensure_future(call.refer("15550009999", timeout_s=3))
         await peer.events.refer_event.wait()
         assert peer.events.refers[0][1] == "sip:15550009999@127.0.0.1"
-        notify(peer, outgoing, endpoint.local_addr, 486, "Busy Here")
+        notify(peer, outgoing, endpoint.local_addr, 486, "Busy Here 15550009999")
         outcome = await transfer
         assert not outcome.ok and outcome.status == 486
+        assert "1555" not in outcome.reason  # the peer's free text is not kept (logs, record)
 
         peer.uas.on_refer = None  # the peer refuses REFER (501)
         refused = await call.refer("sip:desk@192.0.2.10", timeout_s=3)

@@ -158,19 +158,25 @@ class EndpointCall:
 
     # --- the endpoint's side --------------------------------------------------------------
 
-    def refer_answered(self, status: int, reason: str) -> None:
-        """The REFER's final response (202 Accepted, or a refusal)."""
+    def refer_answered(self, status: int, _reason: str) -> None:
+        """The REFER's final response (202 Accepted, or a refusal).
+
+        The peer's reason phrase is not kept: it is the peer's free text (it may name the
+        target or the caller) and the outcome's reason goes into log lines and the record.
+        """
         self._refer_status = status
         if status >= 300:
-            self._resolve_refer(ReferOutcome(ok=False, status=status, reason=reason or "refused"))
+            self._resolve_refer(ReferOutcome(ok=False, status=status, reason="REFER refused"))
 
-    def refer_progress(self, status: int, reason: str) -> None:
-        """A NOTIFY's sipfrag status about the new call."""
+    def refer_progress(self, status: int, _reason: str) -> None:
+        """A NOTIFY's sipfrag status about the new call (its reason phrase is not kept)."""
         self._refer_status = status
         if 200 <= status < 300:
             self._resolve_refer(ReferOutcome(ok=True, status=status, reason=""))
         elif status >= 300:
-            self._resolve_refer(ReferOutcome(ok=False, status=status, reason=reason or "failed"))
+            self._resolve_refer(
+                ReferOutcome(ok=False, status=status, reason="the transfer target's call failed")
+            )
 
     def mark_ended(self, reason: EndReason) -> None:
         """The dialog is over: close the media and run the end callbacks (once)."""
