@@ -136,6 +136,9 @@ class RtpMedia:
             except OSError:  # taken between the allocator's probe and our bind
                 await allocator.release(rtp_port)
                 continue
+            except BaseException:  # anything else (cancelled too): the port is not leaked
+                await allocator.release(rtp_port)
+                raise
             peer = cast(_PeerOnlySession, session)
             peer.signalling_hosts = frozenset([signalling_host] if signalling_host else [])
             peer.peer_hosts = frozenset({remote[0], *peer.signalling_hosts})
