@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
 from aiosipua import IncomingCall, SipRequest, SipResponse, build_sdp
 
-from tests.support.sip_uac import Bot, SipPeer, energy, start_endpoint, tone, until
+from tests.support.sip_uac import (
+    Bot,
+    SipPeer,
+    energy,
+    free_udp_port,
+    start_endpoint,
+    tone,
+    until,
+)
 from transports.sip.dialing import SipDialError
 from transports.sip.trunks import DigestChallenger
 
@@ -93,6 +102,36 @@ async def test_dial_failures_carry_the_status(peer: SipPeer, status: int, retrya
             await endpoint.dial(callee_uri(peer), timeout_s=3)
         assert failure.value.status == status and failure.value.retryable is retryable
     finally:
+        await endpoint.stop()
+
+
+async def test_an_answered_dial_without_rtp_is_ended_and_frees_its_port(peer: SipPeer) -> None:
+    port = await peer.open_rtp()
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    answered: list[str] = []
+
+    def answer_after_taking_the_offered_port(incoming: IncomingCall) -> None:
+        offer = incoming.sdp_offer
+        assert offer is not None and offer.rtp_address is not None
+        if not answered:  # the first call only
+            squatter.bind(("127.0.0.1", offer.rtp_address[1]))
+        answered.append(incoming.call_id)
+        incoming.accept(build_sdp("127.0.0.1", port, 0, "PCMU"))
+
+    peer.on_invite = answer_after_taking_the_offered_port
+    low = free_udp_port()
+    endpoint = await start_endpoint(Bot(), rtp_ports=(low, low + 1))  # one RTP port pair
+    try:
+        with pytest.raises(SipDialError) as failure:
+            await endpoint.dial(callee_uri(peer), timeout_s=3)
+        assert failure.value.status == 503 and failure.value.retryable
+        await asyncio.wait_for(peer.events.bye_event.wait(), 5)
+        assert not endpoint.calls
+        squatter.close()
+        call = await endpoint.dial(callee_uri(peer), timeout_s=3)  # the port was given back
+        await call.hang_up()
+    finally:
+        squatter.close()
         await endpoint.stop()
 
 

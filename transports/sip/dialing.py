@@ -173,16 +173,20 @@ class Dialer:
         versions = SdpVersions()
         offer = build_offer(ip=config.sdp_ip, port=rtp_port, versions=versions)
         auth = SipDigestAuth(config.username, config.password) if config.username else None
-        outgoing = self._uac.send_invite(
-            caller,
-            to_uri,
-            target,
-            offer,
-            extra_headers=dict(headers or {}),
-            user_agent=config.user_agent,
-            auth=auth,
-            session_expires=config.session_expires_s or None,
-        )
+        try:
+            outgoing = self._uac.send_invite(
+                caller,
+                to_uri,
+                target,
+                offer,
+                extra_headers=dict(headers or {}),
+                user_agent=config.user_agent,
+                auth=auth,
+                session_expires=config.session_expires_s or None,
+            )
+        except Exception:  # e.g. a URI aiosipua cannot build a request from
+            await self._allocator.release(rtp_port)
+            raise SipDialError(484, "Address Incomplete", False) from None
         log = logger.bind(provider_call_id=outgoing.call_id)
         log.info("sip: INVITE sent")
         if on_ringing is not None:
@@ -231,16 +235,25 @@ class Dialer:
             signalling.send_bye()
             await self._allocator.release(rtp_port)
             raise SipDialError(488, "Not Acceptable Here", False) from None
-        media = await RtpMedia.open(
-            call_id=outgoing.call_id,
-            bind_host=self._config.listen_host,
-            allocator=self._allocator,
-            remote=choice.remote,
-            payload_type=choice.payload_type,
-            dtmf_payload_type=choice.dtmf_payload_type,
-            port=rtp_port,
-            signalling_host=outgoing.remote_addr[0],
-        )
+        try:
+            media = await RtpMedia.open(
+                call_id=outgoing.call_id,
+                bind_host=self._config.listen_host,
+                allocator=self._allocator,
+                remote=choice.remote,
+                payload_type=choice.payload_type,
+                dtmf_payload_type=choice.dtmf_payload_type,
+                port=rtp_port,
+                signalling_host=outgoing.remote_addr[0],
+            )
+        except Exception:  # the callee answered: end its dialog (open gave the port back)
+            logger.bind(provider_call_id=outgoing.call_id).exception("sip: no RTP; BYE")
+            signalling.send_bye()
+            raise SipDialError(503, "Service Unavailable", True) from None
+        if media.port != rtp_port:  # our offered port was taken meanwhile: the SDP is wrong
+            await media.close()
+            signalling.send_bye()
+            raise SipDialError(503, "Service Unavailable", True)
         media.apply(choice.held, choice.peer_sends)
         info = InviteInfo(
             call_id=outgoing.call_id,
