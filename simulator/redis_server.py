@@ -10,16 +10,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from simulator.ports import free_tcp_port
+
 
 class RedisUnavailable(RuntimeError):
     """No redis-server could be started here (the message says why)."""
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -32,7 +27,7 @@ def local_redis(start_timeout_s: float = 10.0) -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         raise RedisUnavailable("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
+    port = free_tcp_port()
     workdir = tempfile.mkdtemp(prefix="callagent-redis-")
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     args += ["--appendonly", "no", "--dir", workdir]

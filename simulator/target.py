@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import httpx
 from integrations.speech.base import SpeechRecognizer
 from simulator.fake_twilio import CallUpdate, FakeTwilioRest
 from simulator.phone import PhoneCall, TwilioCallEmulator, place_call, place_sip_call
+from simulator.ports import free_tcp_port, free_udp_port
 
 SIM_ACCOUNT_SID = "AC" + "5" * 32
 SIM_FROM_NUMBER = "+15555550100"
@@ -164,20 +164,6 @@ class Target:
 # Starting the agent here
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def free_udp_port() -> int:
-    """A free UDP port on 127.0.0.1 (for the agent's SIP endpoint)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 Companions = Callable[[AsyncExitStack], Awaitable[Mapping[str, str]]]
 """Starts services the agent talks to (e.g. an agent-desktop webhook) and returns the
 settings (environment variables) that point the agent at them; their clean-up goes on
@@ -292,7 +278,7 @@ class LocalAgent:
             self._tmp = tempfile.TemporaryDirectory(prefix="callagent-sim-")
             self._data_dir = Path(self._tmp.name)
         if not self.port:
-            self.port = free_port()
+            self.port = free_tcp_port()
         return {
             **self._sip_env(),
             "TWILIO_ACCOUNT_SID": SIM_ACCOUNT_SID,
@@ -431,7 +417,7 @@ class LocalAgent:
             return app
 
         if not self.port:
-            self.port = free_port()
+            self.port = free_tcp_port()
         self._server = ThreadedServer(
             make_app, port=self.port, ready_timeout_s=self._ready_timeout_s
         ).start()

@@ -53,10 +53,10 @@ from simulator.phone.sip_setup import (
     PAYLOAD_TYPES,
     SipTarget,
     UdpTransport,
-    free_rtp_port,
     local_ip_towards,
     sdp_offer,
 )
+from simulator.ports import free_rtp_port
 
 Codec = Literal["PCMU", "PCMA"]
 DTMF_DURATION_MS = 100
@@ -342,7 +342,6 @@ __all__ = [
     "SipCallRejectedError",
     "SipTarget",
     "UdpTransport",
-    "free_rtp_port",
     "local_ip_towards",
     "place_sip_call",
     "sdp_offer",

@@ -1,14 +1,13 @@
 """What the simulator's SIP phone needs around the call: where to, which ports, the offer.
 
 ``aiosipua``'s UDP transport started so that it knows its port, the target URI read,
-this machine's address towards the agent, a free RTP/RTCP port pair, and the SDP offer
+this machine's address towards the agent, and the SDP offer
 (the G.711 codecs in preference order, ``telephone-event``, 20 ms packets).
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -86,24 +85,6 @@ def local_ip_towards(host: str) -> str:
             return str(s.getsockname()[0])
         except OSError:
             return "127.0.0.1"
-
-
-def free_rtp_port(ip: str, low: int = 30000, high: int = 60000) -> int:
-    """An even port with the odd one above it free too (RTP and its RTCP), on ``ip``."""
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(low, high, 2)
-        with (
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtp,
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtcp,
-        ):
-            try:
-                rtp.bind((ip, port))
-                rtcp.bind((ip, port + 1))
-            except OSError:
-                continue
-            return port
-    raise OSError("no free RTP port pair")
 
 
 def sdp_offer(ip: str, rtp_port: int, codecs: list[str], session_id: str) -> str:

@@ -29,10 +29,10 @@ import pytest
 
 from bot.settings import Settings
 from integrations.speech.moonshine import MoonshineRecognizer
+from simulator.ports import free_rtp_port, free_tcp_port, free_udp_port
 from simulator.voices import caller_voice
-from tests.support.baresip import Baresip, baresip_binary, free_tcp_port
+from tests.support.baresip import Baresip, baresip_binary
 from tests.support.env import scrubbed_environ
-from tests.support.sipp import free_rtp_port, free_udp_port
 
 pytestmark = pytest.mark.e2e
 

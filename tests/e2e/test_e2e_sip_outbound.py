@@ -29,10 +29,11 @@ import pytest
 import pytest_asyncio
 
 from simulator.outbound.callee import Beep, speech
+from simulator.ports import free_rtp_port, free_udp_port
 from simulator.target import LocalAgent
 from simulator.voices import caller_voice
 from simulator.voices.caller_voice import DEFAULT_VOICE
-from tests.support.sipp import Sipp, free_rtp_port, free_udp_port, sipp_binary
+from tests.support.sipp import Sipp, sipp_binary
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 

@@ -24,7 +24,6 @@ import contextlib
 import json
 import re
 import shutil
-import socket
 import tempfile
 import wave
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 import pytest
 
 from integrations.speech.audio import resample_pcm16
-from tests.support.sipp import free_udp_port
+from simulator.ports import free_tcp_port, free_udp_port
 
 BARESIP_SKIP = (
     "baresip tests need baresip (apt-get install baresip-core; scripts/test.sh installs it)"
@@ -54,13 +53,6 @@ def baresip_binary() -> str:
     if missing:
         pytest.skip(f"baresip lacks modules {missing} in {MODULES} (baresip-core 1.0.0 has them)")
     return path
-
-
-def free_tcp_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on ``host`` nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def write_caller_wav(source: Path | None, out: Path, silence_s: float) -> Path:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import pytest
 
 from integrations.storage.scratch import scratch_postgres_database
-from simulator.redis_server import free_port
+from simulator.ports import free_tcp_port
 from tests.support.queue import redis_server
 from tests.support.records import PG_SKIP, postgres_server_url
 
@@ -45,7 +45,7 @@ class KillableRedis:
         """Start it on a free port (or skip the test)."""
         self._binary = binary
         self._workdir = workdir
-        self.port = free_port()
+        self.port = free_tcp_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process = self._start()
 

@@ -14,9 +14,8 @@ from typing import Any
 
 import httpx
 
-from tests.support.baresip import free_tcp_port
+from simulator.ports import free_rtp_port, free_tcp_port, free_udp_port
 from tests.support.env import scrubbed_environ
-from tests.support.sipp import free_rtp_port, free_udp_port
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATOR_TOKEN = "sip-peers-operator-token-0123456789"

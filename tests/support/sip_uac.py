@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,19 +27,10 @@ from aiosipua import (
 )
 from aiosipua.sdp import _extract_codecs
 
+from simulator.ports import free_rtp_port
 from transports.sip.config import SipEndpointConfig
 from transports.sip.contracts import InviteInfo, Refusal, SipCall
 from transports.sip.endpoint import SipEndpoint
-
-
-def free_udp_port() -> int:
-    """A UDP port free on 127.0.0.1 right now (with its +1 for RTCP)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port % 2 == 0 and port < 65000:
-            return port
 
 
 def offer_sdp(
@@ -116,7 +106,7 @@ class SipPeer:
 
     async def open_rtp(self, remote: tuple[str, int] = ("127.0.0.1", 9), pt: int = 0) -> int:
         """Bind the peer's RTP (before the offer, so the offer can name the port)."""
-        self.rtp_port = free_udp_port()
+        self.rtp_port = free_rtp_port()
         self.rtp = await RTPSession.create(
             local_addr=("127.0.0.1", self.rtp_port), remote_addr=remote, payload_type=pt
         )

@@ -35,6 +35,7 @@ from typing import Literal
 import pytest
 
 from integrations.speech.audio import mulaw_encode, resample_pcm16
+from simulator.ports import free_rtp_port, free_udp_port
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "sip"
 """The scenario XML files (``tests/sip/*.xml``)."""
@@ -48,28 +49,6 @@ def sipp_binary() -> str:
     if path is None:
         pytest.skip(SIPP_SKIP)
     return path
-
-
-def free_udp_port(host: str = "127.0.0.1") -> int:
-    """A UDP port on ``host`` nobody is bound to right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def free_rtp_port(host: str = "127.0.0.1") -> int:
-    """An even UDP port whose successor (RTCP) is free too."""
-    for _ in range(200):
-        port = free_udp_port(host)
-        if port % 2 or port > 65000:
-            continue
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a:
-                a.bind((host, port + 1))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free RTP port pair on loopback")
 
 
 def udp_port_bound(host: str, port: int) -> bool:

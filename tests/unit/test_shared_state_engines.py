@@ -250,9 +250,9 @@ def test_open_shared_state_names_the_setting_for_unknown_urls() -> None:
 
 
 async def test_an_unreachable_server_fails_start_up_naming_the_setting() -> None:
-    from simulator.redis_server import free_port
+    from simulator.ports import free_tcp_port
 
-    state = open_shared_state(f"redis://127.0.0.1:{free_port()}/0")
+    state = open_shared_state(f"redis://127.0.0.1:{free_tcp_port()}/0")
     with pytest.raises(SharedStateError, match="CALLAGENT_SHARED_STATE_URL") as raised:
         await asyncio.wait_for(check_reachable(state), PATIENCE_S * 2)
     assert raised.value.retryable is False

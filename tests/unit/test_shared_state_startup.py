@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from integrations.shared_state.base import SharedStateError
 from integrations.shared_state.memory import MemorySharedState
-from simulator.redis_server import free_port
+from simulator.ports import free_tcp_port
 from tests.support.shared_state import shared_state_url
 
 
@@ -40,7 +40,7 @@ def test_the_default_is_this_process_only(data_dir: Path, agent: Any) -> None:
 def test_an_unreachable_server_stops_start_up_naming_the_setting(
     data_dir: Path, agent: Any
 ) -> None:
-    url = f"redis://127.0.0.1:{free_port()}/0"
+    url = f"redis://127.0.0.1:{free_tcp_port()}/0"
     app = make_app(data_dir, agent, CALLAGENT_SHARED_STATE_URL=url)
     with pytest.raises(SharedStateError, match="CALLAGENT_SHARED_STATE_URL"):
         with TestClient(app):

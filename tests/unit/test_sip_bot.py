@@ -470,9 +470,10 @@ async def test_the_server_refers_a_sip_caller_to_the_agent_files_target(
     from bot.web.app import create_app
     from bot.web.drain import Drain
     from integrations.nlu.entities import EntityExtractor
+    from simulator.ports import free_rtp_port, free_udp_port
     from tests.fakes.classifier import ScriptedClassifier
     from tests.fakes.speech import ScriptedRecognizer, ScriptedSynthesizer
-    from tests.support.sipp import Sipp, free_rtp_port, free_udp_port
+    from tests.support.sipp import Sipp
 
     async with Sipp(target_scenario) as target:
         person = target.uri("person")

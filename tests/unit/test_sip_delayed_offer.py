@@ -10,8 +10,9 @@ from pathlib import Path
 
 from aiosipua import build_sdp, serialize_sdp
 
+from simulator.ports import free_rtp_port
 from tests.support.sip_audio import dominant_hz, write_tone_wav
-from tests.support.sip_uac import Bot, energy, free_udp_port, start_endpoint, tone, until
+from tests.support.sip_uac import Bot, energy, start_endpoint, tone, until
 from tests.support.sipp import run_sipp
 
 
@@ -98,7 +99,7 @@ async def test_a_cancel_crossing_the_offer_in_the_200_leaves_the_call_to_the_ack
             to_tag = ok.split(b"\r\nTo:", 1)[1].split(b"\r\n")[0].split(b";tag=")[1].decode()
             replies = await exchange(request("CANCEL", "1 CANCEL"))
             assert any(r.startswith(b"SIP/2.0 200") and b"CANCEL" in r for r in replies)
-            answer = serialize_sdp(build_sdp("127.0.0.1", free_udp_port(), 0, "PCMU"))
+            answer = serialize_sdp(build_sdp("127.0.0.1", free_rtp_port(), 0, "PCMU"))
             await exchange(request("ACK", "1 ACK", to_tag, answer))
             await until(lambda: len(bot.calls) == 1)
             replies = await exchange(request("BYE", "2 BYE", to_tag))

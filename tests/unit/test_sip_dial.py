@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 import pytest
 from aiosipua import IncomingCall, SipRequest, SipResponse, build_sdp
 
+from simulator.ports import free_rtp_port
 from tests.support.sip_uac import (
     Bot,
     SipPeer,
     energy,
-    free_udp_port,
     start_endpoint,
     tone,
     until,
@@ -119,7 +119,7 @@ async def test_an_answered_dial_without_rtp_is_ended_and_frees_its_port(peer: Si
         incoming.accept(build_sdp("127.0.0.1", port, 0, "PCMU"))
 
     peer.on_invite = answer_after_taking_the_offered_port
-    low = free_udp_port()
+    low = free_rtp_port()
     endpoint = await start_endpoint(Bot(), rtp_ports=(low, low + 1))  # one RTP port pair
     try:
         with pytest.raises(SipDialError) as failure:

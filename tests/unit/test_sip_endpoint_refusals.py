@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiosipua import SipDigestAuth, serialize_sdp
 
-from tests.support.sip_uac import Bot, SipPeer, free_udp_port, offer_sdp, start_endpoint, until
+from simulator.ports import free_rtp_port
+from tests.support.sip_uac import Bot, SipPeer, offer_sdp, start_endpoint, until
 from transports.sip.contracts import Refusal
 
 
@@ -218,7 +219,7 @@ async def test_a_cancel_crossing_the_200_leaves_the_call_up() -> None:
             return head
 
         try:
-            sdp = serialize_sdp(offer_sdp(free_udp_port()))
+            sdp = serialize_sdp(offer_sdp(free_rtp_port()))
             replies = await exchange(request("INVITE", "1 INVITE", body=sdp))
             ok = next(r for r in replies if r.startswith(b"SIP/2.0 200"))
             to_line = next(line for line in ok.split(b"\r\n") if line.startswith(b"To:"))
@@ -244,7 +245,7 @@ async def test_a_200_never_acknowledged_ends_the_call(monkeypatch: pytest.Monkey
     endpoint = await start_endpoint(bot)
     loop = asyncio.get_running_loop()
     try:
-        sdp = serialize_sdp(offer_sdp(free_udp_port()))
+        sdp = serialize_sdp(offer_sdp(free_rtp_port()))
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
             raw.bind(("127.0.0.1", 0))
             raw.setblocking(False)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from aiortp import PortAllocator
 
-from tests.support.sip_uac import free_udp_port
+from simulator.ports import free_rtp_port
 from transports.sip import media as media_module
 from transports.sip.media import RtpMedia
 
 
 async def test_a_failed_session_gives_its_port_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    base = free_udp_port() & ~1
+    base = free_rtp_port()
     allocator = PortAllocator((base, base + 2))
 
     async def broken(*_args: object, **_kwargs: object) -> object:

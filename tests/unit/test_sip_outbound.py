@@ -32,6 +32,7 @@ from processors.machine_verdict import (
     WordsVerdict,
 )
 from processors.outbound_outcome import OutboundOutcomeObserver
+from simulator.ports import free_rtp_port, free_udp_port
 from tests.support.outbound_server import (
     BEARER,
     CALLEE,
@@ -39,7 +40,7 @@ from tests.support.outbound_server import (
     OutboundServer,
     OutboundServers,
 )
-from tests.support.sipp import Sipp, free_rtp_port, free_udp_port
+from tests.support.sipp import Sipp
 
 END_TIMEOUT_S = 20.0
 REMINDERS = Path(__file__).resolve().parents[2] / "bot" / "agents" / "appointment_reminders.yaml"

@@ -23,7 +23,8 @@ from simulator.phone import (
     SipTarget,
     TwilioCallEmulator,
 )
-from simulator.phone.sip import UdpTransport, free_rtp_port
+from simulator.phone.sip import UdpTransport
+from simulator.ports import free_rtp_port
 
 
 def tone(seconds: float, hz: float = 440.0, level: int = 8000) -> bytes:

@@ -34,7 +34,8 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
 from integrations.speech.audio import pcm16_to_float
-from tests.support.sip_uac import SipPeer, free_udp_port, offer_sdp
+from simulator.ports import free_rtp_port
+from tests.support.sip_uac import SipPeer, offer_sdp
 from transports.sip.config import SipEndpointConfig
 from transports.sip.contracts import InviteInfo, Refusal, SipCall
 from transports.sip.endpoint import SipEndpoint
@@ -173,7 +174,7 @@ class Caller:
 @pytest.fixture
 async def setup() -> AsyncIterator[tuple[SipEndpoint, BotSide, Caller]]:
     side = BotSide()
-    base = free_udp_port()
+    base = free_rtp_port()
     config = SipEndpointConfig(
         listen_host="127.0.0.1", listen_port=0, rtp_ports=(base, base + 9), session_expires_s=0
     )

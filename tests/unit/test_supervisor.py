@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from integrations.storage.workers import pid_alive
-from simulator.target import free_port
+from simulator.ports import free_tcp_port
 from tests.support.stub_worker import FAIL_ONCE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +53,7 @@ class Port:
 
 @pytest.fixture
 def port(tmp_path: Path) -> Iterator[Port]:
-    number = free_port()
+    number = free_tcp_port()
     fail_once = tmp_path / "fail-once"
     env = {**os.environ, "PYTHONPATH": str(ROOT), FAIL_ONCE: str(fail_once)}
     process = subprocess.Popen(
