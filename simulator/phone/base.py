@@ -7,7 +7,9 @@ timeline, when the bot's replies are heard (turns) and how soon the bot stops on
 caller talks over it (barge-ins). How frames travel is the wire's business: a subclass
 sends each frame, each key press and the hang-up, and feeds the bot's audio it receives
 to :meth:`PhoneCall._receive_bot_pcm` (Twilio Media Streams in
-:mod:`simulator.phone.twilio`, SIP/RTP in :mod:`simulator.phone.sip`).
+:mod:`simulator.phone.twilio`, SIP/RTP in :mod:`simulator.phone.sip`). The mouth and its
+measurements are :mod:`simulator.phone.voice`, the ear :mod:`simulator.phone.ear`; this
+module is the clock that drives them and the API the scenarios use.
 
 Times are seconds since the media started (``call.now()``). Nothing is logged but ids.
 """
@@ -17,13 +19,10 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from integrations.speech.audio import PHONE_SAMPLE_RATE
-from simulator.audio_codec import rms
+from simulator.phone.ear import BotAudioEar
 from simulator.phone.line import LineConditions, _Line, mix_pcm16
 from simulator.phone.measure import (
     DTMF_DIGITS,
@@ -34,26 +33,8 @@ from simulator.phone.measure import (
     CallEndedError,
     EmulatorStats,
     TurnMeasurement,
-    voiced_span,
 )
-
-
-@dataclass
-class _Utterance:
-    pcm: bytes
-    onset_offset_s: float
-    end_offset_s: float
-    done: asyncio.Future[TurnMeasurement]
-    pos: int = 0
-    start_s: float | None = None
-    barge_in_checked: bool = False
-    turn: TurnMeasurement | None = None
-
-
-@dataclass
-class _Segment:
-    start_s: float
-    end_s: float
+from simulator.phone.voice import CallerVoice
 
 
 class PhoneCall(ABC):
@@ -90,17 +71,17 @@ class PhoneCall(ABC):
                 20 ms (320-byte PCM) chunk mixed under the caller's voice at that tick.
             line: Impairments (packet loss, jitter) of the media the phone sends.
         """
-        self._speech_rms = speech_rms
-        self._segment_gap_s = segment_gap_s
-        self._barge_in_silence_s = barge_in_silence_s
-        self._jitter_bytes = int(jitter_buffer_ms / 1000 * PHONE_SAMPLE_RATE) * 2
+        self._voice = CallerVoice(speech_rms=speech_rms, barge_in_silence_s=barge_in_silence_s)
+        self._ear = BotAudioEar(
+            speech_rms=speech_rms, segment_gap_s=segment_gap_s, jitter_buffer_ms=jitter_buffer_ms
+        )
         self._background = background
         self._line = _Line(line) if line is not None and line.impaired else None
         self._outbox: asyncio.Queue[tuple[float, bytes, float]] | None = None
 
         self.stats = EmulatorStats()
-        self.turns: list[TurnMeasurement] = []
-        self.barge_ins: list[BargeInMeasurement] = []
+        self.turns: list[TurnMeasurement] = self._voice.turns
+        self.barge_ins: list[BargeInMeasurement] = self._voice.barge_ins
         self.clear_times: list[float] = []
         self.ended_by: str | None = None
         """``caller`` (hang_up), ``server`` (the bot's side ended it) or ``network``."""
@@ -108,16 +89,7 @@ class PhoneCall(ABC):
 
         self._t0 = 0.0
         self._tick = 0
-        self._utterances: deque[_Utterance] = deque()
-        self._buffer = bytearray()
-        self._buffer_start = 0
-        self._underrun = True
-        self._heard = bytearray(b"\x00" * FRAME_BYTES)
         self._sent = bytearray()
-        self._segments: list[_Segment] = []
-        self._last_frame_audible = False
-        self._pending_turns: list[TurnMeasurement] = []
-        self._open_barge_ins: list[BargeInMeasurement] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = asyncio.Event()
         self._ticked = asyncio.Event()
@@ -189,10 +161,7 @@ class PhoneCall(ABC):
             CallEndedError: the call ended before the clip was sent.
         """
         self._require_open()
-        pcm = pcm16_8k[: len(pcm16_8k) - len(pcm16_8k) % 2]
-        span = voiced_span(pcm, self._speech_rms) or (0.0, len(pcm) / 2 / PHONE_SAMPLE_RATE)
-        done: asyncio.Future[TurnMeasurement] = asyncio.get_running_loop().create_future()
-        self._utterances.append(_Utterance(pcm, span[0], span[1], done))
+        done = self._voice.speak(pcm16_8k)
         closed: asyncio.Future[Any] = asyncio.ensure_future(self._closed.wait())
         waiters: set[asyncio.Future[Any]] = {done, closed}
         try:
@@ -237,12 +206,12 @@ class PhoneCall(ABC):
         if after is not None:
             since = after
         elif self._bot_active():
-            since = self._segments[-1].start_s
+            since = self._ear.segments[-1].start_s
         else:
             since = self._tick_time()
 
         def found() -> float | None:
-            starts = [seg.start_s for seg in self._segments if seg.start_s >= since]
+            starts = [seg.start_s for seg in self._ear.segments if seg.start_s >= since]
             return min(starts) if starts else None
 
         return await self._wait_for(found, timeout, "bot speech")
@@ -257,7 +226,7 @@ class PhoneCall(ABC):
         """
 
         def found() -> float | None:
-            last = self._segments[-1].end_s if self._segments else 0.0
+            last = self._ear.last_end_s
             if self.closed or self._tick_time() - last >= min_silence_s:
                 return last
             return None
@@ -266,9 +235,7 @@ class PhoneCall(ABC):
 
     def heard_audio(self, start_s: float = 0.0, end_s: float | None = None) -> bytes:
         """What played at the phone (16-bit 8 kHz mono PCM), optionally a time window."""
-        first = max(0, int(round(start_s / FRAME_S))) * FRAME_BYTES
-        last = len(self._heard) if end_s is None else int(round(end_s / FRAME_S)) * FRAME_BYTES
-        return bytes(self._heard[first:last])
+        return self._ear.heard(start_s, end_s)
 
     def sent_audio(self) -> bytes:
         """What the caller's phone sent (16-bit 8 kHz mono PCM, after the codec)."""
@@ -276,7 +243,7 @@ class PhoneCall(ABC):
 
     def bot_utterances(self) -> list[tuple[float, float]]:
         """(start, end) call times of each stretch of bot audio heard so far."""
-        return [(s.start_s, s.end_s) for s in self._segments]
+        return [(s.start_s, s.end_s) for s in self._ear.segments]
 
     @property
     def clears_received(self) -> int:
@@ -302,13 +269,11 @@ class PhoneCall(ABC):
     def _receive_bot_pcm(self, pcm16: bytes) -> None:
         """The bot's audio arrived (decoded 8 kHz PCM): queue it for playout."""
         self.stats.media_received += 1
-        self._buffer += pcm16
+        self._ear.receive(pcm16)
 
     def _drop_bot_audio(self) -> None:
         """Drop the bot audio not yet played (Twilio ``clear``)."""
-        self._buffer_start += len(self._buffer)
-        self._buffer.clear()
-        self._underrun = True
+        self._ear.drop()
 
     def _after_playout(self) -> None:
         """Called after each 20 ms of playout (Twilio echoes its marks here)."""
@@ -339,7 +304,7 @@ class PhoneCall(ABC):
     async def _step(self) -> None:
         """One 20 ms tick: send the caller's frame for it, play the next bot frame."""
         frame_start = self._tick_time()
-        frame = self._next_caller_frame(frame_start)
+        frame = self._voice.next_frame(frame_start, self._bot_active)
         if self._background is not None:
             frame = mix_pcm16(frame, self._background(self._tick))
         if self._line is not None and self._line.packet_loss_enabled and self._line.frame_lost():
@@ -366,80 +331,17 @@ class PhoneCall(ABC):
         except self._wire_closed:
             pass
 
-    def _next_caller_frame(self, frame_start: float) -> bytes:
-        if not self._utterances:
-            return b"\x00" * FRAME_BYTES
-        utt = self._utterances[0]
-        if utt.start_s is None:
-            utt.start_s = frame_start
-        frame = utt.pcm[utt.pos : utt.pos + FRAME_BYTES]
-        utt.pos += len(frame)
-        onset = utt.start_s + utt.onset_offset_s
-        if not utt.barge_in_checked and frame_start + FRAME_S > onset:
-            utt.barge_in_checked = True
-            if self._bot_active():
-                barge = BargeInMeasurement(caller_onset_s=onset)
-                self.barge_ins.append(barge)
-                self._open_barge_ins.append(barge)
-        end = utt.start_s + utt.end_offset_s
-        if utt.turn is None and frame_start + FRAME_S >= end - 1e-9:
-            # the caller's voice has ended: from here the bot's reply is awaited
-            utt.turn = TurnMeasurement(onset, end)
-            self.turns.append(utt.turn)
-            self._pending_turns.append(utt.turn)
-        if utt.pos >= len(utt.pcm):
-            self._utterances.popleft()
-            if not utt.done.done():
-                utt.done.set_result(utt.turn or TurnMeasurement(onset, end))
-        if len(frame) < FRAME_BYTES:
-            frame += b"\x00" * (FRAME_BYTES - len(frame))
-        return frame
-
     def _play_frame(self) -> None:
         """Play the 20 ms of bot audio for the interval that starts now."""
         start = self._tick_time()
-        if self._underrun and len(self._buffer) < max(self._jitter_bytes, 1):
-            chunk = b""
-        else:
-            self._underrun = False
-            chunk = bytes(self._buffer[:FRAME_BYTES])
-            del self._buffer[:FRAME_BYTES]
-            self._buffer_start += len(chunk)
-            if not self._buffer:
-                self._underrun = True
-        if len(chunk) < FRAME_BYTES:
-            chunk += b"\x00" * (FRAME_BYTES - len(chunk))
-        self._heard += chunk
+        onset = self._ear.play(start)
         self._after_playout()
-        audible = rms(chunk) > self._speech_rms
-        if audible:
-            self._on_bot_audio(start)
-        self._last_frame_audible = audible
-        self._update_barge_ins(start)
-
-    def _on_bot_audio(self, start: float) -> None:
-        end = start + FRAME_S
-        if self._segments and start - self._segments[-1].end_s < self._segment_gap_s:
-            self._segments[-1].end_s = end
-        else:
-            self._segments.append(_Segment(start, end))
-        if not self._last_frame_audible:
-            for turn in list(self._pending_turns):
-                if start >= turn.caller_end_s:
-                    turn.bot_audio_s = start
-                    self._pending_turns.remove(turn)
+        if onset:
+            self._voice.bot_speech_heard(start)
+        self._voice.bot_quiet_since(start, self._ear.last_end_s)
 
     def _bot_active(self) -> bool:
-        if not self._segments:
-            return False
-        return self._tick_time() - self._segments[-1].end_s < self._segment_gap_s
-
-    def _update_barge_ins(self, now: float) -> None:
-        for barge in list(self._open_barge_ins):
-            last = self._segments[-1].end_s if self._segments else 0.0
-            if now + FRAME_S - last >= self._barge_in_silence_s:
-                barge.bot_stopped_s = max(last, barge.caller_onset_s)
-                self._open_barge_ins.remove(barge)
+        return self._ear.active(self._tick_time())
 
     async def _wait_for(
         self,

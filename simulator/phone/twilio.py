@@ -274,13 +274,13 @@ class TwilioCallEmulator(PhoneCall):
         elif event == "mark":
             self.stats.marks_received += 1
             name = str(message.get("mark", {}).get("name", ""))
-            self._marks.append(_Mark(self._buffer_start + len(self._buffer), name))
+            self._marks.append(_Mark(self._ear.received_bytes, name))
             self._echo_played_marks()
         elif event == "clear":
             self.stats.clears_received += 1
             now = self._tick_time()
             self.clear_times.append(now)
-            for b in self._open_barge_ins:
+            for b in self._voice.open_barge_ins:
                 if b.clear_s is None:
                     b.clear_s = now
             self._drop_bot_audio()
@@ -292,7 +292,7 @@ class TwilioCallEmulator(PhoneCall):
         self._echo_played_marks()
 
     def _echo_played_marks(self) -> None:
-        while self._marks and self._marks[0].position <= self._buffer_start:
+        while self._marks and self._marks[0].position <= self._ear.played_bytes:
             mark = self._marks.popleft()
             self.stats.marks_echoed += 1
             message: dict[str, object] = {
