@@ -148,10 +148,16 @@ class InboundInvites:
             await media.close()
             return
         versions = SdpVersions()
-        answer = build_answer(
-            offer, ip=self._config.sdp_ip, port=media.port, choice=choice, versions=versions
-        )
-        incoming.accept(answer)
+        try:
+            answer = build_answer(
+                offer, ip=self._config.sdp_ip, port=media.port, choice=choice, versions=versions
+            )
+            incoming.accept(answer)
+        except Exception:  # the port goes back; the admission slot times out (sip_admission)
+            log.exception("sip: the INVITE could not be answered")
+            await media.close()
+            self._refuse(incoming, Rejection(500, "Server Internal Error"))
+            return
         self._start_call(incoming, info, media, choice, versions)
 
     async def _offer_in_200(self, incoming: IncomingCall, info: InviteInfo) -> None:

@@ -200,9 +200,12 @@ class SipEndpoint:
             await asyncio.sleep(min(5.0, timeout_s / 4))
             now = loop.time()
             for call in list(self._calls.values()):
-                if call.media.expects_rtp and now - call.media.last_rx > timeout_s:
-                    logger.bind(provider_call_id=call.call_id).info("sip: no RTP; hanging up")
-                    self.end_call(call, "rtp_timeout")
+                try:
+                    if call.media.expects_rtp and now - call.media.last_rx > timeout_s:
+                        logger.bind(provider_call_id=call.call_id).info("sip: no RTP; hanging up")
+                        self.end_call(call, "rtp_timeout")
+                except Exception:  # one call's failure must not stop the watch for all
+                    logger.bind(provider_call_id=call.call_id).exception("sip: RTP watch failed")
 
     def _forget(self, call_id: str) -> None:
         self._answered.pop(call_id, None)
@@ -331,3 +334,10 @@ class SipEndpoint:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_failure)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """Log a spawned task's failure at once (by type: its message may quote the peer)."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        logger.error("sip: a background task failed ({})", type(error).__name__)
