@@ -69,6 +69,7 @@ class EndpointCall:
         self._refer: asyncio.Future[ReferOutcome] | None = None
         self._refer_status = 0
         self._transferred = False
+        self._bye_after: asyncio.Task[None] | None = None
         self._log = logger.bind(provider_call_id=call_id)
 
     # --- SipCall ------------------------------------------------------------------------
@@ -153,7 +154,7 @@ class EndpointCall:
         self._log.info("sip: transfer outcome ok={} status={}", outcome.ok, outcome.status)
         if outcome.ok:
             self._transferred = True
-            self._spawn(self._bye_after_transfer())
+            self._bye_after = self._spawn(self._bye_after_transfer())
         return outcome
 
     # --- the endpoint's side --------------------------------------------------------------
@@ -189,6 +190,8 @@ class EndpointCall:
         self._resolve_refer(
             ReferOutcome(ok=False, status=self._refer_status, reason="the call ended first")
         )
+        if self._bye_after is not None and self._bye_after is not asyncio.current_task():
+            self._bye_after.cancel()  # the peer's BYE came: no need to wait for ours
         self._spawn(self._close(reason))
 
     async def wait_closed(self) -> None:
@@ -225,10 +228,11 @@ class EndpointCall:
         except Exception:
             self._log.exception("sip: an end-of-call callback failed")
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
         async def run() -> None:
             await coro
 
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
