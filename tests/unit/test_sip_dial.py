@@ -7,7 +7,7 @@ import socket
 from collections.abc import AsyncIterator
 
 import pytest
-from aiosipua import IncomingCall, SipRequest, SipResponse, build_sdp
+from aiosipua import IncomingCall, Registration, SipRequest, SipResponse, build_sdp
 
 from simulator.ports import free_rtp_port
 from tests.support.sip_uac import (
@@ -233,5 +233,42 @@ async def test_a_refused_register_is_tried_again(peer: SipPeer) -> None:
         assert registration is not None
         await until(lambda: registration.registered)
         assert seen[:2] == [403, 200] and registration.granted_expires == 300
+    finally:
+        await endpoint.stop()
+
+
+async def test_a_register_that_cannot_be_sent_is_tried_again(
+    peer: SipPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def registrar(request: SipRequest, addr: tuple[str, int]) -> bool:
+        if request.method != "REGISTER":
+            return False
+        response = SipResponse(status_code=200, reason_phrase="OK")
+        for via in request.headers.get("via"):
+            response.headers.append("Via", via)
+        for name in ("from", "to", "call-id", "cseq"):
+            response.headers.set_single(name, request.get_header(name) or "")
+        response.headers.set_single("Expires", "300")
+        peer.transport.send(response, addr)
+        return True
+
+    original = Registration.register
+    failures = iter([OSError("no route to the registrar")])
+
+    def register_once_failing(self: Registration) -> None:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        original(self)
+
+    monkeypatch.setattr(Registration, "register", register_once_failing)
+    peer.on_request = registrar
+    registrar_addr = "{}:{}".format(*peer.transport.local_addr)
+    endpoint = await start_endpoint(Bot(), registrar=registrar_addr, register_retry_s=0.3)
+    try:
+        registration = endpoint.registration
+        assert registration is not None
+        await until(lambda: registration.registered)
+        assert registration.attempts >= 2
     finally:
         await endpoint.stop()

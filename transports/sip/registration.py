@@ -83,7 +83,12 @@ class TrunkRegistration:
             self._granted.clear()
             self._lost.clear()
             self.attempts += 1
-            self._registration.register()
+            try:
+                self._registration.register()
+            except Exception as e:  # e.g. the registrar's name does not resolve: retry later
+                logger.warning("sip: REGISTER not sent ({})", type(e).__name__)
+                await asyncio.sleep(self._retry_s)
+                continue
             try:
                 await asyncio.wait_for(self._granted.wait(), self._retry_s)
             except TimeoutError:
