@@ -193,7 +193,7 @@ def energy(pcm: bytes) -> float:
     return sum(abs(s) for s in samples) / max(1, len(samples))
 
 
-async def until(predicate: Callable[[], bool], timeout_s: float = 3.0) -> None:
+async def until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
     """Wait until ``predicate()`` holds (fails the test after ``timeout_s``)."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while not predicate():

@@ -53,7 +53,7 @@ async def test_dial_with_digest_auth_audio_and_hang_up(peer: SipPeer) -> None:
     peer.on_invite = answer
     endpoint = await start_endpoint(Bot(), username="trunk", password="s3", caller_id="15550003333")
     try:
-        call = await endpoint.dial(callee_uri(peer), headers={"X-Campaign": "c1"}, timeout_s=3)
+        call = await endpoint.dial(callee_uri(peer), headers={"X-Campaign": "c1"}, timeout_s=10)
         assert call.direction == "outbound" and call.invite.callee == "15550002222"
         assert call.invite.caller == "15550003333"
         assert call.invite.headers == {"x-campaign": "c1"}
@@ -83,7 +83,7 @@ async def test_remote_bye_ends_an_outbound_call(peer: SipPeer) -> None:
     peer.on_invite = lambda incoming: incoming.accept(build_sdp("127.0.0.1", port, 8, "PCMA"))
     endpoint = await start_endpoint(Bot())
     try:
-        call = await endpoint.dial(callee_uri(peer), timeout_s=3)
+        call = await endpoint.dial(callee_uri(peer), timeout_s=10)
         assert call.media.payload_type == 8
         incoming = peer.events.invites[-1]
         incoming.hangup()
@@ -99,7 +99,7 @@ async def test_dial_failures_carry_the_status(peer: SipPeer, status: int, retrya
     endpoint = await start_endpoint(Bot())
     try:
         with pytest.raises(SipDialError) as failure:
-            await endpoint.dial(callee_uri(peer), timeout_s=3)
+            await endpoint.dial(callee_uri(peer), timeout_s=10)
         assert failure.value.status == status and failure.value.retryable is retryable
     finally:
         await endpoint.stop()
@@ -123,12 +123,12 @@ async def test_an_answered_dial_without_rtp_is_ended_and_frees_its_port(peer: Si
     endpoint = await start_endpoint(Bot(), rtp_ports=(low, low + 1))  # one RTP port pair
     try:
         with pytest.raises(SipDialError) as failure:
-            await endpoint.dial(callee_uri(peer), timeout_s=3)
+            await endpoint.dial(callee_uri(peer), timeout_s=10)
         assert failure.value.status == 503 and failure.value.retryable
         await asyncio.wait_for(peer.events.bye_event.wait(), 5)
         assert not endpoint.calls
         squatter.close()
-        call = await endpoint.dial(callee_uri(peer), timeout_s=3)  # the port was given back
+        call = await endpoint.dial(callee_uri(peer), timeout_s=10)  # the port was given back
         await call.hang_up()
     finally:
         squatter.close()
@@ -193,7 +193,7 @@ async def test_the_callee_can_hold_an_outbound_call(peer: SipPeer) -> None:
     peer.on_invite = lambda incoming: incoming.accept(build_sdp("127.0.0.1", port, 0, "PCMU"))
     endpoint = await start_endpoint(Bot())
     try:
-        call = await endpoint.dial(callee_uri(peer), timeout_s=3)
+        call = await endpoint.dial(callee_uri(peer), timeout_s=10)
         incoming = peer.events.invites[-1]
         hold = build_sdp("127.0.0.1", port, 0, "PCMU")
         assert hold.audio is not None

@@ -25,7 +25,7 @@ async def test_inbound_call_audio_both_ways_dtmf_and_caller_bye(peer: SipPeer) -
         outgoing = peer.invite(
             endpoint.local_addr, offer_sdp(port, (8, 0)), headers={"X-Agent": "a"}
         )
-        await outgoing.wait_answered(3)
+        await outgoing.wait_answered(10)
         answer = outgoing.sdp_answer
         assert answer is not None and answer.audio is not None
         assert [c.encoding_name for c in answer.audio.codecs][0] == "PCMA"
@@ -59,7 +59,7 @@ async def test_handler_end_sends_bye_and_flush_drops_queue(peer: SipPeer) -> Non
     try:
         port = await peer.open_rtp()
         outgoing = peer.invite(endpoint.local_addr, offer_sdp(port))
-        await outgoing.wait_answered(3)
+        await outgoing.wait_answered(10)
         await until(lambda: len(bot.calls) == 1)
         media = bot.calls[0].media
         media.send_pcm(tone(2.0))
@@ -81,7 +81,7 @@ async def test_an_end_callback_may_hang_up(peer: SipPeer) -> None:
     try:
         port = await peer.open_rtp()
         outgoing = peer.invite(endpoint.local_addr, offer_sdp(port))
-        await outgoing.wait_answered(3)
+        await outgoing.wait_answered(10)
         await until(lambda: len(bot.calls) == 1)
         call = bot.calls[0]
         reasons: list[str] = []
@@ -103,7 +103,7 @@ async def test_keys_sent_as_sip_info_reach_on_dtmf(peer: SipPeer) -> None:
     try:
         port = await peer.open_rtp()
         outgoing = peer.invite(endpoint.local_addr, offer_sdp(port))
-        await outgoing.wait_answered(3)
+        await outgoing.wait_answered(10)
         await until(lambda: len(bot.calls) == 1)
         peer.uac.send_info(
             outgoing.dialog,
@@ -126,7 +126,7 @@ async def test_our_bye_follows_the_record_route_in_order(peer: SipPeer) -> None:
         outgoing = peer.invite(
             endpoint.local_addr, offer_sdp(port), headers={"Record-Route": routes}
         )
-        await outgoing.wait_answered(3)
+        await outgoing.wait_answered(10)
         await until(lambda: len(bot.calls) == 1)
         await bot.calls[0].hang_up()
         await until(lambda: any(raw.startswith(b"BYE ") for raw in peer.raw))

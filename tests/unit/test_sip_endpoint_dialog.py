@@ -27,7 +27,7 @@ async def connect(
     endpoint = await start_endpoint(bot, **overrides)
     port = await peer.open_rtp()
     outgoing = peer.invite(endpoint.local_addr, offer_sdp(port), headers=headers)
-    await outgoing.wait_answered(3)
+    await outgoing.wait_answered(10)
     answer = outgoing.sdp_answer
     assert answer is not None and answer.rtp_address is not None and peer.rtp is not None
     peer.rtp.update_remote(answer.rtp_address)
@@ -142,7 +142,7 @@ async def test_refer_succeeds_on_notify_200_and_the_peer_bye_is_a_transfer(peer:
     endpoint, outgoing = await connect(peer, bot)
     try:
         call = bot.calls[0]
-        transfer = asyncio.ensure_future(call.refer("sip:desk@192.0.2.10", timeout_s=3))
+        transfer = asyncio.ensure_future(call.refer("sip:desk@192.0.2.10", timeout_s=10))
         await peer.events.refer_event.wait()
         assert peer.events.refers[0][1] == "sip:desk@192.0.2.10"
         notify(peer, outgoing, endpoint.local_addr, 180, "Ringing")
@@ -161,7 +161,7 @@ async def test_refer_failures_report_the_status(peer: SipPeer) -> None:
     endpoint, outgoing = await connect(peer, bot)
     try:
         call = bot.calls[0]
-        transfer = asyncio.ensure_future(call.refer("15550009999", timeout_s=3))
+        transfer = asyncio.ensure_future(call.refer("15550009999", timeout_s=10))
         await peer.events.refer_event.wait()
         assert peer.events.refers[0][1] == "sip:15550009999@127.0.0.1"
         notify(peer, outgoing, endpoint.local_addr, 486, "Busy Here 15550009999")
@@ -170,7 +170,7 @@ async def test_refer_failures_report_the_status(peer: SipPeer) -> None:
         assert "1555" not in outcome.reason  # the peer's free text is not kept (logs, record)
 
         peer.uas.on_refer = None  # the peer refuses REFER (501)
-        refused = await call.refer("sip:desk@192.0.2.10", timeout_s=3)
+        refused = await call.refer("sip:desk@192.0.2.10", timeout_s=10)
         assert not refused.ok and refused.status == 501
         assert not call.ended
     finally:

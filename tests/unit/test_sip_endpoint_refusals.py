@@ -28,7 +28,7 @@ async def rejected(peer: SipPeer, endpoint_addr: tuple[str, int], **kwargs: obje
     offer = kwargs.pop("offer", offer_sdp(port))
     outgoing = peer.invite(endpoint_addr, offer, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(RuntimeError):
-        await outgoing.wait_answered(3)
+        await outgoing.wait_answered(10)
     return outgoing._reject_code
 
 
@@ -56,7 +56,7 @@ async def test_digest_challenge_then_the_right_password_is_answered(peer: SipPee
         outgoing = peer.invite(
             endpoint.local_addr, offer_sdp(port), auth=SipDigestAuth("trunk", "s3")
         )
-        await outgoing.wait_answered(3)
+        await outgoing.wait_answered(10)
         await until(lambda: len(bot.calls) == 1)
         assert len(bot.admitted) == 1
     finally:
@@ -155,7 +155,7 @@ async def test_malformed_requests_get_400_and_oversized_are_dropped() -> None:
         try:
             port = await ok.open_rtp()
             outgoing = ok.invite(addr, offer_sdp(port))
-            await outgoing.wait_answered(3)  # the endpoint is alive and well
+            await outgoing.wait_answered(10)  # the endpoint is alive and well
         finally:
             await ok.close()
     finally:
@@ -170,7 +170,7 @@ async def test_credentials_only_for_the_carrier_do_not_challenge_its_invites(pee
     try:
         port = await peer.open_rtp()
         outgoing = peer.invite(endpoint.local_addr, offer_sdp(port))
-        await outgoing.wait_answered(3)
+        await outgoing.wait_answered(10)
         assert peer.responses(401) == []
     finally:
         await endpoint.stop()
@@ -254,7 +254,7 @@ async def test_a_200_never_acknowledged_ends_the_call(monkeypatch: pytest.Monkey
             )
             await loop.sock_sendto(raw, invite, endpoint.local_addr)
             await until(lambda: len(bot.calls) == 1)
-            await until(lambda: bot.calls[0].ended, timeout_s=3)
+            await until(lambda: bot.calls[0].ended, timeout_s=10)
         assert bot.calls[0].end_reason == "ack_timeout"
         await until(lambda: not endpoint.calls)
     finally:

@@ -38,7 +38,7 @@ async def test_no_caller_data_in_the_logs(
             caller=CALLER,
             auth=SipDigestAuth("trunk", "s3"),
         )
-        await outgoing.wait_answered(3)
+        await outgoing.wait_answered(10)
         answer = outgoing.sdp_answer
         assert answer is not None and answer.rtp_address is not None and peer.rtp is not None
         peer.rtp.update_remote(answer.rtp_address)
@@ -51,7 +51,7 @@ async def test_no_caller_data_in_the_logs(
 
         peer.on_invite = lambda incoming: incoming.accept(build_sdp("127.0.0.1", port, 0, "PCMU"))
         host, sip_port = peer.transport.local_addr
-        call = await endpoint.dial(f"sip:{DIALLED}@{host}:{sip_port}", timeout_s=3)
+        call = await endpoint.dial(f"sip:{DIALLED}@{host}:{sip_port}", timeout_s=10)
         await call.hang_up()
     finally:
         await endpoint.stop()

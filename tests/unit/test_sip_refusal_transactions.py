@@ -93,7 +93,7 @@ async def test_a_new_invite_after_a_refusal_is_screened_again(peer: SipPeer) -> 
         await until(lambda: len(bot.admitted) == 1)
         bot.refusal = None
         outgoing = peer.invite(endpoint.local_addr, offer_sdp(port))  # a new call
-        await outgoing.wait_answered(3)
+        await outgoing.wait_answered(10)
         await until(lambda: len(bot.calls) == 1)
         assert len(bot.admitted) == 2
     finally:

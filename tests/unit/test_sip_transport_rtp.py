@@ -135,7 +135,7 @@ class Caller:
         self.endpoint_addr = endpoint_addr
         port = await self.peer.open_rtp()
         outgoing = self.peer.invite(endpoint_addr, offer_sdp(port, (0,)))
-        await outgoing.wait_answered(3)
+        await outgoing.wait_answered(10)
         answer = outgoing.sdp_answer
         rtp = self.peer.rtp
         assert answer is not None and answer.rtp_address is not None and rtp is not None
