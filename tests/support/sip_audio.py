@@ -10,15 +10,21 @@ from pathlib import Path
 import numpy as np
 
 
+def tone(seconds: float, hz: float = 440.0, level: int = 8000, rate: int = 8000) -> bytes:
+    """A sine tone, 16-bit mono PCM (8 kHz unless ``rate`` says otherwise)."""
+    n = int(rate * seconds)
+    return struct.pack(
+        f"<{n}h", *(int(level * math.sin(2 * math.pi * hz * i / rate)) for i in range(n))
+    )
+
+
 def write_tone_wav(path: Path, seconds: float = 1.0, hz: float = 440.0, rate: int = 8000) -> Path:
     """A sine tone WAV (mono 16-bit) for SIPp's rtp_stream or baresip's aufile."""
-    n = int(rate * seconds)
-    samples = (int(8000 * math.sin(2 * math.pi * hz * i / rate)) for i in range(n))
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)
-        w.writeframes(b"".join(struct.pack("<h", s) for s in samples))
+        w.writeframes(tone(seconds, hz, rate=rate))
     return path
 
 

@@ -8,7 +8,6 @@ answers and NOTIFYs, and raw datagrams for the malformed-input tests.
 from __future__ import annotations
 
 import asyncio
-import math
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -177,14 +176,6 @@ class SipPeer:
 def answer_sdp(call: IncomingCall, port: int) -> SdpMessage:
     """A plain PCMU answer from 127.0.0.1:port."""
     return build_sdp("127.0.0.1", port, 0, "PCMU")
-
-
-def tone(seconds: float, hz: float = 440.0, level: int = 8000) -> bytes:
-    """A sine tone, 8 kHz PCM16."""
-    n = int(8000 * seconds)
-    return b"".join(
-        struct.pack("<h", int(level * math.sin(2 * math.pi * hz * i / 8000))) for i in range(n)
-    )
 
 
 def energy(pcm: bytes) -> float:

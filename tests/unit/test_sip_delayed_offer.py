@@ -11,8 +11,8 @@ from pathlib import Path
 from aiosipua import build_sdp, serialize_sdp
 
 from simulator.ports import free_rtp_port
-from tests.support.sip_audio import dominant_hz, write_tone_wav
-from tests.support.sip_uac import Bot, energy, start_endpoint, tone, until
+from tests.support.sip_audio import dominant_hz, tone, write_tone_wav
+from tests.support.sip_uac import Bot, energy, start_endpoint, until
 from tests.support.sipp import run_sipp
 
 

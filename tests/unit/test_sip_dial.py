@@ -10,14 +10,8 @@ import pytest
 from aiosipua import IncomingCall, Registration, SipRequest, SipResponse, build_sdp
 
 from simulator.ports import free_rtp_port
-from tests.support.sip_uac import (
-    Bot,
-    SipPeer,
-    energy,
-    start_endpoint,
-    tone,
-    until,
-)
+from tests.support.sip_audio import tone
+from tests.support.sip_uac import Bot, SipPeer, energy, start_endpoint, until
 from transports.sip.dialing import SipDialError
 from transports.sip.trunks import DigestChallenger
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.sip_audio import dominant_hz, write_tone_wav
-from tests.support.sip_uac import Bot, start_endpoint, tone, until
+from tests.support.sip_audio import dominant_hz, tone, write_tone_wav
+from tests.support.sip_uac import Bot, start_endpoint, until
 from tests.support.sipp import Sipp
 from transports.sip.dialing import SipDialError
 

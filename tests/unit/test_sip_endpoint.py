@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.support.sip_uac import Bot, SipPeer, energy, offer_sdp, start_endpoint, tone, until
+from tests.support.sip_audio import tone
+from tests.support.sip_uac import Bot, SipPeer, energy, offer_sdp, start_endpoint, until
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import pytest
 from aiortp import RTPSession
 from aiosipua import OutgoingCall, SdpMessage, SipRequest
 
-from tests.support.sip_uac import Bot, SipPeer, energy, offer_sdp, start_endpoint, tone, until
+from tests.support.sip_audio import tone
+from tests.support.sip_uac import Bot, SipPeer, energy, offer_sdp, start_endpoint, until
 from transports.sip.endpoint import SipEndpoint
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.baresip import Baresip
-from tests.support.sip_audio import dominant_hz, write_tone_wav
-from tests.support.sip_uac import Bot, config, energy, start_endpoint, tone, until
+from tests.support.sip_audio import dominant_hz, tone, write_tone_wav
+from tests.support.sip_uac import Bot, config, energy, start_endpoint, until
 from tests.support.sipp import Sipp, run_sipp
 from transports.sip.contracts import InviteInfo, ReferOutcome, Refusal, SipCall
 from transports.sip.endpoint import SipEndpoint

@@ -9,7 +9,8 @@ import pytest
 from aiosipua import SipDigestAuth, build_sdp
 from loguru import logger
 
-from tests.support.sip_uac import Bot, SipPeer, offer_sdp, start_endpoint, tone, until
+from tests.support.sip_audio import tone
+from tests.support.sip_uac import Bot, SipPeer, offer_sdp, start_endpoint, until
 
 CALLER, CALLEE, DIALLED, TARGET = "15550001111", "agentline77", "15550002222", "15550009999"
 

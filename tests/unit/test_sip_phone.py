@@ -8,14 +8,12 @@ and the RFC 4733 digits it received, and can refuse calls, pick PCMA or hang up 
 from __future__ import annotations
 
 import asyncio
-import math
-import struct
 from dataclasses import dataclass, field
 
-import numpy as np
 import pytest
 from aiosipua import CallSession, IncomingCall, SipUAS
 
+from simulator.audio_codec import rms
 from simulator.phone import (
     CallEndedError,
     SipCallEmulator,
@@ -25,18 +23,7 @@ from simulator.phone import (
 )
 from simulator.phone.sip import UdpTransport
 from simulator.ports import free_rtp_port
-
-
-def tone(seconds: float, hz: float = 440.0, level: int = 8000) -> bytes:
-    n = int(8000 * seconds)
-    return struct.pack(
-        f"<{n}h", *(int(level * math.sin(2 * math.pi * hz * i / 8000)) for i in range(n))
-    )
-
-
-def level(pcm: bytes) -> float:
-    x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
-    return float(np.sqrt(np.mean(x**2))) if len(x) else 0.0
+from tests.support.sip_audio import tone
 
 
 @dataclass
@@ -130,7 +117,7 @@ async def test_a_sip_call_offers_g711_hears_the_greeting_speaks_presses_and_hang
         start = await call.wait_for_bot_speech_start(timeout=5)
         end = await call.wait_for_bot_silence(0.5, timeout=5)
         assert 0.4 <= end - start <= 0.9  # the 0.6 s tone, heard in real time
-        assert level(call.heard_audio(start, end)) > 2000
+        assert rms(call.heard_audio(start, end)) > 2000
 
         turn = await call.say(tone(0.5, hz=300))
         assert turn.caller_end_s > turn.caller_onset_s
@@ -138,7 +125,7 @@ async def test_a_sip_call_offers_g711_hears_the_greeting_speaks_presses_and_hang
         await asyncio.sleep(0.3)
         c = peer.calls[0]
         assert c.digits == ["1", "#"]  # RFC 4733 telephone-events, one per key
-        assert level(bytes(c.heard)) > 1000  # the caller's voice came through as G.711
+        assert rms(bytes(c.heard)) > 1000  # the caller's voice came through as G.711
 
         await call.hang_up()
         await asyncio.wait_for(c.bye.wait(), 2)  # BYE
@@ -155,7 +142,7 @@ async def test_the_answer_picks_pcma_and_the_call_still_flows():
         turn = await call.say(tone(0.3, hz=300))
         assert turn.caller_end_s > 0
         await asyncio.sleep(0.2)
-        assert level(bytes(peer.calls[0].heard)) > 1000
+        assert rms(bytes(peer.calls[0].heard)) > 1000
         await call.hang_up()
 
 

@@ -14,7 +14,8 @@ import asyncio
 import pytest
 
 from simulator.phone import SipCallEmulator, SipCallRejectedError
-from tests.support.sip_uac import Bot, energy, start_endpoint, tone, until
+from tests.support.sip_audio import tone
+from tests.support.sip_uac import Bot, energy, start_endpoint, until
 
 
 def uri(endpoint) -> str:

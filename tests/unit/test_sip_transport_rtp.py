@@ -15,7 +15,6 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import numpy as np
 import pytest
 from aiosipua import OutgoingCall
 from pipecat.frames.frames import (
@@ -33,7 +32,7 @@ from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
-from integrations.speech.audio import pcm16_to_float
+from simulator.audio_codec import rms
 from simulator.ports import free_rtp_port
 from tests.support.sip_uac import SipPeer, offer_sdp
 from transports.sip.config import SipEndpointConfig
@@ -42,7 +41,7 @@ from transports.sip.endpoint import SipEndpoint
 from transports.sip.transport import SipTransport, SipTransportParams
 
 TONE_S = 3.0
-LOUD = 0.015  # RMS of full scale; the tone is 0.12, G.711 silence far below
+LOUD = 0.015 * 32768  # RMS: 1.5 % of full scale; the tone is 12 %, G.711 silence far below
 LEAD_S = SipTransportParams().playback_lead_s
 
 
@@ -51,12 +50,6 @@ def tone(seconds: float, period: int = 10) -> bytes:
     high = (4000).to_bytes(2, "little", signed=True)
     low = (-4000).to_bytes(2, "little", signed=True)
     return b"".join(high if (i // period) % 2 else low for i in range(int(8000 * seconds)))
-
-
-def rms(pcm: bytes) -> float:
-    """The level of 16-bit PCM (0 to 1)."""
-    samples = pcm16_to_float(pcm)
-    return float(np.sqrt(np.mean(samples**2))) if len(samples) else 0.0
 
 
 class ToneBot(FrameProcessor):
