@@ -266,3 +266,31 @@ async def test_a_register_that_cannot_be_sent_is_tried_again(
         assert registration.attempts >= 2
     finally:
         await endpoint.stop()
+
+
+async def test_an_answer_crossing_our_cancel_is_acked_and_ended(peer: SipPeer) -> None:
+    port = await peer.open_rtp()
+    ringing: list[IncomingCall] = []
+
+    def ring(incoming: IncomingCall) -> None:
+        incoming.ringing()
+        ringing.append(incoming)
+
+    def answer_instead_of_cancelling(request: SipRequest, _addr: tuple[str, int]) -> bool:
+        if request.method != "CANCEL" or not ringing:
+            return False
+        ringing[0].accept(build_sdp("127.0.0.1", port, 0, "PCMU"))  # the 200 was on its way
+        return True
+
+    peer.on_invite = ring
+    peer.on_request = answer_instead_of_cancelling
+    endpoint = await start_endpoint(Bot())
+    try:
+        with pytest.raises(SipDialError) as failure:
+            await endpoint.dial(callee_uri(peer), timeout_s=0.5)
+        assert failure.value.status == 408
+        await asyncio.wait_for(peer.events.bye_event.wait(), 10)  # not left on a dead line
+        assert any(raw.startswith(b"ACK ") for raw in peer.raw)
+        assert not endpoint.calls
+    finally:
+        await endpoint.stop()

@@ -33,6 +33,9 @@ from transports.sip.offer_answer import NoCommonCodec, SdpVersions, build_offer,
 from transports.sip.refusal_ack import RefusalAcks
 from transports.sip.signalling import DialogSignalling
 
+CANCELLED_LINGER_S = 32.0
+"""How long a 2xx crossing our CANCEL is still ACKed and ended (64*T1, RFC 3261 Timer B)."""
+
 RETRYABLE_STATUSES = frozenset({0, 408, 480, 486, 487, 500, 503, 504, 600})
 """Final statuses worth another attempt later (busy, no answer, the trunk's trouble)."""
 
@@ -87,14 +90,42 @@ class TrunkUAC(SipUAC):
         self.invite_headers: dict[str, dict[str, str]] = {}
         self._next_headers: dict[str, str] | None = None
         self._refusal_acks = RefusalAcks()
+        self._cancelled: dict[str, OutgoingCall] = {}
+
+    def cancel_invite(self, outgoing: OutgoingCall) -> None:
+        """CANCEL ``outgoing``; a 2xx that crosses the CANCEL is ACKed, then BYE (RFC 3261 §9.1).
+
+        aiosipua forgets the call when it sends the CANCEL, so a callee who answered just
+        then would get no ACK and hear silence until its own timers gave up.
+        """
+        outgoing.cancel(self)
+        call_id = outgoing.call_id
+        self._cancelled[call_id] = outgoing
+        asyncio.get_running_loop().call_later(
+            CANCELLED_LINGER_S, self._cancelled.pop, call_id, None
+        )
 
     def handle_response(self, response: SipResponse, addr: tuple[str, int]) -> None:
         """As aiosipua's, acknowledging a refused INVITE first (aiosipua never does)."""
-        call = self.get_call(response.call_id or "")
+        call_id = response.call_id or ""
+        call = self.get_call(call_id)
         ack = self._refusal_acks.ack_for(response, call.invite if call is not None else None)
         if ack is not None:
             self.transport.send(ack, call.remote_addr if call is not None else addr)
+        crossed = self._crossed_cancel(response) if call is None else None
+        if crossed is not None:  # answered as we cancelled: let aiosipua ACK it as an answer
+            crossed.dialog.state = DialogState.EARLY
+            self._calls[call_id] = crossed
         super().handle_response(response, addr)
+        if crossed is not None:
+            logger.bind(provider_call_id=call_id).info("sip: answered after our CANCEL; BYE")
+            crossed.hangup(self)
+
+    def _crossed_cancel(self, response: SipResponse) -> OutgoingCall | None:
+        cseq = response.cseq
+        if cseq is None or cseq.method.upper() != "INVITE" or not 200 <= response.status_code < 300:
+            return None
+        return self._cancelled.pop(response.call_id or "", None)
 
     def send_invite(self, *args: Any, **kwargs: Any) -> OutgoingCall:
         """As aiosipua's, with ``extra_headers`` kept for the retried INVITE."""
@@ -202,7 +233,7 @@ class Dialer:
         try:
             await outgoing.wait_answered(timeout_s)
         except TimeoutError:
-            outgoing.cancel(self._uac)
+            self._uac.cancel_invite(outgoing)
             await self._allocator.release(rtp_port)
             log.info("sip: no answer in {:.0f} s; CANCEL sent", timeout_s)
             raise SipDialError(408, "Request Timeout", True) from None
@@ -212,7 +243,7 @@ class Dialer:
             log.info("sip: call not answered ({})", status)
             raise SipDialError(status, reason, status in RETRYABLE_STATUSES) from None
         except asyncio.CancelledError:
-            outgoing.cancel(self._uac)
+            self._uac.cancel_invite(outgoing)
             await self._allocator.release(rtp_port)
             raise
 
