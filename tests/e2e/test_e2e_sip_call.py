@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from bot.settings import Settings
 from integrations.speech.moonshine import MoonshineRecognizer
+from simulator.phone import SPEECH_RMS
 from simulator.ports import free_rtp_port, free_tcp_port, free_udp_port
 from simulator.voices import caller_voice
 from tests.support.baresip import Baresip, baresip_binary
@@ -41,9 +43,11 @@ CALLER = "15555550142"
 OPERATOR_TOKEN = "sip-e2e-operator-token-0123456789"
 REPLY_TIMEOUT_S = 60.0
 QUIET_S = 1.5
-"""The bot's reply is over when the softphone heard nothing new for this long."""
+"""The bot's reply is over when the softphone heard only silence for this long."""
 RATE = 8000
 BYTES_PER_S = RATE * 2
+FRAME_BYTES = BYTES_PER_S // 50
+"""20 ms of what the softphone heard."""
 WAV_HEADER = 44
 
 
@@ -127,8 +131,9 @@ def recognizer() -> MoonshineRecognizer:
 class Ear:
     """What the softphone heard so far: baresip's decode dump, read while it grows.
 
-    The agent sends RTP only while it speaks, so the dump holds the bot's speech back to
-    back; a reply is over when nothing new arrived for :data:`QUIET_S`.
+    The agent's RTP never stops (silence while the bot is quiet), so the bot's speech is
+    found by level: 20 ms frames above :data:`SPEECH_RMS`; a reply is over once the last
+    :data:`QUIET_S` of the dump are below it.
     """
 
     def __init__(self, phone: Baresip) -> None:
@@ -141,27 +146,41 @@ class Ear:
         data = path.read_bytes()[WAV_HEADER:]
         return data[: len(data) // 2 * 2]
 
+    @staticmethod
+    def _voiced(data: bytes, since: int) -> tuple[int, int] | None:
+        """Byte offsets of the first voiced frame's start and the last one's end after ``since``."""
+        start = since - since % FRAME_BYTES
+        usable = (len(data) - start) // FRAME_BYTES * FRAME_BYTES
+        if usable <= 0:
+            return None
+        frames = np.frombuffer(data[start : start + usable], dtype="<i2").astype(np.float64)
+        levels = np.sqrt((frames.reshape(-1, FRAME_BYTES // 2) ** 2).mean(axis=1))
+        loud = np.flatnonzero(levels > SPEECH_RMS)
+        if loud.size == 0:
+            return None
+        return start + int(loud[0]) * FRAME_BYTES, start + (int(loud[-1]) + 1) * FRAME_BYTES
+
     async def reply_start(self, since: int, *, timeout_s: float = REPLY_TIMEOUT_S) -> int:
         """Wait for the bot to start speaking after byte ``since``; its start."""
         async with asyncio.timeout(timeout_s):
-            while len(self.heard()) < since + BYTES_PER_S // 4:
+            while (voiced := self._voiced(self.heard(), since)) is None:
                 await asyncio.sleep(0.05)
-        return since
+        return voiced[0]
 
     async def reply(self, since: int, *, timeout_s: float = REPLY_TIMEOUT_S) -> bytes:
         """The bot's next reply after byte ``since``, once it went quiet."""
-        await self.reply_start(since, timeout_s=timeout_s)
-        return (await self.until_quiet(timeout_s=timeout_s))[since:]
+        start = await self.reply_start(since, timeout_s=timeout_s)
+        return (await self.until_quiet(start, timeout_s=timeout_s))[start:]
 
-    async def until_quiet(self, *, timeout_s: float = REPLY_TIMEOUT_S) -> bytes:
+    async def until_quiet(self, since: int, *, timeout_s: float = REPLY_TIMEOUT_S) -> bytes:
+        """What was heard up to the end of the bot's speech after ``since``, once it went quiet."""
         async with asyncio.timeout(timeout_s):
-            size, quiet_since = len(self.heard()), asyncio.get_running_loop().time()
-            while asyncio.get_running_loop().time() - quiet_since < QUIET_S:
+            while True:
+                data = self.heard()
+                voiced = self._voiced(data, since)
+                if voiced is not None and len(data) - voiced[1] >= QUIET_S * BYTES_PER_S:
+                    return data[: voiced[1]]
                 await asyncio.sleep(0.1)
-                now = len(self.heard())
-                if now != size:
-                    size, quiet_since = now, asyncio.get_running_loop().time()
-        return self.heard()
 
 
 def caller_wav(directory: Path, name: str, text: str, *, silence_s: float = 120.0) -> Path:
@@ -233,12 +252,12 @@ async def test_a_softphone_call_over_the_sip_trunk(agent: Agent, recognizer, tmp
         # barge-in: the caller asks again and talks over the answer with a new question
         at = len(ear.heard())
         await say(phone, hours)
-        await ear.reply_start(at)
+        start = await ear.reply_start(at)
         async with asyncio.timeout(REPLY_TIMEOUT_S):
-            while len(ear.heard()) < at + BYTES_PER_S:  # a second of the answer heard
+            while len(ear.heard()) < start + BYTES_PER_S:  # a second of the answer heard
                 await asyncio.sleep(0.02)
         await say(phone, where)
-        cut = (await ear.until_quiet())[at:]
+        cut = (await ear.until_quiet(start))[start:]
         assert len(cut) / BYTES_PER_S < 0.6 * full_answer_s, "the bot talked over the caller"
         at = len(ear.heard())
         heard = await transcribe(recognizer, await ear.reply(at))
