@@ -15,32 +15,23 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
-import subprocess
-import sys
 import wave
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
 from bot.settings import Settings
 from integrations.speech.moonshine import MoonshineRecognizer
 from simulator.phone import SPEECH_RMS
-from simulator.ports import free_rtp_port, free_tcp_port, free_udp_port
 from simulator.voices import caller_voice
 from tests.support.baresip import Baresip, baresip_binary
-from tests.support.env import scrubbed_environ
+from tests.support.sip_serve import ServedSip, serve_sip
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 CALLER = "15555550142"
-OPERATOR_TOKEN = "sip-e2e-operator-token-0123456789"
 REPLY_TIMEOUT_S = 60.0
 QUIET_S = 1.5
 """The bot's reply is over when the softphone heard only silence for this long."""
@@ -51,75 +42,13 @@ FRAME_BYTES = BYTES_PER_S // 50
 WAV_HEADER = 44
 
 
-@dataclass
-class Agent:
-    """``callagent serve`` in its own process, with SIP on ``sip_uri``."""
-
-    process: subprocess.Popen[bytes]
-    base_url: str
-    sip_uri: str
-    log: Path
-    workdir: Path
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
 @pytest.fixture(scope="module")
-def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Agent]:
+def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedSip]:
     if caller_voice.engine() is None:
         pytest.skip("needs Debian's flite for the caller voice (apt-get install flite)")
     baresip_binary()  # skips when baresip is missing
-    workdir = tmp_path_factory.mktemp("sip-agent")
-    http_port, sip_port, rtp = free_tcp_port(), free_udp_port(), free_rtp_port()
-    env = scrubbed_environ() | {
-        "PYTHONPATH": str(ROOT),
-        "CALLAGENT_DATA_DIR": str(workdir / "data"),
-        "CALLAGENT_SIP_LISTEN": f"127.0.0.1:{sip_port}",
-        "CALLAGENT_SIP_RTP_PORTS": f"{rtp}-{rtp + 19}",
-        "CALLAGENT_OPERATOR_TOKEN": OPERATOR_TOKEN,
-        "CALLAGENT_DRAIN_SECS": "5",
-    }
-    log = workdir / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--port", str(http_port)],
-            cwd=workdir,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    served = Agent(
-        process,
-        f"http://127.0.0.1:{http_port}",
-        f"sip:dental_front_desk@127.0.0.1:{sip_port}",
-        log,
-        workdir,
-    )
-    try:
-        asyncio.run(_until_serving_sip(served))
+    with serve_sip(tmp_path_factory.mktemp("sip-agent")) as served:
         yield served
-    finally:
-        process.send_signal(signal.SIGTERM)  # drains (no call left), then exits
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-async def _until_serving_sip(agent: Agent, timeout_s: float = 180.0) -> None:
-    async with httpx.AsyncClient() as client, asyncio.timeout(timeout_s):
-        while True:
-            if agent.process.poll() is not None:
-                raise AssertionError(f"callagent serve exited:\n{agent.log_text()[-3000:]}")
-            try:
-                ready = (await client.get(f"{agent.base_url}/readyz")).json()
-            except httpx.HTTPError:
-                ready = {}
-            if ready.get("sip", {}).get("role") == "serving":
-                return
-            await asyncio.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -208,28 +137,12 @@ def has_any(text: str, *words: str) -> bool:
     return any(w in text for w in words)
 
 
-async def sip_record(agent: Agent) -> dict[str, Any]:
-    """The newest SIP call's record, with its turns (operator API)."""
-    headers = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
-    async with httpx.AsyncClient(base_url=agent.base_url, headers=headers) as client:
-        calls = (await client.get("/api/calls", params={"limit": 10})).json()["calls"]
-        sip = [c for c in calls if c["transport"] == "sip"]
-        assert sip, calls
-        return (await client.get(f"/api/calls/{sip[0]['id']}")).json()
-
-
-async def until_no_calls(agent: Agent, timeout_s: float = 20.0) -> None:
-    async with httpx.AsyncClient() as client, asyncio.timeout(timeout_s):
-        while (await client.get(f"{agent.base_url}/readyz")).json()["calls"]:
-            await asyncio.sleep(0.2)
-
-
-async def test_a_softphone_call_over_the_sip_trunk(agent: Agent, recognizer, tmp_path) -> None:
+async def test_a_softphone_call_over_the_sip_trunk(agent: ServedSip, recognizer, tmp_path) -> None:
     hours = caller_wav(tmp_path, "hours", "What are your opening hours?")
     where = caller_wav(tmp_path, "where", "Sorry, where exactly are you located?")
     async with Baresip(user=CALLER, silence_s=300, workdir=tmp_path / "baresip") as phone:
         ear = Ear(phone)
-        await phone.dial(agent.sip_uri)
+        await phone.dial(agent.sip_uri())
 
         greeting = await ear.reply(0)
         heard = await transcribe(recognizer, greeting)
@@ -265,8 +178,9 @@ async def test_a_softphone_call_over_the_sip_trunk(agent: Agent, recognizer, tmp
 
         await phone.hang_up()  # the caller's BYE
 
-    await until_no_calls(agent)
-    record = await sip_record(agent)
+    await agent.until_no_calls()
+    record = (await agent.sip_records(limit=10))[0]
+    record = await agent.sip_record(record["provider_call_id"])
     assert (record["transport"], record["direction"]) == ("sip", "inbound")
     assert record["provider_call_id"] and record["ended_at"]
     assert "remote_bye" in record["end_reason"]
