@@ -81,7 +81,7 @@ class CallerInput:
         elif not 0 < len(pcm) <= MAX_AUDIO_CHUNK_BYTES or len(pcm) % 2:
             self._drop("bad_audio_size", f"{len(pcm)} bytes")
         else:
-            self._enqueue(bytes(pcm))
+            self._enqueue(pcm if isinstance(pcm, bytes) else bytes(pcm))  # the media made it
 
     def _on_dtmf(self, key: str) -> None:
         try:
