@@ -31,17 +31,6 @@ def flag(value: object) -> object:
     raise ValueError("expected true or false")
 
 
-def transport_choice(value: object) -> object:
-    """Read ``CALLAGENT_TRANSPORT``; ``sip`` is not one (SIP runs beside every choice)."""
-    value = lowercase(value)
-    if value == "sip":
-        raise ValueError(
-            "SIP trunk calls run beside the web server's calls: keep CALLAGENT_TRANSPORT as it "
-            "is (webrtc) and set CALLAGENT_SIP_LISTEN=host:port (e.g. 0.0.0.0:5060)"
-        )
-    return value
-
-
 class SecretMarker:
     """Marks a setting whose value never appears in an error message."""
 
@@ -52,7 +41,7 @@ UserPath = Annotated[Path, AfterValidator(Path.expanduser)]
 
 # Enum-like settings accept any case ("WebRTC") and hold the lower-case value.
 TransportChoice = Annotated[
-    Literal["auto", "webrtc", "daily", "livekit"], BeforeValidator(transport_choice)
+    Literal["auto", "webrtc", "daily", "livekit", "sip"], BeforeValidator(lowercase)
 ]
 STTName = Annotated[Literal["moonshine", "cartesia"], BeforeValidator(lowercase)]
 TTSChoice = Annotated[Literal["auto", "piper", "cartesia"], BeforeValidator(lowercase)]
@@ -62,6 +51,9 @@ CRMName = Annotated[Literal["none", "sqlite", "rest", "hubspot"], BeforeValidato
 RetentionAction = Annotated[Literal["delete", "anonymise"], BeforeValidator(lowercase)]
 JournalSyncChoice = Annotated[Literal["flush", "fsync"], BeforeValidator(lowercase)]
 LogFormat = Annotated[Literal["text", "json"], BeforeValidator(lowercase)]
+
+SIP_DEFAULT_LISTEN = "127.0.0.1:5060"
+"""Where ``CALLAGENT_TRANSPORT=sip`` listens when ``CALLAGENT_SIP_LISTEN`` is not set."""
 
 # What an ``auto`` choice resolves to (see Settings.transport, .tts and .llm).
 TransportName = Literal["webrtc", "daily", "livekit"]

@@ -31,7 +31,14 @@ from bot.config.serving import ServingSettings
 from bot.config.shared_state import SharedStateSettings
 from bot.config.sip import SipSettings, sip_problems
 from bot.config.twilio import TwilioSettings
-from bot.setting_types import REFERENCE_AGENT, LLMName, SecretMarker, TransportName, TTSName
+from bot.setting_types import (
+    REFERENCE_AGENT,
+    SIP_DEFAULT_LISTEN,
+    LLMName,
+    SecretMarker,
+    TransportName,
+    TTSName,
+)
 
 __all__ = ["REFERENCE_AGENT", "Settings", "SettingsError"]
 
@@ -109,15 +116,25 @@ class Settings(
         """An empty variable counts as unset; values are read without surrounding blanks."""
         if not isinstance(data, dict):
             return data
-        return {
+        values = {
             key: value.strip() if isinstance(value, str) else value
             for key, value in data.items()
             if value is not None and value != ""
         }
+        transport = values.get("CALLAGENT_TRANSPORT")
+        if isinstance(transport, str) and transport.lower() == "sip":
+            values.setdefault("CALLAGENT_SIP_LISTEN", SIP_DEFAULT_LISTEN)
+        return values
 
     @property
     def transport(self) -> TransportName:
-        """Where browser-side calls run; ``auto`` picks daily, then livekit, by their keys."""
+        """Where browser-side calls run; ``auto`` picks daily, then livekit, by their keys.
+
+        ``sip`` serves SIP trunk calls beside the web server (``CALLAGENT_SIP_LISTEN``,
+        loopback by default); the browser page stays on the built-in WebRTC.
+        """
+        if self.transport_choice == "sip":
+            return "webrtc"
         if self.transport_choice != "auto":
             return self.transport_choice
         if self.daily_api_key or self.daily_room_url:

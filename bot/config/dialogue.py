@@ -42,7 +42,8 @@ class DialogueSettings(BaseSettings):
         description=(
             "Where browser-side calls run: webrtc (built-in page, no cloud), daily or livekit; "
             "auto = daily with DAILY_API_KEY/DAILY_ROOM_URL, livekit with LIVEKIT_URL, "
-            "else webrtc. "
+            "else webrtc; sip = SIP trunk calls on CALLAGENT_SIP_LISTEN (127.0.0.1:5060 when "
+            "unset) beside the built-in page (any other choice plus CALLAGENT_SIP_LISTEN: both). "
             "Twilio phone calls are always served at /twilio/voice."
         ),
     )

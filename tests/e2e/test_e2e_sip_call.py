@@ -47,7 +47,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedSip]:
     if caller_voice.engine() is None:
         pytest.skip("needs Debian's flite for the caller voice (apt-get install flite)")
     baresip_binary()  # skips when baresip is missing
-    with serve_sip(tmp_path_factory.mktemp("sip-agent")) as served:
+    with serve_sip(tmp_path_factory.mktemp("sip-agent"), {"CALLAGENT_TRANSPORT": "sip"}) as served:
         yield served
 
 

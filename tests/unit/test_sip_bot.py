@@ -88,10 +88,10 @@ def test_sip_is_off_by_default_and_parsed_when_set() -> None:
             "CALLAGENT_SIP_REGISTRAR",
             "CALLAGENT_SIP_USERNAME",
         ),
-        (  # the wording: SIP is not a transport choice, it runs beside them
-            {"CALLAGENT_TRANSPORT": "sip"},
-            "CALLAGENT_TRANSPORT=sip",
-            "CALLAGENT_SIP_LISTEN=host:port",
+        (  # the transport choice does not open a public port without a gate
+            {"CALLAGENT_TRANSPORT": "sip", "CALLAGENT_SIP_LISTEN": "192.0.2.1:5060"},
+            "CALLAGENT_SIP_TRUNKS",
+            "anyone can call",
         ),
         (  # open to the world: anyone could call on the owner's bill
             {"CALLAGENT_SIP_LISTEN": "192.0.2.1:5060"},
@@ -106,6 +106,22 @@ def test_bad_sip_settings_name_the_setting_and_the_fix(
     with pytest.raises(SettingsError) as info:
         Settings.load(env)
     assert named in str(info.value) and fix in str(info.value)
+
+
+def test_transport_sip_turns_sip_on_beside_the_built_in_page() -> None:
+    settings = Settings.load({"CALLAGENT_TRANSPORT": "SIP"})
+    assert settings.sip_enabled and settings.sip_listen == "127.0.0.1:5060"
+    assert settings.transport == "webrtc"  # the browser page stays served
+    chosen = Settings.load({"CALLAGENT_TRANSPORT": "sip", "CALLAGENT_SIP_LISTEN": "127.0.0.1:5070"})
+    assert chosen.sip_listen_address == ("127.0.0.1", 5070)
+
+
+def test_sip_listen_beside_another_transport_serves_both() -> None:
+    settings = Settings.load(
+        {"CALLAGENT_TRANSPORT": "webrtc", "CALLAGENT_SIP_LISTEN": "127.0.0.1:5070"}
+    )
+    assert settings.sip_enabled and settings.transport == "webrtc"
+    assert not Settings.load({"CALLAGENT_TRANSPORT": "webrtc"}).sip_enabled
 
 
 def test_the_sip_password_never_appears_in_an_error() -> None:
