@@ -2,7 +2,8 @@
 
 :class:`BotAudioEar` queues the bot's audio as it arrives, plays 20 ms of it on each tick
 of the phone's clock (waiting for ``jitter_buffer_ms`` after an underrun, as a handset's
-jitter buffer does), keeps what was heard, and the stretches of it that were bot speech
+jitter buffer does, and skipping queued silence beyond that, as an adaptive one does), keeps
+what was heard, and the stretches of it that were bot speech
 (:class:`Segment`), on the call's timeline. :class:`~simulator.phone.base.PhoneCall` turns
 those into turn and barge-in measurements.
 """
@@ -14,6 +15,10 @@ from dataclasses import dataclass
 from integrations.speech.audio import PHONE_SAMPLE_RATE
 from simulator.audio_codec import rms
 from simulator.phone.measure import FRAME_BYTES, FRAME_S
+
+SILENT_FRAME_RMS = 8.0
+"""A 20 ms frame this quiet is silence a playout buffer may skip (the SIP agent's silence
+RTP decodes to digital zero; μ-law's smallest steps are +/-8)."""
 
 
 @dataclass
@@ -77,6 +82,7 @@ class BotAudioEar:
 
     def play(self, start_s: float) -> bool:
         """Play the 20 ms starting at ``start_s``; True when bot speech is heard after silence."""
+        self._skip_queued_silence()
         if self._underrun and len(self._buffer) < max(self._jitter_bytes, 1):
             chunk = b""
         else:
@@ -99,6 +105,20 @@ class BotAudioEar:
         onset = audible and not self._last_frame_audible
         self._last_frame_audible = audible
         return onset
+
+    def _skip_queued_silence(self) -> None:
+        """Drop silent frames queued beyond the jitter buffer, as an adaptive playout does.
+
+        A stream that never pauses (the SIP agent sends silence RTP while the bot is quiet)
+        never underruns, so every late burst of packets would otherwise stay queued for the
+        rest of the call: measured at 20 simultaneous SIP calls, the turn p50 at the phone was
+        740 ms with the silence RTP against 560 ms without it. Handsets and gateways shrink
+        their buffers in silence; speech is never skipped.
+        """
+        limit = self._jitter_bytes + FRAME_BYTES
+        while len(self._buffer) > limit and rms(self._buffer[:FRAME_BYTES]) <= SILENT_FRAME_RMS:
+            del self._buffer[:FRAME_BYTES]
+            self._played_bytes += FRAME_BYTES
 
     def active(self, now_s: float) -> bool:
         """Whether the bot is speaking at ``now_s`` (within a stretch or its short pauses)."""
