@@ -16,7 +16,6 @@ POST /twilio/amd-status           Twilio's asynchronous AnsweredBy (signed; ``?a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -31,6 +30,7 @@ from bot.outbound.placer import CallRequest, DoNotCallError, PlaceError
 from bot.outbound.ring import RingError
 from bot.outbound.server import Outbound, twilio_dial_problem
 from bot.outbound.sip_plan import sip_dial_problem
+from bot.web.json_body import json_object
 from bot.web.twilio_gate import TwilioGate
 from integrations.outbound.store import OutboundStoreError, e164
 
@@ -140,16 +140,7 @@ def create_outbound_router(
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise HTTPException(413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
-    try:
-        body = json.loads(raw or b"{}")
-    except (UnicodeDecodeError, ValueError):
-        raise HTTPException(400, "the request body must be JSON") from None
-    if not isinstance(body, dict):
-        raise HTTPException(400, "the request body must be a JSON object")
-    return cast(dict[str, Any], body)
+    return await json_object(request, MAX_BODY_BYTES)
 
 
 def _call_request(body: Mapping[str, Any], runtime: Runtime) -> CallRequest:

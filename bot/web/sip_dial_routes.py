@@ -17,7 +17,6 @@ the token and the number never are.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -26,6 +25,7 @@ from fastapi.responses import JSONResponse
 from bot.outbound.sip_dialer import SIP_DIAL_PATH
 from bot.outbound.sip_leg import SipLegError, SipOutboundLeg
 from bot.web.admission import CAPACITY_RETRY_AFTER_S
+from bot.web.json_body import json_object
 
 MAX_BODY_BYTES = 4096
 MAX_TOKEN_CHARS = 512
@@ -38,7 +38,7 @@ def create_sip_dial_router(leg: SipOutboundLeg) -> APIRouter:
     @router.post(SIP_DIAL_PATH, status_code=202, response_model=None)
     async def sip_dial(request: Request) -> dict[str, Any] | JSONResponse:
         """Dial the attempt the token names (see the module)."""
-        token = _token(await request.body())
+        token = _token(await json_object(request, MAX_BODY_BYTES, '{"attempt": token}'))
         try:
             dial_id = await leg.dial_token(token)
         except SipLegError as e:
@@ -49,15 +49,9 @@ def create_sip_dial_router(leg: SipOutboundLeg) -> APIRouter:
     return router
 
 
-def _token(raw: bytes) -> str:
-    """The ``attempt`` field of the body (raises 400/413 naming it)."""
-    if len(raw) > MAX_BODY_BYTES:
-        raise HTTPException(413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
-    try:
-        body = json.loads(raw or b"{}")
-    except (UnicodeDecodeError, ValueError):
-        raise HTTPException(400, 'the request body must be JSON: {"attempt": token}') from None
-    token = body.get("attempt") if isinstance(body, dict) else None  # pyright: ignore[reportUnknownMemberType]
+def _token(body: dict[str, Any]) -> str:
+    """The ``attempt`` field of the body (raises 400 naming it)."""
+    token = body.get("attempt")
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
         raise HTTPException(400, "'attempt' is required: the attempt's signed token")
     return token

@@ -9,6 +9,7 @@ detection with the real models is in ``tests/e2e/test_e2e_sip_outbound.py``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,14 @@ async def test_the_dial_route_wants_a_valid_token_for_a_claimed_sip_attempt(
 
         assert await dial({}) == 400
         assert await dial({"attempt": 5}) == 400
+        assert await dial([sip.id]) == 400  # JSON, not an object
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: read up to the limit
+            for _ in range(64):
+                yield b" " * 1024
+
+        huge = await server.client.post("/sip/dial", content=chunks())
+        assert huge.status_code == 413
         assert await dial({"attempt": forged}) == 403
         assert await dial({"attempt": tokens.issue("at_0123abcd")}) == 404
         assert await dial({"attempt": tokens.issue(twilio.id)}) == 409  # not a SIP attempt
