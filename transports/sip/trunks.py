@@ -2,8 +2,10 @@
 
 A source outside the allowlist gets 403; with a username configured, an INVITE without
 valid digest credentials (RFC 7616 / RFC 2617, MD5 or SHA-256, ``qop=auth``) gets 401 and a
-challenge whose nonce is a signed, expiring token bound to the source IP, so nothing is
-stored per caller.
+challenge whose nonce is a signed, expiring token bound to the source IP. Credentials are
+accepted for one request only: a nonce's (nc, cnonce) seen with another Call-ID or CSeq is
+a replay (a captured INVITE sent again as a new call) and is challenged afresh, while the
+same INVITE retransmitted passes.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -79,6 +83,10 @@ class DigestChallenger:
     password: str
     realm: str
     _signer: TokenSigner = field(default_factory=lambda: _nonce_signer(), init=False, repr=False)
+    _used: OrderedDict[tuple[str, str, str], tuple[str, float]] = field(
+        default_factory=lambda: OrderedDict(), init=False, repr=False
+    )
+    """Credentials accepted so far -> (the request they were for, when they expire)."""
 
     def challenge(self, source_host: str) -> str:
         """A ``WWW-Authenticate`` value with a fresh nonce for ``source_host``."""
@@ -118,7 +126,23 @@ class DigestChallenger:
             expected = h(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
         else:
             expected = h(f"{ha1}:{nonce}:{ha2}")
-        return hmac.compare_digest(expected, params.get("response", ""))
+        if not hmac.compare_digest(expected, params.get("response", "")):
+            return False
+        return self._first_use(
+            (nonce, params.get("nc", ""), params.get("cnonce", "")),
+            f"{request.call_id} {request.get_header('cseq') or ''}",
+        )
+
+    def _first_use(self, credentials: tuple[str, str, str], request_key: str) -> bool:
+        """Whether ``credentials`` are new, or were accepted for this same request before."""
+        now = time.monotonic()
+        while self._used and next(iter(self._used.values()))[1] < now:
+            self._used.popitem(last=False)  # expired nonces fail their signature anyway
+        seen = self._used.get(credentials)
+        if seen is not None:
+            return seen[0] == request_key  # a retransmission, else a replay
+        self._used[credentials] = (request_key, now + NONCE_TTL_S)
+        return True
 
 
 class TrunkPolicy:
