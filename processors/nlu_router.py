@@ -208,14 +208,14 @@ class NLURouter(FrameProcessor):
             elif isinstance(frame, TranscriptionFrame):
                 self._voice_s = 0.0
                 heard = frame.result if isinstance(frame.result, Recognition) else None
-                await self.push_frame(await self._decide_heard(frame.text, heard))
+                await self.push_frame(await self.decide_heard(frame.text, heard))
         await self.push_frame(frame, direction)
 
     async def _turn_ended(self, text: str) -> None:
         if text.strip():
             self._voice_s, self._empty_repairs = 0.0, 0
             heard = self._readings.take(text) if self._readings is not None else None
-            await self.push_frame(await self._decide_heard(text, heard))
+            await self.push_frame(await self.decide_heard(text, heard))
         elif self._voice_s < self._min_unheard_s:  # its voice counts if the next one is empty
             logger.debug(f"{self}: empty turn, {self._voice_s:.2f}s voice, not answered")
         elif self._empty_repairs >= self._max_empty_repairs:
@@ -225,8 +225,13 @@ class NLURouter(FrameProcessor):
             self._voice_s, self._empty_repairs = 0.0, self._empty_repairs + 1
             await self.push_frame(await self.decide(text))
 
-    async def _decide_heard(self, text: str, heard: Recognition | None) -> NLUResultFrame:
-        """Decide a turn with what the recogniser heard, when known (its readings, its doubt)."""
+    async def decide_heard(self, text: str, heard: Recognition | None) -> NLUResultFrame:
+        """Decide a turn with what the recogniser heard, when known (its readings, its doubt).
+
+        Args:
+            text: The turn's text (the recogniser's best reading).
+            heard: The recogniser's readings of it (None: the text alone).
+        """
         if heard is None or not heard.hypotheses:
             return await self.decide(text)
         return await self.decide(text, heard.alternatives, heard_confidence=heard.confidence)
