@@ -335,7 +335,9 @@ class NLURouter(FrameProcessor):
                 if reason is not None:
                     logger.debug(f"{self}: {result.intent} confirmed first ({reason})")
                     result.band = Band.CLARIFY
-        self._asked = result.band is Band.CLARIFY
+        # a doubted yes or no answers nothing: the question asked stays open for the next turn
+        doubted_answer = result.intent in ANSWERS and result.band is Band.REPAIR and result.unsure
+        self._asked = result.band is Band.CLARIFY or (self._asked and doubted_answer)
         ends_call = self._guard.ends_call if self._guard is not None else frozenset()
         if (
             keyed

@@ -80,6 +80,7 @@ def router(readings: TurnReadings) -> NLURouter:
             GARBLED: prediction("pricing", 0.97),
             EDGES_GARBLED: prediction("cancel_appointment", 0.97),
             "Yeah.": prediction("affirm", 0.99),
+            "Yes please.": prediction("affirm", 0.99),
         }
     )
     extractor = EntityExtractor(default_parsers(clock=lambda: datetime(2026, 11, 21, 10, 0)))
@@ -128,3 +129,14 @@ async def test_a_doubted_yes_is_repaired_not_taken_as_an_answer() -> None:
         [("what time do you open", [0.9] * 5), ("Yeah.", [0.04])]
     )
     assert answer.intent == "affirm" and answer.band is Band.REPAIR and answer.unsure
+
+
+async def test_a_doubted_yes_to_a_question_leaves_it_open_for_a_clear_one(agent) -> None:
+    decisions, down = await decide_turns(
+        [(GARBLED, [0.01, 0.08]), ("Yeah.", [0.04]), ("Yes please.", [0.95, 0.9])], agent=agent
+    )
+    assert [d.band for d in decisions] == [Band.CLARIFY, Band.REPAIR, Band.ACT]
+    asked, repaired, answered = spoken(down)
+    assert asked == "Did you want to know our prices?"
+    assert repaired == agent.repair[0]  # the doubted yes confirmed nothing
+    assert answered not in (asked, *agent.repair)  # the clear yes answers the question
