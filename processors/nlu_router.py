@@ -180,7 +180,7 @@ class NLURouter(FrameProcessor):
         """Caller voice (VAD speech time) since the last decided turn."""
         self._guard = guard
         self._readings = readings
-        self._doubt = HeardDoubt(unsure_below)
+        self._doubt = HeardDoubt.with_bar(unsure_below)
         self._requested = False
         """The caller has asked for something on this call."""
         self._asked = False
@@ -319,7 +319,12 @@ class NLURouter(FrameProcessor):
         if (
             not keyed
             and result.band is Band.ACT
-            and self._doubt.forbids_acting(result.text, result.heard_confidence, heard_words)
+            and self._doubt.forbids_acting(
+                result.text,
+                result.heard_confidence,
+                heard_words,
+                irreversible=self._guard is not None and result.intent in self._guard.intents,
+            )
         ):
             # words the recogniser doubts are asked about, never acted on: in 10 dB babble
             # garbled turns ("Rates casual") were acted on as clear requests (act_guard.py)

@@ -66,6 +66,15 @@ def test_a_doubted_turn_acts_only_when_its_words_that_matter_were_heard(
     assert doubt.forbids_acting(text, turn.confidence, turn.word_confidences) is forbids
 
 
+def test_an_irreversible_decision_has_the_stricter_bar() -> None:
+    doubt = HeardDoubt.with_bar(0.5)
+    words = [0.6, 0.55]  # "Race schedule." heard clean, taken for a booking
+    assert not doubt.forbids_acting("Race schedule.", 0.57, words)
+    assert doubt.forbids_acting("Race schedule.", 0.57, words, irreversible=True)
+    assert not doubt.forbids_acting("Race schedule.", 0.7, words, irreversible=True)
+    assert HeardDoubt.with_bar(0.0) == HeardDoubt()  # the doubt off turns both bars off
+
+
 def test_a_sure_or_unscored_turn_is_not_doubted() -> None:
     doubt = HeardDoubt(unsure_below=0.5)
     assert not doubt.forbids_acting(GARBLED, 0.8, [0.01, 0.08])  # the turn bar comes first
