@@ -149,6 +149,9 @@ class DialoguePolicy:
                 return answer
 
         if state.pending_confirmation is not None:
+            if nlu.intent in (AFFIRM, DENY) and nlu.band is Band.REPAIR and nlu.unsure:
+                # a yes or no the recogniser doubted confirms nothing: ask again, still open
+                return self._repair(turn=nlu)
             pending, state.pending_confirmation = state.pending_confirmation, None
             if nlu.intent == AFFIRM:
                 return self._act(pending, nlu.entities)

@@ -46,7 +46,10 @@ repaired, not taken as an answer. A turn whose words are doubtful (not understoo
 or such a stray yes) is marked ``unsure``; a clearly worded request out of scope is not,
 unless the recogniser itself was unsure of the words (its confidence below
 ``unsure_below``): in 10 dB babble most garbled turns read as clearly worded out-of-scope
-requests and got the out-of-scope reply, never a repair or the keypad.
+requests and got the out-of-scope reply, never a repair or the keypad. Nor does such a
+turn act (:class:`~processors.act_guard.HeardDoubt`): unless the words that matter in it
+were heard well (their per-word confidences), a decision on it is asked about ("Did you
+want to ...?"), and a yes or no is repaired.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ from integrations.nlu.base import (
 )
 from integrations.nlu.entities import EntityExtractor
 from integrations.speech.nbest import Recognition, TurnReadings
-from processors.act_guard import ActGuard, clearly_worded
+from processors.act_guard import ActGuard, HeardDoubt, clearly_worded
 from processors.frames import (
     OUT_OF_SCOPE,
     Band,
@@ -156,7 +159,8 @@ class NLURouter(FrameProcessor):
             readings: The call's recogniser readings, segment by segment: a turn that ends
                 as context text finds its other readings there (None: text alone).
             unsure_below: Recogniser confidence under which a turn's words are doubtful
-                (``NLUResultFrame.unsure``) whatever the classifier makes of them (0: never).
+                (``NLUResultFrame.unsure``) whatever the classifier makes of them, and act
+                only if the words that matter were heard well (0: never).
             opening_asks: The greeting asks the callee a question (an outbound call's
                 opening, "Will you be able to make it?"): once it is asked (``GreetingFrame``)
                 a yes or no answers it, and an opt-out is acted on when sure.
@@ -176,7 +180,7 @@ class NLURouter(FrameProcessor):
         """Caller voice (VAD speech time) since the last decided turn."""
         self._guard = guard
         self._readings = readings
-        self._unsure_below = unsure_below
+        self._doubt = HeardDoubt.with_bar(unsure_below)
         self._requested = False
         """The caller has asked for something on this call."""
         self._asked = False
@@ -208,14 +212,14 @@ class NLURouter(FrameProcessor):
             elif isinstance(frame, TranscriptionFrame):
                 self._voice_s = 0.0
                 heard = frame.result if isinstance(frame.result, Recognition) else None
-                await self.push_frame(await self._decide_heard(frame.text, heard))
+                await self.push_frame(await self.decide_heard(frame.text, heard))
         await self.push_frame(frame, direction)
 
     async def _turn_ended(self, text: str) -> None:
         if text.strip():
             self._voice_s, self._empty_repairs = 0.0, 0
             heard = self._readings.take(text) if self._readings is not None else None
-            await self.push_frame(await self._decide_heard(text, heard))
+            await self.push_frame(await self.decide_heard(text, heard))
         elif self._voice_s < self._min_unheard_s:  # its voice counts if the next one is empty
             logger.debug(f"{self}: empty turn, {self._voice_s:.2f}s voice, not answered")
         elif self._empty_repairs >= self._max_empty_repairs:
@@ -225,11 +229,21 @@ class NLURouter(FrameProcessor):
             self._voice_s, self._empty_repairs = 0.0, self._empty_repairs + 1
             await self.push_frame(await self.decide(text))
 
-    async def _decide_heard(self, text: str, heard: Recognition | None) -> NLUResultFrame:
-        """Decide a turn with what the recogniser heard, when known (its readings, its doubt)."""
+    async def decide_heard(self, text: str, heard: Recognition | None) -> NLUResultFrame:
+        """Decide a turn with what the recogniser heard, when known (its readings, its doubt).
+
+        Args:
+            text: The turn's text (the recogniser's best reading).
+            heard: The recogniser's readings of it (None: the text alone).
+        """
         if heard is None or not heard.hypotheses:
             return await self.decide(text)
-        return await self.decide(text, heard.alternatives, heard_confidence=heard.confidence)
+        return await self.decide(
+            text,
+            heard.alternatives,
+            heard_confidence=heard.confidence,
+            heard_words=heard.word_confidences,
+        )
 
     async def decide(
         self,
@@ -237,6 +251,7 @@ class NLURouter(FrameProcessor):
         alternatives: Sequence[str] = (),
         *,
         heard_confidence: float | None = None,
+        heard_words: Sequence[float] = (),
     ) -> NLUResultFrame:
         """Decide one turn (never raises: failures become a repair decision).
 
@@ -245,6 +260,7 @@ class NLURouter(FrameProcessor):
             alternatives: The recogniser's other readings of the same words, best first;
                 consulted only when the classifier is not confident on ``text``.
             heard_confidence: The recogniser's confidence in ``text`` (None: unknown).
+            heard_words: Its confidence in each word of ``text`` (empty: unknown).
         """
         started = time.perf_counter()
         text = text if isinstance(text, str) else ""
@@ -256,7 +272,7 @@ class NLURouter(FrameProcessor):
         result.text = result.text or text
         if result.path is not DecisionPath.DTMF:
             result.heard_confidence = heard_confidence
-        self._check(result)
+        self._check(result, heard_words)
         result.elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
         logger.debug(
             f"{self}: {result.intent} conf={result.confidence:.2f} band={result.band} "
@@ -285,13 +301,11 @@ class NLURouter(FrameProcessor):
             return self._result(prediction, entities, DecisionPath.CLASSIFIER, Band.CLARIFY)
         return self._result(_with_runner_up(answer, prediction), entities, DecisionPath.LLM)
 
-    def _check(self, result: NLUResultFrame) -> None:
-        """Mark doubtful words; keep doubt from acting irreversibly; note what was asked."""
+    def _check(self, result: NLUResultFrame, heard_words: Sequence[float] = ()) -> None:
+        """Mark doubtful words; keep doubt from acting (irreversibly); note what was asked."""
         self._before_turn = (self._requested, self._asked)
         keyed = result.path is DecisionPath.DTMF
-        misheard = (
-            result.heard_confidence is not None and result.heard_confidence < self._unsure_below
-        )
+        misheard = self._doubt.unsure(result.heard_confidence)
         heard_out_of_scope = (
             result.intent == OUT_OF_SCOPE
             and result.path in (DecisionPath.CLASSIFIER, DecisionPath.LLM)
@@ -302,6 +316,20 @@ class NLURouter(FrameProcessor):
         result.unsure = not keyed and (
             misheard or (result.band is Band.REPAIR and not heard_out_of_scope)
         )
+        if (
+            not keyed
+            and result.band is Band.ACT
+            and self._doubt.forbids_acting(
+                result.text,
+                result.heard_confidence,
+                heard_words,
+                irreversible=self._guard is not None and result.intent in self._guard.intents,
+            )
+        ):
+            # words the recogniser doubts are asked about, never acted on: in 10 dB babble
+            # garbled turns ("Rates casual") were acted on as clear requests (act_guard.py)
+            logger.debug(f"{self}: {result.intent} on doubtful words; not acted on")
+            result.band = Band.REPAIR if result.intent in ANSWERS else Band.CLARIFY
         if self._guard is not None and not keyed:
             if result.intent in ANSWERS:
                 if result.band is not Band.REPAIR and not (self._requested or self._asked):
@@ -312,7 +340,9 @@ class NLURouter(FrameProcessor):
                 if reason is not None:
                     logger.debug(f"{self}: {result.intent} confirmed first ({reason})")
                     result.band = Band.CLARIFY
-        self._asked = result.band is Band.CLARIFY
+        # a doubted yes or no answers nothing: the question asked stays open for the next turn
+        doubted_answer = result.intent in ANSWERS and result.band is Band.REPAIR and result.unsure
+        self._asked = result.band is Band.CLARIFY or (self._asked and doubted_answer)
         ends_call = self._guard.ends_call if self._guard is not None else frozenset()
         if (
             keyed

@@ -215,8 +215,9 @@ class DialogueSettings(BaseSettings):
         description=(
             "Recogniser confidence (geometric mean of the turn's token probabilities) below "
             "which the caller's words count as doubtful: never taken for a clear out-of-scope "
-            "request, no sentiment read from them, the keypad offered on repeated repairs "
-            "(0 = off). Dev requests, flite slt voice: clean turns 5th percentile 0.61 (1 of "
+            "request, no sentiment read from them, the keypad offered on repeated repairs, "
+            "not acted on unless the words that matter were heard well (0 = off). Dev "
+            "requests, flite slt voice: clean turns 5th percentile 0.61 (1 of "
             "131 below 0.5); 10 dB babble median 0.41 (105 of 131 below 0.5)."
         ),
     )

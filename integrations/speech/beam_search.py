@@ -43,6 +43,8 @@ class Beam:
         words: The completed words, as the language model sees them.
         partial: Bytes of the word being spelled (not yet scored by the language model).
         steps: Tokens scored, including the end token once finished.
+        token_logprobs: Each token's log-probability under the model, in order (the end
+            token's not included): per-word confidences are read off them.
     """
 
     tokens: tuple[int, ...] = ()
@@ -51,6 +53,7 @@ class Beam:
     words: tuple[str, ...] = ()
     partial: bytes = b""
     steps: int = 0
+    token_logprobs: tuple[float, ...] = ()
 
     @property
     def score(self) -> float:
@@ -110,7 +113,7 @@ class BeamSearch:
                 else:
                     top = [int(t) for t in np.argpartition(-row, width)[: width + 1]]
                 for token in top:
-                    extended, ended = self._extend(beam, token, beam.am_logprob + float(row[token]))
+                    extended, ended = self._extend(beam, token, float(row[token]))
                     candidates.append((extended, ended, index))
             candidates.sort(key=lambda candidate: candidate[0].score, reverse=True)
             next_alive: list[Beam] = []
@@ -133,11 +136,20 @@ class BeamSearch:
         # Ranked per token: summed scores would favour readings that stop early.
         return sorted(finished, key=lambda b: b.score / max(1, b.steps), reverse=True)[:width]
 
-    def _extend(self, beam: Beam, token: int, am_logprob: float) -> tuple[Beam, bool]:
+    def _extend(self, beam: Beam, token: int, token_logprob: float) -> tuple[Beam, bool]:
         """``beam`` followed by ``token``: (the new beam, whether it ended)."""
+        am_logprob = beam.am_logprob + token_logprob
         if token == END_TOKEN:
             words, delta = self._complete(beam.words, beam.partial, end=True)
-            ended = Beam(beam.tokens, am_logprob, beam.lm_score + delta, words, b"", beam.steps + 1)
+            ended = Beam(
+                beam.tokens,
+                am_logprob,
+                beam.lm_score + delta,
+                words,
+                b"",
+                beam.steps + 1,
+                beam.token_logprobs,
+            )
             return ended, True
         piece = self._vocabulary[token] if token < len(self._vocabulary) else b""
         if token <= END_TOKEN:
@@ -152,7 +164,13 @@ class BeamSearch:
         else:
             partial += piece
         return Beam(
-            (*beam.tokens, token), am_logprob, lm_score, words, partial, beam.steps + 1
+            (*beam.tokens, token),
+            am_logprob,
+            lm_score,
+            words,
+            partial,
+            beam.steps + 1,
+            (*beam.token_logprobs, token_logprob),
         ), False
 
     def _complete(
@@ -168,3 +186,37 @@ class BeamSearch:
         if end:
             delta += self._weight * self._lm.logprob(EOS, history)
         return history, delta
+
+
+def word_logprobs(
+    vocabulary: list[bytes], tokens: tuple[int, ...], token_logprobs: tuple[float, ...]
+) -> tuple[float, ...]:
+    """Each spelled word's log-probability: the sum of its tokens' (a word starts at "\u2581").
+
+    Args:
+        vocabulary: Token pieces by id.
+        tokens: A reading's token ids (no start or end token).
+        token_logprobs: Their log-probabilities, in the same order.
+
+    Returns:
+        One value per whitespace-separated word of the reading's text (control tokens and
+        pieces that spell no character are skipped); () when the lengths disagree.
+    """
+    if len(tokens) != len(token_logprobs):
+        return ()
+    words: list[tuple[bytes, float]] = []
+    pending, new_word = 0.0, True
+    for token, logprob in zip(tokens, token_logprobs, strict=True):
+        piece = vocabulary[token] if END_TOKEN < token < len(vocabulary) else b""
+        if piece.startswith(SPACE_BYTES):
+            piece, new_word = piece[len(SPACE_BYTES) :], True
+        if not piece.strip():  # a bare word mark or a control token: counts for what follows
+            pending += logprob
+            continue
+        if new_word or not words:
+            words.append((piece, pending + logprob))
+        else:
+            spelled, total = words[-1]
+            words[-1] = (spelled + piece, total + pending + logprob)
+        pending, new_word = 0.0, False
+    return tuple(total for _, total in words)

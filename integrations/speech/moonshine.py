@@ -25,7 +25,13 @@ import numpy as np
 import onnxruntime as ort
 from loguru import logger
 
-from integrations.speech.beam_search import END_TOKEN, SPACE, BeamSearch, StepFunction
+from integrations.speech.beam_search import (
+    END_TOKEN,
+    SPACE,
+    BeamSearch,
+    StepFunction,
+    word_logprobs,
+)
 from integrations.speech.domain_lm import WordLanguageModel
 from integrations.speech.moonshine_models import (
     DECODER_NAME,
@@ -240,6 +246,9 @@ class MoonshineRecognizer:
                     " ".join(h.text for h in heard),
                     sum(h.score for h in heard),
                     min(h.token_logprob for h in heard),
+                    tuple(lp for h in heard for lp in h.word_logprobs)
+                    if all(len(h.word_logprobs) == len(h.text.split()) for h in heard)
+                    else (),
                 ),
             )
         )
@@ -290,8 +299,12 @@ class MoonshineRecognizer:
             if not text or text in hypotheses:
                 continue
             steps = max(1, beam.steps)
+            words = word_logprobs(self._vocabulary, beam.tokens, beam.token_logprobs)
             hypotheses[text] = Hypothesis(
-                text, round(beam.score / steps, 4), round(beam.am_logprob / steps, 4)
+                text,
+                round(beam.score / steps, 4),
+                round(beam.am_logprob / steps, 4),
+                tuple(round(lp, 4) for lp in words) if len(words) == len(text.split()) else (),
             )
         return Recognition(tuple(hypotheses.values()))
 

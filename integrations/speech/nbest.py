@@ -25,11 +25,14 @@ class Hypothesis:
         score: The decoder's ranking score per token (log domain, higher is better;
             includes any language-model bias). Only comparable within one utterance.
         token_logprob: Mean log-probability per token under the acoustic model alone.
+        word_logprobs: Each word's log-probability under the acoustic model (the sum of its
+            tokens'), one per whitespace-separated word of ``text``; () when not known.
     """
 
     text: str = field(repr=False)
     score: float = 0.0
     token_logprob: float = 0.0
+    word_logprobs: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,13 @@ class Recognition:
         if not self.hypotheses:
             return 0.0
         return math.exp(min(0.0, self.hypotheses[0].token_logprob))
+
+    @property
+    def word_confidences(self) -> tuple[float, ...]:
+        """Each word of the best reading's probability, 0 to 1 (() when not known)."""
+        if not self.hypotheses:
+            return ()
+        return tuple(math.exp(min(0.0, lp)) for lp in self.hypotheses[0].word_logprobs)
 
     @property
     def alternatives(self) -> tuple[str, ...]:
@@ -110,15 +120,32 @@ def join_recognitions(
     best = [p.hypotheses[0] for p in heard]
     weights = [max(1, len(h.text.split())) for h in best]
     logprob = sum(w * h.token_logprob for w, h in zip(weights, best, strict=True)) / sum(weights)
-    readings = [Hypothesis(" ".join(h.text for h in best), token_logprob=logprob)]
+    readings = [
+        Hypothesis(
+            " ".join(h.text for h in best), token_logprob=logprob, word_logprobs=_words_of(best)
+        )
+    ]
     for i in sorted(range(len(heard)), key=lambda i: best[i].token_logprob):
         for other in heard[i].hypotheses[1:]:
-            texts = [h.text for h in best]
-            texts[i] = other.text
-            readings.append(Hypothesis(" ".join(texts), token_logprob=logprob))
+            chosen = list(best)
+            chosen[i] = other
+            readings.append(
+                Hypothesis(
+                    " ".join(h.text for h in chosen),
+                    token_logprob=logprob,
+                    word_logprobs=_words_of(chosen),
+                )
+            )
     unique = {r.text: r for r in reversed(readings)}  # the first of equal texts wins
     kept = [r for r in readings if unique.get(r.text) is r]
     return Recognition(tuple(kept[:max_readings]))
+
+
+def _words_of(parts: Sequence[Hypothesis]) -> tuple[float, ...]:
+    """The word log-probabilities of readings joined in order (() unless all are known)."""
+    if any(len(p.word_logprobs) != len(p.text.split()) for p in parts):
+        return ()
+    return tuple(lp for p in parts for lp in p.word_logprobs)
 
 
 def _words(text: str) -> list[str]:

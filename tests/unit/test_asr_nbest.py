@@ -20,9 +20,14 @@ from pipecat.tests.utils import SleepFrame, run_test
 from bot.call.speech_lm import agent_texts, build_agent_lm
 from integrations.nlu.base import NLUThresholds
 from integrations.nlu.entities import EntityExtractor, default_parsers
-from integrations.speech.beam_search import END_TOKEN, START_TOKEN, BeamSearch
+from integrations.speech.beam_search import END_TOKEN, START_TOKEN, BeamSearch, word_logprobs
 from integrations.speech.domain_lm import EOS, MixtureModel, NgramModel, words
-from integrations.speech.nbest import Hypothesis, NBestRecognizer, Recognition
+from integrations.speech.nbest import (
+    Hypothesis,
+    NBestRecognizer,
+    Recognition,
+    join_recognitions,
+)
 from integrations.speech.stt import LocalSTTService
 from processors.frames import Band, NLUResultFrame
 from processors.nlu_router import NLURouter, pick_reading
@@ -100,6 +105,37 @@ def test_beam_search_stops_at_max_tokens() -> None:
     loop.update({(BOOK,) * n: {BOOK: 1.0} for n in range(1, 10)})
     beams = BeamSearch(VOCABULARY, 2).run(scripted_step(loop, []), 4)
     assert beams and all(len(b.tokens) <= 4 for b in beams)
+
+
+def test_each_word_gets_the_log_probability_of_its_tokens() -> None:
+    table = {(): {BOOK: 0.9, LOOK: 0.1}, (BOOK,): {A: 0.5, LOOK: 0.3, CLEAN: 0.2}}
+    table[(BOOK, A)] = {CLEAN: 0.4, LOOK: 0.3, CLEANING: 0.3}
+    table[(BOOK, A, CLEAN)] = {ING: 0.6, END_TOKEN: 0.4}
+    [beam] = BeamSearch(VOCABULARY, 1).run(scripted_step(table, []), 10)
+    assert detok(beam.tokens) == "book a cleaning"
+    words = word_logprobs(VOCABULARY, beam.tokens, beam.token_logprobs)
+    # "clean" + "ing" make one word: its probability is the product of its tokens'
+    assert [round(math.exp(w), 3) for w in words] == [0.9, 0.5, 0.24]
+    # a bare word mark counts for the word it starts; mismatched lengths give nothing
+    bare = [*VOCABULARY, SPACE]
+    assert word_logprobs(bare, (len(VOCABULARY), BOOK), (-1.0, -2.0)) == (-3.0,)
+    assert word_logprobs(VOCABULARY, (BOOK,), ()) == ()
+
+
+def test_joined_segments_keep_their_word_confidences() -> None:
+    first = Recognition((Hypothesis("book a", token_logprob=-0.1, word_logprobs=(-0.1, -0.2)),))
+    second = Recognition(
+        (
+            Hypothesis("cleaning", token_logprob=-0.5, word_logprobs=(math.log(0.4),)),
+            Hypothesis("cleaner", token_logprob=-0.6, word_logprobs=(math.log(0.3),)),
+        )
+    )
+    turn = join_recognitions([first, second])
+    assert turn.text == "book a cleaning"
+    assert [round(c, 2) for c in turn.word_confidences] == [0.9, 0.82, 0.4]
+    assert turn.hypotheses[1].word_logprobs == (-0.1, -0.2, math.log(0.3))
+    unknown = Recognition((Hypothesis("please"),))
+    assert join_recognitions([first, unknown]).word_confidences == ()
 
 
 def test_language_model_scores_whole_words_and_biases_the_choice() -> None:
