@@ -116,7 +116,9 @@ class BotAudioEar:
         their buffers in silence; speech is never skipped.
         """
         limit = self._jitter_bytes + FRAME_BYTES
-        while len(self._buffer) > limit and rms(self._buffer[:FRAME_BYTES]) <= SILENT_FRAME_RMS:
+        while (
+            len(self._buffer) > limit and rms(bytes(self._buffer[:FRAME_BYTES])) <= SILENT_FRAME_RMS
+        ):
             del self._buffer[:FRAME_BYTES]
             self._played_bytes += FRAME_BYTES
 
