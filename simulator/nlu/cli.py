@@ -329,8 +329,7 @@ def run_understanding(args: argparse.Namespace) -> int:
     heard: list[tuple[str, str]] = []
     if args.train_voices:
         from bot.settings import Settings
-        from integrations.nlu.heard import HeardFilter
-        from simulator.nlu.heard_training import heard_examples
+        from simulator.nlu.heard_examples import HeardFilter, heard_examples
 
         voices = [v.strip() for v in args.train_voices.split(",") if v.strip()]
         heard = HeardFilter(args.heard_min_confidence).pairs(
