@@ -198,9 +198,10 @@ class EmbeddingIntentClassifier:
 
         Examples labelled ``out_of_scope`` (or ``oos``) fit the out-of-scope threshold;
         in a corpus (``ClassifierSettings.oos_class_from``) they are also a class.
-        ``heard``: more in-scope pairs, the examples as the recogniser heard them
-        (:mod:`integrations.nlu.heard`); they train as they are (not augmented) and do
-        not count towards the size thresholds of ``settings``.
+        ``heard``: more in-scope pairs, the examples as the recogniser heard them (a
+        candidate measured with ``callagent nlu understanding --heard --train-voices``, not
+        used by the agent); they train as they are (not augmented) and do not count
+        towards the size thresholds of ``settings``.
         """
         settings = settings or ClassifierSettings()
         encoder = settings.encoder_for(encoder or SentenceEncoder.shared(), len(examples))
@@ -248,8 +249,8 @@ class EmbeddingIntentClassifier:
         )
         classifier.oos_threshold = threshold = settings.oos.fit(oos_scores, held_out_scores)
         logger.info(
-            f"NLU classifier trained on {given} examples ({len(in_scope)} with variants "
-            f"and {len(heard)} heard), "
+            f"NLU classifier trained on {given} examples ({len(in_scope)} with variants"
+            f"{f' and {len(heard)} heard' if heard else ''}), "
             f"{len(classifier.intents)} intents, {len(oos_texts)} out-of-scope examples "
             f"({'a class and ' if classifier._oos_column is not None else ''}the threshold), "
             f"threshold {threshold:.3f}, "
