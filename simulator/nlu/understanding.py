@@ -127,6 +127,18 @@ class UnderstandingReport:
         rows = [r for r in self.results if (r.gold != OUT_OF_SCOPE) == in_scope]
         return sum(r.top_right for r in rows) / max(len(rows), 1)
 
+    def overall(self) -> tuple[float, float]:
+        """Shares of every request acted on right and wrong, as ``bench understanding`` counts.
+
+        An out-of-scope request is right when repaired (the bench: recognised as out of scope).
+        """
+        n = max(len(self.results), 1)
+        right = sum(
+            r.outcome == ("repaired" if r.gold == OUT_OF_SCOPE else "acted_right")
+            for r in self.results
+        )
+        return right / n, sum(r.outcome == "acted_wrong" for r in self.results) / n
+
     def confusions(self) -> list[tuple[str, str, int]]:
         """``(intended, decided, count)`` of wrong decisions, commonest first."""
         pairs = Counter(
@@ -208,6 +220,11 @@ class UnderstandingReport:
         out.append(
             f"out of scope: repaired {pct(self.share('repaired', in_scope=False))}, "
             f"acted on {pct(self.share('acted_wrong', in_scope=False))}"
+        )
+        right, wrong = self.overall()
+        out.append(
+            f"every request, as the call bench counts (out of scope repaired = right): "
+            f"acted right {pct(right)}, acted wrong {pct(wrong)}"
         )
         confusions = self.confusions()
         if confusions:

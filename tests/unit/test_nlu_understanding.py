@@ -64,6 +64,7 @@ def test_report_counts_per_intent_and_lists_confusions():
     assert ("a", "b (repaired)", 1) in report.confusions()
     assert report.by_intent["a"]["acted_wrong"] == 1
     assert any("acted_wrong" in line for line in report.lines())
+    assert report.overall() == (2 / 4, 1 / 4)
 
 
 def said(intent: str, confidence: float = 0.97) -> IntentPrediction:
