@@ -192,11 +192,16 @@ class EmbeddingIntentClassifier:
         *,
         encoder: SentenceEncoder | None = None,
         settings: ClassifierSettings | None = None,
+        heard: Sequence[tuple[str, str]] = (),
     ) -> EmbeddingIntentClassifier:
         """Train from ``(text, intent)`` pairs, without caching.
 
         Examples labelled ``out_of_scope`` (or ``oos``) fit the out-of-scope threshold;
         in a corpus (``ClassifierSettings.oos_class_from``) they are also a class.
+        ``heard``: more in-scope pairs, the examples as the recogniser heard them (a
+        candidate measured with ``callagent nlu understanding --heard --train-voices``, not
+        used by the agent); they train as they are (not augmented) and do not count
+        towards the size thresholds of ``settings``.
         """
         settings = settings or ClassifierSettings()
         encoder = settings.encoder_for(encoder or SentenceEncoder.shared(), len(examples))
@@ -209,6 +214,12 @@ class EmbeddingIntentClassifier:
         given = len(in_scope)
         if settings.augment_per_example and given < settings.augment_below:
             in_scope = augment(in_scope, per_example=settings.augment_per_example)
+        written = {t for t, _ in in_scope}
+        in_scope += dict.fromkeys(
+            (t, i)
+            for t, i in ((prepare(t), i) for t, i in heard if i not in OOS_LABELS)
+            if t not in written
+        )
         trained = in_scope
         if oos_texts and settings.oos_as_class(len(examples)):
             trained = in_scope + [(t, OUT_OF_SCOPE) for t in oos_texts]
@@ -238,7 +249,8 @@ class EmbeddingIntentClassifier:
         )
         classifier.oos_threshold = threshold = settings.oos.fit(oos_scores, held_out_scores)
         logger.info(
-            f"NLU classifier trained on {given} examples ({len(in_scope)} with variants), "
+            f"NLU classifier trained on {given} examples ({len(in_scope)} with variants"
+            f"{f' and {len(heard)} heard' if heard else ''}), "
             f"{len(classifier.intents)} intents, {len(oos_texts)} out-of-scope examples "
             f"({'a class and ' if classifier._oos_column is not None else ''}the threshold), "
             f"threshold {threshold:.3f}, "
@@ -254,6 +266,7 @@ class EmbeddingIntentClassifier:
         *,
         encoder: SentenceEncoder | None = None,
         settings: ClassifierSettings | None = None,
+        heard: Sequence[tuple[str, str]] = (),
     ) -> EmbeddingIntentClassifier:
         """Load the cached head for these examples, or train and cache it.
 
@@ -262,10 +275,11 @@ class EmbeddingIntentClassifier:
             cache_dir: Folder for trained heads (one file per distinct example set).
             encoder: The sentence encoder (default: the process-wide one).
             settings: Training settings (part of the cache key).
+            heard: The examples as the recogniser heard them (see :meth:`train`).
         """
         settings = settings or ClassifierSettings()
         encoder = settings.encoder_for(encoder or SentenceEncoder.shared(), len(examples))
-        path = cache_dir / f"head-{cache_key(examples, settings, encoder)}.npz"
+        path = cache_dir / f"head-{cache_key(examples, settings, encoder, heard)}.npz"
         if path.exists():
             try:
                 head, extra = LinearIntentHead.load(path)
@@ -287,7 +301,7 @@ class EmbeddingIntentClassifier:
                 )
             except (OSError, KeyError, ValueError) as e:
                 logger.warning(f"NLU head cache unreadable ({type(e).__name__}); retraining")
-        classifier = cls.train(examples, encoder=encoder, settings=settings)
+        classifier = cls.train(examples, encoder=encoder, settings=settings, heard=heard)
         classifier._head.save(
             path,
             oos_threshold=np.float32(classifier.oos_threshold),
@@ -354,13 +368,18 @@ def _unchanged(text: str) -> str:
 
 
 def cache_key(
-    examples: Sequence[tuple[str, str]], settings: ClassifierSettings, encoder: SentenceEncoder
+    examples: Sequence[tuple[str, str]],
+    settings: ClassifierSettings,
+    encoder: SentenceEncoder,
+    heard: Sequence[tuple[str, str]] = (),
 ) -> str:
     """A hash of everything the trained head depends on."""
     digest = hashlib.sha256()
     digest.update(f"format={HEAD_FORMAT};model={encoder.fingerprint()};".encode())
     digest.update(settings.fingerprint().encode())
     digest.update(json.dumps(sorted(examples)).encode())
+    if heard:
+        digest.update(json.dumps(sorted(heard)).encode())
     return digest.hexdigest()[:20]
 
 

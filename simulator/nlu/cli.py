@@ -35,6 +35,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
@@ -46,6 +47,12 @@ from simulator.nlu.calibration import sweep
 from simulator.nlu.datasets import DEFAULT_VAL_HOLDOUT, SPLITS, Split, load_split
 from simulator.nlu.evaluation import evaluate
 from simulator.nlu.reliability_plot import write_reliability_svg
+
+if TYPE_CHECKING:
+    from integrations.nlu.base import IntentClassifier
+    from processors.act_guard import ActGuard
+    from simulator.nlu.understanding import UnderstandingReport
+    from simulator.understanding.requests import CallerRequest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATASETS = REPO_ROOT.parent / "shared" / "datasets"
@@ -126,6 +133,37 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     understanding_parser.add_argument(
         "--no-guard", action="store_true", help="the thresholds alone, without the act guard"
+    )
+    understanding_parser.add_argument(
+        "--heard",
+        action="store_true",
+        help="decide what the recogniser hears of each request spoken in --voices over the "
+        "phone line (offline; transcripts cached under the cache dir) instead of its words",
+    )
+    understanding_parser.add_argument(
+        "--voices",
+        default="slt,espeak:en-gb-x-rp",
+        help="with --heard: the callers' voices (default slt,espeak:en-gb-x-rp, the "
+        "understanding bench's report voices)",
+    )
+    understanding_parser.add_argument(
+        "--noise", default="none", help="with --heard: none, white, pink or babble (none)"
+    )
+    understanding_parser.add_argument(
+        "--snr", type=float, default=10.0, help="with --heard: SNR in dB (10)"
+    )
+    understanding_parser.add_argument(
+        "--train-voices",
+        default="",
+        help="also train on the agent's examples as the recogniser hears them in these "
+        "voices (piper[@SCALE], flite or espeak voices; never a report voice); heard once, "
+        "cached under the cache dir",
+    )
+    understanding_parser.add_argument(
+        "--heard-min-confidence",
+        type=float,
+        default=0.0,
+        help="with --train-voices: leave out transcripts the recogniser was less sure of",
     )
     understanding_parser.add_argument("--json", action="store_true", help="print JSON")
     understanding_parser.set_defaults(func=run_understanding)
@@ -288,12 +326,25 @@ def run_understanding(args: argparse.Namespace) -> int:
         act=agent.nlu.act_threshold if args.act is None else args.act,
         clarify=agent.nlu.clarify_threshold if args.clarify is None else args.clarify,
     )
-    classifier = agent_classifier(agent.training_examples(), _cache(args))
+    heard: list[tuple[str, str]] = []
+    if args.train_voices:
+        from bot.settings import Settings
+        from simulator.nlu.heard_examples import HeardFilter, heard_examples
+
+        voices = [v.strip() for v in args.train_voices.split(",") if v.strip()]
+        heard = HeardFilter(args.heard_min_confidence).pairs(
+            heard_examples(agent.training_examples(), voices, Settings().cache_dir)
+        )
+        print(f"{len(heard)} heard examples from {', '.join(voices)}", file=sys.stderr)
+    classifier = agent_classifier(agent.training_examples(), _cache(args), heard)
     requests = request_set.requests
     if args.no_context:
         requests = [r.model_copy(update={"context": None}) for r in requests]
     guard = None if args.no_guard else ActGuard.for_agent(agent)
-    report = understand(classifier, requests, thresholds, guard=guard)
+    if args.heard:
+        report = _understand_heard(args, classifier, requests, thresholds, guard)
+    else:
+        report = understand(classifier, requests, thresholds, guard=guard)
     if args.json:
         print(json.dumps({"set": str(args.request_set), **report.as_dict()}, indent=2))
     else:
@@ -302,13 +353,47 @@ def run_understanding(args: argparse.Namespace) -> int:
     return 0
 
 
+def _understand_heard(
+    args: argparse.Namespace,
+    classifier: IntentClassifier,
+    requests: list[CallerRequest],
+    thresholds: NLUThresholds,
+    guard: ActGuard | None,
+) -> UnderstandingReport:
+    """``--heard``: every request decided on what the recogniser hears of it in each voice."""
+    from bot.settings import Settings
+    from simulator.nlu.understanding import UnderstandingReport, understand
+    from simulator.understanding.heard import Condition, HeardRequests
+    from simulator.understanding.voices import voice_list
+
+    settings = Settings()
+    hearing = HeardRequests(settings.cache_dir, Condition(args.noise, args.snr))
+    texts = [line for r in requests for line in (r.context, r.text) if line]
+    results = []
+    for voice in voice_list(args.voices):
+        heard = hearing.hear(texts, voice)
+        report = understand(
+            classifier,
+            requests,
+            thresholds,
+            guard=guard,
+            heard=heard,
+            voice=voice,
+            unsure_below=settings.asr_unsure_confidence,
+        )
+        results.extend(report.results)
+    return UnderstandingReport(results, thresholds, guard)
+
+
 def agent_classifier(
-    examples: list[tuple[str, str]], cache_dir: Path | None
+    examples: list[tuple[str, str]],
+    cache_dir: Path | None,
+    heard: list[tuple[str, str]] | None = None,
 ) -> EmbeddingIntentClassifier:
-    """The classifier the agent runs with (as ``bot/call/runtime.py`` builds it)."""
+    """The classifier the agent runs with (as ``bot/call/startup.py`` builds it)."""
     if cache_dir is None:
-        return EmbeddingIntentClassifier.train(examples)
-    return EmbeddingIntentClassifier.for_examples(examples, cache_dir)
+        return EmbeddingIntentClassifier.train(examples, heard=heard or ())
+    return EmbeddingIntentClassifier.for_examples(examples, cache_dir, heard=heard or ())
 
 
 def _cache(args: argparse.Namespace) -> Path | None:

@@ -19,13 +19,17 @@ call bench. Each request ends as one of:
 - ``acted_wrong``: acted on an intent the caller did not mean (the harmful outcome).
 
 An out-of-scope request counts as handled right when it is repaired.
+
+With ``heard`` (:mod:`simulator.understanding.heard`) the router decides what the call's
+recogniser heard of each request in a voice (its best reading, other readings and
+confidence) instead of the exact words.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -34,6 +38,7 @@ from integrations.nlu.entities import EntityExtractor
 from processors.act_guard import ActGuard
 from processors.frames import Band, NLUResultFrame
 from processors.nlu_router import NLURouter
+from simulator.understanding.heard import Heard
 from simulator.understanding.requests import CallerRequest
 
 Outcome = Literal["acted_right", "clarified_right", "clarified_wrong", "repaired", "acted_wrong"]
@@ -82,6 +87,10 @@ class RequestResult:
     """The caller line decided before the request, if any."""
     context_intent: str | None = None
     context_band: str | None = None
+    voice: str = ""
+    """The voice the request was heard in ("": its exact words)."""
+    heard: str | None = None
+    """What the recogniser heard (None: the exact words were decided)."""
 
     @property
     def top_right(self) -> bool:
@@ -117,6 +126,18 @@ class UnderstandingReport:
         """Share of in-scope (or out-of-scope) requests whose top guess was right."""
         rows = [r for r in self.results if (r.gold != OUT_OF_SCOPE) == in_scope]
         return sum(r.top_right for r in rows) / max(len(rows), 1)
+
+    def overall(self) -> tuple[float, float]:
+        """Shares of every request acted on right and wrong, as ``bench understanding`` counts.
+
+        An out-of-scope request is right when repaired (the bench: recognised as out of scope).
+        """
+        n = max(len(self.results), 1)
+        right = sum(
+            r.outcome == ("repaired" if r.gold == OUT_OF_SCOPE else "acted_right")
+            for r in self.results
+        )
+        return right / n, sum(r.outcome == "acted_wrong" for r in self.results) / n
 
     def confusions(self) -> list[tuple[str, str, int]]:
         """``(intended, decided, count)`` of wrong decisions, commonest first."""
@@ -185,10 +206,25 @@ class UnderstandingReport:
             f"{'in scope, overall':<24} {n_in:>3} "
             + " ".join(f"{pct(self.share(o)):>15}" for o in OUTCOMES)
         )
+        voices = list(dict.fromkeys(r.voice for r in self.results if r.voice))
+        for voice in voices if len(voices) > 1 else ():
+            rows = [r for r in self.results if r.voice == voice and r.gold != OUT_OF_SCOPE]
+            out.append(
+                f"{'  heard in ' + voice:<24} {len(rows):>3} "
+                + " ".join(
+                    f"{pct(sum(r.outcome == o for r in rows) / max(len(rows), 1)):>15}"
+                    for o in OUTCOMES
+                )
+            )
         out.append(f"in scope, top guess right: {pct(self.top_right())}")
         out.append(
             f"out of scope: repaired {pct(self.share('repaired', in_scope=False))}, "
             f"acted on {pct(self.share('acted_wrong', in_scope=False))}"
+        )
+        right, wrong = self.overall()
+        out.append(
+            f"every request, as the call bench counts (out of scope repaired = right): "
+            f"acted right {pct(right)}, acted wrong {pct(wrong)}"
         )
         confusions = self.confusions()
         if confusions:
@@ -220,6 +256,9 @@ def understand(
     *,
     guard: ActGuard | None = None,
     entities: EntityExtractor | None = None,
+    heard: Mapping[str, Heard] | None = None,
+    voice: str = "",
+    unsure_below: float = 0.0,
 ) -> UnderstandingReport:
     """Decide every request with a fresh router (its context line first), as a call would.
 
@@ -229,10 +268,41 @@ def understand(
         thresholds: The band thresholds.
         guard: The agent's act guard (``ActGuard.for_agent``); None: the bands alone.
         entities: The entity extractor (default: a new one, as the agent runs).
+        heard: What the recogniser heard of each request's and context line's text in
+            ``voice`` (None: the exact words are decided).
+        voice: The voice ``heard`` is of (recorded with each result).
+        unsure_below: The router's recogniser confidence under which words are doubtful.
     """
     return asyncio.run(
-        _understand(classifier, requests, thresholds, guard, entities or EntityExtractor())
+        _understand(
+            classifier,
+            requests,
+            thresholds,
+            guard,
+            entities or EntityExtractor(),
+            _Hearing(heard, voice),
+            unsure_below,
+        )
     )
+
+
+@dataclass(frozen=True)
+class _Hearing:
+    """How a router gets a caller line: its exact words, or what the recogniser heard."""
+
+    heard: Mapping[str, Heard] | None
+    voice: str
+
+    def text(self, line: str) -> str | None:
+        return self.heard[line].text if self.heard is not None else None
+
+    async def decide(self, router: NLURouter, line: str) -> NLUResultFrame:
+        if self.heard is None:
+            return await router.decide(line)
+        h = self.heard[line]
+        if not h.text.strip():  # the caller spoke and nothing was recognised: a repair
+            return await router.decide("")
+        return await router.decide(h.text, h.alternatives, heard_confidence=h.confidence)
 
 
 async def _understand(
@@ -241,16 +311,20 @@ async def _understand(
     thresholds: NLUThresholds,
     guard: ActGuard | None,
     entities: EntityExtractor,
+    hearing: _Hearing,
+    unsure_below: float,
 ) -> UnderstandingReport:
     recording = _Recording(classifier)
     results = []
     for request in requests:
-        router = NLURouter(recording, None, thresholds, entities, guard=guard)
+        router = NLURouter(
+            recording, None, thresholds, entities, guard=guard, unsure_below=unsure_below
+        )
         context: NLUResultFrame | None = None
         if request.context:
-            context = await router.decide(request.context)
+            context = await hearing.decide(router, request.context)
         recording.last = None
-        decision = await router.decide(request.text)
+        decision = await hearing.decide(router, request.text)
         prediction = recording.last or IntentPrediction(decision.intent, decision.confidence)
         top = prediction.ranking[0][0] if prediction.ranking else prediction.intent
         results.append(
@@ -266,6 +340,8 @@ async def _understand(
                 context=request.context,
                 context_intent=context.intent if context else None,
                 context_band=context.band.value if context else None,
+                voice=hearing.voice,
+                heard=hearing.text(request.text),
             )
         )
     return UnderstandingReport(results, thresholds, guard)

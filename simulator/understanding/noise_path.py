@@ -69,6 +69,8 @@ class RequestPath:
     turn_word_errors: int = 0
     words: int = 0
     confidence: float | None = None
+    alternatives: tuple[str, ...] = ()
+    """The recogniser's other readings of the turn (the NLU router may try them)."""
 
     @property
     def end_delay_s(self) -> float | None:
@@ -118,7 +120,7 @@ def run_noise_path(args: argparse.Namespace) -> int:
         return 2
     from bot.settings import Settings
 
-    recognizer = _recognizer()
+    recognizer = embedded_recognizer()
     max_pause = Settings().whole_turn_max_pause_secs if args.max_pause is None else args.max_pause
     rows: list[RequestPath] = []
     for index, request in enumerate(requests):
@@ -149,7 +151,8 @@ def run_noise_path(args: argparse.Namespace) -> int:
     return 0
 
 
-def _recognizer() -> Any:
+def embedded_recognizer() -> Any:
+    """The embedded recogniser as the call settings build it (no domain bias)."""
     from bot.settings import Settings
     from integrations.speech.moonshine import MoonshineRecognizer
 
@@ -237,8 +240,14 @@ def trace(
     seed: int,
     recognizer: Any,
     max_pause_s: float = 0.4,
+    *,
+    hand_cut: bool = True,
 ) -> RequestPath:
-    """Follow one request from the caller's mouth to the recogniser's words."""
+    """Follow one request from the caller's mouth to the recogniser's words.
+
+    ``hand_cut``: also transcribe the caller's speech cut by hand (False: only the call's
+    path, as ``callagent nlu understanding --heard`` needs).
+    """
     from integrations.speech.audio import PHONE_SAMPLE_RATE
     from integrations.speech.nbest import join_recognitions
     from integrations.speech.stt import trim_lead_in
@@ -275,8 +284,10 @@ def trace(
     turn = join_recognitions(readings)
     row.transcript = turn.text
     row.confidence = round(turn.confidence, 3) if turn.hypotheses else None
-    hand_cut = cut(speech_start - 0.15, speech_end + 0.2)
-    row.hand_cut_transcript = recognizer.recognize(lead + hand_cut + trail, rate).text
+    row.alternatives = turn.alternatives
+    if hand_cut:
+        speech = cut(speech_start - 0.15, speech_end + 0.2)
+        row.hand_cut_transcript = recognizer.recognize(lead + speech + trail, rate).text
     row.turn_transcript = row.transcript
     if len(near) > 1:  # the call transcribes a split turn's audio again, as one piece
         spans = turn_spans(

@@ -64,6 +64,7 @@ def test_report_counts_per_intent_and_lists_confusions():
     assert ("a", "b (repaired)", 1) in report.confusions()
     assert report.by_intent["a"]["acted_wrong"] == 1
     assert any("acted_wrong" in line for line in report.lines())
+    assert report.overall() == (2 / 4, 1 / 4)
 
 
 def said(intent: str, confidence: float = 0.97) -> IntentPrediction:
@@ -173,3 +174,30 @@ def test_understanding_command_rejects_a_bad_set(tmp_path, capsys):
     args = parser.parse_args(["nlu", "understanding", "--set", str(bad)])
     assert args.func(args) == 2
     assert "bad.yaml" in capsys.readouterr().err
+
+
+def test_heard_requests_are_decided_on_what_the_recogniser_heard():
+    from simulator.understanding.heard import Heard
+
+    heard = {
+        "What time do you open?": Heard("what time do you often", (), 0.9),
+        "When is my next appointment?": Heard("", (), None),
+        "yup": Heard("yup", (), 0.2),
+    }
+    turns = {"what time do you often": said("opening_hours", 0.99), "yup": said("affirm")}
+    report = understand(
+        Fixed(turns),
+        [
+            CallerRequest(text="What time do you open?", intent="opening_hours"),
+            CallerRequest(text="When is my next appointment?", intent="next_appointment"),
+            CallerRequest(text="yup", intent="affirm", context="What time do you open?"),
+        ],
+        T,
+        entities=EntityExtractor([]),
+        heard=heard,
+        voice="kal",
+        unsure_below=0.5,
+    )
+    assert [r.outcome for r in report.results] == ["acted_right", "repaired", "acted_right"]
+    assert [r.heard for r in report.results] == ["what time do you often", "", "yup"]
+    assert {r.voice for r in report.results} == {"kal"}
