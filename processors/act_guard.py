@@ -45,11 +45,12 @@ SURE_WORDS_AT = 0.7
 """Mean recogniser confidence of a doubted turn's words that matter that still lets it act.
 
 Measured offline on the development requests (131, voices slt, rms and kal, VAD-cut as a
-call cuts them, ``scripts/heard_decisions.py``): in 10 dB babble, acting on no turn under
-the recogniser's doubt bar took the wrong actions from 18 to 7 of 393 and the right ones
-from 77 to 55; letting such a turn act when these words average 0.7 or more kept 57 right
-(0.5: 61 right, 9 wrong). Clean, no right action was lost; 15 dB babble lost 7 of 141
-(8 with no exception), its wrong actions unchanged at 7.
+call cuts them; by scripts since folded into ``callagent nlu understanding --heard``): in
+10 dB babble, acting on no turn under the recogniser's doubt bar took the wrong actions
+from 18 to 7 of 393 and the right ones from 77 to 55; letting such a turn act when these
+words average 0.7 or more kept 57 right (0.5: 61 right, 9 wrong). Clean, no right action
+was lost; 15 dB babble lost 7 of 141 (8 with no exception), its wrong actions unchanged at
+7.
 """
 
 
@@ -58,12 +59,12 @@ IRREVERSIBLE_UNSURE_BELOW = 0.65
 
 Stricter than the general bar (``CALLAGENT_ASR_UNSURE_CONFIDENCE``, 0.5): booking, moving,
 cancelling, hanging up and transferring cannot be undone. On the development requests
-(offline, voices slt, rms and kal, ``scripts/heard_decisions.py``) it took 3 wrong
-irreversible actions away (two bookings for a caller cancelling or moving, heard as "Race
-schedule." clean and "Great schedule." in 15 dB babble) and made 9 right ones a question
-("Did you want to ...?"): 10 dB babble right 57 -> 53 of 339, wrong 7 -> 6 of 393; 15 dB
-134 -> 129, 7 -> 6; clean 224 -> 224, 7 -> 6. At 0.6 no wrong action went in babble; 0.7
-and 0.8 cost right ones clean.
+(offline, voices slt, rms and kal, as above) it took 3 wrong irreversible actions away
+(two bookings for a caller cancelling or moving, heard as "Race schedule." clean and
+"Great schedule." in 15 dB babble) and made 9 right ones a question ("Did you want to
+...?"): 10 dB babble right 57 -> 53 of 339, wrong 7 -> 6 of 393; 15 dB 134 -> 129, 7 -> 6;
+clean 224 -> 224, 7 -> 6. At 0.6 no wrong action went in babble; 0.7 and 0.8 cost right
+ones clean.
 """
 
 

@@ -302,7 +302,12 @@ class _Hearing:
         h = self.heard[line]
         if not h.text.strip():  # the caller spoke and nothing was recognised: a repair
             return await router.decide("")
-        return await router.decide(h.text, h.alternatives, heard_confidence=h.confidence)
+        return await router.decide(
+            h.text,
+            h.alternatives,
+            heard_confidence=h.confidence,
+            heard_words=h.word_confidences,
+        )
 
 
 async def _understand(

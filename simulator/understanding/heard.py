@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-HEARD_FORMAT = 1
+HEARD_FORMAT = 2
 """Part of the cache key: bump when the way a request is heard changes."""
 
 
@@ -35,6 +35,8 @@ class Heard:
     text: str
     alternatives: tuple[str, ...] = ()
     confidence: float | None = None
+    word_confidences: tuple[float, ...] = ()
+    """The recogniser's confidence in each word of ``text`` (empty: not known)."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,12 @@ class HeardRequests:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(known, indent=0, sort_keys=True), "utf-8")
         return {
-            t: Heard(known[t]["text"], tuple(known[t]["alternatives"]), known[t]["confidence"])
+            t: Heard(
+                known[t]["text"],
+                tuple(known[t]["alternatives"]),
+                known[t]["confidence"],
+                tuple(known[t].get("word_confidences", ())),
+            )
             for t in wanted
         }
 
@@ -125,6 +132,12 @@ class HeardRequests:
             hand_cut=False,
         )
         turn = row.turn_transcript if self._whole_turn else row.transcript
-        # the other readings are of the segments' text (the whole turn keeps its best only)
-        alternatives = row.alternatives if turn == row.transcript else ()
-        return Heard(turn, alternatives, row.confidence)
+        # the other readings and the words' confidences are of the segments' text (the whole
+        # turn keeps its best reading only)
+        same = turn == row.transcript
+        return Heard(
+            turn,
+            row.alternatives if same else (),
+            row.confidence,
+            row.word_confidences if same else (),
+        )

@@ -70,6 +70,8 @@ class RequestPath:
     words: int = 0
     confidence: float | None = None
     alternatives: tuple[str, ...] = ()
+    word_confidences: tuple[float, ...] = ()
+    """The recogniser's confidence in each word of ``transcript``."""
     """The recogniser's other readings of the turn (the NLU router may try them)."""
 
     @property
@@ -285,6 +287,7 @@ def trace(
     row.transcript = turn.text
     row.confidence = round(turn.confidence, 3) if turn.hypotheses else None
     row.alternatives = turn.alternatives
+    row.word_confidences = tuple(round(c, 3) for c in turn.word_confidences)
     if hand_cut:
         speech = cut(speech_start - 0.15, speech_end + 0.2)
         row.hand_cut_transcript = recognizer.recognize(lead + speech + trail, rate).text

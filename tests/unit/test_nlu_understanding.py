@@ -182,15 +182,21 @@ def test_heard_requests_are_decided_on_what_the_recogniser_heard():
     heard = {
         "What time do you open?": Heard("what time do you often", (), 0.9),
         "When is my next appointment?": Heard("", (), None),
-        "yup": Heard("yup", (), 0.2),
+        "yup": Heard("yup", (), 0.2, (0.9,)),  # a doubted turn whose word was heard well
+        "Yes please.": Heard("yes please", (), 0.2, (0.1, 0.2)),  # doubted, words too
     }
-    turns = {"what time do you often": said("opening_hours", 0.99), "yup": said("affirm")}
+    turns = {
+        "what time do you often": said("opening_hours", 0.99),
+        "yup": said("affirm"),
+        "yes please": said("affirm"),
+    }
     report = understand(
         Fixed(turns),
         [
             CallerRequest(text="What time do you open?", intent="opening_hours"),
             CallerRequest(text="When is my next appointment?", intent="next_appointment"),
             CallerRequest(text="yup", intent="affirm", context="What time do you open?"),
+            CallerRequest(text="Yes please.", intent="affirm", context="What time do you open?"),
         ],
         T,
         entities=EntityExtractor([]),
@@ -198,6 +204,7 @@ def test_heard_requests_are_decided_on_what_the_recogniser_heard():
         voice="kal",
         unsure_below=0.5,
     )
-    assert [r.outcome for r in report.results] == ["acted_right", "repaired", "acted_right"]
-    assert [r.heard for r in report.results] == ["what time do you often", "", "yup"]
+    outcomes = [r.outcome for r in report.results]
+    assert outcomes == ["acted_right", "repaired", "acted_right", "repaired"]
+    assert [r.heard for r in report.results] == ["what time do you often", "", "yup", "yes please"]
     assert {r.voice for r in report.results} == {"kal"}
