@@ -173,7 +173,10 @@ _REQUEST_CUE = re.compile(
     r"\b(?:please|(?:like|love|want|need|have|going) to|wanna|gotta|need (?:help|someone|"
     r"somebody|a person|a human|a live|an appointment|another|a different)|wondering|"
     r"hoping|looking (?:for|to)|trying to|(?:can|could|would|will) you|let me|tell me|"
-    r"help|not sure|dont know|rather|wish)\b"
+    r"help|not sure|dont know|rather|wish"
+    # a question the recogniser wrote without its mark: "I'm new here can I join your practice"
+    r"|(?:can|could|may|should|would|will|do|does) (?:i|we|you)"
+    r")\b"
 )
 """Words that make a statement a request ("I'd like to...", "... please", "I need to...").
 

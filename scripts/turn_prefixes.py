@@ -26,6 +26,8 @@ SEMANTIC_END_S = 0.4
 """The early end on a recognised request: the VAD's 0.2 s plus the 0.2 s grace."""
 CALLER_BACK_S = 0.6 + 0.064
 """When the bench's caller is heard again after a sentence (pause + VAD start)."""
+COMMA_BACK_S = 0.2 + 0.064
+"""... after a comma (flite and espeak-ng pause 0.1-0.26 s there; the VAD splits at 0.2 s)."""
 
 
 def main() -> int:
@@ -35,6 +37,7 @@ def main() -> int:
     parser.add_argument("--heard", help="a voice: decide on what the recogniser hears")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/turn-prefixes-cache"))
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--commas", action="store_true", help="also prefixes ending at a comma")
     args = parser.parse_args()
 
     from bot.agent import load_agent
@@ -43,7 +46,6 @@ def main() -> int:
     from simulator.bench.args import quiet_logs
     from simulator.nlu.cli import DEFAULT_CACHE, agent_classifier
     from simulator.understanding.requests import OUT_OF_SCOPE, load_request_set
-    from simulator.understanding.voices import sentences
 
     quiet_logs(False)
     request_set = load_request_set(args.set)
@@ -62,7 +64,8 @@ def main() -> int:
     if args.heard:
         from simulator.understanding.heard import Condition, HeardRequests
 
-        texts = [" ".join(sentences(r.text)[:k]) for r in requests for k in range(1, 99)]
+        texts = [p for r in requests for p, _ in prefixes_of(r.text, args.commas)]
+        texts += [r.text for r in requests]
         texts = [t for t in texts if t]
         got = HeardRequests(args.cache, Condition()).hear(texts, args.heard)
         heard = {
@@ -79,16 +82,15 @@ def main() -> int:
     cut, prefixes, costs = 0, 0, []
     for r in requests:
         asked = r.context is not None and r.intent in ("affirm", "deny")
-        parts = sentences(r.text)
-        for k in range(1, len(parts)):
+        for prefix, back_s in prefixes_of(r.text, args.commas):
             prefixes += 1
-            needed, said = wait(" ".join(parts[:k]), asked)
-            if needed < CALLER_BACK_S:
+            needed, said = wait(prefix, asked)
+            if needed < back_s:
                 cut += 1
                 print(f"CUT  {needed:.2f}s  {said!r}  <- {r.text!r} ({r.intent})")
             elif args.verbose:
                 print(f"held {needed:.2f}s  {said!r}")
-        needed, said = wait(" ".join(parts), asked)
+        needed, said = wait(r.text, asked)
         extra = max(0.0, needed - SEMANTIC_END_S) if needed else 0.0
         costs.append(extra)
         if extra and args.verbose:
@@ -96,12 +98,30 @@ def main() -> int:
     held = sum(c > 0 for c in costs)
     print(
         f"{args.set.name}{' heard ' + args.heard if args.heard else ''}: {len(requests)} requests,"
-        f" {prefixes} sentence-boundary prefixes, {cut} would be cut off;"
+        f" {prefixes} {'sentence/comma' if args.commas else 'sentence'}-boundary prefixes,"
+        f" {cut} would be cut off;"
         f" {held} whole requests wait longer than the early end"
         f" (mean extra {sum(costs) / max(1, len(costs)) * 1000:.0f} ms over all requests)",
         file=sys.stderr,
     )
     return 0
+
+
+def prefixes_of(text: str, commas: bool) -> list[tuple[str, float]]:
+    """A request's prefixes at its sentence (and comma) boundaries, each with its pause."""
+    from simulator.understanding.voices import sentences
+
+    parts = sentences(text)
+    out: list[tuple[str, float]] = []
+    for k, sentence in enumerate(parts):
+        head = " ".join(parts[:k] + [""]).strip()
+        if commas:
+            pieces = sentence.split(",")
+            for j in range(1, len(pieces)):
+                out.append(((head + " " + ",".join(pieces[:j]) + ",").strip(), COMMA_BACK_S))
+        if k + 1 < len(parts):
+            out.append((" ".join(parts[: k + 1]), CALLER_BACK_S))
+    return out
 
 
 if __name__ == "__main__":

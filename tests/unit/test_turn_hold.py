@@ -157,6 +157,7 @@ def test_a_sentence_that_tells_waits_even_when_the_agent_could_act_on_it(text):
         "Please just connect me with someone.",
         "Toothache, really bad.",  # terse
         "Where's the building exactly",  # a question without its question mark
+        "I'm new to the area can I join your practice",  # its mark not written either
         "My car broke down. Can I come in on Friday instead?",
     ],
 )
