@@ -19,6 +19,13 @@ the words so far, how long the pause after them must be before the turn may end:
 - a sentence that reads as a preamble ("I'm calling about my appointment.", "I booked a
   checkup for next week.", "This is Maria.") or ends on a conjunction ("..., and"):
   ``context_pause_s``;
+- a statement that tells rather than asks ("My car broke down.", "My daughter is three.",
+  "I have coverage through my employer."; no request word such as "please", "I'd like
+  to", "I need", "can you"; not in the imperative), even one the agent could act
+  on: ``statement_pause_s``. Callers set the scene this way before the question; the
+  classifier reads such a sentence as a request often enough (emergency, next appointment,
+  insurance) that acting on it cut them off. A statement that answers the bot's yes/no
+  question ("That works for me.", "I won't be able to make it.") is not held;
 - a statement (not a question) the agent cannot act on with confidence, heard clearly:
   ``unsure_pause_s`` (the check is the caller's, e.g. the classifier's act threshold);
 - anything else: no wait beyond what the strategies already do.
@@ -60,6 +67,19 @@ Just above the longest pause between two sentences of one dev-set request (0.66 
 the VAD's 0.064 s to hear the caller again. Ending such turns at once cut off callers whose
 greeting was misheard ("Hey there." -> "Say there.", "Amen.", then the request: 2 of 262
 dev calls), and waiting longer does not make misheard words understood.
+"""
+STATEMENT_PAUSE_S = 0.8
+"""A sentence that tells rather than asks ends the turn after this much pause.
+
+Above the understanding bench's 0.6 s between two sentences of a request plus the VAD's
+0.064 s to hear the caller again (the answer hold's figure). The held-out call bench cut
+callers off on such sentences ("My car broke down." -> an emergency hand-off). Offline on
+the dev set's 28 sentence-boundary prefixes as the recogniser hears them
+(``scripts/turn_prefixes.py --heard``), the turn would end inside the request on 10 -> 5
+(slt) and 10 -> 4 (rms); what is left are questions the caller adds a reason to ("Is this
+the vet? | My dog needs his shots.") and misheard words. The price: 9 (slt) and 13 (rms)
+more of the 131 whole requests wait 0.8 s instead of about 0.4 s, mostly emergencies and
+goodbyes (both irreversible: a hand-off, the call's end).
 """
 GARBLED_PAUSE_S = 1.5
 """A statement the recogniser barely heard (noise, babble) ends the turn after this much pause.
@@ -125,7 +145,12 @@ MISHEARD_HI = frozenset({"i", "im"})
 """Openers only when alone: before other words they start the sentence ("I booked...")."""
 ANSWER_WORDS = frozenset({"yes", "yeah", "yep", "yup", "no", "nope", "sure", "okay", "ok", "bye"})
 """Words that answer a yes/no question (then a turn of openers is an answer)."""
-TRAILING_WORDS = frozenset({"and", "but", "so", "because", "or", "then", "um", "uh", "er", "if"})
+TRAILING_WORDS = frozenset(
+    {"and", "but", "so", "because", "or", "then", "um", "uh", "er", "if"}
+    # an article, a possessive or a title before the name the caller pauses on ("... seen
+    # by Dr. | Patel on the fourteenth?": 3 of the dev set's 28 sentence-boundary prefixes)
+    | {"the", "a", "an", "my", "your", "our", "his", "her", "their", "dr", "mr", "mrs", "ms"}
+)
 """A sentence that ends on one of these is not finished."""
 MAX_OPENER_WORDS = 5
 
@@ -144,6 +169,28 @@ _PREAMBLE = re.compile(
     r")"
 )
 """Sentences that set the scene for a request rather than make it."""
+_REQUEST_CUE = re.compile(
+    r"\b(?:please|(?:like|love|want|need|have|going) to|wanna|gotta|need (?:help|someone|"
+    r"somebody|a person|a human|a live|an appointment|another|a different)|wondering|"
+    r"hoping|looking (?:for|to)|trying to|(?:can|could|would|will) you|let me|tell me|"
+    r"help|not sure|dont know|rather|wish"
+    # a question the recogniser wrote without its mark: "I'm new here can I join your practice"
+    r"|(?:can|could|may|should|would|will|do|does) (?:i|we|you)"
+    r")\b"
+)
+"""Words that make a statement a request ("I'd like to...", "... please", "I need to...").
+
+Not a bare "need": "I need a crown on my back tooth." | "Roughly what does that cost?" and
+"The treatment I need is pretty expensive." | "Is there a way to pay it off?" set the scene
+(dev set), while "I need another day" asks.
+"""
+IMPERATIVES = frozenset(
+    {"cancel", "book", "schedule", "reschedule", "move", "change", "switch", "connect"}
+    | {"transfer", "put", "check", "give", "send", "make", "get", "call", "find"}
+)
+"""Verbs a request in the imperative starts with ("Cancel my appointment.")."""
+MIN_TELLING_WORDS = 4
+"""A statement shorter than this is a terse request ("Toothache, really bad.")."""
 _SENTENCE_END = re.compile(r"[.!?]+\s+")
 _YES_NO_QUESTION = re.compile(
     r"\b(?:shall|should|do|does|did|is|are|was|were|can|could|would|will|may|have|has|"
@@ -183,9 +230,29 @@ def reads_as_preamble(text: str) -> bool:
     return bool(_PREAMBLE.search(sentence))
 
 
+def reads_as_telling(text: str) -> bool:
+    """Whether the latest sentence tells rather than asks ("My car broke down.").
+
+    A statement (no question mark, no question word first) of at least
+    :data:`MIN_TELLING_WORDS` words with no request word in it (:data:`_REQUEST_CUE`), not
+    in the imperative. A goodbye said so ("I think that covers it.") waits too: it ends the
+    call, and the caller may be saying more first.
+    """
+    if not is_statement(text):
+        return False
+    sentence = last_sentence(text)
+    words = sentence.split()
+    return (
+        len(words) >= MIN_TELLING_WORDS
+        and words[0] not in IMPERATIVES
+        and not _REQUEST_CUE.search(sentence)
+    )
+
+
 QUESTION_STARTS = frozenset(
     {"what", "when", "where", "which", "who", "why", "how", "do", "does", "did", "can", "could"}
     | {"would", "will", "is", "are", "am", "may", "should", "shall", "have", "has"}
+    | {"whats", "wheres", "whens", "whos", "hows", "whys"}  # "Where's the building?"
 )
 """A sentence starting so is a question even when the recogniser wrote no question mark."""
 
@@ -214,6 +281,7 @@ class TurnHoldPolicy:
         question_pending: Whether the bot's latest line asked a yes/no question.
         opener_pause_s: The pause after openers only.
         context_pause_s: The pause after a preamble sentence.
+        statement_pause_s: The pause after a sentence that tells rather than asks.
         unsure_pause_s: The pause after a statement the agent does not understand.
         misheard_pause_s: The pause after a statement the recogniser misheard.
         heard_clearly: The recogniser confidence (0-1) below which a statement the agent
@@ -227,6 +295,7 @@ class TurnHoldPolicy:
     question_pending: Callable[[], bool] | None = None
     opener_pause_s: float = OPENER_PAUSE_S
     context_pause_s: float = CONTEXT_PAUSE_S
+    statement_pause_s: float = STATEMENT_PAUSE_S
     unsure_pause_s: float = UNSURE_PAUSE_S
     misheard_pause_s: float = MISHEARD_PAUSE_S
     heard_clearly: float = HEARD_CLEARLY
@@ -244,6 +313,10 @@ class TurnHoldPolicy:
             text: The turn's words so far.
             over_bot: The turn started while the bot was speaking.
         """
+        return self._form_pause(text, over_bot=over_bot) or self._telling_pause(text)
+
+    def _form_pause(self, text: str, *, over_bot: bool) -> float:
+        """Openers, a bare answer or a preamble: not yet a request whatever it reads as."""
         if not normalize_words(text):
             return 0.0
         if is_opener(text) and over_bot and is_backchannel(text):
@@ -257,6 +330,14 @@ class TurnHoldPolicy:
             return self.context_pause_s
         return 0.0
 
+    def _telling_pause(self, text: str) -> float:
+        """A statement that tells: the caller may go on to ask (see the module)."""
+        if not reads_as_telling(text):
+            return 0.0
+        if self._asked():
+            return 0.0  # "That works for me.", "I won't be able to make it.": an answer
+        return self.statement_pause_s
+
     def pause(self, text: str, *, over_bot: bool = False, confidence: float = 1.0) -> float:
         """The least pause (s) after ``text`` before the turn may end (0: none).
 
@@ -268,11 +349,11 @@ class TurnHoldPolicy:
             confidence: How sure the recogniser was of the latest words (0-1; 1 when
                 it does not say).
         """
-        needed = self.text_pause(text, over_bot=over_bot)
-        if needed or not normalize_words(text) or self.understood is None:
+        needed = self._form_pause(text, over_bot=over_bot)
+        if needed or not normalize_words(text):
             return needed
-        if not is_statement(text) or self.understood(text):
-            return 0.0
+        if self.understood is None or not is_statement(text) or self.understood(text):
+            return self._telling_pause(text)  # what it says may only set the scene
         if confidence >= self.heard_clearly:
             return self.unsure_pause_s
         return self.misheard_pause_s if confidence >= self.garbled_below else self.garbled_pause_s

@@ -26,7 +26,14 @@ from processors.frames import TurnJoinedFrame
 from processors.nlu_router import user_text
 from processors.segment_turn_stop import SegmentTranscriptTurnStopStrategy
 from processors.semantic_turn import SemanticCompletionStopStrategy
-from processors.turn_hold import TurnHoldPolicy, asks_yes_no, is_opener, reads_as_preamble
+from processors.turn_hold import (
+    TurnHoldPolicy,
+    asks_yes_no,
+    is_opener,
+    is_statement,
+    reads_as_preamble,
+    reads_as_telling,
+)
 from tests.fakes.smart_turn import ScriptedSmartTurn
 from tests.support.turn_strategies import start_strategy
 from tests.unit.test_segment_turn_stop import (
@@ -43,6 +50,8 @@ UNDERSTOOD = {
     "I'd like to set up a cleaning.",
     "I booked a checkup for next week.",  # the classifier acts on it: the form must not
     "No.",  # a no to a yes/no question
+    "My car broke down.",  # read as an emergency: the form must hold it
+    "I need to move my appointment.",
 }
 
 
@@ -117,6 +126,70 @@ def test_a_sentence_that_sets_the_scene_reads_as_a_preamble(text):
 )
 def test_a_request_does_not(text):
     assert not reads_as_preamble(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "My car broke down.",
+        "I fell off my bike this morning.",
+        "Um, my daughter is three.",
+        "I have coverage through my employer.",
+        "I need a crown on my back tooth.",
+        "Cool, I think that covers it.",
+        "Hi, is my car ready yet? I dropped it off this morning.",
+    ],
+)
+def test_a_sentence_that_tells_waits_even_when_the_agent_could_act_on_it(text):
+    assert reads_as_telling(text)
+    assert policy().text_pause(text) == policy().statement_pause_s
+    assert policy().pause(text) >= policy().statement_pause_s  # more if not understood
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'd like to set up a cleaning.",
+        "I need to move my appointment.",
+        "Something came up and I need a different day.",
+        "I was hoping to grab a slot this month.",
+        "Cancel my appointment for Friday.",
+        "Please just connect me with someone.",
+        "Toothache, really bad.",  # terse
+        "Where's the building exactly",  # a question without its question mark
+        "I'm new to the area can I join your practice",  # its mark not written either
+        "My car broke down. Can I come in on Friday instead?",
+    ],
+)
+def test_a_request_in_any_form_does_not_wait_for_being_a_statement(text):
+    assert not reads_as_telling(text)
+    assert policy().text_pause(text) == 0
+
+
+def test_a_request_in_statement_form_the_agent_understands_ends_at_once():
+    assert policy().pause("I need to move my appointment.") == 0
+    assert policy().pause("I'd like to set up a cleaning.") == 0
+
+
+def test_an_answer_to_the_bots_question_is_not_held_for_telling():
+    assert policy(question=True).text_pause("That works for me.") == 0
+    assert policy(question=True).text_pause("I won't be able to make it.") == 0
+    assert policy(question=False).text_pause("I won't be able to make it.") > 0
+
+
+def test_a_statement_the_agent_does_not_understand_keeps_its_longer_wait():
+    assert policy().pause("My tooth is sort of weird.") == policy().unsure_pause_s
+    assert policy().pause("My tooth is sort of weird.", confidence=0.3) == (
+        policy().garbled_pause_s
+    )
+
+
+def test_a_sentence_ending_on_a_title_is_not_finished():
+    # "... seen by Dr. | Patel on the fourteenth?": the voice pauses after "Dr."
+    assert reads_as_preamble("Is there any chance of getting seen by Dr.")
+    assert reads_as_preamble("Can I get in with the")
+    assert not reads_as_preamble("Can I come in?")
+    assert not is_statement("Where's the building exactly")
 
 
 def test_a_bare_yes_after_a_yes_no_question_waits_the_answer_pause():
@@ -254,6 +327,24 @@ async def test_a_preamble_waits_for_the_rest_of_the_request():
     assert stopped == [True]
 
 
+async def test_a_sentence_that_tells_waits_for_the_rest_even_when_understood():
+    strategy, stopped = await make_segment_strategy([1], statement_pause_s=0.4)
+    await speak_and_pause(strategy, "My car broke down.")
+    await keep_quiet(strategy, 0.2)
+    assert stopped == []  # Smart Turn and the classifier would end it; the caller may go on
+    await keep_quiet(strategy, 0.4)
+    assert stopped == [True]
+
+
+async def test_the_caller_going_on_after_a_sentence_that_tells_makes_one_turn():
+    strategy, stopped = await make_segment_strategy([1, 1], statement_pause_s=0.4)
+    await speak_and_pause(strategy, "My car broke down.")
+    await keep_quiet(strategy, 0.2)
+    await speak_and_pause(strategy, "I need to move my appointment.")
+    await keep_quiet(strategy, 0.1)
+    assert stopped == [True]  # one turn, ended once the request was said
+
+
 async def test_a_statement_the_agent_does_not_understand_waits_for_the_pause():
     strategy, stopped = await make_segment_strategy([1])
     await speak_and_pause(strategy, "My tooth is sort of weird.")
@@ -303,7 +394,9 @@ async def make_semantic_strategy(*, question: bool = False, **policy_kwargs):
     return strategy, stopped
 
 
-@pytest.mark.parametrize("text", ["Um, yeah.", "Hi, um.", "I'm calling about my appointment."])
+@pytest.mark.parametrize(
+    "text", ["Um, yeah.", "Hi, um.", "I'm calling about my appointment.", "My car broke down."]
+)
 async def test_the_semantic_end_never_fires_on_a_fragment(text):
     strategy, stopped = await make_semantic_strategy()
     await strategy.process_frame(VADUserStoppedSpeakingFrame())
