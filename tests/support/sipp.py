@@ -333,7 +333,7 @@ class Sipp:
             stderr=asyncio.subprocess.STDOUT,
             env={**os.environ, "TERM": "dumb"},
         )
-        for _ in range(100):
+        for _ in range(500):  # 10 s: on a loaded 2-core CI machine 2 s was once not enough
             if self._proc.returncode is not None or udp_port_bound(self.host, self.port):
                 break
             await asyncio.sleep(0.02)
