@@ -40,6 +40,9 @@ from simulator.ports import free_rtp_port, free_udp_port
 SCENARIOS = Path(__file__).resolve().parents[1] / "sip"
 """The scenario XML files (``tests/sip/*.xml``)."""
 
+START_ATTEMPTS = 3
+"""Times :meth:`Sipp.start` tries before it gives up."""
+
 SIPP_SKIP = "SIPp tests need sipp (apt-get install sip-tester; scripts/test.sh installs it)"
 
 
@@ -248,6 +251,7 @@ class Sipp:
         if not self.scenario.exists():
             raise FileNotFoundError(self.scenario)
         self.host = "127.0.0.1"
+        self._fixed_ports = (port, media_port)
         self.port = port or free_udp_port()
         self.media_port = media_port or free_rtp_port()
         self.remote = remote
@@ -272,7 +276,19 @@ class Sipp:
             shutil.copyfile(audio_pcap, self.workdir / "audio.pcap")
         if not (self.workdir / "caller.ulaw").exists():
             (self.workdir / "caller.ulaw").write_bytes(b"\xff" * 8000)  # 1 s of silence
-        self.args = [
+        self._keys = dict(keys or {})
+        self._auth = auth
+        self._extra_args = list(extra_args)
+        self._calls, self._concurrent, self._rate, self._service = calls, concurrent, rate, service
+        self.args = self._command()
+        self._proc: asyncio.subprocess.Process | None = None
+        self._result: SippResult | None = None
+
+    def _command(self) -> list[str]:
+        """SIPp's command line for the current ports."""
+        calls, concurrent, rate, service = self._calls, self._concurrent, self._rate, self._service
+        remote, timeout_s = self.remote, self.timeout_s
+        args = [
             self.binary,
             *(["-sf", str(self.scenario)]),
             *([remote] if remote else []),
@@ -285,13 +301,11 @@ class Sipp:
             *("-trace_screen", "-screen_file", "screen.log"),
             *("-max_invite_retrans", "3", "-max_non_invite_retrans", "3"),
         ]
-        for name, value in (keys or {}).items():
-            self.args += ["-key", name, value]
-        if auth:
-            self.args += ["-au", auth[0], "-ap", auth[1]]
-        self.args += list(extra_args)
-        self._proc: asyncio.subprocess.Process | None = None
-        self._result: SippResult | None = None
+        for name, value in self._keys.items():
+            args += ["-key", name, value]
+        if self._auth:
+            args += ["-au", self._auth[0], "-ap", self._auth[1]]
+        return args + self._extra_args
 
     @property
     def address(self) -> str:
@@ -324,20 +338,44 @@ class Sipp:
             log.close()
 
     async def start(self) -> Sipp:
-        """Start SIPp and wait until it holds its SIP port."""
-        self._proc = await asyncio.create_subprocess_exec(
-            *self.args,
-            cwd=self.workdir,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env={**os.environ, "TERM": "dumb"},
-        )
-        for _ in range(500):  # 10 s: on a loaded 2-core CI machine 2 s was once not enough
-            if self._proc.returncode is not None or udp_port_bound(self.host, self.port):
+        """Start SIPp and wait until it holds its SIP port.
+
+        SIPp that cannot bind (a port taken between choosing it and binding it: exit 254 or
+        255, or a peer that exits before any call) is started again on other free ports, up
+        to :data:`START_ATTEMPTS` times; then this raises with SIPp's output rather than
+        letting the test call a peer that is not there (a CI run once timed out so). A UAC
+        (``remote``) that has already run its calls to their end is not a failure.
+        """
+        failure = ""
+        for _ in range(START_ATTEMPTS):
+            proc = await asyncio.create_subprocess_exec(
+                *self.args,
+                cwd=self.workdir,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env={**os.environ, "TERM": "dumb"},
+            )
+            self._proc = proc
+            for _ in range(500):  # 10 s: on a loaded 2-core CI machine 2 s was once not enough
+                if proc.returncode is not None or udp_port_bound(self.host, self.port):
+                    break
+                await asyncio.sleep(0.02)
+            if self.remote is None and proc.returncode is None:
+                await asyncio.sleep(0.1)  # a UAS that bound SIP but not its media port exits
+            if proc.returncode is None and udp_port_bound(self.host, self.port):
+                return self
+            if self.remote is not None and proc.returncode not in (None, 254, 255):
+                return self  # a UAC whose calls ended already: wait() collects them
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            out, _ = await proc.communicate()
+            failure = f"exit {proc.returncode}: {out.decode(errors='replace')[-1500:]}"
+            if self._fixed_ports != (None, None):
                 break
-            await asyncio.sleep(0.02)
-        return self
+            self.port, self.media_port = free_udp_port(), free_rtp_port()
+            self.args = self._command()
+        raise RuntimeError(f"SIPp did not start ({self.scenario.name}): {failure}")
 
     async def wait(self) -> SippResult:
         """Wait for SIPp to end (its timeout, plus 5 s before the harness kills it)."""
