@@ -42,3 +42,11 @@ def test_augment_keeps_the_examples_and_drops_variants_shared_by_two_intents():
     assert out[:2] == examples
     assert ("hours", "hours") not in out or ("hours", "other") not in out
     assert all(intent == "hours" for text, intent in out[2:] if "what are your hours" in text)
+
+
+def test_a_hi_heard_as_bye_before_a_request_is_dropped_but_a_goodbye_stays():
+    assert normalise("And bye. Is my car ready yet? I dropped it off.") == (
+        "is my car ready yet i dropped it off"
+    )
+    assert normalise("Okay, bye.") == "bye"
+    assert normalise("Bye, thank you.") == "bye thank you"
