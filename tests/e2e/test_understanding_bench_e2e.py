@@ -17,13 +17,13 @@ import pytest
 from simulator.target import LocalAgent
 from simulator.understanding import report
 from simulator.understanding.bench import (
-    Condition,
     pick_requests,
     plan_jobs,
     render_clips,
     run_calls,
 )
 from simulator.understanding.outcomes import OUTCOMES
+from simulator.understanding.request_call import Condition
 from simulator.understanding.requests import load_request_set
 from simulator.voices import caller_voice
 

@@ -18,13 +18,10 @@ import httpx
 import pytest
 
 from simulator.phone import TurnMeasurement
-from simulator.understanding import bench, report
+from simulator.understanding import report, request_call
 from simulator.understanding.bench import (
-    Condition,
-    Job,
     add_parser,
     parse_conditions,
-    phone_script,
     pick_requests,
     plan_jobs,
     render_clips,
@@ -36,6 +33,7 @@ from simulator.understanding.outcomes import (
     read_call,
     request_transcript,
 )
+from simulator.understanding.request_call import Condition, Job, phone_script
 from simulator.understanding.requests import CallerRequest, RequestSetError, load_request_set
 from simulator.understanding.results import RequestCall, confusion, group_stats, summarize
 from simulator.understanding.voices import parse_voice, sentences, voice_list
@@ -596,13 +594,13 @@ def _talk(monkeypatch: pytest.MonkeyPatch, request: CallerRequest) -> tuple[Any,
     async def dial(target: Any, job: Job) -> ScriptedCall:
         return call
 
-    monkeypatch.setattr(bench, "_dial", dial)
+    monkeypatch.setattr(request_call, "_dial", dial)
     target = SimpleNamespace(base_url=None, operator_token=None, rest=None)
     clips = {(line, "slt"): line.encode() for line in phone_script(request)}
 
     async def run() -> Any:
         async with httpx.AsyncClient() as http:
-            return await bench.talk(target, Job(request, "slt", Condition(), 0), clips, http)
+            return await request_call.talk(target, Job(request, "slt", Condition(), 0), clips, http)
 
     return asyncio.run(run()), call
 
