@@ -2,8 +2,9 @@
 
 On an :class:`~processors.frames.EscalationFrame` the transfer processor
 
-1. waits until the hand-off line has been spoken (and, on the phone, played out at the
-   caller's end, so the redirect never cuts it);
+1. waits until the hand-off line has been spoken (unless the action hold,
+   :mod:`processors.action_hold`, already did) and, on the phone, played out at the
+   caller's end, so the redirect never cuts it;
 2. plays hold music in-stream, so the caller never hears silence while the transfer
    connects;
 3. delivers the summary to the agent's desktop first (signed screen-pop webhook, with
@@ -168,7 +169,8 @@ class TransferProcessor(FrameProcessor):
             ).hexdigest()[:32],
         )
         self._line_heard_at = None
-        await self._wait_for_line()
+        if not escalation.line_heard:  # (the action hold, when there is one, waited for it)
+            await self._wait_for_line()
         line_heard_at = self._line_heard_at or self._playout_deadline()
         self._start_hold()  # (already playing unless the line was never heard)
         delivered: bool | None = None
