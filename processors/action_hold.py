@@ -101,7 +101,7 @@ class IrreversibleAction:
 
 
 class HandOff(IrreversibleAction):
-    """A transfer to a person decided on a caller's turn (not the server's drain, not a time limit)."""
+    """A transfer to a person decided on a caller's turn (not a drain, not a time limit)."""
 
     name = "hand_off"
 

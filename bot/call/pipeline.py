@@ -48,8 +48,8 @@ from bot.call.services import (
     optional,
 )
 from integrations.speech.nbest import TurnReadings
-from processors.agent_definition import AgentDefinition
 from processors.action_hold import ActionWithdrawal
+from processors.agent_definition import AgentDefinition
 from processors.audio_stop import BotAudioStop, BotSpeakingStop, CallerAudioStop
 from processors.barge_in import BackchannelFilter, FragmentJoiner, ReplyProgressTracker
 from processors.dialogue import DialoguePolicy, DialogueProcessor
