@@ -91,6 +91,8 @@ class IrreversibleAction:
     """A kind of action that cannot be taken back: which frame carries it out."""
 
     name = ""
+    grace_s = 0.0
+    """After the bot stops, how long it must stay silent for the line to count as heard."""
 
     def carries_out(self, frame: Frame) -> bool:
         """Whether ``frame`` carries the action out (shown every downstream frame, in order)."""
@@ -104,6 +106,8 @@ class HandOff(IrreversibleAction):
     """A transfer to a person decided on a caller's turn (not a drain, not a time limit)."""
 
     name = "hand_off"
+    grace_s = 0.0
+    """No wait: the transfer starts hold music at once, then checks the line does not go on."""
 
     def carries_out(self, frame: Frame) -> bool:
         """An escalation on a turn's trigger (not a transfer's result)."""
@@ -124,8 +128,9 @@ class Goodbye(IrreversibleAction):
 
     name = "end_call"
 
-    def __init__(self) -> None:
-        """Watch for the dialogue's goodbye reply."""
+    def __init__(self, *, grace_s: float = RESUME_GRACE_S) -> None:
+        """Watch for the dialogue's goodbye reply (``grace_s``: a pause inside the line)."""
+        self.grace_s = grace_s
         self._announced = False
 
     def carries_out(self, frame: Frame) -> bool:
@@ -146,7 +151,6 @@ class ActionHold(FrameProcessor):
         actions: tuple[IrreversibleAction, ...] | None = None,
         *,
         line_timeout_s: float = LINE_TIMEOUT_S,
-        resume_grace_s: float = RESUME_GRACE_S,
         **kwargs: Any,
     ):
         """Hold one call's irreversible actions.
@@ -154,14 +158,11 @@ class ActionHold(FrameProcessor):
         Args:
             actions: The kinds of action held (default: a hand-off and a goodbye).
             line_timeout_s: Longest hold: the action goes on after it whatever happened.
-            resume_grace_s: A bot that speaks again this soon after stopping is still
-                saying the line.
             **kwargs: Passed to ``FrameProcessor``.
         """
         super().__init__(**kwargs)
         self._actions = actions if actions is not None else (HandOff(), Goodbye())
         self._timeout_s = line_timeout_s
-        self._grace_s = resume_grace_s
         self._held: list[tuple[IrreversibleAction, Frame]] = []
         self._speaking = False
         self._line_pending = False
@@ -227,7 +228,7 @@ class ActionHold(FrameProcessor):
             self._release_task = self.create_task(self._release_after_grace(), "action_release")
 
     async def _release_after_grace(self) -> None:
-        await asyncio.sleep(self._grace_s)
+        await asyncio.sleep(max((action.grace_s for action, _frame in self._held), default=0.0))
         self._release_task = None
         if not (self._speaking or self._line_pending or self._cut):
             await self._release()

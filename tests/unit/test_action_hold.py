@@ -22,6 +22,8 @@ from processors.action_hold import (
     ActionHold,
     ActionWithdrawal,
     Continuation,
+    Goodbye,
+    HandOff,
     JoinWhenGoingOnAtOnce,
     NeverJoin,
     opens_with_correction,
@@ -101,7 +103,7 @@ def call(agent):
     """The processors from the fragment joiner's place to the transfer, around a scripted NLU."""
     nlu = ScriptedNLU()
     method = Recording()
-    hold = ActionHold(resume_grace_s=GRACE_S)
+    hold = ActionHold((HandOff(), Goodbye(grace_s=GRACE_S)))
     withdrawal = ActionWithdrawal()
     pipeline = Pipeline(
         [
@@ -275,7 +277,7 @@ def escalation() -> EscalationFrame:
 
 async def test_the_hold_tells_upstream_what_it_holds_and_releases():
     down, up = await run_test(
-        ActionHold(resume_grace_s=GRACE_S),
+        ActionHold((HandOff(), Goodbye(grace_s=GRACE_S))),
         frames_to_send=[TTSSpeakFrame("Let me get someone."), escalation(), *line_heard()],
     )
     assert [type(f) for f in up] == [ActionHeldFrame, ActionReleasedFrame]
@@ -284,7 +286,7 @@ async def test_the_hold_tells_upstream_what_it_holds_and_releases():
 
 async def test_a_hand_off_the_server_decided_is_not_held():
     down, up = await run_test(
-        ActionHold(resume_grace_s=GRACE_S),
+        ActionHold((HandOff(), Goodbye(grace_s=GRACE_S))),
         frames_to_send=[EscalationFrame(trigger="server_stopping")],
     )
     assert of(EscalationFrame, down) and not up
@@ -292,7 +294,7 @@ async def test_a_hand_off_the_server_decided_is_not_held():
 
 async def test_an_end_of_call_that_no_goodbye_announced_is_not_held():
     down, up = await run_test(
-        ActionHold(resume_grace_s=GRACE_S),
+        ActionHold((HandOff(), Goodbye(grace_s=GRACE_S))),
         frames_to_send=[TTSSpeakFrame("Are you still there?"), SleepFrame(0.05), EndWorkerFrame()],
         expected_down_frames=[TTSSpeakFrame, EndWorkerFrame],
     )
@@ -300,7 +302,7 @@ async def test_an_end_of_call_that_no_goodbye_announced_is_not_held():
 
 
 async def test_a_withdrawn_hand_off_is_dropped():
-    hold = ActionHold(resume_grace_s=GRACE_S)
+    hold = ActionHold((HandOff(), Goodbye(grace_s=GRACE_S)))
     down, _ = await run_test(
         hold,
         frames_to_send=[
