@@ -353,7 +353,7 @@ class FragmentJoiner(FrameProcessor):
             and not getattr(frame, "speculation", False)
         ):
             continuing, self._continuing = self._continuing, False
-            if continuing and _join_last_two_user_turns(frame):
+            if continuing and join_last_two_user_turns(frame):
                 self.joined += 1
                 logger.info("caller went on after a fragment: both parts are one turn")
                 await self.push_frame(TurnJoinedFrame())  # the fragment's decision is withdrawn
@@ -364,7 +364,7 @@ class FragmentJoiner(FrameProcessor):
         await self.push_frame(frame, direction)
 
 
-def _join_last_two_user_turns(frame: LLMContextFrame) -> bool:
+def join_last_two_user_turns(frame: LLMContextFrame) -> bool:
     """Merge the context's last user message into the one before it, dropping what is between.
 
     Returns False (and changes nothing) unless the context ends with a user message and

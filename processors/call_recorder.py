@@ -23,6 +23,9 @@ Frames read (each once: the observer asks for first pushes only):
   and its reason; a fatal ``ErrorFrame``: a failed call.
 - ``EscalationFrame`` / ``TransferResultFrame``: the escalation (trigger, reason,
   summary) and the transfer's result; ``CallerRecordFrame``: the CRM prefetch time.
+- ``ActionWithdrawnFrame``: a goodbye or a hand-off on a turn was withdrawn before it was
+  carried out (the caller went on): the call neither ends on it nor counts as escalated
+  (a withdrawn escalation already stored stays, without a transfer result).
 
 What is stored of the caller's personal data (their words, the bot's, entities, the
 escalation summary) is decided by the personal-data policy given
@@ -73,7 +76,9 @@ from integrations.storage.records import (
     utcnow,
 )
 from processors.call_outcome import CallFacts, OutcomePolicy, RecordSink, mask_keyed_digits
+from processors.escalation import TURN_TRIGGERS
 from processors.frames import (
+    ActionWithdrawnFrame,
     BotReplyFrame,
     CallerRecordFrame,
     EscalationFrame,
@@ -179,6 +184,7 @@ class CallRecorder(BaseObserver):
             (CancelFrame, self._on_cancel),
             (ErrorFrame, self._on_error),
             (EscalationFrame, self._on_escalation_frame),  # TransferResultFrame too
+            (ActionWithdrawnFrame, self._on_action_withdrawn),
             (CallerRecordFrame, self._on_caller_record_frame),
         ]
 
@@ -408,6 +414,21 @@ class CallRecorder(BaseObserver):
             summary=frame.summary if isinstance(frame.summary, dict) else None,
             transfer_result=result,
         )
+
+    def _on_action_withdrawn(self, _frame: Frame) -> None:
+        if self._ended:
+            return
+        self._facts.goodbye = False
+        if not self._facts.failed:
+            self._end_reason = None  # the goodbye's: the call did not end on it
+        escalation = self._escalation
+        if (
+            escalation is not None
+            and escalation.transfer_result is None
+            and escalation.trigger in TURN_TRIGGERS
+        ):
+            self._escalation = None
+            self._facts.escalated = False
 
     def _on_caller_record_frame(self, frame: CallerRecordFrame) -> None:
         record = frame.record

@@ -24,8 +24,10 @@ A transfer reply from the dialogue for an intent of a trigger (e.g. after the ca
 hand-off line; an ``out_of_scope`` intent (an emergency) does so even after a failed transfer,
 so it is always transferred or offered the callback. A transfer reply that no trigger backs
 (its trigger switched off, or a transfer already failed) is replaced with the agent's
-``unavailable_line``. Log lines carry
-the call id and the trigger only.
+``unavailable_line``. A hand-off on a turn's trigger that the caller talked over before its
+line was heard (:class:`~processors.frames.ActionWithdrawnFrame`, see
+:mod:`processors.action_hold`) is withdrawn: the processor watches the call again. Log lines
+carry the call id and the trigger only.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from integrations.sentiment import SentimentAnalyzer
 from processors.agent_definition import EscalationConfig
 from processors.frames import (
+    ActionWithdrawnFrame,
     Band,
     BotReplyFrame,
     CallerRecordFrame,
@@ -88,6 +91,17 @@ class Trigger(StrEnum):
     FAILED_TURNS = "failed_turns"
     MAX_DURATION = "max_duration"
     SERVER_STOPPING = "server_stopping"
+
+
+TURN_TRIGGERS = frozenset(
+    {
+        Trigger.EXPLICIT_REQUEST,
+        Trigger.OUT_OF_SCOPE,
+        Trigger.NEGATIVE_SENTIMENT,
+        Trigger.FAILED_TURNS,
+    }
+)
+"""Triggers decided on a caller's turn: the caller going on may withdraw them."""
 
 
 @dataclass(frozen=True)
@@ -146,12 +160,15 @@ class EscalationProcessor(FrameProcessor):
         ]
         self._seen = CallObservations(call_id=call_id, transport=transport)
         self._phase = _Phase.WATCHING
+        self._phase_before = _Phase.WATCHING
+        """The phase before the latest escalation (WATCHING, or BLOCKED after a failed one)."""
         self._pending: Decision | None = None
         self._failures = 0
         self._drop_texts: list[str] = []
         self._escalate_after_text: str | None = None
         self._llm_text: list[str] = []
         self._timer: asyncio.Task[None] | None = None
+        self._started_at = clock()
         self.decision: Decision | None = None
         """The trigger that fired (None until one does)."""
 
@@ -160,6 +177,7 @@ class EscalationProcessor(FrameProcessor):
         await super().process_frame(frame, direction)
         if isinstance(frame, StartFrame):
             await self.push_frame(frame, direction)
+            self._started_at = self._clock()
             self._start_timer()
             return
         if isinstance(frame, EndFrame | CancelFrame):
@@ -187,6 +205,9 @@ class EscalationProcessor(FrameProcessor):
                 await self._escalate(Decision(Trigger.SERVER_STOPPING, frame.reason), speak=True)
         elif isinstance(frame, LLMFullResponseStartFrame | LLMTextFrame | LLMFullResponseEndFrame):
             await self._on_llm(frame)
+        elif isinstance(frame, ActionWithdrawnFrame):
+            self._withdraw()
+            await self.push_frame(frame, direction)
         else:
             await self.push_frame(frame, direction)
 
@@ -329,6 +350,10 @@ class EscalationProcessor(FrameProcessor):
     # Escalating
 
     async def _escalate(self, decision: Decision, *, speak: bool) -> None:
+        if self._phase is _Phase.BLOCKED:
+            self._phase_before = _Phase.BLOCKED
+        elif self._phase is not _Phase.ESCALATED:
+            self._phase_before = _Phase.WATCHING
         self._phase = _Phase.ESCALATED
         self._pending = None
         self.decision = decision
@@ -341,18 +366,34 @@ class EscalationProcessor(FrameProcessor):
             EscalationFrame(trigger=decision.trigger.value, reason=decision.detail, summary=summary)
         )
 
+    def _withdraw(self) -> None:
+        """The caller went on over the hand-off line: a hand-off on a turn is not made."""
+        decision = self.decision if self._phase is _Phase.ESCALATED else self._pending
+        if self._phase is _Phase.WATCHING or decision is None:
+            return
+        if decision.trigger not in TURN_TRIGGERS:
+            return
+        logger.info(f"hand-off withdrawn ({decision.trigger.value}): the caller went on")
+        escalated = self._phase is _Phase.ESCALATED
+        self._phase = self._phase_before if escalated else _Phase.WATCHING
+        self._pending = None
+        self._escalate_after_text = None
+        self.decision = None
+        self._start_timer()
+
     def _start_timer(self) -> None:
         limit = self._config.max_duration
         if limit.enabled and self._timer is None:
-            self._timer = self.create_task(self._expire(limit.seconds), name="max-duration")
+            left = max(0.0, limit.seconds - (self._clock() - self._started_at))
+            self._timer = self.create_task(self._expire(limit.seconds, left), name="max-duration")
 
     def _stop_timer(self) -> None:
         if self._timer is not None and not self._timer.done():
             self._timer.cancel()
         self._timer = None
 
-    async def _expire(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+    async def _expire(self, seconds: float, left: float) -> None:
+        await asyncio.sleep(left)
         self._timer = None
         if self._phase is _Phase.WATCHING:
             await self._escalate(

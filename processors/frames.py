@@ -127,6 +127,42 @@ class TurnJoinedFrame(DataFrame):
 
 
 @dataclass
+class ActionHeldFrame(SystemFrame):
+    """An irreversible action waits for the bot's line announcing it (pushed upstream).
+
+    The action hold keeps a hand-off or a goodbye decided on a turn until its line has been
+    heard; the caller going on over that line withdraws it
+    (:class:`~processors.action_hold.ActionWithdrawal`).
+
+    Parameters:
+        action: What is held: ``hand_off`` or ``end_call``.
+    """
+
+    action: str = ""
+
+
+@dataclass
+class ActionReleasedFrame(SystemFrame):
+    """The held action was carried out: its line was heard (pushed upstream).
+
+    Parameters:
+        action: What was released: ``hand_off`` or ``end_call``.
+    """
+
+    action: str = ""
+
+
+@dataclass
+class ActionWithdrawnFrame(DataFrame):
+    """The caller spoke over the line announcing a held action: it is not carried out.
+
+    Pushed just before the caller's turn (and before a
+    :class:`TurnJoinedFrame` when the turn is joined to the one the action was decided on).
+    The action hold drops the action; the escalation watches the call again.
+    """
+
+
+@dataclass
 class CallerIdentityFrame(SystemFrame):
     """Who is calling, learnt after the call started (a client message, a dial-in event).
 
@@ -203,12 +239,15 @@ class EscalationFrame(DataFrame):
         summary: The structured hand-off summary (caller data: never log it).
         transfer_result: None while the transfer is pending; set on
             :class:`TransferResultFrame`.
+        line_heard: The hand-off line has been heard already (the action hold waited for
+            it): the transfer does not wait for it again.
     """
 
     trigger: str = ""
     reason: str = ""
     summary: dict[str, Any] = field(default_factory=dict, repr=False)
     transfer_result: str | None = None
+    line_heard: bool = False
     interruptible: bool = field(default=False, init=False)
 
 

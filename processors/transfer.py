@@ -2,8 +2,9 @@
 
 On an :class:`~processors.frames.EscalationFrame` the transfer processor
 
-1. waits until the hand-off line has been spoken (and, on the phone, played out at the
-   caller's end, so the redirect never cuts it);
+1. waits until the hand-off line has been spoken (the action hold,
+   :mod:`processors.action_hold`, may have waited already) and, on the phone, played out
+   at the caller's end, so the redirect never cuts it;
 2. plays hold music in-stream, so the caller never hears silence while the transfer
    connects;
 3. delivers the summary to the agent's desktop first (signed screen-pop webhook, with
@@ -168,7 +169,7 @@ class TransferProcessor(FrameProcessor):
             ).hexdigest()[:32],
         )
         self._line_heard_at = None
-        await self._wait_for_line()
+        await self._wait_for_line(heard=escalation.line_heard)
         line_heard_at = self._line_heard_at or self._playout_deadline()
         self._start_hold()  # (already playing unless the line was never heard)
         delivered: bool | None = None
@@ -263,10 +264,15 @@ class TransferProcessor(FrameProcessor):
         playout = self._playout_remaining() if self._playout_remaining else 0.0
         return time.perf_counter() + playout
 
-    async def _wait_for_line(self) -> None:
-        """Until the bot stops speaking (the hand-off line) and does not resume at once."""
+    async def _wait_for_line(self, *, heard: bool = False) -> None:
+        """Until the bot stops speaking (the hand-off line) and does not resume at once.
+
+        Args:
+            heard: The bot has stopped after the line already (the action hold waited for
+                it): only whether it resumes at once is waited for.
+        """
         deadline = time.perf_counter() + LINE_TIMEOUT_S
-        target = self._stops + 1
+        target = self._stops + (0 if heard else 1)
         while time.perf_counter() < deadline:
             while self._stops < target:
                 self._speech.clear()

@@ -2,7 +2,8 @@
 
 Per call: the CRM prefetch (the runtime's CRM adapter, the caller's identity from the call
 spec), caller verification, the callback offer, the escalation processor (the agent's
-policy, the runtime's sentiment analyser) and the transfer processor with the call's
+policy, the runtime's sentiment analyser), the action hold (a hand-off or a goodbye waits
+for its line, :mod:`processors.action_hold`) and the transfer processor with the call's
 transport's :class:`~processors.transfer.TransferMethod`:
 
 - Twilio: a REST redirect of the live call to TwiML that says the hold line and dials the
@@ -30,6 +31,7 @@ from bot.call.handoff_desk import HandoffDesk, HandoffTicket
 from bot.call.runtime import Runtime
 from integrations.screen_pop import ScreenPopClient
 from integrations.twilio_rest import TwilioCallControl, transfer_twiml
+from processors.action_hold import ActionHold
 from processors.agent_definition import IntentAction
 from processors.callback_offer import CallbackOfferProcessor
 from processors.caller_verification import CallerVerificationProcessor
@@ -61,6 +63,7 @@ class CallHandoffProcessors:
     verification: CallerVerificationProcessor
     callback_offer: CallbackOfferProcessor
     escalation: EscalationProcessor
+    hold: ActionHold
     transfer: TransferProcessor
 
     def before_dialogue(self) -> list[Any]:
@@ -69,7 +72,7 @@ class CallHandoffProcessors:
 
     def after_dialogue(self) -> list[Any]:
         """Between the dialogue (and LLM) and TTS."""
-        return [self.escalation, self.transfer]
+        return [self.escalation, self.hold, self.transfer]
 
 
 def make_handoff_processors(
@@ -123,6 +126,8 @@ def make_handoff_processors(
             call_id=call_id,
             transport=transport_kind,
         ),
+        # a hand-off or a goodbye waits for its line: the caller going on withdraws it
+        hold=ActionHold(),
         transfer=TransferProcessor(
             method,
             agent.transfer,

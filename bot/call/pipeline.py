@@ -48,6 +48,7 @@ from bot.call.services import (
     optional,
 )
 from integrations.speech.nbest import TurnReadings
+from processors.action_hold import ActionWithdrawal
 from processors.agent_definition import AgentDefinition
 from processors.audio_stop import BotAudioStop, BotSpeakingStop, CallerAudioStop
 from processors.barge_in import BackchannelFilter, FragmentJoiner, ReplyProgressTracker
@@ -240,12 +241,15 @@ def build_worker(
             BackchannelFilter(call_id=spec.call_id, understood=is_complete),
             # the caller went on after a fragment the bot began to answer: one turn
             FragmentJoiner(is_fragment=hold.is_fragment),
+            # ... or over the line of a hand-off or goodbye decided on its turn: withdrawn
+            ActionWithdrawal(),
             make_nlu_router(runtime, readings, opening_asks=script is not None),
             *handoff.before_dialogue(),  # CRM prefetch, caller verification, callback offer
             DialogueProcessor(policy),
             LLMFailureApology() if llm else None,
             llm,
-            *handoff.after_dialogue(),  # escalation, transfer (hold music, screen pop)
+            # escalation, action hold, transfer (hold music, screen pop)
+            *handoff.after_dialogue(),
             make_tts(runtime),
             BotSpeakingStop(),  # the output's heartbeats go no further up
             transport.output(),

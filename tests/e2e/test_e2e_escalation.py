@@ -187,3 +187,30 @@ async def test_failed_dial_offers_a_callback_recorded_in_the_crm(live):
         assert bad.status_code == 403
     record = await runtime.crm.lookup("cus_1002")
     assert any(p.kind == "callback" for p in record.pending_actions)
+
+
+async def test_a_caller_going_on_over_the_hand_off_line_is_not_transferred(live):
+    local, rest, _desk, runtime, log_lines = live
+    call = await place_call(
+        local.base_url,
+        auth_token=local.auth_token,
+        account_sid=local.account_sid,
+        from_number=CALLER,
+    )
+    await call.wait_for_bot_speech_start(timeout=REPLY_TIMEOUT)
+    await call.wait_for_bot_silence(1.5, timeout=REPLY_TIMEOUT)
+    turn = await call.say(caller_voice.synthesize("Let me talk to a person, please."))
+    # the hand-off line starts; the caller talks over it with a new request
+    await call.wait_for_bot_speech_start(timeout=REPLY_TIMEOUT, after=turn.caller_end_s)
+    again = await call.say(caller_voice.synthesize("Actually, what are your opening hours?"))
+    answer_at = await call.wait_for_bot_speech_start(
+        timeout=REPLY_TIMEOUT, after=again.caller_end_s
+    )
+    end = await call.wait_for_bot_silence(1.5, timeout=REPLY_TIMEOUT)
+    answer = await transcribe(runtime, call.heard_audio(answer_at - 0.1, end + 0.1))
+    await call.hang_up()
+
+    found = rest.calls.get(call.call_sid)
+    assert found is None or not found.twiml  # no redirect: the hand-off was withdrawn
+    assert any(w in answer for w in ("open", "monday", "friday", "am", "pm")), answer
+    assert "hand_off withdrawn" in "\n".join(log_lines)
