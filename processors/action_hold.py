@@ -15,7 +15,8 @@ such a decision open while the caller may still be talking:
   bare "okay": the backchannel filter drops the turn and resumes the line) leaves the
   action to go on.
 - :class:`ActionWithdrawal` (after the fragment joiner, before the NLU router): a caller's
-  turn with words in it that arrives while an action is held withdraws the action
+  turn with words in it that arrives while a goodbye is held withdraws it; a hand-off only
+  when the turn goes on with the one it was decided on or opens with a correction
   (:class:`~processors.frames.ActionWithdrawnFrame`, for the hold and the escalation).
   When the caller went on at once (its :class:`JoinRule` says so) the turn is also joined
   to the one the action was decided on, and a :class:`~processors.frames.TurnJoinedFrame`
@@ -337,8 +338,21 @@ def opens_with_correction(text: str) -> bool:
     return bool(words) and (words[0] in CORRECTIONS or " ".join(words[:2]) in CORRECTIONS)
 
 
+WITHDRAWN_BY_ANY_WORDS = frozenset({Goodbye.name})
+"""Actions any words over their line withdraw (not a backchannel).
+
+A hand-off is withdrawn only when the caller goes on with the turn it was decided on, or
+opens with a correction ("No wait, actually ..."): a caller who says "Please hurry." over
+an emergency's hand-off line must still reach a person. Ending the call on a caller who is
+talking is worse than answering one more turn, so a goodbye is withdrawn by any words.
+"""
+
+
 class ActionWithdrawal(FrameProcessor):
-    """After the fragment joiner: the caller's words over a held action's line withdraw it."""
+    """After the fragment joiner: the caller's words over a held action's line withdraw it.
+
+    Which words withdraw which action: :data:`WITHDRAWN_BY_ANY_WORDS`.
+    """
 
     def __init__(self, *, join: JoinRule | None = None, **kwargs: Any):
         """Withdraw one call's held actions.
@@ -391,11 +405,19 @@ class ActionWithdrawal(FrameProcessor):
         text = user_text(frame)
         if not self._held or is_backchannel(text):
             return
+        went_on = self._went_on or Continuation(after_s=float("inf"), heard_s=float("inf"))
+        joins = not self._joined and self._join.joins(text, went_on)
+        if not (self._joined or joins or opens_with_correction(text)) and not (
+            self._held & WITHDRAWN_BY_ANY_WORDS
+        ):
+            # "Please hurry." over "I'm putting you through to someone now.": the hand-off
+            # goes on (an emergency must still reach a person); the turn is decided as usual
+            logger.info("caller spoke over a held hand-off's line, neither going on nor correcting")
+            return
         self._held.clear()
         self.withdrawn += 1
         await self.push_frame(ActionWithdrawnFrame())
-        went_on = self._went_on or Continuation(after_s=float("inf"), heard_s=float("inf"))
-        if self._joined or not self._join.joins(text, went_on):
+        if not joins:
             logger.info("caller went on over a held action's line: withdrawn")
             return
         if join_last_two_user_turns(frame):

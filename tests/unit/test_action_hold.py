@@ -1,5 +1,6 @@
 """A hand-off or a goodbye waits for its line; the caller going on over it withdraws it."""
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from processors.action_hold import (
     Continuation,
     Goodbye,
     HandOff,
+    JoinRule,
     JoinWhenGoingOnAtOnce,
     NeverJoin,
     opens_with_correction,
@@ -99,12 +101,12 @@ def context(*turns: tuple[str, str]) -> LLMContextFrame:
     )
 
 
-def call(agent):
+def call(agent, join: JoinRule | None = None):
     """The processors from the fragment joiner's place to the transfer, around a scripted NLU."""
     nlu = ScriptedNLU()
     method = Recording()
     hold = ActionHold((HandOff(), Goodbye(grace_s=GRACE_S)))
-    withdrawal = ActionWithdrawal()
+    withdrawal = ActionWithdrawal(join=join)
     pipeline = Pipeline(
         [
             withdrawal,
@@ -147,7 +149,7 @@ def line_heard() -> list[Frame]:
     ]
 
 
-def of(kind: type[Frame], frames: list[Frame]) -> list[Any]:
+def of(kind: type[Frame], frames: Sequence[Frame]) -> list[Any]:
     return [f for f in frames if isinstance(f, kind)]
 
 
@@ -249,6 +251,40 @@ async def test_a_new_request_over_the_hand_off_line_withdraws_it_and_stands_alon
     assert withdrawal.joined == 0 and not of(TurnJoinedFrame, down)
     assert nlu.decided[-1] == new  # decided on its own, as any barge-in
     assert of(BotReplyFrame, down)[-1].intent == "opening_hours"  # answered: watching again
+
+
+async def test_words_over_the_hand_off_line_that_neither_go_on_nor_correct_let_it_go_on(agent):
+    # "Please hurry." said over an emergency's hand-off line, not as a continuation of the
+    # turn: the caller must still reach a person
+    pipeline, nlu, method, hold, withdrawal = call(agent, NeverJoin())
+    down, _ = await run_test(
+        pipeline,
+        frames_to_send=[
+            context(("user", BROKE)),
+            *line_cut_by_the_caller(),
+            context(("user", BROKE), ("assistant", "I'm"), ("user", "Please hurry.")),
+            SleepFrame(0.3),
+        ],
+    )
+    assert method.transfers == ["out_of_scope"]
+    assert hold.withdrawn == 0 and withdrawal.withdrawn == 0
+    assert not of(ActionWithdrawnFrame, down)
+    assert nlu.decided == [BROKE, "Please hurry."]
+
+
+async def test_any_words_over_the_goodbye_line_withdraw_it(agent):
+    pipeline, _, _, hold, _ = call(agent, NeverJoin())
+    down, _ = await run_test(
+        pipeline,
+        frames_to_send=[
+            context(("user", "Bye.")),
+            *line_cut_by_the_caller(),
+            context(("user", "Bye."), ("assistant", "Thanks"), ("user", "Please hurry.")),
+            SleepFrame(0.3),
+        ],
+    )
+    assert not of(EndWorkerFrame, down)
+    assert hold.withdrawn == 1
 
 
 async def test_after_a_withdrawn_hand_off_a_new_request_for_a_person_is_handed_off(agent):
