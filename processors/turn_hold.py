@@ -28,6 +28,15 @@ the words so far, how long the pause after them must be before the turn may end:
   question ("That works for me.", "I won't be able to make it.") is not held;
 - a statement (not a question) the agent cannot act on with confidence, heard clearly:
   ``unsure_pause_s`` (the check is the caller's, e.g. the classifier's act threshold);
+- a question whether the caller has reached the right place ("Is this Dr. Patel's
+  office?"), even one the agent could act on, and a yes/no question that opens the turn
+  (after openers at most) which the agent cannot act on with confidence, heard clearly
+  ("Is this the vet?", "Is there any way someone can see me today?" below the act
+  threshold): ``unsure_question_pause_s``. Callers go on with the reason or the detail
+  after a pause ("Is this the vet? | My dog needs his shots."). Not a question the agent
+  acts on outright (its latency is the product's), nor one that names what it asks for
+  ("What are your prizes?", misheard: it is seldom a preamble) or follows the caller's own
+  sentence ("I need a crown. | What does that cost?": the question ends the request);
 - anything else: no wait beyond what the strategies already do.
 
 A statement the agent cannot act on because the recogniser misheard it (its confidence
@@ -80,6 +89,22 @@ the dev set's 28 sentence-boundary prefixes as the recogniser hears them
 the vet? | My dog needs his shots.") and misheard words. The price: 9 (slt) and 13 (rms)
 more of the 131 whole requests wait 0.8 s instead of about 0.4 s, mostly emergencies and
 goodbyes (both irreversible: a hand-off, the call's end).
+"""
+UNSURE_QUESTION_PAUSE_S = 1.0
+"""A yes/no question the agent does not understand ends the turn after this much pause.
+
+Unheld, 6 of the 9 callers the dev call bench (slt + rms, clean, 262 calls) still cut off
+had asked such a question and gone on ("Is this the vet? | My dog needs his shots.").
+Offline (``scripts/turn_prefixes.py --heard``, dev set, 28 sentence-boundary prefixes) the
+turn would end inside the request on 5 -> 1 (slt) and 4 -> 0 (rms). At 0.8 s (the
+statement pause) a real call bench (dev set, slt, clean, 70 calls) still ended 2 of the 4
+such turns 0.05 s before the caller was heard again: the bench's 0.6 s between sentences
+is about 0.85 s from the VAD's end of speech to its next start. The price: 11 (slt) and
+17 (rms) more of the dev set's 131 whole requests are held (out of scope, or in scope
+below the act threshold: a clarification or a repair comes later); of ``bench latency``'s
+185 questions 8 (slt) and 9 (rms) more, all misheard past understanding ("When do you
+shout?"). Holding wh-questions too and ones after the caller's own sentence cost 22 and
+27 whole requests, 15 and 13 latency questions, for no more prefixes held.
 """
 GARBLED_PAUSE_S = 1.5
 """A statement the recogniser barely heard (noise, babble) ends the turn after this much pause.
@@ -159,8 +184,10 @@ _PREAMBLE = re.compile(
     r"(?:i m|im|i am|we re|we are) (?:calling|ringing|phoning)"
     r" (?:about|regarding|in regards? to|because|with a question|for)\b"
     r"|(?:(?:this|it) is|its|my name is|(?:i m|im|i am) [a-z]+ [a-z]+$)"
-    r"|(?:i|we) (?:have|had|ve got|got) (?:a|one|another|some) (?:quick )?questions?\b"
-    r"|(?:a )?quick question\b"
+    # not when the question follows in the same breath ("Quick question, do you...?")
+    r"|(?:(?:i|we) (?:have|had|ve got|got) (?:a|one|another|some) (?:quick )?questions?"
+    r"|(?:a )?quick question)\b(?! (?:do|does|did|can|could|would|will|is|are|am|may|what|"
+    r"when|where|which|who|why|how|whats|wheres)\b)"
     r"|(?:i|we) (?:booked|scheduled|made|set up|have|had|ve got|got)"
     r" (?:a|an|my|our|the)\b.*\b(?:appointment|checkup|check up|cleaning|visit|booking)\b"
     r"|(?:my|our) (?:appointment|checkup|check up|cleaning|visit|booking) (?:is|was)\b"
@@ -169,6 +196,11 @@ _PREAMBLE = re.compile(
     r")"
 )
 """Sentences that set the scene for a request rather than make it."""
+_CHECK_QUESTION = re.compile(
+    r"^(?:is (?:this|that)|am i (?:speaking|talking) (?:to|with)|(?:have|did) i (?:reached|reach|"
+    r"got|get|called|call))\b.*\b(?:office|clinic|practice|surgery|dentists?|dental|number)$"
+)
+"""A question whether the caller has reached the right place ("Is this Dr. Patel's office?")."""
 _REQUEST_CUE = re.compile(
     r"\b(?:please|(?:like|love|want|need|have|going) to|wanna|gotta|need (?:help|someone|"
     r"somebody|a person|a human|a live|an appointment|another|a different)|wondering|"
@@ -191,7 +223,8 @@ IMPERATIVES = frozenset(
 """Verbs a request in the imperative starts with ("Cancel my appointment.")."""
 MIN_TELLING_WORDS = 4
 """A statement shorter than this is a terse request ("Toothache, really bad.")."""
-_SENTENCE_END = re.compile(r"[.!?]+\s+")
+_SENTENCE_END = re.compile(r"(?:[!?]|(?<!\bdr)(?<!\bmr)(?<!\bmrs)(?<!\bms)\.)[.!?]*\s+", re.I)
+"""Where a sentence ends (not after a title: "Is this Dr. Patel's office?" is one)."""
 _YES_NO_QUESTION = re.compile(
     r"\b(?:shall|should|do|does|did|is|are|was|were|can|could|would|will|may|have|has|"
     r"want|ok|okay|right|correct)\b[^.?!]*\?\s*$",
@@ -220,6 +253,12 @@ def last_sentence(text: str) -> str:
     return " ".join(tokens)
 
 
+def opens_turn(text: str) -> bool:
+    """Whether the latest sentence is the turn's first beyond openers ("Hi. Is this the vet?")."""
+    sentences = [s for s in _SENTENCE_END.split(text.strip()) if normalize_words(s)]
+    return all(is_opener(s) for s in sentences[:-1])
+
+
 def reads_as_preamble(text: str) -> bool:
     """Whether the latest sentence sets the scene ("I booked a checkup...") or trails off."""
     sentence = last_sentence(text)
@@ -228,6 +267,11 @@ def reads_as_preamble(text: str) -> bool:
     if sentence.split()[-1] in TRAILING_WORDS:
         return True
     return bool(_PREAMBLE.search(sentence))
+
+
+def reads_as_check(text: str) -> bool:
+    """Whether the latest sentence checks who answered ("Hi, is this the dental office?")."""
+    return bool(_CHECK_QUESTION.search(last_sentence(text)))
 
 
 def reads_as_telling(text: str) -> bool:
@@ -249,10 +293,14 @@ def reads_as_telling(text: str) -> bool:
     )
 
 
-QUESTION_STARTS = frozenset(
-    {"what", "when", "where", "which", "who", "why", "how", "do", "does", "did", "can", "could"}
-    | {"would", "will", "is", "are", "am", "may", "should", "shall", "have", "has"}
+WH_STARTS = frozenset(
+    {"what", "when", "where", "which", "who", "whom", "whose", "why", "how"}
     | {"whats", "wheres", "whens", "whos", "hows", "whys"}  # "Where's the building?"
+)
+"""A question starting so names what it asks for ("What are your prices?")."""
+QUESTION_STARTS = WH_STARTS | frozenset(
+    {"do", "does", "did", "can", "could", "would", "will", "is", "are", "am", "may"}
+    | {"should", "shall", "have", "has"}
 )
 """A sentence starting so is a question even when the recogniser wrote no question mark."""
 
@@ -263,6 +311,12 @@ def is_statement(text: str) -> bool:
         return False
     words = last_sentence(text).split()
     return not (words and words[0] in QUESTION_STARTS)
+
+
+def asks_what(text: str) -> bool:
+    """Whether the latest sentence is a question that names what it asks for ("When...?")."""
+    words = last_sentence(text).split()
+    return bool(words) and words[0] in WH_STARTS
 
 
 def asks_yes_no(line: str) -> bool:
@@ -283,6 +337,8 @@ class TurnHoldPolicy:
         context_pause_s: The pause after a preamble sentence.
         statement_pause_s: The pause after a sentence that tells rather than asks.
         unsure_pause_s: The pause after a statement the agent does not understand.
+        unsure_question_pause_s: The pause after a question the agent does not
+            understand, heard clearly.
         misheard_pause_s: The pause after a statement the recogniser misheard.
         heard_clearly: The recogniser confidence (0-1) below which a statement the agent
             does not understand counts as misheard.
@@ -297,6 +353,7 @@ class TurnHoldPolicy:
     context_pause_s: float = CONTEXT_PAUSE_S
     statement_pause_s: float = STATEMENT_PAUSE_S
     unsure_pause_s: float = UNSURE_PAUSE_S
+    unsure_question_pause_s: float = UNSURE_QUESTION_PAUSE_S
     misheard_pause_s: float = MISHEARD_PAUSE_S
     heard_clearly: float = HEARD_CLEARLY
     garbled_pause_s: float = GARBLED_PAUSE_S
@@ -328,6 +385,8 @@ class TurnHoldPolicy:
             return self.opener_pause_s
         if reads_as_preamble(text):
             return self.context_pause_s
+        if reads_as_check(text):
+            return self.unsure_question_pause_s  # the request usually follows
         return 0.0
 
     def _telling_pause(self, text: str) -> float:
@@ -352,8 +411,13 @@ class TurnHoldPolicy:
         needed = self._form_pause(text, over_bot=over_bot)
         if needed or not normalize_words(text):
             return needed
-        if self.understood is None or not is_statement(text) or self.understood(text):
+        if self.understood is None or self.understood(text):
             return self._telling_pause(text)  # what it says may only set the scene
+        if not is_statement(text):
+            # "Is this the vet? | My dog needs his shots.": the reason may follow
+            checks = opens_turn(text) and not asks_what(text)
+            clearly = confidence >= self.heard_clearly
+            return self.unsure_question_pause_s if clearly and checks else 0.0
         if confidence >= self.heard_clearly:
             return self.unsure_pause_s
         return self.misheard_pause_s if confidence >= self.garbled_below else self.garbled_pause_s
@@ -369,6 +433,6 @@ class TurnHoldPolicy:
             return False
         if is_bare_yes_no(text):
             return True
-        if is_opener(text) or reads_as_preamble(text):
+        if is_opener(text) or reads_as_preamble(text) or reads_as_check(text):
             return not (is_answer(text) and self.question_pending and self.question_pending())
         return self.understood is not None and not self.understood(text)

@@ -38,6 +38,11 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/turn-prefixes-cache"))
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--commas", action="store_true", help="also prefixes ending at a comma")
+    parser.add_argument(
+        "--latency",
+        action="store_true",
+        help="also count the `bench latency` questions (the agent's own) the rules hold",
+    )
     args = parser.parse_args()
 
     from bot.agent import load_agent
@@ -66,6 +71,7 @@ def main() -> int:
 
         texts = [p for r in requests for p, _ in prefixes_of(r.text, args.commas)]
         texts += [r.text for r in requests]
+        texts += latency_questions(agent) if args.latency else []
         texts = [t for t in texts if t]
         got = HeardRequests(args.cache, Condition()).hear(texts, args.heard)
         heard = {
@@ -95,6 +101,12 @@ def main() -> int:
         costs.append(extra)
         if extra and args.verbose:
             print(f"whole request waits {needed:.2f}s: {said!r} ({r.intent})")
+    if args.latency:
+        questions = latency_questions(agent)
+        held_q = [q for q in questions if wait(q, False)[0] > SEMANTIC_END_S]
+        for q in held_q:
+            print(f"latency question held {wait(q, False)[0]:.2f}s: {heard.get(q, (q,))[0]!r}")
+        print(f"bench latency: {len(held_q)} of {len(questions)} questions held", file=sys.stderr)
     held = sum(c > 0 for c in costs)
     print(
         f"{args.set.name}{' heard ' + args.heard if args.heard else ''}: {len(requests)} requests,"
@@ -105,6 +117,13 @@ def main() -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def latency_questions(agent: object) -> list[str]:
+    """The questions ``callagent bench latency`` asks (the agent's directly answered examples)."""
+    from simulator.bench.latency import scripted_questions
+
+    return [q for phrasings in scripted_questions(agent) for q in phrasings]
 
 
 def prefixes_of(text: str, commas: bool) -> list[tuple[str, float]]:

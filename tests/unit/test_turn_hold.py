@@ -233,11 +233,74 @@ def test_a_backchannel_over_the_bot_is_whole():
     assert policy().text_pause("Mhm.") > 0
 
 
-def test_a_statement_the_agent_does_not_understand_waits_a_question_does_not():
+def test_a_statement_the_agent_does_not_understand_waits():
     assert policy().pause("My tooth is sort of weird.") == policy().unsure_pause_s
-    assert policy().pause("Is the tooth thing weird?") == 0
-    assert policy().pause("do you do teeth whitening") == 0  # no question mark written
+    assert policy().pause("What are your opening hours?") == 0  # understood
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Is this the vet?",  # "... | My dog needs his shots."
+        "Is there any way someone can see me today?",  # "... | The pain is unbearable."
+        "Hi, is my car ready yet?",  # after openers
+        "Yes, hello. Is there any chance of getting seen by Dr. Patel?",
+        "do you do teeth whitening",  # no question mark written
+    ],
+)
+def test_a_yes_no_question_the_agent_does_not_understand_waits_for_the_reason(text):
+    assert policy().pause(text) == policy().unsure_question_pause_s
+    assert policy().pause(text, confidence=0.9) == policy().unsure_question_pause_s
+    assert policy().text_pause(text) == 0  # not for its form: understood, it would be fast
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "What are your prizes?",  # names what it asks for (misheard "prices")
+        "I need a crown on my back tooth. Roughly what does that cost?",
+        "I need a crown on my back tooth. Is that expensive?",  # the question ends it
+    ],
+)
+def test_a_question_that_names_its_ask_or_ends_the_request_is_not_held(text):
+    assert policy().pause(text) == 0
+
+
+def test_a_question_the_agent_understands_is_not_held():
+    assert policy().pause("Can I reschedule? I need to move my appointment.") == 0
     assert policy().pause("What are your opening hours?") == 0
+
+
+def test_a_misheard_question_is_not_held():
+    assert policy().pause("Is this event?", confidence=0.5) == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Is this Dr. Patel's office?",
+        "Hi, is this the dental office?",
+        "Am I speaking to Springfield Dental?",
+        "Have I reached the right number?",
+    ],
+)
+def test_a_question_whether_the_caller_reached_the_right_place_is_held(text):
+    always = TurnHoldPolicy(understood=lambda _: True)  # even when the agent would answer
+    assert always.text_pause(text) == always.unsure_question_pause_s
+    assert always.pause(text) == always.unsure_question_pause_s
+    assert always.is_fragment(text)
+
+
+def test_a_quick_question_followed_by_the_question_is_no_preamble():
+    assert reads_as_preamble("Quick question.")
+    assert reads_as_preamble("I have a question about my bill.")
+    assert not reads_as_preamble("Quick question, do you take walk-ins?")
+    assert not reads_as_preamble("I have a quick question, what are your hours?")
+
+
+def test_a_question_the_agent_does_not_understand_is_a_fragment():
+    assert policy().is_fragment("Is this the vet?")
+    assert not policy().is_fragment("What are your opening hours?")
 
 
 def test_a_misheard_statement_waits_less_than_one_heard_clearly():
