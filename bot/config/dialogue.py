@@ -175,14 +175,17 @@ class DialogueSettings(BaseSettings):
         ),
     )
     whole_turn_stt: bool = Field(
-        default=False,
+        default=True,
         validation_alias="CALLAGENT_WHOLE_TURN_STT",
         description=(
             "A caller turn the VAD split into several segments gets its text from one "
             "transcription of the turn's whole audio (embedded STT only; single-segment "
             "turns are unchanged). Offline (bench noise-path, dev requests) WER 91.4 -> "
-            "86.5 % in 10 dB babble, 19.7 -> 18.6 % clean; off until measured on the call "
-            "bench (the first call-bench run had a bug since fixed)."
+            "86.5 % in 10 dB babble, 19.7 -> 18.6 % clean; nlu understanding --heard (dev, "
+            "slt/rms/kal) in-scope acted right 52 -> 56 of 339 in 10 dB babble, 226 -> 227 "
+            "clean, wrong clarifications 32 -> 26 and 12 -> 6, acted wrong unchanged; on "
+            "the call bench (dev, slt+rms, 262 calls) complete-request p50 720 ms against "
+            "700 ms without it."
         ),
     )
     whole_turn_max_pause_secs: float = Field(
