@@ -68,6 +68,7 @@ from processors.frames import (
 )
 from processors.nlu_router import user_text
 from processors.transfer import LINE_TIMEOUT_S, RESUME_GRACE_S
+from processors.turn_hold import FILLERS
 
 QUICK_CONTINUATION_S = 1.0
 """A caller speaking again this soon after their turn ended was still saying it.
@@ -82,7 +83,8 @@ Not measured: about two words of the line, shorter than a listener needs to take
 line and start answering it."""
 CORRECTIONS = INTERRUPTIONS | frozenset({"no", "nope", "actually", "never mind", "cancel"})
 """Words that open a new request rather than go on with the last one ("no wait, actually")."""
-FILLERS = frozenset({"um", "uh", "er", "oh", "ah", "so", "well"})
+LEAD_INS = FILLERS | frozenset({"so", "well"})
+"""Said before a correction without changing it ("Oh, wait.", "So, actually ...")."""
 
 
 # Which frames carry an irreversible action out
@@ -333,7 +335,7 @@ class NeverJoin(JoinRule):
 def opens_with_correction(text: str) -> bool:
     """Whether a turn opens with words that take back or set aside what came before."""
     words = normalize_words(text).split()
-    while words and words[0] in FILLERS:
+    while words and words[0] in LEAD_INS:
         words = words[1:]
     return bool(words) and (words[0] in CORRECTIONS or " ".join(words[:2]) in CORRECTIONS)
 
@@ -378,15 +380,15 @@ class ActionWithdrawal(FrameProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Follow held actions, the bot's speech and the caller's turns."""
         await super().process_frame(frame, direction)
-        now = time.monotonic()
         if isinstance(frame, ActionHeldFrame):
             self._held.add(frame.action)
         elif isinstance(frame, ActionReleasedFrame):
             self._held.discard(frame.action)
         elif isinstance(frame, BotStartedSpeakingFrame) and self._bot_started_at is None:
-            self._bot_started_at = now
+            self._bot_started_at = time.monotonic()
         elif isinstance(frame, UserStartedSpeakingFrame):
             if self._held and self._went_on is None and self._turn_at is not None:
+                now = time.monotonic()
                 heard = now - self._bot_started_at if self._bot_started_at is not None else 0.0
                 self._went_on = Continuation(after_s=now - self._turn_at, heard_s=heard)
         elif direction is FrameDirection.DOWNSTREAM and isinstance(frame, TurnJoinedFrame):
@@ -396,6 +398,7 @@ class ActionWithdrawal(FrameProcessor):
             and isinstance(frame, LLMContextFrame)
             and not getattr(frame, "speculation", False)
         ):
+            now = time.monotonic()
             await self._on_turn(frame)
             self._turn_at, self._bot_started_at = now, None
             self._went_on, self._joined = None, False
