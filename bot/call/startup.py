@@ -33,7 +33,7 @@ def load_runtime(settings: Settings) -> Runtime:
     more = [load_agent(path) for path in settings.more_agent_files]
     # The embedded engines load even when a cloud service is chosen: they are
     # the fallback a failing cloud service degrades to.
-    recognizer = _load_recognizer(settings, agent)
+    recognizer = load_recognizer(settings, agent)
     synthesizer = _load_synthesizer([agent, *more], required=settings.tts == "piper")
     classifier = _load_classifier(settings, agent)
     more_agents = {agent_key(a): _agent_models(settings, a, recognizer) for a in more}
@@ -81,14 +81,20 @@ def _agent_models(
     return models
 
 
-def _load_recognizer(settings: Settings, agent: AgentDefinition) -> SpeechRecognizer:
+def load_recognizer(settings: Settings, agent: AgentDefinition | None) -> SpeechRecognizer:
+    """The embedded recogniser as a call runs it, biased to ``agent``'s words if asked for.
+
+    Args:
+        settings: The ASR settings (beam, language-model weight and bonus).
+        agent: The agent whose word model biases decoding (None: no bias).
+    """
     from integrations.speech.moonshine import MoonshineRecognizer
 
     return MoonshineRecognizer(
         cache_dir=settings.cache_dir / "moonshine",
         num_threads=settings.asr_threads,
         beam_width=settings.asr_beam_width,
-        language_model=_language_model(settings, agent),
+        language_model=None if agent is None else _language_model(settings, agent),
         lm_weight=settings.asr_lm_weight,
         lm_word_bonus=settings.asr_lm_word_bonus,
     )

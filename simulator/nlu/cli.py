@@ -51,6 +51,7 @@ from simulator.nlu.reliability_plot import write_reliability_svg
 if TYPE_CHECKING:
     from integrations.nlu.base import IntentClassifier
     from processors.act_guard import ActGuard
+    from processors.agent_definition import AgentDefinition
     from simulator.nlu.understanding import UnderstandingReport
     from simulator.understanding.requests import CallerRequest
 
@@ -342,7 +343,7 @@ def run_understanding(args: argparse.Namespace) -> int:
         requests = [r.model_copy(update={"context": None}) for r in requests]
     guard = None if args.no_guard else ActGuard.for_agent(agent)
     if args.heard:
-        report = _understand_heard(args, classifier, requests, thresholds, guard)
+        report = _understand_heard(args, agent, classifier, requests, thresholds, guard)
     else:
         report = understand(classifier, requests, thresholds, guard=guard)
     if args.json:
@@ -355,6 +356,7 @@ def run_understanding(args: argparse.Namespace) -> int:
 
 def _understand_heard(
     args: argparse.Namespace,
+    agent: AgentDefinition,
     classifier: IntentClassifier,
     requests: list[CallerRequest],
     thresholds: NLUThresholds,
@@ -367,7 +369,7 @@ def _understand_heard(
     from simulator.understanding.voices import voice_list
 
     settings = Settings()
-    hearing = HeardRequests(settings.cache_dir, Condition(args.noise, args.snr))
+    hearing = HeardRequests(settings.cache_dir, Condition(args.noise, args.snr), agent)
     texts = [line for r in requests for line in (r.context, r.text) if line]
     results = []
     for voice in voice_list(args.voices):

@@ -22,7 +22,10 @@ import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from processors.agent_definition import AgentDefinition
 
 HEARD_FORMAT = 2
 """Part of the cache key: bump when the way a request is heard changes."""
@@ -57,8 +60,11 @@ def path_fingerprint() -> str:
     from bot.settings import Settings
 
     s = Settings()
+    # the language model's key only when it is on, so the caches of unbiased runs stay valid
+    lm = {"lm": [s.asr_lm_weight, s.asr_lm_word_bonus]} if s.asr_lm_weight > 0 else {}
     return json.dumps(
         {
+            **lm,
             "format": HEARD_FORMAT,
             "beam": s.asr_beam_width,
             "vad": [s.vad_start_secs, s.vad_stop_secs, s.vad_noise_gate],
@@ -71,8 +77,18 @@ def path_fingerprint() -> str:
 class HeardRequests:
     """Transcripts of spoken requests, computed once and kept in a JSON file per voice."""
 
-    def __init__(self, cache_dir: Path | None, condition: Condition) -> None:
-        """Open the cache (``cache_dir`` None: nothing is kept)."""
+    def __init__(
+        self, cache_dir: Path | None, condition: Condition, agent: AgentDefinition | None = None
+    ) -> None:
+        """Open the cache (``cache_dir`` None: nothing is kept).
+
+        Args:
+            cache_dir: Where the transcripts are kept (None: nowhere).
+            condition: The background the requests are heard in.
+            agent: The agent whose word model biases the recogniser when
+                ``CALLAGENT_ASR_LM_WEIGHT`` is set (as on its calls); None: no bias.
+        """
+        self._agent = agent
         self._dir = cache_dir / "heard-requests" if cache_dir is not None else None
         self._condition = condition
         self._fingerprint = hashlib.sha256(path_fingerprint().encode()).hexdigest()[:12]
@@ -117,7 +133,7 @@ class HeardRequests:
 
         if self._recognizer is None:
             settings = Settings()
-            self._recognizer = noise_path.embedded_recognizer()
+            self._recognizer = noise_path.embedded_recognizer(self._agent)
             self._whole_turn = settings.whole_turn_stt
             self._max_pause = settings.whole_turn_max_pause_secs
         seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")

@@ -31,9 +31,12 @@ import random
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.bench import args as bench_args
+
+if TYPE_CHECKING:
+    from processors.agent_definition import AgentDefinition
 
 LEAD_S = 4.0
 """Background before the request (the caller listened to the greeting)."""
@@ -153,17 +156,12 @@ def run_noise_path(args: argparse.Namespace) -> int:
     return 0
 
 
-def embedded_recognizer() -> Any:
-    """The embedded recogniser as the call settings build it (no domain bias)."""
+def embedded_recognizer(agent: AgentDefinition | None = None) -> Any:
+    """The embedded recogniser as the call settings build it (``agent``: its word bias, if on)."""
+    from bot.call.startup import load_recognizer
     from bot.settings import Settings
-    from integrations.speech.moonshine import MoonshineRecognizer
 
-    settings = Settings()
-    return MoonshineRecognizer(
-        cache_dir=settings.cache_dir / "moonshine",
-        num_threads=settings.asr_threads,
-        beam_width=settings.asr_beam_width,
-    )
+    return load_recognizer(Settings(), agent)
 
 
 def call_audio(clip: bytes, noise: str, snr_db: float, seed: int) -> tuple[bytes, float, float]:
