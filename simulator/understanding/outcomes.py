@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from processors.barge_in import normalize_words
 from simulator.understanding.requests import OUT_OF_SCOPE
 
 TURN_EVENTS = frozenset({"nlu", "bot_started"})
@@ -216,7 +217,10 @@ def request_transcript(
     The record has one caller turn per decision, in order (``intent`` set), plus any
     transcribed caller turn no decision was made on. The request's transcript is the
     caller text from the turn after the last decision before the request up to the
-    turn of its last decision. None when the record does not show the decisions.
+    turn of its last decision. A turn the agent decided on joined to the fragment before
+    it (``processors.barge_in.FragmentJoiner``: its stored caller text is the fragment's
+    words followed by its own) replaces the turns whose words it already holds, so no
+    words count twice. None when the record does not show the decisions.
     """
     caller = sorted((t for t in turns if t.get("kind") == "caller"), key=lambda t: t["seq"])
     decided = [t for t in caller if t.get("intent") is not None]
@@ -225,9 +229,18 @@ def request_transcript(
     first, last = min(request_decisions), max(request_decisions)
     low = decided[first - 1]["seq"] if first > 0 else -1
     high = decided[last]["seq"]
-    parts = [
-        str(t["caller_text"]).strip()
-        for t in caller
-        if low < t["seq"] <= high and t.get("caller_text")
-    ]
-    return " ".join(p for p in parts if p)
+    parts: list[str] = []
+    for t in caller:
+        text = str(t.get("caller_text") or "").strip()
+        if not (low < t["seq"] <= high and text):
+            continue
+        while parts and _holds(text, parts[-1]):
+            parts.pop()
+        parts.append(text)
+    return " ".join(parts)
+
+
+def _holds(text: str, earlier: str) -> bool:
+    """Whether ``text`` already holds ``earlier``'s words, in order and together."""
+    words = normalize_words(earlier)
+    return bool(words) and f" {words} " in f" {normalize_words(text)} "

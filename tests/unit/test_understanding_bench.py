@@ -279,6 +279,33 @@ def test_the_transcript_joins_the_caller_turns_of_the_request_decisions():
     assert request_transcript(turns, (1, 2)) == "Um, yeah. I'd like to book a cleaning next week"
 
 
+def test_a_turn_joined_to_its_fragment_replaces_the_fragment_in_the_transcript():
+    # FragmentJoiner: the caller went on after a fragment; the later turn was decided on the
+    # joined words, and the record stores them as that turn's caller text.
+    turns = [
+        turn(0, "greeting"),
+        turn(1, "caller", "I need a crown on my back tooth.", "pricing"),  # decision 0
+        turn(2, "agent"),
+        turn(
+            3,
+            "caller",
+            "I need a crown on my back tooth. Rustily, what does that cost with you?",
+            "pricing",
+        ),  # decision 1: the fragment's words and its own
+    ]
+    assert request_transcript(turns, (0, 1)) == (
+        "I need a crown on my back tooth. Rustily, what does that cost with you?"
+    )
+
+
+def test_a_turn_repeating_only_part_of_the_earlier_words_is_appended():
+    turns = [
+        turn(1, "caller", "a crown please", "pricing"),
+        turn(2, "caller", "a crown", "pricing"),
+    ]
+    assert request_transcript(turns, (0, 1)) == "a crown please a crown"
+
+
 def test_an_empty_decision_adds_no_words_and_a_mismatch_gives_none():
     turns = [turn(0, "greeting"), turn(1, "caller", None, "out_of_scope")]
     assert request_transcript(turns, (0,)) == ""
