@@ -1,6 +1,6 @@
 """Serve the agent's app in-process: uvicorn on a loopback port, in a thread of its own.
 
-The machinery behind :class:`simulator.target.LocalAgent` (thread mode), which is how
+The machinery behind :class:`simulator.local_agent.LocalAgent` (thread mode), which is how
 the simulator, the benches and the tests start the agent; use that instead.
 """
 

@@ -1,6 +1,6 @@
 """``callagent bench amd``: each answer through the real call path.
 
-The agent is started here (:class:`~simulator.target.LocalAgent`, as ``callagent simulate``
+The agent is started here (:class:`~simulator.local_agent.LocalAgent`, as ``callagent simulate``
 starts it for outbound scenarios), dialling through the simulator's fake Twilio REST API.
 For each generated answer a callee that plays exactly that answer
 (:class:`~simulator.bench.amd_callee.AnswerCallee`) is registered on its own number, and
@@ -27,9 +27,9 @@ from simulator.bench.amd_answers import Answer
 from simulator.bench.amd_callee import MAX_CALL_S, AnswerCallee, phone_times
 from simulator.bench.amd_report import AnswerResult
 from simulator.fake_twilio import FakeTwilioRest
+from simulator.local_agent import LocalAgent
 from simulator.outbound.callee import speech
 from simulator.scenarios.outbound_runner import AgentApi
-from simulator.target import LocalAgent
 from simulator.voices.caller_voice import DEFAULT_VOICE
 
 AGENT = "appointment_reminders"

@@ -206,7 +206,7 @@ def summary(rows: list[Row]) -> dict[str, Any]:
 
 async def main(args: argparse.Namespace) -> int:
     """Start the agent, place every call (``--calls-at-once`` at a time), print, save."""
-    from simulator.target import LocalAgent
+    from simulator.local_agent import LocalAgent
 
     answers = load_answers(args.set)
     jobs = [(a, v) for v in args.voices.split(",") for a in answers]

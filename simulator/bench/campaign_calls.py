@@ -1,6 +1,6 @@
 """``callagent bench campaign --via twilio-sim``: the reminder campaign through real calls.
 
-The real agent runs as ``callagent serve`` (:class:`~simulator.target.LocalAgent`, a child
+The real agent runs as ``callagent serve`` (:class:`~simulator.local_agent.LocalAgent`, a child
 process, its models loaded) with Twilio pointed at the simulator's fake REST API in this
 process. The campaign is created over ``POST /api/campaigns`` for the reminder agent; its
 job queue (the server's in-process consumer, or ``--processes`` ``callagent worker``
@@ -41,9 +41,9 @@ from simulator.bench.campaign_window import (
     most_in_flight,
     zone_at,
 )
+from simulator.local_agent import LocalAgent
 from simulator.outbound.dialed_call import DialedCall
 from simulator.redis_server import local_redis
-from simulator.target import LocalAgent
 
 AGENT = "appointment_reminders"
 RETRIES = ("no-answer=2x3s", "busy=2x2s", "voicemail-left=1x5s", "failed=1x2s")

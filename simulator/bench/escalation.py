@@ -5,7 +5,7 @@ callers who merely describe pain) with the shipped VADER lexicon and prints the 
 with the best recall at no false positives (the agent file's
 ``escalation.negative_sentiment.threshold``).
 
-``escalation bench`` starts the real agent in-process (:class:`simulator.target.LocalAgent`,
+``escalation bench`` starts the real agent in-process (:class:`simulator.local_agent.LocalAgent`,
 with its fake of Twilio's REST API) and a screen-pop receiver, places phone calls over the
 Twilio Media Streams protocol, says "let me talk to a person", and reports the server's
 trigger -> transfer request time (hand-off line spoken and played, summary delivered, REST
@@ -27,7 +27,7 @@ from typing import Any
 
 from integrations.percentile import latency_summary
 from simulator.events_client import EventsClient
-from simulator.target import LocalAgent
+from simulator.local_agent import LocalAgent
 
 SCREEN_POP_SECRET = "bench-secret"
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import httpx
 
-from simulator.target import LocalAgent, Target
+from simulator.local_agent import LocalAgent
+from simulator.target import Target
 
 SHARED_STATE_SETTING = "CALLAGENT_SHARED_STATE_URL"
 WORKERS_SETTING = "CALLAGENT_WORKERS"

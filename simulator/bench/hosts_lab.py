@@ -30,8 +30,9 @@ from simulator.bench import netns
 from simulator.bench.cloud_speech import Speech, cloud_speech
 from simulator.bench.netns import GATEWAY, Host, LabUnavailable
 from simulator.fake_twilio import CallUpdate, FakeTwilioRest
+from simulator.local_agent import SIM_FROM_NUMBER
 from simulator.redis_server import RedisUnavailable, local_redis
-from simulator.target import SIM_ACCOUNT_SID, SIM_FROM_NUMBER
+from simulator.target import SIM_ACCOUNT_SID
 
 PG_RELAY, REDIS_RELAY, TWILIO_RELAY = 15432, 16379, 18099
 POSTGRES_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "postgres.sh"

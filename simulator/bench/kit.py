@@ -17,7 +17,8 @@ from typing import Any
 
 import httpx
 
-from simulator.target import LocalAgent, Target
+from simulator.local_agent import LocalAgent
+from simulator.target import Target
 from simulator.voices import caller_voice
 from simulator.voices.noise import normalize_active
 

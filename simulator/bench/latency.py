@@ -29,12 +29,13 @@ from simulator.bench.latency_report import (
     print_report,
 )
 from simulator.events_client import EventsClient
+from simulator.local_agent import LocalAgent
 from simulator.replies import (
     REPLY_WINDOW_S,
     expected_replies,
     reply_answers,
 )
-from simulator.target import LocalAgent, Target
+from simulator.target import Target
 
 QUESTIONS_PER_CALL = 5
 _SKIP_INTENTS = {"affirm", "deny", "goodbye"}

@@ -146,6 +146,7 @@ async def _simulate(
     from loguru import logger
     from tqdm import tqdm
 
+    from simulator.local_agent import LocalAgent
     from simulator.phone import SipTarget
     from simulator.scenarios import report
     from simulator.scenarios.outbound_suite import (
@@ -155,7 +156,7 @@ async def _simulate(
     )
     from simulator.scenarios.results import summarize
     from simulator.scenarios.suite import SuiteOptions, run_suite, total_steps
-    from simulator.target import LocalAgent, Target
+    from simulator.target import Target
 
     logger.remove()
     logger.add(sys.stderr, level="INFO" if args.verbose else "WARNING")

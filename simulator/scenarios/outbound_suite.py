@@ -3,7 +3,7 @@
 A file saying ``direction: outbound`` is an outbound scenario (the agent calls a simulated
 callee, :mod:`simulator.scenarios.outbound`); any other is an inbound one. Outbound calls
 need the agent to dial through the simulator's fake Twilio REST API, so they run against
-the agent started here (:class:`simulator.target.LocalAgent`), one at a time (two
+the agent started here (:class:`simulator.local_agent.LocalAgent`), one at a time (two
 scenarios may call the same number).
 """
 

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from integrations.storage.recovery import SERVER_LOST
+from simulator.local_agent import LocalAgent
 from simulator.phone import place_call
-from simulator.target import LocalAgent
 from simulator.voices import caller_voice
 
 pytestmark = pytest.mark.e2e

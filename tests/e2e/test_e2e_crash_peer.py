@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from integrations.storage.recovery import SERVER_LOST
+from simulator.local_agent import LocalAgent
 from simulator.phone import place_call
-from simulator.target import LocalAgent
 from tests.support.records import PG_SKIP, postgres_server_url
 
 pytestmark = pytest.mark.e2e

@@ -1,6 +1,6 @@
 """End to end: a phone caller asks for a person and is warm-transferred.
 
-The real agent (models and all) runs on a loopback port (``simulator.target.LocalAgent``)
+The real agent (models and all) runs on a loopback port (``simulator.local_agent.LocalAgent``)
 with its fake of Twilio's REST API and a local agent-desktop webhook. A call is placed over
 the Twilio Media Streams protocol; the caller (a known demo customer) says "let me talk to
 a person". The bot must greet them by name, say the hand-off line, play hold music (never
@@ -25,8 +25,8 @@ from bot.call.handoff_desk import HandoffTicket
 from integrations.screen_pop import verify_signature
 from simulator.audio_codec import rms
 from simulator.fake_twilio import FakeTwilioRest
+from simulator.local_agent import LocalAgent
 from simulator.phone import TwilioCallEmulator, place_call
-from simulator.target import LocalAgent
 from simulator.voices import caller_voice
 from tests.fakes.agent_desktop import WebhookReceiver
 from transports.twilio import compute_signature

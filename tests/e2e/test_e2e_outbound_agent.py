@@ -19,8 +19,8 @@ import pytest
 import bot.web.app as web_app
 from processors.outbound_call import OutboundCall
 from simulator.fake_twilio import CallUpdate
+from simulator.local_agent import LocalAgent
 from simulator.phone import place_call
-from simulator.target import LocalAgent
 from simulator.voices import caller_voice
 
 pytestmark = pytest.mark.e2e

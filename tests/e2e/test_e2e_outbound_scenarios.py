@@ -19,10 +19,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from simulator.local_agent import LocalAgent
 from simulator.scenarios.outbound import load_outbound_scenario
 from simulator.scenarios.outbound_runner import OutboundResult
 from simulator.scenarios.outbound_suite import run_outbound_suite
-from simulator.target import LocalAgent, Target
+from simulator.target import Target
 from simulator.voices import caller_voice
 
 pytestmark = pytest.mark.e2e

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from simulator.target import LocalAgent
+from simulator.local_agent import LocalAgent
 from simulator.voices import caller_voice
 from tests.support.serving import Served
 from tests.support.webrtc import browser_offer_sdp

@@ -1,6 +1,6 @@
 """End to end: ``callagent call --channel sip`` through a real ``callagent serve`` and SIPp.
 
-A real server process (``simulator.target.LocalAgent`` in process mode: its models, its SIP
+A real server process (``simulator.local_agent.LocalAgent`` in process mode: its models, its SIP
 endpoint on a free UDP port) places reminder calls through its SIP trunk
 (``CALLAGENT_SIP_OUTBOUND_PROXY``) to a SIPp callee (``tests/sip/uas_outbound_callee.xml``)
 that answers and plays, as RTP, what the simulator's callee voice says:
@@ -28,9 +28,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from simulator.local_agent import LocalAgent
 from simulator.outbound.callee import Beep, speech
 from simulator.ports import free_rtp_port, free_udp_port
-from simulator.target import LocalAgent
 from simulator.voices import caller_voice
 from simulator.voices.caller_voice import DEFAULT_VOICE
 from tests.support.sipp import Sipp, sipp_binary

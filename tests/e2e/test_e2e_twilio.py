@@ -1,6 +1,6 @@
 """End to end over Twilio Media Streams: the real server, the real models, an emulated phone.
 
-The agent runs in-process on a loopback port (``simulator.target.LocalAgent``: uvicorn in
+The agent runs in-process on a loopback port (``simulator.local_agent.LocalAgent``: uvicorn in
 its own thread); its fake Twilio REST API takes the hang-ups. Each test places a call
 exactly like Twilio (signed voice webhook -> TwiML -> signed stream WebSocket), speaks with
 a flite voice (not the bot's), and checks what the phone heard by transcribing it with the
@@ -18,8 +18,8 @@ from loguru import logger
 
 from simulator.audio_codec import rms
 from simulator.fake_twilio import CallUpdate, FakeTwilioRest
+from simulator.local_agent import LocalAgent
 from simulator.phone import TwilioCallEmulator, place_call
-from simulator.target import LocalAgent
 from simulator.voices import caller_voice
 
 pytestmark = pytest.mark.e2e

@@ -22,8 +22,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from simulator.local_agent import LocalAgent
 from simulator.phone import TwilioCallEmulator, place_call
-from simulator.target import LocalAgent
 from tests.support.serving import two_processes
 from tests.support.shared_state import shared_state_url
 

@@ -28,8 +28,9 @@ import pytest
 import pytest_asyncio
 
 from simulator.fake_twilio import FakeTwilioRest
+from simulator.local_agent import LocalAgent
 from simulator.phone import TwilioCallEmulator, place_call
-from simulator.target import SIM_ACCOUNT_SID, LocalAgent
+from simulator.target import SIM_ACCOUNT_SID
 from simulator.voices import caller_voice
 from tests.support.serving import two_processes
 from tests.support.shared_state import shared_state_url

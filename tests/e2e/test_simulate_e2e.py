@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from simulator.local_agent import LocalAgent
 from simulator.scenarios import report
 from simulator.scenarios.scenario import parse_scenario
 from simulator.scenarios.suite import SuiteOptions, run_suite
-from simulator.target import LocalAgent
 from simulator.voices import caller_voice
 
 pytestmark = pytest.mark.e2e

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.target import LocalAgent
+from simulator.local_agent import LocalAgent
 from simulator.understanding import report
 from simulator.understanding.bench import (
     pick_requests,

@@ -15,8 +15,9 @@ from twilio.request_validator import RequestValidator
 from integrations.storage.engine import sqlite_url
 from integrations.storage.store import CallStore
 from simulator.fake_twilio import CallUpdate, FakeTwilioRest
+from simulator.local_agent import LocalAgent
 from simulator.phone import TwilioCallEmulator, new_sid, place_call
-from simulator.target import SIM_ACCOUNT_SID, LocalAgent
+from simulator.target import SIM_ACCOUNT_SID
 
 CALLER = "+15555550142"
 

@@ -181,7 +181,8 @@ def test_both_wires_share_the_phone_api():
 
 
 def test_targets_and_the_local_agent_know_the_sip_address():
-    from simulator.target import LocalAgent, Target
+    from simulator.local_agent import LocalAgent
+    from simulator.target import Target
 
     target = Target.from_url("http://127.0.0.1:7860").over_sip("sip:agent@127.0.0.1:5070")
     assert target.sip_uri == "sip:agent@127.0.0.1:5070" and "over SIP" in target.label
