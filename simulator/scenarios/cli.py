@@ -1,6 +1,6 @@
 """``callagent simulate``: scripted callers test an agent over the real phone protocol.
 
-Each scenario file is one call (see :mod:`simulator.scenarios.scenario`): a caller voice,
+Each scenario file is one call (see :mod:`simulator.scenarios.scenario_file`): a caller voice,
 optional background noise and line impairments, and steps with expectations. The calls
 go to a running agent (``--url``) or to one started here on loopback, in real time over
 Twilio Media Streams, or over SIP with ``--sip sip:agent@HOST:PORT`` (an INVITE, G.711

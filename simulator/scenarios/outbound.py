@@ -56,7 +56,9 @@ from simulator.outbound.callee import (
     Say,
     Voicemail,
 )
-from simulator.scenarios.scenario import ScenarioError, StepFile, Text, Words, _error, _word_groups
+from simulator.scenarios.scenario import ScenarioError
+from simulator.scenarios.scenario_file import StepFile, scenario_error
+from simulator.scenarios.scenario_values import Text, Words, word_groups
 from simulator.voices.caller_voice import DEFAULT_VOICE
 
 _FILE = ConfigDict(extra="forbid", frozen=True)
@@ -147,7 +149,7 @@ class OutboundExpectations(BaseModel):
     disposition: Text | None = None
     call_status: Text | None = None
     answered_by: Text | None = None
-    heard_contains: Annotated[tuple[tuple[str, ...], ...], BeforeValidator(_word_groups)] = ()
+    heard_contains: Annotated[tuple[tuple[str, ...], ...], BeforeValidator(word_groups)] = ()
     heard_excludes: Words = ()
     message_after_beep_max_s: float | None = None
     do_not_call: StrictBool | None = None
@@ -210,13 +212,13 @@ def parse_outbound_scenario(text: str, path: str = "<scenario>") -> OutboundScen
     try:
         data = load_yaml(text)
     except yaml.YAMLError as e:
-        raise _error(path, [yaml_problem(e)]) from None
+        raise scenario_error(path, [yaml_problem(e)]) from None
     if data is None:
         raise ScenarioError(path, 1, None, "the file is empty")
     try:
         file = OutboundScenarioFile.model_validate(data)
     except ValidationError as e:
-        raise _error(path, problems(e, data, OutboundScenarioFile)) from None
+        raise scenario_error(path, problems(e, data, OutboundScenarioFile)) from None
     bad = [s for s in file.callee.steps if s.barge_in or s.hang_up or s.expect]
     if bad:
         raise ScenarioError(path, None, None, "callee steps are say, press or silence only")

@@ -16,7 +16,8 @@ import httpx
 
 from simulator.scenarios.outbound import OutboundScenario, is_outbound, load_outbound_scenario
 from simulator.scenarios.outbound_runner import OutboundResult, run_outbound_scenario
-from simulator.scenarios.scenario import Scenario, ScenarioError, expand_paths, load_scenario
+from simulator.scenarios.scenario import Scenario, ScenarioError
+from simulator.scenarios.scenario_file import expand_paths, load_scenario
 from simulator.target import Target
 
 NEEDS_LOCAL_AGENT = (

@@ -20,7 +20,7 @@ import pytest
 
 from simulator.local_agent import LocalAgent
 from simulator.scenarios import report
-from simulator.scenarios.scenario import parse_scenario
+from simulator.scenarios.scenario_file import parse_scenario
 from simulator.scenarios.suite import SuiteOptions, run_suite
 from simulator.voices import caller_voice
 

@@ -20,7 +20,8 @@ from simulator.phone import LineConditions, _Line
 from simulator.scenarios import report
 from simulator.scenarios.checks import CallFacts, check_step
 from simulator.scenarios.results import BargeIn, CallResult, StepResult, summarize
-from simulator.scenarios.scenario import ScenarioError, check_against_agent, parse_scenario
+from simulator.scenarios.scenario import ScenarioError, check_against_agent
+from simulator.scenarios.scenario_file import parse_scenario
 from simulator.voices.noise import (
     BackgroundNoise,
     NoiseSpec,
@@ -123,7 +124,7 @@ def test_the_shipped_dental_scenarios_are_valid_and_cover_the_agent():
 
     from bot.agent import load_agent
     from bot.settings import REFERENCE_AGENT
-    from simulator.scenarios.scenario import load_scenarios
+    from simulator.scenarios.scenario_file import load_scenarios
 
     scenarios, errors = load_scenarios([Path(__file__).parents[2] / "scenarios" / "dental"])
     assert not errors

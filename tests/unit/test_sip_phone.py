@@ -207,7 +207,7 @@ def test_simulate_refuses_a_bad_sip_uri(tmp_path, capsys):
 def test_over_sip_a_barge_in_counts_when_the_audio_stops_at_the_phone():
     from simulator.scenarios.checks import CallFacts, check_step
     from simulator.scenarios.results import BargeIn, StepResult
-    from simulator.scenarios.scenario import parse_scenario
+    from simulator.scenarios.scenario_file import parse_scenario
 
     s = parse_scenario(
         "name: b\nsteps:\n  - say: hours?\n  - barge_in: where?\n    expect: {interrupted: true}\n",
