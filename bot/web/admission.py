@@ -10,8 +10,8 @@ One mechanism guards every call-starting endpoint (``POST /api/offer``, ``POST /
 - **Capacity**: at most ``CALLAGENT_MAX_CALLS`` :class:`CallSlot` s held at once. A slot is
   taken when a call is admitted and held until the call ends: a browser offer holds one while
   its peer connection is being set up (and gives it back if the peer never connects), a room
-  call or a browser call hands it to the ``CallManager`` (``bot/web/app.py``), which frees it
-  when the call's pipeline ends, and a Twilio stream holds one for as long as its WebSocket
+  call or a browser call hands it to the ``CallManager`` (``bot/web/call_manager.py``), which
+  frees it when the call's pipeline ends, and a Twilio stream holds one for as long as its WebSocket
   lives. Over the cap: HTTP 503 with ``Retry-After`` (WebSocket: close code 1013). The Twilio
   voice webhook takes no slot (its stream will); when none is free its handler answers as
   the agent file's ``when_full`` says (``bot/web/when_full.py``).

@@ -6,8 +6,9 @@ Routes:
                          see bot/web/call_access.py)
     POST /api/call-tokens  a single-use browser call token (operator token)
     POST /api/rooms      Daily / LiveKit: put the bot in a room and return how to join it
+                         (see bot/web/room_routes.py)
     POST /twilio/voice   Twilio voice webhook, answers TwiML <Connect><Stream>
-    WS   /twilio/stream  Twilio Media Streams
+    WS   /twilio/stream  Twilio Media Streams (both: see bot/web/twilio_routes.py)
     POST /sip/dial       a campaign worker's SIP attempt, placed on this process's SIP trunk
                          (the attempt's signed token; see bot/web/sip_dial_routes.py)
     POST /api/calls/outbound, GET /api/calls/outbound/{id}, POST /twilio/call-status,
@@ -36,26 +37,19 @@ same cap and drain (486 full, 503 draining).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, TypedDict
-from urllib.parse import urlsplit
 
-import aiohttp
-from fastapi import Depends, FastAPI, HTTPException, Request, Response, WebSocket
-from loguru import logger
+from fastapi import Depends, FastAPI
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
 from bot.call.handoff_desk import HandoffDesk
-from bot.call.pipeline import CallSpec, run_call
+from bot.call.pipeline import run_call
 from bot.call.records import open_call_records
 from bot.call.runtime import Runtime
 from bot.call.startup import load_runtime
 from bot.call.transport import (
-    daily_call,
-    livekit_call,
     public_base_url,
-    twilio_call,
     webrtc_call,
 )
 from bot.campaign_agents import agent_variables
@@ -78,31 +72,33 @@ from bot.outbound.wiring import (
     start_server_queue,
 )
 from bot.settings import Settings
-from bot.web.admission import AdmissionMiddleware, LocalAdmission, Refused
+from bot.web.admission import AdmissionMiddleware, LocalAdmission
 from bot.web.call_access import (
     BrowserCallGate,
     CallTokens,
     caller_access,
     create_call_tokens_router,
 )
+from bot.web.call_manager import CallManager
 from bot.web.drain import Drain
 from bot.web.handoff_routes import create_handoff_router
 from bot.web.outbound_routes import create_outbound_router
 from bot.web.readiness import create_readiness_router
 from bot.web.ring_gate import RING_PARAMETER, RingOfferGate
+from bot.web.room_routes import create_rooms_router
 from bot.web.security_headers import SecurityHeaders
 from bot.web.shared_state_errors import shared_state_unavailable
 from bot.web.sip_dial_routes import create_sip_dial_router
 from bot.web.sip_outbound import connect_sip_outbound
 from bot.web.sip_server import EndpointFactory, SipServer, default_endpoint
 from bot.web.twilio_gate import TwilioGate
+from bot.web.twilio_routes import create_twilio_router
 from bot.web.webrtc_peers import InboxPeers
-from bot.web.when_full import when_full_twiml
 from integrations.shared_state.base import SharedStateError
 from integrations.shared_state.calls import CallInbox, CallOwners
 from integrations.shared_state.factory import check_reachable, open_shared_state
 from integrations.storage.workers import WorkerId
-from transports import rooms, twilio, webrtc
+from transports import webrtc
 from transports.input_batching import BatchingPolicy, LoadAdaptiveBatching, NoBatching
 from transports.twilio_binding import SharedCallSidLedger
 
@@ -122,58 +118,6 @@ WEBSOCKET_OPTIONS: WebSocketOptions = {
     "ws_per_message_deflate": False,
 }
 """uvicorn's WebSocket settings for the agent's server."""
-
-
-class CallManager:
-    """Tracks running calls so they can be counted and stopped at shutdown.
-
-    A call started with its admission slot holds it until the call ends; with ``owners``,
-    this process owns the call (by its id and the provider's) while it runs.
-    """
-
-    def __init__(self, owners: CallOwners | None = None) -> None:
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._owners = owners
-
-    @property
-    def active(self) -> int:
-        """Calls in progress."""
-        return len(self._tasks)
-
-    def start(
-        self,
-        call: Coroutine[Any, Any, None],
-        spec: CallSpec,
-        slot: webrtc.Admitted | None = None,
-    ) -> asyncio.Task[None]:
-        """Run a call in the background.
-
-        ``slot`` (its place under the call cap) is released when the call ends.
-        """
-        task = asyncio.create_task(self._guard(call, spec), name=f"call-{spec.call_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        if slot is not None:
-            task.add_done_callback(lambda _task: slot.release())
-        return task
-
-    async def _guard(self, call: Coroutine[Any, Any, None], spec: CallSpec) -> None:
-        try:
-            if self._owners is None:
-                await call
-                return
-            async with self._owners.claim(spec.call_id, spec.provider_call_id):
-                await call
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.bind(call_id=spec.call_id).exception("call failed")
-
-    async def stop_all(self) -> None:
-        """Cancel every running call and wait for them to finish."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 async def _stop_campaign_consumer(app: FastAPI) -> None:
@@ -344,90 +288,30 @@ def create_app(
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "agent": runtime.agent.name, "active_calls": calls.active}
 
-    @app.post("/api/rooms")
-    async def start_room_call(request: Request) -> dict[str, Any]:
-        """Put the bot in a Daily or LiveKit room and return how a person joins it."""
-        if settings.transport not in ("daily", "livekit"):
-            raise HTTPException(409, "CALLAGENT_TRANSPORT is webrtc: use the page at / instead.")
-        slot = admission.acquire("rooms", addresses.of(request))
-        try:
-            return await _room_call(slot)
-        except BaseException:
-            slot.release()
-            raise
-
-    async def _room_call(slot: webrtc.Admitted) -> dict[str, Any]:
-        if settings.transport == "daily":
-            async with aiohttp.ClientSession() as session:
-                join = await rooms.create_daily_room(
-                    api_key=settings.daily_api_key,
-                    api_url=settings.daily_api_url,
-                    room_url=settings.daily_room_url,
-                    session=session,
-                )
-            call = daily_call(join)
-        else:
-            join = rooms.livekit_room(
-                url=settings.livekit_url,
-                api_key=settings.livekit_api_key,
-                api_secret=settings.livekit_api_secret,
-                room=settings.livekit_room,
-            )
-            call = livekit_call(join)
-        calls.start(run_call(call.transport, call.spec, runtime), call.spec, slot)
-        return {
-            "url": join.url,
-            "room": join.room,
-            "token": join.user_token,
-            "call_id": call.spec.call_id,
-        }
-
-    @app.post("/twilio/voice")
-    async def twilio_voice(request: Request) -> Response:
-        form = {k: str(v) for k, v in (await request.form()).items()}
-        public_url = await twilio_gate.check_webhook(request, form)
-        attempt = request.query_params.get("attempt", "")
-        extra = await outbound.twilio.webhook_parameters(attempt, form)  # outbound-api leg
-        # a callee answering a call this deployment placed was promised the call at the dial
-        route = "twilio-answer" if extra else "twilio-voice"
-        try:  # no slot is taken: the stream takes it
-            admission.check_room(route, addresses.of(request))
-        except Refused:  # full, or draining (a new inbound call): as the agent file says
-            xml = when_full_twiml(runtime.agent, public_url)
-            return Response(content=xml, media_type="application/xml")
-        ws_base = "wss://" if public_url.startswith("https://") else "ws://"
-        stream_url = ws_base + urlsplit(public_url).netloc + "/twilio/stream"
-        xml = twilio.build_stream_twiml(stream_url, twilio_gate.stream_parameters(form, extra))
-        return Response(content=xml, media_type="application/xml")
-
-    @app.websocket("/twilio/stream")
-    async def twilio_stream(websocket: WebSocket) -> None:
-        public_url = await twilio_gate.open_stream(websocket)
-        if public_url is None:
-            return
-        await websocket.accept()
-        try:
-            start = await twilio.read_stream_start(websocket, timeout_s=10)
-        except twilio.StreamStartError as e:
-            logger.warning(f"Twilio stream rejected: {e}")
-            await websocket.close(code=1003)
-            return
-        lease = await twilio_gate.admit_stream(websocket, start)  # bound to its webhook, once
-        if lease is None:
-            return
-        async with lease:
-            call = twilio_call(websocket, start, settings, public_url=public_url, batching=batching)
-            call = await outbound.twilio.stream_call(call, start)  # an outbound call's attempt
-            if call is None:
-                logger.warning(f"Twilio stream for {start.call_sid} refused: attempt over")
-                await websocket.close(code=1008, reason="the outbound attempt is over")
-                return
-            with logger.contextualize(call_id=call.spec.call_id):  # copied into the call's task
-                logger.info(f"Twilio call {start.call_sid} stream connected")
-                run = outbound.calls.run(run_call, call.transport, call.spec, runtime)
-                await calls.start(run, call.spec)  # lives as long as the socket
-
     app.include_router(webrtc_router)
+    app.include_router(
+        create_rooms_router(
+            settings,
+            runtime,
+            admission=admission,
+            addresses=addresses,
+            start_call=calls.start,
+            run_call=run_call,
+        )
+    )
+    app.include_router(
+        create_twilio_router(
+            settings,
+            runtime,
+            gate=twilio_gate,
+            admission=admission,
+            addresses=addresses,
+            outbound=outbound,
+            start_call=calls.start,
+            run_call=run_call,
+            batching=batching,
+        )
+    )
     app.include_router(create_readiness_router(admission, lambda: calls.active, sip=sip.status))
     app.include_router(
         create_handoff_router(runtime, twilio_gate.public_url, call_events),

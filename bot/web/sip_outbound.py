@@ -11,18 +11,18 @@ in the server's ``CallManager``), hung up when its pipeline ends.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
-from typing import Any, cast
+from collections.abc import Callable
+from typing import cast
 
 from loguru import logger
 
-from bot.call.pipeline import CallSpec
 from bot.call.runtime import Runtime
 from bot.call.transport import sip_call
 from bot.outbound.in_call import RunCall, outbound_spec
 from bot.outbound.server import Outbound
 from bot.outbound.sip_leg import SipDialing, Slot
 from bot.web.admission import Admission, CallSlot, Refused
+from bot.web.call_manager import CallStarter
 from integrations.outbound.store import Attempt
 from transports.input_batching import BatchingPolicy
 from transports.sip.contracts import SipCall
@@ -31,9 +31,6 @@ ROUTE = "sip-outbound"
 """The admission route name of outbound SIP calls (refusals are counted by it)."""
 CLIENT = "sip-outbound"
 """The admission client of outbound SIP calls (the server itself dials)."""
-
-CallStarter = Callable[[Coroutine[Any, Any, None], CallSpec, CallSlot | None], "asyncio.Task[None]"]
-"""The server's ``CallManager.start``."""
 
 
 def connect_sip_outbound(

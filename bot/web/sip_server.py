@@ -25,16 +25,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 from loguru import logger
 
-from bot.call.pipeline import CallSpec, run_call
+from bot.call.pipeline import run_call
 from bot.call.runtime import Runtime
 from bot.call.transport import sip_call
 from bot.settings import Settings
-from bot.web.admission import Admission, CallSlot, Refused
+from bot.web.admission import Admission, Refused
+from bot.web.call_manager import CallStarter
 from bot.web.sip_admission import ROUTE, SipCallAdmission
 from transports.input_batching import BatchingPolicy
 from transports.sip.config import SipEndpointConfig
@@ -73,9 +74,6 @@ class ServingLease(Protocol):
 
 EndpointFactory = Callable[[Settings, CallHandler, SipAdmission], Endpoint]
 """Builds the endpoint from the settings, the call handler and the admission."""
-
-CallStarter = Callable[[Coroutine[Any, Any, None], CallSpec, CallSlot | None], "asyncio.Task[None]"]
-"""The server's ``CallManager.start``: runs a call holding its slot."""
 
 
 def endpoint_config(settings: Settings) -> SipEndpointConfig:

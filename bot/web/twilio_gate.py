@@ -1,6 +1,6 @@
 """Who may use the Twilio routes, at which public URL, and which media streams are admitted.
 
-The server's Twilio handlers (``bot/web/app.py``) ask a :class:`TwilioGate`:
+The server's Twilio handlers (``bot/web/twilio_routes.py``) ask a :class:`TwilioGate`:
 
 * **Closed routes.** On a non-loopback ``CALLAGENT_HOST`` every ``/twilio/*`` route answers
   403 naming the setting to fix when signatures are not checked (no ``TWILIO_AUTH_TOKEN``,

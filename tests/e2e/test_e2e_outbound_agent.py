@@ -16,7 +16,7 @@ import sqlite3
 
 import pytest
 
-import bot.web.app as web_app
+import bot.web.twilio_routes as twilio_routes
 from processors.outbound_call import OutboundCall
 from simulator.fake_twilio import CallUpdate
 from simulator.local_agent import LocalAgent
@@ -41,9 +41,11 @@ def live():
     )
     patch = pytest.MonkeyPatch()
     patch.setattr(
-        web_app,
+        twilio_routes,
         "twilio_call",
-        functools.partial(web_app.twilio_call, agent="appointment_reminders", outbound=outbound),
+        functools.partial(
+            twilio_routes.twilio_call, agent="appointment_reminders", outbound=outbound
+        ),
     )
     local = LocalAgent(mode="thread", use_environment=False)
     asyncio.run(local.start())

@@ -465,7 +465,7 @@ def test_serve_host_flag_reaches_the_app(data_dir, monkeypatch) -> None:
 async def test_a_call_holds_its_slot_until_it_ends() -> None:
     from bot.call.pipeline import CallSpec
     from bot.web.admission import LocalAdmission
-    from bot.web.app import CallManager
+    from bot.web.call_manager import CallManager
 
     admission = LocalAdmission(1, 0, 1)
     ended = asyncio.Event()
