@@ -4,8 +4,8 @@ It watches the frames of one call and saves, turn by turn, what the caller said,
 what the NLU decided, what the bot said, whether the caller barged in and how
 long the turn took; at the end it saves the outcome and why the call ended.
 
-Turns are saved when they close (the next turn starts, the bot stops speaking,
-or the call ends); saving only queues a write for the store's writer thread, so
+The turns are built by :class:`~processors.call_turns.CallTurns` and saved when they close
+(the next turn starts, the bot stops speaking, or the call ends); saving only queues a write for the store's writer thread, so
 nothing here waits for a database. A crash or a killed process loses at most
 the turn in flight. A frame the recorder cannot make sense of is skipped and
 logged (by call id and frame type only), never raised into the pipeline.
@@ -39,7 +39,6 @@ The turn's latency breakdown comes from the pipeline's latency observer through
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -68,14 +67,13 @@ from integrations.storage.records import (
     CallStart,
     CallUpdate,
     Escalation,
-    TurnKind,
-    TurnRecord,
     clean_number,
     clean_text,
     json_safe,
     utcnow,
 )
-from processors.call_outcome import CallFacts, OutcomePolicy, RecordSink, mask_keyed_digits
+from processors.call_outcome import CallFacts, OutcomePolicy, RecordSink
+from processors.call_turns import CallTurns
 from processors.escalation import TURN_TRIGGERS
 from processors.frames import (
     ActionWithdrawnFrame,
@@ -92,16 +90,6 @@ ENDED = "call ended"
 PIPELINE_ERROR = "pipeline error"
 _FAILURE_MARKERS = ("fatal error", "can no longer do its job")
 """Reasons Pipecat's worker gives when it cancels a call because of an error."""
-
-
-@dataclass
-class _Turn:
-    record: TurnRecord
-    bot_speaking: bool = False
-    bot_finished: bool = False
-    dirty: bool = True
-    bot_parts: list[str] = field(default_factory=list)
-    caller_parts: list[str] = field(default_factory=list)
 
 
 class CallRecorder(BaseObserver):
@@ -156,28 +144,32 @@ class CallRecorder(BaseObserver):
         )
         self._policy = outcome_policy or OutcomePolicy()
         self._personal = personal_data or MaskPersonalData(RedactedCallerId())
-        self._names: tuple[str, ...] = ()
-        """The caller's name parts from the CRM record (masked in what is stored)."""
         self._clock = clock
         self._started = False
         self._ended = False
-        self._turns: list[_Turn] = []
         self._facts = CallFacts()
+        self._turns = CallTurns(
+            sink,
+            call_id=call_id,
+            personal_data=self._personal,
+            facts=self._facts,
+            clock=clock,
+            on_turn=self.start,
+        )
         self._end_reason: str | None = None
         self._ended_at: datetime | None = None
         self._escalation: Escalation | None = None
-        self._primary_intent: str | None = None
         self._crm_recorded = False
         self._handlers: list[tuple[type[Frame], Callable[[Any], None]]] = [
             (StartFrame, lambda _f: self.start()),
-            (TranscriptionFrame, self._on_transcription),
-            (NLUResultFrame, self._on_nlu),
-            (BotReplyFrame, self._on_reply),
-            (TTSSpeakFrame, self._on_speak),
-            (LLMTextFrame, self._on_llm_text),
-            (BotStartedSpeakingFrame, self._on_bot_started),
-            (BotStoppedSpeakingFrame, self._on_bot_stopped),
-            (InterruptionFrame, self._on_interruption),
+            (TranscriptionFrame, self._turns.on_transcription),
+            (NLUResultFrame, self._turns.on_nlu),
+            (BotReplyFrame, self._turns.on_reply),
+            (TTSSpeakFrame, self._turns.on_speak),
+            (LLMTextFrame, self._turns.on_llm_text),
+            (BotStartedSpeakingFrame, self._turns.on_bot_started),
+            (BotStoppedSpeakingFrame, self._turns.on_bot_stopped),
+            (InterruptionFrame, self._turns.on_interruption),
             (EndWorkerFrame, self._on_end_request),
             (CancelWorkerFrame, self._on_end_request),
             (EndFrame, lambda f: self.end(_reason(f, ENDED))),
@@ -233,18 +225,7 @@ class CallRecorder(BaseObserver):
             kind: ``greeting`` for the bot's first line, ``turn`` otherwise.
         """
         try:
-            turn = self._latency_turn(kind)
-            if turn is None:
-                return
-            turn.record.latency_ms = clean_number(total_ms)
-            turn.record.stages_ms = {
-                str(k): v
-                for k, v in json_safe(stages_ms or {}).items()
-                if clean_number(v) is not None
-            }
-            turn.dirty = True
-            if self._ended:
-                self._save(turn)
+            self._turns.add_latency(total_ms, stages_ms, kind)
         except Exception as e:  # noqa: BLE001
             logger.warning(f"recorder skipped a latency ({type(e).__name__})")
 
@@ -269,7 +250,7 @@ class CallRecorder(BaseObserver):
         self._escalation = Escalation(
             trigger=clean_text(trigger) if trigger else current.trigger,
             reason=clean_text(reason) if reason else current.reason,
-            summary=self._personal.summary(json_safe(summary), self._names)
+            summary=self._personal.summary(json_safe(summary), self._turns.names)
             if summary
             else current.summary,
             transfer_result=clean_text(transfer_result)
@@ -297,8 +278,7 @@ class CallRecorder(BaseObserver):
         self._ended = True
         self._end_reason = self._end_reason or reason
         self._ended_at = self._clock()
-        for turn in self._turns:
-            self._save(turn)
+        self._turns.close()
         self._save_end()
 
     def finish(self) -> None:
@@ -306,88 +286,11 @@ class CallRecorder(BaseObserver):
         try:
             if not self._ended:
                 self.end(self._end_reason or ENDED)
-            for turn in self._turns:
-                self._save(turn)
+            self._turns.save_all()
         except Exception as e:  # noqa: BLE001
             logger.warning(f"recorder could not finish ({type(e).__name__})")
 
     # Frame handlers
-
-    def _on_transcription(self, frame: TranscriptionFrame) -> None:
-        text = frame.text if isinstance(frame.text, str) else ""
-        if not text.strip():
-            return
-        turn = self._current()
-        if turn is None or turn.record.kind != TurnKind.CALLER or _answered(turn):
-            if turn is not None and turn.bot_speaking:
-                turn.record.interrupted = True
-            turn = self._open(TurnKind.CALLER)
-        turn.caller_parts.append(mask_keyed_digits(text.strip()))
-        turn.record.caller_text = clean_text(" ".join(turn.caller_parts))
-        turn.dirty = True
-
-    def _on_nlu(self, frame: NLUResultFrame) -> None:
-        turn = self._current()
-        if (
-            turn is None
-            or turn.record.kind != TurnKind.CALLER
-            or turn.record.intent is not None
-            or _answered(turn)
-        ):
-            turn = self._open(TurnKind.CALLER)
-        r = turn.record
-        if isinstance(frame.text, str) and frame.text.strip():
-            r.caller_text = clean_text(mask_keyed_digits(frame.text))
-        r.intent = clean_text(frame.intent)
-        r.confidence = clean_number(frame.confidence)
-        r.runner_up = clean_text(frame.runner_up)
-        r.margin = clean_number(frame.margin)
-        r.band = clean_text(getattr(frame.band, "value", frame.band))
-        r.path = clean_text(getattr(frame.path, "value", frame.path))
-        entities = frame.entities if isinstance(frame.entities, dict) else {}
-        if r.path == "dtmf" and "digits" in entities:
-            # Keyed digits may be a PIN or an account number: keep only how many there were.
-            entities = {**entities, "digits": "#" * len(str(entities["digits"]))}
-        r.entities = json_safe(entities)
-        r.nlu_ms = clean_number(frame.elapsed_ms)
-        turn.dirty = True
-        self._facts.caller_turns += 1
-        self._facts.last_band = r.band
-        if r.band == "act":
-            self._facts.acted = True
-            if self._primary_intent is None and r.intent not in ("affirm", "deny"):
-                self._primary_intent = r.intent
-
-    def _on_reply(self, frame: BotReplyFrame) -> None:
-        turn = self._current() or self._open(self._bot_turn_kind())
-        turn.record.reply_intent = clean_text(frame.intent)
-        turn.dirty = True
-        if frame.ends_call:
-            self._facts.goodbye = True
-
-    def _on_speak(self, frame: TTSSpeakFrame) -> None:
-        self._add_bot_text(frame.text, separator=" ", new_turn_after_speech=True)
-
-    def _on_llm_text(self, frame: LLMTextFrame) -> None:
-        self._add_bot_text(frame.text, separator="", new_turn_after_speech=False)
-
-    def _on_bot_started(self, _frame: Frame) -> None:
-        turn = self._current()
-        if turn is not None:
-            turn.bot_speaking = True
-
-    def _on_bot_stopped(self, _frame: Frame) -> None:
-        turn = self._current()
-        if turn is not None and turn.bot_speaking:
-            turn.bot_speaking = False
-            turn.bot_finished = True
-            self._save(turn)  # checkpoint: a completed exchange survives a crash
-
-    def _on_interruption(self, _frame: Frame) -> None:
-        turn = self._current()
-        if turn is not None and turn.bot_speaking:
-            turn.record.interrupted = True
-            turn.dirty = True
 
     def _on_end_request(self, frame: Frame) -> None:
         reason = getattr(frame, "reason", None)
@@ -433,73 +336,13 @@ class CallRecorder(BaseObserver):
     def _on_caller_record_frame(self, frame: CallerRecordFrame) -> None:
         record = frame.record
         if record is not None:
-            names = tuple(n for n in (record.first_name, record.last_name) if n)
-            if names and names != self._names:
-                self._names = names
-                for turn in self._turns:
-                    turn.dirty = True  # saved again, with the name masked
+            self._turns.set_names(tuple(n for n in (record.first_name, record.last_name) if n))
         if frame.update or self._crm_recorded:
             return  # only the prefetch's own answer carries the prefetch time
         value = clean_number(frame.elapsed_ms)
         if value is not None:
             self._crm_recorded = True
             self.record_crm_prefetch(value)
-
-    # Turns
-
-    def _current(self) -> _Turn | None:
-        return self._turns[-1] if self._turns else None
-
-    def _open(self, kind: TurnKind) -> _Turn:
-        self.start()
-        previous = self._current()
-        if previous is not None:
-            self._save(previous)
-        turn = _Turn(
-            TurnRecord(
-                call_id=self.call_id, seq=len(self._turns), kind=kind, started_at=self._clock()
-            )
-        )
-        self._turns.append(turn)
-        return turn
-
-    def _bot_turn_kind(self) -> TurnKind:
-        return TurnKind.GREETING if not self._turns else TurnKind.PROMPT
-
-    def _add_bot_text(self, text: Any, *, separator: str, new_turn_after_speech: bool) -> None:
-        if not isinstance(text, str) or not text.strip():
-            return
-        turn = self._current()
-        if turn is None or (new_turn_after_speech and turn.bot_finished):
-            turn = self._open(self._bot_turn_kind())
-        turn.bot_parts.append(text.strip() if separator else text)
-        turn.record.bot_text = clean_text(separator.join(turn.bot_parts).strip())
-        turn.dirty = True
-
-    def _latency_turn(self, kind: str) -> _Turn | None:
-        if kind == "greeting":
-            for turn in self._turns:
-                if turn.record.kind == TurnKind.GREETING and turn.record.latency_ms is None:
-                    return turn
-        for turn in reversed(self._turns):
-            if turn.record.latency_ms is None and turn.record.bot_text:
-                return turn
-        return None
-
-    def _save(self, turn: _Turn) -> None:
-        if turn.dirty:
-            turn.dirty = False
-            self._sink.save_turn(self._stored(turn.record))
-
-    def _stored(self, record: TurnRecord) -> TurnRecord:
-        """The turn as stored: personal data as the policy keeps it."""
-        personal = self._personal
-        return replace(
-            record,
-            caller_text=personal.caller_text(record.caller_text, self._names),
-            bot_text=personal.bot_text(record.bot_text, self._names),
-            entities=personal.entities(record.entities or {}),
-        )
 
     def _save_end(self) -> None:
         started = self._start.started_at
@@ -511,16 +354,10 @@ class CallRecorder(BaseObserver):
                 duration_secs=round(max((ended_at - started).total_seconds(), 0.0), 3),
                 outcome=self._policy.decide(self._facts).value,
                 end_reason=clean_text(self._end_reason or ENDED) or ENDED,
-                turn_count=self._facts.caller_turns
-                or sum(1 for t in self._turns if t.record.kind == TurnKind.CALLER),
-                primary_intent=self._primary_intent,
+                turn_count=self._facts.caller_turns or self._turns.caller_turns(),
+                primary_intent=self._turns.primary_intent,
             )
         )
-
-
-def _answered(turn: _Turn) -> bool:
-    """Whether the bot already answered this turn (a new caller utterance starts a new turn)."""
-    return bool(turn.record.bot_text) or turn.bot_finished
 
 
 def _reason(frame: Frame, default: str) -> str:
