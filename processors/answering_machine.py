@@ -2,8 +2,9 @@
 
 Goes right after the STT, before the user aggregator. Until the call goes through it keeps
 the callee's audio and transcripts to itself (no machine greeting, no "hello?" becomes a
-request to the NLU), runs its own VAD, and marks the callee's words for the STT (VAD
-frames pushed upstream; long speech in 1 s pieces) so they are still transcribed.
+request to the NLU), hears the callee through its own VAD, sound levels and beep detector
+(:mod:`processors.callee_audio`), and marks the callee's words for the STT (VAD frames
+pushed upstream; long speech in 1 s pieces) so they are still transcribed.
 
 - The opening (a :class:`~processors.frames.GreetingFrame`) goes out once the callee's
   first words are followed by ``opening_pause_secs`` of quiet, or after ``no_speech_secs``
@@ -48,29 +49,19 @@ from pipecat.processors.frame_processor import (
 )
 
 from integrations.outbound.dispositions import Disposition, MachineVerdict
-from integrations.speech.beep import BeepDetector
 from integrations.speech.stt import SegmentTranscribedFrame
-from integrations.speech.vad import NoiseFloor, level_db
+from processors.callee_audio import CalleeAudio
 from processors.frames import GreetingFrame, MachineVerdictFrame, OutcomeFrame
 from processors.machine_verdict import (
     GREETING_ENDED,
     NO_MESSAGE,
     AnsweringMachineReport,
     Evidence,
-    SpeechSpan,
     Stage,
     Verdict,
     VerdictStrategy,
     default_strategies,
 )
-
-CUT_DIP_DB = 14.0
-"""A 20 ms frame this far below the piece's loudest is a dip between words."""
-SOUND_ABOVE_QUIET_DB = 15.0
-"""A 20 ms frame this far above the line's quiet (and above :data:`SOUND_MIN_DB`) is sound."""
-SOUND_MIN_DB = -55.0
-SOUND_GAP_SECS = 0.3
-"""Sound resumed within this long is the same stretch (the gaps between words)."""
 
 
 class AnsweringMachineDetector(FrameProcessor):
@@ -119,19 +110,15 @@ class AnsweringMachineDetector(FrameProcessor):
         self._opening_pause_secs = opening_pause_secs
         self._long_words_secs = long_words_secs
         self._long_words_pause_secs = long_words_pause_secs
-        self._quiet = NoiseFloor(window_s=6.0, percentile=10.0)
-        self._sound_until_s = 0.0
-        self._transcribe_every_secs = transcribe_every_secs
-        self._segment_start_s = 0.0
-        self._segment_peak = -120.0
         self._message_silence_secs = message_silence_secs
         self._max_wait_secs = max_machine_wait_secs
         self._evidence = Evidence(provider=answered_by)
+        self._callee = CalleeAudio(
+            vad_analyzer, self._evidence, transcribe_every_secs=transcribe_every_secs
+        )
         self.report = AnsweringMachineReport()
         self._stage = Stage.LISTENING
-        self._beeps: BeepDetector | None = None
         self._sample_rate = 0
-        self._vad_state = VADState.QUIET
         self._own_segments = 0  # segments we asked the STT for, transcripts not yet in
         self._stt_counts_segments = False
         self._machine_at_s = 0.0
@@ -199,8 +186,7 @@ class AnsweringMachineDetector(FrameProcessor):
         self._sample_rate = setup.audio_in_sample_rate or 16000
 
     def _start(self) -> None:
-        self._vad.set_sample_rate(self._sample_rate)
-        self._beeps = BeepDetector(self._sample_rate)
+        self._callee.start(self._sample_rate)
         self._last_audio_wall = time.monotonic()
         self._watchdog = self.create_task(self._no_audio_watchdog())
 
@@ -216,87 +202,42 @@ class AnsweringMachineDetector(FrameProcessor):
         if self._stage is Stage.THROUGH:
             await self.push_frame(frame)
             return
-        if self._stage is Stage.DONE or self._beeps is None:
+        if self._stage is Stage.DONE or not self._callee.started:
             return
         evidence = self._evidence
         evidence.now_s += len(frame.audio) / 2 / (frame.sample_rate or self._sample_rate)
         self._last_audio_wall = time.monotonic()
-        for beep in self._beeps.feed(frame.audio):
-            evidence.beeps.append(beep)
-            if self.report.beep_at_s is None:
-                self.report.beep_at_s = beep.end_s
-        self._sound_step(frame.audio)
-        await self._vad_step(await self._vad.analyze_audio(frame.audio))
-        await self._maybe_cut_segment(frame.audio)
-        await self._judge()
-
-    async def _vad_step(self, state: VADState) -> None:
-        """Speech spans from the VAD's confirmed starts and stops."""
-        if state in (VADState.STARTING, VADState.STOPPING) or state == self._vad_state:
-            return
-        self._vad_state = state
-        params = self._vad.params
-        evidence = self._evidence
-        if state is VADState.SPEAKING:
-            evidence.speech.append(SpeechSpan(max(0.0, evidence.now_s - params.start_secs)))
+        heard = await self._callee.hear(frame.audio)
+        if self.report.beep_at_s is None and evidence.beeps:
+            self.report.beep_at_s = evidence.beeps[0].end_s
+        if heard is VADState.SPEAKING:
             if self._stage is Stage.OPENED and self.report.verdict is None:
                 await self._hold_opening()
-            if self._stage in (Stage.LISTENING, Stage.OPENED):
+            if self._collecting():
                 await self._open_segment()
-        elif evidence.speech and evidence.speech[-1].end_s is None:
-            evidence.speech[-1].end_s = max(
-                evidence.speech[-1].start_s, evidence.now_s - params.stop_secs
-            )
+        elif heard is VADState.QUIET:
             await self._close_segment()
+        if self._collecting() and self._callee.segment_due(frame.audio):
+            # long unbroken speech: transcribe what was said so far, and go on collecting
+            await self._close_segment()
+            await self._open_segment()
+        await self._judge()
 
-    def _sound_step(self, pcm: bytes) -> None:
-        """Stretches of sound by level alone: what the VAD may not hear as speech."""
-        evidence = self._evidence
-        frame_s = len(pcm) / 2 / self._sample_rate
-        level = level_db(pcm)
-        quiet = self._quiet.update(level, frame_s)
-        sounding = level >= max(quiet + SOUND_ABOVE_QUIET_DB, SOUND_MIN_DB)
-        last = evidence.sound[-1] if evidence.sound else None
-        if sounding:
-            if last is None or last.end_s is not None:
-                evidence.sound.append(SpeechSpan(evidence.now_s - frame_s))
-            self._sound_until_s = evidence.now_s
-        elif last is not None and last.end_s is None:
-            if evidence.now_s - self._sound_until_s >= SOUND_GAP_SECS:
-                last.end_s = self._sound_until_s
+    def _collecting(self) -> bool:
+        """Whether the callee's words are still for the detector (the call is not through)."""
+        return self._stage in (Stage.LISTENING, Stage.OPENED)
 
     async def _open_segment(self) -> None:
         """The STT collects the callee's words from here."""
-        self._segment_start_s = self._evidence.now_s
-        self._segment_peak = -120.0
+        self._callee.segment_opened()
         await self.push_frame(
             VADUserStartedSpeakingFrame(start_secs=self._vad.params.start_secs),
             FrameDirection.UPSTREAM,
         )
 
-    async def _maybe_cut_segment(self, pcm: bytes) -> None:
-        """Long unbroken speech: transcribe what was said so far, and go on collecting.
-
-        The cut waits (up to half a second) for a dip between words, so no word is split.
-        """
-        if (
-            self._stage not in (Stage.LISTENING, Stage.OPENED)
-            or self._vad_state is not VADState.SPEAKING
-            or self._transcribe_every_secs <= 0
-        ):
-            return
-        level = level_db(pcm)
-        self._segment_peak = max(self._segment_peak, level)
-        elapsed = self._evidence.now_s - self._segment_start_s
-        if elapsed < self._transcribe_every_secs:
-            return
-        if level < self._segment_peak - CUT_DIP_DB or elapsed >= self._transcribe_every_secs + 0.5:
-            await self._close_segment()
-            await self._open_segment()
-
     async def _close_segment(self) -> None:
         """The STT transcribes the callee's words so far (the transcript stays here)."""
-        if self._stage in (Stage.LISTENING, Stage.OPENED) or self._vad_state is VADState.SPEAKING:
+        if self._collecting() or self._callee.speaking:
             self._own_segments += 1
             await self.push_frame(
                 VADUserStoppedSpeakingFrame(stop_secs=self._vad.params.stop_secs),
@@ -380,13 +321,13 @@ class AnsweringMachineDetector(FrameProcessor):
 
     async def _go_through(self) -> None:
         """A person (or nobody): from now on the callee's audio and words reach the call."""
-        if self._vad_state is VADState.SPEAKING:
+        if self._callee.speaking:
             await self._close_segment()  # the aggregator's VAD takes the words from here
         self._stage = Stage.THROUGH
 
     async def _withdraw(self) -> None:
         """A machine: take back the opening if it went out, and wait for the beep."""
-        if self._vad_state is VADState.SPEAKING:
+        if self._callee.speaking:
             await self._close_segment()
         self.report.withdrawn = self.report.opening_at_s is not None
         if self._stage is Stage.OPENED:
@@ -401,7 +342,7 @@ class AnsweringMachineDetector(FrameProcessor):
             await self._finish(Disposition.MACHINE_NO_MESSAGE)
             return
         last_end = evidence.last_speech_end_s
-        tone_s = self._beeps.last_tonal_s if self._beeps is not None else None
+        tone_s = self._callee.last_tonal_s
         if last_end is not None and tone_s is not None:
             last_end = max(last_end, tone_s)  # a tone sounding (a beep?) is not quiet
         greeting_over = last_end is not None and (
@@ -443,9 +384,7 @@ class AnsweringMachineDetector(FrameProcessor):
             await asyncio.sleep(0.25)
             quiet = time.monotonic() - self._last_audio_wall
             if self._stage is Stage.LISTENING and quiet >= self._no_speech_secs:
-                sound = self._evidence.sound
-                if sound and sound[-1].end_s is None:
-                    sound[-1].end_s = self._sound_until_s  # no audio is quiet
+                self._callee.end_sound()  # no audio is quiet
                 if not self._evidence.speaking:
                     self._evidence.now_s = max(self._evidence.now_s, self._no_speech_secs)
                     await self._judge()
