@@ -5,10 +5,10 @@ what the NLU decided, what the bot said, whether the caller barged in and how
 long the turn took; at the end it saves the outcome and why the call ended.
 
 The turns are built by :class:`~processors.call_turns.CallTurns` and saved when they close
-(the next turn starts, the bot stops speaking, or the call ends); saving only queues a write for the store's writer thread, so
-nothing here waits for a database. A crash or a killed process loses at most
-the turn in flight. A frame the recorder cannot make sense of is skipped and
-logged (by call id and frame type only), never raised into the pipeline.
+(the next turn starts, the bot stops speaking, or the call ends); saving only queues a
+write for the store's writer thread, so nothing here waits for a database. A crash or a
+killed process loses at most the turn in flight. A frame the recorder cannot make sense
+of is skipped and logged (by call id and frame type only), never raised into the pipeline.
 
 Frames read (each once: the observer asks for first pushes only):
 
