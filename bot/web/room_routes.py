@@ -8,6 +8,7 @@ until it ends.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -16,7 +17,6 @@ from fastapi import APIRouter, HTTPException, Request
 from bot.call.runtime import Runtime
 from bot.call.transport import daily_call, livekit_call
 from bot.client_address import ClientAddresses
-from bot.outbound.in_call import RunCall
 from bot.settings import Settings
 from bot.web.admission import Admission, CallSlot
 from bot.web.call_manager import CallStarter
@@ -30,7 +30,7 @@ def create_rooms_router(
     admission: Admission,
     addresses: ClientAddresses,
     start_call: CallStarter,
-    run_call: RunCall,
+    run_call: Callable[..., Coroutine[Any, Any, None]],
 ) -> APIRouter:
     """The room-call route.
 
