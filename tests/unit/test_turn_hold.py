@@ -272,7 +272,20 @@ def test_a_question_the_agent_understands_is_not_held():
 
 
 def test_a_misheard_question_is_not_held():
-    assert policy().pause("Is this event?", confidence=0.5) == 0
+    assert policy().pause("Is this event for my dog's shots?", confidence=0.5) == 0
+
+
+@pytest.mark.parametrize("text", ["Who? Who? Ah.", "And you had?", "Do look.", "Is this event?"])
+def test_a_short_question_the_agent_cannot_place_waits_like_misheard_words(text):
+    # misheard openers ("So, uh," -> "Who? Who?", "Um, yeah," -> "And you had?") read as
+    # short questions: a repair can wait the misheard pause for the caller to go on
+    assert policy().pause(text, confidence=0.6) == policy().misheard_pause_s
+    assert policy().pause(text, confidence=0.3) == policy().garbled_pause_s
+
+
+def test_a_sentence_ending_on_of_is_not_finished():
+    assert policy().pause("Yeah, hi, what part of?") == policy().context_pause_s
+    assert policy().pause("Who am I speaking to?") == 0
 
 
 @pytest.mark.parametrize(
