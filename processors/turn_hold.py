@@ -38,7 +38,7 @@ the words so far, how long the pause after them must be before the turn may end:
   ("What are your prizes?", misheard: it is seldom a preamble) or follows the caller's own
   sentence ("I need a crown. | What does that cost?": the question ends the request);
 - a short question (under :data:`MIN_TELLING_WORDS` words) that opens the turn and that
-  the agent cannot place, heard unclearly: ``misheard_pause_s`` (``garbled_pause_s``). It
+  the agent cannot place: ``misheard_pause_s`` (``garbled_pause_s`` when barely heard). It
   is how the recogniser prints an opener ("So, uh," -> "Who? Who? Ah.", "Um, yeah," ->
   "And you had?"), and only a repair would answer it. Offline on the dev set's 95
   sentence- and comma-boundary prefixes per voice (``scripts/turn_prefixes.py --heard
