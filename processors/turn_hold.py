@@ -155,6 +155,7 @@ OPENER_WORDS = FILLERS | frozenset(
         "okay",
         "ok",
         "alright",
+        "all",  # "All right," as the recogniser often writes it
         "right",
         "yeah",
         "yes",
@@ -175,7 +176,9 @@ OPENER_WORDS = FILLERS | frozenset(
 """Words that, alone, open a turn without asking anything yet."""
 MISHEARD_HI = frozenset({"i", "im"})
 """Openers only when alone: before other words they start the sentence ("I booked...")."""
-ANSWER_WORDS = frozenset({"yes", "yeah", "yep", "yup", "no", "nope", "sure", "okay", "ok", "bye"})
+ANSWER_WORDS = frozenset(
+    {"yes", "yeah", "yep", "yup", "no", "nope", "sure", "okay", "ok", "alright", "right", "bye"}
+)
 """Words that answer a yes/no question (then a turn of openers is an answer)."""
 TRAILING_WORDS = frozenset(
     {"and", "but", "so", "because", "or", "then", "um", "uh", "er", "if"}

@@ -61,7 +61,8 @@ def path_fingerprint() -> str:
 
     s = Settings()
     # the language model's key only when it is on, so the caches of unbiased runs stay valid
-    lm = {"lm": [s.asr_lm_weight, s.asr_lm_word_bonus]} if s.asr_lm_weight > 0 else {}
+    corpus = [str(s.asr_lm_corpus_dir)] if s.asr_lm_corpus_dir else []
+    lm = {"lm": [s.asr_lm_weight, s.asr_lm_word_bonus, *corpus]} if s.asr_lm_weight > 0 else {}
     return json.dumps(
         {
             **lm,

@@ -283,6 +283,13 @@ def test_a_short_question_the_agent_cannot_place_waits_like_misheard_words(text)
     assert policy().pause(text, confidence=0.3) == policy().garbled_pause_s
 
 
+def test_all_right_opens_a_turn_like_alright():
+    # "All right, | so I wanted to ask ...": the recogniser writes "alright" either way
+    assert is_opener("All right.") and is_opener("Alright.")
+    assert policy().pause("All right.") == policy().opener_pause_s
+    assert not policy(question=True).is_fragment("All right.")  # it answers the question
+
+
 def test_a_sentence_ending_on_of_is_not_finished():
     assert policy().pause("Yeah, hi, what part of?") == policy().context_pause_s
     assert policy().pause("Who am I speaking to?") == 0
