@@ -65,7 +65,9 @@ def build_agent_lm(
     """
     general = general_english(general_corpus) if general_corpus else []
     if general_corpus and not general:
-        logger.warning(
+        # measured alike (dev requests heard offline, clean: 274 of 393 acted right either
+        # way, 7 against 6 acted wrong), so an install without the datasets is not warned
+        logger.info(
             f"ASR language model: no general-English text under {general_corpus}; "
             "using the agent's words alone"
         )

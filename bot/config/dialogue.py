@@ -199,7 +199,7 @@ class DialogueSettings(BaseSettings):
         ),
     )
     asr_lm_weight: float = Field(
-        default=0.0,
+        default=0.1,
         ge=0.0,
         le=2.0,
         validation_alias="CALLAGENT_ASR_LM_WEIGHT",
@@ -207,7 +207,10 @@ class DialogueSettings(BaseSettings):
             "Weight of the agent-file word language model biasing the embedded ASR "
             "(shallow fusion; 0 = off). Needs a beam width above 1 to have choices. With "
             "beam 4: 0.1 took caller-phrasing WER 14.4/46.8 -> 13.4/44.7 % (clean/babble); "
-            "0.2 helped clean but hurt babble, 0.4 hurt both."
+            "0.2 helped clean but hurt babble, 0.4 hurt both. Acted right on the dev "
+            "requests heard offline (nlu understanding --heard, slt/rms/kal, beam 2, of "
+            "393): clean 270 -> 274 at 0.1 (272 at 0.2; 274 without the general-English "
+            "text), 10 dB babble 99 -> 100; acted wrong 6 -> 6 either way."
         ),
     )
     asr_unsure_confidence: float = Field(
