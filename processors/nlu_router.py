@@ -103,6 +103,16 @@ ANSWERS = frozenset({"affirm", "deny"})
 """Intents that answer a question (the dialogue's yes and no)."""
 
 
+PLAIN_ANSWERS = {"affirm": "yes", "deny": "no"}
+"""The yes or no (the ``yes_no`` entity: the words open with it) each answer intent is."""
+
+
+def says_plainly(result: NLUResultFrame) -> bool:
+    """Whether an answer intent's words open with its own yes or no ("Yeah, that works.")."""
+    answer = PLAIN_ANSWERS.get(result.intent)
+    return answer is not None and result.entities.get("yes_no") == answer
+
+
 def user_text(frame: LLMContextFrame) -> str:
     """The text of the turn that just ended: the context's last message, if the caller's.
 
@@ -335,6 +345,10 @@ class NLURouter(FrameProcessor):
                 if result.band is not Band.REPAIR and not (self._requested or self._asked):
                     logger.debug(f"{self}: {result.intent} with nothing asked; repairing")
                     result.band, result.unsure = Band.REPAIR, True
+                elif result.band is Band.CLARIFY and not result.unsure and says_plainly(result):
+                    # "Yes, that would be great." read as a yes at 0.58: asking "Did you want
+                    # to say yes?" helps no one when the words open with the yes itself
+                    result.band = Band.ACT
             elif result.band is Band.ACT:
                 reason = self._guard.doubt(result, requested=self._requested, asked=self._asked)
                 if reason is not None:

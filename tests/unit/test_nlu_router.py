@@ -406,6 +406,9 @@ CALLER_TURNS = {
     "Um, yeah.": prediction("affirm", 0.99),
     "Yes.": prediction("affirm", 0.99),
     "Hours?": prediction("opening_hours", 0.99),
+    "Yes, that would be great.": prediction("affirm", 0.58),
+    "Sounds good.": prediction("affirm", 0.58),
+    "Yes, that won't be great.": prediction("deny", 0.6),
     "Talk person.": prediction("talk_to_human", 0.97, runner_up="book_appointment"),
     "Is my car ready?": IntentPrediction(OUT_OF_SCOPE, 0.7),
     "the of and a the": IntentPrediction(OUT_OF_SCOPE, 1.0),
@@ -493,6 +496,23 @@ async def test_a_lone_yes_when_nothing_was_asked_is_repaired(extractor):
     assert await decide_turns(extractor, "Hours?", "Yes.") == [
         ("opening_hours", Band.ACT),
         ("affirm", Band.ACT),
+    ]
+
+
+async def test_an_answer_below_the_act_threshold_that_opens_with_its_yes_is_acted_on(extractor):
+    # not "Did you want to say yes?": the words open with the yes itself
+    assert await decide_turns(extractor, "Hours?", "Yes, that would be great.") == [
+        ("opening_hours", Band.ACT),
+        ("affirm", Band.ACT),
+    ]
+    # without the yes word, or with the other one, the classifier's doubt stands
+    assert await decide_turns(extractor, "Hours?", "Sounds good.") == [
+        ("opening_hours", Band.ACT),
+        ("affirm", Band.CLARIFY),
+    ]
+    assert await decide_turns(extractor, "Hours?", "Yes, that won't be great.") == [
+        ("opening_hours", Band.ACT),
+        ("deny", Band.CLARIFY),
     ]
 
 
