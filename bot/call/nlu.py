@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot.call.runtime import Runtime
 from bot.settings import Settings
 from integrations.nlu.base import OUT_OF_SCOPE, LLMIntentClassifier, NLUThresholds
@@ -10,7 +12,7 @@ from integrations.speech.nbest import TurnReadings
 from processors.act_guard import ActGuard
 from processors.agent_definition import AgentDefinition
 from processors.barge_in import is_backchannel
-from processors.nlu_router import NLURouter
+from processors.nlu_router import ANSWERS, NLURouter
 from processors.semantic_turn import CompletenessCheck
 
 
@@ -47,10 +49,21 @@ def make_nlu_router(
     )
 
 
-def make_completeness_check(runtime: Runtime) -> CompletenessCheck:
+def make_completeness_check(
+    runtime: Runtime, answers_expected: Callable[[], bool] | None = None
+) -> CompletenessCheck:
     """A transcript is a complete request when the classifier is sure enough to end the turn.
 
     That is the stricter of the act threshold and ``nlu.turn_end_threshold``.
+
+    Args:
+        runtime: The agent's classifier and thresholds.
+        answers_expected: Whether the bot's latest line asked a yes/no question; when
+            given, a turn read as a yes or a no (``affirm``, ``deny``) is complete only
+            then. At the call's opening "So, uh," heard as "Don't." read as a no at 0.97
+            and ended the turn while the caller went on (held-out call bench, 1 of 200):
+            a yes or no with nothing asked is only repaired, so it may wait for more.
+            None: every sure reading is complete (the barge-in check).
     """
     classifier = runtime.classifier
     act = max(runtime.agent.nlu.act_threshold, runtime.agent.nlu.turn_end_threshold)
@@ -59,6 +72,8 @@ def make_completeness_check(runtime: Runtime) -> CompletenessCheck:
         if text.strip() and is_backchannel(text):
             return True  # "okay", "mhm", "yes": a whole turn, nothing more is coming
         prediction = classifier.classify(text)
-        return prediction.intent != OUT_OF_SCOPE and prediction.confidence >= act
+        if prediction.intent == OUT_OF_SCOPE or prediction.confidence < act:
+            return False
+        return answers_expected is None or prediction.intent not in ANSWERS or answers_expected()
 
     return is_complete

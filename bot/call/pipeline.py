@@ -173,12 +173,15 @@ def build_worker(
     if spec.outbound is not None and agent.outbound is not None:
         persona += f" You placed this call: {agent.outbound.purpose}"  # the LLM knows why
     context = LLMContext(messages=[{"role": "system", "content": persona}])
-    is_complete = make_completeness_check(runtime)  # shared by turn-taking and barge-in
+    is_complete = make_completeness_check(runtime)  # barge-in: is a turn over the bot a request
+    question_pending = _bot_asked_yes_no(context)
+    # turn-taking: a yes or a no is a whole turn only when the bot asked for one
+    turn_complete = make_completeness_check(runtime, answers_expected=question_pending)
     settings = runtime.settings
     # hear the caller out: openers and preambles wait for a longer pause (issue 15)
     hold = TurnHoldPolicy(
-        understood=is_complete,
-        question_pending=_bot_asked_yes_no(context),
+        understood=turn_complete,
+        question_pending=question_pending,
         garbled_below=settings.asr_unsure_confidence,
     )
     # the aggregator passes on a turn's text only: the NLU finds its N-best readings here
@@ -199,7 +202,7 @@ def build_worker(
                         hold=hold,
                     ),
                     SemanticCompletionStopStrategy(
-                        is_complete,
+                        turn_complete,
                         grace_secs=settings.semantic_turn_grace_secs,
                         hold=hold,
                     ),

@@ -38,3 +38,16 @@ def test_backchannels_are_whole_turns():
         agent=replace(AGENT, nlu=nlu),
     )
     assert make_completeness_check(runtime)("mhm")  # type: ignore[arg-type]
+
+
+def test_a_sure_yes_or_no_is_a_whole_turn_only_when_the_bot_asked_for_one():
+    # the call's opening "So, uh," heard as "Don't." read as a sure no: the caller goes on
+    runtime = SimpleNamespace(
+        classifier=ScriptedClassifier(default=prediction("deny", 0.97)), agent=AGENT
+    )
+    asked = False
+    turn_check = make_completeness_check(runtime, answers_expected=lambda: asked)  # type: ignore[arg-type]
+    assert not turn_check("Don't.")
+    asked = True
+    assert turn_check("Don't.")
+    assert make_completeness_check(runtime)("Don't.")  # type: ignore[arg-type]  # barge-in
