@@ -25,7 +25,7 @@ Frames read (each once: the observer asks for first pushes only):
   summary) and the transfer's result; ``CallerRecordFrame``: the CRM prefetch time.
 - ``ActionWithdrawnFrame``: a goodbye or a hand-off on a turn was withdrawn before it was
   carried out (the caller went on): the call neither ends on it nor counts as escalated
-  (a withdrawn escalation already stored stays, without a transfer result).
+  (an escalation already stored stays, its transfer result ``withdrawn``).
 
 What is stored of the caller's personal data (their words, the bot's, entities, the
 escalation summary) is decided by the personal-data policy given
@@ -39,6 +39,7 @@ The turn's latency breakdown comes from the pipeline's latency observer through
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -88,6 +89,8 @@ from processors.outbound_call import OutboundCall
 HUNG_UP = "caller hung up"
 ENDED = "call ended"
 PIPELINE_ERROR = "pipeline error"
+WITHDRAWN = "withdrawn"
+"""The transfer result of a hand-off the caller withdrew by going on (processors/action_hold.py)."""
 _FAILURE_MARKERS = ("fatal error", "can no longer do its job")
 """Reasons Pipecat's worker gives when it cancels a call because of an error."""
 
@@ -332,6 +335,9 @@ class CallRecorder(BaseObserver):
         ):
             self._escalation = None
             self._facts.escalated = False
+            # the store already holds it: mark it withdrawn there rather than leave it open
+            withdrawn = replace(escalation, transfer_result=WITHDRAWN)
+            self._sink.update_call(CallUpdate(call_id=self.call_id, escalation=withdrawn))
 
     def _on_caller_record_frame(self, frame: CallerRecordFrame) -> None:
         record = frame.record

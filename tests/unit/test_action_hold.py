@@ -405,3 +405,5 @@ async def test_the_record_of_a_withdrawn_goodbye_is_neither_resolved_nor_escalat
     record = call_store.get_call("w1")
     assert record["outcome"] not in ("resolved", "escalated")
     assert record["end_reason"] != "caller said goodbye"
+    # the hand-off stored when it was decided is marked withdrawn, not left as if under way
+    assert record["escalation"]["transfer_result"] == "withdrawn"
