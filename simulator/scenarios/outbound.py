@@ -38,10 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StrictBool, ValidationError
+from pydantic import BaseModel, BeforeValidator, StrictBool
 
-from bot.yaml_schema import load_yaml, problems, yaml_problem
 from simulator.outbound.callee import (
     Beep,
     Busy,
@@ -57,18 +55,17 @@ from simulator.outbound.callee import (
     Voicemail,
 )
 from simulator.scenarios.scenario import ScenarioError
-from simulator.scenarios.scenario_file import StepFile, scenario_error
+from simulator.scenarios.scenario_file import FILE_CONFIG, StepFile, validated_file
 from simulator.scenarios.scenario_values import Text, Words, word_groups
 from simulator.voices.caller_voice import DEFAULT_VOICE
 
-_FILE = ConfigDict(extra="forbid", frozen=True)
 ANSWERS = ("person", "voicemail", "ivr", "no_answer", "busy", "failed")
 
 
 class ContactFile(BaseModel):
     """``contact: {phone, variables}``."""
 
-    model_config = _FILE
+    model_config = FILE_CONFIG
 
     phone: Text
     variables: dict[str, str] = {}
@@ -77,7 +74,7 @@ class ContactFile(BaseModel):
 class BeepFile(BaseModel):
     """``beep: {frequency_hz, seconds}``."""
 
-    model_config = _FILE
+    model_config = FILE_CONFIG
 
     frequency_hz: float = 1000.0
     seconds: float = 0.5
@@ -86,7 +83,7 @@ class BeepFile(BaseModel):
 class CalleeFile(BaseModel):
     """``callee:`` as written."""
 
-    model_config = _FILE
+    model_config = FILE_CONFIG
 
     answers: Literal["person", "voicemail", "ivr", "no_answer", "busy", "failed"]
     voice: Text = DEFAULT_VOICE
@@ -144,7 +141,7 @@ def _line(step: StepFile) -> CalleeLine:
 class OutboundExpectations(BaseModel):
     """``expect:`` as written (every field optional)."""
 
-    model_config = _FILE
+    model_config = FILE_CONFIG
 
     disposition: Text | None = None
     call_status: Text | None = None
@@ -158,7 +155,7 @@ class OutboundExpectations(BaseModel):
 class OutboundScenarioFile(BaseModel):
     """An outbound scenario file as written."""
 
-    model_config = _FILE
+    model_config = FILE_CONFIG
 
     name: Text | None = None
     description: str = ""
@@ -209,16 +206,7 @@ def load_outbound_scenario(path: str | Path) -> OutboundScenario:
 
 def parse_outbound_scenario(text: str, path: str = "<scenario>") -> OutboundScenario:
     """Parse an outbound scenario from YAML text (see the module docstring)."""
-    try:
-        data = load_yaml(text)
-    except yaml.YAMLError as e:
-        raise scenario_error(path, [yaml_problem(e)]) from None
-    if data is None:
-        raise ScenarioError(path, 1, None, "the file is empty")
-    try:
-        file = OutboundScenarioFile.model_validate(data)
-    except ValidationError as e:
-        raise scenario_error(path, problems(e, data, OutboundScenarioFile)) from None
+    _, file = validated_file(text, path, OutboundScenarioFile, empty="the file is empty")
     bad = [s for s in file.callee.steps if s.barge_in or s.hang_up or s.expect]
     if bad:
         raise ScenarioError(path, None, None, "callee steps are say, press or silence only")

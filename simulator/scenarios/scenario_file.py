@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, TypeVar
 
 import yaml
 from pydantic import (
@@ -57,7 +57,9 @@ from simulator.scenarios.scenario_values import Text, Texts, between, text_or_em
 from simulator.voices.noise import NOISE_KINDS, NoiseSpec
 
 MAX_SILENCE_S = 120.0
-_FILE = ConfigDict(extra="forbid", frozen=True)
+_M = TypeVar("_M", bound=BaseModel)
+FILE_CONFIG = ConfigDict(extra="forbid", frozen=True)
+"""The file models' config: unknown keys are errors."""
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -103,16 +105,9 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     Raises:
         ScenarioError: naming the line of the first problem (the message lists them all).
     """
-    try:
-        data = load_yaml(text)
-    except yaml.YAMLError as e:
-        raise scenario_error(path, [yaml_problem(e)]) from None
-    if data is None:
-        raise ScenarioError(path, 1, None, "the file is empty: a scenario needs 'steps'")
-    try:
-        scenario_file = ScenarioFile.model_validate(data)
-    except ValidationError as e:
-        raise scenario_error(path, problems(e, data, ScenarioFile)) from None
+    data, scenario_file = validated_file(
+        text, path, ScenarioFile, empty="the file is empty: a scenario needs 'steps'"
+    )
     steps = tuple(
         step.build(i, getattr(data["steps"], "item_lines", [None] * i)[i - 1])
         for i, step in enumerate(scenario_file.steps, 1)
@@ -138,6 +133,27 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     )
 
 
+def validated_file(text: str, path: str, model: type[_M], *, empty: str) -> tuple[Any, _M]:
+    """The YAML of a scenario file and its model; a ScenarioError names the first problem's line.
+
+    Args:
+        text: The file's text.
+        path: The file's name, for the error.
+        model: The file's pydantic model.
+        empty: The error's message when the file holds nothing.
+    """
+    try:
+        data = load_yaml(text)
+    except yaml.YAMLError as e:
+        raise scenario_error(path, [yaml_problem(e)]) from None
+    if data is None:
+        raise ScenarioError(path, 1, None, empty)
+    try:
+        return data, model.model_validate(data)
+    except ValidationError as e:
+        raise scenario_error(path, problems(e, data, model)) from None
+
+
 def scenario_error(path: str, found: list[Problem]) -> ScenarioError:
     """The first problem (by line) as the error; the message lists every one."""
     first = found[0]
@@ -151,7 +167,7 @@ def scenario_error(path: str, found: list[Problem]) -> ScenarioError:
 class NoiseFile(BaseModel):
     """``noise: {type: babble, snr_db: 10, seed: 0}``."""
 
-    model_config = _FILE
+    model_config = FILE_CONFIG
 
     type: Text
     snr_db: Annotated[float, between(-20, 60)]
@@ -168,7 +184,7 @@ class NoiseFile(BaseModel):
 class LineFile(BaseModel):
     """``line: {packet_loss: 0.02, loss_burst: 3, jitter_ms: 40, seed: 0}``."""
 
-    model_config = _FILE
+    model_config = FILE_CONFIG
 
     packet_loss: Annotated[float, between(0, 0.5)] = 0.0
     loss_burst: Annotated[float, between(1, 50)] = 1.0
@@ -185,7 +201,7 @@ def _no_value(value: Any) -> bool:
 class StepFile(BaseModel):
     """One step as written: exactly one action, with what to expect."""
 
-    model_config = _FILE
+    model_config = FILE_CONFIG
 
     say: Text | None = None
     silence: Annotated[float, between(0.02, MAX_SILENCE_S)] | None = None
@@ -268,7 +284,7 @@ def _non_empty(steps: tuple[StepFile, ...]) -> tuple[StepFile, ...]:
 class ScenarioFile(BaseModel):
     """A scenario file as written."""
 
-    model_config = _FILE
+    model_config = FILE_CONFIG
 
     name: Text | None = None
     description: Annotated[str, BeforeValidator(text_or_empty)] = ""
