@@ -55,7 +55,12 @@ from simulator.outbound.callee import (
     Voicemail,
 )
 from simulator.scenarios.scenario import ScenarioError
-from simulator.scenarios.scenario_file import FILE_CONFIG, StepFile, validated_file
+from simulator.scenarios.scenario_file import (
+    FILE_CONFIG,
+    StepFile,
+    read_scenario_text,
+    validated_file,
+)
 from simulator.scenarios.scenario_values import Text, Words, word_groups
 from simulator.voices.caller_voice import DEFAULT_VOICE
 
@@ -196,12 +201,7 @@ def load_outbound_scenario(path: str | Path) -> OutboundScenario:
     Raises:
         ScenarioError: unreadable, not YAML, or not a valid outbound scenario.
     """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError(str(p), None, None, f"cannot read the file ({type(e).__name__})") from e
-    return parse_outbound_scenario(text, str(p))
+    return parse_outbound_scenario(read_scenario_text(path), str(path))
 
 
 def parse_outbound_scenario(text: str, path: str = "<scenario>") -> OutboundScenario:

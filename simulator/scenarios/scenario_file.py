@@ -68,12 +68,16 @@ def load_scenario(path: str | Path) -> Scenario:
     Raises:
         ScenarioError: the file is unreadable, not YAML, or not a valid scenario.
     """
-    p = Path(path)
+    return parse_scenario(read_scenario_text(path), str(path))
+
+
+def read_scenario_text(path: str | Path) -> str:
+    """A scenario file's text; a ScenarioError when it cannot be read."""
     try:
-        text = p.read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError(str(p), None, None, f"cannot read the file ({type(e).__name__})") from e
-    return parse_scenario(text, str(p))
+        reason = f"cannot read the file ({type(e).__name__})"
+        raise ScenarioError(str(path), None, None, reason) from e
 
 
 def load_scenarios(paths: Iterable[str | Path]) -> tuple[list[Scenario], list[ScenarioError]]:
