@@ -84,13 +84,14 @@ the VAD's 0.064 s to hear the caller again. Ending such turns at once cut off ca
 greeting was misheard ("Hey there." -> "Say there.", "Amen.", then the request: 2 of 262
 dev calls), and waiting longer does not make misheard words understood.
 """
-STATEMENT_PAUSE_S = 0.9
+STATEMENT_PAUSE_S = 1.0
 """A sentence that tells rather than asks ends the turn after this much pause.
 
-0.9 s, not 0.8 s: the bench's 0.6 s between sentences is about 0.85 s from the VAD's end of
-speech to its next start at the phone (see ``UNSURE_QUESTION_PAUSE_S``), and the dev call bench
-(slt + rms, 262 calls, 5 Dec 2026) still cut one caller off at 0.8 s on such a sentence ("I
-need a crown on my back tooth." | "Roughly what does that cost?" -> an emergency).
+1.0 s, as ``UNSURE_QUESTION_PAUSE_S``: the bench's 0.6 s between sentences is 0.85-0.95 s
+from the VAD's end of speech to its next start at the phone. The dev call bench (slt + rms,
+262 calls, 5 Dec 2026) cut one caller off on such a sentence at 0.8 s and again at 0.9 s ("I
+need a crown on my back tooth." | "Roughly what does that cost?" -> an emergency; the caller
+was heard again 0.92 s after the end of the first sentence).
 
 Above the understanding bench's 0.6 s between two sentences of a request plus the VAD's
 0.064 s to hear the caller again (the answer hold's figure). The held-out call bench cut
