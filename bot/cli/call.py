@@ -64,6 +64,18 @@ def run_call(args: argparse.Namespace) -> int:
     settings = Settings.load()
     server = (args.server or settings.public_url or f"http://127.0.0.1:{settings.port}").rstrip("/")
     try:
+        return _place(args, settings, server)
+    except httpx.HTTPError as e:
+        print(
+            f"cannot reach the server at {server} ({type(e).__name__}): is it running? "
+            "Set --server or CALLAGENT_PUBLIC_URL",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _place(args: argparse.Namespace, settings: Settings, server: str) -> int:
+    try:
         variables = parse_vars(args.var)
     except ValueError as e:
         print(e, file=sys.stderr)

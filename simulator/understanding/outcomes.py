@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from processors.barge_in import normalize_words
 from simulator.understanding.requests import OUT_OF_SCOPE
 
 TURN_EVENTS = frozenset({"nlu", "bot_started"})
@@ -242,5 +241,9 @@ def request_transcript(
 
 def _holds(text: str, earlier: str) -> bool:
     """Whether ``text`` already holds ``earlier``'s words, in order and together."""
+    # imported here: processors.barge_in loads Pipecat, whose banner the CLI must not print
+    # (every `callagent` command registers this module's bench)
+    from processors.barge_in import normalize_words
+
     words = normalize_words(earlier)
     return bool(words) and f" {words} " in f" {normalize_words(text)} "

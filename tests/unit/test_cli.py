@@ -62,3 +62,12 @@ def test_bench_concurrency_rejects_a_negative_start_spread():
     result = run_cli("bench", "concurrency", "--spread", "-1", "--url", "http://127.0.0.1:9")
     assert result.returncode == 2
     assert "--spread" in result.stderr
+
+
+def test_call_to_a_server_that_is_not_there_says_so_without_loading_pipecat():
+    result = run_cli("call", "+15555550123", "--channel", "sip", "--server", "http://127.0.0.1:9")
+    assert result.returncode == 1
+    assert "cannot reach the server at http://127.0.0.1:9" in result.stderr
+    assert "Traceback" not in result.stderr
+    # a client command: its first line is its own (e2e tests read the attempt id from it)
+    assert "Pipecat" not in result.stdout + result.stderr
