@@ -28,6 +28,25 @@ BEARER = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 FORWARDED = "SIP dial forwarded to the SIP-serving worker"
 
 
+async def _until_both_workers_answer(served: ServedSip, timeout_s: float = 300.0) -> None:
+    """Fresh connections until each of the two workers has answered ``/readyz`` ready.
+
+    The SIP-serving worker can be ready well before the other has loaded its models (CI, under
+    load): calls placed before then all land on it, and none is forwarded.
+    """
+    seen: set[str] = set()
+    async with asyncio.timeout(timeout_s):
+        while len(seen) < 2:
+            try:
+                async with httpx.AsyncClient() as client:
+                    r = await client.get(f"{served.base_url}/readyz")
+                if r.status_code == 200:
+                    seen.add(str(r.json().get("process")))
+            except (httpx.HTTPError, ValueError):
+                pass
+            await asyncio.sleep(0.1)
+
+
 async def _place_until_forwarded(served: ServedSip) -> list[dict[str, Any]]:
     """Place SIP calls, each on a new connection (either worker), until one was forwarded."""
     placed: list[str] = []
@@ -63,6 +82,7 @@ def test_sip_calls_placed_on_either_worker_leave_the_sip_serving_one(tmp_path: P
         with serve_sip(tmp_path, env, ready_timeout_s=600) as served:
 
             async def run() -> tuple[list[dict[str, Any]], int]:
+                await _until_both_workers_answer(served)
                 async with callee:
                     ended = await _place_until_forwarded(served)
                     result = await callee.stop()
