@@ -66,9 +66,9 @@ from processors.frames import (
     TransferResultFrame,
     TurnJoinedFrame,
 )
-from processors.nlu_router import user_text
 from processors.transfer import LINE_TIMEOUT_S, RESUME_GRACE_S
 from processors.turn_hold import FILLERS
+from processors.user_turn import user_text
 
 QUICK_CONTINUATION_S = 1.0
 """A caller speaking again this soon after their turn ended was still saying it.

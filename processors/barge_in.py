@@ -55,7 +55,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from integrations.speech.tts import SpokenClauseFrame
 from processors.frames import TurnJoinedFrame
-from processors.nlu_router import user_text
+from processors.user_turn import user_text
 
 BACKCHANNELS = frozenset(
     {

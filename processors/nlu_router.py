@@ -89,6 +89,7 @@ from processors.frames import (
     NLUResultFrame,
     TurnJoinedFrame,
 )
+from processors.user_turn import user_text
 
 DTMF_PATTERN = re.compile(r"^\s*DTMF:\s*([0-9*#A-Da-d]+)\s*$")
 """A transcription made by pipecat's ``DTMFAggregator`` (default prefix ``"DTMF: "``)."""
@@ -111,29 +112,6 @@ def says_plainly(result: NLUResultFrame) -> bool:
     """Whether an answer intent's words open with its own yes or no ("Yeah, that works.")."""
     answer = PLAIN_ANSWERS.get(result.intent)
     return answer is not None and result.entities.get("yes_no") == answer
-
-
-def user_text(frame: LLMContextFrame) -> str:
-    """The text of the turn that just ended: the context's last message, if the caller's.
-
-    "" when the last message is not a ``user`` one, e.g. the note the user aggregator
-    adds for a turn that ended with no transcript (an empty turn).
-    """
-    messages = list(frame.context.get_messages())
-    last = messages[-1] if messages else None
-    if not isinstance(last, dict) or last.get("role") != "user":
-        return ""
-    content: Any = last.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [
-            str(part.get("text", ""))
-            for part in content
-            if isinstance(part, dict) and part.get("type") == "text"
-        ]
-        return " ".join(p for p in parts if p)
-    return ""
 
 
 class NLURouter(FrameProcessor):

@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 
 from processors.answer_hold import AnswerHold, HearAnswerOut, is_bare_yes_no
 from processors.barge_in import is_backchannel, normalize_words
+from processors.bot_question import SENTENCE_END
 
 OPENER_PAUSE_S = 2.0
 """A turn of openers only ends after this much pause (the caller is still getting going)."""
@@ -242,14 +243,6 @@ IMPERATIVES = frozenset(
 """Verbs a request in the imperative starts with ("Cancel my appointment.")."""
 MIN_TELLING_WORDS = 4
 """A statement shorter than this is a terse request ("Toothache, really bad.")."""
-_SENTENCE_END = re.compile(r"(?:[!?]|(?<!\bdr)(?<!\bmr)(?<!\bmrs)(?<!\bms)\.)[.!?]*\s+", re.I)
-"""Where a sentence ends (not after a title: "Is this Dr. Patel's office?" is one)."""
-_YES_NO_QUESTION = re.compile(
-    r"\b(?:shall|should|do|does|did|is|are|was|were|can|could|would|will|may|have|has|"
-    r"want|ok|okay|right|correct)\b[^.?!]*\?\s*$",
-    re.IGNORECASE,
-)
-_WH_QUESTION = re.compile(r"^\s*(?:what|when|where|which|who|whom|whose|why|how)\b", re.I)
 
 
 def is_opener(text: str) -> bool:
@@ -265,7 +258,7 @@ def is_answer(text: str) -> bool:
 
 def last_sentence(text: str) -> str:
     """The caller's latest sentence, without the openers it starts with."""
-    sentences = [s for s in _SENTENCE_END.split(text.strip()) if normalize_words(s)]
+    sentences = [s for s in SENTENCE_END.split(text.strip()) if normalize_words(s)]
     tokens = normalize_words(sentences[-1] if sentences else "").split()
     while tokens and tokens[0] in OPENER_WORDS - MISHEARD_HI:
         tokens.pop(0)
@@ -274,7 +267,7 @@ def last_sentence(text: str) -> str:
 
 def opens_turn(text: str) -> bool:
     """Whether the latest sentence is the turn's first beyond openers ("Hi. Is this the vet?")."""
-    sentences = [s for s in _SENTENCE_END.split(text.strip()) if normalize_words(s)]
+    sentences = [s for s in SENTENCE_END.split(text.strip()) if normalize_words(s)]
     return all(is_opener(s) for s in sentences[:-1])
 
 
@@ -336,12 +329,6 @@ def asks_what(text: str) -> bool:
     """Whether the latest sentence is a question that names what it asks for ("When...?")."""
     words = last_sentence(text).split()
     return bool(words) and words[0] in WH_STARTS
-
-
-def asks_yes_no(line: str) -> bool:
-    """Whether a bot line ends with a yes/no question ("Shall I book that for you?")."""
-    last = _SENTENCE_END.split(line.strip())[-1] if line.strip() else ""
-    return bool(_YES_NO_QUESTION.search(last)) and not _WH_QUESTION.match(last)
 
 
 @dataclass

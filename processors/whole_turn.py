@@ -59,7 +59,7 @@ from integrations.speech.whole_turn import (
     recognize_turn,
     turn_spans,
 )
-from processors.nlu_router import user_text
+from processors.user_turn import user_text
 
 MAX_TURN_SECS = 120.0
 """A turn still open after this much audio is not transcribed again (its audio is dropped)."""

@@ -52,6 +52,7 @@ from processors.action_hold import ActionWithdrawal
 from processors.agent_definition import AgentDefinition
 from processors.audio_stop import BotAudioStop, BotSpeakingStop, CallerAudioStop
 from processors.barge_in import BackchannelFilter, FragmentJoiner, ReplyProgressTracker
+from processors.bot_question import bot_asked_yes_no
 from processors.dialogue import DialoguePolicy, DialogueProcessor
 from processors.frames import GreetingFrame
 from processors.llm_fallback import LLMFailureApology
@@ -60,7 +61,7 @@ from processors.outbound_call import OutboundCall
 from processors.outbound_script import OutboundScript
 from processors.segment_turn_stop import SegmentTranscriptTurnStopStrategy
 from processors.semantic_turn import SemanticCompletionStopStrategy
-from processors.turn_hold import TurnHoldPolicy, asks_yes_no
+from processors.turn_hold import TurnHoldPolicy
 from processors.turn_latency import stages_from_breakdown
 from transports.sip.transport import SipTransport
 
@@ -138,19 +139,6 @@ def _busy_from(runtime: Runtime, calls: int) -> Callable[[], bool] | None:
     return (lambda: runtime.host_calls >= calls) if calls > 0 else None
 
 
-def _bot_asked_yes_no(context: LLMContext) -> Callable[[], bool]:
-    """Whether the bot's latest line in the call's context asks a yes/no question."""
-
-    def asked() -> bool:
-        for message in reversed(context.get_messages()):
-            if isinstance(message, dict) and message.get("role") == "assistant":
-                content = message.get("content")
-                return isinstance(content, str) and asks_yes_no(content)
-        return False
-
-    return asked
-
-
 def build_worker(
     transport: BaseTransport,
     spec: CallSpec,
@@ -174,7 +162,7 @@ def build_worker(
         persona += f" You placed this call: {agent.outbound.purpose}"  # the LLM knows why
     context = LLMContext(messages=[{"role": "system", "content": persona}])
     is_complete = make_completeness_check(runtime)  # barge-in: is a turn over the bot a request
-    question_pending = _bot_asked_yes_no(context)
+    question_pending = bot_asked_yes_no(context)
     # turn-taking: a yes or a no is a whole turn only when the bot asked for one
     turn_complete = make_completeness_check(runtime, answers_expected=question_pending)
     settings = runtime.settings

@@ -45,8 +45,8 @@ from processors.frames import (
     NLUResultFrame,
     TurnJoinedFrame,
 )
-from processors.nlu_router import user_text
 from processors.transfer import TransferMethod, TransferOutcome, TransferProcessor
+from processors.user_turn import user_text
 
 GRACE_S = 0.05
 

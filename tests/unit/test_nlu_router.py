@@ -24,7 +24,8 @@ from processors.frames import (
     NLUResultFrame,
     TurnJoinedFrame,
 )
-from processors.nlu_router import NLURouter, user_text
+from processors.nlu_router import NLURouter
+from processors.user_turn import user_text
 from tests.fakes.classifier import ScriptedClassifier, prediction
 from tests.fakes.llm_server import FakeChatServer
 

@@ -22,18 +22,18 @@ from integrations.speech.nbest import Hypothesis, Recognition
 from integrations.speech.stt import SegmentTranscribedFrame
 from processors.answer_hold import AnswerAtOnce, HearAnswerOut, is_bare_yes_no
 from processors.barge_in import FragmentJoiner
+from processors.bot_question import asks_yes_no
 from processors.frames import TurnJoinedFrame
-from processors.nlu_router import user_text
 from processors.segment_turn_stop import SegmentTranscriptTurnStopStrategy
 from processors.semantic_turn import SemanticCompletionStopStrategy
 from processors.turn_hold import (
     TurnHoldPolicy,
-    asks_yes_no,
     is_opener,
     is_statement,
     reads_as_preamble,
     reads_as_telling,
 )
+from processors.user_turn import user_text
 from tests.fakes.smart_turn import ScriptedSmartTurn
 from tests.support.turn_strategies import start_strategy
 from tests.unit.test_segment_turn_stop import (

@@ -19,7 +19,7 @@ from pipecat.tests.utils import run_test
 
 from integrations.speech.nbest import TurnReadings
 from integrations.speech.whole_turn import prepare_turn_audio, turn_spans
-from processors.nlu_router import user_text
+from processors.user_turn import user_text
 from processors.whole_turn import WholeTurnTranscriber
 from tests.fakes.speech import ScriptedRecognizer
 
