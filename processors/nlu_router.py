@@ -114,6 +114,12 @@ def says_plainly(result: NLUResultFrame) -> bool:
     return answer is not None and result.entities.get("yes_no") == answer
 
 
+def says_the_opposite(result: NLUResultFrame) -> bool:
+    """Whether an answer intent's words open with the other answer ("Yes, that won't...": no)."""
+    answer, said = PLAIN_ANSWERS.get(result.intent), result.entities.get("yes_no")
+    return answer is not None and said is not None and said != answer
+
+
 class NLURouter(FrameProcessor):
     """Classifies each caller turn and pushes the decision as an ``NLUResultFrame``."""
 
@@ -327,6 +333,10 @@ class NLURouter(FrameProcessor):
                     # "Yes, that would be great." read as a yes at 0.58: asking "Did you want
                     # to say yes?" helps no one when the words open with the yes itself
                     result.band = Band.ACT
+                elif result.band is Band.ACT and says_the_opposite(result):
+                    # "Yes, that would be great." heard as "Yes, that won't be great." read
+                    # as a no at 0.91: words that contradict themselves are asked about
+                    result.band = Band.CLARIFY
             elif result.band is Band.ACT:
                 reason = self._guard.doubt(result, requested=self._requested, asked=self._asked)
                 if reason is not None:

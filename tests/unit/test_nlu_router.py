@@ -410,6 +410,7 @@ CALLER_TURNS = {
     "Yes, that would be great.": prediction("affirm", 0.58),
     "Sounds good.": prediction("affirm", 0.58),
     "Yes, that won't be great.": prediction("deny", 0.6),
+    "Yes, that won't be fine.": prediction("deny", 0.91),
     "Talk person.": prediction("talk_to_human", 0.97, runner_up="book_appointment"),
     "Is my car ready?": IntentPrediction(OUT_OF_SCOPE, 0.7),
     "the of and a the": IntentPrediction(OUT_OF_SCOPE, 1.0),
@@ -514,6 +515,19 @@ async def test_an_answer_below_the_act_threshold_that_opens_with_its_yes_is_acte
     assert await decide_turns(extractor, "Hours?", "Yes, that won't be great.") == [
         ("opening_hours", Band.ACT),
         ("deny", Band.CLARIFY),
+    ]
+
+
+async def test_an_answer_that_opens_with_the_other_answer_is_asked_about(extractor):
+    # "Yes, that would be great." misheard with a "won't": a sure no by its words, but it opens
+    # with a yes; acting on either would guess
+    assert await decide_turns(extractor, "Hours?", "Yes, that won't be fine.") == [
+        ("opening_hours", Band.ACT),
+        ("deny", Band.CLARIFY),
+    ]
+    assert await decide_turns(extractor, "Hours?", "Yes.") == [
+        ("opening_hours", Band.ACT),
+        ("affirm", Band.ACT),
     ]
 
 
