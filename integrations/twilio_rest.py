@@ -3,12 +3,17 @@
 Places outbound calls and redirects a live call to new TwiML (the warm transfer), with the
 API root configurable so tests can point it at a local fake. Uses the package's asyncio HTTP
 client; errors become :class:`TwilioRestError` carrying Twilio's status and error code, never
-call data. Only retryable failures (network, 429, 5xx) are tried again; a create that failed
-on the network may in rare cases have been placed (Twilio has no idempotency key for calls).
+call data. Only retryable failures (network, 429, 5xx) are tried again. Twilio has no
+idempotency key for calls and a create whose answer was lost may have placed the call, so a
+retried create first lists the calls to that number and adopts one an earlier attempt placed.
 """
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from loguru import logger
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
@@ -16,6 +21,9 @@ from twilio.rest import Client
 from integrations.retry import RETRY_STATUSES, RetryPolicy
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
+CLOCK_SKEW = timedelta(seconds=30)
+"""How far Twilio's clock (a call's ``date_created``) may be behind ours when a retried
+create looks for the call an earlier attempt placed."""
 
 
 class TwilioRestError(Exception):
@@ -106,12 +114,48 @@ class TwilioCallControl:
             TwilioRestError: Twilio refused (e.g. 21211 invalid number: not retried) or was
                 unreachable or failing (network, 429, 5xx) on every attempt.
         """
-        return await self._retry.call(
-            lambda _attempt: self._create_once(
+        since = datetime.now(UTC) - CLOCK_SKEW
+
+        async def attempt(number: int) -> str:
+            if number > 1:
+                # the earlier attempt's answer may have been lost after Twilio placed the call
+                # (a timeout, a dropped connection): dialling again would ring the person twice
+                placed = await self._placed_since(to, from_, since)
+                if placed is not None:
+                    logger.warning(
+                        f"Twilio call create: attempt {number - 1} had placed the call "
+                        f"({placed}); not dialling again"
+                    )
+                    return placed
+            return await self._create_once(
                 to, from_, url, status_callback, machine_detection, async_amd_callback, timeout
-            ),
-            what="Twilio call create",
-        )
+            )
+
+        return await self._retry.call(attempt, what="Twilio call create")
+
+    async def _placed_since(self, to: str, from_: str, since: datetime) -> str | None:
+        """The SID of an outbound call from ``from_`` to ``to`` created since ``since``, if any.
+
+        Raises:
+            TwilioRestError: The list could not be read (the create is not tried blind).
+        """
+        http, client = self._client()
+        try:
+            async with asyncio.timeout(self._retry.timeout_s):
+                calls = await client.api.v2010.accounts(self._account_sid).calls.list_async(
+                    to=to, from_=from_, limit=20
+                )
+        except TwilioRestException as e:
+            raise TwilioRestError(f"call lookup refused: HTTP {e.status}", e.status, e.code) from e
+        except Exception as e:  # aiohttp, socket and twilio client errors alike
+            raise TwilioRestError(f"call lookup failed: {type(e).__name__}") from e
+        finally:
+            await http.close()
+        for call in calls:
+            created = call.date_created
+            if call.direction == "outbound-api" and created is not None and created >= since:
+                return str(call.sid)
+        return None
 
     async def _create_once(
         self,
@@ -130,15 +174,16 @@ class TwilioCallControl:
             if async_amd_callback:
                 amd.update(async_amd="true", async_amd_status_callback=async_amd_callback)
         try:
-            call = await client.api.v2010.accounts(self._account_sid).calls.create_async(
-                to=to,
-                from_=from_,
-                url=url,
-                status_callback=status_callback,
-                status_callback_event=["initiated", "ringing", "answered", "completed"],
-                timeout=timeout,
-                **amd,  # pyright: ignore[reportArgumentType]
-            )
+            async with asyncio.timeout(self._retry.timeout_s):
+                call = await client.api.v2010.accounts(self._account_sid).calls.create_async(
+                    to=to,
+                    from_=from_,
+                    url=url,
+                    status_callback=status_callback,
+                    status_callback_event=["initiated", "ringing", "answered", "completed"],
+                    timeout=timeout,
+                    **amd,  # pyright: ignore[reportArgumentType]
+                )
         except TwilioRestException as e:
             raise TwilioRestError(f"call create refused: HTTP {e.status}", e.status, e.code) from e
         except Exception as e:  # aiohttp, socket and twilio client errors alike
@@ -148,6 +193,8 @@ class TwilioCallControl:
         return str(call.sid)
 
     def _client(self) -> tuple[AsyncTwilioHttpClient, Client]:
+        # the client's own timeout is not applied to its requests (aiohttp's 5 min default
+        # was): each request is bounded by ``asyncio.timeout`` instead
         http = AsyncTwilioHttpClient(timeout=self._retry.timeout_s)
         client = Client(self._account_sid, self._auth_token, http_client=http)
         client.api.base_url = self._base_url
@@ -156,11 +203,12 @@ class TwilioCallControl:
     async def _redirect_once(self, call_sid: str, twiml: str) -> str:
         http, client = self._client()
         try:
-            call = (
-                await client.api.v2010.accounts(self._account_sid)
-                .calls(call_sid)
-                .update_async(twiml=twiml)
-            )
+            async with asyncio.timeout(self._retry.timeout_s):
+                call = (
+                    await client.api.v2010.accounts(self._account_sid)
+                    .calls(call_sid)
+                    .update_async(twiml=twiml)
+                )
         except TwilioRestException as e:
             raise TwilioRestError(f"call update refused: HTTP {e.status}", e.status, e.code) from e
         except Exception as e:  # aiohttp, socket and twilio client errors alike

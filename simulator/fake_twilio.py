@@ -6,7 +6,8 @@ Twilio: HTTP Basic auth (account SID + auth token, or an API key pair), form fie
 request is recorded; hooks hear each accepted update (a hang-up, or a redirect such as a
 transfer's ``<Dial>``), so ``callagent simulate`` can end the emulated media stream as
 Twilio would. ``POST /2010-04-01/Accounts/{AccountSid}/Calls.json`` places an outbound
-call to a simulated callee (:attr:`FakeTwilioRest.dialer`, see :mod:`simulator.outbound`).
+call to a simulated callee (:attr:`FakeTwilioRest.dialer`, see :mod:`simulator.outbound`);
+``GET`` on it lists calls, newest first, filtered by ``To`` and ``From``.
 Pointed at by ``TWILIO_API_BASE_URL``; runs on 127.0.0.1 on a free port inside the event
 loop that starts it (outbound calls run in that loop too).
 """
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from simulator.fake_twilio_calls import FakeCall, call_json, error_body
+from simulator.fake_twilio_calls import FakeCall, call_json, call_list_json, error_body
 from simulator.outbound.fake_dial import FakeDialer
 
 API_VERSION = "2010-04-01"
@@ -131,6 +132,7 @@ class FakeTwilioRest:
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._failures: list[int] = []
+        self._stalled_creates: list[float] = []
         self.port = 0
         self.dialer = FakeDialer(account_sid, auth_token, self.calls)
         """Outbound calls: register simulated callees here, read what happened to each call."""
@@ -143,6 +145,14 @@ class FakeTwilioRest:
         the request is recorded with that status and changes nothing.
         """
         self._failures.extend([status] * times)
+
+    def stall_next_creates(self, seconds: float, times: int = 1) -> None:
+        """Place the next ``times`` calls but answer each create only after ``seconds``.
+
+        The answer that never arrives in time: the client times out although the call was
+        placed (and rings), as when a response is lost on the network.
+        """
+        self._stalled_creates.extend([seconds] * times)
 
     @property
     def base_url(self) -> str:
@@ -168,6 +178,7 @@ class FakeTwilioRest:
         """Listen on 127.0.0.1 on a free port."""
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{account_sid}/Calls.json", self._create_call)
+        app.router.add_get("/2010-04-01/Accounts/{account_sid}/Calls.json", self._list_calls)
         app.router.add_post(
             "/2010-04-01/Accounts/{account_sid}/Calls/{call_sid}.json", self._update_call
         )
@@ -286,7 +297,18 @@ class FakeTwilioRest:
         self._record(request, form, True, status)
         if status == 201 and self.known_calls is not None:
             self.known_calls.add(str(body["sid"]))
+        if status == 201 and self._stalled_creates:
+            await asyncio.sleep(self._stalled_creates.pop(0))
         return web.json_response(body, status=status)
+
+    async def _list_calls(self, request: web.Request) -> web.Response:
+        query = dict(request.query)
+        failed = await self._check(request, query)
+        if failed is not None:
+            return failed
+        self._record(request, query, True, 200)
+        account_sid = request.match_info["account_sid"]
+        return web.json_response(call_list_json(account_sid, list(self.calls.values()), query))
 
     async def _fetch_call(self, request: web.Request) -> web.Response:
         failed = await self._check(request, {})

@@ -25,6 +25,7 @@ class FakeCall:
     start_time: datetime | None = None
     end_time: datetime | None = None
     duration_s: int | None = None
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 def error_body(status: int, code: int, message: str) -> dict[str, object]:
@@ -58,7 +59,7 @@ def call_json(call: FakeCall) -> dict[str, object]:
         "from": call.from_number,
         "to": call.to_number,
         "answered_by": call.answered_by,
-        "date_created": now,
+        "date_created": format_datetime(call.created),
         "date_updated": now,
         "start_time": start,
         "end_time": end,
@@ -68,4 +69,31 @@ def call_json(call: FakeCall) -> dict[str, object]:
         "parent_call_sid": None,
         "uri": f"{base}.json",
         "subresource_uris": {"recordings": f"{base}/Recordings.json"},
+    }
+
+
+def call_list_json(
+    account_sid: str, calls: list[FakeCall], query: dict[str, str]
+) -> dict[str, object]:
+    """One page of ``GET Calls.json``, newest first, filtered by ``To`` and ``From`` (as Twilio)."""
+    wanted = [
+        c
+        for c in calls
+        if c.account_sid == account_sid
+        and query.get("To", c.to_number) == c.to_number
+        and query.get("From", c.from_number) == c.from_number
+    ]
+    wanted.sort(key=lambda c: c.created, reverse=True)
+    size = int(query.get("PageSize", "50"))
+    uri = f"/{API_VERSION}/Accounts/{account_sid}/Calls.json"
+    return {
+        "calls": [call_json(c) for c in wanted[:size]],
+        "page": 0,
+        "page_size": size,
+        "start": 0,
+        "end": max(0, min(size, len(wanted)) - 1),
+        "uri": uri,
+        "first_page_uri": uri,
+        "next_page_uri": None,
+        "previous_page_uri": None,
     }
