@@ -12,20 +12,19 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from loguru import logger
 
-from integrations.nlu.augment import AUGMENT_VERSION, augment, has_content
+from integrations.nlu.augment import augment, has_content
 from integrations.nlu.base import OUT_OF_SCOPE, IntentPrediction
+from integrations.nlu.classifier_settings import ClassifierSettings
 from integrations.nlu.encoder import SentenceEncoder
-from integrations.nlu.head import HeadTraining, LinearIntentHead
+from integrations.nlu.head import LinearIntentHead
 from integrations.nlu.holdout import stratified_holdout
-from integrations.nlu.neighbours import KnnVote, NearestExamples
-from integrations.nlu.normalise import NORMALISER_VERSION, normalise
-from integrations.nlu.oos import OOSThresholdStrategy, RecallTargetOOSThreshold, SimilarityGate
+from integrations.nlu.neighbours import NearestExamples
+from integrations.nlu.normalise import normalise
 
 OOS_LABELS = frozenset({OUT_OF_SCOPE, "oos"})
 """Training labels that mark out-of-scope examples (they fit the threshold; corpora also
@@ -34,86 +33,7 @@ train them as a class, see ``ClassifierSettings.oos_class_from``)."""
 HEAD_FORMAT = 5
 RANKING_SIZE = 5
 
-
-@dataclass(frozen=True)
-class ClassifierSettings:
-    """How the embedded classifier is trained.
-
-    Parameters:
-        head: Hyper-parameters of the trained head.
-        oos: How the out-of-scope threshold is chosen.
-        gate: Lowers confidence for utterances unlike any training example.
-        knn: How the nearest training examples vote.
-        knn_weights: Candidate weights of the kNN vote blended into the head's
-            probabilities; the best is picked on a held-out tenth of the training
-            set (when it has at least ``selection_min_examples`` examples; else the first).
-        selection_min_examples: Smallest training set that selects the blend weight.
-        normalise: Lower-case, drop punctuation and leading fillers and greetings
-            (:mod:`integrations.nlu.normalise`) in training and classification, for
-            training sets smaller than ``augment_below`` (on CLINC150 val it cost 8
-            points of out-of-scope recall: 68 % -> 60 %).
-        augment_per_example: Wrapped variants per example (:mod:`integrations.nlu.augment`);
-            0 turns augmentation off.
-        augment_below: Only training sets smaller than this are augmented (an agent
-            file, not a benchmark corpus).
-        ensemble_below: Training sets smaller than this use every model of the encoder;
-            larger ones its first alone. Two models helped agent-sized sets over the phone
-            line (:mod:`integrations.nlu.encoder`) but not corpora: CLINC150 val in-scope
-            96.63 % / OOS recall 68 % with all-MiniLM-L6-v2 alone, 96.07 / 61 % with both;
-            BANKING77 93.64 vs 93.04 %.
-        oos_class_from: Training sets of at least this many examples (corpora) also train
-            their out-of-scope examples as a class, labelled ``out_of_scope``, whose win
-            means out of scope; it is never an intent (not in ``intents`` nor in any
-            ranking). Agent files (fewer) keep them for the threshold alone. 0 turns it off.
-            The class wins outright (no margin) and the threshold keeps its 0.5 % held-out
-            rejection, neither re-tuned. CLINC150 ``val``: in-scope 96.37 -> 96.20 %, OOS
-            recall 73 -> 79 %, F1 70.53 -> 76.33 %; a sweep there (margin 0.5-2, rejection
-            0-1 %) found nothing clearly better (best F1 77.25 % with two more knobs). The
-            never-tuned ``test`` split (measured once): 98.10 -> 98.00 %, recall 70 -> 75 %,
-            precision 83.33 -> 84.27 %, F1 76.09 -> 79.37 %.
-    """
-
-    head: HeadTraining = field(default_factory=HeadTraining)
-    oos: OOSThresholdStrategy = field(default_factory=RecallTargetOOSThreshold)
-    gate: SimilarityGate = field(default_factory=SimilarityGate)
-    knn: KnnVote = field(default_factory=KnnVote)
-    knn_weights: tuple[float, ...] = (0.0, 0.2, 0.35)
-    selection_min_examples: int = 1000
-    normalise: bool = True
-    augment_per_example: int = 3
-    augment_below: int = 1000
-    ensemble_below: int = 1000
-    oos_class_from: int = 1000
-
-    def encoder_for(self, encoder: SentenceEncoder, n_examples: int) -> SentenceEncoder:
-        """The encoder a training set of ``n_examples`` is embedded with."""
-        return encoder if n_examples < self.ensemble_below else encoder.primary()
-
-    def oos_as_class(self, n_examples: int) -> bool:
-        """Whether a training set of ``n_examples`` trains its out-of-scope examples as a class."""
-        return bool(self.oos_class_from) and n_examples >= self.oos_class_from
-
-    def normalises(self, n_examples: int) -> bool:
-        """Whether a training set of ``n_examples`` is normalised (agent files are)."""
-        return self.normalise and n_examples < self.augment_below
-
-    def fingerprint(self) -> str:
-        """A stable description (part of the cache key)."""
-        return json.dumps(
-            {
-                "head": asdict(self.head),
-                "oos": [type(self.oos).__name__, asdict(self.oos)],
-                "gate": asdict(self.gate),
-                "knn": asdict(self.knn),
-                "knn_weights": self.knn_weights,
-                "selection_min_examples": self.selection_min_examples,
-                "normalise": NORMALISER_VERSION if self.normalise else 0,
-                "augment": [AUGMENT_VERSION, self.augment_per_example, self.augment_below],
-                "ensemble_below": self.ensemble_below,
-                "oos_class_from": self.oos_class_from,
-            },
-            sort_keys=True,
-        )
+__all__ = ["OOS_LABELS", "ClassifierSettings", "EmbeddingIntentClassifier"]
 
 
 class EmbeddingIntentClassifier:
@@ -223,9 +143,16 @@ class EmbeddingIntentClassifier:
         trained = in_scope
         if oos_texts and settings.oos_as_class(len(examples)):
             trained = in_scope + [(t, OUT_OF_SCOPE) for t in oos_texts]
+        generic = settings.generic_oos(len(examples))
+        trained = trained + [(prepare(t), OUT_OF_SCOPE) for t in generic]
         texts = [t for t, _ in trained]
         labels = [i for _, i in trained]
         embeddings = encoder.encode(texts)
+        if generic:
+            own = len(trained) - len(generic)
+            keep = _unlike_the_agent(embeddings, own, settings.generic_oos_max_similarity)
+            texts, labels = [texts[k] for k in keep], [labels[k] for k in keep]
+            embeddings = embeddings[keep]
         knn_weight, held_out_scores = _select_knn_weight(embeddings, texts, labels, settings)
         head = LinearIntentHead.train(embeddings, texts, labels, settings.head)
         index = {c: k for k, c in enumerate(head.classes)}
@@ -252,6 +179,7 @@ class EmbeddingIntentClassifier:
             f"NLU classifier trained on {given} examples ({len(in_scope)} with variants"
             f"{f' and {len(heard)} heard' if heard else ''}), "
             f"{len(classifier.intents)} intents, {len(oos_texts)} out-of-scope examples "
+            f"(+{len(texts) - len(trained) + len(generic)} shipped as a class) "
             f"({'a class and ' if classifier._oos_column is not None else ''}the threshold), "
             f"threshold {threshold:.3f}, "
             f"kNN weight {knn_weight}, in {time.perf_counter() - started:.1f}s"
@@ -365,6 +293,17 @@ class EmbeddingIntentClassifier:
 
 def _unchanged(text: str) -> str:
     return text
+
+
+def _unlike_the_agent(embeddings: np.ndarray, own: int, max_similarity: float) -> np.ndarray:
+    """The rows to train: the agent's ``own`` first, then the shipped ones unlike all of them.
+
+    The rows after the first ``own`` (shipped out-of-scope requests) are kept when their
+    cosine similarity to every one of the agent's rows is below ``max_similarity``.
+    """
+    extra = embeddings[own:]
+    similarity = (extra @ embeddings[:own].T).max(axis=1) if own else np.zeros(len(extra))
+    return np.concatenate([np.arange(own), own + np.flatnonzero(similarity < max_similarity)])
 
 
 def cache_key(

@@ -12,6 +12,8 @@ small target share of those.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 
 import numpy as np
 
@@ -100,3 +102,11 @@ class SimilarityGate:
         """The confidence factor for each nearest-example similarity."""
         span = max(self.full - self.floor, 1e-6)
         return np.clip((similarity - self.floor) / span, 0.0, 1.0)
+
+
+@cache
+def generic_requests() -> tuple[str, ...]:
+    """Requests no agent of this kind handles (``data/out_of_scope.txt``), one per line."""
+    text = resources.files("integrations.nlu").joinpath("data", "out_of_scope.txt").read_text()
+    lines = (line.strip() for line in text.splitlines())
+    return tuple(line for line in lines if line and not line.startswith("#"))

@@ -257,12 +257,16 @@ def test_agent_files_hold_nothing_out_for_the_threshold(encoder):
 
 
 def _oos_class_settings(oos_class_from: int) -> ClassifierSettings:
-    """No threshold (only the class can reject), as if the twelve examples were a corpus."""
+    """No threshold (only the class can reject), as if the twelve examples were a corpus.
+
+    The shipped out-of-scope requests are left out: these tests are about the file's own.
+    """
     return ClassifierSettings(
         oos=FixedOOSThreshold(0.0),
         augment_per_example=0,
         selection_min_examples=4,
         oos_class_from=oos_class_from,
+        generic_oos_below=0,
     )
 
 
@@ -321,3 +325,34 @@ def test_function_word_turns_are_understood_only_word_for_word(encoder, tmp_path
     for classifier in (trained, cached):
         assert classifier.classify("Yes, I'll be there.").intent == "confirm"
         assert classifier.classify("can I do it there").intent == OUT_OF_SCOPE
+
+
+def test_requests_for_other_businesses_are_out_of_scope(classifier):
+    # an agent file lists what its callers ask for; the shipped out-of-scope requests teach
+    # it what callers ask other businesses ("book" a table is not "book" a cleaning)
+    for text in ("can I reserve a table for six tomorrow evening", "please book me a flight"):
+        assert classifier.classify(text).intent == OUT_OF_SCOPE
+    assert classifier.classify("I'd like to book a cleaning next week").intent == (
+        "book_appointment"
+    )
+
+
+def test_an_agent_whose_business_it_is_keeps_its_requests(encoder):
+    restaurant = [
+        ("can I book a table for two tonight", "book_table"),
+        ("I'd like to reserve a table for dinner", "book_table"),
+        ("do you have a table for four at eight", "book_table"),
+        ("when are you open", "opening_hours"),
+        ("what are your hours on sunday", "opening_hours"),
+        ("are you open late tonight", "opening_hours"),
+    ]
+    classifier = EmbeddingIntentClassifier.train(restaurant, encoder=encoder)
+    assert classifier.classify("reserve a table for dinner tonight").intent == "book_table"
+    assert classifier.classify("book me a flight to chicago").intent == OUT_OF_SCOPE
+    without = EmbeddingIntentClassifier.train(
+        restaurant, encoder=encoder, settings=ClassifierSettings(generic_oos_below=0)
+    )
+    assert without.classify("reserve a table for dinner tonight").intent == "book_table"
+    assert (
+        ClassifierSettings().fingerprint() != ClassifierSettings(generic_oos_below=0).fingerprint()
+    )
