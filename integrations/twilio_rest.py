@@ -11,14 +11,19 @@ retried create first lists the calls to that number and adopts one an earlier at
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from loguru import logger
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
+from twilio.rest.api.v2010.account import AccountContext
 
 from integrations.retry import RETRY_STATUSES, RetryPolicy
+
+T = TypeVar("T")
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
 CLOCK_SKEW = timedelta(seconds=30)
@@ -139,18 +144,10 @@ class TwilioCallControl:
         Raises:
             TwilioRestError: The list could not be read (the create is not tried blind).
         """
-        http, client = self._client()
-        try:
-            async with asyncio.timeout(self._retry.timeout_s):
-                calls = await client.api.v2010.accounts(self._account_sid).calls.list_async(
-                    to=to, from_=from_, limit=20
-                )
-        except TwilioRestException as e:
-            raise TwilioRestError(f"call lookup refused: HTTP {e.status}", e.status, e.code) from e
-        except Exception as e:  # aiohttp, socket and twilio client errors alike
-            raise TwilioRestError(f"call lookup failed: {type(e).__name__}") from e
-        finally:
-            await http.close()
+        calls = await self._request(
+            "call lookup",
+            lambda account: account.calls.list_async(to=to, from_=from_, limit=20),
+        )
         for call in calls:
             created = call.date_created
             if call.direction == "outbound-api" and created is not None and created >= since:
@@ -167,54 +164,46 @@ class TwilioCallControl:
         async_amd_callback: str | None,
         timeout: int,
     ) -> str:
-        http, client = self._client()
         amd: dict[str, object] = {}
         if machine_detection:
             amd["machine_detection"] = machine_detection
             if async_amd_callback:
                 amd.update(async_amd="true", async_amd_status_callback=async_amd_callback)
-        try:
-            async with asyncio.timeout(self._retry.timeout_s):
-                call = await client.api.v2010.accounts(self._account_sid).calls.create_async(
-                    to=to,
-                    from_=from_,
-                    url=url,
-                    status_callback=status_callback,
-                    status_callback_event=["initiated", "ringing", "answered", "completed"],
-                    timeout=timeout,
-                    **amd,  # pyright: ignore[reportArgumentType]
-                )
-        except TwilioRestException as e:
-            raise TwilioRestError(f"call create refused: HTTP {e.status}", e.status, e.code) from e
-        except Exception as e:  # aiohttp, socket and twilio client errors alike
-            raise TwilioRestError(f"call create failed: {type(e).__name__}") from e
-        finally:
-            await http.close()
+        call = await self._request(
+            "call create",
+            lambda account: account.calls.create_async(
+                to=to,
+                from_=from_,
+                url=url,
+                status_callback=status_callback,
+                status_callback_event=["initiated", "ringing", "answered", "completed"],
+                timeout=timeout,
+                **amd,  # pyright: ignore[reportArgumentType]
+            ),
+        )
         return str(call.sid)
 
-    def _client(self) -> tuple[AsyncTwilioHttpClient, Client]:
-        # the client's own timeout is not applied to its requests (aiohttp's 5 min default
-        # was): each request is bounded by ``asyncio.timeout`` instead
+    async def _request(self, what: str, send: Callable[[AccountContext], Awaitable[T]]) -> T:
+        """One REST request on the account, bounded by the timeout; errors as TwilioRestError."""
+        # the SDK's own timeout is not applied to its async requests (aiohttp's 5 min default
+        # was), so ``asyncio.timeout`` bounds each one
         http = AsyncTwilioHttpClient(timeout=self._retry.timeout_s)
         client = Client(self._account_sid, self._auth_token, http_client=http)
         client.api.base_url = self._base_url
-        return http, client
-
-    async def _redirect_once(self, call_sid: str, twiml: str) -> str:
-        http, client = self._client()
         try:
             async with asyncio.timeout(self._retry.timeout_s):
-                call = (
-                    await client.api.v2010.accounts(self._account_sid)
-                    .calls(call_sid)
-                    .update_async(twiml=twiml)
-                )
+                return await send(client.api.v2010.accounts(self._account_sid))
         except TwilioRestException as e:
-            raise TwilioRestError(f"call update refused: HTTP {e.status}", e.status, e.code) from e
+            raise TwilioRestError(f"{what} refused: HTTP {e.status}", e.status, e.code) from e
         except Exception as e:  # aiohttp, socket and twilio client errors alike
-            raise TwilioRestError(f"call update failed: {type(e).__name__}") from e
+            raise TwilioRestError(f"{what} failed: {type(e).__name__}") from e
         finally:
             await http.close()
+
+    async def _redirect_once(self, call_sid: str, twiml: str) -> str:
+        call = await self._request(
+            "call update", lambda account: account.calls(call_sid).update_async(twiml=twiml)
+        )
         return str(call.status)
 
 
