@@ -67,7 +67,7 @@ from processors.frames import (
     TurnJoinedFrame,
 )
 from processors.transfer import LINE_TIMEOUT_S, RESUME_GRACE_S
-from processors.turn_hold import FILLERS
+from processors.turn_words import FILLERS
 from processors.user_turn import user_text
 
 QUICK_CONTINUATION_S = 1.0

@@ -26,13 +26,8 @@ from processors.bot_question import asks_yes_no
 from processors.frames import TurnJoinedFrame
 from processors.segment_turn_stop import SegmentTranscriptTurnStopStrategy
 from processors.semantic_turn import SemanticCompletionStopStrategy
-from processors.turn_hold import (
-    TurnHoldPolicy,
-    is_opener,
-    is_statement,
-    reads_as_preamble,
-    reads_as_telling,
-)
+from processors.turn_hold import TurnHoldPolicy
+from processors.turn_words import is_opener, is_statement, reads_as_preamble, reads_as_telling
 from processors.user_turn import user_text
 from tests.fakes.smart_turn import ScriptedSmartTurn
 from tests.support.turn_strategies import start_strategy
