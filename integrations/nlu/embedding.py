@@ -143,16 +143,15 @@ class EmbeddingIntentClassifier:
         trained = in_scope
         if oos_texts and settings.oos_as_class(len(examples)):
             trained = in_scope + [(t, OUT_OF_SCOPE) for t in oos_texts]
-        generic = settings.generic_oos(len(examples))
-        trained = trained + [(prepare(t), OUT_OF_SCOPE) for t in generic]
-        texts = [t for t, _ in trained]
-        labels = [i for _, i in trained]
-        embeddings = encoder.encode(texts)
-        if generic:
-            own = len(trained) - len(generic)
-            keep = _unlike_the_agent(embeddings, own, settings.generic_oos_max_similarity)
-            texts, labels = [texts[k] for k in keep], [labels[k] for k in keep]
-            embeddings = embeddings[keep]
+        own = len(trained)
+        trained = trained + [
+            (prepare(t), OUT_OF_SCOPE) for t in settings.generic_oos(len(examples))
+        ]
+        embeddings = encoder.encode([t for t, _ in trained])
+        keep = _unlike_the_agent(embeddings, own, settings.generic_oos_max_similarity)
+        texts = [trained[k][0] for k in keep]
+        labels = [trained[k][1] for k in keep]
+        embeddings = embeddings[keep]
         knn_weight, held_out_scores = _select_knn_weight(embeddings, texts, labels, settings)
         head = LinearIntentHead.train(embeddings, texts, labels, settings.head)
         index = {c: k for k, c in enumerate(head.classes)}
@@ -179,7 +178,7 @@ class EmbeddingIntentClassifier:
             f"NLU classifier trained on {given} examples ({len(in_scope)} with variants"
             f"{f' and {len(heard)} heard' if heard else ''}), "
             f"{len(classifier.intents)} intents, {len(oos_texts)} out-of-scope examples "
-            f"(+{len(texts) - len(trained) + len(generic)} shipped as a class) "
+            f"(+{len(keep) - own} shipped as a class) "
             f"({'a class and ' if classifier._oos_column is not None else ''}the threshold), "
             f"threshold {threshold:.3f}, "
             f"kNN weight {knn_weight}, in {time.perf_counter() - started:.1f}s"
@@ -302,7 +301,9 @@ def _unlike_the_agent(embeddings: np.ndarray, own: int, max_similarity: float) -
     cosine similarity to every one of the agent's rows is below ``max_similarity``.
     """
     extra = embeddings[own:]
-    similarity = (extra @ embeddings[:own].T).max(axis=1) if own else np.zeros(len(extra))
+    if not len(extra) or not own:
+        return np.arange(len(embeddings))
+    similarity = (extra @ embeddings[:own].T).max(axis=1)
     return np.concatenate([np.arange(own), own + np.flatnonzero(similarity < max_similarity)])
 
 
