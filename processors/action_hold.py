@@ -1,15 +1,17 @@
 """Irreversible actions wait for the line that announces them; a caller going on withdraws them.
 
-A hand-off to a person and a goodbye (the call ends) cannot be taken back once carried
-out, yet they are decided the moment a turn ends, and a turn can end inside a caller's
-request: "My tooth broke." is read as an emergency and handed off while the caller goes on
-"... last year, and the crown feels loose now, can I get it checked?". Two processors keep
-such a decision open while the caller may still be talking:
+A hand-off to a person, a goodbye (the call ends) and a write-back to the caller's CRM
+record (an appointment moved or cancelled) cannot be taken back once carried out, yet they
+are decided the moment a turn ends, and a turn can end inside a caller's request: "My tooth
+broke." is read as an emergency and handed off while the caller goes on "... last year, and
+the crown feels loose now, can I get it checked?"; "Yes." to "Shall I cancel it?" is
+written back while the caller goes on "... no, wait, can I move it instead?". Two
+processors keep such a decision open while the caller may still be talking:
 
 - :class:`ActionHold` (between the escalation and the transfer processors) holds the frame
   that carries the action out (the hand-off's ``EscalationFrame``, the goodbye's
-  ``EndWorkerFrame``) until the bot's line announcing it has been heard to its end, not
-  cut by the caller. Processors upstream learn of it from an
+  ``EndWorkerFrame``, the dialogue's ``WriteBackFrame``) until the bot's line announcing it
+  has been heard to its end, not cut by the caller. Processors upstream learn of it from an
   :class:`~processors.frames.ActionHeldFrame` and an
   :class:`~processors.frames.ActionReleasedFrame`. A backchannel over the line ("mhm", a
   bare "okay": the backchannel filter drops the turn and resumes the line) leaves the
@@ -23,8 +25,9 @@ such a decision open while the caller may still be talking:
   has the NLU router and the dialogue decide both parts as one turn; otherwise (a new
   request: "no wait, actually ...") the turn is decided on its own, as any barge-in.
 
-Which frames are irreversible actions is told by small :class:`IrreversibleAction`
-strategies (:class:`HandOff`, :class:`Goodbye`). Log lines carry no caller words.
+Which frames are irreversible actions, and how each is carried out, is told by small
+:class:`~processors.irreversible_actions.IrreversibleAction` strategies (a hand-off, a
+goodbye, a write-back). Log lines carry no caller words.
 """
 
 from __future__ import annotations
@@ -38,7 +41,6 @@ from loguru import logger
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
-    EndWorkerFrame,
     Frame,
     InterruptionFrame,
     LLMContextFrame,
@@ -55,18 +57,15 @@ from processors.barge_in import (
     join_last_two_user_turns,
     normalize_words,
 )
-from processors.escalation import TURN_TRIGGERS
 from processors.frames import (
     ActionHeldFrame,
     ActionReleasedFrame,
     ActionWithdrawnFrame,
-    BotReplyFrame,
-    EscalationFrame,
     NLUResultFrame,
-    TransferResultFrame,
     TurnJoinedFrame,
 )
-from processors.transfer import LINE_TIMEOUT_S, RESUME_GRACE_S
+from processors.irreversible_actions import Goodbye, HandOff, IrreversibleAction, WriteBack
+from processors.transfer import LINE_TIMEOUT_S
 from processors.turn_words import FILLERS
 from processors.user_turn import user_text
 
@@ -87,65 +86,6 @@ LEAD_INS = FILLERS | frozenset({"so", "well"})
 """Said before a correction without changing it ("Oh, wait.", "So, actually ...")."""
 
 
-# Which frames carry an irreversible action out
-
-
-class IrreversibleAction:
-    """A kind of action that cannot be taken back: which frame carries it out."""
-
-    name = ""
-    grace_s = 0.0
-    """After the bot stops, how long it must stay silent for the line to count as heard."""
-
-    def carries_out(self, frame: Frame) -> bool:
-        """Whether ``frame`` carries the action out (shown every downstream frame, in order)."""
-        raise NotImplementedError
-
-    def release(self, frame: Frame) -> None:
-        """Mark the held frame as it goes on, its announcing line heard."""
-
-
-class HandOff(IrreversibleAction):
-    """A transfer to a person decided on a caller's turn (not a drain, not a time limit)."""
-
-    name = "hand_off"
-    grace_s = 0.0
-    """No wait: the transfer starts hold music at once, then checks the line does not go on."""
-
-    def carries_out(self, frame: Frame) -> bool:
-        """An escalation on a turn's trigger (not a transfer's result)."""
-        return (
-            isinstance(frame, EscalationFrame)
-            and not isinstance(frame, TransferResultFrame)
-            and frame.trigger in TURN_TRIGGERS
-        )
-
-    def release(self, frame: Frame) -> None:
-        """The transfer need not wait for the line again."""
-        if isinstance(frame, EscalationFrame):
-            frame.line_heard = True
-
-
-class Goodbye(IrreversibleAction):
-    """The end of the call after the dialogue's goodbye (not an idle or a drain hang-up)."""
-
-    name = "end_call"
-
-    def __init__(self, *, grace_s: float = RESUME_GRACE_S) -> None:
-        """Watch for the dialogue's goodbye reply (``grace_s``: a pause inside the line)."""
-        self.grace_s = grace_s
-        self._announced = False
-
-    def carries_out(self, frame: Frame) -> bool:
-        """The ``EndWorkerFrame`` that follows a reply ending the call."""
-        if isinstance(frame, BotReplyFrame):
-            self._announced = frame.ends_call
-        elif isinstance(frame, EndWorkerFrame) and self._announced:
-            self._announced = False
-            return True
-        return False
-
-
 class ActionHold(FrameProcessor):
     """Between the escalation and the transfer: an irreversible action waits for its line."""
 
@@ -159,12 +99,13 @@ class ActionHold(FrameProcessor):
         """Hold one call's irreversible actions.
 
         Args:
-            actions: The kinds of action held (default: a hand-off and a goodbye).
+            actions: The kinds of action held (default: a hand-off, a goodbye and a
+                write-back).
             line_timeout_s: Longest hold: the action goes on after it whatever happened.
             **kwargs: Passed to ``FrameProcessor``.
         """
         super().__init__(**kwargs)
-        self._actions = actions if actions is not None else (HandOff(), Goodbye())
+        self._actions = actions if actions is not None else (HandOff(), Goodbye(), WriteBack())
         self._timeout_s = line_timeout_s
         self._held: list[tuple[IrreversibleAction, Frame]] = []
         self._speaking = False
@@ -243,7 +184,7 @@ class ActionHold(FrameProcessor):
             logger.debug(f"{action.name}: its line was heard, carried out")
             action.release(frame)
             await self.push_frame(ActionReleasedFrame(action=action.name), FrameDirection.UPSTREAM)
-            await self.push_frame(frame)
+            await self.push_frame(*action.carried(frame))
 
     async def _withdraw(self) -> None:
         held, self._held = self._held, []
@@ -346,7 +287,9 @@ WITHDRAWN_BY_ANY_WORDS = frozenset({Goodbye.name})
 A hand-off is withdrawn only when the caller goes on with the turn it was decided on, or
 opens with a correction ("No wait, actually ..."): a caller who says "Please hurry." over
 an emergency's hand-off line must still reach a person. Ending the call on a caller who is
-talking is worse than answering one more turn, so a goodbye is withdrawn by any words.
+talking is worse than answering one more turn, so a goodbye is withdrawn by any words. A
+write-back is withdrawn as a hand-off is: "Thanks." over "Your appointment is cancelled."
+must not leave it standing.
 """
 
 
@@ -415,7 +358,7 @@ class ActionWithdrawal(FrameProcessor):
         ):
             # "Please hurry." over "I'm putting you through to someone now.": the hand-off
             # goes on (an emergency must still reach a person); the turn is decided as usual
-            logger.info("caller spoke over a held hand-off's line, neither going on nor correcting")
+            logger.info("caller spoke over a held action's line, neither going on nor correcting")
             return
         self._held.clear()
         self.withdrawn += 1

@@ -40,6 +40,7 @@ from processors.frames import (
     GreetingFrame,
     NLUResultFrame,
     TurnJoinedFrame,
+    WriteBackFrame,
 )
 from processors.outbound_script import OutboundScript
 
@@ -293,7 +294,9 @@ class DialogueProcessor(FrameProcessor):
     conversation context). The turn's ``LLMContextFrame`` that follows it is
     forwarded to the LLM only when the policy handed the turn over; otherwise
     it is consumed. An ``end_call`` intent ends the call once its reply has
-    been spoken.
+    been spoken. A CRM write-back the reply announces follows its line as a
+    ``WriteBackFrame``: the action hold downstream writes it back once the line
+    has been heard (a caller going on over it withdraws it).
     """
 
     def __init__(self, policy: DialoguePolicy, **kwargs: Any):
@@ -335,8 +338,6 @@ class DialogueProcessor(FrameProcessor):
             return
         ends_call = reply.action is IntentAction.END_CALL
         hands_off = reply.action is IntentAction.TRANSFER
-        if reply.crm_update is not None:
-            await self.push_frame(reply.crm_update, FrameDirection.UPSTREAM)
         for record in self._policy.records(reply):
             await self.push_frame(record)
         await self.push_frame(
@@ -346,6 +347,9 @@ class DialogueProcessor(FrameProcessor):
         )
         if reply.text:
             await self.push_frame(TTSSpeakFrame(reply.text, append_to_context=True))
+        if reply.crm_update is not None:
+            # after its line: the action hold writes it back once the line is heard
+            await self.push_frame(WriteBackFrame(update=reply.crm_update))
         if ends_call:
             logger.info(f"{self}: ending the call at the caller's request")
             await self.push_frame(EndWorkerFrame(reason="caller said goodbye"))

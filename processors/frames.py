@@ -130,12 +130,12 @@ class TurnJoinedFrame(DataFrame):
 class ActionHeldFrame(SystemFrame):
     """An irreversible action waits for the bot's line announcing it (pushed upstream).
 
-    The action hold keeps a hand-off or a goodbye decided on a turn until its line has been
-    heard; the caller going on over that line withdraws it
+    The action hold keeps a hand-off, a goodbye or a CRM write-back decided on a turn until
+    its line has been heard; the caller going on over that line withdraws it
     (:class:`~processors.action_hold.ActionWithdrawal`).
 
     Parameters:
-        action: What is held: ``hand_off`` or ``end_call``.
+        action: What is held: ``hand_off``, ``end_call`` or ``write_back``.
     """
 
     action: str = ""
@@ -146,7 +146,7 @@ class ActionReleasedFrame(SystemFrame):
     """The held action was carried out: its line was heard (pushed upstream).
 
     Parameters:
-        action: What was released: ``hand_off`` or ``end_call``.
+        action: What was released: ``hand_off``, ``end_call`` or ``write_back``.
     """
 
     action: str = ""
@@ -226,6 +226,21 @@ class CrmUpdateFrame(SystemFrame):
     action: CrmAction = CrmAction.REQUEST_CALLBACK
     customer_id: str = ""
     params: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class WriteBackFrame(DataFrame):
+    """The dialogue's CRM write-back on its way to the action hold (pushed after its line).
+
+    Moving or cancelling an appointment cannot be taken back once written, so it waits like
+    a hand-off: the action hold sends ``update`` upstream to the CRM processor once the line
+    announcing it has been heard, and drops it when the caller goes on over that line.
+
+    Parameters:
+        update: The write-back.
+    """
+
+    update: CrmUpdateFrame = field(default_factory=CrmUpdateFrame)
 
 
 @dataclass

@@ -3,7 +3,17 @@
 from collections.abc import Iterable
 from typing import TypeVar
 
-from pipecat.frames.frames import AudioRawFrame, Frame, TranscriptionFrame, TTSSpeakFrame
+from pipecat.frames.frames import (
+    AudioRawFrame,
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    Frame,
+    InterruptionFrame,
+    TranscriptionFrame,
+    TTSSpeakFrame,
+    UserStartedSpeakingFrame,
+)
+from pipecat.tests.utils import SleepFrame
 
 SILENCE_20MS = b"\x00\x00" * 160
 """20 ms of 8 kHz silence."""
@@ -24,3 +34,27 @@ def transcript(text: str = "hello") -> TranscriptionFrame:
 def spoken(frames: Iterable[Frame]) -> list[str]:
     """The texts the bot was told to say, in order."""
     return [f.text for f in frames if isinstance(f, TTSSpeakFrame)]
+
+
+def line_heard() -> list[Frame]:
+    """The bot speaks its queued line to the end; nobody speaks over it."""
+    return [
+        SleepFrame(0.1),
+        BotStartedSpeakingFrame(),
+        SleepFrame(0.05),
+        BotStoppedSpeakingFrame(),
+        SleepFrame(0.3),
+    ]
+
+
+def line_cut_by_the_caller() -> list[Frame]:
+    """The bot starts its line; the caller speaks over it at once."""
+    return [
+        SleepFrame(0.1),
+        BotStartedSpeakingFrame(),
+        SleepFrame(0.05),
+        UserStartedSpeakingFrame(),
+        InterruptionFrame(),
+        BotStoppedSpeakingFrame(),
+        SleepFrame(0.1),
+    ]

@@ -5,14 +5,10 @@ from typing import Any
 
 import pytest
 from pipecat.frames.frames import (
-    BotStartedSpeakingFrame,
-    BotStoppedSpeakingFrame,
     EndWorkerFrame,
     Frame,
-    InterruptionFrame,
     LLMContextFrame,
     TTSSpeakFrame,
-    UserStartedSpeakingFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -23,8 +19,6 @@ from processors.action_hold import (
     ActionHold,
     ActionWithdrawal,
     Continuation,
-    Goodbye,
-    HandOff,
     JoinRule,
     JoinWhenGoingOnAtOnce,
     NeverJoin,
@@ -41,12 +35,17 @@ from processors.frames import (
     ActionWithdrawnFrame,
     Band,
     BotReplyFrame,
+    CrmAction,
+    CrmUpdateFrame,
     EscalationFrame,
     NLUResultFrame,
     TurnJoinedFrame,
+    WriteBackFrame,
 )
+from processors.irreversible_actions import Goodbye, HandOff
 from processors.transfer import TransferMethod, TransferOutcome, TransferProcessor
 from processors.user_turn import user_text
+from tests.support.frames import line_cut_by_the_caller, line_heard
 
 GRACE_S = 0.05
 
@@ -124,29 +123,6 @@ def call(agent, join: JoinRule | None = None):
         ]
     )
     return pipeline, nlu, method, hold, withdrawal
-
-
-def line_cut_by_the_caller() -> list[Frame]:
-    """The bot starts its line; the caller speaks over it at once."""
-    return [
-        SleepFrame(0.1),
-        BotStartedSpeakingFrame(),
-        SleepFrame(0.05),
-        UserStartedSpeakingFrame(),
-        InterruptionFrame(),
-        BotStoppedSpeakingFrame(),
-        SleepFrame(0.1),
-    ]
-
-
-def line_heard() -> list[Frame]:
-    return [
-        SleepFrame(0.1),
-        BotStartedSpeakingFrame(),
-        SleepFrame(0.05),
-        BotStoppedSpeakingFrame(),
-        SleepFrame(0.3),
-    ]
 
 
 def of(kind: type[Frame], frames: Sequence[Frame]) -> list[Any]:
@@ -318,6 +294,20 @@ async def test_the_hold_tells_upstream_what_it_holds_and_releases():
     )
     assert [type(f) for f in up] == [ActionHeldFrame, ActionReleasedFrame]
     assert of(EscalationFrame, down)[0].line_heard
+
+
+async def test_a_write_back_goes_upstream_to_the_crm_once_its_line_is_heard():
+    update = CrmUpdateFrame(action=CrmAction.CANCEL_APPOINTMENT, customer_id="cus_1")
+    down, up = await run_test(
+        ActionHold(),
+        frames_to_send=[
+            TTSSpeakFrame("Your appointment is cancelled."),
+            WriteBackFrame(update=update),
+            *line_heard(),
+        ],
+    )
+    assert [type(f) for f in up] == [ActionHeldFrame, ActionReleasedFrame, CrmUpdateFrame]
+    assert up[-1] is update and not of(WriteBackFrame, down)
 
 
 async def test_a_hand_off_the_server_decided_is_not_held():

@@ -11,11 +11,13 @@ from pipecat.tests.utils import SleepFrame, run_test
 
 from bot.agent import load_agent
 from integrations.crm.sqlite_crm import SQLiteCRM
+from processors.action_hold import ActionHold
 from processors.agent_definition import AgentDefinition
 from processors.caller_verification import CallerVerificationProcessor
 from processors.crm_prefetch import CrmPrefetchProcessor
 from processors.dialogue import DialoguePolicy, DialogueProcessor
 from processors.frames import (
+    ActionWithdrawnFrame,
     Band,
     DoNotCallFrame,
     GreetingFrame,
@@ -23,8 +25,9 @@ from processors.frames import (
     OutcomeFrame,
     TurnJoinedFrame,
 )
+from processors.irreversible_actions import Goodbye, WriteBack
 from processors.outbound_script import OutboundScript
-from tests.support.frames import spoken
+from tests.support.frames import line_cut_by_the_caller, line_heard, spoken
 
 REMINDERS = Path(__file__).parents[2] / "bot" / "agents" / "appointment_reminders.yaml"
 MARIA = "+15555550123"  # demo customer cus_1001: PIN 4729, cleaning apt_2001 in three days
@@ -46,7 +49,7 @@ def nlu(intent, band=Band.ACT, conf=0.95, **entities):
 
 
 def call(agent: AgentDefinition, crm: SQLiteCRM | None = None) -> Pipeline:
-    """The processors of an outbound call from the CRM prefetch to the dialogue."""
+    """The processors of an outbound call from the CRM prefetch to the write-backs' hold."""
     assert agent.outbound is not None
     script = OutboundScript(agent.outbound, VARIABLES)
     return Pipeline(
@@ -54,6 +57,7 @@ def call(agent: AgentDefinition, crm: SQLiteCRM | None = None) -> Pipeline:
             CrmPrefetchProcessor(crm, MARIA if crm else None, call_id="t1"),
             CallerVerificationProcessor(agent.verification, call_id="t1"),
             DialogueProcessor(DialoguePolicy(agent, script=script)),
+            ActionHold((WriteBack(), Goodbye(grace_s=0.05))),
         ]
     )
 
@@ -86,7 +90,7 @@ async def test_an_opening_missing_a_variable_falls_back_to_the_greeting(reminder
 async def test_yes_to_the_opening_confirms_writes_back_and_ends(reminders, crm):
     down, _ = await run_test(
         call(reminders, crm),
-        frames_to_send=[SleepFrame(0.2), GreetingFrame(), nlu("affirm"), SleepFrame(0.2)],
+        frames_to_send=[SleepFrame(0.2), GreetingFrame(), nlu("affirm"), *line_heard()],
     )
     said = spoken(down)
     assert said[1].startswith("Great, Maria, you're all confirmed for Friday at 10 AM")
@@ -96,6 +100,34 @@ async def test_yes_to_the_opening_confirms_writes_back_and_ends(reminders, crm):
     assert status(crm) == "confirmed"
     record = await crm.lookup(MARIA)
     assert record is not None and record.next_appointment() is not None  # still upcoming
+
+
+async def test_the_write_back_waits_for_its_line(reminders, crm):
+    await run_test(
+        call(reminders, crm),
+        frames_to_send=[SleepFrame(0.2), GreetingFrame(), nlu("affirm"), SleepFrame(0.3)],
+    )
+    await asyncio.sleep(0.1)
+    assert status(crm) == "booked"  # the line was never heard: nothing written yet
+
+
+async def test_a_yes_the_callee_went_on_from_is_not_written_back(reminders, crm):
+    # "Yes, | well no, actually, can I move it?": the confirmation's line was cut and the
+    # callee's turn withdrew it
+    down, _ = await run_test(
+        call(reminders, crm),
+        frames_to_send=[
+            SleepFrame(0.2),
+            GreetingFrame(),
+            nlu("affirm"),
+            *line_cut_by_the_caller(),
+            ActionWithdrawnFrame(),
+            *line_heard(),
+        ],
+    )
+    assert outcomes(down) == [("confirmed", "confirm_appointment")]  # what was decided
+    await asyncio.sleep(0.1)
+    assert status(crm) == "booked"  # but never written
 
 
 async def test_no_to_the_opening_offers_to_move_or_cancel(reminders):
@@ -144,7 +176,7 @@ async def test_cancel_is_verified_then_recorded_and_written_back(reminders, crm)
             GreetingFrame(),
             nlu("cancel_appointment"),
             nlu("dtmf_entry", digits="4729#"),
-            SleepFrame(0.2),
+            *line_heard(),
         ],
     )
     said = spoken(down)
@@ -169,7 +201,9 @@ async def test_reschedule_asks_for_verification_first(reminders, crm):
 
 
 async def test_opt_out_asks_for_do_not_call_says_goodbye_and_ends(reminders):
-    down, _ = await run_test(call(reminders), frames_to_send=[GreetingFrame(), nlu("opt_out")])
+    down, _ = await run_test(
+        call(reminders), frames_to_send=[GreetingFrame(), nlu("opt_out"), *line_heard()]
+    )
     dnc = [f for f in down if isinstance(f, DoNotCallFrame)]
     assert [f.reason for f in dnc] == ["spoken"]
     assert outcomes(down) == [("opted-out", "opt_out")]
@@ -180,7 +214,9 @@ async def test_opt_out_asks_for_do_not_call_says_goodbye_and_ends(reminders):
 
 
 async def test_wrong_person_apologises_and_ends_without_an_outcome(reminders):
-    down, _ = await run_test(call(reminders), frames_to_send=[GreetingFrame(), nlu("wrong_person")])
+    down, _ = await run_test(
+        call(reminders), frames_to_send=[GreetingFrame(), nlu("wrong_person"), *line_heard()]
+    )
     assert "sorry" in spoken(down)[-1].lower()
     assert outcomes(down) == []
     assert isinstance(down[-1], EndWorkerFrame)
@@ -209,9 +245,10 @@ async def test_a_crm_that_cannot_confirm_is_logged_not_fatal(reminders, tmp_path
                         script=OutboundScript(reminders.outbound, VARIABLES),  # type: ignore[arg-type]
                     )
                 ),
+                ActionHold((WriteBack(), Goodbye(grace_s=0.05))),
             ]
         ),
-        frames_to_send=[SleepFrame(0.2), nlu("confirm_appointment"), SleepFrame(0.2)],
+        frames_to_send=[SleepFrame(0.2), nlu("confirm_appointment"), *line_heard()],
     )
     assert outcomes(down) == [("confirmed", "confirm_appointment")]
     assert isinstance(down[-1], EndWorkerFrame)

@@ -1,0 +1,90 @@
+"""Which frames carry out an action that cannot be taken back, and how each is carried out.
+
+Small strategies for the action hold (:class:`~processors.action_hold.ActionHold`): a
+hand-off to a person, a goodbye (the call ends) and a write-back to the caller's CRM record.
+"""
+
+from __future__ import annotations
+
+from pipecat.frames.frames import EndWorkerFrame, Frame
+from pipecat.processors.frame_processor import FrameDirection
+
+from processors.escalation import TURN_TRIGGERS
+from processors.frames import BotReplyFrame, EscalationFrame, TransferResultFrame, WriteBackFrame
+from processors.transfer import RESUME_GRACE_S
+
+
+class IrreversibleAction:
+    """A kind of action that cannot be taken back: which frame carries it out."""
+
+    name = ""
+    grace_s = 0.0
+    """After the bot stops, how long it must stay silent for the line to count as heard."""
+
+    def carries_out(self, frame: Frame) -> bool:
+        """Whether ``frame`` carries the action out (shown every downstream frame, in order)."""
+        raise NotImplementedError
+
+    def release(self, frame: Frame) -> None:
+        """Mark the held frame as it goes on, its announcing line heard."""
+
+    def carried(self, frame: Frame) -> tuple[Frame, FrameDirection]:
+        """The frame that carries the released action out, and which way it goes."""
+        return frame, FrameDirection.DOWNSTREAM
+
+
+class HandOff(IrreversibleAction):
+    """A transfer to a person decided on a caller's turn (not a drain, not a time limit)."""
+
+    name = "hand_off"
+    grace_s = 0.0
+    """No wait: the transfer starts hold music at once, then checks the line does not go on."""
+
+    def carries_out(self, frame: Frame) -> bool:
+        """An escalation on a turn's trigger (not a transfer's result)."""
+        return (
+            isinstance(frame, EscalationFrame)
+            and not isinstance(frame, TransferResultFrame)
+            and frame.trigger in TURN_TRIGGERS
+        )
+
+    def release(self, frame: Frame) -> None:
+        """The transfer need not wait for the line again."""
+        if isinstance(frame, EscalationFrame):
+            frame.line_heard = True
+
+
+class Goodbye(IrreversibleAction):
+    """The end of the call after the dialogue's goodbye (not an idle or a drain hang-up)."""
+
+    name = "end_call"
+
+    def __init__(self, *, grace_s: float = RESUME_GRACE_S) -> None:
+        """Watch for the dialogue's goodbye reply (``grace_s``: a pause inside the line)."""
+        self.grace_s = grace_s
+        self._announced = False
+
+    def carries_out(self, frame: Frame) -> bool:
+        """The ``EndWorkerFrame`` that follows a reply ending the call."""
+        if isinstance(frame, BotReplyFrame):
+            self._announced = frame.ends_call
+        elif isinstance(frame, EndWorkerFrame) and self._announced:
+            self._announced = False
+            return True
+        return False
+
+
+class WriteBack(IrreversibleAction):
+    """A write-back to the caller's CRM record that the dialogue's reply announces."""
+
+    name = "write_back"
+
+    def carries_out(self, frame: Frame) -> bool:
+        """The dialogue's ``WriteBackFrame`` (it follows the reply's line)."""
+        return isinstance(frame, WriteBackFrame)
+
+    def carried(self, frame: Frame) -> tuple[Frame, FrameDirection]:
+        """The update, upstream to the CRM processor."""
+        if isinstance(frame, WriteBackFrame):
+            return frame.update, FrameDirection.UPSTREAM
+        return frame, FrameDirection.DOWNSTREAM
