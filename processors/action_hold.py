@@ -10,9 +10,9 @@ processors keep such a decision open while the caller may still be talking:
 
 - :class:`ActionHold` (between the escalation and the transfer processors) holds the frame
   that carries the action out (the hand-off's ``EscalationFrame``, the goodbye's
-  ``EndWorkerFrame``, the dialogue's ``WriteBackFrame``) until the bot's line announcing it
-  has been heard to its end, not cut by the caller. Processors upstream learn of it from an
-  :class:`~processors.frames.ActionHeldFrame` and an
+  ``EndWorkerFrame``, the dialogue's ``WriteBackFrame``, which the CRM processor waits on)
+  until the bot's line announcing it has been heard to its end, not cut by the caller.
+  Processors upstream learn of it from an :class:`~processors.frames.ActionHeldFrame` and an
   :class:`~processors.frames.ActionReleasedFrame`. A backchannel over the line ("mhm", a
   bare "okay": the backchannel filter drops the turn and resumes the line) leaves the
   action to go on.
@@ -184,7 +184,9 @@ class ActionHold(FrameProcessor):
             logger.debug(f"{action.name}: its line was heard, carried out")
             action.release(frame)
             await self.push_frame(ActionReleasedFrame(action=action.name), FrameDirection.UPSTREAM)
-            await self.push_frame(*action.carried(frame))
+            carried = action.carried(frame)
+            if carried is not None:
+                await self.push_frame(carried)
 
     async def _withdraw(self) -> None:
         held, self._held = self._held, []

@@ -14,8 +14,12 @@ per call and carried on the frame.
 
 The same processor performs the CRM write-backs the dialogue asks for
 (:class:`~processors.frames.CrmUpdateFrame`, pushed upstream) and logs the call's outcome
-to the customer's record when the call ends. Log lines carry the call id, the customer id
-and timings only.
+to the customer's record when the call ends. A write-back the dialogue's line announces
+(``after_line``) waits for that line to be heard (the action hold's
+:class:`~processors.frames.ActionReleasedFrame`); the caller going on over the line
+withdraws it (:class:`~processors.frames.ActionWithdrawnFrame`); a call that ends first
+(the caller hung up during the line) still has it written. Log lines carry the call id,
+the customer id and timings only.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from pipecat.processors.frameworks.rtvi import RTVIClientMessageFrame
 from integrations.crm.base import CRM, CallerRecord, CallOutcome, CRMError
 from processors.caller_context import context_note
 from processors.frames import (
+    WRITE_BACK,
+    ActionReleasedFrame,
+    ActionWithdrawnFrame,
     CallerIdentityFrame,
     CallerRecordFrame,
     CrmAction,
@@ -100,6 +107,8 @@ class CrmPrefetchProcessor(FrameProcessor):
         self._transfer: TransferResultFrame | None = None
         self._call_started = datetime.now()
         self._outcome_logged = False
+        self._after_line: list[CrmUpdateFrame] = []
+        """Write-backs waiting for the line that announces them."""
         self.latency_ms: float | None = None
         """Call start to the CRM's answer (None until it answers)."""
 
@@ -146,13 +155,22 @@ class CrmPrefetchProcessor(FrameProcessor):
                 self._begin(caller.strip()[:256])
             return
         if isinstance(frame, CrmUpdateFrame) and direction is FrameDirection.UPSTREAM:
-            self._spawn(self._update(frame))
+            if frame.after_line:
+                self._after_line.append(frame)
+            else:
+                self._spawn(self._update(frame))
             return
         if isinstance(frame, NLUResultFrame) and frame.intent not in _SKIP_INTENTS:
             self._intents.append(frame.intent)
         elif isinstance(frame, TransferResultFrame) and direction is FrameDirection.UPSTREAM:
             self._transfer = frame
+        elif isinstance(frame, ActionReleasedFrame) and frame.action == WRITE_BACK:
+            self._write_waiting()
+        elif isinstance(frame, ActionWithdrawnFrame) and self._after_line:
+            logger.info(f"CRM write-back withdrawn ({len(self._after_line)}): the caller went on")
+            self._after_line.clear()
         elif isinstance(frame, EndFrame | CancelFrame):
+            self._write_waiting()  # the caller hung up during the line: it was decided
             self._log_outcome(frame)
         elif isinstance(frame, CallerRecordFrame) and frame.update and frame.record is not None:
             self._record = frame.record
@@ -230,6 +248,11 @@ class CrmPrefetchProcessor(FrameProcessor):
         await self.push_frame(greeting)
 
     # Write-backs
+
+    def _write_waiting(self) -> None:
+        waiting, self._after_line = self._after_line, []
+        for update in waiting:
+            self._spawn(self._update(update))
 
     async def _update(self, frame: CrmUpdateFrame) -> None:
         if self._crm is None or not frame.customer_id:

@@ -263,7 +263,10 @@ class DialoguePolicy:
                 return None
             params["starts_at"] = str(value)
         return CrmUpdateFrame(
-            action=CrmAction(intent.crm_update), customer_id=self._caller.customer_id, params=params
+            action=CrmAction(intent.crm_update),
+            customer_id=self._caller.customer_id,
+            params=params,
+            after_line=True,
         )
 
     def _repair(self, prompt: str | None = None, *, turn: NLUResultFrame | None = None) -> Reply:
@@ -294,9 +297,10 @@ class DialogueProcessor(FrameProcessor):
     conversation context). The turn's ``LLMContextFrame`` that follows it is
     forwarded to the LLM only when the policy handed the turn over; otherwise
     it is consumed. An ``end_call`` intent ends the call once its reply has
-    been spoken. A CRM write-back the reply announces follows its line as a
-    ``WriteBackFrame``: the action hold downstream writes it back once the line
-    has been heard (a caller going on over it withdraws it).
+    been spoken. A CRM write-back the reply announces goes up to the CRM
+    processor at once and waits there: a ``WriteBackFrame`` after the line
+    has the action hold tell it when the line has been heard (a caller going
+    on over the line withdraws it).
     """
 
     def __init__(self, policy: DialoguePolicy, **kwargs: Any):
@@ -338,6 +342,9 @@ class DialogueProcessor(FrameProcessor):
             return
         ends_call = reply.action is IntentAction.END_CALL
         hands_off = reply.action is IntentAction.TRANSFER
+        if reply.crm_update is not None:
+            # kept by the CRM processor until the action hold says its line was heard
+            await self.push_frame(reply.crm_update, FrameDirection.UPSTREAM)
         for record in self._policy.records(reply):
             await self.push_frame(record)
         await self.push_frame(
@@ -348,8 +355,7 @@ class DialogueProcessor(FrameProcessor):
         if reply.text:
             await self.push_frame(TTSSpeakFrame(reply.text, append_to_context=True))
         if reply.crm_update is not None:
-            # after its line: the action hold writes it back once the line is heard
-            await self.push_frame(WriteBackFrame(update=reply.crm_update))
+            await self.push_frame(WriteBackFrame())  # the line above announces it
         if ends_call:
             logger.info(f"{self}: ending the call at the caller's request")
             await self.push_frame(EndWorkerFrame(reason="caller said goodbye"))

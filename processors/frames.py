@@ -221,26 +221,31 @@ class CrmUpdateFrame(SystemFrame):
         action: What to change.
         customer_id: Whose record.
         params: Action arguments (``appointment_id``, ``starts_at`` ISO text, ``note``).
+        after_line: Written once the bot's line announcing it has been heard (the action
+            hold releases :data:`WRITE_BACK`), dropped when the caller goes on over that
+            line (an :class:`ActionWithdrawnFrame`), written if the call ends first: the
+            dialogue's write-backs. False: written at once.
     """
 
     action: CrmAction = CrmAction.REQUEST_CALLBACK
     customer_id: str = ""
     params: dict[str, Any] = field(default_factory=dict, repr=False)
+    after_line: bool = False
+
+
+WRITE_BACK = "write_back"
+"""The held action (:class:`ActionHeldFrame` and the rest) of a dialogue's CRM write-back."""
 
 
 @dataclass
 class WriteBackFrame(DataFrame):
-    """The dialogue's CRM write-back on its way to the action hold (pushed after its line).
+    """The line just queued announces a CRM write-back (the dialogue pushes it after the line).
 
     Moving or cancelling an appointment cannot be taken back once written, so it waits like
-    a hand-off: the action hold sends ``update`` upstream to the CRM processor once the line
-    announcing it has been heard, and drops it when the caller goes on over that line.
-
-    Parameters:
-        update: The write-back.
+    a hand-off: the action hold holds this frame until the line has been heard, then tells
+    the CRM processor (an :class:`ActionReleasedFrame` for :data:`WRITE_BACK`), which writes
+    the :class:`CrmUpdateFrame` it was given with ``after_line`` set.
     """
-
-    update: CrmUpdateFrame = field(default_factory=CrmUpdateFrame)
 
 
 @dataclass

@@ -7,10 +7,15 @@ hand-off to a person, a goodbye (the call ends) and a write-back to the caller's
 from __future__ import annotations
 
 from pipecat.frames.frames import EndWorkerFrame, Frame
-from pipecat.processors.frame_processor import FrameDirection
 
 from processors.escalation import TURN_TRIGGERS
-from processors.frames import BotReplyFrame, EscalationFrame, TransferResultFrame, WriteBackFrame
+from processors.frames import (
+    WRITE_BACK,
+    BotReplyFrame,
+    EscalationFrame,
+    TransferResultFrame,
+    WriteBackFrame,
+)
 from processors.transfer import RESUME_GRACE_S
 
 
@@ -28,9 +33,9 @@ class IrreversibleAction:
     def release(self, frame: Frame) -> None:
         """Mark the held frame as it goes on, its announcing line heard."""
 
-    def carried(self, frame: Frame) -> tuple[Frame, FrameDirection]:
-        """The frame that carries the released action out, and which way it goes."""
-        return frame, FrameDirection.DOWNSTREAM
+    def carried(self, frame: Frame) -> Frame | None:
+        """The frame pushed on (downstream) to carry the released action out, if any."""
+        return frame
 
 
 class HandOff(IrreversibleAction):
@@ -75,16 +80,18 @@ class Goodbye(IrreversibleAction):
 
 
 class WriteBack(IrreversibleAction):
-    """A write-back to the caller's CRM record that the dialogue's reply announces."""
+    """A write-back to the caller's CRM record that the dialogue's reply announces.
 
-    name = "write_back"
+    The CRM processor keeps the write-back (a ``CrmUpdateFrame`` with ``after_line``) until
+    the hold's :class:`~processors.frames.ActionReleasedFrame` says its line was heard.
+    """
+
+    name = WRITE_BACK
 
     def carries_out(self, frame: Frame) -> bool:
         """The dialogue's ``WriteBackFrame`` (it follows the reply's line)."""
         return isinstance(frame, WriteBackFrame)
 
-    def carried(self, frame: Frame) -> tuple[Frame, FrameDirection]:
-        """The update, upstream to the CRM processor."""
-        if isinstance(frame, WriteBackFrame):
-            return frame.update, FrameDirection.UPSTREAM
-        return frame, FrameDirection.DOWNSTREAM
+    def carried(self, frame: Frame) -> Frame | None:
+        """Nothing goes on: the release itself tells the CRM processor."""
+        return None

@@ -10,9 +10,11 @@ from pipecat.processors.frameworks.rtvi import RTVIClientMessageFrame
 from pipecat.tests.utils import SleepFrame, run_test
 
 from integrations.crm.base import Appointment, CallerRecord
+from processors.action_hold import ActionHold
 from processors.crm_prefetch import CrmPrefetchProcessor
 from processors.dialogue import DialoguePolicy, DialogueProcessor
 from processors.frames import (
+    ActionWithdrawnFrame,
     Band,
     CallerRecordFrame,
     CrmAction,
@@ -23,7 +25,7 @@ from processors.frames import (
     TransferResultFrame,
 )
 from tests.fakes.crm import FakeCRM
-from tests.support.frames import spoken
+from tests.support.frames import line_heard, spoken
 
 MARIA = CallerRecord(
     customer_id="cus_1",
@@ -142,3 +144,39 @@ async def test_write_backs_and_outcome_log():
     assert ("move", "cus_1", "apt_1", "2031-01-02T15:00:00") in crm.writes
     assert ("action", "cus_1", "callback") in crm.writes
     assert ("log_call", "cus_1", "transferred") in crm.writes
+
+
+async def test_a_cancel_the_caller_went_on_from_is_never_written(agent):
+    # "Cancel it." | "... no wait, can I move it instead?" over "Your appointment is cancelled."
+    crm = FakeCRM(MARIA)
+    _, pipeline = call(agent, crm)
+    cancel = NLUResultFrame(
+        text="cancel my appointment", intent="cancel_appointment", confidence=0.97, band=Band.ACT
+    )
+    down, _ = await run_test(
+        pipeline,
+        frames_to_send=[
+            SleepFrame(0.1),
+            cancel,
+            SleepFrame(0.1),  # the line starts; the caller goes on over it
+            ActionWithdrawnFrame(),
+            SleepFrame(0.1),
+        ],
+    )
+    assert any("cancel" in line.lower() for line in spoken(down))  # the line was said
+    await asyncio.sleep(0.05)
+    assert not [w for w in crm.writes if w[0] == "cancel"]
+    assert ("log_call", "cus_1", "completed") in crm.writes
+
+
+async def test_a_cancel_whose_line_was_heard_is_written(agent):
+    crm = FakeCRM(MARIA)
+    prefetch, pipeline = call(agent, crm)
+    cancel = NLUResultFrame(
+        text="cancel my appointment", intent="cancel_appointment", confidence=0.97, band=Band.ACT
+    )
+    await run_test(
+        Pipeline([pipeline, ActionHold()]), frames_to_send=[SleepFrame(0.1), cancel, *line_heard()]
+    )
+    await asyncio.sleep(0.05)
+    assert ("cancel", "cus_1", "apt_1") in crm.writes
