@@ -68,8 +68,13 @@ TRAILING_WORDS = frozenset(
     # a preposition that needs its noun ("What part of | Springfield are you in?"); not "to",
     # "with" or "in", which end whole questions ("Who am I speaking to?")
     | {"of"}
+    # a pronoun run into its verb, which never ends a sentence ("That's | no, thank you.":
+    # the held-out call bench, 6 Dec 2026, acted on "That's" as a yes at 0.97; not "we're",
+    # "I'll", "we'll", "I'd", "she'd", which the recogniser spells as words that can)
+    | {"thats", "its", "im", "youre", "theyre", "theres", "hes", "shes", "whats", "ive"}
+    | {"youve", "weve", "theyve", "youll", "theyll", "itll", "thatll", "youd", "theyd"}
 )
-"""A sentence that ends on one of these is not finished."""
+"""A sentence that ends on one of these is not finished (apostrophes dropped)."""
 MAX_OPENER_WORDS = 5
 
 _PREAMBLE = re.compile(

@@ -187,6 +187,19 @@ def test_a_sentence_ending_on_a_title_is_not_finished():
     assert not is_statement("Where's the building exactly")
 
 
+@pytest.mark.parametrize("text", ["That's", "Um, it's", "I'm.", "Yeah, there's"])
+def test_a_sentence_ending_on_a_pronoun_and_its_verb_is_not_finished(text):
+    # "Uh, | no thank you" heard as "That's" | "No thank you": not a yes to act on
+    assert reads_as_preamble(text)
+    assert policy(question=True).text_pause(text) >= policy().context_pause_s
+    assert policy(question=True).is_fragment(text)
+
+
+@pytest.mark.parametrize("text", ["That's it.", "I think we're good.", "That's all."])
+def test_a_sentence_ending_after_the_pronoun_and_verb_is(text):
+    assert not reads_as_preamble(text)
+
+
 def test_a_bare_yes_after_a_yes_no_question_waits_the_answer_pause():
     # "Yes, | I'll be there.": the callee may be pausing at the comma
     assert policy(question=True).text_pause("Um, yeah.") == HearAnswerOut().pause_s
