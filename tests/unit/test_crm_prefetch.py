@@ -146,18 +146,21 @@ async def test_write_backs_and_outcome_log():
     assert ("log_call", "cus_1", "transferred") in crm.writes
 
 
+def cancel() -> NLUResultFrame:
+    return NLUResultFrame(
+        text="cancel my appointment", intent="cancel_appointment", confidence=0.97, band=Band.ACT
+    )
+
+
 async def test_a_cancel_the_caller_went_on_from_is_never_written(agent):
     # "Cancel it." | "... no wait, can I move it instead?" over "Your appointment is cancelled."
     crm = FakeCRM(MARIA)
     _, pipeline = call(agent, crm)
-    cancel = NLUResultFrame(
-        text="cancel my appointment", intent="cancel_appointment", confidence=0.97, band=Band.ACT
-    )
     down, _ = await run_test(
         pipeline,
         frames_to_send=[
             SleepFrame(0.1),
-            cancel,
+            cancel(),
             SleepFrame(0.1),  # the line starts; the caller goes on over it
             ActionWithdrawnFrame(),
             SleepFrame(0.1),
@@ -171,12 +174,10 @@ async def test_a_cancel_the_caller_went_on_from_is_never_written(agent):
 
 async def test_a_cancel_whose_line_was_heard_is_written(agent):
     crm = FakeCRM(MARIA)
-    prefetch, pipeline = call(agent, crm)
-    cancel = NLUResultFrame(
-        text="cancel my appointment", intent="cancel_appointment", confidence=0.97, band=Band.ACT
-    )
+    _, pipeline = call(agent, crm)
     await run_test(
-        Pipeline([pipeline, ActionHold()]), frames_to_send=[SleepFrame(0.1), cancel, *line_heard()]
+        Pipeline([pipeline, ActionHold()]),
+        frames_to_send=[SleepFrame(0.1), cancel(), *line_heard()],
     )
     await asyncio.sleep(0.05)
     assert ("cancel", "cus_1", "apt_1") in crm.writes
