@@ -143,7 +143,7 @@ class ActionHold(FrameProcessor):
             self._cut = False
             self._release_soon()
         elif isinstance(frame, ActionWithdrawnFrame) and self._held:
-            await self._withdraw()
+            await self._withdraw(frame)
         elif await self._hold(frame):
             return
         await self.push_frame(frame, direction)
@@ -188,14 +188,17 @@ class ActionHold(FrameProcessor):
             if carried is not None:
                 await self.push_frame(carried)
 
-    async def _withdraw(self) -> None:
-        held, self._held = self._held, []
+    async def _withdraw(self, withdrawal: ActionWithdrawnFrame) -> None:
+        held = [(a, f) for a, f in self._held if withdrawal.withdraws(a.name)]
+        self._held = [(a, f) for a, f in self._held if not withdrawal.withdraws(a.name)]
         self.withdrawn += len(held)
+        for action, _frame in held:
+            logger.info(f"{action.name} withdrawn: the caller went on over its line")
+        if self._held:
+            return  # the rest goes on once the caller's turn is answered (see process_frame)
         self._cut = False
         await self._cancel_release()
         await self._cancel_timeout()
-        for action, _frame in held:
-            logger.info(f"{action.name} withdrawn: the caller went on over its line")
 
     async def _expire(self) -> None:
         await asyncio.sleep(self._timeout_s)
@@ -355,16 +358,19 @@ class ActionWithdrawal(FrameProcessor):
             return
         went_on = self._went_on or Continuation(after_s=float("inf"), heard_s=float("inf"))
         joins = not self._joined and self._join.joins(text, went_on)
-        if not (self._joined or joins or opens_with_correction(text)) and not (
-            self._held & WITHDRAWN_BY_ANY_WORDS
-        ):
+        withdrawn = (
+            set(self._held)
+            if self._joined or joins or opens_with_correction(text)
+            else self._held & WITHDRAWN_BY_ANY_WORDS
+        )
+        if not withdrawn:
             # "Please hurry." over "I'm putting you through to someone now.": the hand-off
             # goes on (an emergency must still reach a person); the turn is decided as usual
             logger.info("caller spoke over a held action's line, neither going on nor correcting")
             return
-        self._held.clear()
+        self._held -= withdrawn
         self.withdrawn += 1
-        await self.push_frame(ActionWithdrawnFrame())
+        await self.push_frame(ActionWithdrawnFrame(actions=frozenset(withdrawn)))
         if not joins:
             logger.info("caller went on over a held action's line: withdrawn")
             return

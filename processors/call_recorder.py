@@ -77,6 +77,8 @@ from processors.call_outcome import CallFacts, OutcomePolicy, RecordSink
 from processors.call_turns import CallTurns
 from processors.escalation import TURN_TRIGGERS
 from processors.frames import (
+    END_CALL,
+    HAND_OFF,
     ActionWithdrawnFrame,
     BotReplyFrame,
     CallerRecordFrame,
@@ -321,15 +323,17 @@ class CallRecorder(BaseObserver):
             transfer_result=result,
         )
 
-    def _on_action_withdrawn(self, _frame: Frame) -> None:
-        if self._ended:
+    def _on_action_withdrawn(self, frame: Frame) -> None:
+        if self._ended or not isinstance(frame, ActionWithdrawnFrame):
             return
-        self._facts.goodbye = False
-        if not self._facts.failed:
-            self._end_reason = None  # the goodbye's: the call did not end on it
+        if frame.withdraws(END_CALL):
+            self._facts.goodbye = False
+            if not self._facts.failed:
+                self._end_reason = None  # the goodbye's: the call did not end on it
         escalation = self._escalation
         if (
-            escalation is not None
+            frame.withdraws(HAND_OFF)
+            and escalation is not None
             and escalation.transfer_result is None
             and escalation.trigger in TURN_TRIGGERS
         ):

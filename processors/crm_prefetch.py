@@ -166,9 +166,10 @@ class CrmPrefetchProcessor(FrameProcessor):
             self._transfer = frame
         elif isinstance(frame, ActionReleasedFrame) and frame.action == WRITE_BACK:
             self._write_waiting()
-        elif isinstance(frame, ActionWithdrawnFrame) and self._after_line:
-            logger.info(f"CRM write-back withdrawn ({len(self._after_line)}): the caller went on")
-            self._after_line.clear()
+        elif isinstance(frame, ActionWithdrawnFrame) and frame.withdraws(WRITE_BACK):
+            if self._after_line:
+                logger.info(f"CRM write-back withdrawn ({len(self._after_line)}): caller went on")
+                self._after_line.clear()
         elif isinstance(frame, EndFrame | CancelFrame):
             self._write_waiting()  # the caller hung up during the line: it was decided
             self._log_outcome(frame)

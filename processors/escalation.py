@@ -56,6 +56,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from integrations.sentiment import SentimentAnalyzer
 from processors.agent_definition import EscalationConfig
 from processors.frames import (
+    HAND_OFF,
     ActionWithdrawnFrame,
     Band,
     BotReplyFrame,
@@ -206,7 +207,8 @@ class EscalationProcessor(FrameProcessor):
         elif isinstance(frame, LLMFullResponseStartFrame | LLMTextFrame | LLMFullResponseEndFrame):
             await self._on_llm(frame)
         elif isinstance(frame, ActionWithdrawnFrame):
-            self._withdraw()
+            if frame.withdraws(HAND_OFF):
+                self._withdraw()
             await self.push_frame(frame, direction)
         else:
             await self.push_frame(frame, direction)

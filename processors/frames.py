@@ -159,7 +159,18 @@ class ActionWithdrawnFrame(DataFrame):
     Pushed just before the caller's turn (and before a
     :class:`TurnJoinedFrame` when the turn is joined to the one the action was decided on).
     The action hold drops the action; the escalation watches the call again.
+
+    Parameters:
+        actions: Which held actions are withdrawn (``hand_off``, ``end_call``,
+            ``write_back``); empty: every one held. "Thank you so much." over "You're all
+            confirmed. Goodbye." withdraws the goodbye, not the confirmation.
     """
+
+    actions: frozenset[str] = frozenset()
+
+    def withdraws(self, action: str) -> bool:
+        """Whether the held ``action`` is among those withdrawn."""
+        return not self.actions or action in self.actions
 
 
 @dataclass
@@ -233,8 +244,12 @@ class CrmUpdateFrame(SystemFrame):
     after_line: bool = False
 
 
+HAND_OFF = "hand_off"
+"""The held action (:class:`ActionHeldFrame` and the rest) of a hand-off decided on a turn."""
+END_CALL = "end_call"
+"""The held action of the call's end after the dialogue's goodbye."""
 WRITE_BACK = "write_back"
-"""The held action (:class:`ActionHeldFrame` and the rest) of a dialogue's CRM write-back."""
+"""The held action of a dialogue's CRM write-back."""
 
 
 @dataclass

@@ -10,6 +10,8 @@ from pipecat.frames.frames import EndWorkerFrame, Frame
 
 from processors.escalation import TURN_TRIGGERS
 from processors.frames import (
+    END_CALL,
+    HAND_OFF,
     WRITE_BACK,
     BotReplyFrame,
     EscalationFrame,
@@ -41,7 +43,7 @@ class IrreversibleAction:
 class HandOff(IrreversibleAction):
     """A transfer to a person decided on a caller's turn (not a drain, not a time limit)."""
 
-    name = "hand_off"
+    name = HAND_OFF
     grace_s = 0.0
     """No wait: the transfer starts hold music at once, then checks the line does not go on."""
 
@@ -62,7 +64,7 @@ class HandOff(IrreversibleAction):
 class Goodbye(IrreversibleAction):
     """The end of the call after the dialogue's goodbye (not an idle or a drain hang-up)."""
 
-    name = "end_call"
+    name = END_CALL
 
     def __init__(self, *, grace_s: float = RESUME_GRACE_S) -> None:
         """Watch for the dialogue's goodbye reply (``grace_s``: a pause inside the line)."""

@@ -29,6 +29,7 @@ from processors.call_recorder import CallRecorder
 from processors.dialogue import DialoguePolicy, DialogueProcessor
 from processors.escalation import EscalationProcessor
 from processors.frames import (
+    END_CALL,
     OUT_OF_SCOPE,
     WRITE_BACK,
     ActionHeldFrame,
@@ -41,7 +42,7 @@ from processors.frames import (
     TurnJoinedFrame,
     WriteBackFrame,
 )
-from processors.irreversible_actions import Goodbye, HandOff
+from processors.irreversible_actions import Goodbye, HandOff, WriteBack
 from processors.transfer import TransferMethod, TransferOutcome, TransferProcessor
 from processors.user_turn import user_text
 from tests.support.frames import line_cut_by_the_caller, line_heard
@@ -398,3 +399,38 @@ async def test_the_record_of_a_withdrawn_goodbye_is_neither_resolved_nor_escalat
     assert record["end_reason"] != "caller said goodbye"
     # the hand-off stored when it was decided is marked withdrawn, not left as if under way
     assert record["escalation"]["transfer_result"] == "withdrawn"
+
+
+async def test_words_that_withdraw_a_goodbye_leave_a_write_back_held_with_it():
+    # "Thank you so much." over "You're all confirmed. Goodbye.": the call goes on, the
+    # confirmation stands
+    withdrawal = ActionWithdrawal(join=NeverJoin())
+    down, _ = await run_test(
+        withdrawal,
+        frames_to_send=[
+            ActionHeldFrame(action=END_CALL),
+            ActionHeldFrame(action=WRITE_BACK),
+            context(("user", "Thank you so much.")),
+        ],
+    )
+    withdrawn = of(ActionWithdrawnFrame, down)
+    assert [w.actions for w in withdrawn] == [frozenset({END_CALL})]
+
+
+async def test_a_hold_withdraws_only_the_actions_named():
+    hold = ActionHold((WriteBack(), Goodbye(grace_s=GRACE_S)))
+    down, up = await run_test(
+        hold,
+        frames_to_send=[
+            BotReplyFrame(text="You're all confirmed. Goodbye.", ends_call=True),
+            TTSSpeakFrame("You're all confirmed. Goodbye."),
+            WriteBackFrame(),
+            EndWorkerFrame(),
+            *line_cut_by_the_caller(),
+            ActionWithdrawnFrame(actions=frozenset({END_CALL})),
+            NLUResultFrame(text="Thank you so much.", intent=OUT_OF_SCOPE, confidence=0.9),
+            *line_heard(),
+        ],
+    )
+    assert not of(EndWorkerFrame, down) and hold.withdrawn == 1
+    assert (ActionReleasedFrame, WRITE_BACK) in [(type(f), getattr(f, "action", "")) for f in up]
