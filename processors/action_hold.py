@@ -189,11 +189,14 @@ class ActionHold(FrameProcessor):
                 await self.push_frame(carried)
 
     async def _withdraw(self, withdrawal: ActionWithdrawnFrame) -> None:
-        held = [(a, f) for a, f in self._held if withdrawal.withdraws(a.name)]
-        self._held = [(a, f) for a, f in self._held if not withdrawal.withdraws(a.name)]
-        self.withdrawn += len(held)
-        for action, _frame in held:
-            logger.info(f"{action.name} withdrawn: the caller went on over its line")
+        kept: list[tuple[IrreversibleAction, Frame]] = []
+        for action, frame in self._held:
+            if withdrawal.withdraws(action.name):
+                self.withdrawn += 1
+                logger.info(f"{action.name} withdrawn: the caller went on over its line")
+            else:
+                kept.append((action, frame))
+        self._held = kept
         if self._held:
             return  # the rest goes on once the caller's turn is answered (see process_frame)
         self._cut = False
