@@ -14,8 +14,10 @@ RUN useradd --create-home --uid 10001 callagent
 WORKDIR /app
 
 COPY . .
-# speech-gpl: Piper TTS and its espeak-ng data are GPL-3 (README "Licences").
-RUN pip install --no-cache-dir -e '.[speech-gpl]'
+# speech-gpl: Piper TTS and its espeak-ng data are GPL-3 (README "Licences"). tune: torch
+# (its CPU build, from PyTorch's index) and transformers, to tune the sentence encoder.
+RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu \
+        -e '.[speech-gpl,tune]'
 
 # Records' journal and spool, SQLite files (if no DATABASE_URL) and derived model files
 # (optimised ASR graph, trained intent heads: built at first start, reused after) live on
@@ -25,7 +27,10 @@ ENV CALLAGENT_DATA_DIR=/data \
     CALLAGENT_HOST=0.0.0.0 \
     PORT=7860 \
     PYTHONUNBUFFERED=1
-RUN mkdir -p /data && chown callagent:callagent /data
+# The sentence encoder is tuned to the shipped agents here, not at each container's first
+# start: a new named volume starts with the image's /data.
+RUN mkdir -p /data && CALLAGENT_CACHE_DIR=/data/cache callagent agent tune bot/agents/*.yaml \
+    && chown -R callagent:callagent /data
 VOLUME ["/data"]
 USER callagent
 EXPOSE 7860

@@ -7,5 +7,6 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 # speech-gpl: Piper TTS and its espeak-ng data are GPL-3; see README "Licences".
-.venv/bin/python -m pip install --quiet -e '.[speech-gpl]'
+# tune: torch and transformers, to tune the sentence encoder to the agent at the first start.
+.venv/bin/python -m pip install --quiet -e '.[speech-gpl,tune]'
 exec .venv/bin/callagent serve "$@"

@@ -22,7 +22,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[speech-gpl,test]'
+.venv/bin/python -m pip install --quiet -e '.[speech-gpl,tune,test]'
 # The checks, before any test: lint, formatting, types (pyright, basic mode, over the packages
 # [tool.pyright] includes) and the import contracts of the architecture guide
 # ([tool.importlinter] in pyproject.toml).
@@ -42,6 +42,9 @@ if [ "${#failed[@]}" -gt 0 ]; then
   echo "checks failed: ${failed[*]}" >&2
   exit 1
 fi
+# The server tunes its sentence encoder to each agent at its first start (minutes; README
+# "Understanding callers"): done once here, so the tests' servers find it cached.
+.venv/bin/callagent agent tune bot/agents/*.yaml
 # A throw-away PostgreSQL on loopback for the call-record tests (Debian's package, as root).
 if [ -z "${CALLAGENT_TEST_DATABASE_URL:-}" ]; then
   pg_env="$(bash scripts/postgres.sh start)" || pg_env=""

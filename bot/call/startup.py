@@ -143,12 +143,14 @@ def _load_synthesizer(agents: list[AgentDefinition], *, required: bool) -> Speec
 
 
 def _load_classifier(settings: Settings, agent: AgentDefinition) -> IntentClassifier:
-    from integrations.nlu.embedding import EmbeddingIntentClassifier
+    from integrations.nlu.agent_classifier import agent_classifier
     from integrations.nlu.memo import MemoizedClassifier
 
     # memoized: the end-of-turn check and the router classify each turn's same text
     return MemoizedClassifier(
-        EmbeddingIntentClassifier.for_examples(
-            agent.training_examples(), cache_dir=settings.cache_dir / "nlu"
+        agent_classifier(
+            agent.training_examples(),
+            settings.cache_dir / "nlu",
+            tune=settings.nlu_tune_encoder,
         )
     )

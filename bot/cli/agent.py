@@ -1,5 +1,8 @@
 """``callagent agent check FILE``: warn an agent's author before any caller calls.
 
+``callagent agent tune FILE...`` tunes the sentence encoder to each agent ahead of
+serving (what the server otherwise does at its first start; e.g. in an image build).
+
 Loads and validates the agent file, its outbound section included (exit 2 with the
 file's problems when it is invalid), then cross-validates its examples, text only (see
 :mod:`integrations.nlu.coverage`), and prints warnings: intents with too few examples,
@@ -31,6 +34,33 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
     check.add_argument("--json", action="store_true", help="print JSON")
     check.set_defaults(func=run_check)
+    tune = commands.add_parser(
+        "tune", help="tune the sentence encoder to agent files now (cached for the server)"
+    )
+    tune.add_argument("files", type=Path, nargs="+", help="the agent YAML files")
+    tune.set_defaults(func=run_tune)
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    """``callagent agent tune``: exit 1 when an encoder could not be tuned."""
+    from bot.settings import Settings
+    from integrations.nlu.embedding import tuning_phrasings
+    from integrations.nlu.tuning import EncoderTuningError, tuned_encoder_model
+
+    cache_dir = Settings.load().cache_dir / "nlu"
+    try:
+        agents = [(path, load_agent(path)) for path in args.files]
+    except AgentFileError as e:
+        print(e, file=sys.stderr)
+        return 2
+    for path, agent in agents:
+        try:
+            model = tuned_encoder_model(tuning_phrasings(agent.training_examples()), cache_dir)
+        except EncoderTuningError as e:
+            print(f"{path}: {e}", file=sys.stderr)
+            return 1
+        print(f"{path}: {model}")
+    return 0
 
 
 def run_check(args: argparse.Namespace) -> int:

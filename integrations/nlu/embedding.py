@@ -33,7 +33,7 @@ train them as a class, see ``ClassifierSettings.oos_class_from``)."""
 HEAD_FORMAT = 5
 RANKING_SIZE = 5
 
-__all__ = ["OOS_LABELS", "ClassifierSettings", "EmbeddingIntentClassifier"]
+__all__ = ["OOS_LABELS", "ClassifierSettings", "EmbeddingIntentClassifier", "tuning_phrasings"]
 
 
 class EmbeddingIntentClassifier:
@@ -126,14 +126,11 @@ class EmbeddingIntentClassifier:
         settings = settings or ClassifierSettings()
         encoder = settings.encoder_for(encoder or SentenceEncoder.shared(), len(examples))
         prepare = normalise if settings.normalises(len(examples)) else _unchanged
-        in_scope = [(prepare(t), i) for t, i in examples if i not in OOS_LABELS]
-        oos_texts = [prepare(t) for t, i in examples if i in OOS_LABELS]
+        given = sum(i not in OOS_LABELS for _, i in examples)
+        in_scope, oos_texts = _phrasings(examples, settings)
         if len({i for _, i in in_scope}) < 2:
             raise ValueError("the classifier needs at least two intents with examples")
         started = time.perf_counter()
-        given = len(in_scope)
-        if settings.augment_per_example and given < settings.augment_below:
-            in_scope = augment(in_scope, per_example=settings.augment_per_example)
         written = {t for t, _ in in_scope}
         in_scope += dict.fromkeys(
             (t, i)
@@ -292,6 +289,36 @@ class EmbeddingIntentClassifier:
 
 def _unchanged(text: str) -> str:
     return text
+
+
+def _phrasings(
+    examples: Sequence[tuple[str, str]], settings: ClassifierSettings
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """The head's in-scope ``(text, intent)`` pairs and the examples' out-of-scope texts.
+
+    Both prepared (normalised for an agent-sized set); the in-scope ones with variants.
+    """
+    prepare = normalise if settings.normalises(len(examples)) else _unchanged
+    in_scope = [(prepare(t), i) for t, i in examples if i not in OOS_LABELS]
+    oos_texts = [prepare(t) for t, i in examples if i in OOS_LABELS]
+    if settings.augment_per_example and len(in_scope) < settings.augment_below:
+        in_scope = augment(in_scope, per_example=settings.augment_per_example)
+    return in_scope, oos_texts
+
+
+def tuning_phrasings(
+    examples: Sequence[tuple[str, str]], settings: ClassifierSettings | None = None
+) -> list[tuple[str, str]]:
+    """What the encoder is tuned on (``integrations/nlu/tuning.py``): the head's phrasings.
+
+    The in-scope ones as the head trains them, the agent's out-of-scope examples and the
+    shipped requests for other businesses, both labelled ``out_of_scope``.
+    """
+    settings = settings or ClassifierSettings()
+    prepare = normalise if settings.normalises(len(examples)) else _unchanged
+    in_scope, oos_texts = _phrasings(examples, settings)
+    oos = [*oos_texts, *(prepare(t) for t in settings.generic_oos(len(examples)))]
+    return [*in_scope, *((t, OUT_OF_SCOPE) for t in oos)]
 
 
 def _unlike_the_agent(embeddings: np.ndarray, own: int, max_similarity: float) -> np.ndarray:

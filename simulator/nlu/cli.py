@@ -392,10 +392,22 @@ def agent_classifier(
     cache_dir: Path | None,
     heard: list[tuple[str, str]] | None = None,
 ) -> EmbeddingIntentClassifier:
-    """The classifier the agent runs with (as ``bot/call/startup.py`` builds it)."""
-    if cache_dir is None:
-        return EmbeddingIntentClassifier.train(examples, heard=heard or ())
-    return EmbeddingIntentClassifier.for_examples(examples, cache_dir, heard=heard or ())
+    """The classifier the agent runs with (``integrations/nlu/agent_classifier.py``).
+
+    With ``heard`` (the ``--train-voices`` candidate) the stock encoder's head also trains
+    on them, uncached unless ``cache_dir`` is given.
+    """
+    from bot.settings import Settings
+    from integrations.nlu import agent_classifier as shipped
+
+    settings = Settings()
+    if heard:
+        if cache_dir is None:
+            return EmbeddingIntentClassifier.train(examples, heard=heard)
+        return EmbeddingIntentClassifier.for_examples(examples, cache_dir, heard=heard)
+    return shipped.agent_classifier(
+        examples, cache_dir or settings.cache_dir / "nlu", tune=settings.nlu_tune_encoder
+    )
 
 
 def _cache(args: argparse.Namespace) -> Path | None:
