@@ -7,11 +7,13 @@ pairs of two intents pushed apart) makes its intents clusters. The head is then 
 on the tuned vectors as before (``integrations/nlu/embedding.py``).
 
 Measured (dev requests, 6 Dec 2026; ``callagent nlu understanding --set
-scenarios/dental/requests/understanding-dev.yaml``): exact words 113 -> 118-119 of 131
-acted right, none wrong; heard through the phone line in slt, rms and kal (393) 283 ->
-302-307 acted right, acted wrong 1 -> 4-5 (two seeds); one pair per example instead of
-two: 294 / 3. About 2.5 min on 2 cores for the reference agent (1,694 phrasings, 6,776
-pairs), once per agent: the model is cached under a hash of the phrasings and settings.
+scenarios/dental/requests/understanding-dev.yaml``), with the tuned model joined to the
+stock ones (``integrations/nlu/agent_classifier.py``): exact words 113 -> 119 of 131 acted
+right, none wrong; heard through the phone line in slt, rms and kal (393) 283 -> 304 / 303
+acted right, acted wrong 1 -> 3 / 2 (seeds 0 and 1); one pair per example instead of two:
+fewer (294, in place of the stock model). About 2.5 min on 2 cores for the reference agent
+(1,694 phrasings, 6,776 pairs), once per agent: the model is cached under a hash of the
+phrasings and settings.
 
 Training needs torch and transformers (the ``tune`` extra) and runs in a child process
 (``python -m integrations.nlu.tuning``), so the server never loads torch; the weights
@@ -52,7 +54,8 @@ class EncoderTuning:
 
     Parameters:
         pairs_per_example: Positive and negative pairs drawn per phrasing (2 took dev
-            heard 294 -> 302-307 of 393 against 1, for twice the time).
+            heard 294 -> 302-307 of 393 against 1, for twice the time; measured with the
+            tuned model in place of the stock one).
         epochs: Passes over the pairs.
         learning_rate: AdamW's, with 10 % warm-up and linear decay.
         batch_size: Pairs per step.
