@@ -44,8 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_tune(args: argparse.Namespace) -> int:
     """``callagent agent tune``: exit 1 when an encoder could not be tuned."""
     from bot.settings import Settings
-    from integrations.nlu.embedding import tuning_phrasings
-    from integrations.nlu.tuning import EncoderTuningError, tuned_encoder_model
+    from integrations.nlu.agent_classifier import tuned_model
+    from integrations.nlu.tuning import EncoderTuningError
 
     cache_dir = Settings.load().cache_dir / "nlu"
     try:
@@ -55,7 +55,7 @@ def run_tune(args: argparse.Namespace) -> int:
         return 2
     for path, agent in agents:
         try:
-            model = tuned_encoder_model(tuning_phrasings(agent.training_examples()), cache_dir)
+            model = tuned_model(agent.training_examples(), cache_dir)
         except EncoderTuningError as e:
             print(f"{path}: {e}", file=sys.stderr)
             return 1

