@@ -43,6 +43,9 @@ def main() -> int:
         action="store_true",
         help="also count the `bench latency` questions (the agent's own) the rules hold",
     )
+    parser.add_argument(
+        "--turn-end", type=float, help="nlu.turn_end_threshold (default: the agent file's)"
+    )
     args = parser.parse_args()
 
     from bot.agent import load_agent
@@ -56,7 +59,8 @@ def main() -> int:
     request_set = load_request_set(args.set)
     agent = load_agent(request_set.agent_file)
     classifier = agent_classifier(agent.training_examples(), DEFAULT_CACHE.expanduser())
-    act = max(agent.nlu.act_threshold, agent.nlu.turn_end_threshold)
+    turn_end = agent.nlu.turn_end_threshold if args.turn_end is None else args.turn_end
+    act = max(agent.nlu.act_threshold, turn_end)
 
     def is_complete(text: str) -> bool:
         if text.strip() and is_backchannel(text):

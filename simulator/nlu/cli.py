@@ -33,7 +33,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -134,6 +134,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     understanding_parser.add_argument(
         "--no-guard", action="store_true", help="the thresholds alone, without the act guard"
+    )
+    understanding_parser.add_argument(
+        "--confirm-act",
+        type=float,
+        help="the act guard's confidence bar for irreversible intents (default: the agent "
+        "file's nlu.confirm.act_threshold)",
+    )
+    understanding_parser.add_argument(
+        "--confirm-margin",
+        type=float,
+        help="the act guard's lead over the runner-up (default: nlu.confirm.min_margin)",
     )
     understanding_parser.add_argument(
         "--heard",
@@ -341,7 +352,7 @@ def run_understanding(args: argparse.Namespace) -> int:
     requests = request_set.requests
     if args.no_context:
         requests = [r.model_copy(update={"context": None}) for r in requests]
-    guard = None if args.no_guard else ActGuard.for_agent(agent)
+    guard = None if args.no_guard else _guard(args, ActGuard.for_agent(agent))
     if args.heard:
         report = _understand_heard(args, agent, classifier, requests, thresholds, guard)
     else:
@@ -408,6 +419,15 @@ def agent_classifier(
     return shipped.agent_classifier(
         examples, cache_dir or settings.cache_dir / "nlu", tune=settings.nlu_tune_encoder
     )
+
+
+def _guard(args: argparse.Namespace, guard: ActGuard) -> ActGuard:
+    """The agent's act guard with the bars the command line sets."""
+    if args.confirm_act is not None:
+        guard = replace(guard, act_threshold=args.confirm_act)
+    if args.confirm_margin is not None:
+        guard = replace(guard, min_margin=args.confirm_margin)
+    return guard
 
 
 def _cache(args: argparse.Namespace) -> Path | None:

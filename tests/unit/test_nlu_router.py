@@ -401,6 +401,8 @@ CALLER_TURNS = {
     "Hi, I booked a checkup for next week.": prediction("book_appointment", 0.91),
     "I'd like to book an appointment.": prediction("book_appointment", 0.99),
     "Book me in for Friday at ten.": prediction("book_appointment", 0.99),
+    "Can I get my teeth cracked?": prediction("book_appointment", 0.9),
+    "Book.": prediction("book_appointment", 0.99, runner_up="goodbye"),
     "Bye.": prediction("goodbye", 0.99),
     "Thank you, goodbye.": prediction("goodbye", 0.99),
     "Thanks, bye now.": prediction("goodbye", 0.89),
@@ -443,6 +445,17 @@ async def test_an_unsure_booking_with_its_date_is_confirmed_first(extractor):
     assert await decide_turns(extractor, "I'd like to book an appointment.") == [
         ("book_appointment", Band.ACT)
     ]
+
+
+async def test_an_unsure_booking_without_its_date_is_confirmed_before_the_day_is_asked(
+    extractor,
+):
+    # Below the confirm threshold the slot question is not a confirmation: ask first.
+    assert await decide_turns(extractor, "Can I get my teeth cracked?") == [
+        ("book_appointment", Band.CLARIFY)
+    ]
+    # A sure one-word request acts: "What day would suit you?" confirms it.
+    assert await decide_turns(extractor, "Book.") == [("book_appointment", Band.ACT)]
 
 
 async def test_a_fragment_does_not_transfer(extractor):

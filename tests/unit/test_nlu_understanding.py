@@ -148,7 +148,10 @@ def test_dev_set_covers_every_intent_and_the_knowledge_base():
     assert not [r.text for r in request_set.requests if r.text.lower().strip("?.!") in examples]
 
 
-def test_understanding_command_prints_json(capsys, tmp_path):
+def test_understanding_command_prints_json(capsys, tmp_path, monkeypatch):
+    # The command's plumbing, not the tuning (tests/unit/test_encoder_tuning.py): the stock
+    # encoder, so the empty cache dir does not tune one for minutes.
+    monkeypatch.setenv("CALLAGENT_NLU_TUNE_ENCODER", "false")
     parser = argparse.ArgumentParser()
     nlu.add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(
@@ -164,6 +167,18 @@ def test_understanding_command_prints_json(capsys, tmp_path):
     in_context = [r for r in request_set.requests if r.intent in ("affirm", "deny", "goodbye")]
     assert out["in_context"]["requests"] == len(in_context)
     assert out["in_context"]["context_acted"] == len(in_context)
+
+
+def test_understanding_command_sets_the_act_guard_s_bars(agent):
+    parser = argparse.ArgumentParser()
+    nlu.add_parser(parser.add_subparsers(dest="command"))
+    base = ["nlu", "understanding", "--set", str(DEV_SET)]
+    shipped = ActGuard.for_agent(agent)
+    assert nlu._guard(parser.parse_args(base), shipped) == shipped
+    args = parser.parse_args([*base, "--confirm-act", "0.75", "--confirm-margin", "0.2"])
+    guard = nlu._guard(args, shipped)
+    assert (guard.act_threshold, guard.min_margin) == (0.75, 0.2)
+    assert guard.intents == shipped.intents
 
 
 def test_understanding_command_rejects_a_bad_set(tmp_path, capsys):
