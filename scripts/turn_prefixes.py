@@ -58,7 +58,7 @@ def main() -> int:
     quiet_logs(False)
     request_set = load_request_set(args.set)
     agent = load_agent(request_set.agent_file)
-    classifier = agent_classifier(agent.training_examples(), DEFAULT_CACHE.expanduser())
+    classifier = agent_classifier(agent, DEFAULT_CACHE.expanduser())
     turn_end = agent.nlu.turn_end_threshold if args.turn_end is None else args.turn_end
     act = max(agent.nlu.act_threshold, turn_end)
 

@@ -4,7 +4,8 @@ The agent's own words (intent examples, knowledge-base questions and answers, ev
 the agent says, intent descriptions, the agent's name and persona) make the domain
 model; general English comes from the CLINC150 and BANKING77 request texts beside the
 repository (``../shared/datasets``) when present. See
-:mod:`integrations.speech.domain_lm`.
+:mod:`integrations.speech.domain_lm`. The same words tell the classifier which rare words
+the recogniser prints as a sound-alike (:func:`agent_sound_alikes`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from integrations.nlu.sound_alike import SoundAlikeWords
 from integrations.speech.domain_lm import WordLanguageModel, build_domain_model
 from processors.agent_definition import AgentDefinition
 
@@ -72,3 +74,19 @@ def build_agent_lm(
             "using the agent's words alone"
         )
     return build_domain_model(agent_texts(agent), general, domain_weight=domain_weight)
+
+
+def agent_sound_alikes(agent: AgentDefinition) -> SoundAlikeWords | None:
+    """The agent's rare words, mended back when the recogniser prints a sound-alike.
+
+    Common words are the ones the embedded recogniser's tokenizer spells whole; None
+    (nothing mended) when its model files are not installed.
+    """
+    from integrations.speech.moonshine_models import whole_words
+
+    try:
+        common = whole_words()
+    except FileNotFoundError as e:
+        logger.warning(f"Sound-alike words not mended: {e}")
+        return None
+    return SoundAlikeWords(agent_texts(agent), common)

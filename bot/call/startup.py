@@ -143,14 +143,16 @@ def _load_synthesizer(agents: list[AgentDefinition], *, required: bool) -> Speec
 
 
 def _load_classifier(settings: Settings, agent: AgentDefinition) -> IntentClassifier:
+    from bot.call.speech_lm import agent_sound_alikes
     from integrations.nlu.agent_classifier import agent_classifier
     from integrations.nlu.memo import MemoizedClassifier
+    from integrations.nlu.sound_alike import SoundAlikeClassifier
 
-    # memoized: the end-of-turn check and the router classify each turn's same text
-    return MemoizedClassifier(
-        agent_classifier(
-            agent.training_examples(),
-            settings.cache_dir / "nlu",
-            tune=settings.nlu_tune_encoder,
-        )
+    classifier: IntentClassifier = agent_classifier(
+        agent.training_examples(), settings.cache_dir / "nlu", tune=settings.nlu_tune_encoder
     )
+    sound_alikes = agent_sound_alikes(agent)
+    if sound_alikes is not None:
+        classifier = SoundAlikeClassifier(classifier, sound_alikes)
+    # memoized: the end-of-turn check and the router classify each turn's same text
+    return MemoizedClassifier(classifier)

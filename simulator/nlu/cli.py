@@ -136,6 +136,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--no-guard", action="store_true", help="the thresholds alone, without the act guard"
     )
     understanding_parser.add_argument(
+        "--no-sound-alikes",
+        action="store_true",
+        help="classify the words as heard, without mending the agent's rare words back",
+    )
+    understanding_parser.add_argument(
         "--confirm-act",
         type=float,
         help="the act guard's confidence bar for irreversible intents (default: the agent "
@@ -348,7 +353,7 @@ def run_understanding(args: argparse.Namespace) -> int:
             heard_examples(agent.training_examples(), voices, Settings().cache_dir)
         )
         print(f"{len(heard)} heard examples from {', '.join(voices)}", file=sys.stderr)
-    classifier = agent_classifier(agent.training_examples(), _cache(args), heard)
+    classifier = agent_classifier(agent, _cache(args), heard, sound_alikes=not args.no_sound_alikes)
     requests = request_set.requests
     if args.no_context:
         requests = [r.model_copy(update={"context": None}) for r in requests]
@@ -399,26 +404,36 @@ def _understand_heard(
 
 
 def agent_classifier(
-    examples: list[tuple[str, str]],
+    agent: AgentDefinition,
     cache_dir: Path | None,
     heard: list[tuple[str, str]] | None = None,
-) -> EmbeddingIntentClassifier:
+    *,
+    sound_alikes: bool = True,
+) -> IntentClassifier:
     """The classifier the agent runs with (``integrations/nlu/agent_classifier.py``).
 
     With ``heard`` (the ``--train-voices`` candidate) the stock encoder's head also trains
-    on them, uncached unless ``cache_dir`` is given.
+    on them, uncached unless ``cache_dir`` is given. ``sound_alikes``: mend the agent's
+    rare words the recogniser printed as a sound-alike, as calls do.
     """
+    from bot.call.speech_lm import agent_sound_alikes
     from bot.settings import Settings
     from integrations.nlu import agent_classifier as shipped
+    from integrations.nlu.sound_alike import SoundAlikeClassifier
 
     settings = Settings()
-    if heard:
-        if cache_dir is None:
-            return EmbeddingIntentClassifier.train(examples, heard=heard)
-        return EmbeddingIntentClassifier.for_examples(examples, cache_dir, heard=heard)
-    return shipped.agent_classifier(
-        examples, cache_dir or settings.cache_dir / "nlu", tune=settings.nlu_tune_encoder
-    )
+    examples = agent.training_examples()
+    classifier: IntentClassifier
+    if heard and cache_dir is not None:
+        classifier = EmbeddingIntentClassifier.for_examples(examples, cache_dir, heard=heard)
+    elif heard:
+        classifier = EmbeddingIntentClassifier.train(examples, heard=heard)
+    else:
+        classifier = shipped.agent_classifier(
+            examples, cache_dir or settings.cache_dir / "nlu", tune=settings.nlu_tune_encoder
+        )
+    words = agent_sound_alikes(agent) if sound_alikes else None
+    return classifier if words is None else SoundAlikeClassifier(classifier, words)
 
 
 def _guard(args: argparse.Namespace, guard: ActGuard) -> ActGuard:
