@@ -247,7 +247,7 @@ class MoneyParser:
 _YES = re.compile(
     r"^(yes|yeah|yep|yup|yea|sure|correct|right|exactly|absolutely|definitely|ok|okay|"
     r"that's right|that is right|that's correct|of course|please do|go ahead|affirmative|"
-    r"uh huh|mhm)\b"
+    r"uh huh|mhm|mm hmm|sounds? good|sounds? great|that works|works for me|you got it)\b"
 )
 _NO = re.compile(
     r"^(no|nope|nah|not really|negative|never mind|no thanks|no thank you|that's wrong|"
