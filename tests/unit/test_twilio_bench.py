@@ -77,6 +77,10 @@ def test_a_reply_is_an_answer_when_it_starts_like_the_intents_response():
     assert not reply_answers("Sorry, could you say that again?", hours)
     assert not reply_answers("Did you mean our opening hours?", hours)
     assert not reply_answers("", hours)
+    # numbers however written, and a word heard split in two
+    prices = expected["how much does a cleaning cost"]
+    assert reply_answers("I check up in cleaning as $95 without insurance, and a new", prices)
+    assert not reply_answers("Sorry, could you say that again?", prices)
     # a known caller's variant counts too, its {placeholders} left out
     appointment = expected["when is my next appointment"]
     assert len(appointment) == 2
