@@ -16,7 +16,8 @@ from pathlib import Path
 
 from loguru import logger
 
-from integrations.nlu.sound_alike import SoundAlikeWords
+from integrations.nlu.base import IntentClassifier
+from integrations.nlu.sound_alike import SoundAlikeClassifier, SoundAlikeWords
 from integrations.speech.domain_lm import WordLanguageModel, build_domain_model
 from processors.agent_definition import AgentDefinition
 
@@ -90,3 +91,9 @@ def agent_sound_alikes(agent: AgentDefinition) -> SoundAlikeWords | None:
         logger.warning(f"Sound-alike words not mended: {e}")
         return None
     return SoundAlikeWords(agent_texts(agent), common)
+
+
+def with_sound_alikes(classifier: IntentClassifier, agent: AgentDefinition) -> IntentClassifier:
+    """``classifier`` reading the agent's rare words mended back (as it is when it cannot)."""
+    words = agent_sound_alikes(agent)
+    return classifier if words is None else SoundAlikeClassifier(classifier, words)

@@ -143,16 +143,12 @@ def _load_synthesizer(agents: list[AgentDefinition], *, required: bool) -> Speec
 
 
 def _load_classifier(settings: Settings, agent: AgentDefinition) -> IntentClassifier:
-    from bot.call.speech_lm import agent_sound_alikes
+    from bot.call.speech_lm import with_sound_alikes
     from integrations.nlu.agent_classifier import agent_classifier
     from integrations.nlu.memo import MemoizedClassifier
-    from integrations.nlu.sound_alike import SoundAlikeClassifier
 
-    classifier: IntentClassifier = agent_classifier(
+    classifier = agent_classifier(
         agent.training_examples(), settings.cache_dir / "nlu", tune=settings.nlu_tune_encoder
     )
-    sound_alikes = agent_sound_alikes(agent)
-    if sound_alikes is not None:
-        classifier = SoundAlikeClassifier(classifier, sound_alikes)
     # memoized: the end-of-turn check and the router classify each turn's same text
-    return MemoizedClassifier(classifier)
+    return MemoizedClassifier(with_sound_alikes(classifier, agent))

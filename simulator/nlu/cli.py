@@ -416,10 +416,9 @@ def agent_classifier(
     on them, uncached unless ``cache_dir`` is given. ``sound_alikes``: mend the agent's
     rare words the recogniser printed as a sound-alike, as calls do.
     """
-    from bot.call.speech_lm import agent_sound_alikes
+    from bot.call.speech_lm import with_sound_alikes
     from bot.settings import Settings
     from integrations.nlu import agent_classifier as shipped
-    from integrations.nlu.sound_alike import SoundAlikeClassifier
 
     settings = Settings()
     examples = agent.training_examples()
@@ -432,8 +431,7 @@ def agent_classifier(
         classifier = shipped.agent_classifier(
             examples, cache_dir or settings.cache_dir / "nlu", tune=settings.nlu_tune_encoder
         )
-    words = agent_sound_alikes(agent) if sound_alikes else None
-    return classifier if words is None else SoundAlikeClassifier(classifier, words)
+    return with_sound_alikes(classifier, agent) if sound_alikes else classifier
 
 
 def _guard(args: argparse.Namespace, guard: ActGuard) -> ActGuard:

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from bot.agent import load_agent
-from bot.call.speech_lm import agent_sound_alikes
+from bot.call.speech_lm import agent_sound_alikes, with_sound_alikes
 from integrations.nlu.base import IntentClassifier, IntentPrediction
 from integrations.nlu.sound_alike import SoundAlikeClassifier, SoundAlikeWords
 from integrations.speech.moonshine_models import whole_words
@@ -74,3 +74,10 @@ def test_the_reference_agent_mends_what_its_callers_were_misheard_as() -> None:
     assert mended is not None
     assert mended.mend("Do you offer a widening?") == "Do you offer a whitening?"
     assert mended.mend("Sounds good, three o'clock.") == "Sounds good, three o'clock."
+    # the classifier calls run with reads the mended words
+    inner = ScriptedClassifier(
+        rule=lambda text: IntentPrediction("kb:whitening", 0.9, (("kb:whitening", 0.9),)),
+        known=("kb:whitening",),
+    )
+    with_sound_alikes(inner, load_agent(REFERENCE_AGENT)).classify("Do you offer a widening?")
+    assert inner.calls == ["Do you offer a whitening?"]
