@@ -29,6 +29,7 @@ from collections.abc import Iterable
 import jellyfish
 
 from integrations.nlu.base import IntentClassifier, IntentPrediction
+from integrations.speech.domain_lm import words
 
 MIN_TARGET_LETTERS = 4
 """Shorter agent words are never put in (their keys match too much)."""
@@ -36,16 +37,10 @@ MIN_HEARD_LETTERS = 3
 """Shorter heard words are never replaced."""
 
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'-]*")
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
 def _key(word: str) -> str:
     return jellyfish.metaphone(word)
-
-
-def _plain(token: str) -> str:
-    """A token as the vocabularies hold it: lower case, hyphens dropped ("mid-life")."""
-    return token.lower().replace("-", "")
 
 
 class SoundAlikeWords:
@@ -60,9 +55,8 @@ class SoundAlikeWords:
                 (lower case; e.g. :func:`integrations.speech.moonshine_models.whole_words`).
         """
         self._common = frozenset(common_words)
-        vocabulary: set[str] = set()
-        for text in agent_texts:
-            vocabulary.update(_WORD.findall(_plain(text)))
+        # the words as the recogniser's language model holds them ("check-up" is "checkup")
+        vocabulary = {word for text in agent_texts for word in words(text)}
         self._vocabulary = frozenset(vocabulary)
         by_key: dict[str, set[str]] = defaultdict(set)
         for word in vocabulary:
@@ -83,7 +77,7 @@ class SoundAlikeWords:
 
         def replace(match: re.Match[str]) -> str:
             token = match.group(0)
-            word = _plain(token)
+            word = "".join(words(token))  # "Mid-life" -> "midlife"
             if (
                 len(word) < MIN_HEARD_LETTERS
                 or "'" in word

@@ -13,6 +13,7 @@ all). Later loads read the cache. See :func:`optimized_models`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -99,12 +100,18 @@ def whole_words(path: Path | None = None) -> frozenset[str]:
     """The words the recogniser's tokenizer spells as one piece (lower case).
 
     About 13,000 of its 32,000 pieces: the common English words ("feeling", "three");
-    a rarer word ("widening", "Aetna", "whitening") takes several pieces.
+    a rarer word ("widening", "Aetna", "whitening") takes several pieces. Read once per
+    process and file (each agent's classifier asks at start).
 
     Args:
         path: The ``tokenizer.bin`` file (default: the installed model's).
     """
-    pieces = load_vocabulary(path or default_model_dir() / "tokenizer.bin")
+    return _whole_words(path or default_model_dir() / "tokenizer.bin")
+
+
+@functools.cache
+def _whole_words(path: Path) -> frozenset[str]:
+    pieces = load_vocabulary(path)
     texts = (piece.decode("utf-8", "replace") for piece in pieces)
     return frozenset(t[1:].lower() for t in texts if t.startswith(SPACE) and len(t) > 1)
 
