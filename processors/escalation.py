@@ -8,9 +8,11 @@ off:
   it) at act confidence, or a phrasing that asks for a person (built-in patterns plus the
   agent's own);
 - ``out_of_scope``: an intent the agent must not handle alone (e.g. ``emergency``);
-- ``negative_sentiment``: a caller turn scoring at or below the calibrated threshold (turns
-  whose words are doubtful, ``NLUResultFrame.unsure``, are not scored: garbled text read as
-  negative sentiment handed 9 of 240 noisy calls to a person);
+- ``negative_sentiment``: a caller turn scoring at or below the calibrated threshold, or
+  the lower ``understood_threshold`` for a request the agent acts on or asks about (callers
+  describe their trouble in it: "..., I'm sick."); turns whose words are doubtful
+  (``NLUResultFrame.unsure``) are not scored: garbled text read as negative sentiment
+  handed 9 of 240 noisy calls to a person;
 - ``failed_turns``: N not-understood (repair band) turns in a row;
 - ``max_duration``: the call running past the agent's autonomous limit;
 - ``server_stopping``: a :class:`~processors.frames.HandOffNowFrame` (the server's drain
@@ -67,6 +69,7 @@ from processors.frames import (
     NLUResultFrame,
     TransferResultFrame,
 )
+from processors.frames import OUT_OF_SCOPE as NOT_AN_INTENT
 from processors.handoff_summary import CallObservations, build_summary
 
 _PERSON = (
@@ -262,20 +265,24 @@ class EscalationProcessor(FrameProcessor):
                 return Decision(Trigger.EXPLICIT_REQUEST, "asked for a person")
         if c.out_of_scope.enabled and acted and nlu.intent in c.out_of_scope.intents:
             return Decision(Trigger.OUT_OF_SCOPE, f"intent {nlu.intent}")
+        bar = self._sentiment_bar(nlu)
         if (
             c.negative_sentiment.enabled
             and self._sentiment is not None
             and nlu.text.strip()
             and not nlu.unsure
-            and score <= c.negative_sentiment.threshold
+            and score <= bar
         ):
-            return Decision(
-                Trigger.NEGATIVE_SENTIMENT,
-                f"sentiment {score:+.2f} <= {c.negative_sentiment.threshold:+.2f}",
-            )
+            return Decision(Trigger.NEGATIVE_SENTIMENT, f"sentiment {score:+.2f} <= {bar:+.2f}")
         if c.failed_turns.enabled and self._failures >= c.failed_turns.limit:
             return Decision(Trigger.FAILED_TURNS, f"{self._failures} turns not understood")
         return None
+
+    def _sentiment_bar(self, nlu: NLUResultFrame) -> float:
+        """How negative the turn must read to hand off: lower for a request the agent serves."""
+        trigger = self._config.negative_sentiment
+        understood = nlu.band is not Band.REPAIR and nlu.intent != NOT_AN_INTENT
+        return trigger.understood_threshold if understood else trigger.threshold
 
     # Replies
 

@@ -11,6 +11,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 from bot.agent import AgentFileError, load_agent
 from integrations.crm.base import Authentication, AuthMethod, AuthStatus, CallerRecord
 from integrations.sentiment import VaderSentiment
+from processors.agent_definition import SentimentTrigger
 from processors.call_recorder import CallRecorder
 from processors.escalation import EscalationProcessor
 from processors.frames import (
@@ -313,6 +314,33 @@ class FailingTransfer(FrameProcessor):
                 TransferResultFrame(trigger=frame.trigger, ok=False, error="busy"),
                 FrameDirection.UPSTREAM,
             )
+
+
+async def test_a_request_the_agent_serves_needs_more_negativity(agent, vader):
+    # Callers describe their trouble in the request: served, not handed off.
+    sick = "Hello, this is Kevin. I need to drop my appointment for tomorrow, I'm sick."
+    assert -0.75 < vader.score(sick) <= -0.53
+    for band in (Band.ACT, Band.CLARIFY):
+        down, _ = await run_test(
+            processor(agent, vader),
+            frames_to_send=[turn(sick, "cancel_appointment", band, 0.8), *reply("Sure.")],
+        )
+        assert not escalations(down) and spoken(down) == ["Sure."]
+    # The same words the agent could not place still read as a caller in trouble.
+    down, _ = await run_test(processor(agent, vader), frames_to_send=[turn(sick)])
+    assert escalations(down)[0].trigger == "negative_sentiment"
+    # Frustration with the call itself is handed off whatever was asked.
+    angry = "this is ridiculous, you people are useless and I am furious"
+    down, _ = await run_test(
+        processor(agent, vader),
+        frames_to_send=[turn(angry, "insurance", Band.CLARIFY, 0.7), *reply("Insurance?")],
+    )
+    assert escalations(down)[0].trigger == "negative_sentiment"
+
+
+def test_the_understood_bar_is_not_above_the_general_one():
+    with pytest.raises(ValueError, match="understood_threshold"):
+        SentimentTrigger(threshold=-0.5, understood_threshold=-0.4)
 
 
 async def test_sentiment_ignores_words_the_recogniser_was_unsure_of(agent, vader):
