@@ -119,13 +119,16 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
         RequestSetError: the request set is wrong.
         ValueError: a bad voice, noise or SNR.
     """
+    from bot.agent import load_agent
     from simulator.understanding.voices import voice_list
 
     request_set = load_request_set(args.set)
     requests = pick_requests(request_set.requests, args.limit)
     voices = voice_list(args.voices)
     conditions = parse_conditions(args.noise, args.snr)
-    return Plan(request_set, requests, voices, conditions, plan_jobs(requests, voices, conditions))
+    hand_off = load_agent(request_set.agent_file).escalation.hand_off_intents
+    jobs = plan_jobs(requests, voices, conditions, hand_off_intents=hand_off)
+    return Plan(request_set, requests, voices, conditions, jobs)
 
 
 def pick_requests(requests: Sequence[CallerRequest], limit: int | None) -> list[CallerRequest]:
@@ -176,13 +179,15 @@ def plan_jobs(
     conditions: Sequence[Condition],
     *,
     seed: int = 0,
+    hand_off_intents: frozenset[str] = frozenset(),
 ) -> list[Job]:
-    """Every request x voice x condition, one call each."""
+    """Every request x voice x condition, one call each (``hand_off_intents``: see ``Job``)."""
     jobs = []
     for condition in conditions:
         for voice in voices:
             for request in requests:
-                jobs.append(Job(request, voice, condition, seed=seed * 100_000 + len(jobs)))
+                number = seed * 100_000 + len(jobs)
+                jobs.append(Job(request, voice, condition, number, hand_off_intents))
     return jobs
 
 

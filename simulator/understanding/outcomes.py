@@ -9,6 +9,11 @@ for a request judged in context). Its outcome comes from the agent's event strea
   request, recognised as out of scope), **clarified** on the right or a wrong intent,
   **repaired** (asked to repeat) or **acted wrong** (the act band on another intent);
   no decision at all is ``no_decision``;
+- a **hand-off to a person** in the turn of that decision (any escalation trigger: the
+  caller asked for a person in words the classifier missed, or a turn read as angry) is
+  what the caller got, whatever the decision said: acted right when the request was for
+  one of the agent's hand-off intents (``escalation`` in the agent file: a person, an
+  emergency), else **acted wrong** (a caller asking a price was put through to the desk);
 - the caller was **cut off** when the agent's turn ended (it took a decision or started
   its reply) while the caller was still speaking the request;
 - the request was **answered in fragments** when the agent made more than one decision
@@ -99,6 +104,8 @@ class Reading:
     cut_at_s: float | None
     request_decisions: tuple[int, ...]
     before: Decision | None = None
+    handed_off: bool = False
+    """The agent handed the call to a person in the turn of ``decision``."""
 
     @property
     def fragmented(self) -> bool:
@@ -162,6 +169,7 @@ def read_call(
     greeting_heard_s: float,
     caller_onset_s: float,
     caller_end_s: float,
+    hand_off_intents: frozenset[str] = frozenset(),
 ) -> Reading:
     """Read a request's outcome and whether the caller was cut off from the call's events.
 
@@ -171,6 +179,7 @@ def read_call(
         greeting_heard_s: When the phone first heard the greeting (aligns the clocks).
         caller_onset_s: When the caller's voice started (phone timeline).
         caller_end_s: When the caller's voice ended (phone timeline).
+        hand_off_intents: The intents a hand-off to a person serves (see the module).
     """
     offset = clock_offset(events, greeting_heard_s)
     if offset is None:
@@ -186,14 +195,32 @@ def read_call(
         if max((t for t in starts if t <= d.at_s), default=caller_onset_s) < caller_end_s
     ]
     cut_at = _turn_ended_during(events, offset, caller_onset_s, caller_end_s)
+    outcome = classify(intended, first)
+    handed_off = first is not None and _handed_off(events, offset, first.at_s)
+    if handed_off:
+        outcome = Outcome.ACTED_RIGHT if intended in hand_off_intents else Outcome.ACTED_WRONG
     return Reading(
-        outcome=classify(intended, first),
+        outcome=outcome,
         decision=first,
         cut_off=cut_at is not None,
         cut_at_s=cut_at,
         request_decisions=tuple(on_request),
         before=earlier[-1] if earlier else None,
+        handed_off=handed_off,
     )
+
+
+def _handed_off(events: Sequence[dict[str, Any]], offset: float, decided_s: float) -> bool:
+    """Whether an escalation followed the decision at ``decided_s`` before the caller went on."""
+    for event in events:
+        at = float(event["at_s"]) + offset
+        if at < decided_s:
+            continue
+        if event.get("type") == "user_started":
+            return False
+        if event.get("type") == "escalation":
+            return True
+    return False
 
 
 def _turn_ended_during(

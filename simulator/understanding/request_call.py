@@ -53,6 +53,8 @@ class Job:
     voice: str
     condition: Condition
     seed: int
+    hand_off_intents: frozenset[str] = frozenset()
+    """The agent's intents a hand-off to a person serves (a hand-off on any other is wrong)."""
 
 
 def phone_script(request: CallerRequest) -> list[str]:
@@ -177,6 +179,7 @@ async def read_back(target: Any, job: Job, heard: Heard, http: httpx.AsyncClient
         greeting_heard_s=heard.greeting_s,
         caller_onset_s=heard.onset_s,
         caller_end_s=heard.end_s,
+        hand_off_intents=job.hand_off_intents,
     )
     row.outcome = reading.outcome.value
     row.cut_off = reading.cut_off

@@ -93,6 +93,51 @@ def test_a_complete_request_acted_on_its_intent_is_acted_right_and_not_cut_off()
     assert reading.request_decisions == (0,)
 
 
+def handed_off(intended: str, decided: str, band: str, trigger: str):
+    """Read a request whose decision was followed by a hand-off to a person."""
+    events = [
+        *greeting(),
+        ev("user_started", 6.2),
+        ev("user_stopped", 10.3),
+        nlu(10.4, decided, band),
+        ev("reply", 10.4, intent=None, hands_off=True),
+        ev("escalation", 10.41, trigger=trigger),
+        ev("bot_started", 10.6),
+    ]
+    hand_off = frozenset({"talk_to_human", "emergency"})
+    return read_call(
+        intended,
+        events,
+        greeting_heard_s=0.5,
+        caller_onset_s=ONSET,
+        caller_end_s=END,
+        hand_off_intents=hand_off,
+    )
+
+
+def test_a_hand_off_is_what_the_caller_got_whatever_the_decision_said():
+    # "Representative." read below the bar, put through on the escalation's own pattern
+    asked = handed_off("talk_to_human", "out_of_scope", "repair", "explicit_request")
+    assert asked.outcome is Outcome.ACTED_RIGHT and asked.handed_off
+    # a price question answered, then handed off as angry: the caller did not ask for that
+    priced = handed_off("pricing", "pricing", "act", "negative_sentiment")
+    assert priced.outcome is Outcome.ACTED_WRONG and priced.handed_off
+    # an emergency the classifier missed still reached a person
+    assert handed_off("emergency", "out_of_scope", "repair", "negative_sentiment").outcome is (
+        Outcome.ACTED_RIGHT
+    )
+    # a hand-off after the caller spoke again belongs to that later turn
+    events = [
+        *greeting(),
+        ev("user_started", 6.2),
+        ev("user_stopped", 10.3),
+        nlu(10.4, "pricing", "act"),
+        ev("user_started", 12.0),
+        ev("escalation", 13.0, trigger="negative_sentiment"),
+    ]
+    assert read("pricing", events).outcome is Outcome.ACTED_RIGHT
+
+
 def test_a_decision_on_a_leading_filler_cuts_the_caller_off_and_is_the_outcome():
     # "Um, yeah." -> acted on as yes while the caller goes on with the request
     events = [
