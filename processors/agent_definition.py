@@ -247,11 +247,12 @@ class SentimentTrigger:
         understood_threshold: The bar for a request the agent acts on or asks about (an
             intent of its own). Callers describe their trouble in the request itself ("I
             need to drop my appointment for tomorrow, I'm sick." reads -0.66); with one bar
-            for every turn, 4 of 262 dev and 3 of 200 held-out clean calls of ``callagent
-            bench understanding`` (6 Dec 2026) were handed to a person on their first
-            request (a cancellation, two price questions; "fill" heard as "fail", "yours"
-            as "fear"). Frustration with the call itself reads lower ("this is ridiculous,
-            you people are useless and I am furious": -0.84).
+            for every turn, ``callagent bench understanding`` (clean, 6 Dec 2026) saw 2 of
+            262 dev calls (that cancellation, in two voices) and 2 of 200 held-out calls
+            (price questions, "filled" heard as "fail" and "yours" as "fear") handed to a
+            person on a request the agent was serving. Frustration with the call itself
+            reads lower ("this is ridiculous, you people are useless and I am furious":
+            -0.84).
     """
 
     enabled: StrictBool = True
