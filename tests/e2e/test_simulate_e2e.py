@@ -30,7 +30,9 @@ ROOT = Path(__file__).parents[2]
 PASSING = """\
 name: hours by voice, address by key
 greeting:
-  reply_contains: [[brightside, bright side]]
+  # the agent's name or the receptionist's: the recogniser on a loaded CI machine once
+  # printed "Bright Like Dental, this is Riley"
+  reply_contains: [[brightside, bright side, riley]]
 steps:
   - say: What are your opening hours?
     expect:
