@@ -31,6 +31,24 @@ from the outbound reminder scenarios), plus the VAD's 0.064 s to hear them go on
 """
 YES_NO_WORDS = frozenset({"yes", "yeah", "yea", "yep", "yup", "no", "nope", "nah", "sure"})
 """Words that answer a yes/no question."""
+YES_NO_PHRASES = (
+    ("uh", "huh"),
+    ("mm", "hmm"),
+    ("mhm",),
+    ("not", "really"),
+    ("not", "at", "all"),
+    ("of", "course"),
+    ("absolutely",),
+    ("definitely",),
+    ("certainly",),
+    ("correct",),
+)
+"""Other ways a yes or a no is said whole ("Uh-huh.", "Not really.", "Of course.").
+
+Held-out call bench (clean, 6 Dec 2026): "nah, not really, | no" and "Uh-huh, yes, | that
+works for me." were answered at the comma ("Not really." is a whole no by its words) while
+the callee went on. Not "okay" or "right": said alone they acknowledge and end the turn.
+"""
 SOFTENERS = frozenset(
     {"um", "umm", "uh", "uhh", "er", "erm", "ah", "oh", "hm", "hmm", "mm", "well", "okay"}
     | {"ok", "so", "sorry", "and", "but"}
@@ -40,13 +58,22 @@ MAX_BARE_WORDS = 4
 
 
 def is_bare_yes_no(text: str) -> bool:
-    """Whether the words are a yes or a no and nothing more ("Yes.", "Oh, yeah.", "Uh, no.")."""
+    """Whether the words are a yes or a no and nothing more ("Yes.", "Uh-huh.", "Not really.")."""
     tokens = normalize_words(text).split()
-    return (
-        0 < len(tokens) <= MAX_BARE_WORDS
-        and any(t in YES_NO_WORDS for t in tokens)
-        and all(t in YES_NO_WORDS | SOFTENERS for t in tokens)
-    )
+    if not 0 < len(tokens) <= MAX_BARE_WORDS:
+        return False
+    answered, at = False, 0
+    while at < len(tokens):
+        phrase = next((p for p in YES_NO_PHRASES if tuple(tokens[at : at + len(p)]) == p), None)
+        if phrase is not None:
+            answered, at = True, at + len(phrase)
+        elif tokens[at] in YES_NO_WORDS:
+            answered, at = True, at + 1
+        elif tokens[at] in SOFTENERS:
+            at += 1
+        else:
+            return False
+    return answered
 
 
 class AnswerHold(ABC):
