@@ -235,8 +235,15 @@ class SegmentTranscriptTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
 
     async def trigger_user_turn_stopped(self, **kwargs: Any) -> None:
         """End the turn, unless its words ask for a longer pause first (see the module)."""
+        if self._vad_user_speaking:
+            # The caller is talking again. Pipecat hands the turn's text on (the inference
+            # the NLU decides on) before it ends the turn, and refuses only the end while the
+            # caller speaks: a stop racing the caller's next word was decided on the fragment
+            # with the turn left open ("Yes, | that's what I meant." answered at the comma).
+            # The next pause decides.
+            return
         text = " ".join(self._turn_text)
-        if self._hold is None or not text or self._vad_user_speaking:
+        if self._hold is None or not text:
             await super().trigger_user_turn_stopped(**kwargs)
             return
         if self._hold_task is not None:

@@ -127,7 +127,8 @@ class SemanticCompletionStopStrategy(BaseUserTurnStopStrategy):
             return
         await asyncio.sleep(max(0.0, self._paused_at + self._grace_secs - time.monotonic()))
         self._timer = None
-        await self.trigger_user_turn_stopped()
+        if self._paused:  # not once the caller talks again (see SegmentTranscriptTurnStopStrategy)
+            await self.trigger_user_turn_stopped()
 
     async def _disarm(self) -> None:
         if self._timer is not None:

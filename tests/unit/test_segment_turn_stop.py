@@ -17,6 +17,7 @@ from pipecat.frames.frames import (
 
 from integrations.speech.stt import SegmentTranscribedFrame
 from processors.segment_turn_stop import SegmentTranscriptTurnStopStrategy
+from processors.turn_hold import TurnHoldPolicy
 from tests.fakes.smart_turn import HeldSmartTurn, ScriptedSmartTurn
 from tests.support.turn_strategies import start_strategy
 
@@ -180,3 +181,19 @@ async def test_when_not_busy_the_model_runs_at_the_pause():
     await pause_without_transcript(strategy)
     await keep_quiet(strategy, 0.1)
     assert len(analyzer.seen_secs) == 1  # before any transcript
+
+
+async def test_a_stop_that_races_the_callers_next_word_decides_nothing():
+    # Pipecat passes the turn's text on before it ends the turn, and refuses only the end
+    # while the caller speaks: a late stop would have the NLU decide on the fragment.
+    strategy, _, stopped = await make_strategy([1], hold=TurnHoldPolicy())
+    inferred: list[bool] = []
+
+    @strategy.event_handler("on_user_turn_inference_triggered")
+    async def on_inference(_strategy, *_args, **_kwargs):
+        inferred.append(True)
+
+    await speak_and_pause(strategy, "Yes.")
+    await strategy.process_frame(VADUserStartedSpeakingFrame())  # "... that's what I meant."
+    await strategy.trigger_user_turn_stopped()
+    assert inferred == [] and stopped == []
