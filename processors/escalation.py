@@ -59,6 +59,7 @@ from integrations.sentiment import SentimentAnalyzer
 from processors.agent_definition import EscalationConfig
 from processors.frames import (
     HAND_OFF,
+    OUT_OF_SCOPE,
     ActionWithdrawnFrame,
     Band,
     BotReplyFrame,
@@ -69,7 +70,6 @@ from processors.frames import (
     NLUResultFrame,
     TransferResultFrame,
 )
-from processors.frames import OUT_OF_SCOPE as NOT_AN_INTENT
 from processors.handoff_summary import CallObservations, build_summary
 
 _PERSON = (
@@ -281,7 +281,7 @@ class EscalationProcessor(FrameProcessor):
     def _sentiment_bar(self, nlu: NLUResultFrame) -> float:
         """How negative the turn must read to hand off: lower for a request the agent serves."""
         trigger = self._config.negative_sentiment
-        understood = nlu.band is not Band.REPAIR and nlu.intent != NOT_AN_INTENT
+        understood = nlu.band is not Band.REPAIR and nlu.intent != OUT_OF_SCOPE
         return trigger.understood_threshold if understood else trigger.threshold
 
     # Replies

@@ -68,9 +68,18 @@ def greeting() -> list[dict[str, Any]]:
     ]
 
 
-def read(intended: str, events: list[dict[str, Any]]):
+def read(
+    intended: str, events: list[dict[str, Any]], hand_off_intents: frozenset[str] = frozenset()
+):
     """Read a call whose greeting the phone heard at 0.5 s."""
-    return read_call(intended, events, greeting_heard_s=0.5, caller_onset_s=ONSET, caller_end_s=END)
+    return read_call(
+        intended,
+        events,
+        greeting_heard_s=0.5,
+        caller_onset_s=ONSET,
+        caller_end_s=END,
+        hand_off_intents=hand_off_intents,
+    )
 
 
 # Outcomes and cut-offs
@@ -104,15 +113,7 @@ def handed_off(intended: str, decided: str, band: str, trigger: str):
         ev("escalation", 10.41, trigger=trigger),
         ev("bot_started", 10.6),
     ]
-    hand_off = frozenset({"talk_to_human", "emergency"})
-    return read_call(
-        intended,
-        events,
-        greeting_heard_s=0.5,
-        caller_onset_s=ONSET,
-        caller_end_s=END,
-        hand_off_intents=hand_off,
-    )
+    return read(intended, events, frozenset({"talk_to_human", "emergency"}))
 
 
 def test_a_hand_off_is_what_the_caller_got_whatever_the_decision_said():
