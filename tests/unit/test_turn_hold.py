@@ -232,6 +232,8 @@ def test_the_answer_at_once_strategy_ends_on_a_bare_yes():
         ("Nah, not at all.", True),
         ("Of course.", True),
         ("Definitely.", True),
+        ("Not,", True),  # "nah," as the recogniser hears it
+        ("Certainly not.", True),
         ("Hmm.", False),
         ("Not yet.", False),
         ("Of course I can come.", False),
