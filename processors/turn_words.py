@@ -117,8 +117,11 @@ Not a bare "need": "I need a crown on my back tooth." | "Roughly what does that 
 IMPERATIVES = frozenset(
     {"cancel", "book", "schedule", "reschedule", "move", "change", "switch", "connect"}
     | {"transfer", "put", "check", "give", "send", "make", "get", "call", "find"}
+    | {"confirm", "look", "remind", "tell", "show", "text", "email", "add", "sign", "take"}
+    | {"stop", "hold", "keep", "fit", "squeeze", "pencil"}
 )
-"""Verbs a request in the imperative starts with ("Cancel my appointment.")."""
+"""Verbs a request in the imperative starts with ("Cancel my appointment.", "Confirm my
+appointment time.", "Look up my booking.")."""
 MIN_TELLING_WORDS = 4
 """A statement shorter than this is a terse request ("Toothache, really bad.")."""
 

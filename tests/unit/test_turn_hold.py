@@ -149,6 +149,8 @@ def test_a_sentence_that_tells_waits_even_when_the_agent_could_act_on_it(text):
         "Something came up and I need a different day.",
         "I was hoping to grab a slot this month.",
         "Cancel my appointment for Friday.",
+        "Confirm my appointment time.",
+        "And look up my appointment.",  # "Can you look up ...?" as the recogniser heard it
         "Please just connect me with someone.",
         "Toothache, really bad.",  # terse
         "Where's the building exactly",  # a question without its question mark
