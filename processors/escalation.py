@@ -12,7 +12,10 @@ off:
   the lower ``understood_threshold`` for a request the agent acts on or asks about (callers
   describe their trouble in it: "..., I'm sick."); turns whose words are doubtful
   (``NLUResultFrame.unsure``) are not scored: garbled text read as negative sentiment
-  handed 9 of 240 noisy calls to a person;
+  handed 9 of 240 noisy calls to a person. Nor are turns heard below the bar for an
+  irreversible action (``doubt``, the router's :class:`~processors.act_guard.HeardDoubt`):
+  a hand-off is a transfer, decided here on the words alone ("price of a checkup" heard
+  at 0.53 as "Prisoner tech up." was handed off at -0.54);
 - ``failed_turns``: N not-understood (repair band) turns in a row;
 - ``max_duration``: the call running past the agent's autonomous limit;
 - ``server_stopping``: a :class:`~processors.frames.HandOffNowFrame` (the server's drain
@@ -56,6 +59,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from integrations.sentiment import SentimentAnalyzer
+from processors.act_guard import HeardDoubt
 from processors.agent_definition import EscalationConfig
 from processors.frames import (
     HAND_OFF,
@@ -135,6 +139,7 @@ class EscalationProcessor(FrameProcessor):
         transfer_intents: frozenset[str],
         sentiment: SentimentAnalyzer | None,
         call_id: str,
+        doubt: HeardDoubt | None = None,
         transport: str = "",
         clock: Callable[[], float] = time.monotonic,
         **kwargs: Any,
@@ -147,6 +152,9 @@ class EscalationProcessor(FrameProcessor):
             transfer_intents: Intents whose dialogue reply announces a transfer.
             sentiment: Scores caller turns (None switches the sentiment trigger off).
             call_id: For the summary and log lines.
+            doubt: The recogniser's doubt (the router's): a turn whose words are too
+                doubtful for an irreversible action is not read for sentiment (None: every
+                turn the router is sure of is).
             transport: ``twilio``, ``webrtc``... (for the summary).
             clock: Monotonic clock (tests).
             **kwargs: Passed to ``FrameProcessor``.
@@ -156,6 +164,7 @@ class EscalationProcessor(FrameProcessor):
         self._handoff_line = handoff_line
         self._transfer_intents = transfer_intents
         self._sentiment = sentiment
+        self._doubt = doubt or HeardDoubt()
         self._call_id = call_id
         self._clock = clock
         self._patterns = [
@@ -222,7 +231,7 @@ class EscalationProcessor(FrameProcessor):
         keyed = nlu.path is DecisionPath.DTMF
         text = "[keypad entry]" if keyed else nlu.text
         score = 0.0
-        if not keyed and nlu.text.strip() and not nlu.unsure and self._sentiment is not None:
+        if self._sentiment is not None and self._scores_sentiment(nlu):
             score = round(self._sentiment.score(nlu.text), 3)
             self._seen.sentiment.append(score)
         if text.strip():
@@ -251,6 +260,16 @@ class EscalationProcessor(FrameProcessor):
         else:
             await self._escalate(decision, speak=True)
 
+    def _scores_sentiment(self, nlu: NLUResultFrame) -> bool:
+        """Whether the turn's words are heard well enough to hand off on their tone."""
+        return (
+            self._sentiment is not None
+            and nlu.path is not DecisionPath.DTMF
+            and bool(nlu.text.strip())
+            and not nlu.unsure
+            and not self._doubt.unsure(nlu.heard_confidence, irreversible=True)
+        )
+
     def check(self, nlu: NLUResultFrame, score: float) -> Decision | None:
         """The first trigger this turn fires, if any (call order = priority)."""
         c = self._config
@@ -266,13 +285,7 @@ class EscalationProcessor(FrameProcessor):
         if c.out_of_scope.enabled and acted and nlu.intent in c.out_of_scope.intents:
             return Decision(Trigger.OUT_OF_SCOPE, f"intent {nlu.intent}")
         bar = self._sentiment_bar(nlu)
-        if (
-            c.negative_sentiment.enabled
-            and self._sentiment is not None
-            and nlu.text.strip()
-            and not nlu.unsure
-            and score <= bar
-        ):
+        if c.negative_sentiment.enabled and self._scores_sentiment(nlu) and score <= bar:
             return Decision(Trigger.NEGATIVE_SENTIMENT, f"sentiment {score:+.2f} <= {bar:+.2f}")
         if c.failed_turns.enabled and self._failures >= c.failed_turns.limit:
             return Decision(Trigger.FAILED_TURNS, f"{self._failures} turns not understood")

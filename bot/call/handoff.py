@@ -31,6 +31,7 @@ from bot.call.handoff_desk import HandoffDesk, HandoffTicket
 from bot.call.runtime import Runtime
 from integrations.screen_pop import ScreenPopClient
 from integrations.twilio_rest import TwilioCallControl, transfer_twiml
+from processors.act_guard import HeardDoubt
 from processors.action_hold import ActionHold
 from processors.agent_definition import IntentAction
 from processors.callback_offer import CallbackOfferProcessor
@@ -124,6 +125,7 @@ def make_handoff_processors(
             transfer_intents=transfer_intents,
             sentiment=runtime.sentiment,
             call_id=call_id,
+            doubt=HeardDoubt.with_bar(settings.asr_unsure_confidence),
             transport=transport_kind,
         ),
         # a hand-off or a goodbye waits for its line: the caller going on withdraws it

@@ -11,6 +11,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 from bot.agent import AgentFileError, load_agent
 from integrations.crm.base import Authentication, AuthMethod, AuthStatus, CallerRecord
 from integrations.sentiment import VaderSentiment
+from processors.act_guard import HeardDoubt
 from processors.agent_definition import SentimentTrigger
 from processors.call_recorder import CallRecorder
 from processors.escalation import EscalationProcessor
@@ -33,7 +34,7 @@ def vader():
     return VaderSentiment()
 
 
-def processor(agent, vader, **switches):
+def processor(agent, vader, doubt=None, **switches):
     config = agent.escalation
     for name, value in switches.items():
         config = dataclasses.replace(
@@ -45,6 +46,7 @@ def processor(agent, vader, **switches):
         transfer_intents=frozenset({"talk_to_human", "emergency"}),
         sentiment=vader,
         call_id="t1",
+        doubt=doubt,
         transport="test",
     )
 
@@ -354,6 +356,24 @@ async def test_sentiment_ignores_words_the_recogniser_was_unsure_of(agent, vader
         text="terrible awful hate kill", intent=OUT_OF_SCOPE, band=Band.REPAIR, unsure=False
     )
     down, _ = await run_test(processor(agent, vader), frames_to_send=[heard])
+    assert escalations(down)[0].trigger == "negative_sentiment"
+
+
+async def test_no_hand_off_on_the_tone_of_words_too_doubtful_for_a_transfer(agent, vader):
+    # A hand-off is a transfer: "price of a checkup" heard at 0.53 as "Prisoner tech up."
+    # read -0.54 and was handed off (held-out call bench, 6 Dec 2026).
+    doubt = HeardDoubt.with_bar(0.5)
+    misheard = NLUResultFrame(
+        text="Prisoner tech up.", intent=OUT_OF_SCOPE, band=Band.REPAIR, heard_confidence=0.53
+    )
+    assert vader.score(misheard.text) <= -0.53
+    down, _ = await run_test(
+        processor(agent, vader, doubt), frames_to_send=[misheard, *reply("Sorry?")]
+    )
+    assert not escalations(down) and spoken(down) == ["Sorry?"]
+    # Heard as well as a transfer needs, the same tone hands off.
+    heard = dataclasses.replace(misheard, heard_confidence=0.8)
+    down, _ = await run_test(processor(agent, vader, doubt), frames_to_send=[heard])
     assert escalations(down)[0].trigger == "negative_sentiment"
 
 
