@@ -50,7 +50,9 @@ A statement the agent cannot act on because the recogniser misheard it (its conf
 in the words just said is below ``heard_clearly``: "Junior Brigitte's widening." for "Do
 you do teeth whitening?") waits only ``misheard_pause_s``, enough to hear a caller go on
 after a sentence: the form of misheard words says nothing about whether the caller is
-done, and a longer wait does not make them understood (a repair sooner is better).
+done, and a longer wait does not make them understood (a repair sooner is better). Unless
+it still reads as a sentence that tells: that waits ``statement_pause_s`` however it was
+heard.
 
 The pause is counted from the caller's last word; speech before it is over keeps the turn
 open as usual. The same rules tell :class:`processors.barge_in.FragmentJoiner` which
@@ -251,7 +253,9 @@ class TurnHoldPolicy:
             return 0.0
         if confidence >= self.heard_clearly:
             return self.unsure_pause_s
-        return self._misheard_pause(confidence)
+        # A sentence that tells waits as long, misheard or not: "My cat hadn't eaten in two
+        # days." heard at 0.749 ended after 0.75 s while the caller went on (held-out call bench).
+        return max(self._misheard_pause(confidence), self._telling_pause(text))
 
     def _misheard_pause(self, confidence: float) -> float:
         return self.misheard_pause_s if confidence >= self.garbled_below else self.garbled_pause_s

@@ -353,9 +353,16 @@ def test_a_misheard_statement_waits_less_than_one_heard_clearly():
     assert policy().pause("Do you do these widening?", confidence=0.5) == 0  # a question
 
 
+def test_a_misheard_sentence_that_tells_waits_as_one_heard_clearly():
+    # "My cat hasn't eaten in two days. | Do you have a vet on staff?" heard at 0.749
+    told = "My cat hadn't eaten in two days."
+    assert policy().pause(told, confidence=0.7) == policy().statement_pause_s
+    assert policy().statement_pause_s > policy().misheard_pause_s
+
+
 def test_garbled_words_wait_the_long_pause():
     # babble: the recogniser barely heard anything, and the caller may be going on under it
-    garbled = "And my the cross of it."
+    garbled = "Cross of it."  # too short to read as a sentence that tells
     assert policy().pause(garbled, confidence=0.3) == policy().garbled_pause_s
     assert policy().garbled_pause_s > policy().misheard_pause_s
     assert policy(garbled_below=0.2).pause(garbled, confidence=0.3) == (policy().misheard_pause_s)
