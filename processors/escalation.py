@@ -230,9 +230,8 @@ class EscalationProcessor(FrameProcessor):
     async def _on_turn(self, nlu: NLUResultFrame) -> None:
         keyed = nlu.path is DecisionPath.DTMF
         text = "[keypad entry]" if keyed else nlu.text
-        score = 0.0
-        if self._sentiment is not None and self._scores_sentiment(nlu):
-            score = round(self._sentiment.score(nlu.text), 3)
+        score = self._sentiment_score(nlu)
+        if score is not None:
             self._seen.sentiment.append(score)
         if text.strip():
             self._seen.transcript.append({"role": "caller", "text": text})
@@ -260,18 +259,25 @@ class EscalationProcessor(FrameProcessor):
         else:
             await self._escalate(decision, speak=True)
 
-    def _scores_sentiment(self, nlu: NLUResultFrame) -> bool:
-        """Whether the turn's words are heard well enough to hand off on their tone."""
-        return (
-            self._sentiment is not None
-            and nlu.path is not DecisionPath.DTMF
-            and bool(nlu.text.strip())
-            and not nlu.unsure
-            and not self._doubt.unsure(nlu.heard_confidence, irreversible=True)
-        )
+    def _sentiment_score(self, nlu: NLUResultFrame) -> float | None:
+        """The turn's tone, or None when its words are not heard well enough to hand off on."""
+        if (
+            self._sentiment is None
+            or nlu.path is DecisionPath.DTMF
+            or not nlu.text.strip()
+            or nlu.unsure
+            or self._doubt.unsure(nlu.heard_confidence, irreversible=True)
+        ):
+            return None
+        return round(self._sentiment.score(nlu.text), 3)
 
-    def check(self, nlu: NLUResultFrame, score: float) -> Decision | None:
-        """The first trigger this turn fires, if any (call order = priority)."""
+    def check(self, nlu: NLUResultFrame, score: float | None) -> Decision | None:
+        """The first trigger this turn fires, if any (call order = priority).
+
+        Args:
+            nlu: The turn's decision.
+            score: Its tone (None: not read, so no hand-off on it).
+        """
         c = self._config
         acted = nlu.band is Band.ACT
         if c.explicit_request.enabled:
@@ -285,7 +291,7 @@ class EscalationProcessor(FrameProcessor):
         if c.out_of_scope.enabled and acted and nlu.intent in c.out_of_scope.intents:
             return Decision(Trigger.OUT_OF_SCOPE, f"intent {nlu.intent}")
         bar = self._sentiment_bar(nlu)
-        if c.negative_sentiment.enabled and self._scores_sentiment(nlu) and score <= bar:
+        if c.negative_sentiment.enabled and score is not None and score <= bar:
             return Decision(Trigger.NEGATIVE_SENTIMENT, f"sentiment {score:+.2f} <= {bar:+.2f}")
         if c.failed_turns.enabled and self._failures >= c.failed_turns.limit:
             return Decision(Trigger.FAILED_TURNS, f"{self._failures} turns not understood")
