@@ -46,7 +46,9 @@ repaired, not taken as an answer. A turn whose words are doubtful (not understoo
 or such a stray yes) is marked ``unsure``; a clearly worded request out of scope is not,
 unless the recogniser itself was unsure of the words (its confidence below
 ``unsure_below``): in 10 dB babble most garbled turns read as clearly worded out-of-scope
-requests and got the out-of-scope reply, never a repair or the keypad. Nor does such a
+requests and got the out-of-scope reply, never a repair or the keypad. A clearly worded
+turn heard clearly (``heard_clearly``) that no intent reaches the clarify threshold for is
+out of scope too: saying it again would not make it one of the agent's. Nor does such a
 turn act (:class:`~processors.act_guard.HeardDoubt`): unless the words that matter in it
 were heard well (their per-word confidences), a decision on it is asked about ("Did you
 want to ...?"), and a yes or no is repaired.
@@ -89,6 +91,7 @@ from processors.frames import (
     NLUResultFrame,
     TurnJoinedFrame,
 )
+from processors.turn_hold import HEARD_CLEARLY
 from processors.user_turn import user_text
 
 DTMF_PATTERN = re.compile(r"^\s*DTMF:\s*([0-9*#A-Da-d]+)\s*$")
@@ -136,6 +139,7 @@ class NLURouter(FrameProcessor):
         readings: TurnReadings | None = None,
         unsure_below: float = 0.0,
         opening_asks: bool = False,
+        heard_clearly: float = HEARD_CLEARLY,
         **kwargs: Any,
     ):
         """Create the router from already-built adapters.
@@ -158,6 +162,9 @@ class NLURouter(FrameProcessor):
             opening_asks: The greeting asks the callee a question (an outbound call's
                 opening, "Will you be able to make it?"): once it is asked (``GreetingFrame``)
                 a yes or no answers it, and an opt-out is acted on when sure.
+            heard_clearly: Recogniser confidence from which a clearly worded turn that no
+                intent reaches the clarify threshold for is out of scope (the honest answer),
+                not repaired.
             **kwargs: Passed to ``FrameProcessor``.
         """
         super().__init__(**kwargs)
@@ -175,6 +182,7 @@ class NLURouter(FrameProcessor):
         self._guard = guard
         self._readings = readings
         self._doubt = HeardDoubt.with_bar(unsure_below)
+        self._heard_clearly = heard_clearly
         self._requested = False
         """The caller has asked for something on this call."""
         self._asked = False
@@ -300,6 +308,11 @@ class NLURouter(FrameProcessor):
         self._before_turn = (self._requested, self._asked)
         keyed = result.path is DecisionPath.DTMF
         misheard = self._doubt.unsure(result.heard_confidence)
+        if self._none_of_ours(result):
+            # "Are you hiring any dental hygienists at the moment?", heard word for word, read
+            # as a booking at 0.46 and the caller was asked to say it again (dev call bench)
+            result.runner_up, result.intent = result.intent, OUT_OF_SCOPE
+            result.confidence = round(1.0 - result.confidence, 4)
         heard_out_of_scope = (
             result.intent == OUT_OF_SCOPE
             and result.path in (DecisionPath.CLASSIFIER, DecisionPath.LLM)
@@ -356,6 +369,24 @@ class NLURouter(FrameProcessor):
             )
         ):
             self._requested = True
+
+    def _none_of_ours(self, result: NLUResultFrame) -> bool:
+        """A clearly heard, clearly worded request that no intent comes near is out of scope.
+
+        No intent reached the clarify threshold, and the recogniser heard the words well
+        (at least ``heard_clearly``; not when it does not say): asking the caller to say it
+        again rarely helps, the honest answer and what the agent can do does.
+        """
+        heard = result.heard_confidence
+        return (
+            result.band is Band.REPAIR
+            and result.intent != OUT_OF_SCOPE
+            and result.intent not in ANSWERS
+            and result.path in (DecisionPath.CLASSIFIER, DecisionPath.LLM)
+            and clearly_worded(result.text)
+            and heard is not None
+            and heard >= self._heard_clearly
+        )
 
     def _classify_and_extract(self, text: str) -> tuple[IntentPrediction, dict[str, Any]]:
         return self._classifier.classify(text), self._entities.extract(text)

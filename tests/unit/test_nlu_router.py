@@ -672,3 +672,22 @@ def test_the_reference_agent_guards_what_cannot_be_undone(agent):
     assert guard.ends_call == {"goodbye"}
     assert guard.follow_ups["book_appointment"] == {"datetime"}
     assert guard.follow_ups["cancel_appointment"] == frozenset()  # known from the CRM: not asked
+
+
+async def test_a_clearly_heard_request_no_intent_comes_near_is_out_of_scope(extractor):
+    hiring = "Are you hiring any dental hygienists at the moment?"
+    classifier = ScriptedClassifier(
+        answers={
+            hiring: prediction("book_appointment", 0.46, runner_up="insurance"),
+            "Hiring?": prediction("book_appointment", 0.46),
+        }
+    )
+    router = NLURouter(classifier, None, NLUThresholds(), extractor, guard=GUARD, unsure_below=0.5)
+    heard = await router.decide(hiring, heard_confidence=0.97)
+    assert (heard.intent, heard.band, heard.unsure) == (OUT_OF_SCOPE, Band.REPAIR, False)
+    assert heard.runner_up == "book_appointment" and heard.confidence == pytest.approx(0.54)
+    # misheard words, or too few to be a request, are asked again
+    misheard = await router.decide(hiring, heard_confidence=0.6)
+    assert (misheard.intent, misheard.unsure) == ("book_appointment", True)
+    fragment = await router.decide("Hiring?", heard_confidence=0.97)
+    assert (fragment.intent, fragment.unsure) == ("book_appointment", True)
