@@ -691,3 +691,26 @@ async def test_a_clearly_heard_request_no_intent_comes_near_is_out_of_scope(extr
     assert (misheard.intent, misheard.unsure) == ("book_appointment", True)
     fragment = await router.decide("Hiring?", heard_confidence=0.97)
     assert (fragment.intent, fragment.unsure) == ("book_appointment", True)
+
+
+async def test_a_sure_second_reading_answers_a_question_but_only_asks_to_book(extractor):
+    classifier = ScriptedClassifier(
+        answers={
+            "A dress, please.": prediction("book_appointment", 0.3),
+            "Address, please.": prediction("location", 0.99),
+            "Look a cleaning.": prediction("opening_hours", 0.3),
+            "Book a cleaning.": prediction("book_appointment", 0.99),
+        }
+    )
+    router = NLURouter(classifier, None, NLUThresholds(), extractor, guard=GUARD)
+    address = await router.decide("A dress, please.", ["Address, please."], heard_confidence=0.8)
+    assert (address.intent, address.band, address.text) == (
+        "location",
+        Band.ACT,
+        "Address, please.",
+    )
+    booking = await router.decide("Look a cleaning.", ["Book a cleaning."], heard_confidence=0.8)
+    assert (booking.intent, booking.band) == ("book_appointment", Band.CLARIFY)
+    unguarded = NLURouter(classifier, None, NLUThresholds(), extractor)
+    asked = await unguarded.decide("A dress, please.", ["Address, please."], heard_confidence=0.8)
+    assert (asked.intent, asked.band) == ("location", Band.CLARIFY)

@@ -110,7 +110,7 @@ async def test_a_context_turn_is_decided_on_its_other_readings() -> None:
     result = down[0]
     assert isinstance(result, NLUResultFrame)
     assert (result.intent, result.text) == ("book_appointment", "book a cleaning")
-    assert result.band is Band.CLARIFY  # another reading is never acted on without asking
+    assert result.band is Band.CLARIFY  # another reading of a booking is asked about first
     assert len(log) == 0
 
 
