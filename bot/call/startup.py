@@ -85,7 +85,7 @@ def load_recognizer(settings: Settings, agent: AgentDefinition | None) -> Speech
     """The embedded recogniser as a call runs it, biased to ``agent``'s words if asked for.
 
     Args:
-        settings: The ASR settings (beam, language-model weight and bonus, pre-emphasis).
+        settings: The ASR settings (beam, language-model weight and bonus).
         agent: The agent whose word model biases decoding (None: no bias).
     """
     from integrations.speech.moonshine import MoonshineRecognizer
@@ -97,7 +97,6 @@ def load_recognizer(settings: Settings, agent: AgentDefinition | None) -> Speech
         language_model=None if agent is None else _language_model(settings, agent),
         lm_weight=settings.asr_lm_weight,
         lm_word_bonus=settings.asr_lm_word_bonus,
-        phone_preemphasis=settings.asr_phone_preemphasis,
     )
 
 

@@ -174,20 +174,6 @@ class DialogueSettings(BaseSettings):
             "14.6/48.3 % beam 2 (decode 1.3x), 14.4/46.8 % beam 4 (1.9x)."
         ),
     )
-    asr_phone_preemphasis: float = Field(
-        default=0.5,
-        ge=0.0,
-        lt=1.0,
-        validation_alias="CALLAGENT_ASR_PHONE_PREEMPHASIS",
-        description=(
-            "Pre-emphasis coefficient applied to telephone audio (8 kHz) before the embedded "
-            "ASR (0 = off): the narrow band's spectrum tilted up. Dev requests spoken through "
-            "the phone line, cut by hand (WER, none -> 0.5): flite slt 18.9 -> 14.1 %, rms "
-            "10.5 -> 10.5 %, kal 12.6 -> 12.0 %, espeak en-gb-x-rp 23.9 -> 19.8 %; in 10 dB "
-            "babble (slt, rms) 68.4 -> 68.0 %. Gain and loudness normalisation changed 1.4 "
-            "points at most."
-        ),
-    )
     whole_turn_stt: bool = Field(
         default=True,
         validation_alias="CALLAGENT_WHOLE_TURN_STT",

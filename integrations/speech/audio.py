@@ -35,20 +35,6 @@ def resample_pcm16(pcm16: bytes, in_rate: int, out_rate: int) -> bytes:
     return float_to_pcm16(soxr.resample(pcm16_to_float(pcm16), in_rate, out_rate))
 
 
-def preemphasize(audio: np.ndarray, coefficient: float) -> np.ndarray:
-    """First-order pre-emphasis, ``y[n] = x[n] - coefficient * x[n-1]``: tilts the spectrum up.
-
-    Args:
-        audio: Float samples (not changed).
-        coefficient: 0 (no change) to below 1 (the low frequencies all but removed).
-    """
-    if coefficient <= 0 or audio.size < 2:
-        return audio
-    tilted = audio.astype(np.float32, copy=True)
-    tilted[1:] -= np.float32(coefficient) * audio[:-1]
-    return tilted
-
-
 def mulaw_encode(pcm16: bytes) -> bytes:
     """G.711 mu-law encode 16-bit mono PCM, one byte per sample (a trailing odd byte is ignored)."""
     return audioop.lin2ulaw(pcm16[: len(pcm16) // 2 * 2], 2)

@@ -25,7 +25,6 @@ import numpy as np
 import onnxruntime as ort
 from loguru import logger
 
-from integrations.speech.audio import PHONE_SAMPLE_RATE, pcm16_to_float, preemphasize
 from integrations.speech.beam_search import (
     END_TOKEN,
     SPACE,
@@ -58,11 +57,10 @@ _MAX_WINDOW_SAMPLES = 30 * MODEL_SAMPLE_RATE
 """Longer clips are transcribed in windows of this size (Moonshine is trained on short clips)."""
 
 
-def _to_model_rate(pcm16: bytes, sample_rate: int, phone_preemphasis: float = 0.0) -> np.ndarray:
-    """16-bit PCM at any rate to float32 at 16 kHz (phone audio pre-emphasised first)."""
-    audio = pcm16_to_float(pcm16)
-    if sample_rate <= PHONE_SAMPLE_RATE:
-        audio = preemphasize(audio, phone_preemphasis)
+def _to_model_rate(pcm16: bytes, sample_rate: int) -> np.ndarray:
+    """16-bit PCM at any rate to float32 in [-1, 1] at 16 kHz."""
+    audio = np.frombuffer(pcm16[: len(pcm16) // 2 * 2], dtype="<i2").astype(np.float32)
+    audio /= 32768.0
     if sample_rate != MODEL_SAMPLE_RATE and audio.size:
         import soxr
 
@@ -102,7 +100,6 @@ class MoonshineRecognizer:
         language_model: WordLanguageModel | None = None,
         lm_weight: float = 0.0,
         lm_word_bonus: float = 0.0,
-        phone_preemphasis: float = 0.0,
     ):
         """Load the models (optimising them into ``cache_dir`` on first use).
 
@@ -126,8 +123,6 @@ class MoonshineRecognizer:
                 (shallow fusion, see :class:`BeamSearch`), or None.
             lm_weight: Weight of its log-probabilities (0: not used).
             lm_word_bonus: Score added per word when the language model is used.
-            phone_preemphasis: Pre-emphasis coefficient for telephone audio (8 kHz and
-                below; 0: none), see ``CALLAGENT_ASR_PHONE_PREEMPHASIS``.
 
         """
         started = time.perf_counter()
@@ -139,7 +134,6 @@ class MoonshineRecognizer:
         self.language_model = language_model
         self.lm_weight = lm_weight
         self.lm_word_bonus = lm_word_bonus
-        self.phone_preemphasis = phone_preemphasis
         self._vocabulary = load_vocabulary(self.model_dir / "tokenizer.bin")
 
         encoder_path = self.model_dir / f"{ENCODER_NAME}.ort"
@@ -233,7 +227,7 @@ class MoonshineRecognizer:
             in windows: its one reading joins the windows' best ones.
 
         """
-        audio = _to_model_rate(pcm16, sample_rate, self.phone_preemphasis)
+        audio = _to_model_rate(pcm16, sample_rate)
         if audio.size < _MIN_SAMPLES or float(np.max(np.abs(audio))) < _SILENCE_PEAK:
             return Recognition()
         windows = [

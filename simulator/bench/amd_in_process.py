@@ -46,10 +46,15 @@ def _vad_factory() -> Callable[[], Any]:
 
 def load_recognizer() -> SpeechRecognizer:
     """The embedded ASR as the settings configure it (no domain language model)."""
-    from bot.call.startup import load_recognizer as load_call_recognizer
     from bot.settings import Settings
+    from integrations.speech.moonshine import MoonshineRecognizer
 
-    return load_call_recognizer(Settings(), None)
+    settings = Settings()
+    return MoonshineRecognizer(
+        cache_dir=settings.cache_dir / "moonshine",
+        num_threads=settings.asr_threads,
+        beam_width=settings.asr_beam_width,
+    )
 
 
 async def run_answer(

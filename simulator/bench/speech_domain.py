@@ -168,7 +168,7 @@ def evaluate(
     }
     times: dict[str, list[float]] = {c.name: [] for c in configs}
     for done, clip in enumerate(clips):
-        audio = _to_model_rate(clip.pcm, PHONE_SAMPLE_RATE, recognizer.phone_preemphasis)
+        audio = _to_model_rate(clip.pcm, PHONE_SAMPLE_RATE)
         started = time.perf_counter()
         hidden = recognizer.encode(audio)
         encode_s = time.perf_counter() - started

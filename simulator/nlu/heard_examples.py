@@ -137,9 +137,6 @@ def recognizer_fingerprint(recognizer: object) -> str:
         f"beam={getattr(recognizer, 'beam_width', 1)}",
         f"lm={getattr(recognizer, 'lm_weight', 0.0)}",
     ]
-    preemphasis = getattr(recognizer, "phone_preemphasis", 0.0)
-    if preemphasis:  # only when on, so the caches made before it stay valid
-        parts.append(f"preemphasis={preemphasis}")
     return ";".join(parts)
 
 

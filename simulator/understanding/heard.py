@@ -63,8 +63,6 @@ def path_fingerprint() -> str:
     # the language model's key only when it is on, so the caches of unbiased runs stay valid
     corpus = [str(s.asr_lm_corpus_dir)] if s.asr_lm_corpus_dir else []
     lm = {"lm": [s.asr_lm_weight, s.asr_lm_word_bonus, *corpus]} if s.asr_lm_weight > 0 else {}
-    if s.asr_phone_preemphasis > 0:
-        lm["preemphasis"] = [s.asr_phone_preemphasis]
     return json.dumps(
         {
             **lm,

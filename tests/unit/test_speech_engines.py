@@ -25,11 +25,10 @@ from integrations.speech.audio import (
     mulaw_decode,
     mulaw_encode,
     phone_channel,
-    preemphasize,
     resample_pcm16,
 )
 from integrations.speech.base import SpeechRecognizer, SpeechSynthesizer
-from integrations.speech.moonshine import MoonshineRecognizer, _to_model_rate
+from integrations.speech.moonshine import MoonshineRecognizer
 from integrations.speech.moonshine_models import load_vocabulary
 
 pytest.importorskip("piper", reason="needs the speech-gpl extra")
@@ -233,26 +232,6 @@ def test_mulaw_roundtrip_is_close() -> None:
     orig = np.frombuffer(pcm, dtype="<i2").astype(float)
     snr = 10 * np.log10(np.sum(orig**2) / np.sum((orig - back) ** 2))
     assert snr > 30  # G.711 gives about 38 dB on a loud tone
-
-
-def test_preemphasis_tilts_phone_audio_up_and_leaves_wideband_alone() -> None:
-    t = np.arange(8000) / 8000
-    low, high = np.sin(2 * np.pi * 200 * t), np.sin(2 * np.pi * 3000 * t)
-    gain = [float(np.std(preemphasize(tone, 0.5)[1:]) / np.std(tone)) for tone in (low, high)]
-    assert gain[0] < 0.6 and gain[1] > 1.3  # 200 Hz down, 3 kHz up
-    assert preemphasize(low, 0.0) is low
-    pcm = float_to_pcm16(0.5 * low)
-    assert np.allclose(_to_model_rate(pcm, 16000, 0.5), _to_model_rate(pcm, 16000))
-    assert not np.allclose(_to_model_rate(pcm, PHONE_SAMPLE_RATE, 0.5), _to_model_rate(pcm, 8000))
-
-
-def test_the_call_recognizer_preemphasizes_phone_audio_as_set() -> None:
-    from bot.call.startup import load_recognizer
-    from bot.settings import Settings
-
-    recognizer = load_recognizer(Settings(), None)
-    assert isinstance(recognizer, MoonshineRecognizer)
-    assert recognizer.phone_preemphasis == Settings().asr_phone_preemphasis > 0
 
 
 def test_missing_piper_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
