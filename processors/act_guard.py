@@ -149,6 +149,9 @@ class ActGuard:
         act_threshold: Lowest confidence that acts without asking.
         min_margin: Lowest lead over the runner-up that acts without asking.
         min_words: Fewer request words than this is a fragment.
+        answers: The intents the agent only answers (hours, a knowledge-base entry): a
+            wrong one costs the caller a sentence, so a reading other than the recogniser's
+            best may act on them.
 
     A goodbye (``ends_call``) before the caller has asked for anything is always checked;
     after a request, the act band alone closes the call (a lone "Bye." is the usual end).
@@ -162,6 +165,7 @@ class ActGuard:
     act_threshold: float = 0.93
     min_margin: float = 0.5
     min_words: int = 2
+    answers: frozenset[str] = frozenset()
 
     @classmethod
     def for_agent(cls, agent: AgentDefinition) -> ActGuard:
@@ -178,6 +182,7 @@ class ActGuard:
             act_threshold=confirm.act_threshold,
             min_margin=confirm.min_margin,
             min_words=confirm.min_words,
+            answers=agent.answer_only_intents(),
         )
 
     def doubt(self, result: NLUResultFrame, *, requested: bool, asked: bool = False) -> str | None:

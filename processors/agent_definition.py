@@ -393,6 +393,18 @@ class AgentDefinition:
             and (intent.action is not IntentAction.ANSWER or intent.crm_update or intent.slots)
         )
 
+    def answer_only_intents(self) -> frozenset[str]:
+        """Intents the agent only answers: nothing written, asked for, handed on or ended."""
+        escalated = set(self.escalation.out_of_scope.intents)
+        return frozenset(
+            intent.name
+            for intent in self.intents
+            if intent.name not in escalated
+            and intent.action is IntentAction.ANSWER
+            and not intent.crm_update
+            and not intent.slots
+        )
+
     def declined_line(self) -> str:
         """What the agent says to a request it does not handle."""
         return self.out_of_scope_reply or f"I'm sorry, I can't help with that here. {self.fallback}"

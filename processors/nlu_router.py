@@ -29,10 +29,11 @@ a context turn whose segments' readings the call's
 and the classifier is not confident on the best reading, the other readings are
 classified too and the one the classifier is most confident on is kept
 (:func:`pick_reading`); a reading other than the recogniser's best acts only on a question
-the agent answers (with an :class:`ActGuard`: not what cannot be undone, nor a yes or no);
-otherwise its band is at most ``clarify``. Dev requests heard offline (slt / rms / kal,
-clean): acted right 308 -> 311 of 393, acted wrong unchanged ("Bouquet, I'm aware of the
-building exactly." was answered with the address on a second reading).
+the agent only answers (:attr:`ActGuard.answers`: not what cannot be undone, an emergency
+hand-off, nor a yes or no); otherwise its band is at most ``clarify``. Dev requests heard
+offline (slt / rms / kal): acted right clean 312 -> 315 of 393, in 10 dB babble 117 -> 119;
+acted wrong 2 -> 3 and 4 -> 5 (a question answered wrongly: "Can you tell me, Job?" with
+the address).
 
 Policy: the classifier answers when confident (``confidence >= thresholds.act``)
 with no extra wait. Otherwise, if an LLM classifier is configured, it decides
@@ -415,11 +416,11 @@ class NLURouter(FrameProcessor):
     def _answers_outright(self, intent: str) -> bool:
         """Whether a sure reading other than the recogniser's best may act on ``intent``.
 
-        Only a question the agent answers (hours, the address, a knowledge-base entry): a
-        wrong answer costs the caller a sentence. What cannot be undone, and a yes or no
-        (it confirms what cannot), is asked about first.
+        Only a question the agent only answers (``ActGuard.answers``: hours, the address, a
+        knowledge-base entry): a wrong answer costs the caller a sentence. Anything else (a
+        booking, a hand-off, an emergency, a yes or no) is asked about first.
         """
-        return self._guard is not None and intent not in self._guard.intents | ANSWERS
+        return self._guard is not None and intent in self._guard.answers and intent not in ANSWERS
 
     def _is_confident(self, prediction: IntentPrediction) -> bool:
         return prediction.intent != OUT_OF_SCOPE and prediction.confidence >= self._thresholds.act

@@ -396,6 +396,7 @@ GUARD = ActGuard(
     intents=frozenset({"book_appointment", "goodbye", "talk_to_human"}),
     ends_call=frozenset({"goodbye"}),
     follow_ups={"book_appointment": frozenset({"datetime"})},
+    answers=frozenset({"opening_hours", "location"}),
 )
 CALLER_TURNS = {
     "Hi, I booked a checkup for next week.": prediction("book_appointment", 0.91),
@@ -672,6 +673,8 @@ def test_the_reference_agent_guards_what_cannot_be_undone(agent):
     assert guard.ends_call == {"goodbye"}
     assert guard.follow_ups["book_appointment"] == {"datetime"}
     assert guard.follow_ups["cancel_appointment"] == frozenset()  # known from the CRM: not asked
+    assert {"opening_hours", "location", "kb:whitening"} <= guard.answers
+    assert not guard.answers & {"book_appointment", "emergency", "talk_to_human", "goodbye"}
 
 
 async def test_a_clearly_heard_request_no_intent_comes_near_is_out_of_scope(extractor):
@@ -700,6 +703,8 @@ async def test_a_sure_second_reading_answers_a_question_but_only_asks_to_book(ex
             "Address, please.": prediction("location", 0.99),
             "Look a cleaning.": prediction("opening_hours", 0.3),
             "Book a cleaning.": prediction("book_appointment", 0.99),
+            "Brace up a filling.": prediction("pricing", 0.3),
+            "Price of a filling.": prediction("emergency", 0.99),
         }
     )
     router = NLURouter(classifier, None, NLUThresholds(), extractor, guard=GUARD)
@@ -711,6 +716,8 @@ async def test_a_sure_second_reading_answers_a_question_but_only_asks_to_book(ex
     )
     booking = await router.decide("Look a cleaning.", ["Book a cleaning."], heard_confidence=0.8)
     assert (booking.intent, booking.band) == ("book_appointment", Band.CLARIFY)
+    hand_off = await router.decide("Brace up a filling.", ["Price of a filling."])
+    assert (hand_off.intent, hand_off.band) == ("emergency", Band.CLARIFY)  # not an answer
     unguarded = NLURouter(classifier, None, NLUThresholds(), extractor)
     asked = await unguarded.decide("A dress, please.", ["Address, please."], heard_confidence=0.8)
     assert (asked.intent, asked.band) == ("location", Band.CLARIFY)
