@@ -167,3 +167,23 @@ async def test_doubted_words_in_noise_are_repaired_and_then_offered_the_keypad(a
     first, second = spoken(down)
     assert first == agent.repair[0]  # not the out-of-scope reply
     assert second == f"{agent.repair[1]} {agent.keypad_offer}"
+
+
+async def test_a_clearly_heard_request_no_intent_comes_near_gets_the_honest_answer(agent) -> None:
+    hiring = "Are you hiring any dental hygienists at the moment?"
+    classifier = ScriptedClassifier(answers={hiring: prediction("book_appointment", 0.46)})
+    extractor = EntityExtractor(default_parsers(clock=lambda: datetime(2026, 11, 21, 10, 0)))
+    log = TurnReadings()
+    log.add(heard(hiring, logprob=math.log(0.97)))
+    router = NLURouter(classifier, None, NLUThresholds(), extractor, readings=log, unsure_below=0.5)
+    down, _ = await run_test(
+        Pipeline([router, DialogueProcessor(DialoguePolicy(agent))]),
+        frames_to_send=[
+            LLMContextFrame(LLMContext(messages=[{"role": "user", "content": hiring}]))
+        ],
+        expected_down_frames=[NLUResultFrame, BotReplyFrame, TTSSpeakFrame],
+    )
+    decision = down[0]
+    assert isinstance(decision, NLUResultFrame)
+    assert (decision.intent, decision.unsure) == (OUT_OF_SCOPE, False)
+    assert spoken(down) == [agent.declined_line()]  # not "Sorry, could you say that again?"
