@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from processors.agent_definition import AgentDefinition, IntentAction
-from processors.frames import NLUResultFrame
+from processors.frames import OUT_OF_SCOPE, Band, DecisionPath, NLUResultFrame
+from processors.nlu_readings import ANSWERS
 
 FILLERS = frozenset(
     "um umm uh uhh er erm ah oh hmm mm mhm hm yeah yes so well like okay ok hi hello hey "
@@ -39,6 +40,38 @@ def clearly_worded(text: str) -> bool:
     """At least two content words: a request that was heard, not a garbled fragment."""
     content = [w for w in _WORD.findall(text.lower()) if w not in FILLERS | FUNCTION_WORDS]
     return len(content) >= 2
+
+
+HEARD_CLEARLY = 0.75
+"""Recogniser confidence from which the words are taken to be what the caller said.
+
+Issue-15 development run (espeak en-gb-x-rp, clean): whole requests the recogniser
+misheard into statements read 0.35-0.72 ("Owen" for "hours?", "A reptilean." for
+"address please", "Prifam a feeling." for "price of a filling"); the scene-setting
+sentences callers went on from read 0.77-0.93 ("We just moved to Springfield.").
+Below it the turn hold (:mod:`processors.turn_hold`) waits less after words the agent does
+not understand; at or above it the router answers a request no intent comes near as out of
+scope (:func:`none_of_ours`).
+"""
+
+
+def none_of_ours(result: NLUResultFrame, heard_clearly: float = HEARD_CLEARLY) -> bool:
+    """A clearly heard, clearly worded request that no intent comes near: out of scope.
+
+    No intent reached the clarify threshold (the repair band), and the recogniser heard the
+    words well (at least ``heard_clearly``; not when it does not say): asking the caller to
+    say it again rarely helps, the honest answer and what the agent can do does.
+    """
+    heard = result.heard_confidence
+    return (
+        result.band is Band.REPAIR
+        and result.intent != OUT_OF_SCOPE
+        and result.intent not in ANSWERS
+        and result.path in (DecisionPath.CLASSIFIER, DecisionPath.LLM)
+        and clearly_worded(result.text)
+        and heard is not None
+        and heard >= heard_clearly
+    )
 
 
 SURE_WORDS_AT = 0.7
@@ -184,6 +217,15 @@ class ActGuard:
             min_words=confirm.min_words,
             answers=agent.answer_only_intents(),
         )
+
+    def answers_outright(self, intent: str) -> bool:
+        """Whether a sure reading other than the recogniser's best may act on ``intent``.
+
+        Only a question the agent only answers (:attr:`answers`: hours, the address, a
+        knowledge-base entry): a wrong answer costs the caller a sentence. Anything else (a
+        booking, a hand-off, an emergency, a yes or no) is asked about first.
+        """
+        return intent in self.answers and intent not in ANSWERS
 
     def doubt(self, result: NLUResultFrame, *, requested: bool, asked: bool = False) -> str | None:
         """Why an act-band decision for an irreversible intent must be confirmed, if it must.

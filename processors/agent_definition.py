@@ -9,6 +9,7 @@ YAML file straight into them.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import field
 from enum import StrEnum
 from pathlib import Path
@@ -99,6 +100,11 @@ class Intent:
     crm_update: Literal["", "move_appointment", "cancel_appointment", "confirm_appointment"] = ""
     """A CRM write-back after answering: ``move_appointment``, ``cancel_appointment`` or
     ``confirm_appointment``."""
+
+    @property
+    def only_answers(self) -> bool:
+        """The agent only answers it: nothing written to the CRM, no slot asked, no transfer."""
+        return self.action is IntentAction.ANSWER and not self.crm_update and not self.slots
 
     @field_validator("examples")
     @classmethod
@@ -385,25 +391,16 @@ class AgentDefinition:
         listed = self.nlu.confirm.intents
         if listed is not None:
             return frozenset(listed)
-        escalated = set(self.escalation.out_of_scope.intents)
-        return frozenset(
-            intent.name
-            for intent in self.intents
-            if intent.name not in escalated
-            and (intent.action is not IntentAction.ANSWER or intent.crm_update or intent.slots)
-        )
+        return self._not_escalated(lambda intent: not intent.only_answers)
 
     def answer_only_intents(self) -> frozenset[str]:
         """Intents the agent only answers: nothing written, asked for, handed on or ended."""
+        return self._not_escalated(lambda intent: intent.only_answers)
+
+    def _not_escalated(self, chosen: Callable[[Intent], bool]) -> frozenset[str]:
+        """The names of the intents ``chosen`` picks, but for the escalation's out-of-scope ones."""
         escalated = set(self.escalation.out_of_scope.intents)
-        return frozenset(
-            intent.name
-            for intent in self.intents
-            if intent.name not in escalated
-            and intent.action is IntentAction.ANSWER
-            and not intent.crm_update
-            and not intent.slots
-        )
+        return frozenset(i.name for i in self.intents if i.name not in escalated and chosen(i))
 
     def declined_line(self) -> str:
         """What the agent says to a request it does not handle."""

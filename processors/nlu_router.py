@@ -86,7 +86,7 @@ from integrations.nlu.base import (
 )
 from integrations.nlu.entities import EntityExtractor
 from integrations.speech.nbest import Recognition, TurnReadings
-from processors.act_guard import ActGuard, HeardDoubt, clearly_worded
+from processors.act_guard import HEARD_CLEARLY, ActGuard, HeardDoubt, clearly_worded, none_of_ours
 from processors.frames import (
     OUT_OF_SCOPE,
     Band,
@@ -95,7 +95,13 @@ from processors.frames import (
     NLUResultFrame,
     TurnJoinedFrame,
 )
-from processors.turn_hold import HEARD_CLEARLY
+from processors.nlu_readings import (
+    ANSWERS,
+    pick_reading,
+    says_plainly,
+    says_the_opposite,
+    with_runner_up,
+)
 from processors.user_turn import user_text
 
 DTMF_PATTERN = re.compile(r"^\s*DTMF:\s*([0-9*#A-Da-d]+)\s*$")
@@ -107,24 +113,6 @@ MIN_UNHEARD_SPEECH_S = 0.25
 MAX_EMPTY_REPAIRS = 3
 MAX_TEXT_CHARS = 2000
 """Longer turns are cut before classification (keeps the time bounded)."""
-ANSWERS = frozenset({"affirm", "deny"})
-"""Intents that answer a question (the dialogue's yes and no)."""
-
-
-PLAIN_ANSWERS = {"affirm": "yes", "deny": "no"}
-"""The yes or no (the ``yes_no`` entity: the words open with it) each answer intent is."""
-
-
-def says_plainly(result: NLUResultFrame) -> bool:
-    """Whether an answer intent's words open with its own yes or no ("Yeah, that works.")."""
-    answer = PLAIN_ANSWERS.get(result.intent)
-    return answer is not None and result.entities.get("yes_no") == answer
-
-
-def says_the_opposite(result: NLUResultFrame) -> bool:
-    """Whether an answer intent's words open with the other answer ("Yes, that won't...": no)."""
-    answer, said = PLAIN_ANSWERS.get(result.intent), result.entities.get("yes_no")
-    return answer is not None and said is not None and said != answer
 
 
 class NLURouter(FrameProcessor):
@@ -305,14 +293,14 @@ class NLURouter(FrameProcessor):
         except (TimeoutError, LLMClassificationError) as e:
             logger.warning(f"{self}: LLM classifier unavailable ({type(e).__name__}); clarifying")
             return self._result(prediction, entities, DecisionPath.CLASSIFIER, Band.CLARIFY)
-        return self._result(_with_runner_up(answer, prediction), entities, DecisionPath.LLM)
+        return self._result(with_runner_up(answer, prediction), entities, DecisionPath.LLM)
 
     def _check(self, result: NLUResultFrame, heard_words: Sequence[float] = ()) -> None:
         """Mark doubtful words; keep doubt from acting (irreversibly); note what was asked."""
         self._before_turn = (self._requested, self._asked)
         keyed = result.path is DecisionPath.DTMF
         misheard = self._doubt.unsure(result.heard_confidence)
-        if self._none_of_ours(result):
+        if none_of_ours(result, self._heard_clearly):
             # "Are you hiring any dental hygienists at the moment?", heard word for word, read
             # as a booking at 0.46 and the caller was asked to say it again (dev call bench)
             result.runner_up, result.intent = result.intent, OUT_OF_SCOPE
@@ -374,24 +362,6 @@ class NLURouter(FrameProcessor):
         ):
             self._requested = True
 
-    def _none_of_ours(self, result: NLUResultFrame) -> bool:
-        """A clearly heard, clearly worded request that no intent comes near is out of scope.
-
-        No intent reached the clarify threshold, and the recogniser heard the words well
-        (at least ``heard_clearly``; not when it does not say): asking the caller to say it
-        again rarely helps, the honest answer and what the agent can do does.
-        """
-        heard = result.heard_confidence
-        return (
-            result.band is Band.REPAIR
-            and result.intent != OUT_OF_SCOPE
-            and result.intent not in ANSWERS
-            and result.path in (DecisionPath.CLASSIFIER, DecisionPath.LLM)
-            and clearly_worded(result.text)
-            and heard is not None
-            and heard >= self._heard_clearly
-        )
-
     def _classify_and_extract(self, text: str) -> tuple[IntentPrediction, dict[str, Any]]:
         return self._classifier.classify(text), self._entities.extract(text)
 
@@ -405,22 +375,15 @@ class NLURouter(FrameProcessor):
             return None
         picked, reading = predictions[chosen], others[chosen - 1]
         band = Band(self._thresholds.band(picked.intent, picked.confidence))
-        if band is Band.ACT and not self._answers_outright(picked.intent):
+        if band is Band.ACT and not (
+            self._guard is not None and self._guard.answers_outright(picked.intent)
+        ):
             band = Band.CLARIFY  # a second reading of the words is confirmed, not acted on
         result = self._result(
             picked, self._entities.extract(reading), DecisionPath.CLASSIFIER, band
         )
         result.text = reading
         return result
-
-    def _answers_outright(self, intent: str) -> bool:
-        """Whether a sure reading other than the recogniser's best may act on ``intent``.
-
-        Only a question the agent only answers (``ActGuard.answers``: hours, the address, a
-        knowledge-base entry): a wrong answer costs the caller a sentence. Anything else (a
-        booking, a hand-off, an emergency, a yes or no) is asked about first.
-        """
-        return self._guard is not None and intent in self._guard.answers and intent not in ANSWERS
 
     def _is_confident(self, prediction: IntentPrediction) -> bool:
         return prediction.intent != OUT_OF_SCOPE and prediction.confidence >= self._thresholds.act
@@ -464,31 +427,3 @@ class NLURouter(FrameProcessor):
             path=DecisionPath.DTMF,
             band=Band.ACT if digits else Band.REPAIR,
         )
-
-
-def pick_reading(predictions: Sequence[IntentPrediction]) -> int:
-    """Which of the recogniser's readings to go with: the index into ``predictions``.
-
-    The reading the classifier is most confident on, among those it finds in scope;
-    the earliest (the recogniser's preference) on a tie, and the best reading (0) when
-    none is in scope.
-
-    Args:
-        predictions: The classifier's answer for each reading, the recogniser's best first.
-    """
-    best, best_confidence = 0, -1.0
-    for index, prediction in enumerate(predictions):
-        if prediction.intent != OUT_OF_SCOPE and prediction.confidence > best_confidence:
-            best, best_confidence = index, prediction.confidence
-    return best
-
-
-def _with_runner_up(answer: IntentPrediction, fallback: IntentPrediction) -> IntentPrediction:
-    """The LLM's answer, with the classifier's ranking filling in a missing runner-up."""
-    if answer.runner_up is not None:
-        return answer
-    ranking = (answer.intent, answer.confidence)
-    for name, score in fallback.ranking:
-        if name != answer.intent:
-            return IntentPrediction(answer.intent, answer.confidence, (ranking, (name, score)))
-    return answer

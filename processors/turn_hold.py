@@ -64,6 +64,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from processors.act_guard import HEARD_CLEARLY
 from processors.answer_hold import AnswerHold, HearAnswerOut, is_bare_yes_no
 from processors.barge_in import is_backchannel, normalize_words
 from processors.turn_words import (
@@ -142,14 +143,6 @@ cut off 17-22 % of callers, against 8 % with this 1.5 s hold.
 GARBLED_BELOW = 0.5
 """Recogniser confidence under which the words are garbled rather than misheard (the
 router's unsure bar, ``CALLAGENT_ASR_UNSURE_CONFIDENCE``)."""
-HEARD_CLEARLY = 0.75
-"""Recogniser confidence from which the words are taken to be what the caller said.
-
-Issue-15 development run (espeak en-gb-x-rp, clean): whole requests the recogniser
-misheard into statements read 0.35-0.72 ("Owen" for "hours?", "A reptilean." for
-"address please", "Prifam a feeling." for "price of a filling"); the scene-setting
-sentences callers went on from read 0.77-0.93 ("We just moved to Springfield.").
-"""
 
 
 @dataclass

@@ -12,7 +12,8 @@ from integrations.speech.nbest import TurnReadings
 from processors.act_guard import ActGuard
 from processors.agent_definition import AgentDefinition
 from processors.barge_in import is_backchannel
-from processors.nlu_router import ANSWERS, NLURouter
+from processors.nlu_readings import ANSWERS
+from processors.nlu_router import NLURouter
 from processors.semantic_turn import CompletenessCheck
 
 

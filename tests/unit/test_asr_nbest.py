@@ -30,7 +30,8 @@ from integrations.speech.nbest import (
 )
 from integrations.speech.stt import LocalSTTService
 from processors.frames import Band, NLUResultFrame
-from processors.nlu_router import NLURouter, pick_reading
+from processors.nlu_readings import pick_reading
+from processors.nlu_router import NLURouter
 from tests.fakes.classifier import ScriptedClassifier, prediction
 from tests.fakes.speech import ScriptedRecognizer
 
