@@ -19,8 +19,11 @@ is not modelled (a prefix the rules do not hold is counted as cut off).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 SEMANTIC_END_S = 0.4
 """The early end on a recognised request: the VAD's 0.2 s plus the 0.2 s grace."""
@@ -49,24 +52,27 @@ def main() -> int:
     args = parser.parse_args()
 
     from bot.agent import load_agent
-    from processors.barge_in import is_backchannel
-    from processors.turn_hold import TurnHoldPolicy
+    from bot.call.nlu import make_completeness_check
+    from integrations.speech.nbest import Hypothesis, Recognition, TurnReadings
+    from processors.turn_hold import GARBLED_BELOW, TurnHoldPolicy
     from simulator.bench.args import quiet_logs
     from simulator.nlu.cli import DEFAULT_CACHE, agent_classifier
-    from simulator.understanding.requests import OUT_OF_SCOPE, load_request_set
+    from simulator.understanding.requests import load_request_set
 
     quiet_logs(False)
     request_set = load_request_set(args.set)
     agent = load_agent(request_set.agent_file)
     classifier = agent_classifier(agent, DEFAULT_CACHE.expanduser())
     turn_end = agent.nlu.turn_end_threshold if args.turn_end is None else args.turn_end
-    act = max(agent.nlu.act_threshold, turn_end)
 
-    def is_complete(text: str) -> bool:
-        if text.strip() and is_backchannel(text):
-            return True
-        prediction = classifier.classify(text)
-        return prediction.intent != OUT_OF_SCOPE and prediction.confidence >= act
+    nlu = replace(agent.nlu, turn_end_threshold=turn_end)
+    runtime = SimpleNamespace(
+        classifier=classifier,
+        agent=replace(agent, nlu=nlu),
+        settings=SimpleNamespace(asr_unsure_confidence=GARBLED_BELOW),
+    )
+    readings = TurnReadings()  # what the recogniser heard of the text being decided
+    is_complete = make_completeness_check(runtime, readings=readings)  # type: ignore[arg-type]
 
     requests = request_set.requests
     heard: dict[str, tuple[str, float]] = {}
@@ -79,11 +85,16 @@ def main() -> int:
         texts = [t for t in texts if t]
         got = HeardRequests(args.cache, Condition()).hear(texts, args.heard)
         heard = {
-            t: (h.text, h.confidence if h.confidence is not None else 1.0) for t, h in got.items()
+            t: (h.text, h.confidence if h.confidence is not None else 1.0, h.alternatives)
+            for t, h in got.items()
         }
 
     def wait(text: str, asked: bool) -> tuple[float, str]:
-        said, confidence = heard.get(text, (text, 1.0))
+        said, confidence, others = heard.get(text, (text, 1.0, ()))
+        logprob = math.log(max(confidence, 1e-6))
+        readings.add(
+            Recognition((Hypothesis(said, token_logprob=logprob), *(Hypothesis(o) for o in others)))
+        )
         policy = TurnHoldPolicy(understood=is_complete, question_pending=lambda: asked)
         if not policy.text_pause(said) and is_complete(said):
             return SEMANTIC_END_S, said  # the semantic strategy's early end

@@ -163,8 +163,13 @@ def build_worker(
     context = LLMContext(messages=[{"role": "system", "content": persona}])
     is_complete = make_completeness_check(runtime)  # barge-in: is a turn over the bot a request
     question_pending = bot_asked_yes_no(context)
-    # turn-taking: a yes or a no is a whole turn only when the bot asked for one
-    turn_complete = make_completeness_check(runtime, answers_expected=question_pending)
+    # the aggregator passes on a turn's text only: the NLU finds its N-best readings here
+    readings = TurnReadings()
+    # turn-taking: a yes or a no is a whole turn only when the bot asked for one; a question
+    # the agent only answers, read surely on another reading, is whole too
+    turn_complete = make_completeness_check(
+        runtime, answers_expected=question_pending, readings=readings
+    )
     settings = runtime.settings
     # hear the caller out: openers and preambles wait for a longer pause (issue 15)
     hold = TurnHoldPolicy(
@@ -172,8 +177,6 @@ def build_worker(
         question_pending=question_pending,
         garbled_below=settings.asr_unsure_confidence,
     )
-    # the aggregator passes on a turn's text only: the NLU finds its N-best readings here
-    readings = TurnReadings()
     user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
         context,
         user_params=LLMUserAggregatorParams(

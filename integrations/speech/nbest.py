@@ -181,19 +181,38 @@ class TurnReadings:
         The latest run of held segments whose best texts join to ``text`` (ignoring case,
         punctuation and spacing) is removed with every segment before it.
         """
-        wanted = _words(text)
-        if not wanted:
-            return None
         parts = list(self._parts)
-        words = [_words(p.text) for p in parts]
-        for end in range(len(parts), 0, -1):
-            joined: list[str] = []
-            for start in range(end - 1, -1, -1):
-                joined = words[start] + joined
-                if len(joined) > len(wanted):
-                    break
-                if joined == wanted:
-                    for _ in range(end):
-                        self._parts.popleft()
-                    return join_recognitions(parts[start:end])
+        found = _run_of(parts, text)
+        if found is None:
+            return None
+        start, end = found
+        for _ in range(end):
+            self._parts.popleft()
+        return join_recognitions(parts[start:end])
+
+    def peek(self, text: str) -> Recognition | None:
+        """The readings of the turn so far whose text is ``text``, left in place for :meth:`take`.
+
+        For the turn-end check, which reads a turn before the NLU takes it; safe to call
+        off the event loop (it reads a copy of the segments).
+        """
+        parts = list(self._parts)
+        found = _run_of(parts, text)
+        return None if found is None else join_recognitions(parts[found[0] : found[1]])
+
+
+def _run_of(parts: Sequence[Recognition], text: str) -> tuple[int, int] | None:
+    """The latest run ``parts[start:end]`` whose best texts join to ``text`` (None: none)."""
+    wanted = _words(text)
+    if not wanted:
         return None
+    words = [_words(p.text) for p in parts]
+    for end in range(len(parts), 0, -1):
+        joined: list[str] = []
+        for start in range(end - 1, -1, -1):
+            joined = words[start] + joined
+            if len(joined) > len(wanted):
+                break
+            if joined == wanted:
+                return start, end
+    return None

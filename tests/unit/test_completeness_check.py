@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 from bot.agent import load_agent
 from bot.call.nlu import make_completeness_check
+from integrations.speech.nbest import Hypothesis, Recognition, TurnReadings
 from tests.fakes.classifier import ScriptedClassifier, prediction
 
 AGENT = load_agent(
@@ -51,3 +52,34 @@ def test_a_sure_yes_or_no_is_a_whole_turn_only_when_the_bot_asked_for_one():
     asked = True
     assert turn_check("Don't.")
     assert make_completeness_check(runtime)("Don't.")  # type: ignore[arg-type]  # barge-in
+
+
+def reading_check(best: str, other: str, intent: str, *, logprob: float = -0.1) -> bool:
+    """The turn-end check on ``best`` when the recogniser's other reading is ``other``."""
+    readings = TurnReadings()
+    readings.add(Recognition((Hypothesis(best, token_logprob=logprob), Hypothesis(other))))
+    classifier = ScriptedClassifier(
+        answers={other: prediction(intent, 0.95)}, default=prediction("insurance", 0.4)
+    )
+    runtime = SimpleNamespace(
+        classifier=classifier,
+        agent=AGENT,
+        settings=SimpleNamespace(asr_unsure_confidence=0.5),
+    )
+    return make_completeness_check(runtime, readings=readings)(best)  # type: ignore[arg-type]
+
+
+def test_a_question_the_agent_only_answers_ends_the_turn_on_another_reading():
+    # "do you take cigna" heard "Do you take Sinner?" (unsure) or "Do you take Sina?" (sure)
+    assert reading_check("Do you take Sinner?", "Do you take Sina?", "insurance")
+
+
+def test_another_reading_of_anything_else_does_not_end_the_turn():
+    # the router only asks about a booking or a hand-off read on another reading
+    assert not reading_check("Look a cleaning.", "Book a cleaning.", "book_appointment")
+    assert not reading_check("Get me a person.", "Get me a person", "talk_to_human")
+
+
+def test_another_reading_of_garbled_words_does_not_end_the_turn():
+    # exp(-1.0) = 0.37: under the recogniser's unsure bar (babble); the garbled hold stands
+    assert not reading_check("Do you take Sinner?", "Do you take Sina?", "insurance", logprob=-1.0)

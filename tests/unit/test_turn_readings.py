@@ -61,6 +61,18 @@ def test_a_turn_takes_its_segments_and_those_before() -> None:
     assert len(log) == 0
 
 
+def test_peeking_at_a_turn_leaves_its_readings_for_the_nlu() -> None:
+    log = TurnReadings()
+    log.add(heard("Hi, um,"))
+    log.add(heard("Do you take Sinner?", "Do you take Sina?"))
+    seen = log.peek("hi um do you take sinner")
+    assert seen is not None
+    assert seen.alternatives == ("Hi, um, Do you take Sina?",)
+    assert len(log) == 2
+    assert log.take("hi um do you take sinner") == seen
+    assert log.peek("anything") is None
+
+
 def test_a_turn_whose_text_no_segments_make_takes_nothing() -> None:
     log = TurnReadings()
     log.add(heard("book a cleaning"))
