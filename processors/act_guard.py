@@ -74,6 +74,41 @@ def none_of_ours(result: NLUResultFrame, heard_clearly: float = HEARD_CLEARLY) -
     )
 
 
+def acts_heard_clearly(
+    result: NLUResultFrame,
+    bar: float | None,
+    *,
+    irreversible: frozenset[str],
+    heard_clearly: float = HEARD_CLEARLY,
+) -> bool:
+    """A clarification that may act: words heard clearly, read at ``bar`` or above.
+
+    The act threshold was chosen on turns heard well and badly alike; a reading the
+    classifier is less sure of is right more often when the recogniser heard the words
+    clearly (at least ``heard_clearly``). Only the recogniser's best reading, decided by the
+    classifier, and only an intent that can be undone with a sentence (not a yes or no,
+    not one of the ``irreversible`` intents, which keep their own bar).
+
+    Args:
+        result: A decision on the recogniser's best reading.
+        bar: The lowest confidence that acts on clearly heard words (None: never).
+        irreversible: The intents that keep their own bar (the guard's).
+        heard_clearly: The recogniser confidence from which words count as clearly heard.
+    """
+    heard = result.heard_confidence
+    return (
+        bar is not None
+        and result.band is Band.CLARIFY
+        and result.path is DecisionPath.CLASSIFIER
+        and result.intent != OUT_OF_SCOPE
+        and result.intent not in ANSWERS
+        and result.intent not in irreversible
+        and result.confidence >= bar
+        and heard is not None
+        and heard >= heard_clearly
+    )
+
+
 SURE_WORDS_AT = 0.7
 """Mean recogniser confidence of a doubted turn's words that matter that still lets it act.
 

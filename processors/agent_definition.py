@@ -25,7 +25,8 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass
 
-from processors.definition_values import VALUE_CONFIG, Line, Text
+from processors.definition_values import VALUE_CONFIG, Line, Text, switch
+from processors.nlu_config import NLUConfig
 from processors.outbound_config import OutboundConfig
 
 
@@ -49,15 +50,6 @@ def _intents(value: Any) -> Any:
             for name, spec in value.items()
         }
     return _named(value)
-
-
-def _switch(value: Any) -> Any:
-    """An escalation trigger: a mapping, ``true``/``false`` (on/off) or empty (defaults)."""
-    if value is None:
-        return {}
-    if isinstance(value, bool):
-        return {"enabled": value}
-    return value
 
 
 class IntentAction(StrEnum):
@@ -119,50 +111,6 @@ class Intent:
         for slot in self.slots:
             if f"{{{slot.name}}}" not in self.response:
                 raise ValueError(f"response must use the slot as {{{slot.name}}}")
-        return self
-
-
-@dataclass(frozen=True, config=VALUE_CONFIG)
-class ConfirmConfig:
-    """When an irreversible intent is confirmed with the caller instead of acted on.
-
-    An intent listed here (booking, moving or cancelling an appointment, ending the call,
-    a transfer) is acted on only on a confident reading of a whole request; otherwise the
-    agent asks ("Did you want to cancel your appointment?"). A slot the agent still has to
-    ask for (e.g. the day) is a confirmation step of its own.
-    """
-
-    enabled: StrictBool = True
-    intents: tuple[Text, ...] | None = None
-    """The irreversible intents; by default those that end the call, transfer, write to the
-    CRM or fill slots, except the escalation's ``out_of_scope`` ones (a person takes those)."""
-    act_threshold: Annotated[float, Field(ge=0, le=1)] = 0.93
-    """Lowest confidence that acts on one of them without asking."""
-    min_margin: Annotated[float, Field(ge=0, le=1)] = 0.5
-    """Lowest lead over the runner-up intent that acts without asking."""
-    min_words: Annotated[int, Field(ge=0)] = 2
-    """Fewer words than this (fillers and greetings not counted) is a fragment: ask."""
-
-
-@dataclass(frozen=True, config=VALUE_CONFIG)
-class NLUConfig:
-    """Per-agent NLU thresholds (defaults documented in the reference agent)."""
-
-    act_threshold: float = 0.85
-    clarify_threshold: float = 0.5
-    llm_timeout_secs: float = 1.5
-    turn_end_threshold: Annotated[float, Field(ge=0, le=1)] = 0.85
-    """A turn ends early on the words alone (no wait for a pause) only when the classifier
-    is at least this sure of them, however low ``act_threshold`` is: an eager turn end cuts
-    off a caller whose first sentence merely reads like a request."""
-    confirm: Annotated[ConfirmConfig, BeforeValidator(_switch)] = field(
-        default_factory=ConfirmConfig
-    )
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Self:
-        if not 0 <= self.clarify_threshold <= self.act_threshold <= 1:
-            raise ValueError("need 0 <= clarify_threshold <= act_threshold <= 1")
         return self
 
 
@@ -295,19 +243,19 @@ class MaxDurationTrigger:
 class EscalationConfig:
     """When the agent hands a call to a person. Each trigger can be switched off."""
 
-    explicit_request: Annotated[ExplicitRequestTrigger, BeforeValidator(_switch)] = field(
+    explicit_request: Annotated[ExplicitRequestTrigger, BeforeValidator(switch)] = field(
         default_factory=ExplicitRequestTrigger
     )
-    failed_turns: Annotated[FailedTurnsTrigger, BeforeValidator(_switch)] = field(
+    failed_turns: Annotated[FailedTurnsTrigger, BeforeValidator(switch)] = field(
         default_factory=FailedTurnsTrigger
     )
-    negative_sentiment: Annotated[SentimentTrigger, BeforeValidator(_switch)] = field(
+    negative_sentiment: Annotated[SentimentTrigger, BeforeValidator(switch)] = field(
         default_factory=SentimentTrigger
     )
-    out_of_scope: Annotated[OutOfScopeTrigger, BeforeValidator(_switch)] = field(
+    out_of_scope: Annotated[OutOfScopeTrigger, BeforeValidator(switch)] = field(
         default_factory=OutOfScopeTrigger
     )
-    max_duration: Annotated[MaxDurationTrigger, BeforeValidator(_switch)] = field(
+    max_duration: Annotated[MaxDurationTrigger, BeforeValidator(switch)] = field(
         default_factory=MaxDurationTrigger
     )
     unavailable_line: Line = (

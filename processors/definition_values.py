@@ -1,6 +1,7 @@
 """The value types of definition files (agent files): text as written, lines as spoken.
 
-Shared by :mod:`processors.agent_definition` and :mod:`processors.outbound_config`.
+Shared by :mod:`processors.agent_definition`, :mod:`processors.nlu_config` and
+:mod:`processors.outbound_config`.
 """
 
 from __future__ import annotations
@@ -23,3 +24,12 @@ Text = Annotated[str, BeforeValidator(scalar_text)]
 """Text; other YAML scalars (numbers, yes/no, dates) as ``str()`` gives them."""
 Line = Annotated[Text, StringConstraints(strip_whitespace=True)]
 """Text the agent says, trimmed (YAML folded blocks may end in a newline)."""
+
+
+def switch(value: Any) -> Any:
+    """A switchable section (a trigger, confirmations): a mapping, true/false or empty."""
+    if value is None:
+        return {}
+    if isinstance(value, bool):
+        return {"enabled": value}
+    return value

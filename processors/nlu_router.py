@@ -86,7 +86,14 @@ from integrations.nlu.base import (
 )
 from integrations.nlu.entities import EntityExtractor
 from integrations.speech.nbest import Recognition, TurnReadings
-from processors.act_guard import HEARD_CLEARLY, ActGuard, HeardDoubt, clearly_worded, none_of_ours
+from processors.act_guard import (
+    HEARD_CLEARLY,
+    ActGuard,
+    HeardDoubt,
+    acts_heard_clearly,
+    clearly_worded,
+    none_of_ours,
+)
 from processors.frames import (
     OUT_OF_SCOPE,
     Band,
@@ -263,10 +270,11 @@ class NLURouter(FrameProcessor):
         except Exception as e:  # noqa: BLE001 - a turn must never break the pipeline
             logger.exception(f"{self}: NLU failed ({type(e).__name__}); repairing the turn")
             result = NLUResultFrame(path=DecisionPath.CLASSIFIER, band=Band.REPAIR)
+        on_best = not result.text  # a decision on another reading carries that reading
         result.text = result.text or text
         if result.path is not DecisionPath.DTMF:
             result.heard_confidence = heard_confidence
-        self._check(result, heard_words)
+        self._check(result, heard_words, on_best=on_best)
         result.elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
         logger.debug(
             f"{self}: {result.intent} conf={result.confidence:.2f} band={result.band} "
@@ -295,11 +303,20 @@ class NLURouter(FrameProcessor):
             return self._result(prediction, entities, DecisionPath.CLASSIFIER, Band.CLARIFY)
         return self._result(with_runner_up(answer, prediction), entities, DecisionPath.LLM)
 
-    def _check(self, result: NLUResultFrame, heard_words: Sequence[float] = ()) -> None:
+    def _check(
+        self, result: NLUResultFrame, heard_words: Sequence[float] = (), *, on_best: bool = True
+    ) -> None:
         """Mark doubtful words; keep doubt from acting (irreversibly); note what was asked."""
         self._before_turn = (self._requested, self._asked)
         keyed = result.path is DecisionPath.DTMF
         misheard = self._doubt.unsure(result.heard_confidence)
+        irreversible = self._guard.intents if self._guard is not None else frozenset()
+        if on_best and acts_heard_clearly(
+            result, self._thresholds.clear_act, irreversible=irreversible
+        ):
+            # "A lot of time do you shop for the day?" heard at 0.8, read as the hours at 0.62
+            # had been asked about ("Did you want to know our opening hours?")
+            result.band = Band.ACT
         if none_of_ours(result, self._heard_clearly):
             # "Are you hiring any dental hygienists at the moment?", heard word for word, read
             # as a booking at 0.46 and the caller was asked to say it again (dev call bench)

@@ -45,7 +45,9 @@ def make_nlu_router(
     return NLURouter(
         classifier=runtime.classifier,
         llm=runtime.llm_classifier,
-        thresholds=NLUThresholds(act=nlu.act_threshold, clarify=nlu.clarify_threshold),
+        thresholds=NLUThresholds(
+            act=nlu.act_threshold, clarify=nlu.clarify_threshold, clear_act=nlu.clear_act_threshold
+        ),
         entity_extractor=runtime.entities,
         llm_timeout_s=nlu.llm_timeout_secs,
         guard=ActGuard.for_agent(runtime.agent),

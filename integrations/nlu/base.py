@@ -90,14 +90,19 @@ class NLUThresholds:
     Parameters:
         act: Lowest confidence that acts.
         clarify: Lowest confidence that asks a clarifying question.
+        clear_act: Lowest confidence that acts on words the recogniser heard clearly, for
+            an intent a sentence can undo (the router's rule; None: ``act`` alone).
     """
 
     act: float = 0.85
     clarify: float = 0.5
+    clear_act: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.clarify <= self.act <= 1.0:
             raise ValueError("NLUThresholds: need 0 <= clarify <= act <= 1")
+        if self.clear_act is not None and not self.clarify <= self.clear_act <= self.act:
+            raise ValueError("NLUThresholds: need clarify <= clear_act <= act")
 
     def band(self, intent: str, confidence: float) -> BandName:
         """The band of a decision (``out_of_scope`` is always repaired)."""

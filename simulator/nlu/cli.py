@@ -123,6 +123,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--clarify", type=float, help="clarify threshold (default: the agent file's)"
     )
     understanding_parser.add_argument(
+        "--clear-act",
+        type=float,
+        help="act threshold for clearly heard words (default: the agent file's; 1: off)",
+    )
+    understanding_parser.add_argument(
         "--cache-dir",
         default=str(DEFAULT_CACHE),
         help=f"trained heads are cached here (default {DEFAULT_CACHE}); '' disables",
@@ -339,9 +344,14 @@ def run_understanding(args: argparse.Namespace) -> int:
     except (RequestSetError, AgentFileError) as e:
         print(e, file=sys.stderr)
         return 2
+    act = agent.nlu.act_threshold if args.act is None else args.act
+    clarify = agent.nlu.clarify_threshold if args.clarify is None else args.clarify
+    clear = agent.nlu.clear_act_threshold if args.clear_act is None else args.clear_act
     thresholds = NLUThresholds(
-        act=agent.nlu.act_threshold if args.act is None else args.act,
-        clarify=agent.nlu.clarify_threshold if args.clarify is None else args.clarify,
+        act=act,
+        clarify=clarify,
+        # an --act below the agent's clear bar leaves nothing for it to do
+        clear_act=clear if clear is not None and clarify <= clear <= act else None,
     )
     heard: list[tuple[str, str]] = []
     if args.train_voices:

@@ -721,3 +721,39 @@ async def test_a_sure_second_reading_answers_a_question_but_only_asks_to_book(ex
     unguarded = NLURouter(classifier, None, NLUThresholds(), extractor)
     asked = await unguarded.decide("A dress, please.", ["Address, please."], heard_confidence=0.8)
     assert (asked.intent, asked.band) == ("location", Band.CLARIFY)
+
+
+async def test_clearly_heard_words_act_from_the_agents_lower_bar_on_what_a_sentence_undoes(
+    extractor,
+):
+    hours = "A lot of time do you shop for the day?"
+    classifier = ScriptedClassifier(
+        answers={
+            hours: prediction("opening_hours", 0.62),
+            "Could I come in Friday?": prediction("book_appointment", 0.65),
+            "Hours, please.": prediction("book_appointment", 0.3),
+            "Hours please.": prediction("opening_hours", 0.65),
+        }
+    )
+    thresholds = NLUThresholds(act=0.7, clarify=0.5, clear_act=0.6)
+    router = NLURouter(classifier, None, thresholds, extractor, guard=GUARD)
+    heard = await router.decide(hours, heard_confidence=0.8)
+    assert (heard.intent, heard.band) == ("opening_hours", Band.ACT)
+    # misheard words, or the recogniser not saying, keep the act threshold
+    for confidence in (0.6, None):
+        asked = await router.decide(hours, heard_confidence=confidence)
+        assert (asked.intent, asked.band) == ("opening_hours", Band.CLARIFY)
+    # what cannot be undone keeps its own bar
+    booking = await router.decide("Could I come in Friday?", heard_confidence=0.9)
+    assert (booking.intent, booking.band) == ("book_appointment", Band.CLARIFY)
+    # a reading other than the recogniser's best is not made surer by hearing
+    other = await router.decide("Hours, please.", ["Hours please."], heard_confidence=0.9)
+    assert (other.intent, other.band) == ("opening_hours", Band.CLARIFY)
+    # without the agent's bar the act threshold alone decides
+    plain = NLURouter(classifier, None, NLUThresholds(act=0.7, clarify=0.5), extractor, guard=GUARD)
+    assert (await plain.decide(hours, heard_confidence=0.8)).band is Band.CLARIFY
+
+
+def test_a_clear_act_bar_must_lie_between_the_clarify_and_act_thresholds():
+    with pytest.raises(ValueError, match="clear_act"):
+        NLUThresholds(act=0.7, clarify=0.5, clear_act=0.8)
