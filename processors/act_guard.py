@@ -78,7 +78,7 @@ def acts_heard_clearly(
     result: NLUResultFrame,
     bar: float | None,
     *,
-    irreversible: frozenset[str],
+    answers: frozenset[str],
     heard_clearly: float = HEARD_CLEARLY,
 ) -> bool:
     """A clarification that may act: words heard clearly, read at ``bar`` or above.
@@ -86,13 +86,13 @@ def acts_heard_clearly(
     The act threshold was chosen on turns heard well and badly alike; a reading the
     classifier is less sure of is right more often when the recogniser heard the words
     clearly (at least ``heard_clearly``). Only the recogniser's best reading, decided by the
-    classifier, and only an intent that can be undone with a sentence (not a yes or no,
-    not one of the ``irreversible`` intents, which keep their own bar).
+    classifier, and only a question the agent only answers (a wrong answer costs the caller
+    a sentence): never a yes or no, a booking, a hand-off or an emergency.
 
     Args:
         result: A decision on the recogniser's best reading.
         bar: The lowest confidence that acts on clearly heard words (None: never).
-        irreversible: The intents that keep their own bar (the guard's).
+        answers: The intents the agent only answers (:attr:`ActGuard.answers`).
         heard_clearly: The recogniser confidence from which words count as clearly heard.
     """
     heard = result.heard_confidence
@@ -100,9 +100,8 @@ def acts_heard_clearly(
         bar is not None
         and result.band is Band.CLARIFY
         and result.path is DecisionPath.CLASSIFIER
-        and result.intent != OUT_OF_SCOPE
+        and result.intent in answers
         and result.intent not in ANSWERS
-        and result.intent not in irreversible
         and result.confidence >= bar
         and heard is not None
         and heard >= heard_clearly

@@ -91,7 +91,7 @@ class NLUThresholds:
         act: Lowest confidence that acts.
         clarify: Lowest confidence that asks a clarifying question.
         clear_act: Lowest confidence that acts on words the recogniser heard clearly, for
-            an intent a sentence can undo (the router's rule; None: ``act`` alone).
+            a question the agent only answers (the router's rule; None: ``act`` alone).
     """
 
     act: float = 0.85

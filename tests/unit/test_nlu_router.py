@@ -743,7 +743,7 @@ async def test_clearly_heard_words_act_from_the_agents_lower_bar_on_what_a_sente
     for confidence in (0.6, None):
         asked = await router.decide(hours, heard_confidence=confidence)
         assert (asked.intent, asked.band) == ("opening_hours", Band.CLARIFY)
-    # what cannot be undone keeps its own bar
+    # only a question the agent answers: a booking (or a hand-off, a yes) keeps its own bar
     booking = await router.decide("Could I come in Friday?", heard_confidence=0.9)
     assert (booking.intent, booking.band) == ("book_appointment", Band.CLARIFY)
     # a reading other than the recogniser's best is not made surer by hearing
