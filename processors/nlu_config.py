@@ -13,6 +13,7 @@ from typing import Annotated, Self
 from pydantic import BeforeValidator, Field, StrictBool, model_validator
 from pydantic.dataclasses import dataclass
 
+from integrations.nlu.base import NLUThresholds
 from processors.definition_values import VALUE_CONFIG, Text, switch
 
 
@@ -64,3 +65,21 @@ class NLUConfig:
         if clear is not None and not self.clarify_threshold <= clear <= self.act_threshold:
             raise ValueError("need clarify_threshold <= clear_act_threshold <= act_threshold")
         return self
+
+    def thresholds(
+        self,
+        *,
+        act: float | None = None,
+        clarify: float | None = None,
+        clear_act: float | None = None,
+    ) -> NLUThresholds:
+        """The router's bands from these settings, each overridable (the benches' flags).
+
+        A clear-act bar an override leaves outside ``clarify``..``act`` is dropped (an
+        ``act`` below it leaves it nothing to do).
+        """
+        act = self.act_threshold if act is None else act
+        clarify = self.clarify_threshold if clarify is None else clarify
+        clear = self.clear_act_threshold if clear_act is None else clear_act
+        clear = clear if clear is not None and clarify <= clear <= act else None
+        return NLUThresholds(act=act, clarify=clarify, clear_act=clear)

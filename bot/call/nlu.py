@@ -10,7 +10,6 @@ from integrations.nlu.base import (
     OUT_OF_SCOPE,
     IntentPrediction,
     LLMIntentClassifier,
-    NLUThresholds,
 )
 from integrations.nlu.llm import LLMEndpoint, OpenAICompatibleIntentClassifier
 from integrations.speech.nbest import TurnReadings
@@ -45,9 +44,7 @@ def make_nlu_router(
     return NLURouter(
         classifier=runtime.classifier,
         llm=runtime.llm_classifier,
-        thresholds=NLUThresholds(
-            act=nlu.act_threshold, clarify=nlu.clarify_threshold, clear_act=nlu.clear_act_threshold
-        ),
+        thresholds=nlu.thresholds(),
         entity_extractor=runtime.entities,
         llm_timeout_s=nlu.llm_timeout_secs,
         guard=ActGuard.for_agent(runtime.agent),

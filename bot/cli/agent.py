@@ -65,7 +65,6 @@ def run_tune(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     """``callagent agent check``."""
-    from integrations.nlu.base import NLUThresholds
     from integrations.nlu.coverage import check_examples
 
     try:
@@ -73,7 +72,7 @@ def run_check(args: argparse.Namespace) -> int:
     except AgentFileError as e:
         print(e, file=sys.stderr)
         return 2
-    thresholds = NLUThresholds(act=agent.nlu.act_threshold, clarify=agent.nlu.clarify_threshold)
+    thresholds = agent.nlu.thresholds()
     report = check_examples(agent.training_examples(), thresholds, folds=max(2, args.folds))
     warnings = report.warnings()
     if args.json:

@@ -344,15 +344,7 @@ def run_understanding(args: argparse.Namespace) -> int:
     except (RequestSetError, AgentFileError) as e:
         print(e, file=sys.stderr)
         return 2
-    act = agent.nlu.act_threshold if args.act is None else args.act
-    clarify = agent.nlu.clarify_threshold if args.clarify is None else args.clarify
-    clear = agent.nlu.clear_act_threshold if args.clear_act is None else args.clear_act
-    thresholds = NLUThresholds(
-        act=act,
-        clarify=clarify,
-        # an --act below the agent's clear bar leaves nothing for it to do
-        clear_act=clear if clear is not None and clarify <= clear <= act else None,
-    )
+    thresholds = agent.nlu.thresholds(act=args.act, clarify=args.clarify, clear_act=args.clear_act)
     heard: list[tuple[str, str]] = []
     if args.train_voices:
         from bot.settings import Settings

@@ -757,3 +757,11 @@ async def test_clearly_heard_words_act_from_the_agents_lower_bar_on_what_a_sente
 def test_a_clear_act_bar_must_lie_between_the_clarify_and_act_thresholds():
     with pytest.raises(ValueError, match="clear_act"):
         NLUThresholds(act=0.7, clarify=0.5, clear_act=0.8)
+
+
+def test_the_reference_agents_bands_come_from_its_nlu_section(agent):
+    thresholds = agent.nlu.thresholds()
+    assert (thresholds.act, thresholds.clarify, thresholds.clear_act) == (0.7, 0.5, 0.6)
+    # a bench's --act below the clear bar leaves it nothing to do
+    assert agent.nlu.thresholds(act=0.55).clear_act is None
+    assert agent.nlu.thresholds(clear_act=0.65).clear_act == 0.65
