@@ -74,40 +74,6 @@ def none_of_ours(result: NLUResultFrame, heard_clearly: float = HEARD_CLEARLY) -
     )
 
 
-def acts_heard_clearly(
-    result: NLUResultFrame,
-    bar: float | None,
-    *,
-    answers: frozenset[str],
-    heard_clearly: float = HEARD_CLEARLY,
-) -> bool:
-    """A clarification that may act: words heard clearly, read at ``bar`` or above.
-
-    The act threshold was chosen on turns heard well and badly alike; a reading the
-    classifier is less sure of is right more often when the recogniser heard the words
-    clearly (at least ``heard_clearly``). Only the recogniser's best reading, decided by the
-    classifier, and only a question the agent only answers (a wrong answer costs the caller
-    a sentence): never a yes or no, a booking, a hand-off or an emergency.
-
-    Args:
-        result: A decision on the recogniser's best reading.
-        bar: The lowest confidence that acts on clearly heard words (None: never).
-        answers: The intents the agent only answers (:attr:`ActGuard.answers`).
-        heard_clearly: The recogniser confidence from which words count as clearly heard.
-    """
-    heard = result.heard_confidence
-    return (
-        bar is not None
-        and result.band is Band.CLARIFY
-        and result.path is DecisionPath.CLASSIFIER
-        and result.intent in answers
-        and result.intent not in ANSWERS
-        and result.confidence >= bar
-        and heard is not None
-        and heard >= heard_clearly
-    )
-
-
 SURE_WORDS_AT = 0.7
 """Mean recogniser confidence of a doubted turn's words that matter that still lets it act.
 
@@ -260,6 +226,34 @@ class ActGuard:
         booking, a hand-off, an emergency, a yes or no) is asked about first.
         """
         return intent in self.answers and intent not in ANSWERS
+
+    def acts_heard_clearly(
+        self, result: NLUResultFrame, bar: float | None, heard_clearly: float = HEARD_CLEARLY
+    ) -> bool:
+        """Whether a clarification may act: words heard clearly, read at ``bar`` or above.
+
+        The act threshold was chosen on turns heard well and badly alike; a reading the
+        classifier is less sure of is right more often when the recogniser heard the words
+        clearly (at least ``heard_clearly``). Only a classifier decision on the recogniser's
+        best reading (the caller checks which reading), and only what
+        :meth:`answers_outright` allows: never a yes or no, a booking, a hand-off or an
+        emergency.
+
+        Args:
+            result: A decision on the recogniser's best reading.
+            bar: The lowest confidence that acts on clearly heard words (None: never).
+            heard_clearly: The recogniser confidence from which words count as clearly heard.
+        """
+        heard = result.heard_confidence
+        return (
+            bar is not None
+            and result.band is Band.CLARIFY
+            and result.path is DecisionPath.CLASSIFIER
+            and self.answers_outright(result.intent)
+            and result.confidence >= bar
+            and heard is not None
+            and heard >= heard_clearly
+        )
 
     def doubt(self, result: NLUResultFrame, *, requested: bool, asked: bool = False) -> str | None:
         """Why an act-band decision for an irreversible intent must be confirmed, if it must.

@@ -48,7 +48,7 @@ class NLUConfig:
     llm_timeout_secs: float = 1.5
     clear_act_threshold: Annotated[float | None, Field(ge=0, le=1)] = None
     """Lowest confidence that acts on words the recogniser heard clearly, for a question the
-    agent only answers (``act_guard.acts_heard_clearly``); None: ``act_threshold`` alone."""
+    agent only answers (``ActGuard.acts_heard_clearly``); None: ``act_threshold`` alone."""
     turn_end_threshold: Annotated[float, Field(ge=0, le=1)] = 0.85
     """A turn ends early on the words alone (no wait for a pause) only when the classifier
     is at least this sure of them, however low ``act_threshold`` is: an eager turn end cuts

@@ -90,7 +90,6 @@ from processors.act_guard import (
     HEARD_CLEARLY,
     ActGuard,
     HeardDoubt,
-    acts_heard_clearly,
     clearly_worded,
     none_of_ours,
 )
@@ -310,9 +309,12 @@ class NLURouter(FrameProcessor):
         self._before_turn = (self._requested, self._asked)
         keyed = result.path is DecisionPath.DTMF
         misheard = self._doubt.unsure(result.heard_confidence)
-        answers = self._guard.answers if self._guard is not None else frozenset()
-        if on_best and acts_heard_clearly(
-            result, self._thresholds.clear_act, answers=answers, heard_clearly=self._heard_clearly
+        if (
+            on_best
+            and self._guard is not None
+            and self._guard.acts_heard_clearly(
+                result, self._thresholds.clear_act, self._heard_clearly
+            )
         ):
             # "A lot of time do you shop for the day?" heard at 0.8, read as the hours at 0.62
             # had been asked about ("Did you want to know our opening hours?")

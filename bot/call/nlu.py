@@ -86,6 +86,8 @@ def make_completeness_check(
     def sure(prediction: IntentPrediction) -> bool:
         return prediction.intent != OUT_OF_SCOPE and prediction.confidence >= act
 
+    another_reading_answers = _another_reading_answers(runtime, readings, sure)
+
     def is_complete(text: str) -> bool:
         if text.strip() and is_backchannel(text):
             return True  # "okay", "mhm", "yes": a whole turn, nothing more is coming
@@ -94,17 +96,27 @@ def make_completeness_check(
             return another_reading_answers(text)
         return answers_expected is None or prediction.intent not in ANSWERS or answers_expected()
 
-    guard = ActGuard.for_agent(runtime.agent) if readings is not None else None
-    heard_enough = runtime.settings.asr_unsure_confidence if readings is not None else 1.0
+    return is_complete
 
-    def another_reading_answers(text: str) -> bool:
-        heard = readings.peek(text) if readings is not None else None
+
+def _another_reading_answers(
+    runtime: Runtime, readings: TurnReadings | None, sure: Callable[[IntentPrediction], bool]
+) -> Callable[[str], bool]:
+    """Whether another reading of a turn's text is surely a question the agent only answers."""
+    if readings is None:
+        return lambda _text: False
+    classifier = runtime.classifier
+    guard = ActGuard.for_agent(runtime.agent)
+    heard_enough = runtime.settings.asr_unsure_confidence
+
+    def answers(text: str) -> bool:
+        heard = readings.peek(text)
         if heard is None or heard.confidence < heard_enough:
             return False  # garbled words keep their hold, whatever a reading says
         for other in heard.alternatives:
             prediction = classifier.classify(other)
-            if sure(prediction) and guard is not None and guard.answers_outright(prediction.intent):
+            if sure(prediction) and guard.answers_outright(prediction.intent):
                 return True
         return False
 
-    return is_complete
+    return answers
