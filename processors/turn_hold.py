@@ -25,7 +25,9 @@ the words so far, how long the pause after them must be before the turn may end:
   on: ``statement_pause_s``. Callers set the scene this way before the question; the
   classifier reads such a sentence as a request often enough (emergency, next appointment,
   insurance) that acting on it cut them off. A statement that answers the bot's yes/no
-  question ("That works for me.", "I won't be able to make it.") is not held;
+  question ("That works for me.", "I won't be able to make it.") is not held; nor misheard
+  words surely read as a question the agent only answers (``misheard_answer``: "Can I
+  spread the cost?" heard as "Canon, I spread the cost."), whose form is the recogniser's;
 - a statement (not a question) the agent cannot act on with confidence, heard clearly:
   ``unsure_pause_s`` (the check is the caller's, e.g. the classifier's act threshold);
 - a question whether the caller has reached the right place ("Is this Dr. Patel's
@@ -165,6 +167,9 @@ class TurnHoldPolicy:
         garbled_pause_s: The pause after a statement the recogniser barely heard.
         garbled_below: The recogniser confidence below which a statement is garbled.
         answer: How long a bare yes or no to the bot's yes/no question waits.
+        misheard_answer: Whether the words, misheard, are surely a question the agent only
+            answers (fast, thread-safe); then a sentence that tells is not held: its form
+            is the recogniser's, not the caller's. None: every such sentence is held.
     """
 
     understood: Callable[[str], bool] | None = None
@@ -179,6 +184,7 @@ class TurnHoldPolicy:
     garbled_pause_s: float = GARBLED_PAUSE_S
     garbled_below: float = GARBLED_BELOW
     answer: AnswerHold = field(default_factory=HearAnswerOut)
+    misheard_answer: Callable[[str], bool] | None = None
 
     def _asked(self) -> bool:
         return self.question_pending is not None and self.question_pending()
@@ -215,6 +221,10 @@ class TurnHoldPolicy:
             return 0.0
         if self._asked():
             return 0.0  # "That works for me.", "I won't be able to make it.": an answer
+        if self.misheard_answer is not None and self.misheard_answer(text):
+            # "Can I spread the cost?" heard "Canon, I spread the cost." at 0.63, read as the
+            # payment plans at 0.95, waited the 1.0 s after it (bench latency)
+            return 0.0
         return self.statement_pause_s
 
     def pause(self, text: str, *, over_bot: bool = False, confidence: float = 1.0) -> float:

@@ -49,10 +49,15 @@ def main() -> int:
     parser.add_argument(
         "--turn-end", type=float, help="nlu.turn_end_threshold (default: the agent file's)"
     )
+    parser.add_argument(
+        "--keep-told",
+        action="store_true",
+        help="hold every sentence that tells, even misheard words read as a question answered",
+    )
     args = parser.parse_args()
 
     from bot.agent import load_agent
-    from bot.call.nlu import make_completeness_check
+    from bot.call.nlu import make_completeness_check, make_misheard_answer_check
     from integrations.speech.nbest import Hypothesis, Recognition, TurnReadings
     from processors.turn_hold import GARBLED_BELOW, TurnHoldPolicy
     from simulator.bench.args import quiet_logs
@@ -73,6 +78,7 @@ def main() -> int:
     )
     readings = TurnReadings()  # what the recogniser heard of the text being decided
     is_complete = make_completeness_check(runtime, readings=readings)  # type: ignore[arg-type]
+    misheard_answer = make_misheard_answer_check(runtime, readings)  # type: ignore[arg-type]
 
     requests = request_set.requests
     heard: dict[str, tuple[str, float]] = {}
@@ -95,7 +101,11 @@ def main() -> int:
         readings.add(
             Recognition((Hypothesis(said, token_logprob=logprob), *(Hypothesis(o) for o in others)))
         )
-        policy = TurnHoldPolicy(understood=is_complete, question_pending=lambda: asked)
+        policy = TurnHoldPolicy(
+            understood=is_complete,
+            question_pending=lambda: asked,
+            misheard_answer=None if args.keep_told else misheard_answer,
+        )
         if not policy.text_pause(said) and is_complete(said):
             return SEMANTIC_END_S, said  # the semantic strategy's early end
         return policy.pause(said, confidence=confidence), said

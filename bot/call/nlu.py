@@ -13,7 +13,7 @@ from integrations.nlu.base import (
 )
 from integrations.nlu.llm import LLMEndpoint, OpenAICompatibleIntentClassifier
 from integrations.speech.nbest import TurnReadings
-from processors.act_guard import ActGuard
+from processors.act_guard import HEARD_CLEARLY, ActGuard
 from processors.agent_definition import AgentDefinition
 from processors.barge_in import is_backchannel
 from processors.nlu_readings import ANSWERS
@@ -81,12 +81,12 @@ def make_completeness_check(
             None: the best reading alone.
     """
     classifier = runtime.classifier
-    act = max(runtime.agent.nlu.act_threshold, runtime.agent.nlu.turn_end_threshold)
+    act = _turn_end_bar(runtime)
 
     def sure(prediction: IntentPrediction) -> bool:
         return prediction.intent != OUT_OF_SCOPE and prediction.confidence >= act
 
-    another_reading_answers = _another_reading_answers(runtime, readings, sure)
+    another_reading_answers = _another_reading_answers(runtime, readings)
 
     def is_complete(text: str) -> bool:
         if text.strip() and is_backchannel(text):
@@ -99,24 +99,65 @@ def make_completeness_check(
     return is_complete
 
 
+def _answers_outright(runtime: Runtime) -> Callable[[str], bool]:
+    """Whether words are surely (at the turn-end bar) a question the agent only answers."""
+    classifier = runtime.classifier
+    guard = ActGuard.for_agent(runtime.agent)
+    bar = _turn_end_bar(runtime)
+
+    def answers(text: str) -> bool:
+        prediction = classifier.classify(text)
+        return prediction.confidence >= bar and guard.answers_outright(prediction.intent)
+
+    return answers
+
+
+def _turn_end_bar(runtime: Runtime) -> float:
+    """The classifier confidence that ends a turn on the words alone."""
+    return max(runtime.agent.nlu.act_threshold, runtime.agent.nlu.turn_end_threshold)
+
+
 def _another_reading_answers(
-    runtime: Runtime, readings: TurnReadings | None, sure: Callable[[IntentPrediction], bool]
+    runtime: Runtime, readings: TurnReadings | None
 ) -> Callable[[str], bool]:
     """Whether another reading of a turn's text is surely a question the agent only answers."""
     if readings is None:
         return lambda _text: False
-    classifier = runtime.classifier
-    guard = ActGuard.for_agent(runtime.agent)
+    answers = _answers_outright(runtime)
     heard_enough = runtime.settings.asr_unsure_confidence
 
-    def answers(text: str) -> bool:
+    def another(text: str) -> bool:
         heard = readings.peek(text)
         if heard is None or heard.confidence < heard_enough:
             return False  # garbled words keep their hold, whatever a reading says
-        for other in heard.alternatives:
-            prediction = classifier.classify(other)
-            if sure(prediction) and guard.answers_outright(prediction.intent):
-                return True
-        return False
+        return any(answers(other) for other in heard.alternatives)
 
-    return answers
+    return another
+
+
+def make_misheard_answer_check(runtime: Runtime, readings: TurnReadings) -> Callable[[str], bool]:
+    """Whether misheard words are surely a question the agent only answers.
+
+    Words the recogniser heard below :data:`~processors.act_guard.HEARD_CLEARLY` (but at
+    ``asr_unsure_confidence`` or more) of which a reading (the best or another) is read at
+    the turn-end bar as a question the agent answers outright
+    (:meth:`ActGuard.answers_outright`), as the router answers it: a sentence that tells
+    ("Canon, I spread the cost.", "Doing a treat, good." | "Doing a treat, kid.") is then
+    the recogniser's form, not the caller's, and is not held
+    (:class:`processors.turn_hold.TurnHoldPolicy`). Words heard clearly keep their hold: "I
+    have coverage through my employer." sets the scene for a question.
+
+    Args:
+        runtime: The agent's classifier and thresholds.
+        readings: The call's recogniser readings (how surely the words were heard).
+    """
+    answers = _answers_outright(runtime)
+    heard_enough = runtime.settings.asr_unsure_confidence
+
+    def misheard_answer(text: str) -> bool:
+        heard = readings.peek(text)
+        if heard is None or not heard_enough <= heard.confidence < HEARD_CLEARLY:
+            return False
+        return any(answers(reading) for reading in (text, *heard.alternatives))
+
+    return misheard_answer

@@ -35,7 +35,7 @@ from pipecat.workers.runner import WorkerRunner
 
 from bot.call.handoff import make_handoff_processors
 from bot.call.live_calls import LiveCall
-from bot.call.nlu import make_completeness_check, make_nlu_router
+from bot.call.nlu import make_completeness_check, make_misheard_answer_check, make_nlu_router
 from bot.call.outbound import make_answering_machine, warm_opening
 from bot.call.runtime import Runtime
 from bot.call.services import (
@@ -176,6 +176,7 @@ def build_worker(
         understood=turn_complete,
         question_pending=question_pending,
         garbled_below=settings.asr_unsure_confidence,
+        misheard_answer=make_misheard_answer_check(runtime, readings),
     )
     user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
         context,

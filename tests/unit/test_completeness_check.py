@@ -7,7 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from bot.agent import load_agent
-from bot.call.nlu import make_completeness_check
+from bot.call.nlu import make_completeness_check, make_misheard_answer_check
 from integrations.speech.nbest import Hypothesis, Recognition, TurnReadings
 from tests.fakes.classifier import ScriptedClassifier, prediction
 
@@ -83,3 +83,44 @@ def test_another_reading_of_anything_else_does_not_end_the_turn():
 def test_another_reading_of_garbled_words_does_not_end_the_turn():
     # exp(-1.0) = 0.37: under the recogniser's unsure bar (babble); the garbled hold stands
     assert not reading_check("Do you take Sinner?", "Do you take Sina?", "insurance", logprob=-1.0)
+
+
+def misheard_answer(best: str, other: str, readings_of: dict[str, str], logprob: float) -> bool:
+    """The misheard-answer check on ``best`` (other reading ``other``), heard at ``logprob``."""
+    readings = TurnReadings()
+    readings.add(Recognition((Hypothesis(best, token_logprob=logprob), Hypothesis(other))))
+    classifier = ScriptedClassifier(
+        answers={text: prediction(intent, 0.95) for text, intent in readings_of.items()},
+        default=prediction("out_of_scope", 0.6),
+    )
+    runtime = SimpleNamespace(
+        classifier=classifier,
+        agent=AGENT,
+        settings=SimpleNamespace(asr_unsure_confidence=0.5),
+    )
+    return make_misheard_answer_check(runtime, readings)(best)  # type: ignore[arg-type]
+
+
+MISHEARD = -0.46  # exp: 0.63, "can I spread the cost" on a bench latency call
+CLEAR = -0.1  # 0.90
+GARBLED = -1.0  # 0.37
+
+
+def test_misheard_words_surely_a_question_answered_outright():
+    spread = {"Canon, I spread the cost.": "kb:payment_plans"}
+    assert misheard_answer("Canon, I spread the cost.", "Canon, I spread the cost,", spread, MISHEARD)
+    # the router reads the other reading: "Doing a treat, kid." is the children answer
+    kids = {"Doing a treat, kid.": "kb:children"}
+    assert misheard_answer("Doing a treat, good.", "Doing a treat, kid.", kids, MISHEARD)
+
+
+def test_clear_or_garbled_words_or_other_intents_are_not_misheard_answers():
+    told = {"I have coverage through my employer.": "insurance"}
+    # heard clearly: the caller's own sentence that sets the scene keeps its hold
+    assert not misheard_answer("I have coverage through my employer.", "x", told, CLEAR)
+    assert not misheard_answer("I have coverage through my employer.", "x", told, GARBLED)
+    # a booking or an emergency is never answered outright
+    booked = {"I'll check up for next week.": "book_appointment"}
+    assert not misheard_answer("I'll check up for next week.", "x", booked, MISHEARD)
+    hurt = {"My tooth is broken.": "emergency"}
+    assert not misheard_answer("My tooth is broken.", "x", hurt, MISHEARD)

@@ -174,6 +174,22 @@ def test_an_answer_to_the_bots_question_is_not_held_for_telling():
     assert policy(question=False).text_pause("I won't be able to make it.") > 0
 
 
+def test_misheard_words_surely_a_question_answered_are_not_held_for_telling():
+    # "Can I spread the cost?" heard "Canon, I spread the cost." at 0.63, read as the payment
+    # plans: the telling form is the recogniser's, not the caller's (bench latency)
+    heard = "Canon, I spread the cost."
+    assert reads_as_telling(heard)
+    misheard = TurnHoldPolicy(
+        understood=lambda text: text == heard or understood(text),  # as the call's check
+        misheard_answer=lambda text: text == heard,
+    )
+    assert misheard.text_pause(heard) == 0
+    assert misheard.pause(heard, confidence=0.63) == 0
+    # a sentence heard clearly that sets the scene keeps its hold (the check says no)
+    told = "I have coverage through my employer."
+    assert misheard.text_pause(told) == misheard.statement_pause_s
+
+
 def test_a_statement_the_agent_does_not_understand_keeps_its_longer_wait():
     assert policy().pause("My tooth is sort of weird.") == policy().unsure_pause_s
     assert policy().pause("My tooth is sort of weird.", confidence=0.3) == (
