@@ -120,7 +120,9 @@ class SemanticCompletionStopStrategy(BaseUserTurnStopStrategy):
 
     async def _end_if_complete(self, text: str) -> None:
         hold = self._hold
-        if hold is not None and await asyncio.to_thread(hold.text_pause, text, over_bot=self._over_bot):
+        if hold is not None and await asyncio.to_thread(
+            hold.text_pause, text, over_bot=self._over_bot
+        ):
             self._timer = None
             return  # not a request yet by its form: the longer pause decides
         if not await asyncio.to_thread(self._is_complete, text):

@@ -108,7 +108,9 @@ GARBLED = -1.0  # 0.37
 
 def test_misheard_words_surely_a_question_answered_outright():
     spread = {"Canon, I spread the cost.": "kb:payment_plans"}
-    assert misheard_answer("Canon, I spread the cost.", "Canon, I spread the cost,", spread, MISHEARD)
+    assert misheard_answer(
+        "Canon, I spread the cost.", "Canon, I spread the cost,", spread, MISHEARD
+    )
     # the router reads the other reading: "Doing a treat, kid." is the children answer
     kids = {"Doing a treat, kid.": "kb:children"}
     assert misheard_answer("Doing a treat, good.", "Doing a treat, kid.", kids, MISHEARD)
