@@ -80,6 +80,7 @@ from processors.turn_words import (
     reads_as_check,
     reads_as_preamble,
     reads_as_telling,
+    tells_of_caller,
 )
 
 OPENER_PAUSE_S = 2.0
@@ -221,9 +222,15 @@ class TurnHoldPolicy:
             return 0.0
         if self._asked():
             return 0.0  # "That works for me.", "I won't be able to make it.": an answer
-        if self.misheard_answer is not None and self.misheard_answer(text):
+        if (
+            self.misheard_answer is not None
+            and not tells_of_caller(text)
+            and self.misheard_answer(text)
+        ):
             # "Can I spread the cost?" heard "Canon, I spread the cost." at 0.63, read as the
-            # payment plans at 0.95, waited the 1.0 s after it (bench latency)
+            # payment plans at 0.95, waited the 1.0 s after it (bench latency); "Um, hi, I
+            # don't have any dental coverage right now." (misheard, read as insurance) is the
+            # caller's own telling and keeps its hold (dev call bench: cut off there)
             return 0.0
         return self.statement_pause_s
 

@@ -206,6 +206,21 @@ def is_statement(text: str) -> bool:
     return not (words and words[0] in QUESTION_STARTS)
 
 
+CALLER_WORDS = frozenset({"i", "im", "ive", "id", "ill", "my", "we", "our", "me"})
+"""First-person words (as :func:`normalize_words` writes them: "I'm" -> "im")."""
+
+
+def tells_of_caller(text: str) -> bool:
+    """Whether the latest sentence opens on the caller ("I don't have any coverage.", "My ...").
+
+    Misheard or not, such a sentence is the caller's own telling: a scene set before the
+    question ("Um, hi, I don't have any dental coverage right now. | What would a cleaning
+    run me?").
+    """
+    words = last_sentence(text).split()
+    return bool(words) and words[0] in CALLER_WORDS
+
+
 def asks_what(text: str) -> bool:
     """Whether the latest sentence is a question that names what it asks for ("When...?")."""
     words = last_sentence(text).split()

@@ -27,7 +27,13 @@ from processors.frames import TurnJoinedFrame
 from processors.segment_turn_stop import SegmentTranscriptTurnStopStrategy
 from processors.semantic_turn import SemanticCompletionStopStrategy
 from processors.turn_hold import TurnHoldPolicy
-from processors.turn_words import is_opener, is_statement, reads_as_preamble, reads_as_telling
+from processors.turn_words import (
+    is_opener,
+    is_statement,
+    reads_as_preamble,
+    reads_as_telling,
+    tells_of_caller,
+)
 from processors.user_turn import user_text
 from tests.fakes.smart_turn import ScriptedSmartTurn
 from tests.support.turn_strategies import start_strategy
@@ -188,6 +194,13 @@ def test_misheard_words_surely_a_question_answered_are_not_held_for_telling():
     # a sentence heard clearly that sets the scene keeps its hold (the check says no)
     told = "I have coverage through my employer."
     assert misheard.text_pause(told) == misheard.statement_pause_s
+    # misheard, read surely as insurance, but the caller's own telling: the question follows
+    own = "I don't have any dental coverage right now."
+    assert tells_of_caller(own)
+    sure = TurnHoldPolicy(understood=lambda _: True, misheard_answer=lambda _: True)
+    assert sure.text_pause(own) == sure.statement_pause_s
+    assert sure.text_pause("Um, hi, my teeth are pretty yellow from coffee.") > 0
+    assert sure.text_pause(heard) == 0
 
 
 def test_a_statement_the_agent_does_not_understand_keeps_its_longer_wait():
