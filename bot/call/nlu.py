@@ -145,10 +145,10 @@ def make_misheard_answer_check(runtime: Runtime, readings: TurnReadings) -> Call
     ("Canon, I spread the cost.", "Doing a treat, good." | "Doing a treat, kid.") is then
     the recogniser's form, not the caller's, and is not held
     (:class:`processors.turn_hold.TurnHoldPolicy`). Words heard clearly keep their hold: "I
-    have coverage through my employer." sets the scene for a question. ``bench latency``
-    back to back (7 Dec 2026): p95 1060 -> 522 ms at the phone; offline, one more of the dev
-    set's 285 sentence and comma prefixes (three voices) ends the turn, answered as the
-    whole request is ("Um, hi, my teeth are pretty yellow from coffee.": whitening).
+    have coverage through my employer." sets the scene for a question; so does a sentence
+    that opens on the caller, misheard or not (:func:`processors.turn_words.tells_of_caller`).
+    ``bench latency`` back to back (7 Dec 2026): p95 1060 -> 522-560 ms at the phone; offline,
+    no more of the dev set's sentence and comma prefixes end the turn.
 
     Args:
         runtime: The agent's classifier and thresholds.
