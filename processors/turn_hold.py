@@ -27,7 +27,8 @@ the words so far, how long the pause after them must be before the turn may end:
   insurance) that acting on it cut them off. A statement that answers the bot's yes/no
   question ("That works for me.", "I won't be able to make it.") is not held; nor misheard
   words surely read as a question the agent only answers (``misheard_answer``: "Can I
-  spread the cost?" heard as "Canon, I spread the cost."), whose form is the recogniser's;
+  spread the cost?" heard as "Canon, I spread the cost."), whose form is the recogniser's,
+  unless the sentence opens on the caller ("I ...", "My ...": the caller's own telling);
 - a statement (not a question) the agent cannot act on with confidence, heard clearly:
   ``unsure_pause_s`` (the check is the caller's, e.g. the classifier's act threshold);
 - a question whether the caller has reached the right place ("Is this Dr. Patel's
@@ -237,7 +238,7 @@ class TurnHoldPolicy:
     def pause(self, text: str, *, over_bot: bool = False, confidence: float = 1.0) -> float:
         """The least pause (s) after ``text`` before the turn may end (0: none).
 
-        May run the ``understood`` check: call it off the event loop.
+        May run the ``understood`` and ``misheard_answer`` checks: call it off the event loop.
 
         Args:
             text: The turn's words so far.
