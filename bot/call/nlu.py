@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from bot.call.runtime import Runtime
@@ -86,7 +87,8 @@ def make_completeness_check(
     def sure(prediction: IntentPrediction) -> bool:
         return prediction.intent != OUT_OF_SCOPE and prediction.confidence >= act
 
-    another_reading_answers = _another_reading_answers(runtime, readings)
+    # the best reading is not sure when this is asked, so only another one can answer
+    another_reading_answers = _heard_answers(runtime, readings)
 
     def is_complete(text: str) -> bool:
         if text.strip() and is_backchannel(text):
@@ -117,22 +119,26 @@ def _turn_end_bar(runtime: Runtime) -> float:
     return max(runtime.agent.nlu.act_threshold, runtime.agent.nlu.turn_end_threshold)
 
 
-def _another_reading_answers(
-    runtime: Runtime, readings: TurnReadings | None
+def _heard_answers(
+    runtime: Runtime, readings: TurnReadings | None, heard_below: float = math.inf
 ) -> Callable[[str], bool]:
-    """Whether another reading of a turn's text is surely a question the agent only answers."""
+    """Whether a reading of a turn's text (the best or another) is surely a question answered.
+
+    Only for words heard at ``asr_unsure_confidence`` or more and below ``heard_below``:
+    garbled words keep their hold, whatever a reading says. Without ``readings``: never.
+    """
     if readings is None:
         return lambda _text: False
     answers = _answers_outright(runtime)
     heard_enough = runtime.settings.asr_unsure_confidence
 
-    def another(text: str) -> bool:
+    def heard_answers(text: str) -> bool:
         heard = readings.peek(text)
-        if heard is None or heard.confidence < heard_enough:
-            return False  # garbled words keep their hold, whatever a reading says
-        return any(answers(other) for other in heard.alternatives)
+        if heard is None or not heard_enough <= heard.confidence < heard_below:
+            return False
+        return any(answers(reading) for reading in (text, *heard.alternatives))
 
-    return another
+    return heard_answers
 
 
 def make_misheard_answer_check(runtime: Runtime, readings: TurnReadings) -> Callable[[str], bool]:
@@ -154,13 +160,4 @@ def make_misheard_answer_check(runtime: Runtime, readings: TurnReadings) -> Call
         runtime: The agent's classifier and thresholds.
         readings: The call's recogniser readings (how surely the words were heard).
     """
-    answers = _answers_outright(runtime)
-    heard_enough = runtime.settings.asr_unsure_confidence
-
-    def misheard_answer(text: str) -> bool:
-        heard = readings.peek(text)
-        if heard is None or not heard_enough <= heard.confidence < HEARD_CLEARLY:
-            return False
-        return any(answers(reading) for reading in (text, *heard.alternatives))
-
-    return misheard_answer
+    return _heard_answers(runtime, readings, heard_below=HEARD_CLEARLY)
