@@ -156,6 +156,11 @@ class Attempts:
 ATTEMPTS = Attempts()
 
 
+REFUSAL_WAIT_S = 15
+"""A refused stream is closed at once; one still open this long was taken. Generous: a
+passing test never waits it out, and a loaded machine once took over 3 s to refuse."""
+
+
 async def attack_stream(call: TwilioCallEmulator) -> bool:
     """Open a forged/replayed stream and press 0; whether the server kept it open."""
     ATTEMPTS.made += 1
@@ -164,8 +169,8 @@ async def attack_stream(call: TwilioCallEmulator) -> bool:
     except Exception:
         return False  # refused at the upgrade
     try:
-        await call.wait_closed(timeout=3)
-    except Exception:  # still open after 3 s: the server took the stream
+        await call.wait_closed(timeout=REFUSAL_WAIT_S)
+    except Exception:  # still open: the server took the stream
         await call.press("0")
         await asyncio.sleep(0.5)
         await call.hang_up()
