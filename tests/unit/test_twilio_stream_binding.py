@@ -158,7 +158,8 @@ ATTEMPTS = Attempts()
 
 REFUSAL_WAIT_S = 15
 """A refused stream is closed at once; one still open this long was taken. Generous: a
-passing test never waits it out, and a loaded machine once took over 3 s to refuse."""
+passing test never waits it out, and 3 s left a loaded machine little room (suspected in the
+one failure of this file seen, in a loaded run)."""
 
 
 async def attack_stream(call: TwilioCallEmulator) -> bool:
