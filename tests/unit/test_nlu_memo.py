@@ -55,3 +55,63 @@ def test_callers_on_many_threads_get_the_same_answers() -> None:
         t.join()
     assert answers == ["hours"] * 800
     assert memo.hits + memo.misses == 800
+
+
+def slow_rule(started: threading.Event, release: threading.Event, fail: list[str] | None = None):
+    """A rule that blocks until released, then answers (or raises ``fail``'s message)."""
+
+    def rule(text: str) -> IntentPrediction:
+        started.set()
+        assert release.wait(10), "never released"
+        if fail:
+            raise RuntimeError(fail.pop())
+        return hours_or_booking(text)
+
+    return rule
+
+
+def test_a_text_asked_on_two_threads_at_once_is_classified_once() -> None:
+    started, release = threading.Event(), threading.Event()
+    inner = ScriptedClassifier(rule=slow_rule(started, release), known=("hours", "booking"))
+    memo = MemoizedClassifier(inner)
+    answers: list[IntentPrediction] = []
+    first = threading.Thread(target=lambda: answers.append(memo.classify("when are you open")))
+    first.start()
+    assert started.wait(10)
+    second = threading.Thread(target=lambda: answers.append(memo.classify("when are you open ")))
+    second.start()
+    second.join(0.2)
+    assert second.is_alive()  # waits for the first run's answer, runs nothing itself
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert len(answers) == 2 and answers[0] is answers[1]
+    assert inner.calls == ["when are you open"]
+    assert (memo.hits, memo.misses) == (1, 1)
+
+
+def test_a_failed_run_reaches_its_waiters_and_is_not_remembered() -> None:
+    started, release = threading.Event(), threading.Event()
+    fail = ["encoder failed"]
+    inner = ScriptedClassifier(rule=slow_rule(started, release, fail), known=("hours", "booking"))
+    memo = MemoizedClassifier(inner)
+    errors: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            memo.classify("book me in")
+        except RuntimeError as e:
+            errors.append(e)
+
+    first = threading.Thread(target=ask)
+    first.start()
+    assert started.wait(10)
+    second = threading.Thread(target=ask)
+    second.start()
+    second.join(0.2)
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert [str(e) for e in errors] == ["encoder failed", "encoder failed"]
+    assert memo.classify("book me in").intent == "booking"  # asked again, not the error
+    assert inner.calls == ["book me in", "book me in"]
