@@ -50,3 +50,21 @@ def test_a_hi_heard_as_bye_before_a_request_is_dropped_but_a_goodbye_stays():
     )
     assert normalise("Okay, bye.") == "bye"
     assert normalise("Bye, thank you.") == "bye thank you"
+
+
+def test_a_callers_introduction_before_the_request_is_dropped():
+    assert normalise("Hello, this is Kevin Nguyen. I need to drop my appointment.") == (
+        "i need to drop my appointment"
+    )
+    assert normalise("Um, hi, it's John Smith. My appointment's Monday at nine.") == (
+        "my appointment's monday at nine"
+    )
+    assert normalise("This is Maria Lopez. Could we shift my visit?") == "could we shift my visit"
+    assert normalise("Hi, this is [name], am I booked for Friday?") == "am i booked for friday"
+
+
+def test_what_only_looks_like_an_introduction_stays():
+    assert normalise("This is Sarah.") == "this is sarah"  # nothing after it
+    assert normalise("It's Monday. Can I come in?") == "it's monday can i come in"
+    assert normalise("It's urgent. My tooth broke in half.") == "it's urgent my tooth broke in half"
+    assert normalise("this is john can I book") == "this is john can i book"  # no capital, no stop
