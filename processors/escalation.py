@@ -86,7 +86,9 @@ HUMAN_REQUEST_PATTERNS: tuple[str, ...] = (
     rf"\b(get|give|find) me\b.{{0,12}}\b{_PERSON}\b",
     r"\b(want|need|like)\b.{0,6}\b(a |an )?(real |live )?(human|person|operator|"
     r"representative)\b(?! (who|that|to))",
-    r"^\s*(operator|representative|agent|human|a human|a person)\W*$",
+    # a bare word, perhaps with "please" ("An agent, please.": dev requests heard in kal)
+    r"^\W*(an? |the )?(real |live )?(operator|representative|agent|human|person)"
+    r"(,? please)?\W*$",
 )
 
 

@@ -104,6 +104,24 @@ async def test_explicit_request_in_other_phrasings_and_keypad_zero(agent, vader)
     assert escalations(down)[0].reason == "keypad 0"
 
 
+@pytest.mark.parametrize("words", ["Representative.", "An agent, please.", "operator please"])
+async def test_a_bare_request_for_a_person_as_the_recogniser_prints_it(agent, vader, words):
+    down, _ = await run_test(
+        processor(agent, vader), frames_to_send=[turn(words), *reply("Sorry?")]
+    )
+    assert escalations(down)[0].trigger == "explicit_request"
+
+
+@pytest.mark.parametrize(
+    "words", ["Agent Smith called me.", "a person of interest", "My agent is away."]
+)
+async def test_a_person_named_in_passing_is_no_request(agent, vader, words):
+    down, _ = await run_test(
+        processor(agent, vader), frames_to_send=[turn(words), *reply("Sorry?")]
+    )
+    assert escalations(down) == []
+
+
 async def test_explicit_request_switched_off_declines_the_transfer(agent, vader):
     down, _ = await run_test(
         processor(agent, vader, explicit_request={"enabled": False}),
