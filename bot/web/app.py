@@ -102,6 +102,10 @@ from transports import webrtc
 from transports.input_batching import BatchingPolicy, LoadAdaptiveBatching, NoBatching
 from transports.twilio_binding import SharedCallSidLedger
 
+STATS_WARM_WAIT_SECS = 10.0
+"""Longest a stopping server waits for the dashboard statistics' warm-up thread (it logs
+when done; after the process's log sinks have closed that was a "Logging error")."""
+
 
 class WebSocketOptions(TypedDict):
     """uvicorn's WebSocket keyword arguments, typed so they can be splatted into ``uvicorn.run``."""
@@ -235,8 +239,9 @@ def create_app(
     async def lifespan(_app: FastAPI):
         await check_reachable(runtime.shared)  # a wrong CALLAGENT_SHARED_STATE_URL stops here
         await inbox.start()  # requests for this process's calls from the others
+        warming = None
         if runtime.records is not None:
-            runtime.records.store.warm_stats_in_background()  # first dashboard view is fast
+            warming = runtime.records.store.warm_stats_in_background()  # first view is fast
         await operator.announce_login_link()  # loopback server without an operator token only
         campaign_queue = None
         if runtime.records is not None:  # the queue's truth is in the call-record database
@@ -256,6 +261,8 @@ def create_app(
         await inbox.aclose()
         if runtime.records is not None:
             await asyncio.to_thread(runtime.records.store.flush)
+        if warming is not None:
+            await asyncio.to_thread(warming.join, STATS_WARM_WAIT_SECS)
         await webrtc_router.close()
         await runtime.shared.aclose()
 
