@@ -132,6 +132,10 @@ class WholeTurnTranscriber(FrameProcessor):
         """The run for the turn's first N segments, started at the Nth one's stop."""
         self._stop_owed = False
         """A turn ended before the VAD's stop of its last segment: that stop is not a segment."""
+        self._turn_open = False
+        """A turn started (``UserStartedSpeakingFrame``) and its end has not been seen."""
+        self._ended_by_context = False
+        """The open turn was ended by its context: the stop that follows ends nothing more."""
         self.rewritten = 0
         """Turns whose text came from the whole turn's audio."""
         self.waited_s: list[float] = []
@@ -153,7 +157,10 @@ class WholeTurnTranscriber(FrameProcessor):
                 self._turn_started()
         elif isinstance(frame, UserStoppedSpeakingFrame):
             if direction is FrameDirection.DOWNSTREAM:
-                self._turn_ended()
+                if self._ended_by_context:
+                    self._ended_by_context = False  # its turn went with its context
+                else:
+                    self._turn_ended()
         elif (
             direction is FrameDirection.DOWNSTREAM
             and isinstance(frame, LLMContextFrame)
@@ -188,6 +195,8 @@ class WholeTurnTranscriber(FrameProcessor):
 
     def _turn_started(self) -> None:
         """A new turn: its segments are those from the one under way (if any) on."""
+        self._turn_open = True
+        self._ended_by_context = False  # a stop still owed never came (none does for some)
         turn = self._turn
         since = turn.speaking_since
         start = _even(max(0, (len(turn.audio) if since is None else since) - self._preroll()))
@@ -229,6 +238,7 @@ class WholeTurnTranscriber(FrameProcessor):
         last segment (that frame goes through the aggregator's queue): the segment is then
         the ended turn's, closed here, and its stop when it comes is no new segment.
         """
+        self._turn_open = False
         turn = self._turn
         if turn.speaking_since is not None:
             turn.segments.append((turn.speaking_since, len(turn.audio)))
@@ -239,6 +249,17 @@ class WholeTurnTranscriber(FrameProcessor):
         self._running = None
 
     async def _rewrite(self, frame: LLMContextFrame) -> None:
+        if self._turn_open:
+            # The context overtook its turn's stop (on a call the aggregator's context
+            # reached here first; the stop then closed the turn and the caller's next
+            # turn, within CONTEXT_WAIT_SECS, got this one's whole text): it ends the turn,
+            # and turns set aside before it had no context.
+            for _, _, stale in self._ended:
+                if stale is not None:
+                    stale[1].cancel()
+            self._ended.clear()
+            self._turn_ended()
+            self._ended_by_context = True
         turn: _Turn | None = None
         run: _Run | None = None
         while self._ended and turn is None:

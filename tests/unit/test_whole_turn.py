@@ -15,7 +15,7 @@ from pipecat.frames.frames import (
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.processors.aggregators.llm_context import LLMContext
-from pipecat.tests.utils import run_test
+from pipecat.tests.utils import SleepFrame, run_test
 
 from integrations.speech.nbest import TurnReadings
 from integrations.speech.whole_turn import prepare_turn_audio, turn_spans
@@ -170,3 +170,50 @@ async def test_a_turn_ended_before_its_last_vad_stop_keeps_that_segment() -> Non
     assert len(recognizer.calls) == 1
     samples = np.frombuffer(recognizer.calls[0][0], dtype="<i2")
     assert np.count_nonzero(samples) == round(1.2 * RATE)  # the second turn's words only
+
+
+def _context_first(text: str) -> list[Frame]:
+    """A turn's end as a call's pipeline delivers it here: its context before its stop.
+
+    (Sent with pauses: ``run_test`` queues frames at once, and system frames overtake.)
+    """
+    stop, context = _turn_end(text)
+    return [SleepFrame(0.05), context, SleepFrame(0.05), stop, SleepFrame(0.05)]
+
+
+async def test_a_split_turn_whose_context_comes_before_its_stop_is_transcribed_whole() -> None:
+    frames = [
+        UserStartedSpeakingFrame(),
+        *_segment(0.6),
+        *_audio(1.0, loud=False),
+        *_segment(0.8),
+        *_context_first("Yeah. Hi, my family is looking for a new dentist."),
+        # the caller goes on at once, in one segment: this turn's text is its own
+        UserStartedSpeakingFrame(),
+        *_segment(0.8),
+        *_context_first("Do you have room for us?"),
+    ]
+    contexts, recognizer, _ = await _run(
+        frames, answer="Yes, hi, my family is looking for a new dentist."
+    )
+    assert [user_text(c) for c in contexts] == [
+        "Yes, hi, my family is looking for a new dentist.",
+        "Do you have room for us?",
+    ]
+    assert len(recognizer.calls) == 1
+
+
+async def test_a_context_with_no_turn_to_end_leaves_the_next_turn_alone() -> None:
+    keyed = LLMContext(messages=[{"role": "user", "content": "DTMF: 1"}])
+    frames = [
+        LLMContextFrame(context=keyed),  # a keyed turn: no speech, no stop follows
+        SleepFrame(0.05),
+        UserStartedSpeakingFrame(),
+        *_segment(0.5),
+        *_audio(1.0, loud=False),
+        *_segment(0.5),
+        *_turn_end("Um. Cleaning."),
+    ]
+    contexts, recognizer, _ = await _run(frames, answer="Um, cleaning.")
+    assert [user_text(c) for c in contexts] == ["DTMF: 1", "Um, cleaning."]
+    assert len(recognizer.calls) == 1
