@@ -181,6 +181,10 @@ class EscalationProcessor(FrameProcessor):
         self._failures = 0
         self._drop_texts: list[str] = []
         self._escalate_after_text: str | None = None
+        self._last_text = ""
+        """The latest turn's words (the turn a hand-off is decided on)."""
+        self._withdrawn_text: str | None = None
+        """The words of a turn whose hand-off the caller withdrew (until the next turn)."""
         self._llm_text: list[str] = []
         self._timer: asyncio.Task[None] | None = None
         self._started_at = clock()
@@ -249,9 +253,11 @@ class EscalationProcessor(FrameProcessor):
             if kind != "digits":  # keyed digits may be a PIN or an account number
                 self._seen.entities[kind] = value
         self._failures = self._failures + 1 if nlu.band is Band.REPAIR else 0
+        self._last_text = nlu.text
         if self._phase is not _Phase.WATCHING:
             return
         decision = self.check(nlu, score)
+        self._withdrawn_text = None
         if decision is None:
             return
         if nlu.intent in self._transfer_intents and nlu.band is Band.ACT:
@@ -287,7 +293,7 @@ class EscalationProcessor(FrameProcessor):
                 how = "keypad 0" if nlu.path is DecisionPath.DTMF else f"intent {nlu.intent}"
                 return Decision(Trigger.EXPLICIT_REQUEST, how)
             if nlu.path is not DecisionPath.DTMF and any(
-                p.search(nlu.text) for p in self._patterns
+                p.search(self._new_words(nlu.text)) for p in self._patterns
             ):
                 return Decision(Trigger.EXPLICIT_REQUEST, "asked for a person")
         if c.out_of_scope.enabled and acted and nlu.intent in c.out_of_scope.intents:
@@ -298,6 +304,19 @@ class EscalationProcessor(FrameProcessor):
         if c.failed_turns.enabled and self._failures >= c.failed_turns.limit:
             return Decision(Trigger.FAILED_TURNS, f"{self._failures} turns not understood")
         return None
+
+    def _new_words(self, text: str) -> str:
+        """``text`` without the withdrawn turn's words it was joined to, if it starts with them.
+
+        "Let me talk to a person, please." | "Actually, what are your opening hours?" over
+        the hand-off line: the hand-off is withdrawn and the two turns joined; the joined
+        turn's first words must not ask for the person again (e2e escalation test, when the
+        second turn, transcribed whole, no longer opened with "Actually").
+        """
+        before = (self._withdrawn_text or "").strip()
+        if before and text.strip().startswith(before):
+            return text.strip()[len(before) :]
+        return text
 
     def _sentiment_bar(self, nlu: NLUResultFrame) -> float:
         """How negative the turn must read to hand off: lower for a request the agent serves."""
@@ -404,6 +423,7 @@ class EscalationProcessor(FrameProcessor):
         if decision.trigger not in TURN_TRIGGERS:
             return
         logger.info(f"hand-off withdrawn ({decision.trigger.value}): the caller went on")
+        self._withdrawn_text = self._last_text
         escalated = self._phase is _Phase.ESCALATED
         self._phase = self._phase_before if escalated else _Phase.WATCHING
         self._pending = None

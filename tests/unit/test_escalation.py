@@ -16,7 +16,9 @@ from processors.agent_definition import SentimentTrigger
 from processors.call_recorder import CallRecorder
 from processors.escalation import EscalationProcessor
 from processors.frames import (
+    HAND_OFF,
     OUT_OF_SCOPE,
+    ActionWithdrawnFrame,
     Band,
     BotReplyFrame,
     CallerRecordFrame,
@@ -120,6 +122,34 @@ async def test_a_person_named_in_passing_is_no_request(agent, vader, words):
         processor(agent, vader), frames_to_send=[turn(words), *reply("Sorry?")]
     )
     assert escalations(down) == []
+
+
+async def test_a_turn_joined_to_a_withdrawn_request_for_a_person_is_read_for_its_new_words(
+    agent, vader
+):
+    asked = "Let me talk to a person, please."
+    down, _ = await run_test(
+        processor(agent, vader),
+        frames_to_send=[
+            turn(asked, "talk_to_human", Band.ACT, 0.97),
+            *reply(agent.transfer.handoff_line, "talk_to_human", hands_off=True),
+            ActionWithdrawnFrame(frozenset({HAND_OFF})),  # the caller went on over the line
+            turn(f"{asked} I mean, what are your hours?", "opening_hours", Band.ACT, 0.99),
+            *reply("We're open Monday to Friday.", "opening_hours"),
+        ],
+    )
+    assert len(escalations(down)) == 1  # the withdrawn one: the joined turn asks for the hours
+    down, _ = await run_test(
+        processor(agent, vader),
+        frames_to_send=[
+            turn(asked, "talk_to_human", Band.ACT, 0.97),
+            *reply(agent.transfer.handoff_line, "talk_to_human", hands_off=True),
+            ActionWithdrawnFrame(frozenset({HAND_OFF})),
+            turn(f"{asked} Can I speak to an operator?", "opening_hours", Band.REPAIR, 0.3),
+            *reply("Sorry?"),
+        ],
+    )
+    assert len(escalations(down)) == 2  # its new words ask for a person again
 
 
 async def test_explicit_request_switched_off_declines_the_transfer(agent, vader):
