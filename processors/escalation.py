@@ -75,21 +75,7 @@ from processors.frames import (
     TransferResultFrame,
 )
 from processors.handoff_summary import CallObservations, build_summary
-
-_PERSON = (
-    r"(human|person|people|someone|somebody|operator|representative|rep|agent|receptionist|"
-    r"staff|member of staff|real (person|human)|live (person|agent)|the front desk|a manager)"
-)
-HUMAN_REQUEST_PATTERNS: tuple[str, ...] = (
-    rf"\b(talk|speak|chat)\b.{{0,25}}\b(to|with)\b.{{0,12}}\b{_PERSON}\b",
-    rf"\b(transfer|connect|put)\b.{{0,20}}\b(me|through)\b.{{0,20}}\b{_PERSON}\b",
-    rf"\b(get|give|find) me\b.{{0,12}}\b{_PERSON}\b",
-    r"\b(want|need|like)\b.{0,6}\b(a |an )?(real |live )?(human|person|operator|"
-    r"representative)\b(?! (who|that|to))",
-    # a bare word, perhaps with "please" ("An agent, please.": dev requests heard in kal)
-    r"^\W*(an? |the )?(real |live )?(operator|representative|agent|human|person)"
-    r"(,? please)?\W*$",
-)
+from processors.person_request import PERSON_REQUEST_PATTERNS
 
 
 class Trigger(StrEnum):
@@ -171,7 +157,7 @@ class EscalationProcessor(FrameProcessor):
         self._clock = clock
         self._patterns = [
             re.compile(p, re.IGNORECASE)
-            for p in (*HUMAN_REQUEST_PATTERNS, *config.explicit_request.phrases)
+            for p in (*PERSON_REQUEST_PATTERNS, *config.explicit_request.phrases)
         ]
         self._seen = CallObservations(call_id=call_id, transport=transport)
         self._phase = _Phase.WATCHING

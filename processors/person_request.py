@@ -1,0 +1,24 @@
+"""The phrasings that ask for a person, whatever the classifier made of the turn.
+
+The escalation's ``explicit_request`` trigger searches a caller's words with these
+(case-insensitive) beside the agent file's own ``escalation.explicit_request.phrases``.
+"""
+
+from __future__ import annotations
+
+_PERSON = (
+    r"(human|person|people|someone|somebody|operator|representative|rep|agent|receptionist|"
+    r"staff|member of staff|real (person|human)|live (person|agent)|the front desk|a manager)"
+)
+PERSON_REQUEST_PATTERNS: tuple[str, ...] = (
+    rf"\b(talk|speak|chat)\b.{{0,25}}\b(to|with)\b.{{0,12}}\b{_PERSON}\b",
+    rf"\b(transfer|connect|put)\b.{{0,20}}\b(me|through)\b.{{0,20}}\b{_PERSON}\b",
+    rf"\b(get|give|find) me\b.{{0,12}}\b{_PERSON}\b",
+    r"\b(want|need|like)\b.{0,6}\b(a |an )?(real |live )?(human|person|operator|"
+    r"representative)\b(?! (who|that|to))",
+    # a bare word, perhaps with "please" ("An agent, please.": dev requests heard in kal)
+    r"^\W*(an? |the )?(real |live )?(operator|representative|agent|human|person)"
+    r"(,? please)?\W*$",
+)
+"""Regular expressions for "let me talk to a person", "put me through to the front desk",
+"I need a live agent", or the bare word ("Representative.", "An agent, please.")."""
