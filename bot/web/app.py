@@ -239,9 +239,6 @@ def create_app(
     async def lifespan(_app: FastAPI):
         await check_reachable(runtime.shared)  # a wrong CALLAGENT_SHARED_STATE_URL stops here
         await inbox.start()  # requests for this process's calls from the others
-        warming = None
-        if runtime.records is not None:
-            warming = runtime.records.store.warm_stats_in_background()  # first view is fast
         await operator.announce_login_link()  # loopback server without an operator token only
         campaign_queue = None
         if runtime.records is not None:  # the queue's truth is in the call-record database
@@ -252,6 +249,11 @@ def create_app(
         if campaign_queue is not None:  # a campaign attempt's end applies its retry rules
             outbound.listeners.add(CampaignAttemptEnds(campaign_queue.runner))
         await sip.start()  # CALLAGENT_SIP_LISTEN; a port another worker holds: standby
+        # started last: a start-up that fails above never reaches the join below, and the
+        # thread's log line then met a closed sink ("Logging error in Loguru Handler" in CI)
+        warming = None
+        if runtime.records is not None:
+            warming = runtime.records.store.warm_stats_in_background()  # first view is fast
         yield
         if campaign_queue is not None:
             await campaign_queue.stop()  # no new dials; running tasks finish
