@@ -292,7 +292,7 @@ async def _step(
         "wall_s": round(wall, 1),
         # a question the recogniser mishears is held for more words, then asked about: its
         # turns are slow at any load ("Where are you located?" heard "Where are our
-        # unilocated?" from about half the onsets, 7 Dec 2026), so the limit is read per question
+        # unilocated?" from about half the onsets, 7 Dec 2026): each step shows them per question
         "by_question": {
             q: {k: v for k, v in latency_summary(ls).items() if k != "mean_ms"}
             for q, ls in sorted(by_question.items())
