@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from loguru import logger
 
 from bot.agent import load_agent
 from bot.settings import REFERENCE_AGENT
@@ -16,23 +14,6 @@ from integrations.storage import CallStore
 from processors.agent_definition import AgentDefinition
 from tests.support.env import is_setting
 from tests.support.records import open_store
-
-
-@pytest.fixture(autouse=True)
-def _log_sinks_end_with_their_test() -> Iterator[None]:
-    """Loguru sinks a test's code added (a CLI's ``logger.add(sys.stderr)``) go with it.
-
-    Such a sink writes to the test's captured stream, which pytest closes after the test;
-    a server thread still logging then printed "Logging error in Loguru Handler" (CI).
-    """
-    yield
-    logger.remove()
-    logger.add(_to_current_stderr, level="DEBUG")
-
-
-def _to_current_stderr(message: str) -> None:
-    """A sink that writes to whatever ``sys.stderr`` is when the line is logged."""
-    sys.stderr.write(message)
 
 
 @pytest.fixture(scope="module")
