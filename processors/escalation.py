@@ -299,10 +299,8 @@ class EscalationProcessor(FrameProcessor):
         turn's first words must not ask for the person again (e2e escalation test, when the
         second turn, transcribed whole, no longer opened with "Actually").
         """
-        before = (self._withdrawn_text or "").strip()
-        if before and text.strip().startswith(before):
-            return text.strip()[len(before) :]
-        return text
+        before, text = (self._withdrawn_text or "").strip(), text.strip()
+        return text[len(before) :] if before and text.startswith(before) else text
 
     def _sentiment_bar(self, nlu: NLUResultFrame) -> float:
         """How negative the turn must read to hand off: lower for a request the agent serves."""

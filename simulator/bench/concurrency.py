@@ -265,14 +265,14 @@ async def _step(
         )
     )
     wall = time.monotonic() - t0
-    latencies = [v for r in results for v in r["latencies"]]
+    latencies = [ms for r in results for _, ms in r["latencies"]]
     stats = latency_summary(latencies)
     unanswered = sum(r["unanswered"] for r in results)
     cpu1 = fleet.cpu_seconds() if tracked else None
     by_question: dict[str, list[float]] = {}
     for r in results:
-        for question, latency in zip(r["asked"], r["latencies"], strict=True):
-            by_question.setdefault(question, []).append(latency)
+        for question, ms in r["latencies"]:
+            by_question.setdefault(question, []).append(ms)
     return {
         "calls": n,
         "turns": len(latencies) + unanswered,
@@ -334,7 +334,8 @@ async def _one_call(
     from simulator.target import SIM_ACCOUNT_SID
 
     await asyncio.sleep(delay_s)
-    out: dict[str, Any] = {"latencies": [], "asked": [], "unanswered": 0, "error": None}
+    # latencies: (question, ms) for each answered turn
+    out: dict[str, Any] = {"latencies": [], "unanswered": 0, "error": None}
     call: PhoneCall | None = None
     try:
         if sip:
@@ -356,8 +357,7 @@ async def _one_call(
                 await call.wait_for_bot_speech_start(timeout=30, after=turn.caller_end_s)
                 latency_s = turn.latency_s
                 assert latency_s is not None  # the phone stamps the turn as it hears the reply
-                out["latencies"].append(round(latency_s * 1000, 1))
-                out["asked"].append(question)
+                out["latencies"].append((question, round(latency_s * 1000, 1)))
             except TimeoutError:
                 out["unanswered"] += 1
             await call.wait_for_bot_silence(1.0, timeout=60)
