@@ -152,10 +152,8 @@ def test_the_cli_exits_non_zero_when_an_expectation_fails(agent, tmp_path):
         str(tmp_path / "b_failing.yaml"),
         "--url",
         target.base_url or "",
-        "--auth-token",
-        local.auth_token,
-        "--operator-token",
-        local.operator_token,
+        f"--auth-token={local.auth_token}",  # a random token may start with "-": one argument
+        f"--operator-token={local.operator_token}",
         "--out",
         str(out),
         "--no-progress",
