@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from loguru import logger
 
 from bot.agent import load_agent
 from bot.settings import REFERENCE_AGENT
@@ -14,6 +16,30 @@ from integrations.storage import CallStore
 from processors.agent_definition import AgentDefinition
 from tests.support.env import is_setting
 from tests.support.records import open_store
+
+
+@pytest.fixture(autouse=True)
+def _log_sinks_end_with_their_test() -> Iterator[None]:
+    """Loguru sinks added while a test ran (a CLI's ``logger.add(sys.stderr)``) go with it.
+
+    Such a sink writes to the test's captured stream, which pytest closes after the test; a
+    server thread still logging later printed "Logging error in Loguru Handler" (CI). Only
+    sinks added during the test are removed: a module-scoped fixture's sink, added before
+    this fixture starts, is kept for the module's other tests (removing every sink broke
+    them). Loguru numbers sinks in order, so the ids taken during the test are those between
+    two probes.
+    """
+    first = _next_sink_id()
+    yield
+    for sink_id in range(first, _next_sink_id()):
+        with contextlib.suppress(ValueError):  # already removed by whoever added it
+            logger.remove(sink_id)
+
+
+def _next_sink_id() -> int:
+    probe = logger.add(lambda _message: None)
+    logger.remove(probe)
+    return probe + 1
 
 
 @pytest.fixture(scope="module")
