@@ -13,7 +13,7 @@ from jinja2 import Environment, select_autoescape
 
 from bot.operator import charts
 from simulator.understanding.outcomes import OUTCOMES
-from simulator.understanding.results import RequestCall, summarize
+from simulator.understanding.results import GROUPINGS, RequestCall, summarize
 
 COLUMNS = {
     "acted_right": "acted right",
@@ -54,7 +54,9 @@ def console_lines(data: dict[str, Any]) -> list[str]:
         lines.append(_latency_line(block["overall"]))
         if block.get("in_context", {}).get("calls"):
             lines.append(_context_line(block["in_context"]))
-        for title, key in (("intent", "by_intent"), ("voice", "by_voice"), ("style", "by_style")):
+        for title, key in GROUPINGS:
+            if key not in block:  # a run saved before the grouping was added
+                continue
             lines.append("")
             lines += _table(title, block[key])
         lines.append("")
@@ -134,9 +136,9 @@ Target: {{ meta.target }}.</p>
 <h2>{{ condition }}</h2>
 <p>{{ headline(block.overall) }}<br>{{ latency(block.overall) }}</p>
 {{ charts_of[condition] }}
-{% for title, key in (("Intent", "by_intent"), ("Voice", "by_voice"), ("Style", "by_style")) %}
-<h3>By {{ title|lower }}</h3>
-<table><tr><th>{{ title }}</th><th>calls</th>
+{% for title, key in groupings if key in block %}
+<h3>By {{ title }}</h3>
+<table><tr><th>{{ title|capitalize }}</th><th>calls</th>
 {% for o in columns %}<th>{{ columns[o] }}</th>{% endfor %}
 <th>cut off</th><th>answered in fragments</th><th>WER</th><th>latency p50</th></tr>
 {% for name, s in block[key].items() %}
@@ -187,6 +189,7 @@ def html(data: dict[str, Any]) -> str:
         calls=data["calls"],
         conditions=conditions,
         columns=COLUMNS,
+        groupings=GROUPINGS,
         headline=_headline,
         latency=_latency_line,
         charts_of={name: _charts(name, block, data["calls"]) for name, block in conditions.items()},

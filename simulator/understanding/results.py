@@ -1,7 +1,9 @@
 """The understanding bench's results: one row per call, and the figures drawn from them.
 
 Figures are grouped by condition (clean, babble at 10 dB...) and within it by intent,
-voice and request style: the outcome counts and rates, how often the caller was cut
+voice, request style and hearing (how many of the request's words the recogniser got
+wrong, :func:`hearing`: which outcomes the words heard decide, and which the
+understanding of well-heard words): the outcome counts and rates, how often the caller was cut
 off or the request answered in fragments, the recogniser's word error rate, and the turn
 latency of complete requests (at the phone, caller end of speech to the first bot audio;
 calls cut off or answered in fragments are left out). The confusion table counts, per
@@ -23,6 +25,16 @@ from simulator.understanding.outcomes import OUTCOMES, Outcome
 from simulator.understanding.requests import OUT_OF_SCOPE
 
 CLEAN = "clean"
+GROUPINGS = (
+    ("intent", "by_intent"),
+    ("voice", "by_voice"),
+    ("style", "by_style"),
+    ("hearing", "by_hearing"),
+)
+"""The groupings within a condition: (what is grouped by, its key in the summary)."""
+HEARING_BANDS = ((0.0, "words exact"), (0.2, "under 20 % wrong"), (0.4, "20-40 % wrong"))
+"""Upper bounds (inclusive for exact, else exclusive) of the share of a request's words
+heard wrong, and their names; the rest is "40 % or more wrong"."""
 
 
 @dataclass
@@ -144,6 +156,7 @@ def summarize(rows: Sequence[RequestCall]) -> dict[str, Any]:
             "by_intent": _by(in_condition, lambda r: r.intent),
             "by_voice": _by(in_condition, lambda r: r.voice),
             "by_style": _by(in_condition, lambda r: r.style),
+            "by_hearing": _by(sorted(in_condition, key=_hearing_order), hearing),
             "confusion": confusion(in_condition),
             "in_context": in_context(in_condition),
         }
@@ -169,6 +182,26 @@ def confusion(rows: Iterable[RequestCall]) -> dict[str, dict[str, int]]:
     for r in rows:
         table[r.intent][r.acted_on] += 1
     return {intended: dict(acted.most_common()) for intended, acted in table.items()}
+
+
+def hearing(row: RequestCall) -> str:
+    """How well the recogniser heard the request: its band of words heard wrong."""
+    if row.word_errors is None or not row.words:
+        return "not scored"
+    wrong = row.word_errors / row.words
+    if wrong == 0:
+        return HEARING_BANDS[0][1]
+    for upper, name in HEARING_BANDS[1:]:
+        if wrong < upper:
+            return name
+    return "40 % or more wrong"
+
+
+def _hearing_order(row: RequestCall) -> float:
+    """Rows from the best heard to the worst (unscored last), so the bands come in order."""
+    if row.word_errors is None or not row.words:
+        return float("inf")
+    return row.word_errors / row.words
 
 
 def _by(rows: Sequence[RequestCall], key: Callable[[RequestCall], str]) -> dict[str, Any]:

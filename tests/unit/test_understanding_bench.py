@@ -423,7 +423,45 @@ def test_summary_is_per_condition_with_intent_voice_and_style_tables():
     babble = summary["conditions"]["babble@10dB"]
     assert set(babble["by_voice"]) == {"awb"}
     assert babble["by_intent"]["location"]["counts"]["repaired"] == 1
-    assert set(babble) >= {"overall", "by_intent", "by_voice", "by_style", "confusion"}
+    assert set(babble) >= {
+        "overall",
+        "by_intent",
+        "by_voice",
+        "by_style",
+        "by_hearing",
+        "confusion",
+    }
+
+
+def test_calls_are_grouped_by_how_well_their_words_were_heard_best_first():
+    rows = [
+        row("location", Outcome.REPAIRED, word_errors=5, words=10),
+        row("location", Outcome.ACTED_RIGHT, word_errors=0, words=10),
+        row("location", Outcome.ACTED_RIGHT, word_errors=1, words=10),
+        row("location", Outcome.CLARIFIED_RIGHT, word_errors=2, words=10),
+        row("location", Outcome.ACTED_RIGHT, word_errors=3, words=10),
+        row("location", Outcome.NO_DECISION, error="TimeoutError: no bot speech"),
+    ]
+    by_hearing = summarize(rows)["conditions"]["clean"]["by_hearing"]
+    assert list(by_hearing) == [
+        "words exact",
+        "under 20 % wrong",
+        "20-40 % wrong",
+        "40 % or more wrong",
+        "not scored",
+    ]
+    assert by_hearing["20-40 % wrong"]["counts"]["clarified_right"] == 1
+    assert by_hearing["20-40 % wrong"]["counts"]["acted_right"] == 1
+    assert by_hearing["40 % or more wrong"]["counts"]["repaired"] == 1
+    text = "\n".join(report.console_lines(report.to_json(rows, {})))
+    assert "  hearing " in text and "  40 % or more wrong " in text
+
+
+def test_a_run_saved_without_a_grouping_still_prints_and_renders():
+    data = report.to_json([row("location", Outcome.ACTED_RIGHT)], {})
+    del data["summary"]["conditions"]["clean"]["by_hearing"]
+    assert "  hearing " not in "\n".join(report.console_lines(data))
+    assert "By hearing" not in report.html(data)
 
 
 def test_report_prints_and_renders_html_with_escaped_text():
