@@ -9,7 +9,8 @@ YAML file straight into them.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import string
+from collections.abc import Callable, Sequence
 from dataclasses import field
 from enum import StrEnum
 from pathlib import Path
@@ -299,6 +300,8 @@ class AgentDefinition:
     repair: tuple[Text, ...] = ("Sorry, could you say that again?",)
     fallback: Line = "How can I help you?"
     clarify: Text = "Did you want to {description}?"
+    clarify_either: Text = "Did you want to {first}, or {second}?"
+    """The clarifying question that offers two intents (their descriptions)."""
     not_understood_limit: int = 3
     keypad: dict[Text, Text] = field(default_factory=dict)
     nlu: NLUConfig = field(default_factory=NLUConfig)
@@ -320,6 +323,14 @@ class AgentDefinition:
     when_stopping: WhenStoppingConfig = field(default_factory=WhenStoppingConfig)
     """A call outliving the server's drain (``CALLAGENT_DRAIN_SECS``)."""
 
+    @field_validator("clarify_either")
+    @classmethod
+    def _either_names_both(cls, line: str) -> str:
+        fields = {name for _, name, _, _ in string.Formatter().parse(line) if name is not None}
+        if fields != {"first", "second"}:
+            raise ValueError("use {first} and {second} (the two intents' descriptions), no other")
+        return line
+
     @field_validator("when_full")
     @classmethod
     def _queue_needs_a_target(cls, when_full: WhenFullConfig, info: ValidationInfo) -> Any:
@@ -331,6 +342,13 @@ class AgentDefinition:
     def intent(self, name: str) -> Intent | None:
         """The intent called ``name``, if the agent has one."""
         return next((i for i in self.intents if i.name == name), None)
+
+    def clarify_line(self, offered: Sequence[str]) -> str:
+        """The clarifying question offering ``offered`` (one or two of its intent names)."""
+        described = [i.description for name in offered if (i := self.intent(name)) is not None]
+        if len(described) >= 2:
+            return self.clarify_either.format(first=described[0], second=described[1])
+        return self.clarify.format(description=described[0] if described else "")
 
     def irreversible_intents(self) -> frozenset[str]:
         """Intents acted on only when sure (``nlu.confirm.intents``, or the default set)."""

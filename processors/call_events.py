@@ -103,6 +103,7 @@ class CallEventObserver(BaseObserver):
                 "intent": frame.intent,
                 "ends_call": frame.ends_call,
                 "hands_off": frame.hands_off,
+                "offered": list(frame.offered),
             }
         if isinstance(frame, TransferResultFrame):
             return "transfer", {

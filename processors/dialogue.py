@@ -29,6 +29,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from integrations.crm.base import CallerRecord
 from processors.agent_definition import AgentDefinition, Intent, IntentAction, Slot
 from processors.caller_context import caller_fields, render
+from processors.clarify_choice import ClarifyChoice
 from processors.frames import (
     OUT_OF_SCOPE,
     Band,
@@ -61,6 +62,8 @@ class Reply:
     """A write-back to the caller's CRM record that this reply announces."""
     done: bool = False
     """The intent was acted on (not a question about it: a slot, a clarification)."""
+    offered: tuple[str, ...] = ()
+    """The intents a clarifying question offers (the first is ``intent``)."""
 
 
 @dataclass
@@ -68,7 +71,8 @@ class _State:
     """What the conversation is waiting for."""
 
     pending_slot: tuple[Intent, Slot, dict[str, str]] | None = None
-    pending_confirmation: Intent | None = None
+    pending_confirmation: tuple[Intent, ...] = ()
+    """The intents a clarifying question offered (one: a yes acts on it)."""
     failures: int = 0
     repairs_said: int = 0
     filled: dict[str, str] = field(default_factory=dict)
@@ -88,6 +92,7 @@ class DialoguePolicy:
     ):
         """One call's policy (``script``: the outbound call's, None on an inbound call)."""
         self._agent = agent
+        self._choice = ClarifyChoice.for_agent(agent)
         self._llm_available = llm_available
         self._script = script
         self._state = _State()
@@ -149,15 +154,21 @@ class DialoguePolicy:
             if answer is not None:
                 return answer
 
-        if state.pending_confirmation is not None:
+        if state.pending_confirmation:
             if nlu.intent in (AFFIRM, DENY) and nlu.band is Band.REPAIR and nlu.unsure:
                 # a yes or no the recogniser doubted confirms nothing: ask again, still open
                 return self._repair(turn=nlu)
-            pending, state.pending_confirmation = state.pending_confirmation, None
+            offered = list(state.pending_confirmation)
+            state.pending_confirmation = ()
+            if nlu.intent == AFFIRM and len(offered) > 1:
+                return self._clarify(tuple(offered))  # a yes to "this, or that?" picks neither
             if nlu.intent == AFFIRM:
-                return self._act(pending, nlu.entities)
+                return self._act(offered[0], nlu.entities)
             if nlu.intent == DENY:
                 return Reply("Okay. " + self._agent.fallback)
+            chosen = next((i for i in offered if i.name == nlu.intent), None)
+            if len(offered) > 1 and chosen is not None and self._picked(nlu):
+                return self._act(chosen, nlu.entities)
 
         if state.pending_slot is not None:
             waiting_intent, slot, values = state.pending_slot
@@ -173,8 +184,8 @@ class DialoguePolicy:
         if nlu.band is Band.ACT and intent is not None and intent.name not in (AFFIRM, DENY):
             return self._act(intent, nlu.entities)
         if nlu.band is Band.CLARIFY and intent is not None and intent.name not in (AFFIRM, DENY):
-            state.pending_confirmation = intent
-            return Reply(self._agent.clarify.format(description=intent.description), intent.name)
+            named = [self._agent.intent(name) for name in self._choice.offered(nlu)]
+            return self._clarify(tuple(i for i in named if i is not None))
         if nlu.intent == OUT_OF_SCOPE and self._llm_available and nlu.text.strip():
             return None
         if intent is not None and intent.name in (AFFIRM, DENY) and nlu.band is Band.ACT:
@@ -183,6 +194,22 @@ class DialoguePolicy:
             state.failures = 0
             return Reply(self._agent.declined_line())
         return self._repair(turn=nlu)
+
+    def _clarify(self, offered: tuple[Intent, ...]) -> Reply:
+        """Ask whether the caller wanted ``offered[0]`` (or, offered two, which of them)."""
+        self._state.pending_confirmation = offered
+        names = tuple(i.name for i in offered)
+        return Reply(self._agent.clarify_line(names), names[0], offered=names)
+
+    @staticmethod
+    def _picked(nlu: NLUResultFrame) -> bool:
+        """The caller's answer names an offered intent clearly enough to take as the choice.
+
+        The caller was asked to choose, so a clarify-band reading counts (a one-word
+        "Cancel." is a fragment the router would ask about); words the recogniser doubted
+        do not.
+        """
+        return nlu.band in (Band.ACT, Band.CLARIFY) and not nlu.unsure
 
     def _answer_opening(self, nlu: NLUResultFrame) -> Reply | None:
         """A plain yes or no to the outbound opening's question (None: anything else)."""
@@ -219,7 +246,7 @@ class DialoguePolicy:
         if chosen is None:
             return self._repair(self._agent.fallback)
         state.pending_slot = None
-        state.pending_confirmation = None
+        state.pending_confirmation = ()
         return self._act(chosen, {})
 
     def _act(
@@ -349,7 +376,11 @@ class DialogueProcessor(FrameProcessor):
             await self.push_frame(record)
         await self.push_frame(
             BotReplyFrame(
-                text=reply.text, intent=reply.intent, ends_call=ends_call, hands_off=hands_off
+                text=reply.text,
+                intent=reply.intent,
+                ends_call=ends_call,
+                hands_off=hands_off,
+                offered=reply.offered,
             )
         )
         if reply.text:

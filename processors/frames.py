@@ -85,12 +85,14 @@ class BotReplyFrame(DataFrame):
         intent: The intent the reply answers, if any.
         ends_call: Whether the dialogue ends the call after this reply.
         hands_off: Whether the reply announces a transfer to a person.
+        offered: The intents a clarifying question offers the caller (empty otherwise).
     """
 
     text: str = ""
     intent: str | None = None
     ends_call: bool = False
     hands_off: bool = False
+    offered: tuple[str, ...] = ()
 
 
 @dataclass

@@ -53,6 +53,10 @@ class NLUConfig:
     """A turn ends early on the words alone (no wait for a pause) only when the classifier
     is at least this sure of them, however low ``act_threshold`` is: an eager turn end cuts
     off a caller whose first sentence merely reads like a request."""
+    clarify_runner_up_within: Annotated[float, Field(ge=0, le=1)] = 0.5
+    """A clarifying question offers the runner-up intent too when the decision leads it by
+    less than this ("Did you want to book an appointment, or cancel your appointment?"); 0:
+    the decision's intent alone (:class:`processors.clarify_choice.ClarifyChoice`)."""
     confirm: Annotated[ConfirmConfig, BeforeValidator(switch)] = field(
         default_factory=ConfirmConfig
     )

@@ -52,8 +52,6 @@ if TYPE_CHECKING:
     from integrations.nlu.base import IntentClassifier
     from processors.act_guard import ActGuard
     from processors.agent_definition import AgentDefinition
-    from simulator.nlu.understanding import UnderstandingReport
-    from simulator.understanding.requests import CallerRequest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATASETS = REPO_ROOT.parent / "shared" / "datasets"
@@ -155,6 +153,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--confirm-margin",
         type=float,
         help="the act guard's lead over the runner-up (default: nlu.confirm.min_margin)",
+    )
+    understanding_parser.add_argument(
+        "--clarify-runner-up-within",
+        type=float,
+        help="a clarifying question offers the runner-up too within this lead (default: the "
+        "agent file's nlu.clarify_runner_up_within; 0: never)",
     )
     understanding_parser.add_argument(
         "--heard",
@@ -335,7 +339,8 @@ def run_understanding(args: argparse.Namespace) -> int:
     """``callagent nlu understanding``."""
     from bot.agent import AgentFileError, load_agent
     from processors.act_guard import ActGuard
-    from simulator.nlu.understanding import understand
+    from processors.clarify_choice import ClarifyChoice
+    from simulator.nlu.understanding import understand, understand_heard
     from simulator.understanding.requests import RequestSetError, load_request_set
 
     try:
@@ -360,49 +365,28 @@ def run_understanding(args: argparse.Namespace) -> int:
     if args.no_context:
         requests = [r.model_copy(update={"context": None}) for r in requests]
     guard = None if args.no_guard else _guard(args, ActGuard.for_agent(agent))
+    choice = ClarifyChoice.for_agent(agent)
+    if args.clarify_runner_up_within is not None:
+        choice = replace(choice, runner_up_within=args.clarify_runner_up_within)
     if args.heard:
-        report = _understand_heard(args, agent, classifier, requests, thresholds, guard)
+        report = understand_heard(
+            classifier,
+            requests,
+            thresholds,
+            agent=agent,
+            voices=args.voices,
+            noise=(args.noise, args.snr),
+            guard=guard,
+            choice=choice,
+        )
     else:
-        report = understand(classifier, requests, thresholds, guard=guard)
+        report = understand(classifier, requests, thresholds, guard=guard, choice=choice)
     if args.json:
         print(json.dumps({"set": str(args.request_set), **report.as_dict()}, indent=2))
     else:
         print(f"request set: {args.request_set} ({len(request_set.requests)} requests)")
         print("\n".join(report.lines()))
     return 0
-
-
-def _understand_heard(
-    args: argparse.Namespace,
-    agent: AgentDefinition,
-    classifier: IntentClassifier,
-    requests: list[CallerRequest],
-    thresholds: NLUThresholds,
-    guard: ActGuard | None,
-) -> UnderstandingReport:
-    """``--heard``: every request decided on what the recogniser hears of it in each voice."""
-    from bot.settings import Settings
-    from simulator.nlu.understanding import UnderstandingReport, understand
-    from simulator.understanding.heard import Condition, HeardRequests
-    from simulator.understanding.voices import voice_list
-
-    settings = Settings()
-    hearing = HeardRequests(settings.cache_dir, Condition(args.noise, args.snr), agent)
-    texts = [line for r in requests for line in (r.context, r.text) if line]
-    results = []
-    for voice in voice_list(args.voices):
-        heard = hearing.hear(texts, voice)
-        report = understand(
-            classifier,
-            requests,
-            thresholds,
-            guard=guard,
-            heard=heard,
-            voice=voice,
-            unsure_below=settings.asr_unsure_confidence,
-        )
-        results.extend(report.results)
-    return UnderstandingReport(results, thresholds, guard)
 
 
 def agent_classifier(

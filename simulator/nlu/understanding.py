@@ -31,15 +31,19 @@ import asyncio
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from integrations.nlu.base import OUT_OF_SCOPE, IntentClassifier, IntentPrediction, NLUThresholds
 from integrations.nlu.entities import EntityExtractor
 from processors.act_guard import ActGuard
+from processors.clarify_choice import ClarifyChoice
 from processors.frames import Band, NLUResultFrame
 from processors.nlu_router import NLURouter
 from simulator.understanding.heard import Heard
 from simulator.understanding.requests import CallerRequest
+
+if TYPE_CHECKING:
+    from processors.agent_definition import AgentDefinition
 
 Outcome = Literal["acted_right", "clarified_right", "clarified_wrong", "repaired", "acted_wrong"]
 OUTCOMES: tuple[Outcome, ...] = (
@@ -61,14 +65,18 @@ def outcome(gold: str, prediction: IntentPrediction, thresholds: NLUThresholds) 
     )
 
 
-def decided(gold: str, intent: str, band: str) -> Outcome:
-    """How a decision (``intent`` in ``band``) turns out for a request meaning ``gold``."""
+def decided(gold: str, intent: str, band: str, offered: Sequence[str] = ()) -> Outcome:
+    """How a decision (``intent`` in ``band``) turns out for a request meaning ``gold``.
+
+    A clarifying question is right when it offers ``gold`` (``offered``: the intents it
+    offers, ``intent`` alone when empty).
+    """
     if band == Band.REPAIR:
         return "repaired"
     right = intent == gold
     if band == Band.ACT:
         return "acted_right" if right else "acted_wrong"
-    return "clarified_right" if right else "clarified_wrong"
+    return "clarified_right" if right or gold in offered else "clarified_wrong"
 
 
 @dataclass(frozen=True)
@@ -259,6 +267,7 @@ def understand(
     heard: Mapping[str, Heard] | None = None,
     voice: str = "",
     unsure_below: float = 0.0,
+    choice: ClarifyChoice | None = None,
 ) -> UnderstandingReport:
     """Decide every request with a fresh router (its context line first), as a call would.
 
@@ -272,6 +281,8 @@ def understand(
             ``voice`` (None: the exact words are decided).
         voice: The voice ``heard`` is of (recorded with each result).
         unsure_below: The router's recogniser confidence under which words are doubtful.
+        choice: What a clarifying question offers (``ClarifyChoice.for_agent``; None: the
+            decision's intent alone).
     """
     return asyncio.run(
         _understand(
@@ -282,8 +293,55 @@ def understand(
             entities or EntityExtractor(),
             _Hearing(heard, voice),
             unsure_below,
+            choice or ClarifyChoice(),
         )
     )
+
+
+def understand_heard(
+    classifier: IntentClassifier,
+    requests: Sequence[CallerRequest],
+    thresholds: NLUThresholds,
+    *,
+    agent: AgentDefinition,
+    voices: str,
+    noise: tuple[str, float],
+    guard: ActGuard | None = None,
+    choice: ClarifyChoice | None = None,
+) -> UnderstandingReport:
+    """Every request decided on what the recogniser hears of it in each voice (``--heard``).
+
+    Args:
+        classifier: The agent's classifier.
+        requests: The requests (context lines heard and decided first).
+        thresholds: The band thresholds.
+        agent: The agent (its words bias the recogniser, as on calls).
+        voices: The voices, as ``--voices`` takes them (``slt,rms``, ``default``...).
+        noise: The condition: noise kind (``none``, ``babble``...) and SNR in dB.
+        guard: The agent's act guard; None: the bands alone.
+        choice: What a clarifying question offers; None: the decision's intent alone.
+    """
+    from bot.settings import Settings
+    from simulator.understanding.heard import Condition, HeardRequests
+    from simulator.understanding.voices import voice_list
+
+    settings = Settings()
+    hearing = HeardRequests(settings.cache_dir, Condition(*noise), agent)
+    texts = [line for r in requests for line in (r.context, r.text) if line]
+    results = []
+    for voice in voice_list(voices):
+        report = understand(
+            classifier,
+            requests,
+            thresholds,
+            guard=guard,
+            heard=hearing.hear(texts, voice),
+            voice=voice,
+            unsure_below=settings.asr_unsure_confidence,
+            choice=choice,
+        )
+        results.extend(report.results)
+    return UnderstandingReport(results, thresholds, guard)
 
 
 @dataclass(frozen=True)
@@ -318,6 +376,7 @@ async def _understand(
     entities: EntityExtractor,
     hearing: _Hearing,
     unsure_below: float,
+    choice: ClarifyChoice,
 ) -> UnderstandingReport:
     recording = _Recording(classifier)
     results = []
@@ -340,7 +399,9 @@ async def _understand(
                 intent=decision.intent,
                 confidence=round(decision.confidence, 4),
                 top=top,
-                outcome=decided(request.intent, decision.intent, decision.band),
+                outcome=decided(
+                    request.intent, decision.intent, decision.band, choice.offered(decision)
+                ),
                 band=decision.band.value,
                 context=request.context,
                 context_intent=context.intent if context else None,

@@ -38,7 +38,7 @@ The recogniser's word errors come from the call record's transcript of the reque
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -73,6 +73,8 @@ class Decision:
         confidence: The classifier's confidence.
         index: Its position among the call's decisions (0 first).
         path: Which NLU component decided (``empty``: nothing was recognised).
+        offered: The intents the agent's reply to it offered (a clarifying question may
+            offer the runner-up too), empty when the reply did not say.
     """
 
     at_s: float
@@ -81,6 +83,7 @@ class Decision:
     confidence: float | None = None
     index: int = 0
     path: str | None = None
+    offered: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,9 +125,11 @@ def clock_offset(events: Sequence[dict[str, Any]], greeting_heard_s: float) -> f
 
 
 def decisions(events: Sequence[dict[str, Any]], offset: float) -> list[Decision]:
-    """The call's NLU decisions in order, on the phone's timeline."""
-    out = []
+    """The call's NLU decisions in order, on the phone's timeline (and what each reply offered)."""
+    out: list[Decision] = []
     for event in events:
+        if event.get("type") == "reply" and out and not out[-1].offered:
+            out[-1] = replace(out[-1], offered=tuple(event.get("offered") or ()))
         if event.get("type") != "nlu":
             continue
         confidence = event.get("confidence")
@@ -146,7 +151,8 @@ def classify(intended: str, decision: Decision | None) -> Outcome:
 
     An out-of-scope request is handled right when the agent recognises it as out of
     scope (whatever it then says); acting on any intent is acting wrong. A turn in
-    which nothing was recognised (path ``empty``) is a repair, whatever was meant.
+    which nothing was recognised (path ``empty``) is a repair, whatever was meant. A
+    clarifying question that offered the intended intent among two is clarified right.
     """
     if decision is None:
         return Outcome.NO_DECISION
@@ -158,6 +164,7 @@ def classify(intended: str, decision: Decision | None) -> Outcome:
     if decision.band == "act":
         return Outcome.ACTED_RIGHT if right else Outcome.ACTED_WRONG
     if decision.band == "clarify":
+        right = right or intended in decision.offered
         return Outcome.CLARIFIED_RIGHT if right else Outcome.CLARIFIED_WRONG
     return Outcome.REPAIRED
 

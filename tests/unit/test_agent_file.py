@@ -47,6 +47,11 @@ def test_reference_agent_loads():
             "clarify_threshold",
         ),
         ("name: [unclosed\n", "cannot read"),
+        (
+            "name: x\ngreeting: hi\nclarify_either: 'Did you mean {description}?'\n"
+            "intents:\n  a:\n    examples: [a, b]\n",
+            "{first} and {second}",
+        ),
     ],
 )
 def test_bad_agent_files_name_the_key(tmp_path: Path, text, message):

@@ -5,6 +5,7 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.tests.utils import run_test
 
 from processors.agent_definition import IntentAction
+from processors.call_events import CallEventObserver
 from processors.dialogue import DialoguePolicy, DialogueProcessor
 from processors.frames import OUT_OF_SCOPE, Band, BotReplyFrame, DecisionPath, NLUResultFrame
 from tests.support.frames import spoken
@@ -57,6 +58,52 @@ def test_medium_confidence_clarifies_and_no_offers_help(agent):
     assert agent.fallback in policy.decide(nlu("deny")).text
 
 
+def either(first, second, conf=0.55, margin=0.2):
+    """A clarify-band decision whose runner-up is close."""
+    return NLUResultFrame(
+        text="...", intent=first, confidence=conf, band=Band.CLARIFY, runner_up=second,
+        margin=margin,
+    )  # fmt: skip
+
+
+def test_a_close_runner_up_is_offered_too_and_naming_it_acts_on_it(agent):
+    policy = DialoguePolicy(agent)
+    question = policy.decide(either("book_appointment", "cancel_appointment"))
+    assert question.text == "Did you want to book an appointment, or cancel your appointment?"
+    assert question.offered == ("book_appointment", "cancel_appointment")
+    # "Cancel." alone: a fragment the router asks about, here the caller's choice
+    chosen = policy.decide(nlu("cancel_appointment", Band.CLARIFY, 0.8))
+    assert chosen.intent == "cancel_appointment"
+    assert chosen.text == agent.intent("cancel_appointment").slots[0].prompt  # which one?
+
+
+def test_a_yes_to_two_offered_intents_asks_again_and_a_no_offers_help(agent):
+    policy = DialoguePolicy(agent)
+    asked = policy.decide(either("book_appointment", "cancel_appointment"))
+    again = policy.decide(nlu("affirm"))
+    assert again.text == asked.text and again.offered == asked.offered
+    assert agent.fallback in policy.decide(nlu("deny")).text
+
+
+def test_a_doubtful_or_other_answer_to_two_offered_intents_is_not_taken_as_the_choice(agent):
+    policy = DialoguePolicy(agent)
+    policy.decide(either("book_appointment", "cancel_appointment"))
+    doubtful = dataclasses.replace(nlu("cancel_appointment", Band.CLARIFY, 0.8), unsure=True)
+    reply = policy.decide(doubtful)
+    assert reply.text == "Did you want to cancel your appointment?"  # asked about, not acted
+    other = DialoguePolicy(agent)
+    other.decide(either("book_appointment", "cancel_appointment"))
+    assert "Monday to Friday" in other.decide(nlu("opening_hours")).text
+
+
+def test_a_far_runner_up_is_not_offered(agent):
+    question = DialoguePolicy(agent).decide(
+        either("book_appointment", "cancel_appointment", conf=0.8, margin=0.7)
+    )
+    assert question.text == "Did you want to book an appointment?"
+    assert question.offered == ("book_appointment",)
+
+
 def test_low_confidence_repairs_and_counts_failures(agent):
     policy = DialoguePolicy(agent)
     first = policy.decide(nlu(OUT_OF_SCOPE, Band.REPAIR, 0.1))
@@ -90,6 +137,26 @@ async def test_processor_speaks_the_reply_and_consumes_the_context(agent):
         expected_down_frames=[NLUResultFrame, BotReplyFrame, TTSSpeakFrame],
     )
     assert "Monday" in down[2].text
+
+
+async def test_the_reply_frame_and_the_event_stream_say_what_a_question_offered(agent):
+    down, _ = await run_test(
+        DialogueProcessor(DialoguePolicy(agent)),
+        frames_to_send=[either("book_appointment", "cancel_appointment")],
+        expected_down_frames=[NLUResultFrame, BotReplyFrame, TTSSpeakFrame],
+    )
+    reply = down[1]
+    assert reply.offered == ("book_appointment", "cancel_appointment")
+    event = CallEventObserver(lambda _kind, _data: None).event_for(reply)
+    assert event == (
+        "reply",
+        {
+            "intent": "book_appointment",
+            "ends_call": False,
+            "hands_off": False,
+            "offered": ["book_appointment", "cancel_appointment"],
+        },
+    )
 
 
 async def test_processor_forwards_the_context_to_the_llm(agent):

@@ -8,6 +8,7 @@ from bot.agent import load_agent
 from integrations.nlu.base import OUT_OF_SCOPE, IntentPrediction, NLUThresholds
 from integrations.nlu.entities import EntityExtractor
 from processors.act_guard import ActGuard
+from processors.clarify_choice import ClarifyChoice
 from simulator.nlu import cli as nlu
 from simulator.nlu.understanding import outcome, understand
 from simulator.understanding.requests import CallerRequest, load_request_set
@@ -114,6 +115,21 @@ def test_each_request_gets_a_fresh_router():
         CallerRequest(text="yup", intent="affirm"),
     )
     assert outcomes == ["acted_right", "repaired"]
+
+
+def test_a_clarifying_question_offering_the_meant_intent_as_the_runner_up_is_right():
+    close = IntentPrediction("a", 0.6, ranking=[("a", 0.6), ("b", 0.4)])
+    request = CallerRequest(text="a or b", intent="b")
+
+    def decided(choice: ClarifyChoice | None) -> str:
+        report = understand(
+            Fixed({"a or b": close}), [request], T, entities=EntityExtractor([]), choice=choice
+        )
+        return report.results[0].outcome
+
+    assert decided(None) == "clarified_wrong"
+    assert decided(ClarifyChoice(0.5, frozenset({"a", "b"}))) == "clarified_right"
+    assert decided(ClarifyChoice(0.1, frozenset({"a", "b"}))) == "clarified_wrong"
 
 
 def test_the_context_decision_is_reported():

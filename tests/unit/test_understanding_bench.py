@@ -301,6 +301,23 @@ def test_nothing_recognised_is_a_repair_even_for_an_out_of_scope_request():
     assert classify("out_of_scope", heard) is Outcome.ACTED_RIGHT
 
 
+def test_a_clarifying_question_offering_the_intended_intent_among_two_is_clarified_right():
+    offered = ["book_appointment", "cancel_appointment"]
+    events = [
+        *greeting(),
+        nlu(10.5, "book_appointment", "clarify", 0.55),
+        ev("reply", 10.5, intent="book_appointment", offered=offered),
+        ev("bot_started", 10.6),
+    ]
+    reading = read("cancel_appointment", events)
+    assert reading.decision is not None
+    assert reading.decision.offered == ("book_appointment", "cancel_appointment")
+    assert reading.outcome is Outcome.CLARIFIED_RIGHT
+    assert read("location", events).outcome is Outcome.CLARIFIED_WRONG
+    offered_once = Decision(1.0, "book_appointment", "act", offered=("cancel_appointment",))
+    assert classify("cancel_appointment", offered_once) is Outcome.ACTED_WRONG  # acts count alone
+
+
 def test_classify_without_a_decision():
     assert classify("location", None) is Outcome.NO_DECISION
 
