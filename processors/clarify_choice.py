@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 from processors.agent_definition import AgentDefinition
 from processors.frames import OUT_OF_SCOPE, Band, NLUResultFrame
+from processors.nlu_readings import ANSWERS
 
-NOT_OFFERED = frozenset({OUT_OF_SCOPE, "affirm", "deny", "dtmf_entry"})
-"""Intents never offered as a choice: a yes, a no, keyed digits, out of scope."""
+NOT_OFFERED = ANSWERS | {OUT_OF_SCOPE}
+"""Intents never offered as a choice: a yes, a no, out of scope."""
 
 
 @dataclass(frozen=True)
