@@ -343,12 +343,13 @@ class AgentDefinition:
         """The intent called ``name``, if the agent has one."""
         return next((i for i in self.intents if i.name == name), None)
 
-    def clarify_line(self, offered: Sequence[str]) -> str:
-        """The clarifying question offering ``offered`` (one or two of its intent names)."""
-        described = [i.description for name in offered if (i := self.intent(name)) is not None]
-        if len(described) >= 2:
-            return self.clarify_either.format(first=described[0], second=described[1])
-        return self.clarify.format(description=described[0] if described else "")
+    def clarify_line(self, offered: Sequence[Intent]) -> str:
+        """The clarifying question offering ``offered`` (one or two of its intents)."""
+        if len(offered) >= 2:
+            return self.clarify_either.format(
+                first=offered[0].description, second=offered[1].description
+            )
+        return self.clarify.format(description=offered[0].description)
 
     def irreversible_intents(self) -> frozenset[str]:
         """Intents acted on only when sure (``nlu.confirm.intents``, or the default set)."""

@@ -158,12 +158,12 @@ class DialoguePolicy:
             if nlu.intent in (AFFIRM, DENY) and nlu.band is Band.REPAIR and nlu.unsure:
                 # a yes or no the recogniser doubted confirms nothing: ask again, still open
                 return self._repair(turn=nlu)
-            offered = list(state.pending_confirmation)
-            state.pending_confirmation = ()
+            offered, state.pending_confirmation = state.pending_confirmation, ()
+            first = offered[0]
             if nlu.intent == AFFIRM and len(offered) > 1:
-                return self._clarify(tuple(offered))  # a yes to "this, or that?" picks neither
+                return self._clarify(offered)  # a yes to "this, or that?" picks neither
             if nlu.intent == AFFIRM:
-                return self._act(offered[0], nlu.entities)
+                return self._act(first, nlu.entities)
             if nlu.intent == DENY:
                 return Reply("Okay. " + self._agent.fallback)
             chosen = next((i for i in offered if i.name == nlu.intent), None)
@@ -199,7 +199,7 @@ class DialoguePolicy:
         """Ask whether the caller wanted ``offered[0]`` (or, offered two, which of them)."""
         self._state.pending_confirmation = offered
         names = tuple(i.name for i in offered)
-        return Reply(self._agent.clarify_line(names), names[0], offered=names)
+        return Reply(self._agent.clarify_line(offered), names[0], offered=names)
 
     @staticmethod
     def _picked(nlu: NLUResultFrame) -> bool:

@@ -103,6 +103,13 @@ class RequestCall:
         return not (self.cut_off or self.fragmented)
 
     @property
+    def wrong_share(self) -> float | None:
+        """The share of the request's words the recogniser got wrong (None: not scored)."""
+        if self.word_errors is None or not self.words:
+            return None
+        return self.word_errors / self.words
+
+    @property
     def acted_on(self) -> str:
         """The confusion table's column: what the agent acted on."""
         if self.outcome in (Outcome.ACTED_RIGHT, Outcome.ACTED_WRONG):
@@ -124,7 +131,7 @@ def group_stats(rows: Sequence[RequestCall]) -> dict[str, Any]:
     counts = Counter(r.outcome for r in rows)
     cut = sum(r.cut_off for r in rows)
     fragmented = sum(r.fragmented for r in rows)
-    scored = [r for r in rows if r.word_errors is not None and r.words]
+    scored = [r for r in rows if r.wrong_share is not None]
     errors = sum(r.word_errors or 0 for r in scored)
     words = sum(r.words or 0 for r in scored)
     latencies = [r.latency_ms for r in rows if r.latency_ms is not None and r.complete]
@@ -186,9 +193,9 @@ def confusion(rows: Iterable[RequestCall]) -> dict[str, dict[str, int]]:
 
 def hearing(row: RequestCall) -> str:
     """How well the recogniser heard the request: its band of words heard wrong."""
-    if row.word_errors is None or not row.words:
+    wrong = row.wrong_share
+    if wrong is None:
         return "not scored"
-    wrong = row.word_errors / row.words
     if wrong == 0:
         return HEARING_BANDS[0][1]
     for upper, name in HEARING_BANDS[1:]:
@@ -199,9 +206,7 @@ def hearing(row: RequestCall) -> str:
 
 def _hearing_order(row: RequestCall) -> float:
     """Rows from the best heard to the worst (unscored last), so the bands come in order."""
-    if row.word_errors is None or not row.words:
-        return float("inf")
-    return row.word_errors / row.words
+    return float("inf") if row.wrong_share is None else row.wrong_share
 
 
 def _by(rows: Sequence[RequestCall], key: Callable[[RequestCall], str]) -> dict[str, Any]:
