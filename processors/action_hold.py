@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from loguru import logger
@@ -49,13 +48,13 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from processors.barge_in import (
-    CONTINUATION_WINDOW_S,
-    INTERRUPTIONS,
-    ReplyResumedFrame,
-    is_backchannel,
+from processors.barge_in import ReplyResumedFrame, is_backchannel
+from processors.continuation import (
+    Continuation,
+    JoinRule,
+    JoinWhenGoingOnAtOnce,
     join_last_two_user_turns,
-    normalize_words,
+    opens_with_correction,
 )
 from processors.frames import (
     ActionHeldFrame,
@@ -66,24 +65,7 @@ from processors.frames import (
 )
 from processors.irreversible_actions import Goodbye, HandOff, IrreversibleAction, WriteBack
 from processors.transfer import LINE_TIMEOUT_S
-from processors.turn_words import FILLERS
 from processors.user_turn import user_text
-
-QUICK_CONTINUATION_S = 1.0
-"""A caller speaking again this soon after their turn ended was still saying it.
-
-Not measured: the lead's reading for issue 15 (a joined turn is the safer reading when the
-continuation starts within about a second of the turn's end). Counted from the turn's end
-to the caller's turn start, which the VAD reports ``vad_start_secs`` after the voice."""
-HEARD_FOR_LONG_S = 0.5
-"""A caller who started before hearing this much of the answer did not answer it.
-
-Not measured: about two words of the line, shorter than a listener needs to take in a
-line and start answering it."""
-CORRECTIONS = INTERRUPTIONS | frozenset({"no", "nope", "actually", "never mind", "cancel"})
-"""Words that open a new request rather than go on with the last one ("no wait, actually")."""
-LEAD_INS = FILLERS | frozenset({"so", "well"})
-"""Said before a correction without changing it ("Oh, wait.", "So, actually ...")."""
 
 
 class ActionHold(FrameProcessor):
@@ -222,71 +204,6 @@ class ActionHold(FrameProcessor):
 
 
 # Withdrawing a held action when the caller goes on
-
-
-@dataclass(frozen=True)
-class Continuation:
-    """When the caller spoke again after the turn an action was decided on.
-
-    Parameters:
-        after_s: From that turn's end to the caller's new turn starting.
-        heard_s: How long the bot's answer had been playing by then (0: not started).
-    """
-
-    after_s: float
-    heard_s: float
-
-
-class JoinRule:
-    """Whether a turn that withdraws an action goes on with the turn it was decided on."""
-
-    def joins(self, text: str, went_on: Continuation) -> bool:
-        """Whether ``text`` (the new turn) and the turn before are one request."""
-        raise NotImplementedError
-
-
-class JoinWhenGoingOnAtOnce(JoinRule):
-    """Joined when the caller went on at once, unless the new words open a new request.
-
-    At once: within ``quick_s`` of the turn's end, or before ``heard_s`` of the answer had
-    played (the answer was slow to come), and within ``window_s`` anyway. Words opening
-    with a correction ("no", "wait", "actually", "sorry") are a new request, decided on
-    their own as any barge-in.
-    """
-
-    def __init__(
-        self,
-        *,
-        quick_s: float = QUICK_CONTINUATION_S,
-        heard_s: float = HEARD_FOR_LONG_S,
-        window_s: float = CONTINUATION_WINDOW_S,
-    ):
-        """Set how soon "at once" is (seconds)."""
-        self._quick_s = quick_s
-        self._heard_s = heard_s
-        self._window_s = window_s
-
-    def joins(self, text: str, went_on: Continuation) -> bool:
-        """Went on at once, with no correction first."""
-        if opens_with_correction(text) or went_on.after_s > self._window_s:
-            return False
-        return went_on.after_s <= self._quick_s or went_on.heard_s < self._heard_s
-
-
-class NeverJoin(JoinRule):
-    """The action is withdrawn, and each turn is decided on its own."""
-
-    def joins(self, text: str, went_on: Continuation) -> bool:
-        """Never."""
-        return False
-
-
-def opens_with_correction(text: str) -> bool:
-    """Whether a turn opens with words that take back or set aside what came before."""
-    words = normalize_words(text).split()
-    while words and words[0] in LEAD_INS:
-        words = words[1:]
-    return bool(words) and (words[0] in CORRECTIONS or " ".join(words[:2]) in CORRECTIONS)
 
 
 WITHDRAWN_BY_ANY_WORDS = frozenset({Goodbye.name})

@@ -19,14 +19,8 @@ does not understand counts too (an "mhm" the speech recogniser spells "M. H. M."
 except words that do ask for the floor ("stop", "wait", "sorry"...). Log lines carry
 the call id only.
 
-:class:`FragmentJoiner` (after the filter) handles the other way a caller talks over
-the bot: they paused inside a request ("Um, yeah." ... "I'm calling about my
-appointment." ...), the agent started to answer the fragment, and the caller went on.
-The caller's voice stops the bot as for any barge-in; the joiner then hands the NLU the
-fragment and its continuation as one turn ("I'm calling about my appointment. I need
-to cancel it.") and drops the half-spoken answer to the fragment from the context; a
-:class:`~processors.frames.TurnJoinedFrame` ahead of the joined turn tells the NLU router
-and the dialogue to withdraw what they decided on the fragment.
+:class:`~processors.fragment_join.FragmentJoiner` (after the filter) handles the other
+way a caller talks over the bot: they paused inside a request and went on.
 """
 
 from __future__ import annotations
@@ -54,7 +48,6 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from integrations.speech.tts import SpokenClauseFrame
-from processors.frames import TurnJoinedFrame
 from processors.user_turn import user_text
 
 BACKCHANNELS = frozenset(
@@ -291,98 +284,3 @@ class BackchannelFilter(FrameProcessor):
         timer, self._empty_timer = self._empty_timer, None
         if timer is not None and timer is not asyncio.current_task():
             await self.cancel_task(timer)
-
-
-class FragmentJoiner(FrameProcessor):
-    """After the backchannel filter: a caller going on after a fragment continues that turn.
-
-    A turn continues the previous one when the previous one was a fragment (``is_fragment``
-    says so: openers, a preamble, words the agent does not understand), the caller spoke
-    again within ``window_s`` of it, and the agent had not finished answering it (its
-    answer was still to come or was cut). The new turn's context frame then carries one
-    user message, the fragment's words followed by the new ones, and none of the answer
-    the agent had begun.
-    """
-
-    def __init__(
-        self,
-        *,
-        is_fragment: Callable[[str], bool],
-        window_s: float = CONTINUATION_WINDOW_S,
-        **kwargs: Any,
-    ):
-        """Join one call's fragments.
-
-        Args:
-            is_fragment: Whether a turn's words were only the start of a request (fast,
-                thread-safe).
-            window_s: How soon after a fragment the caller must go on.
-            **kwargs: Passed to ``FrameProcessor``.
-        """
-        super().__init__(**kwargs)
-        self._is_fragment = is_fragment
-        self._window_s = window_s
-        self._fragment_at: float | None = None
-        """When the latest turn, a fragment, went to the NLU (None: it was not one)."""
-        self._answered = False
-        """The agent finished its answer to that turn."""
-        self._bot_speaking = False
-        self._continuing = False
-        self.joined = 0
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        """Watch turns and the bot's speech; join a continuation to its fragment."""
-        await super().process_frame(frame, direction)
-        if isinstance(frame, BotStartedSpeakingFrame):
-            self._bot_speaking = True
-        elif isinstance(frame, BotStoppedSpeakingFrame):
-            if self._bot_speaking and not self._continuing:
-                self._answered = True
-            self._bot_speaking = False
-        elif isinstance(frame, UserStartedSpeakingFrame):
-            self._continuing = (
-                self._fragment_at is not None
-                and not self._answered
-                and time.monotonic() - self._fragment_at <= self._window_s
-            )
-        elif isinstance(frame, ReplyResumedFrame):
-            self._continuing = False  # a backchannel: the cut answer goes on
-        elif (
-            direction is FrameDirection.DOWNSTREAM
-            and isinstance(frame, LLMContextFrame)
-            and not getattr(frame, "speculation", False)
-        ):
-            continuing, self._continuing = self._continuing, False
-            if continuing and join_last_two_user_turns(frame):
-                self.joined += 1
-                logger.info("caller went on after a fragment: both parts are one turn")
-                await self.push_frame(TurnJoinedFrame())  # the fragment's decision is withdrawn
-            text = user_text(frame)
-            fragment = bool(text) and await asyncio.to_thread(self._is_fragment, text)
-            self._fragment_at = time.monotonic() if fragment else None
-            self._answered = False
-        await self.push_frame(frame, direction)
-
-
-def join_last_two_user_turns(frame: LLMContextFrame) -> bool:
-    """Merge the context's last user message into the one before it, dropping what is between.
-
-    Returns False (and changes nothing) unless the context ends with a user message and
-    holds an earlier one.
-    """
-    messages = list(frame.context.get_messages())
-    users = [i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"]
-    if len(users) < 2 or users[-1] != len(messages) - 1:
-        return False
-    first, last = users[-2], users[-1]
-    before, after = _message_text(messages[first]), _message_text(messages[last])
-    if before is None or after is None:
-        return False
-    joined: Any = {"role": "user", "content": f"{before} {after}".strip()}
-    frame.context.set_messages([*messages[:first], joined])
-    return True
-
-
-def _message_text(message: Any) -> str | None:
-    content = message.get("content") if isinstance(message, dict) else None
-    return content if isinstance(content, str) else None

@@ -58,7 +58,7 @@ it still reads as a sentence that tells: that waits ``statement_pause_s`` howeve
 heard.
 
 The pause is counted from the caller's last word; speech before it is over keeps the turn
-open as usual. The same rules tell :class:`processors.barge_in.FragmentJoiner` which
+open as usual. The same rules tell :class:`processors.fragment_join.FragmentJoiner` which
 turns were fragments a caller may go on from.
 """
 

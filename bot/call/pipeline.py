@@ -51,9 +51,10 @@ from integrations.speech.nbest import TurnReadings
 from processors.action_hold import ActionWithdrawal
 from processors.agent_definition import AgentDefinition
 from processors.audio_stop import BotAudioStop, BotSpeakingStop, CallerAudioStop
-from processors.barge_in import BackchannelFilter, FragmentJoiner, ReplyProgressTracker
+from processors.barge_in import BackchannelFilter, ReplyProgressTracker
 from processors.bot_question import bot_asked_yes_no
 from processors.dialogue import DialoguePolicy, DialogueProcessor
+from processors.fragment_join import FragmentJoiner
 from processors.frames import GreetingFrame
 from processors.llm_fallback import LLMFailureApology
 from processors.observer_group import AudioBlindWorkerObserver, ObserverGroup

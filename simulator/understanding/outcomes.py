@@ -251,7 +251,7 @@ def request_transcript(
     transcribed caller turn no decision was made on. The request's transcript is the
     caller text from the turn after the last decision before the request up to the
     turn of its last decision. A turn the agent decided on joined to the fragment before
-    it (``processors.barge_in.FragmentJoiner``: its stored caller text is the fragment's
+    it (``processors.fragment_join.FragmentJoiner``: its stored caller text is the fragment's
     words followed by its own) replaces the turns whose words it already holds, so no
     words count twice. None when the record does not show the decisions.
     """

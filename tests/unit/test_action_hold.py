@@ -15,17 +15,16 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.tests.utils import SleepFrame, run_test
 
-from processors.action_hold import (
-    ActionHold,
-    ActionWithdrawal,
+from processors.action_hold import ActionHold, ActionWithdrawal
+from processors.barge_in import ReplyResumedFrame
+from processors.call_recorder import CallRecorder
+from processors.continuation import (
     Continuation,
     JoinRule,
     JoinWhenGoingOnAtOnce,
     NeverJoin,
     opens_with_correction,
 )
-from processors.barge_in import ReplyResumedFrame
-from processors.call_recorder import CallRecorder
 from processors.dialogue import DialoguePolicy, DialogueProcessor
 from processors.escalation import EscalationProcessor
 from processors.frames import (

@@ -21,8 +21,8 @@ from pipecat.tests.utils import SleepFrame, run_test
 from integrations.speech.nbest import Hypothesis, Recognition
 from integrations.speech.stt import SegmentTranscribedFrame
 from processors.answer_hold import AnswerAtOnce, HearAnswerOut, is_bare_yes_no
-from processors.barge_in import FragmentJoiner
 from processors.bot_question import asks_yes_no
+from processors.fragment_join import FragmentJoiner
 from processors.frames import TurnJoinedFrame
 from processors.segment_turn_stop import SegmentTranscriptTurnStopStrategy
 from processors.semantic_turn import SemanticCompletionStopStrategy
