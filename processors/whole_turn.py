@@ -34,6 +34,7 @@ import time
 from collections import deque
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from typing import Any
 
 from loguru import logger
@@ -59,11 +60,20 @@ from integrations.speech.whole_turn import (
     recognize_turn,
     turn_spans,
 )
+from processors.barge_in import normalize_words
 from processors.user_turn import user_text
 
 MAX_TURN_SECS = 120.0
 """A turn still open after this much audio is not transcribed again (its audio is dropped)."""
 
+
+LATE_WORDS_MATCHED = 0.75
+"""Share of a late transcript's words the turn before must end with for it to be dropped.
+
+Not measured: the same audio decoded twice differs in a word or two ("room for a?" /
+"room for us?")."""
+LATE_TAIL_SLACK_WORDS = 2
+"""The turn before's last words searched: as many as the late transcript's, and these more."""
 
 CONTEXT_WAIT_SECS = 5.0
 """A turn's context follows its end at once: a turn whose context has not come by then had none."""
@@ -136,8 +146,12 @@ class WholeTurnTranscriber(FrameProcessor):
         """A turn started (``UserStartedSpeakingFrame``) and its end has not been seen."""
         self._ended_by_context = False
         """The open turn was ended by its context: the stop that follows ends nothing more."""
+        self._last_whole: str | None = None
+        """The latest turn's text from its whole audio, until the caller starts a new turn."""
         self.rewritten = 0
         """Turns whose text came from the whole turn's audio."""
+        self.late_dropped = 0
+        """Late segment transcripts dropped: the turn before had them from its whole audio."""
         self.waited_s: list[float] = []
         """How long each split turn's context waited here for the whole-turn transcript."""
 
@@ -166,6 +180,8 @@ class WholeTurnTranscriber(FrameProcessor):
             and isinstance(frame, LLMContextFrame)
             and not getattr(frame, "speculation", False)
         ):
+            if self._heard_already(frame):
+                return
             await self._rewrite(frame)
         await self.push_frame(frame, direction)
 
@@ -197,6 +213,7 @@ class WholeTurnTranscriber(FrameProcessor):
         """A new turn: its segments are those from the one under way (if any) on."""
         self._turn_open = True
         self._ended_by_context = False  # a stop still owed never came (none does for some)
+        self._last_whole = None
         turn = self._turn
         since = turn.speaking_since
         start = _even(max(0, (len(turn.audio) if since is None else since) - self._preroll()))
@@ -300,11 +317,40 @@ class WholeTurnTranscriber(FrameProcessor):
             self._readings.take(old)  # the segments' readings, no longer the turn's
             self._readings.add(heard)
         self.rewritten += 1
+        self._last_whole = text
         logger.debug(
             f"{self}: turn of {len(turn.segments)} segments transcribed whole "
             f"({len(old.split())} -> {len(text.split())} words, "
             f"confidence {heard.confidence:.2f}; the turn waited {waited * 1000:.0f} ms)"
         )
+
+    def _heard_already(self, frame: LLMContextFrame) -> bool:
+        """Whether a context with no turn of its own holds words its turn before had whole.
+
+        Under load a turn can end before its last segment's transcript arrives (its whole
+        audio, transcribed here, had those words). The user aggregator then keeps that
+        late transcript and, with no turn to end, sends it on its own seconds later as a
+        turn the caller never took ("... new dentist. Do you have room for us?", then
+        "Do you have room for us?", answered "Sorry, could you say that again?": seen in
+        `callagent bench understanding`, 4 calls at once). Such a context is dropped, and
+        its message taken out of the shared context. A keyed turn ("DTMF: 1") or a late
+        transcript the turn before did not have is a turn and goes on.
+        """
+        if self._last_whole is None or self._turn_open or self._ended:
+            return False
+        late = normalize_words(user_text(frame)).split()
+        whole = normalize_words(self._last_whole).split()
+        if not late or not whole:
+            return False
+        tail = whole[-(len(late) + LATE_TAIL_SLACK_WORDS) :]
+        matched = sum(b.size for b in SequenceMatcher(None, late, tail).get_matching_blocks())
+        if matched < LATE_WORDS_MATCHED * len(late):
+            return False
+        messages = list(frame.context.get_messages())
+        frame.context.set_messages(messages[:-1])
+        self.late_dropped += 1
+        logger.info("a late segment transcript its turn had whole: dropped (no turn of its own)")
+        return True
 
     def _start(self, turn: _Turn) -> asyncio.Future[Recognition]:
         """Transcribe the turn's segments so far in a worker thread."""

@@ -217,3 +217,62 @@ async def test_a_context_with_no_turn_to_end_leaves_the_next_turn_alone() -> Non
     contexts, recognizer, _ = await _run(frames, answer="Um, cleaning.")
     assert [user_text(c) for c in contexts] == ["DTMF: 1", "Um, cleaning."]
     assert len(recognizer.calls) == 1
+
+
+# A late segment transcript the aggregator sends on its own after the turn it belonged to
+
+SEGMENTS_TEXT = "Yeah. Hi, my family is looking for a new dentist."
+WHOLE = "Yes, hi, my family is looking for a new dentist. Do you have room for us?"
+
+
+def _split_turn() -> list[Frame]:
+    context = LLMContext(messages=[{"role": "system", "content": "persona"}])
+    context.add_message({"role": "user", "content": SEGMENTS_TEXT})
+    return [
+        UserStartedSpeakingFrame(),
+        *_segment(0.6),
+        *_audio(1.0, loud=False),
+        *_segment(0.8),
+        SleepFrame(0.05),
+        UserStoppedSpeakingFrame(),
+        LLMContextFrame(context=context),
+    ]
+
+
+def _late(text: str) -> tuple[LLMContext, list[Frame]]:
+    """The aggregator's context for a transcript that came after its turn ended (no start, stop).
+
+    (The aggregator's context is one object whose messages grow; here each frame has its
+    own, as it was when sent.)
+    """
+    context = LLMContext(messages=[{"role": "system", "content": "persona"}])
+    context.add_message({"role": "user", "content": WHOLE})
+    context.add_message({"role": "user", "content": text})
+    return context, [SleepFrame(0.05), LLMContextFrame(context=context)]
+
+
+async def test_a_late_transcript_of_words_the_turn_had_whole_is_dropped() -> None:
+    late, frames = _late("Do you have room for a?")
+    contexts, _, _ = await _run([*_split_turn(), *frames], answer=WHOLE)
+    assert [user_text(c) for c in contexts] == [WHOLE]  # no turn the caller never took
+    users = [m for m in late.get_messages() if m.get("role") == "user"]  # type: ignore[union-attr]
+    assert [m["content"] for m in users] == [WHOLE]  # type: ignore[index]
+
+
+async def test_a_late_transcript_with_words_the_turn_did_not_have_goes_on() -> None:
+    _, frames = _late("And I need a cleaning.")
+    contexts, _, _ = await _run([*_split_turn(), *frames], answer=WHOLE)
+    assert [user_text(c) for c in contexts] == [WHOLE, "And I need a cleaning."]
+
+
+async def test_a_new_turn_saying_the_same_again_goes_on() -> None:
+    _, frames = _late("Do you have room for us?")
+    again = [  # the caller spoke again: a turn of its own
+        SleepFrame(0.1),  # system frames overtake data frames: the first turn ends first
+        UserStartedSpeakingFrame(),
+        *_segment(0.8),
+        SleepFrame(0.05),
+        UserStoppedSpeakingFrame(),
+    ]
+    contexts, _, _ = await _run([*_split_turn(), *again, *frames], answer=WHOLE)
+    assert [user_text(c) for c in contexts] == [WHOLE, "Do you have room for us?"]
