@@ -4,6 +4,7 @@
 ``test_turn_hold.py`` beside the hold policy that reads fragments.)
 """
 
+import pytest
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -20,6 +21,16 @@ from tests.unit.test_turn_hold import context, last_turn, policy
 
 FIRST = "I'd like to set up a cleaning."  # a whole request the agent acts on
 ANSWER = ("assistant", "Sure, what")  # the first words of its answer, cut by the caller
+
+
+DECIDED_ALONE = [
+    LLMContextFrame,
+    BotStartedSpeakingFrame,
+    UserStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    LLMContextFrame,
+]
+"""What goes down when the caller's going on is decided on its own: no TurnJoinedFrame."""
 
 
 def joiner(join: JoinWhenGoingOnAtOnce | None = None) -> FragmentJoiner:
@@ -59,34 +70,18 @@ async def test_words_that_do_not_stand_alone_said_at_once_go_on_with_the_turn_be
     assert roles == ["system", "user"]  # one request, no half-said answer
 
 
-async def test_a_request_that_stands_alone_said_at_once_is_decided_on_its_own():
+@pytest.mark.parametrize(
+    "then",
+    [
+        "I need to move my appointment.",  # a request that stands alone
+        "No wait, um.",  # a correction
+    ],
+)
+async def test_a_new_request_said_at_once_is_decided_on_its_own(then: str):
     down, _ = await run_test(
-        joiner(),
-        frames_to_send=going_on("I need to move my appointment."),
-        expected_down_frames=[
-            LLMContextFrame,
-            BotStartedSpeakingFrame,
-            UserStartedSpeakingFrame,
-            BotStoppedSpeakingFrame,
-            LLMContextFrame,
-        ],
+        joiner(), frames_to_send=going_on(then), expected_down_frames=DECIDED_ALONE
     )
-    assert last_turn(down) == "I need to move my appointment."
-
-
-async def test_a_correction_said_at_once_is_decided_on_its_own():
-    down, _ = await run_test(
-        joiner(),
-        frames_to_send=going_on("No wait, um."),
-        expected_down_frames=[
-            LLMContextFrame,
-            BotStartedSpeakingFrame,
-            UserStartedSpeakingFrame,
-            BotStoppedSpeakingFrame,
-            LLMContextFrame,
-        ],
-    )
-    assert last_turn(down) == "No wait, um."
+    assert last_turn(down) == then
 
 
 async def test_words_after_part_of_the_answer_was_heard_are_an_answer_to_it():
@@ -102,13 +97,7 @@ async def test_words_after_part_of_the_answer_was_heard_are_an_answer_to_it():
             BotStoppedSpeakingFrame(),
             context(("user", FIRST), ANSWER, ("user", "For my two kids.")),
         ],
-        expected_down_frames=[
-            LLMContextFrame,
-            BotStartedSpeakingFrame,
-            UserStartedSpeakingFrame,
-            BotStoppedSpeakingFrame,
-            LLMContextFrame,
-        ],
+        expected_down_frames=DECIDED_ALONE,
     )
     assert last_turn(down) == "For my two kids."
 
