@@ -181,4 +181,6 @@ class FragmentJoiner(FrameProcessor):
         texts = last_two_user_texts(frame)
         if texts is None or self._consumed:
             return False
-        return texts[0] != self._passed
+        # a decided turn's message ends with the words passed here (the action withdrawal
+        # after this joiner may have joined them to the turn before it)
+        return self._passed is None or not texts[0].endswith(self._passed)

@@ -209,3 +209,24 @@ async def test_a_correction_after_a_turn_never_decided_is_decided_alone():
         ],
     )
     assert last_turn(down) == "Actually, what are your opening hours?"
+
+
+async def test_a_turn_joined_after_this_joiner_counts_as_decided():
+    # the action withdrawal (after the joiner) joined "Cancel it." to the turn before; the
+    # caller spoke again before the answer started: nothing is undecided
+    booked = "I booked a checkup for next week."
+    down, _ = await run_test(
+        joiner(),
+        frames_to_send=[
+            context(("user", booked)),
+            SleepFrame(sleep=0.1),
+            context(("user", booked), ("assistant", "Okay."), ("user", "Cancel it.")),
+            SleepFrame(sleep=0.1),
+            context(
+                ("user", f"{booked} Cancel it."),
+                ("user", "What are your opening hours?"),
+            ),
+        ],
+        expected_down_frames=[LLMContextFrame, LLMContextFrame, LLMContextFrame],
+    )
+    assert last_turn(down) == "What are your opening hours?"
