@@ -11,6 +11,9 @@ inside a request and the agent started to answer what it had heard.
   patients) | "Do you have room for us?" (alone: not understood, so "Sorry, could you say
   that again?" cut the answer the caller was asking for). Seen in `callagent bench
   understanding` on a caller pausing at the full stop of a two-sentence request.
+- A turn never decided: the caller's voice interrupts every processor, and a turn still on
+  its way here (its whole-turn transcription awaited) is dropped; its words, still in the
+  shared context right before the new turn's, are joined to it with nothing to withdraw.
 
 The caller's voice stops the bot as for any barge-in; :class:`FragmentJoiner` then hands the
 NLU both parts as one turn ("I'm calling about my appointment. I need to cancel it.") and
