@@ -28,6 +28,8 @@ class FakeSipMedia:
         self.held_flag = False
         self.sent = bytearray()
         self.writes_while_held = 0
+        self.found_held = 0
+        """Times the call was found on hold (each bot audio chunk held asks once)."""
         self.flushes: list[float] = []
         self.sent_at_flush: list[float] = []
         self._queue = bytearray()
@@ -72,6 +74,7 @@ class FakeSipMedia:
     @property
     def held(self) -> bool:
         """The peer put the call on hold."""
+        self.found_held += self.held_flag
         return self.held_flag
 
     @property

@@ -308,10 +308,17 @@ async def test_on_hold_nothing_is_written_and_the_pipeline_goes_on() -> None:
     transport = SipTransport(call)
 
     async def peer() -> None:
-        await asyncio.sleep(1.5)
-        call.media.held_flag = False  # the re-INVITE taking the call off hold
+        media = call.media
+        while media.found_held == 0:  # the first utterance reached the held line
+            await asyncio.sleep(0.01)
+        seen = -1
+        while media.found_held != seen:  # ... and was dropped to its end (paced)
+            seen = media.found_held
+            await asyncio.sleep(0.6)
+        media.held_flag = False  # the re-INVITE taking the call off hold
 
-    # The unhold falls well between the two utterances even if the pipeline starts slowly.
+    # The unhold falls between the two utterances however slowly the pipeline runs (it
+    # was a fixed 1.5 s, which a loaded CI machine overran once).
     task = asyncio.create_task(peer())
     _down, up = await run_test(
         transport.output(),
