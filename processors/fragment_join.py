@@ -150,14 +150,14 @@ class FragmentJoiner(FrameProcessor):
         went_on, self._went_on = self._went_on, None
         text = user_text(frame)
         fragment = bool(text) and await asyncio.to_thread(self._is_fragment, text)
-        if self._undecided_turn_before(frame) and not opens_with_correction(text):
-            if join_last_two_user_turns(frame):
-                # nothing was decided on it, so nothing to withdraw: no TurnJoinedFrame
-                self.undecided += 1
-                logger.info("caller went on before their turn was decided: both parts are one turn")
-                continuing = False
-                text = user_text(frame)
-                fragment = bool(text) and await asyncio.to_thread(self._is_fragment, text)
+        undecided = self._undecided_turn_before(frame) and not opens_with_correction(text)
+        if undecided and join_last_two_user_turns(frame):
+            # nothing was decided on it, so nothing to withdraw: no TurnJoinedFrame
+            self.undecided += 1
+            logger.info("caller went on before their turn was decided: both parts are one turn")
+            continuing = False
+            text = user_text(frame)
+            fragment = bool(text) and await asyncio.to_thread(self._is_fragment, text)
         elif not continuing and went_on is not None and fragment:
             continuing = self._join.joins(text, went_on)
         if continuing and join_last_two_user_turns(frame):

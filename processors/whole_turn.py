@@ -349,7 +349,7 @@ class WholeTurnTranscriber(FrameProcessor):
         messages = list(frame.context.get_messages())
         frame.context.set_messages(messages[:-1])
         self.late_dropped += 1
-        logger.info("a late segment transcript its turn had whole: dropped (no turn of its own)")
+        logger.info(f"{self}: late segment of {len(late)} words, heard in its turn whole: dropped")
         return True
 
     def _start(self, turn: _Turn) -> asyncio.Future[Recognition]:
