@@ -38,7 +38,6 @@ carry the call id and the trigger only.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,7 +74,7 @@ from processors.frames import (
     TransferResultFrame,
 )
 from processors.handoff_summary import CallObservations, build_summary
-from processors.person_request import PERSON_REQUEST_PATTERNS
+from processors.person_request import PersonRequest
 
 
 class Trigger(StrEnum):
@@ -155,10 +154,7 @@ class EscalationProcessor(FrameProcessor):
         self._doubt = doubt or HeardDoubt()
         self._call_id = call_id
         self._clock = clock
-        self._patterns = [
-            re.compile(p, re.IGNORECASE)
-            for p in (*PERSON_REQUEST_PATTERNS, *config.explicit_request.phrases)
-        ]
+        self._person = PersonRequest(config.explicit_request.phrases)
         self._seen = CallObservations(call_id=call_id, transport=transport)
         self._phase = _Phase.WATCHING
         self._phase_before = _Phase.WATCHING
@@ -278,9 +274,7 @@ class EscalationProcessor(FrameProcessor):
             if acted and nlu.intent in c.explicit_request.intents:
                 how = "keypad 0" if nlu.path is DecisionPath.DTMF else f"intent {nlu.intent}"
                 return Decision(Trigger.EXPLICIT_REQUEST, how)
-            if nlu.path is not DecisionPath.DTMF and any(
-                p.search(self._new_words(nlu.text)) for p in self._patterns
-            ):
+            if nlu.path is not DecisionPath.DTMF and self._person.asks(self._new_words(nlu.text)):
                 return Decision(Trigger.EXPLICIT_REQUEST, "asked for a person")
         if c.out_of_scope.enabled and acted and nlu.intent in c.out_of_scope.intents:
             return Decision(Trigger.OUT_OF_SCOPE, f"intent {nlu.intent}")

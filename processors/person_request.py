@@ -6,6 +6,9 @@ The escalation's ``explicit_request`` trigger searches a caller's words with the
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 _PERSON = (
     r"(human|person|people|someone|somebody|operator|representative|rep|agent|receptionist|"
     r"staff|member of staff|real (person|human)|live (person|agent)|the front desk|a manager)"
@@ -22,3 +25,22 @@ PERSON_REQUEST_PATTERNS: tuple[str, ...] = (
 )
 """Regular expressions for "let me talk to a person", "put me through to the front desk",
 "I need a live agent", or the bare word ("Representative.", "An agent, please.")."""
+
+
+class PersonRequest:
+    """Whether a caller's words ask for a person: the built-in phrasings and the agent's own."""
+
+    def __init__(self, phrases: Iterable[str] = ()) -> None:
+        """Compile the patterns.
+
+        Args:
+            phrases: The agent file's extra regular expressions
+                (``escalation.explicit_request.phrases``).
+        """
+        self._patterns = [
+            re.compile(p, re.IGNORECASE) for p in (*PERSON_REQUEST_PATTERNS, *phrases)
+        ]
+
+    def asks(self, text: str) -> bool:
+        """Whether ``text`` asks for a person."""
+        return any(p.search(text) for p in self._patterns)

@@ -340,7 +340,7 @@ def run_understanding(args: argparse.Namespace) -> int:
     from bot.agent import AgentFileError, load_agent
     from processors.act_guard import ActGuard
     from processors.clarify_choice import ClarifyChoice
-    from simulator.nlu.understanding import understand, understand_heard
+    from simulator.nlu.understanding import HandOffRule, understand, understand_heard
     from simulator.understanding.requests import RequestSetError, load_request_set
 
     try:
@@ -368,6 +368,7 @@ def run_understanding(args: argparse.Namespace) -> int:
     choice = ClarifyChoice.for_agent(agent)
     if args.clarify_runner_up_within is not None:
         choice = replace(choice, runner_up_within=args.clarify_runner_up_within)
+    hand_off = HandOffRule.for_agent(agent)
     if args.heard:
         report = understand_heard(
             classifier,
@@ -378,9 +379,12 @@ def run_understanding(args: argparse.Namespace) -> int:
             noise=(args.noise, args.snr),
             guard=guard,
             choice=choice,
+            hand_off=hand_off,
         )
     else:
-        report = understand(classifier, requests, thresholds, guard=guard, choice=choice)
+        report = understand(
+            classifier, requests, thresholds, guard=guard, choice=choice, hand_off=hand_off
+        )
     if args.json:
         print(json.dumps({"set": str(args.request_set), **report.as_dict()}, indent=2))
     else:

@@ -18,7 +18,10 @@ call bench. Each request ends as one of:
 - ``repaired``: asked to repeat (right for an out-of-scope request);
 - ``acted_wrong``: acted on an intent the caller did not mean (the harmful outcome).
 
-An out-of-scope request counts as handled right when it is repaired.
+An out-of-scope request counts as handled right when it is repaired. Words that ask for a
+person ("Representative.") are handed off by the call's escalation whatever the router
+decided (:class:`HandOffRule`): acted right for the agent's hand-off intents, wrong for any
+other, as ``callagent bench understanding`` counts a hand-off.
 
 With ``heard`` (:mod:`simulator.understanding.heard`) the router decides what the call's
 recogniser heard of each request in a voice (its best reading, other readings and
@@ -37,8 +40,9 @@ from integrations.nlu.base import OUT_OF_SCOPE, IntentClassifier, IntentPredicti
 from integrations.nlu.entities import EntityExtractor
 from processors.act_guard import ActGuard
 from processors.clarify_choice import ClarifyChoice
-from processors.frames import Band, NLUResultFrame
+from processors.frames import Band, DecisionPath, NLUResultFrame
 from processors.nlu_router import NLURouter
+from processors.person_request import PersonRequest
 from simulator.understanding.heard import Heard
 from simulator.understanding.requests import CallerRequest
 
@@ -77,6 +81,34 @@ def decided(gold: str, intent: str, band: str, offered: Sequence[str] = ()) -> O
     if band == Band.ACT:
         return "acted_right" if right else "acted_wrong"
     return "clarified_right" if right or gold in offered else "clarified_wrong"
+
+
+@dataclass(frozen=True)
+class HandOffRule:
+    """The escalation's explicit request: words that ask for a person are handed off.
+
+    On a call (:class:`~processors.escalation.Escalation`) the hand-off follows whatever
+    band the router chose ("Representative." heard at 0.46 and repaired is still put
+    through); the call bench scores what the caller got.
+    """
+
+    person: PersonRequest
+    intents: frozenset[str]
+    """The intents a hand-off serves (``EscalationConfig.hand_off_intents``)."""
+
+    @classmethod
+    def for_agent(cls, agent: AgentDefinition) -> HandOffRule | None:
+        """The agent's rule (None: its explicit-request trigger is off)."""
+        trigger = agent.escalation.explicit_request
+        if not trigger.enabled:
+            return None
+        return cls(PersonRequest(trigger.phrases), agent.escalation.hand_off_intents)
+
+    def outcome(self, gold: str, decision: NLUResultFrame) -> Outcome | None:
+        """The outcome of a turn handed off for its words (None: not handed off so)."""
+        if decision.path is DecisionPath.DTMF or not self.person.asks(decision.text):
+            return None
+        return "acted_right" if gold in self.intents else "acted_wrong"
 
 
 @dataclass(frozen=True)
@@ -268,6 +300,7 @@ def understand(
     voice: str = "",
     unsure_below: float = 0.0,
     choice: ClarifyChoice | None = None,
+    hand_off: HandOffRule | None = None,
 ) -> UnderstandingReport:
     """Decide every request with a fresh router (its context line first), as a call would.
 
@@ -283,6 +316,8 @@ def understand(
         unsure_below: The router's recogniser confidence under which words are doubtful.
         choice: What a clarifying question offers (``ClarifyChoice.for_agent``; None: the
             decision's intent alone).
+        hand_off: Words that ask for a person are handed off (``HandOffRule.for_agent``;
+            None: the router's decision alone).
     """
     return asyncio.run(
         _understand(
@@ -294,6 +329,7 @@ def understand(
             _Hearing(heard, voice),
             unsure_below,
             choice or ClarifyChoice(),
+            hand_off,
         )
     )
 
@@ -308,6 +344,7 @@ def understand_heard(
     noise: tuple[str, float],
     guard: ActGuard | None = None,
     choice: ClarifyChoice | None = None,
+    hand_off: HandOffRule | None = None,
 ) -> UnderstandingReport:
     """Every request decided on what the recogniser hears of it in each voice (``--heard``).
 
@@ -320,6 +357,7 @@ def understand_heard(
         noise: The condition: noise kind (``none``, ``babble``...) and SNR in dB.
         guard: The agent's act guard; None: the bands alone.
         choice: What a clarifying question offers; None: the decision's intent alone.
+        hand_off: Words that ask for a person are handed off; None: the decision alone.
     """
     from bot.settings import Settings
     from simulator.understanding.heard import Condition, HeardRequests
@@ -339,6 +377,7 @@ def understand_heard(
             voice=voice,
             unsure_below=settings.asr_unsure_confidence,
             choice=choice,
+            hand_off=hand_off,
         )
         results.extend(report.results)
     return UnderstandingReport(results, thresholds, guard)
@@ -377,6 +416,7 @@ async def _understand(
     hearing: _Hearing,
     unsure_below: float,
     choice: ClarifyChoice,
+    hand_off: HandOffRule | None,
 ) -> UnderstandingReport:
     recording = _Recording(classifier)
     results = []
@@ -391,6 +431,7 @@ async def _understand(
         decision = await hearing.decide(router, request.text)
         prediction = recording.last or IntentPrediction(decision.intent, decision.confidence)
         top = prediction.ranking[0][0] if prediction.ranking else prediction.intent
+        handed_off = hand_off.outcome(request.intent, decision) if hand_off else None
         results.append(
             RequestResult(
                 text=request.text,
@@ -399,7 +440,8 @@ async def _understand(
                 intent=decision.intent,
                 confidence=round(decision.confidence, 4),
                 top=top,
-                outcome=decided(
+                outcome=handed_off
+                or decided(
                     request.intent, decision.intent, decision.band, choice.offered(decision)
                 ),
                 band=decision.band.value,

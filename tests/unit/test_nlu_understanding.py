@@ -239,3 +239,47 @@ def test_heard_requests_are_decided_on_what_the_recogniser_heard():
     assert outcomes == ["acted_right", "repaired", "acted_right", "repaired"]
     assert [r.heard for r in report.results] == ["what time do you often", "", "yup", "yes please"]
     assert {r.voice for r in report.results} == {"kal"}
+
+
+def test_words_that_ask_for_a_person_are_scored_as_the_call_hands_them_off():
+    from processors.person_request import PersonRequest
+    from simulator.nlu.understanding import HandOffRule
+
+    turns = {
+        "representative": IntentPrediction("a", 0.3),  # repaired by the router
+        "can I speak to a person about my bill": IntentPrediction("b", 0.95),
+        "what time do you open": IntentPrediction("a", 0.95),
+    }
+    requests = [
+        CallerRequest(text="representative", intent="talk_to_human"),
+        CallerRequest(text="can I speak to a person about my bill", intent="b"),
+        CallerRequest(text="what time do you open", intent="a"),
+    ]
+    rule = HandOffRule(PersonRequest(), frozenset({"talk_to_human", "emergency"}))
+
+    def outcomes(hand_off: HandOffRule | None) -> list[str]:
+        report = understand(
+            Fixed(turns), requests, T, entities=EntityExtractor([]), hand_off=hand_off
+        )
+        return [r.outcome for r in report.results]
+
+    assert outcomes(None) == ["repaired", "acted_right", "acted_right"]
+    # put through to a person: right for a hand-off intent, wrong for a billing question
+    assert outcomes(rule) == ["acted_right", "acted_wrong", "acted_right"]
+
+
+def test_the_agent_s_hand_off_rule_follows_its_escalation_settings(agent):
+    from dataclasses import replace
+
+    from simulator.nlu.understanding import HandOffRule
+
+    rule = HandOffRule.for_agent(agent)
+    assert rule is not None and "talk_to_human" in rule.intents
+    off = replace(
+        agent,
+        escalation=replace(
+            agent.escalation,
+            explicit_request=replace(agent.escalation.explicit_request, enabled=False),
+        ),
+    )
+    assert HandOffRule.for_agent(off) is None
