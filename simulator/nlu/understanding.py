@@ -85,12 +85,7 @@ def decided(gold: str, intent: str, band: str, offered: Sequence[str] = ()) -> O
 
 @dataclass(frozen=True)
 class HandOffRule:
-    """The escalation's explicit request: words that ask for a person are handed off.
-
-    On a call (:class:`~processors.escalation.Escalation`) the hand-off follows whatever
-    band the router chose ("Representative." heard at 0.46 and repaired is still put
-    through); the call bench scores what the caller got.
-    """
+    """Words that ask for a person are handed off, as a call's escalation does, any band."""
 
     person: PersonRequest
     intents: frozenset[str]
@@ -106,9 +101,9 @@ class HandOffRule:
 
     def outcome(self, gold: str, decision: NLUResultFrame) -> Outcome | None:
         """The outcome of a turn handed off for its words (None: not handed off so)."""
-        if decision.path is DecisionPath.DTMF or not self.person.asks(decision.text):
-            return None
-        return "acted_right" if gold in self.intents else "acted_wrong"
+        if decision.path is not DecisionPath.DTMF and self.person.asks(decision.text):
+            return "acted_right" if gold in self.intents else "acted_wrong"
+        return None
 
 
 @dataclass(frozen=True)
