@@ -1,7 +1,9 @@
 """The phrasings that ask for a person, whatever the classifier made of the turn.
 
-The escalation's ``explicit_request`` trigger searches a caller's words with these
-(case-insensitive) beside the agent file's own ``escalation.explicit_request.phrases``.
+:class:`PersonRequest` searches a caller's words with these (case-insensitive) beside the
+agent file's own ``escalation.explicit_request.phrases``: the escalation's
+``explicit_request`` trigger on calls, and ``callagent nlu understanding`` scoring a turn
+as the call would hand it off.
 """
 
 from __future__ import annotations
