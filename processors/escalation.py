@@ -274,7 +274,7 @@ class EscalationProcessor(FrameProcessor):
             if acted and nlu.intent in c.explicit_request.intents:
                 how = "keypad 0" if nlu.path is DecisionPath.DTMF else f"intent {nlu.intent}"
                 return Decision(Trigger.EXPLICIT_REQUEST, how)
-            if nlu.path is not DecisionPath.DTMF and self._person.asks(self._new_words(nlu.text)):
+            if self._person.asks(self._new_words(nlu.text), nlu.path):
                 return Decision(Trigger.EXPLICIT_REQUEST, "asked for a person")
         if c.out_of_scope.enabled and acted and nlu.intent in c.out_of_scope.intents:
             return Decision(Trigger.OUT_OF_SCOPE, f"intent {nlu.intent}")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from processors.frames import DecisionPath
+
 _PERSON = (
     r"(human|person|people|someone|somebody|operator|representative|rep|agent|receptionist|"
     r"staff|member of staff|real (person|human)|live (person|agent)|the front desk|a manager)"
@@ -43,6 +45,6 @@ class PersonRequest:
             re.compile(p, re.IGNORECASE) for p in (*PERSON_REQUEST_PATTERNS, *phrases)
         ]
 
-    def asks(self, text: str) -> bool:
-        """Whether ``text`` asks for a person."""
-        return any(p.search(text) for p in self._patterns)
+    def asks(self, text: str, path: DecisionPath | None = None) -> bool:
+        """Whether ``text`` asks for a person (never a keyed turn's: its text is digits)."""
+        return path is not DecisionPath.DTMF and any(p.search(text) for p in self._patterns)

@@ -40,7 +40,7 @@ from integrations.nlu.base import OUT_OF_SCOPE, IntentClassifier, IntentPredicti
 from integrations.nlu.entities import EntityExtractor
 from processors.act_guard import ActGuard
 from processors.clarify_choice import ClarifyChoice
-from processors.frames import Band, DecisionPath, NLUResultFrame
+from processors.frames import Band, NLUResultFrame
 from processors.nlu_router import NLURouter
 from processors.person_request import PersonRequest
 from simulator.understanding.heard import Heard
@@ -101,7 +101,7 @@ class HandOffRule:
 
     def outcome(self, gold: str, decision: NLUResultFrame) -> Outcome | None:
         """The outcome of a turn handed off for its words (None: not handed off so)."""
-        if decision.path is not DecisionPath.DTMF and self.person.asks(decision.text):
+        if self.person.asks(decision.text, decision.path):
             return "acted_right" if gold in self.intents else "acted_wrong"
         return None
 
